@@ -1,0 +1,28 @@
+import { Command } from 'commander';
+import { registerDemo } from './commands/demo';
+import { registerInfo } from './commands/info';
+
+declare const __RLHF_CLI_VERSION__: string | undefined;
+
+/** The `rlhf` command tree; each subcommand lives in its own file under commands/. */
+export function buildProgram(): Command {
+  const program = new Command('rlhf')
+    .description('Reinforcement learning from human feedback in TypeScript: SFT, reward models, PPO, DPO, evaluation')
+    .version(typeof __RLHF_CLI_VERSION__ === 'string' ? __RLHF_CLI_VERSION__ : '0.1.0')
+    .showHelpAfterError();
+  registerInfo(program);
+  registerDemo(program);
+  return program;
+}
+
+/** Runs the CLI on argv; errors are printed as one line (never a stack) and give exit code 1. */
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    const msg = err instanceof Error ? `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}` : String(err);
+    process.stderr.write(`rlhf: ${msg}\n`);
+    if (process.env.RLHF_DEBUG && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    process.exitCode = 1;
+  }
+}

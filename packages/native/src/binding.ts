@@ -1,0 +1,32 @@
+/**
+ * The native interface, as the addon exports it. Only `src/` of this package talks to it; everyone else
+ * uses the typed wrappers in `src/ops/` (which add defaults and documentation, and keep a JS stack).
+ * Argument order everywhere: outputs, saved buffers, inputs, sizes (see csrc/README.md).
+ */
+export interface NativeCudaInfo {
+  compiled: boolean;
+  devices: number;
+  reason: string | null;
+  runtimeVersion: number;
+  deviceName: string | null;
+}
+
+export interface NativeInfo {
+  version: string;
+  simd: SimdLevel;
+  simdDetected: SimdLevel;
+  threads: number;
+  maxThreads: number;
+  cuda: NativeCudaInfo;
+}
+
+export type SimdLevel = 'avx512' | 'avx2' | 'scalar';
+
+export interface NativeBinding {
+  info(): NativeInfo;
+  setNumThreads(n: number): number;
+  getNumThreads(): number;
+  setSimdLevel(level: SimdLevel): SimdLevel;
+
+  copyF32(dst: Float32Array, src: Float32Array, n: number): void;
+}

@@ -1,0 +1,8 @@
+/**
+ * @rlhf/native: the C++/CUDA kernels of rlhf-ts, as typed functions over Float32Array / Int32Array views.
+ * Every function checks its arguments and throws a TypeError or RangeError that names the bad one.
+ */
+export type { NativeBinding, NativeInfo, NativeCudaInfo, SimdLevel } from './binding';
+export { NativeLoadError, loadNativeBinding, defaultBinaryPath, native, packageRoot } from './loader';
+export { info, setNumThreads, getNumThreads, setSimdLevel } from './runtime';
+export { copyF32 } from './ops/copy';

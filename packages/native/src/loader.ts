@@ -1,0 +1,89 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { NativeBinding } from './binding';
+
+/** Thrown when the addon binary is missing or cannot be loaded; the message says how to rebuild it. */
+export class NativeLoadError extends Error {
+  override name = 'NativeLoadError';
+  constructor(
+    message: string,
+    readonly path: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+const REBUILD_HINT =
+  'Rebuild it from the repository root with `npm run rebuild:native -w @rlhf/native` ' +
+  '(needs a C++17 compiler and CMake >= 3.20; `npm ci` at the root also builds it).';
+
+/** The folder of this package (the one holding package.json), from wherever the bundle was loaded. */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg)) {
+      try {
+        if (JSON.parse(readFileSync(pkg, 'utf8')).name === '@rlhf/native') return dir;
+      } catch {
+        /* not ours, keep walking */
+      }
+    }
+    dir = dirname(dir);
+  }
+  throw new NativeLoadError('could not find the @rlhf/native package folder', dir);
+}
+
+/** Where the addon is looked for: RLHF_NATIVE_PATH, else build/Release/rlhf_native.node in this package. */
+export function defaultBinaryPath(): string {
+  return process.env.RLHF_NATIVE_PATH
+    ? resolve(process.env.RLHF_NATIVE_PATH)
+    : join(packageRoot(), 'build', 'Release', 'rlhf_native.node');
+}
+
+/**
+ * Loads the addon at `path`. Fails with a NativeLoadError that names the path, the reason and the rebuild
+ * command when the file is missing, was built for another platform or Node ABI, or is not an addon.
+ */
+export function loadNativeBinding(path: string = defaultBinaryPath()): NativeBinding {
+  if (!existsSync(path)) {
+    throw new NativeLoadError(
+      `@rlhf/native: the native addon is missing: no file at ${path}. ` +
+        `It is built when the package is installed; the build may have failed or been skipped. ${REBUILD_HINT}`,
+      path,
+    );
+  }
+  const require = createRequire(import.meta.url);
+  try {
+    return require(path) as NativeBinding;
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    const code = (err as { code?: string }).code;
+    const platform = `${process.platform}-${process.arch}, Node ${process.versions.node} (ABI ${process.versions.modules})`;
+    let why = 'it could not be loaded';
+    if (/invalid ELF header|wrong ELF class|not a valid Win32|mach-o|slice is not valid/i.test(msg)) {
+      why = `it was built for another platform than this one (${platform})`;
+    } else if (/NODE_MODULE_VERSION|was compiled against a different Node/i.test(msg)) {
+      why = `it was built for another Node.js version than this one (${platform})`;
+    } else if (/undefined symbol|GLIBC|cannot open shared object/i.test(msg)) {
+      why = `a library it needs is missing or too old on this machine (${platform})`;
+    }
+    throw new NativeLoadError(
+      `@rlhf/native: the native addon at ${path} is unusable: ${why}. ${REBUILD_HINT} ` +
+        `(loader said: ${msg}${code ? ` [${code}]` : ''})`,
+      path,
+      { cause: err },
+    );
+  }
+}
+
+let cached: NativeBinding | undefined;
+
+/** The process-wide addon, loaded on first use. */
+export function native(): NativeBinding {
+  if (!cached) cached = loadNativeBinding();
+  return cached;
+}

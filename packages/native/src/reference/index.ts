@@ -1,0 +1,5 @@
+/**
+ * Plain TypeScript references of every kernel: the specification the native code is tested against.
+ * Slow on purpose (clear loops, float64 accumulation where it matters); for tests and benchmarks only.
+ */
+export * from './copy';
