@@ -2,4 +2,4 @@
  * @rlhf/data: demonstration and comparison records, format adapters, validation, ranking-to-pairs and
  * chat templates. Plain Node, no native code.
  */
-export const DATA_PACKAGE = '@rlhf/data';
+export { findSharedDir, sharedDirForTests, sharedPath } from './shared-dir';
