@@ -1,5 +1,8 @@
 /**
  * @rlhf/data: demonstration and comparison records, format adapters, validation, ranking-to-pairs and
- * chat templates. Plain Node, no native code.
+ * chat helpers. Plain Node, no native code.
  */
 export { findSharedDir, sharedDirForTests, sharedPath } from './shared-dir';
+export * from './schemas';
+export * from './ranking';
+export * from './chat';
