@@ -29,4 +29,14 @@ export interface NativeBinding {
   setSimdLevel(level: SimdLevel): SimdLevel;
 
   copyF32(dst: Float32Array, src: Float32Array, n: number): void;
+
+  // elementwise (ops/elementwise)
+  add(out: Float32Array, a: Float32Array, b: Float32Array, n: number): void;
+  mul(out: Float32Array, a: Float32Array, b: Float32Array, n: number): void;
+  mulBackward(da: Float32Array, db: Float32Array, dy: Float32Array, a: Float32Array, b: Float32Array, n: number): void;
+  scale(out: Float32Array, x: Float32Array, alpha: number, n: number): void;
+  accumulate(dst: Float32Array, src: Float32Array, n: number): void;
+  addBias(out: Float32Array, x: Float32Array, bias: Float32Array, rows: number, cols: number): void;
+  addBiasBackward(dbias: Float32Array, dy: Float32Array, rows: number, cols: number): void;
+  sumSquares(x: Float32Array, n: number): number;
 }

@@ -6,3 +6,4 @@ export type { NativeBinding, NativeInfo, NativeCudaInfo, SimdLevel } from './bin
 export { NativeLoadError, loadNativeBinding, defaultBinaryPath, native, packageRoot } from './loader';
 export { info, setNumThreads, getNumThreads, setSimdLevel } from './runtime';
 export { copyF32 } from './ops/copy';
+export { add, mul, mulBackward, scale, accumulate, addBias, addBiasBackward, sumSquares } from './ops/elementwise';

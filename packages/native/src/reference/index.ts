@@ -3,3 +3,4 @@
  * Slow on purpose (clear loops, float64 accumulation where it matters); for tests and benchmarks only.
  */
 export * from './copy';
+export * from './elementwise';

@@ -1,0 +1,23 @@
+// Binding helpers shared by the elementwise/norm/embedding/rope/permute/adamw bindings.
+#pragma once
+#include <string>
+
+#include "common/args.h"
+
+namespace rlhf {
+
+// An elementwise output may be its input (in place: each element is read before it is written), or live
+// apart from it; a partial overlap (a view shifted by a few elements) would read values already written,
+// so it is a RangeError.
+inline void same_or_disjoint(const Args& a, const float* out, int64_t out_len, const char* out_name,
+                             const float* in, int64_t in_len, const char* in_name) {
+  if (out == in) return;
+  auto po = reinterpret_cast<uintptr_t>(out), pi = reinterpret_cast<uintptr_t>(in);
+  size_t ob = size_t(out_len) * sizeof(float), ib = size_t(in_len) * sizeof(float);
+  if (ob == 0 || ib == 0) return;
+  if (po < pi + ib && pi < po + ob)
+    a.range_error(std::string("'") + out_name + "' and '" + in_name +
+                  "' must be the same array (in place) or not share memory");
+}
+
+}  // namespace rlhf

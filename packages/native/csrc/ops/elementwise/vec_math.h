@@ -1,0 +1,43 @@
+// Vector-friendly math for the ISA translation units (*_avx512.cc, *_avx2.cc and the portable path).
+// Every function is `static inline`, so each translation unit gets its own copy compiled with its own ISA
+// flags (no ODR clash between the AVX-512 and the baseline copies), and is written with plain arithmetic,
+// selects and a bit cast only, so that GCC vectorises the loops that call it (a call to libm's expf would
+// not vectorise). Accuracy: a few ulp over the clamped range, enough for float32 activations.
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+namespace rlhf {
+
+// exp(x) by range reduction x = n·ln2 + r, |r| <= ln2/2, a degree-6 polynomial for e^r (the Cephes expf
+// coefficients, S. Moshier) and 2^n built from the exponent bits. x is clamped to [-87.3, 88.3] so that
+// n + 127 stays a normal exponent: exp(-inf) gives ~1e-38 (not 0) and exp(+inf) ~2.2e38 (not inf), which
+// is what tanh and the sigmoid below need.
+static inline float vm_exp(float x) {
+  x = x < -87.3f ? -87.3f : x;
+  x = x > 88.3f ? 88.3f : x;
+  // Round to nearest with the 1.5·2^23 trick (no call to rintf, which may not vectorise at baseline).
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  float r = x - n * 0.693359375f;  // ln2 split in a high part exact in float and a low correction
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.0f;
+  const uint32_t bits = uint32_t(int32_t(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+// tanh(u) = 1 - 2/(e^{2u} + 1): saturates cleanly at ±1 thanks to the clamp in vm_exp. The absolute error
+// near 0 is ~1e-7 (the relative error of tiny u is larger, which GELU does not feel: it uses 1 + tanh).
+static inline float vm_tanh(float u) { return 1.0f - 2.0f / (vm_exp(2.0f * u) + 1.0f); }
+
+// σ(x) = 1/(1 + e^{-x}).
+static inline float vm_sigmoid(float x) { return 1.0f / (1.0f + vm_exp(-x)); }
+
+}  // namespace rlhf
