@@ -7,3 +7,4 @@ export { NativeLoadError, loadNativeBinding, defaultBinaryPath, native, packageR
 export { info, setNumThreads, getNumThreads, setSimdLevel } from './runtime';
 export { copyF32 } from './ops/copy';
 export { add, mul, mulBackward, scale, accumulate, addBias, addBiasBackward, sumSquares } from './ops/elementwise';
+export { layernormForward, layernormBackward } from './ops/layernorm';

@@ -4,3 +4,4 @@
  */
 export * from './copy';
 export * from './elementwise';
+export * from './layernorm';

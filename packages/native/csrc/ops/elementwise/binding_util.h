@@ -1,5 +1,6 @@
 // Binding helpers shared by the elementwise/norm/embedding/rope/permute/adamw bindings.
 #pragma once
+#include <initializer_list>
 #include <string>
 
 #include "common/args.h"
@@ -18,6 +19,22 @@ inline void same_or_disjoint(const Args& a, const float* out, int64_t out_len, c
   if (po < pi + ib && pi < po + ob)
     a.range_error(std::string("'") + out_name + "' and '" + in_name +
                   "' must be the same array (in place) or not share memory");
+}
+
+// A float array as the overlap checks see it.
+struct Span {
+  const float* data;
+  int64_t len;  // elements
+  const char* name;
+};
+
+// Every pair of these arrays must be disjoint (outputs against each other and against the inputs they do
+// not overwrite in place).
+inline void all_disjoint(const Args& a, std::initializer_list<Span> spans) {
+  for (auto i = spans.begin(); i != spans.end(); ++i)
+    for (auto j = i + 1; j != spans.end(); ++j)
+      a.no_overlap(i->data, size_t(i->len) * sizeof(float), i->name, j->data, size_t(j->len) * sizeof(float),
+                   j->name);
 }
 
 }  // namespace rlhf
