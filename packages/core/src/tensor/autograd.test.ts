@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest';
+import { randomTensor } from '../test/gradcheck';
+import { discardGraph, noGrad, tidy } from './autograd';
+import * as ops from './ops';
+import { poolStats, resetPoolStats } from './pool';
+import { Tensor } from './tensor';
+
+describe('tape', () => {
+  it('accumulates the gradient of a tensor used by several ops, and of a leaf across backward calls', () => {
+    const x = randomTensor([3, 4], 1);
+    const y = ops.sum(ops.add(ops.mul(x, x), ops.scale(x, 3))); // d/dx = 2x + 3
+    y.backward();
+    const g1 = Array.from(x.grad!.data);
+    x.data.forEach((v, i) => expect(g1[i]).toBeCloseTo(2 * v + 3, 5));
+    ops.sum(ops.scale(x, 2)).backward(); // leaf gradients add up (+=) until zeroed
+    x.grad!.data.forEach((g, i) => expect(g).toBeCloseTo(g1[i] + 2, 5));
+  });
+
+  it('gives intermediates back to the pool after backward; the root and kept tensors stay readable', () => {
+    const x = randomTensor([8, 8], 2);
+    const h = ops.gelu(x);
+    const kept = ops.scale(h, 2).keep();
+    const loss = ops.sum(kept);
+    loss.backward();
+    expect(h.released).toBe(true);
+    expect(() => h.data).toThrow(/released/);
+    expect(kept.released).toBe(false);
+    expect(loss.item()).toBeCloseTo(kept.data.reduce((a, b) => a + b, 0), 3);
+    expect(() => loss.backward()).toThrow(/does not require grad/);
+  });
+
+  it('reuses buffers: a repeated step allocates nothing new', () => {
+    const W = randomTensor([16, 16], 3);
+    const step = () => {
+      const x = randomTensor([5, 16], 4, 1, false);
+      const loss = ops.sum(ops.gelu(ops.linear(x, W)));
+      loss.backward();
+      loss.release(); // the root is the caller's: it goes back to the pool when they say so
+    };
+    step();
+    resetPoolStats();
+    step();
+    step();
+    const s = poolStats();
+    expect(s.fresh).toBe(0);
+    expect(s.reused).toBeGreaterThan(0);
+  });
+
+  it('noGrad records nothing; tidy gives back what is not returned', () => {
+    const x = randomTensor([4, 4], 5);
+    const y = noGrad(() => ops.gelu(x));
+    expect(y.requiresGrad).toBe(false);
+    expect(y.node).toBeNull();
+    let inner: Tensor | undefined;
+    const out = noGrad(() =>
+      tidy(() => {
+        inner = ops.gelu(x);
+        return { a: ops.scale(inner, 2) };
+      }),
+    );
+    expect(inner!.released).toBe(true);
+    expect(out.a.released).toBe(false);
+  });
+
+  it('discardGraph frees a graph that will not be differentiated', () => {
+    const x = randomTensor([4, 4], 6);
+    const h = ops.gelu(x);
+    const y = ops.sum(h);
+    discardGraph(y);
+    expect(h.released).toBe(true);
+    expect(y.node).toBeNull();
+    expect(Number.isFinite(y.item())).toBe(true);
+  });
+});

@@ -1,0 +1,482 @@
+/**
+ * The differentiable ops of core, each declared once with its forward and backward side by side, each
+ * calling the kernels of backend/cpu.ts (one native call per step where the kernel exists).
+ * Shapes are in the comments; "N" is the product of the leading dimensions.
+ * Backward rules: activation gradients written (ctx.write), parameter gradients accumulated (ctx.accum).
+ */
+import { kernels } from '../backend/cpu';
+import { defineOp, setAccumulateKernel } from './autograd';
+import { Tensor } from './tensor';
+
+setAccumulateKernel((dst, src, n) => kernels().accumulate(dst, src, n));
+
+function sameShape(op: string, a: Tensor, b: Tensor): void {
+  if (a.size !== b.size || a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) {
+    throw new RangeError(`${op}: shapes [${a.shape.join(', ')}] and [${b.shape.join(', ')}] differ`);
+  }
+}
+function lastDim(t: Tensor): number {
+  return t.shape[t.shape.length - 1];
+}
+function f32(op: string, what: string, t: Tensor): void {
+  if (!(t instanceof Tensor)) throw new TypeError(`${op}: ${what} must be a Tensor`);
+  if (t.dtype !== 'f32') throw new TypeError(`${op}: ${what} must be f32, got ${t.dtype}`);
+}
+function ids32(op: string, what: string, ids: Int32Array, n: number): void {
+  if (!(ids instanceof Int32Array)) throw new TypeError(`${op}: ${what} must be an Int32Array`);
+  if (ids.length !== n) throw new RangeError(`${op}: ${what} has ${ids.length} entries, expected ${n}`);
+}
+
+/** A view with another shape (no copy). Backward: the gradient, reshaped. */
+export const reshape = defineOp({
+  name: 'reshape',
+  forward(_ctx, x: Tensor, shape: readonly number[]) {
+    return new Tensor(x.storage, x.viewAs(shape).shape, x.offset);
+  },
+  backward(ctx, dy) {
+    const dx = ctx.write(0);
+    if (dx) kernels().copyF32(dx, dy, dy.length);
+  },
+});
+
+/** y (N, out) = x (N, in) · Wᵀ + b, with W (out, in) in HF layout, b (out) or null. */
+export const linear = defineOp({
+  name: 'linear',
+  forward(_ctx, x: Tensor, W: Tensor, b: Tensor | null = null) {
+    f32('linear', 'x', x);
+    f32('linear', 'weight', W);
+    if (W.ndim !== 2) throw new RangeError(`linear: weight must be 2-D (out, in), got [${W.shape.join(', ')}]`);
+    const [out, inp] = W.shape;
+    if (lastDim(x) !== inp) throw new RangeError(`linear: x's last dimension ${lastDim(x)} is not the weight's in = ${inp}`);
+    if (b && b.size !== out) throw new RangeError(`linear: bias has ${b.size} elements, expected ${out}`);
+    const N = x.size / inp;
+    const y = Tensor.pooled([...x.shape.slice(0, -1), out]);
+    const k = kernels();
+    k.gemm(y.data, x.data, W.data, N, out, inp, false, true);
+    if (b) k.addBias(y.data, y.data, b.data, N, out);
+    return y;
+  },
+  backward(ctx, dy) {
+    const [x, W] = ctx.inputs;
+    const b = ctx.inputs.length > 2 ? ctx.inputs[2] : null;
+    const [out, inp] = W.shape;
+    const N = x.size / inp;
+    const k = kernels();
+    const dx = ctx.write(0);
+    if (dx) k.gemm(dx, dy, W.data, N, inp, out); // dx (N,in) = dy (N,out) · W (out,in)
+    const dW = ctx.accum(1);
+    if (dW) k.gemm(dW, dy, x.data, out, inp, N, true, false, 1, 1); // dW (out,in) += dyᵀ · x
+    if (b) {
+      const db = ctx.accum(2);
+      if (db) k.addBiasBackward(db, dy, N, out);
+    }
+  },
+});
+
+export const add = defineOp({
+  name: 'add',
+  forward(_ctx, a: Tensor, b: Tensor) {
+    sameShape('add', a, b);
+    const y = Tensor.pooled(a.shape);
+    kernels().add(y.data, a.data, b.data, a.size);
+    return y;
+  },
+  backward(ctx, dy) {
+    const k = kernels();
+    const da = ctx.write(0);
+    if (da) k.copyF32(da, dy, dy.length);
+    const db = ctx.write(1);
+    if (db) k.copyF32(db, dy, dy.length);
+  },
+});
+
+export const sub = defineOp({
+  name: 'sub',
+  forward(_ctx, a: Tensor, b: Tensor) {
+    sameShape('sub', a, b);
+    const y = Tensor.pooled(a.shape);
+    const ya = y.data, ad = a.data, bd = b.data;
+    for (let i = 0; i < ya.length; i++) ya[i] = ad[i] - bd[i];
+    return y;
+  },
+  backward(ctx, dy) {
+    const k = kernels();
+    const da = ctx.write(0);
+    if (da) k.copyF32(da, dy, dy.length);
+    const db = ctx.write(1);
+    if (db) k.scale(db, dy, -1, dy.length);
+  },
+});
+
+export const mul = defineOp({
+  name: 'mul',
+  forward(_ctx, a: Tensor, b: Tensor) {
+    sameShape('mul', a, b);
+    const y = Tensor.pooled(a.shape);
+    kernels().mul(y.data, a.data, b.data, a.size);
+    return y;
+  },
+  backward(ctx, dy) {
+    const [a, b] = ctx.inputs;
+    const da = ctx.write(0) ?? ctx.alloc(a.size);
+    const db = ctx.write(1) ?? ctx.alloc(b.size);
+    kernels().mulBackward(da, db, dy, a.data, b.data, a.size);
+  },
+});
+
+/** alpha · x for a constant alpha. */
+export const scale = defineOp({
+  name: 'scale',
+  forward(ctx, x: Tensor, alpha: number) {
+    const y = Tensor.pooled(x.shape);
+    kernels().scale(y.data, x.data, alpha, x.size);
+    ctx.saved.alpha = alpha;
+    return y;
+  },
+  backward(ctx, dy) {
+    const dx = ctx.write(0);
+    if (dx) kernels().scale(dx, dy, ctx.saved.alpha as number, dy.length);
+  },
+});
+
+/** Σ x, a one-element tensor (sum in float64). */
+export const sum = defineOp({
+  name: 'sum',
+  forward(_ctx, x: Tensor) {
+    const y = Tensor.pooled([]);
+    const d = x.data;
+    let s = 0;
+    for (let i = 0; i < d.length; i++) s += d[i];
+    y.data[0] = s;
+    return y;
+  },
+  backward(ctx, dy) {
+    const dx = ctx.write(0);
+    if (dx) dx.fill(dy[0]);
+  },
+});
+
+/** mean(x), a one-element tensor. */
+export function mean(x: Tensor): Tensor {
+  return scale(sum(x), 1 / x.size);
+}
+
+/** log σ(x), elementwise, computed stably (Bradley-Terry and DPO losses). */
+export const logSigmoid = defineOp({
+  name: 'logSigmoid',
+  forward(_ctx, x: Tensor) {
+    const y = Tensor.pooled(x.shape);
+    const xd = x.data, yd = y.data;
+    for (let i = 0; i < xd.length; i++) {
+      const v = xd[i];
+      yd[i] = v >= 0 ? -Math.log1p(Math.exp(-v)) : v - Math.log1p(Math.exp(v));
+    }
+    return y;
+  },
+  backward(ctx, dy) {
+    const dx = ctx.write(0);
+    if (!dx) return;
+    const xd = ctx.inputs[0].data;
+    for (let i = 0; i < dx.length; i++) dx[i] = dy[i] / (1 + Math.exp(xd[i])); // d/dx log σ(x) = σ(−x)
+  },
+});
+
+export const gelu = defineOp({
+  name: 'gelu',
+  forward(_ctx, x: Tensor) {
+    const y = Tensor.pooled(x.shape);
+    kernels().geluForward(y.data, x.data, x.size);
+    return y;
+  },
+  backward(ctx, dy) {
+    const dx = ctx.write(0);
+    if (dx) kernels().geluBackward(dx, dy, ctx.inputs[0].data, dy.length);
+  },
+});
+
+export const silu = defineOp({
+  name: 'silu',
+  forward(_ctx, x: Tensor) {
+    const y = Tensor.pooled(x.shape);
+    kernels().siluForward(y.data, x.data, x.size);
+    return y;
+  },
+  backward(ctx, dy) {
+    const dx = ctx.write(0);
+    if (dx) kernels().siluBackward(dx, dy, ctx.inputs[0].data, dy.length);
+  },
+});
+
+/** silu(gate) · up, both (N, hidden). */
+export const swiglu = defineOp({
+  name: 'swiglu',
+  forward(_ctx, gate: Tensor, up: Tensor) {
+    sameShape('swiglu', gate, up);
+    const y = Tensor.pooled(gate.shape);
+    kernels().swigluForward(y.data, gate.data, up.data, gate.size);
+    return y;
+  },
+  backward(ctx, dy) {
+    const [g, u] = ctx.inputs;
+    const dg = ctx.write(0) ?? ctx.alloc(g.size);
+    const du = ctx.write(1) ?? ctx.alloc(u.size);
+    kernels().swigluBackward(dg, du, dy, g.data, u.data, g.size);
+  },
+});
+
+/** LayerNorm over the last dimension C: x (N, C), weight, bias (C). Saves mean, rstd (N). */
+export const layerNorm = defineOp({
+  name: 'layerNorm',
+  forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, eps: number = 1e-5) {
+    const C = lastDim(x), N = x.size / C;
+    if (weight.size !== C || bias.size !== C) throw new RangeError(`layerNorm: weight and bias need ${C} elements`);
+    const y = Tensor.pooled(x.shape);
+    const mean = ctx.alloc(N), rstd = ctx.alloc(N);
+    kernels().layernormForward(y.data, mean, rstd, x.data, weight.data, bias.data, N, C, eps);
+    ctx.saved.mean = mean;
+    ctx.saved.rstd = rstd;
+    return y;
+  },
+  backward(ctx, dy) {
+    const [x, w] = ctx.inputs;
+    const C = lastDim(x), N = x.size / C;
+    const dx = ctx.write(0) ?? ctx.alloc(x.size);
+    const dw = ctx.accum(1) ?? ctx.alloc(C).fill(0);
+    const db = ctx.accum(2) ?? ctx.alloc(C).fill(0);
+    kernels().layernormBackward(dx, dw, db, dy, x.data, w.data, ctx.saved.mean as Float32Array, ctx.saved.rstd as Float32Array, N, C);
+  },
+});
+
+/** RMSNorm over the last dimension C: x (N, C), weight (C). Saves rstd (N). */
+export const rmsNorm = defineOp({
+  name: 'rmsNorm',
+  forward(ctx, x: Tensor, weight: Tensor, eps: number = 1e-5) {
+    const C = lastDim(x), N = x.size / C;
+    if (weight.size !== C) throw new RangeError(`rmsNorm: weight needs ${C} elements, has ${weight.size}`);
+    const y = Tensor.pooled(x.shape);
+    const rstd = ctx.alloc(N);
+    kernels().rmsnormForward(y.data, rstd, x.data, weight.data, N, C, eps);
+    ctx.saved.rstd = rstd;
+    return y;
+  },
+  backward(ctx, dy) {
+    const [x, w] = ctx.inputs;
+    const C = lastDim(x), N = x.size / C;
+    const dx = ctx.write(0) ?? ctx.alloc(x.size);
+    const dw = ctx.accum(1) ?? ctx.alloc(C).fill(0);
+    kernels().rmsnormBackward(dx, dw, dy, x.data, w.data, ctx.saved.rstd as Float32Array, N, C);
+  },
+});
+
+/** Rows of table (V, C) at ids (n) -> (n, C), shaped `shape` (default [n, C]). */
+export const embedding = defineOp({
+  name: 'embedding',
+  forward(ctx, ids: Int32Array, table: Tensor, shape?: readonly number[]) {
+    if (!(ids instanceof Int32Array)) throw new TypeError('embedding: ids must be an Int32Array');
+    if (table.ndim !== 2) throw new RangeError(`embedding: table must be 2-D (vocab, dim), got [${table.shape.join(', ')}]`);
+    const [V, C] = table.shape;
+    const y = Tensor.pooled(shape ?? [ids.length, C]);
+    if (y.size !== ids.length * C) throw new RangeError(`embedding: shape [${shape}] does not hold ${ids.length} rows of ${C}`);
+    kernels().embeddingForward(y.data, ids, table.data, ids.length, V, C);
+    ctx.saved.ids = ids;
+    return y;
+  },
+  backward(ctx, dy) {
+    const table = ctx.inputs[0];
+    const dt = ctx.accum(0);
+    const ids = ctx.saved.ids as Int32Array;
+    if (dt) kernels().embeddingBackward(dt, dy, ids, ids.length, table.shape[0], table.shape[1]);
+  },
+});
+
+/** Rotary position embedding of x (B, T, H, D) at positions (B·T). */
+export const rope = defineOp({
+  name: 'rope',
+  forward(ctx, x: Tensor, positions: Int32Array, theta: number, interleaved: boolean) {
+    if (x.ndim !== 4) throw new RangeError(`rope: x must be (B, T, H, D), got [${x.shape.join(', ')}]`);
+    const [B, T, H, D] = x.shape;
+    ids32('rope', 'positions', positions, B * T);
+    if (D % 2) throw new RangeError(`rope: head dimension ${D} must be even`);
+    const y = Tensor.pooled(x.shape);
+    kernels().ropeForward(y.data, x.data, positions, B, T, H, D, theta, interleaved);
+    ctx.saved.p = [positions, theta, interleaved];
+    return y;
+  },
+  backward(ctx, dy) {
+    const dx = ctx.write(0);
+    if (!dx) return;
+    const [B, T, H, D] = ctx.inputs[0].shape;
+    const [positions, theta, interleaved] = ctx.saved.p as [Int32Array, number, boolean];
+    kernels().ropeBackward(dx, dy, positions, B, T, H, D, theta, interleaved);
+  },
+});
+
+/** (A, B, C, D) -> (A, C, B, D): (B, T, H, D) <-> (B, H, T, D). */
+export const permute0213 = defineOp({
+  name: 'permute0213',
+  forward(_ctx, x: Tensor) {
+    if (x.ndim !== 4) throw new RangeError(`permute0213: x must be 4-D, got [${x.shape.join(', ')}]`);
+    const [A, B, C, D] = x.shape;
+    const y = Tensor.pooled([A, C, B, D]);
+    kernels().permute0213(y.data, x.data, A, B, C, D);
+    return y;
+  },
+  backward(ctx, dy) {
+    const dx = ctx.write(0);
+    if (!dx) return;
+    const [A, B, C, D] = ctx.inputs[0].shape;
+    kernels().permute0213(dx, dy, A, C, B, D);
+  },
+});
+
+/** Splits the last dimension of x (..., Σ sizes) into pieces (..., sizes[i]) (copies). */
+export const splitLast = defineOp({
+  name: 'splitLast',
+  forward(_ctx, x: Tensor, sizes: readonly number[]) {
+    const W = lastDim(x), N = x.size / W;
+    if (sizes.reduce((a, b) => a + b, 0) !== W) throw new RangeError(`splitLast: sizes [${sizes}] do not add up to ${W}`);
+    const xd = x.data;
+    const outs: Tensor[] = [];
+    let off = 0;
+    for (const s of sizes) {
+      const y = Tensor.pooled([...x.shape.slice(0, -1), s]);
+      const yd = y.data;
+      for (let r = 0; r < N; r++) yd.set(xd.subarray(r * W + off, r * W + off + s), r * s);
+      outs.push(y);
+      off += s;
+    }
+    return outs;
+  },
+  backward(ctx, ...dys) {
+    const dx = ctx.write(0);
+    if (!dx) return;
+    const x = ctx.inputs[0];
+    const W = lastDim(x), N = x.size / W;
+    let off = 0;
+    for (const dy of dys) {
+      const s = dy.length / N;
+      for (let r = 0; r < N; r++) dx.set(dy.subarray(r * s, r * s + s), r * W + off);
+      off += s;
+    }
+  },
+});
+
+/** Rows of x (N, C) at rows (M) -> (M, C); backward scatters (adds) into the picked rows. */
+export const gatherRows = defineOp({
+  name: 'gatherRows',
+  forward(ctx, x: Tensor, rows: Int32Array) {
+    const C = lastDim(x), N = x.size / C;
+    if (!(rows instanceof Int32Array)) throw new TypeError('gatherRows: rows must be an Int32Array');
+    const y = Tensor.pooled([rows.length, C]);
+    const xd = x.data, yd = y.data;
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i];
+      if (!(r >= 0 && r < N)) throw new RangeError(`gatherRows: rows[${i}] = ${r} is outside [0, ${N})`);
+      yd.set(xd.subarray(r * C, r * C + C), i * C);
+    }
+    ctx.saved.rows = rows;
+    return y;
+  },
+  backward(ctx, dy) {
+    const dx = ctx.write(0);
+    if (!dx) return;
+    const C = lastDim(ctx.inputs[0]);
+    const rows = ctx.saved.rows as Int32Array;
+    dx.fill(0);
+    for (let i = 0; i < rows.length; i++) for (let c = 0; c < C; c++) dx[rows[i] * C + c] += dy[i * C + c];
+  },
+});
+
+/**
+ * Causal grouped-query attention: q (B, H, T, D), k and v (B, Hkv, T, D) -> (B, H, T, D).
+ * mask: null or (B·T) additive per key (0 keeps, −Infinity drops a padding position). Saves lse (B·H·T).
+ */
+export const attention = defineOp({
+  name: 'attention',
+  forward(ctx, q: Tensor, k: Tensor, v: Tensor, mask: Float32Array | null = null, scaleFactor?: number) {
+    if (q.ndim !== 4 || k.ndim !== 4 || v.ndim !== 4) throw new RangeError('attention: q, k, v must be 4-D (B, heads, T, D)');
+    const [B, H, T, D] = q.shape;
+    const Hkv = k.shape[1];
+    if (k.shape[0] !== B || k.shape[2] !== T || k.shape[3] !== D) throw new RangeError(`attention: k [${k.shape}] does not match q [${q.shape}]`);
+    sameShape('attention (k, v)', k, v);
+    if (H % Hkv) throw new RangeError(`attention: ${H} query heads are not a multiple of ${Hkv} kv heads`);
+    if (mask && mask.length !== B * T) throw new RangeError(`attention: mask has ${mask.length} entries, expected B·T = ${B * T}`);
+    const sc = scaleFactor ?? 1 / Math.sqrt(D);
+    const y = Tensor.pooled(q.shape);
+    const lse = ctx.alloc(B * H * T);
+    kernels().attentionForward(y.data, lse, q.data, k.data, v.data, mask, B, H, Hkv, T, T, T, D, sc);
+    ctx.saved.a = [lse, mask, sc, y];
+    return y;
+  },
+  backward(ctx, dy) {
+    const [q, k, v] = ctx.inputs;
+    const [B, H, T, D] = q.shape;
+    const Hkv = k.shape[1];
+    const [lse, mask, sc, y] = ctx.saved.a as [Float32Array, Float32Array | null, number, Tensor];
+    const dq = ctx.write(0) ?? ctx.alloc(q.size);
+    const dk = ctx.write(1) ?? ctx.alloc(k.size);
+    const dv = ctx.write(2) ?? ctx.alloc(v.size);
+    kernels().attentionBackward(dq, dk, dv, dy, y.data, lse, q.data, k.data, v.data, mask, B, H, Hkv, T, T, T, D, sc);
+  },
+});
+
+export interface CrossEntropyOptions {
+  /** targets equal to this are skipped (default −100, as in PyTorch) */
+  ignoreIndex?: number;
+  temperature?: number;
+}
+
+/** Mean cross-entropy of logits (N, V) against targets (N), over the rows not ignored; one element. */
+export const crossEntropy = defineOp({
+  name: 'crossEntropy',
+  forward(ctx, logits: Tensor, targets: Int32Array, opts: CrossEntropyOptions = {}) {
+    const V = lastDim(logits), N = logits.size / V;
+    ids32('crossEntropy', 'targets', targets, N);
+    const ignore = opts.ignoreIndex ?? -100, temp = opts.temperature ?? 1;
+    const losses = ctx.alloc(N), lse = ctx.alloc(N);
+    const m = kernels().crossEntropyForward(losses, lse, logits.data, targets, N, V, ignore, temp);
+    let count = 0;
+    for (let i = 0; i < N; i++) if (targets[i] !== ignore) count++;
+    const y = Tensor.pooled([]);
+    y.data[0] = m;
+    ctx.saved.ce = [lse, targets, ignore, temp, count, losses];
+    return y;
+  },
+  backward(ctx, dy) {
+    const logits = ctx.inputs[0];
+    const dl = ctx.write(0);
+    if (!dl) return;
+    const V = lastDim(logits), N = logits.size / V;
+    const [lse, targets, ignore, temp, count, dlosses] = ctx.saved.ce as [Float32Array, Int32Array, number, number, number, Float32Array];
+    dlosses.fill(count ? dy[0] / count : 0); // the losses buffer is free now: reuse it for dL/dloss_r
+    kernels().crossEntropyBackward(dl, dlosses, logits.data, lse, targets, N, V, ignore, temp);
+  },
+});
+
+/**
+ * log p(target) under softmax(logits / temperature) for each row of logits (N, V) -> [logprobs (N),
+ * entropy (N)]; both differentiable.
+ */
+export const tokenLogprobs = defineOp({
+  name: 'tokenLogprobs',
+  forward(ctx, logits: Tensor, targets: Int32Array, temperature: number = 1) {
+    const V = lastDim(logits), N = logits.size / V;
+    ids32('tokenLogprobs', 'targets', targets, N);
+    const lp = Tensor.pooled(logits.shape.slice(0, -1));
+    const ent = Tensor.pooled(logits.shape.slice(0, -1));
+    const lse = ctx.alloc(N);
+    kernels().tokenLogprobs(lp.data, ent.data, lse, logits.data, targets, N, V, temperature);
+    ctx.saved.t = [lse, targets, temperature];
+    return [lp, ent];
+  },
+  backward(ctx, dlp, dent) {
+    const dl = ctx.write(0);
+    if (!dl) return;
+    const logits = ctx.inputs[0];
+    const V = lastDim(logits), N = logits.size / V;
+    const [lse, targets, temperature] = ctx.saved.t as [Float32Array, Int32Array, number];
+    let anyEnt = false;
+    for (let i = 0; i < dent.length; i++) if (dent[i] !== 0) { anyEnt = true; break; }
+    kernels().tokenLogprobsBackward(dl, dlp, anyEnt ? dent : null, logits.data, lse, targets, N, V, temperature);
+  },
+});
