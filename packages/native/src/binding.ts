@@ -43,4 +43,8 @@ export interface NativeBinding {
   // layernorm (ops/layernorm)
   layernormForward(out: Float32Array, mean: Float32Array, rstd: Float32Array, x: Float32Array, weight: Float32Array, bias: Float32Array, rows: number, cols: number, eps: number): void;
   layernormBackward(dx: Float32Array, dweight: Float32Array, dbias: Float32Array, dy: Float32Array, x: Float32Array, weight: Float32Array, mean: Float32Array, rstd: Float32Array, rows: number, cols: number): void;
+
+  // gelu (ops/gelu)
+  geluForward(out: Float32Array, x: Float32Array, n: number): void;
+  geluBackward(dx: Float32Array, dy: Float32Array, x: Float32Array, n: number): void;
 }

@@ -8,3 +8,4 @@ export { info, setNumThreads, getNumThreads, setSimdLevel } from './runtime';
 export { copyF32 } from './ops/copy';
 export { add, mul, mulBackward, scale, accumulate, addBias, addBiasBackward, sumSquares } from './ops/elementwise';
 export { layernormForward, layernormBackward } from './ops/layernorm';
+export { geluForward, geluBackward } from './ops/gelu';

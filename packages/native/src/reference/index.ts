@@ -5,3 +5,4 @@
 export * from './copy';
 export * from './elementwise';
 export * from './layernorm';
+export * from './gelu';

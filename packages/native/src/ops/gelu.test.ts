@@ -1,0 +1,77 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { geluBackward, geluForward, info, native, setSimdLevel } from '../index';
+import { geluBackwardRef, geluForwardRef } from '../reference/index';
+import { expectSameValues, finiteDiffGrad, randomF64, SIMD_LEVELS } from '../test/grad-check';
+import { expectThrowsNamed, maxRelError, randomF32 } from '../test/helpers';
+
+const SIZES = [1, 3, 17, 1000, 1023, (1 << 17) + 3];
+
+describe.each(SIMD_LEVELS)('gelu at simd=%s', (level) => {
+  const saved = info().simd;
+  beforeAll(() => {
+    setSimdLevel(level);
+  });
+  afterAll(() => {
+    setSimdLevel(saved);
+  });
+
+  it.each(SIZES)('forward and backward match the float64 reference (n=%i)', (n) => {
+    // x in [-8, 8): the tanh saturates at both ends, and the middle is where GELU bends.
+    const x = randomF32(n, n + 1, 8), dy = randomF32(n, n + 2);
+    const out = new Float32Array(n), ref = new Float32Array(n);
+    geluForward(out, x, n);
+    geluForwardRef(ref, x, n);
+    expect(maxRelError(out, ref)).toBeLessThan(2e-6);
+    const dx = new Float32Array(n), rdx = new Float32Array(n);
+    geluBackward(dx, dy, x, n);
+    geluBackwardRef(rdx, dy, x, n);
+    expect(maxRelError(dx, rdx)).toBeLessThan(2e-6);
+  });
+
+  it('runs in place and on views', () => {
+    const n = 1023;
+    const x = randomF32(n + 5, 3, 4), dy = randomF32(n, 4);
+    const out = new Float32Array(n), dx = new Float32Array(n);
+    geluForward(out, x.subarray(5), n);
+    geluBackward(dx, dy, x.subarray(5), n);
+    const xi = Float32Array.from(x.subarray(5));
+    geluForward(xi, xi, n);
+    expectSameValues(xi, out);
+    const dyi = Float32Array.from(dy);
+    geluBackward(dyi, dyi, x.subarray(5), n);
+    expectSameValues(dyi, dx);
+    const xj = Float32Array.from(x.subarray(5));
+    geluBackward(xj, dy, xj, n);
+    expectSameValues(xj, dx);
+  });
+});
+
+describe('gelu gradient against central finite differences (float64)', () => {
+  it('geluBackward', () => {
+    const n = 37;
+    const x = randomF64(n, 5, 4), w = randomF64(n, 6);
+    const fd = finiteDiffGrad((v) => { const y = new Float64Array(n); geluForwardRef(y, v, n); return y; }, x, w);
+    const dx = new Float32Array(n);
+    geluBackward(dx, Float32Array.from(w), Float32Array.from(x), n);
+    expect(maxRelError(dx, fd)).toBeLessThan(1e-5);
+  });
+});
+
+describe('gelu bad calls', () => {
+  it('rejects each with a named argument', () => {
+    const a = new Float32Array(8), b = new Float32Array(8), c = new Float32Array(8);
+    const raw = native() as unknown as Record<string, (...x: unknown[]) => unknown>;
+    const cases: [() => unknown, string, RegExp][] = [
+      [() => geluForward(a, b, 9), 'RangeError', /geluForward: argument 0 'out' is too short/],
+      [() => geluForward(a, new Float32Array(2), 8), 'RangeError', /geluForward: argument 1 'x' is too short/],
+      [() => geluForward(a, b, -3), 'RangeError', /argument 2 'n' must be a non-negative size/],
+      [() => geluForward(a, new Float64Array(8) as never, 8), 'TypeError', /argument 1 'x' must be a Float32Array/],
+      [() => geluForward(a.subarray(1), a, 4), 'RangeError', /'out' and 'x' must be the same array/],
+      [() => geluBackward(a, b, c, 9), 'RangeError', /geluBackward: argument 0 'dx' is too short/],
+      [() => geluBackward(a, b, null as never, 8), 'TypeError', /argument 2 'x' must be a Float32Array/],
+      [() => geluBackward(a.subarray(2), a, c, 4), 'RangeError', /'dx' and 'dy' must be the same array/],
+      [() => raw.geluBackward(a, b, c), 'TypeError', /geluBackward: expected 4 arguments, got 3/],
+    ];
+    for (const [fn, name, msg] of cases) expectThrowsNamed(fn, name, msg);
+  });
+});
