@@ -47,4 +47,27 @@ export interface NativeBinding {
   // gelu (ops/gelu)
   geluForward(out: Float32Array, x: Float32Array, n: number): void;
   geluBackward(dx: Float32Array, dy: Float32Array, x: Float32Array, n: number): void;
+  // cross-entropy and token log-probs (ops/cross_entropy)
+  crossEntropyForward(
+    losses: Float32Array, lse: Float32Array, logits: Float32Array, targets: Int32Array,
+    N: number, V: number, ignoreIndex: number, temperature: number,
+  ): number;
+  crossEntropyBackward(
+    dlogits: Float32Array, dlosses: Float32Array, logits: Float32Array, lse: Float32Array, targets: Int32Array,
+    N: number, V: number, ignoreIndex: number, temperature: number,
+  ): void;
+  crossEntropyForwardBackward(
+    losses: Float32Array, dlogits: Float32Array, logits: Float32Array, targets: Int32Array,
+    N: number, V: number, ignoreIndex: number, temperature: number, gradScale?: number,
+  ): number;
+  tokenLogprobs(
+    logprobs: Float32Array, entropy: Float32Array | null, lse: Float32Array, logits: Float32Array, targets: Int32Array,
+    N: number, V: number, temperature: number,
+  ): void;
+  tokenLogprobsBackward(
+    dlogits: Float32Array, dlogprobs: Float32Array, dentropy: Float32Array | null, logits: Float32Array,
+    lse: Float32Array, targets: Int32Array, N: number, V: number, temperature: number,
+  ): void;
+  /** Test hook: the vectorised expf of ops/cross_entropy at the SIMD level in force. */
+  _expF32(out: Float32Array, x: Float32Array, n: number): void;
 }

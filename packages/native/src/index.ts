@@ -9,3 +9,10 @@ export { copyF32 } from './ops/copy';
 export { add, mul, mulBackward, scale, accumulate, addBias, addBiasBackward, sumSquares } from './ops/elementwise';
 export { layernormForward, layernormBackward } from './ops/layernorm';
 export { geluForward, geluBackward } from './ops/gelu';
+export {
+  crossEntropyForward,
+  crossEntropyBackward,
+  crossEntropyForwardBackward,
+  tokenLogprobs,
+  tokenLogprobsBackward,
+} from './ops/cross-entropy';

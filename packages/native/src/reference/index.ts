@@ -6,3 +6,4 @@ export * from './copy';
 export * from './elementwise';
 export * from './layernorm';
 export * from './gelu';
+export * from './cross-entropy';
