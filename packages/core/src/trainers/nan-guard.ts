@@ -1,0 +1,91 @@
+/**
+ * The NaN/Inf guard. Before each optimizer update the trainer asks `isFinite` of the loss and of the global
+ * gradient norm; a non-finite step is not applied: the guard copies the last good parameters and optimizer
+ * moments back (a NaN that already reached the weights through an earlier step is undone too), the trainer
+ * skips the batch, and after `maxConsecutive` bad steps in a row the run stops with an error that says so
+ * (a diverged run must not loop forever).
+ *
+ * The snapshot is a copy of every registered buffer, refreshed every `snapshotEvery` good steps; tiny and
+ * small models afford the copy, and `snapshotEvery` trades memory traffic against lost steps.
+ */
+export class NonFiniteError extends Error {
+  override name = 'NonFiniteError';
+}
+
+/** True when every element is finite. */
+export function allFinite(a: ArrayLike<number>): boolean {
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    // x − x is NaN for NaN and ±Infinity, 0 otherwise: one test for both cases
+    if (x - x !== 0) return false;
+  }
+  return true;
+}
+
+export class NanGuard {
+  private buffers: Float32Array[] = [];
+  private snapshot: Float32Array[] = [];
+  private goodSinceSnapshot = 0;
+  private consecutiveBad = 0;
+  /** steps skipped over the whole run */
+  skipped = 0;
+  /** the step of the current snapshot */
+  snapshotStep = -1;
+
+  constructor(
+    private readonly options: { maxConsecutive?: number; snapshotEvery?: number } = {},
+  ) {}
+
+  /** The buffers to protect (parameters, optimizer moments); snapshots them now. */
+  register(buffers: Float32Array[], step = 0): void {
+    this.buffers = buffers;
+    this.take(step);
+  }
+
+  private take(step: number): void {
+    this.snapshot = this.buffers.map((b, i) => {
+      const s = this.snapshot[i];
+      if (s && s.length === b.length) {
+        s.set(b);
+        return s;
+      }
+      return b.slice();
+    });
+    this.snapshotStep = step;
+    this.goodSinceSnapshot = 0;
+  }
+
+  /**
+   * Call once per optimizer step with the step's scalars. Returns true when the step may be applied;
+   * false when it must be skipped (state restored). Throws NonFiniteError after too many bad steps in a row.
+   */
+  check(step: number, values: Record<string, number>): boolean {
+    const bad = Object.entries(values).filter(([, v]) => !Number.isFinite(v));
+    if (bad.length === 0) {
+      this.consecutiveBad = 0;
+      return true;
+    }
+    this.skipped++;
+    this.consecutiveBad++;
+    this.restore();
+    const max = this.options.maxConsecutive ?? 5;
+    if (this.consecutiveBad >= max) {
+      throw new NonFiniteError(
+        `step ${step}: ${bad.map(([k, v]) => `${k}=${v}`).join(', ')} for ${this.consecutiveBad} steps in a row; ` +
+          `restored the state of step ${this.snapshotStep} and stopped (lower the learning rate or check the data)`,
+      );
+    }
+    return false;
+  }
+
+  /** After a good step was applied: counts towards the next snapshot. */
+  applied(step: number): void {
+    this.goodSinceSnapshot++;
+    if (this.goodSinceSnapshot >= (this.options.snapshotEvery ?? 1)) this.take(step);
+  }
+
+  /** Copies the last good snapshot back into the registered buffers. */
+  restore(): void {
+    this.buffers.forEach((b, i) => b.set(this.snapshot[i]));
+  }
+}
