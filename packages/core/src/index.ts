@@ -14,3 +14,23 @@ export type { PoolStats } from './tensor/pool';
 export { kernels, kernelSources } from './backend/cpu';
 export type { Kernels, KernelName } from './backend/kernels';
 export { Rng } from './util/rng';
+
+// weights I/O: safetensors, HF checkpoint folders, llama2.c checkpoints, atomic writes (weights-tokenizers)
+export { writeFileAtomic } from './io/atomic-write';
+export type { AtomicWriteData } from './io/atomic-write';
+export { DTYPE_BYTES, bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from './io/dtypes';
+export type { DType as WeightDType, StateDict, TensorData, TensorEntry } from './io/dtypes';
+export {
+  MAX_SAFETENSORS_HEADER_BYTES,
+  parseSafetensors,
+  parseSafetensorsHeader,
+  readFileToBuffer,
+  readSafetensors,
+  serializeSafetensors,
+  writeSafetensors,
+} from './io/safetensors';
+export type { ReadSafetensorsOptions, SafetensorsFile, SafetensorsHeaderEntry } from './io/safetensors';
+export { loadHfCheckpoint, readJsonFile, saveHfCheckpoint } from './io/hf-checkpoint';
+export type { HfCheckpoint, SaveHfCheckpointOptions } from './io/hf-checkpoint';
+export { llama2cToHfConfig, parseLlama2cCheckpoint, readLlama2cCheckpoint } from './io/llama2c';
+export type { Llama2cCheckpoint, Llama2cConfig } from './io/llama2c';

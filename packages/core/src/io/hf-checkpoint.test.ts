@@ -1,0 +1,107 @@
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { StateDict } from './dtypes';
+import { loadHfCheckpoint, readJsonFile, saveHfCheckpoint } from './hf-checkpoint';
+import { writeSafetensors } from './safetensors';
+import { makeTempDir, randomFloats, seededRandom } from './test-helpers';
+
+const tmp = makeTempDir();
+afterAll(tmp.cleanup);
+
+function gpt2Like(rand: () => number): StateDict {
+  // GPT-2's own names and Conv1D [in, out] layout, as in openai-community/gpt2's model.safetensors.
+  const sd: StateDict = new Map();
+  sd.set('wte.weight', { dtype: 'F32', shape: [11, 4], data: randomFloats(rand, 44) });
+  sd.set('wpe.weight', { dtype: 'F32', shape: [6, 4], data: randomFloats(rand, 24) });
+  for (let i = 0; i < 2; i++) {
+    sd.set(`h.${i}.attn.c_attn.weight`, { dtype: 'F32', shape: [4, 12], data: randomFloats(rand, 48) });
+    sd.set(`h.${i}.attn.c_attn.bias`, { dtype: 'F32', shape: [12], data: randomFloats(rand, 12) });
+    sd.set(`h.${i}.ln_1.weight`, { dtype: 'BF16', shape: [4], data: randomFloats(rand, 4) });
+  }
+  sd.set('ln_f.weight', { dtype: 'F32', shape: [4], data: randomFloats(rand, 4) });
+  return sd;
+}
+
+/** What a reader gets back for `sd` (BF16 rounds once on write). */
+function roundTripped(sd: StateDict): StateDict {
+  const p = join(tmp.dir, `rt-${Math.random()}.safetensors`);
+  writeSafetensors(p, sd);
+  return loadHfCheckpoint(p).tensors;
+}
+
+describe('saveHfCheckpoint / loadHfCheckpoint', () => {
+  it('single file: config and tensors load back bit-exactly, names untouched', () => {
+    const sd = gpt2Like(seededRandom(1));
+    const dir = join(tmp.dir, 'gpt2');
+    const config = { model_type: 'gpt2', n_embd: 4, n_layer: 2 };
+    saveHfCheckpoint(dir, config, sd);
+    expect(readdirSync(dir).sort()).toEqual(['config.json', 'model.safetensors']);
+    const ck = loadHfCheckpoint(dir);
+    expect(ck.config).toEqual(config);
+    expect(ck.metadata).toEqual({ format: 'pt' });
+    expect(new Set(ck.tensors.keys())).toEqual(new Set(sd.keys()));
+    expect(ck.tensors.get('wte.weight')).toEqual(sd.get('wte.weight'));
+    // saving what was loaded gives identical bytes
+    const dir2 = join(tmp.dir, 'gpt2-again');
+    saveHfCheckpoint(dir2, ck.config, ck.tensors);
+    expect(readFileSync(join(dir2, 'model.safetensors')).equals(readFileSync(join(dir, 'model.safetensors')))).toBe(true);
+  });
+
+  it('sharded: writes an index and shards, loads them back; a later single save replaces them', () => {
+    const sd = gpt2Like(seededRandom(2));
+    const dir = join(tmp.dir, 'sharded');
+    saveHfCheckpoint(dir, { a: 1 }, sd, { maxShardBytes: 200 });
+    const files = readdirSync(dir).sort();
+    expect(files).toContain('model.safetensors.index.json');
+    const shards = files.filter((f) => /^model-\d{5}-of-\d{5}\.safetensors$/.test(f));
+    expect(shards.length).toBeGreaterThan(1);
+    const index = readJsonFile(join(dir, 'model.safetensors.index.json')) as { weight_map: Record<string, string> };
+    expect(Object.keys(index.weight_map).sort()).toEqual([...sd.keys()].sort());
+    const ck = loadHfCheckpoint(dir);
+    expect(ck.tensors).toEqual(roundTripped(sd));
+    saveHfCheckpoint(dir, { a: 1 }, sd);
+    expect(existsSync(join(dir, 'model.safetensors.index.json'))).toBe(false);
+    expect(loadHfCheckpoint(dir).tensors).toEqual(ck.tensors);
+  });
+
+  it('rejects inconsistent sharded checkpoints with the file and tensor named', () => {
+    const sd = gpt2Like(seededRandom(3));
+    const dir = join(tmp.dir, 'broken');
+    saveHfCheckpoint(dir, {}, sd, { maxShardBytes: 200 });
+    const ip = join(dir, 'model.safetensors.index.json');
+    const good = readFileSync(ip, 'utf8');
+    const edit = (f: (wm: Record<string, string>) => void) => {
+      const j = JSON.parse(good);
+      f(j.weight_map);
+      writeFileSync(ip, JSON.stringify(j));
+    };
+    edit((wm) => (wm['ghost.weight'] = wm['wte.weight']));
+    expect(() => loadHfCheckpoint(dir)).toThrow(/tensor "ghost\.weight" listed in model\.safetensors\.index\.json is missing/);
+    edit((wm) => (wm['wte.weight'] = '../../etc/passwd'));
+    expect(() => loadHfCheckpoint(dir)).toThrow(/tensor "wte\.weight" maps to an invalid shard file/);
+    edit((wm) => (wm['wte.weight'] = 'model-00009-of-00009.safetensors'));
+    expect(() => loadHfCheckpoint(dir)).toThrow(/shard model-00009-of-00009\.safetensors \(holding "wte\.weight"\) does not exist/);
+    // Unlist a tensor whose shard still holds listed ones (a shard the index never names is simply not read).
+    const wm0 = JSON.parse(good).weight_map as Record<string, string>;
+    const victim = Object.keys(wm0).find((n) => Object.values(wm0).filter((f) => f === wm0[n]).length > 1)!;
+    edit((wm) => delete wm[victim]);
+    expect(() => loadHfCheckpoint(dir)).toThrow(new RegExp(`tensor "${victim.replace(/[.]/g, '\\.')}" is not listed for this shard`));
+    writeFileSync(ip, '{"weight_map": 3}');
+    expect(() => loadHfCheckpoint(dir)).toThrow(/weight_map is missing or not an object/);
+    writeFileSync(ip, '{oops');
+    expect(() => loadHfCheckpoint(dir)).toThrow(/model\.safetensors\.index\.json is not valid JSON/);
+    writeFileSync(ip, good);
+    writeFileSync(join(dir, 'config.json'), '[1]');
+    expect(() => loadHfCheckpoint(dir)).toThrow(/config\.json is not a JSON object/);
+  });
+
+  it('explains a missing or empty folder', () => {
+    expect(() => loadHfCheckpoint(join(tmp.dir, 'nope'))).toThrow(/does not exist/);
+    const empty = join(tmp.dir, 'empty');
+    saveHfCheckpoint(empty, {}, new Map());
+    writeFileSync(join(empty, 'model.safetensors'), '');
+    expect(() => loadHfCheckpoint(empty)).toThrow(/model\.safetensors: file is 0 bytes/);
+    expect(() => saveHfCheckpoint(empty, {}, new Map(), { maxShardBytes: 0 })).toThrow(/maxShardBytes must be positive/);
+  });
+});
