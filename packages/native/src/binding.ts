@@ -39,14 +39,15 @@ export interface NativeBinding {
   addBias(out: Float32Array, x: Float32Array, bias: Float32Array, rows: number, cols: number): void;
   addBiasBackward(dbias: Float32Array, dy: Float32Array, rows: number, cols: number): void;
   sumSquares(x: Float32Array, n: number): number;
-
-  // layernorm (ops/layernorm)
-  layernormForward(out: Float32Array, mean: Float32Array, rstd: Float32Array, x: Float32Array, weight: Float32Array, bias: Float32Array, rows: number, cols: number, eps: number): void;
-  layernormBackward(dx: Float32Array, dweight: Float32Array, dbias: Float32Array, dy: Float32Array, x: Float32Array, weight: Float32Array, mean: Float32Array, rstd: Float32Array, rows: number, cols: number): void;
-
-  // gelu (ops/gelu)
-  geluForward(out: Float32Array, x: Float32Array, n: number): void;
-  geluBackward(dx: Float32Array, dy: Float32Array, x: Float32Array, n: number): void;
+  attentionForward(
+    out: Float32Array, lse: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, mask: Float32Array | null,
+    B: number, H: number, Hkv: number, Tq: number, Tk: number, kvCapacity: number, D: number, scale: number,
+  ): void;
+  attentionBackward(
+    dq: Float32Array, dk: Float32Array, dv: Float32Array, dout: Float32Array, out: Float32Array, lse: Float32Array,
+    q: Float32Array, k: Float32Array, v: Float32Array, mask: Float32Array | null,
+    B: number, H: number, Hkv: number, Tq: number, Tk: number, kvCapacity: number, D: number, scale: number,
+  ): void;
   // cross-entropy and token log-probs (ops/cross_entropy)
   crossEntropyForward(
     losses: Float32Array, lse: Float32Array, logits: Float32Array, targets: Int32Array,
@@ -70,4 +71,12 @@ export interface NativeBinding {
   ): void;
   /** Test hook: the vectorised expf of ops/cross_entropy at the SIMD level in force. */
   _expF32(out: Float32Array, x: Float32Array, n: number): void;
+
+  // layernorm (ops/layernorm)
+  layernormForward(out: Float32Array, mean: Float32Array, rstd: Float32Array, x: Float32Array, weight: Float32Array, bias: Float32Array, rows: number, cols: number, eps: number): void;
+  layernormBackward(dx: Float32Array, dweight: Float32Array, dbias: Float32Array, dy: Float32Array, x: Float32Array, weight: Float32Array, mean: Float32Array, rstd: Float32Array, rows: number, cols: number): void;
+
+  // gelu (ops/gelu)
+  geluForward(out: Float32Array, x: Float32Array, n: number): void;
+  geluBackward(dx: Float32Array, dy: Float32Array, x: Float32Array, n: number): void;
 }

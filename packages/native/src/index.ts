@@ -7,8 +7,7 @@ export { NativeLoadError, loadNativeBinding, defaultBinaryPath, native, packageR
 export { info, setNumThreads, getNumThreads, setSimdLevel } from './runtime';
 export { copyF32 } from './ops/copy';
 export { add, mul, mulBackward, scale, accumulate, addBias, addBiasBackward, sumSquares } from './ops/elementwise';
-export { layernormForward, layernormBackward } from './ops/layernorm';
-export { geluForward, geluBackward } from './ops/gelu';
+export { attentionForward, attentionBackward } from './ops/attention';
 export {
   crossEntropyForward,
   crossEntropyBackward,
@@ -16,3 +15,5 @@ export {
   tokenLogprobs,
   tokenLogprobsBackward,
 } from './ops/cross-entropy';
+export { layernormForward, layernormBackward } from './ops/layernorm';
+export { geluForward, geluBackward } from './ops/gelu';

@@ -4,6 +4,7 @@
  */
 export * from './copy';
 export * from './elementwise';
+export * from './attention';
+export * from './cross-entropy';
 export * from './layernorm';
 export * from './gelu';
-export * from './cross-entropy';

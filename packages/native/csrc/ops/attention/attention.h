@@ -1,0 +1,68 @@
+// Fused causal self-attention, forward and backward, FlashAttention style (never the full T x T matrix).
+//
+// Shapes (row-major, contiguous):
+//   q, out, dq, dout   (B, H, Tq, D)
+//   k, v, dk, dv       (B, Hkv, kvCapacity, D); only the first Tk positions are read or written
+//   lse                (B, H, Tq)  log-sum-exp of each query row, saved by the forward for the backward
+//   mask               (B, Tk) additive per key position, or nullptr (0 keeps, -inf / -1e9 masks padding)
+// Query i sits at position Tk - Tq + i and sees keys j <= Tk - Tq + i (so a KV cache with Tq = 1 works).
+// Grouped-query heads: H is a multiple of Hkv, query head h reads kv head h / (H / Hkv).
+// Scores are s = scale * q.k + mask[j], rounded to float32. A query row that sees no key (every visible
+// key masked with -inf) gives out = 0 and lse = -inf, and no gradient flows through it.
+//
+// Gradient rule: dq, dk, dv are gradients of activations and are written (=), never accumulated; dk and dv
+// are written on the first Tk positions only (positions Tk .. kvCapacity-1 are left untouched).
+//
+// Preconditions (checked by the binding): Hkv >= 1, D >= 1, H % Hkv == 0, Tq <= Tk <= kvCapacity,
+// outputs do not share memory with inputs or with each other.
+#pragma once
+#include <cstdint>
+
+namespace rlhf {
+
+struct AttentionShape {
+  int64_t B, H, Hkv, Tq, Tk, kvCapacity, D;
+  float scale;
+};
+
+// Plain loops, materialising one row of scores at a time: the specification, used for self-checks.
+void attention_forward_ref(float* out, float* lse, const float* q, const float* k, const float* v,
+                           const float* mask, const AttentionShape& s);
+void attention_backward_ref(float* dq, float* dk, float* dv, const float* dout, const float* out,
+                            const float* lse, const float* q, const float* k, const float* v, const float* mask,
+                            const AttentionShape& s);
+
+// Tiled, threaded, SIMD-dispatched versions (attention_cpu.cc).
+void attention_forward_cpu(float* out, float* lse, const float* q, const float* k, const float* v,
+                           const float* mask, const AttentionShape& s);
+void attention_backward_cpu(float* dq, float* dk, float* dv, const float* dout, const float* out,
+                            const float* lse, const float* q, const float* k, const float* v, const float* mask,
+                            const AttentionShape& s);
+
+// ---- tile primitives, one set per ISA (attention_avx512.cc, attention_avx2.cc, portable in attention_cpu.cc),
+// chosen at run time through simd_level() ----
+//
+// C(M, N) = (accumulate ? C : 0) + A(M, K) . B(K, N)
+//   A is read as A[r * a_rs + c * a_cs] (so a transposed tile costs nothing: swap the strides),
+//   B is row-major with row stride ldb, C row-major with row stride ldc. N need not be a multiple of the
+//   vector width: the last vector of a row is masked (no read or write past column N).
+struct AttentionKernels {
+  void (*tile_gemm)(int64_t M, int64_t N, int64_t K, const float* A, int64_t a_rs, int64_t a_cs,
+                    const float* B, int64_t ldb, float* C, int64_t ldc, bool accumulate);
+  // Scores of one row in place: x[i] = x[i] * scale + (mask ? mask[i] : 0); returns max_i x[i] (-inf for n = 0).
+  float (*score_row)(float* x, float scale, const float* mask, int64_t n);
+  // y[i] = exp(x[i] - sub) for i < n (y may be x); exp(-inf) is exactly 0. Returns the sum of y.
+  float (*exp_sub_sum)(float* y, const float* x, float sub, int64_t n);
+  // y[i] *= alpha
+  void (*scale_row)(float* y, float alpha, int64_t n);
+  // sum_i a[i] * b[i] (float32 lanes)
+  float (*dot)(const float* a, const float* b, int64_t n);
+  // dp[i] = p[i] * (dp[i] - di) * scale: dS of one row, in place over dP (FlashAttention-2's dS = P o (dP - D))
+  void (*ds_row)(float* dp, const float* p, float di, float scale, int64_t n);
+};
+
+extern const AttentionKernels kAttentionKernelsScalar;
+extern const AttentionKernels kAttentionKernelsAvx2;
+extern const AttentionKernels kAttentionKernelsAvx512;
+
+}  // namespace rlhf

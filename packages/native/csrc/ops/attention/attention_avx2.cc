@@ -1,0 +1,168 @@
+// Attention tile primitives for AVX2 + FMA (compiled with -mavx2 -mfma, called only when simd_level() says so).
+// Same structure as attention_avx512.cc with 8-lane vectors: 6 rows x 2 vectors (16 columns) = 12 ymm
+// accumulators of the 16 registers; the last vector of a row is read and written through a lane mask.
+#include <immintrin.h>
+
+#include <cmath>
+
+#include "ops/attention/attention.h"
+
+namespace rlhf {
+namespace {
+
+constexpr int kMR = 6;
+constexpr int kNV = 2;
+
+// Lanes [0, n) set, for n in 0..8.
+inline __m256i lane_mask(int64_t n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+template <int MR, int NV>
+void micro(int64_t K, const float* A, int64_t a_rs, int64_t a_cs, const float* B, int64_t ldb, float* C,
+           int64_t ldc, bool acc, __m256i tail) {
+  __m256 c[MR][NV];
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) c[r][v] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < K; ++k) {
+    const float* b = B + k * ldb;
+    __m256 bv[NV];
+    for (int v = 0; v < NV - 1; ++v) bv[v] = _mm256_loadu_ps(b + 8 * v);
+    bv[NV - 1] = _mm256_maskload_ps(b + 8 * (NV - 1), tail);
+    const float* a = A + k * a_cs;
+    for (int r = 0; r < MR; ++r) {
+      __m256 ar = _mm256_broadcast_ss(a + r * a_rs);
+      for (int v = 0; v < NV; ++v) c[r][v] = _mm256_fmadd_ps(ar, bv[v], c[r][v]);
+    }
+  }
+  const __m256i full = _mm256_set1_epi32(-1);
+  for (int r = 0; r < MR; ++r) {
+    float* cr = C + r * ldc;
+    for (int v = 0; v < NV; ++v) {
+      const __m256i m = v == NV - 1 ? tail : full;
+      __m256 x = c[r][v];
+      if (acc) x = _mm256_add_ps(x, _mm256_maskload_ps(cr + 8 * v, m));
+      _mm256_maskstore_ps(cr + 8 * v, m, x);
+    }
+  }
+}
+
+using MicroFn = void (*)(int64_t, const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t, bool,
+                         __m256i);
+
+void tile_gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t a_rs, int64_t a_cs, const float* B,
+               int64_t ldb, float* C, int64_t ldc, bool acc) {
+  static const MicroFn table[kMR + 1][kNV + 1] = {
+      {nullptr, nullptr, nullptr},
+      {nullptr, micro<1, 1>, micro<1, 2>},
+      {nullptr, micro<2, 1>, micro<2, 2>},
+      {nullptr, micro<3, 1>, micro<3, 2>},
+      {nullptr, micro<4, 1>, micro<4, 2>},
+      {nullptr, micro<5, 1>, micro<5, 2>},
+      {nullptr, micro<6, 1>, micro<6, 2>},
+  };
+  for (int64_t n0 = 0; n0 < N; n0 += 8 * kNV) {
+    const int64_t nb = N - n0 < 8 * kNV ? N - n0 : 8 * kNV;
+    const int nv = int((nb + 7) / 8);
+    const __m256i tail = lane_mask(nb - 8 * (nv - 1));
+    for (int64_t m0 = 0; m0 < M; m0 += kMR) {
+      const int mr = int(M - m0 < kMR ? M - m0 : kMR);
+      table[mr][nv](K, A + m0 * a_rs, a_rs, a_cs, B + n0, ldb, C + m0 * ldc + n0, ldc, acc, tail);
+    }
+  }
+}
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+inline float hmax(__m256 v) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_max_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// exp as in attention_avx512.cc (same range reduction and Taylor polynomial); 2^n is built in the exponent
+// field, so the upper clamp keeps n <= 127.
+inline __m256 exp_ps(__m256 x) {
+  const __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(-87.33654f), _CMP_LT_OQ);
+  x = _mm256_min_ps(x, _mm256_set1_ps(88.37626f));
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.33654f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.0f / 5040);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
+
+float score_row(float* x, float scale, const float* mask, int64_t n) {
+  const __m256 s = _mm256_set1_ps(scale);
+  const __m256 ninf = _mm256_set1_ps(-INFINITY);
+  __m256 mx = ninf;
+  for (int64_t i = 0; i < n; i += 8) {
+    const __m256i m = lane_mask(n - i >= 8 ? 8 : n - i);
+    __m256 v = _mm256_mul_ps(_mm256_maskload_ps(x + i, m), s);
+    if (mask) v = _mm256_add_ps(v, _mm256_maskload_ps(mask + i, m));
+    _mm256_maskstore_ps(x + i, m, v);
+    mx = _mm256_max_ps(mx, _mm256_blendv_ps(ninf, v, _mm256_castsi256_ps(m)));
+  }
+  return hmax(mx);
+}
+
+float exp_sub_sum(float* y, const float* x, float sub, int64_t n) {
+  const __m256 s = _mm256_set1_ps(sub);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n; i += 8) {
+    const __m256i m = lane_mask(n - i >= 8 ? 8 : n - i);
+    __m256 e = exp_ps(_mm256_sub_ps(_mm256_maskload_ps(x + i, m), s));
+    e = _mm256_and_ps(e, _mm256_castsi256_ps(m));
+    _mm256_maskstore_ps(y + i, m, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  return hsum(acc);
+}
+
+void scale_row(float* y, float alpha, int64_t n) {
+  const __m256 a = _mm256_set1_ps(alpha);
+  for (int64_t i = 0; i < n; i += 8) {
+    const __m256i m = lane_mask(n - i >= 8 ? 8 : n - i);
+    _mm256_maskstore_ps(y + i, m, _mm256_mul_ps(_mm256_maskload_ps(y + i, m), a));
+  }
+}
+
+float dot(const float* a, const float* b, int64_t n) {
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n; i += 8) {
+    const __m256i m = lane_mask(n - i >= 8 ? 8 : n - i);
+    acc = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(b + i, m), acc);
+  }
+  return hsum(acc);
+}
+
+void ds_row(float* dp, const float* p, float di, float scale, int64_t n) {
+  const __m256 d = _mm256_set1_ps(di), s = _mm256_set1_ps(scale);
+  for (int64_t i = 0; i < n; i += 8) {
+    const __m256i m = lane_mask(n - i >= 8 ? 8 : n - i);
+    __m256 v = _mm256_sub_ps(_mm256_maskload_ps(dp + i, m), d);
+    v = _mm256_mul_ps(_mm256_mul_ps(v, _mm256_maskload_ps(p + i, m)), s);
+    _mm256_maskstore_ps(dp + i, m, v);
+  }
+}
+
+}  // namespace
+
+const AttentionKernels kAttentionKernelsAvx2 = {tile_gemm, score_row, exp_sub_sum, scale_row, dot, ds_row};
+
+}  // namespace rlhf

@@ -1,0 +1,279 @@
+// The fast CPU attention: FlashAttention tiling on the CPU. See attention.h for shapes and gradient rules.
+//
+// Forward (one work item = one (batch, head, query tile of kBq rows)):
+//   for each key tile j of kBk keys up to the causal limit (tiles wholly above the diagonal are never visited)
+//     S = Q_i K_j^T          (kBq x kBk, K_j packed transposed so the tile GEMM runs along keys)
+//     s = scale * S + mask;  online softmax: m' = max(m, rowmax s), P = exp(s - m'),
+//     l = l * exp(m - m') + rowsum P,  O = O * exp(m - m') + P V_j
+//   out = O / l, lse = m + log l.  Memory: the tiles only (never Tq x Tk).
+// Backward (FlashAttention-2): D_r = rowsum(dO o O) first; one work item = one (batch, kv head) so that the
+// dK/dV tile of a key tile and the dQ rows of its query heads are owned by one thread (no races):
+//   for each key tile j: for each query head of the group, for each query tile i that sees tile j:
+//     P = exp(scale * Q_i K_j^T + mask - lse_i)   (recomputed; no saved probabilities)
+//     dV_j += P^T dO_i;  dP = dO_i V_j^T;  dS = scale * P o (dP - D);  dK_j += dS^T Q_i;  dQ_i += dS K_j
+// When there are fewer (batch, kv head) items than can keep every thread busy, the key tiles of an item are
+// dealt out to several threads, each with a private dQ accumulator that is summed at the end.
+// Extra memory: O(B*H*Tq) for D and lse-sized scratch, tiles per thread, and only in that split case
+// threads x |dq|.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "common/parallel.h"
+#include "common/simd.h"
+#include "ops/attention/attention.h"
+
+namespace rlhf {
+
+// ---- portable tile primitives ----
+namespace {
+
+void tile_gemm_scalar(int64_t M, int64_t N, int64_t K, const float* A, int64_t a_rs, int64_t a_cs,
+                      const float* B, int64_t ldb, float* C, int64_t ldc, bool acc) {
+  for (int64_t r = 0; r < M; ++r) {
+    float* cr = C + r * ldc;
+    if (!acc)
+      for (int64_t c = 0; c < N; ++c) cr[c] = 0;
+    for (int64_t k = 0; k < K; ++k) {
+      const float a = A[r * a_rs + k * a_cs];
+      const float* b = B + k * ldb;
+      for (int64_t c = 0; c < N; ++c) cr[c] += a * b[c];
+    }
+  }
+}
+
+float score_row_scalar(float* x, float scale, const float* mask, int64_t n) {
+  float mx = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) {
+    float v = x[i] * scale;
+    if (mask) v += mask[i];
+    x[i] = v;
+    mx = std::max(mx, v);
+  }
+  return mx;
+}
+
+float exp_sub_sum_scalar(float* y, const float* x, float sub, int64_t n) {
+  float s = 0;
+  for (int64_t i = 0; i < n; ++i) s += (y[i] = std::exp(x[i] - sub));
+  return s;
+}
+
+void scale_row_scalar(float* y, float alpha, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] *= alpha;
+}
+
+float dot_scalar(const float* a, const float* b, int64_t n) {
+  float s = 0;
+  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+void ds_row_scalar(float* dp, const float* p, float di, float scale, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dp[i] = p[i] * (dp[i] - di) * scale;
+}
+
+}  // namespace
+
+const AttentionKernels kAttentionKernelsScalar = {tile_gemm_scalar, score_row_scalar, exp_sub_sum_scalar,
+                                                  scale_row_scalar, dot_scalar,       ds_row_scalar};
+
+namespace {
+
+constexpr int64_t kBq = 64;  // query rows per tile
+constexpr int64_t kBk = 64;  // keys per tile (also the row stride of the S / P / dP tiles)
+
+const AttentionKernels& kernels() {
+  switch (simd_level()) {
+    case SimdLevel::kAvx512:
+      return kAttentionKernelsAvx512;
+    case SimdLevel::kAvx2:
+      return kAttentionKernelsAvx2;
+    default:
+      return kAttentionKernelsScalar;
+  }
+}
+
+// dst (D x kBk) = rows [0, n) of src (n x D) transposed; columns n..kBk-1 are not touched (never read: every
+// tile GEMM that reads dst stops at column n).
+void pack_transposed(float* dst, const float* src, int64_t n, int64_t D) {
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t d = 0; d < D; ++d) dst[d * kBk + j] = src[j * D + d];
+}
+
+}  // namespace
+
+void attention_forward_cpu(float* out, float* lse, const float* q, const float* k, const float* v,
+                           const float* mask, const AttentionShape& s) {
+  const int64_t B = s.B, H = s.H, Tq = s.Tq, Tk = s.Tk, D = s.D;
+  const int64_t G = s.H / s.Hkv, off = Tk - Tq;
+  const int64_t nqt = (Tq + kBq - 1) / kBq, items = B * H * nqt;
+  if (items == 0) return;
+  const AttentionKernels& K = kernels();
+  const int nt = int(std::min<int64_t>(num_threads(), items));
+  // Per thread: Kt (D x kBk), S (kBq x kBk), m and l (kBq each). Allocated here, outside the parallel region.
+  const int64_t per_thread = D * kBk + kBq * kBk + 2 * kBq;
+  std::vector<float> scratch(size_t(per_thread) * nt);
+
+#pragma omp parallel num_threads(nt)
+  {
+    float* Kt = scratch.data() + per_thread * omp_get_thread_num();
+    float* S = Kt + D * kBk;
+    float* m = S + kBq * kBk;
+    float* l = m + kBq;
+    // Items are ordered longest first (the last query tiles see the most keys) for the dynamic schedule.
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t it = 0; it < items; ++it) {
+      const int64_t qt = nqt - 1 - it / (B * H), bh = it % (B * H);
+      const int64_t b = bh / H, h = bh % H, kvh = h / G;
+      const int64_t i0 = qt * kBq, mq = std::min(kBq, Tq - i0);
+      const float* Qi = q + (bh * Tq + i0) * D;
+      float* O = out + (bh * Tq + i0) * D;
+      const float* Kb = k + (b * s.Hkv + kvh) * s.kvCapacity * D;
+      const float* Vb = v + (b * s.Hkv + kvh) * s.kvCapacity * D;
+      const float* Mb = mask ? mask + b * Tk : nullptr;
+      std::memset(O, 0, sizeof(float) * size_t(mq * D));
+      for (int64_t r = 0; r < mq; ++r) m[r] = -INFINITY, l[r] = 0;
+      const int64_t nkeys = off + i0 + mq;  // keys the last row of this tile sees
+      for (int64_t j0 = 0; j0 < nkeys; j0 += kBk) {
+        const int64_t n = std::min(kBk, nkeys - j0);
+        pack_transposed(Kt, Kb + j0 * D, n, D);
+        K.tile_gemm(mq, n, D, Qi, D, 1, Kt, kBk, S, kBk, false);
+        for (int64_t r = 0; r < mq; ++r) {
+          float* sr = S + r * kBk;
+          const int64_t nv = std::min(n, off + i0 + r - j0 + 1);  // causal: keys of this tile row r sees
+          if (nv <= 0) {
+            std::memset(sr, 0, sizeof(float) * size_t(n));
+            continue;
+          }
+          const float mx = K.score_row(sr, s.scale, Mb ? Mb + j0 : nullptr, nv);
+          const float mnew = std::max(m[r], mx);
+          if (mnew == -INFINITY) {  // every key so far masked with -inf: nothing to add
+            std::memset(sr, 0, sizeof(float) * size_t(n));
+            continue;
+          }
+          const float sum = K.exp_sub_sum(sr, sr, mnew, nv);
+          if (nv < n) std::memset(sr + nv, 0, sizeof(float) * size_t(n - nv));
+          const float alpha = std::exp(m[r] - mnew);  // 0 when m was -inf (O and l are 0 then anyway)
+          l[r] = l[r] * alpha + sum;
+          if (alpha != 1.0f) K.scale_row(O + r * D, alpha, D);
+          m[r] = mnew;
+        }
+        K.tile_gemm(mq, D, n, S, kBk, 1, Vb + j0 * D, D, O, D, true);
+      }
+      float* L = lse + bh * Tq + i0;
+      for (int64_t r = 0; r < mq; ++r) {
+        if (m[r] == -INFINITY || !(l[r] > 0)) {
+          std::memset(O + r * D, 0, sizeof(float) * size_t(D));
+          L[r] = -INFINITY;
+        } else {
+          K.scale_row(O + r * D, 1.0f / l[r], D);
+          L[r] = m[r] + std::log(l[r]);
+        }
+      }
+    }
+  }
+}
+
+void attention_backward_cpu(float* dq, float* dk, float* dv, const float* dout, const float* out,
+                            const float* lse, const float* q, const float* k, const float* v, const float* mask,
+                            const AttentionShape& s) {
+  const int64_t B = s.B, H = s.H, Hkv = s.Hkv, Tq = s.Tq, Tk = s.Tk, D = s.D;
+  const int64_t G = H / Hkv, off = Tk - Tq;
+  if (B * H * Tq == 0 && B * Hkv * Tk == 0) return;
+  const AttentionKernels& K = kernels();
+  const int64_t nkt = (Tk + kBk - 1) / kBk, groups = B * Hkv;
+  // Split each (batch, kv head) into `split` interleaved sets of key tiles when the groups alone would leave
+  // threads idle or unevenly loaded; each split then needs its own dQ accumulator.
+  const int64_t nthr = num_threads();
+  int64_t split = 1;
+  if (nthr > 1 && nkt > 1 && groups % nthr != 0 && groups < 8 * nthr) split = std::min(nthr, nkt);
+  const int64_t items = groups * split;
+  const int nt = int(std::min<int64_t>(nthr, std::max<int64_t>(items, 1)));
+
+  // D_r = rowsum(dO o O), for every query row: O(B*H*Tq).
+  std::vector<float> Drow(size_t(B * H * Tq));
+  const AttentionKernels* Kp = &K;
+  parallel_for(B * H * Tq, 256, [&](int64_t b0, int64_t e0) {
+    for (int64_t r = b0; r < e0; ++r) Drow[r] = Kp->dot(dout + r * D, out + r * D, D);
+  });
+  // dq accumulators: dq itself when not split (zeroed here), else split private copies summed at the end.
+  std::vector<float> dq_parts;
+  if (split > 1) dq_parts.assign(size_t(split * B * H * Tq * D), 0.0f);
+  else std::memset(dq, 0, sizeof(float) * size_t(B * H * Tq * D));
+
+  // Per thread: Kt, Vt (D x kBk), P, dS (kBq x kBk), dK, dV accumulators (kBk x D).
+  const int64_t per_thread = 2 * D * kBk + 2 * kBq * kBk + 2 * kBk * D;
+  std::vector<float> scratch(size_t(per_thread) * nt);
+
+#pragma omp parallel num_threads(nt)
+  {
+    float* Kt = scratch.data() + per_thread * omp_get_thread_num();
+    float* Vt = Kt + D * kBk;
+    float* P = Vt + D * kBk;
+    float* dS = P + kBq * kBk;
+    float* dKa = dS + kBq * kBk;
+    float* dVa = dKa + kBk * D;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t it = 0; it < items; ++it) {
+      const int64_t g = it / split, part = it % split;
+      const int64_t b = g / Hkv, kvh = g % Hkv;
+      const int64_t kvoff = (b * Hkv + kvh) * s.kvCapacity * D;
+      const float *Kb = k + kvoff, *Vb = v + kvoff;
+      const float* Mb = mask ? mask + b * Tk : nullptr;
+      float* dqb = split > 1 ? dq_parts.data() + part * (B * H * Tq * D) : dq;
+      for (int64_t kt = part; kt < nkt; kt += split) {
+        const int64_t j0 = kt * kBk, n = std::min(kBk, Tk - j0);
+        pack_transposed(Kt, Kb + j0 * D, n, D);
+        pack_transposed(Vt, Vb + j0 * D, n, D);
+        std::memset(dKa, 0, sizeof(float) * size_t(n * D));
+        std::memset(dVa, 0, sizeof(float) * size_t(n * D));
+        // The first query row that sees key j0 sits at position j0: row j0 - off.
+        const int64_t first = std::max<int64_t>(0, j0 - off);
+        for (int64_t hg = 0; hg < G; ++hg) {
+          const int64_t bh = b * H + kvh * G + hg;
+          for (int64_t i0 = first / kBq * kBq; i0 < Tq; i0 += kBq) {
+            const int64_t mq = std::min(kBq, Tq - i0);
+            const int64_t row0 = bh * Tq + i0;
+            const float *Qi = q + row0 * D, *dOi = dout + row0 * D;
+            K.tile_gemm(mq, n, D, Qi, D, 1, Kt, kBk, P, kBk, false);
+            for (int64_t r = 0; r < mq; ++r) {
+              float* pr = P + r * kBk;
+              const int64_t nv = std::min(n, off + i0 + r - j0 + 1);
+              const float L = lse[row0 + r];
+              if (nv <= 0 || L == -INFINITY) {
+                std::memset(pr, 0, sizeof(float) * size_t(n));
+                continue;
+              }
+              K.score_row(pr, s.scale, Mb ? Mb + j0 : nullptr, nv);
+              K.exp_sub_sum(pr, pr, L, nv);
+              if (nv < n) std::memset(pr + nv, 0, sizeof(float) * size_t(n - nv));
+            }
+            K.tile_gemm(n, D, mq, P, 1, kBk, dOi, D, dVa, D, true);    // dV_j += P^T dO_i
+            K.tile_gemm(mq, n, D, dOi, D, 1, Vt, kBk, dS, kBk, false);  // dP = dO_i V_j^T
+            for (int64_t r = 0; r < mq; ++r) K.ds_row(dS + r * kBk, P + r * kBk, Drow[row0 + r], s.scale, n);
+            K.tile_gemm(n, D, mq, dS, 1, kBk, Qi, D, dKa, D, true);              // dK_j += dS^T Q_i
+            K.tile_gemm(mq, D, n, dS, kBk, 1, Kb + j0 * D, D, dqb + row0 * D, D, true);  // dQ_i += dS K_j
+          }
+        }
+        std::memcpy(dk + kvoff + j0 * D, dKa, sizeof(float) * size_t(n * D));
+        std::memcpy(dv + kvoff + j0 * D, dVa, sizeof(float) * size_t(n * D));
+      }
+    }
+  }
+  if (split > 1) {
+    const int64_t total = B * H * Tq * D;
+    parallel_for(total, 1 << 14, [&](int64_t b0, int64_t e0) {
+      for (int64_t i = b0; i < e0; ++i) {
+        float acc = 0;
+        for (int64_t p = 0; p < split; ++p) acc += dq_parts[size_t(p * total + i)];
+        dq[i] = acc;
+      }
+    });
+  }
+}
+
+}  // namespace rlhf
