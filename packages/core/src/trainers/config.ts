@@ -1,0 +1,211 @@
+/**
+ * Typed, documented, validated trainer configs. Each config is described once by a spec table (group,
+ * documentation, type, default, bounds); from it come the defaults, the validation that reports every
+ * problem at once by field name, and the CLI flags (`--learning-rate 1e-5`) with their help text.
+ * Names are TRL's in camelCase.
+ */
+
+export type FieldType = 'number' | 'integer' | 'boolean' | 'string' | 'enum';
+export type FieldValue = number | boolean | string | null;
+
+export interface FieldSpec {
+  /** section of the documentation and of `--help` */
+  group: string;
+  doc: string;
+  type: FieldType;
+  default: FieldValue;
+  /** null is allowed (means "off" or "derive it"; the doc says which) */
+  nullable?: boolean;
+  /** inclusive bounds */
+  min?: number;
+  max?: number;
+  /** exclusive bounds */
+  gt?: number;
+  lt?: number;
+  /** enum members */
+  values?: readonly string[];
+}
+
+export type ConfigSpec<T> = { [K in keyof T]-?: FieldSpec };
+
+export interface ConfigProblem {
+  field: string;
+  message: string;
+}
+
+/** Thrown with every problem of a config, each naming its field. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  constructor(
+    readonly configName: string,
+    readonly problems: ConfigProblem[],
+  ) {
+    super(
+      `${configName}: ${problems.length} problem${problems.length === 1 ? '' : 's'}:\n` +
+        problems.map((p) => `  - ${p.field}: ${p.message}`).join('\n'),
+    );
+  }
+}
+
+function describe(spec: FieldSpec): string {
+  switch (spec.type) {
+    case 'enum':
+      return `one of ${spec.values!.map((v) => `'${v}'`).join(', ')}`;
+    case 'integer':
+      return 'an integer';
+    case 'number':
+      return 'a finite number';
+    case 'boolean':
+      return 'true or false';
+    default:
+      return 'a string';
+  }
+}
+
+/** Problems of one value against its spec (empty when it is valid). */
+export function checkField(field: string, spec: FieldSpec, value: unknown): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const fail = (message: string) => out.push({ field, message });
+  if (value === null) {
+    if (!spec.nullable) fail(`must be ${describe(spec)}, got null`);
+    return out;
+  }
+  const got = typeof value === 'string' ? `'${value}'` : Array.isArray(value) ? 'an array' : String(value);
+  switch (spec.type) {
+    case 'number':
+    case 'integer': {
+      if (typeof value !== 'number' || !Number.isFinite(value)) return [{ field, message: `must be ${describe(spec)}, got ${got}` }];
+      if (spec.type === 'integer' && !Number.isInteger(value)) fail(`must be an integer, got ${value}`);
+      if (spec.min !== undefined && value < spec.min) fail(`must be ≥ ${spec.min}, got ${value}`);
+      if (spec.max !== undefined && value > spec.max) fail(`must be ≤ ${spec.max}, got ${value}`);
+      if (spec.gt !== undefined && !(value > spec.gt)) fail(`must be > ${spec.gt}, got ${value}`);
+      if (spec.lt !== undefined && !(value < spec.lt)) fail(`must be < ${spec.lt}, got ${value}`);
+      break;
+    }
+    case 'boolean':
+      if (typeof value !== 'boolean') fail(`must be true or false, got ${got}`);
+      break;
+    case 'string':
+      if (typeof value !== 'string') fail(`must be a string, got ${got}`);
+      else if (value.length === 0) fail('must not be empty');
+      break;
+    case 'enum':
+      if (typeof value !== 'string' || !spec.values!.includes(value)) fail(`must be ${describe(spec)}, got ${got}`);
+      break;
+  }
+  return out;
+}
+
+function camelCase(s: string): string {
+  return s.replace(/[_-]+([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
+}
+
+function editDistance(a: string, b: string): number {
+  const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = dp[0];
+    dp[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = dp[j];
+      dp[j] = Math.min(dp[j] + 1, dp[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return dp[b.length];
+}
+
+/** The known field an unknown key probably meant: snake_case of it, a case slip, or a close spelling. */
+export function suggestField(key: string, known: string[]): string | undefined {
+  const cc = camelCase(key);
+  const exact = known.find((k) => k === cc || k.toLowerCase() === key.toLowerCase() || k.toLowerCase() === cc.toLowerCase());
+  if (exact) return exact;
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const k of known) {
+    const d = editDistance(cc.toLowerCase(), k.toLowerCase());
+    if (d < bestD) {
+      bestD = d;
+      best = k;
+    }
+  }
+  return bestD <= Math.max(2, Math.floor(key.length / 4)) ? best : undefined;
+}
+
+/** Every field at its default. */
+export function defaultsOf<T>(spec: ConfigSpec<T>): T {
+  const out: Record<string, FieldValue> = {};
+  for (const [k, s] of Object.entries(spec) as [string, FieldSpec][]) out[k] = s.default;
+  return out as T;
+}
+
+/**
+ * All problems of a candidate config: not an object, unknown keys (with a suggestion), wrong types and
+ * bounds per field, then the cross-field `rules` on the fields that passed. Missing keys take defaults.
+ */
+export function validateConfig<T>(
+  spec: ConfigSpec<T>,
+  input: unknown,
+  rules?: (config: T, ok: (field: keyof T & string) => boolean) => ConfigProblem[],
+): ConfigProblem[] {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    return [{ field: '(config)', message: `must be a JSON object, got ${Array.isArray(input) ? 'an array' : input === null ? 'null' : typeof input}` }];
+  }
+  const problems: ConfigProblem[] = [];
+  const known = Object.keys(spec);
+  const bad = new Set<string>();
+  for (const key of Object.keys(input)) {
+    if (!Object.hasOwn(spec, key)) {
+      const s = suggestField(key, known);
+      problems.push({ field: key, message: `unknown field${s ? ` (did you mean ${s}?)` : ''}` });
+    }
+  }
+  const merged = { ...defaultsOf(spec), ...(input as object) } as T;
+  for (const [k, s] of Object.entries(spec) as [string, FieldSpec][]) {
+    const p = checkField(k, s, (merged as Record<string, unknown>)[k]);
+    if (p.length) bad.add(k);
+    problems.push(...p);
+  }
+  if (rules) problems.push(...rules(merged, (f) => !bad.has(f)));
+  return problems;
+}
+
+/** Defaults overlaid with `input`, or a ConfigError listing every problem. */
+export function resolveConfig<T>(
+  name: string,
+  spec: ConfigSpec<T>,
+  input: unknown,
+  rules?: (config: T, ok: (field: keyof T & string) => boolean) => ConfigProblem[],
+): T {
+  const problems = validateConfig(spec, input ?? {}, rules);
+  if (problems.length) throw new ConfigError(name, problems);
+  return { ...defaultsOf(spec), ...((input ?? {}) as object) } as T;
+}
+
+/**
+ * A command-line string to a field value (`--learning-rate 1e-5`, `--packing true`, `--stop-token-id null`).
+ * Returns the raw string when it cannot be converted, so validation reports it by field name with the
+ * rest of the problems instead of the parser stopping at the first one.
+ */
+export function parseFieldValue(spec: FieldSpec, raw: string): unknown {
+  const t = raw.trim();
+  if (spec.nullable && (t === 'null' || t === 'none')) return null;
+  switch (spec.type) {
+    case 'number':
+    case 'integer': {
+      if (t === '') return raw;
+      const n = Number(t);
+      return Number.isNaN(n) ? raw : n;
+    }
+    case 'boolean':
+      if (['true', '1', 'yes'].includes(t.toLowerCase())) return true;
+      if (['false', '0', 'no'].includes(t.toLowerCase())) return false;
+      return raw;
+    default:
+      return raw;
+  }
+}
+
+/** `learningRate` → `learning-rate` (the CLI flag). */
+export function flagName(field: string): string {
+  return field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}

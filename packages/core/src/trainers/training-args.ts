@@ -1,0 +1,83 @@
+import type { ConfigProblem, ConfigSpec } from './config';
+import { LR_SCHEDULER_TYPES, type LrSchedulerType } from './schedules';
+
+/**
+ * The fields every trainer shares (transformers' TrainingArguments, camelCase), grouped as in its docs.
+ * Each algorithm's config extends this with its own group and overrides a few defaults.
+ */
+export interface TrainingArgs {
+  // -- model and data
+  /** directory of the starting model (config.json + model.safetensors + tokenizer), or null when given in code */
+  modelPath: string | null;
+  /** training data file (JSONL), or null when given in code */
+  datasetPath: string | null;
+  /** held-out data file, or null for none */
+  evalDatasetPath: string | null;
+  // -- run
+  outputDir: string;
+  seed: number;
+  // -- optimisation
+  learningRate: number;
+  weightDecay: number;
+  adamBeta1: number;
+  adamBeta2: number;
+  adamEpsilon: number;
+  maxGradNorm: number;
+  lrSchedulerType: LrSchedulerType;
+  warmupRatio: number;
+  warmupSteps: number;
+  // -- batching
+  perDeviceTrainBatchSize: number;
+  perDeviceEvalBatchSize: number;
+  gradientAccumulationSteps: number;
+  numTrainEpochs: number;
+  maxSteps: number;
+  // -- logging, evaluation, checkpoints
+  loggingSteps: number;
+  evalSteps: number;
+  saveSteps: number;
+  saveTotalLimit: number;
+  nanGuardMaxConsecutive: number;
+}
+
+export const TRAINING_ARGS_SPEC: ConfigSpec<TrainingArgs> = {
+  modelPath: { group: 'model and data', type: 'string', nullable: true, default: null, doc: 'directory of the starting model (config.json, model.safetensors, tokenizer)' },
+  datasetPath: { group: 'model and data', type: 'string', nullable: true, default: null, doc: 'training data (JSONL)' },
+  evalDatasetPath: { group: 'model and data', type: 'string', nullable: true, default: null, doc: 'held-out data (JSONL); null: no evaluation' },
+  outputDir: { group: 'run', type: 'string', default: 'runs/out', doc: 'where checkpoints and metrics.jsonl go' },
+  seed: { group: 'run', type: 'integer', min: 0, max: Number.MAX_SAFE_INTEGER, default: 42, doc: 'seed of every random choice (shuffling, sampling, dropout): same seed, same weights' },
+  learningRate: { group: 'optimisation', type: 'number', gt: 0, default: 5e-5, doc: 'peak AdamW learning rate' },
+  weightDecay: { group: 'optimisation', type: 'number', min: 0, default: 0, doc: 'decoupled AdamW weight decay' },
+  adamBeta1: { group: 'optimisation', type: 'number', min: 0, lt: 1, default: 0.9, doc: 'AdamW β1' },
+  adamBeta2: { group: 'optimisation', type: 'number', min: 0, lt: 1, default: 0.999, doc: 'AdamW β2' },
+  adamEpsilon: { group: 'optimisation', type: 'number', gt: 0, default: 1e-8, doc: 'AdamW ε' },
+  maxGradNorm: { group: 'optimisation', type: 'number', min: 0, default: 1, doc: 'clip the global gradient norm to this; 0 turns clipping off' },
+  lrSchedulerType: { group: 'optimisation', type: 'enum', values: LR_SCHEDULER_TYPES, default: 'linear', doc: 'decay after warmup' },
+  warmupRatio: { group: 'optimisation', type: 'number', min: 0, lt: 1, default: 0, doc: 'fraction of the optimizer steps spent warming up from 0 (ignored when warmupSteps > 0)' },
+  warmupSteps: { group: 'optimisation', type: 'integer', min: 0, default: 0, doc: 'optimizer steps of linear warmup; overrides warmupRatio when > 0' },
+  perDeviceTrainBatchSize: { group: 'batching', type: 'integer', min: 1, default: 8, doc: 'examples per micro-batch (one forward/backward)' },
+  perDeviceEvalBatchSize: { group: 'batching', type: 'integer', min: 1, default: 8, doc: 'examples per evaluation forward' },
+  gradientAccumulationSteps: { group: 'batching', type: 'integer', min: 1, default: 1, doc: 'micro-batches whose gradients are summed before one optimizer step' },
+  numTrainEpochs: { group: 'batching', type: 'integer', min: 1, default: 3, doc: 'passes over the training data' },
+  maxSteps: { group: 'batching', type: 'integer', min: -1, default: -1, doc: 'stop after this many optimizer steps; -1: run numTrainEpochs' },
+  loggingSteps: { group: 'logging and checkpoints', type: 'integer', min: 1, default: 1, doc: 'write a metrics.jsonl line every this many optimizer steps' },
+  evalSteps: { group: 'logging and checkpoints', type: 'integer', min: 0, default: 0, doc: 'evaluate every this many steps; 0: only at the end' },
+  saveSteps: { group: 'logging and checkpoints', type: 'integer', min: 0, default: 0, doc: 'write a checkpoint every this many steps; 0: only at the end' },
+  saveTotalLimit: { group: 'logging and checkpoints', type: 'integer', min: 1, default: 2, doc: 'checkpoints kept; older ones are deleted after a newer one is complete' },
+  nanGuardMaxConsecutive: { group: 'logging and checkpoints', type: 'integer', min: 1, default: 5, doc: 'stop after this many non-finite steps in a row (each is skipped and the last good state restored)' },
+};
+
+/** Cross-field rules shared by all trainers. */
+export function trainingArgsRules<T extends TrainingArgs>(c: T, ok: (f: keyof T & string) => boolean): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  if (ok('maxSteps') && c.maxSteps === 0) out.push({ field: 'maxSteps', message: 'must be -1 (use numTrainEpochs) or ≥ 1, got 0' });
+  if (ok('adamBeta1') && ok('adamBeta2') && c.adamBeta1 > c.adamBeta2) {
+    out.push({ field: 'adamBeta1', message: `is above adamBeta2 (${c.adamBeta1} > ${c.adamBeta2}); swapped by mistake?` });
+  }
+  return out;
+}
+
+/** Warmup steps in force for a run of `totalSteps` optimizer steps (transformers' rule). */
+export function resolveWarmupSteps(c: Pick<TrainingArgs, 'warmupSteps' | 'warmupRatio'>, totalSteps: number): number {
+  return c.warmupSteps > 0 ? c.warmupSteps : Math.ceil(totalSteps * c.warmupRatio);
+}
