@@ -79,4 +79,8 @@ export interface NativeBinding {
   // gelu (ops/gelu)
   geluForward(out: Float32Array, x: Float32Array, n: number): void;
   geluBackward(dx: Float32Array, dy: Float32Array, x: Float32Array, n: number): void;
+
+  // embedding (ops/embedding)
+  embeddingForward(out: Float32Array, ids: Int32Array, table: Float32Array, n: number, vocab: number, dim: number): void;
+  embeddingBackward(dtable: Float32Array, dy: Float32Array, ids: Int32Array, n: number, vocab: number, dim: number): void;
 }

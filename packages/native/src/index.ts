@@ -17,3 +17,4 @@ export {
 } from './ops/cross-entropy';
 export { layernormForward, layernormBackward } from './ops/layernorm';
 export { geluForward, geluBackward } from './ops/gelu';
+export { embeddingForward, embeddingBackward } from './ops/embedding';

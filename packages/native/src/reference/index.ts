@@ -8,3 +8,4 @@ export * from './attention';
 export * from './cross-entropy';
 export * from './layernorm';
 export * from './gelu';
+export * from './embedding';

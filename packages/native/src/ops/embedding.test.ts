@@ -1,0 +1,94 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { embeddingBackward, embeddingForward, info, native, setSimdLevel } from '../index';
+import { embeddingBackwardRef, embeddingForwardRef } from '../reference/index';
+import { expectSameValues, finiteDiffGrad, randomF64, SIMD_LEVELS } from '../test/grad-check';
+import { expectThrowsNamed, maxRelError, randomF32, rng } from '../test/helpers';
+
+function randomIds(n: number, vocab: number, seed: number): Int32Array {
+  const r = rng(seed);
+  return Int32Array.from({ length: n }, () => Math.floor(r() * vocab));
+}
+
+// (n, vocab, dim): odd dims; few ids over a small vocab so that ids repeat; one large enough for threads.
+const SHAPES: [number, number, number][] = [
+  [1, 1, 1],
+  [3, 5, 17],
+  [17, 4, 33],
+  [1000, 50, 3],
+  [1023, 300, 129],
+];
+
+describe.each(SIMD_LEVELS)('embedding at simd=%s', (level) => {
+  const saved = info().simd;
+  beforeAll(() => {
+    setSimdLevel(level);
+  });
+  afterAll(() => {
+    setSimdLevel(saved);
+  });
+
+  it.each(SHAPES)('forward gathers and backward scatter-adds like the reference (n=%i vocab=%i dim=%i)', (n, vocab, dim) => {
+    const ids = randomIds(n, vocab, n + vocab);
+    const table = randomF32(vocab * dim, dim + 1);
+    const out = new Float32Array(n * dim).fill(NaN), ref = new Float32Array(n * dim);
+    embeddingForward(out, ids, table, n, vocab, dim);
+    embeddingForwardRef(ref, ids, table, n, vocab, dim);
+    expectSameValues(out, ref);
+    const dy = randomF32(n * dim, dim + 2);
+    const dt = randomF32(vocab * dim, 3), rdt = Float32Array.from(dt); // accumulates onto existing values
+    embeddingBackward(dt, dy, ids, n, vocab, dim);
+    embeddingBackwardRef(rdt, dy, ids, n, vocab, dim);
+    // Same additions in the same order per row (ids scanned in order) as the reference: identical floats.
+    expectSameValues(dt, rdt);
+  });
+
+  it('works on views with a byteOffset', () => {
+    const n = 9, vocab = 7, dim = 19;
+    const ids = randomIds(n + 2, vocab, 5);
+    const table = randomF32(vocab * dim + 3, 6);
+    const out = new Float32Array(n * dim + 4).fill(-1);
+    embeddingForward(out.subarray(4), ids.subarray(2), table.subarray(3), n, vocab, dim);
+    const ref = new Float32Array(n * dim);
+    embeddingForwardRef(ref, ids.subarray(2), table.subarray(3), n, vocab, dim);
+    expectSameValues(out.subarray(4), ref);
+    expect(out[3]).toBe(-1);
+  });
+});
+
+describe('embedding gradient against central finite differences (float64)', () => {
+  it('dtable, with repeated ids', () => {
+    const n = 6, vocab = 4, dim = 5;
+    const ids = Int32Array.from([2, 0, 2, 3, 2, 0]);
+    const table = randomF64(vocab * dim, 1), w = randomF64(n * dim, 2);
+    const fd = finiteDiffGrad((t) => { const y = new Float64Array(n * dim); embeddingForwardRef(y, ids, t, n, vocab, dim); return y; }, table, w);
+    const dt = new Float32Array(vocab * dim);
+    embeddingBackward(dt, Float32Array.from(w), ids, n, vocab, dim);
+    expect(maxRelError(dt, fd)).toBeLessThan(1e-5);
+    // Row 1 is never looked up: its gradient stays exactly zero.
+    expect(Array.from(dt.subarray(dim, 2 * dim))).toEqual(new Array(dim).fill(0));
+  });
+});
+
+describe('embedding bad calls', () => {
+  it('rejects each with a named argument', () => {
+    const n = 3, vocab = 4, dim = 2;
+    const out = new Float32Array(n * dim), table = new Float32Array(vocab * dim), ids = Int32Array.from([0, 3, 1]);
+    const raw = native() as unknown as Record<string, (...x: unknown[]) => unknown>;
+    const shared = new ArrayBuffer(64);
+    const cases: [() => unknown, string, RegExp][] = [
+      [() => embeddingForward(out, Int32Array.from([0, 4, 1]), table, n, vocab, dim), 'RangeError', /embeddingForward: argument 1 'ids': ids\[1\] = 4 is outside \[0, vocab = 4\)/],
+      [() => embeddingForward(out, Int32Array.from([0, 1, -1]), table, n, vocab, dim), 'RangeError', /ids\[2\] = -1 is outside/],
+      [() => embeddingBackward(table, out, Int32Array.from([9, 0, 0]), n, vocab, dim), 'RangeError', /embeddingBackward: argument 2 'ids': ids\[0\] = 9/],
+      [() => embeddingForward(out, ids, table, n, vocab + 1, dim), 'RangeError', /argument 2 'table' is too short/],
+      [() => embeddingForward(out, ids.subarray(1), table, n, vocab, dim), 'RangeError', /argument 1 'ids' is too short/],
+      [() => embeddingForward(out, new Float32Array(3) as never, table, n, vocab, dim), 'TypeError', /argument 1 'ids' must be a Int32Array/],
+      [() => embeddingForward(out, ids, table, n, vocab, -2), 'RangeError', /argument 5 'dim' must be a non-negative size/],
+      [() => embeddingForward(table, ids, table, n, vocab, dim), 'RangeError', /'out' and 'table' must not share memory/],
+      [() => embeddingForward(new Float32Array(shared, 0, 6), new Int32Array(shared, 8, 3), table, n, vocab, dim), 'RangeError', /'out' and 'ids' must not share memory/],
+      [() => embeddingBackward(table, table, ids, n, vocab, dim), 'RangeError', /'dtable' and 'dy' must not share memory/],
+      [() => embeddingBackward(table.subarray(1), out, ids, n, vocab, dim), 'RangeError', /argument 0 'dtable' is too short/],
+      [() => raw.embeddingBackward(table, out, ids, n, vocab), 'TypeError', /embeddingBackward: expected 6 arguments, got 5/],
+    ];
+    for (const [fn, name, msg] of cases) expectThrowsNamed(fn, name, msg);
+  });
+});
