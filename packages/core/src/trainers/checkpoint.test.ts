@@ -1,0 +1,112 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildSync } from 'esbuild';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { StateDict } from '../io/dtypes';
+import { listCheckpoints, loadCheckpoint, loadLatestCheckpoint, resolveResume, saveCheckpoint } from './checkpoint';
+
+const root = mkdtempSync(join(tmpdir(), 'rlhf-ckpt-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+let n = 0;
+const fresh = () => join(root, `run-${n++}`);
+
+/** A deterministic model for `step`: every value step + i/1000, so a loaded checkpoint tells its step. */
+function modelFor(step: number, size = 1000): StateDict {
+  const w = new Float32Array(size).map((_, i) => step + i / 1000);
+  return new Map([
+    ['h.0.weight', { dtype: 'F32', shape: [size / 10, 10], data: w }],
+    ['h.0.bias', { dtype: 'F32', shape: [3], data: new Float32Array([step, -step, 0.5]) }],
+  ]);
+}
+
+describe('checkpoints', () => {
+  it('round-trip weights, optimizer moments, state and extra files exactly', () => {
+    const out = fresh();
+    const opt: StateDict = new Map([['h.0.weight.exp_avg', { dtype: 'F32', shape: [2], data: new Float32Array([1e-9, -3.25]) }]]);
+    const path = saveCheckpoint(out, {
+      step: 7,
+      model: modelFor(7),
+      optimizer: opt,
+      state: { rng: [1, 2, 3, 4], klCoef: 0.123456789, epoch: 1 },
+      files: { 'config.json': '{"n_layer":1}' },
+    });
+    expect(path).toBe(join(out, 'checkpoint-7'));
+    const c = loadCheckpoint(path);
+    expect(c.step).toBe(7);
+    expect(c.model.get('h.0.weight')!.data).toEqual(modelFor(7).get('h.0.weight')!.data);
+    expect(c.model.get('h.0.bias')!.shape).toEqual([3]);
+    expect(c.optimizer!.get('h.0.weight.exp_avg')!.data).toEqual(new Float32Array([1e-9, -3.25]));
+    expect(c.state).toEqual({ rng: [1, 2, 3, 4], klCoef: 0.123456789, epoch: 1 });
+    expect(existsSync(join(path, 'config.json'))).toBe(true);
+  });
+
+  it('keeps the newest `keep`, replaces a re-saved step, and falls back past a damaged newest one', () => {
+    const out = fresh();
+    for (const s of [1, 2, 3, 4]) saveCheckpoint(out, { step: s, model: modelFor(s), state: {} }, { keep: 2 });
+    expect(listCheckpoints(out).map((c) => c.step)).toEqual([3, 4]);
+    saveCheckpoint(out, { step: 4, model: modelFor(40), state: { again: true } }, { keep: 2 });
+    expect(loadLatestCheckpoint(out)!.state).toEqual({ again: true });
+    // damage the newest: truncated weights fail the size check, so the previous one is loaded
+    writeFileSync(join(out, 'checkpoint-4', 'model.safetensors'), 'x');
+    expect(() => loadCheckpoint(join(out, 'checkpoint-4'))).toThrow(/model.safetensors has 1 bytes, expected/);
+    expect(loadLatestCheckpoint(out)!.step).toBe(3);
+    expect(resolveResume(out).step).toBe(3);
+    expect(resolveResume(join(out, 'checkpoint-3')).step).toBe(3);
+    expect(() => resolveResume(fresh())).toThrow(/no loadable checkpoint/);
+  });
+
+  it('removes temporaries left by a dead process and rejects bad arguments', () => {
+    const out = fresh();
+    mkdirSync(join(out, '.tmp-checkpoint-5-999999-abcd'), { recursive: true });
+    saveCheckpoint(out, { step: 1, model: modelFor(1), state: {} });
+    expect(readdirSync(out)).toEqual(['checkpoint-1']);
+    expect(() => saveCheckpoint(out, { step: -1, model: modelFor(1), state: {} })).toThrow(/step/);
+    expect(() => saveCheckpoint(out, { step: 2, model: modelFor(1), state: {}, files: { '../x': 'a' } })).toThrow(/not allowed/);
+    expect(readdirSync(out)).toEqual(['checkpoint-1']);
+  });
+
+  it('a process killed while checkpointing leaves the last checkpoint loadable', async () => {
+    // The child saves 4 MB checkpoints in a loop; we SIGKILL it at several points, mid-write most likely.
+    const here = dirname(fileURLToPath(import.meta.url));
+    const script = join(root, 'child.mjs');
+    const entry = join(root, 'child-entry.ts');
+    writeFileSync(
+      entry,
+      `import { saveCheckpoint } from ${JSON.stringify(join(here, 'checkpoint.ts'))};
+const out = process.argv[2];
+for (let step = 1; ; step++) {
+  const w = new Float32Array(1 << 20).map((_, i) => step + i / 1000);
+  saveCheckpoint(out, { step, model: new Map([['w', { dtype: 'F32', shape: [1 << 20], data: w }]]), state: { step } }, { keep: 2 });
+  process.stdout.write('saved ' + step + '\\n');
+}
+`,
+    );
+    buildSync({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', outfile: script, logLevel: 'silent' });
+    for (const delayMs of [3, 17, 41]) {
+      const out = fresh();
+      const child = spawn(process.execPath, [script, out], { stdio: ['ignore', 'pipe', 'inherit'] });
+      await new Promise<void>((resolve) => {
+        let buf = '';
+        child.stdout.on('data', (d: Buffer) => {
+          buf += d.toString();
+          if (buf.includes('saved 2\n')) setTimeout(() => child.kill('SIGKILL'), delayMs);
+        });
+        child.on('exit', () => resolve());
+      });
+      const c = loadLatestCheckpoint(out);
+      expect(c).not.toBeNull();
+      expect(c!.step).toBeGreaterThanOrEqual(2);
+      const w = c!.model.get('w')!.data as Float32Array;
+      expect(w[0]).toBe(c!.step);
+      expect(w[12345]).toBe(Math.fround(c!.step + 12.345));
+      expect(c!.state).toEqual({ step: c!.step });
+      // every complete-named folder loads; the next save cleans up after the dead process
+      for (const { path } of listCheckpoints(out)) expect(() => loadCheckpoint(path)).not.toThrow();
+      saveCheckpoint(out, { step: 1000, model: modelFor(1), state: {} }, { keep: 1 });
+      expect(readdirSync(out)).toEqual(['checkpoint-1000']);
+    }
+  }, 30_000);
+});
