@@ -34,3 +34,6 @@ export { loadHfCheckpoint, readJsonFile, saveHfCheckpoint } from './io/hf-checkp
 export type { HfCheckpoint, SaveHfCheckpointOptions } from './io/hf-checkpoint';
 export { llama2cToHfConfig, parseLlama2cCheckpoint, readLlama2cCheckpoint } from './io/llama2c';
 export type { Llama2cCheckpoint, Llama2cConfig } from './io/llama2c';
+
+// trainers: configs, SFT / reward / PPO / DPO, and their pure helpers (trainers)
+export * from './trainers/index';

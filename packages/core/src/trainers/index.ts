@@ -1,0 +1,51 @@
+/** Trainers: SFT, reward model, PPO, DPO, and the pure helpers they share. */
+export { maskedMean, maskedVar, maskedWhiten, maskCount } from './masked';
+export type { NumericArray } from './masked';
+export { gae } from './gae';
+export type { GaeResult } from './gae';
+export { klPenalty, klTerm, KL_ESTIMATORS, FixedKlController, AdaptiveKlController } from './kl';
+export type { KlEstimator, KlController, KlControllerState } from './kl';
+export { logSigmoid, sigmoid, pairwiseRewardLoss, kwiseRankingLoss, dpoLoss, DPO_LOSS_TYPES } from './losses';
+export type { PairwiseLossResult, KwiseLossResult, DpoLossResult, DpoLossType } from './losses';
+export { lrMultiplier, learningRateAt, warmupStepsFromRatio, LR_SCHEDULER_TYPES } from './schedules';
+export type { LrSchedule, LrSchedulerType } from './schedules';
+export { StatefulRng } from './rng';
+export type { RngState } from './rng';
+export { MetricsWriter, readMetrics } from './metrics';
+export type { MetricsRecord, MetricValue } from './metrics';
+export { LineProgress, silentProgress, formatMetric } from './progress';
+export type { ProgressReporter } from './progress';
+export { NanGuard, NonFiniteError, allFinite } from './nan-guard';
+export { planAccumulation, countSteps, batchIndices } from './grad-accum';
+export type { AccumulationStep } from './grad-accum';
+export {
+  ConfigError,
+  checkField,
+  defaultsOf,
+  validateConfig,
+  resolveConfig,
+  parseFieldValue,
+  flagName,
+  suggestField,
+} from './config';
+export type { ConfigProblem, ConfigSpec, FieldSpec, FieldType, FieldValue } from './config';
+export { TRAINING_ARGS_SPEC, resolveWarmupSteps } from './training-args';
+export type { TrainingArgs } from './training-args';
+export { SFT_CONFIG_SPEC, sftConfig, validateSftConfig } from './sft-config';
+export type { SftConfig } from './sft-config';
+export { REWARD_CONFIG_SPEC, REWARD_LOSS_TYPES, rewardConfig, validateRewardConfig } from './reward-config';
+export type { RewardConfig, RewardLossType } from './reward-config';
+export { PPO_CONFIG_SPEC, ppoConfig, validatePpoConfig, rolloutBatchSize } from './ppo-config';
+export type { PpoConfig } from './ppo-config';
+export { DPO_CONFIG_SPEC, dpoConfig, validateDpoConfig } from './dpo-config';
+export type { DpoConfig } from './dpo-config';
+export {
+  saveCheckpoint,
+  loadCheckpoint,
+  loadLatestCheckpoint,
+  listCheckpoints,
+  resolveResume,
+  checkpointDirName,
+  CHECKPOINT_FORMAT,
+} from './checkpoint';
+export type { CheckpointContent, LoadedCheckpoint } from './checkpoint';
