@@ -83,4 +83,7 @@ export interface NativeBinding {
   // embedding (ops/embedding)
   embeddingForward(out: Float32Array, ids: Int32Array, table: Float32Array, n: number, vocab: number, dim: number): void;
   embeddingBackward(dtable: Float32Array, dy: Float32Array, ids: Int32Array, n: number, vocab: number, dim: number): void;
+
+  // adamw (ops/adamw)
+  adamwStep(param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, n: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
 }

@@ -18,3 +18,4 @@ export {
 export { layernormForward, layernormBackward } from './ops/layernorm';
 export { geluForward, geluBackward } from './ops/gelu';
 export { embeddingForward, embeddingBackward } from './ops/embedding';
+export { adamwStep } from './ops/adamw';

@@ -9,3 +9,4 @@ export * from './cross-entropy';
 export * from './layernorm';
 export * from './gelu';
 export * from './embedding';
+export * from './adamw';

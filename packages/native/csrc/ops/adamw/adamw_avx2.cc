@@ -1,0 +1,4 @@
+// The AdamW kernel compiled for avx2 (flags from CMakeLists.txt by file name); only called after a
+// simd_level() check in adamw_cpu.cc.
+#define RLHF_ISA avx2
+#include "ops/adamw/adamw_kernels.inc"
