@@ -37,3 +37,13 @@ export type { Llama2cCheckpoint, Llama2cConfig } from './io/llama2c';
 
 // trainers: configs, SFT / reward / PPO / DPO, and their pure helpers (trainers)
 export * from './trainers/index';
+
+// models and heads (core)
+export { Module, copyParameters } from './model/module';
+export { KVCache, lastTokenIndex, preparePositions } from './model/common';
+export type { CausalLM, ModelInput } from './model/common';
+export { GPT2, gpt2ConfigFromHf } from './model/gpt2';
+export type { GPT2Config } from './model/gpt2';
+export { Llama, llamaConfigFromHf } from './model/llama';
+export type { LlamaConfig } from './model/llama';
+export { ValueHead, RewardHead, CausalLMWithValueHead, RewardModel } from './model/heads';

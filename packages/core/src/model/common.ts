@@ -1,0 +1,166 @@
+/**
+ * What both architectures share: the input of a forward pass, padding (attention masks -> additive key
+ * masks and positions), and the KV cache used by generation.
+ *
+ * Padding: attentionMask (B·T) holds 1 for a real token and 0 for padding, on either side. Positions count
+ * real tokens only (cumsum(mask) − 1, 0 on padding), so a left-padded row sees the same positions as
+ * the same row unpadded. Padding keys get −Infinity in the additive mask; a padding query that sees no
+ * real key gives 0 (the attention kernel's contract), which nothing downstream reads.
+ */
+import { kernels } from '../backend/cpu';
+import { isGradEnabled } from '../tensor/autograd';
+import { Tensor } from '../tensor/tensor';
+
+export interface ModelInput {
+  /** token ids (B·T), row-major */
+  ids: Int32Array;
+  B: number;
+  T: number;
+  /** (B·T) 1 = token, 0 = padding; default all ones */
+  attentionMask?: ArrayLike<number>;
+  /** (B·T) explicit positions; default computed from the mask */
+  positions?: Int32Array;
+  /** generation: keys and values of earlier positions; the new ones are appended */
+  cache?: KVCache;
+}
+
+export function checkInput(input: ModelInput, vocabSize: number, maxPositions: number): void {
+  const { ids, B, T } = input;
+  if (!(ids instanceof Int32Array)) throw new TypeError('forward: ids must be an Int32Array');
+  if (!Number.isInteger(B) || !Number.isInteger(T) || B < 1 || T < 1) throw new RangeError(`forward: B = ${B} and T = ${T} must be positive integers`);
+  if (ids.length !== B * T) throw new RangeError(`forward: ids has ${ids.length} entries, expected B·T = ${B * T}`);
+  for (let i = 0; i < ids.length; i++) {
+    if (!(ids[i] >= 0 && ids[i] < vocabSize)) throw new RangeError(`forward: ids[${i}] = ${ids[i]} is outside the vocabulary [0, ${vocabSize})`);
+  }
+  if (input.attentionMask && input.attentionMask.length !== B * T) {
+    throw new RangeError(`forward: attentionMask has ${input.attentionMask.length} entries, expected B·T = ${B * T}`);
+  }
+  const past = input.cache ? input.cache.length : 0;
+  if (input.cache && input.cache.B !== B) throw new RangeError(`forward: the cache holds ${input.cache.B} rows, the input ${B}`);
+  if (input.cache && past + T > input.cache.capacity) throw new RangeError(`forward: the cache holds ${input.cache.capacity} positions; ${past} used + ${T} new is too many`);
+  if (input.positions) {
+    if (input.positions.length !== B * T) throw new RangeError(`forward: positions has ${input.positions.length} entries, expected ${B * T}`);
+    for (const p of input.positions) if (!(p >= 0 && p < maxPositions)) throw new RangeError(`forward: position ${p} is outside [0, ${maxPositions})`);
+  } else if (past + T > maxPositions) {
+    throw new RangeError(`forward: ${past + T} positions exceed the model's maximum ${maxPositions}`);
+  }
+}
+
+/**
+ * Positions (B·T) and the additive key mask for this step. Without a cache the mask is (B·T) or null when
+ * nothing is padded. With a cache, positions continue each row's count and the cache's key mask grows.
+ */
+export function preparePositions(input: ModelInput): { positions: Int32Array; mask: Float32Array | null } {
+  const { B, T, attentionMask: m, cache } = input;
+  const positions = new Int32Array(B * T);
+  let mask: Float32Array | null = null;
+  for (let b = 0; b < B; b++) {
+    let count = cache ? cache.nextPos[b] : 0;
+    for (let t = 0; t < T; t++) {
+      const real = !m || m[b * T + t] !== 0;
+      positions[b * T + t] = real ? count : Math.max(0, count - 1);
+      if (real) count++;
+      if (cache) cache.keyMask[b * cache.capacity + cache.length + t] = real ? 0 : -Infinity;
+      else if (!real) {
+        if (!mask) mask = new Float32Array(B * T);
+        mask[b * T + t] = -Infinity;
+      }
+    }
+    if (cache) cache.nextPos[b] = count;
+  }
+  if (input.positions) positions.set(input.positions);
+  return { positions, mask };
+}
+
+/**
+ * Keys and values of every layer for B rows and up to `capacity` positions: k[l], v[l] (B, Hkv, capacity, D).
+ * keyMask (B, capacity) is 0 for a real token and −Infinity for padding; nextPos (B) is each row's next position.
+ */
+export class KVCache {
+  readonly k: Float32Array[] = [];
+  readonly v: Float32Array[] = [];
+  readonly keyMask: Float32Array;
+  readonly nextPos: Int32Array;
+  /** positions filled so far (the same for every row: rows are padded, not ragged) */
+  length = 0;
+
+  constructor(
+    readonly B: number,
+    readonly nLayers: number,
+    readonly Hkv: number,
+    readonly D: number,
+    readonly capacity: number,
+  ) {
+    for (let l = 0; l < nLayers; l++) {
+      this.k.push(new Float32Array(B * Hkv * capacity * D));
+      this.v.push(new Float32Array(B * Hkv * capacity * D));
+    }
+    this.keyMask = new Float32Array(B * capacity);
+    this.nextPos = new Int32Array(B);
+  }
+}
+
+/**
+ * Attention of the new queries q (B, H, Tn, D) over the cached keys plus the new ones k, v (B, Hkv, Tn, D),
+ * which are first copied into layer l of the cache at positions [length, length + Tn). Inference only.
+ */
+export function attendWithCache(q: Tensor, k: Tensor, v: Tensor, cache: KVCache, layer: number): Tensor {
+  if (isGradEnabled() && (q.requiresGrad || k.requiresGrad || v.requiresGrad)) {
+    throw new Error('a KV cache is for inference: run generation inside noGrad()');
+  }
+  const [B, H, Tn, D] = q.shape;
+  const Hkv = k.shape[1];
+  const cap = cache.capacity, t0 = cache.length, Tk = t0 + Tn;
+  const kc = cache.k[layer], vc = cache.v[layer], kd = k.data, vd = v.data;
+  for (let bh = 0; bh < B * Hkv; bh++) {
+    kc.set(kd.subarray(bh * Tn * D, (bh + 1) * Tn * D), (bh * cap + t0) * D);
+    vc.set(vd.subarray(bh * Tn * D, (bh + 1) * Tn * D), (bh * cap + t0) * D);
+  }
+  let mask: Float32Array | null = null;
+  for (let b = 0; b < B && !mask; b++) for (let j = 0; j < Tk; j++) if (cache.keyMask[b * cap + j] !== 0) { mask = new Float32Array(B * Tk); break; }
+  if (mask) for (let b = 0; b < B; b++) mask.set(cache.keyMask.subarray(b * cap, b * cap + Tk), b * Tk);
+  const out = Tensor.pooled([B, H, Tn, D]);
+  const lse = new Float32Array(B * H * Tn);
+  kernels().attentionForward(out.data, lse, q.data, kc, vc, mask, B, H, Hkv, Tn, Tk, cap, D, 1 / Math.sqrt(D));
+  return out;
+}
+
+/** Index (b·T + t) of the last real token of each row (left or right padding); −1 for an all-padding row. */
+export function lastTokenIndex(attentionMask: ArrayLike<number> | undefined, B: number, T: number): Int32Array {
+  const idx = new Int32Array(B);
+  for (let b = 0; b < B; b++) {
+    idx[b] = -1;
+    for (let t = T - 1; t >= 0; t--) {
+      if (!attentionMask || attentionMask[b * T + t] !== 0) {
+        idx[b] = b * T + t;
+        break;
+      }
+    }
+  }
+  return idx;
+}
+
+/** The interface both architectures implement, so heads, generation and trainers take either. */
+export interface CausalLM {
+  readonly kind: 'gpt2' | 'llama';
+  readonly vocabSize: number;
+  readonly hiddenSize: number;
+  readonly maxPositions: number;
+  /** final hidden states (B·T, C), after the last norm */
+  forward(input: ModelInput): Tensor;
+  /** logits (N, V) of hidden states (N, C) through the LM head */
+  logits(hidden: Tensor): Tensor;
+  newCache(B: number, capacity: number): KVCache;
+  namedParameters(): Array<[string, Tensor]>;
+  parameters(): Tensor[];
+  numParameters(opts?: { trainableOnly?: boolean }): number;
+  freeze(filter?: (name: string) => boolean): this;
+  unfreeze(filter?: (name: string) => boolean): this;
+  zeroGrad(): void;
+  stateDict(): import('../io/dtypes').StateDict;
+  loadStateDict(sd: import('../io/dtypes').StateDict, opts?: { strict?: boolean }): void;
+  /** a deep copy (same config, copied values, same requiresGrad flags) */
+  clone(): CausalLM;
+  /** config.json contents in Hugging Face form */
+  hfConfig(): Record<string, unknown>;
+}

@@ -1,0 +1,184 @@
+/**
+ * GPT-2 in one file, nanoGPT style: learned positions, pre-LayerNorm blocks, GELU (tanh) MLP, tied input and
+ * output embeddings. Every op is one kernel call (fused attention included). Parameter names are Hugging
+ * Face's (`wte.weight`, `h.0.attn.c_attn.weight`, ...); HF stores the Conv1D weights (c_attn, c_proj, c_fc)
+ * as (in, out), we keep every linear weight as (out, in) and transpose at load/save. A `transformer.` prefix
+ * is accepted on load and optional on save.
+ */
+import type { TensorEntry } from '../io/dtypes';
+import { add, attention, embedding, gelu, layerNorm, linear, permute0213, reshape, splitLast } from '../tensor/ops';
+import { Tensor } from '../tensor/tensor';
+import { Rng } from '../util/rng';
+import { attendWithCache, checkInput, KVCache, preparePositions, type CausalLM, type ModelInput } from './common';
+import { checkEntry, copyParameters, Module } from './module';
+
+export interface GPT2Config {
+  vocabSize: number;
+  /** longest sequence (learned position table) */
+  nPositions: number;
+  /** width C */
+  nEmbd: number;
+  nLayer: number;
+  /** heads; C / nHead is the head width */
+  nHead: number;
+  layerNormEps?: number;
+}
+
+export function gpt2ConfigFromHf(c: Record<string, unknown>): GPT2Config {
+  const num = (k: string, d?: number): number => {
+    const v = c[k] ?? d;
+    if (typeof v !== 'number') throw new Error(`GPT-2 config.json: ${k} is missing or not a number`);
+    return v;
+  };
+  return {
+    vocabSize: num('vocab_size'),
+    nPositions: num('n_positions', num('n_ctx', 1024)),
+    nEmbd: num('n_embd'),
+    nLayer: num('n_layer'),
+    nHead: num('n_head'),
+    layerNormEps: num('layer_norm_epsilon', 1e-5),
+  };
+}
+
+const CONV1D = /\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/;
+
+export class GPT2 extends Module implements CausalLM {
+  readonly kind = 'gpt2' as const;
+  readonly config: Required<GPT2Config>;
+  /** save names with the `transformer.` prefix (as GPT2LMHeadModel does) */
+  savePrefix = '';
+
+  constructor(config: GPT2Config, opts: { seed?: number } = {}) {
+    super();
+    const c = (this.config = { layerNormEps: 1e-5, ...config });
+    for (const k of ['vocabSize', 'nPositions', 'nEmbd', 'nLayer', 'nHead'] as const) {
+      if (!Number.isInteger(c[k]) || c[k] < 1) throw new RangeError(`GPT2Config.${k} must be a positive integer, got ${c[k]}`);
+    }
+    if (c.nEmbd % c.nHead) throw new RangeError(`GPT2Config: nEmbd ${c.nEmbd} is not a multiple of nHead ${c.nHead}`);
+    // GPT-2 initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2·nLayer), norms 1, biases 0
+    const rng = new Rng(opts.seed ?? 0);
+    const C = c.nEmbd, std = 0.02, projStd = 0.02 / Math.sqrt(2 * c.nLayer);
+    this.addParam('wte.weight', Tensor.randn([c.vocabSize, C], rng, std)); // (V, C), also the LM head
+    this.addParam('wpe.weight', Tensor.randn([c.nPositions, C], rng, 0.01)); // (maxT, C)
+    for (let l = 0; l < c.nLayer; l++) {
+      const p = `h.${l}.`;
+      this.addParam(`${p}ln_1.weight`, Tensor.full([C], 1)); // (C)
+      this.addParam(`${p}ln_1.bias`, Tensor.zeros([C])); // (C)
+      this.addParam(`${p}attn.c_attn.weight`, Tensor.randn([3 * C, C], rng, std)); // (3C, C)
+      this.addParam(`${p}attn.c_attn.bias`, Tensor.zeros([3 * C])); // (3C)
+      this.addParam(`${p}attn.c_proj.weight`, Tensor.randn([C, C], rng, projStd)); // (C, C)
+      this.addParam(`${p}attn.c_proj.bias`, Tensor.zeros([C])); // (C)
+      this.addParam(`${p}ln_2.weight`, Tensor.full([C], 1)); // (C)
+      this.addParam(`${p}ln_2.bias`, Tensor.zeros([C])); // (C)
+      this.addParam(`${p}mlp.c_fc.weight`, Tensor.randn([4 * C, C], rng, std)); // (4C, C)
+      this.addParam(`${p}mlp.c_fc.bias`, Tensor.zeros([4 * C])); // (4C)
+      this.addParam(`${p}mlp.c_proj.weight`, Tensor.randn([C, 4 * C], rng, projStd)); // (C, 4C)
+      this.addParam(`${p}mlp.c_proj.bias`, Tensor.zeros([C])); // (C)
+    }
+    this.addParam('ln_f.weight', Tensor.full([C], 1)); // (C)
+    this.addParam('ln_f.bias', Tensor.zeros([C])); // (C)
+  }
+
+  get vocabSize(): number {
+    return this.config.vocabSize;
+  }
+  get hiddenSize(): number {
+    return this.config.nEmbd;
+  }
+  get maxPositions(): number {
+    return this.config.nPositions;
+  }
+
+  newCache(B: number, capacity: number): KVCache {
+    const c = this.config;
+    return new KVCache(B, c.nLayer, c.nHead, c.nEmbd / c.nHead, Math.min(capacity, c.nPositions));
+  }
+
+  forward(input: ModelInput): Tensor {
+    const c = this.config;
+    checkInput(input, c.vocabSize, c.nPositions);
+    const { B, T, cache } = input;
+    const C = c.nEmbd, H = c.nHead, D = C / H, eps = c.layerNormEps;
+    const P = (n: string) => this.params.get(n)!;
+    const { positions, mask } = preparePositions(input);
+    let x = add(embedding(input.ids, P('wte.weight')), embedding(positions, P('wpe.weight'))); // (B·T, C)
+    for (let l = 0; l < c.nLayer; l++) {
+      const p = `h.${l}.`;
+      const h = layerNorm(x, P(`${p}ln_1.weight`), P(`${p}ln_1.bias`), eps); // (B·T, C)
+      const qkv = linear(h, P(`${p}attn.c_attn.weight`), P(`${p}attn.c_attn.bias`)); // (B·T, 3C)
+      const [q, k, v] = splitLast(qkv, [C, C, C]).map((t) => permute0213(reshape(t, [B, T, H, D]))); // (B, H, T, D) each
+      const y = cache ? attendWithCache(q, k, v, cache, l) : attention(q, k, v, mask); // (B, H, T, D)
+      const yc = reshape(permute0213(y), [B * T, C]); // (B·T, C)
+      x = add(x, linear(yc, P(`${p}attn.c_proj.weight`), P(`${p}attn.c_proj.bias`))); // (B·T, C)
+      const h2 = layerNorm(x, P(`${p}ln_2.weight`), P(`${p}ln_2.bias`), eps); // (B·T, C)
+      const f = gelu(linear(h2, P(`${p}mlp.c_fc.weight`), P(`${p}mlp.c_fc.bias`))); // (B·T, 4C)
+      x = add(x, linear(f, P(`${p}mlp.c_proj.weight`), P(`${p}mlp.c_proj.bias`))); // (B·T, C)
+    }
+    if (cache) cache.length += T;
+    return layerNorm(x, P('ln_f.weight'), P('ln_f.bias'), eps); // (B·T, C)
+  }
+
+  /** Tied LM head: logits (N, V) = hidden (N, C) · wteᵀ. */
+  logits(hidden: Tensor): Tensor {
+    return linear(hidden, this.params.get('wte.weight')!);
+  }
+
+  clone(): GPT2 {
+    const m = new GPT2(this.config);
+    copyParameters(m, this);
+    m.savePrefix = this.savePrefix;
+    for (const [n, t] of this.params) m.params.get(n)!.requiresGrad = t.requiresGrad;
+    return m;
+  }
+
+  hfConfig(): Record<string, unknown> {
+    const c = this.config;
+    return {
+      architectures: ['GPT2LMHeadModel'],
+      model_type: 'gpt2',
+      vocab_size: c.vocabSize,
+      n_positions: c.nPositions,
+      n_ctx: c.nPositions,
+      n_embd: c.nEmbd,
+      n_layer: c.nLayer,
+      n_head: c.nHead,
+      layer_norm_epsilon: c.layerNormEps,
+      activation_function: 'gelu_new',
+      tie_word_embeddings: true,
+    };
+  }
+
+  protected override toFile(name: string, t: Tensor): { shape: number[]; data: Float32Array } {
+    if (!CONV1D.test(name)) return super.toFile(name, t);
+    const [out, inp] = t.shape;
+    return { shape: [inp, out], data: transpose(t.data, out, inp) }; // HF Conv1D (in, out)
+  }
+
+  protected override fromFile(name: string, entry: TensorEntry, t: Tensor): void {
+    if (!CONV1D.test(name)) return super.fromFile(name, entry, t);
+    const [out, inp] = t.shape;
+    checkEntry(name, entry, [inp, out]);
+    t.data.set(transpose(entry.data as Float32Array, inp, out));
+  }
+
+  protected override fileName(name: string): string {
+    return this.savePrefix + name;
+  }
+
+  protected override paramName(fileName: string): string | null {
+    const n = fileName.startsWith('transformer.') ? fileName.slice('transformer.'.length) : fileName;
+    return this.params.has(n) ? n : null;
+  }
+
+  protected override ignorable(fileName: string): boolean {
+    // the causal-mask buffers of old HF checkpoints, and the tied head
+    return /\.attn\.(bias|masked_bias)$/.test(fileName) || fileName === 'lm_head.weight';
+  }
+}
+
+/** (rows, cols) -> (cols, rows). */
+function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c];
+  return out;
+}

@@ -1,0 +1,131 @@
+/**
+ * A container of named parameters (Hugging Face names) with the bookkeeping every model and head shares:
+ * listing, counting, freezing, state dicts in the io/ format, and copying.
+ */
+import type { StateDict, TensorEntry } from '../io/dtypes';
+import { Tensor } from '../tensor/tensor';
+
+export abstract class Module {
+  protected readonly params = new Map<string, Tensor>();
+
+  protected addParam(name: string, t: Tensor): Tensor {
+    if (this.params.has(name)) throw new Error(`parameter ${name} declared twice`);
+    t.requiresGrad = true;
+    t.name = name;
+    this.params.set(name, t);
+    return t;
+  }
+
+  /** [name, tensor] pairs in declaration order (tied weights appear once). */
+  namedParameters(): Array<[string, Tensor]> {
+    return [...this.params.entries()];
+  }
+
+  parameters(): Tensor[] {
+    return [...this.params.values()];
+  }
+
+  param(name: string): Tensor {
+    const t = this.params.get(name);
+    if (!t) throw new Error(`no parameter named ${name}`);
+    return t;
+  }
+
+  /** Number of scalar parameters (only those that require grad when trainableOnly). */
+  numParameters(opts: { trainableOnly?: boolean } = {}): number {
+    let n = 0;
+    for (const t of this.params.values()) if (!opts.trainableOnly || t.requiresGrad) n += t.size;
+    return n;
+  }
+
+  /** Stops gradients for the parameters whose name matches (all when no filter). */
+  freeze(filter: (name: string) => boolean = () => true): this {
+    for (const [n, t] of this.params) if (filter(n)) t.requiresGrad = false;
+    return this;
+  }
+
+  unfreeze(filter: (name: string) => boolean = () => true): this {
+    for (const [n, t] of this.params) if (filter(n)) t.requiresGrad = true;
+    return this;
+  }
+
+  /** Sets every parameter gradient to zero (keeps the buffers, so no allocation). */
+  zeroGrad(): void {
+    for (const t of this.params.values()) if (t.grad) t.grad.data.fill(0);
+  }
+
+  /** Internal layout -> file layout for one parameter (GPT-2 transposes its Conv1D weights). */
+  protected toFile(_name: string, t: Tensor): { shape: number[]; data: Float32Array } {
+    return { shape: [...t.shape], data: t.data.slice() };
+  }
+
+  /** File layout -> internal layout, written into the parameter. */
+  protected fromFile(name: string, entry: TensorEntry, t: Tensor): void {
+    checkEntry(name, entry, [...t.shape]);
+    t.data.set(entry.data as Float32Array);
+  }
+
+  /** File name of a parameter (models add prefixes here). */
+  protected fileName(name: string): string {
+    return name;
+  }
+
+  /** Parameter name for a file name, or null when the file tensor is not a parameter (ignored buffers). */
+  protected paramName(fileName: string): string | null {
+    return this.params.has(fileName) ? fileName : null;
+  }
+
+  /** Tensors with their Hugging Face names and layouts, as F32 (copies). */
+  stateDict(): StateDict {
+    const sd: StateDict = new Map();
+    for (const [n, t] of this.params) {
+      const { shape, data } = this.toFile(n, t);
+      sd.set(this.fileName(n), { dtype: 'F32', shape, data });
+    }
+    return sd;
+  }
+
+  /**
+   * Loads tensors by Hugging Face name. strict (default): every parameter must be present and every file
+   * tensor must be known or ignorable (model-specific buffers); shapes must match.
+   */
+  loadStateDict(sd: StateDict, opts: { strict?: boolean } = {}): void {
+    const strict = opts.strict ?? true;
+    const seen = new Set<string>();
+    for (const [fname, entry] of sd) {
+      const name = this.paramName(fname);
+      if (name === null) {
+        if (strict && !this.ignorable(fname)) throw new Error(`loadStateDict: unexpected tensor ${fname}`);
+        continue;
+      }
+      this.fromFile(name, entry, this.params.get(name)!);
+      seen.add(name);
+    }
+    if (strict) {
+      const missing = [...this.params.keys()].filter((n) => !seen.has(n));
+      if (missing.length) throw new Error(`loadStateDict: missing ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`);
+    }
+  }
+
+  /** File tensors that are not parameters but may appear in checkpoints (e.g. GPT-2's attn.bias masks). */
+  protected ignorable(_fileName: string): boolean {
+    return false;
+  }
+}
+
+export function checkEntry(name: string, entry: TensorEntry, shape: number[]): void {
+  if (!(entry.data instanceof Float32Array)) throw new TypeError(`${name}: expected float data (F32/F16/BF16), got ${entry.dtype}`);
+  if (entry.shape.length !== shape.length || entry.shape.some((d, i) => d !== shape[i])) {
+    throw new RangeError(`${name}: shape [${entry.shape.join(', ')}] in the file, [${shape.join(', ')}] expected`);
+  }
+}
+
+/** Copies parameter values from one module to another of the same architecture (names must match). */
+export function copyParameters(dst: Module, src: Module): void {
+  const s = new Map(src.namedParameters());
+  for (const [n, t] of dst.namedParameters()) {
+    const from = s.get(n);
+    if (!from || from.size !== t.size) throw new Error(`copyParameters: ${n} is missing or has another size in the source`);
+    t.data.set(from.data);
+  }
+}
