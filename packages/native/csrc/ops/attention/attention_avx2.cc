@@ -22,22 +22,29 @@ template <int MR, int NV>
 void micro(int64_t K, const float* A, int64_t a_rs, int64_t a_cs, const float* B, int64_t ldb, float* C,
            int64_t ldc, bool acc, __m256i tail) {
   __m256 c[MR][NV];
+  #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
+    #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) c[r][v] = _mm256_setzero_ps();
   for (int64_t k = 0; k < K; ++k) {
     const float* b = B + k * ldb;
     __m256 bv[NV];
+    #pragma GCC unroll 8
     for (int v = 0; v < NV - 1; ++v) bv[v] = _mm256_loadu_ps(b + 8 * v);
     bv[NV - 1] = _mm256_maskload_ps(b + 8 * (NV - 1), tail);
     const float* a = A + k * a_cs;
+    #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
       __m256 ar = _mm256_broadcast_ss(a + r * a_rs);
+      #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) c[r][v] = _mm256_fmadd_ps(ar, bv[v], c[r][v]);
     }
   }
   const __m256i full = _mm256_set1_epi32(-1);
+  #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) {
     float* cr = C + r * ldc;
+    #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {
       const __m256i m = v == NV - 1 ? tail : full;
       __m256 x = c[r][v];

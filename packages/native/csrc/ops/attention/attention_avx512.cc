@@ -21,21 +21,28 @@ template <int MR, int NV>
 void micro(int64_t K, const float* A, int64_t a_rs, int64_t a_cs, const float* B, int64_t ldb, float* C,
            int64_t ldc, bool acc, __mmask16 tail) {
   __m512 c[MR][NV];
+  #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
+    #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) c[r][v] = _mm512_setzero_ps();
   for (int64_t k = 0; k < K; ++k) {
     const float* b = B + k * ldb;
     __m512 bv[NV];
+    #pragma GCC unroll 8
     for (int v = 0; v < NV - 1; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
     bv[NV - 1] = _mm512_maskz_loadu_ps(tail, b + 16 * (NV - 1));
     const float* a = A + k * a_cs;
+    #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
       __m512 ar = _mm512_set1_ps(a[r * a_rs]);
+      #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) c[r][v] = _mm512_fmadd_ps(ar, bv[v], c[r][v]);
     }
   }
+  #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) {
     float* cr = C + r * ldc;
+    #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {
       __mmask16 m = v == NV - 1 ? tail : __mmask16(0xFFFF);
       __m512 x = c[r][v];
