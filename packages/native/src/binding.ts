@@ -86,4 +86,8 @@ export interface NativeBinding {
 
   // adamw (ops/adamw)
   adamwStep(param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, n: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
+
+  // rmsnorm (ops/rmsnorm)
+  rmsnormForward(out: Float32Array, rstd: Float32Array, x: Float32Array, weight: Float32Array, rows: number, cols: number, eps: number): void;
+  rmsnormBackward(dx: Float32Array, dweight: Float32Array, dy: Float32Array, x: Float32Array, weight: Float32Array, rstd: Float32Array, rows: number, cols: number): void;
 }

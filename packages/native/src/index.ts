@@ -19,3 +19,4 @@ export { layernormForward, layernormBackward } from './ops/layernorm';
 export { geluForward, geluBackward } from './ops/gelu';
 export { embeddingForward, embeddingBackward } from './ops/embedding';
 export { adamwStep } from './ops/adamw';
+export { rmsnormForward, rmsnormBackward } from './ops/rmsnorm';

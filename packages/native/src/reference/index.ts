@@ -10,3 +10,4 @@ export * from './layernorm';
 export * from './gelu';
 export * from './embedding';
 export * from './adamw';
+export * from './rmsnorm';

@@ -1,0 +1,4 @@
+// The RMSNorm kernels compiled for avx512 (flags from CMakeLists.txt by file name); only called after a
+// simd_level() check in rmsnorm_cpu.cc.
+#define RLHF_ISA avx512
+#include "ops/rmsnorm/rmsnorm_kernels.inc"
