@@ -1,0 +1,124 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { convertFile } from './convert';
+import { detectLayout } from './formats/index';
+import { extractPrompt } from './formats/trl';
+import { readAll } from './read';
+import { fixture, tempDir } from './test-helpers';
+
+const tmp = tempDir();
+afterAll(tmp.cleanup);
+
+const parsedLines = (f: string) => readFileSync(f, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
+
+// format, fixture, records expected, and whether writing back gives the same JSON values (not only the same records)
+const cases: Array<[string, string, number, boolean]> = [
+  ['rlhf', 'rlhf.jsonl', 7, true],
+  ['trl-lm', 'trl-lm.jsonl', 2, true],
+  ['trl-prompt', 'trl-prompt.jsonl', 2, true],
+  ['trl-prompt-completion', 'trl-prompt-completion.jsonl', 2, true],
+  ['trl-preference', 'trl-preference.jsonl', 2, true],
+  ['trl-preference-implicit', 'trl-preference-implicit.jsonl', 2, true],
+  ['trl-unpaired', 'trl-unpaired.jsonl', 2, true],
+  ['openai-chat', 'openai-chat.jsonl', 2, true],
+  ['openai-completions', 'openai-completions.jsonl', 2, true],
+  ['openai-preference', 'openai-preference.jsonl', 1, true],
+  ['hh-rlhf', 'hh-rlhf.jsonl', 2, true],
+  ['labelbox', 'labelbox.ndjson', 7, false],
+];
+
+describe('every adapter round-trips its own fixture', () => {
+  for (const [format, file, n, exact] of cases) {
+    it(format, async () => {
+      const a = await readAll(fixture(file), { format });
+      expect(a.report.summary()).toMatchObject({ dropped: 0, kept: n });
+      const out = join(tmp.dir, `${format}.jsonl`);
+      const c = await convertFile(fixture(file), out, { format, to: format });
+      expect(c.report.dropped).toBe(0);
+      const b = await readAll(out, { format });
+      expect(b.records).toEqual(a.records);
+      if (exact) expect(parsedLines(out)).toEqual(parsedLines(fixture(file)));
+    });
+  }
+});
+
+describe('format detection says what it chose', () => {
+  for (const [format, file] of cases) {
+    if (format === 'openai-completions') continue; // the same layout as trl-prompt-completion; detected as that
+    it(file, async () => {
+      const a = await readAll(fixture(file));
+      expect(a.detection.format).toBe(format);
+      expect(a.detection.reason).toMatch(/first row/);
+    });
+  }
+  it('prompt/completion is reported as also being the OpenAI legacy layout', () => {
+    expect(detectLayout({ prompt: 'a', completion: 'b' })?.reason).toMatch(/OpenAI legacy/);
+    expect(detectLayout([1, 2])).toBeUndefined();
+    expect(detectLayout({ foo: 1 })).toBeUndefined();
+  });
+});
+
+describe('what each adapter makes of its fixture', () => {
+  it('TRL implicit prompt: the common beginning of chosen and rejected', async () => {
+    const { records } = await readAll(fixture('trl-preference-implicit.jsonl'));
+    expect(records[0]).toEqual({ kind: 'preference', prompt: 'The sky is ', chosen: 'blue.', rejected: 'green.' });
+    expect(records[1]).toMatchObject({ prompt: [{ role: 'user', content: 'What colour is the sky?' }], chosen: [{ role: 'assistant', content: 'Blue.' }] });
+    expect(extractPrompt('a', [{ role: 'user', content: 'a' }])).toMatch(/both strings or both message lists/);
+  });
+
+  it('OpenAI chat: the last assistant turn is the completion, earlier turns the prompt', async () => {
+    const { records } = await readAll(fixture('openai-chat.jsonl'));
+    expect(records[1]).toEqual({
+      kind: 'demonstration',
+      prompt: [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello.' }, { role: 'user', content: 'Bye' }],
+      completion: [{ role: 'assistant', content: 'Farewell.' }],
+    });
+  });
+
+  it('HH-RLHF: prompt turns as messages, or the transcript prefix as text', async () => {
+    const m = await readAll(fixture('hh-rlhf.jsonl'));
+    expect(m.records[1]).toEqual({
+      kind: 'preference',
+      prompt: [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello.' }, { role: 'user', content: 'Name a colour.' }],
+      chosen: [{ role: 'assistant', content: 'Blue.' }],
+      rejected: [{ role: 'assistant', content: 'I would rather not.' }],
+    });
+    const t = await readAll(fixture('hh-rlhf.jsonl'), { hhPrompt: 'text' });
+    expect(t.records[0]).toEqual({ kind: 'preference', prompt: '\n\nHuman: What is 2+2?\n\nAssistant: ', chosen: '4.', rejected: '5.' });
+    const out = join(tmp.dir, 'hh-text.jsonl');
+    await convertFile(fixture('hh-rlhf.jsonl'), out, { hhPrompt: 'text', to: 'hh-rlhf' });
+    expect(parsedLines(out)).toEqual(parsedLines(fixture('hh-rlhf.jsonl')));
+  });
+
+  it('comparisons become their C(K,2) pairs in pairwise formats, ties giving none', async () => {
+    const out = join(tmp.dir, 'pairs.jsonl');
+    const c = await convertFile(fixture('rlhf.jsonl'), out, { to: 'trl-preference' });
+    // c1: K=3 strict -> 3 pairs; c2: [[0,2],[1]] -> 2 pairs; the preference -> 1; 4 other records cannot be written
+    expect(c.written).toBe(6);
+    expect(c.report.summary()).toMatchObject({ read: 7, kept: 3, dropped: 4, droppedBy: { 'cannot-write': 4 } });
+    expect(c.report.issues[0]).toMatchObject({ line: 1, code: 'cannot-write', message: expect.stringMatching(/demonstration record cannot be written as trl-preference/) });
+    const pairs = parsedLines(out);
+    expect(pairs.slice(0, 3).map((p) => [p.chosen, p.rejected])).toEqual([['A dog.', 'A cat.'], ['A dog.', 'A rock.'], ['A cat.', 'A rock.']]);
+    expect(pairs.slice(3, 5).map((p) => [p.chosen, p.rejected])).toEqual([['Lima.', 'Cusco.'], ['Lima, Peru.', 'Cusco.']]);
+  });
+
+  it('preferences unpair into good and bad feedback (TRL unpaired)', async () => {
+    const out = join(tmp.dir, 'unpaired.jsonl');
+    const c = await convertFile(fixture('trl-preference.jsonl'), out, { to: 'trl-unpaired' });
+    expect(c.written).toBe(4);
+    expect(parsedLines(out).map((o) => o.label)).toEqual([true, false, true, false]);
+  });
+
+  it('writes a JSON array and gzipped JSONL that read back the same', async () => {
+    const base = await readAll(fixture('rlhf.jsonl'));
+    for (const name of ['all.json', 'all.jsonl.gz']) {
+      const out = join(tmp.dir, name);
+      await convertFile(fixture('rlhf.jsonl'), out, { to: 'rlhf' });
+      const back = await readAll(out);
+      expect(back.detection.container).toBe(name.endsWith('.json') ? 'json' : 'jsonl');
+      expect(back.records).toEqual(base.records);
+      if (name.endsWith('.gz')) expect(back.detection.gzip).toBe(true);
+    }
+  });
+});
