@@ -90,4 +90,10 @@ export interface NativeBinding {
   // rmsnorm (ops/rmsnorm)
   rmsnormForward(out: Float32Array, rstd: Float32Array, x: Float32Array, weight: Float32Array, rows: number, cols: number, eps: number): void;
   rmsnormBackward(dx: Float32Array, dweight: Float32Array, dy: Float32Array, x: Float32Array, weight: Float32Array, rstd: Float32Array, rows: number, cols: number): void;
+
+  // gemm (ops/gemm)
+  gemm(C: Float32Array, A: Float32Array, B: Float32Array, m: number, n: number, k: number, transA?: boolean, transB?: boolean, alpha?: number, beta?: number): void;
+  gemmBatched(C: Float32Array, A: Float32Array, B: Float32Array, batch: number, m: number, n: number, k: number, strideA: number, strideB: number, strideC: number, transA?: boolean, transB?: boolean, alpha?: number, beta?: number): void;
+  /** Benchmarks only (ops/bench_peak): runs independent FMA chains on every thread; returns the flops done. */
+  benchFmaPeak(iterations: number): number;
 }

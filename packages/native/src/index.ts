@@ -20,3 +20,4 @@ export { geluForward, geluBackward } from './ops/gelu';
 export { embeddingForward, embeddingBackward } from './ops/embedding';
 export { adamwStep } from './ops/adamw';
 export { rmsnormForward, rmsnormBackward } from './ops/rmsnorm';
+export { gemm, gemmBatched } from './ops/gemm';

@@ -11,3 +11,4 @@ export * from './gelu';
 export * from './embedding';
 export * from './adamw';
 export * from './rmsnorm';
+export * from './gemm';

@@ -1,0 +1,45 @@
+import { native } from '../loader';
+
+/**
+ * C(m,n) = alpha · op(A) · op(B) + beta · C, float32, row-major.
+ * op(A) is (m,k): A stored (m,k), or (k,m) when transA. op(B) is (k,n): B stored (k,n), or (n,k) when transB.
+ * beta = 0 ignores C's old contents (NaN included). C must not share memory with A or B.
+ * A linear layer with HF weights W (out, in): y = x·Wᵀ is `gemm(y, x, W, N, out, in, false, true)`.
+ */
+export function gemm(
+  C: Float32Array,
+  A: Float32Array,
+  B: Float32Array,
+  m: number,
+  n: number,
+  k: number,
+  transA = false,
+  transB = false,
+  alpha = 1,
+  beta = 0,
+): void {
+  native().gemm(C, A, B, m, n, k, transA, transB, alpha, beta);
+}
+
+/**
+ * gemm for each b < batch on A + b·strideA, B + b·strideB, C + b·strideC (element strides; a stride of 0 on
+ * A or B broadcasts one matrix). strideC must be at least m·n when batch > 1.
+ */
+export function gemmBatched(
+  C: Float32Array,
+  A: Float32Array,
+  B: Float32Array,
+  batch: number,
+  m: number,
+  n: number,
+  k: number,
+  strideA: number,
+  strideB: number,
+  strideC: number,
+  transA = false,
+  transB = false,
+  alpha = 1,
+  beta = 0,
+): void {
+  native().gemmBatched(C, A, B, batch, m, n, k, strideA, strideB, strideC, transA, transB, alpha, beta);
+}
