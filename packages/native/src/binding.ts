@@ -96,4 +96,10 @@ export interface NativeBinding {
   gemmBatched(C: Float32Array, A: Float32Array, B: Float32Array, batch: number, m: number, n: number, k: number, strideA: number, strideB: number, strideC: number, transA?: boolean, transB?: boolean, alpha?: number, beta?: number): void;
   /** Benchmarks only (ops/bench_peak): runs independent FMA chains on every thread; returns the flops done. */
   benchFmaPeak(iterations: number): number;
+
+  // swiglu (ops/swiglu)
+  siluForward(out: Float32Array, x: Float32Array, n: number): void;
+  siluBackward(dx: Float32Array, dy: Float32Array, x: Float32Array, n: number): void;
+  swigluForward(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
+  swigluBackward(dgate: Float32Array, dup: Float32Array, dy: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
 }

@@ -21,3 +21,4 @@ export { embeddingForward, embeddingBackward } from './ops/embedding';
 export { adamwStep } from './ops/adamw';
 export { rmsnormForward, rmsnormBackward } from './ops/rmsnorm';
 export { gemm, gemmBatched } from './ops/gemm';
+export { siluForward, siluBackward, swigluForward, swigluBackward } from './ops/swiglu';

@@ -12,3 +12,4 @@ export * from './embedding';
 export * from './adamw';
 export * from './rmsnorm';
 export * from './gemm';
+export * from './swiglu';

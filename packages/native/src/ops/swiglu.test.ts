@@ -1,0 +1,98 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { info, native, setSimdLevel, siluBackward, siluForward, swigluBackward, swigluForward } from '../index';
+import { siluBackwardRef, siluForwardRef, swigluBackwardRef, swigluForwardRef } from '../reference/index';
+import { expectSameValues, finiteDiffGrad, randomF64, SIMD_LEVELS } from '../test/grad-check';
+import { expectThrowsNamed, maxRelError, randomF32 } from '../test/helpers';
+
+const SIZES = [1, 3, 17, 1000, 1023, (1 << 17) + 3];
+
+describe.each(SIMD_LEVELS)('silu and swiglu at simd=%s', (level) => {
+  const saved = info().simd;
+  beforeAll(() => {
+    setSimdLevel(level);
+  });
+  afterAll(() => {
+    setSimdLevel(saved);
+  });
+
+  it.each(SIZES)('forward and backward match the float64 reference (n=%i)', (n) => {
+    // gate/x in [-12, 12): σ saturates at both ends.
+    const x = randomF32(n, n + 1, 12), up = randomF32(n, n + 2, 2), dy = randomF32(n, n + 3);
+    const o = new Float32Array(n), r = new Float32Array(n), o2 = new Float32Array(n), r2 = new Float32Array(n);
+    siluForward(o, x, n);
+    siluForwardRef(r, x, n);
+    expect(maxRelError(o, r)).toBeLessThan(2e-6);
+    siluBackward(o, dy, x, n);
+    siluBackwardRef(r, dy, x, n);
+    expect(maxRelError(o, r)).toBeLessThan(2e-6);
+    swigluForward(o, x, up, n);
+    swigluForwardRef(r, x, up, n);
+    expect(maxRelError(o, r)).toBeLessThan(4e-6);
+    swigluBackward(o, o2, dy, x, up, n);
+    swigluBackwardRef(r, r2, dy, x, up, n);
+    expect(maxRelError(o, r)).toBeLessThan(4e-6);
+    expect(maxRelError(o2, r2)).toBeLessThan(4e-6);
+  });
+
+  it('runs in place and on views', () => {
+    const n = 1023;
+    const g = randomF32(n + 3, 5, 4), up = randomF32(n, 6), dy = randomF32(n, 7);
+    const gv = g.subarray(3);
+    const out = new Float32Array(n), dg = new Float32Array(n), du = new Float32Array(n);
+    swigluForward(out, gv, up, n);
+    swigluBackward(dg, du, dy, gv, up, n);
+    const gi = Float32Array.from(gv);
+    swigluForward(gi, gi, up, n);
+    expectSameValues(gi, out);
+    const ui = Float32Array.from(up);
+    swigluForward(ui, gv, ui, n);
+    expectSameValues(ui, out);
+    // dgate into gate, dup into up: all three inputs are read before either output is written.
+    const g2 = Float32Array.from(gv), u2 = Float32Array.from(up);
+    swigluBackward(g2, u2, dy, g2, u2, n);
+    expectSameValues(g2, dg);
+    expectSameValues(u2, du);
+    const s = new Float32Array(n);
+    siluForward(s, gv, n);
+    const si = Float32Array.from(gv);
+    siluForward(si, si, n);
+    expectSameValues(si, s);
+  });
+});
+
+describe('silu and swiglu gradients against central finite differences (float64)', () => {
+  it('siluBackward and swigluBackward', () => {
+    const n = 37;
+    const x = randomF64(n, 1, 5), up = randomF64(n, 2), w = randomF64(n, 3);
+    const fs = finiteDiffGrad((v) => { const y = new Float64Array(n); siluForwardRef(y, v, n); return y; }, x, w);
+    const fg = finiteDiffGrad((v) => { const y = new Float64Array(n); swigluForwardRef(y, v, up, n); return y; }, x, w);
+    const fu = finiteDiffGrad((v) => { const y = new Float64Array(n); swigluForwardRef(y, x, v, n); return y; }, up, w);
+    const x32 = Float32Array.from(x), u32 = Float32Array.from(up), w32 = Float32Array.from(w);
+    const dx = new Float32Array(n), dg = new Float32Array(n), du = new Float32Array(n);
+    siluBackward(dx, w32, x32, n);
+    swigluBackward(dg, du, w32, x32, u32, n);
+    expect(maxRelError(dx, fs)).toBeLessThan(1e-5);
+    expect(maxRelError(dg, fg)).toBeLessThan(1e-5);
+    expect(maxRelError(du, fu)).toBeLessThan(1e-5);
+  });
+});
+
+describe('silu and swiglu bad calls', () => {
+  it('rejects each with a named argument', () => {
+    const a = new Float32Array(8), b = new Float32Array(8), c = new Float32Array(8), d = new Float32Array(8);
+    const raw = native() as unknown as Record<string, (...x: unknown[]) => unknown>;
+    const cases: [() => unknown, string, RegExp][] = [
+      [() => siluForward(a, b, 9), 'RangeError', /siluForward: argument 0 'out' is too short/],
+      [() => siluBackward(a, b, c.subarray(1), 8), 'RangeError', /siluBackward: argument 2 'x' is too short/],
+      [() => siluForward(a.subarray(1), a, 4), 'RangeError', /'out' and 'x' must be the same array/],
+      [() => swigluForward(a, b, c, -1), 'RangeError', /swigluForward: argument 3 'n' must be a non-negative size/],
+      [() => swigluForward(a, b, {} as never, 8), 'TypeError', /argument 2 'up' must be a Float32Array/],
+      [() => swigluForward(a.subarray(2), b, a, 4), 'RangeError', /'out' and 'up' must be the same array/],
+      [() => swigluBackward(a, a, b, c, d, 8), 'RangeError', /swigluBackward: 'dgate' and 'dup' must not share memory/],
+      [() => swigluBackward(a, b, c.subarray(0, 4), d, c, 8), 'RangeError', /argument 2 'dy' is too short/],
+      [() => swigluBackward(a, b, c, d, a.subarray(1), 4), 'RangeError', /'dgate' and 'up' must be the same array/],
+      [() => raw.swigluBackward(a, b, c, d, a), 'TypeError', /swigluBackward: expected 6 arguments, got 5/],
+    ];
+    for (const [fn, name, msg] of cases) expectThrowsNamed(fn, name, msg);
+  });
+});
