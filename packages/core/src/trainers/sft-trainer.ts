@@ -1,0 +1,205 @@
+/**
+ * Supervised fine-tuning on demonstrations (TRL SFTTrainer): next-token cross-entropy through the fused
+ * kernel, on completion tokens only (the prompt is context) unless completionOnlyLoss is false.
+ *
+ * Examples arrive tokenised: `ids` (prompt + completion, as the chat template renders them) and `lossMask`,
+ * 1 on the tokens to learn (the assistant tokens of the template's mask). The loss of one optimizer step is
+ * the mean over every trained token of its micro-batches (each micro-batch weighted by its token count), so
+ * gradient accumulation gives the same update as one big batch.
+ *
+ * Packing (optional) fills rows of maxLength with whole examples end to end, positions restarting at each
+ * example. The attention kernel masks per key, not per block, so tokens of a packed row can attend to the
+ * examples before them in the row (as TRL's classic ConstantLengthDataset packing); use it for throughput on
+ * short, independent examples.
+ */
+import { crossEntropy, scale } from '../tensor/ops';
+import { noGrad } from '../tensor/autograd';
+import type { CausalLM } from '../model/common';
+import { batchIndices, planAccumulation, type AccumulationStep } from './grad-accum';
+import { StatefulRng } from './rng';
+import { sftConfig, type SftConfig } from './sft-config';
+import { TrainerBase, type TrainerOptions } from './trainer-base';
+
+export interface SftExample {
+  /** prompt + completion token ids */
+  ids: ArrayLike<number>;
+  /** (ids.length) 1 on the tokens to learn; omitted: every token after the first */
+  lossMask?: ArrayLike<number>;
+}
+
+/** One row of a micro-batch: token ids, which of them are targets, and positions (restart per packed example). */
+interface Row {
+  ids: number[];
+  target: boolean[];
+  positions: number[];
+}
+
+export interface SftBatch {
+  ids: Int32Array;
+  targets: Int32Array;
+  attentionMask: Float32Array;
+  positions: Int32Array;
+  B: number;
+  T: number;
+  /** trained tokens */
+  count: number;
+}
+
+const IGNORE = -100;
+
+function toRow(e: SftExample, maxLength: number, completionOnly: boolean): Row {
+  const n = Math.min(e.ids.length, maxLength);
+  const ids: number[] = [];
+  const target: boolean[] = [];
+  const positions: number[] = [];
+  for (let t = 0; t < n; t++) {
+    ids.push(e.ids[t]);
+    target.push(t > 0 && (!completionOnly || !e.lossMask || e.lossMask[t] !== 0));
+    positions.push(t);
+  }
+  return { ids, target, positions };
+}
+
+/** Greedy packing of whole rows into rows of at most maxLength (order kept). */
+function pack(rows: Row[], maxLength: number): Row[] {
+  const out: Row[] = [];
+  let cur: Row | null = null;
+  for (const r of rows) {
+    if (cur && cur.ids.length + r.ids.length <= maxLength) {
+      cur.ids.push(...r.ids);
+      cur.target.push(...r.target);
+      cur.positions.push(...r.positions);
+    } else {
+      if (cur) out.push(cur);
+      cur = { ids: [...r.ids], target: [...r.target], positions: [...r.positions] };
+    }
+  }
+  if (cur) out.push(cur);
+  return out;
+}
+
+/**
+ * Right-padded (B, T) inputs and shifted targets: row b predicts ids[t+1] at position t when token t+1 is
+ * a target (IGNORE elsewhere and on padding).
+ */
+export function collateSft(rows: Row[]): SftBatch {
+  const B = rows.length;
+  const T = Math.max(...rows.map((r) => r.ids.length));
+  const ids = new Int32Array(B * T);
+  const targets = new Int32Array(B * T).fill(IGNORE);
+  const attentionMask = new Float32Array(B * T);
+  const positions = new Int32Array(B * T);
+  let count = 0;
+  rows.forEach((r, b) => {
+    for (let t = 0; t < r.ids.length; t++) {
+      ids[b * T + t] = r.ids[t];
+      attentionMask[b * T + t] = 1;
+      positions[b * T + t] = r.positions[t];
+      if (t + 1 < r.ids.length && r.target[t + 1]) {
+        targets[b * T + t] = r.ids[t + 1];
+        count++;
+      }
+    }
+  });
+  return { ids, targets, attentionMask, positions, B, T, count };
+}
+
+export class SftTrainer extends TrainerBase<SftConfig> {
+  private readonly rows: Row[];
+  private readonly evalRows: Row[];
+  /** micro-batches of the whole run (row indices) and the optimizer steps grouping them */
+  private readonly microBatches: number[][] = [];
+  private readonly steps: AccumulationStep[] = [];
+
+  constructor(
+    readonly policy: CausalLM,
+    train: SftExample[],
+    options: TrainerOptions & { config?: Partial<SftConfig>; evalData?: SftExample[] } = {},
+  ) {
+    const config = sftConfig(options.config ?? {});
+    super(config, policy, options);
+    if (train.length === 0) throw new Error('SftTrainer: no training example');
+    const L = Math.min(config.maxLength, policy.maxPositions);
+    const toRows = (data: SftExample[]) => {
+      const rows = data.map((e) => toRow(e, L, config.completionOnlyLoss)).filter((r) => r.target.some(Boolean));
+      return config.packing ? pack(rows, L) : rows;
+    };
+    this.rows = toRows(train);
+    this.evalRows = toRows(options.evalData ?? []);
+    if (this.rows.length === 0) throw new Error('SftTrainer: no training example has a token to learn (check lossMask and maxLength)');
+    // data order: one permutation per epoch from the seed, so a resumed run replays the same batches
+    const rng = new StatefulRng(config.seed);
+    for (let epoch = 0; epoch < config.numTrainEpochs; epoch++) {
+      const mbs = batchIndices(rng.permutation(this.rows.length), config.perDeviceTrainBatchSize);
+      const counts = mbs.map((mb) => mb.reduce((s, i) => s + this.rows[i].target.filter((x, t) => x && t > 0).length, 0));
+      const offset = this.microBatches.length;
+      this.microBatches.push(...mbs);
+      for (const st of planAccumulation(counts, config.gradientAccumulationSteps)) {
+        this.steps.push({ ...st, microBatches: st.microBatches.map((i) => i + offset) });
+      }
+    }
+    if (config.maxSteps > 0) {
+      if (config.maxSteps > this.steps.length) {
+        // maxSteps beyond the epochs: keep cycling the plan, as transformers re-iterates the data
+        const base = this.steps.slice();
+        for (let i = 0; this.steps.length < config.maxSteps; i++) this.steps.push(base[i % base.length]);
+      }
+      this.steps.length = config.maxSteps;
+    }
+  }
+
+  protected label(): string {
+    return 'sft';
+  }
+
+  totalSteps(): number {
+    return this.steps.length;
+  }
+
+  protected override checkpointFiles(): Record<string, string> {
+    return { 'config.json': `${JSON.stringify(this.policy.hfConfig(), null, 2)}\n` };
+  }
+
+  /** Mean loss over the batch's trained tokens; with a weight, its gradient (times weight) is accumulated. */
+  private lossOf(batch: SftBatch, weight: number | null): number {
+    const hidden = this.policy.forward({ ids: batch.ids, B: batch.B, T: batch.T, attentionMask: batch.attentionMask, positions: batch.positions });
+    const logits = this.policy.logits(hidden); // (B·T, V)
+    const loss = crossEntropy(logits, batch.targets); // mean over trained tokens
+    const value = loss.item();
+    if (weight !== null) scale(loss, weight).backward();
+    return value;
+  }
+
+  protected trainStep(step: number): Record<string, number> {
+    const st = this.steps[step];
+    let loss = 0;
+    st.microBatches.forEach((mb, i) => {
+      const batch = collateSft(this.microBatches[mb].map((r) => this.rows[r]));
+      if (batch.count === 0) return;
+      loss += st.weights[i] * this.lossOf(batch, st.weights[i]);
+    });
+    return { loss, tokens: st.total, epoch: this.epochOf(step) };
+  }
+
+  private epochOf(step: number): number {
+    const perEpoch = this.steps.length / Math.max(1, this.config.numTrainEpochs);
+    return Math.floor(step / Math.max(1, perEpoch));
+  }
+
+  /** Token-weighted mean completion loss on held-out data, and its perplexity. */
+  override evaluate(): Record<string, number> {
+    if (this.evalRows.length === 0) return {};
+    return noGrad(() => {
+      let sum = 0;
+      let count = 0;
+      for (const mb of batchIndices(this.evalRows.map((_, i) => i), this.config.perDeviceEvalBatchSize)) {
+        const batch = collateSft(mb.map((i) => this.evalRows[i]));
+        if (batch.count === 0) continue;
+        sum += this.lossOf(batch, null) * batch.count;
+        count += batch.count;
+      }
+      const loss = sum / count;
+      return { loss, perplexity: Math.exp(loss), tokens: count };
+    });
+  }
+}

@@ -1,0 +1,298 @@
+/**
+ * What every trainer shares (TRL's Trainer, reduced): AdamW over the trainable parameters with global-norm
+ * clipping and a warmup + decay schedule, the NaN guard, metrics.jsonl, progress reporting, periodic
+ * evaluation and atomic checkpoints with exact resume.
+ *
+ * A subclass supplies the training step (forward + backward of its micro-batches, accumulating gradients
+ * into the parameters' .grad) and, optionally, an evaluation; `optimizerStep()` then applies one update.
+ *
+ * Exact resume: a checkpoint holds the whole model (so it loads as a model), the AdamW moments and step
+ * count, and the subclass's state (PPO: the sampling RNG and the KL controller). Data order comes from the
+ * seed and the epoch only, so a resumed run sees the batches the uninterrupted run would have seen and
+ * reaches the same weights bit for bit (same thread count: threaded reductions fix their order per count).
+ */
+import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import type { StateDict } from '../io/dtypes';
+import { kernels } from '../backend/cpu';
+import type { Tensor } from '../tensor/tensor';
+import { saveCheckpoint, type LoadedCheckpoint } from './checkpoint';
+import { MetricsWriter, type MetricsRecord } from './metrics';
+import { NanGuard } from './nan-guard';
+import { silentProgress, type ProgressReporter } from './progress';
+import { lrMultiplier, type LrSchedule } from './schedules';
+import { resolveWarmupSteps, type TrainingArgs } from './training-args';
+
+/** What a trainer trains: named parameters (HF names), gradients, and state dicts for checkpoints. */
+export interface Trainable {
+  namedParameters(): Array<[string, Tensor]>;
+  zeroGrad(): void;
+  stateDict(): StateDict;
+  loadStateDict(sd: StateDict, opts?: { strict?: boolean }): void;
+}
+
+/**
+ * AdamW (Loshchilov & Hutter) through the fused native step. Weight decay applies to matrices only
+ * (ndim ≥ 2), not to biases and norm gains, as nanoGPT and most fine-tuning recipes do.
+ */
+export class AdamW {
+  readonly m = new Map<string, Float32Array>();
+  readonly v = new Map<string, Float32Array>();
+  /** updates applied so far (AdamW's 1-based step is t + 1 for the next one) */
+  t = 0;
+
+  constructor(
+    readonly params: Array<[string, Tensor]>,
+    readonly hp: { beta1: number; beta2: number; eps: number; weightDecay: number },
+  ) {
+    for (const [name, p] of params) {
+      this.m.set(name, new Float32Array(p.size));
+      this.v.set(name, new Float32Array(p.size));
+    }
+  }
+
+  step(lr: number): void {
+    this.t++;
+    const k = kernels();
+    for (const [name, p] of this.params) {
+      if (!p.grad) continue; // not reached by this step's graph: no update, moments untouched
+      const wd = p.ndim >= 2 ? this.hp.weightDecay : 0;
+      k.adamwStep(p.data, p.grad.data, this.m.get(name)!, this.v.get(name)!, p.size, lr, this.hp.beta1, this.hp.beta2, this.hp.eps, wd, this.t);
+    }
+  }
+
+  stateDict(): StateDict {
+    const sd: StateDict = new Map();
+    for (const [name, p] of this.params) {
+      sd.set(`${name}.exp_avg`, { dtype: 'F32', shape: [...p.shape], data: this.m.get(name)! });
+      sd.set(`${name}.exp_avg_sq`, { dtype: 'F32', shape: [...p.shape], data: this.v.get(name)! });
+    }
+    return sd;
+  }
+
+  loadStateDict(sd: StateDict, t: number): void {
+    for (const [name] of this.params) {
+      for (const [suffix, dst] of [['exp_avg', this.m.get(name)!], ['exp_avg_sq', this.v.get(name)!]] as const) {
+        const e = sd.get(`${name}.${suffix}`);
+        if (!e || e.data.length !== dst.length) throw new Error(`optimizer state: ${name}.${suffix} is missing or has the wrong size`);
+        dst.set(e.data as Float32Array);
+      }
+    }
+    this.t = t;
+  }
+
+  /** Buffers the NaN guard protects. */
+  buffers(): Float32Array[] {
+    return [...this.m.values(), ...this.v.values()];
+  }
+}
+
+/** Global L2 norm of the gradients, in float64. */
+export function globalGradNorm(params: Array<[string, Tensor]>): number {
+  const k = kernels();
+  let s = 0;
+  for (const [, p] of params) if (p.grad) s += k.sumSquares(p.grad.data, p.size);
+  return Math.sqrt(s);
+}
+
+/** Scales gradients so their global norm is at most maxNorm (transformers: coef = max / (norm + 1e-6), ≤ 1). */
+export function clipGradNorm(params: Array<[string, Tensor]>, norm: number, maxNorm: number): number {
+  if (!(maxNorm > 0)) return 1;
+  const coef = Math.min(1, maxNorm / (norm + 1e-6));
+  if (coef < 1) {
+    const k = kernels();
+    for (const [, p] of params) if (p.grad) k.scale(p.grad.data, p.grad.data, coef, p.size);
+  }
+  return coef;
+}
+
+export interface TrainerOptions {
+  progress?: ProgressReporter;
+  /** a checkpoint to continue from (see resolveResume) */
+  resume?: LoadedCheckpoint;
+}
+
+export interface StepResult {
+  /** the update was applied (false: skipped by the NaN guard) */
+  applied: boolean;
+  gradNorm: number;
+  lr: number;
+}
+
+export abstract class TrainerBase<C extends TrainingArgs> {
+  readonly params: Array<[string, Tensor]>;
+  readonly optimizer: AdamW;
+  readonly guard: NanGuard;
+  protected progress: ProgressReporter;
+  protected metrics: MetricsWriter | null = null;
+  /** optimizer steps completed (counting skipped ones) */
+  step = 0;
+  /** the step to continue from, when resuming */
+  protected readonly resumeFrom: LoadedCheckpoint | undefined;
+  /** metrics of the last evaluation */
+  lastEval: Record<string, number> = {};
+
+  protected constructor(
+    readonly config: C,
+    readonly model: Trainable,
+    options: TrainerOptions = {},
+  ) {
+    this.params = model.namedParameters().filter(([, p]) => p.requiresGrad);
+    if (this.params.length === 0) throw new Error(`${this.label()}: the model has no trainable parameter`);
+    this.optimizer = new AdamW(this.params, {
+      beta1: config.adamBeta1,
+      beta2: config.adamBeta2,
+      eps: config.adamEpsilon,
+      weightDecay: config.weightDecay,
+    });
+    this.guard = new NanGuard({ maxConsecutive: config.nanGuardMaxConsecutive });
+    this.progress = options.progress ?? silentProgress;
+    this.resumeFrom = options.resume;
+  }
+
+  /** Name for logs: 'sft', 'rm', 'ppo', 'dpo'. */
+  protected abstract label(): string;
+  /** Total optimizer steps of the run. */
+  abstract totalSteps(): number;
+  /** Runs the micro-batches of optimizer step `step` (0-based), leaving gradients in .grad; returns its metrics. */
+  protected abstract trainStep(step: number): Record<string, number>;
+  /** Held-out metrics (no grad); {} when there is no evaluation set. */
+  evaluate(): Record<string, number> {
+    return {};
+  }
+  /** Subclass state for the checkpoint (JSON). */
+  protected extraState(): Record<string, unknown> {
+    return {};
+  }
+  /** Restores what extraState() saved. */
+  protected loadExtraState(_state: Record<string, unknown>): void {}
+  /** Files written into each checkpoint beside the weights (config.json, ...). */
+  protected checkpointFiles(): Record<string, string | Uint8Array> {
+    return {};
+  }
+  /** After an applied update (PPO updates its KL controller per rollout elsewhere). */
+  protected afterUpdate(_step: number): void {}
+
+  schedule(): LrSchedule {
+    const total = this.totalSteps();
+    return { type: this.config.lrSchedulerType, warmupSteps: resolveWarmupSteps(this.config, total), totalSteps: total };
+  }
+
+  /** Learning rate of 0-based step `step`. */
+  lrAt(step: number): number {
+    return this.config.learningRate * lrMultiplier(this.schedule(), step);
+  }
+
+  /**
+   * One update from the accumulated gradients: NaN guard on the loss and gradient norm, clipping, AdamW at
+   * the scheduled rate, gradients zeroed.
+   */
+  protected optimizerStep(step: number, loss: number): StepResult {
+    const gradNorm = globalGradNorm(this.params);
+    const lr = this.lrAt(step);
+    if (!this.guard.check(step + 1, { loss, gradNorm })) {
+      this.zeroGrad();
+      this.progress.log(`step ${step + 1}: non-finite loss or gradient; skipped, restored the state of step ${this.guard.snapshotStep}`);
+      return { applied: false, gradNorm, lr };
+    }
+    clipGradNorm(this.params, gradNorm, this.config.maxGradNorm);
+    this.optimizer.step(lr);
+    this.zeroGrad();
+    // an update can still overflow the weights; the next step's loss catches that and restores
+    this.guard.applied(step + 1);
+    return { applied: true, gradNorm, lr };
+  }
+
+  protected zeroGrad(): void {
+    for (const [, p] of this.params) if (p.grad) p.grad.data.fill(0);
+  }
+
+  /** Restores weights, moments, step and subclass state from a checkpoint. */
+  protected restore(c: LoadedCheckpoint): void {
+    this.model.loadStateDict(c.model);
+    if (!c.optimizer) throw new Error(`resume: ${c.path} has no optimizer state`);
+    const st = c.state as { optimizerSteps?: number; extra?: Record<string, unknown>; label?: string };
+    if (st.label !== undefined && st.label !== this.label()) {
+      throw new Error(`resume: ${c.path} is a '${st.label}' checkpoint, not '${this.label()}'`);
+    }
+    this.optimizer.loadStateDict(c.optimizer, st.optimizerSteps ?? c.step);
+    this.step = c.step;
+    this.loadExtraState(st.extra ?? {});
+  }
+
+  saveCheckpoint(): string {
+    const path = saveCheckpoint(
+      this.config.outputDir,
+      {
+        step: this.step,
+        model: this.model.stateDict(),
+        optimizer: this.optimizer.stateDict(),
+        state: {
+          label: this.label(),
+          optimizerSteps: this.optimizer.t,
+          totalSteps: this.totalSteps(),
+          nanSkipped: this.guard.skipped,
+          lastEval: this.lastEval,
+          config: this.config,
+          extra: this.extraState(),
+        },
+        files: this.checkpointFiles(),
+      },
+      { keep: this.config.saveTotalLimit },
+    );
+    this.progress.log(`checkpoint ${path}`);
+    return path;
+  }
+
+  protected log(record: MetricsRecord): void {
+    this.metrics?.write(record);
+  }
+
+  /**
+   * The loop: resume if asked, then for each remaining step run it, update, log every loggingSteps,
+   * evaluate every evalSteps and at the end, checkpoint every saveSteps and at the end.
+   */
+  train(): { steps: number; lastEval: Record<string, number> } {
+    const c = this.config;
+    mkdirSync(c.outputDir, { recursive: true });
+    if (this.resumeFrom) this.restore(this.resumeFrom);
+    this.metrics = new MetricsWriter(join(c.outputDir, 'metrics.jsonl'), this.resumeFrom ? { resumeFromStep: this.step } : {});
+    this.guard.register(
+      [...this.params.map(([, p]) => p.data), ...this.optimizer.buffers()],
+      this.step,
+    );
+    const total = this.totalSteps();
+    this.progress.start(this.label(), total, this.step);
+    try {
+      while (this.step < total) {
+        const s = this.step;
+        const m = this.trainStep(s);
+        const r = this.optimizerStep(s, m.loss ?? 0);
+        this.step = s + 1;
+        if (r.applied) this.afterUpdate(s);
+        const record = { ...m, lr: r.lr, gradNorm: r.gradNorm, ...(r.applied ? {} : { skipped: 1 }) };
+        if (this.step % c.loggingSteps === 0 || this.step === total) this.log({ step: this.step, ...record });
+        this.progress.update(this.step, record);
+        const last = this.step === total;
+        if ((c.evalSteps > 0 && this.step % c.evalSteps === 0) || last) {
+          const e = this.evaluate();
+          if (Object.keys(e).length) {
+            this.lastEval = e;
+            const prefixed = Object.fromEntries(Object.entries(e).map(([k, v]) => [`eval/${k}`, v]));
+            this.log({ step: this.step, ...prefixed });
+            this.progress.log(`eval ${Object.entries(e).map(([k, v]) => `${k}=${v.toPrecision(4)}`).join(' ')}`);
+          }
+        }
+        if ((c.saveSteps > 0 && this.step % c.saveSteps === 0) || last) {
+          this.metrics.sync();
+          this.saveCheckpoint();
+        }
+      }
+    } finally {
+      this.progress.stop();
+      this.metrics.close();
+      this.metrics = null;
+    }
+    return { steps: this.step, lastEval: this.lastEval };
+  }
+}
