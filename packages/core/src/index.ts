@@ -47,3 +47,11 @@ export type { GPT2Config } from './model/gpt2';
 export { Llama, llamaConfigFromHf } from './model/llama';
 export type { LlamaConfig } from './model/llama';
 export { ValueHead, RewardHead, CausalLMWithValueHead, RewardModel } from './model/heads';
+export { fromPretrained, loadTokenizerFile } from './model/pretrained';
+export type { Pretrained, FromPretrainedOptions } from './model/pretrained';
+
+// generation (core)
+export { generate } from './generation/generate';
+export type { GenerateOptions, GenerateResult } from './generation/generate';
+export { sampleToken } from './generation/sampling';
+export type { SamplingOptions } from './generation/sampling';

@@ -109,7 +109,7 @@ describe('GPT-2 names and layouts', () => {
     prefixed.set('transformer.h.0.attn.bias', { dtype: 'F32', shape: [1], data: new Float32Array(1) });
     const m2 = new GPT2(m.config, { seed: 5 });
     m2.loadStateDict(prefixed);
-    expect(Array.from(m2.stateDict().get('h.1.mlp.c_fc.weight')!.data)).toEqual(Array.from(sd.get('h.1.mlp.c_fc.weight')!.data));
+    expect(Array.from(m2.stateDict().get("h.1.mlp.c_fc.weight")!.data as Float32Array)).toEqual(Array.from(sd.get("h.1.mlp.c_fc.weight")!.data as Float32Array));
     expect(() => m2.loadStateDict(new Map([['h.0.attn.c_attn.weight', { dtype: 'F32', shape: [36, 12], data: new Float32Array(432) }]]), { strict: false })).toThrow(/shape \[36, 12\] in the file, \[12, 36\] expected/);
   });
 

@@ -1,0 +1,90 @@
+import { readFileSync } from 'node:fs';
+import { sharedDirForTests, sharedPath } from '@rlhf/data';
+import { describe, expect, it } from 'vitest';
+import { GPT2 } from '../model/gpt2';
+import { Llama } from '../model/llama';
+import { fromPretrained } from '../model/pretrained';
+import { noGrad } from '../tensor/autograd';
+import { tokenLogprobs } from '../tensor/ops';
+import { Rng } from '../util/rng';
+import { generate } from './generate';
+import { sampleToken } from './sampling';
+
+const shared = sharedDirForTests();
+
+describe('stories260K (llama2.c checkpoint)', () => {
+  it.skipIf(!shared)('greedy decoding from BOS for 60 tokens prints exactly greedy-60.txt', () => {
+    const { model, tokenizer, stopTokens } = fromPretrained(sharedPath('models/stories260K/stories260K.bin'));
+    expect(tokenizer).toBeDefined();
+    const want = readFileSync(sharedPath('models/stories260K/greedy-60.txt'), 'utf8').replace(/\n$/, '');
+    const out = generate(model, [[1]], { temperature: 0, maxNewTokens: 60, stopTokens, tokenizer });
+    expect(out.tokens[0].length).toBe(60);
+    expect(out.text![0]).toBe(want);
+  });
+});
+
+const models = {
+  gpt2: () => new GPT2({ vocabSize: 17, nPositions: 32, nEmbd: 16, nLayer: 2, nHead: 4 }, { seed: 3 }),
+  llama: () => new Llama({ vocabSize: 19, hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 4, numKvHeads: 2, maxPositions: 32 }, { seed: 4 }),
+};
+
+describe.each(Object.entries(models))('%s generation', (_n, make) => {
+  const prompts = [[1, 5, 7, 2, 9], [3], [4, 4, 8]]; // different lengths: left padding
+  it('with the KV cache agrees with full forward passes (tokens and log-probs), and a seed repeats exactly', () => {
+    const m = make();
+    for (const o of [{ temperature: 0 }, { temperature: 1.3, topK: 5, seed: 11 }, { temperature: 0.8, topP: 0.7, seed: 12 }]) {
+      const a = generate(m, prompts, { ...o, maxNewTokens: 9, useCache: true });
+      const b = generate(m, prompts, { ...o, maxNewTokens: 9, useCache: false });
+      expect(a.tokens).toEqual(b.tokens);
+      for (let r = 0; r < prompts.length; r++) for (let i = 0; i < a.logprobs[r].length; i++) expect(a.logprobs[r][i]).toBeCloseTo(b.logprobs[r][i], 4);
+      expect(generate(m, prompts, { ...o, maxNewTokens: 9 }).tokens).toEqual(a.tokens);
+    }
+  });
+
+  it('returned log-probs equal a teacher-forced forward over the returned sequences', () => {
+    const m = make();
+    const g = generate(m, prompts, { temperature: 0.9, seed: 5, maxNewTokens: 6 });
+    const B = prompts.length, W = g.promptWidth + g.newWidth;
+    const lp = noGrad(() => {
+      const logits = m.logits(m.forward({ ids: g.sequences, B, T: W, attentionMask: g.attentionMask }));
+      const targets = new Int32Array(B * W);
+      for (let b = 0; b < B; b++) for (let t = 0; t < W - 1; t++) targets[b * W + t] = g.sequences[b * W + t + 1];
+      return tokenLogprobs(logits, targets, 0.9)[0].data;
+    });
+    for (let b = 0; b < B; b++) {
+      g.tokens[b].forEach((_, i) => expect(lp[b * W + g.promptWidth - 1 + i]).toBeCloseTo(g.logprobs[b][i], 4));
+    }
+  });
+
+  it('stops at stop tokens, keeps maxNewTokens, names bad input', () => {
+    const m = make();
+    const free = generate(m, [[1, 2]], { temperature: 0, maxNewTokens: 8 });
+    const stop = free.tokens[0][3];
+    const g = generate(m, [[1, 2]], { temperature: 0, maxNewTokens: 8, stopTokens: [stop] });
+    const at = free.tokens[0].indexOf(stop);
+    expect(g.tokens[0]).toEqual(free.tokens[0].slice(0, at + 1));
+    expect(g.stopped[0]).toBe(true);
+    expect(() => generate(m, [[]])).toThrow(/prompt 0 is empty/);
+    expect(() => generate(m, [[99]])).toThrow(/outside the vocabulary/);
+    expect(() => generate(m, [[1]], { temperature: -1 })).toThrow(/temperature/);
+    expect(() => generate(m, [[1]], { maxNewTokens: 40 })).toThrow(/exceed/);
+  });
+});
+
+describe('sampling', () => {
+  it('top-k and top-p keep only the allowed tokens, and frequencies follow the renormalised softmax', () => {
+    const logits = Float32Array.from([2, 1, 0.5, 3, -1, 0]);
+    const rng = new Rng(1);
+    const counts = new Array(6).fill(0);
+    for (let i = 0; i < 4000; i++) counts[sampleToken(logits, { temperature: 1, topK: 2 }, rng)[0]]++;
+    expect(counts[0] + counts[3]).toBe(4000);
+    const p3 = Math.exp(3) / (Math.exp(3) + Math.exp(2));
+    expect(counts[3] / 4000).toBeCloseTo(p3, 1);
+    // top-p 0.5: token 3 alone holds ≈ 0.6 of the mass
+    for (let i = 0; i < 200; i++) expect(sampleToken(logits, { temperature: 1, topP: 0.5 }, rng)[0]).toBe(3);
+    const [g, lp] = sampleToken(logits, { temperature: 0 }, rng);
+    expect(g).toBe(3);
+    const lse = Math.log(Array.from(logits).reduce((a, x) => a + Math.exp(x), 0));
+    expect(lp).toBeCloseTo(3 - lse, 5);
+  });
+});
