@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { batchIndices, countSteps, planAccumulation } from './grad-accum';
-import { StatefulRng } from './rng';
+import { batchIndices, countSteps, planAccumulation, planRun } from './grad-accum';
+import { seededPermutation, StatefulRng } from './rng';
 
 describe('gradient accumulation', () => {
   it('groups micro-batches, the last step taking the remainder, weights by count', () => {
@@ -34,5 +34,22 @@ describe('gradient accumulation', () => {
     expect(countSteps(10, 3, 2, 3)).toEqual({ microBatchesPerEpoch: 4, stepsPerEpoch: 2, totalSteps: 6 });
     expect(countSteps(8, 4, 1, 1)).toEqual({ microBatchesPerEpoch: 2, stepsPerEpoch: 2, totalSteps: 2 });
     expect(batchIndices([4, 2, 0, 1, 3], 2)).toEqual([[4, 2], [0, 1], [3]]);
+  });
+
+  it('plans a run: one permutation per epoch from the seed, steps per epoch as transformers, maxSteps cuts or extends', () => {
+    const opts = { seed: 7, batchSize: 3, gradientAccumulationSteps: 2, numEpochs: 2, maxSteps: -1 };
+    const p = planRun(10, opts, undefined, seededPermutation);
+    expect(p.microBatches.length).toBe(8); // 4 per epoch
+    expect(p.steps.length).toBe(countSteps(10, 3, 2, 2).totalSteps);
+    expect(p.epochOfStep).toEqual([0, 0, 1, 1]);
+    const epoch0 = p.microBatches.slice(0, 4).flat().sort((a, b) => a - b);
+    expect(epoch0).toEqual(Array.from({ length: 10 }, (_, i) => i));
+    expect(p.microBatches.slice(0, 4).flat()).not.toEqual(p.microBatches.slice(4).flat());
+    expect(planRun(10, opts, undefined, seededPermutation)).toEqual(p); // same seed, same plan
+    expect(planRun(10, { ...opts, maxSteps: 3 }, undefined, seededPermutation).steps.length).toBe(3);
+    const long = planRun(10, { ...opts, maxSteps: 9 }, undefined, seededPermutation);
+    expect(long.steps.length).toBe(9);
+    expect(long.epochOfStep.at(-1)).toBe(4);
+    expect(() => planRun(0, opts, undefined, seededPermutation)).toThrow(/no example/);
   });
 });

@@ -54,3 +54,46 @@ export function batchIndices(order: number[], batchSize: number): number[][] {
   for (let i = 0; i < order.length; i += batchSize) out.push(order.slice(i, i + batchSize));
   return out;
 }
+
+/** The micro-batches and optimizer steps of a whole run. */
+export interface RunPlan {
+  /** example indices of every micro-batch of the run, epochs one after another */
+  microBatches: number[][];
+  /** the optimizer steps, each naming its micro-batches (indices into microBatches) and their weights */
+  steps: AccumulationStep[];
+  /** epoch of each step */
+  epochOfStep: number[];
+}
+
+/**
+ * Plans a run over n examples: each epoch draws a permutation from one generator seeded with `seed` (so a
+ * resumed run can replay the plan exactly), cuts it into micro-batches of batchSize, and groups those into
+ * optimizer steps of gradientAccumulationSteps weighted by `count` (tokens, pairs, examples). maxSteps > 0
+ * truncates the plan, or extends it by more epochs when the data runs out first.
+ */
+export function planRun(
+  n: number,
+  opts: { seed: number; batchSize: number; gradientAccumulationSteps: number; numEpochs: number; maxSteps: number },
+  count: (indices: number[]) => number = (idx) => idx.length,
+  permute: (seed: number) => (n: number) => number[],
+): RunPlan {
+  if (n <= 0) throw new RangeError('planRun: no example to plan');
+  const perm = permute(opts.seed);
+  const plan: RunPlan = { microBatches: [], steps: [], epochOfStep: [] };
+  const wanted = opts.maxSteps > 0 ? opts.maxSteps : Infinity;
+  for (let epoch = 0; epoch < opts.numEpochs || (plan.steps.length < wanted && Number.isFinite(wanted)); epoch++) {
+    const mbs = batchIndices(perm(n), opts.batchSize);
+    const offset = plan.microBatches.length;
+    plan.microBatches.push(...mbs);
+    for (const st of planAccumulation(mbs.map(count), opts.gradientAccumulationSteps)) {
+      plan.steps.push({ ...st, microBatches: st.microBatches.map((i) => i + offset) });
+      plan.epochOfStep.push(epoch);
+    }
+    if (plan.steps.length >= wanted) break;
+  }
+  if (Number.isFinite(wanted)) {
+    plan.steps.length = Math.min(plan.steps.length, wanted);
+    plan.epochOfStep.length = plan.steps.length;
+  }
+  return plan;
+}

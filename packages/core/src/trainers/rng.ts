@@ -130,3 +130,9 @@ export class StatefulRng {
 function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;
 }
+
+/** A permutation source for planRun: successive calls give successive permutations of one seeded stream. */
+export function seededPermutation(seed: number): (n: number) => number[] {
+  const rng = new StatefulRng(seed);
+  return (n) => rng.permutation(n);
+}

@@ -15,8 +15,8 @@
 import { crossEntropy, scale } from '../tensor/ops';
 import { noGrad } from '../tensor/autograd';
 import type { CausalLM } from '../model/common';
-import { batchIndices, planAccumulation, type AccumulationStep } from './grad-accum';
-import { StatefulRng } from './rng';
+import { batchIndices, planRun, type RunPlan } from './grad-accum';
+import { seededPermutation } from './rng';
 import { sftConfig, type SftConfig } from './sft-config';
 import { TrainerBase, type TrainerOptions } from './trainer-base';
 
@@ -58,6 +58,13 @@ function toRow(e: SftExample, maxLength: number, completionOnly: boolean): Row {
     positions.push(t);
   }
   return { ids, target, positions };
+}
+
+/** Tokens a row trains on (its first token is never a target). */
+function countTargets(r: Row): number {
+  let n = 0;
+  for (let t = 1; t < r.target.length; t++) if (r.target[t]) n++;
+  return n;
 }
 
 /** Greedy packing of whole rows into rows of at most maxLength (order kept). */
@@ -108,8 +115,7 @@ export class SftTrainer extends TrainerBase<SftConfig> {
   private readonly rows: Row[];
   private readonly evalRows: Row[];
   /** micro-batches of the whole run (row indices) and the optimizer steps grouping them */
-  private readonly microBatches: number[][] = [];
-  private readonly steps: AccumulationStep[] = [];
+  private readonly plan: RunPlan;
 
   constructor(
     readonly policy: CausalLM,
@@ -128,24 +134,12 @@ export class SftTrainer extends TrainerBase<SftConfig> {
     this.evalRows = toRows(options.evalData ?? []);
     if (this.rows.length === 0) throw new Error('SftTrainer: no training example has a token to learn (check lossMask and maxLength)');
     // data order: one permutation per epoch from the seed, so a resumed run replays the same batches
-    const rng = new StatefulRng(config.seed);
-    for (let epoch = 0; epoch < config.numTrainEpochs; epoch++) {
-      const mbs = batchIndices(rng.permutation(this.rows.length), config.perDeviceTrainBatchSize);
-      const counts = mbs.map((mb) => mb.reduce((s, i) => s + this.rows[i].target.filter((x, t) => x && t > 0).length, 0));
-      const offset = this.microBatches.length;
-      this.microBatches.push(...mbs);
-      for (const st of planAccumulation(counts, config.gradientAccumulationSteps)) {
-        this.steps.push({ ...st, microBatches: st.microBatches.map((i) => i + offset) });
-      }
-    }
-    if (config.maxSteps > 0) {
-      if (config.maxSteps > this.steps.length) {
-        // maxSteps beyond the epochs: keep cycling the plan, as transformers re-iterates the data
-        const base = this.steps.slice();
-        for (let i = 0; this.steps.length < config.maxSteps; i++) this.steps.push(base[i % base.length]);
-      }
-      this.steps.length = config.maxSteps;
-    }
+    this.plan = planRun(
+      this.rows.length,
+      { seed: config.seed, batchSize: config.perDeviceTrainBatchSize, gradientAccumulationSteps: config.gradientAccumulationSteps, numEpochs: config.numTrainEpochs, maxSteps: config.maxSteps },
+      (idx) => idx.reduce((s, i) => s + countTargets(this.rows[i]), 0),
+      seededPermutation,
+    );
   }
 
   protected label(): string {
@@ -153,7 +147,7 @@ export class SftTrainer extends TrainerBase<SftConfig> {
   }
 
   totalSteps(): number {
-    return this.steps.length;
+    return this.plan.steps.length;
   }
 
   protected override checkpointFiles(): Record<string, string> {
@@ -171,19 +165,14 @@ export class SftTrainer extends TrainerBase<SftConfig> {
   }
 
   protected trainStep(step: number): Record<string, number> {
-    const st = this.steps[step];
+    const st = this.plan.steps[step];
     let loss = 0;
     st.microBatches.forEach((mb, i) => {
-      const batch = collateSft(this.microBatches[mb].map((r) => this.rows[r]));
+      const batch = collateSft(this.plan.microBatches[mb].map((r) => this.rows[r]));
       if (batch.count === 0) return;
       loss += st.weights[i] * this.lossOf(batch, st.weights[i]);
     });
-    return { loss, tokens: st.total, epoch: this.epochOf(step) };
-  }
-
-  private epochOf(step: number): number {
-    const perEpoch = this.steps.length / Math.max(1, this.config.numTrainEpochs);
-    return Math.floor(step / Math.max(1, perEpoch));
+    return { loss, tokens: st.total, epoch: this.plan.epochOfStep[step] };
   }
 
   /** Token-weighted mean completion loss on held-out data, and its perplexity. */
