@@ -102,4 +102,8 @@ export interface NativeBinding {
   siluBackward(dx: Float32Array, dy: Float32Array, x: Float32Array, n: number): void;
   swigluForward(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
   swigluBackward(dgate: Float32Array, dup: Float32Array, dy: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
+
+  // rope (ops/rope)
+  ropeForward(out: Float32Array, x: Float32Array, positions: Int32Array, B: number, T: number, H: number, D: number, theta: number, interleaved: boolean): void;
+  ropeBackward(dx: Float32Array, dy: Float32Array, positions: Int32Array, B: number, T: number, H: number, D: number, theta: number, interleaved: boolean): void;
 }

@@ -22,3 +22,4 @@ export { adamwStep } from './ops/adamw';
 export { rmsnormForward, rmsnormBackward } from './ops/rmsnorm';
 export { gemm, gemmBatched } from './ops/gemm';
 export { siluForward, siluBackward, swigluForward, swigluBackward } from './ops/swiglu';
+export { ropeForward, ropeBackward } from './ops/rope';

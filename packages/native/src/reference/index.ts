@@ -13,3 +13,4 @@ export * from './adamw';
 export * from './rmsnorm';
 export * from './gemm';
 export * from './swiglu';
+export * from './rope';

@@ -1,0 +1,54 @@
+// RoPE on the CPU: a cos/sin table, then tokens across threads, each through the widest kernel
+// simd_level() allows.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "common/parallel.h"
+#include "ops/elementwise/simd_pick.h"
+
+#define RLHF_ISA portable
+#include "ops/rope/rope_kernels.inc"
+#undef RLHF_ISA
+
+namespace rlhf {
+
+void rope_cpu(float* out, const float* x, const int32_t* positions, int64_t B, int64_t T, int64_t H, int64_t D,
+              double theta, bool interleaved, bool inverse) {
+  const int64_t tokens = B * T, half = D / 2;
+  if (tokens == 0 || H == 0 || half == 0) return;
+  // Table rows: one per distinct position when they span at most `tokens` values (the usual 0..T-1 per
+  // sequence), else one per token.
+  int64_t lo = positions[0], hi = positions[0];
+  for (int64_t r = 1; r < tokens; ++r) {
+    lo = std::min<int64_t>(lo, positions[r]);
+    hi = std::max<int64_t>(hi, positions[r]);
+  }
+  const bool by_position = hi - lo + 1 <= tokens;
+  const int64_t rows = by_position ? hi - lo + 1 : tokens;
+  std::vector<double> freq(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i) freq[size_t(i)] = std::pow(theta, -2.0 * double(i) / double(D));
+  std::vector<float> cos_tab(size_t(rows * half)), sin_tab(size_t(rows * half));
+  const double sign = inverse ? -1.0 : 1.0;
+  parallel_for(rows, std::max<int64_t>(1, 2048 / half), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const double pos = by_position ? double(lo + r) : double(positions[r]);
+      for (int64_t i = 0; i < half; ++i) {
+        const double a = pos * freq[size_t(i)];
+        cos_tab[size_t(r * half + i)] = float(std::cos(a));
+        sin_tab[size_t(r * half + i)] = float(sign * std::sin(a));
+      }
+    }
+  });
+  auto fn = RLHF_SIMD_PICK(rope_token);
+  const int64_t per_token = H * D;
+  parallel_for(tokens, std::max<int64_t>(1, (int64_t(1) << 15) / per_token), [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t row = by_position ? int64_t(positions[t]) - lo : t;
+      fn(out + t * per_token, x + t * per_token, cos_tab.data() + row * half, sin_tab.data() + row * half, H, D,
+         interleaved);
+    }
+  });
+}
+
+}  // namespace rlhf

@@ -1,0 +1,124 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { info, native, ropeBackward, ropeForward, setSimdLevel } from '../index';
+import { ropeBackwardRef, ropeForwardRef } from '../reference/index';
+import { expectSameValues, finiteDiffGrad, randomF64, SIMD_LEVELS } from '../test/grad-check';
+import { expectThrowsNamed, maxRelError, randomF32, rng } from '../test/helpers';
+
+// (B, T, H, D): D/2 odd, D not a multiple of 16; the last is split across threads.
+const SHAPES: [number, number, number, number][] = [
+  [1, 1, 1, 2],
+  [2, 3, 2, 6],
+  [2, 5, 3, 34],
+  [1, 7, 2, 130],
+  [4, 100, 4, 64],
+];
+
+/** Each sequence starts at its own offset (a KV cache), or positions are scattered over a wide range. */
+function positionsFor(B: number, T: number, seed: number, wide: boolean): Int32Array {
+  const r = rng(seed);
+  const p = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) {
+    const start = Math.floor(r() * 50);
+    for (let t = 0; t < T; t++) p[b * T + t] = wide ? Math.floor(r() * 100000) : start + t;
+  }
+  return p;
+}
+
+describe.each(SIMD_LEVELS)('rope at simd=%s', (level) => {
+  const saved = info().simd;
+  beforeAll(() => {
+    setSimdLevel(level);
+  });
+  afterAll(() => {
+    setSimdLevel(saved);
+  });
+
+  for (const interleaved of [true, false]) {
+    for (const wide of [false, true]) {
+      it.each(SHAPES)(`forward/backward match the reference (interleaved=${interleaved}, wide=${wide}) %i,%i,%i,%i`, (B, T, H, D) => {
+        const n = B * T * H * D;
+        const x = randomF32(n, n + D), dy = randomF32(n, n + 1), pos = positionsFor(B, T, T + H, wide);
+        const theta = D === 6 ? 500000 : 10000; // Llama 3 uses a larger base
+        const out = new Float32Array(n), ref = new Float32Array(n);
+        ropeForward(out, x, pos, B, T, H, D, theta, interleaved);
+        ropeForwardRef(ref, x, pos, B, T, H, D, theta, interleaved);
+        expect(maxRelError(out, ref)).toBeLessThan(2e-6);
+        ropeBackward(out, dy, pos, B, T, H, D, theta, interleaved);
+        ropeBackwardRef(ref, dy, pos, B, T, H, D, theta, interleaved);
+        expect(maxRelError(out, ref)).toBeLessThan(2e-6);
+      });
+    }
+  }
+
+  it('backward undoes forward; runs in place and on views', () => {
+    const B = 2, T = 3, H = 2, D = 10, n = B * T * H * D;
+    const x = randomF32(n + 3, 1), pos = positionsFor(B, T, 2, false);
+    const xv = x.subarray(3);
+    const out = new Float32Array(n);
+    ropeForward(out, xv, pos, B, T, H, D, 10000, true);
+    const back = new Float32Array(n);
+    ropeBackward(back, out, pos, B, T, H, D, 10000, true);
+    expect(maxRelError(back, xv)).toBeLessThan(1e-6);
+    const xi = Float32Array.from(xv);
+    ropeForward(xi, xi, pos, B, T, H, D, 10000, true);
+    expectSameValues(xi, out);
+    const pv = new Int32Array(B * T + 1);
+    pv.set(pos, 1);
+    const o2 = new Float32Array(n);
+    ropeForward(o2, xv, pv.subarray(1), B, T, H, D, 10000, true);
+    expectSameValues(o2, out);
+  });
+
+  it('interleaved and rotate_half are the same rotation on permuted channels', () => {
+    // Moving channel 2i to i and 2i+1 to i + D/2 turns one layout into the other.
+    const B = 1, T = 4, H = 1, D = 8, n = T * D, half = D / 2;
+    const x = randomF32(n, 3), pos = positionsFor(B, T, 4, false);
+    const perm = new Float32Array(n);
+    for (let t = 0; t < T; t++)
+      for (let i = 0; i < half; i++) {
+        perm[t * D + i] = x[t * D + 2 * i];
+        perm[t * D + i + half] = x[t * D + 2 * i + 1];
+      }
+    const a = new Float32Array(n), b = new Float32Array(n);
+    ropeForward(a, x, pos, B, T, H, D, 10000, true);
+    ropeForward(b, perm, pos, B, T, H, D, 10000, false);
+    for (let t = 0; t < T; t++)
+      for (let i = 0; i < half; i++) {
+        // Equal up to rounding: the two loops may fuse multiply-adds differently.
+        expect(Math.abs(b[t * D + i] - a[t * D + 2 * i])).toBeLessThan(1e-6);
+        expect(Math.abs(b[t * D + i + half] - a[t * D + 2 * i + 1])).toBeLessThan(1e-6);
+      }
+  });
+});
+
+describe('rope gradient against central finite differences (float64)', () => {
+  it.each([true, false])('ropeBackward (interleaved=%s)', (interleaved) => {
+    const B = 2, T = 2, H = 2, D = 6, n = B * T * H * D;
+    const x = randomF64(n, 1), w = randomF64(n, 2), pos = Int32Array.from([0, 1, 5, 6]);
+    const fd = finiteDiffGrad((v) => { const y = new Float64Array(n); ropeForwardRef(y, v, pos, B, T, H, D, 10000, interleaved); return y; }, x, w);
+    const dx = new Float32Array(n);
+    ropeBackward(dx, Float32Array.from(w), pos, B, T, H, D, 10000, interleaved);
+    expect(maxRelError(dx, fd)).toBeLessThan(1e-5);
+  });
+});
+
+describe('rope bad calls', () => {
+  it('rejects each with a named argument', () => {
+    const B = 1, T = 2, H = 1, D = 4, n = 8;
+    const o = new Float32Array(n), x = new Float32Array(n), p = Int32Array.from([0, 1]);
+    const raw = native() as unknown as Record<string, (...a: unknown[]) => unknown>;
+    const cases: [() => unknown, string, RegExp][] = [
+      [() => ropeForward(o, x, p, B, T, H, 3, 10000, true), 'RangeError', /ropeForward: argument 6 'D' must be even/],
+      [() => ropeForward(o, x, p, B, T, H, D, 0, true), 'RangeError', /argument 7 'theta' must be > 0/],
+      [() => ropeForward(o, x, p.subarray(1), B, T, H, D, 10000, true), 'RangeError', /argument 2 'positions' is too short/],
+      [() => ropeForward(o, x, new Float32Array(2) as never, B, T, H, D, 10000, true), 'TypeError', /argument 2 'positions' must be a Int32Array/],
+      [() => ropeForward(o, x, p, B, T, H, D, 10000, 1 as never), 'TypeError', /argument 8 'interleaved' must be a boolean/],
+      [() => ropeForward(o, x, p, B, T, 2, D, 10000, true), 'RangeError', /argument 0 'out' is too short/],
+      [() => ropeForward(o, x, p, -1, T, H, D, 10000, true), 'RangeError', /argument 3 'B' must be a non-negative size/],
+      [() => ropeForward(o.subarray(2), o, p, B, 1, H, D, 10000, true), 'RangeError', /'out' and 'x' must be the same array/],
+      [() => ropeBackward(o, x.subarray(1), p, B, T, H, D, 10000, false), 'RangeError', /ropeBackward: argument 1 'dy' is too short/],
+      [() => raw.ropeBackward(o, x, p, B, T, H, D, 10000), 'TypeError', /ropeBackward: expected 9 arguments, got 8/],
+    ];
+    for (const [fn, name, msg] of cases) expectThrowsNamed(fn, name, msg);
+  });
+});
