@@ -168,6 +168,35 @@ describe.each(LEVELS)('cross-entropy at SIMD level %s', (level) => {
     });
   });
 
+  it('treats −inf logits (a masked vocabulary) as probability 0', () => {
+    atLevel(level, () => {
+      const N = 3;
+      const V = 37;
+      const logits = randomF32(N * V, 77, 3);
+      for (let i = 0; i < N * V; i += 5) logits[i] = -Infinity;
+      const targets = Int32Array.from([1, 2, 35]); // none of them on a −inf logit
+      const losses = new Float32Array(N);
+      const lossesR = new Float32Array(N);
+      const lse = new Float32Array(N);
+      crossEntropyForward(losses, lse, logits, targets, N, V, IGNORE, 1);
+      crossEntropyForwardRef(lossesR, new Float32Array(N), logits, targets, N, V, IGNORE, 1);
+      expect(maxRelError(losses, lossesR)).toBeLessThan(2e-6);
+      const d = new Float32Array(N * V);
+      const dR = new Float32Array(N * V);
+      crossEntropyForwardBackward(losses, d, logits, targets, N, V, IGNORE, 1);
+      crossEntropyForwardBackwardRef(lossesR, dR, logits, targets, N, V, IGNORE, 1);
+      expect(maxRelError(d, dR)).toBeLessThan(5e-6);
+      for (let i = 0; i < N * V; i += 5) expect(d[i]).toBe(0);
+      const lp = new Float32Array(N);
+      const lpR = new Float32Array(N);
+      tokenLogprobs(lp, null, lse, logits, targets, N, V, 1);
+      tokenLogprobsRef(lpR, null, new Float32Array(N), logits, targets, N, V, 1);
+      expect(maxRelError(lp, lpR)).toBeLessThan(2e-6);
+      tokenLogprobsBackward(d, lp, null, logits, lse, targets, N, V, 1);
+      for (let i = 0; i < N * V; i += 5) expect(d[i]).toBe(0);
+    });
+  });
+
   it('keeps extreme logits (±1e4) finite', () => {
     atLevel(level, () => {
       const N = 4;

@@ -12,11 +12,16 @@
 //   entropy:        d entropy / d z_j = p_j · (E_p[z] − z_j)
 // and the chain rule through z = logits / T gives the 1/T.
 //
-// How a row is read (the fast CPU version): one online pass keeps, per SIMD lane, a running max m and
-// s = Σ exp(z − m) (and t = Σ exp(z − m)·(z − m) when the entropy is wanted), rescaling s and t only when the
-// max grows, so the row comes from memory once; the gradient pass then reads the row again (it is still in
-// L2: 128 KB for V = 32000) and writes p·(A + B·w) with w = z − lse. exp is our own vectorised expf (Cephes
-// range reduction + degree-6 polynomial, see cross_entropy_simd.h), within a few ulp of std::exp.
+// How a row is read (the fast CPU version), always once from memory:
+// - forward and token log-probs: one online pass keeps, per SIMD lane, a running max m and s = Σ exp(z − m)
+//   (and t = Σ exp(z − m)·(z − m) when the entropy is wanted), rescaling s and t only when the max grows;
+// - forward+backward (fused): max (streams the row in), then e = exp(z − max) written to dlogits with its sum,
+//   then dlogits *= scale / sum; the last two passes hit L2 (a row of V = 32000 is 128 KB). One exp per
+//   logit, where the online pass + a gradient pass would take two;
+// - backward with a saved lse: one pass writing p·(A + B·w), w = z − lse.
+// exp is our own vectorised expf (Cephes range reduction + degree-5 polynomial, cross_entropy_simd.h),
+// within a few ulp of std::exp (tested to 1e-6 relative). Logits of −inf are allowed (p = 0) except with the
+// entropy, whose Σ p·z is then NaN.
 #pragma once
 #include <cstdint>
 
@@ -58,22 +63,32 @@ struct RowStats {
   float m, s, t;
 };
 // out[j] = exp(w)·(a + b·w), w = x[j]·inv_t − lse. out may equal x.
-// moments: S = Σ exp(w), T = Σ exp(w)·w for w as above.
+// moments: S = Σ exp(w), T = Σ exp(w)·w for w as above (T skipped when t is null).
 struct CeRowKernels {
   RowStats (*online)(const float* x, int64_t V, float inv_t, bool want_t);
   void (*grad)(float* out, const float* x, int64_t V, float inv_t, float lse, float a, float b);
   void (*moments)(const float* x, int64_t V, float inv_t, float lse, float* s, float* t);
   void (*exp)(float* out, const float* x, int64_t n);
+  // The fused forward+backward's passes: row max of z; out = exp(z − m) with the sum returned; out *= c.
+  float (*max)(const float* x, int64_t V, float inv_t);
+  float (*exp_store_sum)(float* out, const float* x, int64_t V, float inv_t, float m);
+  void (*scale)(float* out, int64_t V, float c);
 };
 
 RowStats ce_online_avx512(const float* x, int64_t V, float inv_t, bool want_t);
 void ce_grad_avx512(float* out, const float* x, int64_t V, float inv_t, float lse, float a, float b);
 void ce_moments_avx512(const float* x, int64_t V, float inv_t, float lse, float* s, float* t);
 void ce_exp_avx512(float* out, const float* x, int64_t n);
+float ce_max_avx512(const float* x, int64_t V, float inv_t);
+float ce_exp_store_sum_avx512(float* out, const float* x, int64_t V, float inv_t, float m);
+void ce_scale_avx512(float* out, int64_t V, float c);
 RowStats ce_online_avx2(const float* x, int64_t V, float inv_t, bool want_t);
 void ce_grad_avx2(float* out, const float* x, int64_t V, float inv_t, float lse, float a, float b);
 void ce_moments_avx2(const float* x, int64_t V, float inv_t, float lse, float* s, float* t);
 void ce_exp_avx2(float* out, const float* x, int64_t n);
+float ce_max_avx2(const float* x, int64_t V, float inv_t);
+float ce_exp_store_sum_avx2(float* out, const float* x, int64_t V, float inv_t, float m);
+void ce_scale_avx2(float* out, int64_t V, float c);
 
 // The kernels of the SIMD level in force now.
 const CeRowKernels& ce_row_kernels();

