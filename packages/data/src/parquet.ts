@@ -79,7 +79,8 @@ export async function* readParquetRows(file: string): AsyncGenerator<ParquetRowE
     const n = Number(rg.num_rows);
     let rows: Record<string, unknown>[];
     try {
-      rows = await parquetReadObjects({ file: buffer, metadata, rowStart: start, rowEnd: start + n, utf8: false });
+      // Text comes back as bytes (stringFromBytes is the identity) so that decodeCells can check UTF-8.
+      rows = await parquetReadObjects({ file: buffer, metadata, rowStart: start, rowEnd: start + n, utf8: false, parsers: { stringFromBytes: (b: Uint8Array) => b as unknown as string } });
     } catch (e) {
       throw new Error(`cannot read ${file} rows ${start}..${start + n - 1}: ${(e as Error).message}`);
     }

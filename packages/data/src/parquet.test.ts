@@ -1,0 +1,83 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { convertFile } from './convert';
+import { ParquetWriter, readParquetRows } from './parquet';
+import { readAll } from './read';
+import { fixture, tempDir } from './test-helpers';
+
+const tmp = tempDir();
+afterAll(tmp.cleanup);
+
+async function rows(f: string) {
+  const out = [];
+  for await (const r of readParquetRows(f)) out.push(r);
+  return out;
+}
+
+describe('Parquet', () => {
+  it('our writer produces files hyparquet reads: strings, numbers, booleans, nulls, several row groups', async () => {
+    const f = join(tmp.dir, 'mixed.parquet');
+    const w = new ParquetWriter(f, 3);
+    const data = Array.from({ length: 8 }, (_, i) => ({ prompt: `p${i} é中`, score: i % 3 === 0 ? null : i / 4, ok: i % 2 === 0, note: i === 5 ? 'five' : undefined }));
+    for (const d of data) await w.write(d);
+    expect(await w.close()).toBe(8);
+    const back = await rows(f);
+    expect(back.map((r) => r.row)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(back.map((r) => r.value)).toEqual(data.map((d) => Object.fromEntries(Object.entries(d).filter(([, v]) => v !== null && v !== undefined))));
+  });
+
+  it('round-trips standard TRL preference records through Parquet, the layout detected from the first row', async () => {
+    const f = join(tmp.dir, 'pref.parquet');
+    const src = join(tmp.dir, 'pref.jsonl');
+    writeFileSync(src, [
+      { prompt: 'The sky is', chosen: ' blue.', rejected: ' green.' },
+      { prompt: 'Water is', chosen: ' wet.', rejected: ' dry.', margin: 0.5 },
+    ].map((o) => JSON.stringify(o)).join('\n'));
+    const c = await convertFile(src, f, { to: 'trl-preference' });
+    expect(c.written).toBe(2);
+    const a = await readAll(src);
+    const b = await readAll(f);
+    expect(b.detection).toMatchObject({ container: 'parquet', format: 'trl-preference' });
+    expect(b.records).toEqual(a.records);
+  });
+
+  it('detects HH-RLHF in Parquet from the first row (same columns as implicit preferences)', async () => {
+    const f = join(tmp.dir, 'hh.parquet');
+    await convertFile(fixture('hh-rlhf.jsonl'), f, { to: 'hh-rlhf' });
+    const b = await readAll(f);
+    expect(b.detection.format).toBe('hh-rlhf');
+    expect(b.records).toEqual((await readAll(fixture('hh-rlhf.jsonl'))).records);
+  });
+
+  it('refuses conversational records with a message, per record', async () => {
+    const f = join(tmp.dir, 'conv.parquet');
+    const c = await convertFile(fixture('trl-preference.jsonl'), f, { to: 'trl-preference' });
+    expect(c.written).toBe(1);
+    expect(c.report.issues[0]).toMatchObject({ line: 2, code: 'cannot-write', message: expect.stringMatching(/column "prompt": Parquet output holds flat columns .* write JSONL instead/) });
+  });
+
+  it('reports text cells that are not UTF-8 by row and column', async () => {
+    const f = join(tmp.dir, 'latin1.parquet');
+    const w = new ParquetWriter(f);
+    await w.write({ prompt: 'fine' });
+    await w.write({ prompt: 'caf\u00e9' });
+    await w.close();
+    // Patch the second value's bytes "é" (c3 a9) into Latin-1 "é" + padding-free invalid byte: c3 -> e9, a9 -> 21
+    const { readFileSync } = await import('node:fs');
+    const buf = readFileSync(f);
+    const at = buf.indexOf(Buffer.from('caf\u00e9'));
+    buf[at + 3] = 0xe9;
+    buf[at + 4] = 0x21;
+    writeFileSync(f, buf);
+    const { report, records } = await readAll(f, { format: 'trl-prompt' });
+    expect(records).toEqual([{ kind: 'prompt', prompt: 'fine' }]);
+    expect(report.issues[0]).toMatchObject({ row: 1, path: 'prompt', code: 'invalid-utf8' });
+  });
+
+  it('a file that is not Parquet after the magic is a read error naming the file', async () => {
+    const f = join(tmp.dir, 'broken.parquet');
+    writeFileSync(f, Buffer.concat([Buffer.from('PAR1'), Buffer.alloc(20)]));
+    await expect(readAll(f)).rejects.toThrow(/cannot read .*broken.parquet as Parquet/);
+  });
+});
