@@ -106,4 +106,7 @@ export interface NativeBinding {
   // rope (ops/rope)
   ropeForward(out: Float32Array, x: Float32Array, positions: Int32Array, B: number, T: number, H: number, D: number, theta: number, interleaved: boolean): void;
   ropeBackward(dx: Float32Array, dy: Float32Array, positions: Int32Array, B: number, T: number, H: number, D: number, theta: number, interleaved: boolean): void;
+
+  // permute (ops/permute)
+  permute0213(out: Float32Array, x: Float32Array, A: number, B: number, C: number, D: number): void;
 }

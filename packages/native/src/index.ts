@@ -23,3 +23,4 @@ export { rmsnormForward, rmsnormBackward } from './ops/rmsnorm';
 export { gemm, gemmBatched } from './ops/gemm';
 export { siluForward, siluBackward, swigluForward, swigluBackward } from './ops/swiglu';
 export { ropeForward, ropeBackward } from './ops/rope';
+export { permute0213 } from './ops/permute';

@@ -14,3 +14,4 @@ export * from './rmsnorm';
 export * from './gemm';
 export * from './swiglu';
 export * from './rope';
+export * from './permute';
