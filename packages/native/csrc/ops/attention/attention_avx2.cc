@@ -168,8 +168,46 @@ void ds_row(float* dp, const float* p, float di, float scale, int64_t n) {
   }
 }
 
+void softmax_cols(float* St, int64_t ld, int64_t n, int64_t mq, float scale, const float* mask, int64_t lim,
+                  float* m, float* l, float* alpha) {
+  const __m256 s = _mm256_set1_ps(scale), ninf = _mm256_set1_ps(-INFINITY);
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int64_t i = 0; i < mq; i += 8) {
+    const __m256i mk = lane_mask(mq - i >= 8 ? 8 : mq - i);
+    const __m256 mkf = _mm256_castsi256_ps(mk);
+    const __m256i idx = _mm256_add_epi32(lane, _mm256_set1_epi32(int(i)));
+    __m256 mx = ninf;
+    for (int64_t j = 0; j < n; ++j) {
+      float* row = St + j * ld + i;
+      __m256 x = _mm256_mul_ps(_mm256_maskload_ps(row, mk), s);
+      if (mask) x = _mm256_add_ps(x, _mm256_set1_ps(mask[j]));
+      // visible: idx >= lim + j, i.e. idx > lim + j - 1; lanes past mq count as not visible
+      const __m256 vis = _mm256_and_ps(
+          mkf, _mm256_castsi256_ps(_mm256_cmpgt_epi32(idx, _mm256_set1_epi32(int(lim + j - 1)))));
+      x = _mm256_blendv_ps(ninf, x, vis);
+      _mm256_maskstore_ps(row, mk, x);
+      mx = _mm256_max_ps(mx, x);
+    }
+    const __m256 mold = _mm256_blendv_ps(ninf, _mm256_maskload_ps(m + i, mk), mkf);
+    const __m256 mnew = _mm256_max_ps(mold, mx);
+    const __m256 msafe = _mm256_blendv_ps(mnew, _mm256_setzero_ps(), _mm256_cmp_ps(mnew, ninf, _CMP_EQ_OQ));
+    const __m256 a = exp_ps(_mm256_sub_ps(mold, msafe));
+    __m256 sum = _mm256_setzero_ps();
+    for (int64_t j = 0; j < n; ++j) {
+      float* row = St + j * ld + i;
+      const __m256 p = exp_ps(_mm256_sub_ps(_mm256_maskload_ps(row, mk), msafe));
+      _mm256_maskstore_ps(row, mk, p);
+      sum = _mm256_add_ps(sum, p);
+    }
+    _mm256_maskstore_ps(l + i, mk, _mm256_fmadd_ps(_mm256_maskload_ps(l + i, mk), a, sum));
+    _mm256_maskstore_ps(m + i, mk, mnew);
+    _mm256_maskstore_ps(alpha + i, mk, a);
+  }
+}
+
 }  // namespace
 
-const AttentionKernels kAttentionKernelsAvx2 = {tile_gemm, score_row, exp_sub_sum, scale_row, dot, ds_row};
+const AttentionKernels kAttentionKernelsAvx2 = {tile_gemm, score_row, exp_sub_sum, scale_row,
+                                                dot,       softmax_cols, ds_row};
 
 }  // namespace rlhf

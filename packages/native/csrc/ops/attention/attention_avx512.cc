@@ -160,8 +160,44 @@ void ds_row(float* dp, const float* p, float di, float scale, int64_t n) {
   }
 }
 
+void softmax_cols(float* St, int64_t ld, int64_t n, int64_t mq, float scale, const float* mask, int64_t lim,
+                  float* m, float* l, float* alpha) {
+  const __m512 s = _mm512_set1_ps(scale), ninf = _mm512_set1_ps(-INFINITY);
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  for (int64_t i = 0; i < mq; i += 16) {
+    const __mmask16 mk = mq - i >= 16 ? __mmask16(0xFFFF) : tail_mask(mq - i);
+    const __m512i idx = _mm512_add_epi32(lane, _mm512_set1_epi32(int(i)));
+    __m512 mx = ninf;
+    for (int64_t j = 0; j < n; ++j) {
+      float* row = St + j * ld + i;
+      __m512 x = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, row), s);
+      if (mask) x = _mm512_add_ps(x, _mm512_set1_ps(mask[j]));
+      const __mmask16 vis = _mm512_mask_cmpge_epi32_mask(mk, idx, _mm512_set1_epi32(int(lim + j)));
+      x = _mm512_mask_mov_ps(ninf, vis, x);
+      _mm512_mask_storeu_ps(row, mk, x);
+      mx = _mm512_max_ps(mx, x);
+    }
+    const __m512 mold = _mm512_mask_loadu_ps(ninf, mk, m + i);
+    const __m512 mnew = _mm512_max_ps(mold, mx);
+    // where nothing is visible yet (m_new = -inf) subtract 0, so that exp(-inf - 0) = 0 and not NaN
+    const __m512 msafe = _mm512_mask_mov_ps(mnew, _mm512_cmp_ps_mask(mnew, ninf, _CMP_EQ_OQ), _mm512_setzero_ps());
+    const __m512 a = exp_ps(_mm512_sub_ps(mold, msafe));
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t j = 0; j < n; ++j) {
+      float* row = St + j * ld + i;
+      const __m512 p = exp_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, row), msafe));
+      _mm512_mask_storeu_ps(row, mk, p);
+      sum = _mm512_add_ps(sum, p);
+    }
+    _mm512_mask_storeu_ps(l + i, mk, _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, l + i), a, sum));
+    _mm512_mask_storeu_ps(m + i, mk, mnew);
+    _mm512_mask_storeu_ps(alpha + i, mk, a);
+  }
+}
+
 }  // namespace
 
-const AttentionKernels kAttentionKernelsAvx512 = {tile_gemm, score_row, exp_sub_sum, scale_row, dot, ds_row};
+const AttentionKernels kAttentionKernelsAvx512 = {tile_gemm, score_row, exp_sub_sum, scale_row,
+                                                  dot,       softmax_cols, ds_row};
 
 }  // namespace rlhf

@@ -1,10 +1,11 @@
 // The fast CPU attention: FlashAttention tiling on the CPU. See attention.h for shapes and gradient rules.
 //
-// Forward (one work item = one (batch, head, query tile of kBq rows)):
+// Forward (one work item = one (batch, head, query tile of kBq rows); Q_i is packed transposed once):
 //   for each key tile j of kBk keys up to the causal limit (tiles wholly above the diagonal are never visited)
-//     S = Q_i K_j^T          (kBq x kBk, K_j packed transposed so the tile GEMM runs along keys)
-//     s = scale * S + mask;  online softmax: m' = max(m, rowmax s), P = exp(s - m'),
-//     l = l * exp(m - m') + rowsum P,  O = O * exp(m - m') + P V_j
+//     S^T = K_j Q_i^T        (kBk x kBq: the tile GEMM broadcasts K rows and runs along queries, so no key
+//                             tile is ever transposed, and the softmax statistics are vectors over queries)
+//     s = scale * S + mask;  online softmax: m' = max(m, colmax s), P = exp(s - m'),
+//     l = l * exp(m - m') + colsum P,  O = O * exp(m - m') + P V_j   (P read transposed from S^T for free)
 //   out = O / l, lse = m + log l.  Memory: the tiles only (never Tq x Tk).
 // Backward (FlashAttention-2): D_r = rowsum(dO o O) first; one work item = one (batch, kv head) so that the
 // dK/dV tile of a key tile and the dQ rows of its query heads are owned by one thread (no races):
@@ -76,10 +77,31 @@ void ds_row_scalar(float* dp, const float* p, float di, float scale, int64_t n) 
   for (int64_t i = 0; i < n; ++i) dp[i] = p[i] * (dp[i] - di) * scale;
 }
 
+void softmax_cols_scalar(float* St, int64_t ld, int64_t n, int64_t mq, float scale, const float* mask, int64_t lim,
+                         float* m, float* l, float* alpha) {
+  for (int64_t i = 0; i < mq; ++i) {
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < n; ++j) {
+      float& x = St[j * ld + i];
+      x = i >= lim + j ? x * scale + (mask ? mask[j] : 0.0f) : -INFINITY;
+      mx = std::max(mx, x);
+    }
+    const float mnew = std::max(m[i], mx);
+    const float msafe = mnew == -INFINITY ? 0.0f : mnew;
+    const float a = std::exp(m[i] - msafe);
+    float sum = 0;
+    for (int64_t j = 0; j < n; ++j) sum += (St[j * ld + i] = std::exp(St[j * ld + i] - msafe));
+    l[i] = l[i] * a + sum;
+    m[i] = mnew;
+    alpha[i] = a;
+  }
+}
+
 }  // namespace
 
 const AttentionKernels kAttentionKernelsScalar = {tile_gemm_scalar, score_row_scalar, exp_sub_sum_scalar,
-                                                  scale_row_scalar, dot_scalar,       ds_row_scalar};
+                                                  scale_row_scalar, dot_scalar,       softmax_cols_scalar,
+                                                  ds_row_scalar};
 
 namespace {
 
@@ -97,11 +119,11 @@ const AttentionKernels& kernels() {
   }
 }
 
-// dst (D x kBk) = rows [0, n) of src (n x D) transposed; columns n..kBk-1 are not touched (never read: every
+// dst (D x ld) = rows [0, n) of src (n x D) transposed; columns n..ld-1 are not touched (never read: every
 // tile GEMM that reads dst stops at column n).
-void pack_transposed(float* dst, const float* src, int64_t n, int64_t D) {
+void pack_transposed(float* dst, const float* src, int64_t n, int64_t D, int64_t ld) {
   for (int64_t j = 0; j < n; ++j)
-    for (int64_t d = 0; d < D; ++d) dst[d * kBk + j] = src[j * D + d];
+    for (int64_t d = 0; d < D; ++d) dst[d * ld + j] = src[j * D + d];
 }
 
 }  // namespace
@@ -114,20 +136,23 @@ void attention_forward_cpu(float* out, float* lse, const float* q, const float* 
   if (items == 0) return;
   const AttentionKernels& K = kernels();
   const int nt = int(std::min<int64_t>(num_threads(), items));
-  // Per thread: Kt (D x kBk), S (kBq x kBk), m and l (kBq each). Allocated here, outside the parallel region.
-  const int64_t per_thread = D * kBk + kBq * kBk + 2 * kBq;
+  // Per thread: Qt (D x kBq), St (kBk x kBq), m, l, alpha (kBq each). Allocated here, outside the parallel
+  // region (nothing may throw inside it).
+  const int64_t per_thread = D * kBq + kBk * kBq + 3 * kBq;
   std::vector<float> scratch(size_t(per_thread) * nt);
 
 #pragma omp parallel num_threads(nt)
   {
-    float* Kt = scratch.data() + per_thread * omp_get_thread_num();
-    float* S = Kt + D * kBk;
-    float* m = S + kBq * kBk;
+    float* Qt = scratch.data() + per_thread * omp_get_thread_num();
+    float* St = Qt + D * kBq;
+    float* m = St + kBk * kBq;
     float* l = m + kBq;
-    // Items are ordered longest first (the last query tiles see the most keys) for the dynamic schedule.
+    float* alpha = l + kBq;
+    // The query tiles of one (batch, head) run one after the other, so that its K and V rows are still in
+    // cache for the next; within a head the longest (last) tile goes first, for the dynamic schedule.
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < items; ++it) {
-      const int64_t qt = nqt - 1 - it / (B * H), bh = it % (B * H);
+      const int64_t qt = nqt - 1 - it % nqt, bh = it / nqt;
       const int64_t b = bh / H, h = bh % H, kvh = h / G;
       const int64_t i0 = qt * kBq, mq = std::min(kBq, Tq - i0);
       const float* Qi = q + (bh * Tq + i0) * D;
@@ -135,38 +160,28 @@ void attention_forward_cpu(float* out, float* lse, const float* q, const float* 
       const float* Kb = k + (b * s.Hkv + kvh) * s.kvCapacity * D;
       const float* Vb = v + (b * s.Hkv + kvh) * s.kvCapacity * D;
       const float* Mb = mask ? mask + b * Tk : nullptr;
-      std::memset(O, 0, sizeof(float) * size_t(mq * D));
+      // Q tile transposed once per item: S^T = K_j Q_i^T then runs along queries with K rows broadcast.
+      const bool few = mq < 8;  // decoding (Tq = 1..7): dot products beat a tile GEMM a few columns wide
+      if (!few) pack_transposed(Qt, Qi, mq, D, kBq);
       for (int64_t r = 0; r < mq; ++r) m[r] = -INFINITY, l[r] = 0;
-      const int64_t nkeys = off + i0 + mq;  // keys the last row of this tile sees
+      const int64_t nkeys = off + i0 + mq;  // keys the last row of this tile sees; later tiles are skipped
       for (int64_t j0 = 0; j0 < nkeys; j0 += kBk) {
         const int64_t n = std::min(kBk, nkeys - j0);
-        pack_transposed(Kt, Kb + j0 * D, n, D);
-        K.tile_gemm(mq, n, D, Qi, D, 1, Kt, kBk, S, kBk, false);
-        for (int64_t r = 0; r < mq; ++r) {
-          float* sr = S + r * kBk;
-          const int64_t nv = std::min(n, off + i0 + r - j0 + 1);  // causal: keys of this tile row r sees
-          if (nv <= 0) {
-            std::memset(sr, 0, sizeof(float) * size_t(n));
-            continue;
-          }
-          const float mx = K.score_row(sr, s.scale, Mb ? Mb + j0 : nullptr, nv);
-          const float mnew = std::max(m[r], mx);
-          if (mnew == -INFINITY) {  // every key so far masked with -inf: nothing to add
-            std::memset(sr, 0, sizeof(float) * size_t(n));
-            continue;
-          }
-          const float sum = K.exp_sub_sum(sr, sr, mnew, nv);
-          if (nv < n) std::memset(sr + nv, 0, sizeof(float) * size_t(n - nv));
-          const float alpha = std::exp(m[r] - mnew);  // 0 when m was -inf (O and l are 0 then anyway)
-          l[r] = l[r] * alpha + sum;
-          if (alpha != 1.0f) K.scale_row(O + r * D, alpha, D);
-          m[r] = mnew;
+        if (few) {
+          for (int64_t j = 0; j < n; ++j)
+            for (int64_t r = 0; r < mq; ++r) St[j * kBq + r] = K.dot(Kb + (j0 + j) * D, Qi + r * D, D);
+        } else {
+          K.tile_gemm(n, mq, D, Kb + j0 * D, D, 1, Qt, kBq, St, kBq, false);
         }
-        K.tile_gemm(mq, D, n, S, kBk, 1, Vb + j0 * D, D, O, D, true);
+        K.softmax_cols(St, kBq, n, mq, s.scale, Mb ? Mb + j0 : nullptr, j0 - off - i0, m, l, alpha);
+        if (j0 > 0)  // O = diag(alpha) O + P V; the first key tile writes O (its old contents are never read)
+          for (int64_t r = 0; r < mq; ++r)
+            if (alpha[r] != 1.0f) K.scale_row(O + r * D, alpha[r], D);
+        K.tile_gemm(mq, D, n, St, 1, kBq, Vb + j0 * D, D, O, D, j0 > 0);
       }
       float* L = lse + bh * Tq + i0;
       for (int64_t r = 0; r < mq; ++r) {
-        if (m[r] == -INFINITY || !(l[r] > 0)) {
+        if (m[r] == -INFINITY || !(l[r] > 0)) {  // the row saw no key
           std::memset(O + r * D, 0, sizeof(float) * size_t(D));
           L[r] = -INFINITY;
         } else {
@@ -227,8 +242,8 @@ void attention_backward_cpu(float* dq, float* dk, float* dv, const float* dout, 
       float* dqb = split > 1 ? dq_parts.data() + part * (B * H * Tq * D) : dq;
       for (int64_t kt = part; kt < nkt; kt += split) {
         const int64_t j0 = kt * kBk, n = std::min(kBk, Tk - j0);
-        pack_transposed(Kt, Kb + j0 * D, n, D);
-        pack_transposed(Vt, Vb + j0 * D, n, D);
+        pack_transposed(Kt, Kb + j0 * D, n, D, kBk);
+        pack_transposed(Vt, Vb + j0 * D, n, D, kBk);
         std::memset(dKa, 0, sizeof(float) * size_t(n * D));
         std::memset(dVa, 0, sizeof(float) * size_t(n * D));
         // The first query row that sees key j0 sits at position j0: row j0 - off.
