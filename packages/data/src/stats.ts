@@ -224,7 +224,7 @@ export class StatsCollector {
 }
 
 /** Statistics of a stream of records. */
-export async function collectStats(records: AsyncIterable<{ record: DataRecord } | DataRecord>, tokenizer?: Tokenizer): Promise<DataStats> {
+export async function collectStats(records: AsyncIterable<{ record: DataRecord } | DataRecord> | Iterable<{ record: DataRecord } | DataRecord>, tokenizer?: Tokenizer): Promise<DataStats> {
   const s = new StatsCollector(tokenizer);
   for await (const r of records) s.add('record' in r && !('kind' in r) ? r.record : (r as DataRecord));
   return s.result();
