@@ -1,0 +1,170 @@
+/**
+ * Direct preference optimisation (Rafailov et al. 2023; TRL DPOTrainer): the policy learns from pairs
+ * (prompt, chosen, rejected) with the loss of `dpoLoss` on sequence log-probs, against a frozen reference
+ * whose log-probs are computed once, before the first step, and cached (the reference never changes).
+ *
+ * Sequence log-prob: the sum over completion tokens; for IPO the mean (IPO's loss is defined on
+ * length-normalised log-probs, as TRL does). One micro-batch of E pairs is one forward of 2E rows
+ * (chosen rows, then rejected rows). The reference is the `refModel` given, else a frozen copy of the policy
+ * as it is when the trainer is built (so a resumed run must be built from the starting model, as the CLI does).
+ */
+import { noGrad } from '../tensor/autograd';
+import type { CausalLM } from '../model/common';
+import { dpoConfig, type DpoConfig } from './dpo-config';
+import { batchIndices, planRun, type RunPlan } from './grad-accum';
+import { dpoLoss } from './losses';
+import { seededPermutation } from './rng';
+import { collateCompletions, completionLogprobs } from './sequences';
+import { TrainerBase, type TrainerOptions } from './trainer-base';
+
+export interface DpoExample {
+  prompt: ArrayLike<number>;
+  chosen: ArrayLike<number>;
+  rejected: ArrayLike<number>;
+}
+
+interface PairLogps {
+  chosen: Float64Array;
+  rejected: Float64Array;
+}
+
+export class DpoTrainer extends TrainerBase<DpoConfig> {
+  private readonly plan: RunPlan;
+  private readonly refTrain: PairLogps;
+  private readonly refEval: PairLogps;
+
+  constructor(
+    readonly policy: CausalLM,
+    private readonly trainData: DpoExample[],
+    options: TrainerOptions & { config?: Partial<DpoConfig>; evalData?: DpoExample[]; refModel?: CausalLM } = {},
+  ) {
+    const config = dpoConfig(options.config ?? {});
+    super(config, policy, options);
+    if (trainData.length === 0) throw new Error('DpoTrainer: no training pair');
+    this.evalData = options.evalData ?? [];
+    const ref = options.refModel ?? policy;
+    // one pass of the reference over every pair, before any update: the cache DPO needs
+    this.refTrain = this.sequenceLogps(ref, trainData);
+    this.refEval = this.sequenceLogps(ref, this.evalData);
+    this.plan = planRun(
+      trainData.length,
+      { seed: config.seed, batchSize: config.perDeviceTrainBatchSize, gradientAccumulationSteps: config.gradientAccumulationSteps, numEpochs: config.numTrainEpochs, maxSteps: config.maxSteps },
+      undefined,
+      seededPermutation,
+    );
+  }
+
+  private readonly evalData: DpoExample[];
+
+  protected label(): string {
+    return 'dpo';
+  }
+
+  totalSteps(): number {
+    return this.plan.steps.length;
+  }
+
+  protected override checkpointFiles(): Record<string, string> {
+    return { 'config.json': `${JSON.stringify(this.policy.hfConfig(), null, 2)}\n` };
+  }
+
+  private rowsOf(pairs: DpoExample[]) {
+    const items = [
+      ...pairs.map((p) => ({ prompt: p.prompt, completion: p.chosen })),
+      ...pairs.map((p) => ({ prompt: p.prompt, completion: p.rejected })),
+    ];
+    return collateCompletions(items, Math.min(this.config.maxLength, this.policy.maxPositions), this.config.maxPromptLength);
+  }
+
+  /** Sum (mean for IPO) of completion log-probs of every chosen and rejected completion, no grad. */
+  private sequenceLogps(model: CausalLM, data: DpoExample[]): PairLogps {
+    const out = { chosen: new Float64Array(data.length), rejected: new Float64Array(data.length) };
+    noGrad(() => {
+      for (const idx of batchIndices(data.map((_, i) => i), this.config.perDeviceEvalBatchSize)) {
+        const batch = this.rowsOf(idx.map((i) => data[i]));
+        const { sums, logprobs, entropy } = completionLogprobs(model, batch);
+        const E = idx.length;
+        idx.forEach((i, k) => {
+          out.chosen[i] = this.normalise(sums[k], batch.completionLengths[k]);
+          out.rejected[i] = this.normalise(sums[E + k], batch.completionLengths[E + k]);
+        });
+        logprobs.release();
+        entropy.release();
+      }
+    });
+    return out;
+  }
+
+  private normalise(sum: number, length: number): number {
+    return this.config.lossType === 'ipo' ? sum / length : sum;
+  }
+
+  protected trainStep(step: number): Record<string, number> {
+    const st = this.plan.steps[step];
+    const acc = { loss: 0, chosen: 0, rejected: 0, accuracy: 0, margin: 0, logpChosen: 0, logpRejected: 0 };
+    st.microBatches.forEach((mb, m) => {
+      const idx = this.plan.microBatches[mb];
+      const E = idx.length;
+      const w = st.weights[m];
+      const batch = this.rowsOf(idx.map((i) => this.trainData[i]));
+      const { logprobs, sums } = completionLogprobs(this.policy, batch);
+      const pc = idx.map((_, k) => this.normalise(sums[k], batch.completionLengths[k]));
+      const pr = idx.map((_, k) => this.normalise(sums[E + k], batch.completionLengths[E + k]));
+      const r = dpoLoss(pc, pr, idx.map((i) => this.refTrain.chosen[i]), idx.map((i) => this.refTrain.rejected[i]), {
+        beta: this.config.beta,
+        labelSmoothing: this.config.labelSmoothing,
+        lossType: this.config.lossType,
+      });
+      // ∂loss/∂(token log-prob) = ∂loss/∂(sequence value) · (1 or 1/length), on completion positions
+      const g = new Float32Array(batch.B * batch.T);
+      for (let b = 0; b < batch.B; b++) {
+        const k = b % E;
+        const dSeq = (b < E ? r.dPolicyChosen[k] : r.dPolicyRejected[k]) * w;
+        const scale = this.config.lossType === 'ipo' ? 1 / batch.completionLengths[b] : 1;
+        for (let t = 0; t < batch.T; t++) if (batch.lossMask[b * batch.T + t]) g[b * batch.T + t] = dSeq * scale;
+      }
+      logprobs.backward(g);
+      acc.loss += w * r.loss;
+      acc.chosen += w * mean(r.chosenRewards);
+      acc.rejected += w * mean(r.rejectedRewards);
+      acc.accuracy += w * r.rewardAccuracy;
+      acc.margin += w * r.rewardMargin;
+      acc.logpChosen += w * mean(pc);
+      acc.logpRejected += w * mean(pr);
+    });
+    return {
+      loss: acc.loss,
+      'rewards/chosen': acc.chosen,
+      'rewards/rejected': acc.rejected,
+      'rewards/accuracy': acc.accuracy,
+      'rewards/margin': acc.margin,
+      'logps/chosen': acc.logpChosen,
+      'logps/rejected': acc.logpRejected,
+      epoch: this.plan.epochOfStep[step],
+    };
+  }
+
+  /** DPO loss, implicit-reward accuracy and margin, and log-probs on held-out pairs. */
+  override evaluate(): Record<string, number> {
+    if (this.evalData.length === 0) return {};
+    const pol = this.sequenceLogps(this.policy, this.evalData);
+    const r = dpoLoss(pol.chosen, pol.rejected, this.refEval.chosen, this.refEval.rejected, {
+      beta: this.config.beta,
+      labelSmoothing: this.config.labelSmoothing,
+      lossType: this.config.lossType,
+    });
+    return {
+      loss: r.loss,
+      'rewards/accuracy': r.rewardAccuracy,
+      'rewards/margin': r.rewardMargin,
+      'logps/chosen': mean(pol.chosen),
+      'logps/rejected': mean(pol.rejected),
+    };
+  }
+}
+
+function mean(a: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i];
+  return a.length ? s / a.length : 0;
+}

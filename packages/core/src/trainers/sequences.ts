@@ -1,0 +1,91 @@
+/**
+ * Prompt + completion rows as model inputs, and the per-token log-probs of the completion tokens: the
+ * shared plumbing of DPO (log-prob sums of chosen and rejected), the reward model (last-token scores) and
+ * PPO (log-probs of sampled responses).
+ *
+ * Layout: rows right-padded to the longest row, (B, T) row-major. Position t predicts token t+1, so the
+ * log-prob of completion token j of row b sits at index b·T + (promptLen + j − 1).
+ */
+import type { CausalLM } from '../model/common';
+import { tokenLogprobs } from '../tensor/ops';
+import type { Tensor } from '../tensor/tensor';
+
+export interface PromptCompletion {
+  prompt: ArrayLike<number>;
+  completion: ArrayLike<number>;
+}
+
+export interface CompletionBatch {
+  B: number;
+  T: number;
+  /** (B·T) token ids, 0 on padding */
+  ids: Int32Array;
+  /** (B·T) 1 on real tokens */
+  attentionMask: Float32Array;
+  /** (B·T) the next token at each position (0 where there is none: a valid id, masked by lossMask) */
+  targets: Int32Array;
+  /** (B·T) 1 where the next token is a completion token: the positions whose log-prob counts */
+  lossMask: Float32Array;
+  /** (B) completion tokens kept per row */
+  completionLengths: Int32Array;
+}
+
+/**
+ * Truncation as TRL: the prompt keeps its last maxPromptLength tokens, then the completion is cut to fit
+ * maxLength. A row keeps at least one completion token (the prompt gives way if it must).
+ */
+export function collateCompletions(items: PromptCompletion[], maxLength: number, maxPromptLength = maxLength - 1): CompletionBatch {
+  const B = items.length;
+  if (B === 0) throw new RangeError('collateCompletions: empty batch');
+  const rows = items.map(({ prompt, completion }, i) => {
+    if (completion.length === 0) throw new RangeError(`collateCompletions: item ${i} has an empty completion`);
+    let p = Array.from(prompt);
+    if (p.length > maxPromptLength) p = p.slice(p.length - maxPromptLength);
+    if (p.length > maxLength - 1) p = p.slice(p.length - (maxLength - 1));
+    const c = Array.from(completion).slice(0, maxLength - p.length);
+    return { p, c };
+  });
+  const T = Math.max(...rows.map((r) => r.p.length + r.c.length));
+  const ids = new Int32Array(B * T);
+  const attentionMask = new Float32Array(B * T);
+  const targets = new Int32Array(B * T);
+  const lossMask = new Float32Array(B * T);
+  const completionLengths = new Int32Array(B);
+  rows.forEach(({ p, c }, b) => {
+    const seq = [...p, ...c];
+    for (let t = 0; t < seq.length; t++) {
+      ids[b * T + t] = seq[t];
+      attentionMask[b * T + t] = 1;
+      if (t + 1 < seq.length) {
+        targets[b * T + t] = seq[t + 1];
+        if (t + 1 >= p.length) lossMask[b * T + t] = 1;
+      }
+    }
+    completionLengths[b] = c.length;
+  });
+  return { B, T, ids, attentionMask, targets, lossMask, completionLengths };
+}
+
+export interface CompletionLogprobs {
+  /** (B·T) per-position log-probs (a graph node when grad is on) */
+  logprobs: Tensor;
+  /** (B·T) per-position entropies */
+  entropy: Tensor;
+  /** (B) Σ of the completion tokens' log-probs */
+  sums: Float64Array;
+}
+
+/** Forward of `model` on the batch and the log-probs of every next token (temperature divides the logits). */
+export function completionLogprobs(model: CausalLM, batch: CompletionBatch, temperature = 1): CompletionLogprobs {
+  const hidden = model.forward({ ids: batch.ids, B: batch.B, T: batch.T, attentionMask: batch.attentionMask });
+  const logits = model.logits(hidden); // (B·T, V)
+  const [logprobs, entropy] = tokenLogprobs(logits, batch.targets, temperature); // (B·T) each
+  const sums = new Float64Array(batch.B);
+  const lp = logprobs.data;
+  for (let b = 0; b < batch.B; b++) {
+    let s = 0;
+    for (let t = 0; t < batch.T; t++) if (batch.lossMask[b * batch.T + t]) s += lp[b * batch.T + t];
+    sums[b] = s;
+  }
+  return { logprobs, entropy, sums };
+}
