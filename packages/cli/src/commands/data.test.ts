@@ -1,0 +1,106 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sharedDirForTests } from '@rlhf/data';
+import { Command } from 'commander';
+import { afterAll, describe, expect, it } from 'vitest';
+import { registerData } from './data';
+
+const fixtures = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'data', 'fixtures');
+const tmp = mkdtempSync(join(tmpdir(), 'rlhf-cli-data-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** Runs `rlhf data ...` in-process and returns what it wrote and its exit code. */
+async function run(...args: string[]): Promise<{ out: string; err: string; code: number }> {
+  let out = '';
+  let err = '';
+  let code = -1;
+  const program = new Command('rlhf').exitOverride();
+  registerData(program, { out: (s) => (out += s), err: (s) => (err += s), exit: (c) => (code = c) });
+  await program.parseAsync(['node', 'rlhf', 'data', ...args]);
+  return { out, err, code };
+}
+
+describe('rlhf data validate', () => {
+  it('says which format it detected and exits 0 on good data', async () => {
+    const r = await run('validate', join(fixtures, 'rlhf.jsonl'));
+    expect(r.code).toBe(0);
+    expect(r.err).toMatch(/rlhf.jsonl: format rlhf \(detected: the first row has "kind": "demonstration" \(rlhf-ts records\)\); jsonl/);
+    expect(r.out).toMatch(/7 read, 7 kept, 0 dropped/);
+  });
+
+  it('exits 1 with the error list on bad data', async () => {
+    const f = join(tmp, 'bad.jsonl');
+    writeFileSync(f, '{"prompt":"p","chosen":"a","rejected":"b"}\n{"prompt":"p","chosen":1}\nnot json\n');
+    const r = await run('validate', f, '--format', 'trl-preference');
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/format trl-preference \(as given\)/);
+    expect(r.err).toMatch(/bad.jsonl:2: chosen: expected a string or a list of \{role, content\} messages, received number \(schema\)/);
+    expect(r.err).toMatch(/bad.jsonl:2: rejected: .*missing field/);
+    expect(r.err).toMatch(/bad.jsonl:3: not JSON/);
+    expect(r.out).toMatch(/3 read, 1 kept, 2 dropped/);
+    expect(r.err + r.out).not.toMatch(/\n\s+at /);
+  });
+
+  it('prints JSON with --json', async () => {
+    const r = await run('validate', join(fixtures, 'hh-rlhf.jsonl'), '--json');
+    const j = JSON.parse(r.out);
+    expect(j.detection.format).toBe('hh-rlhf');
+    expect(j.summary).toMatchObject({ read: 2, kept: 2 });
+  });
+
+  it('a missing file or an unknown format is one line and exit 1', async () => {
+    const a = await run('validate', join(tmp, 'nope.jsonl'));
+    expect(a.code).toBe(1);
+    expect(a.err).toBe(`rlhf data: cannot read ${join(tmp, 'nope.jsonl')}: no such file\n`);
+    const b = await run('validate', join(fixtures, 'rlhf.jsonl'), '--format', 'csv');
+    expect(b.code).toBe(1);
+    expect(b.err).toMatch(/^rlhf data: unknown format 'csv'; known formats: rlhf, /);
+  });
+});
+
+describe('rlhf data convert / stats / split', () => {
+  it('converts, reporting what could not be written', async () => {
+    const out = join(tmp, 'pairs.jsonl');
+    const r = await run('convert', join(fixtures, 'rlhf.jsonl'), '--to', 'trl-preference', '-o', out);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/wrote 6 trl-preference rows to/);
+    expect(r.err).toMatch(/rlhf.jsonl:1: a demonstration record cannot be written as trl-preference/);
+    expect(readFileSync(out, 'utf8').trim().split('\n')).toHaveLength(6);
+  });
+
+  it('stats prints JSON with K, ties and agreement', async () => {
+    const r = await run('stats', join(fixtures, 'labelbox.ndjson'));
+    const j = JSON.parse(r.out);
+    expect(j.format).toBe('labelbox');
+    expect(j.stats.k).toEqual({ '2': 3, '3': 3 });
+    expect(j.stats.agreement.prompts).toBe(2);
+  });
+
+  it('splits by prompt into NAME.train.jsonl and NAME.val.jsonl', async () => {
+    const f = join(tmp, 'many.jsonl');
+    const lines = Array.from({ length: 200 }, (_, i) => JSON.stringify({ prompt: `q${i % 50}`, chosen: `a${i}`, rejected: `b${i}` }));
+    writeFileSync(f, `${lines.join('\n')}\n`);
+    const r = await run('split', f, '--val', '0.2', '--no-dedupe-check');
+    expect(r.code).toBe(0);
+    const train = readFileSync(join(tmp, 'many.train.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const val = readFileSync(join(tmp, 'many.val.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(train.length + val.length).toBe(200);
+    expect(val.length).toBeGreaterThan(0);
+    const valPrompts = new Set(val.map((x) => x.prompt));
+    expect(train.some((x) => valPrompts.has(x.prompt))).toBe(false);
+    expect(r.out).toMatch(new RegExp(`val: ${val.length} records`));
+    const bad = await run('split', f, '--val', '2');
+    expect(bad).toMatchObject({ code: 1, err: "rlhf data: --val must be a fraction in [0, 1], got '2'\n" });
+  });
+});
+
+describe.skipIf(!sharedDirForTests())('rlhf data on HH-RLHF (real data)', () => {
+  it('converts the harmless-base test split: 2312 read, drops explained', async () => {
+    const f = join(sharedDirForTests()!, 'data/hh-rlhf/harmless-base-test.jsonl.gz');
+    const r = await run('convert', f, '--to', 'trl-preference', '-o', join(tmp, 'hh.jsonl'));
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/2312 read, 2303 kept, 9 dropped, 2 warnings\n {2}error empty-completion: 4\n {2}error layout: 5\n {2}warning duplicate-prompt: 2/);
+  });
+});
