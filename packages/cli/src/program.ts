@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { registerData } from './commands/data';
 import { registerDemo } from './commands/demo';
 import { registerInfo } from './commands/info';
 
@@ -12,6 +13,7 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   registerInfo(program);
   registerDemo(program);
+  registerData(program);
   return program;
 }
 
