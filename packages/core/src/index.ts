@@ -55,3 +55,15 @@ export { generate } from './generation/generate';
 export type { GenerateOptions, GenerateResult } from './generation/generate';
 export { sampleToken } from './generation/sampling';
 export type { SamplingOptions } from './generation/sampling';
+
+// tokenizers: one interface over llama2.c tok*.bin, HF tokenizer.json, and our byte-level BPE (weights-tokenizers)
+export type { DecodeOptions, EncodeOptions, Tokenizer, TokenizerKind } from './tokenizers/types';
+export { Llama2cTokenizer, parseLlama2cVocab, readLlama2cTokenizer } from './tokenizers/llama2c-tokenizer';
+export type { Llama2cVocab } from './tokenizers/llama2c-tokenizer';
+export { ByteLevelBpeTokenizer, UnsupportedTokenizerError } from './tokenizers/byte-level-bpe';
+export type { TokenizerConfig } from './tokenizers/byte-level-bpe';
+export { DEFAULT_CHAT_TEMPLATE, DEFAULT_SPECIAL_TOKENS, trainByteLevelBpe } from './tokenizers/bpe-trainer';
+export type { BpeTrainOptions } from './tokenizers/bpe-trainer';
+export { HfTokenizer } from './tokenizers/hf-tokenizer';
+export { loadTokenizer, saveTokenizer } from './tokenizers/load-tokenizer';
+export type { LoadTokenizerOptions } from './tokenizers/load-tokenizer';

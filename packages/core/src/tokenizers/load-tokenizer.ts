@@ -1,0 +1,77 @@
+/**
+ * `loadTokenizer(path)`: one entry point that picks the right tokenizer for a file or a folder, and
+ * `saveTokenizer` for our own byte-level BPE.
+ */
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { writeFileAtomic } from '../io/atomic-write';
+import { readJsonFile } from '../io/hf-checkpoint';
+import { ByteLevelBpeTokenizer, type TokenizerConfig, UnsupportedTokenizerError } from './byte-level-bpe';
+import { HfTokenizer } from './hf-tokenizer';
+import { readLlama2cTokenizer } from './llama2c-tokenizer';
+import type { Tokenizer } from './types';
+
+/** Options of `loadTokenizer`. */
+export interface LoadTokenizerOptions {
+  /**
+   * Which engine serves a tokenizer.json: 'auto' (default) uses our byte-level BPE when the file is plain
+   * byte-level BPE (GPT-2-like, or one we trained) and @huggingface/tokenizers otherwise; 'hf' always uses the
+   * library; 'byte-level-bpe' requires ours and throws when the file needs more.
+   */
+  engine?: 'auto' | 'hf' | 'byte-level-bpe';
+}
+
+/**
+ * Loads a tokenizer from:
+ *  - a llama2.c `tok*.bin` file (any `.bin`),
+ *  - a `tokenizer.json` file (with `tokenizer_config.json` beside it when present),
+ *  - a folder holding `tokenizer.json` (+ `tokenizer_config.json`), or else exactly one `tok*.bin` / `tokenizer.bin`.
+ */
+export function loadTokenizer(path: string, options: LoadTokenizerOptions = {}): Tokenizer {
+  if (!existsSync(path)) throw new Error(`loadTokenizer: ${path} does not exist`);
+  if (statSync(path).isDirectory()) {
+    const json = join(path, 'tokenizer.json');
+    if (existsSync(json)) return loadTokenizerJson(json, options);
+    const bins = readdirSync(path).filter((f) => f === 'tokenizer.bin' || /^tok.*\.bin$/.test(f));
+    if (bins.length === 1) return readLlama2cTokenizer(join(path, bins[0]));
+    if (bins.length > 1) throw new Error(`loadTokenizer: folder ${path} has several llama2.c tokenizers (${bins.join(', ')}); pass one file`);
+    throw new Error(`loadTokenizer: folder ${path} has no tokenizer.json and no llama2.c tokenizer.bin / tok*.bin`);
+  }
+  if (path.endsWith('.bin')) return readLlama2cTokenizer(path);
+  if (path.endsWith('.json')) {
+    if (basename(path) === 'tokenizer_config.json') {
+      throw new Error(`loadTokenizer: ${path} is a tokenizer_config.json; pass the tokenizer.json or its folder`);
+    }
+    return loadTokenizerJson(path, options);
+  }
+  throw new Error(`loadTokenizer: cannot tell the tokenizer kind of ${path} (expected tokenizer.json, tok*.bin or a folder)`);
+}
+
+function loadTokenizerJson(path: string, options: LoadTokenizerOptions): Tokenizer {
+  const json = readJsonFile(path);
+  const configPath = join(dirname(path), 'tokenizer_config.json');
+  let config: TokenizerConfig = {};
+  if (existsSync(configPath)) {
+    const c = readJsonFile(configPath);
+    if (!c || typeof c !== 'object' || Array.isArray(c)) throw new Error(`${configPath} is not a JSON object`);
+    config = c as TokenizerConfig;
+  }
+  const engine = options.engine ?? 'auto';
+  if (engine === 'hf') return new HfTokenizer(json, config, path);
+  try {
+    return ByteLevelBpeTokenizer.fromTokenizerJson(json, config, path);
+  } catch (e) {
+    if (engine === 'auto' && e instanceof UnsupportedTokenizerError) return new HfTokenizer(json, config, path);
+    throw e;
+  }
+}
+
+/**
+ * Saves our byte-level BPE tokenizer as a Hugging Face tokenizer folder: `tokenizer.json` and
+ * `tokenizer_config.json` (special tokens, chat template), each written atomically.
+ */
+export function saveTokenizer(dir: string, tokenizer: ByteLevelBpeTokenizer, extraConfig: Record<string, unknown> = {}): void {
+  if (!existsSync(dir)) throw new Error(`saveTokenizer: folder ${dir} does not exist`);
+  writeFileAtomic(join(dir, 'tokenizer.json'), JSON.stringify(tokenizer.toTokenizerJson()) + '\n');
+  writeFileAtomic(join(dir, 'tokenizer_config.json'), JSON.stringify(tokenizer.toTokenizerConfig(extraConfig), null, 2) + '\n');
+}
