@@ -48,9 +48,11 @@ void small_m(float* C, int64_t ldc, const float* A, const float* B, int64_t ldb,
 }  // namespace
 
 const GemmIsa& gemm_isa_avx512() {
-  // KC: the A micro-panel (12 x 384 floats, 18 KiB) stays in the 32 KiB L1d; MC x KC of A and the
-  // kc x nc panel of B (384 x 480 floats, 720 KiB) sit in the 1 MiB L2 of each core.
-  static const GemmIsa isa{"avx512", kMR, kNR, 384, 480, 480, micro, pack_a, pack_b, small_m};
+  // KC 384: the A micro-panel (12 x 384 floats, 18 KiB) stays in the 32 KiB L1d while the B micro-panels
+  // stream past it from the kc x nc panel of B (384 x 480 floats, 720 KiB) held in each core's 1 MiB L2.
+  // MC only bounds the packed A block (it streams from L3, one micro-panel at a time): large, so that there
+  // are few blocks and few thread barriers.
+  static const GemmIsa isa{"avx512", kMR, kNR, 384, 1536, 480, micro, pack_a, pack_b, small_m};
   return isa;
 }
 

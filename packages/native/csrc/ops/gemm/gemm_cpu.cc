@@ -10,9 +10,12 @@
 //       thread keeps one A micro-panel in L1 while it streams the B micro-panels of its columns.
 // Edge tiles (fewer than MR rows or NR columns) are computed into a local tile and merged.
 #include <algorithm>
+#include <atomic>
+#include <memory>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <thread>
 
 #include "common/parallel.h"
 #include "common/simd.h"
@@ -105,6 +108,36 @@ struct Scratch {
 };
 thread_local Scratch t_apack, t_bpack, t_small;
 
+// A barrier for the threads of one gemm: spins briefly (the usual case on a quiet machine: the other
+// thread arrives within microseconds), then yields the core, so that on a machine shared with other
+// processes a waiting thread does not burn the time slice the late thread needs. Sense-reversing, reusable.
+class SpinYieldBarrier {
+ public:
+  explicit SpinYieldBarrier(int n) : n_(n) {}
+  void wait() {
+    const int gen = gen_.load(std::memory_order_acquire);
+    if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_) {
+      arrived_.store(0, std::memory_order_relaxed);
+      gen_.fetch_add(1, std::memory_order_release);
+      return;
+    }
+    for (int spin = 0; gen_.load(std::memory_order_acquire) == gen; ++spin) {
+      if (spin < 4000) cpu_relax();
+      else std::this_thread::yield();
+    }
+  }
+
+ private:
+  static void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  const int n_;
+  std::atomic<int> arrived_{0};
+  std::atomic<int> gen_{0};
+};
+
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
@@ -152,6 +185,13 @@ void gemm_small_m(const GemmIsa& isa, float* C, int64_t ldc, const float* A, int
 }
 
 // The packed path for one matrix, with nt threads (1: no parallel region at all).
+//
+// Work is cut into units (jc, pc, ic). In each unit the threads first pack (B's micro-panels when the unit
+// opens a new (jc, pc) panel, and the unit's A micro-panels), meet at one barrier, then compute the tiles.
+// Buffers alternate between two copies (by panel for B, by unit for A), so the next unit's packing never
+// overwrites what a slower thread still reads, and one barrier per unit is enough. Packing jobs and tile rows
+// are handed out through atomic counters rather than split in fixed shares: on a machine shared with other
+// processes a thread that lost its core for a while does less of the work instead of holding everyone up.
 void gemm_packed(const GemmIsa& isa, float* C, int64_t ldc, const float* A, int64_t lda, const float* B,
                  int64_t ldb, int64_t m, int64_t n, int64_t k, bool transA, bool transB, float alpha, float beta,
                  int nt) {
@@ -159,69 +199,94 @@ void gemm_packed(const GemmIsa& isa, float* C, int64_t ldc, const float* A, int6
   const int64_t kc_blk = ceil_div(k, ceil_div(k, isa.kc));
   const int64_t nc_blk = round_up(ceil_div(n, ceil_div(n, isa.nc)), NR);
   const int64_t mc_blk = round_up(ceil_div(m, ceil_div(m, isa.mc)), MR);
-  float* bpack = t_bpack.get(size_t(kc_blk * nc_blk));
-  float* apack = t_apack.get(size_t(mc_blk * kc_blk));
+  const int64_t nbuf = nt > 1 ? 2 : 1;
+  const size_t bsize = size_t(kc_blk * nc_blk), asize = size_t(mc_blk * kc_blk);
+  float* bpack = t_bpack.get(bsize * nbuf);
+  float* apack = t_apack.get(asize * nbuf);
+  const int64_t njc = ceil_div(n, nc_blk), npc = ceil_div(k, kc_blk), nic = ceil_div(m, mc_blk);
+  const int64_t units = njc * npc * nic;
+  // Two counters per unit (packing jobs, compute jobs); only used with several threads.
+  std::unique_ptr<std::atomic<int64_t>[]> counters(nt > 1 ? new std::atomic<int64_t>[2 * units] : nullptr);
+  if (nt > 1)
+    for (int64_t u = 0; u < 2 * units; ++u) counters[u].store(0, std::memory_order_relaxed);
 
-  auto body = [&](int tid, int nth) {
+  SpinYieldBarrier barrier(nt);
+  auto body = [&](int nth) {
     alignas(64) float tile[32 * 64];  // an edge tile, MR x NR <= 32 x 64
+    int64_t u = 0;
     for (int64_t jc = 0; jc < n; jc += nc_blk) {
       const int64_t nc = std::min(nc_blk, n - jc);
       const int64_t npan = ceil_div(nc, NR);
       for (int64_t pc = 0; pc < k; pc += kc_blk) {
         const int64_t kc = std::min(kc_blk, k - pc);
         const float beta_eff = pc == 0 ? beta : 1.0f;
-        {  // this thread's share of the B panel, in whole micro-panels
-          const int64_t p0 = npan * tid / nth, p1 = npan * (tid + 1) / nth;
-          if (p0 < p1)
-            isa.pack_b(bpack + p0 * kc * NR, B, ldb, transB, pc, kc, jc + p0 * NR,
-                       std::min(nc, p1 * NR) - p0 * NR);
-        }
-        for (int64_t ic = 0; ic < m; ic += mc_blk) {
+        const int64_t panel = jc / nc_blk * npc + pc / kc_blk;
+        float* bp0 = bpack + bsize * (panel % nbuf);
+        for (int64_t ic = 0; ic < m; ic += mc_blk, ++u) {
           const int64_t mc = std::min(mc_blk, m - ic);
           const int64_t mpan = ceil_div(mc, MR);
-          {
-            const int64_t r0 = mpan * tid / nth, r1 = mpan * (tid + 1) / nth;
-            if (r0 < r1)
-              isa.pack_a(apack + r0 * kc * MR, A, lda, transA, ic + r0 * MR, std::min(mc, r1 * MR) - r0 * MR, pc,
-                         kc);
-          }
-          if (nth > 1) {
-#pragma omp barrier
-          }
-          // Tiles in row-major order (ir outer, jr inner), an even contiguous share per thread.
-          const int64_t tiles = mpan * npan;
-          const int64_t t0 = tiles * tid / nth, t1 = tiles * (tid + 1) / nth;
-          for (int64_t t = t0; t < t1; ++t) {
-            const int64_t ir = t / npan, jr = t % npan;
-            const int64_t i = ic + ir * MR, j = jc + jr * NR;
-            const int64_t rows = std::min<int64_t>(MR, m - i), cols = std::min<int64_t>(NR, n - j);
-            const float* ap = apack + ir * kc * MR;
-            const float* bp = bpack + jr * kc * NR;
-            float* cp = C + i * ldc + j;
-            if (rows == MR && cols == NR) {
-              isa.micro(kc, ap, bp, cp, ldc, alpha, beta_eff);
+          float* ap0 = apack + asize * (u % nbuf);
+          // Packing: jobs [0, npan) are B's micro-panels (first unit of the panel only), then A's.
+          const int64_t bjobs = ic == 0 ? npan : 0, jobs = bjobs + mpan;
+          auto pack = [&](int64_t job) {
+            if (job < bjobs) {
+              isa.pack_b(bp0 + job * kc * NR, B, ldb, transB, pc, kc, jc + job * NR, std::min<int64_t>(NR, nc - job * NR));
             } else {
-              isa.micro(kc, ap, bp, tile, NR, 1.0f, 0.0f);
-              for (int64_t r = 0; r < rows; ++r)
-                for (int64_t c = 0; c < cols; ++c) {
-                  const float v = alpha * tile[r * NR + c];
-                  cp[r * ldc + c] = beta_eff == 0.0f ? v : v + beta_eff * cp[r * ldc + c];
-                }
+              const int64_t r = job - bjobs;
+              isa.pack_a(ap0 + r * kc * MR, A, lda, transA, ic + r * MR, std::min<int64_t>(MR, mc - r * MR), pc, kc);
             }
-          }
-          if (nth > 1) {
-#pragma omp barrier
+          };
+          // Compute: a job is one A micro-panel (MR rows) against a run of B micro-panels; when there are few
+          // rows the columns are cut into runs so that every thread gets several jobs.
+          const int64_t runs = std::max<int64_t>(1, std::min<int64_t>(npan, ceil_div(4 * nth, mpan)));
+          const int64_t cjobs = mpan * runs;
+          auto compute = [&](int64_t job) {
+            const int64_t ir = job / runs, run = job % runs;
+            const int64_t jr0 = npan * run / runs, jr1 = npan * (run + 1) / runs;
+            const int64_t i = ic + ir * MR;
+            const int64_t rows = std::min<int64_t>(MR, m - i);
+            const float* ap = ap0 + ir * kc * MR;
+            for (int64_t jr = jr0; jr < jr1; ++jr) {
+              const int64_t j = jc + jr * NR;
+              const int64_t cols = std::min<int64_t>(NR, n - j);
+              const float* bp = bp0 + jr * kc * NR;
+              float* cp = C + i * ldc + j;
+              if (rows == MR && cols == NR) {
+                isa.micro(kc, ap, bp, cp, ldc, alpha, beta_eff);
+              } else {
+                isa.micro(kc, ap, bp, tile, NR, 1.0f, 0.0f);
+                for (int64_t r = 0; r < rows; ++r)
+                  for (int64_t c = 0; c < cols; ++c) {
+                    const float v = alpha * tile[r * NR + c];
+                    cp[r * ldc + c] = beta_eff == 0.0f ? v : v + beta_eff * cp[r * ldc + c];
+                  }
+              }
+            }
+          };
+          if (nth == 1) {
+            for (int64_t job = 0; job < jobs; ++job) pack(job);
+            for (int64_t job = 0; job < cjobs; ++job) compute(job);
+          } else {
+            std::atomic<int64_t>& pj = counters[2 * u];
+            std::atomic<int64_t>& cj = counters[2 * u + 1];
+            for (int64_t job; (job = pj.fetch_add(1, std::memory_order_relaxed)) < jobs;) pack(job);
+            barrier.wait();
+            for (int64_t job; (job = cj.fetch_add(1, std::memory_order_relaxed)) < cjobs;) compute(job);
           }
         }
       }
     }
   };
   if (nt <= 1) {
-    body(0, 1);
+    body(1);
     return;
   }
 #pragma omp parallel num_threads(nt)
-  body(omp_get_thread_num(), omp_get_num_threads());
+  {
+    // The barrier counts nt arrivals: a smaller team (OpenMP may give fewer threads) runs alone instead.
+    if (omp_get_num_threads() == nt) body(nt);
+    else if (omp_get_thread_num() == 0) body(1);
+  }
 }
 
 // Rows up to which the direct path beats packing (B is read once per 4 rows there; packing B costs about
