@@ -109,4 +109,15 @@ export interface NativeBinding {
 
   // permute (ops/permute)
   permute0213(out: Float32Array, x: Float32Array, A: number, B: number, C: number, D: number): void;
+
+  // PPO losses (ops/ppo)
+  ppoPolicyLoss(
+    dlogp: Float32Array, stats: Float32Array, logp: Float32Array, oldLogp: Float32Array, advantages: Float32Array,
+    mask: Float32Array, n: number, cliprange: number, dualClip: number, gradScale: number,
+  ): number;
+  ppoValueLoss(
+    dvalues: Float32Array, stats: Float32Array, values: Float32Array, oldValues: Float32Array, returns: Float32Array,
+    mask: Float32Array, n: number, cliprangeValue: number, gradScale: number,
+  ): number;
+  // end PPO losses
 }

@@ -24,3 +24,12 @@ export { gemm, gemmBatched } from './ops/gemm';
 export { siluForward, siluBackward, swigluForward, swigluBackward } from './ops/swiglu';
 export { ropeForward, ropeBackward } from './ops/rope';
 export { permute0213 } from './ops/permute';
+export {
+  ppoPolicyLoss,
+  ppoValueLoss,
+  ppoPolicyStats,
+  ppoValueStats,
+  PPO_POLICY_STATS,
+  PPO_VALUE_STATS,
+} from './ops/ppo';
+export type { PpoPolicyStats, PpoValueStats } from './ops/ppo';

@@ -15,3 +15,4 @@ export * from './gemm';
 export * from './swiglu';
 export * from './rope';
 export * from './permute';
+export * from './ppo';
