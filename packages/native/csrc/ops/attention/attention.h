@@ -46,9 +46,36 @@ void attention_backward_cpu(float* dq, float* dk, float* dv, const float* dout, 
 //   A is read as A[r * a_rs + c * a_cs] (so a transposed tile costs nothing: swap the strides),
 //   B is row-major with row stride ldb, C row-major with row stride ldc. N need not be a multiple of the
 //   vector width: the last vector of a row is masked (no read or write past column N).
+// Causal skipping: on a tile that the diagonal crosses, each block of rows [m0, m0+mr) computes only the part
+// that can be visible (TileSkip, with offset d); the rest is exact zeros anyway (kInner*) or is left unwritten
+// and never used (kCols*).
+enum class TileSkip : int {
+  kNone,
+  kColsFrom,   // columns [d + m0, N) only
+  kColsTo,     // columns [0, d + m0 + mr) only
+  kInnerFrom,  // inner index k in [d + m0, K) only
+  kInnerTo,    // inner index k in [0, d + m0 + mr) only
+};
+
+struct TileRange {
+  int64_t k0, k1, c0, c1;  // inner range [k0, k1), column range [c0, c1), both clamped
+};
+inline TileRange tile_range(TileSkip skip, int64_t d, int64_t m0, int64_t mr, int64_t K, int64_t N) {
+  auto clamp = [](int64_t x, int64_t hi) { return x < 0 ? 0 : x > hi ? hi : x; };
+  TileRange r{0, K, 0, N};
+  switch (skip) {
+    case TileSkip::kColsFrom: r.c0 = clamp(d + m0, N); break;
+    case TileSkip::kColsTo: r.c1 = clamp(d + m0 + mr, N); break;
+    case TileSkip::kInnerFrom: r.k0 = clamp(d + m0, K); break;
+    case TileSkip::kInnerTo: r.k1 = clamp(d + m0 + mr, K); break;
+    default: break;
+  }
+  return r;
+}
+
 struct AttentionKernels {
   void (*tile_gemm)(int64_t M, int64_t N, int64_t K, const float* A, int64_t a_rs, int64_t a_cs,
-                    const float* B, int64_t ldb, float* C, int64_t ldc, bool accumulate);
+                    const float* B, int64_t ldb, float* C, int64_t ldc, bool accumulate, TileSkip skip, int64_t d);
   // Scores of one row in place: x[i] = x[i] * scale + (mask ? mask[i] : 0); returns max_i x[i] (-inf for n = 0).
   float (*score_row)(float* x, float scale, const float* mask, int64_t n);
   // y[i] = exp(x[i] - sub) for i < n (y may be x); exp(-inf) is exactly 0. Returns the sum of y.

@@ -58,7 +58,7 @@ using MicroFn = void (*)(int64_t, const float*, int64_t, int64_t, const float*, 
                          __m256i);
 
 void tile_gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t a_rs, int64_t a_cs, const float* B,
-               int64_t ldb, float* C, int64_t ldc, bool acc) {
+               int64_t ldb, float* C, int64_t ldc, bool acc, TileSkip skip, int64_t d) {
   static const MicroFn table[kMR + 1][kNV + 1] = {
       {nullptr, nullptr, nullptr},
       {nullptr, micro<1, 1>, micro<1, 2>},
@@ -69,12 +69,16 @@ void tile_gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t a_rs, in
       {nullptr, micro<6, 1>, micro<6, 2>},
   };
   for (int64_t n0 = 0; n0 < N; n0 += 8 * kNV) {
-    const int64_t nb = N - n0 < 8 * kNV ? N - n0 : 8 * kNV;
-    const int nv = int((nb + 7) / 8);
-    const __m256i tail = lane_mask(nb - 8 * (nv - 1));
+    const int64_t n1 = N - n0 < 8 * kNV ? N : n0 + 8 * kNV;
     for (int64_t m0 = 0; m0 < M; m0 += kMR) {
       const int mr = int(M - m0 < kMR ? M - m0 : kMR);
-      table[mr][nv](K, A + m0 * a_rs, a_rs, a_cs, B + n0, ldb, C + m0 * ldc + n0, ldc, acc, tail);
+      const TileRange t = tile_range(skip, d, m0, mr, K, N);
+      const int64_t cs = n0 > t.c0 ? n0 : t.c0, ce = n1 < t.c1 ? n1 : t.c1;
+      if (ce <= cs) continue;
+      const int nv = int((ce - cs + 7) / 8);
+      const __m256i tail = lane_mask(ce - cs - 8 * (nv - 1));
+      table[mr][nv](t.k1 - t.k0, A + m0 * a_rs + t.k0 * a_cs, a_rs, a_cs, B + t.k0 * ldb + cs, ldb,
+                    C + m0 * ldc + cs, ldc, acc, tail);
     }
   }
 }

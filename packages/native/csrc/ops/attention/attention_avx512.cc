@@ -61,7 +61,7 @@ constexpr MicroFn pick(int nv) {
 }
 
 void tile_gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t a_rs, int64_t a_cs, const float* B,
-               int64_t ldb, float* C, int64_t ldc, bool acc) {
+               int64_t ldb, float* C, int64_t ldc, bool acc, TileSkip skip, int64_t d) {
   static const MicroFn table[kMR + 1][kNV + 1] = {
       {nullptr, nullptr, nullptr, nullptr, nullptr},
       {nullptr, pick<1>(1), pick<1>(2), pick<1>(3), pick<1>(4)},
@@ -72,13 +72,16 @@ void tile_gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t a_rs, in
       {nullptr, pick<6>(1), pick<6>(2), pick<6>(3), pick<6>(4)},
   };
   for (int64_t n0 = 0; n0 < N; n0 += 16 * kNV) {
-    const int64_t nb = N - n0 < 16 * kNV ? N - n0 : 16 * kNV;
-    const int nv = int((nb + 15) / 16);
-    const int rem = int(nb - 16 * (nv - 1));
-    const __mmask16 tail = __mmask16((1u << rem) - 1u);
+    const int64_t n1 = N - n0 < 16 * kNV ? N : n0 + 16 * kNV;
     for (int64_t m0 = 0; m0 < M; m0 += kMR) {
       const int mr = int(M - m0 < kMR ? M - m0 : kMR);
-      table[mr][nv](K, A + m0 * a_rs, a_rs, a_cs, B + n0, ldb, C + m0 * ldc + n0, ldc, acc, tail);
+      const TileRange t = tile_range(skip, d, m0, mr, K, N);
+      const int64_t cs = n0 > t.c0 ? n0 : t.c0, ce = n1 < t.c1 ? n1 : t.c1;
+      if (ce <= cs) continue;
+      const int nv = int((ce - cs + 15) / 16);
+      const __mmask16 tail = __mmask16((1u << (ce - cs - 16 * (nv - 1))) - 1u);
+      table[mr][nv](t.k1 - t.k0, A + m0 * a_rs + t.k0 * a_cs, a_rs, a_cs, B + t.k0 * ldb + cs, ldb,
+                    C + m0 * ldc + cs, ldc, acc, tail);
     }
   }
 }

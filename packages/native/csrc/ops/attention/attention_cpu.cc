@@ -33,15 +33,16 @@ namespace rlhf {
 namespace {
 
 void tile_gemm_scalar(int64_t M, int64_t N, int64_t K, const float* A, int64_t a_rs, int64_t a_cs,
-                      const float* B, int64_t ldb, float* C, int64_t ldc, bool acc) {
+                      const float* B, int64_t ldb, float* C, int64_t ldc, bool acc, TileSkip skip, int64_t d) {
   for (int64_t r = 0; r < M; ++r) {
+    const TileRange t = tile_range(skip, d, r, 1, K, N);
     float* cr = C + r * ldc;
     if (!acc)
-      for (int64_t c = 0; c < N; ++c) cr[c] = 0;
-    for (int64_t k = 0; k < K; ++k) {
+      for (int64_t c = t.c0; c < t.c1; ++c) cr[c] = 0;
+    for (int64_t k = t.k0; k < t.k1; ++k) {
       const float a = A[r * a_rs + k * a_cs];
       const float* b = B + k * ldb;
-      for (int64_t c = 0; c < N; ++c) cr[c] += a * b[c];
+      for (int64_t c = t.c0; c < t.c1; ++c) cr[c] += a * b[c];
     }
   }
 }
@@ -167,17 +168,21 @@ void attention_forward_cpu(float* out, float* lse, const float* q, const float* 
       const int64_t nkeys = off + i0 + mq;  // keys the last row of this tile sees; later tiles are skipped
       for (int64_t j0 = 0; j0 < nkeys; j0 += kBk) {
         const int64_t n = std::min(kBk, nkeys - j0);
+        // key j of this tile is visible to query row r iff r >= lim + j; entries that are not are skipped here
+        // (left unwritten: softmax_cols replaces them with -inf without reading their value)
+        const int64_t lim = j0 - off - i0;
         if (few) {
           for (int64_t j = 0; j < n; ++j)
-            for (int64_t r = 0; r < mq; ++r) St[j * kBq + r] = K.dot(Kb + (j0 + j) * D, Qi + r * D, D);
+            for (int64_t r = std::max<int64_t>(0, lim + j); r < mq; ++r)
+              St[j * kBq + r] = K.dot(Kb + (j0 + j) * D, Qi + r * D, D);
         } else {
-          K.tile_gemm(n, mq, D, Kb + j0 * D, D, 1, Qt, kBq, St, kBq, false);
+          K.tile_gemm(n, mq, D, Kb + j0 * D, D, 1, Qt, kBq, St, kBq, false, TileSkip::kColsFrom, lim);
         }
-        K.softmax_cols(St, kBq, n, mq, s.scale, Mb ? Mb + j0 : nullptr, j0 - off - i0, m, l, alpha);
+        K.softmax_cols(St, kBq, n, mq, s.scale, Mb ? Mb + j0 : nullptr, lim, m, l, alpha);
         if (j0 > 0)  // O = diag(alpha) O + P V; the first key tile writes O (its old contents are never read)
           for (int64_t r = 0; r < mq; ++r)
             if (alpha[r] != 1.0f) K.scale_row(O + r * D, alpha[r], D);
-        K.tile_gemm(mq, D, n, St, 1, kBq, Vb + j0 * D, D, O, D, j0 > 0);
+        K.tile_gemm(mq, D, n, St, 1, kBq, Vb + j0 * D, D, O, D, j0 > 0, TileSkip::kInnerTo, -lim);
       }
       float* L = lse + bh * Tq + i0;
       for (int64_t r = 0; r < mq; ++r) {
@@ -220,8 +225,8 @@ void attention_backward_cpu(float* dq, float* dk, float* dv, const float* dout, 
   if (split > 1) dq_parts.assign(size_t(split * B * H * Tq * D), 0.0f);
   else std::memset(dq, 0, sizeof(float) * size_t(B * H * Tq * D));
 
-  // Per thread: Kt, Vt (D x kBk), P, dS (kBq x kBk), dK, dV accumulators (kBk x D).
-  const int64_t per_thread = 2 * D * kBk + 2 * kBq * kBk + 2 * kBk * D;
+  // Per thread: Kt, Vt (D x kBk), P, dS (kBq x kBk).
+  const int64_t per_thread = 2 * D * kBk + 2 * kBq * kBk;
   std::vector<float> scratch(size_t(per_thread) * nt);
 
 #pragma omp parallel num_threads(nt)
@@ -230,8 +235,6 @@ void attention_backward_cpu(float* dq, float* dk, float* dv, const float* dout, 
     float* Vt = Kt + D * kBk;
     float* P = Vt + D * kBk;
     float* dS = P + kBq * kBk;
-    float* dKa = dS + kBq * kBk;
-    float* dVa = dKa + kBk * D;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < items; ++it) {
       const int64_t g = it / split, part = it % split;
@@ -244,38 +247,50 @@ void attention_backward_cpu(float* dq, float* dk, float* dv, const float* dout, 
         const int64_t j0 = kt * kBk, n = std::min(kBk, Tk - j0);
         pack_transposed(Kt, Kb + j0 * D, n, D, kBk);
         pack_transposed(Vt, Vb + j0 * D, n, D, kBk);
-        std::memset(dKa, 0, sizeof(float) * size_t(n * D));
-        std::memset(dVa, 0, sizeof(float) * size_t(n * D));
+        float* dKj = dk + kvoff + j0 * D;  // (n x D) rows of dk and dv owned by this key tile: the first
+        float* dVj = dv + kvoff + j0 * D;  // query tile writes them, the others accumulate
+        bool first = true;
         // The first query row that sees key j0 sits at position j0: row j0 - off.
-        const int64_t first = std::max<int64_t>(0, j0 - off);
+        const int64_t first_row = std::max<int64_t>(0, j0 - off);
         for (int64_t hg = 0; hg < G; ++hg) {
           const int64_t bh = b * H + kvh * G + hg;
-          for (int64_t i0 = first / kBq * kBq; i0 < Tq; i0 += kBq) {
+          for (int64_t i0 = first_row / kBq * kBq; i0 < Tq; i0 += kBq) {
             const int64_t mq = std::min(kBq, Tq - i0);
             const int64_t row0 = bh * Tq + i0;
+            const int64_t lim = j0 - off - i0;  // key j visible to query row r iff r >= lim + j
             const float *Qi = q + row0 * D, *dOi = dout + row0 * D;
-            K.tile_gemm(mq, n, D, Qi, D, 1, Kt, kBk, P, kBk, false);
+            K.tile_gemm(mq, n, D, Qi, D, 1, Kt, kBk, P, kBk, false, TileSkip::kColsTo, -lim);  // S = Q_i K_j^T
+            K.tile_gemm(mq, n, D, dOi, D, 1, Vt, kBk, dS, kBk, false, TileSkip::kColsTo, -lim);  // dP = dO_i V_j^T
+            // P = exp(s - lse), dS = scale * P o (dP - D); exactly 0 wherever the key is not visible (the
+            // GEMMs above left those entries unwritten)
             for (int64_t r = 0; r < mq; ++r) {
-              float* pr = P + r * kBk;
-              const int64_t nv = std::min(n, off + i0 + r - j0 + 1);
+              float *pr = P + r * kBk, *dsr = dS + r * kBk;
+              const int64_t nv = std::max<int64_t>(0, std::min(n, r - lim + 1));
               const float L = lse[row0 + r];
-              if (nv <= 0 || L == -INFINITY) {
+              if (nv == 0 || L == -INFINITY) {
                 std::memset(pr, 0, sizeof(float) * size_t(n));
+                std::memset(dsr, 0, sizeof(float) * size_t(n));
                 continue;
               }
               K.score_row(pr, s.scale, Mb ? Mb + j0 : nullptr, nv);
               K.exp_sub_sum(pr, pr, L, nv);
-              if (nv < n) std::memset(pr + nv, 0, sizeof(float) * size_t(n - nv));
+              K.ds_row(dsr, pr, Drow[row0 + r], s.scale, nv);
+              if (nv < n) {
+                std::memset(pr + nv, 0, sizeof(float) * size_t(n - nv));
+                std::memset(dsr + nv, 0, sizeof(float) * size_t(n - nv));
+              }
             }
-            K.tile_gemm(n, D, mq, P, 1, kBk, dOi, D, dVa, D, true);    // dV_j += P^T dO_i
-            K.tile_gemm(mq, n, D, dOi, D, 1, Vt, kBk, dS, kBk, false);  // dP = dO_i V_j^T
-            for (int64_t r = 0; r < mq; ++r) K.ds_row(dS + r * kBk, P + r * kBk, Drow[row0 + r], s.scale, n);
-            K.tile_gemm(n, D, mq, dS, 1, kBk, Qi, D, dKa, D, true);              // dK_j += dS^T Q_i
-            K.tile_gemm(mq, D, n, dS, kBk, 1, Kb + j0 * D, D, dqb + row0 * D, D, true);  // dQ_i += dS K_j
+            K.tile_gemm(n, D, mq, P, 1, kBk, dOi, D, dVj, D, !first, TileSkip::kInnerFrom, lim);   // dV_j += P^T dO_i
+            K.tile_gemm(n, D, mq, dS, 1, kBk, Qi, D, dKj, D, !first, TileSkip::kInnerFrom, lim);   // dK_j += dS^T Q_i
+            K.tile_gemm(mq, D, n, dS, kBk, 1, Kb + j0 * D, D, dqb + row0 * D, D, true, TileSkip::kInnerTo,
+                        -lim);  // dQ_i += dS K_j
+            first = false;
           }
         }
-        std::memcpy(dk + kvoff + j0 * D, dKa, sizeof(float) * size_t(n * D));
-        std::memcpy(dv + kvoff + j0 * D, dVa, sizeof(float) * size_t(n * D));
+        if (first) {  // no query sees this key tile (Tq = 0): its gradients are zero
+          std::memset(dKj, 0, sizeof(float) * size_t(n * D));
+          std::memset(dVj, 0, sizeof(float) * size_t(n * D));
+        }
       }
     }
   }
