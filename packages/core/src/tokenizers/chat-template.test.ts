@@ -1,0 +1,134 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { sharedDirForTests } from '@rlhf/data';
+import { describe, expect, it } from 'vitest';
+import { seededRandom } from '../io/test-helpers';
+import { DEFAULT_SPECIAL_TOKENS, trainByteLevelBpe } from './bpe-trainer';
+import { ByteLevelBpeTokenizer } from './byte-level-bpe';
+import { type ChatMessage, encodeChat, renderChat } from './chat-template';
+import { HfTokenizer } from './hf-tokenizer';
+import { readLlama2cTokenizer } from './llama2c-tokenizer';
+import type { Tokenizer } from './types';
+
+const corpus = [
+  'How do I reset my password? Click "Forgot password" on the login page and follow the link we email you.',
+  'Can I get a refund? Yes, within 30 days of purchase, from the Orders page.',
+  'Thanks for your help! You are welcome, have a nice day.',
+].join('\n').repeat(5);
+
+const tok = trainByteLevelBpe(corpus, { vocabSize: 400 });
+
+const convo: ChatMessage[] = [
+  { role: 'system', content: 'You are a support agent.' },
+  { role: 'user', content: 'How do I reset my password?' },
+  { role: 'assistant', content: 'Click "Forgot password" on the login page.' },
+  { role: 'user', content: 'Thanks!' },
+  { role: 'assistant', content: 'You are welcome, have a nice day.' },
+];
+
+/** Decodes the masked tokens run by run. */
+function maskedRuns(t: Tokenizer, ids: number[], mask: Uint8Array): string[] {
+  const runs: string[] = [];
+  let cur: number[] = [];
+  ids.forEach((id, i) => {
+    if (mask[i]) cur.push(id);
+    else if (cur.length) {
+      runs.push(t.decode(cur, { skipSpecialTokens: false }));
+      cur = [];
+    }
+  });
+  if (cur.length) runs.push(t.decode(cur, { skipSpecialTokens: false }));
+  return runs;
+}
+
+describe('renderChat', () => {
+  it('renders the default template of our tokenizer', () => {
+    expect(renderChat(tok, convo.slice(1, 3))).toBe('<|bos|><|user|>How do I reset my password?<|eos|><|assistant|>Click "Forgot password" on the login page.<|eos|>');
+    expect(renderChat(tok, convo.slice(1, 2), { addGenerationPrompt: true })).toBe('<|bos|><|user|>How do I reset my password?<|eos|><|assistant|>');
+  });
+
+  it('explains bad messages and broken templates', () => {
+    expect(() => renderChat(tok, [{ role: 'user' } as ChatMessage])).toThrow(/chat message 0 needs a string role and a string content/);
+    expect(() => renderChat(tok, convo, { template: '{% for m in messages %}' })).toThrow(/chat template/);
+    expect(() => renderChat(tok, convo, { template: '{{ raise_exception("no system role") }}' })).toThrow(/failed to render 5 messages/);
+  });
+});
+
+describe('encodeChat', () => {
+  it('marks exactly the assistant replies and their end-of-turn, with the ids of the whole text', () => {
+    const enc = encodeChat(tok, convo);
+    expect(enc.ids).toEqual(tok.encode(enc.text));
+    expect(enc.assistantMask.length).toBe(enc.ids.length);
+    expect(maskedRuns(tok, enc.ids, enc.assistantMask)).toEqual([
+      'Click "Forgot password" on the login page.<|eos|>',
+      'You are welcome, have a nice day.<|eos|>',
+    ]);
+    expect(enc.ids[0]).toBe(tok.bosId);
+    expect(enc.assistantMask[0]).toBe(0);
+    expect(tok.decode(enc.ids, { skipSpecialTokens: false })).toBe(enc.text);
+  });
+
+  it('with a generation prompt: no completion tokens after the last user turn', () => {
+    const enc = encodeChat(tok, convo.slice(0, 4), { addGenerationPrompt: true });
+    expect(maskedRuns(tok, enc.ids, enc.assistantMask)).toEqual(['Click "Forgot password" on the login page.<|eos|>']);
+    expect(enc.ids.at(-1)).toBe(tok.tokenToId('<|assistant|>'));
+  });
+
+  it('works with a ChatML-style template through the HF engine too, on random conversations', () => {
+    const specials = [...DEFAULT_SPECIAL_TOKENS, '<|im_start|>', '<|im_end|>'];
+    const chatml =
+      "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}" +
+      "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+    const ours = trainByteLevelBpe(corpus, { vocabSize: 400, specialTokens: specials, chatTemplate: chatml });
+    const hf = new HfTokenizer(ours.toTokenizerJson(), ours.toTokenizerConfig());
+    expect(hf.chatTemplate).toBe(chatml);
+    const rand = seededRandom(4);
+    const words = ['reset', 'password', 'refund', 'ok', 'thanks', 'é', '😀', '\n', '  '];
+    for (let trial = 0; trial < 20; trial++) {
+      const n = 1 + Math.floor(rand() * 5);
+      const msgs: ChatMessage[] = [];
+      const replies: string[] = [];
+      for (let k = 0; k < n; k++) {
+        const content = Array.from({ length: 1 + Math.floor(rand() * 6) }, () => words[Math.floor(rand() * words.length)]).join(' ');
+        const role = k % 2 === 0 ? 'user' : 'assistant';
+        msgs.push({ role, content });
+        if (role === 'assistant') replies.push(`${content}<|im_end|>\n`);
+      }
+      const a = encodeChat(ours, msgs);
+      const b = encodeChat(hf, msgs);
+      expect(b.ids).toEqual(a.ids);
+      expect(b.assistantMask).toEqual(a.assistantMask);
+      expect(maskedRuns(ours, a.ids, a.assistantMask)).toEqual(replies);
+    }
+  });
+
+  it('rejects a template that does not render prefix by prefix', () => {
+    // Renders the messages newest first: the mask would be meaningless.
+    const reversed = '{% for m in messages|reverse %}{{ m.role }}: {{ m.content }}\n{% endfor %}';
+    expect(() => encodeChat(tok, convo.slice(1, 3), { template: reversed })).toThrow(/does not render message 1 \(assistant\) as a continuation/);
+  });
+
+  it('gives the SentencePiece dummy prefix only to the first piece (llama2.c tokenizer)', () => {
+    const shared = sharedDirForTests();
+    const p = shared && join(shared, 'models/stories260K/tok512.bin');
+    if (!p || !existsSync(p)) return expect(process.env.CI).toBeFalsy();
+    const lt = readLlama2cTokenizer(p);
+    const template =
+      '{% for m in messages %}{% if m.role == "user" %}Q: {% else %} A:{% endif %}{{ m.content }}{% endfor %}{% if add_generation_prompt %} A:{% endif %}';
+    const msgs = [
+      { role: 'user', content: 'Where is the cat?' },
+      { role: 'assistant', content: ' The cat is in the garden.' },
+    ];
+    const enc = encodeChat(lt, msgs, { template });
+    expect(enc.text).toBe('Q: Where is the cat? A: The cat is in the garden.');
+    expect(lt.decode([lt.bosId, ...enc.ids])).toBe(enc.text);
+    expect(maskedRuns(lt, enc.ids, enc.assistantMask)).toEqual([' The cat is in the garden.']);
+  });
+
+  it('an empty conversation is an empty encoding plus BOS', () => {
+    const enc = encodeChat(tok, []);
+    expect(enc.ids).toEqual([tok.bosId]);
+    expect(Array.from(enc.assistantMask)).toEqual([0]);
+    expect(tok).toBeInstanceOf(ByteLevelBpeTokenizer);
+  });
+});
