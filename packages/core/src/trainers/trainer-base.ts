@@ -172,6 +172,8 @@ export abstract class TrainerBase<C extends TrainingArgs> {
   }
   /** After an applied update (PPO updates its KL controller per rollout elsewhere). */
   protected afterUpdate(_step: number): void {}
+  /** After the last step, before the final evaluation and checkpoint (the reward model normalises here). */
+  protected onTrainEnd(): void {}
 
   schedule(): LrSchedule {
     const total = this.totalSteps();
@@ -274,6 +276,7 @@ export abstract class TrainerBase<C extends TrainingArgs> {
         if (this.step % c.loggingSteps === 0 || this.step === total) this.log({ step: this.step, ...record });
         this.progress.update(this.step, record);
         const last = this.step === total;
+        if (last) this.onTrainEnd();
         if ((c.evalSteps > 0 && this.step % c.evalSteps === 0) || last) {
           const e = this.evaluate();
           if (Object.keys(e).length) {

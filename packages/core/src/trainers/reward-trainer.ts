@@ -1,0 +1,212 @@
+/**
+ * Reward model training on ranked comparisons (InstructGPT §3.5; TRL RewardTrainer).
+ *
+ * An example is one prompt with K ≥ 2 completions and their ranks (0 = best; equal ranks are ties). With
+ * lossType 'kwise' the C(K,2) pairs of one prompt form a single batch element: its K completions are scored
+ * in one forward and the element's loss is the mean pairwise loss (`kwiseRankingLoss`). With 'pairwise'
+ * every pair is an element of its own (completions are scored once per pair they belong to). The optional
+ * centring term (centerRewardsCoefficient) keeps the scores near zero.
+ *
+ * After training, the scores of a reference set (the evaluation set, else the training completions) give a
+ * mean and standard deviation: `normalization` maps a raw score r to (r − mean) / std, written next to the
+ * weights as reward-normalization.json, so that PPO sees rewards with mean 0 and std 1 (InstructGPT
+ * normalises its reward model the same way, with a bias; our head has none, so the shift lives beside it).
+ */
+import { noGrad } from '../tensor/autograd';
+import type { ModelInput } from '../model/common';
+import type { RewardModel } from '../model/heads';
+import { batchIndices, planRun, type RunPlan } from './grad-accum';
+import { kwiseRankingLoss } from './losses';
+import { rewardConfig, type RewardConfig } from './reward-config';
+import { seededPermutation } from './rng';
+import { collateCompletions } from './sequences';
+import { TrainerBase, type TrainerOptions } from './trainer-base';
+
+export interface RankedExample {
+  prompt: ArrayLike<number>;
+  /** K ≥ 2 completions */
+  completions: ArrayLike<number>[];
+  /** (K) rank of each completion, 0 = best; omitted: completions are listed best first */
+  ranks?: number[];
+}
+
+export interface ScoreNormalization {
+  mean: number;
+  std: number;
+  /** completions of the reference set */
+  count: number;
+}
+
+/** One batch element: a prompt with the completions (and ranks) it compares. */
+interface Element {
+  prompt: ArrayLike<number>;
+  completions: ArrayLike<number>[];
+  ranks: number[];
+}
+
+function elementsOf(data: RankedExample[], lossType: RewardConfig['lossType']): Element[] {
+  const out: Element[] = [];
+  data.forEach((e, i) => {
+    const K = e.completions.length;
+    if (K < 2) throw new RangeError(`reward data: example ${i} has ${K} completion(s); a comparison needs 2 or more`);
+    const ranks = e.ranks ?? e.completions.map((_, k) => k);
+    if (ranks.length !== K) throw new RangeError(`reward data: example ${i} has ${K} completions but ${ranks.length} ranks`);
+    if (lossType === 'kwise') {
+      if (ranks.every((r) => r === ranks[0])) return; // all tied: nothing to learn
+      out.push({ prompt: e.prompt, completions: e.completions, ranks });
+    } else {
+      for (let a = 0; a < K; a++)
+        for (let b = a + 1; b < K; b++)
+          if (ranks[a] !== ranks[b]) out.push({ prompt: e.prompt, completions: [e.completions[a], e.completions[b]], ranks: [ranks[a], ranks[b]] });
+    }
+  });
+  return out;
+}
+
+export class RewardTrainer extends TrainerBase<RewardConfig> {
+  private readonly elements: Element[];
+  private readonly evalElements: Element[];
+  private readonly plan: RunPlan;
+  /** raw score → (score − mean) / std; set at the end of training (identity before) */
+  normalization: ScoreNormalization = { mean: 0, std: 1, count: 0 };
+
+  constructor(
+    readonly rewardModel: RewardModel,
+    trainData: RankedExample[],
+    options: TrainerOptions & { config?: Partial<RewardConfig>; evalData?: RankedExample[] } = {},
+  ) {
+    const config = rewardConfig(options.config ?? {});
+    super(config, rewardModel, options);
+    this.elements = elementsOf(trainData, config.lossType);
+    // held-out metrics always read every pair of every prompt: the K-wise grouping
+    this.evalElements = elementsOf(options.evalData ?? [], 'kwise');
+    if (this.elements.length === 0) throw new Error('RewardTrainer: no comparison with an ordered pair in the training data');
+    this.plan = planRun(
+      this.elements.length,
+      { seed: config.seed, batchSize: config.perDeviceTrainBatchSize, gradientAccumulationSteps: config.gradientAccumulationSteps, numEpochs: config.numTrainEpochs, maxSteps: config.maxSteps },
+      undefined,
+      seededPermutation,
+    );
+  }
+
+  protected label(): string {
+    return 'rm';
+  }
+
+  totalSteps(): number {
+    return this.plan.steps.length;
+  }
+
+  protected override checkpointFiles(): Record<string, string> {
+    const hf = { ...this.rewardModel.model.hfConfig(), num_labels: 1 };
+    return {
+      'config.json': `${JSON.stringify(hf, null, 2)}\n`,
+      'reward-normalization.json': `${JSON.stringify(this.normalization, null, 2)}\n`,
+    };
+  }
+
+  protected override extraState(): Record<string, unknown> {
+    return { normalization: this.normalization };
+  }
+
+  protected override loadExtraState(state: Record<string, unknown>): void {
+    if (state.normalization) this.normalization = state.normalization as ScoreNormalization;
+  }
+
+  private inputOf(elements: Element[]): { input: ModelInput; offsets: number[] } {
+    const items: { prompt: ArrayLike<number>; completion: ArrayLike<number> }[] = [];
+    const offsets: number[] = [];
+    for (const e of elements) {
+      offsets.push(items.length);
+      for (const c of e.completions) items.push({ prompt: e.prompt, completion: c });
+    }
+    const L = Math.min(this.config.maxLength, this.rewardModel.model.maxPositions);
+    const b = collateCompletions(items, L);
+    return { input: { ids: b.ids, B: b.B, T: b.T, attentionMask: b.attentionMask }, offsets };
+  }
+
+  protected trainStep(step: number): Record<string, number> {
+    const st = this.plan.steps[step];
+    let loss = 0;
+    let pairs = 0;
+    let correct = 0;
+    let margin = 0;
+    st.microBatches.forEach((mb, m) => {
+      const els = this.plan.microBatches[mb].map((i) => this.elements[i]);
+      const { input, offsets } = this.inputOf(els);
+      const rewards = this.rewardModel.forward(input); // (rows)
+      const r = rewards.data;
+      const grad = new Float32Array(rewards.size);
+      const w = st.weights[m] / els.length; // mean over the step's elements
+      els.forEach((e, j) => {
+        const o = offsets[j];
+        const res = kwiseRankingLoss(r.subarray(o, o + e.completions.length), { ranks: e.ranks, centerCoef: this.config.centerRewardsCoefficient });
+        for (let k = 0; k < e.completions.length; k++) grad[o + k] = res.dRewards[k] * w;
+        loss += res.loss * w;
+        pairs += res.pairs;
+        correct += res.accuracy * res.pairs;
+        margin += res.meanMargin * res.pairs;
+      });
+      rewards.backward(grad);
+    });
+    return { loss, accuracy: correct / pairs, margin: margin / pairs, epoch: this.plan.epochOfStep[step] };
+  }
+
+  /** Raw scores of completions (no grad), in batches of perDeviceEvalBatchSize rows. */
+  score(items: { prompt: ArrayLike<number>; completion: ArrayLike<number> }[]): Float32Array {
+    const out = new Float32Array(items.length);
+    const L = Math.min(this.config.maxLength, this.rewardModel.model.maxPositions);
+    noGrad(() => {
+      for (const idx of batchIndices(items.map((_, i) => i), this.config.perDeviceEvalBatchSize)) {
+        const b = collateCompletions(idx.map((i) => items[i]), L);
+        const r = this.rewardModel.forward({ ids: b.ids, B: b.B, T: b.T, attentionMask: b.attentionMask });
+        idx.forEach((i, k) => (out[i] = r.data[k]));
+        r.release();
+      }
+    });
+    return out;
+  }
+
+  /** Held-out pairwise accuracy, mean margin and K-wise loss, over every ordered pair of every prompt. */
+  override evaluate(): Record<string, number> {
+    if (this.evalElements.length === 0) return {};
+    const items = this.evalElements.flatMap((e) => e.completions.map((c) => ({ prompt: e.prompt, completion: c })));
+    const s = this.score(items);
+    let o = 0;
+    let loss = 0;
+    let pairs = 0;
+    let correct = 0;
+    let margin = 0;
+    for (const e of this.evalElements) {
+      const res = kwiseRankingLoss(s.subarray(o, o + e.completions.length), { ranks: e.ranks });
+      o += e.completions.length;
+      loss += res.loss;
+      pairs += res.pairs;
+      correct += res.accuracy * res.pairs;
+      margin += res.meanMargin * res.pairs;
+    }
+    return { loss: loss / this.evalElements.length, accuracy: correct / pairs, margin: margin / pairs, pairs };
+  }
+
+  /** Mean and std of the scores of the reference set (eval completions, else training completions). */
+  protected override onTrainEnd(): void {
+    if (!this.config.normalizeScores) return;
+    const ref = this.evalElements.length ? this.evalElements : this.elements;
+    const seen = new Set<ArrayLike<number>>();
+    const items: { prompt: ArrayLike<number>; completion: ArrayLike<number> }[] = [];
+    for (const e of ref) for (const c of e.completions) if (!seen.has(c)) (seen.add(c), items.push({ prompt: e.prompt, completion: c }));
+    const s = this.score(items);
+    let mean = 0;
+    for (const x of s) mean += x;
+    mean /= s.length;
+    let v = 0;
+    for (const x of s) v += (x - mean) ** 2;
+    const std = Math.sqrt(v / Math.max(1, s.length - 1));
+    this.normalization = { mean, std: std > 1e-8 ? std : 1, count: s.length };
+  }
+}
+
+/** Applies a reward model's normalisation to a raw score. */
+export function normalizeScore(raw: number, n: ScoreNormalization): number {
+  return (raw - n.mean) / n.std;
+}
