@@ -204,6 +204,7 @@ export class Harness {
       }
     }
     const ms = samples.map(median);
+    const best = samples.map((x) => Math.min(...x));
     const rate = (t) => (flops ? { gflops: +(flops / t / 1e6).toFixed(2) } : bytes ? { gbps: +(bytes / t / 1e6).toFixed(2) } : {});
     const extra = {};
     if (flops && this.peakGflops) extra.pctPeak = +((100 * flops) / ms[0] / 1e6 / this.peakGflops).toFixed(1);
@@ -213,8 +214,9 @@ export class Harness {
     if (entries.length === 1) rows.push(this.record({ ...base, peer: null, peerMs: null, ratio: null }));
     for (let i = 1; i < entries.length; i++) {
       const peerRate = flops ? { peerGflops: +(flops / ms[i] / 1e6).toFixed(2) } : bytes ? { peerGbps: +(bytes / ms[i] / 1e6).toFixed(2) } : {};
+      // ratioBest: the same race judged on each side's fastest sample (less sensitive to a busy machine).
       rows.push(this.record({ ...base, peer: entries[i][0], peerMs: +ms[i].toFixed(4), ...peerRate,
-        ratio: +(ms[i] / ms[0]).toFixed(3), rounds: nRounds }));
+        ratio: +(ms[i] / ms[0]).toFixed(3), ratioBest: +(best[i] / best[0]).toFixed(3), rounds: nRounds }));
     }
     return rows;
   }
@@ -243,6 +245,7 @@ export function formatRow(r) {
   const rate = r.gflops != null ? `${r.gflops.toFixed(1)} GFLOP/s` : r.gbps != null ? `${r.gbps.toFixed(2)} GB/s` : '';
   const pct = r.pctPeak != null ? ` (${r.pctPeak}% peak)` : r.pctCopy != null ? ` (${r.pctCopy}% copy)` : '';
   const ms = r.ms != null ? `${r.ms.toFixed(3)} ms` : '';
-  const peer = r.peer ? `  vs ${r.peer} ${r.peerMs.toFixed(3)} ms  ratio ${r.ratio.toFixed(2)}x` : '';
+  const best = r.ratioBest != null ? ` (best ${r.ratioBest.toFixed(2)}x)` : '';
+  const peer = r.peer ? `  vs ${r.peer.padEnd(5)} ${r.peerMs.toFixed(3).padStart(9)} ms  ratio ${r.ratio.toFixed(2)}x${best}` : '';
   return `  ${(r.kernel ?? '').padEnd(22)} ${(r.shape ?? '').padEnd(30)} ${ms.padStart(12)}  ${(rate + pct).padEnd(32)}${peer}`;
 }
