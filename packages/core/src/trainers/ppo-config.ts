@@ -28,7 +28,7 @@ export interface PpoConfig extends TrainingArgs {
   topP: number;
   /** token that ends a response; null: the tokenizer's end-of-sequence token */
   stopTokenId: number | null;
-  /** score added to responses that did not end with the stop token (usually negative); null: off */
+  /** subtracted from the score of responses that did not end with the stop token (TRL); null: off */
   missingEosPenalty: number | null;
   // -- rewards and KL
   /** β of the per-token penalty −β·KL_t (initial β when adaptiveKl) */
@@ -83,7 +83,7 @@ export const PPO_CONFIG_SPEC: ConfigSpec<PpoConfig> = {
   topK: { group: G_ROLL, type: 'integer', min: 0, default: 0, doc: 'sample from the k most likely tokens; 0: off' },
   topP: { group: G_ROLL, type: 'number', gt: 0, max: 1, default: 1, doc: 'nucleus sampling mass; 1: off' },
   stopTokenId: { group: G_ROLL, type: 'integer', min: 0, nullable: true, default: null, doc: "token that ends a response; null: the tokenizer's EOS" },
-  missingEosPenalty: { group: G_ROLL, type: 'number', nullable: true, default: null, doc: 'added to the score of responses without the stop token; null: off' },
+  missingEosPenalty: { group: G_ROLL, type: 'number', min: 0, nullable: true, default: null, doc: 'subtracted from the score of responses without the stop token; null: off' },
   klCoef: { group: G_KL, type: 'number', min: 0, default: 0.05, doc: 'β of the per-token KL penalty (initial β when adaptiveKl)' },
   klEstimator: { group: G_KL, type: 'enum', values: KL_ESTIMATORS, default: 'k1', doc: 'per-token KL estimator: k1, abs, k2, k3' },
   adaptiveKl: { group: G_KL, type: 'boolean', default: false, doc: 'adapt β towards klTarget (Ziegler et al.)' },

@@ -1,0 +1,106 @@
+import { describe, expect, it } from 'vitest';
+import { explainedVariance, ppoPolicyLoss, ppoValueLoss } from './ppo-losses';
+import { StatefulRng } from './rng';
+
+function fd(f: (x: number[]) => number, x: number[], i: number, h = 1e-6): number {
+  const a = x.slice();
+  const b = x.slice();
+  a[i] += h;
+  b[i] -= h;
+  return (f(a) - f(b)) / (2 * h);
+}
+
+describe('ppoPolicyLoss', () => {
+  it('matches hand-computed tokens: unclipped, clipped above, clipped below, masked', () => {
+    // token 0: ratio e^0.1 = 1.10517 inside [0.8, 1.2], A = 2 → pg = −2.21034
+    // token 1: ratio e^0.5 = 1.64872, A = 1 → max(−1.64872, −1.2) = −1.2 (clipped, no gradient)
+    // token 2: ratio e^−0.5 = 0.60653, A = −1 → max(0.60653, 0.8) = 0.8 (clipped, no gradient)
+    // token 3: masked
+    const r = ppoPolicyLoss([0.1, 0.5, -0.5, 9], [0, 0, 0, 0], [2, 1, -1, 5], [1, 1, 1, 0], 0.2, 1 / 3);
+    expect(r.loss).toBeCloseTo((-2 * Math.exp(0.1) - 1.2 + 0.8) / 3, 6);
+    expect(r.dLogp[0]).toBeCloseTo((-2 * Math.exp(0.1)) / 3, 6);
+    expect([r.dLogp[1], r.dLogp[2], r.dLogp[3]]).toEqual([0, 0, 0]);
+    expect(r.clipped).toBe(2);
+    expect(r.count).toBe(3);
+    expect(r.approxKlSum).toBeCloseTo(0.5 * (0.01 + 0.25 + 0.25), 12);
+  });
+
+  it('a ratio beyond the range on the side that helps is not clipped: the gradient stays', () => {
+    // A > 0 and ratio < 1 − ε: −A·ratio > −A·(1−ε), the unclipped term is the max → gradient −A·ratio
+    const r = ppoPolicyLoss([-1], [0], [1], [1], 0.2, 1);
+    expect(r.loss).toBeCloseTo(-Math.exp(-1), 12);
+    expect(r.dLogp[0]).toBeCloseTo(-Math.exp(-1), 6);
+    expect(r.clipped).toBe(0);
+  });
+
+  it('dual clip bounds the loss of negative advantages at −c·A', () => {
+    // ratio e^2 = 7.389, A = −1: pg = max(7.389, 1.2) = 7.389; dual clip c = 3 → 3, no gradient
+    const r = ppoPolicyLoss([2], [0], [-1], [1], 0.2, 1, 3);
+    expect(r.loss).toBeCloseTo(3, 12);
+    expect(r.dLogp[0]).toBe(0);
+    expect(ppoPolicyLoss([2], [0], [-1], [1], 0.2, 1).loss).toBeCloseTo(Math.exp(2), 6);
+  });
+
+  it('has the gradient of its loss on random tokens away from the kinks (finite differences)', () => {
+    const rng = new StatefulRng(30);
+    const n = 40;
+    const logp = Array.from({ length: n }, () => -rng.nextDouble() * 3);
+    const old = logp.map((x) => x + rng.nextNormal() * 0.3);
+    const adv = Array.from({ length: n }, () => rng.nextNormal());
+    const mask = Array.from({ length: n }, (_, i) => (i % 7 === 3 ? 0 : 1));
+    const f = (x: number[]) => ppoPolicyLoss(x, old, adv, mask, 0.2, 1 / 34, 3).loss;
+    const r = ppoPolicyLoss(logp, old, adv, mask, 0.2, 1 / 34, 3);
+    for (let i = 0; i < n; i++) {
+      const ratio = Math.exp(logp[i] - old[i]);
+      if (Math.abs(ratio - 0.8) < 1e-3 || Math.abs(ratio - 1.2) < 1e-3) continue; // kink
+      expect(r.dLogp[i]).toBeCloseTo(fd(f, logp, i), 6);
+    }
+  });
+
+  it('rejects bad arguments by name', () => {
+    expect(() => ppoPolicyLoss([1], [1, 2], [1], [1], 0.2, 1)).toThrow(/oldLogp has length 2/);
+    expect(() => ppoPolicyLoss([1], [1], [1], [1], 0, 1)).toThrow(/cliprange/);
+    expect(() => ppoPolicyLoss([1], [1], [1], [1], 0.2, 1, 1)).toThrow(/dualClip/);
+  });
+});
+
+describe('ppoValueLoss', () => {
+  it('matches hand values: unclipped, clipped larger, masked', () => {
+    // token 0: V 1.1, old 1, R 2: clipped v = 1.1 too → ½·0.81
+    // token 1: V 3, old 1, R 0: vc = 1.2 → max(9, 1.44) = 9 (unclipped larger)
+    // token 2: V 0.5, old 1, R 2: vc = 0.8 → max(2.25, 1.44): unclipped; V −0.5, old 1, R −3: vc = 0.8 → max(6.25, 14.44) clipped
+    const r = ppoValueLoss([1.1, 3, -0.5, 7], [1, 1, 1, 0], [2, 0, -3, 0], [1, 1, 1, 0], 0.2, 1);
+    expect(r.loss).toBeCloseTo(0.5 * (0.81 + 9 + 14.44), 6);
+    expect(r.dValues[0]).toBeCloseTo(-0.9, 6);
+    expect(r.dValues[1]).toBeCloseTo(3, 6);
+    expect(r.dValues[2]).toBe(0); // the clipped value does not move with V outside the range
+    expect(r.dValues[3]).toBe(0);
+    expect(r.clipped).toBe(1);
+  });
+
+  it('has the gradient of its loss on random tokens (finite differences)', () => {
+    const rng = new StatefulRng(31);
+    const n = 30;
+    const v = Array.from({ length: n }, () => rng.nextNormal());
+    const old = v.map((x) => x + rng.nextNormal() * 0.3);
+    const ret = Array.from({ length: n }, () => rng.nextNormal());
+    const mask = v.map((_, i) => (i % 5 ? 1 : 0));
+    const f = (x: number[]) => ppoValueLoss(x, old, ret, mask, 0.2, 0.1).loss;
+    const r = ppoValueLoss(v, old, ret, mask, 0.2, 0.1);
+    for (let i = 0; i < n; i++) {
+      if (Math.abs(Math.abs(v[i] - old[i]) - 0.2) < 1e-3) continue;
+      expect(r.dValues[i]).toBeCloseTo(fd(f, v, i), 6);
+    }
+  });
+});
+
+describe('explainedVariance', () => {
+  it('is 1 for a perfect critic, 0 for the mean, negative for a bad one', () => {
+    const ret = [1, 2, 3, 4];
+    const m = [1, 1, 1, 1];
+    expect(explainedVariance(ret, ret, m)).toBe(1);
+    expect(explainedVariance([2.5, 2.5, 2.5, 2.5], ret, m)).toBeCloseTo(0, 12);
+    expect(explainedVariance([4, 3, 2, 1], ret, m)).toBeLessThan(0);
+    expect(explainedVariance([1], [1], [1])).toBeNaN();
+  });
+});
