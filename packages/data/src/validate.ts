@@ -3,7 +3,7 @@
  * K >= 2, one Likert score per completion; and, across records, duplicate prompts (a warning: several
  * labelers may rank the same prompt) and exact-duplicate records (an error: the copy is dropped).
  */
-import { hash52, promptKey, recordKey } from './hash';
+import { hash52, promptKey } from './hash';
 import type { IssueCode, Severity } from './issues';
 import { rankingProblem } from './ranking';
 import type { DataRecord, Text } from './schemas';
@@ -75,7 +75,9 @@ export class DuplicateTracker {
   private records = new Set<number>();
 
   check(r: DataRecord): RecordProblem | undefined {
-    const rh = hash52(recordKey(r));
+    // Decoded records have their keys in a fixed order (zod outputs the schema's order; adapters build
+    // records field by field), so plain JSON is canonical here and much cheaper than recordKey's sorting.
+    const rh = hash52(JSON.stringify(r));
     if (this.records.has(rh)) return { path: '', code: 'duplicate-record', severity: 'error', message: 'an exact duplicate of an earlier record (dropped)' };
     this.records.add(rh);
     if (r.kind === 'demonstration' && r.prompt === undefined) return undefined;

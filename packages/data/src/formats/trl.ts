@@ -23,8 +23,14 @@ function withId<T extends DataRecord>(r: T, id: string | undefined): T {
   return r;
 }
 
-function idOf(r: DataRecord): { id?: string } {
-  return r.id === undefined ? {} : { id: r.id };
+/**
+ * An object of the defined fields, in order. Written out rather than with `{...a, ...(c ? {x} : {})}`: V8
+ * makes such spreads slow (measured 5x slower than the whole rest of the conversion in bench/stream.mjs).
+ */
+export function fields(entries: Array<[string, unknown]>): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  for (const [k, v] of entries) if (v !== undefined) o[k] = v;
+  return o;
 }
 
 /** Prompt followed by completion, as one text: strings concatenated, or messages joined. */
@@ -72,7 +78,7 @@ export const trlLmFormat: JsonFormat = {
   encode(r) {
     if (r.kind !== 'demonstration') return cannot('trl-lm', r.kind, 'it holds demonstrations only');
     const t = joinText(r.prompt, r.completion);
-    return [typeof t === 'string' ? { ...idOf(r), text: t } : { ...idOf(r), messages: t }];
+    return [typeof t === 'string' ? fields([['id', r.id], ['text', t]]) : fields([['id', r.id], ['messages', t]])];
   },
 };
 
@@ -88,7 +94,7 @@ export const trlPromptFormat: JsonFormat = {
   encode(r) {
     // Any record with a prompt gives its prompt: how PPO prompts are drawn from preference data.
     if (r.kind === 'demonstration' && r.prompt === undefined) return cannot('trl-prompt', r.kind, 'this demonstration has no prompt');
-    return [{ ...idOf(r), prompt: (r as { prompt: Text }).prompt }];
+    return [fields([['id', r.id], ['prompt', (r as { prompt: Text }).prompt]])];
   },
 };
 
@@ -103,7 +109,7 @@ export const trlPromptCompletionFormat: JsonFormat = {
   },
   encode(r) {
     if (r.kind !== 'demonstration' || r.prompt === undefined) return cannot('trl-prompt-completion', r.kind, 'it holds demonstrations with a prompt');
-    return [{ ...idOf(r), prompt: r.prompt, completion: r.completion }];
+    return [fields([['id', r.id], ['prompt', r.prompt], ['completion', r.completion]])];
   },
 };
 
@@ -122,7 +128,7 @@ export const trlPreferenceFormat: JsonFormat = {
   encode(r) {
     const prefs = asPreferences(r);
     if (!prefs) return cannot('trl-preference', r.kind, 'it holds preferences and comparisons');
-    return prefs.map((q) => ({ ...idOf(q), prompt: q.prompt, chosen: q.chosen, rejected: q.rejected, ...(q.margin !== undefined ? { margin: q.margin } : {}) }));
+    return prefs.map((q) => fields([['id', q.id], ['prompt', q.prompt], ['chosen', q.chosen], ['rejected', q.rejected], ['margin', q.margin]]));
   },
 };
 
@@ -160,7 +166,7 @@ export const trlPreferenceImplicitFormat: JsonFormat = {
   encode(r) {
     const prefs = asPreferences(r);
     if (!prefs) return cannot('trl-preference-implicit', r.kind, 'it holds preferences and comparisons');
-    return prefs.map((q) => ({ ...idOf(q), chosen: joinText(q.prompt, q.chosen), rejected: joinText(q.prompt, q.rejected), ...(q.margin !== undefined ? { margin: q.margin } : {}) }));
+    return prefs.map((q) => fields([['id', q.id], ['chosen', joinText(q.prompt, q.chosen)], ['rejected', joinText(q.prompt, q.rejected)], ['margin', q.margin]]));
   },
 };
 
@@ -174,12 +180,12 @@ export const trlUnpairedFormat: JsonFormat = {
     return p.ok ? one(withId({ kind: 'feedback', prompt: p.data.prompt, completion: p.data.completion, label: p.data.label }, p.data.id)) : fail(p.problems);
   },
   encode(r) {
-    if (r.kind === 'feedback') return [{ ...idOf(r), prompt: r.prompt, completion: r.completion, label: r.label }];
+    if (r.kind === 'feedback') return [fields([['id', r.id], ['prompt', r.prompt], ['completion', r.completion], ['label', r.label]])];
     const prefs = asPreferences(r);
     if (!prefs) return cannot('trl-unpaired', r.kind, 'it holds feedback, preferences and comparisons');
     return prefs.flatMap((q) => [
-      { ...idOf(q), prompt: q.prompt, completion: q.chosen, label: true },
-      { ...idOf(q), prompt: q.prompt, completion: q.rejected, label: false },
+      fields([['id', q.id], ['prompt', q.prompt], ['completion', q.chosen], ['label', true]]),
+      fields([['id', q.id], ['prompt', q.prompt], ['completion', q.rejected], ['label', false]]),
     ]);
   },
 };
