@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { gemm, gemmBatched, info, native, setSimdLevel, type SimdLevel } from '../index';
+import { gemm, gemmBatched, getNumThreads, info, native, setNumThreads, setSimdLevel, type SimdLevel } from '../index';
 import { gemmBatchedRef, gemmErrorScaleRef, gemmRef } from '../reference/index';
 import { expectThrowsNamed, randomF32 } from '../test/helpers';
 
@@ -84,6 +84,7 @@ const shapes: [number, number, number][] = [
   [1023, 5, 1000],
   [100, 200, 90],
   [600, 70, 41],
+  [1601, 9, 20], // more rows than one MC block (1536)
 ];
 
 const combos: [boolean, boolean][] = [
@@ -180,6 +181,26 @@ describe(`gemm at every SIMD level (${levels.join(', ')})`, () => {
           }, `${batch}x${m}x${n}x${k} tA=${tA} tB=${tB} broadcast ${broadcast}`);
         }
       }
+    }
+  });
+});
+
+describe('gemm threads', () => {
+  it('gives the same result with 1, 2 and 3 threads (3 > cores: a team larger than the machine)', () => {
+    const before = getNumThreads();
+    try {
+      let seed = 500;
+      for (const [m, n, k] of [[77, 65, 40], [1601, 9, 20], [20, 500, 390]] as const) {
+        for (const [tA, tB] of combos) {
+          const run = prepare({ m, n, k, tA, tB, alpha: 0.5, beta: 0.5 }, seed++);
+          for (const t of [1, 2, 3]) {
+            setNumThreads(t);
+            expect(run(), `${m}x${n}x${k} tA=${tA} tB=${tB} threads=${t}`).toBeLessThan(TOL);
+          }
+        }
+      }
+    } finally {
+      setNumThreads(before);
     }
   });
 });

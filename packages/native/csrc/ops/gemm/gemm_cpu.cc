@@ -3,11 +3,11 @@
 // vector extensions, 4 lanes: SSE2 on any x86-64, plain scalar code elsewhere).
 //
 // Packed path, per call (see gemm.h for the references):
-//   for jc in n by nc:                       B panel (kc x nc) is packed once per (jc, pc): L2-resident
-//     for pc in k by kc:                     beta applies on the first depth block only (later ones add)
-//       pack B panel (threads split it)      then for ic in m by mc: pack A block (threads split it)
-//       tiles (MR x NR) of the block are split evenly among threads in row-major order, so that each
-//       thread keeps one A micro-panel in L1 while it streams the B micro-panels of its columns.
+//   for ic in m by mc:                       (one block unless m > MC)
+//     for pc in k by kc:                     pack A block (mc x kc) in MR-row micro-panels; beta applies on
+//       for jc in n by nc:                   the first depth block only (later ones add)
+//         pack B panel (kc x nc): it stays in each core's L2 while the tiles are computed: each compute job
+//         keeps one A micro-panel in L1 and streams the B micro-panels past it.
 // Edge tiles (fewer than MR rows or NR columns) are computed into a local tile and merged.
 #include <algorithm>
 #include <atomic>
@@ -186,9 +186,11 @@ void gemm_small_m(const GemmIsa& isa, float* C, int64_t ldc, const float* A, int
 
 // The packed path for one matrix, with nt threads (1: no parallel region at all).
 //
-// Work is cut into units (jc, pc, ic). In each unit the threads first pack (B's micro-panels when the unit
-// opens a new (jc, pc) panel, and the unit's A micro-panels), meet at one barrier, then compute the tiles.
-// Buffers alternate between two copies (by panel for B, by unit for A), so the next unit's packing never
+// Work is cut into units (ic, pc, jc), jc innermost. In each unit the threads first pack (A's micro-panels
+// when the unit opens a new (ic, pc) block, and the unit's B panel), meet at one barrier, then compute the
+// tiles. Every element of A is packed once per call when m <= MC, and of B once per MC rows: packing
+// stays a small fraction of the work even for thin shapes.
+// Buffers alternate between two copies (by block for A, by unit for B), so the next unit's packing never
 // overwrites what a slower thread still reads, and one barrier per unit is enough. Packing jobs and tile rows
 // are handed out through atomic counters rather than split in fixed shares: on a machine shared with other
 // processes a thread that lost its core for a while does less of the work instead of holding everyone up.
@@ -214,26 +216,27 @@ void gemm_packed(const GemmIsa& isa, float* C, int64_t ldc, const float* A, int6
   auto body = [&](int nth) {
     alignas(64) float tile[32 * 64];  // an edge tile, MR x NR <= 32 x 64
     int64_t u = 0;
-    for (int64_t jc = 0; jc < n; jc += nc_blk) {
-      const int64_t nc = std::min(nc_blk, n - jc);
-      const int64_t npan = ceil_div(nc, NR);
+    for (int64_t ic = 0; ic < m; ic += mc_blk) {
+      const int64_t mc = std::min(mc_blk, m - ic);
+      const int64_t mpan = ceil_div(mc, MR);
       for (int64_t pc = 0; pc < k; pc += kc_blk) {
         const int64_t kc = std::min(kc_blk, k - pc);
         const float beta_eff = pc == 0 ? beta : 1.0f;
-        const int64_t panel = jc / nc_blk * npc + pc / kc_blk;
-        float* bp0 = bpack + bsize * (panel % nbuf);
-        for (int64_t ic = 0; ic < m; ic += mc_blk, ++u) {
-          const int64_t mc = std::min(mc_blk, m - ic);
-          const int64_t mpan = ceil_div(mc, MR);
-          float* ap0 = apack + asize * (u % nbuf);
-          // Packing: jobs [0, npan) are B's micro-panels (first unit of the panel only), then A's.
-          const int64_t bjobs = ic == 0 ? npan : 0, jobs = bjobs + mpan;
+        const int64_t apanel = ic / mc_blk * npc + pc / kc_blk;
+        float* ap0 = apack + asize * (apanel % nbuf);
+        for (int64_t jc = 0; jc < n; jc += nc_blk, ++u) {
+          const int64_t nc = std::min(nc_blk, n - jc);
+          const int64_t npan = ceil_div(nc, NR);
+          float* bp0 = bpack + bsize * (u % nbuf);
+          // Packing: jobs [0, ajobs) are A's micro-panels (first unit of an (ic, pc) block only: A is packed
+          // once per call when m <= MC), then B's.
+          const int64_t ajobs = jc == 0 ? mpan : 0, jobs = ajobs + npan;
           auto pack = [&](int64_t job) {
-            if (job < bjobs) {
-              isa.pack_b(bp0 + job * kc * NR, B, ldb, transB, pc, kc, jc + job * NR, std::min<int64_t>(NR, nc - job * NR));
+            if (job < ajobs) {
+              isa.pack_a(ap0 + job * kc * MR, A, lda, transA, ic + job * MR, std::min<int64_t>(MR, mc - job * MR), pc, kc);
             } else {
-              const int64_t r = job - bjobs;
-              isa.pack_a(ap0 + r * kc * MR, A, lda, transA, ic + r * MR, std::min<int64_t>(MR, mc - r * MR), pc, kc);
+              const int64_t q = job - ajobs;
+              isa.pack_b(bp0 + q * kc * NR, B, ldb, transB, pc, kc, jc + q * NR, std::min<int64_t>(NR, nc - q * NR));
             }
           };
           // Compute: a job is one A micro-panel (MR rows) against a run of B micro-panels; when there are few
