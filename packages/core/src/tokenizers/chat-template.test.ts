@@ -125,6 +125,35 @@ describe('encodeChat', () => {
     expect(maskedRuns(lt, enc.ids, enc.assistantMask)).toEqual([' The cat is in the garden.']);
   });
 
+  it('falls back to whole-text ids, aligned, for tokenizers that prefix every encode call (Metaspace "always")', () => {
+    const msgs = [
+      { role: 'user', content: 'hi there' },
+      { role: 'assistant', content: 'hello you' },
+    ];
+    const template = '{% for m in messages %}{{ m.role }}: {{ m.content }}</s>{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}';
+    // A character-level BPE over exactly the characters used, with the Llama-2-style Metaspace pre-tokenizer.
+    const chars = [...new Set([...'▁usertaistn:hiherelloyou'])];
+    const vocab: Record<string, number> = { '<unk>': 0, '<s>': 1, '</s>': 2 };
+    for (const c of chars) vocab[c] ??= Object.keys(vocab).length;
+    const json = {
+      added_tokens: ['<unk>', '<s>', '</s>'].map((content, id) => ({ id, content, special: true, normalized: false })),
+      normalizer: null,
+      post_processor: null,
+      pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: false },
+      decoder: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: false },
+      model: { type: 'BPE', vocab, merges: [], unk_token: '<unk>' },
+    };
+    const t = new HfTokenizer(json, { bos_token: '<s>', eos_token: '</s>' });
+    const enc = encodeChat(t, msgs, { template });
+    expect(enc.text).toBe('user: hi there</s>assistant: hello you</s>');
+    expect(enc.ids).toEqual(t.encode(enc.text));
+    // piecewise encoding would have changed the text (an extra "▁" before "hello"): the fallback avoided it
+    const piecewise = [...t.encode('user: hi there</s>assistant: '), ...t.encode('hello you</s>')];
+    const opts = { skipSpecialTokens: false };
+    expect(t.decode(piecewise, opts)).not.toBe(t.decode(enc.ids, opts));
+    expect(maskedRuns(t, enc.ids, enc.assistantMask).map((r) => r.replace(/^ /, ''))).toEqual(['hello you</s>']);
+  });
+
   it('an empty conversation is an empty encoding plus BOS', () => {
     const enc = encodeChat(tok, []);
     expect(enc.ids).toEqual([tok.bosId]);

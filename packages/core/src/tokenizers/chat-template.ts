@@ -6,8 +6,10 @@
  * How the mask is found: the text of assistant message i is what the template adds between rendering
  * messages[0..i) with the generation prompt and rendering messages[0..i] (its content plus the end-of-turn
  * marker, so the model learns to stop). Each span is encoded on its own and the pieces are concatenated, so every
- * token belongs wholly to one side. With our byte-level tokenizers the pieces meet at special tokens and the ids
- * equal those of encoding the whole text.
+ * token belongs wholly to one side; with our byte-level tokenizers the pieces meet at special tokens and the ids
+ * equal those of encoding the whole text. Where piecewise encoding would change the text (tokenizers that add a
+ * space marker to every encode call), the whole text is encoded instead and the span boundaries are placed by
+ * aligning the encodings of the text before each boundary (a token straddling a boundary goes to the later side).
  */
 import { Template } from '@huggingface/jinja';
 import { DEFAULT_CHAT_TEMPLATE } from './bpe-trainer';
@@ -110,12 +112,33 @@ export function encodeChat(tokenizer: Tokenizer, messages: readonly ChatMessage[
     if (last && before.length < last[1]) throw new Error(`chat template: assistant message ${i} overlaps the previous one`);
     spans.push([before.length, through.length]);
   }
+  const pieces = encodePieces(tokenizer, text, spans);
+  // Tokenizers that prepend a space marker to every encode call (Metaspace "always", as in Llama-2 HF files)
+  // would put spurious spaces at each piece boundary. Detect it by comparing texts, and then take the ids of the
+  // whole text with the boundaries found by aligning prefix encodings.
+  const whole = tokenizer.encode(text);
+  const sameIds = pieces.ids.length === whole.length && pieces.ids.every((x, i) => x === whole[i]);
+  const sameText = sameIds || tokenizer.decode(pieces.ids, { skipSpecialTokens: false }) === tokenizer.decode(whole, { skipSpecialTokens: false });
+  if (sameText) return { ids: pieces.ids, assistantMask: Uint8Array.from(pieces.mask), text };
+  const mask = new Uint8Array(whole.length);
+  for (const [s, e] of spans) {
+    const from = alignedLength(tokenizer, text.slice(0, s), whole);
+    const to = alignedLength(tokenizer, text.slice(0, e), whole);
+    mask.fill(1, from, to);
+  }
+  return { ids: whole, assistantMask: mask, text };
+}
+
+/**
+ * Encodes the text piece by piece around the assistant spans: every token then lies wholly inside or outside a
+ * span. Only the first piece gets a SentencePiece dummy prefix; later pieces continue the text.
+ */
+function encodePieces(tokenizer: Tokenizer, text: string, spans: ReadonlyArray<[number, number]>): { ids: number[]; mask: number[] } {
   const ids: number[] = [];
   const mask: number[] = [];
   let pos = 0;
   const emit = (end: number, isAssistant: boolean) => {
     if (end <= pos) return;
-    // Only the very first piece gets a SentencePiece dummy prefix; later pieces continue the text.
     const piece = tokenizer.encode(text.slice(pos, end), { addDummyPrefix: pos === 0 });
     for (const id of piece) {
       ids.push(id);
@@ -128,5 +151,13 @@ export function encodeChat(tokenizer: Tokenizer, messages: readonly ChatMessage[
     emit(e, true);
   }
   emit(text.length, false);
-  return { ids, assistantMask: Uint8Array.from(mask), text };
+  return { ids, mask };
+}
+
+/** How many leading tokens of `whole` the encoding of `prefix` shares: the token index of that boundary. */
+function alignedLength(tokenizer: Tokenizer, prefix: string, whole: readonly number[]): number {
+  const p = tokenizer.encode(prefix);
+  let n = 0;
+  while (n < p.length && n < whole.length && p[n] === whole[n]) n++;
+  return n;
 }
