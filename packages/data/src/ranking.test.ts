@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { pairGroupToPreferences, preferenceToComparison, rankingPairs, rankingProblem, rankingToPairs, tierOf, tiersFromRanks } from './ranking';
+import { toPairGroup, pairGroupToPreferences, preferenceToComparison, rankingPairs, rankingProblem, rankingToPairs, tierOf, tiersFromRanks } from './ranking';
 import { ComparisonSchema, type Comparison } from './schemas';
 
 describe('rankingToPairs', () => {
@@ -41,6 +41,12 @@ describe('rankingToPairs', () => {
     expect(rankingProblem([[0], []], 2)).toMatch(/tier 1 is empty/);
     expect(rankingProblem([[0.5 as number], [1]], 2)).toMatch(/outside/);
     expect(() => rankingPairs([[0], [0]], 2)).toThrow(/invalid ranking: completion 0 appears twice/);
+  });
+
+  it('gives a pair group for comparisons and preferences, none for other kinds', () => {
+    expect(toPairGroup({ kind: 'preference', id: 'x', prompt: 'p', chosen: 'a', rejected: 'b' })).toEqual({ id: 'x', prompt: 'p', completions: ['a', 'b'], pairs: [[0, 1]] });
+    expect(toPairGroup({ kind: 'comparison', prompt: 'p', completions: ['a', 'b'], ranking: [[1], [0]] })?.pairs).toEqual([[1, 0]]);
+    expect(toPairGroup({ kind: 'prompt' })).toBeUndefined();
   });
 
   it('converts between tiers and ranks per completion', () => {

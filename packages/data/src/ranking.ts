@@ -104,3 +104,16 @@ export function tiersFromRanks(ranks: number[]): number[][] {
   });
   return [...byRank.entries()].sort((a, b) => a[0] - b[0]).map(([, tier]) => tier);
 }
+
+/**
+ * The pair group of any pairwise-capable record: a comparison's C(K,2) pairs, or a preference's single
+ * pair (completions [chosen, rejected], pair [0, 1]); undefined for other kinds.
+ */
+export function toPairGroup(r: Comparison | Preference | { kind: string }): PairGroup | undefined {
+  if (r.kind === 'comparison') return rankingToPairs(r as Comparison);
+  if (r.kind !== 'preference') return undefined;
+  const p = r as Preference;
+  const g: PairGroup = { prompt: p.prompt, completions: [p.chosen, p.rejected], pairs: [[0, 1]] };
+  if (p.id !== undefined) g.id = p.id;
+  return g;
+}
