@@ -174,6 +174,10 @@ export abstract class TrainerBase<C extends TrainingArgs> {
   protected afterUpdate(_step: number): void {}
   /** After the last step, before the final evaluation and checkpoint (the reward model normalises here). */
   protected onTrainEnd(): void {}
+  /** Whether to checkpoint after `step` steps (the last step always is); PPO only at rollout boundaries. */
+  protected shouldSave(step: number): boolean {
+    return this.config.saveSteps > 0 && step % this.config.saveSteps === 0;
+  }
 
   schedule(): LrSchedule {
     const total = this.totalSteps();
@@ -286,7 +290,7 @@ export abstract class TrainerBase<C extends TrainingArgs> {
             this.progress.log(`eval ${Object.entries(e).map(([k, v]) => `${k}=${v.toPrecision(4)}`).join(' ')}`);
           }
         }
-        if ((c.saveSteps > 0 && this.step % c.saveSteps === 0) || last) {
+        if (this.shouldSave(this.step) || last) {
           this.metrics.sync();
           this.saveCheckpoint();
         }
