@@ -4,6 +4,8 @@ import {
   add,
   addBias,
   addBiasBackward,
+  getNumThreads,
+  setNumThreads,
   info,
   mul,
   mulBackward,
@@ -187,5 +189,24 @@ describe('elementwise bad calls', () => {
     for (const [fn, name, msg] of cases) expectThrowsNamed(fn, name, msg);
     // A misaligned Float32Array cannot be made from JS (its constructor refuses), so byteOffset checks are
     // exercised through views at every legal offset above.
+  });
+});
+
+describe('addBiasBackward and sumSquares across thread counts', () => {
+  it('agree with 1, 2, 3 and 5 threads (per-chunk float64 partials, no races)', () => {
+    const rows = 517, cols = 301, n = rows * cols;
+    const dy = randomF32(n, 21);
+    const saved = getNumThreads();
+    const results = [1, 2, 3, 5].map((t) => {
+      setNumThreads(t);
+      const db = new Float32Array(cols).fill(2);
+      addBiasBackward(db, dy, rows, cols);
+      return { db, ss: sumSquares(dy, n) };
+    });
+    setNumThreads(saved);
+    for (const r of results.slice(1)) {
+      expect(maxRelError(r.db, results[0].db)).toBeLessThan(1e-6);
+      expect(Math.abs(r.ss - results[0].ss) / results[0].ss).toBeLessThan(1e-12);
+    }
   });
 });

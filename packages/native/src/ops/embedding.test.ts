@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { embeddingBackward, embeddingForward, info, native, setSimdLevel } from '../index';
+import { embeddingBackward, embeddingForward, getNumThreads, info, native, setNumThreads, setSimdLevel } from '../index';
 import { embeddingBackwardRef, embeddingForwardRef } from '../reference/index';
 import { expectSameValues, finiteDiffGrad, randomF64, SIMD_LEVELS } from '../test/grad-check';
 import { expectThrowsNamed, maxRelError, randomF32, rng } from '../test/helpers';
@@ -90,5 +90,21 @@ describe('embedding bad calls', () => {
       [() => raw.embeddingBackward(table, out, ids, n, vocab), 'TypeError', /embeddingBackward: expected 6 arguments, got 5/],
     ];
     for (const [fn, name, msg] of cases) expectThrowsNamed(fn, name, msg);
+  });
+});
+
+describe('embedding backward across thread counts', () => {
+  it('is bit-identical with 1, 2, 3 and 5 threads (each thread owns whole table rows)', () => {
+    const n = 2000, vocab = 37, dim = 70; // many repeats of each id
+    const ids = randomIds(n, vocab, 8), dy = randomF32(n * dim, 9);
+    const saved = getNumThreads();
+    const results = [1, 2, 3, 5].map((t) => {
+      setNumThreads(t);
+      const dt = new Float32Array(vocab * dim).fill(1);
+      embeddingBackward(dt, dy, ids, n, vocab, dim);
+      return dt;
+    });
+    setNumThreads(saved);
+    for (const r of results.slice(1)) expectSameValues(r, results[0]);
   });
 });

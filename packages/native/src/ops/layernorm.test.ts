@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { info, layernormBackward, layernormForward, native, setSimdLevel } from '../index';
+import { getNumThreads, info, layernormBackward, layernormForward, native, setNumThreads, setSimdLevel } from '../index';
 import { layernormBackwardRef, layernormForwardRef } from '../reference/index';
 import { finiteDiffGrad, randomF64, SIMD_LEVELS } from '../test/grad-check';
 import { expectThrowsNamed, maxRelError, randomF32 } from '../test/helpers';
@@ -130,5 +130,26 @@ describe('layernorm bad calls', () => {
       [() => raw.layernormBackward(o, dw, db, x, x, w, m, r, rows), 'TypeError', /layernormBackward: expected 10 arguments, got 9/],
     ];
     for (const [fn, name, msg] of cases) expectThrowsNamed(fn, name, msg);
+  });
+});
+
+describe('layernorm backward across thread counts', () => {
+  it('gives the same dx, dweight, dbias with 1, 2, 3 and 5 threads (per-chunk partials, no races)', () => {
+    const rows = 397, cols = 515; // > 64 Ki floats: several row chunks
+    const f = forwardBoth(rows, cols, 3);
+    const dy = randomF32(rows * cols, 4);
+    const saved = getNumThreads();
+    const results = [1, 2, 3, 5].map((t) => {
+      setNumThreads(t);
+      const dx = new Float32Array(rows * cols), dw = new Float32Array(cols).fill(0.5), db = new Float32Array(cols).fill(-0.5);
+      layernormBackward(dx, dw, db, dy, f.x, f.w, f.mean, f.rstd, rows, cols);
+      return { dx, dw, db };
+    });
+    setNumThreads(saved);
+    for (const r of results.slice(1)) {
+      expect(maxRelError(r.dx, results[0].dx)).toBe(0); // rows never split: bit-identical
+      expect(maxRelError(r.dw, results[0].dw)).toBeLessThan(1e-6); // float64 partials, grouped differently
+      expect(maxRelError(r.db, results[0].db)).toBeLessThan(1e-6);
+    }
   });
 });

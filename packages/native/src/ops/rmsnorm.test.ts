@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { info, native, rmsnormBackward, rmsnormForward, setSimdLevel } from '../index';
+import { getNumThreads, info, native, rmsnormBackward, rmsnormForward, setNumThreads, setSimdLevel } from '../index';
 import { rmsnormBackwardRef, rmsnormForwardRef } from '../reference/index';
 import { finiteDiffGrad, randomF64, SIMD_LEVELS } from '../test/grad-check';
 import { expectThrowsNamed, maxRelError, randomF32 } from '../test/helpers';
@@ -109,5 +109,26 @@ describe('rmsnorm bad calls', () => {
       [() => raw.rmsnormBackward(o, dw, x, x, w, r, rows), 'TypeError', /rmsnormBackward: expected 8 arguments, got 7/],
     ];
     for (const [fn, name, msg] of cases) expectThrowsNamed(fn, name, msg);
+  });
+});
+
+describe('rmsnorm backward across thread counts', () => {
+  it('gives the same dx and dweight with 1, 2, 3 and 5 threads (per-chunk partials, no races)', () => {
+    const rows = 397, cols = 515;
+    const x = randomF32(rows * cols, 1), w = randomF32(cols, 2), dy = randomF32(rows * cols, 3);
+    const out = new Float32Array(rows * cols), rstd = new Float32Array(rows);
+    rmsnormForward(out, rstd, x, w, rows, cols, EPS);
+    const saved = getNumThreads();
+    const results = [1, 2, 3, 5].map((t) => {
+      setNumThreads(t);
+      const dx = new Float32Array(rows * cols), dw = new Float32Array(cols).fill(0.25);
+      rmsnormBackward(dx, dw, dy, x, w, rstd, rows, cols);
+      return { dx, dw };
+    });
+    setNumThreads(saved);
+    for (const r of results.slice(1)) {
+      expect(maxRelError(r.dx, results[0].dx)).toBe(0);
+      expect(maxRelError(r.dw, results[0].dw)).toBeLessThan(1e-6);
+    }
   });
 });
