@@ -69,4 +69,80 @@ describe('PpoTrainer', () => {
     expect(Math.abs(lastEval.kl)).toBeLessThan(0.5);
     expect(lastEval.score).toBeLessThan(first.score + 0.5);
   });
+
+  it('rollout phases: rewards are −β·KL per token plus the score on the last token; the first minibatch has ratio 1', () => {
+    // a reference other than the policy, so that the KL term is not zero
+    const t = new PpoTrainer(policyOf(32), prompts(16, 3), countGood, {
+      refModel: tinyGpt2(99).freeze(),
+      config: { ...base, klCoef: 0.3, klEstimator: 'k3', outputDir: join(tmp.path, 'phases') },
+    });
+    const ro0 = t.makeRollout(prompts(16, 3), 123);
+    const ro = t.makeRollout(prompts(16, 3), 123);
+    expect(ro.sequences).toEqual(ro0.sequences); // same seed, same samples
+    const scores = countGood(prompts(16, 3), Array.from({ length: ro.R }, (_, b) => Array.from(ro.sequences.subarray(b * ro.width + ro.promptWidth, b * ro.width + ro.promptWidth + ro.lengths[b]))));
+    for (let b = 0; b < ro.R; b++) {
+      expect(ro.scores[b]).toBe(scores[b]);
+      let sumR = 0;
+      let sumKl = 0;
+      for (let j = 0; j < ro.lengths[b]; j++) {
+        const i = b * ro.Tn + j;
+        sumR += ro.rewards[i];
+        const lr = ro.oldLogp[i] - ro.refLogp[i];
+        sumKl += Math.exp(-lr) - 1 + lr;
+      }
+      expect(sumKl).toBeGreaterThan(0.01);
+      expect(sumR).toBeCloseTo(scores[b] - 0.3 * sumKl, 4);
+      for (let j = ro.lengths[b]; j < ro.Tn; j++) expect(ro.mask[b * ro.Tn + j]).toBe(0);
+    }
+    const m = (t as unknown as { trainStep: (s: number) => Record<string, number> }).trainStep(0);
+    expect(m['policy/ratio']).toBeCloseTo(1, 5);
+    expect(m['policy/clipfrac']).toBe(0);
+  });
+
+  it('scores with a reward model and its normalisation; subtracts missingEosPenalty off unfinished responses', () => {
+    const rm = new RewardModel(tinyGpt2(40));
+    const normalization = { mean: 0.5, std: 2, count: 10 };
+    const t = new PpoTrainer(policyOf(33), prompts(8, 4), { model: rm, normalization }, {
+      config: { ...base, perDeviceTrainBatchSize: 4, responseLength: 2, missingEosPenalty: 1.5, outputDir: join(tmp.path, 'rm') },
+    });
+    const p = prompts(8, 4);
+    const ro = t.makeRollout(p, 7);
+    for (let b = 0; b < ro.R; b++) {
+      const resp = Array.from(ro.sequences.subarray(b * ro.width + ro.promptWidth, b * ro.width + ro.promptWidth + ro.lengths[b]));
+      const ids = Int32Array.from([...p[b], ...resp]);
+      const raw = rm.forward({ ids, B: 1, T: ids.length }).data[0];
+      const stopped = resp.at(-1) === EOS;
+      expect(ro.scores[b]).toBeCloseTo((raw - 0.5) / 2 - (stopped ? 0 : 1.5), 5);
+    }
+    expect(() => new PpoTrainer(policyOf(1), p, countGood, { config: { missingEosPenalty: 1 } })).toThrow(/needs a stop token/);
+  });
+
+  it('adaptive KL moves β towards the target', () => {
+    const t = new PpoTrainer(policyOf(34), prompts(16, 5), countGood, {
+      config: { ...base, totalEpisodes: 16 * 3, adaptiveKl: true, klCoef: 0.1, klTarget: 1000, klHorizon: 100, outputDir: join(tmp.path, 'adaptive') },
+    });
+    t.train();
+    // KL far under the target: e = −0.2 each rollout, β ← β·(1 − 0.2·16/100) three times
+    expect(t.klController.value).toBeCloseTo(0.1 * (1 - 0.032) ** 3, 10);
+  });
+
+  it('resumes between rollouts to the same final weights, bit for bit', () => {
+    const cfg = { ...base, totalEpisodes: 16 * 3, saveSteps: 4, adaptiveKl: true, klCoef: 0.1, klTarget: 0.5 };
+    const data = prompts(16, 6);
+    const full = policyOf(35);
+    new PpoTrainer(full, data, countGood, { config: { ...cfg, outputDir: join(tmp.path, 'full') } }).train();
+    const dir = join(tmp.path, 'part');
+    const first = policyOf(35);
+    const t1 = new PpoTrainer(first, data, countGood, { config: { ...cfg, outputDir: dir } });
+    const sched = t1.schedule();
+    Object.assign(t1, { totalSteps: () => 8, schedule: () => sched });
+    t1.train();
+    expect(resolveResume(dir).step).toBe(8);
+    // rebuilt from the starting policy (the reference is its copy), then the checkpoint
+    const resumed = policyOf(35);
+    const t2 = new PpoTrainer(resumed, data, countGood, { config: { ...cfg, outputDir: dir }, resume: resolveResume(dir) });
+    t2.train();
+    const pr = new Map(resumed.namedParameters());
+    for (const [n, p] of full.namedParameters()) expect(pr.get(n)!.data).toEqual(p.data);
+  });
 });
