@@ -196,6 +196,34 @@ describe('writeSafetensors', () => {
     for (const e of header.entries.values()) expect(e.dataOffsets[0] % (e.dtype === 'I64' ? 8 : e.dtype.endsWith('32') ? 4 : 1)).toBe(0);
   });
 
+  it('F16 and BF16: every one of the 65536 bit patterns reads and writes back to the same bits (NaN stays NaN)', () => {
+    const all = new Uint16Array(65536).map((_, i) => i);
+    const bytes = handmade(
+      { h: { dtype: 'F16', shape: [65536], data_offsets: [0, 131072] }, b: { dtype: 'BF16', shape: [65536], data_offsets: [131072, 262144] } },
+      Buffer.concat([Buffer.from(all.buffer), Buffer.from(all.buffer)]),
+    );
+    const read = parseSafetensors(bytes).tensors;
+    const back = parseSafetensorsHeader(concatChunks(serializeSafetensors(read)));
+    const file = concatChunks(serializeSafetensors(read));
+    for (const name of ['h', 'b']) {
+      const e = back.entries.get(name)!;
+      // Uint8Array.prototype.slice copies (Buffer#slice would give a view into a pooled buffer)
+      const bits = new Uint16Array(Uint8Array.prototype.slice.call(file, back.dataStart + e.dataOffsets[0], back.dataStart + e.dataOffsets[1]).buffer);
+      const values = read.get(name)!.data as Float32Array;
+      const bad: number[] = [];
+      for (let h = 0; h < 65536; h++) {
+        const nan = Number.isNaN(values[h]);
+        const isNanPattern = name === 'h' ? (h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0 : (h & 0x7f80) === 0x7f80 && (h & 0x7f) !== 0;
+        if (nan !== isNanPattern || (!nan && bits[h] !== h)) bad.push(h);
+      }
+      expect(bad).toEqual([]);
+    }
+    // bf16 widening is exact: the float32 bits are the bf16 bits shifted up
+    const b32 = new Uint32Array((read.get('b')!.data as Float32Array).buffer);
+    expect(b32[0x3f80]).toBe(0x3f800000);
+    expect(b32[0xc049]).toBe(0xc0490000);
+  });
+
   it('round-trips random shapes and values', () => {
     const rand = seededRandom(99);
     for (let trial = 0; trial < 20; trial++) {

@@ -21,9 +21,7 @@ import {
   type TensorData,
   type TensorEntry,
   arrayTypeFor,
-  bf16BitsToF32,
   f16BitsToF32,
-  f32ToBf16Bits,
   f32ToF16Bits,
   isDType,
   numel,
@@ -200,11 +198,22 @@ export function parseSafetensors(bytes: Uint8Array, source = '<buffer>', options
 function decodeTensor(buf: ArrayBuffer, begin: number, n: number, dtype: DType, copy: boolean): TensorData {
   const size = DTYPE_BYTES[dtype];
   if (dtype === 'F16' || dtype === 'BF16') {
-    const out = new Float32Array(n);
-    const dv = new DataView(buf, begin, n * 2);
-    const conv = dtype === 'F16' ? f16BitsToF32 : bf16BitsToF32;
-    for (let i = 0; i < n; i++) out[i] = conv(dv.getUint16(2 * i, true));
-    return out;
+    // Work on the 16-bit patterns and write float32 BIT patterns, so that NaN payloads survive too.
+    let src: Uint16Array;
+    if (LITTLE_ENDIAN && begin % 2 === 0) src = new Uint16Array(buf, begin, n);
+    else {
+      src = new Uint16Array(n);
+      new Uint8Array(src.buffer).set(new Uint8Array(buf, begin, n * 2));
+      if (!LITTLE_ENDIAN) swapBytes(new Uint8Array(src.buffer), 2);
+    }
+    const bits = new Uint32Array(n);
+    if (dtype === 'BF16') {
+      for (let i = 0; i < n; i++) bits[i] = src[i] << 16; // bf16 is the top half of a float32
+    } else {
+      const table = f16Table();
+      for (let i = 0; i < n; i++) bits[i] = table[src[i]];
+    }
+    return new Float32Array(bits.buffer);
   }
   const Ctor = typedArrayCtor(dtype);
   if (!copy && LITTLE_ENDIAN && begin % size === 0) return new Ctor(buf, begin, n);
@@ -213,6 +222,17 @@ function decodeTensor(buf: ArrayBuffer, begin: number, n: number, dtype: DType, 
   new Uint8Array(out.buffer).set(new Uint8Array(buf, begin, n * size));
   if (!LITTLE_ENDIAN && size > 1) swapBytes(new Uint8Array(out.buffer), size);
   return out;
+}
+
+let F16_TABLE: Uint32Array | undefined;
+/** float32 bit patterns of all 65536 half values, built once (256 KiB): a table lookup per element on read. */
+function f16Table(): Uint32Array {
+  if (!F16_TABLE) {
+    const f = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) f[h] = f16BitsToF32(h);
+    F16_TABLE = new Uint32Array(f.buffer);
+  }
+  return F16_TABLE;
 }
 
 type AnyCtor = {
@@ -246,11 +266,19 @@ function checkEntry(name: string, t: TensorEntry): void {
 function encodeTensor(t: TensorEntry): Uint8Array {
   if (t.dtype === 'F16' || t.dtype === 'BF16') {
     const src = t.data as Float32Array;
-    const out = new Uint8Array(src.length * 2);
-    const dv = new DataView(out.buffer);
-    const conv = t.dtype === 'F16' ? f32ToF16Bits : f32ToBf16Bits;
-    for (let i = 0; i < src.length; i++) dv.setUint16(2 * i, conv(src[i]), true);
-    return out;
+    const out = new Uint16Array(src.length);
+    if (t.dtype === 'BF16') {
+      // Round to nearest even on the bit patterns (a Float32Array is always 4-byte aligned).
+      const u = new Uint32Array(src.buffer, src.byteOffset, src.length);
+      for (let i = 0; i < u.length; i++) {
+        const x = u[i];
+        out[i] = (x & 0x7f800000) === 0x7f800000 && x & 0x7fffff ? (x >>> 16) | 0x40 : (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
+      }
+    } else {
+      for (let i = 0; i < src.length; i++) out[i] = f32ToF16Bits(src[i]);
+    }
+    if (!LITTLE_ENDIAN) swapBytes(new Uint8Array(out.buffer), 2);
+    return new Uint8Array(out.buffer);
   }
   const view = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
   if (LITTLE_ENDIAN || DTYPE_BYTES[t.dtype] === 1) return view;
