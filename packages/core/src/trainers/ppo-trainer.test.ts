@@ -90,7 +90,7 @@ describe('PpoTrainer', () => {
         const lr = ro.oldLogp[i] - ro.refLogp[i];
         sumKl += Math.exp(-lr) - 1 + lr;
       }
-      expect(sumKl).toBeGreaterThan(0.01);
+      expect(sumKl).toBeGreaterThan(1e-3); // two random tiny models are both near uniform: small, but not 0
       expect(sumR).toBeCloseTo(scores[b] - 0.3 * sumKl, 4);
       for (let j = ro.lengths[b]; j < ro.Tn; j++) expect(ro.mask[b * ro.Tn + j]).toBe(0);
     }
