@@ -29,14 +29,14 @@ double sum_squares_f32_cpu(const float* x, int64_t n);
 // split the work across threads and pick the ISA.
 #define RLHF_DECLARE_ELEMENTWISE_KERNELS(ISA)                                                        \
   namespace ISA {                                                                                    \
-  void add(float* out, const float* a, const float* b, int64_t n);                                   \
-  void mul(float* out, const float* a, const float* b, int64_t n);                                   \
-  void mul_backward(float* da, float* db, const float* dy, const float* a, const float* b, int64_t n); \
-  void scale(float* out, const float* x, float alpha, int64_t n);                                    \
-  void accumulate(float* dst, const float* src, int64_t n);                                          \
-  void add_bias(float* out, const float* x, const float* bias, int64_t rows, int64_t cols);          \
-  void col_sums(double* acc, const float* dy, int64_t rows, int64_t cols);                           \
-  double sum_squares(const float* x, int64_t n);                                                     \
+  void ew_add(float* out, const float* a, const float* b, int64_t n);                                   \
+  void ew_mul(float* out, const float* a, const float* b, int64_t n);                                   \
+  void ew_mul_backward(float* da, float* db, const float* dy, const float* a, const float* b, int64_t n); \
+  void ew_scale(float* out, const float* x, float alpha, int64_t n);                                    \
+  void ew_accumulate(float* dst, const float* src, int64_t n);                                          \
+  void ew_add_bias(float* out, const float* x, const float* bias, int64_t rows, int64_t cols);          \
+  void ew_col_sums(double* acc, const float* dy, int64_t rows, int64_t cols);                           \
+  double ew_sum_squares(const float* x, int64_t n);                                                     \
   }
 RLHF_DECLARE_ELEMENTWISE_KERNELS(avx512)
 RLHF_DECLARE_ELEMENTWISE_KERNELS(avx2)

@@ -16,33 +16,33 @@ namespace rlhf {
 static constexpr int64_t kGrain = 1 << 16;
 
 void add_f32_cpu(float* out, const float* a, const float* b, int64_t n) {
-  auto fn = RLHF_SIMD_PICK(add);
+  auto fn = RLHF_SIMD_PICK(ew_add);
   parallel_for(n, kGrain, [&](int64_t s, int64_t e) { fn(out + s, a + s, b + s, e - s); });
 }
 
 void mul_f32_cpu(float* out, const float* a, const float* b, int64_t n) {
-  auto fn = RLHF_SIMD_PICK(mul);
+  auto fn = RLHF_SIMD_PICK(ew_mul);
   parallel_for(n, kGrain, [&](int64_t s, int64_t e) { fn(out + s, a + s, b + s, e - s); });
 }
 
 void mul_backward_f32_cpu(float* da, float* db, const float* dy, const float* a, const float* b, int64_t n) {
-  auto fn = RLHF_SIMD_PICK(mul_backward);
+  auto fn = RLHF_SIMD_PICK(ew_mul_backward);
   parallel_for(n, kGrain, [&](int64_t s, int64_t e) { fn(da + s, db + s, dy + s, a + s, b + s, e - s); });
 }
 
 void scale_f32_cpu(float* out, const float* x, float alpha, int64_t n) {
-  auto fn = RLHF_SIMD_PICK(scale);
+  auto fn = RLHF_SIMD_PICK(ew_scale);
   parallel_for(n, kGrain, [&](int64_t s, int64_t e) { fn(out + s, x + s, alpha, e - s); });
 }
 
 void accumulate_f32_cpu(float* dst, const float* src, int64_t n) {
-  auto fn = RLHF_SIMD_PICK(accumulate);
+  auto fn = RLHF_SIMD_PICK(ew_accumulate);
   parallel_for(n, kGrain, [&](int64_t s, int64_t e) { fn(dst + s, src + s, e - s); });
 }
 
 void add_bias_f32_cpu(float* out, const float* x, const float* bias, int64_t rows, int64_t cols) {
   if (cols == 0) return;
-  auto fn = RLHF_SIMD_PICK(add_bias);
+  auto fn = RLHF_SIMD_PICK(ew_add_bias);
   parallel_for(rows, (kGrain + cols - 1) / cols, [&](int64_t s, int64_t e) {
     fn(out + s * cols, x + s * cols, bias, e - s, cols);
   });
@@ -52,7 +52,7 @@ void add_bias_f32_cpu(float* out, const float* x, const float* bias, int64_t row
 // are added into dbias in a fixed order afterwards: no two threads ever write the same address.
 void add_bias_backward_f32_cpu(float* dbias, const float* dy, int64_t rows, int64_t cols) {
   if (cols == 0 || rows == 0) return;
-  auto fn = RLHF_SIMD_PICK(col_sums);
+  auto fn = RLHF_SIMD_PICK(ew_col_sums);
   const int64_t grain = (kGrain + cols - 1) / cols;
   int64_t chunks = std::min<int64_t>(num_threads(), (rows + grain - 1) / grain);
   if (chunks < 1) chunks = 1;
@@ -71,7 +71,7 @@ void add_bias_backward_f32_cpu(float* dbias, const float* dy, int64_t rows, int6
 }
 
 double sum_squares_f32_cpu(const float* x, int64_t n) {
-  auto fn = RLHF_SIMD_PICK(sum_squares);
+  auto fn = RLHF_SIMD_PICK(ew_sum_squares);
   int64_t chunks = std::min<int64_t>(num_threads(), (n + kGrain - 1) / kGrain);
   if (chunks <= 1) return fn(x, n);
   std::vector<double> partial(size_t(chunks), 0.0);
