@@ -76,6 +76,9 @@ inline TileRange tile_range(TileSkip skip, int64_t d, int64_t m0, int64_t mr, in
 struct AttentionKernels {
   void (*tile_gemm)(int64_t M, int64_t N, int64_t K, const float* A, int64_t a_rs, int64_t a_cs,
                     const float* B, int64_t ldb, float* C, int64_t ldc, bool accumulate, TileSkip skip, int64_t d);
+  // dst[d * ld + j] = alpha * src[j * D + d] for j < n, d < D: a tile of rows packed transposed (columns
+  // n..ld-1 of dst are not touched).
+  void (*pack_t)(float* dst, int64_t ld, const float* src, int64_t n, int64_t D, float alpha);
   // Scores of one row in place: x[i] = x[i] * scale + (mask ? mask[i] : 0); returns max_i x[i] (-inf for n = 0).
   float (*score_row)(float* x, float scale, const float* mask, int64_t n);
   // y[i] = exp(x[i] - sub) for i < n (y may be x); exp(-inf) is exactly 0. Returns the sum of y.

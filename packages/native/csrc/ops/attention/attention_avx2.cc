@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "ops/attention/attention.h"
+#include "ops/attention/attention_pack.h"
 
 namespace rlhf {
 namespace {
@@ -118,6 +119,10 @@ inline __m256 exp_ps(__m256 x) {
   return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
 }
 
+void pack_t(float* dst, int64_t ld, const float* src, int64_t n, int64_t D, float alpha) {
+  attention_pack::pack_t(dst, ld, src, n, D, alpha);
+}
+
 float score_row(float* x, float scale, const float* mask, int64_t n) {
   const __m256 s = _mm256_set1_ps(scale);
   const __m256 ninf = _mm256_set1_ps(-INFINITY);
@@ -211,7 +216,7 @@ void softmax_cols(float* St, int64_t ld, int64_t n, int64_t mq, float scale, con
 
 }  // namespace
 
-const AttentionKernels kAttentionKernelsAvx2 = {tile_gemm, score_row, exp_sub_sum, scale_row,
+const AttentionKernels kAttentionKernelsAvx2 = {tile_gemm, pack_t, score_row, exp_sub_sum, scale_row,
                                                 dot,       softmax_cols, ds_row};
 
 }  // namespace rlhf

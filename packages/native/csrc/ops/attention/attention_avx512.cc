@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "ops/attention/attention.h"
+#include "ops/attention/attention_pack.h"
 
 namespace rlhf {
 namespace {
@@ -110,6 +111,10 @@ inline __m512 exp_ps(__m512 x) {
   return _mm512_maskz_mov_ps(__mmask16(~under), _mm512_scalef_ps(p, n));
 }
 
+void pack_t(float* dst, int64_t ld, const float* src, int64_t n, int64_t D, float alpha) {
+  attention_pack::pack_t(dst, ld, src, n, D, alpha);
+}
+
 float score_row(float* x, float scale, const float* mask, int64_t n) {
   const __m512 s = _mm512_set1_ps(scale);
   __m512 mx = _mm512_set1_ps(-INFINITY);
@@ -163,44 +168,70 @@ void ds_row(float* dp, const float* p, float di, float scale, int64_t n) {
   }
 }
 
-void softmax_cols(float* St, int64_t ld, int64_t n, int64_t mq, float scale, const float* mask, int64_t lim,
-                  float* m, float* l, float* alpha) {
+// Pass 1 takes the column maxima, pass 2 recomputes each score (cheaper than storing and reloading it) and
+// writes P. Specialised on whether the scores need scaling, a key mask, and the causal test (diagonal tiles).
+template <bool kScale, bool kMask, bool kDiag>
+void softmax_cols_t(float* St, int64_t ld, int64_t n, int64_t mq, float scale, const float* mask, int64_t lim,
+                    float* m, float* l, float* alpha) {
   const __m512 s = _mm512_set1_ps(scale), ninf = _mm512_set1_ps(-INFINITY);
   const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   for (int64_t i = 0; i < mq; i += 16) {
     const __mmask16 mk = mq - i >= 16 ? __mmask16(0xFFFF) : tail_mask(mq - i);
     const __m512i idx = _mm512_add_epi32(lane, _mm512_set1_epi32(int(i)));
-    __m512 mx = ninf;
-    for (int64_t j = 0; j < n; ++j) {
-      float* row = St + j * ld + i;
-      __m512 x = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, row), s);
-      if (mask) x = _mm512_add_ps(x, _mm512_set1_ps(mask[j]));
-      const __mmask16 vis = _mm512_mask_cmpge_epi32_mask(mk, idx, _mm512_set1_epi32(int(lim + j)));
-      x = _mm512_mask_mov_ps(ninf, vis, x);
-      _mm512_mask_storeu_ps(row, mk, x);
-      mx = _mm512_max_ps(mx, x);
+    auto score = [&](int64_t j) {
+      __m512 x = _mm512_maskz_loadu_ps(mk, St + j * ld + i);
+      if (kScale) x = _mm512_mul_ps(x, s);
+      if (kMask) x = _mm512_add_ps(x, _mm512_set1_ps(mask[j]));
+      const __mmask16 vis = kDiag ? _mm512_mask_cmpge_epi32_mask(mk, idx, _mm512_set1_epi32(int(lim + j))) : mk;
+      return _mm512_mask_mov_ps(ninf, vis, x);
+    };
+    __m512 mx0 = ninf, mx1 = ninf;  // two chains: max has a latency of 4
+    int64_t j = 0;
+    for (; j + 1 < n; j += 2) {
+      mx0 = _mm512_max_ps(mx0, score(j));
+      mx1 = _mm512_max_ps(mx1, score(j + 1));
     }
+    if (j < n) mx0 = _mm512_max_ps(mx0, score(j));
     const __m512 mold = _mm512_mask_loadu_ps(ninf, mk, m + i);
-    const __m512 mnew = _mm512_max_ps(mold, mx);
+    const __m512 mnew = _mm512_max_ps(mold, _mm512_max_ps(mx0, mx1));
     // where nothing is visible yet (m_new = -inf) subtract 0, so that exp(-inf - 0) = 0 and not NaN
     const __m512 msafe = _mm512_mask_mov_ps(mnew, _mm512_cmp_ps_mask(mnew, ninf, _CMP_EQ_OQ), _mm512_setzero_ps());
     const __m512 a = exp_ps(_mm512_sub_ps(mold, msafe));
-    __m512 sum = _mm512_setzero_ps();
-    for (int64_t j = 0; j < n; ++j) {
-      float* row = St + j * ld + i;
-      const __m512 p = exp_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, row), msafe));
-      _mm512_mask_storeu_ps(row, mk, p);
-      sum = _mm512_add_ps(sum, p);
+    __m512 sum0 = _mm512_setzero_ps(), sum1 = _mm512_setzero_ps();
+    for (j = 0; j + 1 < n; j += 2) {
+      const __m512 p0 = exp_ps(_mm512_sub_ps(score(j), msafe));
+      const __m512 p1 = exp_ps(_mm512_sub_ps(score(j + 1), msafe));
+      _mm512_mask_storeu_ps(St + j * ld + i, mk, p0);
+      _mm512_mask_storeu_ps(St + (j + 1) * ld + i, mk, p1);
+      sum0 = _mm512_add_ps(sum0, p0);
+      sum1 = _mm512_add_ps(sum1, p1);
     }
+    if (j < n) {
+      const __m512 p0 = exp_ps(_mm512_sub_ps(score(j), msafe));
+      _mm512_mask_storeu_ps(St + j * ld + i, mk, p0);
+      sum0 = _mm512_add_ps(sum0, p0);
+    }
+    const __m512 sum = _mm512_add_ps(sum0, sum1);
     _mm512_mask_storeu_ps(l + i, mk, _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, l + i), a, sum));
     _mm512_mask_storeu_ps(m + i, mk, mnew);
     _mm512_mask_storeu_ps(alpha + i, mk, a);
   }
 }
 
+void softmax_cols(float* St, int64_t ld, int64_t n, int64_t mq, float scale, const float* mask, int64_t lim,
+                  float* m, float* l, float* alpha) {
+  using Fn = decltype(&softmax_cols_t<true, true, true>);
+  static const Fn table[8] = {softmax_cols_t<false, false, false>, softmax_cols_t<false, false, true>,
+                              softmax_cols_t<false, true, false>,  softmax_cols_t<false, true, true>,
+                              softmax_cols_t<true, false, false>,  softmax_cols_t<true, false, true>,
+                              softmax_cols_t<true, true, false>,   softmax_cols_t<true, true, true>};
+  const bool diag = lim + n - 1 > 0;  // some key of the tile is invisible to some query column
+  table[(scale != 1.0f) * 4 + (mask != nullptr) * 2 + diag](St, ld, n, mq, scale, mask, lim, m, l, alpha);
+}
+
 }  // namespace
 
-const AttentionKernels kAttentionKernelsAvx512 = {tile_gemm, score_row, exp_sub_sum, scale_row,
+const AttentionKernels kAttentionKernelsAvx512 = {tile_gemm, pack_t, score_row, exp_sub_sum, scale_row,
                                                   dot,       softmax_cols, ds_row};
 
 }  // namespace rlhf

@@ -47,6 +47,11 @@ void tile_gemm_scalar(int64_t M, int64_t N, int64_t K, const float* A, int64_t a
   }
 }
 
+void pack_t_scalar(float* dst, int64_t ld, const float* src, int64_t n, int64_t D, float alpha) {
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t d = 0; d < D; ++d) dst[d * ld + j] = alpha * src[j * D + d];
+}
+
 float score_row_scalar(float* x, float scale, const float* mask, int64_t n) {
   float mx = -INFINITY;
   for (int64_t i = 0; i < n; ++i) {
@@ -100,7 +105,7 @@ void softmax_cols_scalar(float* St, int64_t ld, int64_t n, int64_t mq, float sca
 
 }  // namespace
 
-const AttentionKernels kAttentionKernelsScalar = {tile_gemm_scalar, score_row_scalar, exp_sub_sum_scalar,
+const AttentionKernels kAttentionKernelsScalar = {tile_gemm_scalar, pack_t_scalar, score_row_scalar, exp_sub_sum_scalar,
                                                   scale_row_scalar, dot_scalar,       softmax_cols_scalar,
                                                   ds_row_scalar};
 
@@ -118,13 +123,6 @@ const AttentionKernels& kernels() {
     default:
       return kAttentionKernelsScalar;
   }
-}
-
-// dst (D x ld) = rows [0, n) of src (n x D) transposed; columns n..ld-1 are not touched (never read: every
-// tile GEMM that reads dst stops at column n).
-void pack_transposed(float* dst, const float* src, int64_t n, int64_t D, int64_t ld) {
-  for (int64_t j = 0; j < n; ++j)
-    for (int64_t d = 0; d < D; ++d) dst[d * ld + j] = src[j * D + d];
 }
 
 }  // namespace
@@ -163,7 +161,8 @@ void attention_forward_cpu(float* out, float* lse, const float* q, const float* 
       const float* Mb = mask ? mask + b * Tk : nullptr;
       // Q tile transposed once per item: S^T = K_j Q_i^T then runs along queries with K rows broadcast.
       const bool few = mq < 8;  // decoding (Tq = 1..7): dot products beat a tile GEMM a few columns wide
-      if (!few) pack_transposed(Qt, Qi, mq, D, kBq);
+      // The scale is folded into the packed Q tile (the dot-product path applies it in softmax_cols).
+      if (!few) K.pack_t(Qt, kBq, Qi, mq, D, s.scale);
       for (int64_t r = 0; r < mq; ++r) m[r] = -INFINITY, l[r] = 0;
       const int64_t nkeys = off + i0 + mq;  // keys the last row of this tile sees; later tiles are skipped
       for (int64_t j0 = 0; j0 < nkeys; j0 += kBk) {
@@ -178,7 +177,7 @@ void attention_forward_cpu(float* out, float* lse, const float* q, const float* 
         } else {
           K.tile_gemm(n, mq, D, Kb + j0 * D, D, 1, Qt, kBq, St, kBq, false, TileSkip::kColsFrom, lim);
         }
-        K.softmax_cols(St, kBq, n, mq, s.scale, Mb ? Mb + j0 : nullptr, lim, m, l, alpha);
+        K.softmax_cols(St, kBq, n, mq, few ? s.scale : 1.0f, Mb ? Mb + j0 : nullptr, lim, m, l, alpha);
         if (j0 > 0)  // O = diag(alpha) O + P V; the first key tile writes O (its old contents are never read)
           for (int64_t r = 0; r < mq; ++r)
             if (alpha[r] != 1.0f) K.scale_row(O + r * D, alpha[r], D);
@@ -245,8 +244,8 @@ void attention_backward_cpu(float* dq, float* dk, float* dv, const float* dout, 
       float* dqb = split > 1 ? dq_parts.data() + part * (B * H * Tq * D) : dq;
       for (int64_t kt = part; kt < nkt; kt += split) {
         const int64_t j0 = kt * kBk, n = std::min(kBk, Tk - j0);
-        pack_transposed(Kt, Kb + j0 * D, n, D, kBk);
-        pack_transposed(Vt, Vb + j0 * D, n, D, kBk);
+        K.pack_t(Kt, kBk, Kb + j0 * D, n, D, 1.0f);
+        K.pack_t(Vt, kBk, Vb + j0 * D, n, D, 1.0f);
         float* dKj = dk + kvoff + j0 * D;  // (n x D) rows of dk and dv owned by this key tile: the first
         float* dVj = dv + kvoff + j0 * D;  // query tile writes them, the others accumulate
         bool first = true;
