@@ -3,6 +3,7 @@
  * (a comparison written as prompt-completion, say) is reported as `cannot-write` with its line and dropped;
  * comparisons written to pairwise formats become their C(K,2) pairs.
  */
+import { dedupe, type DedupeStats } from './dedupe';
 import { getFormat } from './formats/index';
 import type { FormatOptions } from './formats/types';
 import type { Report } from './issues';
@@ -14,6 +15,8 @@ export interface ConvertOptions extends ReadOptions {
   to: string;
   /** Output container; from the output name when absent (.parquet, .json, .gz, else JSONL). */
   container?: OutputContainer;
+  /** Remove exact-duplicate records, or every record after the first with the same prompt. */
+  dedupe?: 'record' | 'prompt';
 }
 
 export interface ConvertResult {
@@ -21,6 +24,8 @@ export interface ConvertResult {
   report: Report;
   /** Values (lines, items, rows) written: more than the records kept when comparisons expand to pairs. */
   written: number;
+  /** Records removed by `dedupe` (counted apart from the report's drops, which are errors). */
+  deduped: number;
 }
 
 /** Writes each record of `records` to `sink` in format `to`, reporting records that cannot be written. */
@@ -59,10 +64,11 @@ export async function convertFile(input: string, output: string, opts: ConvertOp
   getFormat(opts.to); // an unknown output format fails before anything is read
   const { detection, report, records } = await openRecords(input, opts);
   const sink = openSink(output, opts.container);
+  const stats: DedupeStats = { seen: 0, kept: 0, removed: 0 };
   try {
-    await writeRecords(records, sink, opts.to, report, opts);
+    await writeRecords(opts.dedupe ? dedupe(records, opts.dedupe, stats) : records, sink, opts.to, report, opts);
     const written = await sink.close();
-    return { detection, report, written };
+    return { detection, report, written, deduped: stats.removed };
   } catch (e) {
     await sink.abort();
     throw e instanceof DataError ? e : new DataError(`converting ${input} to ${output}: ${(e as Error).message}`);

@@ -103,6 +103,17 @@ describe('what each adapter makes of its fixture', () => {
     expect(pairs.slice(3, 5).map((p) => [p.chosen, p.rejected])).toEqual([['Lima.', 'Cusco.'], ['Lima, Peru.', 'Cusco.']]);
   });
 
+  it('de-duplicates while converting, by record or by prompt', async () => {
+    const out = join(tmp.dir, 'dedup.jsonl');
+    const byPrompt = await convertFile(fixture('trl-unpaired.jsonl'), out, { to: 'trl-prompt', dedupe: 'prompt' });
+    expect(byPrompt).toMatchObject({ written: 2, deduped: 0 });
+    const c = await convertFile(fixture('trl-preference.jsonl'), out, { to: 'trl-unpaired' });
+    expect(c.deduped).toBe(0);
+    const again = await convertFile(out, join(tmp.dir, 'dedup2.jsonl'), { to: 'trl-prompt', dedupe: 'prompt' });
+    // the 4 unpaired rows have 2 distinct prompts
+    expect(again).toMatchObject({ written: 2, deduped: 2 });
+  });
+
   it('preferences unpair into good and bad feedback (TRL unpaired)', async () => {
     const out = join(tmp.dir, 'unpaired.jsonl');
     const c = await convertFile(fixture('trl-preference.jsonl'), out, { to: 'trl-unpaired' });
