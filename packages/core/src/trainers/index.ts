@@ -49,3 +49,20 @@ export {
   CHECKPOINT_FORMAT,
 } from './checkpoint';
 export type { CheckpointContent, LoadedCheckpoint } from './checkpoint';
+export { AdamW, TrainerBase, globalGradNorm, clipGradNorm } from './trainer-base';
+export type { Trainable, TrainerOptions, StepResult } from './trainer-base';
+export { planRun } from './grad-accum';
+export type { RunPlan } from './grad-accum';
+export { seededPermutation } from './rng';
+export { collateCompletions, completionLogprobs } from './sequences';
+export type { PromptCompletion, CompletionBatch, CompletionLogprobs } from './sequences';
+export { SftTrainer, collateSft } from './sft-trainer';
+export type { SftExample, SftBatch } from './sft-trainer';
+export { RewardTrainer, normalizeScore } from './reward-trainer';
+export type { RankedExample, ScoreNormalization } from './reward-trainer';
+export { DpoTrainer } from './dpo-trainer';
+export type { DpoExample } from './dpo-trainer';
+export { PpoTrainer } from './ppo-trainer';
+export type { RewardFn, RewardModelScorer, Rollout } from './ppo-trainer';
+export { ppoPolicyLoss, ppoValueLoss, explainedVariance } from './ppo-losses';
+export type { PpoPolicyLossResult, PpoValueLossResult } from './ppo-losses';
