@@ -46,6 +46,31 @@ describe.each(SIMD_LEVELS)('gelu at simd=%s', (level) => {
   });
 });
 
+describe.each(SIMD_LEVELS)('gelu at extreme inputs at simd=%s', (level) => {
+  const saved = info().simd;
+  beforeAll(() => {
+    setSimdLevel(level);
+  });
+  afterAll(() => {
+    setSimdLevel(saved);
+  });
+
+  it('saturates like the reference: no NaN from finite input, ±Infinity handled', () => {
+    const x = Float32Array.from([-3e38, -1e20, -100, -20, -9, -1e-30, 0, 1e-30, 9, 20, 100, 1e20, 3e38, Infinity]);
+    const n = x.length;
+    const out = new Float32Array(n), ref = new Float32Array(n), dx = new Float32Array(n), rdx = new Float32Array(n);
+    const dy = new Float32Array(n).fill(1);
+    geluForward(out, x, n);
+    geluForwardRef(ref, x, n);
+    geluBackward(dx, dy, x, n);
+    geluBackwardRef(rdx, dy, x, n);
+    for (let i = 0; i < n; i++) {
+      expect(Math.abs(out[i] - ref[i]) <= 1e-6 * Math.max(1, Math.abs(ref[i])) || Object.is(out[i], ref[i]), `gelu(${x[i]}) = ${out[i]}, want ${ref[i]}`).toBe(true);
+      if (Number.isFinite(x[i]) && Math.abs(x[i]) < 1e12) expect(Math.abs(dx[i] - rdx[i]), `gelu'(${x[i]})`).toBeLessThan(1e-6);
+    }
+  });
+});
+
 describe('gelu gradient against central finite differences (float64)', () => {
   it('geluBackward', () => {
     const n = 37;

@@ -60,6 +60,30 @@ describe.each(SIMD_LEVELS)('silu and swiglu at simd=%s', (level) => {
   });
 });
 
+describe.each(SIMD_LEVELS)('silu and swiglu at extreme inputs at simd=%s', (level) => {
+  const saved = info().simd;
+  beforeAll(() => {
+    setSimdLevel(level);
+  });
+  afterAll(() => {
+    setSimdLevel(saved);
+  });
+
+  it('saturate like the reference (σ of a huge negative input is 0, not 1/(1 + FLT_MAX))', () => {
+    const x = Float32Array.from([-3e38, -1e20, -100, -20, -1e-30, 0, 1e-30, 20, 100, 1e20, 3e38, -Infinity, Infinity]);
+    const n = x.length;
+    const out = new Float32Array(n), ref = new Float32Array(n), up = new Float32Array(n).fill(0.5);
+    siluForward(out, x, n);
+    siluForwardRef(ref, x, n);
+    for (let i = 0; i < n; i++)
+      expect(Math.abs(out[i] - ref[i]) <= 1e-6 * Math.max(1, Math.abs(ref[i])) || Object.is(out[i], ref[i]), `silu(${x[i]}) = ${out[i]}, want ${ref[i]}`).toBe(true);
+    swigluForward(out, x, up, n);
+    swigluForwardRef(ref, x, up, n);
+    for (let i = 0; i < n; i++)
+      expect(Math.abs(out[i] - ref[i]) <= 1e-6 * Math.max(1, Math.abs(ref[i])) || Object.is(out[i], ref[i]), `swiglu(${x[i]}) = ${out[i]}, want ${ref[i]}`).toBe(true);
+  });
+});
+
 describe('silu and swiglu gradients against central finite differences (float64)', () => {
   it('siluBackward and swigluBackward', () => {
     const n = 37;

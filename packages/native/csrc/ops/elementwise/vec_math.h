@@ -11,10 +11,12 @@ namespace rlhf {
 
 // exp(x) by range reduction x = n·ln2 + r, |r| <= ln2/2, a degree-6 polynomial for e^r (the Cephes expf
 // coefficients, S. Moshier) and 2^n built from the exponent bits. x is clamped to [-87.3, 88.3] so that
-// n + 127 stays a normal exponent: exp(-inf) gives ~1e-38 (not 0) and exp(+inf) ~2.2e38 (not inf), which
-// is what tanh and the sigmoid below need.
-static inline float vm_exp(float x) {
-  x = x < -87.3f ? -87.3f : x;
+// n + 127 stays a normal exponent; above ln(FLT_MAX) ≈ 88.72 the result is +inf, as expf's (between 88.3
+// and 88.72 it stays at e^88.3 ≈ 2.2e38, an underestimate that 1/(1 + e) cannot see). Below -87.3
+// it gives ~1e-38 rather than 0 (a denormal-free floor), which neither tanh nor the sigmoid can tell apart
+// from 0 after adding 1. Without the +inf, σ(-1e38) = 1/(1 + 2.2e38) would leave silu(-1e38) ≈ -0.5.
+static inline float vm_exp(float x_in) {
+  float x = x_in < -87.3f ? -87.3f : x_in;
   x = x > 88.3f ? 88.3f : x;
   // Round to nearest with the 1.5·2^23 trick (no call to rintf, which may not vectorise at baseline).
   const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
@@ -30,7 +32,7 @@ static inline float vm_exp(float x) {
   const uint32_t bits = uint32_t(int32_t(n) + 127) << 23;
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
+  return x_in > 88.72f ? __builtin_inff() : p * scale;
 }
 
 // tanh(u) = 1 - 2/(e^{2u} + 1): saturates cleanly at ±1 thanks to the clamp in vm_exp. The absolute error
