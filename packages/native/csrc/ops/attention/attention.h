@@ -89,12 +89,13 @@ struct AttentionKernels {
   float (*dot)(const float* a, const float* b, int64_t n);
   // One key tile's online-softmax step, along columns (one column per query; the forward works on S^T so
   // that no key tile is ever transposed). St (n x mq, row stride ld) holds q.k of key rows j against query
-  // columns i; key j is visible to query i iff i >= lim + j. On return St holds
+  // columns i; key j is visible to query column i iff pos(i) >= lim + j, where pos(i) = qpos ? qpos[i] : i (qpos:
+  // a tile that stacks the rows of several heads, see the forward's grouped mode). On return St holds
   // P = exp(scale * St + mask[j] - m_new[i]) where visible, else 0; m (running max) and l (running sum) are
   // updated, and alpha[i] = exp(m_old[i] - m_new[i]) is the factor for the output row (0 when m_old = -inf).
   // A column that has seen only -inf keeps m = -inf, l = 0, P = 0.
   void (*softmax_cols)(float* St, int64_t ld, int64_t n, int64_t mq, float scale, const float* mask, int64_t lim,
-                       float* m, float* l, float* alpha);
+                       const int32_t* qpos, float* m, float* l, float* alpha);
   // dp[i] = p[i] * (dp[i] - di) * scale: dS of one row, in place over dP (FlashAttention-2's dS = P o (dP - D))
   void (*ds_row)(float* dp, const float* p, float di, float scale, int64_t n);
 };

@@ -178,13 +178,14 @@ void ds_row(float* dp, const float* p, float di, float scale, int64_t n) {
 }
 
 void softmax_cols(float* St, int64_t ld, int64_t n, int64_t mq, float scale, const float* mask, int64_t lim,
-                  float* m, float* l, float* alpha) {
+                  const int32_t* qpos, float* m, float* l, float* alpha) {
   const __m256 s = _mm256_set1_ps(scale), ninf = _mm256_set1_ps(-INFINITY);
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   for (int64_t i = 0; i < mq; i += 8) {
     const __m256i mk = lane_mask(mq - i >= 8 ? 8 : mq - i);
     const __m256 mkf = _mm256_castsi256_ps(mk);
-    const __m256i idx = _mm256_add_epi32(lane, _mm256_set1_epi32(int(i)));
+    const __m256i idx = qpos ? _mm256_maskload_epi32(reinterpret_cast<const int*>(qpos) + i, mk)
+                             : _mm256_add_epi32(lane, _mm256_set1_epi32(int(i)));
     __m256 mx = ninf;
     for (int64_t j = 0; j < n; ++j) {
       float* row = St + j * ld + i;

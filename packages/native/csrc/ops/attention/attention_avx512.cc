@@ -172,12 +172,12 @@ void ds_row(float* dp, const float* p, float di, float scale, int64_t n) {
 // writes P. Specialised on whether the scores need scaling, a key mask, and the causal test (diagonal tiles).
 template <bool kScale, bool kMask, bool kDiag>
 void softmax_cols_t(float* St, int64_t ld, int64_t n, int64_t mq, float scale, const float* mask, int64_t lim,
-                    float* m, float* l, float* alpha) {
+                    const int32_t* qpos, float* m, float* l, float* alpha) {
   const __m512 s = _mm512_set1_ps(scale), ninf = _mm512_set1_ps(-INFINITY);
   const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   for (int64_t i = 0; i < mq; i += 16) {
     const __mmask16 mk = mq - i >= 16 ? __mmask16(0xFFFF) : tail_mask(mq - i);
-    const __m512i idx = _mm512_add_epi32(lane, _mm512_set1_epi32(int(i)));
+    const __m512i idx = qpos ? _mm512_maskz_loadu_epi32(mk, qpos + i) : _mm512_add_epi32(lane, _mm512_set1_epi32(int(i)));
     auto score = [&](int64_t j) {
       __m512 x = _mm512_maskz_loadu_ps(mk, St + j * ld + i);
       if (kScale) x = _mm512_mul_ps(x, s);
@@ -219,14 +219,14 @@ void softmax_cols_t(float* St, int64_t ld, int64_t n, int64_t mq, float scale, c
 }
 
 void softmax_cols(float* St, int64_t ld, int64_t n, int64_t mq, float scale, const float* mask, int64_t lim,
-                  float* m, float* l, float* alpha) {
+                  const int32_t* qpos, float* m, float* l, float* alpha) {
   using Fn = decltype(&softmax_cols_t<true, true, true>);
   static const Fn table[8] = {softmax_cols_t<false, false, false>, softmax_cols_t<false, false, true>,
                               softmax_cols_t<false, true, false>,  softmax_cols_t<false, true, true>,
                               softmax_cols_t<true, false, false>,  softmax_cols_t<true, false, true>,
                               softmax_cols_t<true, true, false>,   softmax_cols_t<true, true, true>};
   const bool diag = lim + n - 1 > 0;  // some key of the tile is invisible to some query column
-  table[(scale != 1.0f) * 4 + (mask != nullptr) * 2 + diag](St, ld, n, mq, scale, mask, lim, m, l, alpha);
+  table[(scale != 1.0f) * 4 + (mask != nullptr) * 2 + diag](St, ld, n, mq, scale, mask, lim, qpos, m, l, alpha);
 }
 
 }  // namespace

@@ -84,12 +84,13 @@ void ds_row_scalar(float* dp, const float* p, float di, float scale, int64_t n) 
 }
 
 void softmax_cols_scalar(float* St, int64_t ld, int64_t n, int64_t mq, float scale, const float* mask, int64_t lim,
-                         float* m, float* l, float* alpha) {
+                         const int32_t* qpos, float* m, float* l, float* alpha) {
   for (int64_t i = 0; i < mq; ++i) {
+    const int64_t pos = qpos ? qpos[i] : i;
     float mx = -INFINITY;
     for (int64_t j = 0; j < n; ++j) {
       float& x = St[j * ld + i];
-      x = i >= lim + j ? x * scale + (mask ? mask[j] : 0.0f) : -INFINITY;
+      x = pos >= lim + j ? x * scale + (mask ? mask[j] : 0.0f) : -INFINITY;
       mx = std::max(mx, x);
     }
     const float mnew = std::max(m[i], mx);
@@ -131,7 +132,13 @@ void attention_forward_cpu(float* out, float* lse, const float* q, const float* 
                            const float* mask, const AttentionShape& s) {
   const int64_t B = s.B, H = s.H, Tq = s.Tq, Tk = s.Tk, D = s.D;
   const int64_t G = s.H / s.Hkv, off = Tk - Tq;
-  const int64_t nqt = (Tq + kBq - 1) / kBq, items = B * H * nqt;
+  // Grouped mode (decoding, short prefixes): when the Tq rows of all G query heads of a kv head fit in one
+  // tile, they form one tile (rows of consecutive heads are consecutive in q and out), so that each K/V tile is
+  // read once per kv head instead of once per query head. Row rho of such a tile is query rho % Tq.
+  const bool grouped = G > 1 && Tq * G <= kBq;
+  const int64_t nqt = grouped ? 1 : (Tq + kBq - 1) / kBq;
+  const int64_t heads = grouped ? B * s.Hkv : B * H;  // (batch, head) or (batch, kv head) units of work
+  const int64_t items = Tq == 0 ? 0 : heads * nqt;
   if (items == 0) return;
   const AttentionKernels& K = kernels();
   const int nt = int(std::min<int64_t>(num_threads(), items));
@@ -139,6 +146,11 @@ void attention_forward_cpu(float* out, float* lse, const float* q, const float* 
   // region (nothing may throw inside it).
   const int64_t per_thread = D * kBq + kBk * kBq + 3 * kBq;
   std::vector<float> scratch(size_t(per_thread) * nt);
+  std::vector<int32_t> qpos(static_cast<size_t>(kBq));
+  for (int64_t r = 0; r < kBq; ++r) qpos[r] = int32_t(grouped ? r % Tq : r);
+  const int32_t* qp = grouped ? qpos.data() : nullptr;
+  const TileSkip skip_s = grouped ? TileSkip::kNone : TileSkip::kColsFrom;
+  const TileSkip skip_pv = grouped ? TileSkip::kNone : TileSkip::kInnerTo;
 
 #pragma omp parallel num_threads(nt)
   {
@@ -151,9 +163,12 @@ void attention_forward_cpu(float* out, float* lse, const float* q, const float* 
     // cache for the next; within a head the longest (last) tile goes first, for the dynamic schedule.
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < items; ++it) {
-      const int64_t qt = nqt - 1 - it % nqt, bh = it / nqt;
-      const int64_t b = bh / H, h = bh % H, kvh = h / G;
-      const int64_t i0 = qt * kBq, mq = std::min(kBq, Tq - i0);
+      const int64_t qt = nqt - 1 - it % nqt, unit = it / nqt;
+      // bh: the first (batch, head) of the tile; mq: its rows (G * Tq when grouped)
+      const int64_t b = grouped ? unit / s.Hkv : unit / H;
+      const int64_t kvh = grouped ? unit % s.Hkv : (unit % H) / G;
+      const int64_t bh = grouped ? b * H + kvh * G : unit;
+      const int64_t i0 = qt * kBq, mq = grouped ? G * Tq : std::min(kBq, Tq - i0);
       const float* Qi = q + (bh * Tq + i0) * D;
       float* O = out + (bh * Tq + i0) * D;
       const float* Kb = k + (b * s.Hkv + kvh) * s.kvCapacity * D;
@@ -164,7 +179,7 @@ void attention_forward_cpu(float* out, float* lse, const float* q, const float* 
       // The scale is folded into the packed Q tile (the dot-product path applies it in softmax_cols).
       if (!few) K.pack_t(Qt, kBq, Qi, mq, D, s.scale);
       for (int64_t r = 0; r < mq; ++r) m[r] = -INFINITY, l[r] = 0;
-      const int64_t nkeys = off + i0 + mq;  // keys the last row of this tile sees; later tiles are skipped
+      const int64_t nkeys = grouped ? Tk : off + i0 + mq;  // keys the last row sees; later tiles are skipped
       for (int64_t j0 = 0; j0 < nkeys; j0 += kBk) {
         const int64_t n = std::min(kBk, nkeys - j0);
         // key j of this tile is visible to query row r iff r >= lim + j; entries that are not are skipped here
@@ -172,16 +187,16 @@ void attention_forward_cpu(float* out, float* lse, const float* q, const float* 
         const int64_t lim = j0 - off - i0;
         if (few) {
           for (int64_t j = 0; j < n; ++j)
-            for (int64_t r = std::max<int64_t>(0, lim + j); r < mq; ++r)
-              St[j * kBq + r] = K.dot(Kb + (j0 + j) * D, Qi + r * D, D);
+            for (int64_t r = 0; r < mq; ++r)
+              if (qpos[r] >= lim + j) St[j * kBq + r] = K.dot(Kb + (j0 + j) * D, Qi + r * D, D);
         } else {
-          K.tile_gemm(n, mq, D, Kb + j0 * D, D, 1, Qt, kBq, St, kBq, false, TileSkip::kColsFrom, lim);
+          K.tile_gemm(n, mq, D, Kb + j0 * D, D, 1, Qt, kBq, St, kBq, false, skip_s, lim);
         }
-        K.softmax_cols(St, kBq, n, mq, few ? s.scale : 1.0f, Mb ? Mb + j0 : nullptr, lim, m, l, alpha);
+        K.softmax_cols(St, kBq, n, mq, few ? s.scale : 1.0f, Mb ? Mb + j0 : nullptr, lim, qp, m, l, alpha);
         if (j0 > 0)  // O = diag(alpha) O + P V; the first key tile writes O (its old contents are never read)
           for (int64_t r = 0; r < mq; ++r)
             if (alpha[r] != 1.0f) K.scale_row(O + r * D, alpha[r], D);
-        K.tile_gemm(mq, D, n, St, 1, kBq, Vb + j0 * D, D, O, D, j0 > 0, TileSkip::kInnerTo, -lim);
+        K.tile_gemm(mq, D, n, St, 1, kBq, Vb + j0 * D, D, O, D, j0 > 0, skip_pv, -lim);
       }
       float* L = lse + bh * Tq + i0;
       for (int64_t r = 0; r < mq; ++r) {
