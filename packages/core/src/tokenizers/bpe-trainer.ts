@@ -9,7 +9,7 @@
  * and after each merge updates the counts only for the words that contained the pair, with a lazily-updated
  * max-heap of pair counts. This is the classic algorithm of Sennrich et al. (2016) with GPT-2's byte alphabet.
  */
-import { AddedTokenSplitter, BYTE_TO_CHAR, preTokenize } from './byte-level';
+import { AddedTokenSplitter, BYTE_TO_CHAR, GPT2_PATTERN, toByteChars } from './byte-level';
 import { ByteLevelBpeTokenizer } from './byte-level-bpe';
 import { MinHeap } from './heap';
 
@@ -65,15 +65,16 @@ export function trainByteLevelBpe(corpus: string | readonly string[], options: B
   for (const doc of typeof corpus === 'string' ? [corpus] : corpus) {
     for (const section of splitter.split(doc)) {
       if (section.tokenId !== undefined) continue;
-      for (const w of preTokenize(section.text)) wordCounts.set(w, (wordCounts.get(w) ?? 0) + 1);
+      for (const m of section.text.matchAll(GPT2_PATTERN)) wordCounts.set(m[0], (wordCounts.get(m[0]) ?? 0) + 1);
     }
   }
   const strs: string[] = [...specials, ...BYTE_TO_CHAR];
   const charId = new Map<string, number>(BYTE_TO_CHAR.map((c, b) => [c, specials.length + b]));
   const words: number[][] = [];
   const freq: number[] = [];
-  for (const [w, c] of wordCounts) {
-    words.push(Array.from(w, (ch) => charId.get(ch)!));
+  for (const [raw, c] of wordCounts) {
+    // Counted on raw text; mapped to byte stand-ins once per unique word.
+    words.push(Array.from(toByteChars(raw), (ch) => charId.get(ch)!));
     freq.push(c);
   }
 

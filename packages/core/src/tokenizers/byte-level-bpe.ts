@@ -7,7 +7,7 @@
  * pre-token apply merges lowest rank first (leftmost on ties), the order `tokenizers` uses.
  */
 import { MinHeap } from './heap';
-import { AddedTokenSplitter, type AddedTokenSpec, CHAR_TO_BYTE, preTokenize } from './byte-level';
+import { AddedTokenSplitter, type AddedTokenSpec, CHAR_TO_BYTE, GPT2_PATTERN, toByteChars } from './byte-level';
 import { type DecodeOptions, type EncodeOptions, type Tokenizer, checkIds } from './types';
 
 /** Thrown when a tokenizer.json uses features this class does not implement; the caller can use the HF engine. */
@@ -261,18 +261,21 @@ export class ByteLevelBpeTokenizer implements Tokenizer {
         out.push(section.tokenId);
         continue;
       }
-      for (const word of preTokenize(section.text, this.addPrefixSpace)) {
-        for (const id of this.encodeWord(word)) out.push(id);
+      let text = section.text;
+      if (this.addPrefixSpace && !text.startsWith(' ')) text = ' ' + text;
+      for (const m of text.matchAll(GPT2_PATTERN)) {
+        for (const id of this.encodeWord(m[0])) out.push(id);
       }
     }
     if (options.addEos && this.eosId !== undefined) out.push(this.eosId);
     return out;
   }
 
-  /** BPE inside one pre-token (spelled in byte stand-ins), cached. */
-  private encodeWord(word: string): number[] {
-    const hit = this.cache.get(word);
+  /** BPE inside one pre-token (raw text), cached by the raw text so that repeated words skip the byte mapping. */
+  private encodeWord(raw: string): number[] {
+    const hit = this.cache.get(raw);
     if (hit) return hit;
+    const word = toByteChars(raw);
     let ids: number[];
     const whole = this.ignoreMerges ? this.ids.get(word) : undefined;
     if (whole !== undefined) ids = [whole];
@@ -282,7 +285,7 @@ export class ByteLevelBpeTokenizer implements Tokenizer {
       return id;
     });
     if (this.cache.size > 100_000) this.cache.clear(); // bound memory on huge inputs
-    this.cache.set(word, ids);
+    this.cache.set(raw, ids);
     return ids;
   }
 
@@ -323,12 +326,17 @@ export class ByteLevelBpeTokenizer implements Tokenizer {
   decode(ids: readonly number[], options: DecodeOptions = {}): string {
     checkIds(ids, this.vocabSize, 'ByteLevelBpeTokenizer');
     const skip = options.skipSpecialTokens !== false;
-    const parts: Uint8Array[] = [];
+    const table = this.bytesTable();
+    let n = 0;
+    for (const id of ids) if (!(skip && this.specialIds.has(id))) n += table[id].length;
+    const out = new Uint8Array(n);
+    let o = 0;
     for (const id of ids) {
       if (skip && this.specialIds.has(id)) continue;
-      parts.push(this.tokenBytes(id));
+      out.set(table[id], o);
+      o += table[id].length;
     }
-    return utf8.decode(Buffer.concat(parts));
+    return utf8.decode(out);
   }
 
   decodeToken(id: number): string {
@@ -338,16 +346,26 @@ export class ByteLevelBpeTokenizer implements Tokenizer {
   /** Added tokens stand for their content's UTF-8; other tokens for the bytes their stand-in characters encode. */
   tokenBytes(id: number): Uint8Array {
     checkIds([id], this.vocabSize, 'ByteLevelBpeTokenizer');
-    const added = this.addedById.get(id);
-    const tok = this.vocab[id];
-    if (added) return Buffer.from(added.content, 'utf8');
-    const bytes: number[] = [];
-    for (const ch of tok) {
-      const b = CHAR_TO_BYTE.get(ch);
-      if (b !== undefined) bytes.push(b);
-      else for (const x of Buffer.from(ch, 'utf8')) bytes.push(x); // not a byte stand-in: keep the character
+    return this.bytesTable()[id].slice();
+  }
+
+  private bytesOfId?: Uint8Array[];
+  /** The bytes of every id, computed once on first decode. */
+  private bytesTable(): Uint8Array[] {
+    if (!this.bytesOfId) {
+      this.bytesOfId = this.vocab.map((tok, id) => {
+        const added = this.addedById.get(id);
+        if (added) return new Uint8Array(Buffer.from(added.content, 'utf8'));
+        const bytes: number[] = [];
+        for (const ch of tok) {
+          const b = CHAR_TO_BYTE.get(ch);
+          if (b !== undefined) bytes.push(b);
+          else for (const x of Buffer.from(ch, 'utf8')) bytes.push(x); // not a byte stand-in: keep the character
+        }
+        return Uint8Array.from(bytes);
+      });
     }
-    return Uint8Array.from(bytes);
+    return this.bytesOfId;
   }
 
   tokenToId(token: string): number | undefined {
