@@ -66,3 +66,5 @@ export { PpoTrainer } from './ppo-trainer';
 export type { RewardFn, RewardModelScorer, Rollout } from './ppo-trainer';
 export { ppoPolicyLoss, ppoValueLoss, explainedVariance } from './ppo-losses';
 export type { PpoPolicyLossResult, PpoValueLossResult } from './ppo-losses';
+export { encodePrompt, encodePromptCompletion, toSftExamples, toRankedExamples, toDpoExamples, toPrompts } from './records';
+export type { EncodedPair } from './records';

@@ -1,0 +1,48 @@
+import type { DataRecord } from '@rlhf/data';
+import { describe, expect, it } from 'vitest';
+import { trainByteLevelBpe } from '../tokenizers/bpe-trainer';
+import { encodePromptCompletion, toDpoExamples, toPrompts, toRankedExamples, toSftExamples } from './records';
+
+const tok = trainByteLevelBpe(['the sky is blue. the grass is green. what colour is the sky? hello there, how are you?'], { vocabSize: 300 });
+const bos = tok.bosId!;
+const eos = tok.eosId!;
+
+describe('records to token examples', () => {
+  it('plain text: BOS + prompt, then the completion as a continuation with EOS', () => {
+    const e = encodePromptCompletion(tok, 'the sky is', ' blue.');
+    expect(e.prompt[0]).toBe(bos);
+    expect(e.completion.at(-1)).toBe(eos);
+    expect(tok.decode([...e.prompt, ...e.completion])).toBe('the sky is blue.');
+    const [s] = toSftExamples(tok, [{ kind: 'demonstration', prompt: 'the sky is', completion: ' blue.' }]);
+    expect(s.ids).toEqual([...e.prompt, ...e.completion]);
+    expect(Array.from(s.lossMask!)).toEqual([...e.prompt.map(() => 0), ...e.completion.map(() => 1)]);
+  });
+
+  it('conversational: the chat template, the completion being the last assistant turn', () => {
+    const msgs = [{ role: 'user' as const, content: 'what colour is the sky?' }];
+    const e = encodePromptCompletion(tok, msgs, [{ role: 'assistant', content: 'blue.' }]);
+    expect(tok.decode(e.completion)).toBe('blue.');
+    // the prompt is exactly what generation starts from: the template with the assistant header
+    expect(e.prompt).toEqual(toPrompts(tok, [{ kind: 'prompt', prompt: msgs }])[0]);
+    expect(() => encodePromptCompletion(tok, msgs, [{ role: 'user', content: 'x' }])).toThrow(/one 'assistant' message/);
+  });
+
+  it('comparisons become ranked examples (ties share a rank) and DPO pairs (every ordered pair)', () => {
+    const c: DataRecord = { kind: 'comparison', prompt: 'the sky is', completions: [' green.', ' blue.', ' blue!'], ranking: [[1, 2], [0]] };
+    const [r] = toRankedExamples(tok, [c]);
+    expect(r.ranks).toEqual([1, 0, 0]);
+    expect(r.completions.map((x) => tok.decode(x))).toEqual([' green.', ' blue.', ' blue!']);
+    const pairs = toDpoExamples(tok, [c]);
+    expect(pairs.map((p) => [tok.decode(p.chosen), tok.decode(p.rejected)])).toEqual([[' blue.', ' green.'], [' blue!', ' green.']]);
+    const p: DataRecord = { kind: 'preference', prompt: 'hello', chosen: ' there', rejected: ' you' };
+    expect(toRankedExamples(tok, [p])[0].ranks).toEqual([0, 1]);
+    expect(tok.decode(toDpoExamples(tok, [p])[0].chosen)).toBe(' there');
+  });
+
+  it('names the record and the problem', () => {
+    expect(() => toSftExamples(tok, [{ kind: 'demonstration', completion: 'x' }, { kind: 'prompt', id: 'p7', prompt: 'y' }])).toThrow(
+      /record 1 \(p7\): kind 'prompt' cannot be used here; expected 'demonstration'/,
+    );
+    expect(() => toRankedExamples(tok, [{ kind: 'comparison', prompt: 'a', completions: ['b', 'c'], ranking: [[0]] }])).toThrow(/record 0: not a permutation/);
+  });
+});

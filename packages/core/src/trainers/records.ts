@@ -1,0 +1,104 @@
+/**
+ * Data records (@rlhf/data) to the token examples the trainers take, through a tokenizer:
+ *   demonstration        → SftExample (loss on the completion tokens)
+ *   comparison (K-wise)  → RankedExample (ranks from the tiers; ties share a rank)
+ *   preference (pair)    → RankedExample with K = 2, or DpoExample
+ *   prompt (any record)  → prompt ids for PPO
+ *
+ * Text is encoded as TRL does: a conversational record (message lists) goes through the tokenizer's chat
+ * template, the completion being the last assistant turn; a plain-text record is prompt (with BOS) followed by
+ * the completion (with EOS), encoded as a continuation.
+ */
+import { rankingPairs, rankingProblem, tierOf, toChatPair, type DataRecord, type Text } from '@rlhf/data';
+import { encodeChat } from '../tokenizers/chat-template';
+import type { Tokenizer } from '../tokenizers/types';
+import type { DpoExample } from './dpo-trainer';
+import type { RankedExample } from './reward-trainer';
+import type { SftExample } from './sft-trainer';
+
+export interface EncodedPair {
+  prompt: number[];
+  completion: number[];
+}
+
+/** Encodes a prompt for generation: BOS + text, or the chat template with the assistant header appended. */
+export function encodePrompt(tokenizer: Tokenizer, prompt: Text): number[] {
+  if (typeof prompt === 'string') return tokenizer.encode(prompt, { addBos: true });
+  return encodeChat(tokenizer, prompt, { addGenerationPrompt: true }).ids;
+}
+
+/** Prompt and completion ids of one (prompt, completion) pair of texts. */
+export function encodePromptCompletion(tokenizer: Tokenizer, prompt: Text | undefined, completion: Text): EncodedPair {
+  if (typeof completion === 'string' && (prompt === undefined || typeof prompt === 'string')) {
+    const p = prompt === undefined ? (tokenizer.bosId !== undefined ? [tokenizer.bosId] : []) : tokenizer.encode(prompt, { addBos: true });
+    const c = tokenizer.encode(completion, { addEos: true, addDummyPrefix: prompt === undefined });
+    return { prompt: p, completion: c };
+  }
+  const { promptMessages, completion: last } = toChatPair(prompt, completion);
+  const enc = encodeChat(tokenizer, [...promptMessages, last]);
+  // the completion is the last run of assistant tokens; what follows it (template trailer) is dropped
+  let end = enc.ids.length;
+  while (end > 0 && !enc.assistantMask[end - 1]) end--;
+  let start = end;
+  while (start > 0 && enc.assistantMask[start - 1]) start--;
+  if (start === end) throw new RangeError('the chat template marked no assistant token for the completion');
+  return { prompt: enc.ids.slice(0, start), completion: enc.ids.slice(start, end) };
+}
+
+function fail(i: number, record: DataRecord, want: string): never {
+  throw new RangeError(`record ${i}${record.id ? ` (${record.id})` : ''}: kind '${record.kind}' cannot be used here; expected ${want}`);
+}
+
+/** Demonstrations to SFT examples. */
+export function toSftExamples(tokenizer: Tokenizer, records: DataRecord[]): SftExample[] {
+  return records.map((r, i) => {
+    if (r.kind !== 'demonstration') fail(i, r, "'demonstration'");
+    const { prompt, completion } = encodePromptCompletion(tokenizer, r.prompt, r.completion);
+    return { ids: [...prompt, ...completion], lossMask: [...prompt.map(() => 0), ...completion.map(() => 1)] };
+  });
+}
+
+/** Comparisons (K-wise, tiers) and preferences (pairs) to ranked examples for the reward model. */
+export function toRankedExamples(tokenizer: Tokenizer, records: DataRecord[]): RankedExample[] {
+  return records.map((r, i) => {
+    if (r.kind === 'preference') {
+      const c = encodePromptCompletion(tokenizer, r.prompt, r.chosen);
+      const j = encodePromptCompletion(tokenizer, r.prompt, r.rejected);
+      return { prompt: c.prompt, completions: [c.completion, j.completion], ranks: [0, 1] };
+    }
+    if (r.kind !== 'comparison') fail(i, r, "'comparison' or 'preference'");
+    const K = r.completions.length;
+    const problem = rankingProblem(r.ranking, K);
+    if (problem) throw new RangeError(`record ${i}${r.id ? ` (${r.id})` : ''}: ${problem}`);
+    const enc = r.completions.map((c) => encodePromptCompletion(tokenizer, r.prompt, c));
+    return { prompt: enc[0].prompt, completions: enc.map((e) => e.completion), ranks: tierOf(r.ranking, K) };
+  });
+}
+
+/** Preferences, and every ordered pair of comparisons, to DPO pairs. */
+export function toDpoExamples(tokenizer: Tokenizer, records: DataRecord[]): DpoExample[] {
+  const out: DpoExample[] = [];
+  records.forEach((r, i) => {
+    if (r.kind === 'preference') {
+      const c = encodePromptCompletion(tokenizer, r.prompt, r.chosen);
+      const j = encodePromptCompletion(tokenizer, r.prompt, r.rejected);
+      out.push({ prompt: c.prompt, chosen: c.completion, rejected: j.completion });
+      return;
+    }
+    if (r.kind !== 'comparison') fail(i, r, "'preference' or 'comparison'");
+    const enc = r.completions.map((c) => encodePromptCompletion(tokenizer, r.prompt, c));
+    for (const [w, l] of rankingPairs(r.ranking, r.completions.length)) {
+      out.push({ prompt: enc[w].prompt, chosen: enc[w].completion, rejected: enc[l].completion });
+    }
+  });
+  return out;
+}
+
+/** The prompt of every record (prompt-only records, or the prompt of any record that has one) for PPO. */
+export function toPrompts(tokenizer: Tokenizer, records: DataRecord[]): number[][] {
+  return records.map((r, i) => {
+    const prompt = (r as { prompt?: Text }).prompt;
+    if (prompt === undefined) fail(i, r, 'a record with a prompt');
+    return encodePrompt(tokenizer, prompt);
+  });
+}
