@@ -50,6 +50,12 @@ export { ValueHead, RewardHead, CausalLMWithValueHead, RewardModel } from './mod
 export { fromPretrained, loadTokenizerFile } from './model/pretrained';
 export type { Pretrained, FromPretrainedOptions } from './model/pretrained';
 
+// optimizer (core)
+// (trainers/trainer-base.ts has an AdamW with the same API and its own clipGradNorm(params, norm, max);
+// this explicit export wins over the star export below for AdamW)
+export { AdamW, paramGroups, gradNorm } from './optim/adamw';
+export type { AdamWOptions, ParamGroup } from './optim/adamw';
+
 // generation (core)
 export { generate } from './generation/generate';
 export type { GenerateOptions, GenerateResult } from './generation/generate';
@@ -67,5 +73,5 @@ export type { BpeTrainOptions } from './tokenizers/bpe-trainer';
 export { HfTokenizer } from './tokenizers/hf-tokenizer';
 export { loadTokenizer, saveTokenizer } from './tokenizers/load-tokenizer';
 export type { LoadTokenizerOptions } from './tokenizers/load-tokenizer';
-export { chatTemplateFor, encodeChat, renderChat } from './tokenizers/chat-template';
-export type { ChatMessage, ChatTemplateOptions, EncodedChat } from './tokenizers/chat-template';
+export { chatTemplateFor, encodeChat, encodePromptCompletion, renderChat } from './tokenizers/chat-template';
+export type { ChatMessage, ChatTemplateOptions, EncodedChat, PromptCompletionOptions } from './tokenizers/chat-template';
