@@ -72,8 +72,13 @@ export async function* readLines(file: string, opts: LineOptions = {}): AsyncGen
     throw new Error(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
   }
   const raw = createReadStream(file, { highWaterMark: opts.chunkBytes ?? 1 << 20 });
-  const source: AsyncIterable<Buffer> = gz ? raw.pipe(createGunzip()) : raw;
-  if (gz) raw.on('error', () => {}); // reported through the gunzip stream's iteration
+  let source: AsyncIterable<Buffer> = raw;
+  if (gz) {
+    const gunzip = createGunzip();
+    // pipe() does not forward errors: a failing read must end the gunzip stream, or iteration would hang.
+    raw.on('error', (e) => gunzip.destroy(e));
+    source = raw.pipe(gunzip);
+  }
 
   let pending: Buffer[] = [];
   let pendingLen = 0;
