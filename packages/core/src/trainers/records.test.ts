@@ -31,12 +31,12 @@ describe('records to token examples', () => {
     const c: DataRecord = { kind: 'comparison', prompt: 'the sky is', completions: [' green.', ' blue.', ' blue!'], ranking: [[1, 2], [0]] };
     const [r] = toRankedExamples(tok, [c]);
     expect(r.ranks).toEqual([1, 0, 0]);
-    expect(r.completions.map((x) => tok.decode(x))).toEqual([' green.', ' blue.', ' blue!']);
+    expect(r.completions.map((x) => tok.decode(Array.from(x)))).toEqual([' green.', ' blue.', ' blue!']);
     const pairs = toDpoExamples(tok, [c]);
-    expect(pairs.map((p) => [tok.decode(p.chosen), tok.decode(p.rejected)])).toEqual([[' blue.', ' green.'], [' blue!', ' green.']]);
+    expect(pairs.map((p) => [tok.decode(Array.from(p.chosen)), tok.decode(Array.from(p.rejected))])).toEqual([[' blue.', ' green.'], [' blue!', ' green.']]);
     const p: DataRecord = { kind: 'preference', prompt: 'hello', chosen: ' there', rejected: ' you' };
     expect(toRankedExamples(tok, [p])[0].ranks).toEqual([0, 1]);
-    expect(tok.decode(toDpoExamples(tok, [p])[0].chosen)).toBe(' there');
+    expect(tok.decode(Array.from(toDpoExamples(tok, [p])[0].chosen))).toBe(' there');
   });
 
   it('names the record and the problem', () => {
