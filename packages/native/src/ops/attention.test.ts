@@ -104,6 +104,8 @@ const SHAPES: Shape[] = [
   { B: 1, H: 4, Hkv: 1, Tq: 257, Tk: 257, cap: 257, D: 16 },
   { B: 1, H: 1, Hkv: 1, Tq: 257, Tk: 257, cap: 257, D: 64 },
   { B: 2, H: 8, Hkv: 2, Tq: 65, Tk: 65, cap: 65, D: 8 },
+  { B: 1, H: 2, Hkv: 2, Tq: 9, Tk: 9, cap: 9, D: 1 },
+  { B: 1, H: 2, Hkv: 1, Tq: 80, Tk: 80, cap: 80, D: 128 },
   // KV cache: one new token (generation), a few new tokens, capacity larger than the filled length
   { B: 2, H: 4, Hkv: 2, Tq: 1, Tk: 37, cap: 50, D: 16 },
   { B: 1, H: 4, Hkv: 1, Tq: 5, Tk: 130, cap: 140, D: 24 },
