@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { sharedDirForTests } from '@rlhf/data';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -124,6 +124,29 @@ print(repr(float(w2[3, 5, 100])), repr(float(norm[63])), repr(float(w[:V*dim].su
     // RMSNorm weights of a trained model are not all zero and not all one: a sanity check that offsets line up.
     const rms = tensors.get('model.layers.0.input_layernorm.weight')!.data as Float32Array;
     expect(rms.some((v) => Math.abs(v - 1) > 0.01)).toBe(true);
+  });
+
+  it.skipIf(!path || !existsSync(path))('the skipped region is exactly the legacy RoPE cos/sin tables', () => {
+    // An independent check of the layout: the floats between model.norm and the end of the file must be
+    // cos(pos * f_i) then sin(pos * f_i), f_i = 10000^(-2i/hs), for pos < seq_len and i < hs/2.
+    const bytes = readFileSync(path!);
+    const { tensors } = readLlama2cCheckpoint(path!);
+    const norm = tensors.get('model.norm.weight')!.data as Float32Array;
+    const start = norm.byteOffset + norm.byteLength;
+    const hs = 8;
+    const seq = 512;
+    const half = hs / 2;
+    expect(bytes.length - start).toBe(2 * seq * half * 4);
+    let worst = 0;
+    for (const pos of [0, 1, 7, 100, 511]) {
+      for (let i = 0; i < half; i++) {
+        const f = Math.pow(10000, (-2 * i) / hs);
+        const cos = bytes.readFloatLE(start + 4 * (pos * half + i));
+        const sin = bytes.readFloatLE(start + 4 * (seq * half + pos * half + i));
+        worst = Math.max(worst, Math.abs(cos - Math.cos(pos * f)), Math.abs(sin - Math.sin(pos * f)));
+      }
+    }
+    expect(worst).toBeLessThan(1e-4); // float32 arguments up to 511 rad: a few ulps of the angle
   });
 
   it('llama2cToHfConfig writes the HF Llama keys', () => {
