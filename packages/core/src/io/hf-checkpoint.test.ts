@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { StateDict } from './dtypes';
@@ -103,5 +103,11 @@ describe('saveHfCheckpoint / loadHfCheckpoint', () => {
     writeFileSync(join(empty, 'model.safetensors'), '');
     expect(() => loadHfCheckpoint(empty)).toThrow(/model\.safetensors: file is 0 bytes/);
     expect(() => saveHfCheckpoint(empty, {}, new Map(), { maxShardBytes: 0 })).toThrow(/maxShardBytes must be positive/);
+    const torch = join(tmp.dir, 'torch');
+    saveHfCheckpoint(torch, {}, new Map());
+    rmSync(join(torch, 'model.safetensors'));
+    expect(() => loadHfCheckpoint(torch)).toThrow(/has neither model\.safetensors nor model\.safetensors\.index\.json$/);
+    writeFileSync(join(torch, 'pytorch_model.bin'), 'PK');
+    expect(() => loadHfCheckpoint(torch)).toThrow(/it has pytorch_model\.bin, a PyTorch pickle, which is not read: convert it to safetensors/);
   });
 });

@@ -58,7 +58,10 @@ export function loadHfCheckpoint(path: string): HfCheckpoint {
     return { config, tensors: f.tensors, metadata: f.metadata };
   }
   if (!existsSync(indexPath)) {
-    throw new Error(`checkpoint ${dir} has neither model.safetensors nor model.safetensors.index.json`);
+    // PyTorch pickles can run code when loaded and are not read here: say what to do instead.
+    const pickle = ['pytorch_model.bin', 'pytorch_model.bin.index.json'].find((f) => existsSync(join(dir, f)));
+    const hint = pickle ? ` (it has ${pickle}, a PyTorch pickle, which is not read: convert it to safetensors)` : '';
+    throw new Error(`checkpoint ${dir} has neither model.safetensors nor model.safetensors.index.json${hint}`);
   }
   const index = readJsonFile(indexPath) as { weight_map?: unknown };
   const wm = index?.weight_map;
