@@ -45,6 +45,8 @@
 //     [3] value error      masked mean of (V_i − R_i)²
 //     [4] M                the mask sum
 //
+// The fast version computes each token in float32 at the AVX-512 / AVX2 levels (our vectorised expf) and in
+// float64 at the scalar level; the sums are float64 at every level.
 // grad_scale multiplies the gradient only (e.g. vf_coef, or 1 / gradient-accumulation steps); the loss and
 // stats are unscaled. Sums are float64. dlogp may be logp itself and dvalues may be values itself (in place).
 #pragma once
@@ -65,5 +67,17 @@ double ppo_policy_loss_cpu(float* dlogp, float* stats, const float* logp, const 
                            const float* mask, int64_t n, double eps, double dual_clip, double grad_scale);
 double ppo_value_loss_cpu(float* dvalues, float* stats, const float* values, const float* old_values,
                           const float* returns, const float* mask, int64_t n, double eps_v, double grad_scale);
+
+// Token blocks at one SIMD level (ppo_avx512.cc, ppo_avx2.cc; float32 per token): add the block's masked
+// sums into acc (7 for the policy, 4 for the value loss, in the order of the stats) and write its gradient
+// scaled by gsw = gradScale / M.
+void ppo_policy_block_avx512(float* dlogp, double* acc, const float* logp, const float* old_logp, const float* adv,
+                             const float* mask, int64_t n, float eps, float dual_clip, float gsw);
+void ppo_value_block_avx512(float* dvalues, double* acc, const float* values, const float* old_values,
+                            const float* returns, const float* mask, int64_t n, float eps_v, float gsw);
+void ppo_policy_block_avx2(float* dlogp, double* acc, const float* logp, const float* old_logp, const float* adv,
+                           const float* mask, int64_t n, float eps, float dual_clip, float gsw);
+void ppo_value_block_avx2(float* dvalues, double* acc, const float* values, const float* old_values,
+                          const float* returns, const float* mask, int64_t n, float eps_v, float gsw);
 
 }  // namespace rlhf
