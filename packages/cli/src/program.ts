@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { registerData } from './commands/data';
 import { registerDemo } from './commands/demo';
+import { registerGenerate } from './commands/generate';
 import { registerInfo } from './commands/info';
 
 declare const __RLHF_CLI_VERSION__: string | undefined;
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
   registerInfo(program);
   registerDemo(program);
   registerData(program);
+  registerGenerate(program);
   return program;
 }
 

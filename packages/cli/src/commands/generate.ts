@@ -1,0 +1,65 @@
+/**
+ * `rlhf generate`: text from a model (a Hugging Face folder or a llama2.c .bin), with the KV cache.
+ * Prints the prompt's text followed by the continuation, one line. Sampling is seeded (default seed 0),
+ * so the same command prints the same text; --temperature 0 is greedy. --json prints the token ids and
+ * their log-probs as well.
+ */
+import type { Command } from 'commander';
+import { fromPretrained, generate, loadTokenizerFile } from '@rlhf/core';
+
+export interface GenerateIo {
+  out(s: string): void;
+}
+
+const defaultIo: GenerateIo = { out: (s) => process.stdout.write(s) };
+
+function num(name: string, integer: boolean) {
+  return (v: string): number => {
+    const x = Number(v);
+    if (v.trim() === '' || !Number.isFinite(x) || (integer && !Number.isInteger(x))) {
+      throw new Error(`--${name} must be ${integer ? 'an integer' : 'a number'}, got ${JSON.stringify(v)}`);
+    }
+    return x;
+  };
+}
+
+export function registerGenerate(program: Command, io: GenerateIo = defaultIo): void {
+  program
+    .command('generate')
+    .description('generate text from a model: a folder with config.json + model.safetensors, or a llama2.c .bin')
+    .requiredOption('--model <path>', 'model folder or llama2.c checkpoint (.bin)')
+    .option('--tokenizer <path>', 'tokenizer file (default: the one beside the model, e.g. tok512.bin)')
+    .option('--prompt <text>', 'text to continue (default: start from BOS)', '')
+    .option('--max-new-tokens <n>', 'tokens to generate at most', num('max-new-tokens', true), 64)
+    .option('--temperature <t>', 'softmax temperature; 0 = greedy', num('temperature', false), 1)
+    .option('--top-k <k>', 'sample among the k most likely tokens (0 = all)', num('top-k', true), 0)
+    .option('--top-p <p>', 'nucleus sampling mass in (0, 1] (1 = all)', num('top-p', false), 1)
+    .option('--seed <s>', 'random seed', num('seed', true), 0)
+    .option('--json', 'print {text, tokens, logprobs} as JSON')
+    .action((o: { model: string; tokenizer?: string; prompt: string; maxNewTokens: number; temperature: number; topK: number; topP: number; seed: number; json?: boolean }) => {
+      const pre = fromPretrained(o.model, { tokenizer: o.tokenizer ? loadTokenizerFile(o.tokenizer) : undefined });
+      const tok = pre.tokenizer;
+      let prompt: number[];
+      if (o.prompt) {
+        if (!tok) throw new Error('--prompt needs a tokenizer: pass --tokenizer, or put one beside the model');
+        prompt = tok.encode(o.prompt, { addBos: true });
+      } else {
+        const bos = pre.bosId ?? tok?.bosId;
+        if (bos === undefined) throw new Error('this model has no BOS token to start from: give a --prompt');
+        prompt = [bos];
+      }
+      const stopTokens = [...new Set([...pre.stopTokens, ...(tok?.eosId !== undefined ? [tok.eosId] : [])])];
+      const r = generate(pre.model, [prompt], {
+        maxNewTokens: Math.min(o.maxNewTokens, pre.model.maxPositions - prompt.length),
+        temperature: o.temperature,
+        topK: o.topK,
+        topP: o.topP,
+        seed: o.seed,
+        stopTokens,
+        tokenizer: tok,
+      });
+      const text = tok ? (o.prompt ?? '') + r.text![0] : r.tokens[0].join(' ');
+      if (o.json) io.out(`${JSON.stringify({ text, tokens: r.tokens[0], logprobs: r.logprobs[0], stopped: r.stopped[0] })}\n`);
+      else io.out(`${text}\n`);
+    });
+}
