@@ -47,7 +47,7 @@ export type { GPT2Config } from './model/gpt2';
 export { Llama, llamaConfigFromHf } from './model/llama';
 export type { LlamaConfig } from './model/llama';
 export { ValueHead, RewardHead, CausalLMWithValueHead, RewardModel } from './model/heads';
-export { fromPretrained, loadTokenizerFile } from './model/pretrained';
+export { fromPretrained, loadTokenizerFile, savePretrained } from './model/pretrained';
 export type { Pretrained, FromPretrainedOptions } from './model/pretrained';
 
 // optimizer (core)

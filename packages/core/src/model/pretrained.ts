@@ -6,7 +6,7 @@
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { loadHfCheckpoint } from '../io/hf-checkpoint';
+import { loadHfCheckpoint, saveHfCheckpoint } from '../io/hf-checkpoint';
 import { readLlama2cCheckpoint } from '../io/llama2c';
 import { readLlama2cTokenizer } from '../tokenizers/llama2c-tokenizer';
 import type { Tokenizer } from '../tokenizers/types';
@@ -84,4 +84,9 @@ export function fromPretrained(path: string, opts: FromPretrainedOptions = {}): 
   const eos = typeof ck.config.eos_token_id === 'number' ? ck.config.eos_token_id : given?.eosId;
   const bos = typeof ck.config.bos_token_id === 'number' ? ck.config.bos_token_id : given?.bosId;
   return { model, tokenizer: given, format: 'hf', stopTokens: eos !== undefined ? [eos] : [], bosId: bos };
+}
+
+/** Writes a model as a Hugging Face folder (config.json + model.safetensors), atomically per file. */
+export function savePretrained(model: CausalLM, dir: string): void {
+  saveHfCheckpoint(dir, model.hfConfig(), model.stateDict());
 }
