@@ -68,3 +68,4 @@ export { ppoPolicyLoss, ppoValueLoss, explainedVariance } from './ppo-losses';
 export type { PpoPolicyLossResult, PpoValueLossResult } from './ppo-losses';
 export { encodePrompt, encodePromptCompletion, toSftExamples, toRankedExamples, toDpoExamples, toPrompts } from './records';
 export type { EncodedPair } from './records';
+export { causalLMFromConfig, loadRewardModel, copyTokenizerFiles, saveModelDir } from './model-dirs';

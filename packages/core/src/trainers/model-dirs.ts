@@ -1,0 +1,61 @@
+/**
+ * Model folders in and out of the trainers: a reward model (trunk + `score.weight`, with its
+ * reward-normalization.json) loaded from the folder RewardTrainer wrote, and a trained model written as a
+ * Hugging Face folder (config.json, model.safetensors) with the tokenizer files of the model it started from,
+ * so that the next stage (or `fromPretrained`) loads it as it is.
+ */
+import { copyFileSync, existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { StateDict } from '../io/dtypes';
+import { loadHfCheckpoint, readJsonFile, saveHfCheckpoint } from '../io/hf-checkpoint';
+import { writeFileAtomic } from '../io/atomic-write';
+import type { CausalLM } from '../model/common';
+import { GPT2, gpt2ConfigFromHf } from '../model/gpt2';
+import { RewardModel } from '../model/heads';
+import { Llama, llamaConfigFromHf } from '../model/llama';
+import type { ScoreNormalization } from './reward-trainer';
+
+/** An (uninitialised) model of the architecture a config.json describes. */
+export function causalLMFromConfig(config: Record<string, unknown>): CausalLM {
+  if (config.model_type === 'gpt2') return new GPT2(gpt2ConfigFromHf(config));
+  if (config.model_type === 'llama') return new Llama(llamaConfigFromHf(config));
+  throw new Error(`config.json: model_type '${String(config.model_type)}' is not 'gpt2' or 'llama'`);
+}
+
+/** A reward model folder: its weights, and its score normalisation when the folder has one. */
+export function loadRewardModel(dir: string): { model: RewardModel; normalization?: ScoreNormalization } {
+  const ck = loadHfCheckpoint(dir);
+  const trunk = causalLMFromConfig(ck.config);
+  const model = new RewardModel(trunk);
+  const tensors: StateDict = new Map([...ck.tensors].map(([k, v]) => [k.startsWith('transformer.') ? k.slice(12) : k, v]));
+  if (!tensors.has('score.weight')) throw new Error(`${dir}: no score.weight: not a reward model (train one with \`rlhf rm\`)`);
+  model.loadStateDict(tensors);
+  const normPath = join(dir, 'reward-normalization.json');
+  const normalization = existsSync(normPath) ? (readJsonFile(normPath) as ScoreNormalization) : undefined;
+  return { model, normalization };
+}
+
+const TOKENIZER_FILES = /^(tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|tokenizer\.bin|tok.*\.bin)$/;
+
+/** Copies the tokenizer files of a model folder (or the folder of a llama2.c .bin) into another folder. */
+export function copyTokenizerFiles(fromDir: string, toDir: string): string[] {
+  if (!existsSync(fromDir)) return [];
+  const names = readdirSync(fromDir).filter((n) => TOKENIZER_FILES.test(n));
+  for (const n of names) copyFileSync(join(fromDir, n), join(toDir, n));
+  return names;
+}
+
+/**
+ * Writes a trained model as a Hugging Face folder: config.json, model.safetensors, `files` (e.g.
+ * reward-normalization.json) and the tokenizer files found in `tokenizerFrom`.
+ */
+export function saveModelDir(
+  dir: string,
+  config: Record<string, unknown>,
+  tensors: StateDict,
+  options: { tokenizerFrom?: string; files?: Record<string, string> } = {},
+): void {
+  saveHfCheckpoint(dir, config, tensors);
+  for (const [n, data] of Object.entries(options.files ?? {})) writeFileAtomic(join(dir, n), data);
+  if (options.tokenizerFrom) copyTokenizerFiles(options.tokenizerFrom, dir);
+}
