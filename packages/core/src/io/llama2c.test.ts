@@ -3,7 +3,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { sharedDirForTests } from '@rlhf/data';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { llama2cToHfConfig, parseLlama2cCheckpoint, readLlama2cCheckpoint } from './llama2c';
+import { llama2cToHfConfig, parseLlama2cCheckpoint, readLlama2cCheckpoint, serializeLlama2cCheckpoint, writeLlama2cCheckpoint } from './llama2c';
+import { makeTempDir } from './test-helpers';
 
 /**
  * Builds a legacy llama2.c file: each weight block k (in file order) holds k*1000 + element index, so a test can
@@ -153,5 +154,53 @@ print(repr(float(w2[3, 5, 100])), repr(float(norm[63])), repr(float(w[:V*dim].su
     const { bytes } = synthetic({ dim: 8, hid: 12, L: 1, nh: 2, nkv: 1, V: 5, seq: 4, shared: true });
     const hf = llama2cToHfConfig(parseLlama2cCheckpoint(bytes).config);
     expect(hf).toMatchObject({ model_type: 'llama', hidden_size: 8, intermediate_size: 12, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, vocab_size: 5, max_position_embeddings: 4, tie_word_embeddings: true, rope_interleaved: true });
+  });
+});
+
+describe('writeLlama2cCheckpoint', () => {
+  it('writes what the reader reads, unshared classifier included', () => {
+    const { bytes } = synthetic({ dim: 8, hid: 12, L: 2, nh: 4, nkv: 2, V: 10, seq: 6, shared: false });
+    const ck = parseLlama2cCheckpoint(bytes);
+    const tmp = makeTempDir();
+    try {
+      const p = join(tmp.dir, 'out.bin');
+      writeLlama2cCheckpoint(p, ck.config, ck.tensors);
+      const back = readLlama2cCheckpoint(p);
+      expect(back.config).toEqual(ck.config);
+      expect(back.tensors).toEqual(ck.tensors);
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
+  const shared = sharedDirForTests();
+  const path = shared && join(shared, 'models/stories260K/stories260K.bin');
+  it.skipIf(!path || !existsSync(path))('rewrites stories260K.bin byte for byte outside the recomputed RoPE tables', () => {
+    const original = readFileSync(path!);
+    const ck = readLlama2cCheckpoint(path!);
+    const out = Buffer.concat(serializeLlama2cCheckpoint(ck.config, ck.tensors));
+    expect(out.length).toBe(original.length);
+    const norm = ck.tensors.get('model.norm.weight')!.data as Float32Array;
+    const ropeStart = norm.byteOffset + norm.byteLength;
+    expect(out.subarray(0, ropeStart).equals(original.subarray(0, ropeStart))).toBe(true);
+    let worst = 0;
+    for (let o = ropeStart; o < original.length; o += 4) worst = Math.max(worst, Math.abs(out.readFloatLE(o) - original.readFloatLE(o)));
+    expect(worst).toBeLessThan(1e-4);
+  });
+
+  it('names the missing or misshapen tensor', () => {
+    const { bytes } = synthetic({ dim: 8, hid: 12, L: 1, nh: 4, nkv: 2, V: 10, seq: 6, shared: true });
+    const ck = parseLlama2cCheckpoint(bytes);
+    const without = new Map(ck.tensors);
+    without.delete('model.layers.0.mlp.up_proj.weight');
+    expect(() => serializeLlama2cCheckpoint(ck.config, without)).toThrow(/tensor "model\.layers\.0\.mlp\.up_proj\.weight" is missing/);
+    const bent = new Map(ck.tensors);
+    bent.set('model.norm.weight', { dtype: 'F32', shape: [4, 2], data: new Float32Array(8) });
+    expect(() => serializeLlama2cCheckpoint(ck.config, bent)).toThrow(/"model\.norm\.weight" has shape \[4,2\], expected \[8\]/);
+    const typed = new Map(ck.tensors);
+    typed.set('model.norm.weight', { dtype: 'F16', shape: [8], data: new Float32Array(8) });
+    expect(() => serializeLlama2cCheckpoint(ck.config, typed)).toThrow(/"model\.norm\.weight" must be F32/);
+    expect(() => serializeLlama2cCheckpoint({ ...ck.config, nHeads: 3 }, ck.tensors)).toThrow(/do not make whole, even heads/);
+    expect(() => serializeLlama2cCheckpoint({ ...ck.config, seqLen: 0 }, ck.tensors)).toThrow(/config\.seqLen = 0 is out of range/);
   });
 });

@@ -10,8 +10,9 @@
  * (i, i+1) within a head, while HF Llama rotates (i, i + head_dim/2); the model consumes these weights with an
  * interleaved-RoPE flag (`ropeInterleaved: true`) instead.
  */
+import { writeFileAtomic } from './atomic-write';
 import { readFileToBuffer } from './safetensors';
-import type { StateDict } from './dtypes';
+import type { StateDict, TensorEntry } from './dtypes';
 
 /** Shapes of a llama2.c model, from the checkpoint header. */
 export interface Llama2cConfig {
@@ -193,4 +194,74 @@ export function llama2cToHfConfig(c: Llama2cConfig): Record<string, unknown> {
     eos_token_id: 2,
     rope_interleaved: true,
   };
+}
+
+/** The shapes `writeLlama2cCheckpoint` needs (a `Llama2cConfig` has them all). */
+export type Llama2cShape = Pick<Llama2cConfig, 'dim' | 'hiddenDim' | 'nLayers' | 'nHeads' | 'nKvHeads' | 'vocabSize' | 'seqLen' | 'sharedClassifier'> & {
+  ropeTheta?: number;
+};
+
+const LAYER_SUFFIXES: ReadonlyArray<[string, (c: { dim: number; kvDim: number; hid: number }) => number[]]> = [
+  ['input_layernorm.weight', (c) => [c.dim]],
+  ['self_attn.q_proj.weight', (c) => [c.dim, c.dim]],
+  ['self_attn.k_proj.weight', (c) => [c.kvDim, c.dim]],
+  ['self_attn.v_proj.weight', (c) => [c.kvDim, c.dim]],
+  ['self_attn.o_proj.weight', (c) => [c.dim, c.dim]],
+  ['post_attention_layernorm.weight', (c) => [c.dim]],
+  ['mlp.gate_proj.weight', (c) => [c.hid, c.dim]],
+  ['mlp.down_proj.weight', (c) => [c.dim, c.hid]],
+  ['mlp.up_proj.weight', (c) => [c.hid, c.dim]],
+];
+
+/**
+ * Serialises HF-named Llama weights (q/k in llama2.c's interleaved-pair RoPE order, as the reader returns them) to
+ * the legacy llama2.c `.bin` layout, so a model trained here runs in llama2.c's run.c. The legacy RoPE tables are
+ * recomputed (cos then sin of pos * theta^(-2i/headDim)); the classifier is written only when it is not shared.
+ * Every tensor must be F32 with the exact shape the config implies; errors name the tensor.
+ */
+export function serializeLlama2cCheckpoint(c: Llama2cShape, tensors: ReadonlyMap<string, TensorEntry>): Uint8Array[] {
+  for (const k of ['dim', 'hiddenDim', 'nLayers', 'nHeads', 'nKvHeads', 'vocabSize', 'seqLen'] as const) {
+    if (!Number.isInteger(c[k]) || c[k] <= 0 || c[k] > MAX_DIM) throw new RangeError(`writeLlama2cCheckpoint: config.${k} = ${c[k]} is out of range`);
+  }
+  if (c.dim % c.nHeads !== 0 || c.nHeads % c.nKvHeads !== 0 || (c.dim / c.nHeads) % 2 !== 0) {
+    throw new RangeError(`writeLlama2cCheckpoint: dim ${c.dim}, nHeads ${c.nHeads}, nKvHeads ${c.nKvHeads} do not make whole, even heads`);
+  }
+  const headDim = c.dim / c.nHeads;
+  const dims = { dim: c.dim, kvDim: c.nKvHeads * headDim, hid: c.hiddenDim };
+  const get = (name: string, shape: number[]): Uint8Array => {
+    const t = tensors.get(name);
+    if (!t) throw new Error(`writeLlama2cCheckpoint: tensor "${name}" is missing`);
+    if (t.dtype !== 'F32' || !(t.data instanceof Float32Array)) throw new TypeError(`writeLlama2cCheckpoint: tensor "${name}" must be F32 in a Float32Array`);
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]) || t.data.length !== shape.reduce((a, b) => a * b, 1)) {
+      throw new RangeError(`writeLlama2cCheckpoint: tensor "${name}" has shape ${JSON.stringify(t.shape)}, expected ${JSON.stringify(shape)}`);
+    }
+    return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+  };
+  const header = new Int32Array([c.dim, c.hiddenDim, c.nLayers, c.nHeads, c.nKvHeads, c.sharedClassifier ? c.vocabSize : -c.vocabSize, c.seqLen]);
+  const chunks: Uint8Array[] = [new Uint8Array(header.buffer)];
+  chunks.push(get('model.embed_tokens.weight', [c.vocabSize, c.dim]));
+  // The file stacks each kind of tensor over layers: all layers' rms_att, then all wq, ...
+  for (const [suffix, shape] of LAYER_SUFFIXES) {
+    for (let i = 0; i < c.nLayers; i++) chunks.push(get(`model.layers.${i}.${suffix}`, shape(dims)));
+  }
+  chunks.push(get('model.norm.weight', [c.dim]));
+  const half = headDim / 2;
+  const rope = new Float32Array(2 * c.seqLen * half);
+  const theta = c.ropeTheta ?? 10000;
+  for (let pos = 0; pos < c.seqLen; pos++) {
+    for (let i = 0; i < half; i++) {
+      const angle = pos * Math.pow(theta, (-2 * i) / headDim);
+      rope[pos * half + i] = Math.cos(angle);
+      rope[c.seqLen * half + pos * half + i] = Math.sin(angle);
+    }
+  }
+  chunks.push(new Uint8Array(rope.buffer));
+  if (!c.sharedClassifier) chunks.push(get('lm_head.weight', [c.vocabSize, c.dim]));
+  if (!littleEndian()) throw new Error('writeLlama2cCheckpoint: big-endian hosts are not supported');
+  return chunks;
+}
+
+/** Writes a llama2.c legacy checkpoint atomically; see `serializeLlama2cCheckpoint`. */
+export function writeLlama2cCheckpoint(path: string, config: Llama2cShape, tensors: ReadonlyMap<string, TensorEntry>): void {
+  writeFileAtomic(path, serializeLlama2cCheckpoint(config, tensors));
 }
