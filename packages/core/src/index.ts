@@ -32,8 +32,14 @@ export {
 export type { ReadSafetensorsOptions, SafetensorsFile, SafetensorsHeaderEntry } from './io/safetensors';
 export { loadHfCheckpoint, readJsonFile, saveHfCheckpoint } from './io/hf-checkpoint';
 export type { HfCheckpoint, SaveHfCheckpointOptions } from './io/hf-checkpoint';
-export { llama2cToHfConfig, parseLlama2cCheckpoint, readLlama2cCheckpoint } from './io/llama2c';
-export type { Llama2cCheckpoint, Llama2cConfig } from './io/llama2c';
+export {
+  llama2cToHfConfig,
+  parseLlama2cCheckpoint,
+  readLlama2cCheckpoint,
+  serializeLlama2cCheckpoint,
+  writeLlama2cCheckpoint,
+} from './io/llama2c';
+export type { Llama2cCheckpoint, Llama2cConfig, Llama2cShape } from './io/llama2c';
 
 // trainers: configs, SFT / reward / PPO / DPO, and their pure helpers (trainers)
 export * from './trainers/index';
