@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { convertFile } from './convert';
@@ -131,5 +131,63 @@ describe('what each adapter makes of its fixture', () => {
       expect(back.records).toEqual(base.records);
       if (name.endsWith('.gz')) expect(back.detection.gzip).toBe(true);
     }
+  });
+});
+
+describe('adapter-specific errors name the field', () => {
+  const write = (name: string, rows: unknown[]) => {
+    const f = join(tmp.dir, name);
+    writeFileSync(f, rows.map((r) => JSON.stringify(r)).join('\n'));
+    return f;
+  };
+
+  it('OpenAI chat: the last message must be the assistant; roles are checked', async () => {
+    const f = write('oa.jsonl', [
+      { messages: [{ role: 'user', content: 'hi' }] },
+      { messages: [{ role: 'user', content: 'hi' }, { role: 'bot', content: 'x' }] },
+      { messages: [] },
+    ]);
+    const { report } = await readAll(f, { format: 'openai-chat' });
+    expect(report.issues.map((i) => [i.line, i.path, i.code])).toEqual([
+      [1, 'messages[0].role', 'layout'],
+      [2, 'messages[1].role', 'schema'],
+      [3, 'messages', 'empty-completion'],
+    ]);
+    expect(report.issues[0].message).toMatch(/the last message is 'user'; a training example must end with an 'assistant' message/);
+  });
+
+  it('OpenAI preference: outputs must be one assistant message', async () => {
+    const f = write('oap.jsonl', [
+      { input: { messages: [{ role: 'user', content: 'q' }] }, preferred_output: [{ role: 'user', content: 'a' }], non_preferred_output: [{ role: 'assistant', content: 'b' }] },
+      { input: { messages: [] }, preferred_output: [], non_preferred_output: [{ role: 'assistant', content: 'b' }] },
+    ]);
+    const { report } = await readAll(f, { format: 'openai-preference' });
+    expect(report.issues[0]).toMatchObject({ line: 1, path: 'preferred_output[0].role', code: 'layout' });
+    expect(report.issues[1]).toMatchObject({ line: 2, path: 'preferred_output', code: 'schema' });
+  });
+
+  it('HH-RLHF: transcripts with no shared assistant turn are explained', async () => {
+    const f = write('hh.jsonl', [{ chosen: '\n\nHuman: a', rejected: '\n\nHuman: b' }, { chosen: 'x', rejected: 3 }]);
+    const { report } = await readAll(f, { format: 'hh-rlhf' });
+    expect(report.issues[0]).toMatchObject({ line: 1, path: 'chosen', code: 'layout', message: expect.stringMatching(/share no beginning that ends in/) });
+    expect(report.issues[1]).toMatchObject({ line: 2, path: 'rejected', code: 'schema', message: 'expected string, received number' });
+  });
+
+  it('TRL language modeling: text or messages, each checked in its own terms', async () => {
+    const f = write('lm.jsonl', [{ text: 5 }, { messages: [{ role: 'user' }] }]);
+    const { report } = await readAll(f, { format: 'trl-lm' });
+    expect(report.issues.map((i) => [i.line, i.path, i.message])).toEqual([
+      [1, 'text', 'expected string, received number'],
+      [2, 'messages[0].content', 'missing field (expected string)'],
+    ]);
+  });
+
+  it('Labelbox: a Likert scale that names no output is a warning; the choice is still read', async () => {
+    const row = JSON.parse(readFileSync(fixture('labelbox.ndjson'), 'utf8').split('\n')[0]);
+    row.projects['proj-hp'].labels[0].annotations.classifications.push({ name: 'Overall rating', radio_answer: { name: '4' } });
+    const f = write('lb.ndjson', [row]);
+    const { report, records } = await readAll(f);
+    expect(records).toHaveLength(1);
+    expect(report.issues[0]).toMatchObject({ severity: 'warning', code: 'layout', message: expect.stringMatching(/the scale "Overall rating" names no model output \(Response A, Response B\)/) });
   });
 });
