@@ -70,6 +70,15 @@ describe('rlhf data convert / stats / split', () => {
     expect(readFileSync(out, 'utf8').trim().split('\n')).toHaveLength(6);
   });
 
+  it('de-duplicates on request and refuses an unknown --dedupe', async () => {
+    const f = join(tmp, 'dups.jsonl');
+    writeFileSync(f, ['{"prompt":"p","completion":"a"}', '{"prompt":"p","completion":"b"}', '{"prompt":"q","completion":"c"}'].join('\n'));
+    const r = await run('convert', f, '--to', 'trl-prompt', '-o', join(tmp, 'prompts.jsonl'), '--dedupe', 'prompt');
+    expect(r.out).toMatch(/wrote 2 trl-prompt rows to .* \(1 removed as duplicates by prompt\)/);
+    const bad = await run('convert', f, '--to', 'trl-prompt', '-o', join(tmp, 'x.jsonl'), '--dedupe', 'maybe');
+    expect(bad).toMatchObject({ code: 1, err: "rlhf data: --dedupe must be 'record' or 'prompt', got 'maybe'\n" });
+  });
+
   it('stats prints JSON with K, ties and agreement', async () => {
     const r = await run('stats', join(fixtures, 'labelbox.ndjson'));
     const j = JSON.parse(r.out);

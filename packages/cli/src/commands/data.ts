@@ -134,14 +134,17 @@ export function registerData(program: Command, io: DataIo = processIo): void {
       .requiredOption('--to <format>', 'output layout')
       .requiredOption('-o, --out <file>', 'output file (.jsonl, .jsonl.gz, .json or .parquet)')
       .option('--from <format>', formatHelp(), 'auto')
+      .option('--dedupe <by>', "remove exact-duplicate records ('record') or repeated prompts ('prompt')")
       .description('convert between layouts; comparisons written to pairwise layouts become their C(K,2) pairs'),
   ).action(
-    guarded(io, async (input: string, o: CommonOpts & { to: string; out: string }) => {
+    guarded(io, async (input: string, o: CommonOpts & { to: string; out: string; dedupe?: string }) => {
       if (!FORMATS[o.to]) throw new DataError(`unknown output format '${o.to}'; known formats: ${FORMAT_NAMES.join(', ')}`);
-      const r = await convertFile(input, o.out, { ...readOptions(o), to: o.to });
+      if (o.dedupe !== undefined && o.dedupe !== 'record' && o.dedupe !== 'prompt') throw new DataError(`--dedupe must be 'record' or 'prompt', got '${o.dedupe}'`);
+      const r = await convertFile(input, o.out, { ...readOptions(o), to: o.to, dedupe: o.dedupe as 'record' | 'prompt' | undefined });
       sayDetection(io, input, r.detection);
       sayIssues(io, r.report, 20);
-      io.out(`${r.report.summaryText()}\nwrote ${r.written} ${o.to} rows to ${o.out}\n`);
+      const deduped = o.dedupe ? ` (${r.deduped} removed as duplicates by ${o.dedupe})` : '';
+      io.out(`${r.report.summaryText()}\nwrote ${r.written} ${o.to} rows to ${o.out}${deduped}\n`);
       return r.report.fileErrors > 0 ? 1 : 0;
     }),
   );
