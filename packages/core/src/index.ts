@@ -79,5 +79,5 @@ export type { BpeTrainOptions } from './tokenizers/bpe-trainer';
 export { HfTokenizer } from './tokenizers/hf-tokenizer';
 export { loadTokenizer, saveTokenizer } from './tokenizers/load-tokenizer';
 export type { LoadTokenizerOptions } from './tokenizers/load-tokenizer';
-export { chatTemplateFor, encodeChat, encodePromptCompletion, renderChat } from './tokenizers/chat-template';
-export type { ChatMessage, ChatTemplateOptions, EncodedChat, PromptCompletionOptions } from './tokenizers/chat-template';
+export { chatTemplateFor, encodeChat, renderChat } from './tokenizers/chat-template';
+export type { ChatMessage, ChatTemplateOptions, EncodedChat } from './tokenizers/chat-template';

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../io/test-helpers';
 import { DEFAULT_SPECIAL_TOKENS, trainByteLevelBpe } from './bpe-trainer';
 import { ByteLevelBpeTokenizer } from './byte-level-bpe';
-import { type ChatMessage, encodeChat, encodePromptCompletion, renderChat } from './chat-template';
+import { type ChatMessage, encodeChat, renderChat } from './chat-template';
 import { HfTokenizer } from './hf-tokenizer';
 import { readLlama2cTokenizer } from './llama2c-tokenizer';
 import type { Tokenizer } from './types';
@@ -159,29 +159,5 @@ describe('encodeChat', () => {
     expect(enc.ids).toEqual([tok.bosId]);
     expect(Array.from(enc.assistantMask)).toEqual([0]);
     expect(tok).toBeInstanceOf(ByteLevelBpeTokenizer);
-  });
-});
-
-describe('encodePromptCompletion', () => {
-  it('masks the completion and EOS only', () => {
-    const { ids, assistantMask } = encodePromptCompletion(tok, 'Q: refund?\nA:', ' Yes, within 30 days.');
-    expect(ids).toEqual([tok.bosId, ...tok.encode('Q: refund?\nA:'), ...tok.encode(' Yes, within 30 days.'), tok.eosId]);
-    const completion = ids.filter((_, i) => assistantMask[i]);
-    expect(tok.decode(completion, { skipSpecialTokens: false })).toBe(' Yes, within 30 days.<|eos|>');
-    expect(assistantMask[0]).toBe(0);
-    const bare = encodePromptCompletion(tok, 'a', 'b', { addBos: false, addEos: false });
-    expect(bare.ids).toEqual([...tok.encode('a'), ...tok.encode('b')]);
-    expect(Array.from(bare.assistantMask)).toEqual([0, 1]);
-    expect(() => encodePromptCompletion(tok, 'a', undefined as unknown as string)).toThrow(/must be strings/);
-  });
-
-  it('continues the prompt without a second dummy prefix (llama2.c tokenizer)', () => {
-    const shared = sharedDirForTests();
-    const p = shared && join(shared, 'models/stories260K/tok512.bin');
-    if (!p || !existsSync(p)) return expect(process.env.CI).toBeFalsy();
-    const lt = readLlama2cTokenizer(p);
-    const { ids, assistantMask } = encodePromptCompletion(lt, 'Once upon a time', ' there was a cat.');
-    expect(lt.decode(ids)).toBe('Once upon a time there was a cat.');
-    expect(lt.decode(ids.filter((_, i) => assistantMask[i]))).toBe(' there was a cat.');
   });
 });

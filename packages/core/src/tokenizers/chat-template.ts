@@ -161,25 +161,3 @@ function alignedLength(tokenizer: Tokenizer, prefix: string, whole: readonly num
   while (n < p.length && n < whole.length && p[n] === whole[n]) n++;
   return n;
 }
-
-/** Options of `encodePromptCompletion`. */
-export interface PromptCompletionOptions {
-  /** Start with BOS (default true when the tokenizer has one). */
-  addBos?: boolean;
-  /** End the completion with EOS, which is a target too, so the model learns to stop (default true). */
-  addEos?: boolean;
-}
-
-/**
- * Plain-text (non-chat) SFT example: `[BOS] prompt completion [EOS]`, with the mask on the completion and EOS.
- * The completion is encoded as a continuation (no SentencePiece dummy prefix), exactly as generation would
- * produce it after the prompt; put any separating space or newline in the prompt or the completion yourself.
- */
-export function encodePromptCompletion(tokenizer: Tokenizer, prompt: string, completion: string, options: PromptCompletionOptions = {}): { ids: number[]; assistantMask: Uint8Array } {
-  if (typeof prompt !== 'string' || typeof completion !== 'string') throw new TypeError('encodePromptCompletion: prompt and completion must be strings');
-  const p = tokenizer.encode(prompt, { addBos: options.addBos !== false });
-  const c = tokenizer.encode(completion, { addEos: options.addEos !== false, addDummyPrefix: prompt.length === 0 });
-  const mask = new Uint8Array(p.length + c.length);
-  mask.fill(1, p.length);
-  return { ids: [...p, ...c], assistantMask: mask };
-}
