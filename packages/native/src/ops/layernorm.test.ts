@@ -121,7 +121,7 @@ describe('layernorm bad calls', () => {
       [() => layernormForward(o, m, r, x, w, b, rows, cols, -1), 'RangeError', /argument 8 'eps' must be >= 0/],
       [() => layernormForward(o, m, r, x, [1, 2, 3, 4] as never, b, rows, cols, EPS), 'TypeError', /argument 4 'weight' must be a Float32Array/],
       [() => layernormForward(o, m, m, x, w, b, rows, cols, EPS), 'RangeError', /'mean' and 'rstd' must not share memory/],
-      [() => layernormForward(o, x.subarray(0, 2), r, x, w, b, rows, cols, EPS), 'RangeError', /'x' and 'mean' must not share memory/],
+      [() => layernormForward(o, x.subarray(0, 2), r, x, w, b, rows, cols, EPS), 'RangeError', /'mean' and 'x' must not share memory/],
       [() => layernormForward(o.subarray(1), m, r, o, w, b, 1, 4, EPS), 'RangeError', /'out' and 'x' must be the same array/],
       [() => layernormBackward(o, dw, db, x, x, w, m, r, rows, 5), 'RangeError', /layernormBackward: argument 0 'dx' is too short/],
       [() => layernormBackward(o, dw, dw, x, x, w, m, r, rows, cols), 'RangeError', /'dweight' and 'dbias' must not share memory/],
@@ -130,6 +130,24 @@ describe('layernorm bad calls', () => {
       [() => raw.layernormBackward(o, dw, db, x, x, w, m, r, rows), 'TypeError', /layernormBackward: expected 10 arguments, got 9/],
     ];
     for (const [fn, name, msg] of cases) expectThrowsNamed(fn, name, msg);
+  });
+});
+
+describe('layernorm inputs may share memory', () => {
+  it('accepts weight === bias and x === dy (only outputs must be apart)', () => {
+    const rows = 4, cols = 21;
+    const x = randomF32(rows * cols, 1), w = randomF32(cols, 2);
+    const out = new Float32Array(rows * cols), mean = new Float32Array(rows), rstd = new Float32Array(rows);
+    const rout = new Float32Array(rows * cols), rmean = new Float32Array(rows), rrstd = new Float32Array(rows);
+    layernormForward(out, mean, rstd, x, w, w, rows, cols, EPS);
+    layernormForwardRef(rout, rmean, rrstd, x, w, w, rows, cols, EPS);
+    expect(maxRelError(out, rout)).toBeLessThan(2e-5);
+    const dx = new Float32Array(rows * cols), dw = new Float32Array(cols), db = new Float32Array(cols);
+    const rdx = new Float32Array(rows * cols), rdw = new Float32Array(cols), rdb = new Float32Array(cols);
+    layernormBackward(dx, dw, db, x, x, w, mean, rstd, rows, cols);
+    layernormBackwardRef(rdx, rdw, rdb, x, x, w, mean, rstd, rows, cols);
+    expect(maxRelError(dx, rdx)).toBeLessThan(5e-5);
+    expect(maxRelError(dw, rdw)).toBeLessThan(5e-5);
   });
 });
 

@@ -102,13 +102,31 @@ describe('rmsnorm bad calls', () => {
       [() => rmsnormForward(o, r, x, w, rows, cols, -1e-5), 'RangeError', /argument 6 'eps' must be >= 0/],
       [() => rmsnormForward(o, r, x, 'w' as never, rows, cols, EPS), 'TypeError', /argument 3 'weight' must be a Float32Array/],
       [() => rmsnormForward(o.subarray(2), r, o, w, 1, cols, EPS), 'RangeError', /'out' and 'x' must be the same array/],
-      [() => rmsnormForward(o, x.subarray(0, 2), x, w, rows, cols, EPS), 'RangeError', /'x' and 'rstd' must not share memory/],
+      [() => rmsnormForward(o, x.subarray(0, 2), x, w, rows, cols, EPS), 'RangeError', /'rstd' and 'x' must not share memory/],
       [() => rmsnormBackward(o, dw, x, x, w, r, rows, 5), 'RangeError', /rmsnormBackward: argument 0 'dx' is too short/],
       [() => rmsnormBackward(o, w, x, x, w, r, rows, cols), 'RangeError', /'dweight' and 'weight' must not share memory/],
       [() => rmsnormBackward(o, dw, x, x, w, new Float64Array(2) as never, rows, cols), 'TypeError', /argument 5 'rstd' must be a Float32Array/],
       [() => raw.rmsnormBackward(o, dw, x, x, w, r, rows), 'TypeError', /rmsnormBackward: expected 8 arguments, got 7/],
     ];
     for (const [fn, name, msg] of cases) expectThrowsNamed(fn, name, msg);
+  });
+});
+
+describe('rmsnorm inputs may share memory', () => {
+  it('accepts x === dy and weight inside x (only outputs must be apart)', () => {
+    const rows = 4, cols = 21;
+    const x = randomF32(rows * cols, 1), w = x.subarray(0, cols);
+    const out = new Float32Array(rows * cols), rstd = new Float32Array(rows);
+    const rout = new Float32Array(rows * cols), rrstd = new Float32Array(rows);
+    rmsnormForward(out, rstd, x, w, rows, cols, EPS);
+    rmsnormForwardRef(rout, rrstd, x, w, rows, cols, EPS);
+    expect(maxRelError(out, rout)).toBeLessThan(1e-5);
+    const dx = new Float32Array(rows * cols), dw = new Float32Array(cols);
+    const rdx = new Float32Array(rows * cols), rdw = new Float32Array(cols);
+    rmsnormBackward(dx, dw, x, x, w, rstd, rows, cols);
+    rmsnormBackwardRef(rdx, rdw, x, x, w, rstd, rows, cols);
+    expect(maxRelError(dx, rdx)).toBeLessThan(5e-5);
+    expect(maxRelError(dw, rdw)).toBeLessThan(5e-5);
   });
 });
 

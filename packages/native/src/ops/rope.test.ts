@@ -91,6 +91,19 @@ describe.each(SIMD_LEVELS)('rope at simd=%s', (level) => {
   });
 });
 
+describe('rope over a long run of consecutive positions', () => {
+  it('keeps float accuracy at every position (the cos/sin table steps angles between exact anchors)', () => {
+    const B = 1, T = 4099, H = 1, D = 10, n = T * D;
+    const x = randomF32(n, 17), pos = Int32Array.from({ length: T }, (_, t) => 100000 + t);
+    const out = new Float32Array(n), ref = new Float32Array(n);
+    for (const interleaved of [true, false]) {
+      ropeForward(out, x, pos, B, T, H, D, 10000, interleaved);
+      ropeForwardRef(ref, x, pos, B, T, H, D, 10000, interleaved);
+      expect(maxRelError(out, ref)).toBeLessThan(2e-6);
+    }
+  });
+});
+
 describe('rope gradient against central finite differences (float64)', () => {
   it.each([true, false])('ropeBackward (interleaved=%s)', (interleaved) => {
     const B = 2, T = 2, H = 2, D = 6, n = B * T * H * D;

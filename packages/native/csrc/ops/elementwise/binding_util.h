@@ -37,4 +37,13 @@ inline void all_disjoint(const Args& a, std::initializer_list<Span> spans) {
                    j->name);
 }
 
+// Outputs must not share memory with each other nor with any of these inputs (inputs may share memory with
+// each other: reading twice is harmless).
+inline void outputs_disjoint(const Args& a, std::initializer_list<Span> outputs, std::initializer_list<Span> inputs) {
+  all_disjoint(a, outputs);
+  for (const Span& o : outputs)
+    for (const Span& i : inputs)
+      a.no_overlap(o.data, size_t(o.len) * sizeof(float), o.name, i.data, size_t(i.len) * sizeof(float), i.name);
+}
+
 }  // namespace rlhf

@@ -1,7 +1,7 @@
 // layernormForward(out, mean, rstd, x, weight, bias, rows, cols, eps)
 // layernormBackward(dx, dweight, dbias, dy, x, weight, mean, rstd, rows, cols)
-// Shapes and gradient rules: layernorm.h. out may be x and dx may be dy or x (in place); every other pair
-// of arrays must be disjoint.
+// Shapes and gradient rules: layernorm.h. out may be x and dx may be dy or x (in place); otherwise no output
+// may share memory with another array (inputs may share memory with each other).
 #include "common/args.h"
 #include "common/registry.h"
 #include "ops/elementwise/binding_util.h"
@@ -23,9 +23,9 @@ static void LayernormForward(const Napi::CallbackInfo& info) {
   double eps = a.number(8, "eps");
   if (eps < 0) a.range_error("argument 8 'eps' must be >= 0, got " + std::to_string(eps));
   same_or_disjoint(a, out, total, "out", x, total, "x");
-  all_disjoint(a, {{out, total, "out"}, {mean, rows, "mean"}, {rstd, rows, "rstd"}, {weight, cols, "weight"},
-                   {bias, cols, "bias"}});
-  all_disjoint(a, {{x, total, "x"}, {mean, rows, "mean"}, {rstd, rows, "rstd"}});
+  outputs_disjoint(a, {{out, total, "out"}, {mean, rows, "mean"}, {rstd, rows, "rstd"}},
+                   {{weight, cols, "weight"}, {bias, cols, "bias"}});
+  outputs_disjoint(a, {{mean, rows, "mean"}, {rstd, rows, "rstd"}}, {{x, total, "x"}});
   layernorm_forward_cpu(out, mean, rstd, x, weight, bias, rows, cols, float(eps));
 }
 
@@ -44,10 +44,9 @@ static void LayernormBackward(const Napi::CallbackInfo& info) {
   const float* rstd = a.f32(7, "rstd", rows);
   same_or_disjoint(a, dx, total, "dx", dy, total, "dy");
   same_or_disjoint(a, dx, total, "dx", x, total, "x");
-  all_disjoint(a, {{dx, total, "dx"}, {dweight, cols, "dweight"}, {dbias, cols, "dbias"}, {weight, cols, "weight"},
-                   {mean, rows, "mean"}, {rstd, rows, "rstd"}});
-  all_disjoint(a, {{dweight, cols, "dweight"}, {dy, total, "dy"}, {x, total, "x"}});
-  all_disjoint(a, {{dbias, cols, "dbias"}, {dy, total, "dy"}, {x, total, "x"}});
+  outputs_disjoint(a, {{dx, total, "dx"}, {dweight, cols, "dweight"}, {dbias, cols, "dbias"}},
+                   {{weight, cols, "weight"}, {mean, rows, "mean"}, {rstd, rows, "rstd"}});
+  outputs_disjoint(a, {{dweight, cols, "dweight"}, {dbias, cols, "dbias"}}, {{dy, total, "dy"}, {x, total, "x"}});
   layernorm_backward_cpu(dx, dweight, dbias, dy, x, weight, mean, rstd, rows, cols);
 }
 

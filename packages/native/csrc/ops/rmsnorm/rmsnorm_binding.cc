@@ -1,7 +1,7 @@
 // rmsnormForward(out, rstd, x, weight, rows, cols, eps)
 // rmsnormBackward(dx, dweight, dy, x, weight, rstd, rows, cols)
-// Shapes and gradient rules: rmsnorm.h. out may be x and dx may be dy or x (in place); every other pair of
-// arrays must be disjoint.
+// Shapes and gradient rules: rmsnorm.h. out may be x and dx may be dy or x (in place); otherwise no output
+// may share memory with another array (inputs may share memory with each other).
 #include "common/args.h"
 #include "common/registry.h"
 #include "ops/elementwise/binding_util.h"
@@ -21,8 +21,8 @@ static void RmsnormForward(const Napi::CallbackInfo& info) {
   double eps = a.number(6, "eps");
   if (eps < 0) a.range_error("argument 6 'eps' must be >= 0, got " + std::to_string(eps));
   same_or_disjoint(a, out, total, "out", x, total, "x");
-  all_disjoint(a, {{out, total, "out"}, {rstd, rows, "rstd"}, {weight, cols, "weight"}});
-  all_disjoint(a, {{x, total, "x"}, {rstd, rows, "rstd"}});
+  outputs_disjoint(a, {{out, total, "out"}, {rstd, rows, "rstd"}}, {{weight, cols, "weight"}});
+  outputs_disjoint(a, {{rstd, rows, "rstd"}}, {{x, total, "x"}});
   rmsnorm_forward_cpu(out, rstd, x, weight, rows, cols, float(eps));
 }
 
@@ -39,8 +39,8 @@ static void RmsnormBackward(const Napi::CallbackInfo& info) {
   const float* rstd = a.f32(5, "rstd", rows);
   same_or_disjoint(a, dx, total, "dx", dy, total, "dy");
   same_or_disjoint(a, dx, total, "dx", x, total, "x");
-  all_disjoint(a, {{dx, total, "dx"}, {dweight, cols, "dweight"}, {weight, cols, "weight"}, {rstd, rows, "rstd"}});
-  all_disjoint(a, {{dweight, cols, "dweight"}, {dy, total, "dy"}, {x, total, "x"}});
+  outputs_disjoint(a, {{dx, total, "dx"}, {dweight, cols, "dweight"}}, {{weight, cols, "weight"}, {rstd, rows, "rstd"}});
+  outputs_disjoint(a, {{dweight, cols, "dweight"}}, {{dy, total, "dy"}, {x, total, "x"}});
   rmsnorm_backward_cpu(dx, dweight, dy, x, weight, rstd, rows, cols);
 }
 

@@ -30,13 +30,28 @@ void rope_cpu(float* out, const float* x, const int32_t* positions, int64_t B, i
   for (int64_t i = 0; i < half; ++i) freq[size_t(i)] = std::pow(theta, -2.0 * double(i) / double(D));
   std::vector<float> cos_tab(size_t(rows * half)), sin_tab(size_t(rows * half));
   const double sign = inverse ? -1.0 : 1.0;
+  // Consecutive positions (the by-position table) step each angle by freq[i]: the cos/sin of row r follow
+  // from row r-1 by one rotation in float64 (angle addition), re-anchored with exact std::cos/std::sin every
+  // kAnchor rows and at the start of each thread's range, so that 1 row in kAnchor pays for the trig calls
+  // (a 1024-position table is 32 Ki sin/cos pairs otherwise) and the rotation error (~1e-16 a step) never
+  // reaches float precision. Scattered positions (per-token rows) take exact trig every row.
+  constexpr int64_t kAnchor = 16;
   parallel_for(rows, std::max<int64_t>(1, 2048 / half), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const double pos = by_position ? double(lo + r) : double(positions[r]);
-      for (int64_t i = 0; i < half; ++i) {
-        const double a = pos * freq[size_t(i)];
-        cos_tab[size_t(r * half + i)] = float(std::cos(a));
-        sin_tab[size_t(r * half + i)] = float(sign * std::sin(a));
+    for (int64_t i = 0; i < half; ++i) {
+      const double f = freq[size_t(i)], cf = std::cos(f), sf = std::sin(f);
+      double c = 0.0, sn = 0.0;
+      for (int64_t r = r0; r < r1; ++r) {
+        if (!by_position || r == r0 || r % kAnchor == 0) {
+          const double a = (by_position ? double(lo + r) : double(positions[r])) * f;
+          c = std::cos(a);
+          sn = std::sin(a);
+        } else {
+          const double nc = c * cf - sn * sf;
+          sn = sn * cf + c * sf;
+          c = nc;
+        }
+        cos_tab[size_t(r * half + i)] = float(c);
+        sin_tab[size_t(r * half + i)] = float(sign * sn);
       }
     }
   });
