@@ -224,6 +224,8 @@ describe('tokenizer.json: ours and @huggingface/tokenizers agree', () => {
     expect(broken((j) => delete j.model.vocab)).toThrow(/model\.vocab is missing/);
     expect(broken((j) => (j.model.vocab['Ġ'] = 7))).toThrow(/id 7 is used by both/);
     expect(broken((j) => (j.added_tokens[0].id = 'x'))).toThrow(/added_tokens\[0\] needs an integer id/);
+    expect(broken((j) => (j.model.vocab['zzz'] = 1e9))).toThrow(/id 1000000000 is beyond the largest supported vocabulary/);
+    expect(broken((j) => (j.model.vocab['zzz'] = -3))).toThrow(/token "zzz" has invalid id -3/);
     expect(() => tok.decode([1500])).toThrow(/id 1500 at position 0 is outside the vocabulary \[0, 1500\)/);
     const bad = join(tmp.dir, 'bad.json');
     writeFileSync(bad, '{nope');

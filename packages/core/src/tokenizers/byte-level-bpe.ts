@@ -80,6 +80,9 @@ interface TokenizerJson {
 
 const utf8 = new TextDecoder('utf-8');
 
+/** Ids at or above this are rejected as corrupt (the largest public vocabularies hold ~256k tokens). */
+const MAX_VOCAB_ID = 1 << 24;
+
 /** Our byte-level BPE tokenizer. Build it with `fromTokenizerJson`, or train one with `trainByteLevelBpe`. */
 export class ByteLevelBpeTokenizer implements Tokenizer {
   readonly kind = 'byte-level-bpe' as const;
@@ -126,6 +129,8 @@ export class ByteLevelBpeTokenizer implements Tokenizer {
       if (!Number.isInteger(id) || id < 0) throw new Error(`${src}: token ${JSON.stringify(tok)} has invalid id ${String(id)}`);
       maxId = Math.max(maxId, id);
     }
+    // An untrusted file could name id 1e9 and make us allocate gigabytes: real vocabularies are far smaller.
+    if (maxId >= MAX_VOCAB_ID) throw new Error(`${src}: id ${maxId} is beyond the largest supported vocabulary (${MAX_VOCAB_ID})`);
     this.vocabSize = maxId + 1;
     const vocab: string[] = new Array(this.vocabSize).fill('');
     for (const [tok, id] of this.ids) {
