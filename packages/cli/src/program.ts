@@ -3,6 +3,10 @@ import { registerData } from './commands/data';
 import { registerDemo } from './commands/demo';
 import { registerGenerate } from './commands/generate';
 import { registerInfo } from './commands/info';
+import { registerSft } from './commands/sft';
+import { registerRm } from './commands/rm';
+import { registerPpo } from './commands/ppo';
+import { registerDpo } from './commands/dpo';
 
 declare const __RLHF_CLI_VERSION__: string | undefined;
 
@@ -16,6 +20,10 @@ export function buildProgram(): Command {
   registerDemo(program);
   registerData(program);
   registerGenerate(program);
+  registerSft(program);
+  registerRm(program);
+  registerPpo(program);
+  registerDpo(program);
   return program;
 }
 

@@ -1,0 +1,21 @@
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { DPO_CONFIG_SPEC, DpoTrainer, fromPretrained, saveModelDir, toDpoExamples, validateDpoConfig, type DpoConfig } from '@rlhf/core';
+import { addTrainingOptions, configFromCli, loadRecords, loadStartingModel, printSummary, progressReporter, resumeFrom, type CommonFlags } from './train-common';
+
+/** `rlhf dpo`: direct preference optimisation on preferences or comparisons; the policy lands in <out>/final. */
+export function registerDpo(program: Command): void {
+  const cmd = program.command('dpo').description('direct preference optimisation on preference pairs (or every pair of ranked comparisons)');
+  addTrainingOptions(cmd, DPO_CONFIG_SPEC).action(async (opts: Record<string, unknown> & CommonFlags) => {
+    const config = configFromCli<DpoConfig>('dpo config', DPO_CONFIG_SPEC, validateDpoConfig, opts);
+    const { model, tokenizer, tokenizerDir } = loadStartingModel(config.modelPath, opts.tokenizer);
+    const train = toDpoExamples(tokenizer, await loadRecords(config.datasetPath, 'datasetPath'));
+    const evalData = config.evalDatasetPath ? toDpoExamples(tokenizer, await loadRecords(config.evalDatasetPath, 'evalDatasetPath')) : undefined;
+    const refModel = config.refModelPath ? fromPretrained(config.refModelPath).model.freeze() : undefined;
+    const trainer = new DpoTrainer(model, train, { config, evalData, refModel, progress: progressReporter(), resume: resumeFrom(opts) });
+    const { steps, lastEval } = trainer.train();
+    const final = join(config.outputDir, 'final');
+    saveModelDir(final, model.hfConfig(), model.stateDict(), { tokenizerFrom: tokenizerDir });
+    printSummary({ command: 'dpo', final, steps, eval: lastEval });
+  });
+}

@@ -1,0 +1,42 @@
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import {
+  CausalLMWithValueHead,
+  ConfigError,
+  PPO_CONFIG_SPEC,
+  PpoTrainer,
+  fromPretrained,
+  loadRewardModel,
+  saveModelDir,
+  toPrompts,
+  validatePpoConfig,
+  type PpoConfig,
+} from '@rlhf/core';
+import { addTrainingOptions, configFromCli, loadRecords, loadStartingModel, printSummary, progressReporter, resumeFrom, type CommonFlags } from './train-common';
+
+/** `rlhf ppo`: PPO of the SFT policy against a reward model; the policy (without its value head) lands in <out>/final. */
+export function registerPpo(program: Command): void {
+  const cmd = program.command('ppo').description('PPO against a reward model, with a per-token KL penalty to the frozen SFT reference');
+  addTrainingOptions(cmd, PPO_CONFIG_SPEC).action(async (opts: Record<string, unknown> & CommonFlags) => {
+    const config = configFromCli<PpoConfig>('ppo config', PPO_CONFIG_SPEC, validatePpoConfig, opts);
+    if (!config.rewardModelPath) throw new ConfigError('ppo config', [{ field: 'rewardModelPath', message: 'is required: a reward model folder written by `rlhf rm`' }]);
+    const { model, tokenizer, tokenizerDir, stopTokens } = loadStartingModel(config.modelPath, opts.tokenizer);
+    const reward = loadRewardModel(config.rewardModelPath);
+    const prompts = toPrompts(tokenizer, await loadRecords(config.datasetPath, 'datasetPath'));
+    const evalPrompts = config.evalDatasetPath ? toPrompts(tokenizer, await loadRecords(config.evalDatasetPath, 'evalDatasetPath')) : undefined;
+    const refModel = config.refModelPath ? fromPretrained(config.refModelPath).model.freeze() : undefined;
+    const policy = new CausalLMWithValueHead(model);
+    const trainer = new PpoTrainer(policy, prompts, reward, {
+      config,
+      refModel,
+      evalPrompts,
+      eosTokenId: tokenizer.eosId ?? stopTokens[0],
+      progress: progressReporter(),
+      resume: resumeFrom(opts),
+    });
+    const { steps, lastEval } = trainer.train();
+    const final = join(config.outputDir, 'final');
+    saveModelDir(final, model.hfConfig(), model.stateDict(), { tokenizerFrom: tokenizerDir });
+    printSummary({ command: 'ppo', final, steps, eval: lastEval, klCoef: trainer.klController.value });
+  });
+}

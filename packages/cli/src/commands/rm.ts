@@ -1,0 +1,24 @@
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { REWARD_CONFIG_SPEC, RewardModel, RewardTrainer, saveModelDir, toRankedExamples, validateRewardConfig, type RewardConfig } from '@rlhf/core';
+import { addTrainingOptions, configFromCli, loadRecords, loadStartingModel, printSummary, progressReporter, resumeFrom, type CommonFlags } from './train-common';
+
+/** `rlhf rm`: a reward model (the SFT model's trunk + a scalar head) on ranked comparisons; lands in <out>/final. */
+export function registerRm(program: Command): void {
+  const cmd = program.command('rm').description('reward model on ranked comparisons (InstructGPT K-wise loss) or preference pairs');
+  addTrainingOptions(cmd, REWARD_CONFIG_SPEC).action(async (opts: Record<string, unknown> & CommonFlags) => {
+    const config = configFromCli<RewardConfig>('rm config', REWARD_CONFIG_SPEC, validateRewardConfig, opts);
+    const { model, tokenizer, tokenizerDir } = loadStartingModel(config.modelPath, opts.tokenizer);
+    const rm = new RewardModel(model);
+    const train = toRankedExamples(tokenizer, await loadRecords(config.datasetPath, 'datasetPath'));
+    const evalData = config.evalDatasetPath ? toRankedExamples(tokenizer, await loadRecords(config.evalDatasetPath, 'evalDatasetPath')) : undefined;
+    const trainer = new RewardTrainer(rm, train, { config, evalData, progress: progressReporter(), resume: resumeFrom(opts) });
+    const { steps, lastEval } = trainer.train();
+    const final = join(config.outputDir, 'final');
+    saveModelDir(final, { ...model.hfConfig(), num_labels: 1 }, rm.stateDict(), {
+      tokenizerFrom: tokenizerDir,
+      files: { 'reward-normalization.json': `${JSON.stringify(trainer.normalization, null, 2)}\n` },
+    });
+    printSummary({ command: 'rm', final, steps, eval: lastEval, normalization: trainer.normalization });
+  });
+}

@@ -1,0 +1,20 @@
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { SFT_CONFIG_SPEC, SftTrainer, saveModelDir, toSftExamples, validateSftConfig, type SftConfig } from '@rlhf/core';
+import { addTrainingOptions, configFromCli, loadRecords, loadStartingModel, printSummary, progressReporter, resumeFrom, type CommonFlags } from './train-common';
+
+/** `rlhf sft`: supervised fine-tuning on demonstrations; the model lands in <out>/final. */
+export function registerSft(program: Command): void {
+  const cmd = program.command('sft').description('supervised fine-tuning on demonstrations (loss on completion tokens)');
+  addTrainingOptions(cmd, SFT_CONFIG_SPEC).action(async (opts: Record<string, unknown> & CommonFlags) => {
+    const config = configFromCli<SftConfig>('sft config', SFT_CONFIG_SPEC, validateSftConfig, opts);
+    const { model, tokenizer, tokenizerDir } = loadStartingModel(config.modelPath, opts.tokenizer);
+    const train = toSftExamples(tokenizer, await loadRecords(config.datasetPath, 'datasetPath'));
+    const evalData = config.evalDatasetPath ? toSftExamples(tokenizer, await loadRecords(config.evalDatasetPath, 'evalDatasetPath')) : undefined;
+    const trainer = new SftTrainer(model, train, { config, evalData, progress: progressReporter(), resume: resumeFrom(opts) });
+    const { steps, lastEval } = trainer.train();
+    const final = join(config.outputDir, 'final');
+    saveModelDir(final, model.hfConfig(), model.stateDict(), { tokenizerFrom: tokenizerDir });
+    printSummary({ command: 'sft', final, steps, eval: lastEval });
+  });
+}

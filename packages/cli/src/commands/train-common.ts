@@ -1,0 +1,154 @@
+/**
+ * What `rlhf sft | rm | ppo | dpo` share: one flag per config field (generated from the config's spec, so
+ * `--learning-rate 1e-5` overrides `"learningRate"` of `--config FILE.json`), `--out` and `--resume`, a config
+ * that reports every problem at once by field name, the progress display (a bar on a TTY, plain lines
+ * otherwise), and loading the starting model, its tokenizer and the data records.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { SingleBar, Presets } from 'cli-progress';
+import type { Command } from 'commander';
+import {
+  ConfigError,
+  LineProgress,
+  flagName,
+  formatMetric,
+  fromPretrained,
+  loadTokenizer,
+  parseFieldValue,
+  resolveResume,
+  type ConfigProblem,
+  type ConfigSpec,
+  type LoadedCheckpoint,
+  type ProgressReporter,
+  type Tokenizer,
+  type TrainingArgs,
+} from '@rlhf/core';
+import { readAll, type DataRecord } from '@rlhf/data';
+
+/** Options every training command has besides the config fields. */
+export interface CommonFlags {
+  config?: string;
+  out?: string;
+  resume?: string;
+  tokenizer?: string;
+}
+
+/** Adds --config, --out, --resume, --tokenizer and one --<field> flag per config field (help: group, doc, default). */
+export function addTrainingOptions<T>(cmd: Command, spec: ConfigSpec<T>): Command {
+  cmd
+    .option('--config <file>', 'JSON file of config fields (flags override it)')
+    .option('--out <dir>', 'output folder (the outputDir field)')
+    .option('--resume <dir>', 'continue from a checkpoint folder, or the newest loadable checkpoint under a folder')
+    .option('--tokenizer <path>', "tokenizer file or folder (default: the one beside the model)");
+  for (const [field, s] of Object.entries(spec) as [string, ConfigSpec<T>[keyof T]][]) {
+    const def = s.default === null ? 'null' : JSON.stringify(s.default);
+    cmd.option(`--${flagName(field)} <value>`, `[${s.group}] ${s.doc} (default: ${def})`);
+  }
+  return cmd;
+}
+
+/**
+ * The config from --config and the flags, validated as a whole: a ConfigError lists every problem of the
+ * file and the flags together, each by field name.
+ */
+export function configFromCli<T extends TrainingArgs>(
+  name: string,
+  spec: ConfigSpec<T>,
+  validate: (input: unknown) => ConfigProblem[],
+  opts: Record<string, unknown> & CommonFlags,
+): T {
+  let fromFile: Record<string, unknown> = {};
+  if (opts.config) {
+    let text: string;
+    try {
+      text = readFileSync(opts.config, 'utf8');
+    } catch (e) {
+      throw new Error(`--config ${opts.config}: ${(e as Error).message}`);
+    }
+    try {
+      fromFile = JSON.parse(text) as Record<string, unknown>;
+    } catch (e) {
+      throw new Error(`--config ${opts.config}: not valid JSON: ${(e as Error).message}`);
+    }
+  }
+  const isObject = typeof fromFile === 'object' && fromFile !== null && !Array.isArray(fromFile);
+  const merged: Record<string, unknown> = isObject ? { ...fromFile } : {};
+  const problems: ConfigProblem[] = [];
+  if (!isObject) problems.push({ field: '(config)', message: `${opts.config} must hold a JSON object` });
+  for (const [field, s] of Object.entries(spec) as [string, ConfigSpec<T>[keyof T]][]) {
+    const raw = opts[field];
+    if (typeof raw === 'string') merged[field] = parseFieldValue(s, raw);
+  }
+  if (opts.out) merged.outputDir = opts.out;
+  problems.push(...validate(merged));
+  if (problems.length) throw new ConfigError(name, problems);
+  const defaults = Object.fromEntries(Object.entries(spec).map(([k, s]) => [k, (s as { default: unknown }).default]));
+  return { ...defaults, ...merged } as unknown as T;
+}
+
+/** A progress bar on a TTY (cli-progress), plain lines on stderr otherwise. */
+export function progressReporter(): ProgressReporter {
+  if (!process.stderr.isTTY) return new LineProgress((l) => process.stderr.write(`${l}\n`), 10);
+  let bar: SingleBar | null = null;
+  let label = '';
+  return {
+    start(l, total, startStep) {
+      label = l;
+      bar = new SingleBar({ format: `${l} [{bar}] {value}/{total} {metrics}`, stream: process.stderr, hideCursor: true }, Presets.shades_classic);
+      bar.start(total, startStep, { metrics: '' });
+    },
+    update(step, metrics) {
+      const keys = ['loss', 'objective/score', 'objective/kl', 'rewards/accuracy', 'accuracy', 'lr'];
+      const shown = keys.filter((k) => k in metrics).map((k) => `${k.replace(/^.*\//, '')}=${formatMetric(metrics[k])}`);
+      bar?.update(step, { metrics: shown.join(' ') });
+    },
+    log(message) {
+      if (bar) {
+        bar.stop();
+        process.stderr.write(`[${label}] ${message}\n`);
+        const b = bar as SingleBar & { value?: number; total?: number };
+        bar.start(b.getTotal(), b.getProgress() * b.getTotal(), { metrics: '' });
+      } else process.stderr.write(`[${label}] ${message}\n`);
+    },
+    stop() {
+      bar?.stop();
+      bar = null;
+    },
+  };
+}
+
+/** The starting model and its tokenizer (--tokenizer, else the one beside the model). */
+export function loadStartingModel(modelPath: string | null, tokenizerPath: string | undefined, field = 'modelPath') {
+  if (!modelPath) throw new ConfigError('config', [{ field, message: 'is required: the starting model folder (config.json + model.safetensors) or llama2.c .bin' }]);
+  const pre = fromPretrained(modelPath, tokenizerPath ? { tokenizer: loadTokenizer(tokenizerPath) } : {});
+  const tokenizer: Tokenizer | undefined = pre.tokenizer ?? (tokenizerPath ? loadTokenizer(tokenizerPath) : tryLoadTokenizer(modelPath));
+  if (!tokenizer) throw new Error(`${modelPath}: no tokenizer found beside the model; pass --tokenizer`);
+  return { model: pre.model, tokenizer, stopTokens: pre.stopTokens, tokenizerDir: tokenizerPath ? dirname(tokenizerPath) : modelPath };
+}
+
+function tryLoadTokenizer(path: string): Tokenizer | undefined {
+  try {
+    return loadTokenizer(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** All records of a data file (JSONL, JSON or Parquet, any supported layout). */
+export async function loadRecords(path: string | null, field: string): Promise<DataRecord[]> {
+  if (!path) throw new ConfigError('config', [{ field, message: 'is required: a data file' }]);
+  const { records } = await readAll(path);
+  if (records.length === 0) throw new Error(`${path}: no record`);
+  return records;
+}
+
+/** The checkpoint to resume from, when --resume is given. */
+export function resumeFrom(opts: CommonFlags): LoadedCheckpoint | undefined {
+  return opts.resume ? resolveResume(opts.resume) : undefined;
+}
+
+/** The run's closing line on stdout: JSON with the output folder, steps and last evaluation. */
+export function printSummary(summary: Record<string, unknown>): void {
+  process.stdout.write(`${JSON.stringify(summary)}\n`);
+}

@@ -1,0 +1,109 @@
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GPT2, fromPretrained, readMetrics, saveModelDir, saveTokenizer, trainByteLevelBpe } from '@rlhf/core';
+import { Command } from 'commander';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { registerDpo } from './dpo';
+import { registerPpo } from './ppo';
+import { registerRm } from './rm';
+import { registerSft } from './sft';
+
+const root = mkdtempSync(join(tmpdir(), 'rlhf-cli-train-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const base = join(root, 'base');
+const jsonl = (name: string, rows: unknown[]) => {
+  const p = join(root, name);
+  writeFileSync(p, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  return p;
+};
+
+beforeAll(() => {
+  // a tiny base model with its own byte-level BPE tokenizer, saved as a Hugging Face folder
+  const corpus = ['the sky is blue. the grass is green. is the sky blue? yes. no. hello there.'];
+  const tok = trainByteLevelBpe(corpus, { vocabSize: 290 });
+  const model = new GPT2({ vocabSize: tok.vocabSize, nPositions: 64, nEmbd: 32, nLayer: 1, nHead: 2 }, { seed: 1 });
+  mkdirSync(base, { recursive: true });
+  saveModelDir(base, model.hfConfig(), model.stateDict());
+  saveTokenizer(base, tok);
+});
+
+/** Runs one training command in-process; returns the summary line it printed. */
+async function run(register: (p: Command) => void, name: string, ...args: string[]): Promise<Record<string, unknown>> {
+  const program = new Command('rlhf').exitOverride();
+  register(program);
+  let out = '';
+  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => {
+    out += String(s);
+    return true;
+  });
+  const quiet = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+  try {
+    await program.parseAsync(['node', 'rlhf', name, ...args]);
+  } finally {
+    spy.mockRestore();
+    quiet.mockRestore();
+  }
+  return JSON.parse(out.trim().split('\n').at(-1)!);
+}
+
+describe('rlhf sft | rm | ppo | dpo', () => {
+  it('sft: --config plus overriding flags, writes checkpoints, metrics and a loadable final model; --resume continues', async () => {
+    const data = jsonl('demos.jsonl', [
+      { kind: 'demonstration', prompt: 'is the sky blue?', completion: ' yes.' },
+      { kind: 'demonstration', prompt: 'is the grass blue?', completion: ' no.' },
+      { kind: 'demonstration', prompt: [{ role: 'user', content: 'hello' }], completion: [{ role: 'assistant', content: 'hello there.' }] },
+    ]);
+    const cfg = join(root, 'sft.json');
+    writeFileSync(cfg, JSON.stringify({ modelPath: base, datasetPath: data, learningRate: 1e-3, perDeviceTrainBatchSize: 2, numTrainEpochs: 1, maxSteps: 4 }));
+    const out = join(root, 'sft-out');
+    const s = await run(registerSft, 'sft', '--config', cfg, '--out', out, '--max-steps', '3', '--save-steps', '1');
+    expect(s).toMatchObject({ command: 'sft', steps: 3, final: join(out, 'final') });
+    expect(readMetrics(join(out, 'metrics.jsonl')).filter((r) => 'loss' in r).length).toBe(3);
+    expect(existsSync(join(out, 'final', 'tokenizer.json'))).toBe(true);
+    const first = fromPretrained(join(out, 'final')).model.stateDict();
+    // --resume from checkpoint-2 redoes step 3 and must land on the same weights
+    const again = await run(registerSft, 'sft', '--config', cfg, '--out', out, '--max-steps', '3', '--save-steps', '1', '--resume', join(out, 'checkpoint-2'));
+    expect(again.steps).toBe(3);
+    const second = fromPretrained(join(out, 'final')).model.stateDict();
+    for (const [k, v] of first) expect(second.get(k)!.data).toEqual(v.data);
+    expect(readMetrics(join(out, 'metrics.jsonl')).filter((r) => 'loss' in r).map((r) => r.step)).toEqual([1, 2, 3]);
+  });
+
+  it('rm, then ppo against it, then dpo, from the command line', async () => {
+    const comps = jsonl('comparisons.jsonl', [
+      { kind: 'comparison', prompt: 'is the sky blue?', completions: [' yes.', ' no.', ' hello.'], ranking: [[0], [2], [1]] },
+      { kind: 'comparison', prompt: 'is the grass green?', completions: [' no.', ' yes.'], ranking: [[1], [0]] },
+    ]);
+    const rmOut = join(root, 'rm-out');
+    const r = await run(registerRm, 'rm', '--model-path', base, '--dataset-path', comps, '--eval-dataset-path', comps, '--out', rmOut, '--learning-rate', '1e-3', '--per-device-train-batch-size', '2', '--num-train-epochs', '2');
+    expect(r.command).toBe('rm');
+    expect((r.eval as { accuracy: number }).accuracy).toBeGreaterThanOrEqual(0);
+    expect(JSON.parse(readFileSync(join(rmOut, 'final', 'reward-normalization.json'), 'utf8')).count).toBe(5);
+
+    const prompts = jsonl('prompts.jsonl', [{ kind: 'prompt', prompt: 'is the sky blue?' }, { kind: 'prompt', prompt: 'hello' }]);
+    const ppoOut = join(root, 'ppo-out');
+    const p = await run(registerPpo, 'ppo', '--model-path', base, '--reward-model-path', join(rmOut, 'final'), '--dataset-path', prompts, '--out', ppoOut,
+      '--per-device-train-batch-size', '2', '--response-length', '4', '--total-episodes', '4', '--ppo-epochs', '1', '--missing-eos-penalty', '1');
+    expect(p).toMatchObject({ command: 'ppo', steps: 2 });
+    expect(fromPretrained(join(ppoOut, 'final')).model.numParameters()).toBeGreaterThan(0); // no value head in the final folder
+
+    const dpoOut = join(root, 'dpo-out');
+    const d = await run(registerDpo, 'dpo', '--model-path', base, '--dataset-path', comps, '--out', dpoOut, '--per-device-train-batch-size', '2', '--beta', '0.2');
+    expect(d).toMatchObject({ command: 'dpo', steps: 2 }); // 3 + 1 pairs, batches of 2
+  });
+
+  it('a bad config gives every problem at once, file and flags together, by field name', async () => {
+    const cfg = join(root, 'bad.json');
+    writeFileSync(cfg, JSON.stringify({ learningRate: -1, klcoef: 0.1, gamma: 2 }));
+    const err = await run(registerPpo, 'ppo', '--config', cfg, '--cliprange', 'wide', '--ppo-epochs', '0').catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    const msg = (err as Error).message;
+    for (const f of ['learningRate: must be > 0', 'klcoef: unknown field (did you mean klCoef?)', 'gamma: must be ≤ 1', "cliprange: must be a finite number, got 'wide'", 'ppoEpochs: must be ≥ 1']) {
+      expect(msg).toContain(f);
+    }
+    await expect(run(registerSft, 'sft', '--config', join(root, 'missing.json'))).rejects.toThrow(/--config .*missing.json/);
+    await expect(run(registerSft, 'sft', '--out', join(root, 'x'))).rejects.toThrow(/modelPath: is required/);
+  });
+});
