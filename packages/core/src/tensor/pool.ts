@@ -19,11 +19,22 @@ export interface PoolStats {
   idleBytes: number;
 }
 
+let enabled = true;
+
+/**
+ * Turns the pool off (every acquire allocates, every release is dropped) or back on: only for measuring
+ * what the pool saves (bench/run.mjs compares the GC share of a training step with and without it).
+ */
+export function setPoolEnabled(on: boolean): void {
+  enabled = on;
+  if (!on) clearPool();
+}
+
 const stats: PoolStats = { fresh: 0, freshBytes: 0, reused: 0, reusedBytes: 0, released: 0, idleBytes: 0 };
 
 /** A buffer of exactly n floats; its contents are arbitrary (not zeroed). */
 export function acquireF32(n: number): Float32Array {
-  const list = free.get(n);
+  const list = enabled ? free.get(n) : undefined;
   if (list && list.length > 0) {
     stats.reused++;
     stats.reusedBytes += n * 4;
@@ -42,6 +53,7 @@ export function acquireZerosF32(n: number): Float32Array {
 
 /** Gives a buffer back; the caller must not touch it again. Views (subarrays) are never pooled. */
 export function releaseF32(buf: Float32Array): void {
+  if (!enabled) return;
   if (buf.byteOffset !== 0 || buf.length * 4 !== buf.buffer.byteLength) return;
   let list = free.get(buf.length);
   if (!list) free.set(buf.length, (list = []));

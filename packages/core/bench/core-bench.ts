@@ -1,0 +1,155 @@
+/**
+ * Benchmarks of core (not tests: nothing here fails on a timing).
+ *
+ * 1. Training step of a 6-layer, 384-wide, 6-head GPT (nanoGPT's Shakespeare-char shape, vocabulary 65) at
+ *    T = 256: tokens/s and model FLOPs utilisation (MFU) against the FMA peak. Model FLOPs per token are
+ *    nanoGPT's / PaLM's estimate 6·N + 12·L·C·T (N: parameters without the position table; forward and
+ *    backward; attention counted in full although causal). The peer is the FMA peak itself, measured
+ *    between the rounds of steps (interleaved), so MFU is a ratio of two figures taken under the same load.
+ * 2. The share of a training step spent in garbage collection (PerformanceObserver 'gc' entries), with the
+ *    buffer pool on and off, interleaved, plus the pool's fresh allocations per step.
+ * 3. Generation tokens/s with and without the KV cache (same model, greedy, batch 1), interleaved.
+ */
+import { performance, PerformanceObserver } from 'node:perf_hooks';
+import { writeFileSync } from 'node:fs';
+import * as nativeOps from '@rlhf/native';
+import { generate } from '../src/generation/generate';
+import { GPT2 } from '../src/model/gpt2';
+import { AdamW } from '../src/optim/adamw';
+import { crossEntropy } from '../src/tensor/ops';
+import { poolStats, resetPoolStats, setPoolEnabled } from '../src/tensor/pool';
+import { Rng } from '../src/util/rng';
+
+interface Row {
+  suite: 'core';
+  kernel: string;
+  shape: string;
+  ms: number | null;
+  [k: string]: unknown;
+}
+
+const median = (a: number[]) => {
+  const s = [...a].sort((x, y) => x - y);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+function fmaPeakGflops(rounds: number): number {
+  const n = nativeOps.native() as unknown as { benchFmaPeak?: (iters: number) => number };
+  if (typeof n.benchFmaPeak !== 'function') return NaN;
+  let best = 0;
+  for (let r = 0; r < rounds; r++) {
+    const t0 = performance.now();
+    const flops = n.benchFmaPeak(4e6);
+    best = Math.max(best, flops / (performance.now() - t0) / 1e6);
+  }
+  return best;
+}
+
+let gcMs = 0;
+const obs = new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) gcMs += e.duration;
+});
+obs.observe({ entryTypes: ['gc'] });
+/** GC entries are delivered asynchronously: yield to the event loop before reading gcMs. */
+const flushGc = () => new Promise((r) => setTimeout(r, 0));
+
+export async function main(argv: string[]): Promise<void> {
+  const quick = argv.includes('--quick');
+  const jsonAt = argv.indexOf('--json');
+  const thrAt = argv.indexOf('--threads');
+  if (thrAt >= 0) nativeOps.setNumThreads(Number(argv[thrAt + 1]));
+  const info = nativeOps.info();
+  const rows: Row[] = [];
+  const log = (r: Row) => {
+    rows.push(r);
+    console.log(JSON.stringify(r));
+  };
+  console.log(`# core bench: ${info.threads} threads, ${info.simd}${quick ? ', quick' : ''}`);
+
+  // ---- 1 + 2. training step ----
+  const L = 6, C = 384, H = 6, T = 256, V = 65, B = quick ? 2 : 4;
+  const model = new GPT2({ vocabSize: V, nPositions: T, nEmbd: C, nLayer: L, nHead: H }, { seed: 1 });
+  const opt = new AdamW(model.namedParameters(), { lr: 1e-4 });
+  const N = model.numParameters() - T * C; // without the position table (nanoGPT's count)
+  const flopsPerToken = 6 * N + 12 * L * C * T;
+  const rng = new Rng(3);
+  const ids = Int32Array.from({ length: B * T }, () => rng.int(V));
+  const targets = Int32Array.from({ length: B * T }, () => rng.int(V));
+  const step = () => {
+    opt.zeroGrad();
+    const loss = crossEntropy(model.logits(model.forward({ ids, B, T })), targets);
+    loss.backward();
+    loss.release();
+    opt.clipGradNorm(1);
+    opt.step();
+  };
+  for (let i = 0; i < 2; i++) step(); // warm-up: JIT, pool filled
+  const rounds = quick ? 3 : 5, perRound = quick ? 2 : 3;
+  const stepMs: Record<'pool' | 'nopool', number[]> = { pool: [], nopool: [] };
+  const gcShare: Record<'pool' | 'nopool', number[]> = { pool: [], nopool: [] };
+  const peaks: number[] = [];
+  let freshPerStep = 0;
+  for (let r = 0; r < rounds; r++) {
+    peaks.push(fmaPeakGflops(3));
+    for (const mode of r % 2 ? (['nopool', 'pool'] as const) : (['pool', 'nopool'] as const)) {
+      setPoolEnabled(mode === 'pool');
+      if (mode === 'pool') step(); // refill the pool after a no-pool phase
+      await flushGc();
+      resetPoolStats();
+      const gc0 = gcMs;
+      let total = 0;
+      for (let i = 0; i < perRound; i++) {
+        const t0 = performance.now();
+        step();
+        const dt = performance.now() - t0;
+        total += dt;
+        stepMs[mode].push(dt);
+      }
+      await flushGc();
+      gcShare[mode].push((gcMs - gc0) / total);
+      if (mode === 'pool') freshPerStep = poolStats().freshBytes / perRound;
+    }
+  }
+  setPoolEnabled(true);
+  const peak = median(peaks);
+  const ms = median(stepMs.pool);
+  const shape = `L${L} C${C} H${H} T${T} B${B} V${V}`;
+  const achieved = (flopsPerToken * B * T) / ms / 1e6; // GFLOP/s
+  log({
+    suite: 'core', kernel: 'gpt-train-step', shape, ms: +ms.toFixed(1),
+    tokensPerSec: +((B * T) / (ms / 1e3)).toFixed(0), gflops: +achieved.toFixed(1),
+    pctPeak: +((100 * achieved) / peak).toFixed(1), peer: 'fma-peak', peerGflops: +peak.toFixed(1),
+    params: model.numParameters(), rounds,
+  });
+  log({
+    suite: 'core', kernel: 'gc-share-train-step', shape, ms: +ms.toFixed(1),
+    gcPctPool: +(100 * median(gcShare.pool)).toFixed(2), gcPctNoPool: +(100 * median(gcShare.nopool)).toFixed(2),
+    msNoPool: +median(stepMs.nopool).toFixed(1), ratio: +(median(stepMs.nopool) / ms).toFixed(3),
+    freshMiBPerStepPool: +(freshPerStep / 2 ** 20).toFixed(3), peer: 'same step without the pool', rounds,
+  });
+
+  // ---- 3. generation with and without the KV cache ----
+  const prompt = [Array.from({ length: 16 }, () => rng.int(V))];
+  const newTokens = quick ? 32 : 64;
+  const gen = (useCache: boolean) => generate(model, prompt, { temperature: 0, maxNewTokens: newTokens, useCache });
+  gen(true);
+  gen(false);
+  const g: Record<'cache' | 'nocache', number[]> = { cache: [], nocache: [] };
+  for (let r = 0; r < (quick ? 2 : 3); r++) {
+    for (const mode of r % 2 ? (['nocache', 'cache'] as const) : (['cache', 'nocache'] as const)) {
+      const t0 = performance.now();
+      gen(mode === 'cache');
+      g[mode].push(performance.now() - t0);
+    }
+  }
+  const gc = median(g.cache), gn = median(g.nocache);
+  log({
+    suite: 'core', kernel: 'generate-kv-cache', shape: `L${L} C${C} prompt 16 + ${newTokens} greedy, B1`, ms: +gc.toFixed(1),
+    tokensPerSec: +((newTokens * 1e3) / gc).toFixed(1), peer: 'no cache (full forward per token)', peerMs: +gn.toFixed(1),
+    peerTokensPerSec: +((newTokens * 1e3) / gn).toFixed(1), ratio: +(gn / gc).toFixed(2),
+  });
+  obs.disconnect();
+  if (jsonAt >= 0) {
+    writeFileSync(argv[jsonAt + 1], `${JSON.stringify({ machine: { threads: info.threads, simd: info.simd, fmaPeakGflops: +peak.toFixed(1) }, results: rows }, null, 2)}\n`);
+  }
+}

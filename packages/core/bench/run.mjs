@@ -1,0 +1,23 @@
+#!/usr/bin/env node
+/**
+ * Core benchmarks: `node bench/run.mjs [--quick] [--json FILE] [--threads N]` (from packages/core).
+ * Bundles bench/core-bench.ts with esbuild (so it runs on the sources, no build of core needed) and runs it.
+ * The addon comes from RLHF_NATIVE_PATH when set, else packages/native/build/Release/rlhf_native.node.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const require = createRequire(import.meta.url);
+// the bundle goes under node_modules/.cache (ignored by git) so that '@rlhf/native' still resolves from it
+const out = join(here, '..', '..', '..', 'node_modules', '.cache', 'rlhf-core-bench', 'core-bench.mjs');
+mkdirSync(dirname(out), { recursive: true });
+const esbuild = join(dirname(require.resolve('esbuild/package.json')), 'bin', 'esbuild');
+const r = spawnSync(esbuild, [join(here, 'core-bench.ts'), '--bundle', '--platform=node', '--format=esm', '--target=node20',
+  '--external:@rlhf/native', '--external:@rlhf/data', `--outfile=${out}`, '--log-level=warning'], { stdio: 'inherit' });
+if (r.status !== 0) process.exit(r.status ?? 1);
+const { main } = await import(pathToFileURL(out).href);
+await main(process.argv.slice(2));
