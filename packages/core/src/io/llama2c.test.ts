@@ -4,7 +4,7 @@ import { sharedDirForTests } from '@rlhf/data';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { llama2cToHfConfig, parseLlama2cCheckpoint, readLlama2cCheckpoint, serializeLlama2cCheckpoint, writeLlama2cCheckpoint } from './llama2c';
-import { makeTempDir } from './test-helpers';
+import { makeTempDir, seededRandom } from './test-helpers';
 
 /**
  * Builds a legacy llama2.c file: each weight block k (in file order) holds k*1000 + element index, so a test can
@@ -76,6 +76,20 @@ describe('parseLlama2cCheckpoint on synthetic files', () => {
     const a = parseLlama2cCheckpoint(bytes).tensors;
     const b = parseLlama2cCheckpoint(shifted.subarray(1)).tensors;
     expect(b).toEqual(a);
+  });
+
+  it('never crashes on random header corruption: parses or names the problem', () => {
+    const { bytes } = synthetic(p);
+    const rand = seededRandom(17);
+    for (let trial = 0; trial < 300; trial++) {
+      const b = Buffer.from(bytes);
+      b[Math.floor(rand() * 28)] = Math.floor(rand() * 256);
+      try {
+        parseLlama2cCheckpoint(b, 'fuzz');
+      } catch (e) {
+        expect((e as Error).message).toMatch(/^llama2\.c checkpoint fuzz: /);
+      }
+    }
   });
 
   it('rejects wrong sizes and bad headers with a clear error', () => {

@@ -159,6 +159,23 @@ describe('parseLlama2cVocab errors', () => {
     expect(() => parseLlama2cVocab(tokBin([['<unk>', 0]]))).toThrow(/holds 1 tokens/);
   });
 
+  it('never crashes on random corruption of tok512.bin: parses or names the problem', () => {
+    if (!haveTok) return expect(process.env.CI).toBeFalsy();
+    const good = readFileSync(tokPath!);
+    const rand = seededRandom(13);
+    for (let trial = 0; trial < 200; trial++) {
+      const b = Buffer.from(good);
+      for (let k = 0; k < 3; k++) b[Math.floor(rand() * b.length)] = Math.floor(rand() * 256);
+      const cut = rand() < 0.3 ? b.subarray(0, Math.floor(rand() * b.length)) : b;
+      try {
+        const tok = new Llama2cTokenizer(parseLlama2cVocab(cut, 'fuzz'));
+        tok.decode(tok.encode('Once upon a time, a cat.'));
+      } catch (e) {
+        expect((e as Error).message).toMatch(/^llama2\.c tokenizer fuzz: /);
+      }
+    }
+  });
+
   it('works on a tiny vocabulary: merges by score, leftmost first on ties', () => {
     const bytes: Array<[Uint8Array, number]> = Array.from({ length: 256 }, (_, b) => [Buffer.from(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`), 0]);
     const tok = new Llama2cTokenizer(
