@@ -5,6 +5,8 @@ import { sharedDirForTests, sharedPath } from '@rlhf/data';
 import { afterAll, describe, expect, it } from 'vitest';
 import { generate } from '../generation/generate';
 import { saveHfCheckpoint } from '../io/hf-checkpoint';
+import { trainByteLevelBpe } from '../tokenizers/bpe-trainer';
+import { saveTokenizer } from '../tokenizers/load-tokenizer';
 import { noGrad } from '../tensor/autograd';
 import { Rng } from '../util/rng';
 import type { CausalLM } from './common';
@@ -43,6 +45,19 @@ describe('fromPretrained / savePretrained', () => {
     expect(back.savePrefix).toBe('transformer.');
     expect([...back.stateDict().keys()][0]).toBe('transformer.wte.weight');
     expect(Array.from(logitsOf(back))).toEqual(Array.from(logitsOf(g)));
+  });
+
+  it('finds tokenizer.json in an HF folder and generates text with it', () => {
+    const tok = trainByteLevelBpe('the cat sat on the mat. the dog sat on the log. ', { vocabSize: 280 });
+    const m = new GPT2({ vocabSize: tok.vocabSize, nPositions: 16, nEmbd: 8, nLayer: 1, nHead: 2 }, { seed: 4 });
+    const dir = join(tmp, 'with-tok');
+    savePretrained(m, dir);
+    saveTokenizer(dir, tok);
+    const back = fromPretrained(dir);
+    expect(back.tokenizer?.vocabSize).toBe(tok.vocabSize);
+    const g = generate(back.model, [back.tokenizer!.encode('the cat')], { temperature: 0.7, maxNewTokens: 5, tokenizer: back.tokenizer });
+    expect(typeof g.text![0]).toBe('string');
+    expect(g.text![0]).toBe(back.tokenizer!.decode(g.tokens[0].filter((t) => t !== back.tokenizer!.eosId)));
   });
 
   it('names what is wrong', () => {

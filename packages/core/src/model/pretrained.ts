@@ -2,13 +2,13 @@
  * fromPretrained: a model (and its tokenizer, when one is found) from
  *  - a Hugging Face folder: config.json (model_type gpt2 or llama) + model.safetensors (or shards), or
  *  - a llama2.c checkpoint `.bin` (+ a `tok*.bin` / `tokenizer.bin` beside it, or the one given).
- * The readers are io/ (safetensors, llama2.c) and tokenizers/ (llama2.c tok*.bin).
+ * The readers are io/ (safetensors, llama2.c) and tokenizers/ (loadTokenizer: tok*.bin, tokenizer.json).
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { loadHfCheckpoint, saveHfCheckpoint } from '../io/hf-checkpoint';
 import { readLlama2cCheckpoint } from '../io/llama2c';
-import { readLlama2cTokenizer } from '../tokenizers/llama2c-tokenizer';
+import { loadTokenizer } from '../tokenizers/load-tokenizer';
 import type { Tokenizer } from '../tokenizers/types';
 import type { CausalLM } from './common';
 import { GPT2, gpt2ConfigFromHf } from './gpt2';
@@ -30,11 +30,10 @@ export interface FromPretrainedOptions {
   tokenizer?: string | Tokenizer;
 }
 
-/** Loads a tokenizer from a file: llama2.c `tok*.bin` (HF tokenizer.json support comes from tokenizers/). */
+/** Loads a tokenizer file or folder (llama2.c tok*.bin, tokenizer.json): tokenizers/'s loadTokenizer. */
 export function loadTokenizerFile(path: string): Tokenizer {
   if (!existsSync(path)) throw new Error(`tokenizer ${path} does not exist`);
-  if (path.endsWith('.bin')) return readLlama2cTokenizer(path);
-  throw new Error(`tokenizer ${path}: only llama2.c tok*.bin files are read here so far`);
+  return loadTokenizer(path);
 }
 
 export function fromPretrained(path: string, opts: FromPretrainedOptions = {}): Pretrained {
@@ -61,7 +60,7 @@ export function fromPretrained(path: string, opts: FromPretrainedOptions = {}): 
     if (!tokenizer) {
       const dir = dirname(path);
       const found = readdirSync(dir).filter((f) => /^tok.*\.bin$|^tokenizer\.bin$/.test(f));
-      if (found.length === 1) tokenizer = readLlama2cTokenizer(join(dir, found[0]));
+      if (found.length === 1) tokenizer = loadTokenizer(join(dir, found[0]));
     }
     return { model, tokenizer, format: 'llama2c', stopTokens: [1], bosId: 1 };
   }
@@ -81,9 +80,10 @@ export function fromPretrained(path: string, opts: FromPretrainedOptions = {}): 
   } else {
     throw new Error(`fromPretrained: ${join(path, 'config.json')} has model_type ${JSON.stringify(type)}; gpt2 and llama are supported`);
   }
-  const eos = typeof ck.config.eos_token_id === 'number' ? ck.config.eos_token_id : given?.eosId;
-  const bos = typeof ck.config.bos_token_id === 'number' ? ck.config.bos_token_id : given?.bosId;
-  return { model, tokenizer: given, format: 'hf', stopTokens: eos !== undefined ? [eos] : [], bosId: bos };
+  const tokenizer = given ?? (existsSync(join(path, 'tokenizer.json')) ? loadTokenizer(path) : undefined);
+  const eos = typeof ck.config.eos_token_id === 'number' ? ck.config.eos_token_id : tokenizer?.eosId;
+  const bos = typeof ck.config.bos_token_id === 'number' ? ck.config.bos_token_id : tokenizer?.bosId;
+  return { model, tokenizer, format: 'hf', stopTokens: eos !== undefined ? [eos] : [], bosId: bos };
 }
 
 /** Writes a model as a Hugging Face folder (config.json + model.safetensors), atomically per file. */
