@@ -234,6 +234,25 @@ describe('tokenizer.json: ours and @huggingface/tokenizers agree', () => {
 });
 
 describe('loadTokenizer picks the kind', () => {
+  it('finds a chat template in chat_template.jinja or chat_template.json when the config has none', () => {
+    const t = trainByteLevelBpe(smallCorpus, { vocabSize: 280, chatTemplate: '' });
+    for (const [file, body] of [['chat_template.jinja', '{{ messages[0].content }}!'], ['chat_template.json', JSON.stringify({ chat_template: '{{ messages[0].content }}?' })]]) {
+      const d = join(tmp.dir, `tpl-${file}`);
+      mkdirSync(d);
+      saveTokenizer(d, t);
+      const cfgPath = join(d, 'tokenizer_config.json');
+      const cfg = JSON.parse(readFileSync(cfgPath, 'utf8'));
+      delete cfg.chat_template;
+      writeFileSync(cfgPath, JSON.stringify(cfg));
+      expect(loadTokenizer(d).chatTemplate).toBeUndefined();
+      writeFileSync(join(d, file), body);
+      expect(loadTokenizer(d).chatTemplate).toBe(file.endsWith('.jinja') ? body : JSON.parse(body).chat_template);
+    }
+    const bad = join(tmp.dir, 'tpl-chat_template.json');
+    writeFileSync(join(bad, 'chat_template.json'), '{"chat_template": 3}');
+    expect(() => loadTokenizer(bad)).toThrow(/chat_template\.json: "chat_template" is not a string/);
+  });
+
   it('explains paths it cannot use', () => {
     expect(() => loadTokenizer(join(tmp.dir, 'missing'))).toThrow(/does not exist/);
     const empty = join(tmp.dir, 'empty');

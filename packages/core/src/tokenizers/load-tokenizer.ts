@@ -2,11 +2,11 @@
  * `loadTokenizer(path)`: one entry point that picks the right tokenizer for a file or a folder, and
  * `saveTokenizer` for our own byte-level BPE.
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic-write';
 import { readJsonFile } from '../io/hf-checkpoint';
-import { ByteLevelBpeTokenizer, type TokenizerConfig, UnsupportedTokenizerError } from './byte-level-bpe';
+import { ByteLevelBpeTokenizer, type TokenizerConfig, UnsupportedTokenizerError, configChatTemplate } from './byte-level-bpe';
 import { HfTokenizer } from './hf-tokenizer';
 import { readLlama2cTokenizer } from './llama2c-tokenizer';
 import type { Tokenizer } from './types';
@@ -24,7 +24,8 @@ export interface LoadTokenizerOptions {
 /**
  * Loads a tokenizer from:
  *  - a llama2.c `tok*.bin` file (any `.bin`),
- *  - a `tokenizer.json` file (with `tokenizer_config.json` beside it when present),
+ *  - a `tokenizer.json` file (with `tokenizer_config.json` beside it when present, and the chat template from
+ *    it or from a `chat_template.jinja` / `chat_template.json` beside it),
  *  - a folder holding `tokenizer.json` (+ `tokenizer_config.json`), or else exactly one `tok*.bin` / `tokenizer.bin`.
  */
 export function loadTokenizer(path: string, options: LoadTokenizerOptions = {}): Tokenizer {
@@ -55,6 +56,17 @@ function loadTokenizerJson(path: string, options: LoadTokenizerOptions): Tokeniz
     const c = readJsonFile(configPath);
     if (!c || typeof c !== 'object' || Array.isArray(c)) throw new Error(`${configPath} is not a JSON object`);
     config = c as TokenizerConfig;
+  }
+  if (configChatTemplate(config) === undefined) {
+    // Newer transformers versions save the template beside the config: chat_template.jinja or chat_template.json.
+    const jinja = join(dirname(path), 'chat_template.jinja');
+    const jsonFile = join(dirname(path), 'chat_template.json');
+    if (existsSync(jinja)) config = { ...config, chat_template: readFileSync(jinja, 'utf8') };
+    else if (existsSync(jsonFile)) {
+      const t = (readJsonFile(jsonFile) as { chat_template?: unknown } | null)?.chat_template;
+      if (typeof t !== 'string') throw new Error(`${jsonFile}: "chat_template" is not a string`);
+      config = { ...config, chat_template: t };
+    }
   }
   const engine = options.engine ?? 'auto';
   if (engine === 'hf') return new HfTokenizer(json, config, path);
