@@ -5,7 +5,9 @@
  * records/s and the child's peak RSS. Run twice: with the duplicate checks (the default, whose sets grow by
  * one number per record) and without (--no-dedupe-check; what is left is the streaming itself).
  *
- *   npm run build -w @rlhf/data && node packages/data/bench/stream.mjs [--n 1000000] [--keep]
+ *   npm run build -w @rlhf/data && node packages/data/bench/stream.mjs [--n 1000000] [--keep] [--only on|off]
+ *
+ * --keep leaves the generated input in the temp folder and reuses it on the next --keep run.
  *
  * Writes bench-results-data-stream.json beside this script's package.
  */
@@ -50,13 +52,14 @@ const words = 'the a model answer helpful harmless honest because user asks expl
 const sentence = (len) => Array.from({ length: len }, () => words[Math.floor(rand() * words.length)]).join(' ');
 
 const dir = join(tmpdir(), 'rlhf-data-bench');
-rmSync(dir, { recursive: true, force: true });
 const { mkdirSync } = await import('node:fs');
 mkdirSync(dir, { recursive: true });
 const input = join(dir, `comparisons-${n}.jsonl`);
 const output = join(dir, 'pairs.jsonl');
+const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined; // 'on' or 'off'
 
-{
+if (existsSync(input) && keep) console.log(`reusing ${input} (kept by an earlier --keep run)`);
+else {
   const t0 = Date.now();
   const out = createWriteStream(input);
   let buf = '';
@@ -78,7 +81,7 @@ const output = join(dir, 'pairs.jsonl');
 }
 
 const results = [];
-for (const dedupe of ['off', 'on']) {
+for (const dedupe of only ? [only] : ['off', 'on']) {
   const c = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', input, output, dedupe], { encoding: 'utf8', maxBuffer: 1 << 20 });
   if (c.status !== 0) {
     console.error(c.stderr);

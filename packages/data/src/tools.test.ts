@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { dedupe, type DedupeStats } from './dedupe';
-import { hash52, recordKey, unitHash } from './hash';
+import { Hash52Set, hash52, recordKey, unitHash } from './hash';
 import { readAll } from './read';
 import type { DataRecord } from './schemas';
 import { splitSide } from './split';
@@ -51,6 +51,27 @@ describe('split', () => {
     expect(hash52('abc')).toBe(0xa9993e364706 * 16 + 0x8);
     expect(unitHash('abc')).toBeCloseTo((0xa9993e364706 * 16 + 0x8) / 2 ** 52, 15);
     expect(recordKey({ kind: 'prompt', prompt: 'x', id: 'i' })).toBe(recordKey({ id: 'i', prompt: 'x', kind: 'prompt' } as DataRecord));
+  });
+});
+
+describe('Hash52Set', () => {
+  it('behaves as a Set of hashes through growth, including the hash 0', () => {
+    const s = new Hash52Set();
+    const ref = new Set<number>();
+    const r = rng(3);
+    for (let i = 0; i < 20000; i++) {
+      const h = i % 7 === 0 ? Math.floor(r() * 50) : Math.floor(r() * 2 ** 52); // many repeats among small values
+      expect(s.add(h)).toBe(!ref.has(h));
+      ref.add(h);
+    }
+    expect(s.size).toBe(ref.size);
+    for (const h of ref) expect(s.has(h)).toBe(true);
+    expect(s.has(2 ** 51 + 12345)).toBe(ref.has(2 ** 51 + 12345));
+    const z = new Hash52Set();
+    expect(z.has(0)).toBe(false);
+    expect(z.add(0)).toBe(true);
+    expect(z.add(0)).toBe(false);
+    expect(z.has(0)).toBe(true);
   });
 });
 
