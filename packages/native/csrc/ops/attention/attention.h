@@ -87,6 +87,9 @@ struct AttentionKernels {
   void (*scale_row)(float* y, float alpha, int64_t n);
   // sum_i a[i] * b[i] (float32 lanes)
   float (*dot)(const float* a, const float* b, int64_t n);
+  // Scores of a few query rows (decoding): St[j * ld + r] = K[j * D ..] . Q[r * D ..] for j < n, r < mq <= 8,
+  // each K row read once for all the query rows.
+  void (*dot_rows)(float* St, int64_t ld, const float* K, int64_t n, const float* Q, int64_t mq, int64_t D);
   // One key tile's online-softmax step, along columns (one column per query; the forward works on S^T so
   // that no key tile is ever transposed). St (n x mq, row stride ld) holds q.k of key rows j against query
   // columns i; key j is visible to query column i iff pos(i) >= lim + j, where pos(i) = qpos ? qpos[i] : i (qpos:

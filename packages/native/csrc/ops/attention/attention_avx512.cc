@@ -158,6 +158,35 @@ float dot(const float* a, const float* b, int64_t n) {
   return _mm512_reduce_add_ps(acc);
 }
 
+// MQ accumulators stay in registers (a template per row count: GCC spills a runtime-sized array of vectors).
+template <int MQ>
+void dot_rows_t(float* St, int64_t ld, const float* K, int64_t n, const float* Q, int64_t D) {
+  for (int64_t j = 0; j < n; ++j) {
+    const float* kj = K + j * D;
+    __m512 acc[MQ];
+#pragma GCC unroll 8
+    for (int r = 0; r < MQ; ++r) acc[r] = _mm512_setzero_ps();
+    for (int64_t d = 0; d < D; d += 16) {
+      const __mmask16 m = D - d >= 16 ? __mmask16(0xFFFF) : tail_mask(D - d);
+      const __m512 kv = _mm512_maskz_loadu_ps(m, kj + d);
+#pragma GCC unroll 8
+      for (int r = 0; r < MQ; ++r) acc[r] = _mm512_fmadd_ps(kv, _mm512_maskz_loadu_ps(m, Q + r * D + d), acc[r]);
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < MQ; ++r) St[j * ld + r] = _mm512_reduce_add_ps(acc[r]);
+  }
+}
+
+void dot_rows(float* St, int64_t ld, const float* K, int64_t n, const float* Q, int64_t mq, int64_t D) {
+  using Fn = void (*)(float*, int64_t, const float*, int64_t, const float*, int64_t);
+  static const Fn table[9] = {nullptr,       dot_rows_t<1>, dot_rows_t<2>, dot_rows_t<3>, dot_rows_t<4>,
+                              dot_rows_t<5>, dot_rows_t<6>, dot_rows_t<7>, dot_rows_t<8>};
+  for (int64_t r0 = 0; r0 < mq; r0 += 8) {
+    const int64_t rows = mq - r0 < 8 ? mq - r0 : 8;
+    table[rows](St + r0, ld, K, n, Q + r0 * D, D);
+  }
+}
+
 void ds_row(float* dp, const float* p, float di, float scale, int64_t n) {
   const __m512 d = _mm512_set1_ps(di), s = _mm512_set1_ps(scale);
   for (int64_t i = 0; i < n; i += 16) {
@@ -232,6 +261,6 @@ void softmax_cols(float* St, int64_t ld, int64_t n, int64_t mq, float scale, con
 }  // namespace
 
 const AttentionKernels kAttentionKernelsAvx512 = {tile_gemm, pack_t, score_row, exp_sub_sum, scale_row,
-                                                  dot,       softmax_cols, ds_row};
+                                                  dot,       dot_rows,     softmax_cols, ds_row};
 
 }  // namespace rlhf

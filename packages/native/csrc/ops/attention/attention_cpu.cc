@@ -79,6 +79,11 @@ float dot_scalar(const float* a, const float* b, int64_t n) {
   return s;
 }
 
+void dot_rows_scalar(float* St, int64_t ld, const float* K, int64_t n, const float* Q, int64_t mq, int64_t D) {
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t r = 0; r < mq; ++r) St[j * ld + r] = dot_scalar(K + j * D, Q + r * D, D);
+}
+
 void ds_row_scalar(float* dp, const float* p, float di, float scale, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dp[i] = p[i] * (dp[i] - di) * scale;
 }
@@ -107,7 +112,7 @@ void softmax_cols_scalar(float* St, int64_t ld, int64_t n, int64_t mq, float sca
 }  // namespace
 
 const AttentionKernels kAttentionKernelsScalar = {tile_gemm_scalar, pack_t_scalar, score_row_scalar, exp_sub_sum_scalar,
-                                                  scale_row_scalar, dot_scalar,       softmax_cols_scalar,
+                                                  scale_row_scalar, dot_scalar,       dot_rows_scalar, softmax_cols_scalar,
                                                   ds_row_scalar};
 
 namespace {
@@ -185,10 +190,8 @@ void attention_forward_cpu(float* out, float* lse, const float* q, const float* 
         // key j of this tile is visible to query row r iff r >= lim + j; entries that are not are skipped here
         // (left unwritten: softmax_cols replaces them with -inf without reading their value)
         const int64_t lim = j0 - off - i0;
-        if (few) {
-          for (int64_t j = 0; j < n; ++j)
-            for (int64_t r = 0; r < mq; ++r)
-              if (qpos[r] >= lim + j) St[j * kBq + r] = K.dot(Kb + (j0 + j) * D, Qi + r * D, D);
+        if (few) {  // all mq x n scores (the invisible ones are replaced by softmax_cols)
+          K.dot_rows(St, kBq, Kb + j0 * D, n, Qi, mq, D);
         } else {
           K.tile_gemm(n, mq, D, Kb + j0 * D, D, 1, Qt, kBq, St, kBq, false, skip_s, lim);
         }
