@@ -9,6 +9,7 @@
  */
 import { kernels } from '../backend/cpu';
 import { isGradEnabled } from '../tensor/autograd';
+import { acquireF32, releaseF32 } from '../tensor/pool';
 import { Tensor } from '../tensor/tensor';
 
 export interface ModelInput {
@@ -120,8 +121,9 @@ export function attendWithCache(q: Tensor, k: Tensor, v: Tensor, cache: KVCache,
   for (let b = 0; b < B && !mask; b++) for (let j = 0; j < Tk; j++) if (cache.keyMask[b * cap + j] !== 0) { mask = new Float32Array(B * Tk); break; }
   if (mask) for (let b = 0; b < B; b++) mask.set(cache.keyMask.subarray(b * cap, b * cap + Tk), b * Tk);
   const out = Tensor.pooled([B, H, Tn, D]);
-  const lse = new Float32Array(B * H * Tn);
+  const lse = acquireF32(B * H * Tn); // not needed without a backward: straight back to the pool
   kernels().attentionForward(out.data, lse, q.data, kc, vc, mask, B, H, Hkv, Tn, Tk, cap, D, 1 / Math.sqrt(D));
+  releaseF32(lse);
   return out;
 }
 

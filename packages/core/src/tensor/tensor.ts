@@ -103,7 +103,7 @@ export class Tensor {
   name?: string;
 
   constructor(
-    readonly storage: CpuStorage,
+    readonly storage: Storage,
     shape: readonly number[],
     readonly offset = 0,
     requiresGrad = false,
@@ -129,16 +129,23 @@ export class Tensor {
     return this.node === null;
   }
 
+  /** The host buffer behind this tensor (a device tensor must be copied to the CPU first). */
+  private host(): Float32Array | Int32Array {
+    const s = this.storage;
+    if (!(s instanceof CpuStorage)) throw new Error(`tensor${this.name ? ` ${this.name}` : ''} is on ${s.device}; copy it to the cpu to read its elements`);
+    return s.buffer();
+  }
+
   /** The f32 elements (a view of the storage; no copy). */
   get data(): Float32Array {
-    const buf = this.storage.buffer();
+    const buf = this.host();
     if (!(buf instanceof Float32Array)) throw new TypeError(`tensor${this.name ? ` ${this.name}` : ''} is i32, not f32`);
     return this.offset === 0 && this.size === buf.length ? buf : buf.subarray(this.offset, this.offset + this.size);
   }
 
   /** The i32 elements (a view; no copy). */
   get dataI32(): Int32Array {
-    const buf = this.storage.buffer();
+    const buf = this.host();
     if (!(buf instanceof Int32Array)) throw new TypeError(`tensor${this.name ? ` ${this.name}` : ''} is f32, not i32`);
     return this.offset === 0 && this.size === buf.length ? buf : buf.subarray(this.offset, this.offset + this.size);
   }
@@ -146,7 +153,7 @@ export class Tensor {
   /** The single value of a one-element tensor. */
   item(): number {
     if (this.size !== 1) throw new RangeError(`item(): tensor has ${this.size} elements, not 1`);
-    return this.storage.buffer()[this.offset];
+    return this.host()[this.offset];
   }
 
   toArray(): number[] {
