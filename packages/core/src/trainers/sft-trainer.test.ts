@@ -5,6 +5,7 @@ import { loadLatestCheckpoint, resolveResume } from './checkpoint';
 import { readMetrics } from './metrics';
 import { StatefulRng } from './rng';
 import { collateSft, SftTrainer, type SftExample } from './sft-trainer';
+import { Llama } from '../model/llama';
 import { changedParams, snapshotParams, tempDir, tinyGpt2 } from './test-utils';
 
 const tmp = tempDir('sft');
@@ -136,5 +137,35 @@ describe('SftTrainer', () => {
       /learningRate: must be > 0[\s\S]*perDeviceTrainBatchSize: must be ≥ 1/,
     );
     expect(() => new SftTrainer(tinyGpt2(), [{ ids: [1, 2], lossMask: [0, 0] }])).toThrow(/no training example has a token to learn/);
+  });
+
+  it('packing fills rows of maxLength with whole examples, positions restarting, and still learns', () => {
+    const rows = [
+      { ids: [1, 5, 2, 6, 3], lossMask: [0, 0, 0, 1, 1] },
+      { ids: [1, 7, 2, 8, 3], lossMask: [0, 0, 0, 1, 1] },
+      { ids: [1, 9, 2, 10, 3], lossMask: [0, 0, 0, 1, 1] },
+    ];
+    const t = new SftTrainer(tinyGpt2(6), rows, { config: { packing: true, maxLength: 12, perDeviceTrainBatchSize: 8, numTrainEpochs: 1, outputDir: join(tmp.path, 'pack') } });
+    const packed = (t as unknown as { rows: { ids: number[]; positions: number[]; target: boolean[] }[] }).rows;
+    expect(packed.map((r) => r.ids.length)).toEqual([10, 5]); // 5 + 5 fit in 12, the third does not
+    expect(packed[0].positions).toEqual([0, 1, 2, 3, 4, 0, 1, 2, 3, 4]);
+    const b = collateSft(packed);
+    // the first token of the second example is never a target, its completion tokens are
+    expect([...b.targets.subarray(0, 10)]).toEqual([-100, -100, 6, 3, -100, -100, -100, 8, 3, -100]);
+    const model = tinyGpt2(6);
+    const tr = new SftTrainer(model, task(48, 9), { evalData: task(16, 10), config: { packing: true, maxLength: 28, learningRate: 3e-3, perDeviceTrainBatchSize: 4, numTrainEpochs: 4, outputDir: join(tmp.path, 'pack2') } });
+    const first = tr.evaluate();
+    const { lastEval } = tr.train();
+    expect(lastEval.loss).toBeLessThan(first.loss - 0.3);
+  });
+
+  it('trains a Llama (RoPE, RMSNorm, SwiGLU, grouped-query attention) as well', () => {
+    const model = new Llama({ vocabSize: 12, hiddenSize: 32, intermediateSize: 64, numLayers: 1, numHeads: 4, numKvHeads: 2, maxPositions: 32 }, { seed: 3 });
+    const before = snapshotParams(model.namedParameters());
+    const tr = new SftTrainer(model, task(32, 11), { evalData: task(16, 12), config: { learningRate: 3e-3, perDeviceTrainBatchSize: 8, numTrainEpochs: 3, outputDir: join(tmp.path, 'llama') } });
+    const first = tr.evaluate();
+    const { lastEval } = tr.train();
+    expect(lastEval.loss).toBeLessThan(first.loss - 0.2);
+    expect(changedParams(model.namedParameters(), before)).toEqual(model.namedParameters().map(([n]) => n));
   });
 });
