@@ -34,6 +34,9 @@ constexpr int kMR = 12, kNV = 2, kNR = kNV * V512::W;
 void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta) {
   micro_kernel<V512, kMR, kNV>(kc, a, b, c, ldc, alpha, beta);
 }
+void micro_pf(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta) {
+  micro_kernel<V512, kMR, kNV, 8>(kc, a, b, c, ldc, alpha, beta);
+}
 void pack_a(float* dst, const float* A, int64_t lda, bool transA, int64_t i0, int64_t rows, int64_t p0, int64_t kc) {
   pack_a_impl<kMR>(dst, A, lda, transA, i0, rows, p0, kc);
 }
@@ -52,7 +55,7 @@ const GemmIsa& gemm_isa_avx512() {
   // stream past it from the kc x nc panel of B (384 x 480 floats, 720 KiB) held in each core's 1 MiB L2.
   // MC only bounds the packed A block (it streams from L3, one micro-panel at a time): large, so that there
   // are few blocks and few thread barriers.
-  static const GemmIsa isa{"avx512", kMR, kNR, 384, 1536, 480, micro, pack_a, pack_b, small_m};
+  static const GemmIsa isa{"avx512", kMR, kNR, 384, 1536, 480, micro, micro_pf, pack_a, pack_b, small_m};
   return isa;
 }
 

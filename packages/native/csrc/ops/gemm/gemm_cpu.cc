@@ -72,7 +72,7 @@ void p_small_m(float* C, int64_t ldc, const float* A, const float* B, int64_t ld
 }  // namespace
 
 const GemmIsa& gemm_isa_portable() {
-  static const GemmIsa isa{"portable", kPMR, kPNR, 256, 256, 512, p_micro, p_pack_a, p_pack_b, p_small_m};
+  static const GemmIsa isa{"portable", kPMR, kPNR, 256, 256, 512, p_micro, nullptr, p_pack_a, p_pack_b, p_small_m};
   return isa;
 }
 
@@ -141,6 +141,26 @@ class SpinYieldBarrier {
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
+// Cache blocking: the ISA's defaults, or for tuning experiments RLHF_GEMM_KC / RLHF_GEMM_MC / RLHF_GEMM_NC
+// (read once; values outside [16, 1 << 16] are ignored) and RLHF_GEMM_PF=0 (no software prefetch of B).
+// Not user settings: they exist so that one build can be timed with several blockings in one run.
+struct Blocking {
+  int64_t kc, mc, nc;
+  bool prefetch;
+};
+int64_t env_block(const char* name, int64_t fallback) {
+  const char* v = std::getenv(name);
+  if (!v) return fallback;
+  const long x = std::strtol(v, nullptr, 10);
+  return x >= 16 && x <= (1 << 16) ? x : fallback;
+}
+Blocking blocking(const GemmIsa& isa) {
+  static const int64_t kc = env_block("RLHF_GEMM_KC", 0), mc = env_block("RLHF_GEMM_MC", 0),
+                       nc = env_block("RLHF_GEMM_NC", 0);
+  static const bool prefetch = !(std::getenv("RLHF_GEMM_PF") && std::getenv("RLHF_GEMM_PF")[0] == '0');
+  return {kc ? kc : isa.kc, mc ? mc : isa.mc, nc ? nc : isa.nc, prefetch};
+}
+
 // C = beta * C (beta == 0 writes zeros, whatever C held): the k == 0 and alpha == 0 cases.
 void scale_c(float* C, int64_t ldc, int64_t m, int64_t n, float beta) {
   for (int64_t i = 0; i < m; ++i) {
@@ -198,9 +218,10 @@ void gemm_packed(const GemmIsa& isa, float* C, int64_t ldc, const float* A, int6
                  int64_t ldb, int64_t m, int64_t n, int64_t k, bool transA, bool transB, float alpha, float beta,
                  int nt) {
   const int MR = isa.mr, NR = isa.nr;
-  const int64_t kc_blk = ceil_div(k, ceil_div(k, isa.kc));
-  const int64_t nc_blk = round_up(ceil_div(n, ceil_div(n, isa.nc)), NR);
-  const int64_t mc_blk = round_up(ceil_div(m, ceil_div(m, isa.mc)), MR);
+  const Blocking bl = blocking(isa);
+  const int64_t kc_blk = ceil_div(k, ceil_div(k, bl.kc));
+  const int64_t nc_blk = round_up(ceil_div(n, ceil_div(n, bl.nc)), NR);
+  const int64_t mc_blk = round_up(ceil_div(m, ceil_div(m, bl.mc)), MR);
   const int64_t nbuf = nt > 1 ? 2 : 1;
   const size_t bsize = size_t(kc_blk * nc_blk), asize = size_t(mc_blk * kc_blk);
   float* bpack = t_bpack.get(bsize * nbuf);
@@ -213,6 +234,7 @@ void gemm_packed(const GemmIsa& isa, float* C, int64_t ldc, const float* A, int6
     for (int64_t u = 0; u < 2 * units; ++u) counters[u].store(0, std::memory_order_relaxed);
 
   SpinYieldBarrier barrier(nt);
+  const auto micro = bl.prefetch && isa.micro_pf ? isa.micro_pf : isa.micro;
   auto body = [&](int nth) {
     alignas(64) float tile[32 * 64];  // an edge tile, MR x NR <= 32 x 64
     int64_t u = 0;
@@ -239,32 +261,31 @@ void gemm_packed(const GemmIsa& isa, float* C, int64_t ldc, const float* A, int6
               isa.pack_b(bp0 + q * kc * NR, B, ldb, transB, pc, kc, jc + q * NR, std::min<int64_t>(NR, nc - q * NR));
             }
           };
-          // Compute: a job is one A micro-panel (MR rows) against a run of B micro-panels; when there are few
-          // rows the columns are cut into runs so that every thread gets several jobs.
+          // Compute: a job is one A micro-panel (MR rows, kept in L1) against a run of B micro-panels
+          // streamed from L2; with few rows the columns are cut into runs so that every thread gets several
+          // jobs.
+          auto tile_at = [&](int64_t ir, int64_t jr) {
+            const int64_t i = ic + ir * MR, j = jc + jr * NR;
+            const int64_t rows = std::min<int64_t>(MR, m - i), cols = std::min<int64_t>(NR, n - j);
+            const float* ap = ap0 + ir * kc * MR;
+            const float* bp = bp0 + jr * kc * NR;
+            float* cp = C + i * ldc + j;
+            if (rows == MR && cols == NR) {
+              micro(kc, ap, bp, cp, ldc, alpha, beta_eff);
+            } else {
+              micro(kc, ap, bp, tile, NR, 1.0f, 0.0f);
+              for (int64_t r = 0; r < rows; ++r)
+                for (int64_t c = 0; c < cols; ++c) {
+                  const float v = alpha * tile[r * NR + c];
+                  cp[r * ldc + c] = beta_eff == 0.0f ? v : v + beta_eff * cp[r * ldc + c];
+                }
+            }
+          };
           const int64_t runs = std::max<int64_t>(1, std::min<int64_t>(npan, ceil_div(4 * nth, mpan)));
           const int64_t cjobs = mpan * runs;
           auto compute = [&](int64_t job) {
             const int64_t ir = job / runs, run = job % runs;
-            const int64_t jr0 = npan * run / runs, jr1 = npan * (run + 1) / runs;
-            const int64_t i = ic + ir * MR;
-            const int64_t rows = std::min<int64_t>(MR, m - i);
-            const float* ap = ap0 + ir * kc * MR;
-            for (int64_t jr = jr0; jr < jr1; ++jr) {
-              const int64_t j = jc + jr * NR;
-              const int64_t cols = std::min<int64_t>(NR, n - j);
-              const float* bp = bp0 + jr * kc * NR;
-              float* cp = C + i * ldc + j;
-              if (rows == MR && cols == NR) {
-                isa.micro(kc, ap, bp, cp, ldc, alpha, beta_eff);
-              } else {
-                isa.micro(kc, ap, bp, tile, NR, 1.0f, 0.0f);
-                for (int64_t r = 0; r < rows; ++r)
-                  for (int64_t c = 0; c < cols; ++c) {
-                    const float v = alpha * tile[r * NR + c];
-                    cp[r * ldc + c] = beta_eff == 0.0f ? v : v + beta_eff * cp[r * ldc + c];
-                  }
-              }
-            }
+            for (int64_t jr = npan * run / runs, jr1 = npan * (run + 1) / runs; jr < jr1; ++jr) tile_at(ir, jr);
           };
           if (nth == 1) {
             for (int64_t job = 0; job < jobs; ++job) pack(job);
@@ -308,8 +329,9 @@ void gemm_one(const GemmIsa& isa, float* C, const float* A, const float* B, int6
     gemm_small_m(isa, C, ldc, A, lda, B, ldb, m, n, k, transA, transB, alpha, beta, nt);
     return;
   }
-  // Below ~64K multiply-adds a second thread costs more to wake than it saves.
-  if (double(m) * double(n) * double(k) < 65536.0) nt = 1;
+  // Up to ~1M multiply-adds (about 10 us on one core; 100^3) a second thread costs more to wake than it
+  // saves, and on a busy machine waking it can cost a whole scheduler slice.
+  if (double(m) * double(n) * double(k) <= double(1 << 20)) nt = 1;
   gemm_packed(isa, C, ldc, A, lda, B, ldb, m, n, k, transA, transB, alpha, beta, nt);
 }
 

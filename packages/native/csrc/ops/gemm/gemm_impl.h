@@ -16,7 +16,8 @@ namespace rlhf {
 namespace {
 
 // ---- micro-kernel: C(MR, NV*W) tile, all in registers (MR*NV accumulators + NV B vectors) ----
-template <class V, int MR, int NV>
+// PF > 0: prefetch B PF depth steps ahead (B streams from L2; A sits in L1).
+template <class V, int MR, int NV, int PF = 0>
 void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict b, float* __restrict c,
                   int64_t ldc, float alpha, float beta) {
   using T = typename V::T;
@@ -26,10 +27,21 @@ void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[i][v] = V::zero();
+  // The C tile is needed only after the depth loop: ask for its lines now (first and last float of each
+  // row, NR floats span two or three lines), so the stores or the beta reads do not wait on memory.
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) {
+    __builtin_prefetch(c + i * ldc, 1, 3);
+    __builtin_prefetch(c + i * ldc + NR - 1, 1, 3);
+  }
   // Depth loop, unrolled by the compiler; a and b are read strictly sequentially (packed), so the hardware
   // prefetcher keeps them coming from L2 (b) and L1 (a).
 #pragma GCC unroll 2
   for (int64_t p = 0; p < kc; ++p) {
+    if (PF > 0) {
+#pragma GCC unroll 4
+      for (int v = 0; v < NR; v += 16) __builtin_prefetch(b + PF * NR + v, 0, 3);
+    }
     T bv[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) bv[v] = V::load(b + v * V::W);
