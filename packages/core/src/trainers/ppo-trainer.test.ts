@@ -145,4 +145,26 @@ describe('PpoTrainer', () => {
     const pr = new Map(resumed.namedParameters());
     for (const [n, p] of full.namedParameters()) expect(pr.get(n)!.data).toEqual(p.data);
   });
+
+  it('gradient accumulation: micro-batches of 4 accumulate the gradient of the minibatch of 8', () => {
+    type Stepper = { trainStep: (s: number) => Record<string, number> };
+    const a = policyOf(36);
+    const b = policyOf(36);
+    const data = prompts(16, 8);
+    const ma = (new PpoTrainer(a, data, countGood, { config: { ...base, perDeviceTrainBatchSize: 8, gradientAccumulationSteps: 1 } }) as unknown as Stepper).trainStep(0);
+    const mb = (new PpoTrainer(b, data, countGood, { config: { ...base, perDeviceTrainBatchSize: 4, gradientAccumulationSteps: 2 } }) as unknown as Stepper).trainStep(0);
+    expect(mb['objective/score']).toBe(ma['objective/score']); // the same rollout
+    expect(mb['loss/value']).toBeCloseTo(ma['loss/value'], 5);
+    const gb = new Map(b.namedParameters());
+    let max = 0;
+    for (const [n, p] of a.namedParameters()) {
+      const x = p.grad!.data;
+      const y = gb.get(n)!.grad!.data;
+      x.forEach((v, i) => {
+        max = Math.max(max, Math.abs(v));
+        expect(Math.abs(v - y[i])).toBeLessThan(1e-5 + 1e-3 * Math.abs(v));
+      });
+    }
+    expect(max).toBeGreaterThan(1e-4);
+  });
 });
