@@ -7,8 +7,9 @@
 //
 // Each child loads the addon, warms it up on a tiny shape (code pages, OpenMP thread stacks), allocates and
 // fills every array (q, k, v, out, lse, dout, dq, dk, dv), then reads its resident set size, runs one forward
-// and one backward, and reads its peak resident set size (getrusage maxrss). extra = peak - before is what the
-// kernels allocated and touched; the T x T score matrix of all heads is printed next to it for contrast.
+// and one backward, and reads its peak resident set size (getrusage maxrss). extra = peak - before bounds what
+// the kernels allocated and touched (scratch kept from the warm-up call is already in `before`: the tile
+// buffers, which do not grow with T); the T x T score matrix of all heads is printed next to it for contrast.
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
@@ -57,7 +58,7 @@ if (process.argv[2] === '--child') {
       continue;
     }
     const m = JSON.parse(r.stdout);
-    const extra = m.peak - Math.max(m.before, m.peakBefore);
+    const extra = m.peak - m.before;
     console.log(`${String(T).padStart(5)}   ${MiB(m.arrays).padStart(10)}   ${MiB(m.before).padStart(14)}   ${MiB(m.peak).padStart(8)}   ${MiB(Math.max(extra, 0)).padStart(9)}   (${MiB(4 * B * H * T * T)})`);
   }
 }

@@ -1,6 +1,7 @@
 // attentionForward(out, lse, q, k, v, mask, B, H, Hkv, Tq, Tk, kvCapacity, D, scale): void
 // attentionBackward(dq, dk, dv, dout, out, lse, q, k, v, mask, B, H, Hkv, Tq, Tk, kvCapacity, D, scale): void
 // Shapes and rules: attention.h. Every argument is checked here before the kernel runs.
+#include <new>
 #include <string>
 
 #include "common/args.h"
@@ -68,7 +69,11 @@ void AttentionForward(const Napi::CallbackInfo& info) {
                        {v, size_t(nkv) * 4, "v"},
                        {mask, mask ? size_t(s.B * s.Tk) * 4 : 0, "mask"}};
   check_overlaps(a, outs, 2, ins, 4);
-  attention_forward_cpu(out, lse, q, k, v, mask, s);
+  try {
+    attention_forward_cpu(out, lse, q, k, v, mask, s);
+  } catch (const std::bad_alloc&) {
+    a.range_error("out of memory for the attention scratch buffers");
+  }
 }
 
 void AttentionBackward(const Napi::CallbackInfo& info) {
@@ -94,7 +99,11 @@ void AttentionBackward(const Napi::CallbackInfo& info) {
                        {k, size_t(nkv) * 4, "k"},      {v, size_t(nkv) * 4, "v"},
                        {mask, mask ? size_t(s.B * s.Tk) * 4 : 0, "mask"}};
   check_overlaps(a, outs, 3, ins, 7);
-  attention_backward_cpu(dq, dk, dv, dout, out, lse, q, k, v, mask, s);
+  try {
+    attention_backward_cpu(dq, dk, dv, dout, out, lse, q, k, v, mask, s);
+  } catch (const std::bad_alloc&) {
+    a.range_error("out of memory for the attention scratch buffers");
+  }
 }
 
 void Export(Napi::Env env, Napi::Object exports) {

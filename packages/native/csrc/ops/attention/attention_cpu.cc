@@ -21,7 +21,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <vector>
+#include <memory>
 
 #include "common/parallel.h"
 #include "common/simd.h"
@@ -120,6 +120,20 @@ namespace {
 constexpr int64_t kBq = 64;  // query rows per tile
 constexpr int64_t kBk = 64;  // keys per tile (also the row stride of the S / P / dP tiles)
 
+// Scratch that is reused from call to call (per calling thread) and never zero-filled: a decoding step calls
+// the forward thousands of times, and every tile buffer is written before it is read. Grows on demand; may
+// throw std::bad_alloc, which the binding turns into a JS error (it is called outside any parallel region).
+float* scratch_floats(int slot, size_t count) {
+  static thread_local std::unique_ptr<float[]> bufs[2];
+  static thread_local size_t sizes[2] = {0, 0};
+  if (sizes[slot] < count) {
+    bufs[slot].reset();
+    bufs[slot].reset(new float[count]);
+    sizes[slot] = count;
+  }
+  return bufs[slot].get();
+}
+
 const AttentionKernels& kernels() {
   switch (simd_level()) {
     case SimdLevel::kAvx512:
@@ -150,16 +164,16 @@ void attention_forward_cpu(float* out, float* lse, const float* q, const float* 
   // Per thread: Qt (D x kBq), St (kBk x kBq), m, l, alpha (kBq each). Allocated here, outside the parallel
   // region (nothing may throw inside it).
   const int64_t per_thread = D * kBq + kBk * kBq + 3 * kBq;
-  std::vector<float> scratch(size_t(per_thread) * nt);
-  std::vector<int32_t> qpos(static_cast<size_t>(kBq));
+  float* scratch = scratch_floats(0, size_t(per_thread) * nt);
+  int32_t qpos[kBq];
   for (int64_t r = 0; r < kBq; ++r) qpos[r] = int32_t(grouped ? r % Tq : r);
-  const int32_t* qp = grouped ? qpos.data() : nullptr;
+  const int32_t* qp = grouped ? qpos : nullptr;
   const TileSkip skip_s = grouped ? TileSkip::kNone : TileSkip::kColsFrom;
   const TileSkip skip_pv = grouped ? TileSkip::kNone : TileSkip::kInnerTo;
 
 #pragma omp parallel num_threads(nt)
   {
-    float* Qt = scratch.data() + per_thread * omp_get_thread_num();
+    float* Qt = scratch + per_thread * omp_get_thread_num();
     float* St = Qt + D * kBq;
     float* m = St + kBk * kBq;
     float* l = m + kBq;
@@ -232,23 +246,24 @@ void attention_backward_cpu(float* dq, float* dk, float* dv, const float* dout, 
   const int nt = int(std::min<int64_t>(nthr, std::max<int64_t>(items, 1)));
 
   // D_r = rowsum(dO o O), for every query row: O(B*H*Tq).
-  std::vector<float> Drow(size_t(B * H * Tq));
+  float* Drow = scratch_floats(1, size_t(B * H * Tq));
   const AttentionKernels* Kp = &K;
   parallel_for(B * H * Tq, 256, [&](int64_t b0, int64_t e0) {
     for (int64_t r = b0; r < e0; ++r) Drow[r] = Kp->dot(dout + r * D, out + r * D, D);
   });
   // dq accumulators: dq itself when not split (zeroed here), else split private copies summed at the end.
-  std::vector<float> dq_parts;
-  if (split > 1) dq_parts.assign(size_t(split * B * H * Tq * D), 0.0f);
-  else std::memset(dq, 0, sizeof(float) * size_t(B * H * Tq * D));
+  // (freed at the end of the call: it is as large as split copies of dq)
+  std::unique_ptr<float[]> dq_parts_owner(split > 1 ? new float[size_t(split * B * H * Tq * D)] : nullptr);
+  float* dq_parts = dq_parts_owner.get();
+  std::memset(split > 1 ? dq_parts : dq, 0, sizeof(float) * size_t(split * B * H * Tq * D));
 
   // Per thread: Kt, Vt (D x kBk), P, dS (kBq x kBk).
   const int64_t per_thread = 2 * D * kBk + 2 * kBq * kBk;
-  std::vector<float> scratch(size_t(per_thread) * nt);
+  float* scratch = scratch_floats(0, size_t(per_thread) * nt);
 
 #pragma omp parallel num_threads(nt)
   {
-    float* Kt = scratch.data() + per_thread * omp_get_thread_num();
+    float* Kt = scratch + per_thread * omp_get_thread_num();
     float* Vt = Kt + D * kBk;
     float* P = Vt + D * kBk;
     float* dS = P + kBq * kBk;
@@ -259,7 +274,7 @@ void attention_backward_cpu(float* dq, float* dk, float* dv, const float* dout, 
       const int64_t kvoff = (b * Hkv + kvh) * s.kvCapacity * D;
       const float *Kb = k + kvoff, *Vb = v + kvoff;
       const float* Mb = mask ? mask + b * Tk : nullptr;
-      float* dqb = split > 1 ? dq_parts.data() + part * (B * H * Tq * D) : dq;
+      float* dqb = split > 1 ? dq_parts + part * (B * H * Tq * D) : dq;
       for (int64_t kt = part; kt < nkt; kt += split) {
         const int64_t j0 = kt * kBk, n = std::min(kBk, Tk - j0);
         K.pack_t(Kt, kBk, Kb + j0 * D, n, D, 1.0f);
