@@ -22,6 +22,7 @@ export { DTYPE_BYTES, bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits }
 export type { DType as WeightDType, StateDict, TensorData, TensorEntry } from './io/dtypes';
 export {
   MAX_SAFETENSORS_HEADER_BYTES,
+  openSafetensors,
   parseSafetensors,
   parseSafetensorsHeader,
   readFileToBuffer,
@@ -29,7 +30,7 @@ export {
   serializeSafetensors,
   writeSafetensors,
 } from './io/safetensors';
-export type { ReadSafetensorsOptions, SafetensorsFile, SafetensorsHeaderEntry } from './io/safetensors';
+export type { ReadSafetensorsOptions, SafetensorsFile, SafetensorsHeaderEntry, SafetensorsReader } from './io/safetensors';
 export { loadHfCheckpoint, readJsonFile, saveHfCheckpoint } from './io/hf-checkpoint';
 export type { HfCheckpoint, SaveHfCheckpointOptions } from './io/hf-checkpoint';
 export {

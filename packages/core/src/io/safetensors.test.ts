@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { StateDict } from './dtypes';
 import { f32ToBf16Bits, f32ToF16Bits } from './dtypes';
-import { parseSafetensors, parseSafetensorsHeader, readSafetensors, serializeSafetensors, writeSafetensors } from './safetensors';
+import { openSafetensors, parseSafetensors, parseSafetensorsHeader, readSafetensors, serializeSafetensors, writeSafetensors } from './safetensors';
 import { writeFileAtomic } from './atomic-write';
 import { makeTempDir, randomFloats, seededRandom } from './test-helpers';
 
@@ -265,5 +265,41 @@ describe('writeFileAtomic', () => {
     expect(readdirSync(tmp.dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
     expect(() => writeFileAtomic(join(tmp.dir, 'no-such-dir', 'f'), 'x')).toThrow(/no-such-dir/);
     expect(existsSync(join(tmp.dir, 'no-such-dir'))).toBe(false);
+  });
+});
+
+describe('openSafetensors (one tensor at a time)', () => {
+  it('reads the same tensors as readSafetensors, each as an owned array', () => {
+    const sd = randomDict(seededRandom(8));
+    const p = join(tmp.dir, 'lazy.safetensors');
+    writeSafetensors(p, sd, { k: 'v' });
+    const whole = readSafetensors(p);
+    const r = openSafetensors(p);
+    try {
+      expect(r.metadata).toEqual({ k: 'v' });
+      expect([...r.entries.keys()]).toEqual([...whole.tensors.keys()]);
+      for (const name of r.entries.keys()) {
+        const t = r.read(name);
+        expect(t).toEqual(whole.tensors.get(name));
+        expect(t.data.byteLength).toBe(t.data.buffer.byteLength); // not a view into a bigger buffer
+      }
+      expect(() => r.read('nope')).toThrow(/lazy\.safetensors: no tensor "nope"/);
+    } finally {
+      r.close();
+    }
+    expect(() => r.read('h')).toThrow(/reader is closed/);
+  });
+
+  it('validates the header against the real file size', () => {
+    const good = Buffer.from(concatChunks(serializeSafetensors(randomDict(seededRandom(9)))));
+    const p = join(tmp.dir, 'lazy-trunc.safetensors');
+    writeFileSync(p, good.subarray(0, good.length - 3));
+    expect(() => openSafetensors(p)).toThrow(/lazy-trunc\.safetensors: .*run past the data section/);
+    writeFileSync(p, good.subarray(0, 5));
+    expect(() => openSafetensors(p)).toThrow(/lazy-trunc\.safetensors: file is 5 bytes/);
+    const huge = Buffer.from(good);
+    huge.writeBigUInt64LE(1n << 40n);
+    writeFileSync(p, huge);
+    expect(() => openSafetensors(p)).toThrow(/exceeds the limit/);
   });
 });

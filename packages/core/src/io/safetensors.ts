@@ -71,6 +71,68 @@ export function readFileToBuffer(path: string): Buffer {
   }
 }
 
+/** A safetensors file opened for reading one tensor at a time (see `openSafetensors`). */
+export interface SafetensorsReader {
+  readonly path: string;
+  /** Tensor names, dtypes, shapes and offsets, in data order. */
+  readonly entries: ReadonlyMap<string, SafetensorsHeaderEntry>;
+  readonly metadata: Record<string, string>;
+  /** Reads one tensor (a fresh, owned array; F16/BF16 widened to float32). Throws naming an unknown tensor. */
+  read(name: string): TensorEntry;
+  /** Closes the file; later reads throw. */
+  close(): void;
+}
+
+/**
+ * Opens a safetensors file and validates its header without reading the data, so that tensors can be read one at a
+ * time (peak memory: one tensor, not the whole file). Use it for large checkpoints or to pick a few tensors.
+ */
+export function openSafetensors(path: string): SafetensorsReader {
+  const fd = openSync(path, 'r');
+  let open = true;
+  try {
+    const size = fstatSync(fd).size;
+    const readAt = (buf: Uint8Array, pos: number) => {
+      let off = 0;
+      while (off < buf.byteLength) {
+        const n = readSync(fd, buf, off, Math.min(buf.byteLength - off, 1 << 30), pos + off);
+        if (n === 0) throw new Error(`safetensors ${path}: file shrank while being read`);
+        off += n;
+      }
+    };
+    if (size < 8) parseSafetensorsHeaderSized(new Uint8Array(0), size, path); // throws, naming the file
+    const lenBuf = Buffer.alloc(8);
+    readAt(lenBuf, 0);
+    const headerLen = lenBuf.readBigUInt64LE(0);
+    // Read just the header; its offsets are validated against the real file size.
+    const want = headerLen <= BigInt(MAX_SAFETENSORS_HEADER_BYTES) && 8n + headerLen <= BigInt(size) ? Number(headerLen) : 0;
+    const head = Buffer.alloc(8 + want);
+    readAt(head, 0);
+    const { entries, metadata, dataStart } = parseSafetensorsHeaderSized(head, size, path);
+    return {
+      path,
+      entries,
+      metadata,
+      read(name: string): TensorEntry {
+        if (!open) throw new Error(`safetensors ${path}: reader is closed`);
+        const e = entries.get(name);
+        if (!e) throw new Error(`safetensors ${path}: no tensor "${name}"`);
+        const bytes = Buffer.allocUnsafeSlow(e.dataOffsets[1] - e.dataOffsets[0]);
+        readAt(bytes, dataStart + e.dataOffsets[0]);
+        return { dtype: e.dtype, shape: [...e.shape], data: decodeTensor(bytes.buffer as ArrayBuffer, bytes.byteOffset, numel(e.shape), e.dtype, false) };
+      },
+      close() {
+        if (open) closeSync(fd);
+        open = false;
+      },
+    };
+  } catch (err) {
+    closeSync(fd);
+    open = false;
+    throw err;
+  }
+}
+
 /** Reads a `.safetensors` file: tensors (F16/BF16 widened to float32) and metadata. Throws naming file and tensor. */
 export function readSafetensors(path: string, options: ReadSafetensorsOptions = {}): SafetensorsFile {
   return parseSafetensors(readFileToBuffer(path), path, options);
@@ -92,10 +154,22 @@ export function parseSafetensorsHeader(
   bytes: Uint8Array,
   source = '<buffer>',
 ): { entries: Map<string, SafetensorsHeaderEntry>; metadata: Record<string, string>; dataStart: number } {
+  return parseSafetensorsHeaderSized(bytes, bytes.byteLength, source);
+}
+
+/**
+ * The header parser proper. `bytes` holds at least the length field and the header; `fileSize` is the size of the
+ * whole file, against which every offset is checked (the data section need not be in `bytes`).
+ */
+function parseSafetensorsHeaderSized(
+  bytes: Uint8Array,
+  fileSize: number,
+  source: string,
+): { entries: Map<string, SafetensorsHeaderEntry>; metadata: Record<string, string>; dataStart: number } {
   const fail = (msg: string): never => {
     throw new Error(`safetensors ${source}: ${msg}`);
   };
-  if (bytes.byteLength < 8) fail(`file is ${bytes.byteLength} bytes, shorter than the 8-byte header length`);
+  if (fileSize < 8) fail(`file is ${fileSize} bytes, shorter than the 8-byte header length`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLen64 = dv.getBigUint64(0, true);
   if (headerLen64 > BigInt(MAX_SAFETENSORS_HEADER_BYTES)) {
@@ -103,8 +177,8 @@ export function parseSafetensorsHeader(
   }
   const headerLen = Number(headerLen64);
   if (headerLen < 2) fail(`header length ${headerLen} is too small to hold a JSON object`);
-  if (8 + headerLen > bytes.byteLength) {
-    fail(`header length ${headerLen} runs past the end of the file (${bytes.byteLength} bytes): truncated or corrupt`);
+  if (8 + headerLen > fileSize) {
+    fail(`header length ${headerLen} runs past the end of the file (${fileSize} bytes): truncated or corrupt`);
   }
   let headerText: string;
   try {
@@ -121,7 +195,7 @@ export function parseSafetensorsHeader(
   }
   if (json === null || typeof json !== 'object' || Array.isArray(json)) fail('header is not a JSON object');
   const dataStart = 8 + headerLen;
-  const dataLen = bytes.byteLength - dataStart;
+  const dataLen = fileSize - dataStart;
   const metadata: Record<string, string> = {};
   const entries: Array<[string, SafetensorsHeaderEntry]> = [];
   for (const [name, raw] of Object.entries(json as Record<string, unknown>)) {
