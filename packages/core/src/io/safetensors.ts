@@ -138,7 +138,7 @@ export function readSafetensors(path: string, options: ReadSafetensorsOptions = 
   return parseSafetensors(readFileToBuffer(path), path, options);
 }
 
-/** Reads only the header of a safetensors buffer: per-tensor dtype, shape and byte range, and the metadata. */
+/** One tensor of a safetensors header: dtype, shape and byte range. */
 export interface SafetensorsHeaderEntry {
   dtype: DType;
   shape: number[];
