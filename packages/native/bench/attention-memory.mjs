@@ -41,7 +41,11 @@ function child(T) {
   n.attentionForward(out, lse, q, k, v, null, B, H, H, T, T, T, D, 1 / Math.sqrt(D));
   n.attentionBackward(dq, dk, dv, dout, out, lse, q, k, v, null, B, H, H, T, T, T, D, 1 / Math.sqrt(D));
   const peak = process.resourceUsage().maxRSS * 1024;
-  process.stdout.write(JSON.stringify({ T, before, peakBefore, peak, arrays: 4 * (8 * len + B * H * T), threads: n.getNumThreads() }));
+  // Control: what the same probe reports for a kernel that materialises the scores of all heads (B*H*T*T
+  // floats, touched), so that a flat `extra` above means something.
+  const scores = new Float32Array(B * H * T * T).fill(1);
+  const control = process.resourceUsage().maxRSS * 1024 - peak + scores[scores.length - 1] - 1;
+  process.stdout.write(JSON.stringify({ T, before, peakBefore, peak, control, arrays: 4 * (8 * len + B * H * T), threads: n.getNumThreads() }));
 }
 
 if (process.argv[2] === '--child') {
@@ -50,7 +54,7 @@ if (process.argv[2] === '--child') {
   const Ts = process.argv.slice(2).map(Number).filter((x) => x > 0);
   const MiB = (x) => (x / 2 ** 20).toFixed(2);
   console.log(`attention memory, B=${B} H=${H} D=${D}, addon ${addonPath}`);
-  console.log('    T   arrays MiB   RSS before MiB   peak MiB   extra MiB   (T x T scores, all heads, MiB)');
+  console.log('    T   arrays MiB   RSS before MiB   peak MiB   extra MiB   control MiB (T x T scores of all heads: size)');
   for (const T of Ts.length ? Ts : [1024, 4096]) {
     const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', String(T)], { encoding: 'utf8' });
     if (r.status !== 0) {
@@ -59,6 +63,6 @@ if (process.argv[2] === '--child') {
     }
     const m = JSON.parse(r.stdout);
     const extra = m.peak - m.before;
-    console.log(`${String(T).padStart(5)}   ${MiB(m.arrays).padStart(10)}   ${MiB(m.before).padStart(14)}   ${MiB(m.peak).padStart(8)}   ${MiB(Math.max(extra, 0)).padStart(9)}   (${MiB(4 * B * H * T * T)})`);
+    console.log(`${String(T).padStart(5)}   ${MiB(m.arrays).padStart(10)}   ${MiB(m.before).padStart(14)}   ${MiB(m.peak).padStart(8)}   ${MiB(Math.max(extra, 0)).padStart(9)}   ${MiB(m.control).padStart(11)} (${MiB(4 * B * H * T * T)})`);
   }
 }
