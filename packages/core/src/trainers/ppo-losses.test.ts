@@ -1,3 +1,4 @@
+import { ppoPolicyLossRef, ppoValueLossRef } from '@rlhf/native/reference';
 import { describe, expect, it } from 'vitest';
 import { explainedVariance, ppoPolicyLoss, ppoValueLoss } from './ppo-losses';
 import { StatefulRng } from './rng';
@@ -57,6 +58,15 @@ describe('ppoPolicyLoss', () => {
     }
   });
 
+  it('clamps the log ratio at ±20 with no gradient beyond (exp stays finite)', () => {
+    const r = ppoPolicyLoss([500], [0], [1], [1], 0.2, 1);
+    expect(Number.isFinite(r.loss)).toBe(true);
+    expect(r.dLogp[0]).toBe(0);
+    const s = ppoPolicyLoss([-500], [0], [1], [1], 0.2, 1);
+    expect(s.loss).toBeCloseTo(-Math.exp(-20), 15);
+    expect(s.dLogp[0]).toBe(0);
+  });
+
   it('rejects bad arguments by name', () => {
     expect(() => ppoPolicyLoss([1], [1, 2], [1], [1], 0.2, 1)).toThrow(/oldLogp has length 2/);
     expect(() => ppoPolicyLoss([1], [1], [1], [1], 0, 1)).toThrow(/cliprange/);
@@ -102,5 +112,39 @@ describe('explainedVariance', () => {
     expect(explainedVariance([2.5, 2.5, 2.5, 2.5], ret, m)).toBeCloseTo(0, 12);
     expect(explainedVariance([4, 3, 2, 1], ret, m)).toBeLessThan(0);
     expect(explainedVariance([1], [1], [1])).toBeNaN();
+  });
+});
+
+describe('agreement with the kernel contract (ops/ppo, @rlhf/native reference)', () => {
+  it('policy and value losses and gradients equal the reference kernel on random tokens', () => {
+    const rng = new StatefulRng(32);
+    const n = 257;
+    const f = (g: () => number) => Float32Array.from({ length: n }, g);
+    const logp = f(() => -rng.nextDouble() * 4);
+    const old = Float32Array.from(logp, (x) => x + rng.nextNormal() * 0.4);
+    const adv = f(() => rng.nextNormal());
+    const mask = f(() => (rng.nextFloat() < 0.8 ? 1 : 0));
+    const M = mask.reduce((a, b) => a + b, 0);
+    // ours takes the 1/M of the masked mean in gradScale; the kernel divides by the call's mask sum itself
+    const ours = ppoPolicyLoss(logp, old, adv, mask, 0.2, 1 / M, 2.5);
+    const dRef = new Float32Array(n);
+    const stats = new Float32Array(8);
+    const refLoss = ppoPolicyLossRef(dRef, stats, logp, old, adv, mask, n, 0.2, 2.5, 1);
+    expect(ours.loss).toBeCloseTo(refLoss, 5);
+    expect(ours.clipped / ours.count).toBeCloseTo(stats[1], 6);
+    expect(ours.approxKlSum / ours.count).toBeCloseTo(stats[3], 5);
+    expect(ours.ratioSum / ours.count).toBeCloseTo(stats[5], 5);
+    for (let i = 0; i < n; i++) expect(ours.dLogp[i]).toBeCloseTo(dRef[i], 6);
+
+    const values = f(() => rng.nextNormal());
+    const oldV = Float32Array.from(values, (x) => x + rng.nextNormal() * 0.3);
+    const ret = f(() => rng.nextNormal());
+    const v = ppoValueLoss(values, oldV, ret, mask, 0.2, 1 / M);
+    const dv = new Float32Array(n);
+    const vstats = new Float32Array(5);
+    const vref = ppoValueLossRef(dv, vstats, values, oldV, ret, mask, n, 0.2, 1);
+    expect(v.loss).toBeCloseTo(vref, 5);
+    expect(v.clipped / v.count).toBeCloseTo(vstats[1], 6);
+    for (let i = 0; i < n; i++) expect(v.dValues[i]).toBeCloseTo(dv[i], 6);
   });
 });

@@ -3,7 +3,8 @@
  * the fused native kernels (API.md, ops/ppo), written plainly in TypeScript for the trainer and as their
  * tested spec. Formulas as TRL's PPOTrainer (and OpenRLHF's PolicyLoss/ValueLoss for the dual clip):
  *
- *   ratio_t = exp(logp_t − oldLogp_t)
+ *   ratio_t = exp(clamp(logp_t − oldLogp_t, −20, 20))   (the clamp, as the kernel's, keeps exp finite;
+ *                                                         no gradient flows outside it)
  *   pg_t    = max(−A_t·ratio_t, −A_t·clip(ratio_t, 1−ε, 1+ε))              (the clipped surrogate)
  *   dual clip (c > 1, Ye et al. 2020): where A_t < 0, pg_t = min(pg_t, −c·A_t)
  *   policy loss = Σ_t m_t·pg_t · gradScale
@@ -14,6 +15,9 @@
  * gradScale is 1/(tokens of the whole minibatch) for TRL's masked mean (micro-batches of one minibatch all
  * use the minibatch's count, so their gradients add up to the minibatch mean).
  */
+
+/** |log ratio| bound before exp (the kernel's kPpoLogRatioClamp). */
+export const LOG_RATIO_CLAMP = 20;
 
 export interface PpoPolicyLossResult {
   /** Σ m·pg · gradScale */
@@ -54,7 +58,8 @@ export function ppoPolicyLoss(
   for (let i = 0; i < n; i++) {
     const m = mask[i];
     if (m === 0) continue;
-    const lr = logp[i] - oldLogp[i];
+    const rawLr = logp[i] - oldLogp[i];
+    const lr = Math.max(-LOG_RATIO_CLAMP, Math.min(LOG_RATIO_CLAMP, rawLr));
     const ratio = Math.exp(lr);
     const A = advantages[i];
     const pg1 = -A * ratio;
@@ -73,6 +78,7 @@ export function ppoPolicyLoss(
       dRatio = 0;
     }
     loss += m * pg;
+    if (lr !== rawLr) dRatio = 0;
     dLogp[i] = m * dRatio * ratio * gradScale; // ∂ratio/∂logp = ratio
     ratioSum += m * ratio;
     approxKlSum += m * 0.5 * lr * lr;
