@@ -66,7 +66,9 @@ describe('SftTrainer', () => {
     const model = tinyGpt2(2);
     model.freeze((n) => n.startsWith('h.0.') || n === 'wpe.weight');
     const before = snapshotParams(model.namedParameters());
-    new SftTrainer(model, task(16, 3), { config: { outputDir: join(tmp.path, 'frozen'), learningRate: 1e-3, perDeviceTrainBatchSize: 8, numTrainEpochs: 1 } }).train();
+    new SftTrainer(model, task(16, 3), { evalData: task(4, 13), config: { outputDir: join(tmp.path, 'frozen'), learningRate: 1e-3, perDeviceTrainBatchSize: 8, numTrainEpochs: 1, evalSteps: 1 } }).train();
+    // periodic evaluation: one eval line per step with evalSteps = 1
+    expect(readMetrics(join(tmp.path, 'frozen', 'metrics.jsonl')).filter((r) => 'eval/loss' in r).map((r) => r.step)).toEqual([1, 2]);
     const changed = changedParams(model.namedParameters(), before);
     expect(changed.some((n) => n.startsWith('h.0.') || n === 'wpe.weight')).toBe(false);
     expect(changed).toContain('h.1.attn.c_attn.weight');
