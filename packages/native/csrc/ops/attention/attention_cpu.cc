@@ -7,6 +7,9 @@
 //     s = scale * S + mask;  online softmax: m' = max(m, colmax s), P = exp(s - m'),
 //     l = l * exp(m - m') + colsum P,  O = O * exp(m - m') + P V_j   (P read transposed from S^T for free)
 //   out = O / l, lse = m + log l.  Memory: the tiles only (never Tq x Tk).
+//   On a tile that the diagonal crosses, the tile GEMMs skip, per block of rows, the part no query can see.
+//   Decoding (fewer than 8 query rows) takes dot products instead of the S^T GEMM, and when the Tq rows of the
+//   G query heads of a kv head fit in one tile, they are one work item (K and V read once per kv head).
 // Backward (FlashAttention-2): D_r = rowsum(dO o O) first; one work item = one (batch, kv head) so that the
 // dK/dV tile of a key tile and the dQ rows of its query heads are owned by one thread (no races):
 //   for each key tile j: for each query head of the group, for each query tile i that sees tile j:
