@@ -81,6 +81,19 @@ describe.each(SIMD_LEVELS)('silu and swiglu at extreme inputs at simd=%s', (leve
     swigluForwardRef(ref, x, up, n);
     for (let i = 0; i < n; i++)
       expect(Math.abs(out[i] - ref[i]) <= 1e-6 * Math.max(1, Math.abs(ref[i])) || Object.is(out[i], ref[i]), `swiglu(${x[i]}) = ${out[i]}, want ${ref[i]}`).toBe(true);
+    // Gradients at every finite input (±Infinity gives NaN in the reference too).
+    const dy = new Float32Array(n).fill(3), d1 = new Float32Array(n), d2 = new Float32Array(n);
+    const r1 = new Float32Array(n), r2 = new Float32Array(n);
+    siluBackward(d1, dy, x, n);
+    siluBackwardRef(r1, dy, x, n);
+    for (let i = 0; i < n; i++) if (Number.isFinite(x[i])) expect(Math.abs(d1[i] - r1[i]), `silu'(${x[i]}) = ${d1[i]}, want ${r1[i]}`).toBeLessThan(1e-5);
+    swigluBackward(d1, d2, dy, x, up, n);
+    swigluBackwardRef(r1, r2, dy, x, up, n);
+    for (let i = 0; i < n; i++) {
+      if (!Number.isFinite(x[i])) continue;
+      expect(Math.abs(d1[i] - r1[i]), `dgate(${x[i]}) = ${d1[i]}, want ${r1[i]}`).toBeLessThan(1e-5);
+      expect(Math.abs(d2[i] - r2[i]) <= 1e-6 * Math.max(1, Math.abs(r2[i])) || Object.is(d2[i], r2[i]), `dup(${x[i]}) = ${d2[i]}, want ${r2[i]}`).toBe(true);
+    }
   });
 });
 
