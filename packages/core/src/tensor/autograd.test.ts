@@ -29,6 +29,14 @@ describe('tape', () => {
     expect(() => loss.backward()).toThrow(/does not require grad/);
   });
 
+  it('a root that is a view of an intermediate stays readable after backward', () => {
+    const x = randomTensor([2, 3], 9);
+    const y = ops.reshape(ops.scale(x, 2), [6]);
+    y.backward(new Float32Array(6).fill(1));
+    expect(y.data[0]).toBeCloseTo(2 * x.data[0], 6);
+    x.grad!.data.forEach((g) => expect(g).toBeCloseTo(2, 6));
+  });
+
   it('reuses buffers: a repeated step allocates nothing new', () => {
     const W = randomTensor([16, 16], 3);
     const step = () => {

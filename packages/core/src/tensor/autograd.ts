@@ -213,7 +213,7 @@ function runBackward(root: Tensor, grad?: Float32Array): void {
       }
       o.node = null;
       o.requiresGrad = false;
-      if (o !== root) o.release();
+      if (o.storage !== root.storage) o.release(); // the root may be a view of an intermediate
     }
   }
 }
