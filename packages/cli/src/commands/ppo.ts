@@ -30,7 +30,8 @@ export function registerPpo(program: Command): void {
       config,
       refModel,
       evalPrompts,
-      eosTokenId: tokenizer.eosId ?? stopTokens[0],
+      // fromPretrained knows what ends a response for this model (llama2.c stories end at BOS, HF models at EOS)
+      eosTokenId: stopTokens[0] ?? tokenizer.eosId,
       progress: progressReporter(),
       resume: resumeFrom(opts),
     });

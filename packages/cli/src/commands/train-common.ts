@@ -4,7 +4,7 @@
  * that reports every problem at once by field name, the progress display (a bar on a TTY, plain lines
  * otherwise), and loading the starting model, its tokenizer and the data records.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import type { Command } from 'commander';
@@ -124,7 +124,10 @@ export function loadStartingModel(modelPath: string | null, tokenizerPath: strin
   const pre = fromPretrained(modelPath, tokenizerPath ? { tokenizer: loadTokenizer(tokenizerPath) } : {});
   const tokenizer: Tokenizer | undefined = pre.tokenizer ?? (tokenizerPath ? loadTokenizer(tokenizerPath) : tryLoadTokenizer(modelPath));
   if (!tokenizer) throw new Error(`${modelPath}: no tokenizer found beside the model; pass --tokenizer`);
-  return { model: pre.model, tokenizer, stopTokens: pre.stopTokens, tokenizerDir: tokenizerPath ? dirname(tokenizerPath) : modelPath };
+  // where the tokenizer files to carry into the output live: beside a llama2.c .bin, or in the model folder
+  const tokenizerSource = tokenizerPath ?? modelPath;
+  const tokenizerDir = statSync(tokenizerSource).isDirectory() ? tokenizerSource : dirname(tokenizerSource);
+  return { model: pre.model, tokenizer, stopTokens: pre.stopTokens, tokenizerDir };
 }
 
 function tryLoadTokenizer(path: string): Tokenizer | undefined {
