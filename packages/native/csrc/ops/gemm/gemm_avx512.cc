@@ -37,11 +37,74 @@ void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, fl
 void micro_pf(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta) {
   micro_kernel<V512, kMR, kNV, 8>(kc, a, b, c, ldc, alpha, beta);
 }
+// The transposing packs (A stored (m,k) into k-major micro-panels, B stored (n,k) likewise) are the costly
+// ones: the generic loops move one float at a time. Here blocks of 8 rows x 8 depth steps are transposed in
+// registers (the unpack/shuffle/permute 8x8 transpose; 4x4 for a group of 4 rows) and stored 8 (or 4)
+// floats at a time. Partial panels and the depth tail go through the generic code.
+inline void transpose8x8(__m256 r[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+}
+
+// dst (kc, R) k-major from R source rows src + r*ld, depth [p0, p0+kc). R is a multiple of 4.
+template <int R>
+void pack_transposing(float* __restrict dst, const float* __restrict src, int64_t ld, int64_t p0, int64_t kc) {
+  static_assert(R % 4 == 0, "row groups of 8 and 4");
+  int64_t p = 0;
+  for (; p + 8 <= kc; p += 8) {
+    int g = 0;
+    for (; g + 8 <= R; g += 8) {
+      __m256 r[8];
+      for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + (g + i) * ld + p0 + p);
+      transpose8x8(r);
+      for (int q = 0; q < 8; ++q) _mm256_storeu_ps(dst + (p + q) * R + g, r[q]);
+    }
+    if (g < R) {  // 4 rows left: two 4x4 transposes (depth p..p+3, p+4..p+7)
+      for (int h = 0; h < 8; h += 4) {
+        __m128 a0 = _mm_loadu_ps(src + (g + 0) * ld + p0 + p + h), a1 = _mm_loadu_ps(src + (g + 1) * ld + p0 + p + h);
+        __m128 a2 = _mm_loadu_ps(src + (g + 2) * ld + p0 + p + h), a3 = _mm_loadu_ps(src + (g + 3) * ld + p0 + p + h);
+        _MM_TRANSPOSE4_PS(a0, a1, a2, a3);
+        _mm_storeu_ps(dst + (p + h + 0) * R + g, a0);
+        _mm_storeu_ps(dst + (p + h + 1) * R + g, a1);
+        _mm_storeu_ps(dst + (p + h + 2) * R + g, a2);
+        _mm_storeu_ps(dst + (p + h + 3) * R + g, a3);
+      }
+    }
+  }
+  for (; p < kc; ++p)
+    for (int r = 0; r < R; ++r) dst[p * R + r] = src[r * ld + p0 + p];
+}
+
 void pack_a(float* dst, const float* A, int64_t lda, bool transA, int64_t i0, int64_t rows, int64_t p0, int64_t kc) {
-  pack_a_impl<kMR>(dst, A, lda, transA, i0, rows, p0, kc);
+  if (transA || rows < kMR) {
+    pack_a_impl<kMR>(dst, A, lda, transA, i0, rows, p0, kc);
+    return;
+  }
+  int64_t r0 = 0;
+  for (; r0 + kMR <= rows; r0 += kMR, dst += kc * kMR) pack_transposing<kMR>(dst, A + (i0 + r0) * lda, lda, p0, kc);
+  if (r0 < rows) pack_a_impl<kMR>(dst, A, lda, transA, i0 + r0, rows - r0, p0, kc);
 }
 void pack_b(float* dst, const float* B, int64_t ldb, bool transB, int64_t p0, int64_t kc, int64_t j0, int64_t cols) {
-  pack_b_impl<kNR>(dst, B, ldb, transB, p0, kc, j0, cols);
+  if (!transB || cols < kNR) {
+    pack_b_impl<kNR>(dst, B, ldb, transB, p0, kc, j0, cols);
+    return;
+  }
+  int64_t c0 = 0;
+  for (; c0 + kNR <= cols; c0 += kNR, dst += kc * kNR) pack_transposing<kNR>(dst, B + (j0 + c0) * ldb, ldb, p0, kc);
+  if (c0 < cols) pack_b_impl<kNR>(dst, B, ldb, transB, p0, kc, j0 + c0, cols - c0);
 }
 void small_m(float* C, int64_t ldc, const float* A, const float* B, int64_t ldb, bool transB, int64_t m, int64_t j0,
              int64_t j1, int64_t k, float alpha, float beta) {
