@@ -128,8 +128,22 @@ describe.skipIf(!haveTok)('tok512.bin (stories260K)', () => {
     expect(streamed.replace(/^ /, '')).toBe(text);
   });
 
+  it('reads "<s>" and "</s>" in text as BOS and EOS, with the dummy prefix on the first plain text', () => {
+    expect([tok.bosToken, tok.eosToken]).toEqual(['<s>', '</s>']);
+    expect(tok.tokenToId('<s>')).toBe(1);
+    expect(tok.tokenToId('</s>')).toBe(2);
+    expect(tok.idToToken(1)).toBe('\n<s>\n'); // as the file spells it
+    const ids = tok.encode('<s>Hello there.</s><s>Bye.</s>');
+    expect(ids).toEqual([1, ...tok.encode('Hello there.'), 2, 1, ...tok.encode('Bye.', { addDummyPrefix: false }), 2]);
+    expect(tok.decode(ids, { skipSpecialTokens: false })).toBe('<s>Hello there.</s><s>Bye.</s>');
+    expect(tok.decode(ids)).toBe('Hello there.Bye.');
+    // a partial spelling is plain text
+    expect(tok.encode('a<s')).toEqual(referenceEncode(tok, 'a<s'));
+    expect(tok.decode(tok.encode('a<s', { addBos: true }))).toBe('a<s');
+  });
+
   it('decode keeps or skips control tokens and rejects bad ids', () => {
-    expect(tok.decode([1, 2], { skipSpecialTokens: false })).toBe(tok.bosToken + tok.eosToken);
+    expect(tok.decode([1, 2], { skipSpecialTokens: false })).toBe('<s></s>');
     expect(() => tok.decode([5, 512])).toThrow(/id 512 at position 1 is outside the vocabulary \[0, 512\)/);
     expect(() => tok.decode([-1])).toThrow(/id -1 at position 0/);
     expect(() => tok.decode([1.5])).toThrow(/id 1.5/);

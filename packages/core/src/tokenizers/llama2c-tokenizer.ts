@@ -11,6 +11,7 @@
  * merge loop uses a heap instead of llama2.c's rescans, so long texts encode in O(n log n); the result is the same.
  */
 import { readFileToBuffer } from '../io/safetensors';
+import { AddedTokenSplitter } from './byte-level';
 import { MinHeap } from './heap';
 import { type DecodeOptions, type EncodeOptions, type Tokenizer, checkIds } from './types';
 
@@ -75,6 +76,7 @@ export class Llama2cTokenizer implements Tokenizer {
   private readonly byteId = new Int32Array(256).fill(-1);
   /** Bytes of each id: raw bytes for <0xNN>, the piece's bytes otherwise. */
   private readonly bytesOf: Uint8Array[];
+  private readonly splitter: AddedTokenSplitter;
 
   constructor(readonly vocab: Llama2cVocab) {
     this.vocabSize = vocab.pieces.length;
@@ -91,17 +93,44 @@ export class Llama2cTokenizer implements Tokenizer {
       }
       return Uint8Array.from(Buffer.from(p, 'latin1'));
     });
-    this.bosToken = utf8.decode(Buffer.from(vocab.pieces[1], 'latin1'));
-    this.eosToken = utf8.decode(Buffer.from(vocab.pieces[2], 'latin1'));
+    // The file spells them "\n<s>\n" and "\n</s>\n" (for printing); chat templates and text use "<s>" / "</s>".
+    this.bosToken = utf8.decode(Buffer.from(vocab.pieces[1], 'latin1')).trim();
+    this.eosToken = utf8.decode(Buffer.from(vocab.pieces[2], 'latin1')).trim();
+    this.bytesOf[1] = Buffer.from(this.bosToken, 'utf8');
+    this.bytesOf[2] = Buffer.from(this.eosToken, 'utf8');
+    this.splitter = new AddedTokenSplitter(
+      [
+        { id: 1, content: this.bosToken, special: true },
+        { id: 2, content: this.eosToken, special: true },
+      ].filter((t) => t.content.length > 0),
+    );
   }
 
-  /** llama2.c's encode; see the file comment. Characters with neither a piece nor byte pieces become <unk> (0). */
+  /**
+   * llama2.c's encode; see the file comment. As in Hugging Face's Llama tokenizers, the texts "<s>" and "</s>" in
+   * the input become BOS and EOS (chat templates write them); the dummy prefix goes to the first stretch of plain
+   * text. Characters with neither a piece nor byte pieces become <unk> (0).
+   */
   encode(text: string, options: EncodeOptions = {}): number[] {
     const out: number[] = [];
     if (options.addBos) out.push(this.bosId);
+    let prefix = options.addDummyPrefix !== false;
+    for (const section of this.splitter.split(text)) {
+      if (section.tokenId !== undefined) out.push(section.tokenId);
+      else {
+        for (const id of this.encodePlain(section.text, prefix)) out.push(id);
+        prefix = false;
+      }
+    }
+    if (options.addEos) out.push(this.eosId);
+    return out;
+  }
+
+  /** One stretch of text without special tokens. */
+  private encodePlain(text: string, addDummyPrefix: boolean): number[] {
     const tokens: number[] = [];
     const keys: string[] = [];
-    if (text.length > 0 && options.addDummyPrefix !== false) {
+    if (text.length > 0 && addDummyPrefix) {
       const sp = this.ids.get(' ');
       if (sp !== undefined) {
         tokens.push(sp);
@@ -128,9 +157,7 @@ export class Llama2cTokenizer implements Tokenizer {
       i = j;
     }
     this.mergeByScore(tokens, keys);
-    for (const t of tokens) if (t >= 0) out.push(t);
-    if (options.addEos) out.push(this.eosId);
-    return out;
+    return tokens.filter((t) => t >= 0);
   }
 
   /**
@@ -197,6 +224,8 @@ export class Llama2cTokenizer implements Tokenizer {
   }
 
   tokenToId(token: string): number | undefined {
+    if (token === this.bosToken) return this.bosId;
+    if (token === this.eosToken) return this.eosId;
     return this.ids.get(Buffer.from(token, 'utf8').toString('latin1'));
   }
 
