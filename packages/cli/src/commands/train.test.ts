@@ -1,7 +1,8 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GPT2, fromPretrained, readMetrics, saveModelDir, saveTokenizer, trainByteLevelBpe } from '@rlhf/core';
+import { GPT2, fromPretrained, loadTokenizer, readMetrics, saveModelDir, saveTokenizer, trainByteLevelBpe } from '@rlhf/core';
+import { sharedDirForTests, sharedPath } from '@rlhf/data';
 import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { registerDpo } from './dpo';
@@ -105,5 +106,23 @@ describe('rlhf sft | rm | ppo | dpo', () => {
     }
     await expect(run(registerSft, 'sft', '--config', join(root, 'missing.json'))).rejects.toThrow(/--config .*missing.json/);
     await expect(run(registerSft, 'sft', '--out', join(root, 'x'))).rejects.toThrow(/modelPath: is required/);
+  });
+});
+
+describe.skipIf(!sharedDirForTests())('rlhf sft on the pretrained stories260K (llama2.c .bin + tok512.bin)', () => {
+  it('fine-tunes a couple of steps; the final folder loads, with the tokenizer carried over', async () => {
+    const data = jsonl('stories.jsonl', [
+      { kind: 'demonstration', prompt: 'Once upon a time, there was a little dog.', completion: ' The dog liked to play.' },
+      { kind: 'demonstration', prompt: 'Lily went to the park.', completion: ' She saw a big tree.' },
+    ]);
+    const out = join(root, 'stories-sft');
+    const s = await run(registerSft, 'sft', '--model-path', sharedPath('models/stories260K/stories260K.bin'), '--dataset-path', data, '--out', out, '--max-steps', '2', '--learning-rate', '1e-3');
+    expect(s.steps).toBe(2);
+    expect(existsSync(join(out, 'final', 'tok512.bin'))).toBe(true);
+    const m = readMetrics(join(out, 'metrics.jsonl')).filter((r) => 'loss' in r);
+    expect(m.map((r) => r.step)).toEqual([1, 2]);
+    expect(Number(m[0].loss)).toBeGreaterThan(0);
+    expect(fromPretrained(join(out, 'final')).model.vocabSize).toBe(512);
+    expect(loadTokenizer(join(out, 'final')).vocabSize).toBe(512);
   });
 });
