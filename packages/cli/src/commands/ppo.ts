@@ -2,7 +2,6 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import {
   CausalLMWithValueHead,
-  ConfigError,
   PPO_CONFIG_SPEC,
   PpoTrainer,
   fromPretrained,
@@ -18,10 +17,9 @@ import { addTrainingOptions, configFromCli, loadRecords, loadStartingModel, prin
 export function registerPpo(program: Command): void {
   const cmd = program.command('ppo').description('PPO against a reward model, with a per-token KL penalty to the frozen SFT reference');
   addTrainingOptions(cmd, PPO_CONFIG_SPEC).action(async (opts: Record<string, unknown> & CommonFlags) => {
-    const config = configFromCli<PpoConfig>('ppo config', PPO_CONFIG_SPEC, validatePpoConfig, opts);
-    if (!config.rewardModelPath) throw new ConfigError('ppo config', [{ field: 'rewardModelPath', message: 'is required: a reward model folder written by `rlhf rm`' }]);
+    const config = configFromCli<PpoConfig>('ppo config', PPO_CONFIG_SPEC, validatePpoConfig, opts, ['modelPath', 'datasetPath', 'rewardModelPath']);
     const { model, tokenizer, tokenizerDir, stopTokens } = loadStartingModel(config.modelPath, opts.tokenizer);
-    const reward = loadRewardModel(config.rewardModelPath);
+    const reward = loadRewardModel(config.rewardModelPath!);
     const prompts = toPrompts(tokenizer, await loadRecords(config.datasetPath, 'datasetPath'));
     const evalPrompts = config.evalDatasetPath ? toPrompts(tokenizer, await loadRecords(config.evalDatasetPath, 'evalDatasetPath')) : undefined;
     const refModel = config.refModelPath ? fromPretrained(config.refModelPath).model.freeze() : undefined;

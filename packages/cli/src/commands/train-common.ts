@@ -57,6 +57,8 @@ export function configFromCli<T extends TrainingArgs>(
   spec: ConfigSpec<T>,
   validate: (input: unknown) => ConfigProblem[],
   opts: Record<string, unknown> & CommonFlags,
+  /** fields the command cannot run without (null by default in the library, where data come in code) */
+  required: readonly string[] = ['modelPath', 'datasetPath'],
 ): T {
   let fromFile: Record<string, unknown> = {};
   if (opts.config) {
@@ -82,6 +84,11 @@ export function configFromCli<T extends TrainingArgs>(
   }
   if (opts.out) merged.outputDir = opts.out;
   problems.push(...validate(merged));
+  for (const field of required) {
+    if (merged[field] === undefined || merged[field] === null) {
+      problems.push({ field, message: `is required (--${flagName(field)} or "${field}" in --config)` });
+    }
+  }
   if (problems.length) throw new ConfigError(name, problems);
   const defaults = Object.fromEntries(Object.entries(spec).map(([k, s]) => [k, (s as { default: unknown }).default]));
   return { ...defaults, ...merged } as unknown as T;

@@ -101,7 +101,16 @@ describe('rlhf sft | rm | ppo | dpo', () => {
     const err = await run(registerPpo, 'ppo', '--config', cfg, '--cliprange', 'wide', '--ppo-epochs', '0').catch((e: Error) => e);
     expect(err).toBeInstanceOf(Error);
     const msg = (err as Error).message;
-    for (const f of ['learningRate: must be > 0', 'klcoef: unknown field (did you mean klCoef?)', 'gamma: must be ≤ 1', "cliprange: must be a finite number, got 'wide'", 'ppoEpochs: must be ≥ 1']) {
+    for (const f of [
+      'learningRate: must be > 0',
+      'klcoef: unknown field (did you mean klCoef?)',
+      'gamma: must be ≤ 1',
+      "cliprange: must be a finite number, got 'wide'",
+      'ppoEpochs: must be ≥ 1',
+      'modelPath: is required',
+      'datasetPath: is required',
+      'rewardModelPath: is required',
+    ]) {
       expect(msg).toContain(f);
     }
     await expect(run(registerSft, 'sft', '--config', join(root, 'missing.json'))).rejects.toThrow(/--config .*missing.json/);
