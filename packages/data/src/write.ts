@@ -60,10 +60,21 @@ class TextSink implements Sink {
     this.buf = [];
     this.bufLen = 0;
     const target = this.gz ?? this.out;
-    if (!target.write(chunk)) await new Promise<void>((res, rej) => {
-      target.once('drain', res);
-      target.once('error', rej);
-    });
+    if (!target.write(chunk)) {
+      // Both listeners go once either fires: left behind, they pile up over millions of writes.
+      await new Promise<void>((res, rej) => {
+        const onDrain = () => {
+          target.off('error', onError);
+          res();
+        };
+        const onError = (e: Error) => {
+          target.off('drain', onDrain);
+          rej(e);
+        };
+        target.once('drain', onDrain);
+        target.once('error', onError);
+      });
+    }
   }
 
   async write(value: unknown): Promise<void> {
