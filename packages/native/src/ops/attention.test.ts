@@ -173,10 +173,11 @@ describe('attentionForward / attentionBackward against the reference', () => {
   });
 
   it('agrees with the reference for 1, 2 and 3 threads (direct and split-key-tile backward)', () => {
-    // B*Hkv = 2 groups: direct with 1 or 2 threads, key tiles dealt out to threads with 3.
+    // One (batch, kv head) group: key tiles dealt out to threads with 2 or 3. Two groups: direct with 2
+    // threads, dealt out with 3. The shapes are large enough (over 16 MFLOP) for the kernels to wake 2-3 threads.
     const shapes: Shape[] = [
-      { B: 1, H: 2, Hkv: 1, Tq: 200, Tk: 200, cap: 200, D: 24, mask: 'pad-inf' },
-      { B: 2, H: 4, Hkv: 1, Tq: 150, Tk: 150, cap: 160, D: 16 },
+      { B: 1, H: 2, Hkv: 1, Tq: 256, Tk: 256, cap: 256, D: 64, mask: 'pad-inf' },
+      { B: 2, H: 4, Hkv: 1, Tq: 160, Tk: 160, cap: 170, D: 48 },
     ];
     for (const [i, s] of shapes.entries()) {
       const { ref, native: run } = runBoth(s, 900 + i);

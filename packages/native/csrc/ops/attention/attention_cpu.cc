@@ -137,6 +137,17 @@ float* scratch_floats(int slot, size_t count) {
   return bufs[slot].get();
 }
 
+// Threads worth waking for a call of about `flops` work: at least ~8 MFLOP (about 100 microseconds) each. A
+// decoding step (a few MFLOP) then runs on the calling thread: waking a second thread and meeting it at a
+// barrier costs microseconds on a quiet machine but milliseconds on a busy one (measured here: 0.3 ms of work
+// took 20 ms with 2 threads while other processes kept both cores busy).
+int threads_for(double flops, int64_t items) {
+  const double by_work = flops / 8e6;
+  int64_t nt = std::min<int64_t>(num_threads(), items);
+  if (by_work < double(nt)) nt = std::max<int64_t>(1, int64_t(by_work));
+  return int(nt);
+}
+
 const AttentionKernels& kernels() {
   switch (simd_level()) {
     case SimdLevel::kAvx512:
@@ -163,7 +174,8 @@ void attention_forward_cpu(float* out, float* lse, const float* q, const float* 
   const int64_t items = Tq == 0 ? 0 : heads * nqt;
   if (items == 0) return;
   const AttentionKernels& K = kernels();
-  const int nt = int(std::min<int64_t>(num_threads(), items));
+  // 4*D flops per visible (query, key) pair; query i sees off + i + 1 keys
+  const int nt = threads_for(4.0 * double(D) * double(B * H * Tq) * (double(off) + double(Tq + 1) / 2), items);
   // Per thread: Qt (D x kBq), St (kBk x kBq), m, l, alpha (kBq each). Allocated here, outside the parallel
   // region (nothing may throw inside it).
   const int64_t per_thread = D * kBq + kBk * kBq + 3 * kBq;
@@ -240,9 +252,11 @@ void attention_backward_cpu(float* dq, float* dk, float* dv, const float* dout, 
   if (B * H * Tq == 0 && B * Hkv * Tk == 0) return;
   const AttentionKernels& K = kernels();
   const int64_t nkt = (Tk + kBk - 1) / kBk, groups = B * Hkv;
+  // 10*D flops per visible (query, key) pair (five tile products)
+  const int64_t nthr = threads_for(10.0 * double(D) * double(B * H * Tq) * (double(off) + double(Tq + 1) / 2),
+                                   std::max<int64_t>(groups * nkt, 1));
   // Split each (batch, kv head) into `split` interleaved sets of key tiles when the groups alone would leave
   // threads idle or unevenly loaded; each split then needs its own dQ accumulator.
-  const int64_t nthr = num_threads();
   int64_t split = 1;
   if (nthr > 1 && nkt > 1 && groups % nthr != 0 && groups < 8 * nthr) split = std::min(nthr, nkt);
   const int64_t items = groups * split;
