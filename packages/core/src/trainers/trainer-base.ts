@@ -222,6 +222,11 @@ export abstract class TrainerBase<C extends TrainingArgs> {
       throw new Error(`resume: ${c.path} is a '${st.label}' checkpoint, not '${this.label()}'`);
     }
     this.optimizer.loadStateDict(c.optimizer, st.optimizerSteps ?? c.step);
+    const savedTotal = (c.state as { totalSteps?: number }).totalSteps;
+    if (savedTotal !== undefined && savedTotal !== this.totalSteps()) {
+      // allowed (to extend a run), but the schedule and data plan differ from the saved run's
+      this.progress.log(`resume: the checkpoint's run had ${savedTotal} steps, this one has ${this.totalSteps()}: not an exact continuation`);
+    }
     this.step = c.step;
     this.loadExtraState(st.extra ?? {});
   }
