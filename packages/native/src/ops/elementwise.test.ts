@@ -91,7 +91,8 @@ describe.each(SIMD_LEVELS)('elementwise ops at simd=%s', (level) => {
     const db = randomF32(cols, 99), rdb = Float32Array.from(db);
     addBiasBackward(db, x, rows, cols);
     addBiasBackwardRef(rdb, x, rows, cols);
-    expect(maxRelError(db, rdb)).toBeLessThan(1e-6);
+    // Rows are summed in float in blocks of 8, then in float64: a few ulp of the column sums.
+    expect(maxRelError(db, rdb)).toBeLessThan(5e-6);
   });
 
   it('works in place and on views with a byteOffset', () => {
@@ -205,7 +206,7 @@ describe('addBiasBackward and sumSquares across thread counts', () => {
     });
     setNumThreads(saved);
     for (const r of results.slice(1)) {
-      expect(maxRelError(r.db, results[0].db)).toBeLessThan(1e-6);
+      expect(maxRelError(r.db, results[0].db)).toBeLessThan(5e-6);
       expect(Math.abs(r.ss - results[0].ss) / results[0].ss).toBeLessThan(1e-12);
     }
   });

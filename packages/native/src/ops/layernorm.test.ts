@@ -166,8 +166,8 @@ describe('layernorm backward across thread counts', () => {
     setNumThreads(saved);
     for (const r of results.slice(1)) {
       expect(maxRelError(r.dx, results[0].dx)).toBe(0); // rows never split: bit-identical
-      expect(maxRelError(r.dw, results[0].dw)).toBeLessThan(1e-6); // float64 partials, grouped differently
-      expect(maxRelError(r.db, results[0].db)).toBeLessThan(1e-6);
+      expect(maxRelError(r.dw, results[0].dw)).toBeLessThan(1e-5); // float blocks of 8 rows, then float64 partials, grouped differently
+      expect(maxRelError(r.db, results[0].db)).toBeLessThan(1e-5);
     }
   });
 });

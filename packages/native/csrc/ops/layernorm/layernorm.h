@@ -9,8 +9,9 @@
 //     dx = rstd·(g - mean_c(g) - n·mean_c(g·n))      written (an activation gradient)
 //     dweight += Σ_r dy·n, dbias += Σ_r dy            accumulated (parameter gradients)
 //
-// Rows go to threads in contiguous chunks; each chunk sums dweight/dbias into its own float64 partial and
-// the partials are reduced once at the end (no two threads write one address).
+// Rows go to threads in contiguous chunks; each chunk sums dweight/dbias in float over blocks of 8 rows, adds
+// each block into its own float64 partial, and the partials are reduced once at the end (no two threads
+// write one address).
 #pragma once
 #include <cstdint>
 

@@ -7,8 +7,9 @@
 //     g = dy·weight:  dx = rstd·(g - x·rstd²·mean_c(g·x))    written (an activation gradient)
 //                     dweight += Σ_r dy·x·rstd               accumulated (a parameter gradient)
 //
-// Rows go to threads in contiguous chunks; dweight is summed into per-chunk float64 partials that are
-// reduced once at the end (no two threads write one address).
+// Rows go to threads in contiguous chunks; dweight is summed in float over blocks of 8 rows, each block added
+// into a per-chunk float64 partial, and the partials are reduced once at the end (no two threads write one
+// address).
 #pragma once
 #include <cstdint>
 
