@@ -69,7 +69,7 @@ describe('checkpoints', () => {
   });
 
   it('a process killed while checkpointing leaves the last checkpoint loadable', async () => {
-    // The child saves 4 MB checkpoints in a loop; we SIGKILL it at several points, mid-write most likely.
+    // The child saves 16 MB checkpoints in a loop; we SIGKILL it at several points, mid-write most likely.
     const here = dirname(fileURLToPath(import.meta.url));
     const script = join(root, 'child.mjs');
     const entry = join(root, 'child-entry.ts');
@@ -77,15 +77,19 @@ describe('checkpoints', () => {
       entry,
       `import { saveCheckpoint } from ${JSON.stringify(join(here, 'checkpoint.ts'))};
 const out = process.argv[2];
+// the weights are made once; each step only stamps its number in, so nearly all the time goes to saving
+const w = new Float32Array(1 << 22).map((_, i) => i / 1000);
 for (let step = 1; ; step++) {
-  const w = new Float32Array(1 << 20).map((_, i) => step + i / 1000);
-  saveCheckpoint(out, { step, model: new Map([['w', { dtype: 'F32', shape: [1 << 20], data: w }]]), state: { step } }, { keep: 2 });
+  w[0] = step;
+  w[12345] = step + 12.345;
+  saveCheckpoint(out, { step, model: new Map([['w', { dtype: 'F32', shape: [1 << 22], data: w }]]), state: { step } }, { keep: 2 });
   process.stdout.write('saved ' + step + '\\n');
 }
 `,
     );
     buildSync({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', outfile: script, logLevel: 'silent' });
-    for (const delayMs of [3, 17, 41]) {
+    let midWrite = 0;
+    for (const delayMs of [3, 17, 41, 7, 29]) {
       const out = fresh();
       const child = spawn(process.execPath, [script, out], { stdio: ['ignore', 'pipe', 'inherit'] });
       await new Promise<void>((resolve) => {
@@ -96,6 +100,7 @@ for (let step = 1; ; step++) {
         });
         child.on('exit', () => resolve());
       });
+      if (readdirSync(out).some((n) => n.startsWith('.tmp-checkpoint-'))) midWrite++;
       const c = loadLatestCheckpoint(out);
       expect(c).not.toBeNull();
       expect(c!.step).toBeGreaterThanOrEqual(2);
@@ -108,5 +113,8 @@ for (let step = 1; ; step++) {
       saveCheckpoint(out, { step: 1000, model: modelFor(1), state: {} }, { keep: 1 });
       expect(readdirSync(out)).toEqual(['checkpoint-1000']);
     }
+    console.log(`checkpoint kill test: ${midWrite} of 5 kills landed inside a save`);
+    // saving is nearly all the child does (16 MB, fsync'ed), so kills land inside a save: the case under test
+    expect(midWrite).toBeGreaterThan(0);
   }, 30_000);
 });
