@@ -113,3 +113,19 @@ describe.skipIf(!sharedDirForTests())('rlhf data on HH-RLHF (real data)', () => 
     expect(r.out).toMatch(/2312 read, 2303 kept, 9 dropped, 2 warnings\n {2}error empty-completion: 4\n {2}error layout: 5\n {2}warning duplicate-prompt: 2/);
   });
 });
+
+describe('rlhf data through the built executable', () => {
+  const bin = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'bin.js');
+  it('bad data: exit code 1, the issues on stderr, no stack trace', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const f = join(tmp, 'exe-bad.jsonl');
+    writeFileSync(f, '{"prompt":"p","chosen":"a"}\n');
+    const r = spawnSync(process.execPath, [bin, 'data', 'validate', f, '--format', 'trl-preference'], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/exe-bad.jsonl:1: rejected: .*missing field/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    const missing = spawnSync(process.execPath, [bin, 'data', 'convert', join(tmp, 'none.jsonl'), '--to', 'rlhf', '-o', join(tmp, 'o.jsonl')], { encoding: 'utf8' });
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toBe(`rlhf data: cannot read ${join(tmp, 'none.jsonl')}: no such file\n`);
+  });
+});
