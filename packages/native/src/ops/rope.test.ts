@@ -4,9 +4,11 @@ import { ropeBackwardRef, ropeForwardRef } from '../reference/index';
 import { expectSameValues, finiteDiffGrad, randomF64, SIMD_LEVELS } from '../test/grad-check';
 import { expectThrowsNamed, maxRelError, randomF32, rng } from '../test/helpers';
 
-// (B, T, H, D): D/2 odd, D not a multiple of 16; the last is split across threads.
+// (B, T, H, D): D/2 odd, D not a multiple of 16, D = 64 and 128 (compiled with a fixed trip count); the
+// last is split across threads.
 const SHAPES: [number, number, number, number][] = [
   [1, 1, 1, 2],
+  [1, 3, 2, 128],
   [2, 3, 2, 6],
   [2, 5, 3, 34],
   [1, 7, 2, 130],
