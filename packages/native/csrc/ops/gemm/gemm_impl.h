@@ -16,7 +16,7 @@ namespace rlhf {
 namespace {
 
 // ---- micro-kernel: C(MR, NV*W) tile, all in registers (MR*NV accumulators + NV B vectors) ----
-// PF > 0: prefetch B PF depth steps ahead (B streams from L2; A sits in L1).
+// PF > 0: prefetch B PF depth steps ahead (B streams from L2; A sits in L1), and the C tile into L2.
 template <class V, int MR, int NV, int PF = 0>
 void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict b, float* __restrict c,
                   int64_t ldc, float alpha, float beta) {
@@ -28,11 +28,15 @@ void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[i][v] = V::zero();
   // The C tile is needed only after the depth loop: ask for its lines now (first and last float of each
-  // row, NR floats span two or three lines), so the stores or the beta reads do not wait on memory.
+  // row, NR floats span two or three lines), so the stores or the beta reads do not wait on memory. Into L2
+  // only (prefetcht1): when ldc is a multiple of 1024 floats the MR rows share one L1 set, and pulling them
+  // into L1 this early would evict the A micro-panel that the depth loop is reading.
+  if (PF > 0) {
 #pragma GCC unroll 32
-  for (int i = 0; i < MR; ++i) {
-    __builtin_prefetch(c + i * ldc, 1, 3);
-    __builtin_prefetch(c + i * ldc + NR - 1, 1, 3);
+    for (int i = 0; i < MR; ++i) {
+      __builtin_prefetch(c + i * ldc, 1, 2);
+      __builtin_prefetch(c + i * ldc + NR - 1, 1, 2);
+    }
   }
   // Depth loop, unrolled by the compiler; a and b are read strictly sequentially (packed), so the hardware
   // prefetcher keeps them coming from L2 (b) and L1 (a).
