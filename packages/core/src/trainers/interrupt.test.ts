@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, watch, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildSync } from 'esbuild';
@@ -13,7 +13,7 @@ const tmp = tempDir('interrupt');
 afterAll(tmp.cleanup);
 
 describe('interrupted training', () => {
-  it('a run killed mid-training (SIGKILL, checkpointing every step) resumes to the weights of a run that never stopped', async () => {
+  it('a run killed mid-checkpoint (SIGKILL as a checkpoint starts; one every step) resumes to the weights of a run that never stopped', async () => {
     const here = dirname(fileURLToPath(import.meta.url));
     // the child bundle lives under the package's node_modules so that it resolves @rlhf/native like the tests do
     const cache = resolve(here, '../../node_modules/.cache/rlhf-trainers-test');
@@ -29,24 +29,25 @@ interruptRun(process.argv[2], undefined, (l) => process.stdout.write(l + '\\n'))
     buildSync({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', outfile: script, logLevel: 'silent', external: ['@rlhf/native', '@rlhf/native/*', 'esbuild'] });
 
     const dir = join(tmp.path, 'killed');
-    const child = spawn(process.execPath, [script, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [script, dir], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const killedAt = await new Promise<number>((done) => {
-      let buf = '';
-      let killed = -1;
-      child.stdout.on('data', (d: Buffer) => {
-        buf += d.toString();
-        const m = buf.match(/step (\d+)\/24/g);
-        const last = m ? Number(m.at(-1)!.split(' ')[1].split('/')[0]) : 0;
-        // after step 9's metrics line, its checkpoint is being written: kill now, mid-checkpoint or just after
-        if (last >= 9 && killed < 0) {
-          killed = last;
+    // kill the moment a checkpoint of step ≥ 9 starts being written (its temporary folder appears)
+    mkdirSync(dir, { recursive: true });
+    let killedAt = -1;
+    const watcher = watch(dir, (_event, name) => {
+      if (killedAt < 0 && typeof name === 'string' && name.startsWith('.tmp-checkpoint-')) {
+        const step = Number(name.split('-')[2]);
+        if (step >= 9) {
+          killedAt = step;
           child.kill('SIGKILL');
         }
-      });
-      child.on('exit', () => done(killed));
+      }
     });
+    await new Promise<void>((done) => child.on('exit', () => done()));
+    watcher.close();
+    const leftTemp = readdirSync(dir).some((n) => n.startsWith('.tmp-checkpoint-'));
+    console.log(`interrupt test: killed while writing checkpoint ${killedAt}; its temporary folder ${leftTemp ? 'was left behind' : 'had already been published'}`);
     expect(err).toBe('');
     expect(killedAt).toBeGreaterThanOrEqual(9);
     const cps = listCheckpoints(dir);
