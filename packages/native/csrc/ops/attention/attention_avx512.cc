@@ -26,6 +26,7 @@ void micro(int64_t K, const float* A, int64_t a_rs, int64_t a_cs, const float* B
   for (int r = 0; r < MR; ++r)
     #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) c[r][v] = _mm512_setzero_ps();
+#pragma GCC unroll 4
   for (int64_t k = 0; k < K; ++k) {
     const float* b = B + k * ldb;
     __m512 bv[NV];
