@@ -145,7 +145,7 @@ export abstract class TrainerBase<C extends TrainingArgs> {
       eps: config.adamEpsilon,
       weightDecay: config.weightDecay,
     });
-    this.guard = new NanGuard({ maxConsecutive: config.nanGuardMaxConsecutive });
+    this.guard = new NanGuard({ maxConsecutive: config.nanGuardMaxConsecutive, snapshotEvery: config.nanGuardSnapshotSteps });
     this.progress = options.progress ?? silentProgress;
     this.resumeFrom = options.resume;
   }
