@@ -208,6 +208,15 @@ void attention_forward_cpu(float* out, float* lse, const float* q, const float* 
       const float* Kb = k + (b * s.Hkv + kvh) * s.kvCapacity * D;
       const float* Vb = v + (b * s.Hkv + kvh) * s.kvCapacity * D;
       const float* Mb = mask ? mask + b * Tk : nullptr;
+      // The Q tile of the item this thread will most likely take next (dynamic schedule, nt threads): ask for
+      // it now, so that its packing below does not wait on memory.
+      if (it + nt < items) {
+        const int64_t nq = nqt - 1 - (it + nt) % nqt, nu = (it + nt) / nqt;
+        const int64_t nbh = grouped ? (nu / s.Hkv) * H + (nu % s.Hkv) * G : nu;
+        const int64_t nrows = grouped ? G * Tq : std::min(kBq, Tq - nq * kBq);
+        const float* nQ = q + (nbh * Tq + nq * kBq) * D;
+        for (int64_t x = 0; x < nrows * D; x += 16) __builtin_prefetch(nQ + x, 0, 2);
+      }
       // Q tile transposed once per item: S^T = K_j Q_i^T then runs along queries with K rows broadcast.
       const bool few = mq < 8;  // decoding (Tq = 1..7): dot products beat a tile GEMM a few columns wide
       // The scale is folded into the packed Q tile (the dot-product path applies it in softmax_cols).
