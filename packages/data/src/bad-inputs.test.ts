@@ -102,6 +102,13 @@ const table: Case[] = [
     kept: 2,
   },
   {
+    name: 'a field the layout does not have (reported once per file, record kept)',
+    content: `${JSON.stringify({ prompt: 'p', chosen: 'a', rejected: 'b', score: 3 })}\n${JSON.stringify({ prompt: 'q', chosen: 'a', rejected: 'b', score: 4 })}\n`,
+    format: 'trl-preference',
+    issues: [[1, 'extra-field', /:1: score: not a field of the trl-preference layout: ignored \(reported once per file\) \(extra-field, warning\)/]],
+    kept: 2,
+  },
+  {
     name: 'empty file',
     content: '',
     format: 'trl-preference',

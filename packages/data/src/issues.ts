@@ -23,7 +23,8 @@ export type IssueCode =
   | 'identical-pair'
   | 'duplicate-prompt'
   | 'duplicate-record'
-  | 'cannot-write'; // the record's kind has no place in the output format
+  | 'cannot-write' // the record's kind has no place in the output format
+  | 'extra-field'; // a top-level field the layout does not have (ignored; reported once per file)
 
 export interface Issue {
   file: string;

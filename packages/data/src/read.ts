@@ -156,9 +156,18 @@ async function* iterate(file: string, d: Detection, report: Report, opts: ReadOp
   const fmt = getFormat(d.format);
   const dups = opts.duplicates === false ? undefined : new DuplicateTracker();
   const issue = (where: { line?: number; row?: number }, i: Omit<Issue, 'file'>): void => report.add({ file, ...where, ...i });
+  const known = fmt.fields ? new Set(fmt.fields) : undefined;
+  const extraSeen = new Set<string>();
 
   // One value (line object, array item, row): decode, check, yield what survives.
   const take = function* (value: unknown, where: { line?: number; row?: number }): Generator<SourcedRecord> {
+    if (known && value !== null && typeof value === 'object' && !Array.isArray(value)) {
+      for (const k of Object.keys(value)) {
+        if (known.has(k) || extraSeen.has(k)) continue;
+        extraSeen.add(k);
+        issue(where, { path: k, code: 'extra-field', severity: 'warning', message: `not a field of the ${fmt.name} layout: ignored (reported once per file)` });
+      }
+    }
     const decoded = fmt.decode(value, opts);
     let errors = 0;
     for (const p of decoded.problems) {

@@ -59,6 +59,7 @@ export const hhRlhfFormat: JsonFormat = {
   name: 'hh-rlhf',
   description: 'Anthropic HH-RLHF: {"chosen", "rejected"} whole "\\n\\nHuman: ... \\n\\nAssistant: ..." transcripts; the prompt is their common part up to the last "\\n\\nAssistant: "',
   reads: 'preference',
+  fields: ['chosen', 'rejected'],
   decode(v, opts) {
     const p = parseWith(HhRaw, v);
     if (!p.ok) return fail(p.problems);

@@ -18,6 +18,7 @@ export const openaiChatFormat: JsonFormat = {
   name: 'openai-chat',
   description: 'OpenAI chat fine-tuning: {"messages": [...]}, split at the last assistant turn into prompt and completion',
   reads: 'demonstration',
+  fields: ['messages', 'tools', 'parallel_tool_calls', 'functions'],
   decode(v) {
     const p = parseWith(ChatRaw, v);
     if (!p.ok) return fail(p.problems);
@@ -43,6 +44,7 @@ export const openaiCompletionsFormat: JsonFormat = {
   name: 'openai-completions',
   description: 'OpenAI legacy fine-tuning: {"prompt": "...", "completion": "..."}, plain strings',
   reads: 'demonstration',
+  fields: ['prompt', 'completion'],
   decode(v) {
     const p = parseWith(LegacyRaw, v);
     return p.ok ? one({ kind: 'demonstration', prompt: p.data.prompt, completion: p.data.completion }) : fail(p.problems);
@@ -70,6 +72,7 @@ export const openaiPreferenceFormat: JsonFormat = {
   name: 'openai-preference',
   description: 'OpenAI preference fine-tuning (DPO): {"input": {"messages"}, "preferred_output", "non_preferred_output"}',
   reads: 'preference',
+  fields: ['input', 'preferred_output', 'non_preferred_output', 'tools', 'parallel_tool_calls'],
   decode(v) {
     const p = parseWith(PreferenceRaw, v);
     if (!p.ok) return fail(p.problems);

@@ -67,6 +67,7 @@ export const trlLmFormat: JsonFormat = {
   name: 'trl-lm',
   description: 'TRL language modeling: {"text"} or {"messages"}; the whole text is the training target',
   reads: 'demonstration (no prompt)',
+  fields: ['text', 'messages', 'id'],
   decode(v) {
     const obj = v as Record<string, unknown>;
     // Pick the branch by key so that errors point inside it rather than at "one of two layouts".
@@ -87,6 +88,7 @@ export const trlPromptFormat: JsonFormat = {
   name: 'trl-prompt',
   description: 'TRL prompt-only: {"prompt"}',
   reads: 'prompt',
+  fields: ['prompt', 'id'],
   decode(v) {
     const p = parseWith(PromptSchema, v);
     return p.ok ? one(withId({ kind: 'prompt', prompt: p.data.prompt }, p.data.id)) : fail(p.problems);
@@ -103,6 +105,7 @@ export const trlPromptCompletionFormat: JsonFormat = {
   name: 'trl-prompt-completion',
   description: 'TRL prompt-completion: {"prompt", "completion"}',
   reads: 'demonstration',
+  fields: ['prompt', 'completion', 'id'],
   decode(v) {
     const p = parseWith(PromptCompletionSchema, v);
     return p.ok ? one(withId({ kind: 'demonstration', prompt: p.data.prompt, completion: p.data.completion }, p.data.id)) : fail(p.problems);
@@ -118,6 +121,7 @@ export const trlPreferenceFormat: JsonFormat = {
   name: 'trl-preference',
   description: 'TRL preference with explicit prompt: {"prompt", "chosen", "rejected"} (optional "margin"); comparisons are written as their C(K,2) pairs',
   reads: 'preference',
+  fields: ['prompt', 'chosen', 'rejected', 'margin', 'id'],
   decode(v) {
     const p = parseWith(PreferenceRaw, v);
     if (!p.ok) return fail(p.problems);
@@ -154,6 +158,7 @@ export const trlPreferenceImplicitFormat: JsonFormat = {
   name: 'trl-preference-implicit',
   description: 'TRL preference with implicit prompt: {"chosen", "rejected"}, whole texts whose common beginning is the prompt',
   reads: 'preference',
+  fields: ['chosen', 'rejected', 'margin', 'id'],
   decode(v) {
     const p = parseWith(ImplicitRaw, v);
     if (!p.ok) return fail(p.problems);
@@ -175,6 +180,7 @@ export const trlUnpairedFormat: JsonFormat = {
   name: 'trl-unpaired',
   description: 'TRL unpaired preference: {"prompt", "completion", "label": true|false}; preferences are written as chosen=true, rejected=false',
   reads: 'feedback',
+  fields: ['prompt', 'completion', 'label', 'id'],
   decode(v) {
     const p = parseWith(UnpairedRaw, v);
     return p.ok ? one(withId({ kind: 'feedback', prompt: p.data.prompt, completion: p.data.completion, label: p.data.label }, p.data.id)) : fail(p.problems);

@@ -40,6 +40,8 @@ export interface JsonFormat {
   readonly description: string;
   /** The record kinds this format reads into (for documentation and the CLI's help). */
   readonly reads: string;
+  /** Top-level fields of the layout; others are reported once per file as ignored. Undefined: not checked. */
+  readonly fields?: readonly string[];
   decode(value: unknown, opts: FormatOptions): Decoded;
   /** The JSON values to write for a record, or a sentence saying why the record has no place here. */
   encode?(r: DataRecord, opts: FormatOptions): unknown[] | string;
