@@ -173,8 +173,8 @@ void scale_c(float* C, int64_t ldc, int64_t m, int64_t n, float beta) {
   }
 }
 
-// Few rows: no packing. A is made row-major contiguous (a transA input is transposed into scratch: m <= 8
-// rows, so at most 8k floats), then the columns are split among threads in whole vector blocks.
+// Few rows: no packing. A is made row-major contiguous (a transA input is transposed into scratch: a few
+// rows, so a few k floats), then the columns are split among threads in whole vector blocks.
 void gemm_small_m(const GemmIsa& isa, float* C, int64_t ldc, const float* A, int64_t lda, const float* B,
                   int64_t ldb, int64_t m, int64_t n, int64_t k, bool transA, bool transB, float alpha, float beta,
                   int nt) {
@@ -315,9 +315,18 @@ void gemm_packed(const GemmIsa& isa, float* C, int64_t ldc, const float* A, int6
   }
 }
 
-// Rows up to which the direct path beats packing (B is read once per 4 rows there; packing B costs about
-// one read and one write of it).
-constexpr int64_t kSmallM = 4;
+// Rows up to which the direct path beats packing: it reads B once per 4 rows, where packing costs a read
+// and a write of B and a read of the packed copy. With transB (a linear layer's weight, the generation case)
+// the direct path's dot products won up to 16 rows (4096x1024 weight: about 1.3-1.9x at m = 5..12); without,
+// its broadcasts tie at 8 rows and lose at 16. RLHF_GEMM_SMALLM overrides both (tuning runs).
+int64_t small_m_limit(bool transB) {
+  static const int64_t v = [] {
+    const char* e = std::getenv("RLHF_GEMM_SMALLM");
+    const long x = e ? std::strtol(e, nullptr, 10) : -1;
+    return x >= 0 && x <= 64 ? int64_t(x) : int64_t(-1);
+  }();
+  return v >= 0 ? v : transB ? 16 : 6;
+}
 
 void gemm_one(const GemmIsa& isa, float* C, const float* A, const float* B, int64_t m, int64_t n, int64_t k,
               bool transA, bool transB, float alpha, float beta, int nt) {
@@ -327,7 +336,7 @@ void gemm_one(const GemmIsa& isa, float* C, const float* A, const float* B, int6
     scale_c(C, ldc, m, n, beta);
     return;
   }
-  if (m <= kSmallM) {
+  if (m <= small_m_limit(transB)) {
     gemm_small_m(isa, C, ldc, A, lda, B, ldb, m, n, k, transA, transB, alpha, beta, nt);
     return;
   }
