@@ -57,6 +57,8 @@ export async function main(argv: string[]): Promise<void> {
   const quick = argv.includes('--quick');
   const jsonAt = argv.indexOf('--json');
   const thrAt = argv.indexOf('--threads');
+  const filterAt = argv.indexOf('--filter');
+  const want = (name: string) => filterAt < 0 || argv[filterAt + 1].split(',').some((w) => name.includes(w));
   if (thrAt >= 0) nativeOps.setNumThreads(Number(argv[thrAt + 1]));
   const info = nativeOps.info();
   const rows: Row[] = [];
@@ -66,13 +68,31 @@ export async function main(argv: string[]): Promise<void> {
   };
   console.log(`# core bench: ${info.threads} threads, ${info.simd}${quick ? ', quick' : ''}`);
 
-  // ---- 1 + 2. training step ----
   const L = 6, C = 384, H = 6, T = 256, V = 65, B = quick ? 2 : 4;
   const model = new GPT2({ vocabSize: V, nPositions: T, nEmbd: C, nLayer: L, nHead: H }, { seed: 1 });
+  const rng = new Rng(3);
+  if (want('train')) await trainBench(model, { L, C, H, T, V, B, quick, log, rng });
+  if (want('generate')) await generateBench(model, { L, C, V, quick, log, rng });
+  obs.disconnect();
+  if (jsonAt >= 0) {
+    writeFileSync(argv[jsonAt + 1], `${JSON.stringify({ machine: { threads: info.threads, simd: info.simd }, results: rows }, null, 2)}\n`);
+  }
+}
+
+interface Ctx {
+  L: number;
+  C: number;
+  V: number;
+  quick: boolean;
+  log: (r: Row) => void;
+  rng: Rng;
+}
+
+// ---- 1 + 2. training step ----
+async function trainBench(model: GPT2, { L, C, H, T, V, B, quick, log, rng }: Ctx & { H: number; T: number; B: number }): Promise<void> {
   const opt = new AdamW(model.namedParameters(), { lr: 1e-4 });
   const N = model.numParameters() - T * C; // without the position table (nanoGPT's count)
   const flopsPerToken = 6 * N + 12 * L * C * T;
-  const rng = new Rng(3);
   const ids = Int32Array.from({ length: B * T }, () => rng.int(V));
   const targets = Int32Array.from({ length: B * T }, () => rng.int(V));
   const step = () => {
@@ -128,7 +148,10 @@ export async function main(argv: string[]): Promise<void> {
     freshMiBPerStepPool: +(freshPerStep / 2 ** 20).toFixed(3), peer: 'same step without the pool', rounds,
   });
 
-  // ---- 3. generation with and without the KV cache ----
+}
+
+// ---- 3. generation with and without the KV cache ----
+async function generateBench(model: GPT2, { L, C, V, quick, log, rng }: Ctx): Promise<void> {
   const prompt = [Array.from({ length: 16 }, () => rng.int(V))];
   const newTokens = quick ? 32 : 64;
   const gen = (useCache: boolean) => generate(model, prompt, { temperature: 0, maxNewTokens: newTokens, useCache });
@@ -148,8 +171,4 @@ export async function main(argv: string[]): Promise<void> {
     tokensPerSec: +((newTokens * 1e3) / gc).toFixed(1), peer: 'no cache (full forward per token)', peerMs: +gn.toFixed(1),
     peerTokensPerSec: +((newTokens * 1e3) / gn).toFixed(1), ratio: +(gn / gc).toFixed(2),
   });
-  obs.disconnect();
-  if (jsonAt >= 0) {
-    writeFileSync(argv[jsonAt + 1], `${JSON.stringify({ machine: { threads: info.threads, simd: info.simd, fmaPeakGflops: +peak.toFixed(1) }, results: rows }, null, 2)}\n`);
-  }
 }

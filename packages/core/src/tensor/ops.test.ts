@@ -160,6 +160,10 @@ describe('op backwards against central finite differences (odd sizes)', () => {
     gradcheck(() => ops.rope(x, pos, 10000, true), [x]);
     gradcheck(() => ops.rope(x, pos, 500, false), [x]);
     gradcheck(() => ops.permute0213(x), [x]);
+    const x1 = randomTensor([2, 1, 3, 4], 54); // a singleton axis: a view, still differentiable
+    expect(Array.from(ops.permute0213(x1).data)).toEqual(Array.from(x1.data));
+    expect(ops.permute0213(x1).shape).toEqual([2, 3, 1, 4]);
+    gradcheck(() => ops.permute0213(x1), [x1]);
     gradcheck(() => ops.reshape(x, [6, 12]), [x]);
     const y = randomTensor([5, 7], 53);
     // both pieces of one split feed one sum, one of them through a second split

@@ -311,8 +311,16 @@ export const rope = defineOp({
   },
 });
 
-/** (A, B, C, D) -> (A, C, B, D): (B, T, H, D) <-> (B, H, T, D). */
-export const permute0213 = defineOp({
+/**
+ * (A, B, C, D) -> (A, C, B, D): (B, T, H, D) <-> (B, H, T, D). When B or C is 1 (one token per step in
+ * generation, or one head) the element order does not change: a reshape view, no copy.
+ */
+export function permute0213(x: Tensor): Tensor {
+  if (x.ndim === 4 && (x.shape[1] === 1 || x.shape[2] === 1)) return reshape(x, [x.shape[0], x.shape[2], x.shape[1], x.shape[3]]);
+  return permute0213Copy(x);
+}
+
+const permute0213Copy = defineOp({
   name: 'permute0213',
   forward(_ctx, x: Tensor) {
     if (x.ndim !== 4) throw new RangeError(`permute0213: x must be 4-D, got [${x.shape.join(', ')}]`);
