@@ -8,11 +8,12 @@
 // (beta = 0) or accumulates into it (beta = 1, as parameter gradients do).
 //
 // CPU design (gemm_cpu.cc, after BLIS, van Zee & van de Geijn 2015, "BLIS: a framework for rapidly
-// instantiating BLAS functionality"): loops jc (NC columns) / pc (KC depth) / ic (MC rows), B packed into a
-// kc x nc panel kept in L2, A packed into MR-row micro-panels streamed through L1, and a register-blocked
-// MR x NR micro-kernel of FMAs. The micro-kernels and packers are compiled per ISA (gemm_avx512.cc,
-// gemm_avx2.cc, and a portable build in gemm_cpu.cc) and chosen at run time from simd_level().
-// Small m (batch-1 generation: m = 1; a few rows) takes a direct path that reads B once without packing.
+// instantiating BLAS functionality"): loops ic (MC rows) / pc (KC depth) / jc (NC columns), A packed once
+// into MR-row micro-panels (each one held in L1 while it is used), B packed into a kc x nc panel held in
+// L2, and a register-blocked MR x NR micro-kernel of FMAs. The micro-kernels and packers are compiled per
+// ISA (gemm_avx512.cc, gemm_avx2.cc, and a portable build in gemm_cpu.cc) and chosen at run time from
+// simd_level(). Few rows (generation: m = 1, small batches; up to 16 rows with transB, 6 without) take a
+// direct path that reads B in place, once per 4 rows, without packing.
 #pragma once
 #include <cstdint>
 
