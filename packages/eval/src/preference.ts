@@ -1,0 +1,162 @@
+/**
+ * Preference and RLHF metrics, each usable over plain numbers and over models:
+ *  - reward-model accuracy on held-out pairs: share of pairs where r(chosen) > r(rejected), ties half;
+ *  - win rate of A over B: mean outcome (1 win, ½ tie, 0 loss) as judged by a reward model or any judge
+ *    function, with a normal-approximation 95% interval on that mean;
+ *  - KL(policy ‖ reference) on a prompt set: completions sampled from the policy, KL estimated per sequence
+ *    by the sum over its tokens of log π(t) − log π_ref(t) (the k1 estimator; unbiased, can be negative for
+ *    one sample), averaged over samples;
+ *  - the reward over-optimisation curve (Gao et al. 2022): proxy reward and gold reward against KL, over a
+ *    set of checkpoints (or any points), so that the gold curve's turn-down is visible.
+ */
+import { generate, noGrad, tidy, type RewardModel, type Tokenizer } from '@rlhf/core';
+import type { EvalModel } from './benchmarks/common';
+import { scoreContinuations } from './loglik';
+import { meanEstimate, proportion, type Estimate } from './stats';
+
+/** Accuracy of a reward model from its scores of chosen and rejected completions (pairs aligned). */
+export function rewardAccuracy(chosen: ArrayLike<number>, rejected: ArrayLike<number>): Estimate & { meanMargin: Estimate } {
+  if (chosen.length !== rejected.length) throw new RangeError(`rewardAccuracy: ${chosen.length} chosen scores, ${rejected.length} rejected`);
+  let wins = 0;
+  const margins: number[] = [];
+  for (let i = 0; i < chosen.length; i++) {
+    if (!Number.isFinite(chosen[i]) || !Number.isFinite(rejected[i])) throw new RangeError(`rewardAccuracy: pair ${i} has a non-finite score`);
+    wins += chosen[i] > rejected[i] ? 1 : chosen[i] === rejected[i] ? 0.5 : 0;
+    margins.push(chosen[i] - rejected[i]);
+  }
+  return { ...proportion(wins, chosen.length), meanMargin: meanEstimate(margins) };
+}
+
+/** Outcome of one comparison from A's point of view: 1 win, 0.5 tie, 0 loss. */
+export type Outcome = 0 | 0.5 | 1;
+
+export interface WinRate extends Estimate {
+  wins: number;
+  ties: number;
+  losses: number;
+}
+
+/** Win rate from outcomes (1 / 0.5 / 0), ties counting half. */
+export function winRate(outcomes: ArrayLike<number>): WinRate {
+  let wins = 0, ties = 0, losses = 0;
+  for (let i = 0; i < outcomes.length; i++) {
+    const o = outcomes[i];
+    if (o === 1) wins++;
+    else if (o === 0.5) ties++;
+    else if (o === 0) losses++;
+    else throw new RangeError(`winRate: outcome ${i} = ${o}; expected 1 (win), 0.5 (tie) or 0 (loss)`);
+  }
+  return { ...meanEstimate(outcomes), wins, ties, losses };
+}
+
+/** Outcomes of A against B from their rewards on the same prompts (equal rewards tie). */
+export function outcomesFromRewards(rewardsA: ArrayLike<number>, rewardsB: ArrayLike<number>): Outcome[] {
+  if (rewardsA.length !== rewardsB.length) throw new RangeError(`outcomesFromRewards: ${rewardsA.length} rewards for A, ${rewardsB.length} for B`);
+  return Array.from({ length: rewardsA.length }, (_, i) => (rewardsA[i] > rewardsB[i] ? 1 : rewardsA[i] < rewardsB[i] ? 0 : 0.5));
+}
+
+/** A judge says how A's completion compares with B's for a prompt: 1, 0.5 or 0 (may be async). */
+export type Judge = (prompt: string, completionA: string, completionB: string) => number | Promise<number>;
+
+/** A judge from a reward function: the higher reward wins. */
+export function rewardJudge(reward: (prompt: string, completion: string) => number | Promise<number>): Judge {
+  return async (p, a, b) => {
+    const [ra, rb] = [await reward(p, a), await reward(p, b)];
+    return ra > rb ? 1 : ra < rb ? 0 : 0.5;
+  };
+}
+
+/** A reward function from a core RewardModel: its scalar at the last token of prompt + completion. */
+export function rewardModelReward(rm: RewardModel, tokenizer: Tokenizer): (prompt: string, completion: string) => number {
+  return (prompt, completion) => {
+    const ids = tokenizer.encode(prompt + completion, { addBos: true });
+    const maxPos = rm.model.maxPositions;
+    const kept = ids.length > maxPos ? [ids[0], ...ids.slice(ids.length - maxPos + 1)] : ids;
+    return noGrad(() => tidy(() => rm.forward({ ids: Int32Array.from(kept), B: 1, T: kept.length }).data[0]));
+  };
+}
+
+export interface CompletionOptions {
+  maxNewTokens?: number;
+  /** 0 = greedy (default 1) */
+  temperature?: number;
+  topP?: number;
+  seed?: number;
+}
+
+/** One completion per prompt (text after the prompt), seeded. */
+export function complete(m: EvalModel, prompts: string[], opts: CompletionOptions = {}): { text: string[]; ids: number[][]; promptIds: number[][] } {
+  const maxNew = opts.maxNewTokens ?? 32;
+  const text: string[] = [], ids: number[][] = [], promptIds: number[][] = [];
+  prompts.forEach((p, i) => {
+    let pid = m.tokenizer.encode(p, { addBos: true });
+    const room = m.model.maxPositions - maxNew;
+    if (pid.length > room) pid = [pid[0], ...pid.slice(pid.length - room + 1)];
+    const stops = m.stopTokens ?? (m.tokenizer.eosId !== undefined ? [m.tokenizer.eosId] : []);
+    const r = generate(m.model, [pid], { maxNewTokens: maxNew, temperature: opts.temperature ?? 1, topP: opts.topP ?? 1, seed: (opts.seed ?? 0) * 1_000_003 + i, stopTokens: stops, tokenizer: m.tokenizer });
+    text.push(r.text?.[0] ?? '');
+    ids.push(r.tokens[0]);
+    promptIds.push(pid);
+  });
+  return { text, ids, promptIds };
+}
+
+/** Win rate of model A over model B on prompts, each completing every prompt once, judged by `judge`. */
+export async function winRateOfModels(a: EvalModel, b: EvalModel, prompts: string[], judge: Judge, opts: CompletionOptions = {}) {
+  const ca = complete(a, prompts, opts).text;
+  const cb = complete(b, prompts, { ...opts, seed: (opts.seed ?? 0) + 1 });
+  const outcomes: number[] = [];
+  for (let i = 0; i < prompts.length; i++) outcomes.push(await judge(prompts[i], ca[i], cb.text[i]));
+  return { winRate: winRate(outcomes), completionsA: ca, completionsB: cb.text, outcomes };
+}
+
+/** KL estimate from per-sequence log-likelihoods under the policy and the reference (samples from the policy). */
+export function klFromLogprobs(policyLogliks: ArrayLike<number>, referenceLogliks: ArrayLike<number>): Estimate {
+  if (policyLogliks.length !== referenceLogliks.length) throw new RangeError(`klFromLogprobs: ${policyLogliks.length} policy values, ${referenceLogliks.length} reference values`);
+  return meanEstimate(Array.from({ length: policyLogliks.length }, (_, i) => policyLogliks[i] - referenceLogliks[i]));
+}
+
+/**
+ * KL(policy ‖ reference) in nats per sequence on a prompt set: `samples` completions per prompt sampled
+ * from the policy at temperature 1 (the distribution whose KL is wanted), each scored under both models.
+ */
+export function klToReference(policy: EvalModel, reference: EvalModel, prompts: string[], opts: { samples?: number; maxNewTokens?: number; seed?: number } = {}) {
+  const n = opts.samples ?? 1;
+  const pol: number[] = [], ref: number[] = [];
+  for (let s = 0; s < n; s++) {
+    const c = complete(policy, prompts, { maxNewTokens: opts.maxNewTokens, temperature: 1, seed: (opts.seed ?? 0) + s * 7919 });
+    c.ids.forEach((cont, i) => {
+      if (!cont.length) return;
+      pol.push(scoreContinuations(policy.model, c.promptIds[i], [cont]).logliks[0]);
+      ref.push(scoreContinuations(reference.model, c.promptIds[i], [cont]).logliks[0]);
+    });
+  }
+  return klFromLogprobs(pol, ref);
+}
+
+export interface OveroptimisationPoint {
+  /** a checkpoint's name or step */
+  label: string;
+  kl: Estimate;
+  proxy: Estimate;
+  gold?: Estimate;
+}
+
+/**
+ * The over-optimisation curve from per-checkpoint samples: for each checkpoint its KL values and the proxy
+ * (and, when there is one, gold) rewards of its completions. Points are sorted by mean KL. `peakGold` is the
+ * checkpoint where the gold reward is highest: past it, proxy reward still rises while gold falls.
+ */
+export function overoptimisationCurve(checkpoints: Array<{ label: string; kl: ArrayLike<number>; proxy: ArrayLike<number>; gold?: ArrayLike<number> }>) {
+  const points: OveroptimisationPoint[] = checkpoints.map((c) => ({
+    label: c.label,
+    kl: meanEstimate(c.kl),
+    proxy: meanEstimate(c.proxy),
+    ...(c.gold ? { gold: meanEstimate(c.gold) } : {}),
+  }));
+  points.sort((x, y) => x.kl.value - y.kl.value);
+  let peakGold: string | undefined;
+  let best = -Infinity;
+  for (const p of points) if (p.gold && p.gold.value > best) { best = p.gold.value; peakGold = p.label; }
+  return { points, peakGold };
+}
