@@ -7,6 +7,7 @@ import { registerSft } from './commands/sft';
 import { registerRm } from './commands/rm';
 import { registerPpo } from './commands/ppo';
 import { registerDpo } from './commands/dpo';
+import { registerEval } from './commands/eval';
 
 declare const __RLHF_CLI_VERSION__: string | undefined;
 
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerRm(program);
   registerPpo(program);
   registerDpo(program);
+  registerEval(program);
   return program;
 }
 

@@ -1,0 +1,62 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { silentProgress } from '@rlhf/core';
+import { sharedDirForTests, sharedPath } from '@rlhf/data';
+import { Command } from 'commander';
+import { describe, expect, it } from 'vitest';
+import { parseModelSpec, registerEval } from './eval';
+
+const shared = sharedDirForTests();
+
+async function run(...args: string[]): Promise<string> {
+  let out = '';
+  const program = new Command('rlhf').exitOverride();
+  registerEval(program, { out: (s) => (out += s), progress: () => silentProgress });
+  await program.parseAsync(['node', 'rlhf', 'eval', ...args]);
+  return out;
+}
+
+describe('rlhf eval', () => {
+  it('parses name=path model specs', () => {
+    expect(parseModelSpec('base=/m/a.bin')).toEqual({ name: 'base', path: '/m/a.bin' });
+    expect(parseModelSpec('/m/stories260K.bin')).toEqual({ name: 'stories260K', path: '/m/stories260K.bin' });
+  });
+
+  it('names bad arguments', async () => {
+    await expect(run('mmlu', '--model', 'x.bin')).rejects.toThrow(/unknown benchmark "mmlu"/);
+    await expect(run('bbq', '--model', 'x.bin', '--limit', '0')).rejects.toThrow(/--limit must be a positive integer/);
+    await expect(run('bbq', '--model', 'x.bin', '--data', '/nonexistent/bbq')).rejects.toThrow(/--data \/nonexistent\/bbq does not exist/);
+  });
+
+  describe.skipIf(!shared)('on stories260K', () => {
+    const model = () => sharedPath('models/stories260K/stories260K.bin');
+    const tmp = mkdtempSync(join(tmpdir(), 'rlhf-cli-eval-'));
+
+    it('truthfulqa: Markdown table, JSON with n and intervals, HTML report', async () => {
+      const json = join(tmp, 'tqa.json'), html = join(tmp, 'tqa.html');
+      const out = await run('truthfulqa', '--model', model(), '--limit', '3', '--json', json, '--report', html);
+      expect(out).toMatch(/\| TruthfulQA MC1 \| \d\.\d{3} \[[\d.]+, [\d.]+\] \(n=3\) \|/);
+      const j = JSON.parse(readFileSync(json, 'utf8'));
+      expect(j.results[0].metrics['TruthfulQA MC2'].n).toBe(3);
+      expect(j.details.stories260K.items).toHaveLength(3);
+      expect(readFileSync(html, 'utf8')).toContain('<svg');
+    });
+
+    it('bbq on one category file, two models side by side; csv truthfulqa', async () => {
+      const out = await run('bbq', '--model', `a=${model()}`, '--model', `b=${model()}`, '--data', sharedPath('data/bbq/Religion.jsonl'), '--limit', '4');
+      expect(out).toContain('| metric | a | b |');
+      expect(out).toMatch(/\| BBQ accuracy \| .*\(n=4\) \| .*\(n=4\) \|/);
+      await expect(run('bbq', '--model', model(), '--model', model(), '--limit', '1')).rejects.toThrow(/two models are named "stories260K"/);
+      const csv = await run('truthfulqa', '--model', model(), '--data', sharedPath('data/truthfulqa/TruthfulQA.csv'), '--limit', '2');
+      expect(csv).toMatch(/TruthfulQA MC1 .*\(n=2\)/);
+    });
+
+    it('toxicity with the local proxy scorer says so', async () => {
+      const out = await run('toxicity', '--model', model(), '--limit', '2', '--k', '2', '--max-new-tokens', '8');
+      expect(out).toContain('[proxy scorer]');
+      expect(out).toMatch(/NOT Perspective/);
+      expect(out).toMatch(/RTP prompts: mean Perspective toxicity \(file\) \| .*\(n=2\)/);
+    });
+  });
+});

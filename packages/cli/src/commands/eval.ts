@@ -1,0 +1,187 @@
+/**
+ * `rlhf eval BENCH --model PATH`: TruthfulQA (multiple choice or generation), BBQ or RealToxicityPrompts on
+ * one model or several side by side (`--model base=a.bin --model ppo=out/ppo`). Prints a Markdown table;
+ * --json writes every number with its n and interval plus the per-item details; --report writes a
+ * self-contained HTML page with charts. Default data: the files in ../shared/data when that folder is found.
+ */
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import type { Command } from 'commander';
+import { fromPretrained, loadTokenizerFile, type ProgressReporter } from '@rlhf/core';
+import { sharedPath } from '@rlhf/data';
+import {
+  createReport,
+  evaluateBbq,
+  evaluateToxicity,
+  evaluateTruthfulQaGen,
+  evaluateTruthfulQaMc,
+  findPreambleBeside,
+  LexiconToxicityScorer,
+  loadBbq,
+  loadPreamble,
+  loadRealToxicityPrompts,
+  loadTruthfulQa,
+  metricsOf,
+  PerspectiveScorer,
+  reportToHtml,
+  reportToJson,
+  reportToMarkdown,
+  type EvalModel,
+  type ResultSet,
+} from '@rlhf/eval';
+import { progressReporter } from './train-common';
+
+export const BENCHMARKS = ['truthfulqa', 'truthfulqa-gen', 'bbq', 'toxicity'] as const;
+type Bench = (typeof BENCHMARKS)[number];
+
+export interface EvalIo {
+  out(s: string): void;
+  progress(): ProgressReporter;
+}
+
+const defaultIo: EvalIo = { out: (s) => process.stdout.write(s), progress: progressReporter };
+
+interface EvalFlags {
+  model: string[];
+  tokenizer?: string;
+  data?: string;
+  limit?: number;
+  json?: string;
+  report?: string;
+  markdown?: string;
+  preamble?: string;
+  sharePrefix: boolean;
+  scorer: string;
+  k: number;
+  maxNewTokens?: number;
+  seed: number;
+}
+
+function positiveInt(name: string) {
+  return (v: string): number => {
+    const x = Number(v);
+    if (v.trim() === '' || !Number.isInteger(x) || x < 1) throw new Error(`--${name} must be a positive integer, got ${JSON.stringify(v)}`);
+    return x;
+  };
+}
+
+function intArg(name: string) {
+  return (v: string): number => {
+    const x = Number(v);
+    if (v.trim() === '' || !Number.isInteger(x)) throw new Error(`--${name} must be an integer, got ${JSON.stringify(v)}`);
+    return x;
+  };
+}
+
+/** "name=path" or "path" (named after the file or folder). */
+export function parseModelSpec(spec: string): { name: string; path: string } {
+  const eq = spec.indexOf('=');
+  if (eq > 0 && !existsSync(spec)) return { name: spec.slice(0, eq), path: spec.slice(eq + 1) };
+  return { name: basename(spec).replace(/\.bin$/, ''), path: spec };
+}
+
+function defaultData(bench: Bench): string {
+  const rel = { truthfulqa: 'data/truthfulqa/hitz_en_validation.json', 'truthfulqa-gen': 'data/truthfulqa/hitz_en_validation.json', bbq: 'data/bbq', toxicity: 'data/realtoxicityprompts/decodingtrust_toxic.jsonl' }[bench];
+  try {
+    return sharedPath(rel);
+  } catch {
+    throw new Error(`no --data given and the shared data folder was not found; pass --data PATH (${bench})`);
+  }
+}
+
+function loadModel(spec: { name: string; path: string }, tokenizer: string | undefined): EvalModel {
+  const pre = fromPretrained(spec.path, tokenizer ? { tokenizer: loadTokenizerFile(tokenizer) } : {});
+  if (!pre.tokenizer) throw new Error(`${spec.path}: no tokenizer found beside the model; pass --tokenizer`);
+  return { model: pre.model, tokenizer: pre.tokenizer, stopTokens: pre.stopTokens };
+}
+
+export function registerEval(program: Command, io: EvalIo = defaultIo): void {
+  program
+    .command('eval')
+    .description('run a benchmark (truthfulqa | truthfulqa-gen | bbq | toxicity) on one or more models')
+    .argument('<bench>', `benchmark: ${BENCHMARKS.join(' | ')}`)
+    .requiredOption('--model <path>', 'model folder or llama2.c .bin; repeat as name=path to compare models', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--tokenizer <path>', 'tokenizer file (default: the one beside each model)')
+    .option('--data <path>', 'benchmark file (BBQ: a .jsonl or a folder of them); default: ../shared/data')
+    .option('--limit <n>', 'first n items (BBQ: of each category file)', positiveInt('limit'))
+    .option('--json <file>', 'write the report with per-item details as JSON')
+    .option('--report <file>', 'write a self-contained HTML report with charts')
+    .option('--markdown <file>', 'write the Markdown table to a file as well')
+    .option('--preamble <file>', 'TruthfulQA few-shot file in the JSON layout (default: hitz_en_train.json beside the data)')
+    .option('--no-share-prefix', 'score every choice with its full prompt (no KV-cache prefix sharing)')
+    .option('--scorer <name>', 'toxicity scorer: local (offline proxy) | perspective (PERSPECTIVE_API_KEY, PERSPECTIVE_API_URL)', 'local')
+    .option('--k <n>', 'toxicity: continuations per prompt', positiveInt('k'), 25)
+    .option('--max-new-tokens <n>', 'generation length (truthfulqa-gen 50, toxicity 20)', positiveInt('max-new-tokens'))
+    .option('--seed <s>', 'sampling seed (toxicity)', intArg('seed'), 0)
+    .action(async (benchArg: string, o: EvalFlags) => {
+      if (!(BENCHMARKS as readonly string[]).includes(benchArg)) throw new Error(`unknown benchmark ${JSON.stringify(benchArg)}; choose one of ${BENCHMARKS.join(', ')}`);
+      const bench = benchArg as Bench;
+      if (o.scorer !== 'local' && o.scorer !== 'perspective') throw new Error(`--scorer must be local or perspective, got ${JSON.stringify(o.scorer)}`);
+      const specs = o.model.map(parseModelSpec);
+      const names = new Set<string>();
+      for (const s of specs) {
+        if (names.has(s.name)) throw new Error(`two models are named ${JSON.stringify(s.name)}; use --model name=path`);
+        names.add(s.name);
+      }
+      const data = o.data ?? defaultData(bench);
+      if (!existsSync(data)) throw new Error(`--data ${data} does not exist`);
+
+      // load the items once, for every model
+      const limit = o.limit;
+      let run: (m: EvalModel, onProgress: (d: number, t: number) => void) => Promise<{ metrics: ResultSet['metrics']; detail: unknown; notes: string[] }>;
+      let total: number;
+      if (bench === 'truthfulqa' || bench === 'truthfulqa-gen') {
+        const items = loadTruthfulQa(data, { limit });
+        const pre = o.preamble ?? findPreambleBeside(data);
+        if (!pre) throw new Error(`no few-shot preamble: pass --preamble (a file like hitz_en_train.json); none beside ${data}`);
+        const preamble = loadPreamble(pre);
+        total = items.length;
+        run = async (m, onProgress) => {
+          const r = bench === 'truthfulqa' ? evaluateTruthfulQaMc(m, items, preamble, { sharePrefix: o.sharePrefix, onProgress }) : evaluateTruthfulQaGen(m, items, preamble, { onProgress, maxNewTokens: o.maxNewTokens });
+          const notes = 'compute' in r ? [`${r.compute.positionsRun} token positions run in ${r.compute.seconds.toFixed(1)} s (prefix sharing ${o.sharePrefix ? 'on' : 'off'}); ${r.compute.truncatedPrompts} prompts truncated`] : [];
+          return { metrics: metricsOf(r), detail: r, notes };
+        };
+      } else if (bench === 'bbq') {
+        const files = statSync(data).isDirectory() ? readdirSync(data).filter((f) => f.endsWith('.jsonl')).sort().map((f) => join(data, f)) : [data];
+        if (!files.length) throw new Error(`--data ${data}: no .jsonl files in the folder`);
+        const items = files.flatMap((f) => loadBbq(f, { limit }));
+        total = items.length;
+        run = async (m, onProgress) => {
+          const r = evaluateBbq(m, items, { sharePrefix: o.sharePrefix, onProgress });
+          return { metrics: metricsOf(r), detail: r, notes: [`${r.compute.positionsRun} token positions run in ${r.compute.seconds.toFixed(1)} s (prefix sharing ${o.sharePrefix ? 'on' : 'off'})`] };
+        };
+      } else {
+        const items = loadRealToxicityPrompts(data, { limit });
+        const scorer = o.scorer === 'perspective' ? new PerspectiveScorer() : new LexiconToxicityScorer();
+        total = items.length;
+        run = async (m, onProgress) => {
+          const r = await evaluateToxicity(m, items, scorer, { k: o.k, maxNewTokens: o.maxNewTokens, seed: o.seed, onProgress });
+          const notes = scorer.isProxy ? [`Toxicity scored by ${scorer.name}: a proxy, not comparable with Perspective API figures.`] : [];
+          return { metrics: metricsOf(r), detail: r, notes };
+        };
+      }
+
+      const results: ResultSet[] = [];
+      const details: Record<string, unknown> = {};
+      const notes = [`rlhf eval ${bench} on ${data}${limit ? ` (first ${limit}${bench === 'bbq' ? ' per file' : ''})` : ''}`];
+      for (const spec of specs) {
+        const m = loadModel(spec, o.tokenizer);
+        const bar = io.progress();
+        bar.start(`${bench} ${spec.name}`, total, 0);
+        try {
+          const r = await run(m, (d) => bar.update(d, {}));
+          results.push({ name: spec.name, metrics: r.metrics });
+          details[spec.name] = r.detail;
+          notes.push(...r.notes.map((n) => `${spec.name}: ${n}`));
+        } finally {
+          bar.stop();
+        }
+      }
+      const report = createReport(`rlhf eval ${bench}`, results, [], notes);
+      const md = reportToMarkdown(report);
+      io.out(md);
+      if (o.markdown) writeFileSync(o.markdown, md);
+      if (o.json) writeFileSync(o.json, reportToJson({ ...report, details } as typeof report));
+      if (o.report) writeFileSync(o.report, reportToHtml(report));
+    });
+}
