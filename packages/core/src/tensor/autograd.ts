@@ -16,7 +16,10 @@ import { CpuStorage, setBackwardImpl, setPooledTensorHook, Tensor, type GradNode
 
 let gradEnabled = true;
 
-/** Runs fn with recording off: no graph, no saved buffers (generation, evaluation, rollouts). */
+/**
+ * Runs fn with recording off: no graph, no saved buffers (generation, evaluation, rollouts). fn must be
+ * synchronous: recording is back on as soon as it returns (an awaited continuation would record).
+ */
 export function noGrad<R>(fn: () => R): R {
   const prev = gradEnabled;
   gradEnabled = false;
