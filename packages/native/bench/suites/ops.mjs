@@ -10,12 +10,30 @@
 //   layernorm/rmsnorm forward 8·R·C (x in, out; mean/rstd and weights are noise), backward 12·R·C (dy, x in;
 //   dx out), embedding forward 8·N·D (rows gathered + written), backward 12·N·D (dy in, table rows read and
 //   written), rope 8·n, permute 8·n, adamw 28·n (param, grad, m, v in; param, m, v out).
+//
+// RLHF_BENCH_CLOCK=cpu times ours and the copy peer in CPU time of this process (process.cpuUsage, all
+// threads) instead of wall time, and skips numpy: on a shared, oversubscribed machine wall time mostly
+// measures the scheduler, while CPU time still counts memory stalls, so the ratio to copy stays a bandwidth
+// comparison. Use it with --threads 1 for the cleanest figure.
 export default async function ops(h) {
   const nat = h.native;
   if (typeof nat.add !== 'function') {
     h.note('elementwise ops are not in this addon build: suite skipped');
     return;
   }
+  const cpuClock = process.env.RLHF_BENCH_CLOCK === 'cpu';
+  if (cpuClock) h.note('ops: RLHF_BENCH_CLOCK=cpu: ours and copy in process CPU time; numpy skipped');
+  const timed = (fn) =>
+    cpuClock
+      ? {
+          async sample(reps) {
+            const c0 = process.cpuUsage();
+            for (let i = 0; i < reps; i++) fn();
+            const d = process.cpuUsage(c0);
+            return (d.user + d.system) / 1000;
+          },
+        }
+      : fn;
   const n = 1 << 24; // 16 Mi floats: 64 MiB per array
   const [R, C] = [8192, 768]; // norm rows x cols (GPT-2 small, 8 sequences of 1024)
   const rc = R * C;
@@ -27,12 +45,12 @@ export default async function ops(h) {
     const m = Math.round(bytes / 8);
     return () => nat.copyF32(cd, cs, m);
   };
-  const np = (setup, stmt) => (h.numpy ? h.numpy.timer(`import numpy as np\n${setup}`, stmt) : null);
+  const np = (setup, stmt) => (h.numpy && !cpuClock ? h.numpy.timer(`import numpy as np\n${setup}`, stmt) : null);
   const npVec = `_o_a = np.random.rand(${n}).astype(np.float32) - 0.5\n_o_b = np.random.rand(${n}).astype(np.float32) - 0.5\n_o_o = np.empty_like(_o_a)`;
   const run = async (kernel, shape, bytes, ours, numpy) => {
-    const peers = { copy: copyPeer(bytes) };
+    const peers = { copy: timed(copyPeer(bytes)) };
     if (numpy) peers.numpy = await numpy;
-    await h.compare({ kernel, shape, bytes, ours, peers });
+    await h.compare({ kernel, shape, bytes, ours: timed(ours), peers });
   };
 
   // ---- elementwise (16 Mi floats) ----
