@@ -30,6 +30,9 @@ struct V256 {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
+  static void reduce_many(const T* v, int n, float* out) {
+    for (int i = 0; i < n; ++i) out[i] = reduce(v[i]);
+  }
 };
 
 constexpr int kMR = 6, kNV = 2, kNR = kNV * V256::W;

@@ -27,6 +27,24 @@ struct V512 {
   static T mul(T a, T b) { return _mm512_mul_ps(a, b); }
   static T add(T a, T b) { return _mm512_add_ps(a, b); }
   static float reduce(T v) { return _mm512_reduce_add_ps(v); }
+  // Eight sums at once (the generation path's dot products end with 8 of them per row): halve each to 256
+  // bits, then a horizontal-add tree; about a third of the instructions of eight separate reductions.
+  static void reduce_many(const T* v, int n, float* out) {
+    if (n != 8) {
+      for (int i = 0; i < n; ++i) out[i] = reduce(v[i]);
+      return;
+    }
+    __m256 y[8];
+    for (int i = 0; i < 8; ++i)
+      y[i] = _mm256_add_ps(_mm512_castps512_ps256(v[i]),
+                           _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v[i]), 1)));
+    const __m256 h01 = _mm256_hadd_ps(y[0], y[1]), h23 = _mm256_hadd_ps(y[2], y[3]);
+    const __m256 h45 = _mm256_hadd_ps(y[4], y[5]), h67 = _mm256_hadd_ps(y[6], y[7]);
+    const __m256 h0123 = _mm256_hadd_ps(h01, h23), h4567 = _mm256_hadd_ps(h45, h67);
+    // h0123 = [s0 s1 s2 s3 | s0' s1' s2' s3'] (low and high 128-bit halves), likewise h4567.
+    const __m256 lo = _mm256_permute2f128_ps(h0123, h4567, 0x20), hi = _mm256_permute2f128_ps(h0123, h4567, 0x31);
+    _mm256_storeu_ps(out, _mm256_add_ps(lo, hi));
+  }
 };
 
 constexpr int kMR = 12, kNV = 2, kNR = kNV * V512::W;

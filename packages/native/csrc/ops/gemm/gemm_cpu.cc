@@ -49,6 +49,9 @@ struct VPortable {
   static T mul(T a, T b) { return a * b; }
   static T add(T a, T b) { return a + b; }
   static float reduce(T v) { return (v[0] + v[1]) + (v[2] + v[3]); }
+  static void reduce_many(const T* v, int n, float* out) {
+    for (int i = 0; i < n; ++i) out[i] = reduce(v[i]);
+  }
 };
 
 constexpr int kPMR = 4, kPNV = 2, kPNR = kPNV * VPortable::W;

@@ -5,7 +5,7 @@
 //
 // V provides: T (register type), W (lanes), zero(), set1(x), load(p) / store(p, v) (unaligned),
 // loadn(p, n) / storen(p, v, n) (first n < W lanes; the rest read as 0 / left untouched),
-// fma(a, b, c) = a*b + c, mul, add, reduce(v) (sum of lanes).
+// fma(a, b, c) = a*b + c, mul, add, reduce(v) (sum of lanes), reduce_many(v, n, out) (out[i] = reduce(v[i])).
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -237,12 +237,15 @@ void small_m_nt_block(float* C, int64_t ldc, const float* A, int64_t lda, const 
       for (int q = 0; q < J; ++q) acc[i][q] = V::fma(av, bv[q], acc[i][q]);
     }
   }
-  for (int i = 0; i < R; ++i)
+  for (int i = 0; i < R; ++i) {
+    float sums[J];
+    V::reduce_many(acc[i], J, sums);
     for (int q = 0; q < J; ++q) {
-      float s = alpha * V::reduce(acc[i][q]);
+      const float s = alpha * sums[q];
       float* cp = C + i * ldc + j + q;
       *cp = beta == 0.0f ? s : s + beta * *cp;
     }
+  }
 }
 
 template <class V, int R, int J>
