@@ -1,0 +1,43 @@
+import { join } from 'node:path';
+import { fromPretrained, Llama, type Tokenizer } from '@rlhf/core';
+import { sharedDirForTests } from '@rlhf/data';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { EvalModel } from './benchmarks/common';
+import { evaluateTruthfulQaGen, loadPreamble, loadTruthfulQaJson } from './benchmarks/truthfulqa';
+import { klToReference, rewardJudge, winRateOfModels } from './preference';
+
+const shared = sharedDirForTests();
+
+describe.runIf(shared)('model-level metrics on stories260K', () => {
+  let m: EvalModel;
+  let noise: EvalModel;
+  beforeAll(() => {
+    const pre = fromPretrained(join(shared!, 'models/stories260K/stories260K.bin'));
+    m = { model: pre.model, tokenizer: pre.tokenizer as Tokenizer, stopTokens: pre.stopTokens };
+    noise = { ...m, model: new Llama((pre.model as Llama).config, { seed: 5 }) };
+  });
+  const prompts = ['Once upon a time', 'Tom had a red ball.'];
+
+  it('KL of a model to itself is 0; to a random model it is large and positive', () => {
+    const self = klToReference(m, m, prompts, { maxNewTokens: 8, seed: 1 });
+    expect(self.value).toBe(0);
+    expect(self.n).toBe(2);
+    expect(klToReference(m, noise, prompts, { maxNewTokens: 8, seed: 1 }).value).toBeGreaterThan(5);
+  });
+
+  it('win rate of models under a reward judge (longer completion wins)', async () => {
+    const r = await winRateOfModels(m, m, prompts, rewardJudge((_p, c) => c.length), { maxNewTokens: 6, seed: 2 });
+    expect(r.outcomes).toHaveLength(2);
+    r.outcomes.forEach((o, i) => expect(o).toBe(r.completionsA[i].length > r.completionsB[i].length ? 1 : r.completionsA[i].length < r.completionsB[i].length ? 0 : 0.5));
+    expect(r.winRate.n).toBe(2);
+  });
+
+  it('TruthfulQA generation: greedy one-line answers scored by BLEU/ROUGE', () => {
+    const items = loadTruthfulQaJson(join(shared!, 'data/truthfulqa/hitz_en_validation.json'), { limit: 2 });
+    const r = evaluateTruthfulQaGen(m, items, loadPreamble(join(shared!, 'data/truthfulqa/hitz_en_train.json')), { maxNewTokens: 12 });
+    expect(r.answers).toHaveLength(2);
+    r.answers.forEach((a) => expect(a).not.toContain('\n'));
+    expect(Object.keys(r.metrics)).toEqual(['bleu', 'rouge1', 'rouge2', 'rougeL']);
+    expect(r.metrics.bleu.acc.n).toBe(2);
+  });
+});
