@@ -309,6 +309,19 @@ describe('attention argument checks', () => {
     expect(Number.isFinite(lse[0])).toBe(true);
   });
 
+  it('handles empty sizes: no queries (Tq = 0) gives zero dk, dv on the first Tk positions; B = 0 touches nothing', () => {
+    const kk = randomF32(5 * 8, 9), vv = randomF32(5 * 8, 10);
+    const gk = new Float32Array(40).fill(3), gv = new Float32Array(40).fill(3);
+    const empty = new Float32Array(0);
+    attentionForward(empty, empty, empty, kk, vv, null, 1, 2, 1, 0, 4, 5, 8);
+    attentionBackward(empty, gk, gv, empty, empty, empty, empty, kk, vv, null, 1, 2, 1, 0, 4, 5, 8);
+    expect(Array.from(gk.subarray(0, 32)).every((x) => x === 0)).toBe(true);
+    expect(Array.from(gv.subarray(0, 32)).every((x) => x === 0)).toBe(true);
+    expect(Array.from(gk.subarray(32)).every((x) => x === 3)).toBe(true);
+    attentionForward(empty, empty, empty, empty, empty, null, 0, 2, 1, 3, 4, 5, 8);
+    attentionBackward(empty, empty, empty, empty, empty, empty, empty, empty, empty, null, 0, 2, 1, 3, 4, 5, 8);
+  });
+
   it('rejects bad calls with a named argument', () => {
     const cases: [() => unknown, string, RegExp][] = [
       [fwd({ q: new Float64Array(48) }), 'TypeError', /attentionForward: argument 2 'q' must be a Float32Array/],
