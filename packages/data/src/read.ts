@@ -7,7 +7,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { detectLayout, type FormatOptions, getFormat, type JsonFormat } from './formats/index';
 import { type Issue, Report } from './issues';
-import { DEFAULT_MAX_LINE_BYTES, type LineEvent, readLines } from './lines';
+import { DEFAULT_MAX_LINE_BYTES, isGzipFile, type LineEvent, readLines } from './lines';
 import { isParquetFile, parquetColumns, readParquetRows } from './parquet';
 import type { DataRecord } from './schemas';
 import { checkRecord, DuplicateTracker } from './validate';
@@ -81,7 +81,6 @@ export async function detect(file: string, opts: ReadOptions = {}): Promise<Dete
     if (!d) throw new DataError(`cannot detect the layout of ${file}: its columns (${cols.join(', ')}) fit no known format; give --format`);
     return { container: 'parquet', gzip: false, format: d.format, reason: d.reason.replace('the first row has', 'the columns include'), empty: false };
   }
-  const { isGzipFile } = await import('./lines');
   const gzip = st.size > 0 && (await isGzipFile(file));
   const maxLineBytes = opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
   let first: LineEvent | undefined;
