@@ -48,7 +48,8 @@ async function main() {
   console.log(`rlhf-ts bench: ${suites.map((s) => s.name).join(', ') || '(no suite matches)'}`);
   await h.init({ peers: opts.peers });
   console.log(`machine: ${h.machine.cpu}, ${h.machine.threads} threads, ${h.machine.simd}; ` +
-    `FMA peak ${h.machine.fmaPeakGflops ?? '?'} GFLOP/s, copy ${h.machine.copyGbps} GB/s`);
+    `FMA peak ${h.machine.fmaPeakGflops ?? '?'} GFLOP/s, copy ${h.machine.copyGbps} GB/s; load average ` +
+    `${h.machine.loadavgStart.join(' ')}`);
   if (h.machine.peers.numpy?.numpy) {
     const p = h.machine.peers.numpy;
     console.log(`numpy ${p.numpy}, BLAS ${p.blas} ${p.blasVersion ?? ''} ${p.coreName ? `(core ${p.coreName})` : ''}`);

@@ -1,6 +1,6 @@
 // The benchmark harness: loads the addon and the peers once, measures the machine's yardsticks (fp32 FMA
 // peak, memory copy bandwidth), then hands itself to every suite in bench/suites/. See bench/README.md.
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -102,6 +102,9 @@ export class Harness {
       simdDetected: info.simdDetected,
       threads: info.threads,
       date: new Date().toISOString(),
+      // 1/5/15-minute load averages at the start (and, in toJSON, at the end): above the core count, other
+      // processes shared the cores and every figure of this run is noisy.
+      loadavgStart: loadavg().map((x) => +x.toFixed(2)),
       peers: {},
     };
     if (peers) {
@@ -226,6 +229,7 @@ export class Harness {
   }
 
   toJSON() {
+    this.machine.loadavgEnd = loadavg().map((x) => +x.toFixed(2));
     return { machine: this.machine, notes: this.notes, results: this.results };
   }
 }
