@@ -13,7 +13,7 @@ namespace rlhf {
 // coefficients, S. Moshier) and 2^n built from the exponent bits. x is clamped to [-87.3, 88.3] so that
 // n + 127 stays a normal exponent; above ln(FLT_MAX) ≈ 88.72 the result is +inf, as expf's (between 88.3
 // and 88.72 it stays at e^88.3 ≈ 2.2e38, an underestimate that 1/(1 + e) cannot see). Below -87.3
-// it gives ~1e-38 rather than 0 (a denormal-free floor), which neither tanh nor the sigmoid can tell apart
+// it gives ~1e-38 rather than 0 (a denormal-free floor), which the sigmoid below cannot tell apart
 // from 0 after adding 1. Without the +inf, σ(-1e38) = 1/(1 + 2.2e38) would leave silu(-1e38) ≈ -0.5.
 static inline float vm_exp(float x_in) {
   float x = x_in < -87.3f ? -87.3f : x_in;
@@ -34,10 +34,6 @@ static inline float vm_exp(float x_in) {
   std::memcpy(&scale, &bits, sizeof scale);
   return x_in > 88.72f ? __builtin_inff() : p * scale;
 }
-
-// tanh(u) = 1 - 2/(e^{2u} + 1): saturates cleanly at ±1 thanks to the clamp in vm_exp. The absolute error
-// near 0 is ~1e-7 (the relative error of tiny u is larger, which GELU does not feel: it uses 1 + tanh).
-static inline float vm_tanh(float u) { return 1.0f - 2.0f / (vm_exp(2.0f * u) + 1.0f); }
 
 // σ(x) = 1/(1 + e^{-x}).
 static inline float vm_sigmoid(float x) { return 1.0f / (1.0f + vm_exp(-x)); }
