@@ -5,6 +5,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['src/**/*.test.ts'],
+    // CUDA tests run only through `npm run test:gpu` (vitest.gpu.config.ts).
+    exclude: ['src/**/*.gpu.test.ts', '**/node_modules/**'],
     pool: 'forks',
     testTimeout: 60_000,
     reporters: ['default', 'json'],

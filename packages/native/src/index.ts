@@ -33,3 +33,4 @@ export {
   PPO_VALUE_STATS,
 } from './ops/ppo';
 export type { PpoPolicyStats, PpoValueStats } from './ops/ppo';
+export * as cuda from './cuda';

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# One prepared run on a GPU machine (no network, no npm install): builds rlhf_cuda.node against the pip cuBLAS
+# that PyTorch brings, runs every CUDA-vs-CPU check, times our kernels and the PyTorch peers on the same GPU,
+# and writes $OUT/gpu-result.json (+ logs). Run from the repository root or packages/native:
+#   OUT=/tmp/out bash packages/native/bench/gpu.sh
+# Needs: nvcc, g++, python3 with torch; node (else a node binary carried as build-cuda-carry/node.xz);
+# node-addon-api and node-api-headers headers (carried root node_modules/ folders); cmake if present (else
+# nvcc builds the addon in one command). The CPU addon: build-cuda-carry/rlhf_native.node if it loads, else built.
+set -u
+cd "$(dirname "$0")/.."
+NATIVE=$(pwd)
+OUT=${OUT:-$NATIVE/gpu-out}
+mkdir -p "$OUT"
+LOG=$OUT/gpu.log
+exec > >(tee -a "$LOG") 2>&1
+t0=$(date +%s)
+stage() { echo "=== [$(( $(date +%s) - t0 ))s] $*"; }
+
+stage "machine"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+export PATH=/usr/local/cuda/bin:$PATH
+NVCC=$(command -v nvcc || true)
+echo "nvcc: ${NVCC:-none}"; [ -n "$NVCC" ] && nvcc --version | tail -2
+PY=$(command -v python3 || command -v python)
+echo "python: $PY"
+
+if ! command -v node >/dev/null 2>&1; then
+  if [ -f "$NATIVE/build-cuda-carry/node.xz" ]; then
+    mkdir -p /tmp/rlhf-node/bin && xz -dc "$NATIVE/build-cuda-carry/node.xz" > /tmp/rlhf-node/bin/node && chmod +x /tmp/rlhf-node/bin/node
+    export PATH=/tmp/rlhf-node/bin:$PATH
+  fi
+fi
+echo "node: $(command -v node || echo none) $(node -v 2>/dev/null)"
+
+stage "find cuBLAS (pip layout)"
+SITE=$($PY -c 'import os, nvidia; print(os.path.dirname(list(nvidia.__path__)[0]))' 2>/dev/null || true)
+CUBLAS_H=$(find "$SITE/nvidia" /usr/local/cuda/include -name cublas_v2.h 2>/dev/null | head -1)
+CUBLAS_INC=$(dirname "${CUBLAS_H:-/nonexistent/x}")
+CUBLAS_LIB=$(find "$(dirname "$CUBLAS_INC")" -name 'libcublas.so*' ! -name '*Lt*' 2>/dev/null | sort | head -1)
+echo "cublas header: ${CUBLAS_H:-none}  lib: ${CUBLAS_LIB:-none}"
+[ -n "$CUBLAS_LIB" ] && export LD_LIBRARY_PATH=$(dirname "$CUBLAS_LIB"):${LD_LIBRARY_PATH:-}
+
+ROOT=$(cd "$NATIVE/../.." && pwd)
+NAPI_INC=$ROOT/node_modules/node-api-headers/include
+ADDON_INC=$ROOT/node_modules/node-addon-api
+CC_ARCH=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d .)
+CC_ARCH=${CC_ARCH:-90}
+
+stage "build rlhf_cuda.node (sm_$CC_ARCH)"
+BUILD=/tmp/rlhf-cuda-build
+CUDA_NODE=""
+if command -v cmake >/dev/null 2>&1; then
+  cmake -S "$NATIVE" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$CC_ARCH" \
+    -DCMAKE_JS_INC="$NAPI_INC" -DRLHF_CUDA_ADDON=on \
+    ${CUBLAS_LIB:+-DRLHF_CUBLAS_INCLUDE_DIR="$CUBLAS_INC" -DRLHF_CUBLAS_LIBRARY="$CUBLAS_LIB"} >"$OUT/cmake.log" 2>&1 \
+    && cmake --build "$BUILD" --target rlhf_cuda -j 16 >>"$OUT/cmake.log" 2>&1 && CUDA_NODE=$BUILD/rlhf_cuda.node
+  tail -5 "$OUT/cmake.log"
+fi
+if [ -z "$CUDA_NODE" ] || [ ! -f "$CUDA_NODE" ]; then
+  echo "cmake build unavailable or failed: one nvcc command instead"
+  SRC=$(ls "$NATIVE"/cuda/*.cu "$NATIVE"/cuda/cuda_addon.cc)
+  if [ -n "$CUBLAS_LIB" ]; then EXTRA="-I$CUBLAS_INC $CUBLAS_LIB -Xlinker -rpath=$(dirname "$CUBLAS_LIB")";
+  else SRC=$(echo "$SRC" | grep -v gemm_cublas; echo "$NATIVE/cuda/gemm_stub.cc"); EXTRA=""; fi
+  mkdir -p "$BUILD"
+  build_nvcc() {
+    nvcc -O3 -std=c++17 -arch=sm_$CC_ARCH -shared -Xcompiler -fPIC -cudart static \
+      -DNAPI_VERSION=8 -DNODE_ADDON_API_DISABLE_DEPRECATED -DNAPI_CPP_EXCEPTIONS \
+      -I"$NAPI_INC" -I"$ADDON_INC" -I"$NATIVE/cuda" "$@" -o "$BUILD/rlhf_cuda.node" >>"$OUT/nvcc.log" 2>&1
+  }
+  if ! build_nvcc $SRC $EXTRA; then
+    tail -20 "$OUT/nvcc.log"
+    echo "nvcc build failed; once more without cuBLAS (GEMM stub), so that the other kernels are still checked"
+    build_nvcc $(echo "$SRC" | grep -v gemm_cublas) "$NATIVE/cuda/gemm_stub.cc"
+  fi
+  tail -5 "$OUT/nvcc.log"
+  CUDA_NODE=$BUILD/rlhf_cuda.node
+fi
+ls -la "$CUDA_NODE" || { echo "no rlhf_cuda.node"; exit 1; }
+
+stage "CPU addon"
+CPU_NODE=$NATIVE/build-cuda-carry/rlhf_native.node
+if ! node -e "require('$CPU_NODE')" 2>/dev/null; then
+  echo "carried CPU addon does not load here: building it"
+  cmake -S "$NATIVE" -B /tmp/rlhf-cpu-build -DCMAKE_BUILD_TYPE=Release -DCMAKE_JS_INC="$NAPI_INC" \
+    -DRLHF_CUDA_ADDON=off >"$OUT/cmake-cpu.log" 2>&1 && cmake --build /tmp/rlhf-cpu-build --target rlhf_native -j 16 \
+    >>"$OUT/cmake-cpu.log" 2>&1
+  CPU_NODE=/tmp/rlhf-cpu-build/rlhf_native.node
+fi
+ls -la "$CPU_NODE"
+
+stage "PyTorch peers"
+$PY "$NATIVE/bench/gpu_torch.py" "${RLHF_GPU_ONLY:-}" > "$OUT/torch-peers.json" 2>"$OUT/torch.log" || tail -5 "$OUT/torch.log"
+cat "$OUT/torch-peers.json"
+
+stage "checks + benchmarks"
+node "$NATIVE/bench/gpu.mjs" --cpu "$CPU_NODE" --cuda "$CUDA_NODE" --torch "$OUT/torch-peers.json" \
+  --out "$OUT/gpu-result.json" ${RLHF_GPU_ONLY:+--only "$RLHF_GPU_ONLY"}
+rc=$?
+
+if [ "${RLHF_GPU_TEST_VITEST:-0}" = 1 ] && [ -d "$ROOT/node_modules/vitest" ]; then
+  stage "npm run test:gpu"
+  RLHF_CUDA_PATH=$CUDA_NODE RLHF_NATIVE_PATH=$CPU_NODE npm run test:gpu -w @rlhf/native
+fi
+stage "done (rc $rc)"
+exit $rc

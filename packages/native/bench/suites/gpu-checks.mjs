@@ -1,0 +1,287 @@
+// The CUDA-vs-CPU checks, shared by `npm run test:gpu` (src/cuda/cuda.gpu.test.ts) and bench/gpu.sh
+// (bench/gpu.mjs, a plain node script: the GPU machine needs no npm install).
+//
+// Each case runs one function of API.md twice on the same random inputs (seeded, never zeros): on the CPU
+// addon with typed arrays and on the CUDA addon with device buffers. Every array starts random, outputs too,
+// so that an output that must accumulate (+=) is checked as such and one that must be written (=) is checked
+// to overwrite. The error of an array is max |cuda − cpu| / max(1, |cpu|) over its elements (non-finite
+// values must match exactly), compared with the tolerance stated in the case.
+
+/** mulberry32: the same inputs on every run. */
+export function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+export function randF32(n, seed, scale = 1) {
+  const r = rng(seed);
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = (r() * 2 - 1) * scale;
+  return a;
+}
+export function randI32(n, seed, lo, hi) {
+  const r = rng(seed);
+  const a = new Int32Array(n);
+  for (let i = 0; i < n; i++) a[i] = lo + Math.floor(r() * (hi - lo));
+  return a;
+}
+
+export function maxRelErr(got, want) {
+  let e = 0;
+  for (let i = 0; i < want.length; i++) {
+    const a = got[i], b = want[i];
+    if (!Number.isFinite(b) || !Number.isFinite(a)) {
+      if (!Object.is(a, b) && !(Number.isNaN(a) && Number.isNaN(b))) return Infinity;
+      continue;
+    }
+    const d = Math.abs(a - b) / Math.max(1, Math.abs(b));
+    if (d > e) e = d;
+  }
+  return e;
+}
+
+// ---- the runner ----
+// spec: { name, fn, arrays: { name: Float32Array | Int32Array }, outs: [names], args: [name | number | bool |
+// null], tol, retTol? } — string args name arrays, everything else passes through.
+export function runCase(cpu, cuda, spec) {
+  const hostCopy = {};
+  for (const [k, v] of Object.entries(spec.arrays)) hostCopy[k] = v.slice();
+  const dev = {};
+  for (const [k, v] of Object.entries(spec.arrays)) {
+    dev[k] = new cuda.DeviceBuffer(v.length, v instanceof Int32Array ? 'i32' : 'f32', k);
+    dev[k].upload(v);
+  }
+  try {
+    const cpuRet = cpu[spec.fn](...spec.args.map((a) => (typeof a === 'string' ? hostCopy[a] : a)));
+    const gpuRet = cuda[spec.fn](...spec.args.map((a) => (typeof a === 'string' ? dev[a] : a)));
+    const errors = {};
+    let worst = 0;
+    for (const o of spec.outs) {
+      const got = dev[o].download();
+      const e = maxRelErr(got, hostCopy[o]);
+      errors[o] = e;
+      worst = Math.max(worst, e);
+    }
+    if (typeof cpuRet === 'number') {
+      const e = Math.abs(gpuRet - cpuRet) / Math.max(1, Math.abs(cpuRet));
+      errors.return = e;
+      worst = Math.max(worst, e);
+    }
+    return { name: spec.name, fn: spec.fn, tol: spec.tol, err: worst, errors, ok: worst <= spec.tol };
+  } finally {
+    for (const b of Object.values(dev)) b.dispose();
+  }
+}
+
+// ---- the cases ----
+export function cases(opts = {}) {
+  const withGemm = opts.gemm !== false;
+  const list = [];
+  let seed = 1;
+  const F = (n, s = 1) => randF32(n, seed++, s);
+  const n = 100003; // odd: no multiple of any vector width
+  const ew = 1e-5; // elementwise: both sides float32, one rounding apart (expf vs __expf-free expf)
+
+  list.push({ name: 'add', fn: 'add', arrays: { out: F(n), a: F(n), b: F(n) }, outs: ['out'], args: ['out', 'a', 'b', n], tol: ew });
+  list.push({ name: 'mul', fn: 'mul', arrays: { out: F(n), a: F(n), b: F(n) }, outs: ['out'], args: ['out', 'a', 'b', n], tol: ew });
+  list.push({ name: 'mulBackward', fn: 'mulBackward', arrays: { da: F(n), db: F(n), dy: F(n), a: F(n), b: F(n) }, outs: ['da', 'db'], args: ['da', 'db', 'dy', 'a', 'b', n], tol: ew });
+  list.push({ name: 'scale', fn: 'scale', arrays: { out: F(n), x: F(n) }, outs: ['out'], args: ['out', 'x', -1.7, n], tol: ew });
+  list.push({ name: 'accumulate (+=)', fn: 'accumulate', arrays: { dst: F(n), src: F(n) }, outs: ['dst'], args: ['dst', 'src', n], tol: ew });
+  list.push({ name: 'addBias', fn: 'addBias', arrays: { out: F(257 * 300), x: F(257 * 300), bias: F(300) }, outs: ['out'], args: ['out', 'x', 'bias', 257, 300], tol: ew });
+  list.push({ name: 'addBiasBackward (+=)', fn: 'addBiasBackward', arrays: { dbias: F(300), dy: F(257 * 300) }, outs: ['dbias'], args: ['dbias', 'dy', 257, 300], tol: 1e-5 });
+  for (const f of ['gelu', 'silu']) {
+    list.push({ name: `${f}Forward`, fn: `${f}Forward`, arrays: { out: F(n), x: F(n, 6) }, outs: ['out'], args: ['out', 'x', n], tol: 2e-5 });
+    list.push({ name: `${f}Backward`, fn: `${f}Backward`, arrays: { dx: F(n), dy: F(n), x: F(n, 6) }, outs: ['dx'], args: ['dx', 'dy', 'x', n], tol: 2e-5 });
+  }
+  list.push({ name: 'swigluForward', fn: 'swigluForward', arrays: { out: F(n), gate: F(n, 6), up: F(n, 2) }, outs: ['out'], args: ['out', 'gate', 'up', n], tol: 2e-5 });
+  list.push({ name: 'swigluBackward', fn: 'swigluBackward', arrays: { dg: F(n), du: F(n), dy: F(n), gate: F(n, 6), up: F(n, 2) }, outs: ['dg', 'du'], args: ['dg', 'du', 'dy', 'gate', 'up', n], tol: 2e-5 });
+  list.push({ name: 'sumSquares', fn: 'sumSquares', arrays: { x: F(n, 3) }, outs: [], args: ['x', n], tol: 1e-9 });
+
+  // norms: rows 129, cols 768 / 1000; tolerance 1e-4 (block reduction order vs the CPU's SIMD order).
+  const R = 129, C = 768, C2 = 1000;
+  list.push({ name: 'layernormForward', fn: 'layernormForward', arrays: { out: F(R * C), mean: F(R), rstd: F(R), x: F(R * C, 3), w: F(C), b: F(C) }, outs: ['out', 'mean', 'rstd'], args: ['out', 'mean', 'rstd', 'x', 'w', 'b', R, C, 1e-5], tol: 1e-4 });
+  {
+    const x = F(R * C, 3), w = F(C);
+    const mean = new Float32Array(R), rstd = new Float32Array(R);
+    for (let r = 0; r < R; r++) {
+      let s = 0;
+      for (let c = 0; c < C; c++) s += x[r * C + c];
+      const mu = s / C;
+      let q = 0;
+      for (let c = 0; c < C; c++) q += (x[r * C + c] - mu) ** 2;
+      mean[r] = mu;
+      rstd[r] = 1 / Math.sqrt(q / C + 1e-5);
+    }
+    list.push({ name: 'layernormBackward (dx =, dw db +=)', fn: 'layernormBackward', arrays: { dx: F(R * C), dw: F(C), db: F(C), dy: F(R * C), x, w, mean, rstd }, outs: ['dx', 'dw', 'db'], args: ['dx', 'dw', 'db', 'dy', 'x', 'w', 'mean', 'rstd', R, C], tol: 1e-4 });
+  }
+  list.push({ name: 'rmsnormForward', fn: 'rmsnormForward', arrays: { out: F(R * C2), rstd: F(R), x: F(R * C2, 3), w: F(C2) }, outs: ['out', 'rstd'], args: ['out', 'rstd', 'x', 'w', R, C2, 1e-5], tol: 1e-4 });
+  {
+    const x = F(R * C2, 3);
+    const rstd = new Float32Array(R);
+    for (let r = 0; r < R; r++) {
+      let q = 0;
+      for (let c = 0; c < C2; c++) q += x[r * C2 + c] ** 2;
+      rstd[r] = 1 / Math.sqrt(q / C2 + 1e-5);
+    }
+    list.push({ name: 'rmsnormBackward (dx =, dw +=)', fn: 'rmsnormBackward', arrays: { dx: F(R * C2), dw: F(C2), dy: F(R * C2), x, w: F(C2), rstd }, outs: ['dx', 'dw'], args: ['dx', 'dw', 'dy', 'x', 'w', 'rstd', R, C2], tol: 1e-4 });
+  }
+
+  // indexing
+  {
+    const N = 300, V = 1000, Dm = 96;
+    const ids = randI32(N, seed++, 0, 50); // few distinct ids: repeated ids must accumulate
+    list.push({ name: 'embeddingForward', fn: 'embeddingForward', arrays: { out: F(N * Dm), ids, table: F(V * Dm) }, outs: ['out'], args: ['out', 'ids', 'table', N, V, Dm], tol: 0 });
+    list.push({ name: 'embeddingBackward (+=, repeated ids)', fn: 'embeddingBackward', arrays: { dt: F(V * Dm), dy: F(N * Dm), ids }, outs: ['dt'], args: ['dt', 'dy', 'ids', N, V, Dm], tol: 1e-5 });
+  }
+  for (const inter of [false, true]) {
+    const B = 2, T = 37, H = 3, D = 64, m = B * T * H * D;
+    const pos = randI32(B * T, seed++, 0, 4096);
+    list.push({ name: `ropeForward interleaved=${inter}`, fn: 'ropeForward', arrays: { out: F(m), x: F(m), pos }, outs: ['out'], args: ['out', 'x', 'pos', B, T, H, D, 10000, inter], tol: 1e-5 });
+    list.push({ name: `ropeBackward interleaved=${inter}`, fn: 'ropeBackward', arrays: { dx: F(m), dy: F(m), pos }, outs: ['dx'], args: ['dx', 'dy', 'pos', B, T, H, D, 10000, inter], tol: 1e-5 });
+  }
+  list.push({ name: 'permute0213', fn: 'permute0213', arrays: { out: F(2 * 37 * 5 * 24), x: F(2 * 37 * 5 * 24) }, outs: ['out'], args: ['out', 'x', 2, 37, 5, 24], tol: 0 });
+  {
+    const m = F(n, 0.1), v = new Float32Array(n).map((_, i) => 0.01 + (i % 97) * 1e-4);
+    list.push({ name: 'adamwStep (step 3)', fn: 'adamwStep', arrays: { p: F(n), g: F(n), m, v }, outs: ['p', 'm', 'v'], args: ['p', 'g', 'm', 'v', n, 1e-3, 0.9, 0.999, 1e-8, 0.1, 3], tol: 1e-5 });
+  }
+
+  // cross-entropy: N 67 rows, V 32003, logits in ±8, temperature 0.7, every 5th row ignored (-100).
+  {
+    const N = 67, V = 32003, NV = N * V;
+    const tg = randI32(N, seed++, 0, V);
+    for (let r = 0; r < N; r += 5) tg[r] = -100;
+    const tl = randI32(N, seed++, 0, V);
+    const logits = F(NV, 8);
+    const tol = 1e-4; // sums over 32003 terms in different orders; lse ~ 10: 1e-4 relative to max(1, |x|)
+    list.push({ name: 'crossEntropyForward', fn: 'crossEntropyForward', arrays: { losses: F(N), lse: F(N), logits, tg }, outs: ['losses', 'lse'], args: ['losses', 'lse', 'logits', 'tg', N, V, -100, 0.7], tol });
+    const lse = new Float32Array(N);
+    for (let r = 0; r < N; r++) {
+      let mx = -Infinity;
+      for (let j = 0; j < V; j++) mx = Math.max(mx, logits[r * V + j] / 0.7);
+      let s = 0;
+      for (let j = 0; j < V; j++) s += Math.exp(logits[r * V + j] / 0.7 - mx);
+      lse[r] = tg[r] === -100 ? 0 : mx + Math.log(s);
+    }
+    list.push({ name: 'crossEntropyBackward', fn: 'crossEntropyBackward', arrays: { dl: F(NV), dlosses: F(N), logits, lse, tg }, outs: ['dl'], args: ['dl', 'dlosses', 'logits', 'lse', 'tg', N, V, -100, 0.7], tol: 1e-5 });
+    list.push({ name: 'crossEntropyForwardBackward', fn: 'crossEntropyForwardBackward', arrays: { losses: F(N), dl: F(NV), logits, tg }, outs: ['losses', 'dl'], args: ['losses', 'dl', 'logits', 'tg', N, V, -100, 0.7, 1 / 50], tol });
+    const lseAll = new Float32Array(N);
+    for (let r = 0; r < N; r++) {
+      let mx = -Infinity;
+      for (let j = 0; j < V; j++) mx = Math.max(mx, logits[r * V + j] / 0.7);
+      let s = 0;
+      for (let j = 0; j < V; j++) s += Math.exp(logits[r * V + j] / 0.7 - mx);
+      lseAll[r] = mx + Math.log(s);
+    }
+    list.push({ name: 'tokenLogprobs with entropy', fn: 'tokenLogprobs', arrays: { lp: F(N), ent: F(N), lse: F(N), logits, tl }, outs: ['lp', 'ent', 'lse'], args: ['lp', 'ent', 'lse', 'logits', 'tl', N, V, 0.7], tol });
+    list.push({ name: 'tokenLogprobs without entropy', fn: 'tokenLogprobs', arrays: { lp: F(N), lse: F(N), logits, tl }, outs: ['lp', 'lse'], args: ['lp', null, 'lse', 'logits', 'tl', N, V, 0.7], tol });
+    list.push({ name: 'tokenLogprobsBackward with dentropy', fn: 'tokenLogprobsBackward', arrays: { dl: F(NV), dlp: F(N), dent: F(N), logits, lse: lseAll, tl }, outs: ['dl'], args: ['dl', 'dlp', 'dent', 'logits', 'lse', 'tl', N, V, 0.7], tol: 1e-5 });
+    list.push({ name: 'tokenLogprobsBackward without dentropy', fn: 'tokenLogprobsBackward', arrays: { dl: F(NV), dlp: F(N), logits, lse: lseAll, tl }, outs: ['dl'], args: ['dl', 'dlp', null, 'logits', 'lse', 'tl', N, V, 0.7], tol: 1e-5 });
+  }
+
+  // PPO: n 10007 tokens, log-ratios in ±0.5 (some beyond the clip range), ~1/4 masked out.
+  {
+    const N = 10007;
+    const mask = new Float32Array(N).map((_, i) => (i % 4 === 1 ? 0 : 1));
+    const logp = F(N, 2), old = logp.map((x, i) => x + (((i * 7919) % 1000) / 1000 - 0.5));
+    list.push({ name: 'ppoPolicyLoss (dual clip 3)', fn: 'ppoPolicyLoss', arrays: { d: F(N), st: F(8), logp, old, adv: F(N, 2), mask }, outs: ['d', 'st'], args: ['d', 'st', 'logp', 'old', 'adv', 'mask', N, 0.2, 3, 0.5], tol: 1e-5 });
+    list.push({ name: 'ppoPolicyLoss (no dual clip)', fn: 'ppoPolicyLoss', arrays: { d: F(N), st: F(8), logp, old, adv: F(N, 2), mask }, outs: ['d', 'st'], args: ['d', 'st', 'logp', 'old', 'adv', 'mask', N, 0.2, 0, 1], tol: 1e-5 });
+    const vals = F(N, 2), oldv = vals.map((x, i) => x + (((i * 104729) % 1000) / 1000 - 0.5));
+    list.push({ name: 'ppoValueLoss (clip 0.2)', fn: 'ppoValueLoss', arrays: { d: F(N), st: F(5), vals, oldv, ret: F(N, 2), mask }, outs: ['d', 'st'], args: ['d', 'st', 'vals', 'oldv', 'ret', 'mask', N, 0.2, 0.5], tol: 1e-5 });
+    list.push({ name: 'ppoValueLoss (no clip)', fn: 'ppoValueLoss', arrays: { d: F(N), st: F(5), vals, oldv, ret: F(N, 2), mask }, outs: ['d', 'st'], args: ['d', 'st', 'vals', 'oldv', 'ret', 'mask', N, Infinity, 1], tol: 1e-5 });
+  }
+
+  // attention: training shape with GQA and a padding mask; decode with a KV cache (capacity > Tk, Tq < Tk);
+  // D = 32, 80 (padded to 128) and 128; more queries than keys (rows that see no key: out 0, lse −inf).
+  const attn = [
+    { B: 2, H: 4, Hkv: 2, Tq: 97, Tk: 97, cap: 97, D: 64, mask: true },
+    { B: 1, H: 2, Hkv: 1, Tq: 5, Tk: 70, cap: 80, D: 64, mask: false },
+    { B: 2, H: 2, Hkv: 2, Tq: 130, Tk: 130, cap: 130, D: 32, mask: true },
+    { B: 1, H: 3, Hkv: 1, Tq: 50, Tk: 50, cap: 50, D: 80, mask: false },
+    { B: 1, H: 2, Hkv: 2, Tq: 40, Tk: 40, cap: 40, D: 128, mask: true },
+    { B: 1, H: 2, Hkv: 1, Tq: 10, Tk: 4, cap: 4, D: 64, mask: false },
+  ];
+  for (const a of attn) {
+    const nq = a.B * a.H * a.Tq * a.D, nkv = a.B * a.Hkv * a.cap * a.D, nl = a.B * a.H * a.Tq;
+    let mask = null;
+    if (a.mask) {
+      mask = new Float32Array(a.B * a.Tk);
+      for (let b = 0; b < a.B; b++) for (let j = 0; j < 3 * b; j++) mask[b * a.Tk + j] = -Infinity; // left padding
+      mask[a.Tk - 1] = -0.5;
+    }
+    const shape = `B${a.B} H${a.H} Hkv${a.Hkv} Tq${a.Tq} Tk${a.Tk} cap${a.cap} D${a.D}${a.mask ? ' mask' : ''}`;
+    const q = F(nq), k = F(nkv), v = F(nkv), scale = 1 / Math.sqrt(a.D);
+    const arrays = { out: F(nq), lse: F(nl), q, k, v };
+    if (mask) arrays.mask = mask;
+    const sz = [a.B, a.H, a.Hkv, a.Tq, a.Tk, a.cap, a.D, scale];
+    list.push({ name: `attentionForward ${shape}`, fn: 'attentionForward', arrays, outs: ['out', 'lse'], args: ['out', 'lse', 'q', 'k', 'v', mask ? 'mask' : null, ...sz], tol: 2e-4 });
+    // The backward takes out and lse from the CPU forward: both sides differentiate the same forward.
+    list.push({
+      name: `attentionBackward ${shape}`,
+      fn: 'attentionBackward',
+      prepare: (cpu) => {
+        const out = new Float32Array(nq), lse = new Float32Array(nl);
+        cpu.attentionForward(out, lse, q, k, v, mask, ...sz);
+        return { out, lse };
+      },
+      arrays: { dq: F(nq), dk: F(nkv), dv: F(nkv), dout: F(nq), q, k, v, ...(mask ? { mask } : {}) },
+      outs: ['dq', 'dk', 'dv'],
+      args: ['dq', 'dk', 'dv', 'dout', 'out', 'lse', 'q', 'k', 'v', mask ? 'mask' : null, ...sz],
+      tol: 5e-4,
+    });
+  }
+
+  if (withGemm) {
+    const m = 257, nn = 130, k = 97;
+    for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]]) {
+      list.push({ name: `gemm transA=${ta} transB=${tb} alpha 0.5 beta 0.3`, fn: 'gemm', arrays: { C: F(m * nn), A: F(m * k), B: F(k * nn) }, outs: ['C'], args: ['C', 'A', 'B', m, nn, k, ta, tb, 0.5, 0.3], tol: 1e-5 });
+    }
+    const batch = 3;
+    list.push({ name: 'gemmBatched (B broadcast, strideB 0)', fn: 'gemmBatched', arrays: { C: F(batch * 64 * 48), A: F(batch * 64 * 33), B: F(33 * 48) }, outs: ['C'], args: ['C', 'A', 'B', batch, 64, 48, 33, 64 * 33, 0, 64 * 48, false, false, 1, 0], tol: 1e-5 });
+  }
+  return list;
+}
+
+/** Runs a case, first filling arrays that the CPU must produce (spec.prepare). */
+export function runSpec(cpu, cuda, spec) {
+  if (spec.prepare) spec = { ...spec, arrays: { ...spec.arrays, ...spec.prepare(cpu) } };
+  return runCase(cpu, cuda, spec);
+}
+
+/** Error-path checks: a disposed buffer, a wrong dtype, out of memory, the allocator's reuse. */
+export function errorChecks(cuda) {
+  const results = [];
+  const expectThrow = (name, fn, errName, re) => {
+    try {
+      fn();
+      results.push({ name, ok: false, detail: 'did not throw' });
+    } catch (e) {
+      const ok = e.name === errName && re.test(e.message);
+      results.push({ name, ok, detail: `${e.name}: ${e.message}` });
+    }
+  };
+  const a = new cuda.DeviceBuffer(16, 'f32', 'logits-a');
+  const b = new cuda.DeviceBuffer(16, 'f32', 'b');
+  a.dispose();
+  expectThrow('a disposed buffer is an Error naming it', () => cuda.add(b, a, b, 16), 'Error', /'a'.*logits-a.*disposed/);
+  expectThrow('download of a disposed buffer', () => a.download(), 'Error', /logits-a.*disposed/);
+  const ids = new cuda.DeviceBuffer(4, 'i32', 'ids');
+  expectThrow('an i32 buffer where f32 is wanted is a TypeError', () => cuda.add(b, ids, b, 4), 'TypeError', /'a' must be a f32 buffer/);
+  expectThrow('a too-short buffer is a RangeError', () => cuda.add(b, b, b, 17), 'RangeError', /too short/);
+  ids.upload(new Int32Array([0, 1, 7, 2]));
+  const table = new cuda.DeviceBuffer(5 * 3, 'f32', 'table');
+  const out = new cuda.DeviceBuffer(4 * 3, 'f32', 'out');
+  expectThrow('an embedding id out of range is a RangeError naming its index', () => cuda.embeddingForward(out, ids, table, 4, 5, 3), 'RangeError', /ids\[2\]/);
+  // 2^40 floats = 4 TiB: more than any device has.
+  expectThrow('out of memory says how much was asked and how much is free', () => new cuda.DeviceBuffer(2 ** 40, 'f32', 'huge'), 'Error', /out of memory.*asked for 4398046511104 bytes.*bytes free/);
+  const before = cuda.allocatorStats().mallocs;
+  for (let i = 0; i < 10; i++) new cuda.DeviceBuffer(1000, 'f32', 'tmp').dispose();
+  const after = cuda.allocatorStats().mallocs;
+  results.push({ name: 'the caching allocator reuses freed blocks (10 alloc/dispose: at most 1 cudaMalloc)', ok: after - before <= 1, detail: `cudaMalloc calls: ${after - before}` });
+  for (const x of [b, ids, table, out]) x.dispose();
+  return results;
+}

@@ -1,0 +1,546 @@
+// rlhf_cuda.node: the CUDA half of @rlhf/native. Loaded only when CUDA is asked for (src/cuda/), so the CPU
+// addon never depends on the CUDA runtime's device libraries or on cuBLAS.
+//
+// JS sees:
+//   info()                                  devices, device name, memory, whether GEMM (cuBLAS) is compiled in
+//   new DeviceBuffer(length, dtype, label)  float32 ('f32') or int32 ('i32') device memory from the caching
+//                                           allocator; upload(typed array), download(typed array?), dispose();
+//                                           the finaliser returns the memory if dispose() was never called
+//   synchronize(), allocatorStats(), emptyCache()
+//   every kernel of API.md under its own name, same argument order, with DeviceBuffers in place of typed arrays.
+// Every argument is checked before a kernel is queued (TypeError / RangeError naming the function and the
+// argument); a disposed buffer is an Error naming it; CUDA failures become Errors with the CUDA error text.
+#include <napi.h>
+
+#include <cmath>
+#include <functional>
+#include <string>
+
+#include "cuda_common.h"
+#include "kernels.h"
+
+namespace {
+
+using rlhf_cuda::CudaError;
+using rlhf_cuda::CudaRangeError;
+
+enum class DType { F32, I32 };
+const char* dtype_name(DType d) { return d == DType::F32 ? "f32" : "i32"; }
+
+class DeviceBuffer : public Napi::ObjectWrap<DeviceBuffer> {
+ public:
+  static Napi::FunctionReference* ctor;
+  static Napi::Function Init(Napi::Env env) {
+    Napi::Function f = DefineClass(env, "DeviceBuffer",
+                                   {InstanceMethod("upload", &DeviceBuffer::Upload),
+                                    InstanceMethod("download", &DeviceBuffer::Download),
+                                    InstanceMethod("dispose", &DeviceBuffer::Dispose),
+                                    InstanceAccessor("length", &DeviceBuffer::Length, nullptr),
+                                    InstanceAccessor("dtype", &DeviceBuffer::Dtype, nullptr),
+                                    InstanceAccessor("label", &DeviceBuffer::Label, nullptr),
+                                    InstanceAccessor("disposed", &DeviceBuffer::Disposed, nullptr)});
+    ctor = new Napi::FunctionReference(Napi::Persistent(f));
+    return f;
+  }
+
+  DeviceBuffer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DeviceBuffer>(info) {
+    Napi::Env env = info.Env();
+    static uint64_t next_id = 1;
+    id_ = next_id++;
+    if (info.Length() < 1 || !info[0].IsNumber())
+      throw Napi::TypeError::New(env, "DeviceBuffer: argument 0 'length' must be a number");
+    double len = info[0].As<Napi::Number>().DoubleValue();
+    if (!(len >= 0) || std::floor(len) != len || len > 9007199254740991.0)
+      throw Napi::RangeError::New(env, "DeviceBuffer: argument 0 'length' must be a non-negative integer, got " +
+                                           std::to_string(len));
+    length_ = (int64_t)len;
+    if (info.Length() > 1 && !info[1].IsUndefined()) {
+      std::string d = info[1].ToString().Utf8Value();
+      if (d == "f32")
+        dtype_ = DType::F32;
+      else if (d == "i32")
+        dtype_ = DType::I32;
+      else
+        throw Napi::TypeError::New(env, "DeviceBuffer: argument 1 'dtype' must be 'f32' or 'i32', got '" + d + "'");
+    }
+    label_ = (info.Length() > 2 && info[2].IsString()) ? info[2].As<Napi::String>().Utf8Value()
+                                                         : "buffer#" + std::to_string(id_);
+    bytes_ = (size_t)length_ * 4;
+    try {
+      ptr_ = rlhf_cuda::device_alloc(bytes_);
+    } catch (const CudaError& e) {
+      throw Napi::Error::New(env, "DeviceBuffer '" + label_ + "': " + e.what());
+    }
+  }
+  // The finaliser: memory goes back to the allocator's cache (never cudaFree on the GC's thread).
+  ~DeviceBuffer() { release(); }
+
+  void release() {
+    if (ptr_) rlhf_cuda::device_free(ptr_, bytes_);
+    ptr_ = nullptr;
+    disposed_ = true;
+  }
+  std::string describe() const { return "device buffer '" + label_ + "' (" + dtype_name(dtype_) + "[" + std::to_string(length_) + "])"; }
+  void* ptr() const { return ptr_; }
+  int64_t length() const { return length_; }
+  DType dtype() const { return dtype_; }
+  bool disposed() const { return disposed_; }
+
+ private:
+  void check_live(Napi::Env env, const char* what) const {
+    if (disposed_) throw Napi::Error::New(env, std::string("DeviceBuffer.") + what + ": " + describe() + " has been disposed");
+  }
+  // A typed array of the buffer's dtype; returns its data and element count.
+  std::pair<void*, size_t> view(Napi::Env env, Napi::Value v, const char* what) const {
+    if (!v.IsTypedArray())
+      throw Napi::TypeError::New(env, std::string("DeviceBuffer.") + what + ": expected a " +
+                                          (dtype_ == DType::F32 ? "Float32Array" : "Int32Array"));
+    Napi::TypedArray t = v.As<Napi::TypedArray>();
+    napi_typedarray_type want = dtype_ == DType::F32 ? napi_float32_array : napi_int32_array;
+    if (t.TypedArrayType() != want)
+      throw Napi::TypeError::New(env, std::string("DeviceBuffer.") + what + ": " + describe() + " needs a " +
+                                          (dtype_ == DType::F32 ? "Float32Array" : "Int32Array"));
+    Napi::ArrayBuffer ab = t.ArrayBuffer();
+    return {static_cast<uint8_t*>(ab.Data()) + t.ByteOffset(), t.ElementLength()};
+  }
+  Napi::Value Upload(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    check_live(env, "upload");
+    auto [data, n] = view(env, info[0], "upload");
+    if ((int64_t)n != length_)
+      throw Napi::RangeError::New(env, "DeviceBuffer.upload: " + describe() + " takes " + std::to_string(length_) +
+                                           " elements, got " + std::to_string(n));
+    try {
+      // Pageable source: the call returns once the data is staged, so JS may reuse the array at once.
+      RLHF_CUDA_CHECK(cudaMemcpyAsync(ptr_, data, bytes_, cudaMemcpyHostToDevice, rlhf_cuda::stream()));
+    } catch (const CudaError& e) {
+      throw Napi::Error::New(env, "DeviceBuffer.upload '" + label_ + "': " + e.what());
+    }
+    return info.This();
+  }
+  Napi::Value Download(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    check_live(env, "download");
+    Napi::Value target;
+    if (info.Length() > 0 && !info[0].IsUndefined()) {
+      target = info[0];
+    } else if (dtype_ == DType::F32) {
+      target = Napi::Float32Array::New(env, (size_t)length_);
+    } else {
+      target = Napi::Int32Array::New(env, (size_t)length_);
+    }
+    auto [data, n] = view(env, target, "download");
+    if ((int64_t)n != length_)
+      throw Napi::RangeError::New(env, "DeviceBuffer.download: " + describe() + " holds " + std::to_string(length_) +
+                                           " elements, the target has " + std::to_string(n));
+    try {
+      RLHF_CUDA_CHECK(cudaMemcpyAsync(data, ptr_, bytes_, cudaMemcpyDeviceToHost, rlhf_cuda::stream()));
+      rlhf_cuda::synchronize();  // errors of earlier kernels surface here, with their CUDA text
+    } catch (const CudaError& e) {
+      throw Napi::Error::New(env, "DeviceBuffer.download '" + label_ + "': " + e.what());
+    }
+    return target;
+  }
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    release();
+    return info.Env().Undefined();
+  }
+  Napi::Value Length(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), (double)length_); }
+  Napi::Value Dtype(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), dtype_name(dtype_)); }
+  Napi::Value Label(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), label_); }
+  Napi::Value Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), disposed_); }
+
+  void* ptr_ = nullptr;
+  int64_t length_ = 0;
+  size_t bytes_ = 0;
+  DType dtype_ = DType::F32;
+  std::string label_;
+  uint64_t id_ = 0;
+  bool disposed_ = false;
+};
+Napi::FunctionReference* DeviceBuffer::ctor = nullptr;
+
+// ---- argument checks ----
+class Args {
+ public:
+  Args(const Napi::CallbackInfo& info, const char* fn) : info_(info), fn_(fn) {}
+  Napi::Env env() const { return info_.Env(); }
+  std::string where(size_t i, const char* name) const {
+    return std::string(fn_) + ": argument " + std::to_string(i) + " '" + name + "'";
+  }
+  bool is_null(size_t i) const { return i >= info_.Length() || info_[i].IsNull() || info_[i].IsUndefined(); }
+  DeviceBuffer* buffer(size_t i, const char* name, DType dt, int64_t min_len, bool nullable = false) const {
+    if (nullable && is_null(i)) return nullptr;
+    if (i >= info_.Length() || !info_[i].IsObject() ||
+        !info_[i].As<Napi::Object>().InstanceOf(DeviceBuffer::ctor->Value()))
+      throw Napi::TypeError::New(env(), where(i, name) + " must be a DeviceBuffer" + (nullable ? " or null" : ""));
+    DeviceBuffer* b = DeviceBuffer::Unwrap(info_[i].As<Napi::Object>());
+    if (b->disposed()) throw Napi::Error::New(env(), where(i, name) + ": " + b->describe() + " has been disposed");
+    if (b->dtype() != dt)
+      throw Napi::TypeError::New(env(), where(i, name) + " must be a " + dtype_name(dt) + " buffer, got " +
+                                            b->describe());
+    if (b->length() < min_len)
+      throw Napi::RangeError::New(env(), where(i, name) + ": " + b->describe() + " is too short, needs " +
+                                             std::to_string(min_len) + " elements");
+    return b;
+  }
+  float* f32(size_t i, const char* name, int64_t min_len) const {
+    return static_cast<float*>(buffer(i, name, DType::F32, min_len)->ptr());
+  }
+  float* f32_or_null(size_t i, const char* name, int64_t min_len) const {
+    DeviceBuffer* b = buffer(i, name, DType::F32, min_len, true);
+    return b ? static_cast<float*>(b->ptr()) : nullptr;
+  }
+  int32_t* i32(size_t i, const char* name, int64_t min_len) const {
+    return static_cast<int32_t*>(buffer(i, name, DType::I32, min_len)->ptr());
+  }
+  double number(size_t i, const char* name) const {
+    if (i >= info_.Length() || !info_[i].IsNumber()) throw Napi::TypeError::New(env(), where(i, name) + " must be a number");
+    return info_[i].As<Napi::Number>().DoubleValue();
+  }
+  double number_or(size_t i, const char* name, double fallback) const { return is_null(i) ? fallback : number(i, name); }
+  // A non-negative integer that fits in int32 (the kernels index with int64 but launch grids with int).
+  int64_t size(size_t i, const char* name) const {
+    double v = number(i, name);
+    if (!(v >= 0) || std::floor(v) != v || v > 2147483647.0)
+      throw Napi::RangeError::New(env(), where(i, name) + " must be a non-negative integer, got " + std::to_string(v));
+    return (int64_t)v;
+  }
+  int64_t integer(size_t i, const char* name) const {
+    double v = number(i, name);
+    if (std::floor(v) != v || std::fabs(v) > 2147483647.0)
+      throw Napi::RangeError::New(env(), where(i, name) + " must be an integer, got " + std::to_string(v));
+    return (int64_t)v;
+  }
+  bool boolean_or(size_t i, const char* name, bool fallback) const {
+    if (is_null(i)) return fallback;
+    if (!info_[i].IsBoolean()) throw Napi::TypeError::New(env(), where(i, name) + " must be a boolean");
+    return info_[i].As<Napi::Boolean>().Value();
+  }
+  int64_t mul(int64_t a, int64_t b) const {
+    if (a != 0 && b > INT64_MAX / a) throw Napi::RangeError::New(env(), std::string(fn_) + ": sizes overflow");
+    return a * b;
+  }
+  [[noreturn]] void range(const std::string& msg) const { throw Napi::RangeError::New(env(), std::string(fn_) + ": " + msg); }
+
+ private:
+  const Napi::CallbackInfo& info_;
+  const char* fn_;
+};
+
+using Impl = std::function<Napi::Value(const Args&)>;
+
+// Runs an op: argument errors are already JS errors; CUDA errors get the function's name in front.
+void def(Napi::Env env, Napi::Object exports, const char* name, Impl impl) {
+  exports.Set(name, Napi::Function::New(
+                        env,
+                        [name, impl](const Napi::CallbackInfo& info) -> Napi::Value {
+                          Args a(info, name);
+                          try {
+                            return impl(a);
+                          } catch (const CudaRangeError& e) {
+                            throw Napi::RangeError::New(info.Env(), std::string(name) + ": " + e.what());
+                          } catch (const CudaError& e) {
+                            throw Napi::Error::New(info.Env(), std::string(name) + ": " + e.what());
+                          }
+                        },
+                        name));
+}
+
+Napi::Value undef(const Args& a) { return a.env().Undefined(); }
+Napi::Value num(const Args& a, double v) { return Napi::Number::New(a.env(), v); }
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  int rt = 0, n = 0;
+  cudaRuntimeGetVersion(&rt);
+  cudaError_t err = cudaGetDeviceCount(&n);
+  o.Set("runtimeVersion", rt);
+  o.Set("gemm", rlhf_cuda::gemm_available());
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    o.Set("devices", 0);
+    o.Set("reason", std::string(cudaGetErrorName(err)) + ": " + cudaGetErrorString(err));
+    return o;
+  }
+  o.Set("devices", n);
+  if (n == 0) {
+    o.Set("reason", "the CUDA runtime found no device");
+    return o;
+  }
+  cudaDeviceProp p;
+  if (cudaGetDeviceProperties(&p, 0) == cudaSuccess) {
+    o.Set("deviceName", std::string(p.name));
+    o.Set("computeCapability", std::to_string(p.major) + "." + std::to_string(p.minor));
+    o.Set("totalMemory", (double)p.totalGlobalMem);
+  }
+  cudaGetLastError();
+  return o;
+}
+
+}  // namespace
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  using namespace rlhf_cuda;
+  exports.Set("DeviceBuffer", DeviceBuffer::Init(env));
+  exports.Set("info", Napi::Function::New(env, Info, "info"));
+  def(env, exports, "synchronize", [](const Args& a) { synchronize(); return undef(a); });
+  def(env, exports, "emptyCache", [](const Args& a) { empty_cache(); return undef(a); });
+  def(env, exports, "allocatorStats", [](const Args& a) {
+    AllocatorStats s = allocator_stats();
+    Napi::Object o = Napi::Object::New(a.env());
+    o.Set("inUse", (double)s.in_use), o.Set("cached", (double)s.cached), o.Set("peak", (double)s.peak);
+    o.Set("mallocs", (double)s.mallocs), o.Set("reuses", (double)s.reuses);
+    return Napi::Value(o);
+  });
+
+  // ---- elementwise: (out, a, b, n) etc. ----
+  def(env, exports, "add", [](const Args& a) {
+    int64_t n = a.size(3, "n");
+    add(a.f32(0, "out", n), a.f32(1, "a", n), a.f32(2, "b", n), n);
+    return undef(a);
+  });
+  def(env, exports, "mul", [](const Args& a) {
+    int64_t n = a.size(3, "n");
+    mul(a.f32(0, "out", n), a.f32(1, "a", n), a.f32(2, "b", n), n);
+    return undef(a);
+  });
+  def(env, exports, "mulBackward", [](const Args& a) {
+    int64_t n = a.size(5, "n");
+    mul_backward(a.f32(0, "da", n), a.f32(1, "db", n), a.f32(2, "dy", n), a.f32(3, "a", n), a.f32(4, "b", n), n);
+    return undef(a);
+  });
+  def(env, exports, "scale", [](const Args& a) {
+    int64_t n = a.size(3, "n");
+    scale(a.f32(0, "out", n), a.f32(1, "x", n), (float)a.number(2, "alpha"), n);
+    return undef(a);
+  });
+  def(env, exports, "accumulate", [](const Args& a) {
+    int64_t n = a.size(2, "n");
+    accumulate(a.f32(0, "dst", n), a.f32(1, "src", n), n);
+    return undef(a);
+  });
+  def(env, exports, "addBias", [](const Args& a) {
+    int64_t r = a.size(3, "rows"), c = a.size(4, "cols"), rc = a.mul(r, c);
+    add_bias(a.f32(0, "out", rc), a.f32(1, "x", rc), a.f32(2, "bias", c), r, c);
+    return undef(a);
+  });
+  def(env, exports, "addBiasBackward", [](const Args& a) {
+    int64_t r = a.size(2, "rows"), c = a.size(3, "cols"), rc = a.mul(r, c);
+    add_bias_backward(a.f32(0, "dbias", c), a.f32(1, "dy", rc), r, c);
+    return undef(a);
+  });
+  def(env, exports, "sumSquares", [](const Args& a) {
+    int64_t n = a.size(1, "n");
+    return num(a, sum_squares(a.f32(0, "x", n), n));
+  });
+  using Unary = void (*)(float*, const float*, int64_t);
+  using UnaryBwd = void (*)(float*, const float*, const float*, int64_t);
+  struct U { const char* f; Unary fw; const char* b; UnaryBwd bw; };
+  for (U u : {U{"geluForward", gelu_forward, "geluBackward", gelu_backward},
+              U{"siluForward", silu_forward, "siluBackward", silu_backward}}) {
+    def(env, exports, u.f, [u](const Args& a) {
+      int64_t n = a.size(2, "n");
+      u.fw(a.f32(0, "out", n), a.f32(1, "x", n), n);
+      return undef(a);
+    });
+    def(env, exports, u.b, [u](const Args& a) {
+      int64_t n = a.size(3, "n");
+      u.bw(a.f32(0, "dx", n), a.f32(1, "dy", n), a.f32(2, "x", n), n);
+      return undef(a);
+    });
+  }
+  def(env, exports, "swigluForward", [](const Args& a) {
+    int64_t n = a.size(3, "n");
+    swiglu_forward(a.f32(0, "out", n), a.f32(1, "gate", n), a.f32(2, "up", n), n);
+    return undef(a);
+  });
+  def(env, exports, "swigluBackward", [](const Args& a) {
+    int64_t n = a.size(5, "n");
+    swiglu_backward(a.f32(0, "dgate", n), a.f32(1, "dup", n), a.f32(2, "dy", n), a.f32(3, "gate", n),
+                    a.f32(4, "up", n), n);
+    return undef(a);
+  });
+
+  // ---- norms ----
+  def(env, exports, "layernormForward", [](const Args& a) {
+    int64_t r = a.size(6, "rows"), c = a.size(7, "cols"), rc = a.mul(r, c);
+    layernorm_forward(a.f32(0, "out", rc), a.f32(1, "mean", r), a.f32(2, "rstd", r), a.f32(3, "x", rc),
+                      a.f32(4, "weight", c), a.f32(5, "bias", c), r, c, (float)a.number_or(8, "eps", 1e-5));
+    return undef(a);
+  });
+  def(env, exports, "layernormBackward", [](const Args& a) {
+    int64_t r = a.size(8, "rows"), c = a.size(9, "cols"), rc = a.mul(r, c);
+    layernorm_backward(a.f32(0, "dx", rc), a.f32(1, "dweight", c), a.f32(2, "dbias", c), a.f32(3, "dy", rc),
+                       a.f32(4, "x", rc), a.f32(5, "weight", c), a.f32(6, "mean", r), a.f32(7, "rstd", r), r, c);
+    return undef(a);
+  });
+  def(env, exports, "rmsnormForward", [](const Args& a) {
+    int64_t r = a.size(4, "rows"), c = a.size(5, "cols"), rc = a.mul(r, c);
+    rmsnorm_forward(a.f32(0, "out", rc), a.f32(1, "rstd", r), a.f32(2, "x", rc), a.f32(3, "weight", c), r, c,
+                    (float)a.number_or(6, "eps", 1e-5));
+    return undef(a);
+  });
+  def(env, exports, "rmsnormBackward", [](const Args& a) {
+    int64_t r = a.size(6, "rows"), c = a.size(7, "cols"), rc = a.mul(r, c);
+    rmsnorm_backward(a.f32(0, "dx", rc), a.f32(1, "dweight", c), a.f32(2, "dy", rc), a.f32(3, "x", rc),
+                     a.f32(4, "weight", c), a.f32(5, "rstd", r), r, c);
+    return undef(a);
+  });
+
+  // ---- indexing ----
+  def(env, exports, "embeddingForward", [](const Args& a) {
+    int64_t n = a.size(3, "n"), V = a.size(4, "vocab"), d = a.size(5, "dim");
+    int64_t bad = embedding_forward(a.f32(0, "out", a.mul(n, d)), a.i32(1, "ids", n), a.f32(2, "table", a.mul(V, d)),
+                                    n, V, d);
+    if (bad >= 0) a.range("argument 1 'ids': ids[" + std::to_string(bad) + "] is outside [0, " + std::to_string(V) + ")");
+    return undef(a);
+  });
+  def(env, exports, "embeddingBackward", [](const Args& a) {
+    int64_t n = a.size(3, "n"), V = a.size(4, "vocab"), d = a.size(5, "dim");
+    int64_t bad = embedding_backward(a.f32(0, "dtable", a.mul(V, d)), a.f32(1, "dy", a.mul(n, d)), a.i32(2, "ids", n),
+                                     n, V, d);
+    if (bad >= 0) a.range("argument 2 'ids': ids[" + std::to_string(bad) + "] is outside [0, " + std::to_string(V) + ")");
+    return undef(a);
+  });
+  for (int dir = 0; dir < 2; dir++) {
+    def(env, exports, dir == 0 ? "ropeForward" : "ropeBackward", [dir](const Args& a) {
+      int64_t B = a.size(3, "B"), T = a.size(4, "T"), H = a.size(5, "H"), D = a.size(6, "D");
+      if (D % 2 != 0) a.range("argument 6 'D' must be even, got " + std::to_string(D));
+      int64_t n = a.mul(a.mul(B, T), a.mul(H, D));
+      rope(a.f32(0, dir == 0 ? "out" : "dx", n), a.f32(1, dir == 0 ? "x" : "dy", n), a.i32(2, "positions", a.mul(B, T)),
+           B, T, H, D, (float)a.number(7, "theta"), a.boolean_or(8, "interleaved", false), dir == 0 ? 1.f : -1.f);
+      return undef(a);
+    });
+  }
+  def(env, exports, "permute0213", [](const Args& a) {
+    int64_t A = a.size(2, "A"), B = a.size(3, "B"), C = a.size(4, "C"), D = a.size(5, "D");
+    int64_t n = a.mul(a.mul(A, B), a.mul(C, D));
+    float* out = a.f32(0, "out", n);
+    const float* x = a.f32(1, "x", n);
+    if (out == x && n > 0) a.range("'out' and 'x' must be different buffers (not in place)");
+    permute0213(out, x, A, B, C, D);
+    return undef(a);
+  });
+
+  // ---- AdamW ----
+  def(env, exports, "adamwStep", [](const Args& a) {
+    int64_t n = a.size(4, "n");
+    int64_t step = a.integer(10, "step");
+    if (step < 1) a.range("argument 10 'step' is 1-based, got " + std::to_string(step));
+    adamw_step(a.f32(0, "param", n), a.f32(1, "grad", n), a.f32(2, "m", n), a.f32(3, "v", n), n,
+               (float)a.number(5, "lr"), (float)a.number(6, "beta1"), (float)a.number(7, "beta2"),
+               (float)a.number(8, "eps"), (float)a.number(9, "weightDecay"), step);
+    return undef(a);
+  });
+
+  // ---- cross-entropy ----
+  auto temperature = [](const Args& a, size_t i) {
+    double t = a.number_or(i, "temperature", 1.0);
+    if (!(t > 0) || !std::isfinite(t)) a.range("argument " + std::to_string(i) + " 'temperature' must be a positive number");
+    return (float)t;
+  };
+  def(env, exports, "crossEntropyForward", [temperature](const Args& a) {
+    int64_t N = a.size(4, "N"), V = a.size(5, "V"), NV = a.mul(N, V);
+    return num(a, cross_entropy_forward(a.f32(0, "losses", N), a.f32(1, "lse", N), a.f32(2, "logits", NV),
+                                        a.i32(3, "targets", N), N, V, (int32_t)a.integer(6, "ignoreIndex"),
+                                        temperature(a, 7)));
+  });
+  def(env, exports, "crossEntropyBackward", [temperature](const Args& a) {
+    int64_t N = a.size(5, "N"), V = a.size(6, "V"), NV = a.mul(N, V);
+    cross_entropy_backward(a.f32(0, "dlogits", NV), a.f32(1, "dlosses", N), a.f32(2, "logits", NV), a.f32(3, "lse", N),
+                           a.i32(4, "targets", N), N, V, (int32_t)a.integer(7, "ignoreIndex"), temperature(a, 8));
+    return undef(a);
+  });
+  def(env, exports, "crossEntropyForwardBackward", [temperature](const Args& a) {
+    int64_t N = a.size(4, "N"), V = a.size(5, "V"), NV = a.mul(N, V);
+    return num(a, cross_entropy_forward_backward(a.f32(0, "losses", N), a.f32(1, "dlogits", NV),
+                                                 a.f32(2, "logits", NV), a.i32(3, "targets", N), N, V,
+                                                 (int32_t)a.integer(6, "ignoreIndex"), temperature(a, 7),
+                                                 (float)a.number_or(8, "gradScale", 1.0)));
+  });
+  def(env, exports, "tokenLogprobs", [temperature](const Args& a) {
+    int64_t N = a.size(5, "N"), V = a.size(6, "V"), NV = a.mul(N, V);
+    token_logprobs(a.f32(0, "logprobs", N), a.f32_or_null(1, "entropy", N), a.f32(2, "lse", N), a.f32(3, "logits", NV),
+                   a.i32(4, "targets", N), N, V, temperature(a, 7));
+    return undef(a);
+  });
+  def(env, exports, "tokenLogprobsBackward", [temperature](const Args& a) {
+    int64_t N = a.size(6, "N"), V = a.size(7, "V"), NV = a.mul(N, V);
+    token_logprobs_backward(a.f32(0, "dlogits", NV), a.f32(1, "dlogprobs", N), a.f32_or_null(2, "dentropy", N),
+                            a.f32(3, "logits", NV), a.f32(4, "lse", N), a.i32(5, "targets", N), N, V,
+                            temperature(a, 8));
+    return undef(a);
+  });
+
+  // ---- PPO ----
+  def(env, exports, "ppoPolicyLoss", [](const Args& a) {
+    int64_t n = a.size(6, "n");
+    double eps = a.number(7, "cliprange"), c = a.number_or(8, "dualClip", 0);
+    if (!(eps >= 0)) a.range("argument 7 'cliprange' must be >= 0");
+    if (c != 0 && !(c > 1)) a.range("argument 8 'dualClip' must be 0 (off) or > 1");
+    return num(a, ppo_policy_loss(a.f32(0, "dlogp", n), a.f32(1, "stats", 8), a.f32(2, "logp", n),
+                                  a.f32(3, "oldLogp", n), a.f32(4, "advantages", n), a.f32(5, "mask", n), n,
+                                  (float)eps, (float)c, (float)a.number_or(9, "gradScale", 1.0)));
+  });
+  def(env, exports, "ppoValueLoss", [](const Args& a) {
+    int64_t n = a.size(6, "n");
+    double eps = a.number(7, "cliprangeValue");
+    if (!(eps >= 0)) a.range("argument 7 'cliprangeValue' must be >= 0 (Infinity: no clipping)");
+    return num(a, ppo_value_loss(a.f32(0, "dvalues", n), a.f32(1, "stats", 5), a.f32(2, "values", n),
+                                 a.f32(3, "oldValues", n), a.f32(4, "returns", n), a.f32(5, "mask", n), n, (float)eps,
+                                 (float)a.number_or(8, "gradScale", 1.0)));
+  });
+
+  // ---- attention ----
+  struct AttnSizes { int64_t B, H, Hkv, Tq, Tk, cap, D; };
+  auto attn_sizes = [](const Args& a, size_t i0) {
+    AttnSizes s{a.size(i0, "B"), a.size(i0 + 1, "H"), a.size(i0 + 2, "Hkv"), a.size(i0 + 3, "Tq"),
+                a.size(i0 + 4, "Tk"), a.size(i0 + 5, "kvCapacity"), a.size(i0 + 6, "D")};
+    if (s.Hkv < 1 || s.H % s.Hkv != 0) a.range("'H' must be a multiple of 'Hkv' (>= 1)");
+    if (s.Tk > s.cap) a.range("'Tk' must be <= 'kvCapacity'");
+    if (s.D > kAttentionMaxD) a.range("the CUDA kernels take D <= 128, got " + std::to_string(s.D));
+    return s;
+  };
+  def(env, exports, "attentionForward", [attn_sizes](const Args& a) {
+    AttnSizes s = attn_sizes(a, 6);
+    int64_t nq = a.mul(a.mul(s.B, s.H), a.mul(s.Tq, s.D)), nkv = a.mul(a.mul(s.B, s.Hkv), a.mul(s.cap, s.D));
+    attention_forward(a.f32(0, "out", nq), a.f32(1, "lse", a.mul(s.B * s.H, s.Tq)), a.f32(2, "q", nq),
+                      a.f32(3, "k", nkv), a.f32(4, "v", nkv), a.f32_or_null(5, "mask", a.mul(s.B, s.Tk)), s.B, s.H,
+                      s.Hkv, s.Tq, s.Tk, s.cap, s.D, (float)a.number(13, "scale"));
+    return undef(a);
+  });
+  def(env, exports, "attentionBackward", [attn_sizes](const Args& a) {
+    AttnSizes s = attn_sizes(a, 10);
+    int64_t nq = a.mul(a.mul(s.B, s.H), a.mul(s.Tq, s.D)), nkv = a.mul(a.mul(s.B, s.Hkv), a.mul(s.cap, s.D));
+    attention_backward(a.f32(0, "dq", nq), a.f32(1, "dk", nkv), a.f32(2, "dv", nkv), a.f32(3, "dout", nq),
+                       a.f32(4, "out", nq), a.f32(5, "lse", a.mul(s.B * s.H, s.Tq)), a.f32(6, "q", nq),
+                       a.f32(7, "k", nkv), a.f32(8, "v", nkv), a.f32_or_null(9, "mask", a.mul(s.B, s.Tk)), s.B, s.H,
+                       s.Hkv, s.Tq, s.Tk, s.cap, s.D, (float)a.number(17, "scale"));
+    return undef(a);
+  });
+
+  // ---- GEMM ----
+  def(env, exports, "gemm", [](const Args& a) {
+    int64_t m = a.size(3, "m"), n = a.size(4, "n"), k = a.size(5, "k");
+    gemm(a.f32(0, "C", a.mul(m, n)), a.f32(1, "A", a.mul(m, k)), a.f32(2, "B", a.mul(k, n)), m, n, k,
+         a.boolean_or(6, "transA", false), a.boolean_or(7, "transB", false), (float)a.number_or(8, "alpha", 1.0),
+         (float)a.number_or(9, "beta", 0.0));
+    return undef(a);
+  });
+  def(env, exports, "gemmBatched", [](const Args& a) {
+    int64_t batch = a.size(3, "batch"), m = a.size(4, "m"), n = a.size(5, "n"), k = a.size(6, "k");
+    int64_t sA = a.size(7, "strideA"), sB = a.size(8, "strideB"), sC = a.size(9, "strideC");
+    // Each operand must hold its last matrix: (batch − 1)·stride + the matrix's size.
+    auto need = [&](int64_t stride, int64_t sz) { return batch == 0 ? 0 : a.mul(batch - 1, stride) + sz; };
+    if (batch > 1 && sC < m * n) a.range("argument 9 'strideC' must be >= m*n (outputs of two batches would overlap)");
+    gemm_batched(a.f32(0, "C", need(sC, m * n)), a.f32(1, "A", need(sA, m * k)), a.f32(2, "B", need(sB, k * n)), batch,
+                 m, n, k, sA, sB, sC, a.boolean_or(10, "transA", false), a.boolean_or(11, "transB", false),
+                 (float)a.number_or(12, "alpha", 1.0), (float)a.number_or(13, "beta", 0.0));
+    return undef(a);
+  });
+  return exports;
+}
+
+NODE_API_MODULE(rlhf_cuda, Init)

@@ -1,0 +1,82 @@
+// Host-side launchers of the CUDA kernels, one per function of API.md, same argument order (outputs, saved
+// buffers, inputs, sizes, scalars). Every pointer is a device pointer; every launcher queues its kernels on
+// rlhf_cuda::stream() and returns without waiting, except those that return a host number (the mean loss),
+// which wait for it. Gradients of parameters accumulate (+=); gradients of activations are written (=).
+#pragma once
+#include <cstdint>
+
+namespace rlhf_cuda {
+
+// ---- elementwise (elementwise.cu) ----
+void add(float* out, const float* a, const float* b, int64_t n);
+void mul(float* out, const float* a, const float* b, int64_t n);
+void mul_backward(float* da, float* db, const float* dy, const float* a, const float* b, int64_t n);
+void scale(float* out, const float* x, float alpha, int64_t n);
+void accumulate(float* dst, const float* src, int64_t n);
+void add_bias(float* out, const float* x, const float* bias, int64_t rows, int64_t cols);
+void add_bias_backward(float* dbias, const float* dy, int64_t rows, int64_t cols);
+void gelu_forward(float* out, const float* x, int64_t n);
+void gelu_backward(float* dx, const float* dy, const float* x, int64_t n);
+void silu_forward(float* out, const float* x, int64_t n);
+void silu_backward(float* dx, const float* dy, const float* x, int64_t n);
+void swiglu_forward(float* out, const float* gate, const float* up, int64_t n);
+void swiglu_backward(float* dgate, float* dup, const float* dy, const float* gate, const float* up, int64_t n);
+double sum_squares(const float* x, int64_t n);
+
+// ---- norms (norms.cu): one block per row ----
+void layernorm_forward(float* out, float* mean, float* rstd, const float* x, const float* w, const float* b,
+                       int64_t rows, int64_t cols, float eps);
+void layernorm_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
+                        const float* mean, const float* rstd, int64_t rows, int64_t cols);
+void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int64_t rows, int64_t cols, float eps);
+void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd,
+                      int64_t rows, int64_t cols);
+
+// ---- indexing (indexing.cu) ----
+// Returns -1, or the index of the first id outside [0, vocab) (the binding turns it into a RangeError).
+int64_t embedding_forward(float* out, const int32_t* ids, const float* table, int64_t n, int64_t vocab, int64_t dim);
+int64_t embedding_backward(float* dtable, const float* dy, const int32_t* ids, int64_t n, int64_t vocab, int64_t dim);
+void rope(float* out, const float* x, const int32_t* pos, int64_t B, int64_t T, int64_t H, int64_t D, float theta,
+          bool interleaved, float sign);
+void permute0213(float* out, const float* x, int64_t A, int64_t B, int64_t C, int64_t D);
+
+// ---- optimiser (adamw.cu) ----
+void adamw_step(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1, float beta2,
+                float eps, float weight_decay, int64_t step);
+
+// ---- losses (cross_entropy.cu, ppo.cu) ----
+double cross_entropy_forward(float* losses, float* lse, const float* logits, const int32_t* targets, int64_t N,
+                             int64_t V, int32_t ignore_index, float temperature);
+void cross_entropy_backward(float* dlogits, const float* dlosses, const float* logits, const float* lse,
+                            const int32_t* targets, int64_t N, int64_t V, int32_t ignore_index, float temperature);
+double cross_entropy_forward_backward(float* losses, float* dlogits, const float* logits, const int32_t* targets,
+                                      int64_t N, int64_t V, int32_t ignore_index, float temperature,
+                                      float grad_scale);
+void token_logprobs(float* logprobs, float* entropy, float* lse, const float* logits, const int32_t* targets,
+                    int64_t N, int64_t V, float temperature);
+void token_logprobs_backward(float* dlogits, const float* dlogprobs, const float* dentropy, const float* logits,
+                             const float* lse, const int32_t* targets, int64_t N, int64_t V, float temperature);
+// stats: a device buffer of 8 (policy) / 5 (value) floats; the loss is also returned (waits for it).
+double ppo_policy_loss(float* dlogp, float* stats, const float* logp, const float* old_logp, const float* adv,
+                       const float* mask, int64_t n, float eps, float dual_clip, float grad_scale);
+double ppo_value_loss(float* dvalues, float* stats, const float* values, const float* old_values,
+                      const float* returns, const float* mask, int64_t n, float eps_v, float grad_scale);
+
+// ---- fused attention (attention.cu) ----
+void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const float* mask,
+                       int64_t B, int64_t H, int64_t Hkv, int64_t Tq, int64_t Tk, int64_t kv_cap, int64_t D,
+                       float scale);
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse,
+                        const float* q, const float* k, const float* v, const float* mask, int64_t B, int64_t H,
+                        int64_t Hkv, int64_t Tq, int64_t Tk, int64_t kv_cap, int64_t D, float scale);
+// Largest head size the fused attention kernels take.
+constexpr int64_t kAttentionMaxD = 128;
+
+// ---- GEMM through cuBLAS (gemm_cublas.cu; only in builds with cuBLAS) ----
+bool gemm_available();
+void gemm(float* C, const float* A, const float* B, int64_t m, int64_t n, int64_t k, bool transA, bool transB,
+          float alpha, float beta);
+void gemm_batched(float* C, const float* A, const float* B, int64_t batch, int64_t m, int64_t n, int64_t k,
+                  int64_t sA, int64_t sB, int64_t sC, bool transA, bool transB, float alpha, float beta);
+
+}  // namespace rlhf_cuda

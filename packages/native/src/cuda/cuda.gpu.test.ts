@@ -1,0 +1,27 @@
+// `npm run test:gpu` (vitest.gpu.config.ts): every CUDA kernel against the CPU kernel on random inputs,
+// forward and backward, with the tolerance stated in each case (bench/suites/gpu-checks.mjs, shared with
+// bench/gpu.sh). Where no CUDA device can be used (the addon not built, no driver, no device) every test is
+// skipped and the reason is printed; the normal `npm test` never collects this file.
+import { describe, expect, it } from 'vitest';
+import { native } from '../loader';
+import { cuda, cudaAvailable } from './index';
+
+const avail = cudaAvailable();
+if (!avail.ok) console.warn(`[test:gpu] skipping the CUDA tests: ${avail.reason}`);
+
+// A plain .mjs module shared with the GPU script; imported by a computed path so that tsc does not type it.
+const checksPath = '../../bench/suites/gpu-checks.mjs';
+const checks = await import(/* @vite-ignore */ checksPath);
+
+describe.skipIf(!avail.ok)(`CUDA kernels vs CPU kernels (${avail.deviceName ?? 'no device'})`, () => {
+  const gemm = avail.ok ? cuda().info().gemm : false;
+  for (const spec of checks.cases({ gemm })) {
+    it(`${spec.name} (max error <= ${spec.tol})`, () => {
+      const r = checks.runSpec(native(), cuda(), spec);
+      expect(r.err, JSON.stringify(r.errors)).toBeLessThanOrEqual(spec.tol);
+    });
+  }
+  it('error paths: disposed buffers, dtypes, sizes, bad ids, out of memory, allocator reuse', () => {
+    for (const r of checks.errorChecks(cuda())) expect(r.ok, `${r.name}: ${r.detail}`).toBe(true);
+  });
+});

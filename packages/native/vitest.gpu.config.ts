@@ -1,0 +1,11 @@
+import { defineConfig } from 'vitest/config';
+
+// `npm run test:gpu`: only the *.gpu.test.ts files (CUDA vs CPU kernels); they skip with a message where no
+// CUDA device can be used. Forked processes, as the normal config (see TOOLCHAIN.md).
+export default defineConfig({
+  test: {
+    include: ['src/**/*.gpu.test.ts'],
+    pool: 'forks',
+    testTimeout: 120_000,
+  },
+});
