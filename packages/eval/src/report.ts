@@ -96,6 +96,13 @@ export function formatNumber(x: number): string {
   return a !== 0 && (a < 1e-3 || a >= 1e5) ? x.toExponential(2) : x.toFixed(a >= 100 ? 1 : 3);
 }
 
+/** Axis ticks and x values: integers as they are, other numbers without trailing zeros. */
+export function formatAxis(x: number): string {
+  if (Number.isInteger(x) && Math.abs(x) < 1e5) return String(x);
+  const f = formatNumber(x);
+  return f.includes('e') ? f : f.replace(/\.?0+$/, '');
+}
+
 export function formatEstimate(e: Estimate | undefined): string {
   if (!e) return '–';
   const ci = e.method === 'exact' || !Number.isFinite(e.ci[0]) ? '' : ` [${formatNumber(e.ci[0])}, ${formatNumber(e.ci[1])}]`;
@@ -128,7 +135,7 @@ export function reportToMarkdown(report: Report): string {
   }
   for (const s of report.series ?? []) {
     lines.push('', `## ${s.name}`, '', `| series | ${mdCell(s.xLabel)} | ${mdCell(s.yLabel)} |`, '| --- | --- | --- |');
-    for (const l of s.lines) for (const p of l.points) lines.push(`| ${mdCell(l.name)}${p.label ? ` (${mdCell(p.label)})` : ''} | ${formatNumber(p.x)} | ${formatNumber(p.y)} |`);
+    for (const l of s.lines) for (const p of l.points) lines.push(`| ${mdCell(l.name)}${p.label ? ` (${mdCell(p.label)})` : ''} | ${formatAxis(p.x)} | ${formatNumber(p.y)} |`);
   }
   return `${lines.join('\n')}\n`;
 }
@@ -165,7 +172,7 @@ function barChart(metric: string, results: ResultSet[]): string {
   parts.push(`<text x="${W / 2}" y="16" text-anchor="middle" class="t">${esc(metric)}</text>`);
   for (const t of ticks(lo, hi)) {
     parts.push(`<line x1="${L}" x2="${W - R}" y1="${y(t).toFixed(1)}" y2="${y(t).toFixed(1)}" class="g"/>`);
-    parts.push(`<text x="${L - 4}" y="${(y(t) + 4).toFixed(1)}" text-anchor="end" class="a">${formatNumber(t)}</text>`);
+    parts.push(`<text x="${L - 4}" y="${(y(t) + 4).toFixed(1)}" text-anchor="end" class="a">${formatAxis(t)}</text>`);
   }
   es.forEach((e, i) => {
     const x0 = L + i * bw + bw * 0.15, w = bw * 0.7, cx = x0 + w / 2;
@@ -201,8 +208,8 @@ function lineChart(s: Series): string {
   const Y = (v: number) => T + ((y1 - v) / (y1 - y0)) * (H - T - B);
   const parts = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(s.name)}">`];
   parts.push(`<text x="${(L + W - R) / 2}" y="16" text-anchor="middle" class="t">${esc(s.name)}</text>`);
-  for (const t of ticks(y0, y1)) parts.push(`<line x1="${L}" x2="${W - R}" y1="${Y(t).toFixed(1)}" y2="${Y(t).toFixed(1)}" class="g"/><text x="${L - 4}" y="${(Y(t) + 4).toFixed(1)}" text-anchor="end" class="a">${formatNumber(t)}</text>`);
-  for (const t of ticks(x0, x1)) parts.push(`<text x="${X(t).toFixed(1)}" y="${H - B + 14}" text-anchor="middle" class="a">${formatNumber(t)}</text>`);
+  for (const t of ticks(y0, y1)) parts.push(`<line x1="${L}" x2="${W - R}" y1="${Y(t).toFixed(1)}" y2="${Y(t).toFixed(1)}" class="g"/><text x="${L - 4}" y="${(Y(t) + 4).toFixed(1)}" text-anchor="end" class="a">${formatAxis(t)}</text>`);
+  for (const t of ticks(x0, x1)) parts.push(`<text x="${X(t).toFixed(1)}" y="${H - B + 14}" text-anchor="middle" class="a">${formatAxis(t)}</text>`);
   parts.push(`<text x="${(L + W - R) / 2}" y="${H - 8}" text-anchor="middle" class="a">${esc(s.xLabel)}</text>`);
   parts.push(`<text transform="translate(12 ${(T + H - B) / 2}) rotate(-90)" text-anchor="middle" class="a">${esc(s.yLabel)}</text>`);
   s.lines.forEach((l, i) => {
