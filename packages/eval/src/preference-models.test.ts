@@ -1,10 +1,10 @@
 import { join } from 'node:path';
-import { fromPretrained, Llama, type Tokenizer } from '@rlhf/core';
+import { fromPretrained, Llama, noGrad, RewardModel, type Tokenizer } from '@rlhf/core';
 import { sharedDirForTests } from '@rlhf/data';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { EvalModel } from './benchmarks/common';
 import { evaluateTruthfulQaGen, loadPreamble, loadTruthfulQaJson } from './benchmarks/truthfulqa';
-import { klToReference, rewardJudge, winRateOfModels } from './preference';
+import { klToReference, rewardJudge, rewardModelReward, winRateOfModels } from './preference';
 
 const shared = sharedDirForTests();
 
@@ -30,6 +30,15 @@ describe.runIf(shared)('model-level metrics on stories260K', () => {
     expect(r.outcomes).toHaveLength(2);
     r.outcomes.forEach((o, i) => expect(o).toBe(r.completionsA[i].length > r.completionsB[i].length ? 1 : r.completionsA[i].length < r.completionsB[i].length ? 0 : 0.5));
     expect(r.winRate.n).toBe(2);
+  });
+
+  it('a core RewardModel as a reward: its scalar at the last token of prompt + completion', () => {
+    const rm = new RewardModel(m.model);
+    const reward = rewardModelReward(rm, m.tokenizer);
+    const ids = m.tokenizer.encode('Once upon a time there was a cat', { addBos: true });
+    const direct = noGrad(() => rm.forward({ ids: Int32Array.from(ids), B: 1, T: ids.length }).data[0]);
+    expect(reward('Once upon a time', ' there was a cat')).toBeCloseTo(direct, 6);
+    expect(Number.isFinite(direct)).toBe(true);
   });
 
   it('TruthfulQA generation: greedy one-line answers scored by BLEU/ROUGE', () => {
