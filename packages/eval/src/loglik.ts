@@ -131,12 +131,18 @@ function scorePlain(model: CausalLM, ctx: number[], conts: number[][]) {
         mask.fill(1, b * T, b * T + Tc + c.length - 1);
       });
       const h = model.forward({ ids, B: n, T, attentionMask: mask }); // (n·T, C)
-      const logits = model.logits(h).data; // (n·T, V)
+      // logits only at the rows that predict a continuation token (the context rows would be n·Tc·V floats)
+      const rows: number[] = [];
+      conts.forEach((c, b) => {
+        for (let t = 0; t < c.length; t++) rows.push(b * T + Tc - 1 + t);
+      });
+      const logits = model.logits(gatherRows(h, Int32Array.from(rows))).data; // (rows, V)
       const logliks = new Array<number>(n).fill(0);
       const greedy = new Array<boolean>(n).fill(true);
+      let r = 0;
       conts.forEach((c, b) => {
         for (let t = 0; t < c.length; t++) {
-          const [lp, g] = logProbOf(logits, b * T + Tc - 1 + t, V, c[t]);
+          const [lp, g] = logProbOf(logits, r++, V, c[t]);
           logliks[b] += lp;
           greedy[b] &&= g;
         }
