@@ -108,6 +108,10 @@ if (want('attention')) {
   const msFB = time(() => { fwd(); bwd(); });
   const flopsFB = flopsF * 3.5; // fwd 2 products, bwd 5 (2.5x)
   record('attention fwd+bwd (causal)', `B${B} H${H} T${T} D${D}`, msFB, { gflops: +(flopsFB / msFB / 1e6).toFixed(1) }, 'sdpa_fwdbwd', 'torch SDPA (default backend)');
+  process.env.RLHF_CUDA_ATTN_BWD = 'v1';
+  const msFB1 = time(() => { fwd(); bwd(); });
+  delete process.env.RLHF_CUDA_ATTN_BWD;
+  record('attention fwd+bwd (causal), backward v1 (one thread per row)', `B${B} H${H} T${T} D${D}`, msFB1, { gflops: +(flopsFB / msFB1 / 1e6).toFixed(1) }, 'sdpa_fwdbwd', 'torch SDPA (default backend)');
   if (peers.sdpa_math_fwdbwd) {
     const row = { kernel: 'attention fwd+bwd (causal) vs math path', shape: `B${B} H${H} T${T} D${D}`, ms: +msFB.toFixed(4), peer: 'torch SDPA math path', peerMs: +peers.sdpa_math_fwdbwd.toFixed(4), ratio: +(peers.sdpa_math_fwdbwd / msFB).toFixed(3) };
     result.bench.push(row);

@@ -5,7 +5,9 @@
 
 Each shape: both results checked against each other, reps batched to ~20 ms, then 9 rounds alternating which
 side goes first; medians; ratio = numpy time / our time (> 1: we are faster). Set OPENBLAS_NUM_THREADS to
-THREADS yourself (OpenBLAS reads it at import). Last: the FMA probe on THREADS threads (GFLOP/s).
+THREADS yourself (OpenBLAS reads it at import), and with 2+ threads OPENBLAS_THREAD_TIMEOUT=20 as the harness
+does (OpenBLAS's idle threads otherwise spin ~0.1 s after each call, through our turn). RLHF_HOST_SOLO=1 times
+ours twice instead (no peer between our samples). Last: the FMA probe on THREADS threads (GFLOP/s).
 """
 import ctypes
 import os
@@ -55,8 +57,10 @@ for spec in sys.argv[2:]:
     ours()
     reps = max(1, int(0.02 / max(time.perf_counter() - t0, 1e-6)))
     to, tp = [], []
+    solo = os.environ.get('RLHF_HOST_SOLO') == '1'  # ours only, no interleaved peer (its threads' spinning)
     for r in range(9):
-        for fn, acc in (((ours, to), (peer, tp)) if r % 2 == 0 else ((peer, tp), (ours, to))):
+        order = ((ours, to), (peer, tp)) if r % 2 == 0 else ((peer, tp), (ours, to))
+        for fn, acc in (order if not solo else ((ours, to), (ours, tp))):
             t0 = time.perf_counter()
             for _ in range(reps):
                 fn()

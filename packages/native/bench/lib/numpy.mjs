@@ -22,6 +22,12 @@ export class NumpyPeer {
     const env = { ...process.env };
     delete env.OPENBLAS_CORETYPE;
     delete env.OPENBLAS_L2_SIZE;
+    // OpenBLAS's idle worker threads spin for 2^28 cycles (~0.1 s) after each call before sleeping. In an
+    // interleaved race that spinning runs through our turn and takes the core our second thread needs: on a
+    // quiet 2-core host our 2-thread sgemm n = 1024 went from 0.77x to 1.23x of numpy when OpenBLAS slept
+    // at once (solo, ours 251-267 GFLOP/s, numpy 251-268). 2^20 cycles (~0.4 ms) is about as long as our
+    // libgomp threads spin (GOMP_SPINCOUNT); an OPENBLAS_THREAD_TIMEOUT already set is kept.
+    if (!env.OPENBLAS_THREAD_TIMEOUT) env.OPENBLAS_THREAD_TIMEOUT = '20';
     if (threads) {
       env.OPENBLAS_NUM_THREADS = String(threads);
       env.OMP_NUM_THREADS = String(threads);
@@ -105,7 +111,8 @@ except TypeError:
 blas = (cfg.get('Build Dependencies') or {}).get('blas') or {}
 result = {'numpy': np.__version__, 'blas': blas.get('name'), 'blasVersion': blas.get('version'),
           'blasConfig': blas.get('openblas configuration'),
-          'OPENBLAS_NUM_THREADS': os.environ.get('OPENBLAS_NUM_THREADS')}
+          'OPENBLAS_NUM_THREADS': os.environ.get('OPENBLAS_NUM_THREADS'),
+          'OPENBLAS_THREAD_TIMEOUT': os.environ.get('OPENBLAS_THREAD_TIMEOUT')}
 # The OpenBLAS core kernel chosen at run time (DYNAMIC_ARCH builds pick one per CPU) and its thread count.
 try:
     import ctypes, glob

@@ -196,14 +196,15 @@ export function cases(opts = {}) {
   }
 
   // attention: training shape with GQA and a padding mask; decode with a KV cache (capacity > Tk, Tq < Tk);
-  // D = 32, 80 (padded to 128) and 128; more queries than keys (rows that see no key: out 0, lse −inf).
+  // D = 32, 80 (padded to 128) and 128. With the mask, batch 1's first keys are padding: its first queries
+  // see no key at all (out 0, lse −inf).
   const attn = [
     { B: 2, H: 4, Hkv: 2, Tq: 97, Tk: 97, cap: 97, D: 64, mask: true },
     { B: 1, H: 2, Hkv: 1, Tq: 5, Tk: 70, cap: 80, D: 64, mask: false },
     { B: 2, H: 2, Hkv: 2, Tq: 130, Tk: 130, cap: 130, D: 32, mask: true },
     { B: 1, H: 3, Hkv: 1, Tq: 50, Tk: 50, cap: 50, D: 80, mask: false },
     { B: 1, H: 2, Hkv: 2, Tq: 40, Tk: 40, cap: 40, D: 128, mask: true },
-    { B: 1, H: 2, Hkv: 1, Tq: 10, Tk: 4, cap: 4, D: 64, mask: false },
+    { B: 1, H: 4, Hkv: 1, Tq: 1, Tk: 33, cap: 40, D: 64, mask: true }, // one decoding step, GQA group of 4
   ];
   for (const a of attn) {
     const nq = a.B * a.H * a.Tq * a.D, nkv = a.B * a.Hkv * a.cap * a.D, nl = a.B * a.H * a.Tq;
@@ -233,6 +234,11 @@ export function cases(opts = {}) {
       args: ['dq', 'dk', 'dv', 'dout', 'out', 'lse', 'q', 'k', 'v', mask ? 'mask' : null, ...sz],
       tol: 5e-4,
     });
+    // D <= 64 runs the two-threads-per-row backward by default; the one-thread-per-row kernels stay checked too.
+    if (a.D <= 64) {
+      const last = list[list.length - 1];
+      list.push({ ...last, name: `${last.name} (RLHF_CUDA_ATTN_BWD=v1)`, env: { RLHF_CUDA_ATTN_BWD: 'v1' } });
+    }
   }
 
   if (withGemm) {
@@ -249,7 +255,16 @@ export function cases(opts = {}) {
 /** Runs a case, first filling arrays that the CPU must produce (spec.prepare). */
 export function runSpec(cpu, cuda, spec) {
   if (spec.prepare) spec = { ...spec, arrays: { ...spec.arrays, ...spec.prepare(cpu) } };
-  return runCase(cpu, cuda, spec);
+  const saved = {};
+  for (const [k, v] of Object.entries(spec.env ?? {})) (saved[k] = process.env[k]), (process.env[k] = v);
+  try {
+    return runCase(cpu, cuda, spec);
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
 }
 
 /** Error-path checks: a disposed buffer, a wrong dtype, out of memory, the allocator's reuse. */
@@ -275,6 +290,7 @@ export function errorChecks(cuda) {
   ids.upload(new Int32Array([0, 1, 7, 2]));
   const table = new cuda.DeviceBuffer(5 * 3, 'f32', 'table');
   const out = new cuda.DeviceBuffer(4 * 3, 'f32', 'out');
+  expectThrow('Tq > Tk is a RangeError (as on the CPU)', () => cuda.attentionForward(b, b, b, b, b, null, 1, 1, 1, 2, 1, 1, 1, 1), 'RangeError', /'Tq' \(2\) must not exceed 'Tk' \(1\)/);
   expectThrow('an embedding id out of range is a RangeError naming its index', () => cuda.embeddingForward(out, ids, table, 4, 5, 3), 'RangeError', /ids\[2\]/);
   // 2^40 floats = 4 TiB: more than any device has.
   expectThrow('out of memory says how much was asked and how much is free', () => new cuda.DeviceBuffer(2 ** 40, 'f32', 'huge'), 'Error', /out of memory.*asked for 4398046511104 bytes.*bytes free/);
