@@ -66,7 +66,8 @@ for spec in sys.argv[2:]:
                 fn()
             acc.append((time.perf_counter() - t0) / reps)
     flops = 2.0 * m * n * k
-    rows.append(f'{spec}: ours {flops / median(to) / 1e9:.1f} GF/s, numpy {flops / median(tp) / 1e9:.1f} GF/s, '
+    other = 'ours again' if solo else 'numpy'
+    rows.append(f'{spec}: ours {flops / median(to) / 1e9:.1f} GF/s, {other} {flops / median(tp) / 1e9:.1f} GF/s, '
                 f'ratio {median(tp) / median(to):.3f}')
 t0 = time.perf_counter()
 peak = lib.rlhf_fma_peak(2000000) / (time.perf_counter() - t0) / 1e9

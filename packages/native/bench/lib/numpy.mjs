@@ -24,9 +24,11 @@ export class NumpyPeer {
     delete env.OPENBLAS_L2_SIZE;
     // OpenBLAS's idle worker threads spin for 2^28 cycles (~0.1 s) after each call before sleeping. In an
     // interleaved race that spinning runs through our turn and takes the core our second thread needs: on a
-    // quiet 2-core host our 2-thread sgemm n = 1024 went from 0.77x to 1.23x of numpy when OpenBLAS slept
-    // at once (solo, ours 251-267 GFLOP/s, numpy 251-268). 2^20 cycles (~0.4 ms) is about as long as our
-    // libgomp threads spin (GOMP_SPINCOUNT); an OPENBLAS_THREAD_TIMEOUT already set is kept.
+    // quiet 2-core host our 2-thread sgemm n = 1024 measured 120 GFLOP/s in the race against default
+    // OpenBLAS, 255-261 against OpenBLAS with OPENBLAS_THREAD_TIMEOUT=4, 251-267 alone. 4 (sleep at once)
+    // would charge numpy a wake-up per call; 2^20 cycles (~0.4 ms, the value set here, not measured there)
+    // keeps its threads warm within its own sample, about as long as our libgomp threads spin
+    // (GOMP_SPINCOUNT). An OPENBLAS_THREAD_TIMEOUT already set is kept.
     if (!env.OPENBLAS_THREAD_TIMEOUT) env.OPENBLAS_THREAD_TIMEOUT = '20';
     if (threads) {
       env.OPENBLAS_NUM_THREADS = String(threads);
