@@ -169,7 +169,11 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
         const bar = io.progress();
         bar.start(`${bench} ${spec.name}`, total, 0);
         try {
-          const r = await run(m, (d) => bar.update(d, {}));
+          // about 100 updates per run: plain-line progress prints every tenth update, the TTY bar redraws
+          const every = Math.max(1, Math.floor(total / 100));
+          const r = await run(m, (d) => {
+            if (d % every === 0 || d === total) bar.update(d, {});
+          });
           results.push({ name: spec.name, metrics: r.metrics });
           details[spec.name] = r.detail;
           notes.push(...r.notes.map((n) => `${spec.name}: ${n}`));
