@@ -31,6 +31,20 @@ export function recordKey(r: DataRecord): string {
  * per entry, against some 150 for a JS Set of non-Smi numbers (measured with bench/stream.mjs). 0 marks an
  * empty slot, so the hash 0 is stored as 2^52 (outside the range of hash52).
  */
+/**
+ * The table slot of a key: both halves mixed, so that keys differing only in their high bits (a number
+ * made from a 32-bit random value times 2^20, say) do not all fall into a few slots.
+ */
+function slot(key: number, mask: number): number {
+  const lo = key >>> 0; // low 32 bits
+  const hi = Math.floor(key / 4294967296); // the other 20
+  let m = Math.imul(lo ^ Math.imul(hi, 0x9e3779b1), 0x85ebca6b);
+  m ^= m >>> 15;
+  m = Math.imul(m, 0xc2b2ae35);
+  m ^= m >>> 13;
+  return m & mask;
+}
+
 export class Hash52Set {
   private table = new Float64Array(1 << 12);
   private mask = (1 << 12) - 1;
@@ -40,7 +54,7 @@ export class Hash52Set {
   add(h: number): boolean {
     const key = h === 0 ? 2 ** 52 : h;
     if ((this.size + 1) * 2 > this.table.length) this.grow();
-    let i = (key % 0x40000000) & this.mask; // low bits of a uniformly distributed hash
+    let i = slot(key, this.mask);
     for (;;) {
       const v = this.table[i];
       if (v === 0) {
@@ -55,7 +69,7 @@ export class Hash52Set {
 
   has(h: number): boolean {
     const key = h === 0 ? 2 ** 52 : h;
-    let i = (key % 0x40000000) & this.mask;
+    let i = slot(key, this.mask);
     for (;;) {
       const v = this.table[i];
       if (v === 0) return false;
