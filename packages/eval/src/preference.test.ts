@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { klFromLogprobs, outcomesFromRewards, overoptimisationCurve, rewardAccuracy, rewardJudge, winRate } from './preference';
+import { klFromLogprobs, outcomesFromRewards, overoptimisationCurve, overoptimisationSeries, rewardAccuracy, rewardJudge, winRate } from './preference';
 
 describe('preference metrics (plain numbers)', () => {
   it('reward accuracy counts ties half and reports the mean margin', () => {
@@ -42,5 +42,10 @@ describe('preference metrics (plain numbers)', () => {
     expect(c.points.map((p) => p.label)).toEqual(['step 0', 'step 10', 'step 20']);
     expect(c.points[2].kl.value).toBe(5);
     expect(c.peakGold).toBe('step 10');
+    const s = overoptimisationSeries(c);
+    expect(s.lines.map((l) => l.name)).toEqual(['proxy reward', 'gold reward']);
+    expect(s.lines[1].points.map((p) => p.x)).toEqual([0, 2, 5]);
+    [0, 0.6, 0.3].forEach((y, i) => expect(s.lines[1].points[i].y).toBeCloseTo(y, 12));
+    expect(s.lines[1].points[1].label).toBe('step 10');
   });
 });

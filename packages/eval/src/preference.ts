@@ -12,6 +12,7 @@
 import { generate, noGrad, tidy, type RewardModel, type Tokenizer } from '@rlhf/core';
 import type { EvalModel } from './benchmarks/common';
 import { scoreContinuations } from './loglik';
+import type { Series } from './report';
 import { meanEstimate, proportion, type Estimate } from './stats';
 
 /** Accuracy of a reward model from its scores of chosen and rejected completions (pairs aligned). */
@@ -159,4 +160,16 @@ export function overoptimisationCurve(checkpoints: Array<{ label: string; kl: Ar
   let best = -Infinity;
   for (const p of points) if (p.gold && p.gold.value > best) { best = p.gold.value; peakGold = p.label; }
   return { points, peakGold };
+}
+
+/** The curve as a report Series: proxy and gold reward (with their intervals as bands) against mean KL. */
+export function overoptimisationSeries(curve: { points: OveroptimisationPoint[] }, name = 'reward over-optimisation'): Series {
+  const line = (pick: (p: OveroptimisationPoint) => Estimate | undefined) =>
+    curve.points.flatMap((p) => {
+      const e = pick(p);
+      return e ? [{ x: p.kl.value, y: e.value, lo: e.ci[0], hi: e.ci[1], label: p.label }] : [];
+    });
+  const lines = [{ name: 'proxy reward', points: line((p) => p.proxy) }];
+  if (curve.points.some((p) => p.gold)) lines.push({ name: 'gold reward', points: line((p) => p.gold) });
+  return { name, xLabel: 'KL(policy ‖ reference), nats', yLabel: 'reward', lines };
 }
