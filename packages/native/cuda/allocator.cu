@@ -77,8 +77,9 @@ void* device_alloc(size_t bytes) {
     size_t free_b = 0, total_b = 0;
     cudaMemGetInfo(&free_b, &total_b);
     cudaGetLastError();
-    std::string msg = std::string("CUDA out of memory (") + cudaGetErrorName(err) + ": " + cudaGetErrorString(err) +
-                      "): asked for " + std::to_string(bytes) + " bytes (" + std::to_string(cls) +
+    // Only a failed allocation is "out of memory"; anything else (no driver, a sticky kernel fault) says what.
+    std::string head = err == cudaErrorMemoryAllocation ? "CUDA out of memory (" : "CUDA error in cudaMalloc (";
+    std::string msg = head + cudaGetErrorName(err) + ": " + cudaGetErrorString(err) + "): asked for " + std::to_string(bytes) + " bytes (" + std::to_string(cls) +
                       " with rounding); " + std::to_string(free_b) + " of " + std::to_string(total_b) +
                       " bytes free on the device, " + std::to_string(g_stats.in_use) +
                       " held by live buffers of this process";

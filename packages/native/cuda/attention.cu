@@ -17,6 +17,8 @@
 //   one with a thread per query row for dq. Both skip the tiles that the causal mask hides entirely.
 // Head sizes up to 128 (D is padded with zeros to 32, 64 or 128 in shared memory).
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 #include "cuda_common.h"
 #include "kernels.h"
@@ -298,6 +300,150 @@ __global__ void __launch_bounds__(NQ) attn_bwd_dq_k(float* dq, const float* dout
   }
 }
 
+// ---------------------------------------------------------------- backward, v2 (D <= 64)
+// The same arithmetic as the two kernels above with two threads per row, each owning half of D: the row's
+// own vectors (k_j, v_j and the dk, dv accumulators; or q_i, dout_i and dq) then fit in registers, and shared
+// memory serves only the broadcast side, float4 wide. The half dot products are joined with one shuffle
+// (lanes 2t, 2t+1). Every thread of a warp runs every step (a hidden pair gets p = 0 rather than a branch),
+// as the shuffles need the whole warp.
+template <int DP, int NK, int RQ>
+__global__ void __launch_bounds__(2 * NK) attn_bwd_dkdv2_k(float* dk, float* dv, const float* dout, const float* lse,
+                                                           const float* dsum, const float* q, const float* k,
+                                                           const float* v, const float* mask, Shape s) {
+  constexpr int HD = DP / 2;
+  __shared__ __align__(16) float Qs[RQ * DP];
+  __shared__ __align__(16) float Os[RQ * DP];
+  __shared__ float Ls[RQ], Ds[RQ];
+  const int tid = threadIdx.x, half = tid & 1;
+  const int bhk = blockIdx.y, b = bhk / s.Hkv, hk = bhk % s.Hkv;
+  const int j0 = blockIdx.x * NK, j = j0 + (tid >> 1);
+  const float* kb = k + (int64_t)bhk * s.cap * s.D;
+  const float* vb = v + (int64_t)bhk * s.cap * s.D;
+  float kr[HD], vr[HD], dka[HD], dva[HD];
+#pragma unroll
+  for (int d = 0; d < HD; d++) {
+    int dd = half * HD + d;
+    bool in = j < s.Tk && dd < s.D;
+    kr[d] = in ? kb[(int64_t)j * s.D + dd] : 0.f;
+    vr[d] = in ? vb[(int64_t)j * s.D + dd] : 0.f;
+    dka[d] = 0.f, dva[d] = 0.f;
+  }
+  const float mj = (j < s.Tk) ? (mask ? mask[(int64_t)b * s.Tk + j] * kLog2e : 0.f) : -INFINITY;
+  const float qscale = s.scale * kLog2e;
+  const int ifirst = max(0, j0 - s.off) / RQ * RQ;
+  for (int g = 0; g < s.group; g++) {
+    const int64_t bh = (int64_t)b * s.H + hk * s.group + g;
+    const float* qb = q + bh * s.Tq * s.D;
+    const float* ob = dout + bh * s.Tq * s.D;
+    for (int i0 = ifirst; i0 < s.Tq; i0 += RQ) {
+      __syncthreads();
+      load_rows<RQ, DP, 2 * NK>(Qs, qb, i0, s.Tq, s.D);
+      load_rows<RQ, DP, 2 * NK>(Os, ob, i0, s.Tq, s.D);
+      for (int r = tid; r < RQ; r += 2 * NK) {
+        int i = i0 + r;
+        Ls[r] = i < s.Tq ? lse[bh * s.Tq + i] * kLog2e : -INFINITY;  // −inf: p = 0 (padding, or saw no key)
+        Ds[r] = i < s.Tq ? dsum[bh * s.Tq + i] : 0.f;
+      }
+      __syncthreads();
+      for (int r = 0; r < RQ; r++) {
+        const float4* qr = reinterpret_cast<const float4*>(Qs + r * DP + half * HD);
+        const float4* orow = reinterpret_cast<const float4*>(Os + r * DP + half * HD);
+        float qv[HD], ov[HD];
+        float dot = 0.f, dp = 0.f;
+#pragma unroll
+        for (int d4 = 0; d4 < HD / 4; d4++) {
+          float4 a = qr[d4], o = orow[d4];
+          qv[4 * d4] = a.x, qv[4 * d4 + 1] = a.y, qv[4 * d4 + 2] = a.z, qv[4 * d4 + 3] = a.w;
+          ov[4 * d4] = o.x, ov[4 * d4 + 1] = o.y, ov[4 * d4 + 2] = o.z, ov[4 * d4 + 3] = o.w;
+        }
+#pragma unroll
+        for (int d = 0; d < HD; d++) dot += qv[d] * kr[d], dp += ov[d] * vr[d];
+        dot += __shfl_xor_sync(0xffffffffu, dot, 1);
+        dp += __shfl_xor_sync(0xffffffffu, dp, 1);
+        const float li = Ls[r];
+        const bool seen = j <= s.off + i0 + r && li != -INFINITY;
+        const float p = seen ? exp2f(dot * qscale + mj - li) : 0.f;
+        const float ds = p * (dp - Ds[r]) * s.scale;
+#pragma unroll
+        for (int d = 0; d < HD; d++) dva[d] += p * ov[d], dka[d] += ds * qv[d];
+      }
+    }
+  }
+  if (j < s.Tk) {
+    float* dkr = dk + ((int64_t)bhk * s.cap + j) * s.D + half * HD;
+    float* dvr = dv + ((int64_t)bhk * s.cap + j) * s.D + half * HD;
+#pragma unroll
+    for (int d = 0; d < HD; d++)
+      if (half * HD + d < s.D) dkr[d] = dka[d], dvr[d] = dva[d];
+  }
+}
+
+template <int DP, int NQ, int RK>
+__global__ void __launch_bounds__(2 * NQ) attn_bwd_dq2_k(float* dq, const float* dout, const float* lse,
+                                                         const float* dsum, const float* q, const float* k,
+                                                         const float* v, const float* mask, Shape s) {
+  constexpr int HD = DP / 2;
+  __shared__ __align__(16) float Ks[RK * DP];
+  __shared__ __align__(16) float Vs[RK * DP];
+  __shared__ float Ms[RK];
+  const int tid = threadIdx.x, half = tid & 1;
+  const int bh = blockIdx.y, b = bh / s.H, h = bh % s.H, hk = h / s.group;
+  const int i0 = blockIdx.x * NQ, i = i0 + (tid >> 1);
+  const float* kb = k + ((int64_t)b * s.Hkv + hk) * s.cap * s.D;
+  const float* vb = v + ((int64_t)b * s.Hkv + hk) * s.cap * s.D;
+  const float* qb = q + (int64_t)bh * s.Tq * s.D;
+  const float* ob = dout + (int64_t)bh * s.Tq * s.D;
+  float qr[HD], orr[HD], dqa[HD];
+#pragma unroll
+  for (int d = 0; d < HD; d++) {
+    int dd = half * HD + d;
+    bool in = i < s.Tq && dd < s.D;
+    qr[d] = in ? qb[(int64_t)i * s.D + dd] : 0.f;
+    orr[d] = in ? ob[(int64_t)i * s.D + dd] : 0.f;
+    dqa[d] = 0.f;
+  }
+  const float li = i < s.Tq ? lse[(int64_t)bh * s.Tq + i] * kLog2e : -INFINITY;
+  const float di = i < s.Tq ? dsum[(int64_t)bh * s.Tq + i] : 0.f;
+  const float qscale = s.scale * kLog2e;
+  const int qpos = s.off + i;
+  const int kend = min(s.Tk, s.off + min(i0 + NQ, s.Tq));
+  for (int j0 = 0; j0 < kend; j0 += RK) {
+    __syncthreads();
+    load_rows<RK, DP, 2 * NQ>(Ks, kb, j0, s.Tk, s.D);
+    load_rows<RK, DP, 2 * NQ>(Vs, vb, j0, s.Tk, s.D);
+    for (int c = tid; c < RK; c += 2 * NQ)
+      Ms[c] = (j0 + c < s.Tk) ? (mask ? mask[(int64_t)b * s.Tk + j0 + c] * kLog2e : 0.f) : -INFINITY;
+    __syncthreads();
+    const int cend = min(RK, kend - j0);  // the same for the whole block
+    for (int c = 0; c < cend; c++) {
+      const float4* kr4 = reinterpret_cast<const float4*>(Ks + c * DP + half * HD);
+      const float4* vr4 = reinterpret_cast<const float4*>(Vs + c * DP + half * HD);
+      float kv[HD];
+      float dot = 0.f, dp = 0.f;
+#pragma unroll
+      for (int d4 = 0; d4 < HD / 4; d4++) {
+        float4 a = kr4[d4], w = vr4[d4];
+        kv[4 * d4] = a.x, kv[4 * d4 + 1] = a.y, kv[4 * d4 + 2] = a.z, kv[4 * d4 + 3] = a.w;
+        dot += qr[4 * d4] * a.x + qr[4 * d4 + 1] * a.y + qr[4 * d4 + 2] * a.z + qr[4 * d4 + 3] * a.w;
+        dp += orr[4 * d4] * w.x + orr[4 * d4 + 1] * w.y + orr[4 * d4 + 2] * w.z + orr[4 * d4 + 3] * w.w;
+      }
+      dot += __shfl_xor_sync(0xffffffffu, dot, 1);
+      dp += __shfl_xor_sync(0xffffffffu, dp, 1);
+      const bool seen = j0 + c <= qpos && li != -INFINITY;
+      const float p = seen ? exp2f(dot * qscale + Ms[c] - li) : 0.f;
+      const float ds = p * (dp - di) * s.scale;
+#pragma unroll
+      for (int d = 0; d < HD; d++) dqa[d] += ds * kv[d];
+    }
+  }
+  if (i < s.Tq) {
+    float* o = dq + ((int64_t)bh * s.Tq + i) * s.D + half * HD;
+#pragma unroll
+    for (int d = 0; d < HD; d++)
+      if (half * HD + d < s.D) o[d] = dqa[d];
+  }
+}
+
 Shape make_shape(int64_t B, int64_t H, int64_t Hkv, int64_t Tq, int64_t Tk, int64_t cap, int64_t D, float scale) {
   Shape s;
   s.B = (int)B, s.H = (int)H, s.Hkv = (int)Hkv, s.Tq = (int)Tq, s.Tk = (int)Tk, s.cap = (int)cap, s.D = (int)D;
@@ -324,6 +470,23 @@ void launch_bwd(float* dq, float* dk, float* dv, const float* dout, const float*
   attn_bwd_dq_k<DP, NQ, RK><<<dim3((s.Tq + NQ - 1) / NQ, s.B * s.H), NQ, 0, stream()>>>(dq, dout, lse, dsum, q, k, v,
                                                                                        mask, s);
   RLHF_CUDA_LAUNCHED("attn_bwd_dq_k");
+}
+
+template <int DP, int NK, int RQ, int NQ, int RK>
+void launch_bwd2(float* dq, float* dk, float* dv, const float* dout, const float* lse, const float* dsum,
+                 const float* q, const float* k, const float* v, const float* mask, const Shape& s) {
+  attn_bwd_dkdv2_k<DP, NK, RQ><<<dim3((s.Tk + NK - 1) / NK, s.B * s.Hkv), 2 * NK, 0, stream()>>>(
+      dk, dv, dout, lse, dsum, q, k, v, mask, s);
+  RLHF_CUDA_LAUNCHED("attn_bwd_dkdv2_k");
+  attn_bwd_dq2_k<DP, NQ, RK><<<dim3((s.Tq + NQ - 1) / NQ, s.B * s.H), 2 * NQ, 0, stream()>>>(dq, dout, lse, dsum, q,
+                                                                                            k, v, mask, s);
+  RLHF_CUDA_LAUNCHED("attn_bwd_dq2_k");
+}
+
+// RLHF_CUDA_ATTN_BWD=v1 selects the one-thread-per-row backward (kept for comparison and as the D > 64 path).
+bool use_bwd_v1() {
+  const char* e = std::getenv("RLHF_CUDA_ATTN_BWD");
+  return e && std::strcmp(e, "v1") == 0;
 }
 
 }  // namespace
@@ -366,7 +529,12 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
     RLHF_CUDA_CHECK(cudaMemsetAsync(dq, 0, rows * D * sizeof(float), stream()));
     return;
   }
-  if (D <= 32)
+  const bool v1 = use_bwd_v1();
+  if (D <= 32 && !v1)
+    launch_bwd2<32, 64, 32, 64, 64>(dq, dk, dv, dout, lse, dsum.as<float>(), q, k, v, mask, s);
+  else if (D <= 64 && !v1)
+    launch_bwd2<64, 64, 32, 64, 64>(dq, dk, dv, dout, lse, dsum.as<float>(), q, k, v, mask, s);
+  else if (D <= 32)
     launch_bwd<32, 64, 16, 64, 16>(dq, dk, dv, dout, lse, dsum.as<float>(), q, k, v, mask, s);
   else if (D <= 64)
     launch_bwd<64, 64, 16, 64, 16>(dq, dk, dv, dout, lse, dsum.as<float>(), q, k, v, mask, s);

@@ -500,6 +500,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
                 a.size(i0 + 4, "Tk"), a.size(i0 + 5, "kvCapacity"), a.size(i0 + 6, "D")};
     if (s.Hkv < 1 || s.H % s.Hkv != 0) a.range("'H' must be a multiple of 'Hkv' (>= 1)");
     if (s.Tk > s.cap) a.range("'Tk' must be <= 'kvCapacity'");
+    if (s.Tq > s.Tk)
+      a.range("'Tq' (" + std::to_string(s.Tq) + ") must not exceed 'Tk' (" + std::to_string(s.Tk) + ")");
     if (s.D > kAttentionMaxD) a.range("the CUDA kernels take D <= 128, got " + std::to_string(s.D));
     return s;
   };

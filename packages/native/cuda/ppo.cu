@@ -90,7 +90,10 @@ __global__ void value_k(float* dvalues, double* acc, const double* acc_m, const 
       continue;
     }
     float V = values[i], O = old_values[i], R = returns[i];
-    float vc = O + fminf(fmaxf(V - O, -eps_v), eps_v);  // eps_v = +inf: no clipping
+    // Inside the clip range Vc is V itself (O + (V − O) rounds in float32 and would make the clipped term
+    // look active on a tie); outside it, O ± eps_v. eps_v = +inf: never clipped.
+    float dv = V - O;
+    float vc = dv > eps_v ? O + eps_v : (dv < -eps_v ? O - eps_v : V);
     float e1 = (V - R) * (V - R), e2 = (vc - R) * (vc - R);
     v[0] += (double)m * 0.5 * (e1 >= e2 ? e1 : e2);
     v[1] += e2 > e1 ? (double)m : 0.0;
