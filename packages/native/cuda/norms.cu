@@ -1,8 +1,7 @@
 // LayerNorm and RMSNorm, forward and backward, one block of 256 threads per row (cols = the model width,
 // a few hundred to a few thousand floats: the row is read from memory once per pass and stays in L1/L2).
 // The parameter gradients dweight, dbias (cols) accumulate (+=) with one atomicAdd per element of the row,
-// which is cheap next to the row's own traffic for the
-// widths used here (rows are spread over many blocks, so contention per column is low).
+// which is cheap next to the row's own traffic (rows are spread over many blocks: little contention per column).
 // Formulas: csrc/ops/layernorm, csrc/ops/rmsnorm. Saved: mean, rstd (rows).
 #include "cuda_common.h"
 #include "kernels.h"
