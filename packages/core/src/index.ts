@@ -58,8 +58,6 @@ export { fromPretrained, loadTokenizerFile, savePretrained } from './model/pretr
 export type { Pretrained, FromPretrainedOptions } from './model/pretrained';
 
 // optimizer (core)
-// (trainers/trainer-base.ts has an AdamW with the same API and its own clipGradNorm(params, norm, max);
-// this explicit export wins over the star export below for AdamW)
 export { AdamW, paramGroups, gradNorm } from './optim/adamw';
 export type { AdamWOptions, ParamGroup } from './optim/adamw';
 

@@ -49,7 +49,7 @@ export {
   CHECKPOINT_FORMAT,
 } from './checkpoint';
 export type { CheckpointContent, LoadedCheckpoint } from './checkpoint';
-export { AdamW, TrainerBase, globalGradNorm, clipGradNorm } from './trainer-base';
+export { TrainerBase, scaleGradsToNorm } from './trainer-base';
 export type { Trainable, TrainerOptions, StepResult } from './trainer-base';
 export { planRun } from './grad-accum';
 export type { RunPlan } from './grad-accum';

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import type { StateDict } from '../io/dtypes';
 import { kernels } from '../backend/cpu';
+import { AdamW, gradNorm as gradNormOf } from '../optim/adamw';
 import type { Tensor } from '../tensor/tensor';
 import { saveCheckpoint, type LoadedCheckpoint } from './checkpoint';
 import { MetricsWriter, type MetricsRecord } from './metrics';
@@ -32,71 +33,11 @@ export interface Trainable {
 }
 
 /**
- * AdamW (Loshchilov & Hutter) through the fused native step. Weight decay applies to matrices only
- * (ndim ≥ 2), not to biases and norm gains, as nanoGPT and most fine-tuning recipes do.
+ * Scales gradients so their global norm (already computed, `norm`) is at most maxNorm, with transformers'
+ * coefficient max / (norm + 1e-6) capped at 1. Returns the coefficient. The trainer computes the norm once
+ * for the NaN guard and the metrics, so this takes it rather than recomputing it (optim's clipGradNorm does).
  */
-export class AdamW {
-  readonly m = new Map<string, Float32Array>();
-  readonly v = new Map<string, Float32Array>();
-  /** updates applied so far (AdamW's 1-based step is t + 1 for the next one) */
-  t = 0;
-
-  constructor(
-    readonly params: Array<[string, Tensor]>,
-    readonly hp: { beta1: number; beta2: number; eps: number; weightDecay: number },
-  ) {
-    for (const [name, p] of params) {
-      this.m.set(name, new Float32Array(p.size));
-      this.v.set(name, new Float32Array(p.size));
-    }
-  }
-
-  step(lr: number): void {
-    this.t++;
-    const k = kernels();
-    for (const [name, p] of this.params) {
-      if (!p.grad) continue; // not reached by this step's graph: no update, moments untouched
-      const wd = p.ndim >= 2 ? this.hp.weightDecay : 0;
-      k.adamwStep(p.data, p.grad.data, this.m.get(name)!, this.v.get(name)!, p.size, lr, this.hp.beta1, this.hp.beta2, this.hp.eps, wd, this.t);
-    }
-  }
-
-  stateDict(): StateDict {
-    const sd: StateDict = new Map();
-    for (const [name, p] of this.params) {
-      sd.set(`${name}.exp_avg`, { dtype: 'F32', shape: [...p.shape], data: this.m.get(name)! });
-      sd.set(`${name}.exp_avg_sq`, { dtype: 'F32', shape: [...p.shape], data: this.v.get(name)! });
-    }
-    return sd;
-  }
-
-  loadStateDict(sd: StateDict, t: number): void {
-    for (const [name] of this.params) {
-      for (const [suffix, dst] of [['exp_avg', this.m.get(name)!], ['exp_avg_sq', this.v.get(name)!]] as const) {
-        const e = sd.get(`${name}.${suffix}`);
-        if (!e || e.data.length !== dst.length) throw new Error(`optimizer state: ${name}.${suffix} is missing or has the wrong size`);
-        dst.set(e.data as Float32Array);
-      }
-    }
-    this.t = t;
-  }
-
-  /** Buffers the NaN guard protects. */
-  buffers(): Float32Array[] {
-    return [...this.m.values(), ...this.v.values()];
-  }
-}
-
-/** Global L2 norm of the gradients, in float64. */
-export function globalGradNorm(params: Array<[string, Tensor]>): number {
-  const k = kernels();
-  let s = 0;
-  for (const [, p] of params) if (p.grad) s += k.sumSquares(p.grad.data, p.size);
-  return Math.sqrt(s);
-}
-
-/** Scales gradients so their global norm is at most maxNorm (transformers: coef = max / (norm + 1e-6), ≤ 1). */
-export function clipGradNorm(params: Array<[string, Tensor]>, norm: number, maxNorm: number): number {
+export function scaleGradsToNorm(params: Array<[string, Tensor]>, norm: number, maxNorm: number): number {
   if (!(maxNorm > 0)) return 1;
   const coef = Math.min(1, maxNorm / (norm + 1e-6));
   if (coef < 1) {
@@ -194,14 +135,14 @@ export abstract class TrainerBase<C extends TrainingArgs> {
    * the scheduled rate, gradients zeroed.
    */
   protected optimizerStep(step: number, loss: number): StepResult {
-    const gradNorm = globalGradNorm(this.params);
+    const gradNorm = gradNormOf(this.params);
     const lr = this.lrAt(step);
     if (!this.guard.check(step + 1, { loss, gradNorm })) {
       this.zeroGrad();
       this.progress.log(`step ${step + 1}: non-finite loss or gradient; skipped, restored the state of step ${this.guard.snapshotStep}`);
       return { applied: false, gradNorm, lr };
     }
-    clipGradNorm(this.params, gradNorm, this.config.maxGradNorm);
+    scaleGradsToNorm(this.params, gradNorm, this.config.maxGradNorm);
     this.optimizer.step(lr);
     this.zeroGrad();
     // an update can still overflow the weights; the next step's loss catches that and restores
