@@ -62,7 +62,11 @@ describe('format detection says what it chose', () => {
 describe('what each adapter makes of its fixture', () => {
   it('TRL implicit prompt: the common beginning of chosen and rejected', async () => {
     const { records } = await readAll(fixture('trl-preference-implicit.jsonl'));
-    expect(records[0]).toEqual({ kind: 'preference', prompt: 'The sky is ', chosen: 'blue.', rejected: 'green.' });
+    expect(records[0]).toEqual({ kind: 'preference', prompt: 'The sky is', chosen: ' blue.', rejected: ' green.' });
+    // the split never falls inside a word; a pair with no whitespace before the difference has no prompt
+    expect(extractPrompt('The sky is blue.', 'The sky is bright.')).toEqual({ prompt: 'The sky is', chosen: ' blue.', rejected: ' bright.' });
+    expect(extractPrompt('Q?\nYes', 'Q?\nNo')).toEqual({ prompt: 'Q?', chosen: '\nYes', rejected: '\nNo' });
+    expect(extractPrompt('Blue', 'Bright')).toEqual({ prompt: '', chosen: 'Blue', rejected: 'Bright' });
     expect(records[1]).toMatchObject({ prompt: [{ role: 'user', content: 'What colour is the sky?' }], chosen: [{ role: 'assistant', content: 'Blue.' }] });
     expect(extractPrompt('a', [{ role: 'user', content: 'a' }])).toMatch(/both strings or both message lists/);
   });

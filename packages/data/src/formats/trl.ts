@@ -138,13 +138,25 @@ export const trlPreferenceFormat: JsonFormat = {
 
 /**
  * Splits two full texts at their common beginning: for messages, the common leading messages (as TRL
- * extracts an implicit prompt); for strings, the longest common prefix of characters.
+ * extracts an implicit prompt); for strings, the longest common prefix of characters, moved back to the
+ * last whitespace in it, so that "The sky is blue." / "The sky is bright." give the prompt "The sky is" and
+ * the completions " blue." / " bright." rather than cutting inside the word ("...is b" + "lue.").
  */
 export function extractPrompt(chosen: Text, rejected: Text): { prompt: Text; chosen: Text; rejected: Text } | string {
   if (typeof chosen === 'string' && typeof rejected === 'string') {
     let n = 0;
     while (n < chosen.length && n < rejected.length && chosen.charCodeAt(n) === rejected.charCodeAt(n)) n++;
-    return { prompt: chosen.slice(0, n), chosen: chosen.slice(n), rejected: rejected.slice(n) };
+    let cut = n;
+    if (chosen !== rejected) {
+      cut = 0;
+      for (let i = n - 1; i >= 0; i--) {
+        if (/\s/.test(chosen[i])) {
+          cut = i;
+          break;
+        }
+      }
+    }
+    return { prompt: chosen.slice(0, cut), chosen: chosen.slice(cut), rejected: rejected.slice(cut) };
   }
   if (Array.isArray(chosen) && Array.isArray(rejected)) {
     const n = commonMessagePrefix(chosen, rejected);
