@@ -63,67 +63,88 @@ function matvec(W: Float32Array, off: number, x: Float64Array, rows: number): Fl
   return y;
 }
 
-/** Log-softmax rows: logProbs[t][v] = log p(v | tokens[0..t]) for each position t. */
-export function plainLogProbs(m: PlainLlama, tokens: number[]): Float64Array[] {
-  const { dim, hidden, layers, heads, kvHeads, vocab, w } = m;
-  const hs = dim / heads, kvDim = kvHeads * hs, group = heads / kvHeads;
-  const keys: Float64Array[][] = Array.from({ length: layers }, () => []);
-  const vals: Float64Array[][] = Array.from({ length: layers }, () => []);
-  const out: Float64Array[] = [];
-  tokens.forEach((tok, pos) => {
-    let x = Float64Array.from(w.tok.subarray(tok * dim, (tok + 1) * dim));
-    for (let l = 0; l < layers; l++) {
-      const h = rmsnorm(x, w.rmsAtt, l * dim);
-      const q = matvec(w.wq, l * dim * dim, h, dim);
-      const k = matvec(w.wk, l * kvDim * dim, h, kvDim);
-      const v = matvec(w.wv, l * kvDim * dim, h, kvDim);
-      const rot = (vec: Float64Array) => {
-        for (let i = 0; i < vec.length; i += 2) {
-          const a = pos * Math.pow(10000, -((i % hs) / hs));
-          const [c, s] = [Math.cos(a), Math.sin(a)];
-          const [x0, x1] = [vec[i], vec[i + 1]];
-          vec[i] = x0 * c - x1 * s;
-          vec[i + 1] = x0 * s + x1 * c;
-        }
-      };
-      rot(q);
-      rot(k);
-      keys[l].push(k);
-      vals[l].push(v);
-      const att = new Float64Array(dim);
-      for (let hd = 0; hd < heads; hd++) {
-        const kvh = Math.floor(hd / group);
-        const sc = keys[l].map((kk) => {
-          let s = 0;
-          for (let i = 0; i < hs; i++) s += q[hd * hs + i] * kk[kvh * hs + i];
-          return s / Math.sqrt(hs);
-        });
-        const mx = Math.max(...sc);
-        const e = sc.map((s) => Math.exp(s - mx));
-        const z = e.reduce((a, b) => a + b, 0);
-        for (let t = 0; t <= pos; t++) for (let i = 0; i < hs; i++) att[hd * hs + i] += (e[t] / z) * vals[l][t][kvh * hs + i];
-      }
-      const o = matvec(w.wo, l * dim * dim, att, dim);
-      x = x.map((xv, i) => xv + o[i]);
-      const h2 = rmsnorm(x, w.rmsFfn, l * dim);
-      const a = matvec(w.w1, l * hidden * dim, h2, hidden);
-      const b = matvec(w.w3, l * hidden * dim, h2, hidden);
-      const g = a.map((av, i) => (av / (1 + Math.exp(-av))) * b[i]);
-      const f = matvec(w.w2, l * dim * hidden, g, dim);
-      x = x.map((xv, i) => xv + f[i]);
-    }
-    const logits = matvec(w.cls, 0, rmsnorm(x, w.rmsFinal, 0), vocab);
-    const mx = Math.max(...logits);
-    const lse = mx + Math.log(logits.reduce((s, v) => s + Math.exp(v - mx), 0));
-    out.push(logits.map((v) => v - lse));
-  });
-  return out;
+/** The keys and values of the positions run so far, per layer. */
+export interface PlainState {
+  keys: Float64Array[][];
+  vals: Float64Array[][];
 }
 
-/** Total log-likelihood of `continuation` after `context`. */
-export function plainLoglik(m: PlainLlama, context: number[], continuation: number[]): number {
-  const lp = plainLogProbs(m, [...context, ...continuation.slice(0, -1)]);
-  let s = 0;
-  continuation.forEach((t, i) => (s += lp[context.length - 1 + i][t]));
-  return s;
+export function plainState(m: PlainLlama): PlainState {
+  return { keys: Array.from({ length: m.layers }, () => []), vals: Array.from({ length: m.layers }, () => []) };
+}
+
+/** A copy whose history can grow without touching the original (the arrays of keys are shared read-only). */
+function forkState(s: PlainState): PlainState {
+  return { keys: s.keys.map((k) => [...k]), vals: s.vals.map((v) => [...v]) };
+}
+
+/** Runs one token at the next position; returns log p(· | everything so far) over the vocabulary. */
+export function plainStep(m: PlainLlama, st: PlainState, tok: number): Float64Array {
+  const { dim, hidden, layers, heads, kvHeads, vocab, w } = m;
+  const hs = dim / heads, kvDim = kvHeads * hs, group = heads / kvHeads;
+  const pos = st.keys[0].length;
+  let x = Float64Array.from(w.tok.subarray(tok * dim, (tok + 1) * dim));
+  for (let l = 0; l < layers; l++) {
+    const h = rmsnorm(x, w.rmsAtt, l * dim);
+    const q = matvec(w.wq, l * dim * dim, h, dim);
+    const k = matvec(w.wk, l * kvDim * dim, h, kvDim);
+    const v = matvec(w.wv, l * kvDim * dim, h, kvDim);
+    const rot = (vec: Float64Array) => {
+      for (let i = 0; i < vec.length; i += 2) {
+        const a = pos * Math.pow(10000, -((i % hs) / hs));
+        const [c, s] = [Math.cos(a), Math.sin(a)];
+        const [x0, x1] = [vec[i], vec[i + 1]];
+        vec[i] = x0 * c - x1 * s;
+        vec[i + 1] = x0 * s + x1 * c;
+      }
+    };
+    rot(q);
+    rot(k);
+    st.keys[l].push(k);
+    st.vals[l].push(v);
+    const att = new Float64Array(dim);
+    for (let hd = 0; hd < heads; hd++) {
+      const kvh = Math.floor(hd / group);
+      const sc = st.keys[l].map((kk) => {
+        let s = 0;
+        for (let i = 0; i < hs; i++) s += q[hd * hs + i] * kk[kvh * hs + i];
+        return s / Math.sqrt(hs);
+      });
+      const mx = Math.max(...sc);
+      const e = sc.map((s) => Math.exp(s - mx));
+      const z = e.reduce((a, b) => a + b, 0);
+      for (let t = 0; t <= pos; t++) for (let i = 0; i < hs; i++) att[hd * hs + i] += (e[t] / z) * st.vals[l][t][kvh * hs + i];
+    }
+    const o = matvec(w.wo, l * dim * dim, att, dim);
+    x = x.map((xv, i) => xv + o[i]);
+    const h2 = rmsnorm(x, w.rmsFfn, l * dim);
+    const a = matvec(w.w1, l * hidden * dim, h2, hidden);
+    const b = matvec(w.w3, l * hidden * dim, h2, hidden);
+    const g = a.map((av, i) => (av / (1 + Math.exp(-av))) * b[i]);
+    const f = matvec(w.w2, l * dim * hidden, g, dim);
+    x = x.map((xv, i) => xv + f[i]);
+  }
+  const logits = matvec(w.cls, 0, rmsnorm(x, w.rmsFinal, 0), vocab);
+  const mx = Math.max(...logits);
+  const lse = mx + Math.log(logits.reduce((s, v) => s + Math.exp(v - mx), 0));
+  return logits.map((v) => v - lse);
+}
+
+/**
+ * Total log-likelihood of each continuation after `context`: the context runs once, token by token, and
+ * each continuation continues from its own copy of that history (the same sums as running it in full).
+ */
+export function plainLogliks(m: PlainLlama, context: number[], continuations: number[][]): number[] {
+  const st = plainState(m);
+  let last: Float64Array = new Float64Array(0);
+  for (const t of context) last = plainStep(m, st, t);
+  return continuations.map((c) => {
+    const mine = forkState(st);
+    let lp: Float64Array = last, s = 0;
+    c.forEach((t, i) => {
+      s += lp[t];
+      if (i < c.length - 1) lp = plainStep(m, mine, t);
+    });
+    return s;
+  });
 }
