@@ -6,6 +6,6 @@ describe('kernel table', () => {
     const src = kernelSources();
     const notNative = Object.entries(src).filter(([, s]) => s !== 'native').map(([n]) => n);
     expect(notNative, `kernels not served natively (stale addon? rebuild @rlhf/native): ${notNative.join(', ')}`).toEqual([]);
-    expect(Object.keys(src).length).toBe(32);
+    expect(Object.keys(src).length).toBe(34);
   });
 });

@@ -37,6 +37,8 @@ export interface Kernels {
   crossEntropyBackward(dlogits: Float32Array, dlosses: Float32Array, logits: Float32Array, lse: Float32Array, targets: Int32Array, N: number, V: number, ignoreIndex: number, temperature: number): void;
   tokenLogprobs(logprobs: Float32Array, entropy: Float32Array | null, lse: Float32Array, logits: Float32Array, targets: Int32Array, N: number, V: number, temperature: number): void;
   tokenLogprobsBackward(dlogits: Float32Array, dlogprobs: Float32Array, dentropy: Float32Array | null, logits: Float32Array, lse: Float32Array, targets: Int32Array, N: number, V: number, temperature: number): void;
+  ppoPolicyLoss(dlogp: Float32Array, stats: Float32Array, logp: Float32Array, oldLogp: Float32Array, advantages: Float32Array, mask: Float32Array, n: number, cliprange: number, dualClip: number, gradScale: number): number;
+  ppoValueLoss(dvalues: Float32Array, stats: Float32Array, values: Float32Array, oldValues: Float32Array, returns: Float32Array, mask: Float32Array, n: number, cliprangeValue: number, gradScale: number): number;
   copyF32(dst: Float32Array, src: Float32Array, n: number): void;
 }
 
@@ -49,5 +51,6 @@ export const KERNEL_NAMES: readonly KernelName[] = [
   'layernormForward', 'layernormBackward', 'rmsnormForward', 'rmsnormBackward',
   'embeddingForward', 'embeddingBackward', 'ropeForward', 'ropeBackward', 'permute0213',
   'adamwStep', 'sumSquares', 'attentionForward', 'attentionBackward',
-  'crossEntropyForward', 'crossEntropyBackward', 'tokenLogprobs', 'tokenLogprobsBackward', 'copyF32',
+  'crossEntropyForward', 'crossEntropyBackward', 'tokenLogprobs', 'tokenLogprobsBackward',
+  'ppoPolicyLoss', 'ppoValueLoss', 'copyF32',
 ];

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { explainedVariance, ppoPolicyLoss, ppoValueLoss } from './ppo-losses';
 import { StatefulRng } from './rng';
 
-function fd(f: (x: number[]) => number, x: number[], i: number, h = 1e-6): number {
+// The losses run in the float32 kernels: a central difference needs a step well above float32 resolution.
+function fd(f: (x: number[]) => number, x: number[], i: number, h = 1e-3): number {
   const a = x.slice();
   const b = x.slice();
   a[i] += h;
@@ -21,15 +22,15 @@ describe('ppoPolicyLoss', () => {
     expect(r.loss).toBeCloseTo((-2 * Math.exp(0.1) - 1.2 + 0.8) / 3, 6);
     expect(r.dLogp[0]).toBeCloseTo((-2 * Math.exp(0.1)) / 3, 6);
     expect([r.dLogp[1], r.dLogp[2], r.dLogp[3]]).toEqual([0, 0, 0]);
-    expect(r.clipped).toBe(2);
+    expect(r.clipped).toBeCloseTo(2, 5); // a float32 mean times the count
     expect(r.count).toBe(3);
-    expect(r.approxKlSum).toBeCloseTo(0.5 * (0.01 + 0.25 + 0.25), 12);
+    expect(r.approxKlSum).toBeCloseTo(0.5 * (0.01 + 0.25 + 0.25), 6);
   });
 
   it('a ratio beyond the range on the side that helps is not clipped: the gradient stays', () => {
     // A > 0 and ratio < 1 − ε: −A·ratio > −A·(1−ε), the unclipped term is the max → gradient −A·ratio
     const r = ppoPolicyLoss([-1], [0], [1], [1], 0.2, 1);
-    expect(r.loss).toBeCloseTo(-Math.exp(-1), 12);
+    expect(r.loss).toBeCloseTo(-Math.exp(-1), 6);
     expect(r.dLogp[0]).toBeCloseTo(-Math.exp(-1), 6);
     expect(r.clipped).toBe(0);
   });
@@ -37,7 +38,7 @@ describe('ppoPolicyLoss', () => {
   it('dual clip bounds the loss of negative advantages at −c·A', () => {
     // ratio e^2 = 7.389, A = −1: pg = max(7.389, 1.2) = 7.389; dual clip c = 3 → 3, no gradient
     const r = ppoPolicyLoss([2], [0], [-1], [1], 0.2, 1, 3);
-    expect(r.loss).toBeCloseTo(3, 12);
+    expect(r.loss).toBeCloseTo(3, 6);
     expect(r.dLogp[0]).toBe(0);
     expect(ppoPolicyLoss([2], [0], [-1], [1], 0.2, 1).loss).toBeCloseTo(Math.exp(2), 6);
   });
@@ -53,8 +54,8 @@ describe('ppoPolicyLoss', () => {
     const r = ppoPolicyLoss(logp, old, adv, mask, 0.2, 1 / 34, 3);
     for (let i = 0; i < n; i++) {
       const ratio = Math.exp(logp[i] - old[i]);
-      if (Math.abs(ratio - 0.8) < 1e-3 || Math.abs(ratio - 1.2) < 1e-3) continue; // kink
-      expect(r.dLogp[i]).toBeCloseTo(fd(f, logp, i), 6);
+      if (Math.abs(ratio - 0.8) < 1e-2 || Math.abs(ratio - 1.2) < 1e-2) continue; // kink
+      expect(Math.abs(r.dLogp[i] - fd(f, logp, i))).toBeLessThan(2e-4);
     }
   });
 
@@ -63,7 +64,7 @@ describe('ppoPolicyLoss', () => {
     expect(Number.isFinite(r.loss)).toBe(true);
     expect(r.dLogp[0]).toBe(0);
     const s = ppoPolicyLoss([-500], [0], [1], [1], 0.2, 1);
-    expect(s.loss).toBeCloseTo(-Math.exp(-20), 15);
+    expect(s.loss).toBeCloseTo(-Math.exp(-20), 15); // tiny: float32 keeps its relative precision
     expect(s.dLogp[0]).toBe(0);
   });
 
@@ -80,12 +81,12 @@ describe('ppoValueLoss', () => {
     // token 1: V 3, old 1, R 0: vc = 1.2 → max(9, 1.44) = 9 (unclipped larger)
     // token 2: V 0.5, old 1, R 2: vc = 0.8 → max(2.25, 1.44): unclipped; V −0.5, old 1, R −3: vc = 0.8 → max(6.25, 14.44) clipped
     const r = ppoValueLoss([1.1, 3, -0.5, 7], [1, 1, 1, 0], [2, 0, -3, 0], [1, 1, 1, 0], 0.2, 1);
-    expect(r.loss).toBeCloseTo(0.5 * (0.81 + 9 + 14.44), 6);
+    expect(r.loss).toBeCloseTo(0.5 * (0.81 + 9 + 14.44), 5);
     expect(r.dValues[0]).toBeCloseTo(-0.9, 6);
     expect(r.dValues[1]).toBeCloseTo(3, 6);
     expect(r.dValues[2]).toBe(0); // the clipped value does not move with V outside the range
     expect(r.dValues[3]).toBe(0);
-    expect(r.clipped).toBe(1);
+    expect(r.clipped).toBeCloseTo(1, 5);
   });
 
   it('has the gradient of its loss on random tokens (finite differences)', () => {
@@ -98,8 +99,8 @@ describe('ppoValueLoss', () => {
     const f = (x: number[]) => ppoValueLoss(x, old, ret, mask, 0.2, 0.1).loss;
     const r = ppoValueLoss(v, old, ret, mask, 0.2, 0.1);
     for (let i = 0; i < n; i++) {
-      if (Math.abs(Math.abs(v[i] - old[i]) - 0.2) < 1e-3) continue;
-      expect(r.dValues[i]).toBeCloseTo(fd(f, v, i), 6);
+      if (Math.abs(Math.abs(v[i] - old[i]) - 0.2) < 1e-2) continue;
+      expect(Math.abs(r.dValues[i] - fd(f, v, i))).toBeLessThan(2e-4);
     }
   });
 });

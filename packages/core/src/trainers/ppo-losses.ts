@@ -1,20 +1,20 @@
 /**
- * PPO's clipped policy loss and clipped value loss on per-token arrays, with their gradients: the math of
- * the fused native kernels (API.md, ops/ppo), written plainly in TypeScript for the trainer and as their
- * tested spec. Formulas as TRL's PPOTrainer (and OpenRLHF's PolicyLoss/ValueLoss for the dual clip):
+ * PPO's clipped policy loss and clipped value loss on per-token arrays, with their gradients, through the
+ * fused native kernels (API.md "PPO losses"; formulas of TRL's PPOTrainer and OpenRLHF's PolicyLoss /
+ * ValueLoss, cited in packages/native/csrc/ops/ppo/ppo.h):
  *
- *   ratio_t = exp(clamp(logp_t − oldLogp_t, −20, 20))   (the clamp, as the kernel's, keeps exp finite;
- *                                                         no gradient flows outside it)
- *   pg_t    = max(−A_t·ratio_t, −A_t·clip(ratio_t, 1−ε, 1+ε))              (the clipped surrogate)
- *   dual clip (c > 1, Ye et al. 2020): where A_t < 0, pg_t = min(pg_t, −c·A_t)
+ *   ratio_t = exp(clamp(logp_t − oldLogp_t, −20, 20))
+ *   pg_t    = max(−A_t·ratio_t, −A_t·clip(ratio_t, 1−ε, 1+ε));  dual clip c > 1: where A_t < 0, min(pg_t, −c·A_t)
  *   policy loss = Σ_t m_t·pg_t · gradScale
- *
  *   vClipped_t = oldV_t + clip(V_t − oldV_t, −εv, εv)
  *   value loss = ½ Σ_t m_t·max((V_t − R_t)², (vClipped_t − R_t)²) · gradScale
  *
  * gradScale is 1/(tokens of the whole minibatch) for TRL's masked mean (micro-batches of one minibatch all
- * use the minibatch's count, so their gradients add up to the minibatch mean).
+ * use the minibatch's count, so their gradients add up to the minibatch mean). The kernels take the masked
+ * mean of the call itself (1/M, M = Σ m of this micro-batch), so they are called with gradScale·M and their
+ * means are turned back into sums here.
  */
+import { kernels } from '../backend/cpu';
 
 /** |log ratio| bound before exp (the kernel's kPpoLogRatioClamp). */
 export const LOG_RATIO_CLAMP = 20;
@@ -34,6 +34,20 @@ export interface PpoPolicyLossResult {
   count: number;
 }
 
+function f32(a: ArrayLike<number>): Float32Array {
+  return a instanceof Float32Array ? a : Float32Array.from(a);
+}
+
+function checkLengths(fn: string, n: number, arrays: ReadonlyArray<readonly [string, ArrayLike<number>]>): void {
+  for (const [name, a] of arrays) if (a.length !== n) throw new RangeError(`${fn}: ${name} has length ${a.length}, expected ${n}`);
+}
+
+function maskSum(mask: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < mask.length; i++) m += mask[i];
+  return m;
+}
+
 export function ppoPolicyLoss(
   logp: ArrayLike<number>,
   oldLogp: ArrayLike<number>,
@@ -44,47 +58,16 @@ export function ppoPolicyLoss(
   dualClip: number | null = null,
 ): PpoPolicyLossResult {
   const n = logp.length;
-  for (const [name, a] of [['oldLogp', oldLogp], ['advantages', advantages], ['mask', mask]] as const) {
-    if (a.length !== n) throw new RangeError(`ppoPolicyLoss: ${name} has length ${a.length}, expected ${n}`);
-  }
+  checkLengths('ppoPolicyLoss', n, [['oldLogp', oldLogp], ['advantages', advantages], ['mask', mask]]);
   if (!(cliprange > 0)) throw new RangeError(`ppoPolicyLoss: cliprange must be > 0, got ${cliprange}`);
   if (dualClip !== null && !(dualClip > 1)) throw new RangeError(`ppoPolicyLoss: dualClip must be > 1, got ${dualClip}`);
+  const m = f32(mask);
+  const M = maskSum(m);
   const dLogp = new Float32Array(n);
-  let loss = 0;
-  let clipped = 0;
-  let ratioSum = 0;
-  let approxKlSum = 0;
-  let count = 0;
-  for (let i = 0; i < n; i++) {
-    const m = mask[i];
-    if (m === 0) continue;
-    const rawLr = logp[i] - oldLogp[i];
-    const lr = Math.max(-LOG_RATIO_CLAMP, Math.min(LOG_RATIO_CLAMP, rawLr));
-    const ratio = Math.exp(lr);
-    const A = advantages[i];
-    const pg1 = -A * ratio;
-    const clippedRatio = Math.min(1 + cliprange, Math.max(1 - cliprange, ratio));
-    const pg2 = -A * clippedRatio;
-    let pg = pg1;
-    // ∂pg/∂ratio: −A on the unclipped branch, −A on the clipped branch only while ratio is inside the range
-    let dRatio = -A;
-    if (pg2 > pg1) {
-      pg = pg2;
-      clipped += m;
-      dRatio = ratio === clippedRatio ? -A : 0;
-    }
-    if (dualClip !== null && A < 0 && -dualClip * A < pg) {
-      pg = -dualClip * A;
-      dRatio = 0;
-    }
-    loss += m * pg;
-    if (lr !== rawLr) dRatio = 0;
-    dLogp[i] = m * dRatio * ratio * gradScale; // ∂ratio/∂logp = ratio
-    ratioSum += m * ratio;
-    approxKlSum += m * 0.5 * lr * lr;
-    count += m;
-  }
-  return { loss: loss * gradScale, dLogp, clipped, ratioSum, approxKlSum, count };
+  const stats = new Float32Array(8);
+  const mean = kernels().ppoPolicyLoss(dLogp, stats, f32(logp), f32(oldLogp), f32(advantages), m, n, cliprange, dualClip ?? 0, gradScale * M);
+  // stats: loss, clipFrac, k1, k2 (½ log r²), k3, meanRatio, dualClipFrac, maskSum — means over this call
+  return { loss: mean * M * gradScale, dLogp, clipped: stats[1] * M, ratioSum: stats[5] * M, approxKlSum: stats[3] * M, count: M };
 }
 
 export interface PpoValueLossResult {
@@ -106,34 +89,15 @@ export function ppoValueLoss(
   gradScale: number,
 ): PpoValueLossResult {
   const n = values.length;
-  for (const [name, a] of [['oldValues', oldValues], ['returns', returns], ['mask', mask]] as const) {
-    if (a.length !== n) throw new RangeError(`ppoValueLoss: ${name} has length ${a.length}, expected ${n}`);
-  }
+  checkLengths('ppoValueLoss', n, [['oldValues', oldValues], ['returns', returns], ['mask', mask]]);
   if (!(cliprangeValue > 0)) throw new RangeError(`ppoValueLoss: cliprangeValue must be > 0, got ${cliprangeValue}`);
+  const m = f32(mask);
+  const M = maskSum(m);
   const dValues = new Float32Array(n);
-  let loss = 0;
-  let clipped = 0;
-  let count = 0;
-  for (let i = 0; i < n; i++) {
-    const m = mask[i];
-    if (m === 0) continue;
-    const V = values[i];
-    const delta = V - oldValues[i];
-    const inside = delta >= -cliprangeValue && delta <= cliprangeValue;
-    const vc = oldValues[i] + Math.min(cliprangeValue, Math.max(-cliprangeValue, delta));
-    const e1 = V - returns[i];
-    const e2 = vc - returns[i];
-    if (e2 * e2 > e1 * e1) {
-      loss += m * 0.5 * e2 * e2;
-      dValues[i] = inside ? m * e2 * gradScale : 0;
-      clipped += m;
-    } else {
-      loss += m * 0.5 * e1 * e1;
-      dValues[i] = m * e1 * gradScale;
-    }
-    count += m;
-  }
-  return { loss: loss * gradScale, dValues, clipped, count };
+  const stats = new Float32Array(5);
+  const mean = kernels().ppoValueLoss(dValues, stats, f32(values), f32(oldValues), f32(returns), m, n, cliprangeValue, gradScale * M);
+  // stats: loss, clipFrac, meanValue, valueError, maskSum
+  return { loss: mean * M * gradScale, dValues, clipped: stats[1] * M, count: M };
 }
 
 /** 1 − Var(returns − values) / Var(returns) over masked tokens (1: the critic explains the returns). */
