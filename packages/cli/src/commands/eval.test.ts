@@ -25,6 +25,7 @@ describe('rlhf eval', () => {
 
   it('names bad arguments', async () => {
     await expect(run('mmlu', '--model', 'x.bin')).rejects.toThrow(/unknown benchmark "mmlu"/);
+    await expect(run('bbq')).rejects.toThrow(/--model is required/);
     await expect(run('bbq', '--model', 'x.bin', '--limit', '0')).rejects.toThrow(/--limit must be a positive integer/);
     await expect(run('bbq', '--model', 'x.bin', '--data', '/nonexistent/bbq')).rejects.toThrow(/--data \/nonexistent\/bbq does not exist/);
   });

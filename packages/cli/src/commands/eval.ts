@@ -117,6 +117,8 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
       if (!(BENCHMARKS as readonly string[]).includes(benchArg)) throw new Error(`unknown benchmark ${JSON.stringify(benchArg)}; choose one of ${BENCHMARKS.join(', ')}`);
       const bench = benchArg as Bench;
       if (o.scorer !== 'local' && o.scorer !== 'perspective') throw new Error(`--scorer must be local or perspective, got ${JSON.stringify(o.scorer)}`);
+      // commander counts the empty default list as given, so the required check is ours
+      if (!o.model.length) throw new Error('--model is required: a model folder or llama2.c .bin (repeat as name=path to compare)');
       const specs = o.model.map(parseModelSpec);
       const names = new Set<string>();
       for (const s of specs) {
