@@ -181,3 +181,33 @@ export function samplePrompts(rng: Rng, n: number, exclude: ReadonlySet<string> 
   }
   return out;
 }
+
+/** Every prompt the task can produce (a few thousand), in a fixed order. */
+export function allPrompts(): Prompt[] {
+  const out: Prompt[] = [];
+  for (const opener of OPENERS)
+    for (const product of PRODUCTS)
+      for (const issue of ISSUES)
+        for (const phrasing of issue.phrasings)
+          for (const extra of EXTRAS) {
+            let message = [opener, `my ${product} ${phrasing}.`, extra].filter(Boolean).join(' ');
+            message = message.charAt(0).toUpperCase() + message.slice(1);
+            out.push({ text: formatPrompt(message), product, issue });
+          }
+  return out;
+}
+
+/**
+ * The prompt space split once per seed: `held` prompts that no training stage ever sees (evaluation), and the
+ * rest, from which every training stage draws. Splitting the space (rather than excluding what training
+ * happened to draw) keeps evaluation prompts unseen even when training draws more prompts than exist.
+ */
+export function splitPromptSpace(rng: Rng, held: number): { train: Prompt[]; held: Prompt[] } {
+  const all = allPrompts();
+  for (let i = all.length - 1; i > 0; i--) {
+    const j = Math.floor(rng() * (i + 1));
+    [all[i], all[j]] = [all[j], all[i]];
+  }
+  if (held >= all.length) throw new RangeError(`splitPromptSpace: ${held} held-out prompts of ${all.length}`);
+  return { held: all.slice(0, held), train: all.slice(held) };
+}

@@ -1,0 +1,450 @@
+/**
+ * The built-in demo: the whole RLHF recipe, end to end, on the synthetic customer-support task of task.ts,
+ * with nothing downloaded. Stages:
+ *
+ *   0. base       a byte-level BPE tokenizer and a small GPT-2 pretrained on a generated "web" corpus
+ *   1. sft        contractor demonstrations (data/demos.jsonl), supervised fine-tuning
+ *   2. rm         K completions per prompt sampled from the SFT model, ranked by the hidden gold labeler with
+ *                 noise (data/comparisons.jsonl), reward model with the K-wise loss, held-out accuracy
+ *   3. ppo        PPO of the SFT policy against the reward model, KL penalty to the SFT reference; along the
+ *                 way, reward-model score and gold score on held-out prompts (the over-optimisation curve)
+ *   4. eval       base, SFT and PPO sampled on held-out prompts: gold win rates, mean scores, KL, samples
+ *
+ * Every data file is in @rlhf/data's `rlhf` format and read back through @rlhf/data (as a user's file would
+ * be), every config is written to configs/ so that `rlhf sft|rm|ppo --config` reruns a stage, and each model
+ * lands in models/<stage> with its tokenizer.
+ */
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  CausalLMWithValueHead,
+  GPT2,
+  PpoTrainer,
+  RewardModel,
+  RewardTrainer,
+  SftTrainer,
+  collateCompletions,
+  generate,
+  noGrad,
+  normalizeScore,
+  ppoConfig,
+  rewardConfig,
+  saveModelDir,
+  saveTokenizer,
+  sftConfig,
+  toPrompts,
+  toRankedExamples,
+  toSftExamples,
+  trainByteLevelBpe,
+  type CausalLM,
+  type PpoConfig,
+  type ProgressReporter,
+  type RewardConfig,
+  type ScoreNormalization,
+  type SftConfig,
+  type Tokenizer,
+} from '@rlhf/core';
+import { readAll, type DataRecord } from '@rlhf/data';
+import { meanEstimate, outcomesFromRewards, winRate, type Estimate, type WinRate } from '@rlhf/eval';
+import { goldScore, rankWithNoise } from './gold-labeler';
+import { FULL_SIZES, QUICK_SIZES, type DemoSizes } from './sizes';
+import { CONTRACTOR_STYLE, WEB_STYLE, makeRng, pick, sampleReply, splitPromptSpace, type Prompt, type Rng } from './task';
+
+export interface DemoOptions {
+  out: string;
+  seed: number;
+  quick: boolean;
+  /** a fresh progress display per phase (the CLI's bar or lines) */
+  progress: () => ProgressReporter;
+  /** one line of results (stdout in the CLI) */
+  print: (line: string) => void;
+  /** override sizes (tests) */
+  sizes?: Partial<DemoSizes>;
+}
+
+export interface StageTime {
+  stage: string;
+  wallS: number;
+  cpuS: number;
+}
+
+export interface ModelEval {
+  gold: Estimate;
+  rm: Estimate;
+  /** share of replies that follow each rule of the guide */
+  rightRemedy: number;
+  namesProduct: number;
+  meanWords: number;
+}
+
+export interface CurvePoint {
+  step: number;
+  kl: number;
+  rm: number;
+  gold: number;
+}
+
+export interface DemoSummary {
+  seed: number;
+  quick: boolean;
+  sizes: DemoSizes;
+  params: number;
+  tokenizerVocab: number;
+  pretrainLoss: number;
+  sftEvalLoss: number;
+  /** the noisy labels' agreement with the gold order on the held-out comparisons: a ceiling for the RM */
+  labelerAgreement: number;
+  rmAccuracy: number;
+  rmAccuracyPairs: number;
+  evalPrompts: number;
+  base: ModelEval;
+  sft: ModelEval;
+  ppo: ModelEval;
+  ppoKl: Estimate;
+  winPpoOverSft: WinRate;
+  winSftOverBase: WinRate;
+  curve: CurvePoint[];
+  samples: Array<{ prompt: string; base: string; sft: string; ppo: string; goldBase: number; goldSft: number; goldPpo: number }>;
+  times: StageTime[];
+}
+
+const mean = (xs: ArrayLike<number>) => Array.from(xs).reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+
+/** A seeded stream per purpose, so that changing one stage's size does not reshuffle the others. */
+function streamRng(seed: number, purpose: number): Rng {
+  return makeRng((Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(purpose + 1, 0x85ebca6b)) >>> 0);
+}
+
+function writeJsonl(path: string, records: object[]): void {
+  writeFileSync(path, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+}
+
+function writeJson(path: string, value: unknown): void {
+  writeFileSync(path, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Reads a data file back through @rlhf/data, as `rlhf sft|rm|ppo` would. */
+async function readRecords(path: string): Promise<DataRecord[]> {
+  const { records } = await readAll(path);
+  return records;
+}
+
+/** Completion text as stored in records: a leading space, so that BPE tokenizes it as it follows "Agent:". */
+const asCompletion = (reply: string) => ` ${reply}`;
+
+/** Samples one reply per prompt id list, in chunks; returns the new tokens (stop token included when reached). */
+function sampleReplies(model: CausalLM, prompts: number[][], sizes: DemoSizes, eos: number, seed: number, progress?: ProgressReporter): number[][] {
+  const out: number[][] = [];
+  const chunk = 128;
+  for (let i = 0; i < prompts.length; i += chunk) {
+    const g = noGrad(() =>
+      generate(model, prompts.slice(i, i + chunk), {
+        maxNewTokens: sizes.responseLength,
+        temperature: sizes.temperature,
+        stopTokens: [eos],
+        seed: seed + i,
+        padId: 0,
+      }),
+    );
+    out.push(...g.tokens);
+    progress?.update(Math.min(prompts.length, i + chunk), {});
+  }
+  return out;
+}
+
+function decodeReply(tokenizer: Tokenizer, tokens: readonly number[]): string {
+  const eos = tokenizer.eosId;
+  const body = eos !== undefined && tokens[tokens.length - 1] === eos ? tokens.slice(0, -1) : tokens;
+  return tokenizer.decode(body, { skipSpecialTokens: true }).trim();
+}
+
+/** Reward-model scores (normalised) of (prompt, response) token lists, as PPO scores them. */
+function rmScores(rm: RewardModel, norm: ScoreNormalization, prompts: number[][], responses: number[][]): number[] {
+  const out: number[] = [];
+  noGrad(() => {
+    for (let i = 0; i < prompts.length; i += 32) {
+      const items = prompts.slice(i, i + 32).map((p, k) => ({ prompt: p, completion: responses[i + k] }));
+      const b = collateCompletions(items, rm.model.maxPositions);
+      const r = rm.forward({ ids: b.ids, B: b.B, T: b.T, attentionMask: b.attentionMask });
+      for (let k = 0; k < items.length; k++) out.push(normalizeScore(r.data[k], norm));
+      r.release();
+    }
+  });
+  return out;
+}
+
+function modelEval(prompts: Prompt[], replies: string[], rm: number[]): ModelEval {
+  const gold = prompts.map((p, i) => goldScore(p, replies[i]));
+  return {
+    gold: meanEstimate(gold),
+    rm: meanEstimate(rm),
+    rightRemedy: mean(prompts.map((p, i) => (p.issue.remedy.some((r) => replies[i].includes(r)) ? 1 : 0))),
+    namesProduct: mean(prompts.map((p, i) => (replies[i].includes(p.product) ? 1 : 0))),
+    meanWords: mean(replies.map((r) => r.split(/\s+/).filter(Boolean).length)),
+  };
+}
+
+/**
+ * PPO that also judges its held-out samples by the gold labeler at every evaluation: the reward model's
+ * score and the gold score side by side, against the KL to the reference (the over-optimisation curve).
+ */
+class DemoPpoTrainer extends PpoTrainer {
+  readonly curve: CurvePoint[] = [];
+  constructor(
+    policy: CausalLMWithValueHead,
+    prompts: number[][],
+    reward: { model: RewardModel; normalization: ScoreNormalization },
+    private readonly curvePrompts: Prompt[],
+    private readonly curveIds: number[][],
+    private readonly tokenizer: Tokenizer,
+    options: ConstructorParameters<typeof PpoTrainer>[3],
+  ) {
+    super(policy, prompts, reward, options);
+  }
+
+  override evaluate(): Record<string, number> {
+    const ro = this.makeRollout(this.curveIds, this.config.seed);
+    const gold = this.curvePrompts.map((p, b) => {
+      const toks = Array.from(ro.sequences.subarray(b * ro.width + ro.promptWidth, b * ro.width + ro.promptWidth + ro.lengths[b]));
+      return goldScore(p, decodeReply(this.tokenizer, toks));
+    });
+    const point = { step: this.step, kl: ro.metrics['objective/kl'], rm: ro.metrics['objective/score'], gold: mean(gold) };
+    this.curve.push(point);
+    return { score: point.rm, gold: point.gold, kl: point.kl, responseLength: ro.metrics.responseLength };
+  }
+}
+
+/** Runs the five stages; writes everything under opts.out; returns the figures. */
+export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
+  const sizes: DemoSizes = { ...(opts.quick ? QUICK_SIZES : FULL_SIZES), ...opts.sizes };
+  const { seed, out, print } = opts;
+  for (const d of ['data', 'configs', 'models', 'runs', 'tokenizer']) rmSync(join(out, d), { recursive: true, force: true });
+  for (const d of ['data', 'configs', 'models', 'runs', 'tokenizer']) mkdirSync(join(out, d), { recursive: true });
+  const p = (...xs: string[]) => join(out, ...xs);
+  const times: StageTime[] = [];
+  const timed = async <T>(stage: string, f: () => T | Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    const c0 = process.cpuUsage();
+    const r = await f();
+    const c = process.cpuUsage(c0);
+    times.push({ stage, wallS: (performance.now() - t0) / 1000, cpuS: (c.user + c.system) / 1e6 });
+    return r;
+  };
+  const stageTime = () => {
+    const t = times[times.length - 1];
+    return `${t.wallS.toFixed(0)} s wall, ${t.cpuS.toFixed(0)} s CPU`;
+  };
+
+  // held-out prompts: final evaluation, reward-model accuracy, the PPO curve; training draws from the rest
+  const split = splitPromptSpace(streamRng(seed, 0), sizes.evalPrompts + sizes.rmEvalPrompts);
+  const evalPrompts = split.held.slice(0, sizes.evalPrompts);
+  const rmEvalPrompts = split.held.slice(sizes.evalPrompts);
+  const curvePrompts = evalPrompts.slice(0, sizes.curvePrompts);
+  const drawTrain = (rng: Rng, n: number) => Array.from({ length: n }, () => pick(rng, split.train));
+  const cfg = (stage: string, c: object) => writeJson(p('configs', `${stage}.json`), c);
+
+  // ---- 0. base model: BPE tokenizer and GPT-2 pretrained on the generated web corpus
+  let tokenizer!: Tokenizer;
+  let base!: GPT2;
+  let pretrainLoss = NaN;
+  const tokDir = p('tokenizer');
+  await timed('base', async () => {
+    const rng = streamRng(seed, 1);
+    const web = drawTrain(rng, sizes.webDocs).map((pr) => ({ kind: 'demonstration', prompt: pr.text, completion: asCompletion(sampleReply(rng, pr, WEB_STYLE)) }));
+    writeJsonl(p('data', 'web.jsonl'), web);
+    const bpe = trainByteLevelBpe(web.map((r) => r.prompt + r.completion), { vocabSize: sizes.vocabSize });
+    saveTokenizer(tokDir, bpe);
+    tokenizer = bpe;
+    base = new GPT2({ vocabSize: bpe.vocabSize, nPositions: sizes.nPositions, nEmbd: sizes.nEmbd, nLayer: sizes.nLayer, nHead: sizes.nHead }, { seed });
+    saveModelDir(p('models', 'init'), base.hfConfig(), base.stateDict(), { tokenizerFrom: tokDir });
+    // pretraining is SFT with the loss on every token (completionOnlyLoss off): `rlhf sft` reruns it
+    const config: Partial<SftConfig> = {
+      modelPath: 'models/init', datasetPath: 'data/web.jsonl', outputDir: 'runs/base', seed,
+      learningRate: sizes.pretrainLr, warmupSteps: 10, lrSchedulerType: 'cosine', numTrainEpochs: sizes.pretrainEpochs,
+      perDeviceTrainBatchSize: 32, maxLength: sizes.nPositions, completionOnlyLoss: false, loggingSteps: 10, weightDecay: 0.01,
+    };
+    cfg('base', sftConfig(config));
+    const train = toSftExamples(tokenizer, await readRecords(p('data', 'web.jsonl')));
+    const trainer = new SftTrainer(base, train, { config: { ...config, outputDir: p('runs', 'base') }, progress: opts.progress() });
+    trainer.train();
+    pretrainLoss = lastMetric(p('runs', 'base'), 'loss');
+    saveModelDir(p('models', 'base'), base.hfConfig(), base.stateDict(), { tokenizerFrom: tokDir });
+  });
+  const eos = tokenizer.eosId!;
+  print(`0 base   BPE vocabulary ${tokenizer.vocabSize}, GPT-2 ${base.config.nLayer} layers x ${base.config.nEmbd}, ${paramCount(base)} parameters; pretraining loss ${pretrainLoss.toFixed(3)} (${stageTime()})`);
+
+  // ---- 1. demonstrations and SFT
+  const sft = base.clone() as GPT2;
+  let sftEvalLoss = NaN;
+  await timed('sft', async () => {
+    const rng = streamRng(seed, 2);
+    const demos = drawTrain(rng, sizes.demos).map((pr) => ({ kind: 'demonstration', prompt: pr.text, completion: asCompletion(sampleReply(rng, pr, CONTRACTOR_STYLE)) }));
+    writeJsonl(p('data', 'demos.jsonl'), demos);
+    writeJsonl(p('data', 'demos-eval.jsonl'), rmEvalPrompts.map((pr) => ({ kind: 'demonstration', prompt: pr.text, completion: asCompletion(sampleReply(rng, pr, CONTRACTOR_STYLE)) })));
+    const config: Partial<SftConfig> = {
+      modelPath: 'models/base', datasetPath: 'data/demos.jsonl', evalDatasetPath: 'data/demos-eval.jsonl', outputDir: 'runs/sft', seed,
+      learningRate: sizes.sftLr, warmupSteps: 5, numTrainEpochs: sizes.sftEpochs, perDeviceTrainBatchSize: 32, maxLength: sizes.nPositions,
+      loggingSteps: 10,
+    };
+    cfg('sft', sftConfig(config));
+    const train = toSftExamples(tokenizer, await readRecords(p('data', 'demos.jsonl')));
+    const evalData = toSftExamples(tokenizer, await readRecords(p('data', 'demos-eval.jsonl')));
+    const trainer = new SftTrainer(sft, train, { config: { ...config, outputDir: p('runs', 'sft') }, evalData, progress: opts.progress() });
+    sftEvalLoss = trainer.train().lastEval.loss ?? NaN;
+    saveModelDir(p('models', 'sft'), sft.hfConfig(), sft.stateDict(), { tokenizerFrom: tokDir });
+  });
+  print(`1 sft    ${sizes.demos} demonstrations; held-out completion loss ${sftEvalLoss.toFixed(3)} (${stageTime()})`);
+
+  // ---- 2. comparisons ranked by the gold labeler, reward model
+  const rm = new RewardModel(sft.clone());
+  let rmAccuracy = NaN;
+  let rmPairs = 0;
+  let labelerAgreement = NaN;
+  let normalization!: ScoreNormalization;
+  await timed('rm', async () => {
+    const rng = streamRng(seed, 3);
+    const comparisons = (prompts: Prompt[], file: string, progressLabel: string) => {
+      const ids = prompts.map((pr) => tokenizer.encode(pr.text, { addBos: true }));
+      const rows = ids.flatMap((x) => Array.from({ length: sizes.k }, () => x));
+      const pg = opts.progress();
+      pg.start(progressLabel, rows.length, 0);
+      const replies = sampleReplies(sft, rows, sizes, eos, seed * 1000 + 17 + (file.includes('eval') ? 500000 : 0), pg).map((t) => decodeReply(tokenizer, t));
+      pg.stop();
+      let agree = 0;
+      let pairs = 0;
+      const records = prompts.map((pr, i) => {
+        const completions = replies.slice(i * sizes.k, (i + 1) * sizes.k);
+        const ranks = rankWithNoise(pr, completions, rng, sizes.labelerNoise);
+        const gold = completions.map((c) => goldScore(pr, c));
+        for (let a = 0; a < completions.length; a++)
+          for (let b = a + 1; b < completions.length; b++) {
+            if (ranks[a] === ranks[b]) continue;
+            pairs++;
+            if (gold[a] > gold[b] === ranks[a] < ranks[b] && gold[a] !== gold[b]) agree++;
+          }
+        // tiers best first: completions sharing a rank form one tier (a tie)
+        const tiers = [...new Set(ranks)].sort((x, y) => x - y).map((r) => ranks.flatMap((x, j) => (x === r ? [j] : [])));
+        return { kind: 'comparison', prompt: pr.text, completions: completions.map(asCompletion), ranking: tiers, labeler: `gold-labeler-${i % 5}` };
+      });
+      writeJsonl(p('data', file), records);
+      return pairs ? agree / pairs : NaN;
+    };
+    comparisons(drawTrain(rng, sizes.rmPrompts), 'comparisons.jsonl', 'sample K');
+    labelerAgreement = comparisons(rmEvalPrompts, 'comparisons-eval.jsonl', 'sample K (held out)');
+    const config: Partial<RewardConfig> = {
+      modelPath: 'models/sft', datasetPath: 'data/comparisons.jsonl', evalDatasetPath: 'data/comparisons-eval.jsonl', outputDir: 'runs/rm', seed,
+      learningRate: sizes.rmLr, warmupSteps: 5, numTrainEpochs: sizes.rmEpochs, perDeviceTrainBatchSize: 16, maxLength: sizes.nPositions,
+      lossType: 'kwise', loggingSteps: 10,
+    };
+    cfg('rm', rewardConfig(config));
+    const train = toRankedExamples(tokenizer, await readRecords(p('data', 'comparisons.jsonl')));
+    const evalData = toRankedExamples(tokenizer, await readRecords(p('data', 'comparisons-eval.jsonl')));
+    const trainer = new RewardTrainer(rm, train, { config: { ...config, outputDir: p('runs', 'rm') }, evalData, progress: opts.progress() });
+    const { lastEval } = trainer.train();
+    rmAccuracy = lastEval.accuracy ?? NaN;
+    rmPairs = lastEval.pairs ?? 0;
+    normalization = trainer.normalization;
+    saveModelDir(p('models', 'rm'), { ...rm.model.hfConfig(), num_labels: 1 }, rm.stateDict(), {
+      tokenizerFrom: tokDir,
+      files: { 'reward-normalization.json': `${JSON.stringify(normalization, null, 2)}\n` },
+    });
+  });
+  print(
+    `2 rm     ${sizes.rmPrompts} prompts x K=${sizes.k} ranked; held-out pairwise accuracy ${pct(rmAccuracy)} over ${rmPairs} pairs ` +
+      `(the noisy labels agree with the gold order on ${pct(labelerAgreement)}) (${stageTime()})`,
+  );
+
+  // ---- 3. PPO against the reward model
+  const policyLm = sft.clone() as GPT2;
+  let trainer!: DemoPpoTrainer;
+  const evalIds = evalPrompts.map((pr) => tokenizer.encode(pr.text, { addBos: true }));
+  await timed('ppo', async () => {
+    const rng = streamRng(seed, 4);
+    writeJsonl(p('data', 'prompts.jsonl'), drawTrain(rng, Math.max(sizes.ppoEpisodes, 256)).map((pr) => ({ kind: 'prompt', prompt: pr.text })));
+    writeJsonl(p('data', 'prompts-eval.jsonl'), curvePrompts.map((pr) => ({ kind: 'prompt', prompt: pr.text })));
+    const config: Partial<PpoConfig> = {
+      modelPath: 'models/sft', rewardModelPath: 'models/rm', datasetPath: 'data/prompts.jsonl', evalDatasetPath: 'data/prompts-eval.jsonl',
+      outputDir: 'runs/ppo', seed, learningRate: sizes.ppoLr, totalEpisodes: sizes.ppoEpisodes, responseLength: sizes.responseLength,
+      temperature: sizes.temperature, klCoef: sizes.klCoef, perDeviceTrainBatchSize: sizes.ppoBatch / 2, numMiniBatches: 2, ppoEpochs: 2,
+      perDeviceEvalBatchSize: 32, missingEosPenalty: 1, evalSteps: sizes.ppoEvalEvery, loggingSteps: 1, lrSchedulerType: 'constant',
+    };
+    cfg('ppo', ppoConfig(config));
+    const prompts = toPrompts(tokenizer, await readRecords(p('data', 'prompts.jsonl')));
+    const curveIds = toPrompts(tokenizer, await readRecords(p('data', 'prompts-eval.jsonl')));
+    trainer = new DemoPpoTrainer(new CausalLMWithValueHead(policyLm), prompts, { model: rm, normalization }, curvePrompts, curveIds, tokenizer, {
+      config: { ...config, outputDir: p('runs', 'ppo') },
+      refModel: sft.clone().freeze(),
+      eosTokenId: eos,
+      progress: opts.progress(),
+    });
+    trainer.evaluate(); // step 0: the SFT policy itself
+    trainer.train();
+    saveModelDir(p('models', 'ppo'), policyLm.hfConfig(), policyLm.stateDict(), { tokenizerFrom: tokDir });
+  });
+  const c0 = trainer.curve[0];
+  const cN = trainer.curve[trainer.curve.length - 1];
+  print(
+    `3 ppo    ${sizes.ppoEpisodes} episodes; on held-out prompts: reward-model score ${c0.rm.toFixed(2)} -> ${cN.rm.toFixed(2)}, ` +
+      `gold score ${c0.gold.toFixed(2)} -> ${cN.gold.toFixed(2)}, KL to SFT ${cN.kl.toFixed(2)} nats (${stageTime()})`,
+  );
+
+  // ---- 4. evaluation on held-out prompts: one sampled reply per model and prompt, same sampling seed
+  const evalSeed = seed * 1000 + 99;
+  const result = await timed('eval', () => {
+    const pg = opts.progress();
+    pg.start('eval', 2 * evalIds.length, 0);
+    const baseTok = sampleReplies(base, evalIds, sizes, eos, evalSeed);
+    pg.update(evalIds.length, {});
+    const sftTok = sampleReplies(sft, evalIds, sizes, eos, evalSeed);
+    pg.update(2 * evalIds.length, {});
+    pg.stop();
+    // PPO's replies come from a rollout: it also gives each reply's KL to the reference, token by token
+    const ro = trainer.makeRollout(evalIds, evalSeed);
+    const ppoTok = evalPrompts.map((_, b) => Array.from(ro.sequences.subarray(b * ro.width + ro.promptWidth, b * ro.width + ro.promptWidth + ro.lengths[b])));
+    const kl = evalPrompts.map((_, b) => {
+      let s = 0;
+      for (let j = 0; j < ro.lengths[b]; j++) s += ro.oldLogp[b * ro.Tn + j] - ro.refLogp[b * ro.Tn + j];
+      return s;
+    });
+    const text = (t: number[][]) => t.map((x) => decodeReply(tokenizer, x));
+    const [baseText, sftText, ppoText] = [text(baseTok), text(sftTok), text(ppoTok)];
+    const gold = (r: string[]) => evalPrompts.map((pr, i) => goldScore(pr, r[i]));
+    const [gBase, gSft, gPpo] = [gold(baseText), gold(sftText), gold(ppoText)];
+    return {
+      base: modelEval(evalPrompts, baseText, rmScores(rm, normalization, evalIds, baseTok)),
+      sft: modelEval(evalPrompts, sftText, rmScores(rm, normalization, evalIds, sftTok)),
+      ppo: modelEval(evalPrompts, ppoText, rmScores(rm, normalization, evalIds, ppoTok)),
+      ppoKl: meanEstimate(kl),
+      winPpoOverSft: winRate(outcomesFromRewards(gPpo, gSft)),
+      winSftOverBase: winRate(outcomesFromRewards(gSft, gBase)),
+      samples: evalPrompts.map((pr, i) => ({ prompt: pr.text, base: baseText[i], sft: sftText[i], ppo: ppoText[i], goldBase: gBase[i], goldSft: gSft[i], goldPpo: gPpo[i] })),
+    };
+  });
+  print(
+    `4 eval   ${evalPrompts.length} held-out prompts; gold win rate PPO over SFT ${pct(result.winPpoOverSft.value)} ` +
+      `(${result.winPpoOverSft.wins} wins, ${result.winPpoOverSft.ties} ties, ${result.winPpoOverSft.losses} losses), SFT over base ${pct(result.winSftOverBase.value)}; ` +
+      `KL(PPO || SFT) ${result.ppoKl.value.toFixed(2)} nats (${stageTime()})`,
+  );
+  writeJsonl(p('samples.jsonl'), result.samples);
+
+  return {
+    seed, quick: opts.quick, sizes, params: paramCount(base), tokenizerVocab: tokenizer.vocabSize, pretrainLoss, sftEvalLoss,
+    labelerAgreement, rmAccuracy, rmAccuracyPairs: rmPairs, evalPrompts: evalPrompts.length, ...result, curve: trainer.curve, times,
+  };
+}
+
+function paramCount(m: GPT2): number {
+  return m.namedParameters().reduce((a, [, t]) => a + t.size, 0);
+}
+
+/** The last logged value of a metric in a run's metrics.jsonl. */
+function lastMetric(runDir: string, key: string): number {
+  const lines = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').reverse();
+  for (const l of lines) {
+    const m = JSON.parse(l) as Record<string, number>;
+    if (typeof m[key] === 'number') return m[key];
+  }
+  return NaN;
+}
+
+export const pct = (x: number) => `${(100 * x).toFixed(1)}%`;

@@ -1,0 +1,86 @@
+/**
+ * How big each stage of the demo is. Sized for 2 CPU cores: the full run in at most 10 minutes, `--quick` in
+ * under 90 seconds (the CLI test runs it). Every figure here is a knob, not a result.
+ */
+export interface DemoSizes {
+  /** held-out prompts (never in any training data): the final evaluation draws from them */
+  evalPrompts: number;
+  /** held-out prompts for the reward model's accuracy */
+  rmEvalPrompts: number;
+  /** held-out prompts scored along PPO for the over-optimisation curve */
+  curvePrompts: number;
+  /** stage 0: documents of the "web" corpus, BPE vocabulary, model shape, passes */
+  webDocs: number;
+  vocabSize: number;
+  nLayer: number;
+  nEmbd: number;
+  nHead: number;
+  nPositions: number;
+  pretrainEpochs: number;
+  pretrainLr: number;
+  /** stage 1 */
+  demos: number;
+  sftEpochs: number;
+  sftLr: number;
+  /** stage 2: prompts ranked (K completions each) */
+  rmPrompts: number;
+  k: number;
+  /** standard deviation of a labeler's noise on the gold score (see rankWithNoise) */
+  labelerNoise: number;
+  rmEpochs: number;
+  rmLr: number;
+  /** stage 3 */
+  ppoEpisodes: number;
+  ppoBatch: number;
+  ppoLr: number;
+  klCoef: number;
+  ppoEvalEvery: number;
+  /** tokens per sampled reply, at most */
+  responseLength: number;
+  temperature: number;
+}
+
+export const FULL_SIZES: DemoSizes = {
+  evalPrompts: 256,
+  rmEvalPrompts: 150,
+  curvePrompts: 64,
+  webDocs: 6000,
+  vocabSize: 800,
+  nLayer: 3,
+  nEmbd: 96,
+  nHead: 4,
+  nPositions: 96,
+  pretrainEpochs: 1,
+  pretrainLr: 3e-3,
+  demos: 3000,
+  sftEpochs: 2,
+  sftLr: 2e-3,
+  rmPrompts: 1000,
+  k: 4,
+  labelerNoise: 0.2,
+  rmEpochs: 2,
+  rmLr: 1e-3,
+  ppoEpisodes: 1024,
+  ppoBatch: 32,
+  ppoLr: 1e-4,
+  klCoef: 0.05,
+  ppoEvalEvery: 8,
+  responseLength: 40,
+  temperature: 0.7,
+};
+
+export const QUICK_SIZES: DemoSizes = {
+  ...FULL_SIZES,
+  evalPrompts: 200,
+  rmEvalPrompts: 60,
+  curvePrompts: 32,
+  webDocs: 3000,
+  nLayer: 2,
+  nEmbd: 64,
+  demos: 1000,
+  sftEpochs: 2,
+  rmPrompts: 400,
+  rmEpochs: 3,
+  ppoEpisodes: 256,
+  ppoEvalEvery: 4,
+};
