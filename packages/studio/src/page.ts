@@ -94,18 +94,23 @@ export const PAGE_JS = String.raw`'use strict';
     n.appendChild(el('a', { href: '#logout', id: 'logout', text: 'Sign out' }));
   }
 
-  function login() {
+  function login(main) {
     nav(null);
     var input = el('input', { type: 'password', id: 'token', autocomplete: 'off', size: '40' });
     var form = el('form', { id: 'login', on: { submit: function (e) {
       e.preventDefault();
       sessionStorage.setItem('rlhf-token', input.value.trim());
-      api('GET', '/api/me').then(function (me) { setStatus('', ''); location.hash = me.admin ? '#admin' : '#queue'; route(); }, fail);
+      api('GET', '/api/me').then(function (me) {
+        setStatus('', '');
+        var target = me.admin ? '#admin' : '#queue';
+        // Setting the hash routes (hashchange); only an unchanged hash needs a direct call.
+        if (location.hash === target) route(); else location.hash = target;
+      }, fail);
     } } }, [el('label', { for: 'token', text: 'Your token ' }), input, ' ', el('button', { type: 'submit', text: 'Sign in' })]);
     main.appendChild(el('div', { class: 'box' }, [el('h2', { text: 'Sign in' }), form]));
   }
 
-  function queue() {
+  function queue(main) {
     api('GET', '/api/queue').then(function (q) {
       main.appendChild(el('h2', { text: 'My queue (' + q.items.length + ')' }));
       if (!q.items.length) main.appendChild(el('p', { class: 'muted', id: 'empty', text: 'Nothing left to label. Thank you!' }));
@@ -174,7 +179,7 @@ export const PAGE_JS = String.raw`'use strict';
     } };
   }
 
-  function itemView(id) {
+  function itemView(main, id) {
     api('GET', '/api/items/' + id).then(function (item) {
       main.appendChild(el('h2', { text: '#' + item.id + ' ' + item.title }));
       if (item.prompt !== null) main.appendChild(el('div', { class: 'box' }, [el('div', { class: 'muted', text: 'Prompt' }), el('div', { class: 'text', id: 'prompt', text: item.prompt })]));
@@ -245,7 +250,7 @@ export const PAGE_JS = String.raw`'use strict';
     return t;
   }
 
-  function admin() {
+  function admin(main) {
     api('GET', '/api/admin/overview').then(function (o) {
       main.appendChild(el('h2', { text: 'Project: ' + o.items + ' items, ' + o.submissions + ' submissions' }));
       main.appendChild(el('h3', { text: 'Progress' }));
@@ -284,7 +289,11 @@ export const PAGE_JS = String.raw`'use strict';
         if (!f) return fail(new Error('choose a prompts file'));
         setStatus('Uploading' + (o.completionSource ? ' and generating completions' : '') + '…', '');
         api('POST', '/api/admin/upload?task=' + encodeURIComponent(upTask.value) + '&k=' + encodeURIComponent(k.value) + '&overlap=' + encodeURIComponent(ov.value) + '&filename=' + encodeURIComponent(f.name), f, true)
-          .then(function (r) { setStatus('Added ' + r.added + ' items.', 'ok'); route(); }, fail);
+          .then(function (r) {
+            route();
+            if (r.dropped) setStatus('Added ' + r.added + ' items; ' + r.dropped + ' records of the file could not be read (see rlhf data validate).', 'error');
+            else setStatus('Added ' + r.added + ' items.', 'ok');
+          }, fail);
       } } }, [el('div', {}, ['Prompts file (any format @rlhf/data reads) ', file]), el('div', {}, ['Task ', upTask, ' K ', k, ' labelers per item ', ov, ' ', el('button', { type: 'submit', text: 'Upload' })]),
         el('div', { class: 'muted', text: 'Completions from: ' + (o.completionSource || 'nothing configured (studio.json "completions")') })]));
       var openTask = taskSelect('open-task', false);
@@ -310,18 +319,22 @@ export const PAGE_JS = String.raw`'use strict';
     }, fail);
   }
 
+  // Each route renders into its own container: answers that arrive after the person moved on land in a
+  // detached node instead of mixing into the new view.
   function route() {
+    var view = el('div');
     main.textContent = '';
+    main.appendChild(view);
     var h = location.hash;
-    if (h === '#logout') { sessionStorage.removeItem('rlhf-token'); location.hash = ''; setStatus('Signed out.', ''); return login(); }
-    if (!token()) return login();
+    if (h === '#logout') { sessionStorage.removeItem('rlhf-token'); history.replaceState(null, '', location.pathname); setStatus('Signed out.', ''); return login(view); }
+    if (!token()) return login(view);
     api('GET', '/api/me').then(function (me) {
       nav(me);
       var m = /^#item\/(\d+)$/.exec(h);
-      if (m) itemView(m[1]);
-      else if (h === '#admin' && me.admin) admin();
-      else queue();
-    }, function (err) { fail(err); login(); });
+      if (m) itemView(view, m[1]);
+      else if (h === '#admin' && me.admin) admin(view);
+      else queue(view);
+    }, function (err) { fail(err); login(view); });
   }
   window.addEventListener('hashchange', route);
   route();

@@ -84,7 +84,7 @@ function taskParam(v: unknown): TaskType {
 }
 
 /** The prompts of an uploaded file, read by @rlhf/data from a private temporary copy (the format is detected). */
-async function promptsFromUpload(body: Buffer, filename: string): Promise<Text[]> {
+async function promptsFromUpload(body: Buffer, filename: string): Promise<{ prompts: Text[]; dropped: number }> {
   const ext = extname(filename).toLowerCase();
   const name = filename.toLowerCase().endsWith('.jsonl.gz') ? 'upload.jsonl.gz' : `upload${['.json', '.jsonl', '.parquet', '.gz', '.ndjson', '.csv'].includes(ext) ? ext : '.jsonl'}`;
   const dir = mkdtempSync(join(tmpdir(), 'rlhf-studio-'));
@@ -92,14 +92,17 @@ async function promptsFromUpload(body: Buffer, filename: string): Promise<Text[]
     const file = join(dir, name);
     writeFileSync(file, body);
     let records;
+    let dropped = 0;
     try {
-      ({ records } = await readAll(file));
+      const r = await readAll(file);
+      records = r.records;
+      dropped = r.report.summary().dropped;
     } catch (err) {
       throw new HttpError(400, `could not read ${filename}: ${(err as Error).message}`);
     }
     const prompts: Text[] = [];
     for (const r of records) if ('prompt' in r && r.prompt !== undefined) prompts.push(r.prompt);
-    return prompts;
+    return { prompts, dropped };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -219,7 +222,7 @@ export async function startStudio(opts: StudioOptions): Promise<Studio> {
       const overlap = intParam(url.searchParams.get('overlap'), 'overlap', 1, 50);
       const k = task === 'ranking' || task === 'likert' ? intParam(url.searchParams.get('k'), 'K', K_MIN, K_MAX) : completionCount(task, 0);
       const filename = url.searchParams.get('filename') ?? 'prompts.jsonl';
-      const prompts = await promptsFromUpload(await readBody(req, MAX_UPLOAD_BYTES), filename);
+      const { prompts, dropped } = await promptsFromUpload(await readBody(req, MAX_UPLOAD_BYTES), filename);
       if (prompts.length === 0) throw new HttpError(400, `${filename} has no records with a prompt`);
       if (prompts.length > MAX_UPLOAD_PROMPTS) throw new HttpError(400, `${filename} has ${prompts.length} prompts; upload at most ${MAX_UPLOAD_PROMPTS} at a time`);
       const items: NewItem[] = [];
@@ -237,7 +240,8 @@ export async function startStudio(opts: StudioOptions): Promise<Studio> {
       }
       // All or nothing: one transaction, after every completion is in hand.
       const ids = store.addItems(items);
-      return send(res, 200, { added: ids.length });
+      // Records @rlhf/data could not read are counted, so that the admin sees a partial upload as such.
+      return send(res, 200, { added: ids.length, dropped });
     }
     const exportMatch = /^\/api\/admin\/export\/(\w+)$/.exec(path);
     if (method === 'GET' && exportMatch) {

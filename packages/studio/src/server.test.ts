@@ -1,0 +1,102 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ensureAdmin, startStudio, type Studio } from './server';
+import { call, startMockCompletions } from './test-helpers';
+
+let dir: string;
+let studio: Studio;
+let mock: Awaited<ReturnType<typeof startMockCompletions>>;
+let admin: string;
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'studio-server-'));
+  mock = await startMockCompletions();
+  writeFileSync(join(dir, 'studio.json'), JSON.stringify({ completions: { source: 'openai', url: mock.url, model: 'mock', maxTokens: 16 } }));
+  studio = await startStudio({ projectDir: dir, port: 0, log: () => {} });
+  admin = ensureAdmin(studio.store)!;
+});
+afterEach(async () => {
+  await studio.close();
+  await mock.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function labeler(name: string): Promise<string> {
+  const r = await call(studio.url, 'POST', '/api/admin/labelers', admin, { name });
+  expect(r.status).toBe(200);
+  return r.body.token as string;
+}
+
+describe('studio server', () => {
+  it('binds to 127.0.0.1 and serves the page with a strict CSP', async () => {
+    expect(studio.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+    const res = await fetch(studio.url, { signal: AbortSignal.timeout(10_000) });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-security-policy')).toContain("script-src 'self'");
+    expect(await res.text()).toContain('<script src="/app.js">');
+  });
+
+  it('requires a valid token, keeps admin routes for admins and queues private', async () => {
+    expect((await call(studio.url, 'GET', '/api/queue', undefined)).status).toBe(401);
+    expect((await call(studio.url, 'GET', '/api/queue', 'nope')).status).toBe(401);
+    const ana = await labeler('ana');
+    const bo = await labeler('bo');
+    expect((await call(studio.url, 'GET', '/api/admin/overview', ana)).status).toBe(403);
+    const up = await call(studio.url, 'POST', '/api/admin/upload?task=response&overlap=1&filename=p.jsonl', admin, '{"prompt":"only for one"}\n', true);
+    expect(up.body).toEqual({ added: 1, dropped: 0 });
+    const qa = (await call(studio.url, 'GET', '/api/queue', ana)).body.items;
+    const qb = (await call(studio.url, 'GET', '/api/queue', bo)).body.items;
+    expect(qa.length + qb.length).toBe(1);
+    const [owner, other] = qa.length ? [ana, bo] : [bo, ana];
+    const id = (qa.length ? qa : qb)[0].id;
+    expect((await call(studio.url, 'GET', `/api/items/${id}`, owner)).body.prompt).toBe('only for one');
+    // The other labeler can neither read nor write it, and gets the same answer as for a missing item.
+    expect(await call(studio.url, 'GET', `/api/items/${id}`, other)).toEqual({ status: 404, body: { error: 'no such item in your queue' } });
+    expect((await call(studio.url, 'POST', `/api/items/${id}/submit`, other, { response: 'x' })).status).toBe(404);
+    expect((await call(studio.url, 'GET', '/api/items/999', owner)).status).toBe(404);
+  });
+
+  it('uploads prompts, fetches K completions from the OpenAI-compatible endpoint, validates and exports', async () => {
+    const ana = await labeler('ana');
+    const file = ['{"prompt":"Tell a joke"}', '{"prompt":"<img src=x onerror=alert(1)>"}'].join('\n');
+    const up = await call(studio.url, 'POST', '/api/admin/upload?task=ranking&k=3&overlap=1&filename=prompts.jsonl', admin, file, true);
+    expect(up).toEqual({ status: 200, body: { added: 2, dropped: 0 } });
+    expect(mock.requests).toEqual([
+      { model: 'mock', prompt: 'Tell a joke', max_tokens: 16, temperature: 1, n: 3 },
+      { model: 'mock', prompt: '<img src=x onerror=alert(1)>', max_tokens: 16, temperature: 1, n: 3 },
+    ]);
+    const items = (await call(studio.url, 'GET', '/api/queue', ana)).body.items;
+    expect(items.map((i: { k: number }) => i.k)).toEqual([3, 3]);
+    const item = (await call(studio.url, 'GET', `/api/items/${items[0].id}`, ana)).body;
+    expect(item.completions).toEqual(['Tell a joke -> answer 0', 'Tell a joke -> answer 1', 'Tell a joke -> answer 2']);
+
+    const bad = await call(studio.url, 'POST', `/api/items/${item.id}/submit`, ana, { ranking: [[0], [1], [1]] });
+    expect(bad).toEqual({ status: 422, body: { error: 'the ranking is not valid: completion 1 appears twice' } });
+    expect((await call(studio.url, 'POST', `/api/items/${item.id}/submit`, ana, 'not json', true)).status).toBe(400);
+    expect((await call(studio.url, 'POST', `/api/items/${item.id}/submit`, ana, { ranking: [[2], [0, 1]] })).body.saved).toBe(true);
+
+    const exp = await call(studio.url, 'GET', '/api/admin/export/comparisons', admin);
+    expect(exp.status).toBe(200);
+    const recs = (exp.body as string).trim().split('\n').map((l) => JSON.parse(l));
+    expect(recs).toHaveLength(1);
+    expect(recs[0]).toMatchObject({ kind: 'comparison', prompt: 'Tell a joke', ranking: [[2], [0, 1]], labeler: 'ana' });
+    expect((await call(studio.url, 'GET', '/api/admin/export/nothing', admin)).status).toBe(404);
+    const prefs = (await call(studio.url, 'GET', '/api/admin/export/preferences', admin)).body as string;
+    expect(prefs.trim().split('\n')).toHaveLength(2);
+  });
+
+  it('reports upload problems to the admin without a stack', async () => {
+    const r1 = await call(studio.url, 'POST', '/api/admin/upload?task=ranking&k=12&overlap=1', admin, '{"prompt":"x"}', true);
+    expect(r1).toEqual({ status: 400, body: { error: 'K must be a whole number from 2 to 9' } });
+    const r2 = await call(studio.url, 'POST', '/api/admin/upload?task=response&overlap=1&filename=p.jsonl', admin, 'this is not json', true);
+    expect(r2.status).toBe(400);
+    expect(r2.body.error).toMatch(/^could not read p\.jsonl/);
+    expect(JSON.stringify(r2.body)).not.toMatch(/at .*\.ts:\d+/);
+    const r3 = await call(studio.url, 'POST', '/api/admin/upload?task=bogus&overlap=1', admin, '{}', true);
+    expect(r3.status).toBe(400);
+    const r4 = await call(studio.url, 'POST', '/api/admin/open-tasks', admin, { task: 'prompt_response', count: 2, overlap: 1 });
+    expect(r4.body).toEqual({ added: 2 });
+  });
+});
