@@ -8,6 +8,7 @@ import { registerRm } from './commands/rm';
 import { registerPpo } from './commands/ppo';
 import { registerDpo } from './commands/dpo';
 import { registerEval } from './commands/eval';
+import { registerLabel } from './commands/label';
 
 declare const __RLHF_CLI_VERSION__: string | undefined;
 
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerPpo(program);
   registerDpo(program);
   registerEval(program);
+  registerLabel(program);
   return program;
 }
 

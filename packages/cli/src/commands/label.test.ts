@@ -1,0 +1,57 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { StudioStore } from '@rlhf/studio';
+import { registerLabel } from './label';
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'cli-label-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+function program(out: string[], onServe?: (s: { url: string; close(): Promise<void> }) => void): Command {
+  const p = new Command('rlhf').exitOverride();
+  registerLabel(p, { out: (s) => out.push(s), onServe });
+  return p;
+}
+
+describe('rlhf label', () => {
+  it('serve binds loopback, prints the admin token once, and the token works', async () => {
+    const out: string[] = [];
+    let studio: { url: string; close(): Promise<void> } | undefined;
+    await program(out, (s) => (studio = s)).parseAsync(['node', 'rlhf', 'label', 'serve', '--project', dir, '--port', '0']);
+    try {
+      expect(studio!.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+      const token = /admin token \(shown once, store it\): (\S+)/.exec(out.join(''))![1];
+      const me = await fetch(new URL('/api/me', studio!.url), { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(10_000) });
+      expect(await me.json()).toEqual({ name: 'admin', admin: true });
+    } finally {
+      await studio?.close();
+    }
+    const again: string[] = [];
+    await program(again, (s) => void s.close()).parseAsync(['node', 'rlhf', 'label', 'serve', '--project', dir, '--port', '0']);
+    expect(again.join('')).not.toContain('admin token');
+  });
+
+  it('add-labeler prints a working token; export writes the labels as records', async () => {
+    const out: string[] = [];
+    await program(out).parseAsync(['node', 'rlhf', 'label', 'add-labeler', '--project', dir, '--name', 'ana']);
+    const token = out.join('').trim();
+    const store = new StudioStore(dir);
+    const ana = store.authenticate(token)!;
+    expect(ana.name).toBe('ana');
+    const [id] = store.addItems([{ task: 'response', prompt: 'Say hi', overlap: 1 }]);
+    store.submit(ana.id, id, { task: 'response', response: 'Hi!' });
+    store.close();
+    const file = join(dir, 'sft.jsonl');
+    await program(out).parseAsync(['node', 'rlhf', 'label', 'export', '--project', dir, '--kind', 'demonstrations', '--out', file]);
+    const recs = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(recs).toHaveLength(1);
+    expect(recs[0]).toMatchObject({ kind: 'demonstration', prompt: 'Say hi', completion: 'Hi!' });
+    await expect(program(out).parseAsync(['node', 'rlhf', 'label', 'export', '--project', dir, '--kind', 'nope', '--out', file])).rejects.toThrow('--kind must be one of');
+    await expect(program(out).parseAsync(['node', 'rlhf', 'label', 'export', '--project', join(dir, 'none'), '--kind', 'prompts', '--out', file])).rejects.toThrow('not a studio project');
+  });
+});

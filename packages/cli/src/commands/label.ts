@@ -1,0 +1,91 @@
+/**
+ * `rlhf label`: the labeling studio (@rlhf/studio). `serve` runs the web app on 127.0.0.1 with its SQLite
+ * database in the project folder and prints the first admin's token once; `add-labeler` makes an account
+ * from the shell; `export` writes the labels in @rlhf/data formats for `rlhf sft` / `rlhf rm`.
+ * The studio is imported only when a label command runs, so other commands never load SQLite.
+ */
+import type { Command } from 'commander';
+
+export interface LabelIo {
+  out(s: string): void;
+  /** Called with the running studio (tests stop it; the CLI waits for a signal). */
+  onServe?(studio: { url: string; close(): Promise<void> }): void;
+}
+
+const defaultIo: LabelIo = { out: (s) => process.stdout.write(s) };
+
+type StudioModule = typeof import('@rlhf/studio');
+const STUDIO = '@rlhf/studio';
+/**
+ * Loaded at run time by name: a specifier in a variable keeps the bundler from inlining the studio, and with it
+ * better-sqlite3, whose addon is found relative to its own files.
+ */
+const loadStudio = (): Promise<StudioModule> => import(STUDIO) as Promise<StudioModule>;
+
+function port(v: string): number {
+  const x = Number(v);
+  if (v.trim() === '' || !Number.isInteger(x) || x < 0 || x > 65535) throw new Error(`--port must be a whole number from 0 to 65535, got ${JSON.stringify(v)}`);
+  return x;
+}
+
+export function registerLabel(program: Command, io: LabelIo = defaultIo): void {
+  const label = program.command('label').description('labeling studio: people write demonstrations and rank completions in a local web app');
+
+  label
+    .command('serve')
+    .description('start the studio (SQLite database in the project folder)')
+    .requiredOption('--project <dir>', 'project folder (created if missing; studio.json there configures completions)')
+    .option('--port <p>', 'port (0 = any free one)', port, 8370)
+    .option('--host <h>', 'address to bind; anything but loopback exposes the studio to the network', '127.0.0.1')
+    .action(async (o: { project: string; port: number; host: string }) => {
+      const { startStudio, ensureAdmin } = await loadStudio();
+      const studio = await startStudio({ projectDir: o.project, port: o.port, host: o.host });
+      const token = ensureAdmin(studio.store);
+      io.out(`rlhf label: serving ${o.project} at ${studio.url}\n`);
+      if (token) io.out(`admin token (shown once, store it): ${token}\n`);
+      if (io.onServe) return io.onServe(studio);
+      await new Promise<void>((resolve) => {
+        const stop = () => void studio.close().then(resolve);
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+    });
+
+  label
+    .command('add-labeler')
+    .description('create a labeler account and print its token (once; only its hash is stored)')
+    .requiredOption('--project <dir>', 'project folder')
+    .requiredOption('--name <name>', 'labeler name')
+    .option('--admin', 'an admin (manages labelers, items, exports)')
+    .action(async (o: { project: string; name: string; admin?: boolean }) => {
+      const { StudioStore } = await loadStudio();
+      const store = new StudioStore(o.project);
+      try {
+        const { token } = store.createLabeler(o.name, o.admin === true);
+        io.out(`${token}\n`);
+      } finally {
+        store.close();
+      }
+    });
+
+  label
+    .command('export')
+    .description('write the labels as @rlhf/data records (demonstrations, comparisons, preferences or prompts)')
+    .requiredOption('--project <dir>', 'project folder')
+    .requiredOption('--kind <kind>', 'demonstrations | comparisons | preferences | prompts')
+    .requiredOption('--out <file>', 'output file: .jsonl, .jsonl.gz, .json or .parquet')
+    .action(async (o: { project: string; kind: string; out: string }) => {
+      const { StudioStore, EXPORT_KINDS, exportToFile, DB_FILE } = await loadStudio();
+      if (!(EXPORT_KINDS as readonly string[]).includes(o.kind)) throw new Error(`--kind must be one of ${EXPORT_KINDS.join(', ')}, got ${JSON.stringify(o.kind)}`);
+      const { existsSync } = await import('node:fs');
+      const { join } = await import('node:path');
+      if (!existsSync(join(o.project, DB_FILE))) throw new Error(`${o.project} has no ${DB_FILE}: not a studio project`);
+      const store = new StudioStore(o.project);
+      try {
+        const n = await exportToFile(store, o.kind as (typeof EXPORT_KINDS)[number], o.out);
+        io.out(`wrote ${n} ${o.kind} to ${o.out}\n`);
+      } finally {
+        store.close();
+      }
+    });
+}
