@@ -13,7 +13,8 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { ensureAdmin, startStudio, type Studio } from './server';
 import { call, startMockCompletions } from './test-helpers';
 
-const CHROMIUM = '/usr/bin/chromium';
+// Overridable only so that the missing-browser behaviour itself can be checked (STUDIO_CHROMIUM=/nonexistent).
+const CHROMIUM = process.env.STUDIO_CHROMIUM ?? '/usr/bin/chromium';
 const hasBrowser = existsSync(CHROMIUM);
 const docs = join(dirname(fileURLToPath(import.meta.url)), '..', 'docs');
 const shoot = process.env.STUDIO_SCREENSHOTS === '1';
@@ -150,4 +151,82 @@ describe.skipIf(!hasBrowser && process.env.CI !== 'true')('studio in headless Ch
     expect(await page.locator('#status').textContent()).toBe('no such item in your queue');
     await page.close();
   }, 120_000);
+
+  it('the other task types: pairwise with a reason, Likert, rewrite, prompt and response, prompt', async () => {
+    // A project of its own, so that assignment does not depend on the tests above.
+    const dir2 = mkdtempSync(join(tmpdir(), 'studio-e2e-tasks-'));
+    writeFileSync(join(dir2, 'studio.json'), JSON.stringify({ completions: { source: 'openai', url: mock.url, model: 'mock' } }));
+    const s2 = await startStudio({ projectDir: dir2, port: 0, log: () => {} });
+    try {
+      const root = ensureAdmin(s2.store)!;
+      const cy = (await call(s2.url, 'POST', '/api/admin/labelers', root, { name: 'cy' })).body.token as string;
+      for (const [task, prompt] of [['pairwise', 'Which is kinder?'], ['likert', 'Rate these'], ['rewrite', 'Improve this']] as const) {
+        expect((await call(s2.url, 'POST', `/api/admin/upload?task=${task}&k=3&overlap=1&filename=p.jsonl`, root, JSON.stringify({ prompt }), true)).status).toBe(200);
+      }
+      for (const task of ['prompt_response', 'prompt']) expect((await call(s2.url, 'POST', '/api/admin/open-tasks', root, { task, count: 1, overlap: 1 })).status).toBe(200);
+
+      const page = await context.newPage();
+      await page.goto(s2.url);
+      await page.fill('#token', cy);
+      await page.click('#login button[type=submit]');
+      const open = async (n: number) => {
+        await page.locator('#queue li').nth(n - 1).waitFor();
+        await page.locator('#queue li').first().locator('a').click();
+        await page.locator('#submit').waitFor();
+      };
+      const submit = async (expectError?: string) => {
+        await page.click('#submit');
+        if (expectError) {
+          await page.locator('#status.error').waitFor();
+          expect(await page.locator('#status').textContent()).toBe(expectError);
+        } else await page.locator('#status.ok').waitFor();
+      };
+
+      await open(5); // pairwise: no choice is refused, then B with a reason
+      await page.fill('#reason', 'B is polite.');
+      await submit('choose completion A or B');
+      await page.check('#choice-1');
+      await submit();
+
+      await open(4); // Likert: a missing score is refused
+      const selects = page.locator('select.likert');
+      expect(await selects.count()).toBe(3);
+      await selects.nth(0).selectOption('6');
+      await selects.nth(2).selectOption('2');
+      await submit('score 2 must be a whole number from 1 to 7');
+      await selects.nth(1).selectOption('6');
+      await submit();
+
+      await open(3); // rewrite: starts from the completion's text
+      expect(await page.inputValue('#rewrite')).toBe('Improve this -> answer 0');
+      await page.fill('#rewrite', 'A better answer.');
+      await submit();
+
+      await open(2); // prompt and response
+      await page.fill('#prompt-input', 'What is 2 + 2?');
+      await page.fill('#response', '4');
+      await submit();
+
+      await open(1); // prompt only
+      await page.fill('#prompt-input', 'x'.repeat(20_001));
+      // The textarea's maxlength stops typing at 20,000; the server's own limit is tested in tasks.test.ts.
+      expect((await page.inputValue('#prompt-input')).length).toBe(20_000);
+      await page.fill('#prompt-input', 'Write a haiku about rain.');
+      await submit();
+      await page.locator('#empty').waitFor();
+      await page.close();
+
+      const get = async (kind: string) => ((await call(s2.url, 'GET', `/api/admin/export/${kind}`, root)).body as string).trim().split('\n').map((l) => JSON.parse(l));
+      const comps = await get('comparisons');
+      expect(comps.map((c) => [c.prompt, c.ranking, c.reason, c.likert])).toEqual([
+        ['Which is kinder?', [[1], [0]], 'B is polite.', undefined],
+        ['Rate these', [[0, 1], [2]], undefined, [6, 6, 2]],
+      ]);
+      expect((await get('demonstrations')).map((d) => [d.prompt, d.completion])).toEqual([['Improve this', 'A better answer.'], ['What is 2 + 2?', '4']]);
+      expect((await get('prompts')).map((d) => d.prompt)).toEqual(['What is 2 + 2?', 'Write a haiku about rain.']);
+    } finally {
+      await s2.close();
+      rmSync(dir2, { recursive: true, force: true });
+    }
+  }, 240_000);
 });
