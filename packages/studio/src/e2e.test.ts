@@ -112,6 +112,17 @@ describe.skipIf(!hasBrowser && process.env.CI !== 'true')('studio in headless Ch
     const adminPage = await signIn(admin);
     await adminPage.locator('#progress').waitFor();
     if (shoot) await adminPage.screenshot({ path: join(docs, 'admin.png'), fullPage: true });
+    // The admin creates a labeler (the token is shown once and works) and uploads a prompts file from the page.
+    await adminPage.fill('#new-labeler', 'dee');
+    await adminPage.click('#new-labeler ~ button');
+    const deeToken = (await adminPage.locator('#new-token .token').textContent())!;
+    expect((await call(studio.url, 'GET', '/api/me', deeToken)).body).toEqual({ name: 'dee', admin: false });
+    await adminPage.selectOption('#upload-task', 'response');
+    await adminPage.setInputFiles('#upload-file', { name: 'more.jsonl', mimeType: 'application/json', buffer: Buffer.from('{"prompt":"First"}\n{"prompt":"Second"}\n') });
+    await adminPage.click('form:has(#upload-file) button[type=submit]');
+    await adminPage.locator('#status.ok').waitFor();
+    expect(await adminPage.locator('#status').textContent()).toBe('Added 2 items.');
+    expect(studio.store.items().filter((i) => i.source === 'more.jsonl').map((i) => i.prompt)).toEqual(['First', 'Second']);
     const [download] = await Promise.all([adminPage.waitForEvent('download'), adminPage.click('#export button[data-kind="comparisons"]')]);
     const comparisons = readFileSync((await download.path())!, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(comparisons).toHaveLength(1);
@@ -133,7 +144,7 @@ describe.skipIf(!hasBrowser && process.env.CI !== 'true')('studio in headless Ch
   }, 240_000);
 
   it("a second labeler's token cannot read the first one's queue", async () => {
-    const anaItems = studio.store.items().filter((i) => i.task !== 'prompt').map((i) => i.id);
+    const anaItems = studio.store.items().filter((i) => i.task !== 'prompt' && i.source !== 'more.jsonl').map((i) => i.id);
     const page = await signIn(bo);
     await page.locator('#queue li').first().waitFor();
     const links = await page.locator('#queue li a').allTextContents();

@@ -99,4 +99,31 @@ describe('studio server', () => {
     const r4 = await call(studio.url, 'POST', '/api/admin/open-tasks', admin, { task: 'prompt_response', count: 2, overlap: 1 });
     expect(r4.body).toEqual({ added: 2 });
   });
+
+  it('shows progress and Kendall tau agreement on overlapping items to the admin', async () => {
+    const ana = await labeler('ana');
+    const bo = await labeler('bo');
+    expect((await call(studio.url, 'POST', '/api/admin/upload?task=ranking&k=3&overlap=2&filename=p.jsonl', admin, '{"prompt":"Q"}', true)).status).toBe(200);
+    const id = (await call(studio.url, 'GET', '/api/queue', ana)).body.items[0].id;
+    expect((await call(studio.url, 'GET', '/api/queue', bo)).body.items[0].id).toBe(id);
+    await call(studio.url, 'POST', `/api/items/${id}/submit`, ana, { ranking: [[0], [1], [2]] });
+    let o = (await call(studio.url, 'GET', '/api/admin/overview', admin)).body;
+    expect(o.progress).toEqual([{ labeler: 'ana', assigned: 1, done: 1 }, { labeler: 'bo', assigned: 1, done: 0 }]);
+    expect(o.agreement.meanTau).toBeNull();
+    // bo reverses ana's order: tau = -1.
+    await call(studio.url, 'POST', `/api/items/${id}/submit`, bo, { ranking: [[2], [1], [0]] });
+    o = (await call(studio.url, 'GET', '/api/admin/overview', admin)).body;
+    expect(o.agreement.meanTau).toBe(-1);
+    expect(o.agreement.items).toEqual([{ item: id, task: 'ranking', labelers: ['ana', 'bo'], value: -1, measure: 'kendall-tau-b' }]);
+  });
+
+  it('refuses oversized bodies and unknown routes', async () => {
+    const ana = await labeler('ana');
+    const big = JSON.stringify({ response: 'x'.repeat(2 << 20) });
+    const r = await call(studio.url, 'POST', '/api/items/1/submit', ana, big, true);
+    expect([404, 413]).toContain(r.status);
+    expect((await call(studio.url, 'POST', '/api/admin/labelers', admin, big, true)).status).toBe(413);
+    expect((await call(studio.url, 'GET', '/api/nothing', ana)).status).toBe(404);
+    expect((await call(studio.url, 'DELETE', '/api/queue', ana)).status).toBe(404);
+  });
 });

@@ -53,6 +53,8 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 }
 
 async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) throw new HttpError(413, `the request is larger than ${limit} bytes`);
   const chunks: Buffer[] = [];
   let n = 0;
   for await (const c of req) {
@@ -257,7 +259,14 @@ export async function startStudio(opts: StudioOptions): Promise<Studio> {
 
   const server: Server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
-      if (err instanceof HttpError) return send(res, err.status, { error: err.message });
+      if (err instanceof HttpError) {
+        if (err.status === 413) {
+          // The client may still be sending: let the body drain so that it can read the answer, then hang up.
+          res.setHeader('connection', 'close');
+          req.resume();
+        }
+        return send(res, err.status, { error: err.message });
+      }
       log(`studio: ${req.method} ${req.url}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
       if (!res.headersSent) send(res, 500, { error: 'internal error: the server log has the details' });
       else res.destroy();
