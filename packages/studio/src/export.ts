@@ -3,7 +3,7 @@
  * preferences (for `rlhf rm` / DPO), prompts (for PPO rollouts). One record per submission, so an item labeled
  * by three people gives three records, each naming its labeler; agreement is computed separately.
  */
-import { type Comparison, type DataRecord, type Demonstration, type Preference, type PromptOnly, type Text, openSink, pairGroupToPreferences, rankingToPairs, tiersFromRanks } from '@rlhf/data';
+import { type Comparison, type DataRecord, type Demonstration, type Preference, type PromptOnly, type Text, Report, openSink, pairGroupToPreferences, rankingToPairs, tiersFromRanks, writeRecords } from '@rlhf/data';
 import type { Item, StoredSubmission, StudioStore } from './store';
 
 export const EXPORT_KINDS = ['demonstrations', 'comparisons', 'preferences', 'prompts'] as const;
@@ -57,12 +57,24 @@ export function exportRecords(store: StudioStore, kind: ExportKind): DataRecord[
   return out;
 }
 
-/** Writes one kind to a file in any container @rlhf/data writes (.jsonl, .jsonl.gz, .json, .parquet). */
-export async function exportToFile(store: StudioStore, kind: ExportKind, path: string): Promise<number> {
+/**
+ * Writes one kind to a file in any container @rlhf/data writes (.jsonl, .jsonl.gz, .json, .parquet). With
+ * `format` (an @rlhf/data format name such as `trl-preference`) each record is encoded in that layout, as
+ * `rlhf data convert --to` does; without it, records are written as they are (JSON containers only: Parquet
+ * holds flat columns, so it needs a flat format). Records the format cannot take are counted, not written.
+ */
+export async function exportToFile(store: StudioStore, kind: ExportKind, path: string, format?: string): Promise<{ written: number; skipped: number }> {
+  const records = exportRecords(store, kind);
   const sink = openSink(path);
   try {
-    for (const r of exportRecords(store, kind)) await sink.write(r);
-    return await sink.close();
+    if (format === undefined) {
+      for (const r of records) await sink.write(r);
+      return { written: await sink.close(), skipped: 0 };
+    }
+    const report = new Report(path, format);
+    report.kept = records.length;
+    await writeRecords((async function* () { for (const record of records) yield { record }; })(), sink, format, report);
+    return { written: await sink.close(), skipped: report.dropped };
   } catch (err) {
     await sink.abort();
     throw err;

@@ -1,8 +1,8 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { RecordSchema, checkRecord } from '@rlhf/data';
+import { RecordSchema, checkRecord, readAll } from '@rlhf/data';
 import { StudioStore, hashToken } from './store';
 import { exportRecords, exportToFile } from './export';
 import { agreement } from './agreement';
@@ -93,8 +93,27 @@ describe('StudioStore', () => {
     expect(ag.meanTau).toBeCloseTo(2 / Math.sqrt(6), 12);
 
     const out = join(dir, 'comparisons.jsonl');
-    expect(await exportToFile(store, 'comparisons', out)).toBe(4);
+    expect(await exportToFile(store, 'comparisons', out)).toEqual({ written: 4, skipped: 0 });
     expect(readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l))).toEqual(comps);
+    // What the trainers' readers see: every exported record comes back, none dropped or warned about.
+    for (const kind of ['demonstrations', 'comparisons', 'preferences'] as const) {
+      const file = join(dir, `${kind}.jsonl`);
+      await exportToFile(store, kind, file);
+      const back = await readAll(file);
+      expect(back.records).toEqual(exportRecords(store, kind));
+      // The ranked item was labeled by two people (and a ranking gives several pairs), so a prompt repeats: a
+      // warning, by design, and nothing else.
+      expect(back.report.summary().dropped).toBe(0);
+      expect([...new Set(back.report.issues.map((i) => i.code))]).toEqual(kind === 'demonstrations' ? [] : ['duplicate-prompt']);
+    }
+    // Parquet needs a flat layout: without one the export fails and leaves no partial file.
+    const pq = join(dir, 'preferences.parquet');
+    await expect(exportToFile(store, 'preferences', pq)).rejects.toThrow('flat columns');
+    expect(existsSync(pq)).toBe(false);
+    expect(await exportToFile(store, 'preferences', pq, 'trl-preference')).toEqual({ written: 7, skipped: 0 });
+    expect((await readAll(pq)).records.map((r) => r.kind === 'preference' && [r.chosen, r.rejected])).toEqual(
+      exportRecords(store, 'preferences').map((r) => r.kind === 'preference' && [r.chosen, r.rejected]),
+    );
   });
 
   it('a second submission of the same item replaces the first', () => {
