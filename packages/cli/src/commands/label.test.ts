@@ -51,6 +51,9 @@ describe('rlhf label', () => {
     const recs = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(recs).toHaveLength(1);
     expect(recs[0]).toMatchObject({ kind: 'demonstration', prompt: 'Say hi', completion: 'Hi!' });
+    const pq = join(dir, 'sft.parquet');
+    await program(out).parseAsync(['node', 'rlhf', 'label', 'export', '--project', dir, '--kind', 'demonstrations', '--out', pq, '--format', 'trl-prompt-completion']);
+    expect(out.at(-1)).toBe(`wrote 1 demonstrations to ${pq}\n`);
     await expect(program(out).parseAsync(['node', 'rlhf', 'label', 'export', '--project', dir, '--kind', 'nope', '--out', file])).rejects.toThrow('--kind must be one of');
     await expect(program(out).parseAsync(['node', 'rlhf', 'label', 'export', '--project', join(dir, 'none'), '--kind', 'prompts', '--out', file])).rejects.toThrow('not a studio project');
   });

@@ -74,7 +74,8 @@ export function registerLabel(program: Command, io: LabelIo = defaultIo): void {
     .requiredOption('--project <dir>', 'project folder')
     .requiredOption('--kind <kind>', 'demonstrations | comparisons | preferences | prompts')
     .requiredOption('--out <file>', 'output file: .jsonl, .jsonl.gz, .json or .parquet')
-    .action(async (o: { project: string; kind: string; out: string }) => {
+    .option('--format <name>', 'an @rlhf/data layout to write (e.g. trl-preference; needed for .parquet); default: records as they are')
+    .action(async (o: { project: string; kind: string; out: string; format?: string }) => {
       const { StudioStore, EXPORT_KINDS, exportToFile, DB_FILE } = await loadStudio();
       if (!(EXPORT_KINDS as readonly string[]).includes(o.kind)) throw new Error(`--kind must be one of ${EXPORT_KINDS.join(', ')}, got ${JSON.stringify(o.kind)}`);
       const { existsSync } = await import('node:fs');
@@ -82,8 +83,8 @@ export function registerLabel(program: Command, io: LabelIo = defaultIo): void {
       if (!existsSync(join(o.project, DB_FILE))) throw new Error(`${o.project} has no ${DB_FILE}: not a studio project`);
       const store = new StudioStore(o.project);
       try {
-        const n = await exportToFile(store, o.kind as (typeof EXPORT_KINDS)[number], o.out);
-        io.out(`wrote ${n} ${o.kind} to ${o.out}\n`);
+        const r = await exportToFile(store, o.kind as (typeof EXPORT_KINDS)[number], o.out, o.format);
+        io.out(`wrote ${r.written} ${o.kind} to ${o.out}${r.skipped ? `; ${r.skipped} records the format cannot hold were left out` : ''}\n`);
       } finally {
         store.close();
       }
