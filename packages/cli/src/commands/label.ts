@@ -42,6 +42,7 @@ export function registerLabel(program: Command, io: LabelIo = defaultIo): void {
       const studio = await startStudio({ projectDir: o.project, port: o.port, host: o.host });
       const token = ensureAdmin(studio.store);
       io.out(`rlhf label: serving ${o.project} at ${studio.url}\n`);
+      if (!['127.0.0.1', '::1', 'localhost'].includes(o.host)) io.out(`warning: bound to ${o.host}: anyone who can reach this address can try tokens; the studio has no TLS\n`);
       if (token) io.out(`admin token (shown once, store it): ${token}\n`);
       if (io.onServe) return io.onServe(studio);
       await new Promise<void>((resolve) => {
