@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { sharedDirForTests, sharedPath } from '@rlhf/data';
 import { completionProvider, readProjectConfig } from './completions';
-import { startMockCompletions } from './test-helpers';
+import { call, startMockCompletions } from './test-helpers';
+import { ensureAdmin, startStudio } from './server';
 
 const dir = mkdtempSync(join(tmpdir(), 'studio-completions-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -41,5 +42,23 @@ describe.skipIf(!shared)('checkpoint source (stories260K, native addon)', () => 
     for (const t of out) expect(typeof t).toBe('string');
     // Different seeds: with 24 sampled tokens at temperature 1, three identical texts would mean one seed.
     expect(new Set(out).size).toBeGreaterThan(1);
+  });
+
+  it('a project naming the checkpoint in studio.json gets ranking items with K model completions', async () => {
+    const project = mkdtempSync(join(dir, 'ckpt-'));
+    writeFileSync(join(project, 'studio.json'), JSON.stringify({ completions: { source: 'checkpoint', path: sharedPath('models/stories260K/stories260K.bin'), maxNewTokens: 16 } }));
+    const studio = await startStudio({ projectDir: project, port: 0, log: () => {} });
+    try {
+      const admin = ensureAdmin(studio.store)!;
+      const ana = (await call(studio.url, 'POST', '/api/admin/labelers', admin, { name: 'ana' })).body.token;
+      const up = await call(studio.url, 'POST', '/api/admin/upload?task=ranking&k=4&overlap=1&filename=p.jsonl', admin, '{"prompt":"Lily went to the park"}', true);
+      expect(up.body).toEqual({ added: 1, dropped: 0 });
+      const [item] = (await call(studio.url, 'GET', '/api/queue', ana)).body.items;
+      const got = (await call(studio.url, 'GET', `/api/items/${item.id}`, ana)).body;
+      expect(got.completions).toHaveLength(4);
+      for (const c of got.completions) expect(typeof c).toBe('string');
+    } finally {
+      await studio.close();
+    }
   });
 });
