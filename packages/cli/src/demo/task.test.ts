@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { goldBreakdown, goldScore, rankWithNoise } from './gold-labeler';
-import { CONTRACTOR_STYLE, ISSUES, WEB_STYLE, idealReply, makeRng, samplePrompt, samplePrompts, sampleReply } from './task';
+import { CONTRACTOR_STYLE, ISSUES, WEB_STYLE, allPrompts, idealReply, makeRng, samplePrompt, samplePrompts, sampleReply, splitPromptSpace } from './task';
 
 const prompt = { text: 'Customer: Hi, my PixelPad arrived broken.\nAgent:', product: 'PixelPad', issue: ISSUES[1] };
 
@@ -22,6 +22,20 @@ describe('demo task', () => {
     const held = samplePrompts(rng, 200, train);
     expect(held).toHaveLength(200);
     for (const p of held) expect(train.has(p.text)).toBe(false);
+  });
+});
+
+describe('prompt space split', () => {
+  it('holds out prompts that no training draw can reach, the same ones for a seed', () => {
+    const all = allPrompts();
+    expect(new Set(all.map((p) => p.text)).size).toBe(all.length);
+    const a = splitPromptSpace(makeRng(3), 400);
+    const b = splitPromptSpace(makeRng(3), 400);
+    expect(a.held.map((p) => p.text)).toEqual(b.held.map((p) => p.text));
+    expect(a.held.length + a.train.length).toBe(all.length);
+    const train = new Set(a.train.map((p) => p.text));
+    for (const p of a.held) expect(train.has(p.text)).toBe(false);
+    expect(splitPromptSpace(makeRng(4), 400).held.map((p) => p.text)).not.toEqual(a.held.map((p) => p.text));
   });
 });
 
