@@ -197,6 +197,7 @@ describe.skipIf(!hasBrowser && process.env.CI !== 'true')('studio in headless Ch
       await page.fill('#reason', 'B is polite.');
       await submit('choose completion A or B');
       await page.check('#choice-1');
+      if (shoot) await page.screenshot({ path: join(docs, 'pairwise.png') });
       await submit();
 
       await open(4); // Likert: a missing score is refused
