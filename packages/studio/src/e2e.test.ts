@@ -87,6 +87,13 @@ describe.skipIf(!hasBrowser && process.env.CI !== 'true')('studio in headless Ch
     expect(await page.locator('#ranking li').evaluateAll((lis) => lis.map((li) => li.getAttribute('data-index')))).toEqual(['2', '0', '1']);
     await page.locator('#ranking li[data-index="1"] input.tie').check();
     expect(await page.locator('#ranking li .pos').allTextContents()).toEqual(['1.', '2.', '2.']);
+    // The buttons move a completion too (for people who do not drag): C down one place and back.
+    const order = () => page.locator('#ranking li').evaluateAll((lis) => lis.map((li) => li.getAttribute('data-index')));
+    await page.locator('#ranking li[data-index="2"] button.down').click();
+    expect(await order()).toEqual(['0', '2', '1']);
+    await page.locator('#ranking li[data-index="2"] button.up').click();
+    expect(await order()).toEqual(['2', '0', '1']);
+    expect(await page.locator('#ranking li .pos').allTextContents()).toEqual(['1.', '2.', '2.']);
     if (shoot) await page.screenshot({ path: join(docs, 'ranking.png') });
     await page.click('#submit');
     await page.locator('#status.ok').waitFor();
