@@ -55,7 +55,7 @@ export const FULL_SIZES: DemoSizes = {
   demos: 3000,
   sftEpochs: 2,
   sftLr: 2e-3,
-  rmPrompts: 1000,
+  rmPrompts: 2000,
   k: 4,
   labelerNoise: 0.2,
   rmEpochs: 2,
