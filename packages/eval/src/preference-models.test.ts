@@ -32,13 +32,20 @@ describe.runIf(shared)('model-level metrics on stories260K', () => {
     expect(r.winRate.n).toBe(2);
   });
 
-  it('a core RewardModel as a reward: its scalar at the last token of prompt + completion', () => {
+  it('a core RewardModel as a reward: the scalar at EOS of prompt + separately encoded completion, as the trainer scores', () => {
     const rm = new RewardModel(m.model);
     const reward = rewardModelReward(rm, m.tokenizer);
-    const ids = m.tokenizer.encode('Once upon a time there was a cat', { addBos: true });
+    // the reward trainer's sequence: BOS + prompt, then the completion encoded alone and ended with EOS
+    const ids = [
+      ...m.tokenizer.encode('Once upon a time', { addBos: true }),
+      ...m.tokenizer.encode(' there was a cat', { addEos: true, addDummyPrefix: false }),
+    ];
     const direct = noGrad(() => rm.forward({ ids: Int32Array.from(ids), B: 1, T: ids.length }).data[0]);
     expect(reward('Once upon a time', ' there was a cat')).toBeCloseTo(direct, 6);
     expect(Number.isFinite(direct)).toBe(true);
+    // with a normalisation the score is (raw - mean) / std
+    const normalized = rewardModelReward(rm, m.tokenizer, { mean: 0.5, std: 2, count: 10 });
+    expect(normalized('Once upon a time', ' there was a cat')).toBeCloseTo((direct - 0.5) / 2, 5);
   });
 
   it('TruthfulQA generation: greedy one-line answers scored by BLEU/ROUGE', () => {

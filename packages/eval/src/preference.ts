@@ -9,7 +9,17 @@
  *  - the reward over-optimisation curve (Gao et al. 2022): proxy reward and gold reward against KL, over a
  *    set of checkpoints (or any points), so that the gold curve's turn-down is visible.
  */
-import { generate, noGrad, tidy, type RewardModel, type Tokenizer } from '@rlhf/core';
+import {
+  collateCompletions,
+  encodePromptCompletion,
+  generate,
+  noGrad,
+  normalizeScore,
+  tidy,
+  type RewardModel,
+  type ScoreNormalization,
+  type Tokenizer,
+} from '@rlhf/core';
 import type { EvalModel } from './benchmarks/common';
 import { scoreContinuations } from './loglik';
 import type { Series } from './report';
@@ -67,13 +77,22 @@ export function rewardJudge(reward: (prompt: string, completion: string) => numb
   };
 }
 
-/** A reward function from a core RewardModel: its scalar at the last token of prompt + completion. */
-export function rewardModelReward(rm: RewardModel, tokenizer: Tokenizer): (prompt: string, completion: string) => number {
+/**
+ * A reward function from a core RewardModel: its scalar at the last token, on exactly the token sequence the
+ * reward trainer and PPO score (core's `encodePromptCompletion`: the prompt with BOS, then the completion
+ * encoded on its own and ended with EOS; `collateCompletions` trims to the model's context), and normalised
+ * (mean 0, std 1 on the reference set) when the model folder carried a normalisation.
+ */
+export function rewardModelReward(
+  rm: RewardModel,
+  tokenizer: Tokenizer,
+  normalization?: ScoreNormalization,
+): (prompt: string, completion: string) => number {
   return (prompt, completion) => {
-    const ids = tokenizer.encode(prompt + completion, { addBos: true });
-    const maxPos = rm.model.maxPositions;
-    const kept = ids.length > maxPos ? [ids[0], ...ids.slice(ids.length - maxPos + 1)] : ids;
-    return noGrad(() => tidy(() => rm.forward({ ids: Int32Array.from(kept), B: 1, T: kept.length }).data[0]));
+    const pair = encodePromptCompletion(tokenizer, prompt, completion);
+    const b = collateCompletions([pair], rm.model.maxPositions);
+    const raw = noGrad(() => tidy(() => rm.forward({ ids: b.ids, B: b.B, T: b.T, attentionMask: b.attentionMask }).data[0]));
+    return normalization ? normalizeScore(raw, normalization) : raw;
   };
 }
 
