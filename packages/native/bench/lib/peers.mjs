@@ -30,6 +30,10 @@ export async function loadOrt(threads) {
         interOpNumThreads: 1,
         executionMode: 'sequential',
         graphOptimizationLevel: 'all',
+        // Its intra-op threads otherwise spin after every run, in our process, on the core our second
+        // thread needs during our turn of the interleaved race (the same reason numpy's OpenBLAS gets
+        // OPENBLAS_THREAD_TIMEOUT): config entry session.intra_op.allow_spinning = 0.
+        extra: { session: { intra_op: { allow_spinning: '0' } } },
         ...options,
       });
     const tensor = (data, dims) => {
