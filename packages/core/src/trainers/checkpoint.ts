@@ -139,9 +139,18 @@ export function listCheckpoints(outputDir: string): { step: number; path: string
     .sort((a, b) => a.step - b.step);
 }
 
+/**
+ * Deletes all but the newest `keep` checkpoints. A folder is first renamed to a temporary name (atomic), then
+ * removed: a process killed mid-delete must never leave a half-deleted folder under a checkpoint's name
+ * (the next save removes the leftover temporary).
+ */
 function pruneCheckpoints(outputDir: string, keep: number): void {
   const all = listCheckpoints(outputDir);
-  for (const c of all.slice(0, Math.max(0, all.length - keep))) rmSync(c.path, { recursive: true, force: true });
+  for (const c of all.slice(0, Math.max(0, all.length - keep))) {
+    const doomed = join(outputDir, `${TMP_PREFIX}pruned-${c.step}-${process.pid}-${randomBytes(4).toString('hex')}`);
+    renameSync(c.path, doomed);
+    rmSync(doomed, { recursive: true, force: true });
+  }
 }
 
 /** Loads and checks a checkpoint folder; throws naming the folder and what is wrong. */
