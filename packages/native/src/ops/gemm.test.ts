@@ -205,6 +205,26 @@ describe('gemm threads', () => {
   });
 });
 
+describe('gemm threads: the column split of large products', () => {
+  // With several threads, products of at least 2^28 multiply-adds with n >= 384 take the column-split path
+  // (each thread packs its own B panels; see gemm_cpu.cc). One such product here; gemm-split.test.ts forces
+  // that path on many small odd shapes.
+  it('matches the float64 reference with 2 and 3 threads at every SIMD level', () => {
+    const before = getNumThreads();
+    try {
+      const c = { m: 701, n: 777, k: 500, tA: false, tB: true };
+      expect(c.m * c.n * c.k).toBeGreaterThanOrEqual(2 ** 28);
+      const run = prepare({ ...c, alpha: 0.75, beta: 0.5 }, 900);
+      for (const t of [2, 3]) {
+        setNumThreads(t);
+        atEveryLevel(run, `${c.m}x${c.n}x${c.k} threads=${t}`);
+      }
+    } finally {
+      setNumThreads(before);
+    }
+  });
+});
+
 describe('gemm arguments', () => {
   it('respects byteOffset of subarray views and writes nothing outside C', () => {
     const m = 9, n = 21, k = 14;

@@ -318,6 +318,83 @@ void gemm_packed(const GemmIsa& isa, float* C, int64_t ldc, const float* A, int6
   }
 }
 
+// The packed path with the columns split among threads: each thread packs its own B panels (kc x nc, into its
+// own core's L2) and computes every A micro-panel against them; the A block (mc x kc) is packed by all
+// threads together, once per (ic, pc) block, and read by all from L3. One barrier per (ic, pc) block (after
+// A's packing); column panels are taken from an atomic counter, so a thread that lost its core does fewer.
+// Needs enough columns and work to share (see use_column_split).
+//
+// Why: with the shared B panel of gemm_packed, two threads reached 1.5-1.6x one thread; with private B
+// panels 1.8-1.9x (2048^3: 163 -> 204 GFLOP/s, 2048x1152x384: 190 -> 226, same process, interleaved).
+void gemm_packed_nsplit(const GemmIsa& isa, float* C, int64_t ldc, const float* A, int64_t lda, const float* B,
+                        int64_t ldb, int64_t m, int64_t n, int64_t k, bool transA, bool transB, float alpha,
+                        float beta, int nt) {
+  const int MR = isa.mr, NR = isa.nr;
+  const Blocking bl = blocking(isa);
+  const int64_t kc_blk = ceil_div(k, ceil_div(k, bl.kc));
+  const int64_t mc_blk = round_up(ceil_div(m, ceil_div(m, bl.mc)), MR);
+  // Column panels: at least panels_per_thread per thread, none wider than NC.
+  const int64_t panels = round_up(ceil_div(n, bl.nc), nt);
+  const int64_t nc_blk = round_up(ceil_div(n, panels), NR);
+  const int64_t njc = ceil_div(n, nc_blk), npc = ceil_div(k, kc_blk), nic = ceil_div(m, mc_blk);
+  const size_t asize = size_t(mc_blk * kc_blk);
+  float* apack = t_apack.get(asize * 2);
+  const int64_t blocks = nic * npc;
+  std::unique_ptr<std::atomic<int64_t>[]> counters(new std::atomic<int64_t>[2 * blocks]);
+  for (int64_t u = 0; u < 2 * blocks; ++u) counters[u].store(0, std::memory_order_relaxed);
+  SpinYieldBarrier barrier(nt);
+  const auto micro = bl.prefetch && isa.micro_pf ? isa.micro_pf : isa.micro;
+  auto body = [&]() {
+    alignas(64) float tile[32 * 64];
+    float* bp0 = t_bpack.get(size_t(kc_blk * nc_blk));  // this thread's own
+    int64_t blk = 0;
+    for (int64_t ic = 0; ic < m; ic += mc_blk) {
+      const int64_t mc = std::min(mc_blk, m - ic);
+      const int64_t mpan = ceil_div(mc, MR);
+      for (int64_t pc = 0; pc < k; pc += kc_blk, ++blk) {
+        const int64_t kc = std::min(kc_blk, k - pc);
+        const float beta_eff = pc == 0 ? beta : 1.0f;
+        float* ap0 = apack + asize * (blk % 2);
+        std::atomic<int64_t>& pj = counters[2 * blk];
+        std::atomic<int64_t>& cj = counters[2 * blk + 1];
+        for (int64_t job; (job = pj.fetch_add(1, std::memory_order_relaxed)) < mpan;)
+          isa.pack_a(ap0 + job * kc * MR, A, lda, transA, ic + job * MR, std::min<int64_t>(MR, mc - job * MR), pc, kc);
+        barrier.wait();
+        for (int64_t q; (q = cj.fetch_add(1, std::memory_order_relaxed)) < njc;) {
+          const int64_t jc = q * nc_blk, nc = std::min(nc_blk, n - jc), npan = ceil_div(nc, NR);
+          for (int64_t jr = 0; jr < npan; ++jr)
+            isa.pack_b(bp0 + jr * kc * NR, B, ldb, transB, pc, kc, jc + jr * NR, std::min<int64_t>(NR, nc - jr * NR));
+          for (int64_t ir = 0; ir < mpan; ++ir) {
+            const int64_t i = ic + ir * MR, rows = std::min<int64_t>(MR, m - i);
+            const float* ap = ap0 + ir * kc * MR;
+            for (int64_t jr = 0; jr < npan; ++jr) {
+              const int64_t j = jc + jr * NR, cols = std::min<int64_t>(NR, n - j);
+              const float* bp = bp0 + jr * kc * NR;
+              float* cp = C + i * ldc + j;
+              if (rows == MR && cols == NR) {
+                micro(kc, ap, bp, cp, ldc, alpha, beta_eff);
+              } else {
+                micro(kc, ap, bp, tile, NR, 1.0f, 0.0f);
+                for (int64_t r = 0; r < rows; ++r)
+                  for (int64_t c = 0; c < cols; ++c) {
+                    const float v = alpha * tile[r * NR + c];
+                    cp[r * ldc + c] = beta_eff == 0.0f ? v : v + beta_eff * cp[r * ldc + c];
+                  }
+              }
+            }
+          }
+        }
+      }
+    }
+  };
+#pragma omp parallel num_threads(nt)
+  {
+    // The barrier counts nt arrivals: a smaller team (OpenMP may give fewer threads) runs one thread's path.
+    if (omp_get_num_threads() == nt) body();
+    else if (omp_get_thread_num() == 0) gemm_packed(isa, C, ldc, A, lda, B, ldb, m, n, k, transA, transB, alpha, beta, 1);
+  }
+}
+
 // Rows up to which the direct path beats packing: it reads B once per 4 rows, where packing costs a read
 // and a write of B and a read of the packed copy. With transB (a linear layer's weight, the generation case)
 // the direct path's dot products won up to 16 rows (4096x1024 weight: about 1.3-1.9x at m = 5..12); without,
@@ -329,6 +406,20 @@ int64_t small_m_limit(bool transB) {
     return x >= 0 && x <= 64 ? int64_t(x) : int64_t(-1);
   }();
   return v >= 0 ? v : transB ? 16 : 6;
+}
+
+// Columns split among threads (gemm_packed_nsplit) or rows with a shared B panel (gemm_packed)? Measured
+// on the 2-core AVX-512 machine, interleaved in one process: the column split won by 5-25% from about
+// 2^28 multiply-adds with n >= 384 (1024x1152x384 +19%, 2048x384x1536 +13%, 1024^3 +12%) and lost by
+// 10-17% below (512^3, 1024x384x384), where its shared A block and per-thread panels are too small to pay.
+// RLHF_GEMM_SPLIT=m or =n forces one (tuning runs).
+bool use_column_split(int64_t m, int64_t n, int64_t k) {
+  static const char forced = [] {
+    const char* e = std::getenv("RLHF_GEMM_SPLIT");
+    return e && (e[0] == 'm' || e[0] == 'n') ? e[0] : '\0';
+  }();
+  if (forced) return forced == 'n' && n >= 2;
+  return n >= 384 && double(m) * double(n) * double(k) >= double(1 << 28);
 }
 
 void gemm_one(const GemmIsa& isa, float* C, const float* A, const float* B, int64_t m, int64_t n, int64_t k,
@@ -346,6 +437,10 @@ void gemm_one(const GemmIsa& isa, float* C, const float* A, const float* B, int6
   // Up to ~1M multiply-adds (about 10 us on one core; 100^3) a second thread costs more to wake than it
   // saves, and on a busy machine waking it can cost a whole scheduler slice.
   if (double(m) * double(n) * double(k) <= double(1 << 20)) nt = 1;
+  if (nt > 1 && use_column_split(m, n, k)) {
+    gemm_packed_nsplit(isa, C, ldc, A, lda, B, ldb, m, n, k, transA, transB, alpha, beta, nt);
+    return;
+  }
   gemm_packed(isa, C, ldc, A, lda, B, ldb, m, n, k, transA, transB, alpha, beta, nt);
 }
 
