@@ -9,6 +9,9 @@
  * 2. The share of a training step spent in garbage collection (PerformanceObserver 'gc' entries), with the
  *    buffer pool on and off, interleaved, plus the pool's fresh allocations per step.
  * 3. Generation tokens/s with and without the KV cache (same model, greedy, batch 1), interleaved.
+ * With --profile, a few more training steps with per-kernel timers (GEMMs by shape) print where a step goes:
+ * one `train-step-profile` row per kernel (ms per step, share of the step, GFLOP/s for GEMMs) and one for the
+ * time outside the kernels (the TypeScript tape, ops and pool).
  */
 import { performance, PerformanceObserver } from 'node:perf_hooks';
 import { writeFileSync } from 'node:fs';
@@ -17,6 +20,7 @@ import { generate } from '../src/generation/generate';
 import { GPT2 } from '../src/model/gpt2';
 import { AdamW } from '../src/optim/adamw';
 import { crossEntropy } from '../src/tensor/ops';
+import { kernelTimings, setKernelTiming } from '../src/backend/cpu';
 import { poolStats, resetPoolStats, setPoolEnabled } from '../src/tensor/pool';
 import { Rng } from '../src/util/rng';
 
@@ -55,6 +59,7 @@ const flushGc = () => new Promise((r) => setTimeout(r, 0));
 
 export async function main(argv: string[]): Promise<void> {
   const quick = argv.includes('--quick');
+  const profile = argv.includes('--profile');
   const jsonAt = argv.indexOf('--json');
   const thrAt = argv.indexOf('--threads');
   const filterAt = argv.indexOf('--filter');
@@ -71,7 +76,7 @@ export async function main(argv: string[]): Promise<void> {
   const L = 6, C = 384, H = 6, T = 256, V = 65, B = quick ? 2 : 4;
   const model = new GPT2({ vocabSize: V, nPositions: T, nEmbd: C, nLayer: L, nHead: H }, { seed: 1 });
   const rng = new Rng(3);
-  if (want('train')) await trainBench(model, { L, C, H, T, V, B, quick, log, rng });
+  if (want('train')) await trainBench(model, { L, C, H, T, V, B, quick, profile, log, rng });
   if (want('generate')) await generateBench(model, { L, C, V, quick, log, rng });
   obs.disconnect();
   if (jsonAt >= 0) {
@@ -89,7 +94,10 @@ interface Ctx {
 }
 
 // ---- 1 + 2. training step ----
-async function trainBench(model: GPT2, { L, C, H, T, V, B, quick, log, rng }: Ctx & { H: number; T: number; B: number }): Promise<void> {
+async function trainBench(
+  model: GPT2,
+  { L, C, H, T, V, B, quick, profile, log, rng }: Ctx & { H: number; T: number; B: number; profile: boolean },
+): Promise<void> {
   const opt = new AdamW(model.namedParameters(), { lr: 1e-4 });
   const N = model.numParameters() - T * C; // without the position table (nanoGPT's count)
   const flopsPerToken = 6 * N + 12 * L * C * T;
@@ -147,7 +155,34 @@ async function trainBench(model: GPT2, { L, C, H, T, V, B, quick, log, rng }: Ct
     msNoPool: +median(stepMs.nopool).toFixed(1), ratio: +(median(stepMs.nopool) / ms).toFixed(3),
     freshMiBPerStepPool: +(freshPerStep / 2 ** 20).toFixed(3), peer: 'same step without the pool', rounds,
   });
+  if (profile) profileSteps(step, { B, T, shape, log });
+}
 
+/** Per-kernel time of a training step (--profile): the kernels' own wall time, GEMMs by shape. */
+function profileSteps(step: () => void, { B, T, shape, log }: { B: number; T: number; shape: string; log: (r: Row) => void }): void {
+  const steps = 3;
+  setKernelTiming(true);
+  kernelTimings(true);
+  const t0 = performance.now();
+  for (let i = 0; i < steps; i++) step();
+  const total = (performance.now() - t0) / steps;
+  setKernelTiming(false);
+  const rows = kernelTimings(true);
+  let inKernels = 0;
+  for (const [name, t] of rows) {
+    inKernels += t.ms / steps;
+    const g = /^gemm (\d+)x(\d+)x(\d+)/.exec(name) ?? /^gemmBatched (\d+)x\((\d+)x(\d+)x(\d+)\)/.exec(name);
+    const flops = g ? 2 * g.slice(1).reduce((a, x) => a * Number(x), 1) : 0;
+    log({
+      suite: 'core', kernel: 'train-step-profile', shape, ms: +(t.ms / steps).toFixed(2), what: name,
+      callsPerStep: t.calls / steps, pctStep: +((100 * t.ms) / steps / total).toFixed(1),
+      ...(flops ? { gflops: +((flops * t.calls) / t.ms / 1e6).toFixed(1) } : {}),
+    });
+  }
+  log({
+    suite: 'core', kernel: 'train-step-profile', shape, ms: +(total - inKernels).toFixed(2), what: 'outside kernels',
+    pctStep: +((100 * (total - inKernels)) / total).toFixed(1), stepMs: +total.toFixed(1), tokensPerSec: +((B * T) / (total / 1e3)).toFixed(0),
+  });
 }
 
 // ---- 3. generation with and without the KV cache ----

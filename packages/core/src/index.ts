@@ -11,7 +11,7 @@ export type { OpDef } from './tensor/autograd';
 export * as ops from './tensor/ops';
 export { acquireF32, releaseF32, poolStats, resetPoolStats, clearPool, setPoolEnabled } from './tensor/pool';
 export type { PoolStats } from './tensor/pool';
-export { kernels, kernelSources } from './backend/cpu';
+export { kernels, kernelSources, kernelTimings, setKernelTiming, type KernelTiming } from './backend/cpu';
 export type { Kernels, KernelName } from './backend/kernels';
 export { Rng } from './util/rng';
 

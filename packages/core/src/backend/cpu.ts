@@ -44,7 +44,59 @@ function build(): Kernels {
 /** The CPU kernel table, built on first use. */
 export function kernels(): Kernels {
   if (!table) table = build();
-  return table;
+  return timed ?? table;
+}
+
+// ---- optional per-kernel timing (benchmarks and profiling only; off by default and then free) ----
+
+export interface KernelTiming {
+  calls: number;
+  ms: number;
+}
+let timed: Kernels | undefined;
+const timings = new Map<string, KernelTiming>();
+
+/**
+ * Turns per-kernel wall-clock timing on or off. While on, every call through `kernels()` adds its time to
+ * `kernelTimings()`; while off (the default) `kernels()` returns the plain table and nothing is measured.
+ */
+export function setKernelTiming(on: boolean): void {
+  if (!on) {
+    timed = undefined;
+    return;
+  }
+  const plain = kernels() as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const wrapped: Record<string, unknown> = {};
+  for (const name of Object.keys(plain)) {
+    const fn = plain[name];
+    // GEMMs are told apart by shape ("gemm 1024x1152x384 NT"): they are most of a step, at very different rates.
+    const key =
+      name === 'gemm'
+        ? (a: unknown[]) => `gemm ${a[3]}x${a[4]}x${a[5]} ${a[6] ? 'T' : 'N'}${a[7] ? 'T' : 'N'}`
+        : name === 'gemmBatched'
+          ? (a: unknown[]) => `gemmBatched ${a[3]}x(${a[4]}x${a[5]}x${a[6]}) ${a[10] ? 'T' : 'N'}${a[11] ? 'T' : 'N'}`
+          : () => name;
+    wrapped[name] = (...args: unknown[]) => {
+      const t0 = performance.now();
+      try {
+        return fn(...args);
+      } finally {
+        const k = key(args);
+        let t = timings.get(k);
+        if (!t) timings.set(k, (t = { calls: 0, ms: 0 }));
+        t.calls++;
+        t.ms += performance.now() - t0;
+      }
+    };
+  }
+  timed = wrapped as unknown as Kernels;
+}
+
+/** The timings gathered since the last reset (by kernel; GEMMs by shape), slowest first. */
+export function kernelTimings(reset = false): [string, KernelTiming][] {
+  const out = [...timings.entries()].map(([k, v]) => [k, { ...v }] as [string, KernelTiming]).sort((a, b) => b[1].ms - a[1].ms);
+  if (reset) timings.clear();
+  return out;
 }
 
 /** For each kernel name, whether it runs natively or on the TypeScript reference (stale addon). */
