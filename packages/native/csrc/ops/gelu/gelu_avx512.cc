@@ -1,4 +1,93 @@
-// The GELU kernels compiled for avx512 (flags from CMakeLists.txt by file name); only called after a
-// simd_level() check in gelu_cpu.cc.
-#define RLHF_ISA avx512
-#include "ops/gelu/gelu_kernels.inc"
+// The GELU kernels for AVX-512, written with intrinsics (the avx2 and portable copies come from
+// gelu_kernels.inc); only called after a simd_level() check in gelu_cpu.cc.
+//
+// Why not the generic loop: GCC vectorises it with a vdivps and vm_exp's clamps and exponent-bit
+// arithmetic. Here, per 16 floats: exp by range reduction with vscalefps doing the 2^n, and 1/(1 + e) by
+// vrcp14ps plus one Newton step (relative error ~2^-23, within the tests' 2e-6 of the float64 reference).
+// Measured in one process, one thread, 64K floats in cache, interleaved: 25-29 cycles per 16 floats against
+// 29-31 for the generic loop (about 10% fewer); the kernel stays compute-bound, near 0.7x of a copy with
+// two threads on 16M floats.
+//
+// Same formulas as gelu_kernels.inc: with t = -2u and s = σ(2u) = 1/(1 + e^t),
+//   GELU(x) = x·s,   GELU'(x) = s + 2x·s(1 - s)·du/dx.
+// Saturation: t is clamped to [-88, 80] before exp (e^t stays a normal float, and so does 1/(1 + e^t));
+// where t > 80, s is set to 0 (σ(2u) < 1.9e-35: x·s is 0 to float precision for the x that give such t,
+// and -0 for huge negative x, as the reference's x / (1 + inf)). NaN stays NaN (min/max keep their second
+// operand when one is NaN, so the constant goes first).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include "ops/gelu/gelu.h"
+
+namespace rlhf {
+namespace avx512 {
+namespace {
+
+constexpr float kSqrt2OverPi = 0.7978845608028654f;
+constexpr float kCoeff = 0.044715f;
+
+// s = 1/(1 + e^t) for t = -2u(x), and the mask of lanes where t > 80 (s forced to 0).
+inline __m512 sigma_2u(__m512 x) {
+  const __m512 x2 = _mm512_mul_ps(x, x);
+  // t = -2·√(2/π)·(x + 0.044715·x³) = x·(k1 + k2·x²)
+  __m512 t = _mm512_mul_ps(x, _mm512_fmadd_ps(_mm512_set1_ps(-2.0f * kSqrt2OverPi * kCoeff), x2,
+                                              _mm512_set1_ps(-2.0f * kSqrt2OverPi)));
+  const __mmask16 zero = _mm512_cmp_ps_mask(t, _mm512_set1_ps(80.0f), _CMP_GT_OQ);
+  t = _mm512_min_ps(_mm512_set1_ps(80.0f), t);
+  t = _mm512_max_ps(_mm512_set1_ps(-88.0f), t);
+  // e^t = 2^n · e^r, n = round(t / ln2), |r| <= ln2/2; e^r by the Cephes expf polynomial (as vm_exp).
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(t, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), t);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  // The polynomial with its terms paired (c_i + c_{i+1}·r, then powers of r²): fewer dependent steps than
+  // Horner's, as the loop's 16-float iterations are long dependency chains.
+  const __m512 r2 = _mm512_mul_ps(r, r);
+  const __m512 q0 = _mm512_fmadd_ps(_mm512_set1_ps(1.6666665459e-1f), r, _mm512_set1_ps(5.0000001201e-1f));
+  const __m512 q1 = _mm512_fmadd_ps(_mm512_set1_ps(8.3334519073e-3f), r, _mm512_set1_ps(4.1665795894e-2f));
+  const __m512 q2 = _mm512_fmadd_ps(_mm512_set1_ps(1.9875691500e-4f), r, _mm512_set1_ps(1.3981999507e-3f));
+  const __m512 q = _mm512_fmadd_ps(_mm512_fmadd_ps(q2, r2, q1), r2, q0);  // c0 + c1 r + ... + c5 r^5
+  const __m512 p = _mm512_fmadd_ps(q, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  const __m512 d = _mm512_add_ps(_mm512_set1_ps(1.0f), _mm512_scalef_ps(p, n));
+  __m512 s = _mm512_rcp14_ps(d);
+  s = _mm512_mul_ps(s, _mm512_fnmadd_ps(d, s, _mm512_set1_ps(2.0f)));  // s·(2 - d·s)
+  return _mm512_mask_mov_ps(s, zero, _mm512_setzero_ps());
+}
+
+inline __m512 gelu_fwd16(__m512 x) { return _mm512_mul_ps(x, sigma_2u(x)); }
+
+inline __m512 gelu_bwd16(__m512 g, __m512 x) {
+  const __m512 s = sigma_2u(x);
+  // du/dx with |x| capped at 1e4 (as gelu_kernels.inc: an overflowing x² would give 0·inf = NaN).
+  const __m512 xc = _mm512_max_ps(_mm512_set1_ps(-1e4f), _mm512_min_ps(_mm512_set1_ps(1e4f), x));
+  const __m512 du = _mm512_fmadd_ps(_mm512_set1_ps(3.0f * kCoeff * kSqrt2OverPi), _mm512_mul_ps(xc, xc),
+                                    _mm512_set1_ps(kSqrt2OverPi));
+  const __m512 s1 = _mm512_fnmadd_ps(s, s, s);  // s(1 - s), first: it is 0 where x·du overflows
+  const __m512 w = _mm512_mul_ps(_mm512_add_ps(s1, s1), x);
+  return _mm512_mul_ps(g, _mm512_fmadd_ps(w, du, s));
+}
+
+}  // namespace
+
+void gelu_forward(float* out, const float* x, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, gelu_fwd16(_mm512_loadu_ps(x + i)));
+  if (i < n) {
+    const __mmask16 m = __mmask16((1u << (n - i)) - 1u);
+    _mm512_mask_storeu_ps(out + i, m, gelu_fwd16(_mm512_maskz_loadu_ps(m, x + i)));
+  }
+}
+
+void gelu_backward(float* dx, const float* dy, const float* x, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(dx + i, gelu_bwd16(_mm512_loadu_ps(dy + i), _mm512_loadu_ps(x + i)));
+  if (i < n) {
+    const __mmask16 m = __mmask16((1u << (n - i)) - 1u);
+    _mm512_mask_storeu_ps(dx + i, m, gelu_bwd16(_mm512_maskz_loadu_ps(m, dy + i), _mm512_maskz_loadu_ps(m, x + i)));
+  }
+}
+
+}  // namespace avx512
+}  // namespace rlhf
