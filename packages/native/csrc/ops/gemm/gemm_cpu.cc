@@ -337,16 +337,19 @@ void gemm_packed_nsplit(const GemmIsa& isa, float* C, int64_t ldc, const float* 
   const int64_t panels = round_up(ceil_div(n, bl.nc), nt);
   const int64_t nc_blk = round_up(ceil_div(n, panels), NR);
   const int64_t njc = ceil_div(n, nc_blk), npc = ceil_div(k, kc_blk), nic = ceil_div(m, mc_blk);
-  const size_t asize = size_t(mc_blk * kc_blk);
+  const size_t asize = size_t(mc_blk * kc_blk), bsize = size_t(kc_blk * nc_blk);
+  // All buffers are taken here, before the parallel region: a failed allocation throws std::bad_alloc to
+  // the binding (a JS exception), where inside the region it would terminate the process.
   float* apack = t_apack.get(asize * 2);
+  float* bpack = t_bpack.get(bsize * size_t(nt));  // one B panel per thread
   const int64_t blocks = nic * npc;
   std::unique_ptr<std::atomic<int64_t>[]> counters(new std::atomic<int64_t>[2 * blocks]);
   for (int64_t u = 0; u < 2 * blocks; ++u) counters[u].store(0, std::memory_order_relaxed);
   SpinYieldBarrier barrier(nt);
   const auto micro = bl.prefetch && isa.micro_pf ? isa.micro_pf : isa.micro;
-  auto body = [&]() {
+  auto body = [&](int tid) {
     alignas(64) float tile[32 * 64];
-    float* bp0 = t_bpack.get(size_t(kc_blk * nc_blk));  // this thread's own
+    float* bp0 = bpack + bsize * size_t(tid);  // this thread's own
     int64_t blk = 0;
     for (int64_t ic = 0; ic < m; ic += mc_blk) {
       const int64_t mc = std::min(mc_blk, m - ic);
@@ -390,7 +393,7 @@ void gemm_packed_nsplit(const GemmIsa& isa, float* C, int64_t ldc, const float* 
 #pragma omp parallel num_threads(nt)
   {
     // The barrier counts nt arrivals: a smaller team (OpenMP may give fewer threads) runs one thread's path.
-    if (omp_get_num_threads() == nt) body();
+    if (omp_get_num_threads() == nt) body(omp_get_thread_num());
     else if (omp_get_thread_num() == 0) gemm_packed(isa, C, ldc, A, lda, B, ldb, m, n, k, transA, transB, alpha, beta, 1);
   }
 }
