@@ -6,7 +6,7 @@
  * is accepted on load and optional on save.
  */
 import type { TensorEntry } from '../io/dtypes';
-import { add, attention, embedding, gelu, layerNorm, linear, permute0213, reshape, splitLast } from '../tensor/ops';
+import { add, attention, embedding, gelu, layerNorm, linear, permute0213, reshape, splitHeads } from '../tensor/ops';
 import { Tensor } from '../tensor/tensor';
 import { Rng } from '../util/rng';
 import { attendWithCache, checkInput, KVCache, preparePositions, type CausalLM, type ModelInput } from './common';
@@ -106,7 +106,7 @@ export class GPT2 extends Module implements CausalLM {
       const p = `h.${l}.`;
       const h = layerNorm(x, P(`${p}ln_1.weight`), P(`${p}ln_1.bias`), eps); // (B·T, C)
       const qkv = linear(h, P(`${p}attn.c_attn.weight`), P(`${p}attn.c_attn.bias`)); // (B·T, 3C)
-      const [q, k, v] = splitLast(qkv, [C, C, C]).map((t) => permute0213(reshape(t, [B, T, H, D]))); // (B, H, T, D) each
+      const [q, k, v] = splitHeads(qkv, B, T, 3, H, D); // (B, H, T, D) each
       const y = cache ? attendWithCache(q, k, v, cache, l) : attention(q, k, v, mask); // (B, H, T, D)
       const yc = reshape(permute0213(y), [B * T, C]); // (B·T, C)
       x = add(x, linear(yc, P(`${p}attn.c_proj.weight`), P(`${p}attn.c_proj.bias`))); // (B·T, C)

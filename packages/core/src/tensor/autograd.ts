@@ -55,6 +55,7 @@ export class BackwardCtx {
     readonly inputs: Tensor[],
     readonly saved: Record<string, unknown>,
     private readonly fwd: ForwardCtx,
+    private readonly outputs: Tensor[] = [],
   ) {}
 
   needs(i: number): boolean {
@@ -81,6 +82,31 @@ export class BackwardCtx {
     if (!t.grad) t.grad = newGrad(t, true);
     return t.grad.data;
   }
+
+  /**
+   * Gives input i the gradient of output o unchanged (a view, an add: dx = dy), copying nothing where it
+   * can. The first intermediate input without a gradient takes output o's gradient buffer itself: that
+   * buffer is complete, and this backward is its only reader (every consumer of output o ran before it),
+   * so later adds into the input's gradient may land in it; the input's gradient then shares the output
+   * gradient's storage and is given back with it. Only one input takes a given buffer (two inputs sharing
+   * one gradient buffer would see each other's later adds); the others get a copy. An input that already
+   * has a gradient gets dy added in directly (no temporary); a leaf gets a copy in its own memory.
+   */
+  pass(i: number, o = 0): void {
+    const t = this.inputs[i];
+    if (!t.requiresGrad) return;
+    const g = this.outputs[o].grad!;
+    if (t.grad && t.grad.storage !== g.storage) {
+      (addKernel ?? addLoop)(t.grad.data, g.data, t.size);
+    } else if (t.grad || t.isLeaf || this.handedOut & (1 << o)) {
+      // a leaf, a buffer already handed out, or the same tensor twice in this op (its gradient is this buffer)
+      (copyKernel ?? copyLoop)(this.write(i)!, g.data, t.size);
+    } else {
+      t.grad = new Tensor(g.storage, t.shape, g.offset);
+      this.handedOut |= 1 << o;
+    }
+  }
+  private handedOut = 0;
 
   alloc(n: number): Float32Array {
     return this.fwd.alloc(n);
@@ -143,6 +169,15 @@ export function defineOp<A extends unknown[], R extends Tensor | Tensor[]>(def: 
 }
 
 let addKernel: ((dst: Float32Array, src: Float32Array, n: number) => void) | null = null;
+const addLoop = (d: Float32Array, s: Float32Array, n: number) => {
+  for (let i = 0; i < n; i++) d[i] += s[i];
+};
+const copyLoop = (d: Float32Array, s: Float32Array, n: number) => d.set(s.subarray(0, n));
+let copyKernel: ((dst: Float32Array, src: Float32Array, n: number) => void) | null = null;
+/** ops.ts installs the copy kernel used by BackwardCtx.pass(). */
+export function setCopyKernel(f: (dst: Float32Array, src: Float32Array, n: number) => void): void {
+  copyKernel = f;
+}
 /** ops.ts installs the accumulate kernel used to merge gradients. */
 export function setAccumulateKernel(f: (dst: Float32Array, src: Float32Array, n: number) => void): void {
   addKernel = f;
@@ -185,7 +220,7 @@ function runBackward(root: Tensor, grad?: Float32Array): void {
   }
   if (!grad && root.size !== 1) throw new RangeError(`backward(): the root has ${root.size} elements; pass its gradient`);
   if (grad && grad.length !== root.size) throw new RangeError(`backward(): grad has ${grad.length} elements, the root ${root.size}`);
-  const add = addKernel ?? ((d: Float32Array, s: Float32Array, n: number) => { for (let i = 0; i < n; i++) d[i] += s[i]; });
+  const add = addKernel ?? addLoop;
   const order = topoOrder(root);
   root.grad = newGrad(root, false);
   if (grad) root.grad.data.set(grad);
@@ -200,7 +235,7 @@ function runBackward(root: Tensor, grad?: Float32Array): void {
       if (!o.grad) o.grad = newGrad(o, true);
       dys.push(o.grad.data);
     }
-    const bctx = new BackwardCtx(node.inputs, node.ctx.saved, node.ctx);
+    const bctx = new BackwardCtx(node.inputs, node.ctx.saved, node.ctx, node.outputs);
     node.def.backward(bctx, ...dys);
     bctx.finish(add);
   }

@@ -151,7 +151,7 @@ describe('op backwards against central finite differences (odd sizes)', () => {
     gradcheck(() => ops.rmsNorm(x, w), [x, w], { eps: 3e-3 });
   });
 
-  it('embedding (repeated ids), rope, permute0213, reshape, splitLast, gatherRows', () => {
+  it('embedding (repeated ids), rope, permute0213, reshape, add/sub of one tensor, splitHeads, splitLast, gatherRows', () => {
     const table = randomTensor([6, 5], 51);
     const i = Int32Array.from([1, 4, 1, 0, 5, 1, 2]);
     gradcheck(() => ops.embedding(i, table), [table]);
@@ -165,6 +165,22 @@ describe('op backwards against central finite differences (odd sizes)', () => {
     expect(ops.permute0213(x1).shape).toEqual([2, 3, 1, 4]);
     gradcheck(() => ops.permute0213(x1), [x1]);
     gradcheck(() => ops.reshape(x, [6, 12]), [x]);
+    // reshape and add hand dy's buffer on: the same tensor twice, and a view of it beside it
+    gradcheck(() => ops.add(x, x), [x]);
+    gradcheck(() => ops.sub(x, x), [x]);
+    gradcheck(() => { const h = ops.scale(x, 2); return ops.add(ops.reshape(ops.reshape(h, [6, 12]), [2, 3, 3, 4]), ops.mul(h, h)); }, [x]);
+    gradcheck(() => { const h = ops.scale(x, 2); const r = ops.reshape(h, [36, 2]); return ops.add(ops.add(r, r), ops.reshape(ops.gelu(h), [36, 2])); }, [x], { eps: 1e-3 });
+    // (B·T, S·H·D) -> S × (B, H, T, D): against splitLast + reshape + permute0213, then its gradient
+    const qkv = randomTensor([2 * 5, 3 * 3 * 2], 55);
+    const heads = ops.splitHeads(qkv, 2, 5, 3, 3, 2);
+    const byParts = ops.splitLast(qkv, [6, 6, 6]).map((p) => ops.permute0213(ops.reshape(p, [2, 5, 3, 2])));
+    for (let s = 0; s < 3; s++) {
+      expect(heads[s].shape).toEqual([2, 3, 5, 2]);
+      expect(Array.from(heads[s].data)).toEqual(Array.from(byParts[s].data));
+    }
+    gradcheck(() => { const [a, b, c] = ops.splitHeads(qkv, 2, 5, 3, 3, 2); return ops.add(ops.mul(a, b), c); }, [qkv]);
+    gradcheck(() => ops.splitHeads(qkv, 1, 10, 3, 1, 6)[2], [qkv]);
+    expect(() => ops.splitHeads(qkv, 2, 5, 3, 2, 2)).toThrow(/splitHeads: x \[10, 18\] is not/);
     const y = randomTensor([5, 7], 53);
     // both pieces of one split feed one sum, one of them through a second split
     gradcheck(() => { const [p, q] = ops.splitLast(y, [3, 4]); return ops.add(p, ops.splitLast(q, [3, 1])[0]); }, [y]);

@@ -5,10 +5,12 @@
  * Backward rules: activation gradients written (ctx.write), parameter gradients accumulated (ctx.accum).
  */
 import { kernels } from '../backend/cpu';
-import { defineOp, setAccumulateKernel } from './autograd';
+import { defineOp, setAccumulateKernel, setCopyKernel } from './autograd';
+import { acquireF32, releaseF32 } from './pool';
 import { Tensor } from './tensor';
 
 setAccumulateKernel((dst, src, n) => kernels().accumulate(dst, src, n));
+setCopyKernel((dst, src, n) => kernels().copyF32(dst, src, n));
 
 function sameShape(op: string, a: Tensor, b: Tensor): void {
   if (a.size !== b.size || a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) {
@@ -27,15 +29,14 @@ function ids32(op: string, what: string, ids: Int32Array, n: number): void {
   if (ids.length !== n) throw new RangeError(`${op}: ${what} has ${ids.length} entries, expected ${n}`);
 }
 
-/** A view with another shape (no copy). Backward: the gradient, reshaped. */
+/** A view with another shape (no copy). Backward: the gradient, reshaped (its buffer handed on, no copy). */
 export const reshape = defineOp({
   name: 'reshape',
   forward(_ctx, x: Tensor, shape: readonly number[]) {
     return new Tensor(x.storage, x.viewAs(shape).shape, x.offset);
   },
-  backward(ctx, dy) {
-    const dx = ctx.write(0);
-    if (dx) kernels().copyF32(dx, dy, dy.length);
+  backward(ctx) {
+    ctx.pass(0);
   },
 });
 
@@ -81,12 +82,10 @@ export const add = defineOp({
     kernels().add(y.data, a.data, b.data, a.size);
     return y;
   },
-  backward(ctx, dy) {
-    const k = kernels();
-    const da = ctx.write(0);
-    if (da) k.copyF32(da, dy, dy.length);
-    const db = ctx.write(1);
-    if (db) k.copyF32(db, dy, dy.length);
+  backward(ctx) {
+    // dy goes to both: one of them takes dy's buffer itself, the other a copy (or an add into its gradient)
+    ctx.pass(0);
+    ctx.pass(1);
   },
 });
 
@@ -100,11 +99,9 @@ export const sub = defineOp({
     return y;
   },
   backward(ctx, dy) {
-    const k = kernels();
-    const da = ctx.write(0);
-    if (da) k.copyF32(da, dy, dy.length);
-    const db = ctx.write(1);
-    if (db) k.scale(db, dy, -1, dy.length);
+    const db = ctx.write(1); // before pass(0) hands dy's buffer on (a − a: both are the same tensor)
+    if (db) kernels().scale(db, dy, -1, dy.length);
+    ctx.pass(0);
   },
 });
 
@@ -334,6 +331,47 @@ const permute0213Copy = defineOp({
     if (!dx) return;
     const [A, B, C, D] = ctx.inputs[0].shape;
     kernels().permute0213(dx, dy, A, C, B, D);
+  },
+});
+
+/**
+ * The heads of a fused projection: x (B·T, S·H·D), S equal pieces side by side (q, k, v for S = 3), each
+ * (B·T, H·D) -> S tensors (B, H, T, D). Native passes only: permute0213 views x as (B, T, S·H, D) and writes
+ * (B, S·H, T, D) = (B, S, H·T·D) into a scratch buffer, whose (H·T·D) blocks are then copied to their piece
+ * (B·S copies). What it replaces: splitLast (a copy per row in TypeScript), a reshape and a permute0213 per
+ * piece. Backward: the same two passes in reverse into dx.
+ */
+export const splitHeads = defineOp({
+  name: 'splitHeads',
+  forward(ctx, x: Tensor, B: number, T: number, S: number, H: number, D: number) {
+    if (x.size !== B * T * S * H * D || lastDim(x) !== S * H * D) {
+      throw new RangeError(`splitHeads: x [${x.shape.join(', ')}] is not (B·T, S·H·D) for B ${B}, T ${T}, S ${S}, H ${H}, D ${D}`);
+    }
+    const k = kernels();
+    const blk = H * T * D;
+    const outs: Tensor[] = [];
+    for (let s = 0; s < S; s++) outs.push(Tensor.pooled([B, H, T, D]));
+    const tmp = acquireF32(x.size); // (B, S, H, T, D)
+    k.permute0213(tmp, x.data, B, T, S * H, D);
+    for (let b = 0; b < B; b++) {
+      for (let s = 0; s < S; s++) k.copyF32(outs[s].data.subarray(b * blk, (b + 1) * blk), tmp.subarray((b * S + s) * blk), blk);
+    }
+    releaseF32(tmp);
+    ctx.saved.bhtd = [B, H, T, D];
+    return outs;
+  },
+  backward(ctx, ...dys) {
+    const dx = ctx.write(0);
+    if (!dx) return;
+    const [B, H, T, D] = ctx.saved.bhtd as number[];
+    const S = dys.length, blk = H * T * D;
+    const k = kernels();
+    const tmp = acquireF32(dx.length); // (B, S, H, T, D)
+    for (let b = 0; b < B; b++) {
+      for (let s = 0; s < S; s++) k.copyF32(tmp.subarray((b * S + s) * blk, (b * S + s + 1) * blk), dys[s].subarray(b * blk), blk);
+    }
+    k.permute0213(dx, tmp, B, S * H, T, D);
+    releaseF32(tmp);
   },
 });
 
