@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { linear, sum } from '../tensor/ops';
 import { Tensor } from '../tensor/tensor';
 import { Rng } from '../util/rng';
 import { AdamW, clipGradNorm, gradNorm, paramGroups } from './adamw';
@@ -72,5 +73,47 @@ describe('AdamW', () => {
     const g = Array.from(ps[0][1].grad!.data);
     new AdamW(ps).clipGradNorm(10);
     expect(Array.from(ps[0][1].grad!.data)).toEqual(g);
+  });
+
+  it('flat buffers: parameters, autograd gradients and moments share one buffer each; results match per-tensor calls', () => {
+    // five tensors, decay and no-decay interleaved as in a model: [w1, w2 | g, b1, b2] in the flat layout;
+    // g gets no gradient (unused), w2 is frozen
+    const make = () => {
+      const r = new Rng(21);
+      const ps: Array<[string, Tensor]> = [['w1', Tensor.rand([4, 3], r, 1, true)], ['g', Tensor.rand([4], r, 1, true)],
+        ['w2', Tensor.rand([2, 4], r, 1, true)], ['b1', Tensor.rand([4], r, 1, true)], ['b2', Tensor.rand([2], r, 1, true)]];
+      return ps;
+    };
+    const loss = (ps: Array<[string, Tensor]>, x: Tensor) => {
+      const P = new Map(ps);
+      return sum(linear(linear(x, P.get('w1')!, P.get('b1')!), P.get('w2')!, P.get('b2')!));
+    };
+    const flat = make(), each = make();
+    const opt = new AdamW(flat, { lr: 0.05, weightDecay: 0.1 });
+    const optEach = new AdamW(each, { lr: 0.05, weightDecay: 0.1 });
+    new AdamW(each); // moves `each` out of optEach's buffers: optEach now updates tensor by tensor
+    for (const ps of [flat, each]) ps[2][1].requiresGrad = false; // frozen in the middle of the decay run
+    const x = Tensor.rand([5, 3], new Rng(22), 1, false);
+    for (let step = 0; step < 3; step++) {
+      opt.zeroGrad();
+      optEach.zeroGrad();
+      loss(flat, x).backward();
+      loss(each, x).backward();
+      expect(opt.clipGradNorm(0.5)).toBeCloseTo(optEach.clipGradNorm(0.5), 5);
+      opt.step();
+      optEach.step();
+    }
+    for (const [i, [n, p]] of flat.entries()) {
+      for (let j = 0; j < p.size; j++) expect(p.data[j], n).toBeCloseTo(each[i][1].data[j], 6);
+      expect(Array.from(opt.m.get(n)!).map((e) => +e.toFixed(6)), n).toEqual(Array.from(optEach.m.get(n)!).map((e) => +e.toFixed(6)));
+    }
+    // one buffer for all parameters, one for all gradients (made by autograd there)
+    const buf = flat[0][1].data.buffer, gbuf = flat[0][1].grad!.data.buffer;
+    for (const [n, p] of flat) {
+      expect(p.data.buffer).toBe(buf);
+      if (n === 'g' || n === 'w2') expect(p.grad).toBeNull(); // unused by the loss; frozen
+      else expect(p.grad!.data.buffer).toBe(gbuf);
+    }
+    expect(opt.buffers().length).toBe(2);
   });
 });

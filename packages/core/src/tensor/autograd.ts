@@ -122,9 +122,12 @@ export class BackwardCtx {
   }
 }
 
-/** Leaf gradients get their own memory (they persist); intermediate ones come from the pool. */
+/** Leaf gradients get their own memory (they persist; in t.gradHome when set); intermediate ones come from the pool. */
 function newGrad(t: Tensor, zero: boolean): Tensor {
-  if (t.isLeaf) return new Tensor(new CpuStorage(new Float32Array(t.size), false), t.shape);
+  if (t.isLeaf) {
+    const home = t.gradHome && t.gradHome.length === t.size ? (zero ? t.gradHome.fill(0) : t.gradHome) : new Float32Array(t.size);
+    return new Tensor(new CpuStorage(home, false), t.shape);
+  }
   const buf = zero ? acquireZerosF32(t.size) : acquireF32(t.size);
   return new Tensor(new CpuStorage(buf, true), t.shape);
 }

@@ -33,7 +33,7 @@ export class CpuStorage implements Storage {
   private _released = false;
 
   constructor(
-    private readonly buf: Float32Array | Int32Array,
+    private buf: Float32Array | Int32Array,
     readonly pooled: boolean,
   ) {
     this.dtype = buf instanceof Float32Array ? 'f32' : 'i32';
@@ -55,6 +55,18 @@ export class CpuStorage implements Storage {
       );
     }
     return this.buf;
+  }
+
+  /**
+   * Moves the elements into `into` (same length, own memory, e.g. a slice of an optimizer's flat buffer)
+   * and uses it from now on, for every tensor on this storage. Not for pooled or released storage.
+   */
+  moveTo(into: Float32Array): void {
+    if (this.pooled || this._released || !(this.buf instanceof Float32Array) || into.length !== this.buf.length) {
+      throw new Error('CpuStorage.moveTo: only a live, non-pooled f32 storage moves, into a buffer of its length');
+    }
+    into.set(this.buf);
+    this.buf = into;
   }
 
   release(): void {
@@ -101,6 +113,11 @@ export class Tensor {
   node: GradNode | null = null;
   /** optional label (parameters carry their HF name) */
   name?: string;
+  /**
+   * A leaf's gradient home: when set (an optimizer's flat gradient buffer, a view of this tensor's size),
+   * autograd creates the leaf's gradient there instead of in fresh memory.
+   */
+  gradHome: Float32Array | null = null;
 
   constructor(
     readonly storage: Storage,
