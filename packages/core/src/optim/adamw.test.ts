@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { linear, sum } from '../tensor/ops';
+import { add, linear, sum } from '../tensor/ops';
 import { Tensor } from '../tensor/tensor';
 import { Rng } from '../util/rng';
 import { AdamW, clipGradNorm, gradNorm, paramGroups } from './adamw';
@@ -75,18 +75,21 @@ describe('AdamW', () => {
     expect(Array.from(ps[0][1].grad!.data)).toEqual(g);
   });
 
-  it('flat buffers: parameters, autograd gradients and moments share one buffer each; results match per-tensor calls', () => {
+  it('flat buffers: parameters, autograd gradients and moments share one buffer each; dropped gradients; results match per-tensor calls', () => {
     // five tensors, decay and no-decay interleaved as in a model: [w1, w2 | g, b1, b2] in the flat layout;
-    // g gets no gradient (unused), w2 is frozen
+    // w2 is frozen
     const make = () => {
       const r = new Rng(21);
       const ps: Array<[string, Tensor]> = [['w1', Tensor.rand([4, 3], r, 1, true)], ['g', Tensor.rand([4], r, 1, true)],
         ['w2', Tensor.rand([2, 4], r, 1, true)], ['b1', Tensor.rand([4], r, 1, true)], ['b2', Tensor.rand([2], r, 1, true)]];
       return ps;
     };
-    const loss = (ps: Array<[string, Tensor]>, x: Tensor) => {
+    // g takes part in the first step only: afterwards its gradient is zero (dropped by zeroGrad in the flat
+    // path, zero-filled in the other), and its update goes on from the moments
+    const loss = (ps: Array<[string, Tensor]>, x: Tensor, step: number) => {
       const P = new Map(ps);
-      return sum(linear(linear(x, P.get('w1')!, P.get('b1')!), P.get('w2')!, P.get('b2')!));
+      const y = sum(linear(linear(x, P.get('w1')!, P.get('b1')!), P.get('w2')!, P.get('b2')!));
+      return step === 0 ? add(y, sum(P.get('g')!)) : y;
     };
     const flat = make(), each = make();
     const opt = new AdamW(flat, { lr: 0.05, weightDecay: 0.1 });
@@ -97,8 +100,10 @@ describe('AdamW', () => {
     for (let step = 0; step < 3; step++) {
       opt.zeroGrad();
       optEach.zeroGrad();
-      loss(flat, x).backward();
-      loss(each, x).backward();
+      if (step > 0) expect(flat[0][1].grad).toBeNull(); // dropped, made again by the backward
+      loss(flat, x, step).backward();
+      loss(each, x, step).backward();
+      if (step > 0) expect(flat[1][1].grad).toBeNull(); // g: no gradient this step
       expect(opt.clipGradNorm(0.5)).toBeCloseTo(optEach.clipGradNorm(0.5), 5);
       opt.step();
       optEach.step();
@@ -111,7 +116,7 @@ describe('AdamW', () => {
     const buf = flat[0][1].data.buffer, gbuf = flat[0][1].grad!.data.buffer;
     for (const [n, p] of flat) {
       expect(p.data.buffer).toBe(buf);
-      if (n === 'g' || n === 'w2') expect(p.grad).toBeNull(); // unused by the loss; frozen
+      if (n === 'w2') expect(p.grad).toBeNull(); // frozen
       else expect(p.grad!.data.buffer).toBe(gbuf);
     }
     expect(opt.buffers().length).toBe(2);

@@ -84,6 +84,19 @@ export class BackwardCtx {
   }
 
   /**
+   * For a kernel that can either overwrite or add into input i's gradient (a GEMM's beta 0 or 1): the buffer
+   * and `fresh` when the gradient was just created (its contents are arbitrary: the kernel must overwrite
+   * it), or null when input i needs none. Spares a new gradient the zero-fill that accum() gives it.
+   */
+  accumOrWrite(i: number): { buf: Float32Array; fresh: boolean } | null {
+    const t = this.inputs[i];
+    if (!t.requiresGrad) return null;
+    if (t.grad) return { buf: t.grad.data, fresh: false };
+    t.grad = newGrad(t, false);
+    return { buf: t.grad.data, fresh: true };
+  }
+
+  /**
    * Gives input i the gradient of output o unchanged (a view, an add: dx = dy), copying nothing where it
    * can. The first intermediate input without a gradient takes output o's gradient buffer itself: that
    * buffer is complete, and this backward is its only reader (every consumer of output o ran before it),

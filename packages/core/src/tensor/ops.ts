@@ -65,8 +65,9 @@ export const linear = defineOp({
     const k = kernels();
     const dx = ctx.write(0);
     if (dx) k.gemm(dx, dy, W.data, N, inp, out); // dx (N,in) = dy (N,out) · W (out,in)
-    const dW = ctx.accum(1);
-    if (dW) k.gemm(dW, dy, x.data, out, inp, N, true, false, 1, 1); // dW (out,in) += dyᵀ · x
+    // dW (out,in) += dyᵀ · x; a new gradient (the first step after the optimizer dropped it) is written (beta 0)
+    const dW = ctx.accumOrWrite(1);
+    if (dW) k.gemm(dW.buf, dy, x.data, out, inp, N, true, false, 1, dW.fresh ? 0 : 1);
     if (b) {
       const db = ctx.accum(2);
       if (db) k.addBiasBackward(db, dy, N, out);

@@ -150,8 +150,9 @@ export abstract class TrainerBase<C extends TrainingArgs> {
     return { applied: true, gradNorm, lr };
   }
 
+  /** The optimizer's zeroGrad (the same parameters): drops the gradients rather than filling them with zeros. */
   protected zeroGrad(): void {
-    for (const [, p] of this.params) if (p.grad) p.grad.data.fill(0);
+    this.optimizer.zeroGrad();
   }
 
   /** Restores weights, moments, step and subclass state from a checkpoint. */
