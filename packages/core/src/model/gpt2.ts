@@ -6,7 +6,7 @@
  * is accepted on load and optional on save.
  */
 import type { TensorEntry } from '../io/dtypes';
-import { add, attention, embedding, gelu, layerNorm, linear, permute0213, reshape, splitHeads } from '../tensor/ops';
+import { add, attentionQkv, embedding, gelu, layerNorm, linear, permute0213, reshape, splitHeads } from '../tensor/ops';
 import { Tensor } from '../tensor/tensor';
 import { Rng } from '../util/rng';
 import { attendWithCache, checkInput, KVCache, preparePositions, type CausalLM, type ModelInput } from './common';
@@ -106,8 +106,13 @@ export class GPT2 extends Module implements CausalLM {
       const p = `h.${l}.`;
       const h = layerNorm(x, P(`${p}ln_1.weight`), P(`${p}ln_1.bias`), eps); // (B·T, C)
       const qkv = linear(h, P(`${p}attn.c_attn.weight`), P(`${p}attn.c_attn.bias`)); // (B·T, 3C)
-      const [q, k, v] = splitHeads(qkv, B, T, 3, H, D); // (B, H, T, D) each
-      const y = cache ? attendWithCache(q, k, v, cache, l) : attention(q, k, v, mask); // (B, H, T, D)
+      let y: Tensor; // (B, H, T, D)
+      if (cache) {
+        const [q, k, v] = splitHeads(qkv, B, T, 3, H, D); // (B, H, T, D) each
+        y = attendWithCache(q, k, v, cache, l);
+      } else {
+        y = attentionQkv(qkv, B, T, H, D, mask); // q, k, v read in place from the permuted qkv
+      }
       const yc = reshape(permute0213(y), [B * T, C]); // (B·T, C)
       x = add(x, linear(yc, P(`${p}attn.c_proj.weight`), P(`${p}attn.c_proj.bias`))); // (B·T, C)
       const h2 = layerNorm(x, P(`${p}ln_2.weight`), P(`${p}ln_2.bias`), eps); // (B·T, C)

@@ -200,6 +200,23 @@ describe('op backwards against central finite differences (odd sizes)', () => {
     }
   });
 
+  it('attentionQkv: from a fused projection, as splitHeads + attention; plain and padded', () => {
+    const B = 3, T = 5, H = 2, D = 3;
+    const qkv = randomTensor([B * T, 3 * H * D], 63);
+    const mask = new Float32Array(B * T);
+    mask[0] = mask[1] = -Infinity; // row 0 left-padded by two
+    mask[14] = -Infinity; // row 2 right-padded by one
+    for (const m of [null, mask]) {
+      const direct = noGrad(() => ops.attentionQkv(qkv, B, T, H, D, m));
+      const [q, k, v] = noGrad(() => ops.splitHeads(qkv, B, T, 3, H, D));
+      const ref = noGrad(() => ops.attention(q, k, v, m));
+      expect(direct.shape).toEqual([B, H, T, D]);
+      expect(Array.from(direct.data)).toEqual(Array.from(ref.data));
+      gradcheck(() => ops.attentionQkv(qkv, B, T, H, D, m), [qkv]);
+    }
+    expect(() => ops.attentionQkv(qkv, B, T, H, 2)).toThrow(/attentionQkv: qkv \[15, 18\] is not/);
+  });
+
   it('crossEntropy (with ignored rows) and tokenLogprobs (logp and entropy)', () => {
     const logits = randomTensor([6, 7], 71, 2);
     const t = Int32Array.from([1, 6, -100, 0, 3, 3]);

@@ -467,6 +467,58 @@ export const attention = defineOp({
   },
 });
 
+/**
+ * Causal attention straight from a fused projection: qkv (B·T, 3·H·D), each row [q | k | v], -> (B, H, T, D).
+ * One permute0213 views qkv as (B, T, 3·H, D) and writes (B, 3·H, T, D) = (B, 3, H, T, D), in which each
+ * batch row's q, k and v are three contiguous (H, T, D) blocks; the attention kernel then runs once per batch
+ * row on those blocks (B = 1 each), so q, k, v are never copied out into tensors of their own (splitHeads +
+ * attention costs one more pass over 3·B·T·H·D floats each way). Backward: the kernel writes dq, dk, dv in
+ * the same layout, and one permute0213 takes them back to dqkv (B·T, 3·H·D). mask: null or (B·T) additive per
+ * key, as in attention(). Saves the permuted heads, lse (B·H·T) and the output.
+ */
+export const attentionQkv = defineOp({
+  name: 'attentionQkv',
+  forward(ctx, qkv: Tensor, B: number, T: number, H: number, D: number, mask: Float32Array | null = null, scaleFactor?: number) {
+    f32('attentionQkv', 'qkv', qkv);
+    if (qkv.size !== B * T * 3 * H * D || lastDim(qkv) !== 3 * H * D) {
+      throw new RangeError(`attentionQkv: qkv [${qkv.shape.join(', ')}] is not (B·T, 3·H·D) for B ${B}, T ${T}, H ${H}, D ${D}`);
+    }
+    if (mask && mask.length !== B * T) throw new RangeError(`attentionQkv: mask has ${mask.length} entries, expected B·T = ${B * T}`);
+    const sc = scaleFactor ?? 1 / Math.sqrt(D);
+    const k = kernels();
+    const blk = H * T * D;
+    const heads = ctx.alloc(qkv.size); // (B, 3, H, T, D)
+    k.permute0213(heads, qkv.data, B, T, 3 * H, D);
+    const y = Tensor.pooled([B, H, T, D]);
+    const lse = ctx.alloc(B * H * T);
+    const yd = y.data;
+    for (let b = 0; b < B; b++) {
+      const qb = heads.subarray(3 * b * blk);
+      k.attentionForward(yd.subarray(b * blk, (b + 1) * blk), lse.subarray(b * H * T, (b + 1) * H * T), qb, qb.subarray(blk), qb.subarray(2 * blk),
+        mask && mask.subarray(b * T, (b + 1) * T), 1, H, H, T, T, T, D, sc);
+    }
+    ctx.saved.a = [heads, lse, mask, sc, y, B, T, H, D];
+    return y;
+  },
+  backward(ctx, dy) {
+    const dqkv = ctx.write(0);
+    if (!dqkv) return;
+    const [heads, lse, mask, sc, y, B, T, H, D] = ctx.saved.a as [Float32Array, Float32Array, Float32Array | null, number, Tensor, number, number, number, number];
+    const k = kernels();
+    const blk = H * T * D;
+    const dheads = acquireF32(heads.length); // (B, 3, H, T, D), every element written by the kernel
+    const yd = y.data;
+    for (let b = 0; b < B; b++) {
+      const qb = heads.subarray(3 * b * blk), dqb = dheads.subarray(3 * b * blk, 3 * (b + 1) * blk);
+      const rows = (a: Float32Array) => a.subarray(b * blk, (b + 1) * blk);
+      k.attentionBackward(dqb.subarray(0, blk), dqb.subarray(blk, 2 * blk), dqb.subarray(2 * blk), rows(dy), rows(yd), lse.subarray(b * H * T, (b + 1) * H * T),
+        qb.subarray(0, blk), qb.subarray(blk, 2 * blk), qb.subarray(2 * blk, 3 * blk), mask && mask.subarray(b * T, (b + 1) * T), 1, H, H, T, T, T, D, sc);
+    }
+    k.permute0213(dqkv, dheads, B, 3 * H, T, D);
+    releaseF32(dheads);
+  },
+});
+
 export interface CrossEntropyOptions {
   /** targets equal to this are skipped (default −100, as in PyTorch) */
   ignoreIndex?: number;
