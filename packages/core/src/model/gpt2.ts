@@ -6,7 +6,7 @@
  * is accepted on load and optional on save.
  */
 import type { TensorEntry } from '../io/dtypes';
-import { add, attentionQkv, embedding, gelu, layerNorm, linear, permute0213, reshape, splitHeads } from '../tensor/ops';
+import { add, attentionQkv, embedding, gelu, layerNorm, linear, permute0213, reshape, residualLinear, splitHeads } from '../tensor/ops';
 import { Tensor } from '../tensor/tensor';
 import { Rng } from '../util/rng';
 import { attendWithCache, checkInput, KVCache, preparePositions, type CausalLM, type ModelInput } from './common';
@@ -114,10 +114,10 @@ export class GPT2 extends Module implements CausalLM {
         y = attentionQkv(qkv, B, T, H, D, mask); // q, k, v read in place from the permuted qkv
       }
       const yc = reshape(permute0213(y), [B * T, C]); // (B·T, C)
-      x = add(x, linear(yc, P(`${p}attn.c_proj.weight`), P(`${p}attn.c_proj.bias`))); // (B·T, C)
+      x = residualLinear(x, yc, P(`${p}attn.c_proj.weight`), P(`${p}attn.c_proj.bias`)); // (B·T, C) x + proj
       const h2 = layerNorm(x, P(`${p}ln_2.weight`), P(`${p}ln_2.bias`), eps); // (B·T, C)
       const f = gelu(linear(h2, P(`${p}mlp.c_fc.weight`), P(`${p}mlp.c_fc.bias`))); // (B·T, 4C)
-      x = add(x, linear(f, P(`${p}mlp.c_proj.weight`), P(`${p}mlp.c_proj.bias`))); // (B·T, C)
+      x = residualLinear(x, f, P(`${p}mlp.c_proj.weight`), P(`${p}mlp.c_proj.bias`)); // (B·T, C) x + proj
     }
     if (cache) cache.length += T;
     return layerNorm(x, P('ln_f.weight'), P('ln_f.bias'), eps); // (B·T, C)

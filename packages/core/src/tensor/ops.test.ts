@@ -137,6 +137,18 @@ describe('op backwards against central finite differences (odd sizes)', () => {
     gradcheck(() => ops.mean(a), [a]);
   });
 
+  it('residualLinear (x + h·Wᵀ + b): as add(x, linear(h, W, b)); with and without bias; x and h one tensor', () => {
+    const x = randomTensor([5, 3], 26), h = randomTensor([5, 7], 27), W = randomTensor([3, 7], 28), b = randomTensor([3], 29);
+    const ref = noGrad(() => ops.add(x, ops.linear(h, W, b)));
+    const got = noGrad(() => ops.residualLinear(x, h, W, b));
+    expect(maxRelError(got.data, Float64Array.from(ref.data))).toBeLessThan(1e-5);
+    gradcheck(() => ops.residualLinear(x, h, W, b), [x, h, W, b]);
+    gradcheck(() => ops.residualLinear(x, h, W), [x, h, W]);
+    const sq = randomTensor([4, 4], 30), Wsq = randomTensor([4, 4], 31);
+    gradcheck(() => ops.residualLinear(sq, sq, Wsq), [sq, Wsq]);
+    expect(() => ops.residualLinear(randomTensor([4, 3], 32), h, W)).toThrow(/residualLinear: x \[4, 3\] is not \(5, 3\)/);
+  });
+
   it('gelu, silu, swiglu, logSigmoid', () => {
     const x = randomTensor([3, 11], 31, 2), u = randomTensor([3, 11], 32, 2);
     gradcheck(() => ops.gelu(x), [x], { eps: 1e-3 });

@@ -75,6 +75,50 @@ export const linear = defineOp({
   },
 });
 
+/**
+ * A residual branch's projection added to the stream in one op: y (N, out) = x (N, out) + h (N, in) · Wᵀ + b,
+ * with W (out, in), b (out) or null. y starts as x + b (addBias into a new buffer) and the GEMM adds h · Wᵀ
+ * into it (beta 1), so the stream is read once and written once (linear + add read the projection's output
+ * again for the bias and again for the add). Backward: dx = dy (dy's buffer handed on), and the gradients
+ * of linear, so the add's copy of dy goes too.
+ */
+export const residualLinear = defineOp({
+  name: 'residualLinear',
+  forward(_ctx, x: Tensor, h: Tensor, W: Tensor, b: Tensor | null = null) {
+    f32('residualLinear', 'x', x);
+    f32('residualLinear', 'h', h);
+    f32('residualLinear', 'weight', W);
+    if (W.ndim !== 2) throw new RangeError(`residualLinear: weight must be 2-D (out, in), got [${W.shape.join(', ')}]`);
+    const [out, inp] = W.shape;
+    if (lastDim(h) !== inp) throw new RangeError(`residualLinear: h's last dimension ${lastDim(h)} is not the weight's in = ${inp}`);
+    const N = h.size / inp;
+    if (lastDim(x) !== out || x.size !== N * out) throw new RangeError(`residualLinear: x [${x.shape.join(', ')}] is not (${N}, ${out})`);
+    if (b && b.size !== out) throw new RangeError(`residualLinear: bias has ${b.size} elements, expected ${out}`);
+    const y = Tensor.pooled(x.shape);
+    const k = kernels();
+    if (b) k.addBias(y.data, x.data, b.data, N, out);
+    else k.copyF32(y.data, x.data, x.size);
+    k.gemm(y.data, h.data, W.data, N, out, inp, false, true, 1, 1);
+    return y;
+  },
+  backward(ctx, dy) {
+    const [, h, W] = ctx.inputs;
+    const b = ctx.inputs.length > 3 ? ctx.inputs[3] : null;
+    const [out, inp] = W.shape;
+    const N = h.size / inp;
+    const k = kernels();
+    const dh = ctx.write(1);
+    if (dh) k.gemm(dh, dy, W.data, N, inp, out); // dh (N,in) = dy (N,out) · W (out,in)
+    const dW = ctx.accumOrWrite(2); // dW (out,in) += dyᵀ · h (written when new)
+    if (dW) k.gemm(dW.buf, dy, h.data, out, inp, N, true, false, 1, dW.fresh ? 0 : 1);
+    if (b) {
+      const db = ctx.accum(3);
+      if (db) k.addBiasBackward(db, dy, N, out);
+    }
+    ctx.pass(0); // last: from here on dy's buffer may be x's gradient
+  },
+});
+
 export const add = defineOp({
   name: 'add',
   forward(_ctx, a: Tensor, b: Tensor) {
