@@ -155,7 +155,10 @@ async function trainBench(
     msNoPool: +median(stepMs.nopool).toFixed(1), ratio: +(median(stepMs.nopool) / ms).toFixed(3),
     freshMiBPerStepPool: +(freshPerStep / 2 ** 20).toFixed(3), peer: 'same step without the pool', rounds,
   });
-  if (profile) profileSteps(step, { B, T, shape, log });
+  if (profile) {
+    step(); // the last phase above may have run without the pool: refill it, or its fresh allocations count here
+    profileSteps(step, { B, T, shape, log });
+  }
 }
 
 /** Per-kernel time of a training step (--profile): the kernels' own wall time, GEMMs by shape. */
