@@ -95,6 +95,30 @@ describe.each(SIMD_LEVELS)('elementwise ops at simd=%s', (level) => {
     expect(maxRelError(db, rdb)).toBeLessThan(5e-6);
   });
 
+  // The threaded split peels the output up to its next 64-byte line (aligned_split.h): every residue of the
+  // output's address mod 64 (views at 0..15 floats), inputs and the second output at other offsets, with n
+  // large enough for two threads and odd.
+  it('add, scale, mulBackward on views at every 64-byte offset, split across threads', () => {
+    const n = (1 << 17) + 2 * 65536 + 3;
+    const a = randomF32(n + 16, 31), b = randomF32(n + 16, 32, 2), dy = randomF32(n + 16, 33);
+    const buf = new Float32Array(n + 16).fill(NaN), buf2 = new Float32Array(n + 16).fill(NaN);
+    const want = new Float32Array(n), want2 = new Float32Array(n);
+    for (let off = 0; off < 16; off++) {
+      const out = buf.subarray(off, off + n), out2 = buf2.subarray(15 - off, 15 - off + n);
+      const xa = a.subarray(off % 5, off % 5 + n), xb = b.subarray(7, 7 + n), g = dy.subarray(off, off + n);
+      add(out, xa, xb, n);
+      addRef(want, xa, xb, n);
+      expectSameValues(out, want);
+      scale(out, xa, 0.5, n);
+      scaleRef(want, xa, 0.5, n);
+      expectSameValues(out, want);
+      mulBackward(out, out2, g, xa, xb, n);
+      mulBackwardRef(want, want2, g, xa, xb, n);
+      expectSameValues(out, want);
+      expectSameValues(out2, want2);
+    }
+  });
+
   it('works in place and on views with a byteOffset', () => {
     const n = 1023;
     const a = randomF32(n, 11), b = randomF32(n, 12), want = new Float32Array(n);

@@ -1,9 +1,11 @@
 // The elementwise ops on the CPU: contiguous chunks across threads (parallel_for runs small n inline),
-// each chunk through the widest kernel simd_level() allows.
+// each chunk through the widest kernel simd_level() allows. The n-element ops split with
+// aligned_parallel_for, so that the output's vector stores never straddle two cache lines.
 #include <algorithm>
 #include <vector>
 
 #include "common/parallel.h"
+#include "ops/elementwise/aligned_split.h"
 #include "ops/elementwise/simd_pick.h"
 
 #define RLHF_ISA portable
@@ -17,27 +19,27 @@ static constexpr int64_t kGrain = 1 << 16;
 
 void add_f32_cpu(float* out, const float* a, const float* b, int64_t n) {
   auto fn = RLHF_SIMD_PICK(ew_add);
-  parallel_for(n, kGrain, [&](int64_t s, int64_t e) { fn(out + s, a + s, b + s, e - s); });
+  aligned_parallel_for(out, n, kGrain, [&](int64_t s, int64_t e) { fn(out + s, a + s, b + s, e - s); });
 }
 
 void mul_f32_cpu(float* out, const float* a, const float* b, int64_t n) {
   auto fn = RLHF_SIMD_PICK(ew_mul);
-  parallel_for(n, kGrain, [&](int64_t s, int64_t e) { fn(out + s, a + s, b + s, e - s); });
+  aligned_parallel_for(out, n, kGrain, [&](int64_t s, int64_t e) { fn(out + s, a + s, b + s, e - s); });
 }
 
 void mul_backward_f32_cpu(float* da, float* db, const float* dy, const float* a, const float* b, int64_t n) {
   auto fn = RLHF_SIMD_PICK(ew_mul_backward);
-  parallel_for(n, kGrain, [&](int64_t s, int64_t e) { fn(da + s, db + s, dy + s, a + s, b + s, e - s); });
+  aligned_parallel_for(da, n, kGrain, [&](int64_t s, int64_t e) { fn(da + s, db + s, dy + s, a + s, b + s, e - s); });
 }
 
 void scale_f32_cpu(float* out, const float* x, float alpha, int64_t n) {
   auto fn = RLHF_SIMD_PICK(ew_scale);
-  parallel_for(n, kGrain, [&](int64_t s, int64_t e) { fn(out + s, x + s, alpha, e - s); });
+  aligned_parallel_for(out, n, kGrain, [&](int64_t s, int64_t e) { fn(out + s, x + s, alpha, e - s); });
 }
 
 void accumulate_f32_cpu(float* dst, const float* src, int64_t n) {
   auto fn = RLHF_SIMD_PICK(ew_accumulate);
-  parallel_for(n, kGrain, [&](int64_t s, int64_t e) { fn(dst + s, src + s, e - s); });
+  aligned_parallel_for(dst, n, kGrain, [&](int64_t s, int64_t e) { fn(dst + s, src + s, e - s); });
 }
 
 void add_bias_f32_cpu(float* out, const float* x, const float* bias, int64_t rows, int64_t cols) {
