@@ -16,7 +16,8 @@
 namespace rlhf {
 
 // Elements from p to its next 64-byte boundary (0 if already aligned), at most n. p is 4-byte aligned.
-inline int64_t floats_to_line(const float* p, int64_t n) {
+// static: also included by the ISA translation units (no ODR clash between AVX-512 and baseline copies).
+static inline int64_t floats_to_line(const float* p, int64_t n) {
   const int64_t h = int64_t((64 - (reinterpret_cast<uintptr_t>(p) & 63)) & 63) / 4;
   return h < n ? h : n;
 }
