@@ -91,7 +91,7 @@ describe.each(SIMD_LEVELS)('elementwise ops at simd=%s', (level) => {
     const db = randomF32(cols, 99), rdb = Float32Array.from(db);
     addBiasBackward(db, x, rows, cols);
     addBiasBackwardRef(rdb, x, rows, cols);
-    // Rows are summed in float in blocks of 8, then in float64: a few ulp of the column sums.
+    // Rows are summed in float in blocks of 8 (a tree), then in float64: a few ulp of the column sums.
     expect(maxRelError(db, rdb)).toBeLessThan(5e-6);
   });
 
