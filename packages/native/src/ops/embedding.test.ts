@@ -42,6 +42,23 @@ describe.each(SIMD_LEVELS)('embedding at simd=%s', (level) => {
     expectSameValues(dt, rdt);
   });
 
+  // The forward copies each row from its first 64-byte output line (a peeled head, 16-float steps, a tail):
+  // outputs at every offset 0..15 floats, with dims that keep every row at that offset (48) or move it (37).
+  it.each([48, 37])('forward writes exactly its rows from any output offset (dim=%i)', (dim) => {
+    const n = 300, vocab = 50;
+    const ids = randomIds(n, vocab, dim);
+    const table = randomF32(vocab * dim, 8);
+    const ref = new Float32Array(n * dim);
+    embeddingForwardRef(ref, ids, table, n, vocab, dim);
+    for (let off = 0; off < 16; off++) {
+      const buf = new Float32Array(n * dim + 32).fill(-1);
+      embeddingForward(buf.subarray(off + 1, off + 1 + n * dim), ids, table, n, vocab, dim);
+      expectSameValues(buf.subarray(off + 1, off + 1 + n * dim), ref);
+      expect(buf[off]).toBe(-1);
+      expect(buf[off + 1 + n * dim]).toBe(-1);
+    }
+  });
+
   it('works on views with a byteOffset', () => {
     const n = 9, vocab = 7, dim = 19;
     const ids = randomIds(n + 2, vocab, 5);

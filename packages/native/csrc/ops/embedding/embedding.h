@@ -15,6 +15,7 @@ void embedding_backward_cpu(float* dtable, const float* dy, const int32_t* ids, 
 
 #define RLHF_DECLARE_EMBEDDING_KERNELS(ISA)                                                               \
   namespace ISA {                                                                                         \
+  void embedding_forward_rows(float* out, const int32_t* ids, const float* table, int64_t n, int64_t dim);  \
   void embedding_backward_range(float* dtable, const float* dy, const int32_t* ids, int64_t n, int64_t dim, \
                                 int32_t row_begin, int32_t row_end);                                      \
   }

@@ -1,7 +1,6 @@
-// Embedding on the CPU. The forward is a gather of rows (memcpy uses libc's widest copy); the backward is a
-// scatter-add where each thread owns a contiguous range of table rows.
+// Embedding on the CPU. The forward is a gather of rows (embedding_forward_rows: aligned stores, the next
+// row prefetched); the backward is a scatter-add where each thread owns a contiguous range of table rows.
 #include <algorithm>
-#include <cstring>
 
 #include "common/parallel.h"
 #include "ops/elementwise/simd_pick.h"
@@ -16,10 +15,8 @@ void embedding_forward_cpu(float* out, const int32_t* ids, const float* table, i
                            int64_t dim) {
   if (dim == 0) return;
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 15) / dim);
-  parallel_for(n, grain, [&](int64_t s, int64_t e) {
-    for (int64_t i = s; i < e; ++i)
-      std::memcpy(out + i * dim, table + int64_t(ids[i]) * dim, size_t(dim) * sizeof(float));
-  });
+  auto fn = RLHF_SIMD_PICK(embedding_forward_rows);
+  parallel_for(n, grain, [&](int64_t s, int64_t e) { fn(out + s * dim, ids + s, table, e - s, dim); });
 }
 
 void embedding_backward_cpu(float* dtable, const float* dy, const int32_t* ids, int64_t n, int64_t vocab,
