@@ -28,6 +28,25 @@ describe.each(SIMD_LEVELS)('gelu at simd=%s', (level) => {
     expect(maxRelError(dx, rdx)).toBeLessThan(2e-6);
   });
 
+  // Threaded calls peel the output up to its next 64-byte line (aligned_split.h): outputs at every offset
+  // 0..15 floats, inputs elsewhere, n odd and large enough for two threads.
+  it('forward and backward on outputs at every 64-byte offset, split across threads', () => {
+    const n = 2 * (1 << 14) + 37;
+    const x = randomF32(n + 16, 41, 4), dy = randomF32(n + 16, 42);
+    const ref = new Float32Array(n), rdx = new Float32Array(n);
+    const xs = x.subarray(3, 3 + n), g = dy.subarray(9, 9 + n);
+    geluForwardRef(ref, xs, n);
+    geluBackwardRef(rdx, g, xs, n);
+    for (let off = 0; off < 16; off++) {
+      const buf = new Float32Array(n + 16).fill(NaN);
+      const out = buf.subarray(off, off + n);
+      geluForward(out, xs, n);
+      expect(maxRelError(out, ref)).toBeLessThan(2e-6);
+      geluBackward(out, g, xs, n);
+      expect(maxRelError(out, rdx)).toBeLessThan(2e-6);
+    }
+  });
+
   it('runs in place and on views', () => {
     const n = 1023;
     const x = randomF32(n + 5, 3, 4), dy = randomF32(n, 4);
