@@ -52,6 +52,34 @@ describe.each(SIMD_LEVELS)('rope at simd=%s', (level) => {
     }
   }
 
+  // A token row that does not start on a 64-byte line is rotated into an aligned scratch row and copied out
+  // from its first line (rope_kernels.inc): outputs at every offset 0..15 floats, rows of 102 floats (each
+  // at another offset) and of 128 (all at one), out of place and in place; the values must not change.
+  it.each([
+    [2, 5, 3, 34],
+    [1, 9, 2, 64],
+  ])('the same values from any output offset, in place too (%i,%i,%i,%i)', (B, T, H, D) => {
+    const n = B * T * H * D;
+    const x = randomF32(n, 77), pos = positionsFor(B, T, T, false);
+    for (const interleaved of [false, true]) {
+      const ref = new Float32Array(n), want = new Float32Array(n);
+      ropeForwardRef(ref, x, pos, B, T, H, D, 10000, interleaved);
+      for (let off = 0; off < 16; off++) {
+        const buf = new Float32Array(n + 17).fill(NaN);
+        const out = buf.subarray(off + 1, off + 1 + n);
+        ropeForward(out, x, pos, B, T, H, D, 10000, interleaved);
+        expect(maxRelError(out, ref)).toBeLessThan(2e-6);
+        if (off === 0) want.set(out);
+        else expectSameValues(out, want);
+        expect(buf[off]).toBeNaN();
+        expect(buf[off + 1 + n]).toBeNaN();
+        out.set(x);
+        ropeForward(out, out, pos, B, T, H, D, 10000, interleaved);
+        expectSameValues(out, want);
+      }
+    }
+  });
+
   it('backward undoes forward; runs in place and on views', () => {
     const B = 2, T = 3, H = 2, D = 10, n = B * T * H * D;
     const x = randomF32(n + 3, 1), pos = positionsFor(B, T, 2, false);

@@ -22,7 +22,7 @@ void rope_cpu(float* out, const float* x, const int32_t* positions, int64_t B, i
 #define RLHF_DECLARE_ROPE_KERNELS(ISA)                                                                     \
   namespace ISA {                                                                                          \
   void rope_token(float* out, const float* x, const float* cos_row, const float* sin_row, int64_t H,        \
-                  int64_t D, bool interleaved);                                                            \
+                  int64_t D, bool interleaved, float* scratch);                                            \
   }
 RLHF_DECLARE_ROPE_KERNELS(avx512)
 RLHF_DECLARE_ROPE_KERNELS(avx2)

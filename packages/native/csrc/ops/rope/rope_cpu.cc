@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "common/parallel.h"
+#include "ops/elementwise/aligned_split.h"
 #include "ops/elementwise/simd_pick.h"
 
 #define RLHF_ISA portable
@@ -58,10 +59,13 @@ void rope_cpu(float* out, const float* x, const int32_t* positions, int64_t B, i
   auto fn = RLHF_SIMD_PICK(rope_token);
   const int64_t per_token = H * D;
   parallel_for(tokens, std::max<int64_t>(1, (int64_t(1) << 15) / per_token), [&](int64_t t0, int64_t t1) {
+    // One token's output, 64-byte aligned, per thread (see rope_token: aligned stores to out).
+    std::vector<float> scratch_buf(size_t(per_token + 16));
+    float* scratch = scratch_buf.data() + floats_to_line(scratch_buf.data(), 16);
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t row = by_position ? int64_t(positions[t]) - lo : t;
       fn(out + t * per_token, x + t * per_token, cos_tab.data() + row * half, sin_tab.data() + row * half, H, D,
-         interleaved);
+         interleaved, scratch);
     }
   });
 }
