@@ -95,9 +95,9 @@ describe.each(SIMD_LEVELS)('elementwise ops at simd=%s', (level) => {
     expect(maxRelError(db, rdb)).toBeLessThan(5e-6);
   });
 
-  // The threaded split peels the output up to its next 64-byte line (aligned_split.h): every residue of the
+  // mulBackward's threaded split peels da up to its next 64-byte line (aligned_split.h): every residue of the
   // output's address mod 64 (views at 0..15 floats), inputs and the second output at other offsets, with n
-  // large enough for two threads and odd.
+  // large enough for two threads and odd (add and scale, split plainly, on the same views).
   it('add, scale, mulBackward on views at every 64-byte offset, split across threads', () => {
     const n = (1 << 17) + 2 * 65536 + 3;
     const a = randomF32(n + 16, 31), b = randomF32(n + 16, 32, 2), dy = randomF32(n + 16, 33);
