@@ -47,6 +47,30 @@ describe.each(SIMD_LEVELS)('gelu at simd=%s', (level) => {
     }
   });
 
+  // From 4 Mi floats on, AVX-512 stores with non-temporal stores after a peeled head (gelu_cpu.cc): odd n
+  // above that, outputs at offsets 0, 1 and 15 floats, and in place.
+  it('large calls (the non-temporal store path at avx512) match the reference', () => {
+    const n = (1 << 22) + 37;
+    const x = randomF32(n + 16, 51, 8), dy = randomF32(n, 52);
+    const xs = x.subarray(2, 2 + n);
+    const ref = new Float32Array(n), rdx = new Float32Array(n);
+    geluForwardRef(ref, xs, n);
+    geluBackwardRef(rdx, dy, xs, n);
+    const buf = new Float32Array(n + 16);
+    for (const off of [0, 1, 15]) {
+      buf.fill(NaN);
+      const out = buf.subarray(off, off + n);
+      geluForward(out, xs, n);
+      expect(maxRelError(out, ref)).toBeLessThan(2e-6);
+      geluBackward(out, dy, xs, n);
+      expect(maxRelError(out, rdx)).toBeLessThan(2e-6);
+    }
+    const inPlace = buf.subarray(1, 1 + n);
+    inPlace.set(xs);
+    geluForward(inPlace, inPlace, n);
+    expect(maxRelError(inPlace, ref)).toBeLessThan(2e-6);
+  });
+
   it('runs in place and on views', () => {
     const n = 1023;
     const x = randomF32(n + 5, 3, 4), dy = randomF32(n, 4);

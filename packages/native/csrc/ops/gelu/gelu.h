@@ -19,4 +19,11 @@ RLHF_DECLARE_GELU_KERNELS(avx512)
 RLHF_DECLARE_GELU_KERNELS(avx2)
 RLHF_DECLARE_GELU_KERNELS(portable)
 
+// AVX-512 only: the same with non-temporal stores, for outputs far beyond the caches (gelu_cpu.cc decides).
+// out/dx should start on a 64-byte line; the elements before the first line are stored normally.
+namespace avx512 {
+void gelu_forward_stream(float* out, const float* x, int64_t n);
+void gelu_backward_stream(float* dx, const float* dy, const float* x, int64_t n);
+}  // namespace avx512
+
 }  // namespace rlhf
