@@ -209,6 +209,25 @@ void gemm_small_m(const GemmIsa& isa, float* C, int64_t ldc, const float* A, int
   }
 }
 
+using MicroKernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
+                             float beta);
+
+// One tile of C, rows x cols (at most MR x NR), from an A and a B micro-panel. A full tile is written in place;
+// an edge tile is computed into `tile` (MR x NR scratch) and merged, so the micro-kernel never needs masks.
+inline void compute_tile(MicroKernel micro, int MR, int NR, int64_t kc, const float* ap, const float* bp, float* cp,
+                         int64_t ldc, int64_t rows, int64_t cols, float alpha, float beta, float* tile) {
+  if (rows == MR && cols == NR) {
+    micro(kc, ap, bp, cp, ldc, alpha, beta);
+    return;
+  }
+  micro(kc, ap, bp, tile, NR, 1.0f, 0.0f);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      const float v = alpha * tile[r * NR + c];
+      cp[r * ldc + c] = beta == 0.0f ? v : v + beta * cp[r * ldc + c];
+    }
+}
+
 // The packed path for one matrix, with nt threads (1: no parallel region at all).
 //
 // Work is cut into units (ic, pc, jc), jc innermost. In each unit the threads first pack (A's micro-panels
@@ -275,16 +294,7 @@ void gemm_packed(const GemmIsa& isa, float* C, int64_t ldc, const float* A, int6
             const float* ap = ap0 + ir * kc * MR;
             const float* bp = bp0 + jr * kc * NR;
             float* cp = C + i * ldc + j;
-            if (rows == MR && cols == NR) {
-              micro(kc, ap, bp, cp, ldc, alpha, beta_eff);
-            } else {
-              micro(kc, ap, bp, tile, NR, 1.0f, 0.0f);
-              for (int64_t r = 0; r < rows; ++r)
-                for (int64_t c = 0; c < cols; ++c) {
-                  const float v = alpha * tile[r * NR + c];
-                  cp[r * ldc + c] = beta_eff == 0.0f ? v : v + beta_eff * cp[r * ldc + c];
-                }
-            }
+            compute_tile(micro, MR, NR, kc, ap, bp, cp, ldc, rows, cols, alpha, beta_eff, tile);
           };
           const int64_t runs = std::max<int64_t>(1, std::min<int64_t>(npan, ceil_div(4 * nth, mpan)));
           const int64_t cjobs = mpan * runs;
@@ -374,16 +384,7 @@ void gemm_packed_nsplit(const GemmIsa& isa, float* C, int64_t ldc, const float* 
               const int64_t j = jc + jr * NR, cols = std::min<int64_t>(NR, n - j);
               const float* bp = bp0 + jr * kc * NR;
               float* cp = C + i * ldc + j;
-              if (rows == MR && cols == NR) {
-                micro(kc, ap, bp, cp, ldc, alpha, beta_eff);
-              } else {
-                micro(kc, ap, bp, tile, NR, 1.0f, 0.0f);
-                for (int64_t r = 0; r < rows; ++r)
-                  for (int64_t c = 0; c < cols; ++c) {
-                    const float v = alpha * tile[r * NR + c];
-                    cp[r * ldc + c] = beta_eff == 0.0f ? v : v + beta_eff * cp[r * ldc + c];
-                  }
-              }
+              compute_tile(micro, MR, NR, kc, ap, bp, cp, ldc, rows, cols, alpha, beta_eff, tile);
             }
           }
         }
