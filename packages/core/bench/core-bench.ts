@@ -77,7 +77,7 @@ export async function main(argv: string[]): Promise<void> {
   const model = new GPT2({ vocabSize: V, nPositions: T, nEmbd: C, nLayer: L, nHead: H }, { seed: 1 });
   const rng = new Rng(3);
   if (want('train')) await trainBench(model, { L, C, H, T, V, B, quick, profile, log, rng });
-  if (want('generate')) await generateBench(model, { L, C, V, quick, log, rng });
+  if (want('generate')) await generateBench(model, { L, C, V, quick, profile, log, rng });
   obs.disconnect();
   if (jsonAt >= 0) {
     writeFileSync(argv[jsonAt + 1], `${JSON.stringify({ machine: { threads: info.threads, simd: info.simd }, results: rows }, null, 2)}\n`);
@@ -157,12 +157,18 @@ async function trainBench(
   });
   if (profile) {
     step(); // the last phase above may have run without the pool: refill it, or its fresh allocations count here
-    profileSteps(step, { B, T, shape, log });
+    profileSteps(step, { kernel: 'train-step-profile', tokens: B * T, shape, log });
   }
 }
 
-/** Per-kernel time of a training step (--profile): the kernels' own wall time, GEMMs by shape. */
-function profileSteps(step: () => void, { B, T, shape, log }: { B: number; T: number; shape: string; log: (r: Row) => void }): void {
+/**
+ * Per-kernel time of a training step or a generation (--profile): the kernels' own wall time, GEMMs by shape;
+ * `tokens` is what one call of `step` processes (for the tokens/s of the closing row).
+ */
+function profileSteps(
+  step: () => void,
+  { kernel, tokens, shape, log }: { kernel: string; tokens: number; shape: string; log: (r: Row) => void },
+): void {
   const steps = 3;
   setKernelTiming(true);
   kernelTimings(true);
@@ -177,19 +183,19 @@ function profileSteps(step: () => void, { B, T, shape, log }: { B: number; T: nu
     const g = /^gemm (\d+)x(\d+)x(\d+)/.exec(name) ?? /^gemmBatched (\d+)x\((\d+)x(\d+)x(\d+)\)/.exec(name);
     const flops = g ? 2 * g.slice(1).reduce((a, x) => a * Number(x), 1) : 0;
     log({
-      suite: 'core', kernel: 'train-step-profile', shape, ms: +(t.ms / steps).toFixed(2), what: name,
+      suite: 'core', kernel, shape, ms: +(t.ms / steps).toFixed(2), what: name,
       callsPerStep: t.calls / steps, pctStep: +((100 * t.ms) / steps / total).toFixed(1),
       ...(flops ? { gflops: +((flops * t.calls) / t.ms / 1e6).toFixed(1) } : {}),
     });
   }
   log({
-    suite: 'core', kernel: 'train-step-profile', shape, ms: +(total - inKernels).toFixed(2), what: 'outside kernels',
-    pctStep: +((100 * (total - inKernels)) / total).toFixed(1), stepMs: +total.toFixed(1), tokensPerSec: +((B * T) / (total / 1e3)).toFixed(0),
+    suite: 'core', kernel, shape, ms: +(total - inKernels).toFixed(2), what: 'outside kernels',
+    pctStep: +((100 * (total - inKernels)) / total).toFixed(1), stepMs: +total.toFixed(1), tokensPerSec: +(tokens / (total / 1e3)).toFixed(0),
   });
 }
 
 // ---- 3. generation with and without the KV cache ----
-async function generateBench(model: GPT2, { L, C, V, quick, log, rng }: Ctx): Promise<void> {
+async function generateBench(model: GPT2, { L, C, V, quick, profile, log, rng }: Ctx & { profile: boolean }): Promise<void> {
   const prompt = [Array.from({ length: 16 }, () => rng.int(V))];
   const newTokens = quick ? 32 : 64;
   const gen = (useCache: boolean) => generate(model, prompt, { temperature: 0, maxNewTokens: newTokens, useCache });
@@ -209,4 +215,9 @@ async function generateBench(model: GPT2, { L, C, V, quick, log, rng }: Ctx): Pr
     tokensPerSec: +((newTokens * 1e3) / gc).toFixed(1), peer: 'no cache (full forward per token)', peerMs: +gn.toFixed(1),
     peerTokensPerSec: +((newTokens * 1e3) / gn).toFixed(1), ratio: +(gn / gc).toFixed(2),
   });
+  if (profile) {
+    profileSteps(() => gen(true), {
+      kernel: 'generate-profile', tokens: newTokens, shape: `L${L} C${C} prompt 16 + ${newTokens} greedy, B1, KV cache`, log,
+    });
+  }
 }

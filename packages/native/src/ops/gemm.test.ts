@@ -190,7 +190,8 @@ describe('gemm threads', () => {
     const before = getNumThreads();
     try {
       let seed = 500;
-      for (const [m, n, k] of [[77, 65, 40], [1601, 9, 20], [20, 500, 390]] as const) {
+      // [1, 700, 300] and [3, 300, 450]: the few-rows path, given several threads by the size of B alone
+      for (const [m, n, k] of [[77, 65, 40], [1601, 9, 20], [20, 500, 390], [1, 700, 300], [3, 300, 450]] as const) {
         for (const [tA, tB] of combos) {
           const run = prepare({ m, n, k, tA, tB, alpha: 0.5, beta: 0.5 }, seed++);
           for (const t of [1, 2, 3]) {
