@@ -55,3 +55,45 @@ describe('gemm column split (forced), every SIMD level, 2 and 3 threads', () => 
     }
   });
 });
+
+describe('gemm column split (forced): threads meet per panel, not per block', () => {
+  // Threads go on to the next depth block without waiting for each other; a panel waits only for the same
+  // columns of the previous block, and A's two buffers are reused every other block. Each C tile is still
+  // summed over the depth blocks in order, so any thread count gives the same bits, call after call; a panel
+  // started too early (a lost update) or an A buffer overwritten while read would break that.
+  it('gives bit-identical results with 2 and 3 threads, call after call, over many blocks', () => {
+    const before = getNumThreads();
+    try {
+      // 2 row blocks (m > MC) x 4 depth blocks, 2 or 3 column panels (the last one ragged), beta != 0
+      const [m, n, k] = [4150, 75, 1200];
+      const A = randomF32(m * k, 1300), B = randomF32(k * n, 1301), C0 = randomF32(m * n, 1302);
+      setNumThreads(2);
+      const first = C0.slice();
+      gemm(first, A, B, m, n, k, false, true, 1.5, 0.5);
+      // every 37th row against float64 sums (the full reference would take seconds)
+      let worst = 0;
+      for (let i = 0; i < m; i += 37) {
+        for (let j = 0; j < n; j++) {
+          let s = 0, sa = 0;
+          for (let p = 0; p < k; p++) {
+            s += A[i * k + p] * B[j * k + p];
+            sa += Math.abs(A[i * k + p] * B[j * k + p]);
+          }
+          const want = 1.5 * s + 0.5 * C0[i * n + j];
+          worst = Math.max(worst, Math.abs(first[i * n + j] - want) / (1.5 * sa + Math.abs(0.5 * C0[i * n + j])));
+        }
+      }
+      expect(worst).toBeLessThan(TOL);
+      for (const t of [2, 3, 2, 3, 2, 3, 2, 3]) {
+        setNumThreads(t);
+        const C = C0.slice();
+        gemm(C, A, B, m, n, k, false, true, 1.5, 0.5);
+        let differ = 0;
+        for (let i = 0; i < C.length; i++) if (C[i] !== first[i]) differ++;
+        expect(differ, `threads=${t}: elements that differ from the first call`).toBe(0);
+      }
+    } finally {
+      setNumThreads(before);
+    }
+  });
+});

@@ -332,14 +332,39 @@ void gemm_packed(const GemmIsa& isa, float* C, int64_t ldc, const float* A, int6
   }
 }
 
+// Spins briefly, then yields the core, until ready() holds (see SpinYieldBarrier for why it yields).
+template <class Ready>
+void spin_yield_until(Ready ready) {
+  for (int spin = 0; !ready(); ++spin) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (spin < 256) __builtin_ia32_pause();
+    else std::this_thread::yield();
+#else
+    std::this_thread::yield();
+#endif
+  }
+}
+
 // The packed path with the columns split among threads: each thread packs its own B panels (kc x nc, into its
-// own core's L2) and computes every A micro-panel against them; the A block (mc x kc) is packed by all
-// threads together, once per (ic, pc) block, and read by all from L3. One barrier per (ic, pc) block (after
-// A's packing); column panels are taken from an atomic counter, so a thread that lost its core does fewer.
+// own core's L2) and computes every A micro-panel against them; the A block (mc x kc) of each (ic, pc) block is
+// packed by the threads together and read by all from L3. Column panels are taken from an atomic counter, so a
+// thread that lost its core for a while does fewer.
+//
+// No barrier between blocks: a thread that runs out of panels in one block goes on to pack the next block's A
+// and to take its panels while the other threads finish theirs. What must still wait is tracked per panel:
+//   - panel q of block b adds into the C columns that panel q of block b-1 wrote: it starts once that one is
+//     done (per-panel flags; the B panel is packed before the wait, so packing overlaps it);
+//   - A alternates between two buffers: block b packs into the buffer of block b-2 once all of b-2's panels
+//     are done;
+//   - block b's panels start once all of b's A micro-panels are packed.
+// Each C tile is still summed over the depth blocks in order, so results do not depend on the thread count.
 // Needs enough columns and work to share (see use_column_split).
 //
-// Why: with the shared B panel of gemm_packed, two threads reached 1.5-1.6x one thread; with private B
-// panels 1.8-1.9x (2048^3: 163 -> 204 GFLOP/s, 2048x1152x384: 190 -> 226, same process, interleaved).
+// Why: with the shared B panel of gemm_packed, two threads reached 1.5-1.6x one thread; with private B panels
+// 1.8-1.9x (2048^3: 163 -> 204 GFLOP/s, 2048x1152x384: 190 -> 226, same process, interleaved). The barrier
+// that used to close each (ic, pc) block held a thread idle for 7-13% of a 2048^3 call and 12-24% of a 1024^3
+// call (timed with rdtsc, the machine in its uneven state: with 4-6 panels per block, one slow core leaves the
+// other waiting up to a panel's time per block).
 void gemm_packed_nsplit(const GemmIsa& isa, float* C, int64_t ldc, const float* A, int64_t lda, const float* B,
                         int64_t ldb, int64_t m, int64_t n, int64_t k, bool transA, bool transB, float alpha,
                         float beta, int nt) {
@@ -347,7 +372,7 @@ void gemm_packed_nsplit(const GemmIsa& isa, float* C, int64_t ldc, const float* 
   const Blocking bl = blocking(isa);
   const int64_t kc_blk = ceil_div(k, ceil_div(k, bl.kc));
   const int64_t mc_blk = round_up(ceil_div(m, ceil_div(m, bl.mc)), MR);
-  // Column panels: at least panels_per_thread per thread, none wider than NC.
+  // Column panels: a multiple of the thread count, none wider than NC.
   const int64_t panels = round_up(ceil_div(n, bl.nc), nt);
   const int64_t nc_blk = round_up(ceil_div(n, panels), NR);
   const int64_t njc = ceil_div(n, nc_blk), npc = ceil_div(k, kc_blk), nic = ceil_div(m, mc_blk);
@@ -357,9 +382,14 @@ void gemm_packed_nsplit(const GemmIsa& isa, float* C, int64_t ldc, const float* 
   float* apack = t_apack.get(asize * 2);
   float* bpack = t_bpack.get(bsize * size_t(nt));  // one B panel per thread
   const int64_t blocks = nic * npc;
-  std::unique_ptr<std::atomic<int64_t>[]> counters(new std::atomic<int64_t>[2 * blocks]);
-  for (int64_t u = 0; u < 2 * blocks; ++u) counters[u].store(0, std::memory_order_relaxed);
-  SpinYieldBarrier barrier(nt);
+  // Per block: A pack jobs taken / done, panels taken / done; per (block, panel): done.
+  std::unique_ptr<std::atomic<int64_t>[]> counters(new std::atomic<int64_t>[4 * blocks + blocks * njc]);
+  for (int64_t u = 0; u < 4 * blocks + blocks * njc; ++u) counters[u].store(0, std::memory_order_relaxed);
+  std::atomic<int64_t>* a_taken = counters.get();
+  std::atomic<int64_t>* a_done = a_taken + blocks;
+  std::atomic<int64_t>* p_taken = a_done + blocks;
+  std::atomic<int64_t>* p_done = p_taken + blocks;
+  std::atomic<int64_t>* panel_done = p_done + blocks;  // [blk * njc + q]
   const auto micro = bl.prefetch && isa.micro_pf ? isa.micro_pf : isa.micro;
   auto body = [&](int tid) {
     alignas(64) float tile[32 * 64];
@@ -372,15 +402,18 @@ void gemm_packed_nsplit(const GemmIsa& isa, float* C, int64_t ldc, const float* 
         const int64_t kc = std::min(kc_blk, k - pc);
         const float beta_eff = pc == 0 ? beta : 1.0f;
         float* ap0 = apack + asize * (blk % 2);
-        std::atomic<int64_t>& pj = counters[2 * blk];
-        std::atomic<int64_t>& cj = counters[2 * blk + 1];
-        for (int64_t job; (job = pj.fetch_add(1, std::memory_order_relaxed)) < mpan;)
+        if (blk >= 2) spin_yield_until([&] { return p_done[blk - 2].load(std::memory_order_acquire) == njc; });
+        for (int64_t job; (job = a_taken[blk].fetch_add(1, std::memory_order_relaxed)) < mpan;) {
           isa.pack_a(ap0 + job * kc * MR, A, lda, transA, ic + job * MR, std::min<int64_t>(MR, mc - job * MR), pc, kc);
-        barrier.wait();
-        for (int64_t q; (q = cj.fetch_add(1, std::memory_order_relaxed)) < njc;) {
+          a_done[blk].fetch_add(1, std::memory_order_release);
+        }
+        spin_yield_until([&] { return a_done[blk].load(std::memory_order_acquire) == mpan; });
+        for (int64_t q; (q = p_taken[blk].fetch_add(1, std::memory_order_relaxed)) < njc;) {
           const int64_t jc = q * nc_blk, nc = std::min(nc_blk, n - jc), npan = ceil_div(nc, NR);
           for (int64_t jr = 0; jr < npan; ++jr)
             isa.pack_b(bp0 + jr * kc * NR, B, ldb, transB, pc, kc, jc + jr * NR, std::min<int64_t>(NR, nc - jr * NR));
+          if (blk > 0)
+            spin_yield_until([&] { return panel_done[(blk - 1) * njc + q].load(std::memory_order_acquire) != 0; });
           for (int64_t ir = 0; ir < mpan; ++ir) {
             const int64_t i = ic + ir * MR, rows = std::min<int64_t>(MR, m - i);
             const float* ap = ap0 + ir * kc * MR;
@@ -391,13 +424,16 @@ void gemm_packed_nsplit(const GemmIsa& isa, float* C, int64_t ldc, const float* 
               compute_tile(micro, MR, NR, kc, ap, bp, cp, ldc, rows, cols, alpha, beta_eff, tile);
             }
           }
+          panel_done[blk * njc + q].store(1, std::memory_order_release);
+          p_done[blk].fetch_add(1, std::memory_order_release);
         }
       }
     }
   };
 #pragma omp parallel num_threads(nt)
   {
-    // The barrier counts nt arrivals: a smaller team (OpenMP may give fewer threads) runs one thread's path.
+    // Every thread may wait on work that another has taken, so all nt must be running: a smaller team (OpenMP
+    // may give fewer threads) runs one thread's path instead.
     if (omp_get_num_threads() == nt) body(omp_get_thread_num());
     else if (omp_get_thread_num() == 0) gemm_packed(isa, C, ldc, A, lda, B, ldb, m, n, k, transA, transB, alpha, beta, 1);
   }
