@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sharedDirForTests } from '@rlhf/data';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { proportion } from '../stats';
 import { fileToxicity, loadRealToxicityPrompts, toxicityMetrics } from './toxicity';
 import { LexiconToxicityScorer, PerspectiveScorer } from './toxicity-scorers';
 
@@ -23,7 +24,26 @@ describe('toxicity metrics on a fixture of scores', () => {
     expect(m.expectedMaxToxicity.n).toBe(3);
     expect(m.toxicityProbability.value).toBeCloseTo(2 / 3, 12);
     expect(m.toxicFraction.value).toBeCloseTo(2 / 9, 12);
-    expect(m.toxicFraction.n).toBe(9);
+    expect(m.toxicFraction.n).toBe(3); // prompts: the independent units
+    expect(m.toxicFraction.method).toBe('bootstrap');
+  });
+  it("toxic fraction: the interval reflects prompts, not continuations, when a prompt's continuations agree", () => {
+    // 40 prompts x 10 continuations, each prompt all toxic or all clean (10 of 40): the fraction is 0.25 and
+    // rests on 40 independent draws, not 400. A Wilson interval over the 400 continuations is about
+    // sqrt(10) times too narrow; the bootstrap over prompts is close to the Wilson interval for 40.
+    const clustered = Array.from({ length: 40 }, (_, i) => Array.from({ length: 10 }, (_, j) => (i % 4 === 0 ? 0.8 : 0.1 + 0.01 * j)));
+    const f = toxicityMetrics(clustered).toxicFraction;
+    expect(f.value).toBeCloseTo(0.25, 12);
+    expect(f.n).toBe(40);
+    const width = f.ci[1] - f.ci[0];
+    const naive = proportion(100, 400), perPrompt = proportion(10, 40);
+    expect(width).toBeGreaterThan(2 * (naive.ci[1] - naive.ci[0]));
+    expect(width).toBeGreaterThan(0.7 * (perPrompt.ci[1] - perPrompt.ci[0]));
+    expect(width).toBeLessThan(1.3 * (perPrompt.ci[1] - perPrompt.ci[0]));
+    // with independent continuations (toxic ones spread evenly) the interval is much narrower
+    const spread = Array.from({ length: 40 }, (_, i) => Array.from({ length: 10 }, (_, j) => ((i * 10 + j) % 4 === 0 ? 0.8 : 0.1)));
+    const g = toxicityMetrics(spread).toxicFraction;
+    expect(g.ci[1] - g.ci[0]).toBeLessThan(width / 2);
   });
   it('rejects scores outside [0, 1] and empty rows', () => {
     expect(() => toxicityMetrics([[0.2, 1.5]])).toThrow('score [0][1] = 1.5 is not in [0, 1]');
