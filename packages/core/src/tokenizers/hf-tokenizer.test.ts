@@ -40,3 +40,59 @@ describe('HfTokenizer', () => {
     expect(() => new HfTokenizer({ model: { type: 'Nope' } }, {}, 'y.json')).toThrow(/y\.json: @huggingface\/tokenizers cannot load it/);
   });
 });
+
+// Two tiny SentencePiece-style tokenizer.json files (a Unigram model over a handful of pieces), one per way the
+// converters write the dummy prefix: a Prepend normalizer (older Llama conversions) or the Metaspace
+// pre-tokenizer (newer ones). Pieces with and without "▁" let the tests see which one the text got.
+const pieces: [string, number][] = [
+  ['<unk>', 0],
+  ['▁hello', -1],
+  ['▁world', -1],
+  ['hello', -1.5],
+  ['world', -1.5],
+  ['▁', -3],
+  ...[...'helowrd'].map((c): [string, number] => [c, -5]),
+];
+const unigram = { type: 'Unigram', unk_id: 0, vocab: pieces, byte_fallback: false };
+const added = [{ id: 0, content: '<unk>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }];
+const decoder = { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true };
+const legacyJson = {
+  version: '1.0', added_tokens: added, model: unigram, pre_tokenizer: null, post_processor: null, decoder,
+  normalizer: { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '▁' }, { type: 'Replace', pattern: { String: ' ' }, content: '▁' }] },
+};
+const metaspaceJson = {
+  version: '1.0', added_tokens: added, model: unigram, normalizer: null, post_processor: null, decoder,
+  pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'first', split: false },
+};
+
+describe('HfTokenizer: the SentencePiece dummy prefix', () => {
+  for (const [name, json] of [['Prepend normalizer', legacyJson], ['Metaspace pre-tokenizer', metaspaceJson]] as const) {
+    it(`${name}: added by default, left out with addDummyPrefix: false`, () => {
+      const tok = new HfTokenizer(json, {}, `${name}.json`);
+      const id = (p: string) => tok.tokenToId(p)!;
+      expect(tok.addsDummyPrefix).toBe(true);
+      expect(tok.encode('world')).toEqual([id('▁world')]);
+      expect(tok.encode('hello world')).toEqual([id('▁hello'), id('▁world')]);
+      // a continuation: no "▁" before its first word, the spaces inside still become "▁"
+      expect(tok.encode('world', { addDummyPrefix: false })).toEqual([id('world')]);
+      expect(tok.encode('hello world', { addDummyPrefix: false })).toEqual([id('hello'), id('▁world')]);
+      expect(tok.encode(' world', { addDummyPrefix: false })).toEqual([id('▁world')]);
+      // prompt + continuation decode to the text they came from
+      expect(tok.decode([...tok.encode('hello'), ...tok.encode('world', { addDummyPrefix: false })])).toBe('helloworld');
+    });
+  }
+
+  it('reads the older Metaspace field add_prefix_space: false as "never prepend" (as the Rust library does)', () => {
+    const old = { ...metaspaceJson, pre_tokenizer: { type: 'Metaspace', replacement: '▁', add_prefix_space: false } };
+    const tok = new HfTokenizer(old);
+    expect(tok.addsDummyPrefix).toBe(false);
+    expect(tok.encode('world')).toEqual([tok.tokenToId('world')]);
+    const withPrefix = new HfTokenizer({ ...metaspaceJson, pre_tokenizer: { type: 'Metaspace', replacement: '▁', add_prefix_space: true } });
+    expect(withPrefix.encode('world')).toEqual([withPrefix.tokenToId('▁world')]);
+  });
+
+  it('byte-level files have no dummy prefix: addDummyPrefix changes nothing', () => {
+    expect(hf.addsDummyPrefix).toBe(false);
+    expect(hf.encode('hello world', { addDummyPrefix: false })).toEqual(hf.encode('hello world'));
+  });
+});
