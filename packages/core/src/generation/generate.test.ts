@@ -87,4 +87,76 @@ describe('sampling', () => {
     const lse = Math.log(Array.from(logits).reduce((a, x) => a + Math.exp(x), 0));
     expect(lp).toBeCloseTo(3 - lse, 5);
   });
+
+  it('chooses what sorting the whole vocabulary would, with any top-k / top-p / temperature and tied logits', () => {
+    const gen = new Rng(7);
+    let draws = 0;
+    for (const V of [1, 2, 7, 65, 1000, 5003]) {
+      for (let trial = 0; trial < 6; trial++) {
+        // logits on a coarse grid (ties happen), one sharp row, one flat row
+        const logits = Float32Array.from({ length: V }, () =>
+          trial === 4 ? Math.round(gen.next() * 4) * 3 : trial === 5 ? 0.25 * Math.round(gen.next() * 4) : Math.round(gen.next() * 40) / 8 - 2,
+        );
+        for (const opts of [
+          { temperature: 1 },
+          { temperature: 0.7, topK: 1 },
+          { temperature: 1, topK: 5 },
+          { temperature: 1.3, topK: Math.max(1, V >> 1) },
+          { temperature: 1, topP: 0.9 },
+          { temperature: 0.5, topP: 0.3 },
+          { temperature: 1, topK: 40, topP: 0.95 },
+        ]) {
+          const a = new Rng(1000 + trial), b = new Rng(1000 + trial);
+          for (let d = 0; d < 5; d++, draws++) {
+            const got = sampleToken(logits, opts, a), want = sampleTokenBySort(logits, opts, b);
+            expect(got[0], `V=${V} trial ${trial} ${JSON.stringify(opts)} draw ${d}`).toBe(want[0]);
+            expect(got[1]).toBeCloseTo(want[1], 12);
+          }
+        }
+      }
+    }
+    expect(draws).toBe(6 * 6 * 7 * 5);
+  });
 });
+
+/** The plain reference: every candidate sorted by logit (index on ties), then cut by top-k and top-p. */
+function sampleTokenBySort(logits: Float32Array, opts: { temperature?: number; topK?: number; topP?: number }, rng: Rng): [number, number] {
+  const V = logits.length;
+  const T = opts.temperature ?? 1;
+  let mx = -Infinity;
+  for (let i = 0; i < V; i++) mx = Math.max(mx, logits[i] / T);
+  let z = 0;
+  for (let i = 0; i < V; i++) z += Math.exp(logits[i] / T - mx);
+  const lse = mx + Math.log(z);
+  const prob = (i: number) => Math.exp(logits[i] / T - lse);
+  let cand = Array.from({ length: V }, (_, i) => i);
+  const k = opts.topK && opts.topK < V ? opts.topK : V;
+  const p = opts.topP ?? 1;
+  if (k < V || p < 1) {
+    cand.sort((x, y) => logits[y] - logits[x] || x - y);
+    cand = cand.slice(0, k);
+    if (p < 1) {
+      let kmass = 0;
+      for (const i of cand) kmass += prob(i);
+      let acc = 0, n = 0;
+      while (n < cand.length) {
+        acc += prob(cand[n]) / kmass;
+        n++;
+        if (acc >= p) break;
+      }
+      cand = cand.slice(0, n);
+    }
+  }
+  let mass = 0;
+  for (const i of cand) mass += prob(i);
+  let u = rng.next() * mass;
+  let chosen = cand[cand.length - 1];
+  for (const i of cand) {
+    u -= prob(i);
+    if (u < 0) {
+      chosen = i;
+      break;
+    }
+  }
+  return [chosen, logits[chosen] / T - lse];
+}
