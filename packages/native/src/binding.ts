@@ -80,6 +80,10 @@ export interface NativeBinding {
   geluForward(out: Float32Array, x: Float32Array, n: number): void;
   geluBackward(dx: Float32Array, dy: Float32Array, x: Float32Array, n: number): void;
 
+  // softmax (ops/softmax)
+  softmaxForward(y: Float32Array, lse: Float32Array | null, x: Float32Array, rows: number, cols: number, scale: number): void;
+  softmaxBackward(dx: Float32Array, dy: Float32Array, y: Float32Array, rows: number, cols: number, scale: number): void;
+
   // embedding (ops/embedding)
   embeddingForward(out: Float32Array, ids: Int32Array, table: Float32Array, n: number, vocab: number, dim: number): void;
   embeddingBackward(dtable: Float32Array, dy: Float32Array, ids: Int32Array, n: number, vocab: number, dim: number): void;

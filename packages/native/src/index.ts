@@ -17,6 +17,7 @@ export {
 } from './ops/cross-entropy';
 export { layernormForward, layernormBackward } from './ops/layernorm';
 export { geluForward, geluBackward } from './ops/gelu';
+export { softmaxForward, softmaxBackward } from './ops/softmax';
 export { embeddingForward, embeddingBackward } from './ops/embedding';
 export { adamwStep } from './ops/adamw';
 export { rmsnormForward, rmsnormBackward } from './ops/rmsnorm';

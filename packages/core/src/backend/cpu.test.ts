@@ -6,7 +6,7 @@ describe('kernel table', () => {
     const src = kernelSources();
     const notNative = Object.entries(src).filter(([, s]) => s !== 'native').map(([n]) => n);
     expect(notNative, `kernels not served natively (stale addon? rebuild @rlhf/native): ${notNative.join(', ')}`).toEqual([]);
-    expect(Object.keys(src).length).toBe(34);
+    expect(Object.keys(src).length).toBe(36);
   });
 
   it('times kernels only while timing is on, GEMMs by shape, and the timed table computes the same', () => {

@@ -16,6 +16,8 @@ export interface Kernels {
   addBiasBackward(dbias: Float32Array, dy: Float32Array, rows: number, cols: number): void;
   geluForward(out: Float32Array, x: Float32Array, n: number): void;
   geluBackward(dx: Float32Array, dy: Float32Array, x: Float32Array, n: number): void;
+  softmaxForward(y: Float32Array, lse: Float32Array | null, x: Float32Array, rows: number, cols: number, scale: number): void;
+  softmaxBackward(dx: Float32Array, dy: Float32Array, y: Float32Array, rows: number, cols: number, scale: number): void;
   siluForward(out: Float32Array, x: Float32Array, n: number): void;
   siluBackward(dx: Float32Array, dy: Float32Array, x: Float32Array, n: number): void;
   swigluForward(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
@@ -47,7 +49,7 @@ export type KernelName = keyof Kernels;
 /** Every kernel name, in the order of API.md. */
 export const KERNEL_NAMES: readonly KernelName[] = [
   'gemm', 'add', 'mul', 'mulBackward', 'scale', 'accumulate', 'addBias', 'addBiasBackward',
-  'geluForward', 'geluBackward', 'siluForward', 'siluBackward', 'swigluForward', 'swigluBackward',
+  'geluForward', 'geluBackward', 'softmaxForward', 'softmaxBackward', 'siluForward', 'siluBackward', 'swigluForward', 'swigluBackward',
   'layernormForward', 'layernormBackward', 'rmsnormForward', 'rmsnormBackward',
   'embeddingForward', 'embeddingBackward', 'ropeForward', 'ropeBackward', 'permute0213',
   'adamwStep', 'sumSquares', 'attentionForward', 'attentionBackward',

@@ -8,7 +8,7 @@ import { noGrad } from '../tensor/autograd';
 import { tokenLogprobs } from '../tensor/ops';
 import { Rng } from '../util/rng';
 import { generate } from './generate';
-import { sampleToken } from './sampling';
+import { rowProbabilities, sampleToken } from './sampling';
 
 const shared = sharedDirForTests();
 
@@ -119,16 +119,17 @@ describe('sampling', () => {
   });
 });
 
-/** The plain reference: every candidate sorted by logit (index on ties), then cut by top-k and top-p. */
+/**
+ * The plain reference: every candidate sorted by logit (index on ties), then cut by top-k and top-p. The
+ * probabilities are the softmax kernel's (checked against float64 in @rlhf/native), so that the selection
+ * logic, not float rounding, is what is compared.
+ */
 function sampleTokenBySort(logits: Float32Array, opts: { temperature?: number; topK?: number; topP?: number }, rng: Rng): [number, number] {
   const V = logits.length;
   const T = opts.temperature ?? 1;
-  let mx = -Infinity;
-  for (let i = 0; i < V; i++) mx = Math.max(mx, logits[i] / T);
-  let z = 0;
-  for (let i = 0; i < V; i++) z += Math.exp(logits[i] / T - mx);
-  const lse = mx + Math.log(z);
-  const prob = (i: number) => Math.exp(logits[i] / T - lse);
+  const { probs, lse: lses } = rowProbabilities(logits, 1, V, T);
+  const lse = lses[0];
+  const prob = (i: number) => probs[i];
   let cand = Array.from({ length: V }, (_, i) => i);
   const k = opts.topK && opts.topK < V ? opts.topK : V;
   const p = opts.topP ?? 1;

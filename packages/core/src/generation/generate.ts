@@ -11,7 +11,7 @@ import { gatherRows } from '../tensor/ops';
 import type { Tokenizer } from '../tokenizers/types';
 import { Rng } from '../util/rng';
 import type { CausalLM, KVCache } from '../model/common';
-import { checkSampling, sampleToken, type SamplingOptions } from './sampling';
+import { checkSampling, rowProbabilities, sampleTokenFromProbs, type SamplingOptions } from './sampling';
 
 export interface GenerateOptions extends SamplingOptions {
   /** default 32 */
@@ -105,9 +105,10 @@ export function generate(model: CausalLM, prompts: number[][], opts: GenerateOpt
   let steps = 0;
   while (steps < maxNew && stopped.some((s, b) => !s && tokens[b].length < maxNew)) {
     const logits = stepLogits(cur);
+    const { probs, lse } = rowProbabilities(logits, B, V, opts.temperature ?? 1);
     for (let b = 0; b < B; b++) {
       if (stopped[b]) continue; // fed padding, mask 0
-      const [t, lp] = sampleToken(logits.subarray(b * V, b * V + V), opts, rng);
+      const [t, lp] = sampleTokenFromProbs(logits.subarray(b * V, b * V + V), probs.subarray(b * V, b * V + V), lse[b], opts, rng);
       tokens[b].push(t);
       logprobs[b].push(lp);
       seq[b * width + cur] = t;

@@ -5,6 +5,7 @@
  * softmax(logits / temperature) (temperature 1 when greedy), before any top-k/top-p filtering: the policy's
  * own distribution, which is what PPO's ratios need.
  */
+import { kernels } from '../backend/cpu';
 import type { Rng } from '../util/rng';
 
 export interface SamplingOptions {
@@ -23,44 +24,55 @@ export function checkSampling(o: SamplingOptions): void {
   if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) throw new RangeError(`topP must be in (0, 1], got ${o.topP}`);
 }
 
+let probsScratch = new Float32Array(0);
+let lseScratch = new Float32Array(0);
+
 /**
- * Returns [token, log p(token)] for one row of logits (V).
+ * Softmax probabilities of `rows` rows of logits (rows, V) at the given temperature (0 counts as 1, for the
+ * log-probs of greedy choices), and each row's log-sum-exp of logits/temperature: one native call
+ * (softmaxForward) for every sequence of a generation step. The arrays are reused by the next call.
+ */
+export function rowProbabilities(logits: Float32Array, rows: number, V: number, temperature: number): { probs: Float32Array; lse: Float32Array } {
+  if (probsScratch.length < rows * V) probsScratch = new Float32Array(rows * V);
+  if (lseScratch.length < rows) lseScratch = new Float32Array(rows);
+  const probs = probsScratch.subarray(0, rows * V), lse = lseScratch.subarray(0, rows);
+  kernels().softmaxForward(probs, lse, logits, rows, V, 1 / (temperature === 0 ? 1 : temperature));
+  return { probs, lse };
+}
+
+/** Returns [token, log p(token)] for one row of logits (V). */
+export function sampleToken(logits: Float32Array, opts: SamplingOptions, rng: Rng): [number, number] {
+  const { probs, lse } = rowProbabilities(logits, 1, logits.length, opts.temperature ?? 1);
+  return sampleTokenFromProbs(logits, probs, lse[0], opts, rng);
+}
+
+/**
+ * Returns [token, log p(token)] for one row of logits (V), given that row's probabilities and log-sum-exp from
+ * rowProbabilities (same temperature).
  *
  * Cost O(V) per call: top-k finds its cut with a selection, not a sort of the vocabulary, and top-p sorts only
  * the tokens that can be in the nucleus (an O(V log V) sort per token was a quarter of the built-in demo's time,
  * and ~10 ms per token at GPT-2's 50257). The candidates, their order (probability descending, index ascending
  * on ties) and the arithmetic of the draw are those of sorting the whole vocabulary.
  */
-export function sampleToken(logits: Float32Array, opts: SamplingOptions, rng: Rng): [number, number] {
+export function sampleTokenFromProbs(logits: Float32Array, probs: Float32Array, lse: number, opts: SamplingOptions, rng: Rng): [number, number] {
   const V = logits.length;
   const temp = opts.temperature ?? 1;
   const T = temp === 0 ? 1 : temp;
-  let mx = -Infinity;
-  for (let i = 0; i < V; i++) if (logits[i] / T > mx) mx = logits[i] / T;
-  let z = 0;
-  for (let i = 0; i < V; i++) z += Math.exp(logits[i] / T - mx);
-  const lse = mx + Math.log(z);
   if (temp === 0) {
     let best = 0;
     for (let i = 1; i < V; i++) if (logits[i] > logits[best]) best = i; // first maximum wins ties
     return [best, logits[best] / T - lse];
   }
-  const prob = (i: number) => Math.exp(logits[i] / T - lse);
   const k = opts.topK && opts.topK < V ? opts.topK : V;
   const p = opts.topP ?? 1;
   if (k === V && p >= 1) {
-    // the whole vocabulary, in index order (probabilities computed once, kept for the draw)
-    if (probScratch.length < V) probScratch = new Float64Array(V);
-    const q = probScratch;
+    // the whole vocabulary, in index order
     let mass = 0;
-    for (let i = 0; i < V; i++) {
-      const v = Math.exp(logits[i] / T - lse);
-      q[i] = v;
-      mass += v;
-    }
+    for (let i = 0; i < V; i++) mass += probs[i];
     let u = rng.next() * mass;
     for (let i = 0; i < V; i++) {
-      u -= q[i];
+      u -= probs[i];
       if (u < 0) return [i, logits[i] / T - lse];
     }
     return [V - 1, logits[V - 1] / T - lse];
@@ -69,35 +81,30 @@ export function sampleToken(logits: Float32Array, opts: SamplingOptions, rng: Rn
   let kmass = 0;
   if (k < V) {
     cand = topKIndices(logits, k);
-    for (const i of cand) kmass += prob(i);
+    for (const i of cand) kmass += probs[i];
   } else {
     // Top-p alone: the most likely tokens holding at least p of the mass (a prefix of the sorted vocabulary,
     // found without sorting it), then sorted.
-    if (probScratch.length < V) probScratch = new Float64Array(V);
-    const q = probScratch;
-    for (let i = 0; i < V; i++) {
-      q[i] = Math.exp(logits[i] / T - lse);
-      kmass += q[i];
-    }
-    cand = mostLikelyWithMass(q, V, p * kmass * (1 + 1e-9));
+    for (let i = 0; i < V; i++) kmass += probs[i];
+    cand = mostLikelyWithMass(probs, V, p * kmass * (1 + 1e-9));
     sortByLogit(cand, logits);
   }
   if (p < 1) {
     let acc = 0;
     let n = 0;
     while (n < cand.length) {
-      acc += prob(cand[n]) / kmass;
+      acc += probs[cand[n]] / kmass;
       n++;
       if (acc >= p) break;
     }
     cand = cand.slice(0, n);
   }
   let mass = 0;
-  for (const i of cand) mass += prob(i);
+  for (const i of cand) mass += probs[i];
   let u = rng.next() * mass;
   let chosen = cand[cand.length - 1];
   for (const i of cand) {
-    u -= prob(i);
+    u -= probs[i];
     if (u < 0) {
       chosen = i;
       break;
@@ -112,7 +119,6 @@ function sortByLogit(idx: number[], logits: Float32Array): void {
 }
 
 let selectScratch = new Float32Array(0);
-let probScratch = new Float64Array(0);
 
 /**
  * The k most likely tokens (1 <= k < V), sorted by logit descending, index ascending on ties: every token above
@@ -170,7 +176,7 @@ let idxScratch = new Int32Array(0);
  * quickselect, expected O(V). Its sorted order is therefore a prefix of the sorted vocabulary that contains
  * the nucleus.
  */
-function mostLikelyWithMass(q: Float64Array, V: number, need: number): number[] {
+function mostLikelyWithMass(q: Float32Array, V: number, need: number): number[] {
   if (idxScratch.length < V) idxScratch = new Int32Array(V);
   const idx = idxScratch;
   for (let i = 0; i < V; i++) idx[i] = i;

@@ -87,6 +87,15 @@ export default async function ops(h) {
     np(npNorm, '_y = _o_x / np.sqrt((_o_x * _o_x).mean(-1, keepdims=True) + 1e-5) * _o_w'));
   await run('rmsnormBackward', `${R}x${C}`, 12 * rc, () => nat.rmsnormBackward(e, dw, b, a, w, rstd, R, C));
 
+  // ---- softmax over a generation step's logits: 16 sequences x GPT-2's 50257 tokens, temperature 0.7 ----
+  {
+    const [Rs, Vs] = [16, 50257];
+    const lse = new Float32Array(Rs);
+    await run('softmaxForward', `${Rs}x${Vs}`, 8 * Rs * Vs, () => nat.softmaxForward(d, lse, a, Rs, Vs, 1 / 0.7),
+      np(`_o_l = (np.random.rand(${Rs}, ${Vs}).astype(np.float32) - 0.5) * 20\n_o_p = np.empty_like(_o_l)`,
+        '_s = _o_l * np.float32(1 / 0.7)\n_s -= _s.max(-1, keepdims=True)\nnp.exp(_s, out=_o_p)\nnp.divide(_o_p, _o_p.sum(-1, keepdims=True), out=_o_p)'));
+  }
+
   // ---- embedding (8192 tokens of 768 over a 50257-row table), rope and permute (B8 T1024 H12 D64) ----
   const [N, V, D] = [8192, 50257, 768];
   const table = new Float32Array(V * D).fill(0.25), dtable = new Float32Array(V * D);

@@ -8,6 +8,7 @@ export * from './attention';
 export * from './cross-entropy';
 export * from './layernorm';
 export * from './gelu';
+export * from './softmax';
 export * from './embedding';
 export * from './adamw';
 export * from './rmsnorm';
