@@ -9,6 +9,25 @@ describe('preference metrics (plain numbers)', () => {
     expect(r.meanMargin.value).toBeCloseTo((1 + 0 - 0.2 + 3) / 4, 12);
     expect(() => rewardAccuracy([1], [1, 2])).toThrow(/1 chosen scores, 2 rejected/);
     expect(() => rewardAccuracy([NaN], [1])).toThrow(/pair 0 has a non-finite score/);
+    expect(() => rewardAccuracy([1, 2], [0, 1], [0])).toThrow(/1 group keys for 2 pairs/);
+  });
+
+  it('reward accuracy with groups: the same value, an interval over groups (pairs of one ranking agree)', () => {
+    // 30 rankings of 6 pairs; the model gets all of a ranking's pairs right or all wrong (2 of 3 right)
+    const chosen: number[] = [], rejected: number[] = [], groups: number[] = [];
+    for (let g = 0; g < 30; g++)
+      for (let k = 0; k < 6; k++) {
+        chosen.push(g % 3 === 0 ? 0 : 1);
+        rejected.push(g % 3 === 0 ? 1 : 0);
+        groups.push(g);
+      }
+    const flat = rewardAccuracy(chosen, rejected), grouped = rewardAccuracy(chosen, rejected, groups);
+    expect(grouped.value).toBeCloseTo(flat.value, 12);
+    expect(grouped.value).toBeCloseTo(2 / 3, 12);
+    expect([flat.n, grouped.n]).toEqual([180, 30]);
+    expect(grouped.method).toBe('bootstrap');
+    // 30 independent units, not 180: the interval is about sqrt(6) times wider than Wilson over the pairs
+    expect(grouped.ci[1] - grouped.ci[0]).toBeGreaterThan(1.8 * (flat.ci[1] - flat.ci[0]));
   });
 
   it('win rate: ties half, normal interval on the mean outcome', () => {

@@ -23,19 +23,38 @@ import {
 import type { EvalModel } from './benchmarks/common';
 import { scoreContinuations } from './loglik';
 import type { Series } from './report';
-import { meanEstimate, proportion, type Estimate } from './stats';
+import { clusteredRatio, meanEstimate, proportion, type Estimate } from './stats';
 
-/** Accuracy of a reward model from its scores of chosen and rejected completions (pairs aligned). */
-export function rewardAccuracy(chosen: ArrayLike<number>, rejected: ArrayLike<number>): Estimate & { meanMargin: Estimate } {
+/**
+ * Accuracy of a reward model from its scores of chosen and rejected completions (pairs aligned). `groups` (one
+ * key per pair, e.g. the prompt a ranking's pairs came from) makes the interval a bootstrap over groups, since
+ * the pairs of one ranking are not independent; without it, a Wilson interval over pairs.
+ */
+export function rewardAccuracy(
+  chosen: ArrayLike<number>,
+  rejected: ArrayLike<number>,
+  groups?: ArrayLike<number | string>,
+): Estimate & { meanMargin: Estimate } {
   if (chosen.length !== rejected.length) throw new RangeError(`rewardAccuracy: ${chosen.length} chosen scores, ${rejected.length} rejected`);
+  if (groups && groups.length !== chosen.length) throw new RangeError(`rewardAccuracy: ${groups.length} group keys for ${chosen.length} pairs`);
   let wins = 0;
   const margins: number[] = [];
+  const byGroup = new Map<number | string, { wins: number; pairs: number }>();
   for (let i = 0; i < chosen.length; i++) {
     if (!Number.isFinite(chosen[i]) || !Number.isFinite(rejected[i])) throw new RangeError(`rewardAccuracy: pair ${i} has a non-finite score`);
-    wins += chosen[i] > rejected[i] ? 1 : chosen[i] === rejected[i] ? 0.5 : 0;
+    const w = chosen[i] > rejected[i] ? 1 : chosen[i] === rejected[i] ? 0.5 : 0;
+    wins += w;
     margins.push(chosen[i] - rejected[i]);
+    if (groups) {
+      const g = byGroup.get(groups[i]) ?? { wins: 0, pairs: 0 };
+      g.wins += w;
+      g.pairs++;
+      byGroup.set(groups[i], g);
+    }
   }
-  return { ...proportion(wins, chosen.length), meanMargin: meanEstimate(margins) };
+  if (!groups) return { ...proportion(wins, chosen.length), meanMargin: meanEstimate(margins) };
+  const g = [...byGroup.values()];
+  return { ...clusteredRatio(g.map((x) => x.wins), g.map((x) => x.pairs)), meanMargin: meanEstimate(margins) };
 }
 
 /** Outcome of one comparison from A's point of view: 1 win, 0.5 tie, 0 loss. */

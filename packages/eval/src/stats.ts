@@ -2,7 +2,8 @@
  * Every number a report shows is an Estimate: the value, how many items it rests on, and a 95% interval.
  * Proportions use the Wilson score interval (good at 0 and 1 and for small n, where the normal one is not);
  * means use the normal approximation mean ± 1.96·s/√n; statistics that are neither (bias scores, ratios)
- * use a seeded percentile bootstrap over the items.
+ * use a seeded percentile bootstrap over the items. A share of items that come in correlated groups (the
+ * continuations of one prompt, the pairs of one ranking) uses a bootstrap over the groups (`clusteredRatio`).
  */
 
 export interface Estimate {
@@ -70,6 +71,28 @@ export function bootstrap(n: number, stat: (idx: Int32Array) => number, opts: { 
   vals.sort((a, b) => a - b);
   const q = (p: number) => (vals.length ? vals[Math.min(vals.length - 1, Math.max(0, Math.floor(p * vals.length)))] : NaN);
   return { value, n, ci: [q(0.025), q(0.975)], method: 'bootstrap' };
+}
+
+/**
+ * Σ successes / Σ trials over groups whose items are not independent of each other (the k continuations of a
+ * prompt, the C(K,2) pairs of one ranking): the value over all items, the interval from a seeded bootstrap
+ * that resamples whole groups, and n the number of groups (the independent units). A Wilson interval over the
+ * items would be too narrow by about the square root of the design effect.
+ */
+export function clusteredRatio(successes: ArrayLike<number>, trials: ArrayLike<number>, opts: { reps?: number; seed?: number } = {}): Estimate {
+  if (successes.length !== trials.length) throw new RangeError(`clusteredRatio: ${successes.length} success counts, ${trials.length} trial counts`);
+  return bootstrap(
+    successes.length,
+    (idx) => {
+      let s = 0, t = 0;
+      for (const i of idx) {
+        s += successes[i];
+        t += trials[i];
+      }
+      return s / t;
+    },
+    { seed: 1, ...opts },
+  );
 }
 
 /** An exact number (a count, a setting): no sampling error. */

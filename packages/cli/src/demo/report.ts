@@ -4,7 +4,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createReport, formatEstimate, proportion, reportToHtml, reportToJson, reportToMarkdown, type Estimate, type Report } from '@rlhf/eval';
+import { clusteredRatio, createReport, formatEstimate, proportion, reportToHtml, reportToJson, reportToMarkdown, type Estimate, type Report } from '@rlhf/eval';
 import { pct, type DemoSummary, type ModelEval } from './run-demo';
 
 const exact = (value: number, n: number): Estimate => ({ value, n, ci: [NaN, NaN], method: 'exact' });
@@ -28,7 +28,8 @@ export function buildReport(s: DemoSummary, command: string): Report {
     {
       name: 'reward model',
       metrics: {
-        'held-out pairwise accuracy': proportion(Math.round(s.rmAccuracy * s.rmAccuracyPairs), s.rmAccuracyPairs),
+        // the pairs of one ranking are not independent: the interval resamples prompts (n = prompts)
+        'held-out pairwise accuracy': clusteredRatio(s.rmAccuracyByPrompt.correct, s.rmAccuracyByPrompt.pairs),
         'noisy labels vs gold order (ceiling)': exact(s.labelerAgreement, s.rmAccuracyPairs),
       },
     },

@@ -96,6 +96,8 @@ export interface DemoSummary {
   labelerAgreement: number;
   rmAccuracy: number;
   rmAccuracyPairs: number;
+  /** per held-out prompt: pairs ranked right (ties half) and ordered pairs, for an interval over prompts */
+  rmAccuracyByPrompt: { correct: number[]; pairs: number[] };
   evalPrompts: number;
   base: ModelEval;
   sft: ModelEval;
@@ -299,6 +301,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
   const rm = new RewardModel(sft.clone());
   let rmAccuracy = NaN;
   let rmPairs = 0;
+  let rmAccuracyByPrompt: DemoSummary['rmAccuracyByPrompt'] = { correct: [], pairs: [] };
   let labelerAgreement = NaN;
   let normalization!: ScoreNormalization;
   await timed('rm', async () => {
@@ -343,6 +346,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     const { lastEval } = trainer.train();
     rmAccuracy = lastEval.accuracy ?? NaN;
     rmPairs = lastEval.pairs ?? 0;
+    const byPrompt = trainer.evaluateByPrompt();
+    rmAccuracyByPrompt = { correct: Array.from(byPrompt.correct), pairs: Array.from(byPrompt.pairs) };
     normalization = trainer.normalization;
     saveModelDir(p('models', 'rm'), { ...rm.model.hfConfig(), num_labels: 1 }, rm.stateDict(), {
       tokenizerFrom: tokDir,
@@ -429,7 +434,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
 
   return {
     seed, quick: opts.quick, sizes, params: paramCount(base), tokenizerVocab: tokenizer.vocabSize, pretrainLoss, sftEvalLoss,
-    labelerAgreement, rmAccuracy, rmAccuracyPairs: rmPairs, evalPrompts: evalPrompts.length, ...result, curve: trainer.curve, times,
+    labelerAgreement, rmAccuracy, rmAccuracyPairs: rmPairs, rmAccuracyByPrompt, evalPrompts: evalPrompts.length, ...result, curve: trainer.curve, times,
   };
 }
 

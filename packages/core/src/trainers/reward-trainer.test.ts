@@ -38,6 +38,13 @@ describe('RewardTrainer', () => {
     console.log(`rm held-out accuracy ${first.accuracy.toFixed(3)} -> ${lastEval.accuracy.toFixed(3)} on ${lastEval.pairs} pairs`);
     expect(lastEval.accuracy).toBeGreaterThan(0.85);
     expect(lastEval.accuracy).toBeGreaterThan(first.accuracy + 0.2);
+    // per prompt: at most C(4,2) = 6 ordered pairs each (tied ranks give fewer), summing to the aggregate
+    const per = t.evaluateByPrompt();
+    expect(per.pairs.length).toBeGreaterThan(25);
+    expect(Array.from(per.pairs).every((p) => p >= 1 && p <= 6)).toBe(true);
+    const pairs = per.pairs.reduce((a, b) => a + b, 0), correct = per.correct.reduce((a, b) => a + b, 0);
+    expect(pairs).toBe(lastEval.pairs);
+    expect(correct / pairs).toBeCloseTo(lastEval.accuracy, 12);
     // the LM head is the tied embedding: it is the input table, trained like everything else
     expect(changedParams(rm.namedParameters(), before)).toEqual(rm.namedParameters().map(([n]) => n));
     // normalisation: the reference set's scores map to mean 0, std 1

@@ -170,22 +170,40 @@ export class RewardTrainer extends TrainerBase<RewardConfig> {
   /** Held-out pairwise accuracy, mean margin and K-wise loss, over every ordered pair of every prompt. */
   override evaluate(): Record<string, number> {
     if (this.evalElements.length === 0) return {};
-    const items = this.evalElements.flatMap((e) => e.completions.map((c) => ({ prompt: e.prompt, completion: c })));
-    const s = this.score(items);
-    let o = 0;
+    const per = this.evaluateByPrompt();
     let loss = 0;
     let pairs = 0;
     let correct = 0;
     let margin = 0;
-    for (const e of this.evalElements) {
+    for (let i = 0; i < per.pairs.length; i++) {
+      loss += per.loss[i];
+      pairs += per.pairs[i];
+      correct += per.correct[i];
+      margin += per.marginSum[i];
+    }
+    return { loss: loss / per.pairs.length, accuracy: correct / pairs, margin: margin / pairs, pairs };
+  }
+
+  /**
+   * The held-out evaluation per prompt (eval set order): ordered pairs, pairs ranked right (ties half), summed
+   * margin and K-wise loss. The pairs of one ranking are not independent, so an interval on the accuracy should
+   * resample prompts (clusteredRatio in @rlhf/eval), not pairs.
+   */
+  evaluateByPrompt(): { pairs: Int32Array; correct: Float64Array; marginSum: Float64Array; loss: Float64Array } {
+    const n = this.evalElements.length;
+    const out = { pairs: new Int32Array(n), correct: new Float64Array(n), marginSum: new Float64Array(n), loss: new Float64Array(n) };
+    const items = this.evalElements.flatMap((e) => e.completions.map((c) => ({ prompt: e.prompt, completion: c })));
+    const s = this.score(items);
+    let o = 0;
+    this.evalElements.forEach((e, i) => {
       const res = kwiseRankingLoss(s.subarray(o, o + e.completions.length), { ranks: e.ranks });
       o += e.completions.length;
-      loss += res.loss;
-      pairs += res.pairs;
-      correct += res.accuracy * res.pairs;
-      margin += res.meanMargin * res.pairs;
-    }
-    return { loss: loss / this.evalElements.length, accuracy: correct / pairs, margin: margin / pairs, pairs };
+      out.pairs[i] = res.pairs;
+      out.correct[i] = res.accuracy * res.pairs;
+      out.marginSum[i] = res.meanMargin * res.pairs;
+      out.loss[i] = res.loss;
+    });
+    return out;
   }
 
   /** Mean and std of the scores of the reference set (eval completions, else training completions). */
