@@ -67,6 +67,7 @@ describe.each(Object.entries(models))('%s generation', (_n, make) => {
     expect(() => generate(m, [[]])).toThrow(/prompt 0 is empty/);
     expect(() => generate(m, [[99]])).toThrow(/outside the vocabulary/);
     expect(() => generate(m, [[1]], { temperature: -1 })).toThrow(/temperature/);
+    expect(() => generate(m, [[1]], { temperature: 1e-45 })).toThrow(/temperature must be 0 \(greedy\) or at least 1e-30, got 1e-45/);
     expect(() => generate(m, [[1]], { maxNewTokens: 40 })).toThrow(/exceed/);
   });
 });

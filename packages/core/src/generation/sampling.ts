@@ -20,6 +20,8 @@ export interface SamplingOptions {
 export function checkSampling(o: SamplingOptions): void {
   const t = o.temperature ?? 1;
   if (!(t >= 0) || !Number.isFinite(t)) throw new RangeError(`temperature must be a finite number ≥ 0, got ${o.temperature}`);
+  // 1/temperature scales the logits in float32 (softmaxForward): below 1e-30 use 0 (greedy) instead
+  if (t > 0 && t < 1e-30) throw new RangeError(`temperature must be 0 (greedy) or at least 1e-30, got ${o.temperature}`);
   if (o.topK !== undefined && !(Number.isInteger(o.topK) && o.topK >= 0)) throw new RangeError(`topK must be an integer ≥ 0, got ${o.topK}`);
   if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) throw new RangeError(`topP must be in (0, 1], got ${o.topP}`);
 }
