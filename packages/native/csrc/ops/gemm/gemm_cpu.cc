@@ -111,9 +111,23 @@ struct Scratch {
 };
 thread_local Scratch t_apack, t_bpack, t_small;
 
-// A barrier for the threads of one gemm: spins briefly (the usual case on a quiet machine: the other
-// thread arrives within microseconds), then yields the core, so that on a machine shared with other
-// processes a waiting thread does not burn the time slice the late thread needs. Sense-reversing, reusable.
+// Waits until ready() holds: spins briefly (the usual case on a quiet machine: the other thread gets there
+// within microseconds; pause is ~140 cycles on Skylake-SP, so ~15 us of spinning at most), then yields the
+// core, so that on a machine shared with other processes a waiting thread does not burn the time slice the
+// late thread needs.
+template <class Ready>
+void spin_yield_until(Ready ready) {
+  for (int spin = 0; !ready(); ++spin) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (spin < 256) __builtin_ia32_pause();
+    else std::this_thread::yield();
+#else
+    std::this_thread::yield();
+#endif
+  }
+}
+
+// A barrier for the threads of one gemm, waiting as spin_yield_until. Sense-reversing, reusable.
 class SpinYieldBarrier {
  public:
   explicit SpinYieldBarrier(int n) : n_(n) {}
@@ -124,18 +138,10 @@ class SpinYieldBarrier {
       gen_.fetch_add(1, std::memory_order_release);
       return;
     }
-    for (int spin = 0; gen_.load(std::memory_order_acquire) == gen; ++spin) {
-      if (spin < 256) cpu_relax();  // pause is ~140 cycles on Skylake-SP: ~15 us of spinning at most
-      else std::this_thread::yield();
-    }
+    spin_yield_until([&] { return gen_.load(std::memory_order_acquire) != gen; });
   }
 
  private:
-  static void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-  }
   const int n_;
   std::atomic<int> arrived_{0};
   std::atomic<int> gen_{0};
@@ -332,19 +338,6 @@ void gemm_packed(const GemmIsa& isa, float* C, int64_t ldc, const float* A, int6
   }
 }
 
-// Spins briefly, then yields the core, until ready() holds (see SpinYieldBarrier for why it yields).
-template <class Ready>
-void spin_yield_until(Ready ready) {
-  for (int spin = 0; !ready(); ++spin) {
-#if defined(__x86_64__) || defined(__i386__)
-    if (spin < 256) __builtin_ia32_pause();
-    else std::this_thread::yield();
-#else
-    std::this_thread::yield();
-#endif
-  }
-}
-
 // The packed path with the columns split among threads: each thread packs its own B panels (kc x nc, into its
 // own core's L2) and computes every A micro-panel against them; the A block (mc x kc) of each (ic, pc) block is
 // packed by the threads together and read by all from L3. Column panels are taken from an atomic counter, so a
@@ -353,7 +346,8 @@ void spin_yield_until(Ready ready) {
 // No barrier between blocks: a thread that runs out of panels in one block goes on to pack the next block's A
 // and to take its panels while the other threads finish theirs. What must still wait is tracked per panel:
 //   - panel q of block b adds into the C columns that panel q of block b-1 wrote: it starts once that one is
-//     done (per-panel flags; the B panel is packed before the wait, so packing overlaps it);
+//     done (per-panel flags; the B panel is packed before the wait, so packing overlaps it; across a row-block
+//     boundary the rows differ and the wait is not needed, but kept for simplicity: m > MC is rare);
 //   - A alternates between two buffers: block b packs into the buffer of block b-2 once all of b-2's panels
 //     are done;
 //   - block b's panels start once all of b's A micro-panels are packed.
