@@ -20,5 +20,6 @@ export * from './benchmarks/truthfulqa';
 export * from './benchmarks/bbq';
 export * from './benchmarks/toxicity';
 export * from './benchmarks/toxicity-scorers';
+export * from './benchmarks/reward-accuracy';
 export * from './preference';
 export * from './report';

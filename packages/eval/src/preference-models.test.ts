@@ -4,7 +4,9 @@ import { sharedDirForTests } from '@rlhf/data';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { EvalModel } from './benchmarks/common';
 import { evaluateTruthfulQaGen, loadPreamble, loadTruthfulQaJson } from './benchmarks/truthfulqa';
+import { evaluateRewardAccuracy } from './benchmarks/reward-accuracy';
 import { klToReference, rewardJudge, rewardModelReward, winRateOfModels } from './preference';
+import { metricsOf } from './report';
 
 const shared = sharedDirForTests();
 
@@ -46,6 +48,35 @@ describe.runIf(shared)('model-level metrics on stories260K', () => {
     // with a normalisation the score is (raw - mean) / std
     const normalized = rewardModelReward(rm, m.tokenizer, { mean: 0.5, std: 2, count: 10 });
     expect(normalized('Once upon a time', ' there was a cat')).toBeCloseTo((direct - 0.5) / 2, 5);
+  });
+
+  it('reward-model accuracy over preference and comparison records: pairs, ties in a tier, scores as the trainer', () => {
+    const rm = new RewardModel(m.model);
+    const reward = rewardModelReward(rm, m.tokenizer);
+    const records = [
+      { kind: 'preference' as const, prompt: 'Once upon a time', chosen: ' there was a cat', rejected: ' the the the' },
+      // 0 beats 1 and 2, which tie: two pairs
+      { kind: 'comparison' as const, prompt: 'Tom had a red ball.', completions: [' He played.', ' Ball ball.', ' It was red.'], ranking: [[0], [1, 2]] },
+    ];
+    const r = evaluateRewardAccuracy(rm, m.tokenizer, records, { batchSize: 2 });
+    expect([r.pairs, r.prompts]).toEqual([3, 2]);
+    const s = [
+      [reward(records[0].prompt, records[0].chosen), reward(records[0].prompt, records[0].rejected)],
+      records[1].completions.map((c) => reward(records[1].prompt, c)),
+    ];
+    r.items.forEach((it, i) => it.scores.forEach((x, j) => expect(x).toBeCloseTo(s[i][j], 5)));
+    expect(r.items[1].ranks).toEqual([0, 1, 1]);
+    const win = (a: number, b: number) => (a > b ? 1 : a === b ? 0.5 : 0);
+    const wins = win(s[0][0], s[0][1]) + win(s[1][0], s[1][1]) + win(s[1][0], s[1][2]);
+    expect(r.accuracy.value).toBeCloseTo(wins / 3, 12);
+    expect(r.accuracy.n).toBe(2); // prompts: the interval resamples them
+    expect(r.meanMargin.value).toBeCloseTo((s[0][0] - s[0][1] + s[1][0] - s[1][1] + s[1][0] - s[1][2]) / 3, 5);
+    expect(Object.keys(metricsOf(r))).toEqual(['reward-model pairwise accuracy', 'reward-model mean margin (chosen - rejected)']);
+    // normalised scores, and a record set without any ranked pair
+    const n = evaluateRewardAccuracy(rm, m.tokenizer, records.slice(0, 1), { normalization: { mean: 1, std: 2, count: 4 } });
+    expect(n.items[0].scores[0]).toBeCloseTo((s[0][0] - 1) / 2, 5);
+    const tied = [{ kind: 'comparison' as const, prompt: 'x', completions: ['a', 'b'], ranking: [[0, 1]] }];
+    expect(() => evaluateRewardAccuracy(rm, m.tokenizer, tied)).toThrow(/no ranked pair/);
   });
 
   it('TruthfulQA generation: greedy one-line answers scored by BLEU/ROUGE', () => {

@@ -4,6 +4,7 @@
  * whose charts are inline SVG (no network, no scripts, no web fonts: it opens from a file anywhere).
  */
 import type { BbqResult, BbqScores } from './benchmarks/bbq';
+import type { RewardAccuracyResult } from './benchmarks/reward-accuracy';
 import type { ToxicityResult } from './benchmarks/toxicity';
 import type { TruthfulQaGenResult, TruthfulQaMcResult } from './benchmarks/truthfulqa';
 import type { Estimate } from './stats';
@@ -60,7 +61,7 @@ function bbqMetrics(prefix: string, s: BbqScores): Record<string, Estimate> {
 }
 
 /** A benchmark result as flat named metrics (keys say the benchmark), for a ResultSet. */
-export function metricsOf(result: TruthfulQaMcResult | TruthfulQaGenResult | BbqResult | ToxicityResult): Record<string, Estimate> {
+export function metricsOf(result: TruthfulQaMcResult | TruthfulQaGenResult | BbqResult | ToxicityResult | RewardAccuracyResult): Record<string, Estimate> {
   switch (result.benchmark) {
     case 'truthfulqa-mc':
       return { 'TruthfulQA MC1': result.mc1, 'TruthfulQA MC2': result.mc2 };
@@ -87,6 +88,8 @@ export function metricsOf(result: TruthfulQaMcResult | TruthfulQaGenResult | Bbq
         'RTP prompts: mean Perspective toxicity (file)': result.fileScores.promptMean,
       };
     }
+    case 'reward-accuracy':
+      return { 'reward-model pairwise accuracy': result.accuracy, 'reward-model mean margin (chosen - rejected)': result.meanMargin };
   }
 }
 

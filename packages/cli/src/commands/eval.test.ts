@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { silentProgress } from '@rlhf/core';
+import { fromPretrained, RewardModel, saveModelDir, silentProgress } from '@rlhf/core';
 import { sharedDirForTests, sharedPath } from '@rlhf/data';
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
@@ -51,6 +51,21 @@ describe('rlhf eval', () => {
       await expect(run('bbq', '--model', model(), '--model', model(), '--limit', '1')).rejects.toThrow(/two models are named "stories260K"/);
       const csv = await run('truthfulqa', '--model', model(), '--data', sharedPath('data/truthfulqa/TruthfulQA.csv'), '--limit', '2');
       expect(csv).toMatch(/TruthfulQA MC1 .*\(n=2\)/);
+    });
+
+    it('reward-accuracy: a reward model folder on HH-RLHF test pairs, the interval over prompts', async () => {
+      // an (untrained) reward model on the stories260K trunk, saved as `rlhf rm` saves one
+      const pre = fromPretrained(model());
+      const rm = new RewardModel(pre.model);
+      const dir = join(tmp, 'rm');
+      saveModelDir(dir, { ...pre.model.hfConfig(), num_labels: 1 }, rm.stateDict(), { tokenizerFrom: sharedPath('models/stories260K') });
+      const json = join(tmp, 'rm.json');
+      const out = await run('reward-accuracy', '--model', `rm=${dir}`, '--limit', '3', '--json', json);
+      expect(out).toMatch(/\| reward-model pairwise accuracy \| \d\.\d{3} \[[\d.]+, [\d.]+\] \(n=3\) \|/);
+      expect(out).toMatch(/3 pairs from 3 prompts/);
+      const j = JSON.parse(readFileSync(json, 'utf8'));
+      expect(j.details.rm.items).toHaveLength(3);
+      await expect(run('reward-accuracy', '--model', model(), '--limit', '1')).rejects.toThrow(/stories260K\.bin is not a folder; pass a reward model folder/);
     });
 
     it('toxicity with the local proxy scorer says so', async () => {

@@ -1,17 +1,19 @@
 /**
  * `rlhf eval BENCH --model PATH`: TruthfulQA (multiple choice or generation), BBQ or RealToxicityPrompts on
- * one model or several side by side (`--model base=a.bin --model ppo=out/ppo`). Prints a Markdown table;
+ * one model or several side by side (`--model base=a.bin --model ppo=out/ppo`); `reward-accuracy` takes reward
+ * model folders (`rlhf rm` output) and a preference / comparison file (default: HH-RLHF's harmless test split). Prints a Markdown table;
  * --json writes every number with its n and interval plus the per-item details; --report writes a
  * self-contained HTML page with charts. Default data: the files in ../shared/data when that folder is found.
  */
 import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Command } from 'commander';
-import { fromPretrained, loadTokenizerFile, type ProgressReporter } from '@rlhf/core';
-import { sharedPath } from '@rlhf/data';
+import { fromPretrained, loadRewardModel, loadTokenizer, loadTokenizerFile, type ProgressReporter } from '@rlhf/core';
+import { readAll, sharedPath } from '@rlhf/data';
 import {
   createReport,
   evaluateBbq,
+  evaluateRewardAccuracy,
   evaluateToxicity,
   evaluateTruthfulQaGen,
   evaluateTruthfulQaMc,
@@ -31,7 +33,7 @@ import {
 } from '@rlhf/eval';
 import { progressReporter } from './train-common';
 
-export const BENCHMARKS = ['truthfulqa', 'truthfulqa-gen', 'bbq', 'toxicity'] as const;
+export const BENCHMARKS = ['truthfulqa', 'truthfulqa-gen', 'bbq', 'toxicity', 'reward-accuracy'] as const;
 type Bench = (typeof BENCHMARKS)[number];
 
 export interface EvalIo {
@@ -81,7 +83,13 @@ export function parseModelSpec(spec: string): { name: string; path: string } {
 }
 
 function defaultData(bench: Bench): string {
-  const rel = { truthfulqa: 'data/truthfulqa/hitz_en_validation.json', 'truthfulqa-gen': 'data/truthfulqa/hitz_en_validation.json', bbq: 'data/bbq', toxicity: 'data/realtoxicityprompts/decodingtrust_toxic.jsonl' }[bench];
+  const rel = {
+    truthfulqa: 'data/truthfulqa/hitz_en_validation.json',
+    'truthfulqa-gen': 'data/truthfulqa/hitz_en_validation.json',
+    bbq: 'data/bbq',
+    toxicity: 'data/realtoxicityprompts/decodingtrust_toxic.jsonl',
+    'reward-accuracy': 'data/hh-rlhf/harmless-base-test.jsonl.gz',
+  }[bench];
   try {
     return sharedPath(rel);
   } catch {
@@ -98,11 +106,11 @@ function loadModel(spec: { name: string; path: string }, tokenizer: string | und
 export function registerEval(program: Command, io: EvalIo = defaultIo): void {
   program
     .command('eval')
-    .description('run a benchmark (truthfulqa | truthfulqa-gen | bbq | toxicity) on one or more models')
+    .description('run a benchmark (truthfulqa | truthfulqa-gen | bbq | toxicity) on one or more models, or reward-accuracy on reward models')
     .argument('<bench>', `benchmark: ${BENCHMARKS.join(' | ')}`)
-    .requiredOption('--model <path>', 'model folder or llama2.c .bin; repeat as name=path to compare models', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .requiredOption('--model <path>', 'model folder or llama2.c .bin (reward-accuracy: a reward model folder); repeat as name=path to compare models', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--tokenizer <path>', 'tokenizer file (default: the one beside each model)')
-    .option('--data <path>', 'benchmark file (BBQ: a .jsonl or a folder of them); default: ../shared/data')
+    .option('--data <path>', 'benchmark file (BBQ: a .jsonl or a folder of them; reward-accuracy: preferences or comparisons in any format `rlhf data` reads); default: ../shared/data')
     .option('--limit <n>', 'first n items (BBQ: of each category file)', positiveInt('limit'))
     .option('--json <file>', 'write the report with per-item details as JSON')
     .option('--report <file>', 'write a self-contained HTML report with charts')
@@ -130,7 +138,7 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
 
       // load the items once, for every model
       const limit = o.limit;
-      let run: (m: EvalModel, onProgress: (d: number, t: number) => void) => Promise<{ metrics: ResultSet['metrics']; detail: unknown; notes: string[] }>;
+      let run: (spec: { name: string; path: string }, onProgress: (d: number, t: number) => void) => Promise<{ metrics: ResultSet['metrics']; detail: unknown; notes: string[] }>;
       let total: number;
       if (bench === 'truthfulqa' || bench === 'truthfulqa-gen') {
         const items = loadTruthfulQa(data, { limit });
@@ -138,7 +146,8 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
         if (!pre) throw new Error(`no few-shot preamble: pass --preamble (a file like hitz_en_train.json); none beside ${data}`);
         const preamble = loadPreamble(pre);
         total = items.length;
-        run = async (m, onProgress) => {
+        run = async (spec, onProgress) => {
+          const m = loadModel(spec, o.tokenizer);
           const r = bench === 'truthfulqa' ? evaluateTruthfulQaMc(m, items, preamble, { sharePrefix: o.sharePrefix, onProgress }) : evaluateTruthfulQaGen(m, items, preamble, { onProgress, maxNewTokens: o.maxNewTokens });
           const notes = 'compute' in r ? [`${r.compute.positionsRun} token positions run in ${r.compute.seconds.toFixed(1)} s (prefix sharing ${o.sharePrefix ? 'on' : 'off'}); ${r.compute.truncatedPrompts} prompts truncated`] : [];
           return { metrics: metricsOf(r), detail: r, notes };
@@ -148,16 +157,30 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
         if (!files.length) throw new Error(`--data ${data}: no .jsonl files in the folder`);
         const items = files.flatMap((f) => loadBbq(f, { limit }));
         total = items.length;
-        run = async (m, onProgress) => {
-          const r = evaluateBbq(m, items, { sharePrefix: o.sharePrefix, onProgress });
+        run = async (spec, onProgress) => {
+          const r = evaluateBbq(loadModel(spec, o.tokenizer), items, { sharePrefix: o.sharePrefix, onProgress });
           return { metrics: metricsOf(r), detail: r, notes: [`${r.compute.positionsRun} token positions run in ${r.compute.seconds.toFixed(1)} s (prefix sharing ${o.sharePrefix ? 'on' : 'off'})`] };
+        };
+      } else if (bench === 'reward-accuracy') {
+        const { records: all } = await readAll(data);
+        const records = limit ? all.slice(0, limit) : all;
+        total = records.length;
+        run = async (spec, onProgress) => {
+          if (!existsSync(spec.path) || !statSync(spec.path).isDirectory()) {
+            throw new Error(`reward-accuracy: --model ${spec.path} is not a folder; pass a reward model folder (what \`rlhf rm\` writes)`);
+          }
+          const { model, normalization } = loadRewardModel(spec.path);
+          const tokenizer = o.tokenizer ? loadTokenizerFile(o.tokenizer) : loadTokenizer(spec.path);
+          const r = evaluateRewardAccuracy(model, tokenizer, records, { normalization, onProgress });
+          const notes = [`${r.pairs} pairs from ${r.prompts} prompts; the interval resamples prompts${normalization ? '; margins on the normalised scale' : ''}`];
+          return { metrics: metricsOf(r), detail: { ...r, items: r.items }, notes };
         };
       } else {
         const items = loadRealToxicityPrompts(data, { limit });
         const scorer = o.scorer === 'perspective' ? new PerspectiveScorer() : new LexiconToxicityScorer();
         total = items.length;
-        run = async (m, onProgress) => {
-          const r = await evaluateToxicity(m, items, scorer, { k: o.k, maxNewTokens: o.maxNewTokens, seed: o.seed, onProgress });
+        run = async (spec, onProgress) => {
+          const r = await evaluateToxicity(loadModel(spec, o.tokenizer), items, scorer, { k: o.k, maxNewTokens: o.maxNewTokens, seed: o.seed, onProgress });
           const notes = scorer.isProxy ? [`Toxicity scored by ${scorer.name}: a proxy, not comparable with Perspective API figures.`] : [];
           return { metrics: metricsOf(r), detail: r, notes };
         };
@@ -167,13 +190,12 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
       const details: Record<string, unknown> = {};
       const notes = [`rlhf eval ${bench} on ${data}${limit ? ` (first ${limit}${bench === 'bbq' ? ' per file' : ''})` : ''}`];
       for (const spec of specs) {
-        const m = loadModel(spec, o.tokenizer);
         const bar = io.progress();
         bar.start(`${bench} ${spec.name}`, total, 0);
         try {
           // about 100 updates per run: plain-line progress prints every tenth update, the TTY bar redraws
           const every = Math.max(1, Math.floor(total / 100));
-          const r = await run(m, (d) => {
+          const r = await run(spec, (d) => {
             if (d % every === 0 || d === total) bar.update(d, {});
           });
           results.push({ name: spec.name, metrics: r.metrics });

@@ -58,7 +58,7 @@ export { collateCompletions, completionLogprobs } from './sequences';
 export type { PromptCompletion, CompletionBatch, CompletionLogprobs } from './sequences';
 export { SftTrainer, collateSft } from './sft-trainer';
 export type { SftExample, SftBatch } from './sft-trainer';
-export { RewardTrainer, normalizeScore } from './reward-trainer';
+export { RewardTrainer, normalizeScore, scoreCompletions } from './reward-trainer';
 export type { RankedExample, ScoreNormalization } from './reward-trainer';
 export { DpoTrainer } from './dpo-trainer';
 export type { DpoExample } from './dpo-trainer';

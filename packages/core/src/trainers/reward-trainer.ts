@@ -154,17 +154,7 @@ export class RewardTrainer extends TrainerBase<RewardConfig> {
 
   /** Raw scores of completions (no grad), in batches of perDeviceEvalBatchSize rows. */
   score(items: { prompt: ArrayLike<number>; completion: ArrayLike<number> }[]): Float32Array {
-    const out = new Float32Array(items.length);
-    const L = Math.min(this.config.maxLength, this.rewardModel.model.maxPositions);
-    noGrad(() => {
-      for (const idx of batchIndices(items.map((_, i) => i), this.config.perDeviceEvalBatchSize)) {
-        const b = collateCompletions(idx.map((i) => items[i]), L);
-        const r = this.rewardModel.forward({ ids: b.ids, B: b.B, T: b.T, attentionMask: b.attentionMask });
-        idx.forEach((i, k) => (out[i] = r.data[k]));
-        r.release();
-      }
-    });
-    return out;
+    return scoreCompletions(this.rewardModel, items, { maxLength: this.config.maxLength, batchSize: this.config.perDeviceEvalBatchSize });
   }
 
   /** Held-out pairwise accuracy, mean margin and K-wise loss, over every ordered pair of every prompt. */
@@ -222,6 +212,28 @@ export class RewardTrainer extends TrainerBase<RewardConfig> {
     const std = Math.sqrt(v / Math.max(1, s.length - 1));
     this.normalization = { mean, std: std > 1e-8 ? std : 1, count: s.length };
   }
+}
+
+/**
+ * Raw reward-model scores (no grad) of token-level prompt + completion items (encodePromptCompletion), in
+ * batches of `batchSize` rows, each sequence trimmed to min(maxLength, the model's context) as in training.
+ */
+export function scoreCompletions(
+  rm: RewardModel,
+  items: { prompt: ArrayLike<number>; completion: ArrayLike<number> }[],
+  opts: { maxLength?: number; batchSize?: number } = {},
+): Float32Array {
+  const out = new Float32Array(items.length);
+  const L = Math.min(opts.maxLength ?? Infinity, rm.model.maxPositions);
+  noGrad(() => {
+    for (const idx of batchIndices(items.map((_, i) => i), opts.batchSize ?? 16)) {
+      const b = collateCompletions(idx.map((i) => items[i]), L);
+      const r = rm.forward({ ids: b.ids, B: b.B, T: b.T, attentionMask: b.attentionMask });
+      idx.forEach((i, k) => (out[i] = r.data[k]));
+      r.release();
+    }
+  });
+  return out;
 }
 
 /** Applies a reward model's normalisation to a raw score. */
