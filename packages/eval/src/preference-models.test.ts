@@ -53,17 +53,13 @@ describe.runIf(shared)('model-level metrics on stories260K', () => {
   it('reward-model accuracy over preference and comparison records: pairs, ties in a tier, scores as the trainer', () => {
     const rm = new RewardModel(m.model);
     const reward = rewardModelReward(rm, m.tokenizer);
-    const records = [
-      { kind: 'preference' as const, prompt: 'Once upon a time', chosen: ' there was a cat', rejected: ' the the the' },
-      // 0 beats 1 and 2, which tie: two pairs
-      { kind: 'comparison' as const, prompt: 'Tom had a red ball.', completions: [' He played.', ' Ball ball.', ' It was red.'], ranking: [[0], [1, 2]] },
-    ];
+    const pref = { kind: 'preference' as const, prompt: 'Once upon a time', chosen: ' there was a cat', rejected: ' the the the' };
+    // 0 beats 1 and 2, which tie: two pairs
+    const comp = { kind: 'comparison' as const, prompt: 'Tom had a red ball.', completions: [' He played.', ' Ball ball.', ' It was red.'], ranking: [[0], [1, 2]] };
+    const records = [pref, comp];
     const r = evaluateRewardAccuracy(rm, m.tokenizer, records, { batchSize: 2 });
     expect([r.pairs, r.prompts]).toEqual([3, 2]);
-    const s = [
-      [reward(records[0].prompt, records[0].chosen), reward(records[0].prompt, records[0].rejected)],
-      records[1].completions.map((c) => reward(records[1].prompt, c)),
-    ];
+    const s = [[reward(pref.prompt, pref.chosen), reward(pref.prompt, pref.rejected)], comp.completions.map((c) => reward(comp.prompt, c))];
     r.items.forEach((it, i) => it.scores.forEach((x, j) => expect(x).toBeCloseTo(s[i][j], 5)));
     expect(r.items[1].ranks).toEqual([0, 1, 1]);
     const win = (a: number, b: number) => (a > b ? 1 : a === b ? 0.5 : 0);

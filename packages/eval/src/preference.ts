@@ -11,6 +11,7 @@
  */
 import {
   collateCompletions,
+  encodePrompt,
   encodePromptCompletion,
   generate,
   noGrad,
@@ -20,6 +21,7 @@ import {
   type ScoreNormalization,
   type Tokenizer,
 } from '@rlhf/core';
+import type { Text } from '@rlhf/data';
 import type { EvalModel } from './benchmarks/common';
 import { scoreContinuations } from './loglik';
 import type { Series } from './report';
@@ -85,11 +87,11 @@ export function outcomesFromRewards(rewardsA: ArrayLike<number>, rewardsB: Array
   return Array.from({ length: rewardsA.length }, (_, i) => (rewardsA[i] > rewardsB[i] ? 1 : rewardsA[i] < rewardsB[i] ? 0 : 0.5));
 }
 
-/** A judge says how A's completion compares with B's for a prompt: 1, 0.5 or 0 (may be async). */
-export type Judge = (prompt: string, completionA: string, completionB: string) => number | Promise<number>;
+/** A judge says how A's completion compares with B's for a prompt (text or chat messages): 1, 0.5 or 0 (may be async). */
+export type Judge = (prompt: Text, completionA: string, completionB: string) => number | Promise<number>;
 
 /** A judge from a reward function: the higher reward wins. */
-export function rewardJudge(reward: (prompt: string, completion: string) => number | Promise<number>): Judge {
+export function rewardJudge(reward: (prompt: Text, completion: string) => number | Promise<number>): Judge {
   return async (p, a, b) => {
     const [ra, rb] = [await reward(p, a), await reward(p, b)];
     return ra > rb ? 1 : ra < rb ? 0 : 0.5;
@@ -106,7 +108,7 @@ export function rewardModelReward(
   rm: RewardModel,
   tokenizer: Tokenizer,
   normalization?: ScoreNormalization,
-): (prompt: string, completion: string) => number {
+): (prompt: Text, completion: string) => number {
   return (prompt, completion) => {
     const pair = encodePromptCompletion(tokenizer, prompt, completion);
     const b = collateCompletions([pair], rm.model.maxPositions);
@@ -123,12 +125,15 @@ export interface CompletionOptions {
   seed?: number;
 }
 
-/** One completion per prompt (text after the prompt), seeded. */
-export function complete(m: EvalModel, prompts: string[], opts: CompletionOptions = {}): { text: string[]; ids: number[][]; promptIds: number[][] } {
+/**
+ * One completion per prompt (text after the prompt), seeded. A prompt is text (encoded with BOS) or chat
+ * messages (the tokenizer's chat template with the generation prompt), as the trainers encode prompts.
+ */
+export function complete(m: EvalModel, prompts: Text[], opts: CompletionOptions = {}): { text: string[]; ids: number[][]; promptIds: number[][] } {
   const maxNew = opts.maxNewTokens ?? 32;
   const text: string[] = [], ids: number[][] = [], promptIds: number[][] = [];
   prompts.forEach((p, i) => {
-    let pid = m.tokenizer.encode(p, { addBos: true });
+    let pid = encodePrompt(m.tokenizer, p);
     const room = m.model.maxPositions - maxNew;
     if (pid.length > room) pid = [pid[0], ...pid.slice(pid.length - room + 1)];
     const stops = m.stopTokens ?? (m.tokenizer.eosId !== undefined ? [m.tokenizer.eosId] : []);
@@ -141,7 +146,7 @@ export function complete(m: EvalModel, prompts: string[], opts: CompletionOption
 }
 
 /** Win rate of model A over model B on prompts, each completing every prompt once, judged by `judge`. */
-export async function winRateOfModels(a: EvalModel, b: EvalModel, prompts: string[], judge: Judge, opts: CompletionOptions = {}) {
+export async function winRateOfModels(a: EvalModel, b: EvalModel, prompts: Text[], judge: Judge, opts: CompletionOptions = {}) {
   const ca = complete(a, prompts, opts).text;
   const cb = complete(b, prompts, { ...opts, seed: (opts.seed ?? 0) + 1 });
   const outcomes: number[] = [];

@@ -53,7 +53,7 @@ describe('rlhf eval', () => {
       expect(csv).toMatch(/TruthfulQA MC1 .*\(n=2\)/);
     });
 
-    it('reward-accuracy: a reward model folder on HH-RLHF test pairs, the interval over prompts', async () => {
+    it('reward-accuracy and win-rate: a reward model folder on HH-RLHF test pairs and prompts', async () => {
       // an (untrained) reward model on the stories260K trunk, saved as `rlhf rm` saves one
       const pre = fromPretrained(model());
       const rm = new RewardModel(pre.model);
@@ -66,6 +66,18 @@ describe('rlhf eval', () => {
       const j = JSON.parse(readFileSync(json, 'utf8'));
       expect(j.details.rm.items).toHaveLength(3);
       await expect(run('reward-accuracy', '--model', model(), '--limit', '1')).rejects.toThrow(/stories260K\.bin is not a folder; pass a reward model folder/);
+
+      // win-rate: two policies complete HH-RLHF prompts (chat messages), the reward model judges
+      const wjson = join(tmp, 'win.json');
+      const w = await run('win-rate', '--model', `a=${model()}`, '--model', `b=${model()}`, '--judge', dir, '--limit', '3', '--max-new-tokens', '6', '--json', wjson);
+      expect(w).toMatch(/\| win rate \(reward-model judge\) \| \d\.\d{3} .*\(n=3\) \|/);
+      const counts = /a over b: (\d+) wins, (\d+) ties, (\d+) losses/.exec(w)!;
+      expect(Number(counts[1]) + Number(counts[2]) + Number(counts[3])).toBe(3);
+      const wj = JSON.parse(readFileSync(wjson, 'utf8'));
+      expect(wj.details.a).toHaveLength(3);
+      expect(wj.details.outcomes).toHaveLength(3);
+      await expect(run('win-rate', '--model', model(), '--judge', dir)).rejects.toThrow(/exactly two --model/);
+      await expect(run('win-rate', '--model', `a=${model()}`, '--model', `b=${model()}`)).rejects.toThrow(/win-rate needs --judge/);
     });
 
     it('toxicity with the local proxy scorer says so', async () => {

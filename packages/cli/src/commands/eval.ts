@@ -1,7 +1,8 @@
 /**
  * `rlhf eval BENCH --model PATH`: TruthfulQA (multiple choice or generation), BBQ or RealToxicityPrompts on
  * one model or several side by side (`--model base=a.bin --model ppo=out/ppo`); `reward-accuracy` takes reward
- * model folders (`rlhf rm` output) and a preference / comparison file (default: HH-RLHF's harmless test split). Prints a Markdown table;
+ * model folders (`rlhf rm` output) and a preference / comparison file (default: HH-RLHF's harmless test split);
+ * `win-rate` completes each prompt of a file with two models and has a reward model judge them. Prints a Markdown table;
  * --json writes every number with its n and interval plus the per-item details; --report writes a
  * self-contained HTML page with charts. Default data: the files in ../shared/data when that folder is found.
  */
@@ -28,12 +29,15 @@ import {
   reportToHtml,
   reportToJson,
   reportToMarkdown,
+  rewardJudge,
+  rewardModelReward,
+  winRateOfModels,
   type EvalModel,
   type ResultSet,
 } from '@rlhf/eval';
 import { progressReporter } from './train-common';
 
-export const BENCHMARKS = ['truthfulqa', 'truthfulqa-gen', 'bbq', 'toxicity', 'reward-accuracy'] as const;
+export const BENCHMARKS = ['truthfulqa', 'truthfulqa-gen', 'bbq', 'toxicity', 'reward-accuracy', 'win-rate'] as const;
 type Bench = (typeof BENCHMARKS)[number];
 
 export interface EvalIo {
@@ -57,6 +61,7 @@ interface EvalFlags {
   k: number;
   maxNewTokens?: number;
   seed: number;
+  judge?: string;
 }
 
 function positiveInt(name: string) {
@@ -89,6 +94,7 @@ function defaultData(bench: Bench): string {
     bbq: 'data/bbq',
     toxicity: 'data/realtoxicityprompts/decodingtrust_toxic.jsonl',
     'reward-accuracy': 'data/hh-rlhf/harmless-base-test.jsonl.gz',
+    'win-rate': 'data/hh-rlhf/harmless-base-test.jsonl.gz',
   }[bench];
   try {
     return sharedPath(rel);
@@ -106,7 +112,7 @@ function loadModel(spec: { name: string; path: string }, tokenizer: string | und
 export function registerEval(program: Command, io: EvalIo = defaultIo): void {
   program
     .command('eval')
-    .description('run a benchmark (truthfulqa | truthfulqa-gen | bbq | toxicity) on one or more models, or reward-accuracy on reward models')
+    .description('run a benchmark (truthfulqa | truthfulqa-gen | bbq | toxicity) on one or more models, reward-accuracy on reward models, or win-rate of one model over another')
     .argument('<bench>', `benchmark: ${BENCHMARKS.join(' | ')}`)
     .requiredOption('--model <path>', 'model folder or llama2.c .bin (reward-accuracy: a reward model folder); repeat as name=path to compare models', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--tokenizer <path>', 'tokenizer file (default: the one beside each model)')
@@ -120,7 +126,8 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
     .option('--scorer <name>', 'toxicity scorer: local (offline proxy) | perspective (PERSPECTIVE_API_KEY, PERSPECTIVE_API_URL)', 'local')
     .option('--k <n>', 'toxicity: continuations per prompt', positiveInt('k'), 25)
     .option('--max-new-tokens <n>', 'generation length (truthfulqa-gen 50, toxicity 20)', positiveInt('max-new-tokens'))
-    .option('--seed <s>', 'sampling seed (toxicity)', intArg('seed'), 0)
+    .option('--seed <s>', 'sampling seed (toxicity, win-rate)', intArg('seed'), 0)
+    .option('--judge <dir>', 'win-rate: the reward model folder that judges (what `rlhf rm` writes)')
     .action(async (benchArg: string, o: EvalFlags) => {
       if (!(BENCHMARKS as readonly string[]).includes(benchArg)) throw new Error(`unknown benchmark ${JSON.stringify(benchArg)}; choose one of ${BENCHMARKS.join(', ')}`);
       const bench = benchArg as Bench;
@@ -135,6 +142,10 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
       }
       const data = o.data ?? defaultData(bench);
       if (!existsSync(data)) throw new Error(`--data ${data} does not exist`);
+      if (bench === 'win-rate') {
+        await winRateCommand(specs, data, o, io);
+        return;
+      }
 
       // load the items once, for every model
       const limit = o.limit;
@@ -166,11 +177,7 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
         const records = limit ? all.slice(0, limit) : all;
         total = records.length;
         run = async (spec, onProgress) => {
-          if (!existsSync(spec.path) || !statSync(spec.path).isDirectory()) {
-            throw new Error(`reward-accuracy: --model ${spec.path} is not a folder; pass a reward model folder (what \`rlhf rm\` writes)`);
-          }
-          const { model, normalization } = loadRewardModel(spec.path);
-          const tokenizer = o.tokenizer ? loadTokenizerFile(o.tokenizer) : loadTokenizer(spec.path);
+          const { model, normalization, tokenizer } = loadJudge(spec.path, 'reward-accuracy: --model', o.tokenizer);
           const r = evaluateRewardAccuracy(model, tokenizer, records, { normalization, onProgress });
           const notes = [`${r.pairs} pairs from ${r.prompts} prompts; the interval resamples prompts${normalization ? '; margins on the normalised scale' : ''}`];
           return { metrics: metricsOf(r), detail: { ...r, items: r.items }, notes };
@@ -212,4 +219,57 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
       if (o.json) writeFileSync(o.json, reportToJson({ ...report, details } as typeof report));
       if (o.report) writeFileSync(o.report, reportToHtml(report));
     });
+}
+
+/** A reward model folder (`rlhf rm` output) with its tokenizer (or --tokenizer) and normalisation. */
+function loadJudge(path: string, what: string, tokenizerPath: string | undefined) {
+  if (!existsSync(path) || !statSync(path).isDirectory()) {
+    throw new Error(`${what} ${path} is not a folder; pass a reward model folder (what \`rlhf rm\` writes)`);
+  }
+  const { model, normalization } = loadRewardModel(path);
+  const tokenizer = tokenizerPath ? loadTokenizerFile(tokenizerPath) : loadTokenizer(path);
+  return { model, normalization, tokenizer };
+}
+
+/**
+ * `rlhf eval win-rate --model a=PATH --model b=PATH --judge RM_DIR`: A and B each complete every prompt of the
+ * file once (sampled, seeded; temperature 1), the reward model scores both replies, and the higher score wins
+ * (equal scores tie, counting half). The win rate of A over B comes with a normal interval on the mean outcome.
+ */
+async function winRateCommand(specs: { name: string; path: string }[], data: string, o: EvalFlags, io: EvalIo): Promise<void> {
+  if (specs.length !== 2) throw new Error(`win-rate needs exactly two --model (A, then B), got ${specs.length}`);
+  if (!o.judge) throw new Error('win-rate needs --judge: the reward model folder that judges the replies');
+  const judge = loadJudge(o.judge, '--judge', undefined);
+  const { records: all } = await readAll(data);
+  const prompts = (o.limit ? all.slice(0, o.limit) : all).map((r, i) => {
+    if (!('prompt' in r) || r.prompt === undefined) throw new Error(`--data ${data}: record ${i} (kind ${r.kind}) has no prompt`);
+    return r.prompt;
+  });
+  if (!prompts.length) throw new Error(`--data ${data}: no records`);
+  const [a, b] = specs.map((s) => loadModel(s, o.tokenizer));
+  const bar = io.progress();
+  bar.start(`win-rate ${specs[0].name} over ${specs[1].name}`, 1, 0);
+  let r;
+  try {
+    r = await winRateOfModels(a, b, prompts, rewardJudge(rewardModelReward(judge.model, judge.tokenizer, judge.normalization)), {
+      maxNewTokens: o.maxNewTokens ?? 32,
+      seed: o.seed,
+    });
+    bar.update(1, {});
+  } finally {
+    bar.stop();
+  }
+  const name = `${specs[0].name} over ${specs[1].name}`;
+  const wr = r.winRate;
+  const notes = [
+    `rlhf eval win-rate on ${data}${o.limit ? ` (first ${o.limit})` : ''}: one sampled reply per model and prompt, judged by ${o.judge}`,
+    `${name}: ${wr.wins} wins, ${wr.ties} ties, ${wr.losses} losses`,
+  ];
+  const report = createReport('rlhf eval win-rate', [{ name, metrics: { 'win rate (reward-model judge)': wr } }], [], notes);
+  const md = reportToMarkdown(report);
+  io.out(md);
+  if (o.markdown) writeFileSync(o.markdown, md);
+  const details = { prompts, [specs[0].name]: r.completionsA, [specs[1].name]: r.completionsB, outcomes: r.outcomes };
+  if (o.json) writeFileSync(o.json, reportToJson({ ...report, details } as typeof report));
+  if (o.report) writeFileSync(o.report, reportToHtml(report));
 }
