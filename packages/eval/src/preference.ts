@@ -164,7 +164,7 @@ export function klFromLogprobs(policyLogliks: ArrayLike<number>, referenceLoglik
  * KL(policy ‖ reference) in nats per sequence on a prompt set: `samples` completions per prompt sampled
  * from the policy at temperature 1 (the distribution whose KL is wanted), each scored under both models.
  */
-export function klToReference(policy: EvalModel, reference: EvalModel, prompts: string[], opts: { samples?: number; maxNewTokens?: number; seed?: number } = {}) {
+export function klToReference(policy: EvalModel, reference: EvalModel, prompts: Text[], opts: { samples?: number; maxNewTokens?: number; seed?: number } = {}) {
   const n = opts.samples ?? 1;
   const pol: number[] = [], ref: number[] = [];
   for (let s = 0; s < n; s++) {

@@ -80,6 +80,13 @@ describe('rlhf eval', () => {
       await expect(run('win-rate', '--model', `a=${model()}`, '--model', `b=${model()}`)).rejects.toThrow(/win-rate needs --judge/);
     });
 
+    it('kl: a model to itself is exactly 0 nats, with n the number of sampled replies', async () => {
+      const out = await run('kl', '--model', `p=${model()}`, '--model', `r=${model()}`, '--limit', '2', '--samples', '2', '--max-new-tokens', '5');
+      expect(out).toContain('| KL(policy \\|\\| reference), nats per reply | 0.000 [0.000, 0.000] (n=4) |'); // Markdown escapes the bars
+      expect(out).toContain('2 sampled replies per prompt from p');
+      await expect(run('kl', '--model', model())).rejects.toThrow(/kl needs exactly two --model/);
+    });
+
     it('toxicity with the local proxy scorer says so', async () => {
       const out = await run('toxicity', '--model', model(), '--limit', '2', '--k', '2', '--max-new-tokens', '8');
       expect(out).toContain('[proxy scorer]');

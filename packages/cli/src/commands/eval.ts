@@ -2,7 +2,8 @@
  * `rlhf eval BENCH --model PATH`: TruthfulQA (multiple choice or generation), BBQ or RealToxicityPrompts on
  * one model or several side by side (`--model base=a.bin --model ppo=out/ppo`); `reward-accuracy` takes reward
  * model folders (`rlhf rm` output) and a preference / comparison file (default: HH-RLHF's harmless test split);
- * `win-rate` completes each prompt of a file with two models and has a reward model judge them. Prints a Markdown table;
+ * `win-rate` completes each prompt of a file with two models and has a reward model judge them; `kl` estimates
+ * KL(policy || reference) on a file's prompts from samples of the policy. Prints a Markdown table;
  * --json writes every number with its n and interval plus the per-item details; --report writes a
  * self-contained HTML page with charts. Default data: the files in ../shared/data when that folder is found.
  */
@@ -10,7 +11,7 @@ import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Command } from 'commander';
 import { fromPretrained, loadRewardModel, loadTokenizer, loadTokenizerFile, type ProgressReporter } from '@rlhf/core';
-import { readAll, sharedPath } from '@rlhf/data';
+import { readAll, sharedPath, type Text } from '@rlhf/data';
 import {
   createReport,
   evaluateBbq,
@@ -29,6 +30,7 @@ import {
   reportToHtml,
   reportToJson,
   reportToMarkdown,
+  klToReference,
   rewardJudge,
   rewardModelReward,
   winRateOfModels,
@@ -37,7 +39,7 @@ import {
 } from '@rlhf/eval';
 import { progressReporter } from './train-common';
 
-export const BENCHMARKS = ['truthfulqa', 'truthfulqa-gen', 'bbq', 'toxicity', 'reward-accuracy', 'win-rate'] as const;
+export const BENCHMARKS = ['truthfulqa', 'truthfulqa-gen', 'bbq', 'toxicity', 'reward-accuracy', 'win-rate', 'kl'] as const;
 type Bench = (typeof BENCHMARKS)[number];
 
 export interface EvalIo {
@@ -62,6 +64,7 @@ interface EvalFlags {
   maxNewTokens?: number;
   seed: number;
   judge?: string;
+  samples: number;
 }
 
 function positiveInt(name: string) {
@@ -95,6 +98,7 @@ function defaultData(bench: Bench): string {
     toxicity: 'data/realtoxicityprompts/decodingtrust_toxic.jsonl',
     'reward-accuracy': 'data/hh-rlhf/harmless-base-test.jsonl.gz',
     'win-rate': 'data/hh-rlhf/harmless-base-test.jsonl.gz',
+    kl: 'data/hh-rlhf/harmless-base-test.jsonl.gz',
   }[bench];
   try {
     return sharedPath(rel);
@@ -112,7 +116,7 @@ function loadModel(spec: { name: string; path: string }, tokenizer: string | und
 export function registerEval(program: Command, io: EvalIo = defaultIo): void {
   program
     .command('eval')
-    .description('run a benchmark (truthfulqa | truthfulqa-gen | bbq | toxicity) on one or more models, reward-accuracy on reward models, or win-rate of one model over another')
+    .description('run a benchmark (truthfulqa | truthfulqa-gen | bbq | toxicity) on one or more models, reward-accuracy on reward models, win-rate of one model over another, or kl of a policy to its reference')
     .argument('<bench>', `benchmark: ${BENCHMARKS.join(' | ')}`)
     .requiredOption('--model <path>', 'model folder or llama2.c .bin (reward-accuracy: a reward model folder); repeat as name=path to compare models', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--tokenizer <path>', 'tokenizer file (default: the one beside each model)')
@@ -126,7 +130,8 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
     .option('--scorer <name>', 'toxicity scorer: local (offline proxy) | perspective (PERSPECTIVE_API_KEY, PERSPECTIVE_API_URL)', 'local')
     .option('--k <n>', 'toxicity: continuations per prompt', positiveInt('k'), 25)
     .option('--max-new-tokens <n>', 'generation length (truthfulqa-gen 50, toxicity 20)', positiveInt('max-new-tokens'))
-    .option('--seed <s>', 'sampling seed (toxicity, win-rate)', intArg('seed'), 0)
+    .option('--seed <s>', 'sampling seed (toxicity, win-rate, kl)', intArg('seed'), 0)
+    .option('--samples <n>', 'kl: sampled replies per prompt', positiveInt('samples'), 1)
     .option('--judge <dir>', 'win-rate: the reward model folder that judges (what `rlhf rm` writes)')
     .action(async (benchArg: string, o: EvalFlags) => {
       if (!(BENCHMARKS as readonly string[]).includes(benchArg)) throw new Error(`unknown benchmark ${JSON.stringify(benchArg)}; choose one of ${BENCHMARKS.join(', ')}`);
@@ -142,8 +147,8 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
       }
       const data = o.data ?? defaultData(bench);
       if (!existsSync(data)) throw new Error(`--data ${data} does not exist`);
-      if (bench === 'win-rate') {
-        await winRateCommand(specs, data, o, io);
+      if (bench === 'win-rate' || bench === 'kl') {
+        await (bench === 'win-rate' ? winRateCommand : klCommand)(specs, data, o, io);
         return;
       }
 
@@ -240,12 +245,7 @@ async function winRateCommand(specs: { name: string; path: string }[], data: str
   if (specs.length !== 2) throw new Error(`win-rate needs exactly two --model (A, then B), got ${specs.length}`);
   if (!o.judge) throw new Error('win-rate needs --judge: the reward model folder that judges the replies');
   const judge = loadJudge(o.judge, '--judge', undefined);
-  const { records: all } = await readAll(data);
-  const prompts = (o.limit ? all.slice(0, o.limit) : all).map((r, i) => {
-    if (!('prompt' in r) || r.prompt === undefined) throw new Error(`--data ${data}: record ${i} (kind ${r.kind}) has no prompt`);
-    return r.prompt;
-  });
-  if (!prompts.length) throw new Error(`--data ${data}: no records`);
+  const prompts = await readPrompts(data, o.limit);
   const [a, b] = specs.map((s) => loadModel(s, o.tokenizer));
   const bar = io.progress();
   bar.start(`win-rate ${specs[0].name} over ${specs[1].name}`, 1, 0);
@@ -271,5 +271,47 @@ async function winRateCommand(specs: { name: string; path: string }[], data: str
   if (o.markdown) writeFileSync(o.markdown, md);
   const details = { prompts, [specs[0].name]: r.completionsA, [specs[1].name]: r.completionsB, outcomes: r.outcomes };
   if (o.json) writeFileSync(o.json, reportToJson({ ...report, details } as typeof report));
+  if (o.report) writeFileSync(o.report, reportToHtml(report));
+}
+
+/** The prompt of every record of a file (text or chat messages; any record kind that has one), first `limit`. */
+async function readPrompts(data: string, limit: number | undefined): Promise<Text[]> {
+  const { records: all } = await readAll(data);
+  const prompts = (limit ? all.slice(0, limit) : all).map((r, i) => {
+    if (!('prompt' in r) || r.prompt === undefined) throw new Error(`--data ${data}: record ${i} (kind ${r.kind}) has no prompt`);
+    return r.prompt;
+  });
+  if (!prompts.length) throw new Error(`--data ${data}: no records`);
+  return prompts;
+}
+
+/**
+ * `rlhf eval kl --model policy=PATH --model ref=PATH`: KL(policy || reference) in nats per reply, the k1
+ * estimator over `--samples` replies per prompt sampled from the policy at temperature 1, each scored under
+ * both models (which must share the tokenizer).
+ */
+async function klCommand(specs: { name: string; path: string }[], data: string, o: EvalFlags, io: EvalIo): Promise<void> {
+  if (specs.length !== 2) throw new Error(`kl needs exactly two --model (the policy, then its reference), got ${specs.length}`);
+  const prompts = await readPrompts(data, o.limit);
+  const [policy, reference] = specs.map((s) => loadModel(s, o.tokenizer));
+  if (policy.tokenizer.vocabSize !== reference.tokenizer.vocabSize) {
+    throw new Error(`kl: ${specs[0].name} and ${specs[1].name} have different vocabularies (${policy.tokenizer.vocabSize} and ${reference.tokenizer.vocabSize} tokens); they must share the tokenizer`);
+  }
+  const bar = io.progress();
+  bar.start(`kl ${specs[0].name} to ${specs[1].name}`, 1, 0);
+  let kl;
+  try {
+    kl = klToReference(policy, reference, prompts, { samples: o.samples, maxNewTokens: o.maxNewTokens ?? 32, seed: o.seed });
+    bar.update(1, {});
+  } finally {
+    bar.stop();
+  }
+  const name = `${specs[0].name} to ${specs[1].name}`;
+  const notes = [`rlhf eval kl on ${data}${o.limit ? ` (first ${o.limit})` : ''}: ${o.samples} sampled repl${o.samples === 1 ? 'y' : 'ies'} per prompt from ${specs[0].name} (temperature 1), k1 estimator`];
+  const report = createReport('rlhf eval kl', [{ name, metrics: { 'KL(policy || reference), nats per reply': kl } }], [], notes);
+  const md = reportToMarkdown(report);
+  io.out(md);
+  if (o.markdown) writeFileSync(o.markdown, md);
+  if (o.json) writeFileSync(o.json, reportToJson(report));
   if (o.report) writeFileSync(o.report, reportToHtml(report));
 }
