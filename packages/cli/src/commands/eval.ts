@@ -217,12 +217,7 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
           bar.stop();
         }
       }
-      const report = createReport(`rlhf eval ${bench}`, results, [], notes);
-      const md = reportToMarkdown(report);
-      io.out(md);
-      if (o.markdown) writeFileSync(o.markdown, md);
-      if (o.json) writeFileSync(o.json, reportToJson({ ...report, details } as typeof report));
-      if (o.report) writeFileSync(o.report, reportToHtml(report));
+      emitReport(createReport(`rlhf eval ${bench}`, results, [], notes), o, io, details);
     });
 }
 
@@ -266,12 +261,7 @@ async function winRateCommand(specs: { name: string; path: string }[], data: str
     `${name}: ${wr.wins} wins, ${wr.ties} ties, ${wr.losses} losses`,
   ];
   const report = createReport('rlhf eval win-rate', [{ name, metrics: { 'win rate (reward-model judge)': wr } }], [], notes);
-  const md = reportToMarkdown(report);
-  io.out(md);
-  if (o.markdown) writeFileSync(o.markdown, md);
-  const details = { prompts, [specs[0].name]: r.completionsA, [specs[1].name]: r.completionsB, outcomes: r.outcomes };
-  if (o.json) writeFileSync(o.json, reportToJson({ ...report, details } as typeof report));
-  if (o.report) writeFileSync(o.report, reportToHtml(report));
+  emitReport(report, o, io, { prompts, [specs[0].name]: r.completionsA, [specs[1].name]: r.completionsB, outcomes: r.outcomes });
 }
 
 /** The prompt of every record of a file (text or chat messages; any record kind that has one), first `limit`. */
@@ -308,10 +298,16 @@ async function klCommand(specs: { name: string; path: string }[], data: string, 
   }
   const name = `${specs[0].name} to ${specs[1].name}`;
   const notes = [`rlhf eval kl on ${data}${o.limit ? ` (first ${o.limit})` : ''}: ${o.samples} sampled repl${o.samples === 1 ? 'y' : 'ies'} per prompt from ${specs[0].name} (temperature 1), k1 estimator`];
-  const report = createReport('rlhf eval kl', [{ name, metrics: { 'KL(policy || reference), nats per reply': kl } }], [], notes);
+  emitReport(createReport('rlhf eval kl', [{ name, metrics: { 'KL(policy || reference), nats per reply': kl } }], [], notes), o, io);
+}
+
+type Report = ReturnType<typeof createReport>;
+
+/** Prints the Markdown table and writes --markdown / --json (with `details` when given) / --report. */
+function emitReport(report: Report, o: EvalFlags, io: EvalIo, details?: unknown): void {
   const md = reportToMarkdown(report);
   io.out(md);
   if (o.markdown) writeFileSync(o.markdown, md);
-  if (o.json) writeFileSync(o.json, reportToJson(report));
+  if (o.json) writeFileSync(o.json, reportToJson(details === undefined ? report : ({ ...report, details } as Report)));
   if (o.report) writeFileSync(o.report, reportToHtml(report));
 }
