@@ -39,8 +39,6 @@ struct GemmIsa {
   // c(MR,NR) (leading dim ldc) = alpha * a_panel @ b_panel + beta * c; beta == 0 does not read c.
   // a: packed (kc, MR) k-major; b: packed (kc, NR) k-major; both 64-byte aligned.
   void (*micro)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta);
-  // The same with software prefetch of the B micro-panel ahead of use (null: none).
-  void (*micro_pf)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta);
   // Packs rows [i0, i0+rows) x depth [p0, p0+kc) of op(A) into ceil(rows/MR) micro-panels (zero-padded).
   void (*pack_a)(float* dst, const float* A, int64_t lda, bool transA, int64_t i0, int64_t rows, int64_t p0,
                  int64_t kc);

@@ -40,9 +40,6 @@ constexpr int kMR = 6, kNV = 2, kNR = kNV * V256::W;
 void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta) {
   micro_kernel<V256, kMR, kNV>(kc, a, b, c, ldc, alpha, beta);
 }
-void micro_pf(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta) {
-  micro_kernel<V256, kMR, kNV, 8>(kc, a, b, c, ldc, alpha, beta);
-}
 void pack_a(float* dst, const float* A, int64_t lda, bool transA, int64_t i0, int64_t rows, int64_t p0, int64_t kc) {
   pack_a_impl<kMR>(dst, A, lda, transA, i0, rows, p0, kc);
 }
@@ -58,7 +55,7 @@ void small_m(float* C, int64_t ldc, const float* A, const float* B, int64_t ldb,
 
 const GemmIsa& gemm_isa_avx2() {
   // A micro-panel 6 x 256 floats (6 KiB) in L1d; B panel 256 x 512 floats (512 KiB) in L2; MC as for AVX-512.
-  static const GemmIsa isa{"avx2", kMR, kNR, 256, 1536, 512, micro, micro_pf, pack_a, pack_b, small_m};
+  static const GemmIsa isa{"avx2", kMR, kNR, 256, 1536, 512, micro, pack_a, pack_b, small_m};
   return isa;
 }
 

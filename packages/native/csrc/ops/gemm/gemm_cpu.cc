@@ -75,7 +75,7 @@ void p_small_m(float* C, int64_t ldc, const float* A, const float* B, int64_t ld
 }  // namespace
 
 const GemmIsa& gemm_isa_portable() {
-  static const GemmIsa isa{"portable", kPMR, kPNR, 256, 256, 512, p_micro, nullptr, p_pack_a, p_pack_b, p_small_m};
+  static const GemmIsa isa{"portable", kPMR, kPNR, 256, 256, 512, p_micro, p_pack_a, p_pack_b, p_small_m};
   return isa;
 }
 
@@ -151,11 +151,10 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 // Cache blocking: the ISA's defaults, or for tuning experiments RLHF_GEMM_KC / RLHF_GEMM_MC / RLHF_GEMM_NC
-// (read once; values outside [16, 1 << 16] are ignored) and RLHF_GEMM_PF=1 (software prefetch of B and C).
-// Not user settings: they exist so that one build can be timed with several blockings in one run.
+// (read once; values outside [16, 1 << 16] are ignored). Not user settings: they exist so that one build can be
+// timed with several blockings.
 struct Blocking {
   int64_t kc, mc, nc;
-  bool prefetch;
 };
 int64_t env_block(const char* name, int64_t fallback) {
   const char* v = std::getenv(name);
@@ -166,10 +165,7 @@ int64_t env_block(const char* name, int64_t fallback) {
 Blocking blocking(const GemmIsa& isa) {
   static const int64_t kc = env_block("RLHF_GEMM_KC", 0), mc = env_block("RLHF_GEMM_MC", 0),
                        nc = env_block("RLHF_GEMM_NC", 0);
-  // Off by default: on a quiet 2-core run (Xeon host of the GPU machine, one thread against OpenBLAS in the
-  // same process) the prefetching kernel reached 0.77-0.89x of OpenBLAS and the plain one 0.94-1.10x.
-  static const bool prefetch = std::getenv("RLHF_GEMM_PF") && std::getenv("RLHF_GEMM_PF")[0] == '1';
-  return {kc ? kc : isa.kc, mc ? mc : isa.mc, nc ? nc : isa.nc, prefetch};
+  return {kc ? kc : isa.kc, mc ? mc : isa.mc, nc ? nc : isa.nc};
 }
 
 // C = beta * C (beta == 0 writes zeros, whatever C held): the k == 0 and alpha == 0 cases.
@@ -268,7 +264,7 @@ void gemm_packed(const GemmIsa& isa, float* C, int64_t ldc, const float* A, int6
     for (int64_t u = 0; u < 2 * units; ++u) counters[u].store(0, std::memory_order_relaxed);
 
   SpinYieldBarrier barrier(nt);
-  const auto micro = bl.prefetch && isa.micro_pf ? isa.micro_pf : isa.micro;
+  const auto micro = isa.micro;
   auto body = [&](int nth) {
     alignas(64) float tile[32 * 64];  // an edge tile, MR x NR <= 32 x 64
     int64_t u = 0;
@@ -384,7 +380,7 @@ void gemm_packed_nsplit(const GemmIsa& isa, float* C, int64_t ldc, const float* 
   std::atomic<int64_t>* p_taken = a_done + blocks;
   std::atomic<int64_t>* p_done = p_taken + blocks;
   std::atomic<int64_t>* panel_done = p_done + blocks;  // [blk * njc + q]
-  const auto micro = bl.prefetch && isa.micro_pf ? isa.micro_pf : isa.micro;
+  const auto micro = isa.micro;
   auto body = [&](int tid) {
     alignas(64) float tile[32 * 64];
     float* bp0 = bpack + bsize * size_t(tid);  // this thread's own

@@ -16,7 +16,7 @@ namespace rlhf {
 namespace {
 
 // ---- micro-kernel: C(MR, NV*W) tile, all in registers (MR*NV accumulators + NV B vectors) ----
-// PF > 0: prefetch B PF depth steps ahead (B streams from L2; A sits in L1), and the C tile into L2.
+// PF > 0: software prefetch of B, PF depth steps ahead, into L1 (B streams from L2; A sits in L1).
 template <class V, int MR, int NV, int PF = 0>
 void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict b, float* __restrict c,
                   int64_t ldc, float alpha, float beta) {
@@ -27,19 +27,9 @@ void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[i][v] = V::zero();
-  // The C tile is needed only after the depth loop: ask for its lines now (first and last float of each
-  // row, NR floats span two or three lines), so the stores or the beta reads do not wait on memory. Into L2
-  // only (prefetcht1): when ldc is a multiple of 1024 floats the MR rows share one L1 set, and pulling them
-  // into L1 this early would evict the A micro-panel that the depth loop is reading.
-  if (PF > 0) {
-#pragma GCC unroll 32
-    for (int i = 0; i < MR; ++i) {
-      __builtin_prefetch(c + i * ldc, 1, 2);
-      __builtin_prefetch(c + i * ldc + NR - 1, 1, 2);
-    }
-  }
-  // Depth loop, unrolled by the compiler; a and b are read strictly sequentially (packed), so the hardware
-  // prefetcher keeps them coming from L2 (b) and L1 (a).
+  // Depth loop, unrolled by the compiler; a and b are read strictly sequentially (packed). The hardware
+  // prefetcher alone left the B stream from L2 a few percent short (see gemm_avx512.cc for PF). No prefetch
+  // of the C tile: asked for early it cost more than it saved (bench/README.md).
 #pragma GCC unroll 2
   for (int64_t p = 0; p < kc; ++p) {
     if (PF > 0) {
