@@ -42,6 +42,27 @@ describe.runIf(shared)('log-likelihood scoring on stories260K', () => {
     conts.forEach((_, i) => expect(Math.abs(fast.logliks[i] - ref[i])).toBeLessThan(1e-3));
   });
 
+  it('at a temperature, scores softmax(logits / T) as the plain forward does, both ways', () => {
+    const ctx = m.tokenizer.encode('Once upon a time, there was a little girl named Lily. She', { addBos: true });
+    const conts = [' liked to play', ' was sad', '.'].map((s) => m.tokenizer.encode(s, { addDummyPrefix: false }));
+    for (const temperature of [0.7, 1.5]) {
+      const ref = plainLogliks(plain, ctx, conts, temperature);
+      const shared = scoreContinuations(m.model, ctx, conts, { temperature });
+      const flat = scoreContinuations(m.model, ctx, conts, { temperature, sharePrefix: false });
+      conts.forEach((_, i) => {
+        expect(Math.abs(shared.logliks[i] - ref[i])).toBeLessThan(1e-3);
+        expect(Math.abs(flat.logliks[i] - ref[i])).toBeLessThan(1e-3);
+      });
+    }
+    // and it is not the untempered value (the test would pass vacuously if temperature were ignored)
+    const t1 = scoreContinuations(m.model, ctx, conts).logliks;
+    const t07 = scoreContinuations(m.model, ctx, conts, { temperature: 0.7 }).logliks;
+    expect(Math.max(...t1.map((v, i) => Math.abs(v - t07[i])))).toBeGreaterThan(0.05);
+    for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => scoreContinuations(m.model, ctx, conts, { temperature: bad })).toThrow(/temperature must be a positive finite number/);
+    }
+  });
+
   it('prefix sharing gives the same numbers and runs fewer positions', () => {
     const ctx = m.tokenizer.encode('Once upon a time, there was a little girl named Lily. She', { addBos: true });
     const conts = [' liked to play', ' was sad', ' saw a big red ball in the park', '.'].map((s) => m.tokenizer.encode(s, { addDummyPrefix: false }));

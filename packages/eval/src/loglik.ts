@@ -27,16 +27,21 @@ export interface ContinuationScores {
 export interface ScoreOptions {
   /** share the context through the KV cache (default true) */
   sharePrefix?: boolean;
+  /**
+   * log-probs of softmax(logits / temperature) (default 1): the distribution that sampling at this
+   * temperature draws from, as a PPO trainer scores its own samples
+   */
+  temperature?: number;
 }
 
-/** log p of each target given each row of logits, plus whether it was the argmax. */
-function logProbOf(logits: Float32Array, row: number, V: number, target: number): [number, boolean] {
+/** log p of each target given each row of logits (divided by the temperature), plus whether it was the argmax. */
+function logProbOf(logits: Float32Array, row: number, V: number, target: number, invT: number): [number, boolean] {
   const o = row * V;
   let max = -Infinity, arg = 0;
   for (let v = 0; v < V; v++) if (logits[o + v] > max) { max = logits[o + v]; arg = v; }
   let s = 0;
-  for (let v = 0; v < V; v++) s += Math.exp(logits[o + v] - max);
-  return [logits[o + target] - max - Math.log(s), arg === target];
+  for (let v = 0; v < V; v++) s += Math.exp((logits[o + v] - max) * invT);
+  return [(logits[o + target] - max) * invT - Math.log(s), arg === target];
 }
 
 /**
@@ -59,11 +64,14 @@ export function scoreContinuations(model: CausalLM, context: number[], continuat
     truncated = ctx.length - room;
     ctx = [ctx[0], ...ctx.slice(1 + truncated)];
   }
-  const r = opts.sharePrefix === false ? scorePlain(model, ctx, continuations) : scoreShared(model, ctx, continuations);
+  const temperature = opts.temperature ?? 1;
+  if (!(temperature > 0) || !Number.isFinite(temperature)) throw new RangeError(`scoreContinuations: temperature must be a positive finite number, got ${temperature}`);
+  const invT = 1 / temperature;
+  const r = opts.sharePrefix === false ? scorePlain(model, ctx, continuations, invT) : scoreShared(model, ctx, continuations, invT);
   return { ...r, lengths: continuations.map((c) => c.length), truncated };
 }
 
-function scoreShared(model: CausalLM, ctx: number[], conts: number[][]) {
+function scoreShared(model: CausalLM, ctx: number[], conts: number[][], invT: number) {
   const V = model.vocabSize, n = conts.length, Tc = ctx.length;
   const maxCont = Math.max(...conts.map((c) => c.length));
   return noGrad(() =>
@@ -74,7 +82,7 @@ function scoreShared(model: CausalLM, ctx: number[], conts: number[][]) {
       const logliks = new Array<number>(n).fill(0);
       const greedy = new Array<boolean>(n).fill(true);
       conts.forEach((c, i) => {
-        const [lp, g] = logProbOf(first, 0, V, c[0]);
+        const [lp, g] = logProbOf(first, 0, V, c[0], invT);
         logliks[i] += lp;
         greedy[i] &&= g;
       });
@@ -107,7 +115,7 @@ function scoreShared(model: CausalLM, ctx: number[], conts: number[][]) {
         positionsRun += n * T;
         conts.forEach((c, b) => {
           for (let t = 1; t < c.length; t++) {
-            const [lp, g] = logProbOf(logits, b * T + t - 1, V, c[t]);
+            const [lp, g] = logProbOf(logits, b * T + t - 1, V, c[t], invT);
             logliks[b] += lp;
             greedy[b] &&= g;
           }
@@ -118,7 +126,7 @@ function scoreShared(model: CausalLM, ctx: number[], conts: number[][]) {
   );
 }
 
-function scorePlain(model: CausalLM, ctx: number[], conts: number[][]) {
+function scorePlain(model: CausalLM, ctx: number[], conts: number[][], invT: number) {
   const V = model.vocabSize, n = conts.length, Tc = ctx.length;
   const maxCont = Math.max(...conts.map((c) => c.length));
   const T = Tc + maxCont - 1;
@@ -142,7 +150,7 @@ function scorePlain(model: CausalLM, ctx: number[], conts: number[][]) {
       let r = 0;
       conts.forEach((c, b) => {
         for (let t = 0; t < c.length; t++) {
-          const [lp, g] = logProbOf(logits, r++, V, c[t]);
+          const [lp, g] = logProbOf(logits, r++, V, c[t], invT);
           logliks[b] += lp;
           greedy[b] &&= g;
         }

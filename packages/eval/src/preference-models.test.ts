@@ -5,7 +5,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { EvalModel } from './benchmarks/common';
 import { evaluateTruthfulQaGen, loadPreamble, loadTruthfulQaJson } from './benchmarks/truthfulqa';
 import { evaluateRewardAccuracy } from './benchmarks/reward-accuracy';
-import { klToReference, rewardJudge, rewardModelReward, winRateOfModels } from './preference';
+import { complete, klToReference, rewardJudge, rewardModelReward, winRateOfModels } from './preference';
+import { scoreContinuations } from './loglik';
 import { metricsOf } from './report';
 
 const shared = sharedDirForTests();
@@ -25,6 +26,17 @@ describe.runIf(shared)('model-level metrics on stories260K', () => {
     expect(self.value).toBe(0);
     expect(self.n).toBe(2);
     expect(klToReference(m, noise, prompts, { maxNewTokens: 8, seed: 1 }).value).toBeGreaterThan(5);
+  });
+
+  it('KL at a temperature: both models tempered; the k1 terms are the tempered log-likelihood differences', () => {
+    expect(klToReference(m, m, prompts, { maxNewTokens: 6, seed: 3, temperature: 0.7 }).value).toBe(0);
+    const kl = klToReference(m, noise, prompts, { maxNewTokens: 6, seed: 3, temperature: 0.7 });
+    // recompute by hand from the same samples: complete() at 0.7, each reply scored tempered under both models
+    const c = complete(m, prompts, { maxNewTokens: 6, temperature: 0.7, seed: 3 });
+    const terms = c.ids.map((cont, i) =>
+      scoreContinuations(m.model, c.promptIds[i], [cont], { temperature: 0.7 }).logliks[0] - scoreContinuations(noise.model, c.promptIds[i], [cont], { temperature: 0.7 }).logliks[0]);
+    expect(kl.value).toBeCloseTo(terms.reduce((a, b) => a + b, 0) / terms.length, 9);
+    expect(() => klToReference(m, m, prompts, { temperature: 0 })).toThrow(/temperature must be a positive finite number/);
   });
 
   it('win rate of models under a reward judge (longer completion wins)', async () => {

@@ -162,17 +162,21 @@ export function klFromLogprobs(policyLogliks: ArrayLike<number>, referenceLoglik
 
 /**
  * KL(policy ‖ reference) in nats per sequence on a prompt set: `samples` completions per prompt sampled
- * from the policy at temperature 1 (the distribution whose KL is wanted), each scored under both models.
+ * from the policy, each scored under both models. At `temperature` τ (default 1) both models' logits are
+ * divided by τ, for sampling and for scoring: KL(policy_τ ‖ reference_τ), the quantity a PPO trainer that
+ * samples at τ measures and penalises (TRL's convention). τ = 1 is the models' own distributions.
  */
-export function klToReference(policy: EvalModel, reference: EvalModel, prompts: Text[], opts: { samples?: number; maxNewTokens?: number; seed?: number } = {}) {
+export function klToReference(policy: EvalModel, reference: EvalModel, prompts: Text[], opts: { samples?: number; maxNewTokens?: number; seed?: number; temperature?: number } = {}) {
   const n = opts.samples ?? 1;
+  const temperature = opts.temperature ?? 1;
+  if (!(temperature > 0) || !Number.isFinite(temperature)) throw new RangeError(`klToReference: temperature must be a positive finite number (greedy decoding has no KL), got ${temperature}`);
   const pol: number[] = [], ref: number[] = [];
   for (let s = 0; s < n; s++) {
-    const c = complete(policy, prompts, { maxNewTokens: opts.maxNewTokens, temperature: 1, seed: (opts.seed ?? 0) + s * 7919 });
+    const c = complete(policy, prompts, { maxNewTokens: opts.maxNewTokens, temperature, seed: (opts.seed ?? 0) + s * 7919 });
     c.ids.forEach((cont, i) => {
       if (!cont.length) return;
-      pol.push(scoreContinuations(policy.model, c.promptIds[i], [cont]).logliks[0]);
-      ref.push(scoreContinuations(reference.model, c.promptIds[i], [cont]).logliks[0]);
+      pol.push(scoreContinuations(policy.model, c.promptIds[i], [cont], { temperature }).logliks[0]);
+      ref.push(scoreContinuations(reference.model, c.promptIds[i], [cont], { temperature }).logliks[0]);
     });
   }
   return klFromLogprobs(pol, ref);

@@ -134,16 +134,24 @@ export function plainStep(m: PlainLlama, st: PlainState, tok: number): Float64Ar
  * Total log-likelihood of each continuation after `context`: the context runs once, token by token, and
  * each continuation continues from its own copy of that history (the same sums as running it in full).
  */
-export function plainLogliks(m: PlainLlama, context: number[], continuations: number[][]): number[] {
+export function plainLogliks(m: PlainLlama, context: number[], continuations: number[][], temperature = 1): number[] {
+  // log-softmax(logits / τ) from log-softmax(logits) = logits - c: divide by τ and renormalise
+  const tempered = (lp: Float64Array): Float64Array => {
+    if (temperature === 1) return lp;
+    const x = lp.map((v) => v / temperature);
+    const mx = Math.max(...x);
+    const lse = mx + Math.log(x.reduce((s, v) => s + Math.exp(v - mx), 0));
+    return x.map((v) => v - lse);
+  };
   const st = plainState(m);
   let last: Float64Array = new Float64Array(0);
   for (const t of context) last = plainStep(m, st, t);
   return continuations.map((c) => {
     const mine = forkState(st);
-    let lp: Float64Array = last, s = 0;
+    let lp: Float64Array = tempered(last), s = 0;
     c.forEach((t, i) => {
       s += lp[t];
-      if (i < c.length - 1) lp = plainStep(m, mine, t);
+      if (i < c.length - 1) lp = tempered(plainStep(m, mine, t));
     });
     return s;
   });

@@ -76,6 +76,11 @@ describe('rlhf eval', () => {
       const wj = JSON.parse(readFileSync(wjson, 'utf8'));
       expect(wj.details.a).toHaveLength(3);
       expect(wj.details.outcomes).toHaveLength(3);
+      // greedy: the same model on both sides writes the same replies, so every prompt ties
+      const g = await run('win-rate', '--model', `a=${model()}`, '--model', `b=${model()}`, '--judge', dir, '--limit', '3', '--max-new-tokens', '6', '--temperature', '0');
+      expect(g).toContain('a over b: 0 wins, 3 ties, 0 losses');
+      expect(g).toContain('one greedy reply per model and prompt');
+      expect(w).toContain('one sampled (temperature 1) reply');
       await expect(run('win-rate', '--model', model(), '--judge', dir)).rejects.toThrow(/exactly two --model/);
       await expect(run('win-rate', '--model', `a=${model()}`, '--model', `b=${model()}`)).rejects.toThrow(/win-rate needs --judge/);
     });
@@ -85,6 +90,12 @@ describe('rlhf eval', () => {
       expect(out).toContain('| KL(policy \\|\\| reference), nats per reply | 0.000 [0.000, 0.000] (n=4) |'); // Markdown escapes the bars
       expect(out).toContain('2 sampled replies per prompt from p');
       await expect(run('kl', '--model', model())).rejects.toThrow(/kl needs exactly two --model/);
+      // at a temperature both models are tempered: still exactly 0 to itself, and the note says which
+      const hot = await run('kl', '--model', `p=${model()}`, '--model', `r=${model()}`, '--limit', '2', '--max-new-tokens', '5', '--temperature', '0.7');
+      expect(hot).toContain('(n=2)');
+      expect(hot).toContain('temperature 0.7');
+      await expect(run('kl', '--model', `p=${model()}`, '--model', `r=${model()}`, '--temperature', '0')).rejects.toThrow(/kl needs --temperature > 0/);
+      await expect(run('kl', '--model', `p=${model()}`, '--model', `r=${model()}`, '--temperature', 'warm')).rejects.toThrow(/--temperature must be a number >= 0, got "warm"/);
     });
 
     it('toxicity with the local proxy scorer says so', async () => {

@@ -65,12 +65,21 @@ interface EvalFlags {
   seed: number;
   judge?: string;
   samples: number;
+  temperature: number;
 }
 
 function positiveInt(name: string) {
   return (v: string): number => {
     const x = Number(v);
     if (v.trim() === '' || !Number.isInteger(x) || x < 1) throw new Error(`--${name} must be a positive integer, got ${JSON.stringify(v)}`);
+    return x;
+  };
+}
+
+function nonNegativeNumber(name: string) {
+  return (v: string): number => {
+    const x = Number(v);
+    if (v.trim() === '' || !Number.isFinite(x) || x < 0) throw new Error(`--${name} must be a number >= 0, got ${JSON.stringify(v)}`);
     return x;
   };
 }
@@ -133,6 +142,7 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
     .option('--seed <s>', 'sampling seed (toxicity, win-rate, kl)', intArg('seed'), 0)
     .option('--samples <n>', 'kl: sampled replies per prompt', positiveInt('samples'), 1)
     .option('--judge <dir>', 'win-rate: the reward model folder that judges (what `rlhf rm` writes)')
+    .option('--temperature <t>', 'win-rate, kl: sampling temperature (win-rate: 0 = greedy; kl: > 0, both models\' logits divided by it, as PPO scores its samples)', nonNegativeNumber('temperature'), 1)
     .action(async (benchArg: string, o: EvalFlags) => {
       if (!(BENCHMARKS as readonly string[]).includes(benchArg)) throw new Error(`unknown benchmark ${JSON.stringify(benchArg)}; choose one of ${BENCHMARKS.join(', ')}`);
       const bench = benchArg as Bench;
@@ -233,7 +243,7 @@ function loadJudge(path: string, what: string, tokenizerPath: string | undefined
 
 /**
  * `rlhf eval win-rate --model a=PATH --model b=PATH --judge RM_DIR`: A and B each complete every prompt of the
- * file once (sampled, seeded; temperature 1), the reward model scores both replies, and the higher score wins
+ * file once (sampled at --temperature, seeded; 0 = greedy), the reward model scores both replies, and the higher score wins
  * (equal scores tie, counting half). The win rate of A over B comes with a normal interval on the mean outcome.
  */
 async function winRateCommand(specs: { name: string; path: string }[], data: string, o: EvalFlags, io: EvalIo): Promise<void> {
@@ -249,6 +259,7 @@ async function winRateCommand(specs: { name: string; path: string }[], data: str
     r = await winRateOfModels(a, b, prompts, rewardJudge(rewardModelReward(judge.model, judge.tokenizer, judge.normalization)), {
       maxNewTokens: o.maxNewTokens ?? 32,
       seed: o.seed,
+      temperature: o.temperature,
     });
     bar.update(1, {});
   } finally {
@@ -257,7 +268,7 @@ async function winRateCommand(specs: { name: string; path: string }[], data: str
   const name = `${specs[0].name} over ${specs[1].name}`;
   const wr = r.winRate;
   const notes = [
-    `rlhf eval win-rate on ${data}${o.limit ? ` (first ${o.limit})` : ''}: one sampled reply per model and prompt, judged by ${o.judge}`,
+    `rlhf eval win-rate on ${data}${o.limit ? ` (first ${o.limit})` : ''}: one ${o.temperature === 0 ? 'greedy' : `sampled (temperature ${o.temperature})`} reply per model and prompt, judged by ${o.judge}`,
     `${name}: ${wr.wins} wins, ${wr.ties} ties, ${wr.losses} losses`,
   ];
   const report = createReport('rlhf eval win-rate', [{ name, metrics: { 'win rate (reward-model judge)': wr } }], [], notes);
@@ -277,11 +288,12 @@ async function readPrompts(data: string, limit: number | undefined): Promise<Tex
 
 /**
  * `rlhf eval kl --model policy=PATH --model ref=PATH`: KL(policy || reference) in nats per reply, the k1
- * estimator over `--samples` replies per prompt sampled from the policy at temperature 1, each scored under
- * both models (which must share the tokenizer).
+ * estimator over `--samples` replies per prompt sampled from the policy at --temperature, each scored under
+ * both models (which must share the tokenizer) with their logits divided by the same temperature.
  */
 async function klCommand(specs: { name: string; path: string }[], data: string, o: EvalFlags, io: EvalIo): Promise<void> {
   if (specs.length !== 2) throw new Error(`kl needs exactly two --model (the policy, then its reference), got ${specs.length}`);
+  if (!(o.temperature > 0)) throw new Error('kl needs --temperature > 0: greedy replies are not samples of a distribution');
   const prompts = await readPrompts(data, o.limit);
   const [policy, reference] = specs.map((s) => loadModel(s, o.tokenizer));
   if (policy.tokenizer.vocabSize !== reference.tokenizer.vocabSize) {
@@ -291,13 +303,13 @@ async function klCommand(specs: { name: string; path: string }[], data: string, 
   bar.start(`kl ${specs[0].name} to ${specs[1].name}`, 1, 0);
   let kl;
   try {
-    kl = klToReference(policy, reference, prompts, { samples: o.samples, maxNewTokens: o.maxNewTokens ?? 32, seed: o.seed });
+    kl = klToReference(policy, reference, prompts, { samples: o.samples, maxNewTokens: o.maxNewTokens ?? 32, seed: o.seed, temperature: o.temperature });
     bar.update(1, {});
   } finally {
     bar.stop();
   }
   const name = `${specs[0].name} to ${specs[1].name}`;
-  const notes = [`rlhf eval kl on ${data}${o.limit ? ` (first ${o.limit})` : ''}: ${o.samples} sampled repl${o.samples === 1 ? 'y' : 'ies'} per prompt from ${specs[0].name} (temperature 1), k1 estimator`];
+  const notes = [`rlhf eval kl on ${data}${o.limit ? ` (first ${o.limit})` : ''}: ${o.samples} sampled repl${o.samples === 1 ? 'y' : 'ies'} per prompt from ${specs[0].name} (temperature ${o.temperature}; both models' logits divided by it), k1 estimator`];
   emitReport(createReport('rlhf eval kl', [{ name, metrics: { 'KL(policy || reference), nats per reply': kl } }], [], notes), o, io);
 }
 
