@@ -34,6 +34,44 @@ describe.each(SIMD_LEVELS)('silu and swiglu at simd=%s', (level) => {
     expect(maxRelError(o2, r2)).toBeLessThan(4e-6);
   });
 
+  // From 4 Mi floats on, siluForward at AVX-512 stores with non-temporal stores after a peeled head, and all
+  // four split their work on the output's 64-byte lines (swiglu_cpu.cc): odd n above that, outputs at
+  // offsets 0, 1 and 15 floats, and in place.
+  it('large calls (the non-temporal store path at avx512) match the reference', () => {
+    const n = (1 << 22) + 37;
+    const x = randomF32(n + 16, 61, 12), up = randomF32(n, 62, 2), dy = randomF32(n, 63);
+    const xs = x.subarray(2, 2 + n);
+    const ref = new Float32Array(n), rdx = new Float32Array(n), rsw = new Float32Array(n);
+    siluForwardRef(ref, xs, n);
+    siluBackwardRef(rdx, dy, xs, n);
+    swigluForwardRef(rsw, xs, up, n);
+    const buf = new Float32Array(n + 16);
+    let first: Float32Array | null = null;
+    for (const off of [0, 1, 15]) {
+      buf.fill(NaN);
+      const out = buf.subarray(off, off + n);
+      siluForward(out, xs, n);
+      expect(maxRelError(out, ref)).toBeLessThan(2e-6);
+      // the same bits wherever the output starts (every element goes through the same arithmetic)
+      if (first) expectSameValues(out, first);
+      else first = Float32Array.from(out);
+      siluBackward(out, dy, xs, n);
+      expect(maxRelError(out, rdx)).toBeLessThan(2e-6);
+      swigluForward(out, xs, up, n);
+      expect(maxRelError(out, rsw)).toBeLessThan(4e-6);
+    }
+    const inPlace = buf.subarray(1, 1 + n);
+    inPlace.set(xs);
+    siluForward(inPlace, inPlace, n);
+    expectSameValues(inPlace, first!);
+    // saturation and NaN as the small path (the extreme-input test below uses 13 elements: the generic loop)
+    const ext = Float32Array.from({ length: n }, (_, i) => [-3e38, -1e20, -100, -20, 0, 20, 100, 1e20, Number.NaN, -Infinity][i % 10]);
+    const er = new Float32Array(n), eo = new Float32Array(n);
+    siluForwardRef(er, ext, n);
+    siluForward(eo, ext, n);
+    for (let i = 0; i < 40; i++) expect(Math.abs(eo[i] - er[i]) <= 1e-6 * Math.max(1, Math.abs(er[i])) || Object.is(eo[i], er[i]), `silu(${ext[i]}) = ${eo[i]}, want ${er[i]}`).toBe(true);
+  });
+
   it('runs in place and on views', () => {
     const n = 1023;
     const g = randomF32(n + 3, 5, 4), up = randomF32(n, 6), dy = randomF32(n, 7);
