@@ -264,7 +264,6 @@ void gemm_packed(const GemmIsa& isa, float* C, int64_t ldc, const float* A, int6
     for (int64_t u = 0; u < 2 * units; ++u) counters[u].store(0, std::memory_order_relaxed);
 
   SpinYieldBarrier barrier(nt);
-  const auto micro = isa.micro;
   auto body = [&](int nth) {
     alignas(64) float tile[32 * 64];  // an edge tile, MR x NR <= 32 x 64
     int64_t u = 0;
@@ -300,7 +299,7 @@ void gemm_packed(const GemmIsa& isa, float* C, int64_t ldc, const float* A, int6
             const float* ap = ap0 + ir * kc * MR;
             const float* bp = bp0 + jr * kc * NR;
             float* cp = C + i * ldc + j;
-            compute_tile(micro, MR, NR, kc, ap, bp, cp, ldc, rows, cols, alpha, beta_eff, tile);
+            compute_tile(isa.micro, MR, NR, kc, ap, bp, cp, ldc, rows, cols, alpha, beta_eff, tile);
           };
           const int64_t runs = std::max<int64_t>(1, std::min<int64_t>(npan, ceil_div(4 * nth, mpan)));
           const int64_t cjobs = mpan * runs;
@@ -380,7 +379,6 @@ void gemm_packed_nsplit(const GemmIsa& isa, float* C, int64_t ldc, const float* 
   std::atomic<int64_t>* p_taken = a_done + blocks;
   std::atomic<int64_t>* p_done = p_taken + blocks;
   std::atomic<int64_t>* panel_done = p_done + blocks;  // [blk * njc + q]
-  const auto micro = isa.micro;
   auto body = [&](int tid) {
     alignas(64) float tile[32 * 64];
     float* bp0 = bpack + bsize * size_t(tid);  // this thread's own
@@ -411,7 +409,7 @@ void gemm_packed_nsplit(const GemmIsa& isa, float* C, int64_t ldc, const float* 
               const int64_t j = jc + jr * NR, cols = std::min<int64_t>(NR, n - j);
               const float* bp = bp0 + jr * kc * NR;
               float* cp = C + i * ldc + j;
-              compute_tile(micro, MR, NR, kc, ap, bp, cp, ldc, rows, cols, alpha, beta_eff, tile);
+              compute_tile(isa.micro, MR, NR, kc, ap, bp, cp, ldc, rows, cols, alpha, beta_eff, tile);
             }
           }
           panel_done[blk * njc + q].store(1, std::memory_order_release);

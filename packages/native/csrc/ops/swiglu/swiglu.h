@@ -27,7 +27,8 @@ RLHF_DECLARE_SWIGLU_KERNELS(avx2)
 RLHF_DECLARE_SWIGLU_KERNELS(portable)
 
 // AVX-512 only: siluForward with non-temporal stores, for outputs far beyond the caches (swiglu_cpu.cc
-// decides). out should start on a 64-byte line; the elements before the first line are stored normally.
+// decides). out may start anywhere: the elements before its first 64-byte line, and the tail, go through
+// masked stores with the same arithmetic.
 namespace avx512 {
 void silu_forward_stream(float* out, const float* x, int64_t n);
 }  // namespace avx512
