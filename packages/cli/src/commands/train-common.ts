@@ -116,7 +116,7 @@ export function progressReporter(): ProgressReporter {
         process.stderr.write(`[${label}] ${message}\n`);
         const b = bar as SingleBar & { value?: number; total?: number };
         bar.start(b.getTotal(), b.getProgress() * b.getTotal(), { metrics: '' });
-      } else process.stderr.write(`[${label}] ${message}\n`);
+      } else process.stderr.write(label ? `[${label}] ${message}\n` : `${message}\n`); // no label before start()
     },
     stop() {
       bar?.stop();

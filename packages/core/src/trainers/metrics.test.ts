@@ -55,8 +55,10 @@ describe('LineProgress', () => {
       '[sft] checkpoint written',
     ]);
     const q: string[] = [];
-    new LineProgress((l) => q.push(l)).start('ppo', 10, 4);
-    expect(q).toEqual(['[ppo] resuming at step 4 of 10 steps']);
+    const r = new LineProgress((l) => q.push(l));
+    r.log('said before start'); // no label yet: no empty brackets
+    r.start('ppo', 10, 4);
+    expect(q).toEqual(['said before start', '[ppo] resuming at step 4 of 10 steps']);
   });
 
   it('formats numbers compactly', () => {

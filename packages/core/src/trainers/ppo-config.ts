@@ -20,6 +20,8 @@ export interface PpoConfig extends TrainingArgs {
   totalEpisodes: number | null;
   /** tokens generated per response at most */
   responseLength: number;
+  /** a longer prompt keeps its last maxPromptLength tokens (as TRL); null: the policy's window minus responseLength */
+  maxPromptLength: number | null;
   /** sampling temperature (also divides the logits when log-probs are computed, as TRL) */
   temperature: number;
   /** sample from the k most likely tokens; 0: off */
@@ -79,6 +81,7 @@ export const PPO_CONFIG_SPEC: ConfigSpec<PpoConfig> = {
   refModelPath: { group: G_MODELS, type: 'string', nullable: true, default: null, doc: 'frozen reference policy; null: a copy of the starting policy' },
   totalEpisodes: { group: G_ROLL, type: 'integer', min: 1, nullable: true, default: null, doc: 'prompts sampled over the run; null: numTrainEpochs × dataset prompts' },
   responseLength: { group: G_ROLL, type: 'integer', min: 1, default: 53, doc: 'most tokens generated per response' },
+  maxPromptLength: { group: G_ROLL, type: 'integer', min: 1, nullable: true, default: null, doc: "a longer prompt keeps its last maxPromptLength tokens; null: the policy's window minus responseLength" },
   temperature: { group: G_ROLL, type: 'number', gt: 0, default: 0.7, doc: 'sampling temperature (log-probs use the same)' },
   topK: { group: G_ROLL, type: 'integer', min: 0, default: 0, doc: 'sample from the k most likely tokens; 0: off' },
   topP: { group: G_ROLL, type: 'number', gt: 0, max: 1, default: 1, doc: 'nucleus sampling mass; 1: off' },

@@ -58,6 +58,34 @@ describe('PpoTrainer', () => {
     }
   });
 
+  it('prompts longer than the window minus responseLength keep their end (said once); impossible lengths are named', () => {
+    // tinyGpt2's window is 32 positions; with responseLength 6 a prompt keeps at most 26 tokens
+    const long = Array.from({ length: 40 }, (_, i) => 5 + (i % 7));
+    const said: string[] = [];
+    const progress = { start() {}, update() {}, stop() {}, log: (m: string) => said.push(m) };
+    const t = new PpoTrainer(policyOf(33), [long, ...prompts(15, 4)], countGood, {
+      evalPrompts: [long],
+      progress,
+      config: { ...base, totalEpisodes: 16, outputDir: join(tmp.path, 'long') },
+    });
+    expect(said).toContain('1 of 16 training prompts are longer than 26 tokens: each keeps its last 26');
+    expect(said).toContain('1 of 1 evaluation prompts are longer than 26 tokens: each keeps its last 26');
+    // generation over the truncated prompt fits: a whole rollout and a training run complete
+    const ro = t.makeRollout([long.slice(-26)], 5);
+    expect(ro.metrics.responseLength).toBeGreaterThan(0);
+    expect(t.train().lastEval.score).toBeGreaterThanOrEqual(0);
+    // an explicit maxPromptLength cuts shorter
+    said.length = 0;
+    new PpoTrainer(policyOf(33), [long], countGood, { progress, config: { ...base, maxPromptLength: 10, outputDir: join(tmp.path, 'long10') } });
+    expect(said).toEqual(['1 of 1 training prompts are longer than 10 tokens: each keeps its last 10']);
+    expect(() => new PpoTrainer(policyOf(33), [long], countGood, { config: { ...base, maxPromptLength: 30 } })).toThrow(
+      /maxPromptLength 30 \+ responseLength 6 exceed the policy's 32 positions/,
+    );
+    expect(() => new PpoTrainer(policyOf(33), [long], countGood, { config: { ...base, responseLength: 32 } })).toThrow(
+      /responseLength 32 leaves no room for a prompt in the policy's 32 positions/,
+    );
+  });
+
   it('with a large klCoef the policy stays near the reference', () => {
     const t = new PpoTrainer(policyOf(31), prompts(32, 1), countGood, {
       evalPrompts: prompts(32, 2),

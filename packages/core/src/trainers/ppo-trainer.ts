@@ -82,9 +82,12 @@ export class PpoTrainer extends TrainerBase<PpoConfig> {
   private perm: number[] = [];
   private lastSaved = 0;
 
+  /** the training prompts, each cut to its last maxPromptLength tokens */
+  private readonly prompts: number[][];
+
   constructor(
     readonly policy: CausalLMWithValueHead,
-    private readonly prompts: number[][],
+    prompts: number[][],
     private readonly reward: RewardFn | RewardModelScorer,
     options: TrainerOptions & {
       config?: Partial<PpoConfig>;
@@ -103,7 +106,23 @@ export class PpoTrainer extends TrainerBase<PpoConfig> {
       throw new Error('PpoTrainer: missingEosPenalty needs a stop token (config.stopTokenId or eosTokenId)');
     }
     this.ref = options.refModel ?? policy.model.clone().freeze();
-    this.evalPrompts = options.evalPrompts ?? [];
+    // Prompt and response must fit the policy's window together (generation needs both): a longer prompt keeps
+    // its end, where the question usually is (TRL truncates prompts on the left too).
+    const window = policy.model.maxPositions;
+    if (config.responseLength >= window) {
+      throw new Error(`PpoTrainer: responseLength ${config.responseLength} leaves no room for a prompt in the policy's ${window} positions`);
+    }
+    const maxPrompt = config.maxPromptLength ?? window - config.responseLength;
+    if (maxPrompt + config.responseLength > window) {
+      throw new Error(`PpoTrainer: maxPromptLength ${maxPrompt} + responseLength ${config.responseLength} exceed the policy's ${window} positions`);
+    }
+    const cut = (ps: number[][], what: string) => {
+      const long = ps.filter((p) => p.length > maxPrompt).length;
+      if (long) this.progress.log(`${long} of ${ps.length} ${what} prompts are longer than ${maxPrompt} tokens: each keeps its last ${maxPrompt}`);
+      return long ? ps.map((p) => (p.length > maxPrompt ? p.slice(p.length - maxPrompt) : p)) : ps;
+    };
+    this.prompts = cut(prompts, 'training');
+    this.evalPrompts = cut(options.evalPrompts ?? [], 'evaluation');
     this.klController = config.adaptiveKl
       ? new AdaptiveKlController(config.klCoef, config.klTarget, config.klHorizon)
       : new FixedKlController(config.klCoef);

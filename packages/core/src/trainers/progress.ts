@@ -52,7 +52,8 @@ export class LineProgress implements ProgressReporter {
   }
 
   log(message: string): void {
-    this.write(`[${this.label}] ${message}`);
+    // before start() (a trainer's constructor) there is no label yet
+    this.write(this.label ? `[${this.label}] ${message}` : message);
   }
 
   stop(): void {}
