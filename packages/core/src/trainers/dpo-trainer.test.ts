@@ -52,6 +52,17 @@ describe('DpoTrainer', () => {
     t.train();
     expect(calls).toBe(3);
     expect(changedParams(ref.namedParameters(), refBefore)).toEqual([]);
+
+    // a run cut short by maxSteps runs the reference over the pairs its steps use, not the whole file
+    let rows = 0;
+    ref.forward = (input) => {
+      rows += input.B;
+      return fwd(input);
+    };
+    const short = new DpoTrainer(policy, pairs(400, 5), { refModel: ref, config: { ...base, maxSteps: 2, outputDir: join(tmp.path, 'short') } });
+    expect(rows).toBe(2 * 2 * 8); // 2 steps x 8 pairs, a chosen and a rejected row each
+    short.train();
+    expect(rows).toBe(32);
   });
 
   it('cDPO, IPO and hinge also raise the margin', () => {

@@ -43,15 +43,18 @@ export class DpoTrainer extends TrainerBase<DpoConfig> {
     if (trainData.length === 0) throw new Error('DpoTrainer: no training pair');
     this.evalData = options.evalData ?? [];
     const ref = options.refModel ?? policy;
-    // one pass of the reference over every pair, before any update: the cache DPO needs
-    this.refTrain = this.sequenceLogps(ref, trainData);
-    this.refEval = this.sequenceLogps(ref, this.evalData);
     this.plan = planRun(
       trainData.length,
       { seed: config.seed, batchSize: config.perDeviceTrainBatchSize, gradientAccumulationSteps: config.gradientAccumulationSteps, numEpochs: config.numTrainEpochs, maxSteps: config.maxSteps },
       undefined,
       seededPermutation,
     );
+    // One pass of the reference, before any update (the reference may be the policy itself), over the pairs
+    // the planned steps will use: every pair for a whole run, only a few when maxSteps cuts it short.
+    const used = new Set<number>();
+    for (const st of this.plan.steps) for (const mb of st.microBatches) for (const i of this.plan.microBatches[mb]) used.add(i);
+    this.refTrain = this.sequenceLogps(ref, trainData, [...used].sort((a, b) => a - b));
+    this.refEval = this.sequenceLogps(ref, this.evalData);
   }
 
   private readonly evalData: DpoExample[];
@@ -76,11 +79,14 @@ export class DpoTrainer extends TrainerBase<DpoConfig> {
     return collateCompletions(items, Math.min(this.config.maxLength, this.policy.maxPositions), this.config.maxPromptLength);
   }
 
-  /** Sum (mean for IPO) of completion log-probs of every chosen and rejected completion, no grad. */
-  private sequenceLogps(model: CausalLM, data: DpoExample[]): PairLogps {
-    const out = { chosen: new Float64Array(data.length), rejected: new Float64Array(data.length) };
+  /**
+   * Sum (mean for IPO) of completion log-probs of the chosen and rejected completions of the pairs `which`
+   * (default all), no grad; the others stay NaN.
+   */
+  private sequenceLogps(model: CausalLM, data: DpoExample[], which: number[] = data.map((_, i) => i)): PairLogps {
+    const out = { chosen: new Float64Array(data.length).fill(Number.NaN), rejected: new Float64Array(data.length).fill(Number.NaN) };
     noGrad(() => {
-      for (const idx of batchIndices(data.map((_, i) => i), this.config.perDeviceEvalBatchSize)) {
+      for (const idx of batchIndices(which, this.config.perDeviceEvalBatchSize)) {
         const batch = this.rowsOf(idx.map((i) => data[i]));
         const { sums, logprobs, entropy } = completionLogprobs(model, batch);
         const E = idx.length;
