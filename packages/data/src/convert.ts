@@ -5,6 +5,7 @@
  */
 import { dedupe, type DedupeStats } from './dedupe';
 import { getFormat } from './formats/index';
+import { preferredDemonstrations } from './preferred';
 import type { FormatOptions } from './formats/types';
 import type { Report } from './issues';
 import { DataError, type Detection, openRecords, type ReadOptions, type SourcedRecord } from './read';
@@ -17,6 +18,8 @@ export interface ConvertOptions extends ReadOptions {
   container?: OutputContainer;
   /** Remove exact-duplicate records, or every record after the first with the same prompt. */
   dedupe?: 'record' | 'prompt';
+  /** Preferences and comparisons become demonstrations of their preferred completion (preferred.ts), before dedupe. */
+  preferred?: boolean;
 }
 
 export interface ConvertResult {
@@ -66,7 +69,8 @@ export async function convertFile(input: string, output: string, opts: ConvertOp
   const sink = openSink(output, opts.container);
   const stats: DedupeStats = { seen: 0, kept: 0, removed: 0 };
   try {
-    await writeRecords(opts.dedupe ? dedupe(records, opts.dedupe, stats) : records, sink, opts.to, report, opts);
+    const source = opts.preferred ? preferredDemonstrations(records) : records;
+    await writeRecords(opts.dedupe ? dedupe(source, opts.dedupe, stats) : source, sink, opts.to, report, opts);
     const written = await sink.close();
     return { detection, report, written, deduped: stats.removed };
   } catch (e) {

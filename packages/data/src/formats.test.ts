@@ -107,6 +107,23 @@ describe('what each adapter makes of its fixture', () => {
     expect(pairs.slice(3, 5).map((p) => [p.chosen, p.rejected])).toEqual([['Lima.', 'Cusco.'], ['Lima, Peru.', 'Cusco.']]);
   });
 
+  it('preferred: preferences and comparisons become demonstrations of their preferred completion', async () => {
+    const out = join(tmp.dir, 'preferred.jsonl');
+    const c = await convertFile(fixture('rlhf.jsonl'), out, { to: 'rlhf', preferred: true });
+    expect(c.report.summary()).toMatchObject({ read: 7, kept: 7, dropped: 0 });
+    const recs = parsedLines(out);
+    expect(recs.map((r) => r.kind)).toEqual(['demonstration', 'demonstration', 'prompt', 'demonstration', 'demonstration', 'demonstration', 'feedback']);
+    // c1 has a labeler's rewrite; c2 ties 0 and 2 on top (the first is taken); the preference gives its chosen
+    expect(recs[3]).toEqual({ kind: 'demonstration', id: 'c1', prompt: 'Best pet?', completion: 'A dog, for most people.', meta: { preferredFrom: 'rewrite' } });
+    expect(recs[4]).toMatchObject({ id: 'c2', completion: 'Lima.', meta: { preferredFrom: 'rank-1' } });
+    expect(recs[5]).toMatchObject({ prompt: 'Say hi.', completion: 'Hi!', meta: { preferredFrom: 'chosen' } });
+    // the demonstrations before it are untouched
+    expect(recs[0]).toEqual({ kind: 'demonstration', id: 'd1', prompt: 'Name a prime number.', completion: '7' });
+    // written as TRL prompt-completion, what SFT reads: the 5 demonstrations
+    const pc = await convertFile(fixture('rlhf.jsonl'), join(tmp.dir, 'preferred-pc.jsonl'), { to: 'trl-prompt-completion', preferred: true });
+    expect(pc.written).toBe(5);
+  });
+
   it('de-duplicates while converting, by record or by prompt', async () => {
     const out = join(tmp.dir, 'dedup.jsonl');
     const byPrompt = await convertFile(fixture('trl-unpaired.jsonl'), out, { to: 'trl-prompt', dedupe: 'prompt' });

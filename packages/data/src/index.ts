@@ -18,5 +18,6 @@ export { convertFile, writeRecords, type ConvertOptions, type ConvertResult } fr
 export { ParquetWriter, readParquetRows, isParquetFile, type ParquetCell } from './parquet';
 export { splitSide, type Side } from './split';
 export { dedupe, type DedupeStats } from './dedupe';
+export { preferredDemonstration, preferredDemonstrations } from './preferred';
 export { collectStats, kendallTauB, StatsCollector, type Agreement, type DataStats, type Distribution, type Tokenizer } from './stats';
 export { hash52, unitHash } from './hash';

@@ -70,6 +70,15 @@ describe('rlhf data convert / stats / split', () => {
     expect(readFileSync(out, 'utf8').trim().split('\n')).toHaveLength(6);
   });
 
+  it('--preferred turns preferences and comparisons into demonstrations for SFT', async () => {
+    const out = join(tmp, 'sft.jsonl');
+    const r = await run('convert', join(fixtures, 'rlhf.jsonl'), '--to', 'trl-prompt-completion', '--preferred', '-o', out);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/wrote 5 trl-prompt-completion rows to/); // 2 demonstrations + 2 comparisons + 1 preference
+    const rows = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(rows.map((x) => x.completion)).toContain('Hi!');
+  });
+
   it('de-duplicates on request and refuses an unknown --dedupe', async () => {
     const f = join(tmp, 'dups.jsonl');
     writeFileSync(f, ['{"prompt":"p","completion":"a"}', '{"prompt":"p","completion":"b"}', '{"prompt":"q","completion":"c"}'].join('\n'));

@@ -135,12 +135,13 @@ export function registerData(program: Command, io: DataIo = processIo): void {
       .requiredOption('-o, --out <file>', 'output file (.jsonl, .jsonl.gz, .json or .parquet)')
       .option('--from <format>', formatHelp(), 'auto')
       .option('--dedupe <by>', "remove exact-duplicate records ('record') or repeated prompts ('prompt')")
+      .option('--preferred', "preferences and comparisons become demonstrations of their preferred completion (a preference's chosen; a comparison's rewrite, else its first best-ranked): SFT data from preference data")
       .description('convert between layouts; comparisons written to pairwise layouts become their C(K,2) pairs'),
   ).action(
-    guarded(io, async (input: string, o: CommonOpts & { to: string; out: string; dedupe?: string }) => {
+    guarded(io, async (input: string, o: CommonOpts & { to: string; out: string; dedupe?: string; preferred?: boolean }) => {
       if (!FORMATS[o.to]) throw new DataError(`unknown output format '${o.to}'; known formats: ${FORMAT_NAMES.join(', ')}`);
       if (o.dedupe !== undefined && o.dedupe !== 'record' && o.dedupe !== 'prompt') throw new DataError(`--dedupe must be 'record' or 'prompt', got '${o.dedupe}'`);
-      const r = await convertFile(input, o.out, { ...readOptions(o), to: o.to, dedupe: o.dedupe as 'record' | 'prompt' | undefined });
+      const r = await convertFile(input, o.out, { ...readOptions(o), to: o.to, dedupe: o.dedupe as 'record' | 'prompt' | undefined, preferred: o.preferred === true });
       sayDetection(io, input, r.detection);
       sayIssues(io, r.report, 20);
       const deduped = o.dedupe ? ` (${r.deduped} removed as duplicates by ${o.dedupe})` : '';

@@ -41,7 +41,11 @@ describe('records to token examples', () => {
 
   it('names the record and the problem', () => {
     expect(() => toSftExamples(tok, [{ kind: 'demonstration', completion: 'x' }, { kind: 'prompt', id: 'p7', prompt: 'y' }])).toThrow(
-      /record 1 \(p7\): kind 'prompt' cannot be used here; expected 'demonstration'/,
+      /record 1 \(p7\): kind 'prompt' cannot be used here; expected 'demonstration'$/,
+    );
+    // preference data for SFT: the error says how to turn it into demonstrations
+    expect(() => toSftExamples(tok, [{ kind: 'preference', prompt: 'a', chosen: 'b', rejected: 'c' }])).toThrow(
+      /record 0: kind 'preference' cannot be used here; expected 'demonstration' \(to fine-tune on the preferred completions, convert first: rlhf data convert FILE --to rlhf --preferred -o OUT.jsonl\)/,
     );
     expect(() => toRankedExamples(tok, [{ kind: 'comparison', prompt: 'a', completions: ['b', 'c'], ranking: [[0]] }])).toThrow(/record 0: not a permutation/);
   });

@@ -45,14 +45,19 @@ export function encodePromptCompletion(tokenizer: Tokenizer, prompt: Text | unde
   return { prompt: enc.ids.slice(0, start), completion: enc.ids.slice(start, end) };
 }
 
-function fail(i: number, record: DataRecord, want: string): never {
-  throw new RangeError(`record ${i}${record.id ? ` (${record.id})` : ''}: kind '${record.kind}' cannot be used here; expected ${want}`);
+function fail(i: number, record: DataRecord, want: string, hint = ''): never {
+  throw new RangeError(`record ${i}${record.id ? ` (${record.id})` : ''}: kind '${record.kind}' cannot be used here; expected ${want}${hint}`);
 }
 
 /** Demonstrations to SFT examples. */
 export function toSftExamples(tokenizer: Tokenizer, records: DataRecord[]): SftExample[] {
   return records.map((r, i) => {
-    if (r.kind !== 'demonstration') fail(i, r, "'demonstration'");
+    if (r.kind !== 'demonstration') {
+      const hint = r.kind === 'preference' || r.kind === 'comparison'
+        ? ' (to fine-tune on the preferred completions, convert first: rlhf data convert FILE --to rlhf --preferred -o OUT.jsonl)'
+        : '';
+      fail(i, r, "'demonstration'", hint);
+    }
     const { prompt, completion } = encodePromptCompletion(tokenizer, r.prompt, r.completion);
     return { ids: [...prompt, ...completion], lossMask: [...prompt.map(() => 0), ...completion.map(() => 1)] };
   });
