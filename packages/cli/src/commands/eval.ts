@@ -112,7 +112,7 @@ function defaultData(bench: Bench): string {
   try {
     return sharedPath(rel);
   } catch {
-    throw new Error(`no --data given and the shared data folder was not found; pass --data PATH (${bench})`);
+    throw new Error(`no --data given and the shared data folder (a shared/ with data/ and models/ in this folder or one above it) was not found; pass --data PATH or set RLHF_SHARED_DIR (${bench})`);
   }
 }
 

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sharedDirForTests, sharedPath } from '@rlhf/data';
@@ -73,5 +73,11 @@ describe('fromPretrained / savePretrained', () => {
     const ga = generate(a.model, [[1]], { temperature: 0, maxNewTokens: 20 });
     const gb = generate(b.model, [[1]], { temperature: 0, maxNewTokens: 20 });
     expect(gb.tokens).toEqual(ga.tokens);
+    // with the llama2.c tokenizer file beside it (as the trainers save such a model), the folder finds it
+    expect(fromPretrained(join(tmp, 'stories')).tokenizer).toBeUndefined();
+    copyFileSync(sharedPath('models/stories260K/tok512.bin'), join(tmp, 'stories', 'tok512.bin'));
+    const c = fromPretrained(join(tmp, 'stories'));
+    expect(c.tokenizer?.vocabSize).toBe(512);
+    expect(c.tokenizer!.encode('Once upon a time', { addBos: true })).toEqual(a.tokenizer!.encode('Once upon a time', { addBos: true }));
   });
 });

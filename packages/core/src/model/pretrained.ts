@@ -80,7 +80,9 @@ export function fromPretrained(path: string, opts: FromPretrainedOptions = {}): 
   } else {
     throw new Error(`fromPretrained: ${join(path, 'config.json')} has model_type ${JSON.stringify(type)}; gpt2 and llama are supported`);
   }
-  const tokenizer = given ?? (existsSync(join(path, 'tokenizer.json')) ? loadTokenizer(path) : undefined);
+  // tokenizer.json, or a llama2.c tokenizer (the trainers copy tok*.bin beside a model that came from a .bin)
+  const hasTokenizer = existsSync(join(path, 'tokenizer.json')) || readdirSync(path).filter((f) => /^tok.*\.bin$|^tokenizer\.bin$/.test(f)).length === 1;
+  const tokenizer = given ?? (hasTokenizer ? loadTokenizer(path) : undefined);
   const eos = typeof ck.config.eos_token_id === 'number' ? ck.config.eos_token_id : tokenizer?.eosId;
   const bos = typeof ck.config.bos_token_id === 'number' ? ck.config.bos_token_id : tokenizer?.bosId;
   return { model, tokenizer, format: 'hf', stopTokens: eos !== undefined ? [eos] : [], bosId: bos };
