@@ -9,7 +9,7 @@ export type { DType, Device, Storage } from './tensor/tensor';
 export { defineOp, noGrad, isGradEnabled, tidy, discardGraph, ForwardCtx, BackwardCtx } from './tensor/autograd';
 export type { OpDef } from './tensor/autograd';
 export * as ops from './tensor/ops';
-export { acquireF32, releaseF32, poolStats, resetPoolStats, clearPool, setPoolEnabled } from './tensor/pool';
+export { acquireF32, releaseF32, poolStats, resetPoolStats, clearPool, setPoolEnabled, setPoolLimit, poolLimit } from './tensor/pool';
 export type { PoolStats } from './tensor/pool';
 export { kernels, kernelSources, kernelTimings, setKernelTiming, type KernelTiming } from './backend/cpu';
 export type { Kernels, KernelName } from './backend/kernels';

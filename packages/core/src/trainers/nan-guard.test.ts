@@ -44,4 +44,18 @@ describe('NanGuard', () => {
     expect(g.check(3, { loss: 1 })).toBe(true);
     expect(g.check(4, { loss: Number.NaN })).toBe(false); // count was reset, no throw
   });
+
+  it('snapshotEvery 0 keeps no copy: a bad step is skipped, nothing restored, and the stop says so', () => {
+    const p = new Float32Array([0]);
+    const g = new NanGuard({ maxConsecutive: 2, snapshotEvery: 0 });
+    g.register([p]);
+    expect(g.keepsSnapshot).toBe(false);
+    p[0] = 1;
+    expect(g.check(1, { loss: 1 })).toBe(true);
+    g.applied(1);
+    p[0] = 2;
+    expect(g.check(2, { loss: Number.NaN })).toBe(false);
+    expect(p[0]).toBe(2); // not restored: there is nothing to restore from
+    expect(() => g.check(3, { loss: Number.NaN })).toThrow(/2 steps in a row; stopped \(no in-memory snapshot is kept: nanGuardSnapshotSteps 0; resume from the last checkpoint\)/);
+  });
 });

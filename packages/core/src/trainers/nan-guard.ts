@@ -6,7 +6,10 @@
  * (a diverged run must not loop forever).
  *
  * The snapshot is a copy of every registered buffer, refreshed every `snapshotEvery` good steps; tiny and
- * small models afford the copy, and `snapshotEvery` trades memory traffic against lost steps.
+ * small models afford the copy, and `snapshotEvery` trades memory traffic against lost steps. snapshotEvery
+ * 0 keeps no copy (for a model whose weights and moments, once more, would not fit): a bad step is still
+ * skipped, nothing is restored, and a run whose state itself turned non-finite stops after maxConsecutive
+ * bad steps (resume it from its last checkpoint).
  */
 export class NonFiniteError extends Error {
   override name = 'NonFiniteError';
@@ -36,10 +39,15 @@ export class NanGuard {
     private readonly options: { maxConsecutive?: number; snapshotEvery?: number } = {},
   ) {}
 
-  /** The buffers to protect (parameters, optimizer moments); snapshots them now. */
+  /** The buffers to protect (parameters, optimizer moments); snapshots them now (unless snapshotEvery is 0). */
   register(buffers: Float32Array[], step = 0): void {
     this.buffers = buffers;
-    this.take(step);
+    if (this.keepsSnapshot) this.take(step);
+  }
+
+  /** false with snapshotEvery 0: bad steps are skipped, nothing is restored */
+  get keepsSnapshot(): boolean {
+    return (this.options.snapshotEvery ?? 1) > 0;
   }
 
   private take(step: number): void {
@@ -70,9 +78,12 @@ export class NanGuard {
     this.restore();
     const max = this.options.maxConsecutive ?? 5;
     if (this.consecutiveBad >= max) {
+      const state = this.keepsSnapshot
+        ? `restored the state of step ${this.snapshotStep} and stopped`
+        : 'stopped (no in-memory snapshot is kept: nanGuardSnapshotSteps 0; resume from the last checkpoint)';
       throw new NonFiniteError(
         `step ${step}: ${bad.map(([k, v]) => `${k}=${v}`).join(', ')} for ${this.consecutiveBad} steps in a row; ` +
-          `restored the state of step ${this.snapshotStep} and stopped (lower the learning rate or check the data)`,
+          `${state} (lower the learning rate or check the data)`,
       );
     }
     return false;
@@ -80,12 +91,14 @@ export class NanGuard {
 
   /** After a good step was applied: counts towards the next snapshot. */
   applied(step: number): void {
+    if (!this.keepsSnapshot) return;
     this.goodSinceSnapshot++;
     if (this.goodSinceSnapshot >= (this.options.snapshotEvery ?? 1)) this.take(step);
   }
 
-  /** Copies the last good snapshot back into the registered buffers. */
+  /** Copies the last good snapshot back into the registered buffers (nothing without one). */
   restore(): void {
+    if (!this.keepsSnapshot) return;
     this.buffers.forEach((b, i) => b.set(this.snapshot[i]));
   }
 }

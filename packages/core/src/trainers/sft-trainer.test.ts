@@ -132,6 +132,19 @@ describe('SftTrainer', () => {
     const rec = readMetrics(join(tmp.path, 'nan', 'metrics.jsonl')).find((r) => r.step === 3)!;
     expect(rec.skipped).toBe(1);
     expect(rec.loss).toBe('NaN');
+
+    // without a snapshot (nanGuardSnapshotSteps 0) the bad weight stays, every later step is bad, and the
+    // run stops, saying why; a NaN from the batch alone would only have skipped that step
+    const m2 = tinyGpt2(5);
+    const t2 = new SftTrainer(m2, task(32, 6), { config: { outputDir: join(tmp.path, 'nan0'), learningRate: 1e-3, perDeviceTrainBatchSize: 8, numTrainEpochs: 2, nanGuardSnapshotSteps: 0, nanGuardMaxConsecutive: 2 } });
+    const w2 = m2.param('h.1.mlp.c_fc.weight').data;
+    const orig2 = (t2 as unknown as { trainStep: (s: number) => Record<string, number> }).trainStep.bind(t2);
+    (t2 as unknown as { trainStep: (s: number) => Record<string, number> }).trainStep = (s: number) => {
+      if (s === 2) w2[0] = Number.NaN;
+      return orig2(s);
+    };
+    expect(() => t2.train()).toThrow(/for 2 steps in a row; stopped \(no in-memory snapshot is kept: nanGuardSnapshotSteps 0/);
+    expect(Number.isNaN(w2[0])).toBe(true);
   });
 
   it('rejects a bad config with every problem and data with nothing to learn', () => {

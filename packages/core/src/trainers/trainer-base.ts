@@ -139,7 +139,7 @@ export abstract class TrainerBase<C extends TrainingArgs> {
     const lr = this.lrAt(step);
     if (!this.guard.check(step + 1, { loss, gradNorm })) {
       this.zeroGrad();
-      this.progress.log(`step ${step + 1}: non-finite loss or gradient; skipped, restored the state of step ${this.guard.snapshotStep}`);
+      this.progress.log(`step ${step + 1}: non-finite loss or gradient; skipped, ${this.guard.keepsSnapshot ? `restored the state of step ${this.guard.snapshotStep}` : 'nothing restored (no snapshot kept)'}`);
       return { applied: false, gradNorm, lr };
     }
     scaleGradsToNorm(this.params, gradNorm, this.config.maxGradNorm);
