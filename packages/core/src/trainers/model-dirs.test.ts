@@ -1,4 +1,4 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RewardModel } from '../model/heads';
@@ -20,6 +20,9 @@ describe('model folders', () => {
     saveModelDir(out, m.hfConfig(), m.stateDict(), { tokenizerFrom: src, files: { 'note.json': '{}' } });
     expect(existsSync(join(out, 'tok512.bin'))).toBe(true);
     expect(existsSync(join(out, 'note.json'))).toBe(true);
+    // fromPretrained reads a llama2.c tokenizer beside the weights: this stand-in file is not one, and says so
+    expect(() => fromPretrained(out)).toThrow(/tok512\.bin: file is 1 bytes/);
+    rmSync(join(out, 'tok512.bin'));
     const loaded = fromPretrained(out).model;
     expect(new Map(loaded.namedParameters()).get('h.1.mlp.c_fc.weight')!.data).toEqual(m.param('h.1.mlp.c_fc.weight').data);
   });
