@@ -17,6 +17,8 @@ export interface RewardConfig extends TrainingArgs {
   centerRewardsCoefficient: number;
   /** shift and scale the head so the reference set's scores have mean 0 and std 1 after training */
   normalizeScores: boolean;
+  /** completions scored for that mean and std at most (a seeded sample of the reference set beyond it) */
+  normalizeSamples: number;
 }
 
 export const REWARD_CONFIG_SPEC: ConfigSpec<RewardConfig> = {
@@ -29,6 +31,7 @@ export const REWARD_CONFIG_SPEC: ConfigSpec<RewardConfig> = {
   lossType: { group: 'reward', type: 'enum', values: REWARD_LOSS_TYPES, default: 'kwise', doc: "'kwise' (all pairs of one prompt as one element) or 'pairwise'" },
   centerRewardsCoefficient: { group: 'reward', type: 'number', min: 0, default: 0, doc: 'weight of the centring term mean((r_w + r_l)²); 0: off' },
   normalizeScores: { group: 'reward', type: 'boolean', default: true, doc: 'normalise scores to mean 0, std 1 on the reference set' },
+  normalizeSamples: { group: 'reward', type: 'integer', min: 2, default: 1024, doc: 'most reference completions scored for the normalisation (a seeded sample beyond it; the mean is then known to ~std/32)' },
 };
 
 function rewardRules(c: RewardConfig, ok: (f: keyof RewardConfig & string) => boolean): ConfigProblem[] {

@@ -60,6 +60,26 @@ describe('RewardTrainer', () => {
     expect(existsSync(join(out, `checkpoint-${t.step}`, 'config.json'))).toBe(true);
   });
 
+  it('normalises over a seeded sample of normalizeSamples reference completions, and says so', () => {
+    const data = ranked(48, 4, 5); // up to 192 distinct completions, no eval set: the training ones are the reference
+    const said: string[] = [];
+    const progress = { start() {}, update() {}, stop() {}, log: (m: string) => said.push(m) };
+    const cfg = { perDeviceTrainBatchSize: 8, maxSteps: 1, learningRate: 1e-3 };
+    const full = new RewardTrainer(rmOf(23), data, { progress, config: { ...cfg, outputDir: join(tmp.path, 'norm-full') } });
+    full.train();
+    const n = full.normalization.count;
+    expect(n).toBeGreaterThan(100);
+    expect(said).toContain(`normalising scores over ${n} reference completions`);
+    const part = new RewardTrainer(rmOf(23), data, { progress, config: { ...cfg, normalizeSamples: 40, outputDir: join(tmp.path, 'norm-part') } });
+    part.train();
+    expect(part.normalization.count).toBe(40);
+    expect(said).toContain(`normalising scores over 40 of ${n} reference completions`);
+    // the same weights after one identical step: the sample's mean is the full mean to within a few std/√40
+    expect(Math.abs(part.normalization.mean - full.normalization.mean)).toBeLessThan((3 * full.normalization.std) / Math.sqrt(40));
+    expect(part.normalization.std / full.normalization.std).toBeGreaterThan(0.6);
+    expect(part.normalization.std / full.normalization.std).toBeLessThan(1.6);
+  });
+
   it('K-wise on one prompt equals pairwise over its C(K,2) pairs: the same loss and gradient', () => {
     const data = ranked(1, 4, 3);
     const cfg = { perDeviceTrainBatchSize: 16, numTrainEpochs: 1 };

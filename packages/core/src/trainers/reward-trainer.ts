@@ -201,8 +201,16 @@ export class RewardTrainer extends TrainerBase<RewardConfig> {
     if (!this.config.normalizeScores) return;
     const ref = this.evalElements.length ? this.evalElements : this.elements;
     const seen = new Set<ArrayLike<number>>();
-    const items: { prompt: ArrayLike<number>; completion: ArrayLike<number> }[] = [];
+    let items: { prompt: ArrayLike<number>; completion: ArrayLike<number> }[] = [];
     for (const e of ref) for (const c of e.completions) if (!seen.has(c)) (seen.add(c), items.push({ prompt: e.prompt, completion: c }));
+    // Scoring every training completion of a big set costs more than the training of a short run; a seeded
+    // sample of normalizeSamples gives the mean to ~std/√n.
+    const all = items.length;
+    if (all > this.config.normalizeSamples) {
+      const order = seededPermutation(this.config.seed + 1)(all).slice(0, this.config.normalizeSamples).sort((a, b) => a - b);
+      items = order.map((i) => items[i]);
+    }
+    this.progress.log(`normalising scores over ${items.length}${items.length < all ? ` of ${all}` : ''} reference completions`);
     const s = this.score(items);
     let mean = 0;
     for (const x of s) mean += x;
