@@ -2,6 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { convertFile } from './convert';
+import { preferredDemonstration } from './preferred';
 import { detectLayout } from './formats/index';
 import { extractPrompt } from './formats/trl';
 import { readAll } from './read';
@@ -122,6 +123,11 @@ describe('what each adapter makes of its fixture', () => {
     // written as TRL prompt-completion, what SFT reads: the 5 demonstrations
     const pc = await convertFile(fixture('rlhf.jsonl'), join(tmp.dir, 'preferred-pc.jsonl'), { to: 'trl-prompt-completion', preferred: true });
     expect(pc.written).toBe(5);
+    // called directly on a comparison that was never validated: a named error, not a TypeError
+    expect(() => preferredDemonstration({ kind: 'comparison', id: 'x9', prompt: 'p', completions: ['a', 'b'], ranking: [] })).toThrow(
+      /comparison x9 has no best-ranked completion \(ranking \[\] over 2 completions\)/,
+    );
+    expect(() => preferredDemonstration({ kind: 'comparison', prompt: 'p', completions: ['a', 'b'], ranking: [[5], [0]] })).toThrow(/no best-ranked completion/);
   });
 
   it('de-duplicates while converting, by record or by prompt', async () => {

@@ -19,7 +19,11 @@ export function preferredDemonstration(r: DataRecord): DataRecord {
     completion = r.rewrite;
     from = 'rewrite';
   } else {
-    completion = r.completions[r.ranking[0][0]];
+    const best = r.ranking[0]?.[0];
+    if (best === undefined || r.completions[best] === undefined) {
+      throw new RangeError(`preferredDemonstration: comparison${r.id ? ` ${r.id}` : ''} has no best-ranked completion (ranking ${JSON.stringify(r.ranking)} over ${r.completions.length} completions)`);
+    }
+    completion = r.completions[best];
     from = 'rank-1';
   }
   return {
