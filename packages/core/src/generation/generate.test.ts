@@ -7,6 +7,7 @@ import { fromPretrained } from '../model/pretrained';
 import { noGrad } from '../tensor/autograd';
 import { tokenLogprobs } from '../tensor/ops';
 import { Rng } from '../util/rng';
+import { trainByteLevelBpe } from '../tokenizers/bpe-trainer';
 import { generate } from './generate';
 import { rowProbabilities, sampleToken } from './sampling';
 
@@ -69,6 +70,22 @@ describe.each(Object.entries(models))('%s generation', (_n, make) => {
     expect(() => generate(m, [[1]], { temperature: -1 })).toThrow(/temperature/);
     expect(() => generate(m, [[1]], { temperature: 1e-45 })).toThrow(/temperature must be 0 \(greedy\) or at least 1e-30, got 1e-45/);
     expect(() => generate(m, [[1]], { maxNewTokens: 40 })).toThrow(/exceed/);
+  });
+});
+
+describe('a tokenizer with a smaller vocabulary than the model (padded vocabulary)', () => {
+  it('never samples an id past the tokenizer, so every reply decodes', () => {
+    const tok = trainByteLevelBpe('the cat sat on the mat. the dog sat on the log. ', { vocabSize: 270 });
+    // 330 ids in the model, 270 in the tokenizer: at temperature 2 a random model picks ids >= 270 often
+    const m = new GPT2({ vocabSize: tok.vocabSize + 60, nPositions: 64, nEmbd: 16, nLayer: 1, nHead: 2 }, { seed: 9 });
+    const prompts = [tok.encode('the cat'), tok.encode('a dog sat')];
+    const without = generate(m, prompts, { temperature: 2, maxNewTokens: 40, seed: 3, stopTokens: [] });
+    expect(without.tokens.flat().some((t) => t >= tok.vocabSize)).toBe(true); // the test can fail
+    const g = generate(m, prompts, { temperature: 2, maxNewTokens: 40, seed: 3, stopTokens: [], tokenizer: tok });
+    expect(g.tokens.flat().every((t) => t < tok.vocabSize)).toBe(true);
+    expect(g.text).toHaveLength(2);
+    // the log-probs of the sampled ids stay finite (the masked ids carry no mass)
+    g.logprobs.flat().forEach((lp) => expect(Number.isFinite(lp) && lp <= 0).toBe(true));
   });
 });
 

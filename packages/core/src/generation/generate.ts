@@ -24,7 +24,11 @@ export interface GenerateOptions extends SamplingOptions {
   useCache?: boolean;
   /** id fed as padding (default: the tokenizer's pad id, else the first stop token, else 0) */
   padId?: number;
-  /** when given, results carry decoded text (stop tokens and specials left out) */
+  /**
+   * when given, results carry decoded text (stop tokens and specials left out); when its vocabulary is
+   * smaller than the model's (a padded vocabulary), the ids past it are never sampled, so that every new
+   * token can be decoded
+   */
   tokenizer?: Tokenizer;
   /** called after each step with the new token of every row still running (streaming) */
   onToken?: (row: number, token: number) => void;
@@ -105,6 +109,7 @@ export function generate(model: CausalLM, prompts: number[][], opts: GenerateOpt
   let steps = 0;
   while (steps < maxNew && stopped.some((s, b) => !s && tokens[b].length < maxNew)) {
     const logits = stepLogits(cur);
+    if (tok && tok.vocabSize < V) for (let b = 0; b < B; b++) logits.fill(Number.NEGATIVE_INFINITY, b * V + tok.vocabSize, (b + 1) * V);
     const { probs, lse } = rowProbabilities(logits, B, V, opts.temperature ?? 1);
     for (let b = 0; b < B; b++) {
       if (stopped[b]) continue; // fed padding, mask 0
