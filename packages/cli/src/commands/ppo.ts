@@ -11,7 +11,7 @@ import {
   validatePpoConfig,
   type PpoConfig,
 } from '@rlhf/core';
-import { addTrainingOptions, configFromCli, loadRecords, loadStartingModel, printSummary, progressReporter, resumeFrom, type CommonFlags } from './train-common';
+import { addTrainingOptions, configFromCli, loadRecords, loadStartingModel, printSummary, progressReporter, resumeFrom, sameTokenizer, type CommonFlags } from './train-common';
 
 /** `rlhf ppo`: PPO of the SFT policy against a reward model; the policy (without its value head) lands in <out>/final. */
 export function registerPpo(program: Command): void {
@@ -20,6 +20,8 @@ export function registerPpo(program: Command): void {
     const config = configFromCli<PpoConfig>('ppo config', PPO_CONFIG_SPEC, validatePpoConfig, opts, ['modelPath', 'datasetPath', 'rewardModelPath']);
     const { model, tokenizer, tokenizerDir, stopTokens } = loadStartingModel(config.modelPath, opts.tokenizer);
     const reward = loadRewardModel(config.rewardModelPath!);
+    sameTokenizer(tokenizer, config.rewardModelPath!, 'rewardModelPath');
+    if (config.refModelPath) sameTokenizer(tokenizer, config.refModelPath, 'refModelPath');
     const prompts = toPrompts(tokenizer, await loadRecords(config.datasetPath, 'datasetPath'));
     const evalPrompts = config.evalDatasetPath ? toPrompts(tokenizer, await loadRecords(config.evalDatasetPath, 'evalDatasetPath')) : undefined;
     const refModel = config.refModelPath ? fromPretrained(config.refModelPath).model.freeze() : undefined;

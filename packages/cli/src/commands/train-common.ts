@@ -137,6 +137,21 @@ export function loadStartingModel(modelPath: string | null, tokenizerPath: strin
   return { model: pre.model, tokenizer, stopTokens: pre.stopTokens, tokenizerDir };
 }
 
+/**
+ * When the model folder at `path` holds a tokenizer, it must encode like the policy's: a reward model or
+ * reference over another tokenizer would read the policy's ids as other text (vocabularies of the same size
+ * included). A folder without a tokenizer is not checked here (the trainer compares vocabulary sizes).
+ */
+export function sameTokenizer(policyTokenizer: Tokenizer, path: string, field: string): void {
+  const other = tryLoadTokenizer(path);
+  if (!other) return;
+  const probe = 'Human: How do I bake bread at home? Assistant: Mix 500 g of flour, 10 g of salt and yeast.';
+  const a = policyTokenizer.encode(probe), b = other.encode(probe);
+  if (other.vocabSize !== policyTokenizer.vocabSize || a.length !== b.length || a.some((t, i) => t !== b[i])) {
+    throw new Error(`${field} ${path}: its tokenizer (${other.vocabSize} tokens) does not encode like the policy's (${policyTokenizer.vocabSize} tokens); the models must share one tokenizer`);
+  }
+}
+
 function tryLoadTokenizer(path: string): Tokenizer | undefined {
   try {
     return loadTokenizer(path);

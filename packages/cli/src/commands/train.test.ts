@@ -90,6 +90,16 @@ describe('rlhf sft | rm | ppo | dpo', () => {
     expect(p).toMatchObject({ command: 'ppo', steps: 2 });
     expect(fromPretrained(join(ppoOut, 'final')).model.numParameters()).toBeGreaterThan(0); // no value head in the final folder
 
+    // a reward model whose folder holds another tokenizer is refused, naming the field
+    const otherTok = trainByteLevelBpe(['completely different text with other merges: zebra quartz jukebox.'], { vocabSize: 290 });
+    const otherRm = join(root, 'rm-other');
+    mkdirSync(otherRm, { recursive: true });
+    for (const f of ['config.json', 'model.safetensors', 'reward-normalization.json']) writeFileSync(join(otherRm, f), readFileSync(join(rmOut, 'final', f)));
+    saveTokenizer(otherRm, otherTok);
+    const mismatch = await run(registerPpo, 'ppo', '--model-path', base, '--reward-model-path', otherRm, '--dataset-path', prompts, '--out', join(root, 'ppo-x'),
+      '--per-device-train-batch-size', '2', '--response-length', '4', '--total-episodes', '4').catch((e: Error) => e);
+    expect(String(mismatch)).toMatch(/rewardModelPath .*rm-other: its tokenizer \(\d+ tokens\) does not encode like the policy's \(\d+ tokens\); the models must share one tokenizer/);
+
     const dpoOut = join(root, 'dpo-out');
     const d = await run(registerDpo, 'dpo', '--model-path', base, '--dataset-path', comps, '--out', dpoOut, '--per-device-train-batch-size', '2', '--beta', '0.2');
     expect(d).toMatchObject({ command: 'dpo', steps: 2 }); // 3 + 1 pairs, batches of 2

@@ -86,6 +86,15 @@ describe('PpoTrainer', () => {
     );
   });
 
+  it('refuses a reward model or reference over another vocabulary', () => {
+    expect(() => new PpoTrainer(policyOf(34), prompts(4, 1), { model: new RewardModel(tinyGpt2(1, 20)) }, { config: base })).toThrow(
+      /the reward model has a vocabulary of 20 tokens and the policy 12: it must read the policy's tokens/,
+    );
+    expect(() => new PpoTrainer(policyOf(34), prompts(4, 1), countGood, { refModel: tinyGpt2(2, 20).freeze(), config: base })).toThrow(
+      /the reference model has a vocabulary of 20 tokens and the policy 12/,
+    );
+  });
+
   it('with a large klCoef the policy stays near the reference', () => {
     const t = new PpoTrainer(policyOf(31), prompts(32, 1), countGood, {
       evalPrompts: prompts(32, 2),

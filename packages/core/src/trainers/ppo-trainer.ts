@@ -106,6 +106,15 @@ export class PpoTrainer extends TrainerBase<PpoConfig> {
       throw new Error('PpoTrainer: missingEosPenalty needs a stop token (config.stopTokenId or eosTokenId)');
     }
     this.ref = options.refModel ?? policy.model.clone().freeze();
+    // The reward model and the reference read the policy's token ids as they are: a model over another
+    // vocabulary would score them as different text without any error.
+    const V = policy.model.vocabSize;
+    if (typeof reward !== 'function' && reward.model.model.vocabSize !== V) {
+      throw new Error(`PpoTrainer: the reward model has a vocabulary of ${reward.model.model.vocabSize} tokens and the policy ${V}: it must read the policy's tokens (train it from the same base model and tokenizer)`);
+    }
+    if (this.ref.vocabSize !== V) {
+      throw new Error(`PpoTrainer: the reference model has a vocabulary of ${this.ref.vocabSize} tokens and the policy ${V}: they must share the tokenizer`);
+    }
     // Prompt and response must fit the policy's window together (generation needs both): a longer prompt keeps
     // its end, where the question usually is (TRL truncates prompts on the left too).
     const window = policy.model.maxPositions;
