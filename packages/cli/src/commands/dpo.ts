@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { DPO_CONFIG_SPEC, DpoTrainer, fromPretrained, saveModelDir, toDpoExamples, validateDpoConfig, type DpoConfig } from '@rlhf/core';
-import { addTrainingOptions, configFromCli, loadRecords, loadStartingModel, printSummary, progressReporter, resumeFrom, type CommonFlags } from './train-common';
+import { addTrainingOptions, configFromCli, loadRecords, loadStartingModel, printSummary, progressReporter, resumeFrom, sameTokenizer, type CommonFlags } from './train-common';
 
 /** `rlhf dpo`: direct preference optimisation on preferences or comparisons; the policy lands in <out>/final. */
 export function registerDpo(program: Command): void {
@@ -11,6 +11,7 @@ export function registerDpo(program: Command): void {
     const { model, tokenizer, tokenizerDir } = loadStartingModel(config.modelPath, opts.tokenizer);
     const train = toDpoExamples(tokenizer, await loadRecords(config.datasetPath, 'datasetPath'));
     const evalData = config.evalDatasetPath ? toDpoExamples(tokenizer, await loadRecords(config.evalDatasetPath, 'evalDatasetPath')) : undefined;
+    if (config.refModelPath) sameTokenizer(tokenizer, config.refModelPath, 'refModelPath');
     const refModel = config.refModelPath ? fromPretrained(config.refModelPath).model.freeze() : undefined;
     const trainer = new DpoTrainer(model, train, { config, evalData, refModel, progress: progressReporter(), resume: resumeFrom(opts) });
     const { steps, lastEval } = trainer.train();

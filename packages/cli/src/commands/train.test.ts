@@ -100,6 +100,9 @@ describe('rlhf sft | rm | ppo | dpo', () => {
       '--per-device-train-batch-size', '2', '--response-length', '4', '--total-episodes', '4').catch((e: Error) => e);
     expect(String(mismatch)).toMatch(/rewardModelPath .*rm-other: its tokenizer \(\d+ tokens\) does not encode like the policy's \(\d+ tokens\); the models must share one tokenizer/);
 
+    const dpoMismatch = await run(registerDpo, 'dpo', '--model-path', base, '--dataset-path', comps, '--out', join(root, 'dpo-x'), '--ref-model-path', otherRm).catch((e: Error) => e);
+    expect(String(dpoMismatch)).toMatch(/refModelPath .*rm-other: its tokenizer \(\d+ tokens\) does not encode like the policy's/);
+
     const dpoOut = join(root, 'dpo-out');
     const d = await run(registerDpo, 'dpo', '--model-path', base, '--dataset-path', comps, '--out', dpoOut, '--per-device-train-batch-size', '2', '--beta', '0.2');
     expect(d).toMatchObject({ command: 'dpo', steps: 2 }); // 3 + 1 pairs, batches of 2

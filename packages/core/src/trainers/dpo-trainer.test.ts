@@ -65,6 +65,12 @@ describe('DpoTrainer', () => {
     expect(rows).toBe(32);
   });
 
+  it('refuses a reference over another vocabulary', () => {
+    expect(() => new DpoTrainer(tinyGpt2(14), pairs(4, 1), { refModel: tinyGpt2(15, 20).freeze(), config: base })).toThrow(
+      /the reference model has a vocabulary of 20 tokens and the policy 12: they must share the tokenizer/,
+    );
+  });
+
   it('cDPO, IPO and hinge also raise the margin', () => {
     for (const extra of [{ labelSmoothing: 0.1 }, { lossType: 'ipo' as const, beta: 0.1 }, { lossType: 'hinge' as const }]) {
       const t = new DpoTrainer(tinyGpt2(13), pairs(32, 5), { evalData: pairs(16, 6), config: { ...base, ...extra, numTrainEpochs: 2, outputDir: join(tmp.path, `v-${Object.values(extra).join('-')}`) } });

@@ -43,6 +43,9 @@ export class DpoTrainer extends TrainerBase<DpoConfig> {
     if (trainData.length === 0) throw new Error('DpoTrainer: no training pair');
     this.evalData = options.evalData ?? [];
     const ref = options.refModel ?? policy;
+    if (ref.vocabSize !== policy.vocabSize) {
+      throw new Error(`DpoTrainer: the reference model has a vocabulary of ${ref.vocabSize} tokens and the policy ${policy.vocabSize}: they must share the tokenizer`);
+    }
     this.plan = planRun(
       trainData.length,
       { seed: config.seed, batchSize: config.perDeviceTrainBatchSize, gradientAccumulationSteps: config.gradientAccumulationSteps, numEpochs: config.numTrainEpochs, maxSteps: config.maxSteps },
