@@ -1,7 +1,8 @@
 // The column-split threading path of gemm (gemm_packed_nsplit in gemm_cpu.cc) forced on for every packed
 // product, so that small odd shapes reach it: ragged last column panel, fewer panels than threads, edge
-// tiles, several depth blocks (beta accumulates), more rows than one MC block. RLHF_GEMM_SPLIT is read once,
-// at the first packed gemm of the process; vitest runs each test file in its own forked process.
+// tiles, several depth blocks (beta accumulates; k >= 1024 takes the deeper AVX-512 block), more rows than
+// one MC block. RLHF_GEMM_SPLIT is read once, at the first packed gemm of the process; vitest runs each test
+// file in its own forked process.
 process.env.RLHF_GEMM_SPLIT = 'n';
 
 import { describe, expect, it } from 'vitest';
@@ -24,6 +25,7 @@ describe('gemm column split (forced), every SIMD level, 2 and 3 threads', () => 
         [40, 100, 390],
         [100, 777, 50],
         [257, 129, 801],
+        [37, 65, 1100], // deep: the AVX-512 path's kc_deep blocks (2 x 550)
         [4100, 37, 9], // more rows than one MC block
       ];
       for (const [m, n, k] of shapes) {

@@ -36,6 +36,9 @@ struct GemmIsa {
   const char* name;
   int mr, nr;      // micro-tile: MR rows of C by NR columns
   int kc, mc, nc;  // cache blocking upper bounds (depth, rows, columns)
+  // Depth block for deep products (k >= 2 * kc_deep) in the column-split path: fewer passes over C, which
+  // comes back from L3 once per depth block. Equal to kc where that was not measured to pay.
+  int kc_deep;
   // c(MR,NR) (leading dim ldc) = alpha * a_panel @ b_panel + beta * c; beta == 0 does not read c.
   // a: packed (kc, MR) k-major; b: packed (kc, NR) k-major; both 64-byte aligned.
   void (*micro)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta);

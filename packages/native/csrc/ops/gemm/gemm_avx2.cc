@@ -55,7 +55,7 @@ void small_m(float* C, int64_t ldc, const float* A, const float* B, int64_t ldb,
 
 const GemmIsa& gemm_isa_avx2() {
   // A micro-panel 6 x 256 floats (6 KiB) in L1d; B panel 256 x 512 floats (512 KiB) in L2; MC as for AVX-512.
-  static const GemmIsa isa{"avx2", kMR, kNR, 256, 1536, 512, micro, pack_a, pack_b, small_m};
+  static const GemmIsa isa{"avx2", kMR, kNR, 256, 1536, 512, 256, micro, pack_a, pack_b, small_m};
   return isa;
 }
 

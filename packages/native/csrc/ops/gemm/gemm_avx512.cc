@@ -136,7 +136,11 @@ const GemmIsa& gemm_isa_avx512() {
   // stream past it from the kc x nc panel of B (384 x 480 floats, 720 KiB) held in each core's 1 MiB L2.
   // MC only bounds the packed A block (it streams from L3, one micro-panel at a time): large, so that there
   // are few blocks and few thread barriers, and B is packed once for m <= 4096 (1536 -> 4096: +1-4%).
-  static const GemmIsa isa{"avx512", kMR, kNR, 384, 4096, 480, micro, pack_a, pack_b, small_m};
+  // kc_deep 512 (k >= 1024, column split): the A micro-panel (24 KiB) still fits L1 beside the B stream, and C
+  // comes back from L3 once per 512 depth steps instead of ~342 (k = 2048: 4 passes instead of 6): +2-5% at
+  // 1024^3, 2048^3 and 2048x384x1536 in both machine states (bench/README.md). Everywhere (k < 1024 too) it
+  // lost at 512^3 (-10%), hence only for deep products.
+  static const GemmIsa isa{"avx512", kMR, kNR, 384, 4096, 480, 512, micro, pack_a, pack_b, small_m};
   return isa;
 }
 

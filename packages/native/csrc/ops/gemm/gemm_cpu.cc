@@ -75,7 +75,7 @@ void p_small_m(float* C, int64_t ldc, const float* A, const float* B, int64_t ld
 }  // namespace
 
 const GemmIsa& gemm_isa_portable() {
-  static const GemmIsa isa{"portable", kPMR, kPNR, 256, 256, 512, p_micro, p_pack_a, p_pack_b, p_small_m};
+  static const GemmIsa isa{"portable", kPMR, kPNR, 256, 256, 512, 256, p_micro, p_pack_a, p_pack_b, p_small_m};
   return isa;
 }
 
@@ -162,10 +162,12 @@ int64_t env_block(const char* name, int64_t fallback) {
   const long x = std::strtol(v, nullptr, 10);
   return x >= 16 && x <= (1 << 16) ? x : fallback;
 }
-Blocking blocking(const GemmIsa& isa) {
+// With deep = true (the column-split path), k >= 2 * isa.kc_deep takes kc_deep as the depth block.
+Blocking blocking(const GemmIsa& isa, int64_t k = 0, bool deep = false) {
   static const int64_t kc = env_block("RLHF_GEMM_KC", 0), mc = env_block("RLHF_GEMM_MC", 0),
                        nc = env_block("RLHF_GEMM_NC", 0);
-  return {kc ? kc : isa.kc, mc ? mc : isa.mc, nc ? nc : isa.nc};
+  const int64_t kc_isa = deep && k >= 2 * int64_t(isa.kc_deep) ? isa.kc_deep : isa.kc;
+  return {kc ? kc : kc_isa, mc ? mc : isa.mc, nc ? nc : isa.nc};
 }
 
 // C = beta * C (beta == 0 writes zeros, whatever C held): the k == 0 and alpha == 0 cases.
@@ -358,7 +360,7 @@ void gemm_packed_nsplit(const GemmIsa& isa, float* C, int64_t ldc, const float* 
                         int64_t ldb, int64_t m, int64_t n, int64_t k, bool transA, bool transB, float alpha,
                         float beta, int nt) {
   const int MR = isa.mr, NR = isa.nr;
-  const Blocking bl = blocking(isa);
+  const Blocking bl = blocking(isa, k, true);
   const int64_t kc_blk = ceil_div(k, ceil_div(k, bl.kc));
   const int64_t mc_blk = round_up(ceil_div(m, ceil_div(m, bl.mc)), MR);
   // Column panels: a multiple of the thread count, none wider than NC.
