@@ -50,7 +50,7 @@ export {
 } from './checkpoint';
 export type { CheckpointContent, LoadedCheckpoint } from './checkpoint';
 export { TrainerBase, scaleGradsToNorm } from './trainer-base';
-export type { Trainable, TrainerOptions, StepResult } from './trainer-base';
+export type { Trainable, TrainerOptions, StepResult, TrainResult } from './trainer-base';
 export { planRun } from './grad-accum';
 export type { RunPlan } from './grad-accum';
 export { seededPermutation } from './rng';

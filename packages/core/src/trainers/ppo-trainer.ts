@@ -177,6 +177,11 @@ export class PpoTrainer extends TrainerBase<PpoConfig> {
     return true;
   }
 
+  /** A requested stop lands between rollouts only: the checkpoint holds no rollout batch. */
+  protected override canStopAfter(step: number): boolean {
+    return step % this.stepsPerIteration === 0;
+  }
+
   // ---------------------------------------------------------------------------------------------------
   // phases 1–5
 

@@ -10,6 +10,14 @@
  * count, and the subclass's state (PPO: the sampling RNG and the KL controller). Data order comes from the
  * seed and the epoch only, so a resumed run sees the batches the uninterrupted run would have seen and
  * reaches the same weights bit for bit (same thread count: threaded reductions fix their order per count).
+ *
+ * Graceful stop: `requestStop(reason)` asks a running trainer to stop at the next safe point (after the
+ * optimizer step in progress; PPO: after the rollout in progress, see canStopAfter). It writes a checkpoint
+ * there exactly like a periodic one, logs where it stopped and how to resume, and train() returns with
+ * `interrupted: true` (no final evaluation, no onTrainEnd). train() is synchronous, so a stop can only be
+ * requested from the trainer's own callbacks (the progress reporter) or before it starts; `trainAsync()`
+ * runs the same loop but gives the event loop a turn after every step, so signal handlers and timers can
+ * call requestStop (the CLI's Ctrl-C does).
  */
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
@@ -53,6 +61,23 @@ export interface TrainerOptions {
   resume?: LoadedCheckpoint;
 }
 
+/** What train() returns. */
+export interface TrainResult {
+  /** optimizer steps completed (the step the run stopped at, when interrupted) */
+  steps: number;
+  /** metrics of the last evaluation */
+  lastEval: Record<string, number>;
+  /** the run stopped early on requestStop(); its state is in `checkpoint`, and onTrainEnd did not run */
+  interrupted: boolean;
+  /**
+   * The newest checkpoint this call wrote (an interrupted run: the one to resume from; null when it stopped
+   * before its first step, where nothing changed since the start)
+   */
+  checkpoint: string | null;
+  /** the reason given to requestStop(), when interrupted */
+  stopReason?: string;
+}
+
 export interface StepResult {
   /** the update was applied (false: skipped by the NaN guard) */
   applied: boolean;
@@ -72,6 +97,10 @@ export abstract class TrainerBase<C extends TrainingArgs> {
   protected readonly resumeFrom: LoadedCheckpoint | undefined;
   /** metrics of the last evaluation */
   lastEval: Record<string, number> = {};
+  /** a pending requestStop(), with its reason */
+  private stopRequest: { reason?: string } | null = null;
+  /** an optimizer step is running (trainStep + update): a stop requested now lands after it */
+  private inStep = false;
 
   protected constructor(
     readonly config: C,
@@ -118,6 +147,39 @@ export abstract class TrainerBase<C extends TrainingArgs> {
   /** Whether to checkpoint after `step` steps (the last step always is); PPO only at rollout boundaries. */
   protected shouldSave(step: number): boolean {
     return this.config.saveSteps > 0 && step % this.config.saveSteps === 0;
+  }
+
+  /**
+   * Whether a requested stop may land after `step` completed steps: a checkpoint there must resume exactly.
+   * Every step by default; PPO only between rollouts (a rollout batch is never half used).
+   */
+  protected canStopAfter(_step: number): boolean {
+    return true;
+  }
+
+  /**
+   * Asks the run to stop at the next safe point: the optimizer step in progress finishes (PPO: the rollout
+   * in progress, all its minibatch updates), a checkpoint is written there like a periodic one, and train()
+   * returns `interrupted: true`. Returns the step the run will stop after (the total when that is the end
+   * of the run anyway, which then finishes normally). A second call keeps the first reason.
+   */
+  requestStop(reason?: string): number {
+    if (!this.stopRequest) this.stopRequest = reason === undefined ? {} : { reason };
+    return this.stopStep()!;
+  }
+
+  /** Whether requestStop() was called. */
+  get stopRequested(): boolean {
+    return this.stopRequest !== null;
+  }
+
+  /** The step a requested stop lands after (the total at most); null when no stop was requested. */
+  stopStep(): number | null {
+    if (!this.stopRequest) return null;
+    const total = this.totalSteps();
+    let s = this.inStep ? this.step + 1 : this.step;
+    while (s < total && !this.canStopAfter(s)) s++;
+    return Math.min(s, total);
   }
 
   schedule(): LrSchedule {
@@ -203,9 +265,32 @@ export abstract class TrainerBase<C extends TrainingArgs> {
 
   /**
    * The loop: resume if asked, then for each remaining step run it, update, log every loggingSteps,
-   * evaluate every evalSteps and at the end, checkpoint every saveSteps and at the end.
+   * evaluate every evalSteps and at the end, checkpoint every saveSteps and at the end. Stops early, with a
+   * checkpoint, when requestStop() was called (see there).
    */
-  train(): { steps: number; lastEval: Record<string, number> } {
+  train(): TrainResult {
+    const run = this.run();
+    for (;;) {
+      const r = run.next();
+      if (r.done) return r.value;
+    }
+  }
+
+  /**
+   * train(), giving the event loop a turn (setImmediate) after every step, so that signal handlers, timers
+   * and I/O callbacks run during training and can call requestStop(). The same steps and results as train().
+   */
+  async trainAsync(): Promise<TrainResult> {
+    const run = this.run();
+    for (;;) {
+      const r = run.next();
+      if (r.done) return r.value;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
+  /** The training loop; yields after every step (trainAsync waits for the event loop there). */
+  private *run(): Generator<number, TrainResult, void> {
     const c = this.config;
     mkdirSync(c.outputDir, { recursive: true });
     if (this.resumeFrom) this.restore(this.resumeFrom);
@@ -215,12 +300,26 @@ export abstract class TrainerBase<C extends TrainingArgs> {
       this.step,
     );
     const total = this.totalSteps();
+    const startStep = this.step;
+    let saved: { step: number; path: string } | null = null;
+    let interrupted = false;
     this.progress.start(this.label(), total, this.step);
     try {
       while (this.step < total) {
+        if (this.stopRequest && this.canStopAfter(this.step)) {
+          interrupted = true;
+          break;
+        }
         const s = this.step;
-        const m = this.trainStep(s);
-        const r = this.optimizerStep(s, m.loss ?? 0);
+        this.inStep = true;
+        let m: Record<string, number>;
+        let r: StepResult;
+        try {
+          m = this.trainStep(s);
+          r = this.optimizerStep(s, m.loss ?? 0);
+        } finally {
+          this.inStep = false;
+        }
         this.step = s + 1;
         if (r.applied) this.afterUpdate(s);
         const record = { ...m, lr: r.lr, gradNorm: r.gradNorm, ...(r.applied ? {} : { skipped: 1 }) };
@@ -239,7 +338,21 @@ export abstract class TrainerBase<C extends TrainingArgs> {
         }
         if (this.shouldSave(this.step) || last) {
           this.metrics.sync();
-          this.saveCheckpoint();
+          saved = { step: this.step, path: this.saveCheckpoint() };
+        }
+        if (!last) yield this.step;
+      }
+      if (interrupted) {
+        const why = this.stopRequest?.reason ? ` (${this.stopRequest.reason})` : '';
+        if (this.step === startStep) {
+          // nothing ran in this call: the state is the one the run started from
+          this.progress.log(`stopped before step ${this.step + 1} of ${total}${why}; nothing to save, the run can start again as it did`);
+        } else {
+          if (saved?.step !== this.step) {
+            this.metrics.sync();
+            saved = { step: this.step, path: this.saveCheckpoint() };
+          }
+          this.progress.log(`stopped after step ${this.step} of ${total}${why}; resume from ${saved.path}`);
         }
       }
     } finally {
@@ -247,6 +360,12 @@ export abstract class TrainerBase<C extends TrainingArgs> {
       this.metrics.close();
       this.metrics = null;
     }
-    return { steps: this.step, lastEval: this.lastEval };
+    return {
+      steps: this.step,
+      lastEval: this.lastEval,
+      interrupted,
+      checkpoint: saved?.path ?? null,
+      ...(interrupted && this.stopRequest?.reason !== undefined ? { stopReason: this.stopRequest.reason } : {}),
+    };
   }
 }
