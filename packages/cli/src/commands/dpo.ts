@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { DPO_CONFIG_SPEC, DpoTrainer, fromPretrained, saveModelDir, toDpoExamples, validateDpoConfig, type DpoConfig } from '@rlhf/core';
-import { addTrainingOptions, configFromCli, loadRecords, loadStartingModel, printSummary, progressReporter, resumeFrom, sameTokenizer, type CommonFlags } from './train-common';
+import { addTrainingOptions, configFromCli, loadRecords, loadStartingModel, finishInterrupted, printSummary, progressReporter, resumeFrom, sameTokenizer, trainWithSignals, type CommonFlags } from './train-common';
 
 /** `rlhf dpo`: direct preference optimisation on preferences or comparisons; the policy lands in <out>/final. */
 export function registerDpo(program: Command): void {
@@ -13,8 +13,11 @@ export function registerDpo(program: Command): void {
     const evalData = config.evalDatasetPath ? toDpoExamples(tokenizer, await loadRecords(config.evalDatasetPath, 'evalDatasetPath')) : undefined;
     if (config.refModelPath) sameTokenizer(tokenizer, config.refModelPath, 'refModelPath');
     const refModel = config.refModelPath ? fromPretrained(config.refModelPath).model.freeze() : undefined;
-    const trainer = new DpoTrainer(model, train, { config, evalData, refModel, progress: progressReporter(), resume: resumeFrom(opts) });
-    const { steps, lastEval } = trainer.train();
+    const progress = progressReporter();
+    const trainer = new DpoTrainer(model, train, { config, evalData, refModel, progress, resume: resumeFrom(opts) });
+    const result = await trainWithSignals(trainer, progress);
+    if (result.interrupted) return finishInterrupted('dpo', opts, result);
+    const { steps, lastEval } = result;
     const final = join(config.outputDir, 'final');
     saveModelDir(final, model.hfConfig(), model.stateDict(), { tokenizerFrom: tokenizerDir });
     printSummary({ command: 'dpo', final, steps, eval: lastEval });

@@ -11,7 +11,7 @@ import {
   validatePpoConfig,
   type PpoConfig,
 } from '@rlhf/core';
-import { addTrainingOptions, configFromCli, loadRecords, loadStartingModel, printSummary, progressReporter, resumeFrom, sameTokenizer, type CommonFlags } from './train-common';
+import { addTrainingOptions, configFromCli, loadRecords, loadStartingModel, finishInterrupted, printSummary, progressReporter, resumeFrom, sameTokenizer, trainWithSignals, type CommonFlags } from './train-common';
 
 /** `rlhf ppo`: PPO of the SFT policy against a reward model; the policy (without its value head) lands in <out>/final. */
 export function registerPpo(program: Command): void {
@@ -26,16 +26,19 @@ export function registerPpo(program: Command): void {
     const evalPrompts = config.evalDatasetPath ? toPrompts(tokenizer, await loadRecords(config.evalDatasetPath, 'evalDatasetPath')) : undefined;
     const refModel = config.refModelPath ? fromPretrained(config.refModelPath).model.freeze() : undefined;
     const policy = new CausalLMWithValueHead(model);
+    const progress = progressReporter();
     const trainer = new PpoTrainer(policy, prompts, reward, {
       config,
       refModel,
       evalPrompts,
       // fromPretrained knows what ends a response for this model (llama2.c stories end at BOS, HF models at EOS)
       eosTokenId: stopTokens[0] ?? tokenizer.eosId,
-      progress: progressReporter(),
+      progress,
       resume: resumeFrom(opts),
     });
-    const { steps, lastEval } = trainer.train();
+    const result = await trainWithSignals(trainer, progress);
+    if (result.interrupted) return finishInterrupted('ppo', opts, result);
+    const { steps, lastEval } = result;
     const final = join(config.outputDir, 'final');
     saveModelDir(final, model.hfConfig(), model.stateDict(), { tokenizerFrom: tokenizerDir });
     printSummary({ command: 'ppo', final, steps, eval: lastEval, klCoef: trainer.klController.value });

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { REWARD_CONFIG_SPEC, RewardModel, RewardTrainer, saveModelDir, toRankedExamples, validateRewardConfig, type RewardConfig } from '@rlhf/core';
-import { addTrainingOptions, configFromCli, loadRecords, loadStartingModel, printSummary, progressReporter, resumeFrom, type CommonFlags } from './train-common';
+import { addTrainingOptions, configFromCli, loadRecords, loadStartingModel, finishInterrupted, printSummary, progressReporter, resumeFrom, trainWithSignals, type CommonFlags } from './train-common';
 
 /** `rlhf rm`: a reward model (the SFT model's trunk + a scalar head) on ranked comparisons; lands in <out>/final. */
 export function registerRm(program: Command): void {
@@ -12,8 +12,11 @@ export function registerRm(program: Command): void {
     const rm = new RewardModel(model);
     const train = toRankedExamples(tokenizer, await loadRecords(config.datasetPath, 'datasetPath'));
     const evalData = config.evalDatasetPath ? toRankedExamples(tokenizer, await loadRecords(config.evalDatasetPath, 'evalDatasetPath')) : undefined;
-    const trainer = new RewardTrainer(rm, train, { config, evalData, progress: progressReporter(), resume: resumeFrom(opts) });
-    const { steps, lastEval } = trainer.train();
+    const progress = progressReporter();
+    const trainer = new RewardTrainer(rm, train, { config, evalData, progress, resume: resumeFrom(opts) });
+    const result = await trainWithSignals(trainer, progress);
+    if (result.interrupted) return finishInterrupted('rm', opts, result);
+    const { steps, lastEval } = result;
     const final = join(config.outputDir, 'final');
     saveModelDir(final, { ...model.hfConfig(), num_labels: 1 }, rm.stateDict(), {
       tokenizerFrom: tokenizerDir,

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { SFT_CONFIG_SPEC, SftTrainer, saveModelDir, toSftExamples, validateSftConfig, type SftConfig } from '@rlhf/core';
-import { addTrainingOptions, configFromCli, loadRecords, loadStartingModel, printSummary, progressReporter, resumeFrom, type CommonFlags } from './train-common';
+import { addTrainingOptions, configFromCli, loadRecords, loadStartingModel, finishInterrupted, printSummary, progressReporter, resumeFrom, trainWithSignals, type CommonFlags } from './train-common';
 
 /** `rlhf sft`: supervised fine-tuning on demonstrations; the model lands in <out>/final. */
 export function registerSft(program: Command): void {
@@ -11,8 +11,11 @@ export function registerSft(program: Command): void {
     const { model, tokenizer, tokenizerDir } = loadStartingModel(config.modelPath, opts.tokenizer);
     const train = toSftExamples(tokenizer, await loadRecords(config.datasetPath, 'datasetPath'));
     const evalData = config.evalDatasetPath ? toSftExamples(tokenizer, await loadRecords(config.evalDatasetPath, 'evalDatasetPath')) : undefined;
-    const trainer = new SftTrainer(model, train, { config, evalData, progress: progressReporter(), resume: resumeFrom(opts) });
-    const { steps, lastEval } = trainer.train();
+    const progress = progressReporter();
+    const trainer = new SftTrainer(model, train, { config, evalData, progress, resume: resumeFrom(opts) });
+    const result = await trainWithSignals(trainer, progress);
+    if (result.interrupted) return finishInterrupted('sft', opts, result);
+    const { steps, lastEval } = result;
     const final = join(config.outputDir, 'final');
     saveModelDir(final, model.hfConfig(), model.stateDict(), { tokenizerFrom: tokenizerDir });
     printSummary({ command: 'sft', final, steps, eval: lastEval });

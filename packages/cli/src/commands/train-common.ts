@@ -2,7 +2,9 @@
  * What `rlhf sft | rm | ppo | dpo` share: one flag per config field (generated from the config's spec, so
  * `--learning-rate 1e-5` overrides `"learningRate"` of `--config FILE.json`), `--out` and `--resume`, a config
  * that reports every problem at once by field name, the progress display (a bar on a TTY, plain lines
- * otherwise), and loading the starting model, its tokenizer and the data records.
+ * otherwise), loading the starting model, its tokenizer and the data records, and Ctrl-C: the first SIGINT or
+ * SIGTERM stops the run gracefully at a checkpoint (exit code 130, with the command that resumes it), a
+ * second one ends the process at once.
  */
 import { readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -22,6 +24,7 @@ import {
   type LoadedCheckpoint,
   type ProgressReporter,
   type Tokenizer,
+  type TrainResult,
   type TrainingArgs,
 } from '@rlhf/core';
 import { readAll, type DataRecord } from '@rlhf/data';
@@ -176,4 +179,76 @@ export function resumeFrom(opts: CommonFlags): LoadedCheckpoint | undefined {
 /** The run's closing line on stdout: JSON with the output folder, steps and last evaluation. */
 export function printSummary(summary: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify(summary)}\n`);
+}
+
+/** What trainWithSignals needs of a trainer (every TrainerBase has it). */
+export interface StoppableTrainer {
+  trainAsync(): Promise<TrainResult>;
+  requestStop(reason?: string): number;
+  totalSteps(): number;
+}
+
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+
+/**
+ * Runs the trainer (trainAsync: the event loop gets a turn after every step) with SIGINT and SIGTERM
+ * handlers installed for the duration of the run. The first signal asks for a graceful stop: the step in
+ * progress finishes (PPO: the rollout in progress), a checkpoint is written and the result says
+ * `interrupted`. The handlers are removed at that first signal, so a second one gets the default action and
+ * ends the process at once, even in the middle of a long step (a JS handler could only run between steps);
+ * a shell reports exit status 130 for a second Ctrl-C. Checkpoints are written atomically, so that never
+ * leaves a broken one. The handlers are removed when the run ends in any case.
+ */
+export async function trainWithSignals(trainer: StoppableTrainer, progress: ProgressReporter): Promise<TrainResult> {
+  const remove = () => {
+    for (const s of STOP_SIGNALS) process.off(s, onSignal);
+  };
+  function onSignal(signal: NodeJS.Signals): void {
+    remove();
+    const at = trainer.requestStop(signal);
+    const again = signal === 'SIGINT' ? 'Ctrl-C again' : 'another signal';
+    progress.log(at < trainer.totalSteps()
+      ? `${signal}: stopping after step ${at}; writing a checkpoint (${again} to quit at once)`
+      : `${signal}: the run ends after step ${at} anyway; finishing it (${again} to quit at once)`);
+  }
+  for (const s of STOP_SIGNALS) process.on(s, onSignal);
+  try {
+    return await trainer.trainAsync();
+  } finally {
+    remove();
+  }
+}
+
+/** A word for a POSIX shell: as is when safe, else single-quoted. */
+export function shellQuote(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The command that continues a run from `checkpoint`: the same stage with the same --config and flags
+ * (so the same config: the resumed run reaches the weights of a run that never stopped), --resume replaced.
+ */
+export function resumeCommand(stage: string, opts: Record<string, unknown> & CommonFlags, checkpoint: string): string {
+  const args = ['rlhf', stage];
+  for (const [key, value] of Object.entries(opts)) {
+    if (key === 'resume' || value === undefined || value === null || value === false) continue;
+    args.push(`--${flagName(key)}`);
+    if (value !== true) args.push(String(value));
+  }
+  args.push('--resume', checkpoint);
+  return args.map(shellQuote).join(' ');
+}
+
+/**
+ * The end of a run stopped by a signal: no final folder (a half-trained model must not pass for a finished
+ * one); the resume command on stderr, the summary line (interrupted, checkpoint, resume) on stdout, and exit
+ * code 130.
+ */
+export function finishInterrupted(stage: string, opts: Record<string, unknown> & CommonFlags, r: TrainResult): void {
+  const resume = r.checkpoint ? resumeCommand(stage, opts, r.checkpoint) : null;
+  process.stderr.write(resume
+    ? `rlhf ${stage}: interrupted after step ${r.steps}; no final model was written. To continue:\n  ${resume}\n`
+    : `rlhf ${stage}: interrupted before the first step; nothing was saved\n`);
+  printSummary({ command: stage, interrupted: true, steps: r.steps, checkpoint: r.checkpoint, resume, eval: r.lastEval });
+  process.exitCode = 130;
 }
