@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
@@ -54,6 +54,10 @@ describe('rlhf label', () => {
     const pq = join(dir, 'sft.parquet');
     await program(out).parseAsync(['node', 'rlhf', 'label', 'export', '--project', dir, '--kind', 'demonstrations', '--out', pq, '--format', 'trl-prompt-completion']);
     expect(out.at(-1)).toBe(`wrote 1 demonstrations to ${pq}\n`);
+    // records as they are have nested fields Parquet cannot hold: the flag that fixes it is named, nothing is written
+    const bare = join(dir, 'bare.parquet');
+    await expect(program(out).parseAsync(['node', 'rlhf', 'label', 'export', '--project', dir, '--kind', 'demonstrations', '--out', bare])).rejects.toThrow('a .parquet file needs --format <layout>');
+    expect(existsSync(bare)).toBe(false);
     await expect(program(out).parseAsync(['node', 'rlhf', 'label', 'export', '--project', dir, '--kind', 'nope', '--out', file])).rejects.toThrow('--kind must be one of');
     await expect(program(out).parseAsync(['node', 'rlhf', 'label', 'export', '--project', join(dir, 'none'), '--kind', 'prompts', '--out', file])).rejects.toThrow('not a studio project');
   });

@@ -79,6 +79,11 @@ export function registerLabel(program: Command, io: LabelIo = defaultIo): void {
     .action(async (o: { project: string; kind: string; out: string; format?: string }) => {
       const { StudioStore, EXPORT_KINDS, exportToFile, DB_FILE } = await loadStudio();
       if (!(EXPORT_KINDS as readonly string[]).includes(o.kind)) throw new Error(`--kind must be one of ${EXPORT_KINDS.join(', ')}, got ${JSON.stringify(o.kind)}`);
+      // Parquet holds flat columns: records as they are (meta, chat messages) only fit once a layout flattens them.
+      // Checked before anything is written, so that an empty project does not yield a file that a full one refuses.
+      if (/\.parquet$/i.test(o.out) && o.format === undefined) {
+        throw new Error(`--out ${o.out}: a .parquet file needs --format <layout> (e.g. trl-preference, trl-prompt-completion); without it, write .jsonl, .jsonl.gz or .json`);
+      }
       const { existsSync } = await import('node:fs');
       const { join } = await import('node:path');
       if (!existsSync(join(o.project, DB_FILE))) throw new Error(`${o.project} has no ${DB_FILE}: not a studio project`);
