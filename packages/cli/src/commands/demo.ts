@@ -20,8 +20,8 @@ Stages (each with a progress bar and a line of results):
            (over-optimisation curve), KL, samples side by side
 
 Output folder: data/ (every stage's data, @rlhf/data format), configs/ (rerun a stage from inside the folder,
-e.g. \`rlhf rm --config configs/rm.json\`), models/ (init, base, sft, rm, ppo), runs/ (metrics.jsonl and
-checkpoints), samples.jsonl, report.json, report.md, report.html.
+e.g. \`rlhf rm --config configs/rm.json\`), tokenizer/ (the BPE tokenizer), models/ (init, base, sft, rm, ppo),
+runs/ (metrics.jsonl and checkpoints), samples.jsonl, report.json, report.md, report.html.
 `;
 
 /** `rlhf demo`: the whole RLHF recipe on the built-in synthetic task (demo/). */
@@ -31,7 +31,7 @@ export function registerDemo(program: Command): void {
     .description('the whole RLHF recipe (base, SFT, reward model, PPO, evaluation) on a built-in synthetic task, on CPU, in minutes')
     .option('--out <dir>', 'output folder', './demo-out')
     .option('--seed <n>', 'seed of everything (same seed, same results)', '1')
-    .option('--quick', 'a smaller run that checks the whole chain (about 160 s of CPU time; the full run about 460 s)', false)
+    .option('--quick', 'a smaller run that checks the whole chain (about a minute of CPU time; the full run about 4 minutes)', false)
     .addHelpText('after', HELP)
     .action(async (opts: { out: string; seed: string; quick: boolean }) => {
       const seed = Number(opts.seed);
