@@ -105,7 +105,9 @@ export function progressReporter(): ProgressReporter {
   return {
     start(l, total, startStep) {
       label = l;
-      bar = new SingleBar({ format: `${l} [{bar}] {value}/{total} {metrics}`, stream: process.stderr, hideCursor: true }, Presets.shades_classic);
+      // The cursor stays visible: a second Ctrl-C ends the process mid-step, before any JS could show it again,
+      // and a hidden cursor would outlive the run in the user's terminal.
+      bar = new SingleBar({ format: `${l} [{bar}] {value}/{total} {metrics}`, stream: process.stderr, hideCursor: false }, Presets.shades_classic);
       bar.start(total, startStep, { metrics: '' });
     },
     update(step, metrics) {
