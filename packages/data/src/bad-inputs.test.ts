@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { formatIssue } from './issues';
-import { DataError, validateFile } from './read';
+import { DataError, readAll, validateFile } from './read';
 import { tempDir } from './test-helpers';
 
 const tmp = tempDir();
@@ -122,6 +122,48 @@ const table: Case[] = [
     issues: [[undefined, 'schema', /row 0: expected object, received number/]],
     kept: 0,
   },
+  {
+    name: 'lines that are JSON but not objects, first among them (the format is detected from the first object)',
+    content: `42\nnull\n"text"\n[1, 2]\n${good}\ntrue\n`,
+    issues: [
+      [1, 'schema', /:1: expected object, received number/],
+      [2, 'schema', /:2: expected object, received null/],
+      [3, 'schema', /:3: expected object, received string/],
+      [4, 'schema', /:4: expected object, received array/],
+      [6, 'schema', /:6: expected object, received boolean/],
+    ],
+    kept: 1,
+  },
+  {
+    name: 'not UTF-8 on the first line (the rest is still read)',
+    content: Buffer.concat([Buffer.from('{"prompt":"caf'), Buffer.from([0xe9]), Buffer.from(`","chosen":"a","rejected":"b"}\n${good}\n`)]),
+    issues: [[1, 'invalid-utf8', /:1: not UTF-8 text: invalid byte 0xe9 at byte 14 of the line/]],
+    kept: 1,
+  },
+  {
+    name: 'a key twice in one object (JSON.parse would keep the last silently)',
+    content: `{"prompt":"p","chosen":"a","chosen":"c","rejected":"b"}\n${JSON.stringify({ prompt: 'q', chosen: [{ role: 'assistant', content: 'x' }], rejected: 'b' }).replace('"role":"assistant"', '"role":"user","role":"assistant"')}\n`,
+    issues: [
+      [1, 'duplicate-key', /:1: chosen: the key appears twice in the same object; JSON readers keep only the last value/],
+      [2, 'duplicate-key', /:2: chosen\[0\]\.role: the key appears twice/],
+    ],
+    kept: 0,
+  },
+  {
+    name: 'lone surrogates (an escaped half of a pair: not Unicode, UTF-8 output would make it U+FFFD)',
+    content: `{"prompt":"a\\ud800b","chosen":[{"role":"assistant","content":"x\\udc00"}],"rejected":"b"}\n{"prompt":"pair \\ud83d\\ude00 ok","chosen":"a","rejected":"b"}\n`,
+    issues: [
+      [1, 'lone-surrogate', /:1: prompt: a lone surrogate \\ud800 at character 1: not valid Unicode text/],
+      [1, 'lone-surrogate', /:1: chosen\[0\]\.content: a lone surrogate \\udc00 at character 1/],
+    ],
+    kept: 1,
+  },
+  {
+    name: 'a comparison whose completions all tie (kept, with a warning)',
+    content: `${JSON.stringify({ kind: 'comparison', prompt: 'p', completions: ['a', 'b', 'c'], ranking: [[0, 1, 2]] })}\n`,
+    issues: [[1, 'all-tied', /:1: ranking: all 3 completions tie: the comparison gives no pair to learn from \(all-tied, warning\)/]],
+    kept: 1,
+  },
 ];
 
 describe('bad inputs give the documented errors', () => {
@@ -177,6 +219,66 @@ describe('bad inputs give the documented errors', () => {
     await expect(validateFile(file('{}\n'), { format: 'nope' })).rejects.toThrow(/unknown format 'nope'; known formats: rlhf, trl-lm/);
     const { report } = await validateFile(file(''));
     expect(report.issues[0].code).toBe('empty-file');
+  });
+
+  it('a UTF-8 BOM and CRLF line endings are accepted (JSONL and JSON arrays)', async () => {
+    const rows = [good, JSON.stringify({ prompt: 'q', chosen: 'a', rejected: 'b' })];
+    for (const content of [`\ufeff${rows.join('\r\n')}\r\n`, `\ufeff[\r\n${rows.join(',\r\n')}\r\n]\r\n`]) {
+      const { report } = await validateFile(file(content));
+      expect(report.summary()).toMatchObject({ read: 2, kept: 2, dropped: 0, warnings: 0 });
+    }
+  });
+
+  it('NUL characters inside strings are text like any other (kept)', async () => {
+    const { records, report } = await readAll(file(`${JSON.stringify({ prompt: 'a\u0000b', chosen: 'x\u0000', rejected: 'b' })}\n`));
+    expect(report.hasErrors).toBe(false);
+    expect(records[0]).toMatchObject({ prompt: 'a\u0000b', chosen: 'x\u0000' });
+  });
+
+  it('an over-long first line does not decide the format: it is reported and the next line is read', async () => {
+    const f = file(`{"prompt":"${'x'.repeat(3000)}","chosen":"a","rejected":"b"}\n${good}\n`);
+    const { detection, report } = await validateFile(f, { maxLineBytes: 1000 });
+    expect(detection.format).toBe('trl-preference');
+    expect(detection.reason).toMatch(/^line 2 \(the first JSON object\) has "prompt", "chosen", "rejected"/);
+    expect(report.issues.map((i) => [i.line, i.code])).toEqual([[1, 'line-too-long']]);
+    expect(report.kept).toBe(1);
+  });
+
+  it('a JSON array: gzipped, items on bad lines dropped one by one, a broken item or a cut-off end named by line', async () => {
+    const items = [0, 1, 2, 3].map((i) => JSON.stringify({ prompt: `p${i}`, chosen: 'a', rejected: 'b' }));
+    const gz = await validateFile(file(gzipSync(`[${items.join(',\n')}]`), '.json.gz'));
+    expect(gz.detection).toMatchObject({ container: 'json', gzip: true, format: 'trl-preference' });
+    expect(gz.report.kept).toBe(4);
+
+    const latin1 = Buffer.concat([Buffer.from(`[\n${items[0]},\n{"prompt":"caf`), Buffer.from([0xe9]), Buffer.from(`","chosen":"a","rejected":"b"}, ${items[1]}\n]`)]);
+    const bad = await validateFile(file(latin1, '.json'));
+    expect(bad.report.issues.map(formatIssue)).toEqual([expect.stringMatching(/\.json row 1: line 3: not UTF-8 text: invalid byte 0xe9 at byte 14 of the line .*\(invalid-utf8\)$/)]);
+    expect(bad.report.kept).toBe(2); // the good item on the same line is kept
+
+    const broken = await validateFile(file(`[\n${items[0]},\n{"prompt": "x", "chosen": },\n${items[1]}\n]\n`, '.json'));
+    expect(broken.report.issues.map(formatIssue)).toEqual([expect.stringMatching(/row 1: not JSON: .* \(line 3\) \(not-json\)$/)]);
+    expect(broken.report.kept).toBe(2);
+
+    const cut = await validateFile(file(`[\n${items[0]},\n${items[1]},\n{"prompt": "x", "cho`, '.json'));
+    expect(cut.report.issues.map(formatIssue)).toEqual([expect.stringMatching(/\.json:4: not a valid JSON array: a string that starts on line 4 is never closed \(the file may be truncated\) \(not-json\)$/)]);
+    expect(cut.report.summary()).toMatchObject({ read: 2, kept: 2 });
+    expect(cut.report.fileIssues).toHaveLength(1);
+    expect(cut.report.hasErrors).toBe(true);
+  });
+
+  it('a JSONL file whose first line is an array is JSONL (the line is reported), a one-line array is an array', async () => {
+    const jsonl = await validateFile(file(`[1, 2]\n${good}\n`));
+    expect(jsonl.detection.container).toBe('jsonl');
+    expect(jsonl.report.issues.map((i) => [i.line, i.code])).toEqual([[1, 'schema']]);
+    const array = await validateFile(file(`[${good}, ${good.replace('"p"', '"q"')}]`));
+    expect(array.detection.container).toBe('json');
+    expect(array.report.kept).toBe(2);
+  });
+
+  it('says why a file cannot be read: a null first row, a pretty-printed JSON object, a structurally broken array', async () => {
+    await expect(validateFile(file('null\n'))).rejects.toThrow(/the first row \(null\) fits no known layout/);
+    await expect(validateFile(file(`{\n  "data": [${good}]\n}\n`, '.json'))).rejects.toThrow(/line 1 is not JSON \(.*\) \(a pretty-printed JSON document\? rows must be one JSON object per line, or the items of a JSON array\); give --format/);
+    await expect(validateFile(file('[{"prompt": "p", "chosen": "a", "rej', '.json'))).rejects.toThrow(/starts with "\[" but is not a valid JSON array: line 1: a string that starts on line 1 is never closed/);
   });
 
   it('keeps only the first maxIssues issues verbatim but counts them all', async () => {

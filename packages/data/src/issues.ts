@@ -13,6 +13,8 @@ export type IssueCode =
   | 'invalid-utf8'
   | 'line-too-long'
   | 'not-json'
+  | 'duplicate-key' // a key twice in one JSON object (JSON.parse would keep the last silently)
+  | 'lone-surrogate' // a \ud800-style escape with no pair: not Unicode text (it would be written as U+FFFD)
   | 'schema' // a field is missing or has the wrong type
   | 'layout' // the object does not fit the format (e.g. an HH-RLHF transcript with no assistant turn)
   | 'empty-prompt'
@@ -21,6 +23,7 @@ export type IssueCode =
   | 'bad-ranking'
   | 'likert-length'
   | 'identical-pair'
+  | 'all-tied' // a comparison whose completions all tie: no pair to learn from (warning)
   | 'duplicate-prompt'
   | 'duplicate-record'
   | 'cannot-write' // the record's kind has no place in the output format
@@ -141,6 +144,8 @@ export class Report {
   warnings = 0;
   /** Problems of the file as a whole (unreadable, empty): not tied to a record. */
   fileErrors = 0;
+  /** Those problems themselves, all of them (they are also among `issues` while there is room). */
+  readonly fileIssues: Issue[] = [];
   readonly droppedBy = new Map<IssueCode, number>();
   readonly warnedBy = new Map<IssueCode, number>();
   private notShown = 0;
@@ -161,6 +166,13 @@ export class Report {
     }
     if (this.issues.length < this.maxIssues) this.issues.push(issue);
     else this.notShown++;
+  }
+
+  /** A problem of the file as a whole: counted apart from the records, and always kept. */
+  addFileError(issue: Issue): void {
+    this.fileErrors++;
+    this.fileIssues.push(issue);
+    this.add(issue);
   }
 
   /** True when the data has errors: the condition for `rlhf data validate` to exit 1. */

@@ -84,4 +84,25 @@ describe('Labelbox export', () => {
     expect(msgs[2]).toMatch(/:3: projects: missing field/);
     expect(msgs[3]).toMatch(/:4: .*parentMessageId: message "u" is not in data_row.row_data.messages/);
   });
+
+  it('a label missing from a row, and a message tree with a cycle, are reported (the cycle is not walked 10,000 times)', async () => {
+    const f = join(tmp.dir, 'cycle.ndjson');
+    const text = (t: string) => [{ type: 'text', content: t }];
+    const messages = {
+      u1: { actorId: 'h', content: text('Name a fruit.'), childMessageIds: ['a1', 'a2'] },
+      a1: { actorId: 'm', content: text('Apple.'), childMessageIds: ['u1'] }, // an export bug: the reply is the question's parent
+      a2: { actorId: 'm', content: text('Pear.'), childMessageIds: [] },
+    };
+    const rows = [
+      { data_row: { id: 'c', row_data: { type: 'application/vnd.labelbox.conversational.model-chat-evaluation', version: 2, actors: { h: { role: 'human' }, m: { role: 'model' } }, messages } }, projects: { p: { labels: [{ annotations: { objects: [{ messageEvaluationTask: { format: 'message-ranking', data: { parentMessageId: 'u1', rankedMessages: [{ messageId: 'a1', order: 1 }, { messageId: 'a2', order: 2 }] } } }] } }] } } },
+      { data_row: { id: 'n', row_data: 'Say hi.' }, projects: { p: { labels: [] } } },
+    ];
+    writeFileSync(f, rows.map((r) => JSON.stringify(r)).join('\n'));
+    const { report, records } = await readAll(f);
+    expect(records).toEqual([]);
+    expect(report.issues.map(formatIssue)).toEqual([
+      expect.stringMatching(/:1: projects.p.labels\[0\].annotations.objects\[0\].messageEvaluationTask.data.parentMessageId: the messages' childMessageIds form a cycle through "u1": there is no root to read the conversation from \(layout\)$/),
+      expect.stringMatching(/:2: projects: the row has no labels \(layout\)$/),
+    ]);
+  });
 });

@@ -13,7 +13,7 @@ export const DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024;
 
 export type LineEvent =
   | { lineNo: number; text: string; last: boolean }
-  | { lineNo: number; problem: 'invalid-utf8' | 'line-too-long'; message: string };
+  | { lineNo: number; problem: 'invalid-utf8' | 'line-too-long'; message: string; lead?: string };
 
 export interface LineOptions {
   maxLineBytes?: number;
@@ -46,7 +46,8 @@ function firstBadUtf8(buf: Buffer): number {
   return -1;
 }
 
-function decodeLine(buf: Buffer, lineNo: number, last: boolean): LineEvent {
+/** One line's bytes as text (CR and, on line 1, a BOM removed), or why they are not UTF-8. */
+export function decodeLine(buf: Buffer, lineNo: number, last: boolean): LineEvent {
   let end = buf.length;
   if (end > 0 && buf[end - 1] === 0x0d) end--; // CRLF files
   let start = 0;
@@ -54,7 +55,9 @@ function decodeLine(buf: Buffer, lineNo: number, last: boolean): LineEvent {
   const body = buf.subarray(start, end);
   if (!isUtf8(body)) {
     const at = firstBadUtf8(body);
-    return { lineNo, problem: 'invalid-utf8', message: `not UTF-8 text: invalid byte 0x${body[at]?.toString(16).padStart(2, '0')} at byte ${at} of the line (re-encode the file as UTF-8)` };
+    // lead: the line's first non-blank character (ASCII is the same in any encoding), e.g. the "[" of a JSON array
+    const lead = body.toString('latin1', 0, Math.min(body.length, 256)).trimStart().charAt(0);
+    return { lineNo, problem: 'invalid-utf8', message: `not UTF-8 text: invalid byte 0x${body[at]?.toString(16).padStart(2, '0')} at byte ${at} of the line (re-encode the file as UTF-8)`, lead };
   }
   return { lineNo, text: body.toString('utf8'), last };
 }

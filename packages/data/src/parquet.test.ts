@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { convertFile } from './convert';
 import { ParquetWriter, readParquetRows } from './parquet';
-import { readAll } from './read';
+import { DataError, readAll } from './read';
 import { fixture, tempDir } from './test-helpers';
 
 const tmp = tempDir();
@@ -73,6 +73,37 @@ describe('Parquet', () => {
     const { report, records } = await readAll(f, { format: 'trl-prompt' });
     expect(records).toEqual([{ kind: 'prompt', prompt: 'fine' }]);
     expect(report.issues[0]).toMatchObject({ row: 1, path: 'prompt', code: 'invalid-utf8' });
+  });
+
+  it('a truncated or tiny Parquet file is said to be so; a JSONL file named .parquet is read as the JSONL it is', async () => {
+    const f = join(tmp.dir, 'whole.parquet');
+    await convertFile(fixture('trl-preference-implicit.jsonl'), f, { to: 'trl-preference-implicit' });
+    const { readFileSync } = await import('node:fs');
+    const whole = readFileSync(f);
+    const cut = join(tmp.dir, 'cut.parquet');
+    writeFileSync(cut, whole.subarray(0, whole.length - 10));
+    await expect(readAll(cut)).rejects.toThrow(/^cannot read .*cut.parquet as Parquet: it does not end with the Parquet footer "PAR1" \(the file is truncated, or not Parquet\)$/);
+    const withFormat = await readAll(cut, { format: 'trl-preference-implicit' });
+    expect(withFormat.report.issues.map((i) => i.code)).toEqual(['read-error']);
+    expect(withFormat.report.hasErrors).toBe(true);
+    const tiny = join(tmp.dir, 'tiny.parquet');
+    writeFileSync(tiny, 'PAR1');
+    await expect(readAll(tiny)).rejects.toThrow(/tiny.parquet as Parquet: the file is 4 bytes, too short to be Parquet/);
+    const renamed = join(tmp.dir, 'jsonl.parquet');
+    writeFileSync(renamed, readFileSync(fixture('trl-preference-implicit.jsonl')));
+    expect((await readAll(renamed)).detection).toMatchObject({ container: 'jsonl', format: 'trl-preference-implicit' });
+  });
+
+  it('a damaged row group found while detecting the layout is a DataError (one line from the CLI)', async () => {
+    const f = join(tmp.dir, 'damaged.parquet');
+    const w = new ParquetWriter(f);
+    for (let i = 0; i < 50; i++) await w.write({ prompt: `prompt number ${i}` });
+    await w.close();
+    const { readFileSync } = await import('node:fs');
+    const buf = readFileSync(f);
+    buf.fill(0xff, 8, 60); // the first page header and values
+    writeFileSync(f, buf);
+    await expect(readAll(f)).rejects.toThrow(DataError);
   });
 
   it('a file that is not Parquet after the magic is a read error naming the file', async () => {

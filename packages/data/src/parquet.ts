@@ -69,6 +69,7 @@ export async function* readParquetRows(file: string): AsyncGenerator<ParquetRowE
   let buffer;
   let metadata;
   try {
+    await checkParquetEnds(file);
     buffer = await asyncBufferFromFile(file);
     metadata = await parquetMetadataAsync(buffer);
   } catch (e) {
@@ -93,11 +94,36 @@ export async function* readParquetRows(file: string): AsyncGenerator<ParquetRowE
   }
 }
 
+/**
+ * A file that starts with "PAR1" but cannot hold a footer, or does not end with one: said in words (hyparquet
+ * would say "Offset is outside the bounds of the DataView" or "footer != PAR1").
+ */
+async function checkParquetEnds(file: string): Promise<void> {
+  const fh = await open(file, 'r');
+  try {
+    const { size } = await fh.stat();
+    // "PAR1", the metadata, its 4-byte length and "PAR1" again
+    if (size < 12) throw new Error(`the file is ${size} bytes, too short to be Parquet (the file is truncated, or not Parquet)`);
+    const tail = Buffer.alloc(8);
+    await fh.read(tail, 0, 8, size - 8);
+    if (tail.toString('latin1', 4) !== 'PAR1') throw new Error('it does not end with the Parquet footer "PAR1" (the file is truncated, or not Parquet)');
+    const metaLen = tail.readUInt32LE(0);
+    if (metaLen > size - 12) throw new Error(`its footer gives a metadata length of ${metaLen} bytes, more than the file holds (${size} bytes): the file is damaged`);
+  } finally {
+    await fh.close();
+  }
+}
+
 /** Column names of a Parquet file's top-level schema (for layout detection). */
 export async function parquetColumns(file: string): Promise<string[]> {
   const { asyncBufferFromFile, parquetMetadataAsync, parquetSchema } = await import('hyparquet');
-  const metadata = await parquetMetadataAsync(await asyncBufferFromFile(file));
-  return parquetSchema(metadata).children.map((c: { element: { name: string } }) => c.element.name);
+  try {
+    await checkParquetEnds(file);
+    const metadata = await parquetMetadataAsync(await asyncBufferFromFile(file));
+    return parquetSchema(metadata).children.map((c: { element: { name: string } }) => c.element.name);
+  } catch (e) {
+    throw new Error(`cannot read ${file} as Parquet: ${(e as Error).message}`);
+  }
 }
 
 // ---- Thrift compact protocol, just what FileMetaData and PageHeader need ----

@@ -1,6 +1,6 @@
 /**
  * The checks that need a whole record, beyond its schema: nothing empty, a ranking that is a permutation,
- * K >= 2, one Likert score per completion; and, across records, duplicate prompts (a warning: several
+ * K >= 2, one Likert score per completion, text that is Unicode (no lone surrogates); and, across records, duplicate prompts (a warning: several
  * labelers may rank the same prompt) and exact-duplicate records (an error: the copy is dropped).
  */
 import { Hash52Set, hash52, promptKey } from './hash';
@@ -23,6 +23,45 @@ export function isEmptyText(t: Text): boolean {
 
 function emptyCheck(out: RecordProblem[], t: Text | undefined, path: string, code: IssueCode, what: string) {
   if (t !== undefined && isEmptyText(t)) out.push({ path, code, severity: 'error', message: `the ${what} is empty` });
+}
+
+/**
+ * A lone surrogate (a `\ud800` escape in JSON with no partner) is not Unicode text: encoding it as UTF-8 (for
+ * the tokenizer, or into Parquet) silently turns it into U+FFFD, so the record is refused where it is read.
+ */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+function surrogateCheck(out: RecordProblem[], v: Text | string | undefined, path: string) {
+  if (v === undefined) return;
+  if (typeof v === 'string') {
+    const m = LONE_SURROGATE.exec(v);
+    if (!m) return;
+    const hex = v.charCodeAt(m.index).toString(16);
+    out.push({ path, code: 'lone-surrogate', severity: 'error', message: `a lone surrogate \\u${hex} at character ${m.index}: not valid Unicode text (UTF-8 output would turn it into U+FFFD); fix the escape in the file` });
+    return;
+  }
+  v.forEach((m, i) => surrogateCheck(out, m.content, `${path}[${i}].content`));
+}
+
+function surrogateChecks(out: RecordProblem[], r: DataRecord) {
+  surrogateCheck(out, r.id, 'id');
+  if (r.kind !== 'demonstration' || r.prompt !== undefined) surrogateCheck(out, r.prompt, 'prompt');
+  switch (r.kind) {
+    case 'demonstration':
+    case 'feedback':
+      surrogateCheck(out, r.completion, 'completion');
+      break;
+    case 'preference':
+      surrogateCheck(out, r.chosen, 'chosen');
+      surrogateCheck(out, r.rejected, 'rejected');
+      break;
+    case 'comparison':
+      r.completions.forEach((c, i) => surrogateCheck(out, c, `completions[${i}]`));
+      surrogateCheck(out, r.labeler, 'labeler');
+      surrogateCheck(out, r.reason, 'reason');
+      surrogateCheck(out, r.rewrite, 'rewrite');
+      break;
+  }
 }
 
 function sameText(a: Text, b: Text): boolean {
@@ -58,11 +97,13 @@ export function checkRecord(r: DataRecord): RecordProblem[] {
       else {
         const p = rankingProblem(r.ranking, k);
         if (p) out.push({ path: 'ranking', code: 'bad-ranking', severity: 'error', message: `the ranking is not valid for K = ${k}: ${p}` });
+        else if (r.ranking.length === 1) out.push({ path: 'ranking', code: 'all-tied', severity: 'warning', message: `all ${k} completions tie: the comparison gives no pair to learn from` });
       }
       if (r.likert && r.likert.length !== k) out.push({ path: 'likert', code: 'likert-length', severity: 'error', message: `${r.likert.length} Likert scores for ${k} completions` });
       break;
     }
   }
+  surrogateChecks(out, r);
   return out;
 }
 

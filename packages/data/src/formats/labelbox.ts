@@ -224,7 +224,16 @@ function chatEvaluation(row: Obj, label: LabelCtx, names: LabelboxNames): { reco
     }
     // The prompt: the conversation from the root down to the parent of the ranked replies.
     const chain: string[] = [];
-    for (let id: string | undefined = parentId, guard = 0; id !== undefined && guard < 10_000; id = parent.get(id), guard++) chain.unshift(id);
+    const onChain = new Set<string>();
+    for (let id: string | undefined = parentId; id !== undefined; id = parent.get(id)) {
+      if (onChain.has(id)) {
+        problems.push({ path: `${path}.parentMessageId`, code: 'layout', message: `the messages' childMessageIds form a cycle through ${JSON.stringify(id)}: there is no root to read the conversation from` });
+        return;
+      }
+      onChain.add(id);
+      chain.push(id);
+    }
+    chain.reverse();
     const prompt: Message[] = [];
     for (const id of chain) {
       const t = textOf(id, `${path}.parentMessageId`);
