@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -112,6 +112,16 @@ describe('rlhf data convert / stats / split', () => {
     const bad = await run('split', f, '--val', '2');
     expect(bad).toMatchObject({ code: 1, err: "rlhf data: --val must be a fraction in [0, 1], got '2'\n" });
   });
+
+  it('an empty file is said to be empty (not "cannot write format \'unknown\'"), and nothing is written', async () => {
+    const f = join(tmp, 'nothing.jsonl');
+    writeFileSync(f, '\n \n');
+    const r = await run('split', f);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/nothing.jsonl: the file is empty: no records \(empty-file\)/);
+    expect(r.out).toMatch(/0 read, 0 kept, 0 dropped/);
+    expect(existsSync(join(tmp, 'nothing.train.jsonl'))).toBe(false);
+  });
 });
 
 describe.skipIf(!sharedDirForTests())('rlhf data on HH-RLHF (real data)', () => {
@@ -136,5 +146,17 @@ describe('rlhf data through the built executable', () => {
     const missing = spawnSync(process.execPath, [bin, 'data', 'convert', join(tmp, 'none.jsonl'), '--to', 'rlhf', '-o', join(tmp, 'o.jsonl')], { encoding: 'utf8' });
     expect(missing.status).toBe(1);
     expect(missing.stderr).toBe(`rlhf data: cannot read ${join(tmp, 'none.jsonl')}: no such file\n`);
+  });
+
+  it('a damaged Parquet file, a directory: one line, exit 1', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const f = join(tmp, 'cut.parquet');
+    writeFileSync(f, 'PAR1\0\0\0');
+    const cut = spawnSync(process.execPath, [bin, 'data', 'stats', f], { encoding: 'utf8' });
+    expect(cut.status).toBe(1);
+    expect(cut.stderr).toBe(`rlhf data: cannot read ${f} as Parquet: the file is 7 bytes, too short to be Parquet (the file is truncated, or not Parquet)\n`);
+    const dir = spawnSync(process.execPath, [bin, 'data', 'split', tmp], { encoding: 'utf8' });
+    expect(dir.status).toBe(1);
+    expect(dir.stderr).toBe(`rlhf data: ${tmp} is a directory, not a data file\n`);
   });
 });

@@ -185,6 +185,15 @@ export function registerData(program: Command, io: DataIo = processIo): void {
       if (!Number.isInteger(seed)) throw new DataError(`--seed must be an integer, got '${o.seed}'`);
       const { detection, report, records } = await openRecords(file, readOptions(o));
       sayDetection(io, file, detection);
+      if (detection.empty) {
+        // nothing to split, and no layout to write it in: the empty-file issue, and exit 1
+        for await (const _ of records) {
+          // fills the report
+        }
+        sayIssues(io, report);
+        io.out(`${report.summaryText()}\n`);
+        return 1;
+      }
       const to = o.to ?? (detection.format === 'labelbox' ? 'rlhf' : detection.format);
       if (!FORMATS[to]?.encode) throw new DataError(`cannot write format '${to}'`);
       const stem = basename(file).replace(/\.(jsonl|ndjson|json|parquet)(\.gz)?$/i, '').replace(/\.gz$/i, '');

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { DPO_CONFIG_SPEC, DpoTrainer, fromPretrained, saveModelDir, toDpoExamples, validateDpoConfig, type DpoConfig } from '@rlhf/core';
-import { addTrainingOptions, configFromCli, loadRecords, loadStartingModel, finishInterrupted, printSummary, progressReporter, resumeFrom, sameTokenizer, trainWithSignals, type CommonFlags } from './train-common';
+import { addTrainingOptions, configFromCli, loadExamples, loadStartingModel, finishInterrupted, printSummary, progressReporter, resumeFrom, sameTokenizer, trainWithSignals, type CommonFlags } from './train-common';
 
 /** `rlhf dpo`: direct preference optimisation on preferences or comparisons; the policy lands in <out>/final. */
 export function registerDpo(program: Command): void {
@@ -9,8 +9,8 @@ export function registerDpo(program: Command): void {
   addTrainingOptions(cmd, DPO_CONFIG_SPEC).action(async (opts: Record<string, unknown> & CommonFlags) => {
     const config = configFromCli<DpoConfig>('dpo config', DPO_CONFIG_SPEC, validateDpoConfig, opts);
     const { model, tokenizer, tokenizerDir } = loadStartingModel(config.modelPath, opts.tokenizer);
-    const train = toDpoExamples(tokenizer, await loadRecords(config.datasetPath, 'datasetPath'));
-    const evalData = config.evalDatasetPath ? toDpoExamples(tokenizer, await loadRecords(config.evalDatasetPath, 'evalDatasetPath')) : undefined;
+    const train = await loadExamples(config.datasetPath, 'datasetPath', (r) => toDpoExamples(tokenizer, r));
+    const evalData = config.evalDatasetPath ? await loadExamples(config.evalDatasetPath, 'evalDatasetPath', (r) => toDpoExamples(tokenizer, r)) : undefined;
     if (config.refModelPath) sameTokenizer(tokenizer, config.refModelPath, 'refModelPath');
     const refModel = config.refModelPath ? fromPretrained(config.refModelPath).model.freeze() : undefined;
     const progress = progressReporter();

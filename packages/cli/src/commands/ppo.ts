@@ -11,7 +11,7 @@ import {
   validatePpoConfig,
   type PpoConfig,
 } from '@rlhf/core';
-import { addTrainingOptions, configFromCli, loadRecords, loadStartingModel, finishInterrupted, printSummary, progressReporter, resumeFrom, sameTokenizer, trainWithSignals, type CommonFlags } from './train-common';
+import { addTrainingOptions, configFromCli, loadExamples, loadStartingModel, finishInterrupted, printSummary, progressReporter, resumeFrom, sameTokenizer, trainWithSignals, type CommonFlags } from './train-common';
 
 /** `rlhf ppo`: PPO of the SFT policy against a reward model; the policy (without its value head) lands in <out>/final. */
 export function registerPpo(program: Command): void {
@@ -22,8 +22,8 @@ export function registerPpo(program: Command): void {
     const reward = loadRewardModel(config.rewardModelPath!);
     sameTokenizer(tokenizer, config.rewardModelPath!, 'rewardModelPath');
     if (config.refModelPath) sameTokenizer(tokenizer, config.refModelPath, 'refModelPath');
-    const prompts = toPrompts(tokenizer, await loadRecords(config.datasetPath, 'datasetPath'));
-    const evalPrompts = config.evalDatasetPath ? toPrompts(tokenizer, await loadRecords(config.evalDatasetPath, 'evalDatasetPath')) : undefined;
+    const prompts = await loadExamples(config.datasetPath, 'datasetPath', (r) => toPrompts(tokenizer, r));
+    const evalPrompts = config.evalDatasetPath ? await loadExamples(config.evalDatasetPath, 'evalDatasetPath', (r) => toPrompts(tokenizer, r)) : undefined;
     const refModel = config.refModelPath ? fromPretrained(config.refModelPath).model.freeze() : undefined;
     const policy = new CausalLMWithValueHead(model);
     const progress = progressReporter();

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { REWARD_CONFIG_SPEC, RewardModel, RewardTrainer, saveModelDir, toRankedExamples, validateRewardConfig, type RewardConfig } from '@rlhf/core';
-import { addTrainingOptions, configFromCli, loadRecords, loadStartingModel, finishInterrupted, printSummary, progressReporter, resumeFrom, trainWithSignals, type CommonFlags } from './train-common';
+import { addTrainingOptions, configFromCli, loadExamples, loadStartingModel, finishInterrupted, printSummary, progressReporter, resumeFrom, trainWithSignals, type CommonFlags } from './train-common';
 
 /** `rlhf rm`: a reward model (the SFT model's trunk + a scalar head) on ranked comparisons; lands in <out>/final. */
 export function registerRm(program: Command): void {
@@ -10,8 +10,8 @@ export function registerRm(program: Command): void {
     const config = configFromCli<RewardConfig>('rm config', REWARD_CONFIG_SPEC, validateRewardConfig, opts);
     const { model, tokenizer, tokenizerDir } = loadStartingModel(config.modelPath, opts.tokenizer);
     const rm = new RewardModel(model);
-    const train = toRankedExamples(tokenizer, await loadRecords(config.datasetPath, 'datasetPath'));
-    const evalData = config.evalDatasetPath ? toRankedExamples(tokenizer, await loadRecords(config.evalDatasetPath, 'evalDatasetPath')) : undefined;
+    const train = await loadExamples(config.datasetPath, 'datasetPath', (r) => toRankedExamples(tokenizer, r));
+    const evalData = config.evalDatasetPath ? await loadExamples(config.evalDatasetPath, 'evalDatasetPath', (r) => toRankedExamples(tokenizer, r)) : undefined;
     const progress = progressReporter();
     const trainer = new RewardTrainer(rm, train, { config, evalData, progress, resume: resumeFrom(opts) });
     const result = await trainWithSignals(trainer, progress);

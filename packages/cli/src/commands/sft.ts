@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { SFT_CONFIG_SPEC, SftTrainer, saveModelDir, toSftExamples, validateSftConfig, type SftConfig } from '@rlhf/core';
-import { addTrainingOptions, configFromCli, loadRecords, loadStartingModel, finishInterrupted, printSummary, progressReporter, resumeFrom, trainWithSignals, type CommonFlags } from './train-common';
+import { addTrainingOptions, configFromCli, loadExamples, loadStartingModel, finishInterrupted, printSummary, progressReporter, resumeFrom, trainWithSignals, type CommonFlags } from './train-common';
 
 /** `rlhf sft`: supervised fine-tuning on demonstrations; the model lands in <out>/final. */
 export function registerSft(program: Command): void {
@@ -9,8 +9,8 @@ export function registerSft(program: Command): void {
   addTrainingOptions(cmd, SFT_CONFIG_SPEC).action(async (opts: Record<string, unknown> & CommonFlags) => {
     const config = configFromCli<SftConfig>('sft config', SFT_CONFIG_SPEC, validateSftConfig, opts);
     const { model, tokenizer, tokenizerDir } = loadStartingModel(config.modelPath, opts.tokenizer);
-    const train = toSftExamples(tokenizer, await loadRecords(config.datasetPath, 'datasetPath'));
-    const evalData = config.evalDatasetPath ? toSftExamples(tokenizer, await loadRecords(config.evalDatasetPath, 'evalDatasetPath')) : undefined;
+    const train = await loadExamples(config.datasetPath, 'datasetPath', (r) => toSftExamples(tokenizer, r));
+    const evalData = config.evalDatasetPath ? await loadExamples(config.evalDatasetPath, 'evalDatasetPath', (r) => toSftExamples(tokenizer, r)) : undefined;
     const progress = progressReporter();
     const trainer = new SftTrainer(model, train, { config, evalData, progress, resume: resumeFrom(opts) });
     const result = await trainWithSignals(trainer, progress);

@@ -27,7 +27,7 @@ import {
   type TrainResult,
   type TrainingArgs,
 } from '@rlhf/core';
-import { readAll, type DataRecord } from '@rlhf/data';
+import { formatIssue, openRecords, type DataRecord, type SourcedRecord } from '@rlhf/data';
 
 /** Options every training command has besides the config fields. */
 export interface CommonFlags {
@@ -165,12 +165,45 @@ function tryLoadTokenizer(path: string): Tokenizer | undefined {
   }
 }
 
-/** All records of a data file (JSONL, JSON or Parquet, any supported layout). */
-export async function loadRecords(path: string | null, field: string): Promise<DataRecord[]> {
+/** Issues shown on stderr when records of a training file are dropped (all are listed by `rlhf data validate`). */
+const SHOWN_ISSUES = 5;
+
+/**
+ * The training examples of a data file (JSONL, JSON or Parquet, any supported layout), made by `toExamples`
+ * one record at a time, so that a record the trainer cannot use is named by its file and line. Records the
+ * reader drops (bad JSON, a missing field, ...) are counted and the first few listed on stderr, and training
+ * goes on with the rest, as `rlhf data convert` would write them; a file that is damaged as a whole (a
+ * truncated gzip stream, a broken JSON array) or that leaves no record is an error.
+ */
+export async function loadExamples<E>(path: string | null, field: string, toExamples: (records: DataRecord[]) => E[]): Promise<E[]> {
   if (!path) throw new ConfigError('config', [{ field, message: 'is required: a data file' }]);
-  const { records } = await readAll(path);
-  if (records.length === 0) throw new Error(`${path}: no record`);
-  return records;
+  const { report, records } = await openRecords(path);
+  const kept: SourcedRecord[] = [];
+  for await (const r of records) kept.push(r);
+  const fileProblem = report.fileIssues.find((i) => i.code !== 'empty-file');
+  if (fileProblem) throw new Error(`${field}: ${formatIssue(fileProblem)} (a damaged file is not trained on; \`rlhf data validate ${path}\` lists what can be read)`);
+  const empty = report.fileIssues.find((i) => i.code === 'empty-file');
+  if (empty) throw new Error(`${field}: ${formatIssue(empty)}`);
+  if (report.dropped > 0 || kept.length === 0) {
+    const errors = report.issues.filter((i) => i.severity === 'error');
+    const lines = [`${field}: ${report.summaryText()}`, ...errors.slice(0, SHOWN_ISSUES).map(formatIssue)];
+    if (errors.length > SHOWN_ISSUES || report.dropped > SHOWN_ISSUES) lines.push(`(\`rlhf data validate ${path}\` lists every problem)`);
+    if (kept.length === 0) throw new Error(`${path}: no usable record\n${lines.join('\n')}`);
+    process.stderr.write(`${lines.join('\n')}\ntraining on the ${kept.length} records kept\n`);
+  }
+  const out: E[] = [];
+  for (const s of kept) {
+    let ex: E[];
+    try {
+      ex = toExamples([s.record]);
+    } catch (e) {
+      // The trainer's converters number records from 0; the file's line (or row) is what the user can find.
+      const msg = (e as Error).message.replace(/^record \d+(?: \([^)]*\))?: /, '');
+      throw new Error(`${path}${s.line !== undefined ? `:${s.line}` : ` row ${s.row}`}: ${msg}`);
+    }
+    for (const x of ex) out.push(x);
+  }
+  return out;
 }
 
 /** The checkpoint to resume from, when --resume is given. */

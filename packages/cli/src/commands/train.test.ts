@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { GPT2, fromPretrained, loadTokenizer, readMetrics, saveModelDir, saveTokenizer, trainByteLevelBpe } from '@rlhf/core';
 import { sharedDirForTests, sharedPath } from '@rlhf/data';
 import { Command } from 'commander';
@@ -32,21 +33,30 @@ beforeAll(() => {
 
 /** Runs one training command in-process; returns the summary line it printed. */
 async function run(register: (p: Command) => void, name: string, ...args: string[]): Promise<Record<string, unknown>> {
+  return (await runWithStderr(register, name, ...args)).summary;
+}
+
+/** The same, with what the command wrote on stderr. */
+async function runWithStderr(register: (p: Command) => void, name: string, ...args: string[]): Promise<{ summary: Record<string, unknown>; err: string }> {
   const program = new Command('rlhf').exitOverride();
   register(program);
   let out = '';
+  let err = '';
   const spy = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => {
     out += String(s);
     return true;
   });
-  const quiet = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+  const quiet = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => {
+    err += String(s);
+    return true;
+  });
   try {
     await program.parseAsync(['node', 'rlhf', name, ...args]);
   } finally {
     spy.mockRestore();
     quiet.mockRestore();
   }
-  return JSON.parse(out.trim().split('\n').at(-1)!);
+  return { summary: JSON.parse(out.trim().split('\n').at(-1)!), err };
 }
 
 describe('rlhf sft | rm | ppo | dpo', () => {
@@ -128,6 +138,42 @@ describe('rlhf sft | rm | ppo | dpo', () => {
     }
     await expect(run(registerSft, 'sft', '--config', join(root, 'missing.json'))).rejects.toThrow(/--config .*missing.json/);
     await expect(run(registerSft, 'sft', '--out', join(root, 'x'))).rejects.toThrow(/modelPath: is required/);
+  });
+
+  it('bad data: dropped lines are listed and training goes on; an unusable record is named by file and line; an empty or damaged file is refused', async () => {
+    const sft = (data: string, ...more: string[]) => runWithStderr(registerSft, 'sft', '--model-path', base, '--dataset-path', data, '--out', join(root, 'sft-bad-data'), '--max-steps', '1', ...more);
+    const some = jsonl('demos-some-bad.jsonl', [
+      { kind: 'demonstration', prompt: 'is the sky blue?', completion: ' yes.' },
+      { kind: 'demonstration', prompt: '', completion: ' no.' },
+      { kind: 'demonstration', prompt: 'is it?', completion: 42 },
+    ]);
+    const r = await sft(some);
+    expect(r.summary).toMatchObject({ command: 'sft', steps: 1 });
+    expect(r.err).toMatch(/datasetPath: .*demos-some-bad.jsonl \(rlhf\): 3 read, 1 kept, 2 dropped, 0 warnings/);
+    expect(r.err).toMatch(/demos-some-bad.jsonl:2: prompt: the prompt is empty \(empty-prompt\)/);
+    expect(r.err).toMatch(/demos-some-bad.jsonl:3: completion: expected a string or a list of \{role, content\} messages, received number \(schema\)/);
+    expect(r.err).toMatch(/training on the 1 records kept/);
+
+    const conv = jsonl('demos-conv.jsonl', [
+      { kind: 'demonstration', prompt: 'is the sky blue?', completion: ' yes.' },
+      { kind: 'demonstration', prompt: 'hi', completion: [{ role: 'user', content: 'hello' }] },
+    ]);
+    await expect(sft(conv)).rejects.toThrow(/^\S*demos-conv.jsonl:2: a conversational completion must be one 'assistant' message; got \[user\]$/);
+    const prefs = jsonl('prefs-for-sft.jsonl', [{ prompt: 'is the sky blue?', chosen: ' yes.', rejected: ' no.' }]);
+    await expect(sft(prefs)).rejects.toThrow(/^\S*prefs-for-sft.jsonl:1: kind 'preference' cannot be used here; expected 'demonstration'/);
+
+    const empty = join(root, 'empty.jsonl');
+    writeFileSync(empty, '\n\n');
+    await expect(sft(empty)).rejects.toThrow(/^datasetPath: \S*empty.jsonl: the file is empty: no records \(empty-file\)$/);
+    const k1 = jsonl('k1.jsonl', [{ kind: 'comparison', prompt: 'p', completions: [' a'], ranking: [[0]] }]);
+    await expect(runWithStderr(registerRm, 'rm', '--model-path', base, '--dataset-path', k1, '--out', join(root, 'rm-bad-data'))).rejects.toThrow(
+      /^\S*k1.jsonl: no usable record\ndatasetPath: \S*k1.jsonl \(rlhf\): 1 read, 0 kept, 1 dropped[\s\S]*k1.jsonl:1: completions: K = 1: a comparison needs at least 2 completions \(k-less-than-2\)/,
+    );
+    const rows = Array.from({ length: 3000 }, (_, i) => JSON.stringify({ kind: 'demonstration', prompt: `q${i}`, completion: ' yes.' })).join('\n');
+    const gz = gzipSync(Buffer.from(rows));
+    const cut = join(root, 'cut.jsonl.gz');
+    writeFileSync(cut, gz.subarray(0, gz.length - 40));
+    await expect(sft(cut)).rejects.toThrow(/^datasetPath: \S*cut.jsonl.gz: cannot read \S*cut.jsonl.gz after line \d+: the gzip stream is truncated \(read-error\) \(a damaged file is not trained on/);
   });
 });
 
