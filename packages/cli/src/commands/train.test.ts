@@ -159,6 +159,11 @@ describe('rlhf sft | rm | ppo | dpo', () => {
       { kind: 'demonstration', prompt: 'hi', completion: [{ role: 'user', content: 'hello' }] },
     ]);
     await expect(sft(conv)).rejects.toThrow(/^\S*demos-conv.jsonl:2: a conversational completion must be one 'assistant' message; got \[user\]$/);
+    // a whole conversation with no prompt (trl-lm {messages}) trains on its assistant turns
+    const whole = jsonl('demos-whole-conv.jsonl', [
+      { kind: 'demonstration', completion: [{ role: 'user', content: 'is the sky blue?' }, { role: 'assistant', content: 'yes.' }, { role: 'user', content: 'and grass?' }, { role: 'assistant', content: 'green.' }] },
+    ]);
+    expect((await sft(whole)).summary).toMatchObject({ command: 'sft', steps: 1 });
     const prefs = jsonl('prefs-for-sft.jsonl', [{ prompt: 'is the sky blue?', chosen: ' yes.', rejected: ' no.' }]);
     await expect(sft(prefs)).rejects.toThrow(/^\S*prefs-for-sft.jsonl:1: kind 'preference' cannot be used here; expected 'demonstration'/);
 

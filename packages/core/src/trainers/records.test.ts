@@ -27,6 +27,32 @@ describe('records to token examples', () => {
     expect(() => encodePromptCompletion(tok, msgs, [{ role: 'user', content: 'x' }])).toThrow(/one 'assistant' message/);
   });
 
+  it('a whole conversation with no prompt (trl-lm messages): one template rendering, loss on every assistant turn', () => {
+    const conv = [
+      { role: 'user' as const, content: 'hello there' },
+      { role: 'assistant' as const, content: 'how are you?' },
+      { role: 'user' as const, content: 'what colour is the sky?' },
+      { role: 'assistant' as const, content: 'blue.' },
+    ];
+    const [s] = toSftExamples(tok, [{ kind: 'demonstration', completion: conv }]);
+    const mask = Array.from(s.lossMask!);
+    expect(mask.length).toBe(s.ids.length);
+    // the tokens under the mask, in runs, are exactly the two assistant turns
+    const runs: number[][] = [];
+    mask.forEach((m, t) => {
+      if (!m) return;
+      if (t > 0 && mask[t - 1]) runs.at(-1)!.push(s.ids[t]);
+      else runs.push([s.ids[t]]);
+    });
+    expect(runs.map((r) => tok.decode(r).trim())).toEqual(['how are you?', 'blue.']);
+    // its last turn is the same tokens as the prompt + completion form of the same conversation
+    const last = encodePromptCompletion(tok, conv.slice(0, 3), [conv[3]]);
+    expect(s.ids.slice(0, last.prompt.length + last.completion.length)).toEqual([...last.prompt, ...last.completion]);
+    expect(() => toSftExamples(tok, [{ kind: 'demonstration', completion: [{ role: 'user', content: 'hello' }] }])).toThrow(
+      /record 0: the conversation \[user\] has no assistant turn/,
+    );
+  });
+
   it('comparisons become ranked examples (ties share a rank) and DPO pairs (every ordered pair)', () => {
     const c: DataRecord = { kind: 'comparison', prompt: 'the sky is', completions: [' green.', ' blue.', ' blue!'], ranking: [[1, 2], [0]] };
     const [r] = toRankedExamples(tok, [c]);

@@ -6,8 +6,9 @@
  *   prompt (any record)  → prompt ids for PPO
  *
  * Text is encoded as TRL does: a conversational record (message lists) goes through the tokenizer's chat
- * template, the completion being the last assistant turn; a plain-text record is prompt (with BOS) followed by
- * the completion (with EOS), encoded as a continuation.
+ * template, the completion being the last assistant turn (a demonstration that is a whole conversation with no
+ * prompt learns every assistant turn); a plain-text record is prompt (with BOS) followed by the completion
+ * (with EOS), encoded as a continuation.
  */
 import { rankingPairs, rankingProblem, tierOf, toChatPair, type DataRecord, type Text } from '@rlhf/data';
 import { encodeChat } from '../tokenizers/chat-template';
@@ -57,6 +58,17 @@ export function toSftExamples(tokenizer: Tokenizer, records: DataRecord[]): SftE
         ? ' (to fine-tune on the preferred completions, convert first: rlhf data convert FILE --to rlhf --preferred -o OUT.jsonl)'
         : '';
       fail(i, r, "'demonstration'", hint);
+    }
+    if (r.prompt === undefined && Array.isArray(r.completion) && !(r.completion.length === 1 && r.completion[0].role === 'assistant')) {
+      // A whole conversation with no prompt (TRL's conversational language modelling, `trl-lm` {messages}):
+      // the chat template renders it once, and the loss covers every assistant turn, as TRL's
+      // assistant_only_loss (completionOnlyLoss false: every token).
+      const enc = encodeChat(tokenizer, r.completion);
+      if (!enc.assistantMask.some((m) => m !== 0)) {
+        const roles = r.completion.map((m) => m.role).join(', ') || 'none';
+        throw new RangeError(`record ${i}${r.id ? ` (${r.id})` : ''}: the conversation [${roles}] has no assistant turn to learn from`);
+      }
+      return { ids: enc.ids, lossMask: Array.from(enc.assistantMask, (m) => (m ? 1 : 0)) };
     }
     const { prompt, completion } = encodePromptCompletion(tokenizer, r.prompt, r.completion);
     return { ids: [...prompt, ...completion], lossMask: [...prompt.map(() => 0), ...completion.map(() => 1)] };
