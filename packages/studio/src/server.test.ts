@@ -1,5 +1,6 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ensureAdmin, startStudio, type Studio } from './server';
@@ -94,6 +95,14 @@ describe('studio server', () => {
     expect(r2.status).toBe(400);
     expect(r2.body.error).toMatch(/^could not read p\.jsonl/);
     expect(JSON.stringify(r2.body)).not.toMatch(/at .*\.ts:\d+/);
+    // A truncated gzip: the first lines decompress, the rest is lost. Nothing is added.
+    const gz = gzipSync(Buffer.from(Array.from({ length: 200 }, (_, i) => JSON.stringify({ prompt: `question ${i} ${'x'.repeat(i)}` })).join('\n') + '\n'));
+    const cut = gz.subarray(0, Math.floor(gz.length / 2));
+    const rCut = await call(studio.url, 'POST', '/api/admin/upload?task=response&overlap=1&filename=p.jsonl.gz', admin, cut, true);
+    expect(rCut.status).toBe(400);
+    expect(rCut.body.error).toMatch(/^could not read p\.jsonl\.gz/);
+    const before = (await call(studio.url, 'GET', '/api/admin/overview', admin)).body.items;
+    expect(before).toBe(0);
     const r3 = await call(studio.url, 'POST', '/api/admin/upload?task=bogus&overlap=1', admin, '{}', true);
     expect(r3.status).toBe(400);
     const r4 = await call(studio.url, 'POST', '/api/admin/open-tasks', admin, { task: 'prompt_response', count: 2, overlap: 1 });

@@ -97,9 +97,14 @@ async function promptsFromUpload(body: Buffer, filename: string): Promise<{ prom
     let dropped = 0;
     try {
       const r = await readAll(file);
+      // A problem of the file as a whole (a truncated gzip, an unreadable tail) leaves only part of it read:
+      // refuse the upload rather than add that part as if it were the file.
+      const bad = r.report.fileIssues[0];
+      if (bad) throw new HttpError(400, `could not read ${filename}${bad.line !== undefined ? ` (line ${bad.line})` : ''}: ${bad.message}`);
       records = r.records;
       dropped = r.report.summary().dropped;
     } catch (err) {
+      if (err instanceof HttpError) throw err;
       throw new HttpError(400, `could not read ${filename}: ${(err as Error).message}`);
     }
     const prompts: Text[] = [];
