@@ -286,4 +286,18 @@ describe('gemm arguments', () => {
     ];
     for (const [fn, name, msg] of cases) expectThrowsNamed(fn, name, msg);
   });
+
+  // Found by the fuzzer (src/fuzz.test.ts): with m or n zero, C is empty and a huge batch needs no memory (A
+  // and B broadcast with stride 0, or empty too), yet the kernel visited every one of the empty products:
+  // about 20 s for batch = 2^30 and minutes for 2^31-1. The binding now returns before the kernel.
+  it('gemmBatched with an empty C returns at once, whatever the batch', () => {
+    const B28 = randomF32(28, 1), A = randomF32(12, 2), C = new Float32Array(0);
+    const t0 = performance.now();
+    gemmBatched(C, new Float32Array(0), B28, 2 ** 30, 0, 7, 4, 0, 0, 3, false, false, 0.5);
+    gemmBatched(C, A, new Float32Array(0), 2 ** 31 - 1, 3, 0, 4, 0, 0, 0, true, true, 1, 0.5);
+    gemmBatched(C, C, C, 2 ** 31 - 1, 0, 0, 2 ** 31 - 1, 0, 0, 0);
+    expect(performance.now() - t0).toBeLessThan(1000);
+    // The arguments are still all checked first: a short B is refused.
+    expectThrowsNamed(() => gemmBatched(C, new Float32Array(0), B28.subarray(1), 2 ** 30, 0, 7, 4, 0, 0, 3), 'RangeError', /argument 2 'B' is too short: needs at least 28/);
+  });
 });

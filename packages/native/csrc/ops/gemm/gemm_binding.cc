@@ -76,6 +76,9 @@ static void GemmBatched(const Napi::CallbackInfo& info) {
   const float* B = a.f32(2, "B", spanB);
   a.no_overlap(C, size_t(spanC) * 4, "C", A, size_t(spanA) * 4, "A");
   a.no_overlap(C, size_t(spanC) * 4, "C", B, size_t(spanB) * 4, "B");
+  // An empty C (m or n zero) has nothing to compute, whatever the batch: return before the kernel, which
+  // would visit every one of up to 2^31 empty products (minutes, with no array that large to bound it).
+  if (mn == 0) return;
   struct Ctx {
     float* C;
     const float *A, *B;
