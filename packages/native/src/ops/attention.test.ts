@@ -322,6 +322,22 @@ describe('attention argument checks', () => {
     attentionBackward(empty, empty, empty, empty, empty, empty, empty, empty, empty, null, 0, 2, 1, 3, 4, 5, 8);
   });
 
+  // Found by the fuzzer (src/fuzz.test.ts): with Tq = 0 nothing sized by H holds any element, so H can be
+  // anything up to 2^31-1, and the kernel visited each query head of every kv head for every key tile: about
+  // 3 s for H = 2^30 with one key tile, hours with more. The binding now runs it with H = Hkv (same result).
+  it('backward with Tq = 0 and a huge H returns at once with zero dk, dv on the first Tk keys', () => {
+    const e = new Float32Array(0), kk = randomF32(2 * 2 * 8, 7), vv = randomF32(2 * 2 * 8, 8);
+    const gk = new Float32Array(32).fill(3), gv = new Float32Array(32).fill(3);
+    const t0 = performance.now();
+    attentionBackward(e, gk, gv, e, e, e, e, kk, vv, null, 2, 2 ** 31 - 2, 2, 0, 1, 2, 4, 0.5);
+    expect(performance.now() - t0).toBeLessThan(1000);
+    // per (batch, kv head): key 0 zeroed, key 1 (past Tk) untouched
+    for (const grad of [gk, gv]) {
+      for (let g = 0; g < 4; g++) expect(Array.from(grad.subarray(8 * g, 8 * g + 8))).toEqual([0, 0, 0, 0, 3, 3, 3, 3]);
+    }
+    expectThrowsNamed(() => attentionBackward(e, gk, gv, e, e, e, e, kk, vv, null, 2, 2 ** 31 - 1, 2, 0, 1, 2, 4, 0.5), 'RangeError', /'H' \(2147483647\) must be a multiple of 'Hkv' \(2\)/);
+  });
+
   it('rejects bad calls with a named argument', () => {
     const cases: [() => unknown, string, RegExp][] = [
       [fwd({ q: new Float64Array(48) }), 'TypeError', /attentionForward: argument 2 'q' must be a Float32Array/],
