@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <limits>
+#include <new>
 
 namespace rlhf {
 
@@ -64,7 +65,7 @@ std::string Args::string(size_t i, const char* name) const {
 
 template <typename T>
 static T* typed_view(const Args& a, const Napi::CallbackInfo& info, size_t i, const char* name, int64_t min_len,
-                     napi_typedarray_type want, const char* want_name, size_t* out_len) {
+                     napi_typedarray_type want, const char* want_name, size_t* out_len, bool* shared = nullptr) {
   if (i >= info.Length() || !info[i].IsTypedArray()) a.type_error(arg_label(i, name) + " must be a " + want_name);
   auto ta = info[i].As<Napi::TypedArray>();
   if (ta.TypedArrayType() != want) a.type_error(arg_label(i, name) + " must be a " + want_name);
@@ -78,6 +79,8 @@ static T* typed_view(const Args& a, const Napi::CallbackInfo& info, size_t i, co
     a.range_error(arg_label(i, name) + " is misaligned: byteOffset " + std::to_string(arr.ByteOffset()) +
                   " is not a multiple of " + std::to_string(alignof(T)));
   *out_len = len;
+  // napi_is_arraybuffer is false for a SharedArrayBuffer.
+  if (shared) *shared = !arr.ArrayBuffer().IsArrayBuffer();
   return arr.Data();  // Data() already adds the byteOffset
 }
 
@@ -89,8 +92,22 @@ F32View Args::f32_view(size_t i, const char* name, int64_t min_len) const {
 
 I32View Args::i32_view(size_t i, const char* name, int64_t min_len) const {
   size_t len = 0;
-  int32_t* p = typed_view<int32_t>(*this, info_, i, name, min_len, napi_int32_array, "Int32Array", &len);
-  return {p, len};
+  bool shared = false;
+  int32_t* p = typed_view<int32_t>(*this, info_, i, name, min_len, napi_int32_array, "Int32Array", &len, &shared);
+  return {p, len, shared};
+}
+
+const int32_t* Args::stable_indices(const I32View& v, int64_t len, std::vector<int32_t>& copy) const {
+  if (!v.shared || len <= 0) return v.data;
+  try {
+    copy.resize(size_t(len));
+  } catch (const std::bad_alloc&) {
+    range_error("out of memory for a copy of " + std::to_string(len) + " indices from a SharedArrayBuffer");
+  }
+  // Relaxed atomic loads (a plain copy would be a data race): a value another thread writes meanwhile comes
+  // out old or new, and the caller checks the copy either way.
+  for (int64_t j = 0; j < len; ++j) copy[size_t(j)] = __atomic_load_n(v.data + j, __ATOMIC_RELAXED);
+  return copy.data();
 }
 
 int64_t Args::mul(int64_t a, int64_t b, const char* what) const {

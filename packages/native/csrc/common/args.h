@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace rlhf {
 
@@ -21,6 +22,7 @@ struct F32View {
 struct I32View {
   int32_t* data;
   size_t length;
+  bool shared;  // its memory is a SharedArrayBuffer (other threads may write it during the call)
 };
 
 class Args {
@@ -52,6 +54,13 @@ class Args {
   F32View f32_view(size_t i, const char* name, int64_t min_len) const;
   int32_t* i32(size_t i, const char* name, int64_t min_len) const { return i32_view(i, name, min_len).data; }
   I32View i32_view(size_t i, const char* name, int64_t min_len) const;
+
+  // The first `len` values of an index array (ids, targets, positions: values that the binding checks and
+  // the kernel then uses to address memory), as the kernel must read them: `v.data` itself, or, when the array
+  // lives in a SharedArrayBuffer, a private copy in `copy`. Another thread (a Worker) could otherwise change a
+  // checked value before the kernel reads it, and the kernel would read or write out of bounds. Check the
+  // returned values, hand those to the kernel, and keep `v.data` for the overlap checks.
+  const int32_t* stable_indices(const I32View& v, int64_t len, std::vector<int32_t>& copy) const;
 
   // Overflow-checked products for length requirements; `what` names the product in the message.
   int64_t mul(int64_t a, int64_t b, const char* what) const;

@@ -18,6 +18,7 @@ import {
   tokenLogprobsRef,
 } from '../reference/index';
 import { expectThrowsNamed, maxRelError, randomF32, rng } from '../test/helpers';
+import { raceIndices, sharedInt32 } from '../test/race';
 
 // Every SIMD path this CPU has; the level in force is restored after the file.
 const initialLevel = info().simd;
@@ -366,6 +367,44 @@ describe('cross-entropy edge cases and bad calls', () => {
   it('N = 0 is a no-op', () => {
     const e = new Float32Array(0);
     expect(crossEntropyForward(e, e.slice(), e.slice(), new Int32Array(0), 0, 0)).toBe(0);
+  });
+
+  it('targets in a SharedArrayBuffer give the same results, and a bad one is still a RangeError', () => {
+    const N = 9, V = 13;
+    const logits = randomF32(N * V, 21), t = randomTargets(N, V, 22, 3), st = sharedInt32(t);
+    const run = (targets: Int32Array, shared: boolean) => {
+      const l = new Float32Array(N), s = new Float32Array(N), d = new Float32Array(N * V);
+      const lp = new Float32Array(N), ent = new Float32Array(N), dl = new Float32Array(N * V);
+      const mean = crossEntropyForwardBackward(l, d, logits, targets, N, V);
+      const plain = targets.map((x) => (x === IGNORE ? 0 : x)); // (map gives an ArrayBuffer-backed array)
+      const t2 = shared ? sharedInt32(plain) : plain;
+      tokenLogprobs(lp, ent, s, logits, t2, N, V);
+      tokenLogprobsBackward(dl, randomF32(N, 23), null, logits, s, t2, N, V);
+      return [mean, l, d, lp, ent, dl];
+    };
+    expect(run(st, true)).toEqual(run(t, false));
+    st[4] = V;
+    expectThrowsNamed(() => crossEntropyForward(new Float32Array(N), new Float32Array(N), logits, st, N, V), 'RangeError', /argument 3 'targets': row 4 has target 13/);
+  });
+
+  // Found by the fuzzer (src/fuzz.test.ts): the targets were checked and then read again by the kernel from
+  // the shared memory, where a Worker could have made them out of range meanwhile: crossEntropyForward read
+  // the logits out of bounds (a segfault within a fraction of a second). The binding now checks and uses a copy.
+  it('targets in a SharedArrayBuffer survive a Worker rewriting them during the calls', async () => {
+    const N = 4096, V = 8;
+    const t = sharedInt32(new Int32Array(N));
+    const logits = randomF32(N * V, 24), l = new Float32Array(N), s = new Float32Array(N), d = new Float32Array(N * V);
+    const calls = [
+      () => crossEntropyForward(l, s, logits, t, N, V),
+      () => crossEntropyBackward(d, l, logits, s, t, N, V),
+      () => crossEntropyForwardBackward(l, d, logits, t, N, V),
+      () => tokenLogprobs(l, null, s, logits, t, N, V),
+      () => tokenLogprobsBackward(d, l, null, logits, s, t, N, V),
+    ];
+    for (const call of calls) {
+      const r = await raceIndices(t, 0x7fffff00, 120, call);
+      expect(r.returned + r.rangeErrors).toBeGreaterThan(0);
+    }
   });
 
   it('rejects bad calls with a named argument', () => {

@@ -3,6 +3,7 @@ import { embeddingBackward, embeddingForward, getNumThreads, info, native, setNu
 import { embeddingBackwardRef, embeddingForwardRef } from '../reference/index';
 import { expectSameValues, finiteDiffGrad, randomF64, SIMD_LEVELS } from '../test/grad-check';
 import { expectThrowsNamed, maxRelError, randomF32, rng } from '../test/helpers';
+import { raceIndices, sharedInt32 } from '../test/race';
 
 function randomIds(n: number, vocab: number, seed: number): Int32Array {
   const r = rng(seed);
@@ -107,6 +108,37 @@ describe('embedding bad calls', () => {
       [() => raw.embeddingBackward(table, out, ids, n, vocab), 'TypeError', /embeddingBackward: expected 6 arguments, got 5/],
     ];
     for (const [fn, name, msg] of cases) expectThrowsNamed(fn, name, msg);
+  });
+});
+
+describe('embedding ids in a SharedArrayBuffer', () => {
+  it('give the same results as in an ArrayBuffer, and an out-of-range one is still a RangeError', () => {
+    const n = 50, vocab = 7, dim = 9;
+    const ids = randomIds(n, vocab, 3), table = randomF32(vocab * dim, 4), dy = randomF32(n * dim, 5);
+    const a = new Float32Array(n * dim), b = new Float32Array(n * dim);
+    embeddingForward(a, ids, table, n, vocab, dim);
+    embeddingForward(b, sharedInt32(ids), table, n, vocab, dim);
+    expect(b).toEqual(a);
+    const da = new Float32Array(vocab * dim), db = new Float32Array(vocab * dim);
+    embeddingBackward(da, dy, ids, n, vocab, dim);
+    embeddingBackward(db, dy, sharedInt32(ids), n, vocab, dim);
+    expect(db).toEqual(da);
+    const bad = sharedInt32(ids);
+    bad[17] = vocab;
+    expectThrowsNamed(() => embeddingForward(a, bad, table, n, vocab, dim), 'RangeError', /argument 1 'ids': ids\[17\] = 7 is outside/);
+  });
+
+  // Found by the fuzzer (src/fuzz.test.ts): the ids were checked and then read again by the kernel from the
+  // shared memory, where a Worker could have made them out of range meanwhile: embeddingForward read the
+  // table out of bounds (a segfault within a fraction of a second). The binding now checks and uses a copy.
+  it('survive a Worker rewriting them during the calls (valid, then out of range)', async () => {
+    const n = 4096, vocab = 8, dim = 64;
+    const ids = sharedInt32(new Int32Array(n));
+    const table = randomF32(vocab * dim, 6), out = new Float32Array(n * dim), dt = new Float32Array(vocab * dim);
+    const fwd = await raceIndices(ids, 0x7fffff00, 300, () => embeddingForward(out, ids, table, n, vocab, dim));
+    const bwd = await raceIndices(ids, -(2 ** 31), 200, () => embeddingBackward(dt, out, ids, n, vocab, dim));
+    expect(fwd.returned + fwd.rangeErrors).toBeGreaterThan(0);
+    expect(bwd.returned + bwd.rangeErrors).toBeGreaterThan(0);
   });
 });
 

@@ -3,6 +3,7 @@ import { info, native, ropeBackward, ropeForward, setSimdLevel } from '../index'
 import { ropeBackwardRef, ropeForwardRef } from '../reference/index';
 import { expectSameValues, finiteDiffGrad, randomF64, SIMD_LEVELS } from '../test/grad-check';
 import { expectThrowsNamed, maxRelError, randomF32, rng } from '../test/helpers';
+import { raceIndices, sharedInt32 } from '../test/race';
 
 // (B, T, H, D): D/2 odd, D not a multiple of 16, D = 64 and 128 (compiled with a fixed trip count); the
 // last is split across threads.
@@ -142,6 +143,29 @@ describe('rope gradient against central finite differences (float64)', () => {
     const dx = new Float32Array(n);
     ropeBackward(dx, Float32Array.from(w), pos, B, T, H, D, 10000, interleaved);
     expect(maxRelError(dx, fd)).toBeLessThan(1e-5);
+  });
+});
+
+describe('rope positions in a SharedArrayBuffer', () => {
+  it('give the same results as in an ArrayBuffer', () => {
+    const B = 2, T = 5, H = 3, D = 8, n = B * T * H * D;
+    const x = randomF32(n, 1), p = Int32Array.from({ length: B * T }, (_, i) => (i * 7) % 11);
+    const a = new Float32Array(n), b = new Float32Array(n);
+    ropeForward(a, x, p, B, T, H, D, 10000, false);
+    ropeForward(b, x, sharedInt32(p), B, T, H, D, 10000, false);
+    expect(b).toEqual(a);
+  });
+
+  // Found by the fuzzer (src/fuzz.test.ts): the kernel sizes its cos/sin table by the positions' range and then
+  // indexes it by the positions, read again from the shared memory: a Worker changing them in between made it
+  // read out of bounds (a segfault within a fraction of a second). The binding now hands it a copy.
+  it('survive a Worker rewriting them during the calls', async () => {
+    const T = 4096, D = 64;
+    const p = sharedInt32(new Int32Array(T));
+    const x = randomF32(T * D, 2), out = new Float32Array(T * D);
+    const r = await raceIndices(p, 0x7fffff00, 300, () => ropeForward(out, x, p, 1, T, 1, D, 10000, false));
+    expect(r.returned).toBeGreaterThan(0);
+    expect(r.rangeErrors).toBe(0); // any position is valid
   });
 });
 

@@ -73,13 +73,15 @@ Napi::Value CrossEntropyForward(const Napi::CallbackInfo& info) {
   float* losses = a.f32(0, "losses", s.N);
   float* lse = a.f32(1, "lse", s.N);
   const float* logits = a.f32(2, "logits", s.NV);
-  const int32_t* targets = a.i32(3, "targets", s.N);
+  const I32View tv = a.i32_view(3, "targets", s.N);
+  std::vector<int32_t> tcopy;
+  const int32_t* targets = a.stable_indices(tv, s.N, tcopy);  // checked, then read by the kernel
   check_targets(a, 3, targets, s.N, s.V, true, ign);
   disjoint(a, losses, s.N * 4, "losses", lse, s.N * 4, "lse");
   disjoint(a, losses, s.N * 4, "losses", logits, s.NV * 4, "logits");
   disjoint(a, lse, s.N * 4, "lse", logits, s.NV * 4, "logits");
-  disjoint(a, losses, s.N * 4, "losses", targets, s.N * 4, "targets");
-  disjoint(a, lse, s.N * 4, "lse", targets, s.N * 4, "targets");
+  disjoint(a, losses, s.N * 4, "losses", tv.data, s.N * 4, "targets");
+  disjoint(a, lse, s.N * 4, "lse", tv.data, s.N * 4, "targets");
   double mean = cross_entropy_forward_cpu(losses, lse, logits, targets, s.N, s.V, ign, temp);
   return Napi::Number::New(info.Env(), mean);
 }
@@ -94,12 +96,14 @@ void CrossEntropyBackward(const Napi::CallbackInfo& info) {
   const float* dlosses = a.f32(1, "dlosses", s.N);
   const float* logits = a.f32(2, "logits", s.NV);
   const float* lse = a.f32(3, "lse", s.N);
-  const int32_t* targets = a.i32(4, "targets", s.N);
+  const I32View tv = a.i32_view(4, "targets", s.N);
+  std::vector<int32_t> tcopy;
+  const int32_t* targets = a.stable_indices(tv, s.N, tcopy);  // checked, then read by the kernel
   check_targets(a, 4, targets, s.N, s.V, true, ign);
   same_or_disjoint(a, dlogits, "dlogits", logits, "logits", s.NV);
   disjoint(a, dlogits, s.NV * 4, "dlogits", dlosses, s.N * 4, "dlosses");
   disjoint(a, dlogits, s.NV * 4, "dlogits", lse, s.N * 4, "lse");
-  disjoint(a, dlogits, s.NV * 4, "dlogits", targets, s.N * 4, "targets");
+  disjoint(a, dlogits, s.NV * 4, "dlogits", tv.data, s.N * 4, "targets");
   cross_entropy_backward_cpu(dlogits, dlosses, logits, lse, targets, s.N, s.V, ign, temp);
 }
 
@@ -113,7 +117,9 @@ Napi::Value CrossEntropyForwardBackward(const Napi::CallbackInfo& info) {
   float* losses = a.f32(0, "losses", s.N);
   float* dlogits = a.f32(1, "dlogits", s.NV);
   const float* logits = a.f32(2, "logits", s.NV);
-  const int32_t* targets = a.i32(3, "targets", s.N);
+  const I32View tv = a.i32_view(3, "targets", s.N);
+  std::vector<int32_t> tcopy;
+  const int32_t* targets = a.stable_indices(tv, s.N, tcopy);  // checked, then read by the kernel
   check_targets(a, 3, targets, s.N, s.V, true, ign);
   int64_t count = 0;
   for (int64_t r = 0; r < s.N; ++r) count += targets[r] != ign;
@@ -122,8 +128,8 @@ Napi::Value CrossEntropyForwardBackward(const Napi::CallbackInfo& info) {
   same_or_disjoint(a, dlogits, "dlogits", logits, "logits", s.NV);
   disjoint(a, losses, s.N * 4, "losses", dlogits, s.NV * 4, "dlogits");
   disjoint(a, losses, s.N * 4, "losses", logits, s.NV * 4, "logits");
-  disjoint(a, losses, s.N * 4, "losses", targets, s.N * 4, "targets");
-  disjoint(a, dlogits, s.NV * 4, "dlogits", targets, s.N * 4, "targets");
+  disjoint(a, losses, s.N * 4, "losses", tv.data, s.N * 4, "targets");
+  disjoint(a, dlogits, s.NV * 4, "dlogits", tv.data, s.N * 4, "targets");
   double mean = cross_entropy_forward_backward_cpu(losses, dlogits, logits, targets, s.N, s.V, ign, temp,
                                                    float(grad_scale));
   return Napi::Number::New(info.Env(), mean);
@@ -138,18 +144,20 @@ void TokenLogprobs(const Napi::CallbackInfo& info) {
   float* entropy = a.has(1) ? a.f32(1, "entropy", s.N) : nullptr;
   float* lse = a.f32(2, "lse", s.N);
   const float* logits = a.f32(3, "logits", s.NV);
-  const int32_t* targets = a.i32(4, "targets", s.N);
+  const I32View tv = a.i32_view(4, "targets", s.N);
+  std::vector<int32_t> tcopy;
+  const int32_t* targets = a.stable_indices(tv, s.N, tcopy);  // checked, then read by the kernel
   check_targets(a, 4, targets, s.N, s.V, false, 0);
   disjoint(a, logprobs, s.N * 4, "logprobs", lse, s.N * 4, "lse");
   disjoint(a, logprobs, s.N * 4, "logprobs", logits, s.NV * 4, "logits");
   disjoint(a, lse, s.N * 4, "lse", logits, s.NV * 4, "logits");
-  disjoint(a, logprobs, s.N * 4, "logprobs", targets, s.N * 4, "targets");
-  disjoint(a, lse, s.N * 4, "lse", targets, s.N * 4, "targets");
+  disjoint(a, logprobs, s.N * 4, "logprobs", tv.data, s.N * 4, "targets");
+  disjoint(a, lse, s.N * 4, "lse", tv.data, s.N * 4, "targets");
   if (entropy) {
     disjoint(a, entropy, s.N * 4, "entropy", logprobs, s.N * 4, "logprobs");
     disjoint(a, entropy, s.N * 4, "entropy", lse, s.N * 4, "lse");
     disjoint(a, entropy, s.N * 4, "entropy", logits, s.NV * 4, "logits");
-    disjoint(a, entropy, s.N * 4, "entropy", targets, s.N * 4, "targets");
+    disjoint(a, entropy, s.N * 4, "entropy", tv.data, s.N * 4, "targets");
   }
   token_logprobs_cpu(logprobs, entropy, lse, logits, targets, s.N, s.V, temp);
 }
@@ -164,13 +172,15 @@ void TokenLogprobsBackward(const Napi::CallbackInfo& info) {
   const float* dentropy = a.has(2) ? a.f32(2, "dentropy", s.N) : nullptr;
   const float* logits = a.f32(3, "logits", s.NV);
   const float* lse = a.f32(4, "lse", s.N);
-  const int32_t* targets = a.i32(5, "targets", s.N);
+  const I32View tv = a.i32_view(5, "targets", s.N);
+  std::vector<int32_t> tcopy;
+  const int32_t* targets = a.stable_indices(tv, s.N, tcopy);  // checked, then read by the kernel
   check_targets(a, 5, targets, s.N, s.V, false, 0);
   same_or_disjoint(a, dlogits, "dlogits", logits, "logits", s.NV);
   disjoint(a, dlogits, s.NV * 4, "dlogits", dlogprobs, s.N * 4, "dlogprobs");
   if (dentropy) disjoint(a, dlogits, s.NV * 4, "dlogits", dentropy, s.N * 4, "dentropy");
   disjoint(a, dlogits, s.NV * 4, "dlogits", lse, s.N * 4, "lse");
-  disjoint(a, dlogits, s.NV * 4, "dlogits", targets, s.N * 4, "targets");
+  disjoint(a, dlogits, s.NV * 4, "dlogits", tv.data, s.N * 4, "targets");
   token_logprobs_backward_cpu(dlogits, dlogprobs, dentropy, logits, lse, targets, s.N, s.V, temp);
 }
 

@@ -22,10 +22,12 @@ static void EmbeddingForward(const Napi::CallbackInfo& info) {
   int64_t n = a.size(3, "n"), vocab = a.size(4, "vocab"), dim = a.size(5, "dim");
   int64_t total = a.mul(n, dim, "n*dim"), tsize = a.mul(vocab, dim, "vocab*dim");
   float* out = a.f32(0, "out", total);
-  const int32_t* ids = a.i32(1, "ids", n);
+  const I32View iv = a.i32_view(1, "ids", n);
+  std::vector<int32_t> icopy;
+  const int32_t* ids = a.stable_indices(iv, n, icopy);  // checked, then read by the kernel
   const float* table = a.f32(2, "table", tsize);
   a.no_overlap(out, size_t(total) * 4, "out", table, size_t(tsize) * 4, "table");
-  a.no_overlap(out, size_t(total) * 4, "out", ids, size_t(n) * 4, "ids");
+  a.no_overlap(out, size_t(total) * 4, "out", iv.data, size_t(n) * 4, "ids");
   check_ids(a, 1, ids, n, vocab);
   embedding_forward_cpu(out, ids, table, n, vocab, dim);
 }
@@ -37,9 +39,11 @@ static void EmbeddingBackward(const Napi::CallbackInfo& info) {
   int64_t total = a.mul(n, dim, "n*dim"), tsize = a.mul(vocab, dim, "vocab*dim");
   float* dtable = a.f32(0, "dtable", tsize);
   const float* dy = a.f32(1, "dy", total);
-  const int32_t* ids = a.i32(2, "ids", n);
+  const I32View iv = a.i32_view(2, "ids", n);
+  std::vector<int32_t> icopy;
+  const int32_t* ids = a.stable_indices(iv, n, icopy);  // checked, then read by the kernel
   a.no_overlap(dtable, size_t(tsize) * 4, "dtable", dy, size_t(total) * 4, "dy");
-  a.no_overlap(dtable, size_t(tsize) * 4, "dtable", ids, size_t(n) * 4, "ids");
+  a.no_overlap(dtable, size_t(tsize) * 4, "dtable", iv.data, size_t(n) * 4, "ids");
   check_ids(a, 2, ids, n, vocab);
   embedding_backward_cpu(dtable, dy, ids, n, vocab, dim);
 }

@@ -17,12 +17,15 @@ static void Rope(const Napi::CallbackInfo& info, const char* fn, const char* out
   int64_t total = a.mul(B, T, H, D, "B*T*H*D"), tokens = a.mul(B, T, "B*T");
   float* out = a.f32(0, out_name, total);
   const float* x = a.f32(1, in_name, total);
-  const int32_t* positions = a.i32(2, "positions", tokens);
+  const I32View pv = a.i32_view(2, "positions", tokens);
+  std::vector<int32_t> pcopy;
+  // The kernel sizes a table by the positions' range and indexes it by them: they must not change under it.
+  const int32_t* positions = a.stable_indices(pv, tokens, pcopy);
   double theta = a.number(7, "theta");
   if (!(theta > 0)) a.range_error("argument 7 'theta' must be > 0, got " + std::to_string(theta));
   bool interleaved = a.boolean(8, "interleaved");
   same_or_disjoint(a, out, total, out_name, x, total, in_name);
-  a.no_overlap(out, size_t(total) * 4, out_name, positions, size_t(tokens) * 4, "positions");
+  a.no_overlap(out, size_t(total) * 4, out_name, pv.data, size_t(tokens) * 4, "positions");
   rope_cpu(out, x, positions, B, T, H, D, theta, interleaved, inverse);
 }
 
