@@ -49,7 +49,8 @@ static Napi::Value SetSimdLevel(const Napi::CallbackInfo& cb) {
   Args a(cb, "setSimdLevel");
   a.count(1);
   std::string name = a.string(0, "level");
-  if (!set_simd_level(name.c_str()))
+  // The whole string must be a level name ("avx2\0x" would pass as "avx2" through c_str()).
+  if (name.find('\0') != std::string::npos || !set_simd_level(name.c_str()))
     a.range_error("argument 0 'level' must be one of 'avx512', 'avx2', 'scalar', got '" + name + "'");
   return Napi::String::New(cb.Env(), simd_level_name(simd_level()));
 }

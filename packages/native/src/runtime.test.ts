@@ -64,5 +64,8 @@ describe('SIMD level', () => {
       setSimdLevel('avx512');
     }
     expectThrowsNamed(() => setSimdLevel('sse9' as never), 'RangeError', /'level' must be one of/);
+    // Seen while fuzzing (src/fuzz.test.ts): a NUL ended the name early, so this was taken as 'avx2'.
+    expectThrowsNamed(() => setSimdLevel('avx2\u0000junk' as never), 'RangeError', /'level' must be one of/);
+    expectThrowsNamed(() => setSimdLevel(2 as never), 'TypeError', /setSimdLevel: argument 0 'level' must be a string/);
   });
 });
