@@ -171,10 +171,15 @@ class Args {
   bool is_null(size_t i) const { return i >= info_.Length() || info_[i].IsNull() || info_[i].IsUndefined(); }
   DeviceBuffer* buffer(size_t i, const char* name, DType dt, int64_t min_len, bool nullable = false) const {
     if (nullable && is_null(i)) return nullptr;
+    // InstanceOf alone is not enough: Object.create(DeviceBuffer.prototype) passes it but wraps no buffer
+    // (DeviceBuffer::Unwrap would throw a plain Error "Invalid argument"), so the wrapped pointer is asked
+    // for directly.
+    void* wrapped = nullptr;
     if (i >= info_.Length() || !info_[i].IsObject() ||
-        !info_[i].As<Napi::Object>().InstanceOf(DeviceBuffer::ctor->Value()))
+        !info_[i].As<Napi::Object>().InstanceOf(DeviceBuffer::ctor->Value()) ||
+        napi_unwrap(env(), info_[i], &wrapped) != napi_ok || wrapped == nullptr)
       throw Napi::TypeError::New(env(), where(i, name) + " must be a DeviceBuffer" + (nullable ? " or null" : ""));
-    DeviceBuffer* b = DeviceBuffer::Unwrap(info_[i].As<Napi::Object>());
+    DeviceBuffer* b = static_cast<DeviceBuffer*>(wrapped);
     if (b->disposed()) throw Napi::Error::New(env(), where(i, name) + ": " + b->describe() + " has been disposed");
     if (b->dtype() != dt)
       throw Napi::TypeError::New(env(), where(i, name) + " must be a " + dtype_name(dt) + " buffer, got " +
