@@ -5,12 +5,12 @@
  * as (in, out), we keep every linear weight as (out, in) and transpose at load/save. A `transformer.` prefix
  * is accepted on load and optional on save.
  */
-import type { TensorEntry } from '../io/dtypes';
 import { add, attentionQkv, embedding, gelu, layerNorm, linear, permute0213, reshape, residualLinear, splitHeads } from '../tensor/ops';
 import { Tensor } from '../tensor/tensor';
 import { Rng } from '../util/rng';
 import { attendWithCache, checkInput, KVCache, preparePositions, type CausalLM, type ModelInput } from './common';
-import { checkEntry, copyParameters, Module } from './module';
+import type { StateDict, TensorEntry } from '../io/dtypes';
+import { checkEntry, checkTiedHead, copyParameters, Module } from './module';
 
 export interface GPT2Config {
   vocabSize: number;
@@ -24,20 +24,44 @@ export interface GPT2Config {
   layerNormEps?: number;
 }
 
-export function gpt2ConfigFromHf(c: Record<string, unknown>): GPT2Config {
+/**
+ * A GPT2Config from a Hugging Face config.json object (`source` names the file in errors).
+ * Every field is checked here, by its config.json name:
+ * sizes are positive integers, n_head divides n_embd, layer_norm_epsilon is a positive number.
+ */
+export function gpt2ConfigFromHf(c: Record<string, unknown>, source = 'config.json'): GPT2Config {
+  const fail = (msg: string): never => {
+    throw new Error(`GPT-2 ${source}: ${msg}`);
+  };
   const num = (k: string, d?: number): number => {
     const v = c[k] ?? d;
-    if (typeof v !== 'number') throw new Error(`GPT-2 config.json: ${k} is missing or not a number`);
+    if (typeof v !== 'number') fail(`${k} is missing or not a number`);
+    return v as number;
+  };
+  const size = (k: string, d?: number): number => {
+    const v = num(k, d);
+    if (!Number.isSafeInteger(v) || v < 1) fail(`${k} must be a positive integer, got ${v}`);
     return v;
   };
+  const nEmbd = size('n_embd');
+  const nHead = size('n_head');
+  if (nEmbd % nHead !== 0) fail(`n_embd ${nEmbd} is not a multiple of n_head ${nHead}`);
+  const layerNormEps = num('layer_norm_epsilon', 1e-5);
+  if (!(layerNormEps > 0 && Number.isFinite(layerNormEps))) fail(`layer_norm_epsilon must be a positive number, got ${layerNormEps}`);
   return {
-    vocabSize: num('vocab_size'),
-    nPositions: num('n_positions', num('n_ctx', 1024)),
-    nEmbd: num('n_embd'),
-    nLayer: num('n_layer'),
-    nHead: num('n_head'),
-    layerNormEps: num('layer_norm_epsilon', 1e-5),
+    vocabSize: size('vocab_size'),
+    nPositions: size('n_positions', size('n_ctx', 1024)),
+    nEmbd,
+    nLayer: size('n_layer'),
+    nHead,
+    layerNormEps,
   };
+}
+
+/** Number of parameters a GPT-2 of this config has, computed without allocating (to check a config first). */
+export function gpt2ParameterCount(c: GPT2Config): number {
+  const C = c.nEmbd;
+  return c.vocabSize * C + c.nPositions * C + c.nLayer * (12 * C * C + 13 * C) + 2 * C;
 }
 
 const CONV1D = /\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/;
@@ -157,6 +181,16 @@ export class GPT2 extends Module implements CausalLM {
     if (!CONV1D.test(name)) return super.toFile(name, t);
     const [out, inp] = t.shape;
     return { shape: [inp, out], data: transpose(t.data, out, inp) }; // HF Conv1D (in, out)
+  }
+
+  override loadStateDict(sd: StateDict, opts: { strict?: boolean } = {}): void {
+    const embed = sd.has('transformer.wte.weight') ? 'transformer.wte.weight' : 'wte.weight';
+    checkTiedHead(sd, 'lm_head.weight', embed, 'GPT-2 ties its LM head to the token embedding');
+    super.loadStateDict(sd, opts);
+  }
+
+  protected override fileShape(name: string, t: Tensor): number[] {
+    return CONV1D.test(name) ? [t.shape[1], t.shape[0]] : [...t.shape];
   }
 
   protected override fromFile(name: string, entry: TensorEntry, t: Tensor): void {

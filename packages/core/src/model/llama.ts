@@ -9,7 +9,8 @@ import { add, attention, embedding, linear, permute0213, reshape, rmsNorm, rope,
 import { Tensor } from '../tensor/tensor';
 import { Rng } from '../util/rng';
 import { attendWithCache, checkInput, KVCache, preparePositions, type CausalLM, type ModelInput } from './common';
-import { copyParameters, Module } from './module';
+import type { StateDict } from '../io/dtypes';
+import { checkTiedHead, copyParameters, Module } from './module';
 
 export interface LlamaConfig {
   vocabSize: number;
@@ -30,25 +31,57 @@ export interface LlamaConfig {
   tieWordEmbeddings?: boolean;
 }
 
-export function llamaConfigFromHf(c: Record<string, unknown>): LlamaConfig {
+/**
+ * A LlamaConfig from a Hugging Face config.json object (`source` names the file in errors).
+ * Every field is checked here, by its config.json name:
+ * sizes are positive integers, the heads divide hidden_size and num_key_value_heads divides
+ * num_attention_heads, rms_norm_eps and rope_theta are positive numbers.
+ */
+export function llamaConfigFromHf(c: Record<string, unknown>, source = 'config.json'): LlamaConfig {
+  const fail = (msg: string): never => {
+    throw new Error(`Llama ${source}: ${msg}`);
+  };
   const num = (k: string, d?: number): number => {
     const v = c[k] ?? d;
-    if (typeof v !== 'number') throw new Error(`Llama config.json: ${k} is missing or not a number`);
+    if (typeof v !== 'number') fail(`${k} is missing or not a number`);
+    return v as number;
+  };
+  const size = (k: string, d?: number): number => {
+    const v = num(k, d);
+    if (!Number.isSafeInteger(v) || v < 1) fail(`${k} must be a positive integer, got ${v}`);
     return v;
   };
+  const positive = (k: string, d: number): number => {
+    const v = num(k, d);
+    if (!(v > 0 && Number.isFinite(v))) fail(`${k} must be a positive number, got ${v}`);
+    return v;
+  };
+  const hiddenSize = size('hidden_size');
+  const numHeads = size('num_attention_heads');
+  const numKvHeads = size('num_key_value_heads', numHeads);
+  if (hiddenSize % numHeads !== 0) fail(`hidden_size ${hiddenSize} is not a multiple of num_attention_heads ${numHeads}`);
+  if (numHeads % numKvHeads !== 0) fail(`num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
+  if ((hiddenSize / numHeads) % 2 !== 0) fail(`the head width hidden_size / num_attention_heads = ${hiddenSize / numHeads} must be even (RoPE rotates pairs)`);
   return {
-    vocabSize: num('vocab_size'),
-    hiddenSize: num('hidden_size'),
-    intermediateSize: num('intermediate_size'),
-    numLayers: num('num_hidden_layers'),
-    numHeads: num('num_attention_heads'),
-    numKvHeads: num('num_key_value_heads', num('num_attention_heads')),
-    maxPositions: num('max_position_embeddings', 2048),
-    rmsNormEps: num('rms_norm_eps', 1e-6),
-    ropeTheta: num('rope_theta', 10000),
+    vocabSize: size('vocab_size'),
+    hiddenSize,
+    intermediateSize: size('intermediate_size'),
+    numLayers: size('num_hidden_layers'),
+    numHeads,
+    numKvHeads,
+    maxPositions: size('max_position_embeddings', 2048),
+    rmsNormEps: positive('rms_norm_eps', 1e-6),
+    ropeTheta: positive('rope_theta', 10000),
     ropeInterleaved: c.rope_interleaved === true,
     tieWordEmbeddings: c.tie_word_embeddings === true,
   };
+}
+
+/** Number of parameters a Llama of this config has, computed without allocating (to check a config first). */
+export function llamaParameterCount(c: LlamaConfig): number {
+  const C = c.hiddenSize, KV = (c.numKvHeads ?? c.numHeads) * (C / c.numHeads), F = c.intermediateSize;
+  const perLayer = 2 * C + 2 * C * C + 2 * KV * C + 3 * F * C;
+  return c.vocabSize * C * (c.tieWordEmbeddings ? 1 : 2) + c.numLayers * perLayer + C;
 }
 
 export class Llama extends Module implements CausalLM {
@@ -163,6 +196,13 @@ export class Llama extends Module implements CausalLM {
       hidden_act: 'silu',
       ...(c.ropeInterleaved ? { rope_interleaved: true } : {}),
     };
+  }
+
+  override loadStateDict(sd: StateDict, opts: { strict?: boolean } = {}): void {
+    if (this.config.tieWordEmbeddings) {
+      checkTiedHead(sd, 'lm_head.weight', 'model.embed_tokens.weight', 'the config ties them (tie_word_embeddings: true)');
+    }
+    super.loadStateDict(sd, opts);
   }
 
   protected override ignorable(fileName: string): boolean {

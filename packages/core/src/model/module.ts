@@ -87,24 +87,37 @@ export abstract class Module {
 
   /**
    * Loads tensors by Hugging Face name. strict (default): every parameter must be present and every file
-   * tensor must be known or ignorable (model-specific buffers); shapes must match.
+   * tensor must be known or ignorable (model-specific buffers); shapes must match. Every tensor is checked
+   * (name, dtype, shape, finite values) before any parameter is written, so a bad state dict leaves the
+   * module as it was.
    */
   loadStateDict(sd: StateDict, opts: { strict?: boolean } = {}): void {
     const strict = opts.strict ?? true;
     const seen = new Set<string>();
+    const todo: Array<[string, TensorEntry, Tensor]> = [];
     for (const [fname, entry] of sd) {
       const name = this.paramName(fname);
       if (name === null) {
         if (strict && !this.ignorable(fname)) throw new Error(`loadStateDict: unexpected tensor ${fname}`);
         continue;
       }
-      this.fromFile(name, entry, this.params.get(name)!);
+      if (seen.has(name)) throw new Error(`loadStateDict: tensor ${fname} is given twice (as parameter ${name})`);
+      const t = this.params.get(name)!;
+      checkEntry(fname, entry, this.fileShape(name, t));
+      checkFinite(fname, entry);
+      todo.push([name, entry, t]);
       seen.add(name);
     }
     if (strict) {
       const missing = [...this.params.keys()].filter((n) => !seen.has(n));
       if (missing.length) throw new Error(`loadStateDict: missing ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`);
     }
+    for (const [name, entry, t] of todo) this.fromFile(name, entry, t);
+  }
+
+  /** The shape a parameter has in files (GPT-2's Conv1D weights are stored transposed). */
+  protected fileShape(_name: string, t: Tensor): number[] {
+    return [...t.shape];
   }
 
   /** File tensors that are not parameters but may appear in checkpoints (e.g. GPT-2's attn.bias masks). */
@@ -117,6 +130,33 @@ export function checkEntry(name: string, entry: TensorEntry, shape: number[]): v
   if (!(entry.data instanceof Float32Array)) throw new TypeError(`${name}: expected float data (F32/F16/BF16), got ${entry.dtype}`);
   if (entry.shape.length !== shape.length || entry.shape.some((d, i) => d !== shape[i])) {
     throw new RangeError(`${name}: shape [${entry.shape.join(', ')}] in the file, [${shape.join(', ')}] expected`);
+  }
+}
+
+/**
+ * A tied model ignores an `lm_head.weight` in the file (some tools write the shared matrix twice). That is only
+ * right when it IS the embedding: a different head would be dropped silently, so refuse it, naming both tensors.
+ * `why` says why the model is tied (which config field).
+ */
+export function checkTiedHead(sd: StateDict, head: string, embed: string, why: string): void {
+  const h = sd.get(head);
+  const e = sd.get(embed);
+  if (!h || !e || h === e || h.data === e.data) return;
+  const same =
+    h.shape.length === e.shape.length &&
+    h.shape.every((d, i) => d === e.shape[i]) &&
+    // values read from different dtypes cannot be compared bit for bit: then the shape is all we check
+    (h.dtype !== e.dtype || (h.data.length === e.data.length && h.data.every((x, i) => Object.is(x, e.data[i]))));
+  if (!same) throw new Error(`loadStateDict: ${head} differs from ${embed}, but ${why}: the file's ${head} would be ignored`);
+}
+
+/** Refuses float data holding NaN or ±Infinity (a corrupt or diverged checkpoint), naming the tensor and the index. */
+export function checkFinite(name: string, entry: TensorEntry): void {
+  const d = entry.data;
+  if (!(d instanceof Float32Array)) return;
+  for (let i = 0; i < d.length; i++) {
+    // x - x is 0 for every finite x and NaN for NaN and ±Infinity: one test per element
+    if (d[i] - d[i] !== 0) throw new RangeError(`${name}: value ${d[i]} at index ${i} is not finite (corrupt or diverged weights)`);
   }
 }
 

@@ -6,13 +6,14 @@
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import type { StateDict } from '../io/dtypes';
 import { loadHfCheckpoint, saveHfCheckpoint } from '../io/hf-checkpoint';
 import { readLlama2cCheckpoint } from '../io/llama2c';
 import { loadTokenizer } from '../tokenizers/load-tokenizer';
 import type { Tokenizer } from '../tokenizers/types';
 import type { CausalLM } from './common';
-import { GPT2, gpt2ConfigFromHf } from './gpt2';
-import { Llama, llamaConfigFromHf } from './llama';
+import { GPT2, gpt2ConfigFromHf, gpt2ParameterCount } from './gpt2';
+import { Llama, llamaConfigFromHf, llamaParameterCount } from './llama';
 
 export interface Pretrained {
   model: CausalLM;
@@ -55,37 +56,97 @@ export function fromPretrained(path: string, opts: FromPretrainedOptions = {}): 
       ropeInterleaved: c.ropeInterleaved,
       tieWordEmbeddings: c.sharedClassifier,
     });
-    model.loadStateDict(ck.tensors);
+    loadWeights(path, model, ck.tensors);
     let tokenizer = given;
     if (!tokenizer) {
       const dir = dirname(path);
       const found = readdirSync(dir).filter((f) => /^tok.*\.bin$|^tokenizer\.bin$/.test(f));
       if (found.length === 1) tokenizer = loadTokenizer(join(dir, found[0]));
     }
+    checkTokenizerFits(path, model, tokenizer);
     return { model, tokenizer, format: 'llama2c', stopTokens: [1], bosId: 1 };
   }
   if (!statSync(path).isDirectory()) throw new Error(`fromPretrained: ${path} is neither a folder with config.json nor a llama2.c .bin`);
-  const ck = loadHfCheckpoint(path);
-  const type = ck.config.model_type;
-  let model: CausalLM;
-  if (type === 'gpt2') {
-    const m = new GPT2(gpt2ConfigFromHf(ck.config));
-    if ([...ck.tensors.keys()].some((k) => k.startsWith('transformer.'))) m.savePrefix = 'transformer.';
-    m.loadStateDict(ck.tensors);
-    model = m;
-  } else if (type === 'llama') {
-    const m = new Llama(llamaConfigFromHf(ck.config));
-    m.loadStateDict(ck.tensors);
-    model = m;
-  } else {
-    throw new Error(`fromPretrained: ${join(path, 'config.json')} has model_type ${JSON.stringify(type)}; gpt2 and llama are supported`);
+  if (!existsSync(join(path, 'config.json'))) {
+    const bins = readdirSync(path).filter((f) => f.endsWith('.bin') && !/^tok.*\.bin$|^tokenizer\.bin$/.test(f));
+    const hint = bins.length ? ` (for a llama2.c checkpoint, pass the .bin file itself: ${join(path, bins[0])})` : '';
+    throw new Error(`fromPretrained: ${path} has no config.json: not a Hugging Face model folder${hint}`);
   }
+  const ck = loadHfCheckpoint(path);
+  const model = causalLMForWeights(path, ck.config, ck.tensors);
+  loadWeights(path, model, ck.tensors);
   // tokenizer.json, or a llama2.c tokenizer (the trainers copy tok*.bin beside a model that came from a .bin)
   const hasTokenizer = existsSync(join(path, 'tokenizer.json')) || readdirSync(path).filter((f) => /^tok.*\.bin$|^tokenizer\.bin$/.test(f)).length === 1;
   const tokenizer = given ?? (hasTokenizer ? loadTokenizer(path) : undefined);
+  checkTokenizerFits(path, model, tokenizer);
   const eos = typeof ck.config.eos_token_id === 'number' ? ck.config.eos_token_id : tokenizer?.eosId;
   const bos = typeof ck.config.bos_token_id === 'number' ? ck.config.bos_token_id : tokenizer?.bosId;
   return { model, tokenizer, format: 'hf', stopTokens: eos !== undefined ? [eos] : [], bosId: bos };
+}
+
+/**
+ * The (not yet loaded) model that the config.json of folder `dir` describes, checked against the weights read
+ * from the folder before anything is allocated: a config that needs far more parameters than the files hold (a
+ * wrong config.json, or an absurd size such as n_layer 10^9) is refused, naming the file and its fields.
+ */
+export function causalLMForWeights(dir: string, config: Record<string, unknown>, tensors: StateDict): CausalLM {
+  const configPath = join(dir, 'config.json');
+  const type = config.model_type;
+  let need: number;
+  let fields: string;
+  let make: () => CausalLM;
+  if (type === 'gpt2') {
+    const c = gpt2ConfigFromHf(config, configPath);
+    need = gpt2ParameterCount(c);
+    fields = `vocab_size=${c.vocabSize}, n_positions=${c.nPositions}, n_embd=${c.nEmbd}, n_layer=${c.nLayer}`;
+    make = () => {
+      const m = new GPT2(c);
+      if ([...tensors.keys()].some((k) => k.startsWith('transformer.'))) m.savePrefix = 'transformer.';
+      return m;
+    };
+  } else if (type === 'llama') {
+    const c = llamaConfigFromHf(config, configPath);
+    need = llamaParameterCount(c);
+    fields = `vocab_size=${c.vocabSize}, hidden_size=${c.hiddenSize}, intermediate_size=${c.intermediateSize}, num_hidden_layers=${c.numLayers}`;
+    make = () => new Llama(c);
+  } else {
+    throw new Error(`fromPretrained: ${configPath} has model_type ${JSON.stringify(type)}; gpt2 and llama are supported`);
+  }
+  let have = 0;
+  for (const t of tensors.values()) if (t.data instanceof Float32Array) have += t.data.length;
+  // A small shortfall (a missing tensor) is left to the strict load, which names the tensor; allocating up to
+  // twice what the files hold is bounded by their size.
+  if (need > 2 * have + (1 << 20)) {
+    throw new Error(
+      `fromPretrained: ${configPath} describes a ${type} model of ${need} parameters (${fields}) but the weights in ${dir} ` +
+        `hold ${have} values: config.json does not match the weights`,
+    );
+  }
+  return make();
+}
+
+/** model.loadStateDict with the checkpoint named in the error (which tensor is missing, unexpected or misshapen). */
+function loadWeights(path: string, model: CausalLM, tensors: StateDict): void {
+  try {
+    model.loadStateDict(tensors);
+  } catch (e) {
+    const weights = !statSync(path).isDirectory()
+      ? path
+      : existsSync(join(path, 'model.safetensors'))
+        ? join(path, 'model.safetensors')
+        : join(path, 'model.safetensors.index.json');
+    throw new Error(`fromPretrained: ${weights} does not fit the model of its config: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** A tokenizer with ids past the model's vocabulary would fail mid-generation: refuse it at load, naming both sizes. */
+function checkTokenizerFits(path: string, model: CausalLM, tokenizer: Tokenizer | undefined): void {
+  if (tokenizer && tokenizer.vocabSize > model.vocabSize) {
+    throw new Error(
+      `fromPretrained: the tokenizer has ${tokenizer.vocabSize} tokens but the model at ${path} has a vocabulary of ${model.vocabSize}: ` +
+        'they do not belong together (pass the tokenizer of this model)',
+    );
+  }
 }
 
 /** Writes a model as a Hugging Face folder (config.json + model.safetensors), atomically per file. */

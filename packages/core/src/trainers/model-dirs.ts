@@ -13,6 +13,7 @@ import type { CausalLM } from '../model/common';
 import { GPT2, gpt2ConfigFromHf } from '../model/gpt2';
 import { RewardModel } from '../model/heads';
 import { Llama, llamaConfigFromHf } from '../model/llama';
+import { causalLMForWeights } from '../model/pretrained';
 import type { ScoreNormalization } from './reward-trainer';
 
 /** An (uninitialised) model of the architecture a config.json describes. */
@@ -25,11 +26,15 @@ export function causalLMFromConfig(config: Record<string, unknown>): CausalLM {
 /** A reward model folder: its weights, and its score normalisation when the folder has one. */
 export function loadRewardModel(dir: string): { model: RewardModel; normalization?: ScoreNormalization } {
   const ck = loadHfCheckpoint(dir);
-  const trunk = causalLMFromConfig(ck.config);
-  const model = new RewardModel(trunk);
   const tensors: StateDict = new Map([...ck.tensors].map(([k, v]) => [k.startsWith('transformer.') ? k.slice(12) : k, v]));
   if (!tensors.has('score.weight')) throw new Error(`${dir}: no score.weight: not a reward model (train one with \`rlhf rm\`)`);
-  model.loadStateDict(tensors);
+  // config.json is checked against the weights before the trunk is allocated
+  const model = new RewardModel(causalLMForWeights(dir, ck.config, tensors));
+  try {
+    model.loadStateDict(tensors);
+  } catch (e) {
+    throw new Error(`${dir}: the reward model weights do not fit its config.json: ${(e as Error).message}`, { cause: e });
+  }
   const normPath = join(dir, 'reward-normalization.json');
   const normalization = existsSync(normPath) ? (readJsonFile(normPath) as ScoreNormalization) : undefined;
   return { model, normalization };
