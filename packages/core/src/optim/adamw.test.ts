@@ -53,6 +53,34 @@ describe('AdamW', () => {
     expect(Array.from(opt2.m.get('ln.weight')!)).toEqual(Array.from(opt.m.get('ln.weight')!));
   });
 
+  it('loadStateDict refuses moments of another model by name and changes nothing', () => {
+    const ps = named(3);
+    const opt = new AdamW(ps, { lr: 0.1 });
+    opt.step();
+    const good = opt.stateDict();
+    const target = new AdamW(named(3), { lr: 0.1 });
+    const before = target.stateDict();
+    const [first] = [...good.keys()];
+    const tweak = (f: (sd: typeof good) => void) => {
+      const sd = new Map([...good].map(([k, v]) => [k, { ...v }]));
+      f(sd);
+      return sd;
+    };
+    const last = [...good.keys()].at(-1)!;
+    const bad: Array<[typeof good, RegExp]> = [
+      [tweak((sd) => sd.delete(last)), new RegExp(`${last.replace(/\./g, '\\.')} is missing`)],
+      [tweak((sd) => sd.set(last, { dtype: 'F32', shape: [1], data: new Float32Array(1) })), /has 1 values, the parameter/],
+      [tweak((sd) => sd.set(last, { dtype: 'I64', shape: [1], data: new BigInt64Array(sd.get(last)!.data.length) })), /is I64, expected float data/],
+    ];
+    for (const [sd, re] of bad) {
+      expect(() => target.loadStateDict(sd, 1)).toThrow(re);
+      // the first moments, which were fine, were not written either
+      expect(Array.from(target.stateDict().get(first)!.data)).toEqual(Array.from(before.get(first)!.data));
+    }
+    expect(target.t).toBe(0);
+    expect(() => target.loadStateDict(good, -1)).toThrow(/step count -1/);
+  });
+
   it('paramGroups puts norms and biases in the no-decay group; bad options are named', () => {
     const [decay, plain] = paramGroups(named(4), 0.1);
     expect(decay.params.map(([n]) => n)).toEqual(['w']);

@@ -234,13 +234,29 @@ export class AdamW {
     return sd;
   }
 
-  loadStateDict(sd: StateDict, t: number): void {
+  /**
+   * Checks that `sd` holds float moments of the right size for every parameter, throwing
+   * with the tensor's name; loadStateDict runs it before it writes anything.
+   */
+  checkStateDict(sd: StateDict): void {
     for (const [name] of this.namedParameters()) {
-      for (const [suffix, dst] of [['exp_avg', this.m.get(name)!], ['exp_avg_sq', this.v.get(name)!]] as const) {
-        const e = sd.get(`${name}.${suffix}`);
-        if (!e || e.data.length !== dst.length) throw new Error(`AdamW state: ${name}.${suffix} is missing or has the wrong size`);
-        dst.set(e.data as Float32Array);
+      for (const suffix of ['exp_avg', 'exp_avg_sq']) {
+        const key = `${name}.${suffix}`;
+        const e = sd.get(key);
+        const want = this.m.get(name)!.length;
+        if (!e) throw new Error(`AdamW state: ${key} is missing`);
+        if (!(e.data instanceof Float32Array)) throw new Error(`AdamW state: ${key} is ${e.dtype}, expected float data (F32)`);
+        if (e.data.length !== want) throw new Error(`AdamW state: ${key} has ${e.data.length} values, the parameter ${want}`);
       }
+    }
+  }
+
+  loadStateDict(sd: StateDict, t: number): void {
+    if (!Number.isSafeInteger(t) || t < 0) throw new RangeError(`AdamW state: step count ${t} is not a non-negative integer`);
+    this.checkStateDict(sd);
+    for (const [name] of this.namedParameters()) {
+      this.m.get(name)!.set(sd.get(`${name}.exp_avg`)!.data as Float32Array);
+      this.v.get(name)!.set(sd.get(`${name}.exp_avg_sq`)!.data as Float32Array);
     }
     this.t = t;
   }

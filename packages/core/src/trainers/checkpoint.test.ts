@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,7 +55,57 @@ describe('checkpoints', () => {
     expect(loadLatestCheckpoint(out)!.step).toBe(3);
     expect(resolveResume(out).step).toBe(3);
     expect(resolveResume(join(out, 'checkpoint-3')).step).toBe(3);
-    expect(() => resolveResume(fresh())).toThrow(/no loadable checkpoint/);
+    expect(() => resolveResume(fresh())).toThrow(/does not exist/);
+    const empty = fresh();
+    mkdirSync(empty);
+    expect(() => resolveResume(empty)).toThrow(/no loadable checkpoint in .*it holds no checkpoint-<step> folder/);
+  });
+
+  it('refuses a damaged trainer-state.json by name, and says which newer checkpoints it passed over', () => {
+    const out = fresh();
+    for (const s of [1, 2]) saveCheckpoint(out, { step: s, model: modelFor(s), state: {} }, { keep: 2 });
+    const ck2 = join(out, 'checkpoint-2');
+    const state = join(ck2, 'trainer-state.json');
+    const good = readFileSync(state, 'utf8');
+    const edit = (f: (j: Record<string, unknown>) => unknown) => writeFileSync(state, JSON.stringify(f(JSON.parse(good))));
+    const cases: Array<[string, () => void, RegExp]> = [
+      ['null', () => writeFileSync(state, 'null'), /trainer-state.json is not a JSON object/],
+      ['step', () => edit((j) => ({ ...j, step: 'three' })), /step "three" is not a non-negative integer/],
+      ['negative step', () => edit((j) => ({ ...j, step: -1 })), /step -1 is not a non-negative integer/],
+      ['no files', () => edit((j) => ({ ...j, files: undefined })), /files is missing or not an object/],
+      ['state', () => edit((j) => ({ ...j, state: 5 })), /state is missing or not an object/],
+      ['size', () => edit((j) => ({ ...j, files: { 'model.safetensors': 'big' } })), /the size of model.safetensors, "big", is not a byte count/],
+      ['no model', () => edit((j) => ({ ...j, files: {} })), /files does not list model.safetensors/],
+    ];
+    for (const [what, apply, re] of cases) {
+      apply();
+      expect(() => loadCheckpoint(ck2), what).toThrow(re);
+      expect(() => resolveResume(ck2), what).toThrow(re);
+      // from the output folder: checkpoint-1 is used, and the result says why checkpoint-2 was skipped
+      const c = resolveResume(out);
+      expect(c.step).toBe(1);
+      expect(c.skipped).toHaveLength(1);
+      expect(c.skipped![0].path).toBe(ck2);
+      expect(c.skipped![0].error).toMatch(re);
+    }
+    // a checkpoint folder without trainer-state.json (given itself) says so, not "no loadable checkpoint"
+    rmSync(state);
+    expect(() => resolveResume(ck2)).toThrow(/checkpoint-2: trainer-state.json is missing/);
+    // nothing loads: every reason is in the message
+    rmSync(join(out, 'checkpoint-1', 'trainer-state.json'));
+    expect(() => resolveResume(out)).toThrow(/no loadable checkpoint in .*checkpoint-2: trainer-state.json is missing.*checkpoint-1: trainer-state.json is missing/);
+  });
+
+  it('never resumes from the temporary folder of a save that was killed', () => {
+    const out = fresh();
+    saveCheckpoint(out, { step: 1, model: modelFor(1), state: {} });
+    // what a killed save leaves: a complete-looking folder under the temporary name, with a later step
+    const tmp = join(out, '.tmp-checkpoint-9-99999-abcd1234');
+    mkdirSync(tmp);
+    for (const f of readdirSync(join(out, 'checkpoint-1'))) writeFileSync(join(tmp, f), readFileSync(join(out, 'checkpoint-1', f)));
+    expect(listCheckpoints(out).map((c) => c.step)).toEqual([1]);
+    expect(resolveResume(out).path).toBe(join(out, 'checkpoint-1'));
+    expect(resolveResume(out).skipped).toBeUndefined();
   });
 
   it('removes temporaries left by a dead process and rejects bad arguments', () => {

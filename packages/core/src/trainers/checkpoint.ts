@@ -17,7 +17,7 @@
  * a quarter the size of JSON text.
  */
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { writeFileAtomic } from '../io/atomic-write';
 import { readSafetensors, writeSafetensors } from '../io/safetensors';
@@ -44,6 +44,8 @@ export interface LoadedCheckpoint {
   model: StateDict;
   optimizer: StateDict | null;
   state: Record<string, unknown>;
+  /** newer checkpoints that failed to load and were passed over for this one (loadLatestCheckpoint), with why */
+  skipped?: { path: string; error: string }[];
 }
 
 interface StateFile {
@@ -153,22 +155,37 @@ function pruneCheckpoints(outputDir: string, keep: number): void {
   }
 }
 
-/** Loads and checks a checkpoint folder; throws naming the folder and what is wrong. */
+/** Loads and checks a checkpoint folder; throws naming the folder, the file and what is wrong. */
 export function loadCheckpoint(path: string): LoadedCheckpoint {
-  let parsed: StateFile;
+  const fail = (msg: string): never => {
+    throw new Error(`loadCheckpoint: ${path}: ${msg}`);
+  };
+  if (!existsSync(path)) throw new Error(`loadCheckpoint: ${path} does not exist`);
+  if (!statSync(path).isDirectory()) fail('not a folder (a checkpoint is a checkpoint-<step> folder)');
+  if (!existsSync(join(path, STATE_FILE))) {
+    fail(`${STATE_FILE} is missing: not a checkpoint folder, or a save that did not finish`);
+  }
+  let raw: unknown;
   try {
-    parsed = JSON.parse(readFileSync(join(path, STATE_FILE), 'utf8')) as StateFile;
+    raw = JSON.parse(readFileSync(join(path, STATE_FILE), 'utf8'));
   } catch (err) {
     throw new Error(`loadCheckpoint: ${path}: cannot read ${STATE_FILE}: ${(err as Error).message}`, { cause: err });
   }
-  if (parsed.format !== CHECKPOINT_FORMAT) {
-    throw new Error(`loadCheckpoint: ${path}: format ${String(parsed.format)} is not ${CHECKPOINT_FORMAT}`);
-  }
+  const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+  if (!isObject(raw)) return fail(`${STATE_FILE} is not a JSON object`);
+  const parsed = raw as unknown as StateFile;
+  if (parsed.format !== CHECKPOINT_FORMAT) fail(`format ${String(parsed.format)} is not ${CHECKPOINT_FORMAT}`);
+  if (!Number.isSafeInteger(parsed.step) || parsed.step < 0) fail(`${STATE_FILE}: step ${JSON.stringify(parsed.step)} is not a non-negative integer`);
+  if (!isObject(parsed.files)) fail(`${STATE_FILE}: files is missing or not an object`);
+  if (!isObject(parsed.state)) fail(`${STATE_FILE}: state is missing or not an object`);
+  if (parsed.files['model.safetensors'] === undefined) fail(`${STATE_FILE}: files does not list model.safetensors`);
   for (const [name, size] of Object.entries(parsed.files)) {
+    if (name.includes('/') || name.includes('\\') || name === '..' || name === '.') fail(`${STATE_FILE}: file name ${JSON.stringify(name)} is not allowed`);
+    if (!Number.isSafeInteger(size) || size < 0) fail(`${STATE_FILE}: the size of ${name}, ${JSON.stringify(size)}, is not a byte count`);
     const p = join(path, name);
-    if (!existsSync(p)) throw new Error(`loadCheckpoint: ${path}: ${name} is missing`);
+    if (!existsSync(p)) fail(`${name} is missing`);
     const actual = statSync(p).size;
-    if (actual !== size) throw new Error(`loadCheckpoint: ${path}: ${name} has ${actual} bytes, expected ${size}`);
+    if (actual !== size) fail(`${name} has ${actual} bytes, expected ${size}`);
   }
   const model = readSafetensors(join(path, 'model.safetensors'), { copy: true }).tensors;
   const optimizer = parsed.files['optimizer.safetensors'] !== undefined
@@ -179,26 +196,47 @@ export function loadCheckpoint(path: string): LoadedCheckpoint {
 
 /**
  * The newest checkpoint under outputDir that loads, or null. A checkpoint that fails its checks (a disk
- * error, a hand-edited file) is skipped in favour of the one before it.
+ * error, a hand-edited file) is skipped in favour of the one before it; the result's `skipped` says which were
+ * passed over and why (a trainer resuming from it logs them). `skipped`, when given, collects them too (also
+ * when nothing loads).
  */
-export function loadLatestCheckpoint(outputDir: string): LoadedCheckpoint | null {
+export function loadLatestCheckpoint(outputDir: string, skipped: { path: string; error: string }[] = []): LoadedCheckpoint | null {
   const all = listCheckpoints(outputDir);
+  const before = skipped.length;
   for (let i = all.length - 1; i >= 0; i--) {
     try {
-      return loadCheckpoint(all[i].path);
-    } catch {
-      /* try the previous one */
+      const c = loadCheckpoint(all[i].path);
+      if (skipped.length > before) c.skipped = skipped.slice(before);
+      return c;
+    } catch (err) {
+      skipped.push({ path: all[i].path, error: (err as Error).message });
     }
   }
   return null;
 }
 
 /**
- * `--resume DIR`: DIR is a checkpoint folder itself or an outputDir holding checkpoints.
+ * `--resume DIR`: DIR is a checkpoint folder itself or an outputDir holding checkpoints. Temporary folders of
+ * an unfinished save (`.tmp-checkpoint-*`) are never chosen. Throws naming DIR and, when nothing loads, why
+ * each checkpoint was refused.
  */
 export function resolveResume(dir: string): LoadedCheckpoint {
-  if (existsSync(join(dir, STATE_FILE))) return loadCheckpoint(dir);
-  const latest = loadLatestCheckpoint(dir);
-  if (!latest) throw new Error(`resume: no loadable checkpoint in ${dir}`);
+  if (!existsSync(dir)) throw new Error(`resume: ${dir} does not exist`);
+  if (!statSync(dir).isDirectory()) throw new Error(`resume: ${dir} is not a folder (pass a checkpoint-<step> folder or the output folder holding them)`);
+  // a checkpoint folder itself (also one whose trainer-state.json is missing: loadCheckpoint says so)
+  const looksLikeCheckpoint = /^checkpoint-\d+$/.test(basename(dir)) || existsSync(join(dir, 'model.safetensors'));
+  if (existsSync(join(dir, STATE_FILE)) || (looksLikeCheckpoint && listCheckpoints(dir).length === 0)) {
+    try {
+      return loadCheckpoint(dir);
+    } catch (err) {
+      throw new Error(`resume: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  const skipped: { path: string; error: string }[] = [];
+  const latest = loadLatestCheckpoint(dir, skipped);
+  if (!latest) {
+    const why = skipped.length ? `: ${skipped.map((s) => s.error).join('; ')}` : ' (it holds no checkpoint-<step> folder)';
+    throw new Error(`resume: no loadable checkpoint in ${dir}${why}`);
+  }
   return latest;
 }

@@ -112,6 +112,25 @@ describe('SftTrainer', () => {
     );
   });
 
+  it('refuses to resume from a checkpoint of another model, naming the file, and leaves the model untouched', () => {
+    const data = task(16, 5);
+    const cfg = { learningRate: 2e-3, perDeviceTrainBatchSize: 8, numTrainEpochs: 1 };
+    const dir = join(tmp.path, 'other-shape');
+    new SftTrainer(tinyGpt2(1, 12, 16), data, { config: { ...cfg, outputDir: dir, saveSteps: 1 } }).train();
+    const ck = resolveResume(dir);
+    const m = tinyGpt2(2); // 32 positions: wpe.weight and its moments have another size
+    const before = snapshotParams(m.namedParameters());
+    const t = new SftTrainer(m, data, { config: { ...cfg, outputDir: join(tmp.path, 'other-shape-run') }, resume: ck });
+    expect(() => t.train()).toThrow(/optimizer\.safetensors does not fit this run's model .*wpe\.weight\.exp_avg has 512 values, the parameter 1024/);
+    expect(changedParams(m.namedParameters(), before)).toEqual([]);
+    // a checkpoint whose step count is not a count is refused before anything is loaded
+    ck.state.optimizerSteps = 'x';
+    const m2 = tinyGpt2(3, 12, 16);
+    expect(() => new SftTrainer(m2, data, { config: { ...cfg, outputDir: join(tmp.path, 'bad-steps') }, resume: ck }).train()).toThrow(
+      /trainer-state.json: state.optimizerSteps "x" is not a non-negative integer/,
+    );
+  });
+
   it('skips a step whose loss is NaN and restores the last good weights', () => {
     const model = tinyGpt2(5);
     const trainer = new SftTrainer(model, task(32, 6), { config: { outputDir: join(tmp.path, 'nan'), learningRate: 1e-3, perDeviceTrainBatchSize: 8, numTrainEpochs: 1 } });

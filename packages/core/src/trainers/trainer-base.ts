@@ -219,13 +219,30 @@ export abstract class TrainerBase<C extends TrainingArgs> {
 
   /** Restores weights, moments, step and subclass state from a checkpoint. */
   protected restore(c: LoadedCheckpoint): void {
-    this.model.loadStateDict(c.model);
-    if (!c.optimizer) throw new Error(`resume: ${c.path} has no optimizer state`);
-    const st = c.state as { optimizerSteps?: number; extra?: Record<string, unknown>; label?: string };
+    for (const s of c.skipped ?? []) this.progress.log(`resume: skipped ${s.path}, which does not load: ${s.error}`);
+    // everything is checked before the model or the optimizer is touched
+    if (!c.optimizer) throw new Error(`resume: ${c.path} has no optimizer state (optimizer.safetensors)`);
+    const st = c.state as { optimizerSteps?: unknown; extra?: Record<string, unknown>; label?: string };
     if (st.label !== undefined && st.label !== this.label()) {
       throw new Error(`resume: ${c.path} is a '${st.label}' checkpoint, not '${this.label()}'`);
     }
-    this.optimizer.loadStateDict(c.optimizer, st.optimizerSteps ?? c.step);
+    const t = st.optimizerSteps ?? c.step;
+    if (typeof t !== 'number' || !Number.isSafeInteger(t) || t < 0) {
+      throw new Error(`resume: ${c.path}: trainer-state.json: state.optimizerSteps ${JSON.stringify(t)} is not a non-negative integer`);
+    }
+    const what = (file: string, e: unknown) =>
+      new Error(`resume: ${join(c.path, file)} does not fit this run's model (a checkpoint of another model?): ${(e as Error).message}`, { cause: e });
+    try {
+      this.optimizer.checkStateDict(c.optimizer);
+    } catch (e) {
+      throw what('optimizer.safetensors', e);
+    }
+    try {
+      this.model.loadStateDict(c.model);
+    } catch (e) {
+      throw what('model.safetensors', e);
+    }
+    this.optimizer.loadStateDict(c.optimizer, t);
     const savedTotal = (c.state as { totalSteps?: number }).totalSteps;
     if (savedTotal !== undefined && savedTotal !== this.totalSteps()) {
       // allowed (to extend a run), but the schedule and data plan differ from the saved run's
