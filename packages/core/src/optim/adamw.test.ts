@@ -75,7 +75,7 @@ describe('AdamW', () => {
     for (const [sd, re] of bad) {
       expect(() => target.loadStateDict(sd, 1)).toThrow(re);
       // the first moments, which were fine, were not written either
-      expect(Array.from(target.stateDict().get(first)!.data)).toEqual(Array.from(before.get(first)!.data));
+      expect(Array.from(target.stateDict().get(first)!.data as Float32Array)).toEqual(Array.from(before.get(first)!.data as Float32Array));
     }
     expect(target.t).toBe(0);
     expect(() => target.loadStateDict(good, -1)).toThrow(/step count -1/);

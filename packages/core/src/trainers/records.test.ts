@@ -47,7 +47,7 @@ describe('records to token examples', () => {
     expect(runs.map((r) => tok.decode(r).trim())).toEqual(['how are you?', 'blue.']);
     // its last turn is the same tokens as the prompt + completion form of the same conversation
     const last = encodePromptCompletion(tok, conv.slice(0, 3), [conv[3]]);
-    expect(s.ids.slice(0, last.prompt.length + last.completion.length)).toEqual([...last.prompt, ...last.completion]);
+    expect(Array.from(s.ids).slice(0, last.prompt.length + last.completion.length)).toEqual([...last.prompt, ...last.completion]);
     expect(() => toSftExamples(tok, [{ kind: 'demonstration', completion: [{ role: 'user', content: 'hello' }] }])).toThrow(
       /record 0: the conversation \[user\] has no assistant turn/,
     );
