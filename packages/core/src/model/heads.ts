@@ -95,6 +95,9 @@ export class CausalLMWithValueHead {
   }
   loadStateDict(sd: StateDict, opts: { strict?: boolean } = {}): void {
     const [body, head] = split(sd, this.valueHead.namedParameters().map(([n]) => n));
+    // Each part's load is all or nothing; the head (a few floats) is checked on a copy first, so that a bad
+    // head cannot leave the trunk already overwritten.
+    this.valueHead.clone().loadStateDict(head, opts);
     this.model.loadStateDict(body, opts);
     this.valueHead.loadStateDict(head, opts);
   }
@@ -132,6 +135,7 @@ export class RewardModel {
   }
   loadStateDict(sd: StateDict, opts: { strict?: boolean } = {}): void {
     const [body, head] = split(sd, this.head.namedParameters().map(([n]) => n));
+    this.head.clone().loadStateDict(head, opts); // checked first, as in CausalLMWithValueHead
     this.model.loadStateDict(body, opts);
     this.head.loadStateDict(head, opts);
   }

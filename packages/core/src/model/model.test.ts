@@ -94,6 +94,18 @@ describe.each([
     gradcheck(() => rm.forward({ ids, B, T, attentionMask: left }), params, { maxPerInput: 8 });
     expect(rm.stateDict().has('score.weight')).toBe(true);
     expect(vm.stateDict().has('v_head.summary.bias')).toBe(true);
+    // a bad head leaves the whole model as it was (the trunk is not loaded first and left overwritten)
+    for (const [target, source, headName] of [
+      [new RewardModel(make()), new RewardModel(m.clone()), 'score.weight'],
+      [new CausalLMWithValueHead(make()), new CausalLMWithValueHead(m.clone()), 'v_head.summary.weight'],
+    ] as const) {
+      for (const t of source.model.parameters()) for (let i = 0; i < t.size; i++) t.data[i] += 0.5;
+      const sd = source.stateDict();
+      const before = target.stateDict();
+      sd.set(headName, { dtype: 'F32', shape: [1, 3], data: new Float32Array(3) });
+      expect(() => target.loadStateDict(sd)).toThrow(new RegExp(`${headName.replace(/\./g, '\\.')}: shape \\[1, 3\\]`));
+      for (const [n, e] of target.stateDict()) expect(Array.from(e.data as Float32Array), n).toEqual(Array.from(before.get(n)!.data as Float32Array));
+    }
   });
 });
 
