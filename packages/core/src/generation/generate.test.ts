@@ -70,6 +70,12 @@ describe.each(Object.entries(models))('%s generation', (_n, make) => {
     expect(() => generate(m, [[1]], { temperature: -1 })).toThrow(/temperature/);
     expect(() => generate(m, [[1]], { temperature: 1e-45 })).toThrow(/temperature must be 0 \(greedy\) or at least 1e-30, got 1e-45/);
     expect(() => generate(m, [[1]], { maxNewTokens: 40 })).toThrow(/exceed/);
+    // a stop id the model cannot produce would never stop a row: named, not ignored
+    expect(() => generate(m, [[1]], { stopTokens: [2, m.vocabSize] })).toThrow(`generate: stopTokens[1] = ${m.vocabSize} is outside the vocabulary [0, ${m.vocabSize})`);
+    expect(() => generate(m, [[1]], { stopTokens: [-1] })).toThrow(/stopTokens\[0\] = -1 is outside/);
+    expect(() => generate(m, [[1]], { stopTokens: [1.5] })).toThrow(/stopTokens\[0\] = 1.5 is outside/);
+    expect(() => generate(m, [[1], [1, 2]], { padId: 999 })).toThrow(/padId = 999 is outside the vocabulary/);
+    expect(() => generate(m, [1, 2] as unknown as number[][])).toThrow(/prompt 0 is not an array of token ids/);
   });
 });
 

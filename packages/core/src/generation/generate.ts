@@ -57,12 +57,19 @@ export function generate(model: CausalLM, prompts: number[][], opts: GenerateOpt
   if (!Number.isInteger(maxNew) || maxNew < 0) throw new RangeError(`maxNewTokens must be an integer ≥ 0, got ${opts.maxNewTokens}`);
   if (!Array.isArray(prompts) || prompts.length === 0) throw new RangeError('generate: give at least one prompt');
   prompts.forEach((p, i) => {
+    if (!Array.isArray(p)) throw new RangeError(`generate: prompt ${i} is not an array of token ids (got ${typeof p}); pass one array per prompt`);
     if (!p.length) throw new RangeError(`generate: prompt ${i} is empty (start it with BOS)`);
     p.forEach((id, j) => {
       if (!(Number.isInteger(id) && id >= 0 && id < model.vocabSize)) throw new RangeError(`generate: prompt ${i} token ${j} = ${id} is outside the vocabulary [0, ${model.vocabSize})`);
     });
   });
   const tok = opts.tokenizer;
+  const inVocab = (id: number) => Number.isInteger(id) && id >= 0 && id < model.vocabSize;
+  // a stop id the model can never produce would silently never stop a row
+  opts.stopTokens?.forEach((id, i) => {
+    if (!inVocab(id)) throw new RangeError(`generate: stopTokens[${i}] = ${id} is outside the vocabulary [0, ${model.vocabSize})`);
+  });
+  if (opts.padId !== undefined && !inVocab(opts.padId)) throw new RangeError(`generate: padId = ${opts.padId} is outside the vocabulary [0, ${model.vocabSize})`);
   const stops = new Set(opts.stopTokens ?? (tok?.eosId !== undefined ? [tok.eosId] : []));
   const padId = opts.padId ?? tok?.padId ?? (stops.size ? [...stops][0] : 0);
   const B = prompts.length;
