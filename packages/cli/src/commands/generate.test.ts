@@ -36,5 +36,24 @@ describe.skipIf(!shared)('rlhf generate (stories260K)', () => {
   it('names bad options', async () => {
     await expect(run('--model', model(), '--max-new-tokens', 'ten')).rejects.toThrow(/--max-new-tokens must be an integer/);
     await expect(run('--model', '/nonexistent/x.bin')).rejects.toThrow(/does not exist/);
+    // values the sampler refuses are named by their flag
+    await expect(run('--model', model(), '--max-new-tokens', '-1')).rejects.toThrow('--max-new-tokens must be an integer >= 0, got "-1"');
+    await expect(run('--model', model(), '--temperature', '-0.5')).rejects.toThrow('--temperature must be a number >= 0, got "-0.5"');
+    await expect(run('--model', model(), '--temperature', '1e309')).rejects.toThrow('--temperature must be a number, got "1e309"');
+    await expect(run('--model', model(), '--top-k', '-1')).rejects.toThrow('--top-k must be an integer >= 0, got "-1"');
+    await expect(run('--model', model(), '--top-p', '0')).rejects.toThrow('--top-p must be a number in (0, 1], got "0"');
+    await expect(run('--model', model(), '--top-p', '1.5')).rejects.toThrow('--top-p must be a number in (0, 1], got "1.5"');
+    // the generator has 32 bits of state: 2^32 would silently repeat seed 0's samples
+    await expect(run('--model', model(), '--seed', '4294967296')).rejects.toThrow('--seed must be an integer in [0, 4294967295], got "4294967296"');
+    await expect(run('--model', model(), '--seed', '-1')).rejects.toThrow(/--seed must be an integer in \[0, 4294967295\]/);
+    await expect(run('--model', model(), '--seed', '1e20')).rejects.toThrow(/--seed must be an integer in/);
+  });
+
+  it('a prompt longer than the window is named as such (not as a negative --max-new-tokens); a long --max-new-tokens is capped', async () => {
+    const long = 'Once upon a time there was a dog. '.repeat(80);
+    await expect(run('--model', model(), '--prompt', long, '--max-new-tokens', '5')).rejects.toThrow(/^--prompt is \d+ tokens \(with BOS\) and the model's window is 512 positions: no room to generate; shorten the prompt$/);
+    const j = JSON.parse(await run('--model', model(), '--temperature', '0', '--max-new-tokens', '100000', '--json'));
+    expect(j.tokens.length).toBeLessThanOrEqual(511);
+    expect(j.tokens.length).toBeGreaterThan(0);
   });
 });

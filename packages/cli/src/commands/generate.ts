@@ -13,11 +13,23 @@ export interface GenerateIo {
 
 const defaultIo: GenerateIo = { out: (s) => process.stdout.write(s) };
 
-function num(name: string, integer: boolean) {
+/** The sampler's generator has 32 bits of state: a larger seed would repeat a smaller one's samples. */
+export const MAX_SEED = 2 ** 32 - 1;
+
+/**
+ * A number flag; `range` is [lo, hi] (both included; `loOpen` leaves lo out), named in the message so
+ * that a value the sampler would refuse is reported by its flag.
+ */
+function num(name: string, integer: boolean, range?: { lo: number; hi?: number; loOpen?: boolean }) {
   return (v: string): number => {
     const x = Number(v);
+    const what = integer ? 'an integer' : 'a number';
     if (v.trim() === '' || !Number.isFinite(x) || (integer && !Number.isInteger(x))) {
-      throw new Error(`--${name} must be ${integer ? 'an integer' : 'a number'}, got ${JSON.stringify(v)}`);
+      throw new Error(`--${name} must be ${what}, got ${JSON.stringify(v)}`);
+    }
+    if (range && ((range.loOpen ? !(x > range.lo) : !(x >= range.lo)) || (range.hi !== undefined && x > range.hi))) {
+      const bounds = range.hi === undefined ? `${range.loOpen ? '>' : '>='} ${range.lo}` : `in ${range.loOpen ? '(' : '['}${range.lo}, ${range.hi}]`;
+      throw new Error(`--${name} must be ${what} ${bounds}, got ${JSON.stringify(v)}`);
     }
     return x;
   };
@@ -30,11 +42,11 @@ export function registerGenerate(program: Command, io: GenerateIo = defaultIo): 
     .requiredOption('--model <path>', 'model folder or llama2.c checkpoint (.bin)')
     .option('--tokenizer <path>', 'tokenizer file (default: the one beside the model, e.g. tok512.bin)')
     .option('--prompt <text>', 'text to continue (default: start from BOS)', '')
-    .option('--max-new-tokens <n>', 'tokens to generate at most', num('max-new-tokens', true), 64)
-    .option('--temperature <t>', 'softmax temperature; 0 = greedy', num('temperature', false), 1)
-    .option('--top-k <k>', 'sample among the k most likely tokens (0 = all)', num('top-k', true), 0)
-    .option('--top-p <p>', 'nucleus sampling mass in (0, 1] (1 = all)', num('top-p', false), 1)
-    .option('--seed <s>', 'random seed', num('seed', true), 0)
+    .option('--max-new-tokens <n>', "tokens to generate at most (fewer when the prompt leaves less room in the model's window)", num('max-new-tokens', true, { lo: 0 }), 64)
+    .option('--temperature <t>', 'softmax temperature; 0 = greedy', num('temperature', false, { lo: 0 }), 1)
+    .option('--top-k <k>', 'sample among the k most likely tokens (0 = all)', num('top-k', true, { lo: 0 }), 0)
+    .option('--top-p <p>', 'nucleus sampling mass in (0, 1] (1 = all)', num('top-p', false, { lo: 0, hi: 1, loOpen: true }), 1)
+    .option('--seed <s>', `random seed, 0 to ${MAX_SEED}`, num('seed', true, { lo: 0, hi: MAX_SEED }), 0)
     .option('--json', 'print {text, tokens, logprobs} as JSON')
     .action((o: { model: string; tokenizer?: string; prompt: string; maxNewTokens: number; temperature: number; topK: number; topP: number; seed: number; json?: boolean }) => {
       const pre = fromPretrained(o.model, { tokenizer: o.tokenizer ? loadTokenizerFile(o.tokenizer) : undefined });
@@ -47,6 +59,10 @@ export function registerGenerate(program: Command, io: GenerateIo = defaultIo): 
         const bos = pre.bosId ?? tok?.bosId;
         if (bos === undefined) throw new Error('this model has no BOS token to start from: give a --prompt');
         prompt = [bos];
+      }
+      const window = pre.model.maxPositions;
+      if (prompt.length > window || (prompt.length === window && o.maxNewTokens > 0)) {
+        throw new Error(`--prompt is ${prompt.length} tokens (with BOS) and the model's window is ${window} positions: no room to generate; shorten the prompt`);
       }
       const stopTokens = [...new Set([...pre.stopTokens, ...(tok?.eosId !== undefined ? [tok.eosId] : [])])];
       const r = generate(pre.model, [prompt], {
