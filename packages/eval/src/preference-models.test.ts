@@ -37,6 +37,8 @@ describe.runIf(shared)('model-level metrics on stories260K', () => {
       scoreContinuations(m.model, c.promptIds[i], [cont], { temperature: 0.7 }).logliks[0] - scoreContinuations(noise.model, c.promptIds[i], [cont], { temperature: 0.7 }).logliks[0]);
     expect(kl.value).toBeCloseTo(terms.reduce((a, b) => a + b, 0) / terms.length, 9);
     expect(() => klToReference(m, m, prompts, { temperature: 0 })).toThrow(/temperature must be a positive finite number/);
+    // a reply as long as the window leaves no room for the prompt: named, not a garbled prompt
+    expect(() => complete(m, prompts, { maxNewTokens: 512 })).toThrow(/complete: maxNewTokens must be an integer in \[0, 511\] \(the model's window is 512 positions/);
   });
 
   it('win rate of models under a reward judge (longer completion wins)', async () => {

@@ -131,6 +131,9 @@ export interface CompletionOptions {
  */
 export function complete(m: EvalModel, prompts: Text[], opts: CompletionOptions = {}): { text: string[]; ids: number[][]; promptIds: number[][] } {
   const maxNew = opts.maxNewTokens ?? 32;
+  if (!(Number.isInteger(maxNew) && maxNew >= 0 && maxNew < m.model.maxPositions)) {
+    throw new RangeError(`complete: maxNewTokens must be an integer in [0, ${m.model.maxPositions - 1}] (the model's window is ${m.model.maxPositions} positions and the prompt needs at least one), got ${opts.maxNewTokens}`);
+  }
   const text: string[] = [], ids: number[][] = [], promptIds: number[][] = [];
   prompts.forEach((p, i) => {
     let pid = encodePrompt(m.tokenizer, p);
