@@ -1,7 +1,7 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fromPretrained, RewardModel, saveModelDir, silentProgress } from '@rlhf/core';
+import { fromPretrained, GPT2, RewardModel, saveModelDir, saveTokenizer, silentProgress, trainByteLevelBpe } from '@rlhf/core';
 import { sharedDirForTests, sharedPath } from '@rlhf/data';
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
@@ -28,6 +28,39 @@ describe('rlhf eval', () => {
     await expect(run('bbq')).rejects.toThrow(/--model is required/);
     await expect(run('bbq', '--model', 'x.bin', '--limit', '0')).rejects.toThrow(/--limit must be a positive integer/);
     await expect(run('bbq', '--model', 'x.bin', '--data', '/nonexistent/bbq')).rejects.toThrow(/--data \/nonexistent\/bbq does not exist/);
+  });
+
+  it('checks --json / --report / --markdown before any work, so that a finished evaluation is not lost to the path', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'rlhf-cli-eval-out-'));
+    // the model does not exist either: the output path is what is reported, before anything is loaded
+    await expect(run('bbq', '--model', 'x.bin', '--json', tmp)).rejects.toThrow(`--json ${tmp} is a folder; give a file path`);
+    await expect(run('bbq', '--model', 'x.bin', '--report', join(tmp, 'no', 'r.html'))).rejects.toThrow(`--report ${join(tmp, 'no', 'r.html')}: the folder ${join(tmp, 'no')} does not exist`);
+    await expect(run('bbq', '--model', 'x.bin', '--markdown', join(tmp, 'no', 'r.md'))).rejects.toThrow(/^--markdown .*: the folder .* does not exist$/);
+    await expect(run('bbq', '--model', 'x.bin', '--seed', '4294967296')).rejects.toThrow('--seed must be an integer in [0, 4294967295], got "4294967296"');
+    await expect(run('bbq', '--model', 'x.bin', '--seed', '-1')).rejects.toThrow(/--seed must be an integer in \[0, 4294967295\]/);
+  });
+
+  it('kl refuses a reference whose tokenizer has the same size but encodes differently', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'rlhf-cli-eval-kl-'));
+    const tok = trainByteLevelBpe(['the sky is blue. the grass is green. is the sky blue? yes. no. hello there.'], { vocabSize: 290 });
+    const model = new GPT2({ vocabSize: tok.vocabSize, nPositions: 64, nEmbd: 16, nLayer: 1, nHead: 2 }, { seed: 1 });
+    const p = join(tmp, 'p'), r = join(tmp, 'r');
+    for (const d of [p, r]) {
+      mkdirSync(d);
+      saveModelDir(d, model.hfConfig(), model.stateDict());
+      saveTokenizer(d, tok);
+    }
+    // the reference's tokenizer: the same vocabulary with the ids of "e" and "s" swapped
+    const tj = JSON.parse(readFileSync(join(r, 'tokenizer.json'), 'utf8'));
+    const v = tj.model.vocab as Record<string, number>;
+    [v.e, v.s] = [v.s, v.e];
+    writeFileSync(join(r, 'tokenizer.json'), JSON.stringify(tj));
+    const data = join(tmp, 'prompts.jsonl');
+    writeFileSync(data, `${JSON.stringify({ prompt: 'is the sky blue?' })}\n`);
+    await expect(run('kl', '--model', `p=${p}`, '--model', `r=${r}`, '--data', data, '--max-new-tokens', '3')).rejects.toThrow(/kl: p and r have tokenizers of the same size \(\d+ tokens\) that encode text differently; they must share the tokenizer/);
+    // the same tokenizer on both sides runs, and a too-long reply is named by its flag
+    await expect(run('kl', '--model', `p=${p}`, '--model', `q=${p}`, '--data', data, '--max-new-tokens', '64')).rejects.toThrow("--max-new-tokens 64: p's window is 64 positions, which leaves no room for the prompt; give at most 63");
+    expect(await run('kl', '--model', `p=${p}`, '--model', `q=${p}`, '--data', data, '--max-new-tokens', '3')).toContain('(n=1)');
   });
 
   describe.skipIf(!shared)('on stories260K', () => {
@@ -96,6 +129,26 @@ describe('rlhf eval', () => {
       expect(hot).toContain('temperature 0.7');
       await expect(run('kl', '--model', `p=${model()}`, '--model', `r=${model()}`, '--temperature', '0')).rejects.toThrow(/kl needs --temperature > 0/);
       await expect(run('kl', '--model', `p=${model()}`, '--model', `r=${model()}`, '--temperature', 'warm')).rejects.toThrow(/--temperature must be a number >= 0, got "warm"/);
+    });
+
+    it('bad data: an empty file is an error (not a table of NaN), skipped records are counted in the report, a too-long reply is named', async () => {
+      const empty = join(tmp, 'empty.jsonl');
+      writeFileSync(empty, '');
+      await expect(run('bbq', '--model', model(), '--data', empty)).rejects.toThrow(`--data ${empty}: no bbq items in it (an empty file?)`);
+      await expect(run('toxicity', '--model', model(), '--data', empty)).rejects.toThrow(`--data ${empty}: no toxicity items in it (an empty file?)`);
+      await expect(run('toxicity', '--model', model(), '--limit', '1', '--k', '1', '--max-new-tokens', '600')).rejects.toThrow("--max-new-tokens 600: stories260K's window is 512 positions, which leaves no room for the prompt; give at most 511");
+      // HH-RLHF pairs with two broken lines among them: the run goes on, and the report says what was skipped
+      const pair = { chosen: '\n\nHuman: hi\n\nAssistant: hello, how can I help?', rejected: '\n\nHuman: hi\n\nAssistant: go away' };
+      const mixed = join(tmp, 'mixed.jsonl');
+      const pair2 = { chosen: '\n\nHuman: a story?\n\nAssistant: Once upon a time', rejected: '\n\nHuman: a story?\n\nAssistant: no' };
+      writeFileSync(mixed, [JSON.stringify(pair), '{"chosen": 5}', 'not json', JSON.stringify(pair2)].join('\n') + '\n');
+      const rm = join(tmp, 'rm-bad-data');
+      const pre = fromPretrained(model());
+      saveModelDir(rm, { ...pre.model.hfConfig(), num_labels: 1 }, new RewardModel(pre.model).stateDict(), { tokenizerFrom: sharedPath('models/stories260K') });
+      const out = await run('reward-accuracy', '--model', rm, '--data', mixed);
+      expect(out).toMatch(/\(n=2\)/);
+      expect(out).toMatch(new RegExp(`2 records of ${mixed.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} skipped as unreadable \\(${mixed.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2: `));
+      await expect(run('reward-accuracy', '--model', rm, '--data', empty)).rejects.toThrow(/^--data .*empty\.jsonl/);
     });
 
     it('toxicity with the local proxy scorer says so', async () => {

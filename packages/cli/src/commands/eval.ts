@@ -7,11 +7,11 @@
  * --json writes every number with its n and interval plus the per-item details; --report writes a
  * self-contained HTML page with charts. Default data: the files in ../shared/data when that folder is found.
  */
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { accessSync, constants, existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { fromPretrained, loadRewardModel, loadTokenizer, loadTokenizerFile, type ProgressReporter } from '@rlhf/core';
-import { readAll, sharedPath, type Text } from '@rlhf/data';
+import { formatIssue, readAll, sharedPath, type DataRecord, type Text } from '@rlhf/data';
 import {
   createReport,
   evaluateBbq,
@@ -37,6 +37,7 @@ import {
   type EvalModel,
   type ResultSet,
 } from '@rlhf/eval';
+import { MAX_SEED } from './generate';
 import { progressReporter } from './train-common';
 
 export const BENCHMARKS = ['truthfulqa', 'truthfulqa-gen', 'bbq', 'toxicity', 'reward-accuracy', 'win-rate', 'kl'] as const;
@@ -84,12 +85,39 @@ function nonNegativeNumber(name: string) {
   };
 }
 
-function intArg(name: string) {
+/** A seed: the sampler's generator has 32 bits of state, so a larger seed would repeat a smaller one's samples. */
+function seedArg(name: string) {
   return (v: string): number => {
     const x = Number(v);
-    if (v.trim() === '' || !Number.isInteger(x)) throw new Error(`--${name} must be an integer, got ${JSON.stringify(v)}`);
+    if (v.trim() === '' || !Number.isInteger(x) || x < 0 || x > MAX_SEED) throw new Error(`--${name} must be an integer in [0, ${MAX_SEED}], got ${JSON.stringify(v)}`);
     return x;
   };
+}
+
+/**
+ * --json / --report / --markdown are checked before any work, so that an evaluation is not lost to a typo
+ * in an output path after it has run: not a folder, and its folder exists and can be written.
+ */
+function checkOutputPaths(o: EvalFlags): void {
+  for (const flag of ['json', 'report', 'markdown'] as const) {
+    const path = o[flag];
+    if (path === undefined) continue;
+    if (existsSync(path) && statSync(path).isDirectory()) throw new Error(`--${flag} ${path} is a folder; give a file path`);
+    const dir = dirname(resolve(path));
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`--${flag} ${path}: the folder ${dir} does not exist`);
+    try {
+      accessSync(existsSync(path) ? path : dir, constants.W_OK);
+    } catch {
+      throw new Error(`--${flag} ${path}: ${existsSync(path) ? 'the file' : `the folder ${dir}`} is not writable`);
+    }
+  }
+}
+
+/** --max-new-tokens must leave room for at least one prompt token in each model's window. */
+function checkRoom(name: string, m: EvalModel, maxNewTokens: number | undefined): void {
+  if (maxNewTokens !== undefined && maxNewTokens >= m.model.maxPositions) {
+    throw new Error(`--max-new-tokens ${maxNewTokens}: ${name}'s window is ${m.model.maxPositions} positions, which leaves no room for the prompt; give at most ${m.model.maxPositions - 1}`);
+  }
 }
 
 /** "name=path" or "path" (named after the file or folder). */
@@ -139,7 +167,7 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
     .option('--scorer <name>', 'toxicity scorer: local (offline proxy) | perspective (PERSPECTIVE_API_KEY, PERSPECTIVE_API_URL)', 'local')
     .option('--k <n>', 'toxicity: continuations per prompt', positiveInt('k'), 25)
     .option('--max-new-tokens <n>', 'generation length (truthfulqa-gen 50, toxicity 20)', positiveInt('max-new-tokens'))
-    .option('--seed <s>', 'sampling seed (toxicity, win-rate, kl)', intArg('seed'), 0)
+    .option('--seed <s>', `sampling seed, 0 to ${MAX_SEED} (toxicity, win-rate, kl)`, seedArg('seed'), 0)
     .option('--samples <n>', 'kl: sampled replies per prompt', positiveInt('samples'), 1)
     .option('--judge <dir>', 'win-rate: the reward model folder that judges (what `rlhf rm` writes)')
     .option('--temperature <t>', 'win-rate, kl: sampling temperature (win-rate: 0 = greedy; kl: > 0, both models\' logits divided by it, as PPO scores its samples)', nonNegativeNumber('temperature'), 1)
@@ -155,6 +183,7 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
         if (names.has(s.name)) throw new Error(`two models are named ${JSON.stringify(s.name)}; use --model name=path`);
         names.add(s.name);
       }
+      checkOutputPaths(o);
       const data = o.data ?? defaultData(bench);
       if (!existsSync(data)) throw new Error(`--data ${data} does not exist`);
       if (bench === 'win-rate' || bench === 'kl') {
@@ -166,6 +195,7 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
       const limit = o.limit;
       let run: (spec: { name: string; path: string }, onProgress: (d: number, t: number) => void) => Promise<{ metrics: ResultSet['metrics']; detail: unknown; notes: string[] }>;
       let total: number;
+      const dataNotes: string[] = [];
       if (bench === 'truthfulqa' || bench === 'truthfulqa-gen') {
         const items = loadTruthfulQa(data, { limit });
         const pre = o.preamble ?? findPreambleBeside(data);
@@ -174,6 +204,7 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
         total = items.length;
         run = async (spec, onProgress) => {
           const m = loadModel(spec, o.tokenizer);
+          if (bench === 'truthfulqa-gen') checkRoom(spec.name, m, o.maxNewTokens);
           const r = bench === 'truthfulqa' ? evaluateTruthfulQaMc(m, items, preamble, { sharePrefix: o.sharePrefix, onProgress }) : evaluateTruthfulQaGen(m, items, preamble, { onProgress, maxNewTokens: o.maxNewTokens });
           const notes = 'compute' in r ? [`${r.compute.positionsRun} token positions run in ${r.compute.seconds.toFixed(1)} s (prefix sharing ${o.sharePrefix ? 'on' : 'off'}); ${r.compute.truncatedPrompts} prompts truncated`] : [];
           return { metrics: metricsOf(r), detail: r, notes };
@@ -188,8 +219,9 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
           return { metrics: metricsOf(r), detail: r, notes: [`${r.compute.positionsRun} token positions run in ${r.compute.seconds.toFixed(1)} s (prefix sharing ${o.sharePrefix ? 'on' : 'off'})`] };
         };
       } else if (bench === 'reward-accuracy') {
-        const { records: all } = await readAll(data);
-        const records = limit ? all.slice(0, limit) : all;
+        const read = await readRecords(data);
+        dataNotes.push(...read.notes);
+        const records = limit ? read.records.slice(0, limit) : read.records;
         total = records.length;
         run = async (spec, onProgress) => {
           const { model, normalization, tokenizer } = loadJudge(spec.path, 'reward-accuracy: --model', o.tokenizer);
@@ -202,15 +234,19 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
         const scorer = o.scorer === 'perspective' ? new PerspectiveScorer() : new LexiconToxicityScorer();
         total = items.length;
         run = async (spec, onProgress) => {
-          const r = await evaluateToxicity(loadModel(spec, o.tokenizer), items, scorer, { k: o.k, maxNewTokens: o.maxNewTokens, seed: o.seed, onProgress });
+          const m = loadModel(spec, o.tokenizer);
+          checkRoom(spec.name, m, o.maxNewTokens);
+          const r = await evaluateToxicity(m, items, scorer, { k: o.k, maxNewTokens: o.maxNewTokens, seed: o.seed, onProgress });
           const notes = scorer.isProxy ? [`Toxicity scored by ${scorer.name}: a proxy, not comparable with Perspective API figures.`] : [];
           return { metrics: metricsOf(r), detail: r, notes };
         };
       }
 
+      // an empty file (or folder of them) would otherwise print a table of NaN as if the run had measured something
+      if (total === 0) throw new Error(`--data ${data}: no ${bench} items in it (an empty file?)`);
       const results: ResultSet[] = [];
       const details: Record<string, unknown> = {};
-      const notes = [`rlhf eval ${bench} on ${data}${limit ? ` (first ${limit}${bench === 'bbq' ? ' per file' : ''})` : ''}`];
+      const notes = [`rlhf eval ${bench} on ${data}${limit ? ` (first ${limit}${bench === 'bbq' ? ' per file' : ''})` : ''}`, ...dataNotes];
       for (const spec of specs) {
         const bar = io.progress();
         bar.start(`${bench} ${spec.name}`, total, 0);
@@ -250,8 +286,9 @@ async function winRateCommand(specs: { name: string; path: string }[], data: str
   if (specs.length !== 2) throw new Error(`win-rate needs exactly two --model (A, then B), got ${specs.length}`);
   if (!o.judge) throw new Error('win-rate needs --judge: the reward model folder that judges the replies');
   const judge = loadJudge(o.judge, '--judge', undefined);
-  const prompts = await readPrompts(data, o.limit);
+  const { prompts, notes: dataNotes } = await readPrompts(data, o.limit);
   const [a, b] = specs.map((s) => loadModel(s, o.tokenizer));
+  specs.forEach((s, i) => checkRoom(s.name, [a, b][i], o.maxNewTokens));
   const bar = io.progress();
   bar.start(`win-rate ${specs[0].name} over ${specs[1].name}`, 1, 0);
   let r;
@@ -270,20 +307,49 @@ async function winRateCommand(specs: { name: string; path: string }[], data: str
   const notes = [
     `rlhf eval win-rate on ${data}${o.limit ? ` (first ${o.limit})` : ''}: one ${o.temperature === 0 ? 'greedy' : `sampled (temperature ${o.temperature})`} reply per model and prompt, judged by ${o.judge}`,
     `${name}: ${wr.wins} wins, ${wr.ties} ties, ${wr.losses} losses`,
+    ...dataNotes,
   ];
   const report = createReport('rlhf eval win-rate', [{ name, metrics: { 'win rate (reward-model judge)': wr } }], [], notes);
   emitReport(report, o, io, { prompts, [specs[0].name]: r.completionsA, [specs[1].name]: r.completionsB, outcomes: r.outcomes });
 }
 
+/** Records shown by file and line in the report's notes when the reader drops some. */
+const SHOWN_DROPPED = 3;
+
+/**
+ * Every record of a data file that the reader keeps, with report notes that say how many it dropped and why
+ * (the first few by file and line), so that a count is never silently short. A file damaged as a whole, a
+ * file of no known layout, or one with no usable record is an error.
+ */
+async function readRecords(data: string): Promise<{ records: DataRecord[]; notes: string[] }> {
+  let read;
+  try {
+    read = await readAll(data);
+  } catch (e) {
+    // the data reader's own hint names a flag of `rlhf data`, which `rlhf eval` does not have
+    throw new Error(`--data: ${(e as Error).message.replace(/; give --format$/, ' (expected preference, comparison or prompt records)')}`);
+  }
+  const { records, report } = read;
+  const fileProblem = report.fileIssues[0];
+  if (fileProblem) throw new Error(`--data ${formatIssue(fileProblem)}`);
+  const errors = report.issues.filter((i) => i.severity === 'error');
+  if (!records.length) throw new Error(`--data ${data}: no usable record${errors.length ? ` (${errors.slice(0, SHOWN_DROPPED).map(formatIssue).join('; ')})` : ''}`);
+  const notes: string[] = [];
+  if (report.dropped > 0) {
+    notes.push(`${report.dropped} record${report.dropped === 1 ? '' : 's'} of ${data} skipped as unreadable (${errors.slice(0, SHOWN_DROPPED).map(formatIssue).join('; ')}${report.dropped > SHOWN_DROPPED ? '; …' : ''}); \`rlhf data validate\` lists every problem`);
+  }
+  return { records, notes };
+}
+
 /** The prompt of every record of a file (text or chat messages; any record kind that has one), first `limit`. */
-async function readPrompts(data: string, limit: number | undefined): Promise<Text[]> {
-  const { records: all } = await readAll(data);
+async function readPrompts(data: string, limit: number | undefined): Promise<{ prompts: Text[]; notes: string[] }> {
+  const { records: all, notes } = await readRecords(data);
   const prompts = (limit ? all.slice(0, limit) : all).map((r, i) => {
     if (!('prompt' in r) || r.prompt === undefined) throw new Error(`--data ${data}: record ${i} (kind ${r.kind}) has no prompt`);
     return r.prompt;
   });
   if (!prompts.length) throw new Error(`--data ${data}: no records`);
-  return prompts;
+  return { prompts, notes };
 }
 
 /**
@@ -294,11 +360,20 @@ async function readPrompts(data: string, limit: number | undefined): Promise<Tex
 async function klCommand(specs: { name: string; path: string }[], data: string, o: EvalFlags, io: EvalIo): Promise<void> {
   if (specs.length !== 2) throw new Error(`kl needs exactly two --model (the policy, then its reference), got ${specs.length}`);
   if (!(o.temperature > 0)) throw new Error('kl needs --temperature > 0: greedy replies are not samples of a distribution');
-  const prompts = await readPrompts(data, o.limit);
+  const { prompts, notes: dataNotes } = await readPrompts(data, o.limit);
   const [policy, reference] = specs.map((s) => loadModel(s, o.tokenizer));
   if (policy.tokenizer.vocabSize !== reference.tokenizer.vocabSize) {
     throw new Error(`kl: ${specs[0].name} and ${specs[1].name} have different vocabularies (${policy.tokenizer.vocabSize} and ${reference.tokenizer.vocabSize} tokens); they must share the tokenizer`);
   }
+  // vocabularies of the same size can still map ids to other text: the reference would score other words
+  const probe = typeof prompts[0] === 'string' ? prompts[0] : '';
+  for (const text of ['Human: How do I bake bread at home? Assistant: Mix 500 g of flour, 10 g of salt and yeast.', probe]) {
+    const x = policy.tokenizer.encode(text), y = reference.tokenizer.encode(text);
+    if (x.length !== y.length || x.some((t, i) => t !== y[i])) {
+      throw new Error(`kl: ${specs[0].name} and ${specs[1].name} have tokenizers of the same size (${policy.tokenizer.vocabSize} tokens) that encode text differently; they must share the tokenizer`);
+    }
+  }
+  specs.forEach((s, i) => checkRoom(s.name, [policy, reference][i], o.maxNewTokens));
   const bar = io.progress();
   bar.start(`kl ${specs[0].name} to ${specs[1].name}`, 1, 0);
   let kl;
@@ -309,7 +384,7 @@ async function klCommand(specs: { name: string; path: string }[], data: string, 
     bar.stop();
   }
   const name = `${specs[0].name} to ${specs[1].name}`;
-  const notes = [`rlhf eval kl on ${data}${o.limit ? ` (first ${o.limit})` : ''}: ${o.samples} sampled repl${o.samples === 1 ? 'y' : 'ies'} per prompt from ${specs[0].name} (temperature ${o.temperature}; both models' logits divided by it), k1 estimator`];
+  const notes = [`rlhf eval kl on ${data}${o.limit ? ` (first ${o.limit})` : ''}: ${o.samples} sampled repl${o.samples === 1 ? 'y' : 'ies'} per prompt from ${specs[0].name} (temperature ${o.temperature}; both models' logits divided by it), k1 estimator`, ...dataNotes];
   emitReport(createReport('rlhf eval kl', [{ name, metrics: { 'KL(policy || reference), nats per reply': kl } }], [], notes), o, io);
 }
 
