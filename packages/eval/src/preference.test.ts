@@ -36,6 +36,11 @@ describe('preference metrics (plain numbers)', () => {
     expect([w.wins, w.ties, w.losses]).toEqual([3, 2, 1]);
     // sample variance of the outcomes: mean 2/3, deviations² sum = 3·(1/9) + 2·(1/36) + 4/9 = 5/6; s² = 1/6
     expect(w.ci[1] - w.value).toBeCloseTo(1.959963984540054 * Math.sqrt(1 / 6 / 6), 12);
+    // few comparisons: the interval stays inside [0, 1]
+    const two = winRate([1, 0]);
+    expect(two.value).toBe(0.5);
+    expect(two.ci).toEqual([0, 1]);
+    expect(winRate([1, 1, 1, 0.5]).ci[1]).toBe(1);
     expect(() => winRate([2])).toThrow(/outcome 0 = 2/);
     expect(outcomesFromRewards([1, 2, 3], [1, 3, 2])).toEqual([0.5, 0, 1]);
   });

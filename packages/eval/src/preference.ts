@@ -68,7 +68,7 @@ export interface WinRate extends Estimate {
   losses: number;
 }
 
-/** Win rate from outcomes (1 / 0.5 / 0), ties counting half. */
+/** Win rate from outcomes (1 / 0.5 / 0), ties counting half; a normal interval on the mean outcome, clipped to [0, 1]. */
 export function winRate(outcomes: ArrayLike<number>): WinRate {
   let wins = 0, ties = 0, losses = 0;
   for (let i = 0; i < outcomes.length; i++) {
@@ -78,7 +78,11 @@ export function winRate(outcomes: ArrayLike<number>): WinRate {
     else if (o === 0) losses++;
     else throw new RangeError(`winRate: outcome ${i} = ${o}; expected 1 (win), 0.5 (tie) or 0 (loss)`);
   }
-  return { ...meanEstimate(outcomes), wins, ties, losses };
+  const e = meanEstimate(outcomes);
+  // A rate lies in [0, 1]: the normal interval, which can reach past it for a few comparisons
+  // (n = 2: 0.500 [-0.480, 1.480]), is clipped there.
+  const ci: [number, number] = [Math.max(0, e.ci[0]), Math.min(1, e.ci[1])];
+  return { ...e, ci, wins, ties, losses };
 }
 
 /** Outcomes of A against B from their rewards on the same prompts (equal rewards tie). */
