@@ -71,5 +71,6 @@ describe('rlhf demo --quick', () => {
 
   it('rejects a bad seed with a one-line error', async () => {
     await expect(demo('--seed', 'x', '--out', join(root, 'bad'))).rejects.toThrow(/--seed/);
+    await expect(demo('--seed', '4294967296', '--out', join(root, 'bad'))).rejects.toThrow('--seed must be an integer in [0, 4294967295], got 4294967296');
   });
 });

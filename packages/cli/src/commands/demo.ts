@@ -35,7 +35,8 @@ export function registerDemo(program: Command): void {
     .addHelpText('after', HELP)
     .action(async (opts: { out: string; seed: string; quick: boolean }) => {
       const seed = Number(opts.seed);
-      if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed must be a non-negative integer, got ${opts.seed}`);
+      // at most 2^32 - 1, as everywhere: the generator keeps 32 bits, so a larger seed would repeat a smaller one
+      if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new Error(`--seed must be an integer in [0, 4294967295], got ${opts.seed}`);
       const out = resolve(opts.out);
       mkdirSync(out, { recursive: true });
       const command = `rlhf demo --seed ${seed}${opts.quick ? ' --quick' : ''}`;

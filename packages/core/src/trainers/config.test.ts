@@ -64,6 +64,9 @@ describe('trainer configs', () => {
       learningrate: 'unknown field (did you mean learningRate?)',
       zzzzzzzz: 'unknown field',
     });
+    // the generator keeps 32 bits of the seed: a larger one would silently repeat a smaller one's run
+    expect(validatePpoConfig({ seed: 2 ** 32 })).toEqual([{ field: 'seed', message: 'must be ≤ 4294967295, got 4294967296' }]);
+    expect(validatePpoConfig({ seed: 2 ** 32 - 1 })).toEqual([]);
     expect(() => ppoConfig({ gamma: 2, lam: -1 })).toThrow(ConfigError);
     try {
       ppoConfig({ gamma: 2, lam: -1 });

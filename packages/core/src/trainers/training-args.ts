@@ -46,7 +46,7 @@ export const TRAINING_ARGS_SPEC: ConfigSpec<TrainingArgs> = {
   datasetPath: { group: 'model and data', type: 'string', nullable: true, default: null, doc: 'training data (JSONL)' },
   evalDatasetPath: { group: 'model and data', type: 'string', nullable: true, default: null, doc: 'held-out data (JSONL); null: no evaluation' },
   outputDir: { group: 'run', type: 'string', default: 'runs/out', doc: 'where checkpoints and metrics.jsonl go' },
-  seed: { group: 'run', type: 'integer', min: 0, max: Number.MAX_SAFE_INTEGER, default: 42, doc: 'seed of every random choice (data order, sampling): same seed, same weights' },
+  seed: { group: 'run', type: 'integer', min: 0, max: 0xffffffff, default: 42, doc: 'seed of every random choice (data order, sampling): same seed, same weights; at most 2^32 - 1 (the generator keeps 32 bits: larger seeds would repeat smaller ones)' },
   learningRate: { group: 'optimisation', type: 'number', gt: 0, default: 5e-5, doc: 'peak AdamW learning rate' },
   weightDecay: { group: 'optimisation', type: 'number', min: 0, default: 0, doc: 'decoupled AdamW weight decay' },
   adamBeta1: { group: 'optimisation', type: 'number', min: 0, lt: 1, default: 0.9, doc: 'AdamW β1' },
