@@ -166,3 +166,30 @@ export interface CausalLM {
   /** config.json contents in Hugging Face form */
   hfConfig(): Record<string, unknown>;
 }
+
+/**
+ * Typed reads of a Hugging Face config.json object, each failing with `${what} ${source}: ...` by the field's
+ * config.json name: `num` (a number, or the default when absent), `size` (a positive integer) and `positive`
+ * (a positive finite number). `fail` throws such an error for checks across fields.
+ */
+export function hfConfigReader(c: Record<string, unknown>, what: string, source: string) {
+  const fail = (msg: string): never => {
+    throw new Error(`${what} ${source}: ${msg}`);
+  };
+  const num = (k: string, d?: number): number => {
+    const v = c[k] ?? d;
+    if (typeof v !== 'number') fail(`${k} is missing or not a number`);
+    return v as number;
+  };
+  const size = (k: string, d?: number): number => {
+    const v = num(k, d);
+    if (!Number.isSafeInteger(v) || v < 1) fail(`${k} must be a positive integer, got ${v}`);
+    return v;
+  };
+  const positive = (k: string, d: number): number => {
+    const v = num(k, d);
+    if (!(v > 0 && Number.isFinite(v))) fail(`${k} must be a positive number, got ${v}`);
+    return v;
+  };
+  return { fail, num, size, positive };
+}

@@ -8,7 +8,7 @@
 import { add, attentionQkv, embedding, gelu, layerNorm, linear, permute0213, reshape, residualLinear, splitHeads } from '../tensor/ops';
 import { Tensor } from '../tensor/tensor';
 import { Rng } from '../util/rng';
-import { attendWithCache, checkInput, KVCache, preparePositions, type CausalLM, type ModelInput } from './common';
+import { attendWithCache, checkInput, hfConfigReader, KVCache, preparePositions, type CausalLM, type ModelInput } from './common';
 import type { StateDict, TensorEntry } from '../io/dtypes';
 import { checkEntry, checkTiedHead, copyParameters, Module } from './module';
 
@@ -30,24 +30,11 @@ export interface GPT2Config {
  * sizes are positive integers, n_head divides n_embd, layer_norm_epsilon is a positive number.
  */
 export function gpt2ConfigFromHf(c: Record<string, unknown>, source = 'config.json'): GPT2Config {
-  const fail = (msg: string): never => {
-    throw new Error(`GPT-2 ${source}: ${msg}`);
-  };
-  const num = (k: string, d?: number): number => {
-    const v = c[k] ?? d;
-    if (typeof v !== 'number') fail(`${k} is missing or not a number`);
-    return v as number;
-  };
-  const size = (k: string, d?: number): number => {
-    const v = num(k, d);
-    if (!Number.isSafeInteger(v) || v < 1) fail(`${k} must be a positive integer, got ${v}`);
-    return v;
-  };
+  const { fail, size, positive } = hfConfigReader(c, 'GPT-2', source);
   const nEmbd = size('n_embd');
   const nHead = size('n_head');
   if (nEmbd % nHead !== 0) fail(`n_embd ${nEmbd} is not a multiple of n_head ${nHead}`);
-  const layerNormEps = num('layer_norm_epsilon', 1e-5);
-  if (!(layerNormEps > 0 && Number.isFinite(layerNormEps))) fail(`layer_norm_epsilon must be a positive number, got ${layerNormEps}`);
+  const layerNormEps = positive('layer_norm_epsilon', 1e-5);
   return {
     vocabSize: size('vocab_size'),
     nPositions: size('n_positions', size('n_ctx', 1024)),

@@ -8,7 +8,7 @@
 import { add, attention, embedding, linear, permute0213, reshape, rmsNorm, rope, swiglu } from '../tensor/ops';
 import { Tensor } from '../tensor/tensor';
 import { Rng } from '../util/rng';
-import { attendWithCache, checkInput, KVCache, preparePositions, type CausalLM, type ModelInput } from './common';
+import { attendWithCache, checkInput, hfConfigReader, KVCache, preparePositions, type CausalLM, type ModelInput } from './common';
 import type { StateDict } from '../io/dtypes';
 import { checkTiedHead, copyParameters, Module } from './module';
 
@@ -38,24 +38,7 @@ export interface LlamaConfig {
  * num_attention_heads, rms_norm_eps and rope_theta are positive numbers.
  */
 export function llamaConfigFromHf(c: Record<string, unknown>, source = 'config.json'): LlamaConfig {
-  const fail = (msg: string): never => {
-    throw new Error(`Llama ${source}: ${msg}`);
-  };
-  const num = (k: string, d?: number): number => {
-    const v = c[k] ?? d;
-    if (typeof v !== 'number') fail(`${k} is missing or not a number`);
-    return v as number;
-  };
-  const size = (k: string, d?: number): number => {
-    const v = num(k, d);
-    if (!Number.isSafeInteger(v) || v < 1) fail(`${k} must be a positive integer, got ${v}`);
-    return v;
-  };
-  const positive = (k: string, d: number): number => {
-    const v = num(k, d);
-    if (!(v > 0 && Number.isFinite(v))) fail(`${k} must be a positive number, got ${v}`);
-    return v;
-  };
+  const { fail, size, positive } = hfConfigReader(c, 'Llama', source);
   const hiddenSize = size('hidden_size');
   const numHeads = size('num_attention_heads');
   const numKvHeads = size('num_key_value_heads', numHeads);
