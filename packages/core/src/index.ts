@@ -9,6 +9,8 @@ export type { DType, Device, Storage } from './tensor/tensor';
 export { defineOp, noGrad, isGradEnabled, tidy, discardGraph, ForwardCtx, BackwardCtx } from './tensor/autograd';
 export type { OpDef } from './tensor/autograd';
 export * as ops from './tensor/ops';
+export { lmHeadLogprobs, lmHeadCrossEntropy, setLmHeadChunkBytes, lmHeadChunkBytes } from './tensor/lm-head';
+export type { LmHeadCrossEntropyOptions } from './tensor/lm-head';
 export { acquireF32, releaseF32, poolStats, resetPoolStats, clearPool, setPoolEnabled, setPoolLimit, poolLimit } from './tensor/pool';
 export type { PoolStats } from './tensor/pool';
 export { kernels, kernelSources, kernelTimings, setKernelTiming, type KernelTiming } from './backend/cpu';
@@ -54,6 +56,7 @@ export type { GPT2Config } from './model/gpt2';
 export { Llama, llamaConfigFromHf } from './model/llama';
 export type { LlamaConfig } from './model/llama';
 export { ValueHead, RewardHead, CausalLMWithValueHead, RewardModel } from './model/heads';
+export { lmHeadTokenLogprobs, lmHeadLoss, selectRows } from './model/lm-head';
 export { fromPretrained, loadTokenizerFile, savePretrained } from './model/pretrained';
 export type { Pretrained, FromPretrainedOptions } from './model/pretrained';
 

@@ -152,6 +152,11 @@ export interface CausalLM {
   forward(input: ModelInput): Tensor;
   /** logits (N, V) of hidden states (N, C) through the LM head */
   logits(hidden: Tensor): Tensor;
+  /**
+   * The LM head's weight (V, C), HF layout (the token embedding when tied): what the fused head + loss ops
+   * (`lmHeadTokenLogprobs`, `lmHeadLoss` of model/lm-head.ts) read instead of materialising logits.
+   */
+  lmHeadWeight(): Tensor;
   newCache(B: number, capacity: number): KVCache;
   namedParameters(): Array<[string, Tensor]>;
   parameters(): Tensor[];

@@ -136,7 +136,12 @@ export class GPT2 extends Module implements CausalLM {
 
   /** Tied LM head: logits (N, V) = hidden (N, C) · wteᵀ. */
   logits(hidden: Tensor): Tensor {
-    return linear(hidden, this.params.get('wte.weight')!);
+    return linear(hidden, this.lmHeadWeight());
+  }
+
+  /** The tied head: wte (V, C). */
+  lmHeadWeight(): Tensor {
+    return this.params.get('wte.weight')!;
   }
 
   clone(): GPT2 {

@@ -151,7 +151,12 @@ export class Llama extends Module implements CausalLM {
 
   /** logits (N, V) = hidden (N, C) · lm_headᵀ (the embedding when tied). */
   logits(hidden: Tensor): Tensor {
-    return linear(hidden, this.params.get(this.config.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight')!);
+    return linear(hidden, this.lmHeadWeight());
+  }
+
+  /** lm_head.weight (V, C), or the token embedding when tied. */
+  lmHeadWeight(): Tensor {
+    return this.params.get(this.config.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight')!;
   }
 
   clone(): Llama {

@@ -116,7 +116,7 @@ export class DpoTrainer extends TrainerBase<DpoConfig> {
       const E = idx.length;
       const w = st.weights[m];
       const batch = this.rowsOf(idx.map((i) => this.trainData[i]));
-      const { logprobs, sums } = completionLogprobs(this.policy, batch);
+      const { rows, logprobs, sums } = completionLogprobs(this.policy, batch);
       const pc = idx.map((_, k) => this.normalise(sums[k], batch.completionLengths[k]));
       const pr = idx.map((_, k) => this.normalise(sums[E + k], batch.completionLengths[E + k]));
       const r = dpoLoss(pc, pr, idx.map((i) => this.refTrain.chosen[i]), idx.map((i) => this.refTrain.rejected[i]), {
@@ -124,13 +124,12 @@ export class DpoTrainer extends TrainerBase<DpoConfig> {
         labelSmoothing: this.config.labelSmoothing,
         lossType: this.config.lossType,
       });
-      // ∂loss/∂(token log-prob) = ∂loss/∂(sequence value) · (1 or 1/length), on completion positions
-      const g = new Float32Array(batch.B * batch.T);
-      for (let b = 0; b < batch.B; b++) {
-        const k = b % E;
+      // ∂loss/∂(token log-prob) = ∂loss/∂(sequence value) · (1 or 1/length), at each completion position
+      const g = new Float32Array(rows.length);
+      for (let i = 0; i < rows.length; i++) {
+        const b = Math.floor(rows[i] / batch.T), k = b % E;
         const dSeq = (b < E ? r.dPolicyChosen[k] : r.dPolicyRejected[k]) * w;
-        const scale = this.config.lossType === 'ipo' ? 1 / batch.completionLengths[b] : 1;
-        for (let t = 0; t < batch.T; t++) if (batch.lossMask[b * batch.T + t]) g[b * batch.T + t] = dSeq * scale;
+        g[i] = this.config.lossType === 'ipo' ? dSeq / batch.completionLengths[b] : dSeq;
       }
       logprobs.backward(g);
       acc.loss += w * r.loss;

@@ -20,8 +20,9 @@
 import { generate } from '../generation/generate';
 import type { CausalLM } from '../model/common';
 import type { CausalLMWithValueHead, RewardModel } from '../model/heads';
-import { noGrad } from '../tensor/autograd';
-import { add, mul, sum, tokenLogprobs } from '../tensor/ops';
+import { lmHeadTokenLogprobs } from '../model/lm-head';
+import { noGrad, tidy } from '../tensor/autograd';
+import { add, gatherRows, mul, sum } from '../tensor/ops';
 import { Tensor } from '../tensor/tensor';
 import { gae } from './gae';
 import { AdaptiveKlController, FixedKlController, klTerm, type KlController } from './kl';
@@ -185,41 +186,46 @@ export class PpoTrainer extends TrainerBase<PpoConfig> {
   // ---------------------------------------------------------------------------------------------------
   // phases 1–5
 
-  /** Response-token log-probs (and values, entropies) of rows of a generated batch: (rows, Tn) each. */
-  private responseStats(model: CausalLM, withValues: CausalLMWithValueHead | null, ro: Pick<Rollout, 'sequences' | 'attentionMask' | 'targets' | 'promptWidth' | 'width' | 'Tn'>, rows: number[]) {
+  /**
+   * Response-token log-probs (and values, entropies) of rows of a generated batch: (rows, Tn) each, 0 past a
+   * row's length. The heads run on the response positions only (the LM head fused with the log-softmax):
+   * `lpTensor` and `valuesTensor` are (M), one per response token, M = Σ lengths of the rows, and `index[i]`
+   * is where entry i sits in the (rows, Tn) arrays.
+   */
+  private responseStats(model: CausalLM, withValues: CausalLMWithValueHead | null, ro: Pick<Rollout, 'sequences' | 'attentionMask' | 'targets' | 'promptWidth' | 'width' | 'Tn' | 'lengths'>, rows: number[]) {
     const { width: W, promptWidth: Tp, Tn } = ro;
     const B = rows.length;
     const ids = new Int32Array(B * W);
     const am = new Float32Array(B * W);
-    const tg = new Int32Array(B * W);
+    let M = 0;
     rows.forEach((r, k) => {
       ids.set(ro.sequences.subarray(r * W, (r + 1) * W), k * W);
       am.set(ro.attentionMask.subarray(r * W, (r + 1) * W), k * W);
-      tg.set(ro.targets.subarray(r * W, (r + 1) * W), k * W);
+      M += ro.lengths[r];
     });
-    const input = { ids, B, T: W, attentionMask: am };
-    let logits: Tensor;
-    let values: Tensor | null = null;
-    if (withValues) {
-      const out = withValues.forward(input);
-      logits = out.logits;
-      values = out.values;
-    } else {
-      logits = model.logits(model.forward(input));
-    }
-    const [lp, ent] = tokenLogprobs(logits, tg, this.config.temperature); // (B·W) each
     // response token j of row k is predicted at column Tp − 1 + j
-    const at = (k: number, j: number) => k * W + Tp - 1 + j;
+    const pos = new Int32Array(M), tg = new Int32Array(M), index = new Int32Array(M);
+    let i = 0;
+    rows.forEach((r, k) => {
+      for (let j = 0; j < ro.lengths[r]; j++, i++) {
+        pos[i] = k * W + Tp - 1 + j;
+        tg[i] = ro.targets[r * W + Tp - 1 + j];
+        index[i] = k * Tn + j;
+      }
+    });
+    const hidden = model.forward({ ids, B, T: W, attentionMask: am }); // (B·W, C)
+    const h = gatherRows(hidden, pos); // (M, C)
+    const [lp, ent] = lmHeadTokenLogprobs(model, h, null, tg, this.config.temperature); // (M) each
+    const values = withValues ? withValues.valueHead.forward(h) : null; // (M)
     const logp = new Float32Array(B * Tn);
     const entropy = new Float32Array(B * Tn);
     const vals = new Float32Array(B * Tn);
-    for (let k = 0; k < B; k++)
-      for (let j = 0; j < Tn; j++) {
-        logp[k * Tn + j] = lp.data[at(k, j)];
-        entropy[k * Tn + j] = ent.data[at(k, j)];
-        if (values) vals[k * Tn + j] = values.data[at(k, j)];
-      }
-    return { logp, entropy, values: vals, lpTensor: lp, valuesTensor: values, at };
+    for (let m = 0; m < M; m++) {
+      logp[index[m]] = lp.data[m];
+      entropy[index[m]] = ent.data[m];
+      if (values) vals[index[m]] = values.data[m];
+    }
+    return { logp, entropy, values: vals, lpTensor: lp, valuesTensor: values, index };
   }
 
   private score(prompts: number[][], responses: number[][]): Float32Array {
@@ -273,9 +279,9 @@ export class PpoTrainer extends TrainerBase<PpoConfig> {
     return noGrad(() => {
       // 1. generate
       const { gen, R, W, Tp, Tn, attentionMask, targets, mask } = this.generateBatch(prompts, seed);
-      const layout = { sequences: gen.sequences, attentionMask, targets, promptWidth: Tp, width: W, Tn };
       const responses = gen.tokens;
       const lengths = Int32Array.from(responses, (r) => r.length);
+      const layout = { sequences: gen.sequences, attentionMask, targets, promptWidth: Tp, width: W, Tn, lengths };
       // 2. score
       const scores = this.score(prompts, responses);
       for (let b = 0; b < R; b++) {
@@ -290,12 +296,15 @@ export class PpoTrainer extends TrainerBase<PpoConfig> {
       const chunk = c.perDeviceEvalBatchSize;
       for (let r0 = 0; r0 < R; r0 += chunk) {
         const rows = Array.from({ length: Math.min(chunk, R - r0) }, (_, k) => r0 + k);
-        const pol = this.responseStats(this.policy.model, this.policy, layout, rows);
-        const ref = this.responseStats(this.ref, null, layout, rows);
-        oldLogp.set(pol.logp, r0 * Tn);
-        entropy.set(pol.entropy, r0 * Tn);
-        oldValues.set(pol.values, r0 * Tn);
-        refLogp.set(ref.logp, r0 * Tn);
+        tidy(() => {
+          // copied out, so that every activation of the two forwards goes back to the pool at once
+          const pol = this.responseStats(this.policy.model, this.policy, layout, rows);
+          const ref = this.responseStats(this.ref, null, layout, rows);
+          oldLogp.set(pol.logp, r0 * Tn);
+          entropy.set(pol.entropy, r0 * Tn);
+          oldValues.set(pol.values, r0 * Tn);
+          refLogp.set(ref.logp, r0 * Tn);
+        });
       }
       // 4. per-token rewards: −β·KL_t, plus the score on each response's last token
       const beta = this.klController.value;
@@ -372,16 +381,14 @@ export class PpoTrainer extends TrainerBase<PpoConfig> {
       const mask = pick(ro.mask);
       const pol = ppoPolicyLoss(st.logp, pick(ro.oldLogp), pick(ro.advantages), mask, c.cliprange, gradScale, c.dualClip);
       const val = ppoValueLoss(st.values, pick(ro.oldValues), pick(ro.returns), mask, c.cliprangeValue, gradScale);
-      // scatter the per-token gradients back to the (rows·W) outputs and backpropagate once through a
+      // gather the per-token gradients of the (M) response tokens and backpropagate once through a
       // surrogate Σ g_lp·logp + Σ g_v·values whose gradient is exactly (g_lp, g_v)
-      const W = ro.width;
-      const gLp = new Float32Array(rows.length * W);
-      const gV = new Float32Array(rows.length * W);
-      for (let i = 0; i < rows.length; i++)
-        for (let j = 0; j < Tn; j++) {
-          gLp[st.at(i, j)] = pol.dLogp[i * Tn + j];
-          gV[st.at(i, j)] = c.vfCoef * val.dValues[i * Tn + j];
-        }
+      const gLp = new Float32Array(st.index.length);
+      const gV = new Float32Array(st.index.length);
+      st.index.forEach((at, m) => {
+        gLp[m] = pol.dLogp[at];
+        gV[m] = c.vfCoef * val.dValues[at];
+      });
       const surrogate = add(sum(mul(st.lpTensor, Tensor.fromF32(gLp))), sum(mul(st.valuesTensor!, Tensor.fromF32(gV))));
       surrogate.backward();
       acc.pg += pol.loss;

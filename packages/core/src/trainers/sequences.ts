@@ -7,7 +7,7 @@
  * log-prob of completion token j of row b sits at index b·T + (promptLen + j − 1).
  */
 import type { CausalLM } from '../model/common';
-import { tokenLogprobs } from '../tensor/ops';
+import { lmHeadTokenLogprobs, selectRows } from '../model/lm-head';
 import type { Tensor } from '../tensor/tensor';
 
 export interface PromptCompletion {
@@ -67,25 +67,26 @@ export function collateCompletions(items: PromptCompletion[], maxLength: number,
 }
 
 export interface CompletionLogprobs {
-  /** (B·T) per-position log-probs (a graph node when grad is on) */
+  /** (M) the positions b·T + t that predict a completion token (where lossMask is 1), in order */
+  rows: Int32Array;
+  /** (M) log-probs of the completion tokens at those positions (a graph node when grad is on) */
   logprobs: Tensor;
-  /** (B·T) per-position entropies */
+  /** (M) entropies at those positions */
   entropy: Tensor;
   /** (B) Σ of the completion tokens' log-probs */
   sums: Float64Array;
 }
 
-/** Forward of `model` on the batch and the log-probs of every next token (temperature divides the logits). */
+/**
+ * Forward of `model` on the batch and the log-probs of the completion tokens (temperature divides the
+ * logits). The head runs on the completion positions only, fused with the log-softmax (no (B·T, V) logits).
+ */
 export function completionLogprobs(model: CausalLM, batch: CompletionBatch, temperature = 1): CompletionLogprobs {
-  const hidden = model.forward({ ids: batch.ids, B: batch.B, T: batch.T, attentionMask: batch.attentionMask });
-  const logits = model.logits(hidden); // (B·T, V)
-  const [logprobs, entropy] = tokenLogprobs(logits, batch.targets, temperature); // (B·T) each
+  const hidden = model.forward({ ids: batch.ids, B: batch.B, T: batch.T, attentionMask: batch.attentionMask }); // (B·T, C)
+  const { rows, targets } = selectRows(batch.lossMask, batch.targets); // (M) each
+  const [logprobs, entropy] = lmHeadTokenLogprobs(model, hidden, rows, targets, temperature); // (M) each
   const sums = new Float64Array(batch.B);
   const lp = logprobs.data;
-  for (let b = 0; b < batch.B; b++) {
-    let s = 0;
-    for (let t = 0; t < batch.T; t++) if (batch.lossMask[b * batch.T + t]) s += lp[b * batch.T + t];
-    sums[b] = s;
-  }
-  return { logprobs, entropy, sums };
+  for (let i = 0; i < rows.length; i++) sums[Math.floor(rows[i] / batch.T)] += lp[i];
+  return { rows, logprobs, entropy, sums };
 }

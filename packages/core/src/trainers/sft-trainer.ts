@@ -12,9 +12,10 @@
  * examples before them in the row (as TRL's classic ConstantLengthDataset packing); use it for throughput on
  * short, independent examples.
  */
-import { crossEntropy, scale } from '../tensor/ops';
+import { scale } from '../tensor/ops';
 import { noGrad } from '../tensor/autograd';
 import type { CausalLM } from '../model/common';
+import { lmHeadLoss, selectRows } from '../model/lm-head';
 import { batchIndices, planRun, type RunPlan } from './grad-accum';
 import { seededPermutation } from './rng';
 import { sftConfig, type SftConfig } from './sft-config';
@@ -154,11 +155,14 @@ export class SftTrainer extends TrainerBase<SftConfig> {
     return { 'config.json': `${JSON.stringify(this.policy.hfConfig(), null, 2)}\n` };
   }
 
-  /** Mean loss over the batch's trained tokens; with a weight, its gradient (times weight) is accumulated. */
+  /**
+   * Mean loss over the batch's trained tokens; with a weight, its gradient (times weight) is accumulated.
+   * The LM head runs on the trained positions only, fused with the loss (no (B·T, V) logits).
+   */
   private lossOf(batch: SftBatch, weight: number | null): number {
-    const hidden = this.policy.forward({ ids: batch.ids, B: batch.B, T: batch.T, attentionMask: batch.attentionMask, positions: batch.positions });
-    const logits = this.policy.logits(hidden); // (B·T, V)
-    const loss = crossEntropy(logits, batch.targets); // mean over trained tokens
+    const hidden = this.policy.forward({ ids: batch.ids, B: batch.B, T: batch.T, attentionMask: batch.attentionMask, positions: batch.positions }); // (B·T, C)
+    const { rows, targets } = selectRows(batch.targets.map((t) => Number(t !== IGNORE)), batch.targets); // (count) each
+    const loss = lmHeadLoss(this.policy, hidden, rows, targets); // mean over trained tokens
     const value = loss.item();
     if (weight !== null) scale(loss, weight).backward();
     return value;

@@ -1,0 +1,185 @@
+/**
+ * The language-model head fused with its loss: from hidden states (N, C) and the head weight W (V, C), the
+ * per-row token log-probs (and entropies) or the mean cross-entropy, computed chunk by chunk of rows so that
+ * only (chunk, V) logits exist at any time, never (N, V). A Qwen2.5-0.5B head (V = 151936) over 2048 rows is
+ * 1.2 GB of logits and as much again of their gradient; in chunks of the default 128 MiB it is 128 MiB at a time.
+ *
+ * Forward, per chunk: logits = h·Wᵀ (one GEMM), then the native fused log-softmax kernel (it saves lse per
+ * row). Nothing of the logits is kept. Backward, per chunk: the logits again (one more GEMM: the price of not
+ * keeping them, a third more head FLOPs), the kernel's gradient in place over them, then dh = dlogits·W
+ * (written) and dW += dlogitsᵀ·h (accumulated). Rows the loss does not read should not be given at all:
+ * gather the used rows of the hidden states first (`gatherRows`), as `lmHeadTokenLogprobs` of model/ does.
+ *
+ * Shapes: hidden (N, C) f32; W (V, C) f32 (HF layout, the tied embedding included); targets (N) Int32Array.
+ * Gradients: hidden's written (=), W's accumulated (+=), as every op of core.
+ */
+import { kernels } from '../backend/cpu';
+import { defineOp, type BackwardCtx } from './autograd';
+import { acquireF32, releaseF32 } from './pool';
+import { Tensor } from './tensor';
+
+/**
+ * Bytes of logits one chunk may hold (default 128 MiB); the rows per chunk follow from V. Smaller chunks cost
+ * speed: the weight gradient dW (V, C) is read and written once per chunk (N = 1024, C = 576, V = 49152, same
+ * run under a load average of 16, so roughly: 16 MiB chunks 1.9x the time of unfused logits, 64 MiB 1.3x,
+ * 256 MiB 1.15x; most of it the extra GEMM).
+ */
+let chunkBytes = 128 * 2 ** 20;
+
+/** Sets the logits budget of one chunk of the fused LM-head ops (at least one row is always computed). */
+export function setLmHeadChunkBytes(bytes: number): void {
+  if (!(Number.isFinite(bytes) && bytes > 0)) throw new RangeError(`setLmHeadChunkBytes: bytes must be a positive number, got ${bytes}`);
+  chunkBytes = bytes;
+}
+
+export function lmHeadChunkBytes(): number {
+  return chunkBytes;
+}
+
+/** Rows per chunk for a vocabulary of V under the budget: ≥ 1, ≤ N. */
+export function lmHeadChunkRows(N: number, V: number): number {
+  return Math.max(1, Math.min(N, Math.floor(chunkBytes / (4 * V))));
+}
+
+function check(op: string, hidden: Tensor, W: Tensor, targets: Int32Array): { N: number; C: number; V: number } {
+  if (!(hidden instanceof Tensor) || hidden.dtype !== 'f32') throw new TypeError(`${op}: hidden must be an f32 Tensor`);
+  if (!(W instanceof Tensor) || W.dtype !== 'f32') throw new TypeError(`${op}: weight must be an f32 Tensor`);
+  if (W.ndim !== 2) throw new RangeError(`${op}: weight must be 2-D (vocab, hidden), got [${W.shape.join(', ')}]`);
+  const [V, C] = W.shape;
+  if (hidden.shape[hidden.ndim - 1] !== C) throw new RangeError(`${op}: hidden's last dimension ${hidden.shape[hidden.ndim - 1]} is not the weight's ${C}`);
+  const N = hidden.size / C;
+  if (!(targets instanceof Int32Array)) throw new TypeError(`${op}: targets must be an Int32Array`);
+  if (targets.length !== N) throw new RangeError(`${op}: targets has ${targets.length} entries, expected ${N} (one per row of hidden)`);
+  return { N, C, V };
+}
+
+/**
+ * For each chunk of rows [r0, r0 + rows): its logits (rows, V) = h·Wᵀ in a scratch buffer, then `body`.
+ * The scratch buffer is one pool buffer of (chunk, V) for all chunks.
+ */
+function forChunks(
+  hidden: Float32Array,
+  W: Float32Array,
+  N: number,
+  C: number,
+  V: number,
+  body: (logits: Float32Array, r0: number, rows: number) => void,
+): void {
+  const k = kernels();
+  const chunk = lmHeadChunkRows(N, V);
+  const buf = acquireF32(chunk * V);
+  try {
+    for (let r0 = 0; r0 < N; r0 += chunk) {
+      const rows = Math.min(chunk, N - r0);
+      const logits = rows === chunk ? buf : buf.subarray(0, rows * V);
+      k.gemm(logits, hidden.subarray(r0 * C, (r0 + rows) * C), W, rows, V, C, false, true); // (rows, V)
+      body(logits, r0, rows);
+    }
+  } finally {
+    releaseF32(buf);
+  }
+}
+
+/**
+ * The backward shared by both ops: per chunk, `grad(dlogits)` turns the recomputed logits into their
+ * gradient in place; then dh rows (written) and dW (accumulated; the first chunk writes a new gradient).
+ */
+function backwardChunks(ctx: BackwardCtx, grad: (logits: Float32Array, r0: number, rows: number) => void): void {
+  const [hidden, W] = ctx.inputs;
+  const [V, C] = W.shape;
+  const N = hidden.size / C;
+  const dh = ctx.write(0);
+  const dW = ctx.accumOrWrite(1);
+  if (!dh && !dW) return;
+  const k = kernels();
+  const h = hidden.data;
+  let beta = dW && dW.fresh ? 0 : 1;
+  forChunks(h, W.data, N, C, V, (logits, r0, rows) => {
+    grad(logits, r0, rows); // logits -> dlogits (rows, V), in place
+    if (dh) k.gemm(dh.subarray(r0 * C, (r0 + rows) * C), logits, W.data, rows, C, V); // dh (rows, C) = dlogits · W
+    if (dW) {
+      k.gemm(dW.buf, logits, h.subarray(r0 * C, (r0 + rows) * C), V, C, rows, true, false, 1, beta); // dW (V, C) += dlogitsᵀ · h
+      beta = 1;
+    }
+  });
+}
+
+/**
+ * log p(target) and the entropy of softmax(h·Wᵀ / temperature) for each row of hidden (N, C) -> [logprobs (N),
+ * entropy (N)], both differentiable with respect to hidden and W. Every target must be in [0, V).
+ */
+export const lmHeadLogprobs = defineOp({
+  name: 'lmHeadLogprobs',
+  forward(ctx, hidden: Tensor, W: Tensor, targets: Int32Array, temperature: number = 1) {
+    const { N, C, V } = check('lmHeadLogprobs', hidden, W, targets);
+    if (!(temperature > 0 && Number.isFinite(temperature))) throw new RangeError(`lmHeadLogprobs: temperature must be a positive number, got ${temperature}`);
+    const lp = Tensor.pooled([N]);
+    const ent = Tensor.pooled([N]);
+    const lse = ctx.alloc(N); // saved for the backward
+    const k = kernels();
+    forChunks(hidden.data, W.data, N, C, V, (logits, r0, rows) => {
+      const at = (a: Float32Array) => a.subarray(r0, r0 + rows);
+      k.tokenLogprobs(at(lp.data), at(ent.data), at(lse), logits, targets.subarray(r0, r0 + rows), rows, V, temperature);
+    });
+    ctx.saved.t = [lse, targets, temperature];
+    return [lp, ent];
+  },
+  backward(ctx, dlp, dent) {
+    const [lse, targets, temperature] = ctx.saved.t as [Float32Array, Int32Array, number];
+    const V = ctx.inputs[1].shape[0];
+    let anyEnt = false;
+    for (let i = 0; i < dent.length; i++) if (dent[i] !== 0) { anyEnt = true; break; }
+    const k = kernels();
+    backwardChunks(ctx, (logits, r0, rows) => {
+      const at = (a: Float32Array) => a.subarray(r0, r0 + rows);
+      k.tokenLogprobsBackward(logits, at(dlp), anyEnt ? at(dent) : null, logits, at(lse), targets.subarray(r0, r0 + rows), rows, V, temperature);
+    });
+  },
+});
+
+export interface LmHeadCrossEntropyOptions {
+  /** rows whose target equals this are skipped (default −100, as in PyTorch); better: leave them out */
+  ignoreIndex?: number;
+  temperature?: number;
+}
+
+/** Mean cross-entropy of softmax(h·Wᵀ / temperature) against targets over the rows not ignored; one element. */
+export const lmHeadCrossEntropy = defineOp({
+  name: 'lmHeadCrossEntropy',
+  forward(ctx, hidden: Tensor, W: Tensor, targets: Int32Array, opts: LmHeadCrossEntropyOptions = {}) {
+    const { N, C, V } = check('lmHeadCrossEntropy', hidden, W, targets);
+    const ignore = opts.ignoreIndex ?? -100, temp = opts.temperature ?? 1;
+    if (!(temp > 0 && Number.isFinite(temp))) throw new RangeError(`lmHeadCrossEntropy: temperature must be a positive number, got ${temp}`);
+    const lse = ctx.alloc(N); // saved for the backward
+    const losses = acquireF32(N);
+    const k = kernels();
+    forChunks(hidden.data, W.data, N, C, V, (logits, r0, rows) => {
+      k.crossEntropyForward(losses.subarray(r0, r0 + rows), lse.subarray(r0, r0 + rows), logits, targets.subarray(r0, r0 + rows), rows, V, ignore, temp);
+    });
+    let sum = 0; // in float64, over every row (an ignored row's loss is 0)
+    let count = 0;
+    for (let i = 0; i < N; i++) {
+      sum += losses[i];
+      if (targets[i] !== ignore) count++;
+    }
+    releaseF32(losses);
+    const y = Tensor.pooled([]);
+    y.data[0] = count ? sum / count : 0;
+    ctx.saved.ce = [lse, targets, ignore, temp, count];
+    return y;
+  },
+  backward(ctx, dy) {
+    const [lse, targets, ignore, temp, count] = ctx.saved.ce as [Float32Array, Int32Array, number, number, number];
+    const V = ctx.inputs[1].shape[0];
+    const N = targets.length;
+    const dlosses = acquireF32(N).fill(count ? dy[0] / count : 0);
+    const k = kernels();
+    try {
+      backwardChunks(ctx, (logits, r0, rows) => {
+        k.crossEntropyBackward(logits, dlosses.subarray(r0, r0 + rows), logits, lse.subarray(r0, r0 + rows), targets.subarray(r0, r0 + rows), rows, V, ignore, temp);
+      });
+    } finally {
+      releaseF32(dlosses);
+    }
+  },
+});
