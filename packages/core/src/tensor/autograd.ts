@@ -30,6 +30,17 @@ export function noGrad<R>(fn: () => R): R {
   }
 }
 
+/** Runs fn with recording on (the recomputation of a checkpointed block inside a backward). Synchronous, as noGrad. */
+export function withGrad<R>(fn: () => R): R {
+  const prev = gradEnabled;
+  gradEnabled = true;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
 export function isGradEnabled(): boolean {
   return gradEnabled;
 }

@@ -21,6 +21,23 @@ describe('buffer pool', () => {
     expect(poolStats().idleBytes).toBe(0);
   });
 
+  it('counts the bytes handed out and their peak since the last reset', () => {
+    resetPoolStats();
+    const base = poolStats().outBytes;
+    const a = acquireF32(100), b = acquireF32(50);
+    expect(poolStats().outBytes - base).toBe(600);
+    releaseF32(a);
+    const c = acquireF32(10);
+    expect(poolStats().outBytes - base).toBe(240);
+    expect(poolStats().peakOutBytes - base).toBe(600);
+    releaseF32(b);
+    releaseF32(c);
+    releaseF32(new Float32Array(64).subarray(8)); // a view was never handed out: not counted
+    expect(poolStats().outBytes).toBe(base);
+    resetPoolStats();
+    expect(poolStats().peakOutBytes).toBe(base);
+  });
+
   it('keeps its idle bytes under the limit, dropping the lengths used least recently first', () => {
     setPoolLimit(4 * 1000 * 3); // room for three buffers of 1000 floats
     const [a, b, c, d] = [1000, 1000, 1000, 1000].map((n) => acquireF32(n));

@@ -26,6 +26,13 @@ export interface PoolStats {
   /** idle buffers dropped to stay under the limit (or larger than it) */
   evicted: number;
   evictedBytes: number;
+  /**
+   * bytes handed out and not given back yet (a buffer the GC takes without a release stays counted): the
+   * activations, saved buffers and gradients alive now
+   */
+  outBytes: number;
+  /** the most outBytes since the last resetPoolStats(): the peak of a step's pooled memory */
+  peakOutBytes: number;
 }
 
 let enabled = true;
@@ -39,7 +46,7 @@ export function setPoolEnabled(on: boolean): void {
   if (!on) clearPool();
 }
 
-const stats: PoolStats = { fresh: 0, freshBytes: 0, reused: 0, reusedBytes: 0, released: 0, idleBytes: 0, evicted: 0, evictedBytes: 0 };
+const stats: PoolStats = { fresh: 0, freshBytes: 0, reused: 0, reusedBytes: 0, released: 0, idleBytes: 0, evicted: 0, evictedBytes: 0, outBytes: 0, peakOutBytes: 0 };
 
 /**
  * The most bytes of idle buffers the pool keeps (default 1 GiB); 0 keeps none. Lowering it drops the buffers
@@ -77,6 +84,8 @@ function touch(n: number, list: Float32Array[]): void {
 
 /** A buffer of exactly n floats; its contents are arbitrary (not zeroed). */
 export function acquireF32(n: number): Float32Array {
+  stats.outBytes += n * 4;
+  if (stats.outBytes > stats.peakOutBytes) stats.peakOutBytes = stats.outBytes;
   const list = enabled ? free.get(n) : undefined;
   if (list && list.length > 0) {
     stats.reused++;
@@ -97,8 +106,9 @@ export function acquireZerosF32(n: number): Float32Array {
 
 /** Gives a buffer back; the caller must not touch it again. Views (subarrays) are never pooled. */
 export function releaseF32(buf: Float32Array): void {
-  if (!enabled) return;
   if (buf.byteOffset !== 0 || buf.length * 4 !== buf.buffer.byteLength) return;
+  stats.outBytes -= buf.length * 4;
+  if (!enabled) return;
   stats.released++;
   if (buf.length * 4 > limitBytes) {
     stats.evicted++;
@@ -118,6 +128,7 @@ export function poolStats(): PoolStats {
 
 export function resetPoolStats(): void {
   stats.fresh = stats.freshBytes = stats.reused = stats.reusedBytes = stats.released = stats.evicted = stats.evictedBytes = 0;
+  stats.peakOutBytes = stats.outBytes;
 }
 
 /** Drops every idle buffer (lets the GC have them). */
