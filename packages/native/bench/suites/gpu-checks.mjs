@@ -1,11 +1,18 @@
 // The CUDA-vs-CPU checks, shared by `npm run test:gpu` (src/cuda/cuda.gpu.test.ts) and bench/gpu.sh
-// (bench/gpu.mjs, a plain node script: the GPU machine needs no npm install).
+// (bench/gpu.mjs, a plain node script: the GPU machine needs no npm install). As a suite of `npm run bench`
+// (the default export, at the end) it runs the checks where a CUDA device can be used, and is skipped with a
+// note elsewhere; bench/gpu.sh times the CUDA kernels.
 //
 // Each case runs one function of API.md twice on the same random inputs (seeded, never zeros): on the CPU
 // addon with typed arrays and on the CUDA addon with device buffers. Every array starts random, outputs too,
 // so that an output that must accumulate (+=) is checked as such and one that must be written (=) is checked
 // to overwrite. The error of an array is max |cuda − cpu| / max(1, |cpu|) over its elements (non-finite
 // values must match exactly), compared with the tolerance stated in the case.
+
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** mulberry32: the same inputs on every run. */
 export function rng(seed) {
@@ -300,4 +307,37 @@ export function errorChecks(cuda) {
   results.push({ name: 'the caching allocator reuses freed blocks (10 alloc/dispose: at most 1 cudaMalloc)', ok: after - before <= 1, detail: `cudaMalloc calls: ${after - before}` });
   for (const x of [b, ids, table, out]) x.dispose();
   return results;
+}
+
+/**
+ * `npm run bench`'s gpu-checks suite: every check above on this machine's GPU (a failed check fails the suite),
+ * or a note saying why there is none (the CUDA addon not built, no driver, no device).
+ */
+export default async function gpuChecks(h) {
+  const path = process.env.RLHF_CUDA_PATH
+    ? resolve(process.env.RLHF_CUDA_PATH)
+    : join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'build', 'Release', 'rlhf_cuda.node');
+  if (!existsSync(path)) {
+    h.note(`skipped: no CUDA addon at ${path} (it is built only where nvcc and cuBLAS are found)`);
+    return;
+  }
+  const cuda = createRequire(import.meta.url)(path);
+  const info = cuda.info();
+  if (!info.devices) {
+    h.note(`skipped: no CUDA device (${info.reason ?? 'device count 0'})`);
+    return;
+  }
+  const results = [];
+  for (const spec of cases({ gemm: info.gemm })) {
+    try {
+      results.push(runSpec(h.native, cuda, spec));
+    } catch (e) {
+      results.push({ name: spec.name, ok: false, err: NaN, errors: { thrown: `${e.name}: ${e.message}` } });
+    }
+  }
+  results.push(...errorChecks(cuda).map((r) => ({ ...r, errors: { detail: r.detail } })));
+  const failed = results.filter((r) => !r.ok);
+  for (const r of failed) h.note(`FAIL ${r.name}: ${JSON.stringify(r.errors)}`);
+  h.log(`  ${results.length} CUDA-vs-CPU checks on ${info.deviceName}, ${failed.length} failed (timings: bench/gpu.sh)`);
+  if (failed.length) throw new Error(`${failed.length} of ${results.length} CUDA-vs-CPU checks failed`);
 }
