@@ -21,6 +21,8 @@ static Napi::Value Info(const Napi::CallbackInfo& cb) {
   o.Set("version", RLHF_VERSION);
   o.Set("simd", simd_level_name(simd_level()));
   o.Set("simdDetected", simd_level_name(detected_simd_level()));
+  o.Set("simdBf16", simd_bf16());
+  o.Set("simdBf16Detected", detected_simd_bf16());
   o.Set("threads", num_threads());
   o.Set("maxThreads", max_threads());
   CudaInfo ci = query_cuda();
@@ -51,8 +53,8 @@ static Napi::Value SetSimdLevel(const Napi::CallbackInfo& cb) {
   std::string name = a.string(0, "level");
   // The whole string must be a level name ("avx2\0x" would pass as "avx2" through c_str()).
   if (name.find('\0') != std::string::npos || !set_simd_level(name.c_str()))
-    a.range_error("argument 0 'level' must be one of 'avx512', 'avx2', 'scalar', got '" + name + "'");
-  return Napi::String::New(cb.Env(), simd_level_name(simd_level()));
+    a.range_error("argument 0 'level' must be one of 'avx512bf16', 'avx512', 'avx2', 'scalar', got '" + name + "'");
+  return Napi::String::New(cb.Env(), simd_bf16() ? "avx512bf16" : simd_level_name(simd_level()));
 }
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {

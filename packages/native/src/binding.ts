@@ -13,14 +13,20 @@ export interface NativeCudaInfo {
 
 export interface NativeInfo {
   version: string;
-  simd: SimdLevel;
-  simdDetected: SimdLevel;
+  simd: KernelSimdLevel;
+  simdDetected: KernelSimdLevel;
+  /** bf16 dot products (AVX512_BF16's vdpbf16ps) in use now: detected and not lowered below 'avx512bf16' */
+  simdBf16: boolean;
+  simdBf16Detected: boolean;
   threads: number;
   maxThreads: number;
   cuda: NativeCudaInfo;
 }
 
-export type SimdLevel = 'avx512' | 'avx2' | 'scalar';
+/** The levels the kernels dispatch to (info().simd). */
+export type KernelSimdLevel = 'avx512' | 'avx2' | 'scalar';
+/** What setSimdLevel / RLHF_SIMD take: a kernel level, or 'avx512bf16' (AVX-512 plus bf16 dot products, the default). */
+export type SimdLevel = 'avx512bf16' | KernelSimdLevel;
 
 export interface NativeBinding {
   info(): NativeInfo;
@@ -29,6 +35,8 @@ export interface NativeBinding {
   setSimdLevel(level: SimdLevel): SimdLevel;
 
   copyF32(dst: Float32Array, src: Float32Array, n: number): void;
+  castF32ToBf16(dst: Uint16Array, src: Float32Array, n: number): void;
+  castBf16ToF32(dst: Float32Array, src: Uint16Array, n: number): void;
 
   // elementwise (ops/elementwise)
   add(out: Float32Array, a: Float32Array, b: Float32Array, n: number): void;
@@ -98,6 +106,9 @@ export interface NativeBinding {
   // gemm (ops/gemm)
   gemm(C: Float32Array, A: Float32Array, B: Float32Array, m: number, n: number, k: number, transA?: boolean, transB?: boolean, alpha?: number, beta?: number): void;
   gemmBatched(C: Float32Array, A: Float32Array, B: Float32Array, batch: number, m: number, n: number, k: number, strideA: number, strideB: number, strideC: number, transA?: boolean, transB?: boolean, alpha?: number, beta?: number): void;
+  gemmBf16(C: Float32Array, A: Float32Array, B: Uint16Array, m: number, n: number, k: number, transB?: boolean, alpha?: number, beta?: number): void;
+  /** Test hook: whether gemmBf16 of these sizes rounds A to bf16 at the SIMD level in force (the AVX512_BF16 path). */
+  _gemmBf16RoundsA(m: number, n: number, k: number, transB: boolean): boolean;
   /** Benchmarks only (ops/bench_peak): runs independent FMA chains on every thread; returns the flops done. */
   benchFmaPeak(iterations: number): number;
 

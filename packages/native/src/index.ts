@@ -2,10 +2,10 @@
  * @rlhf/native: the C++/CUDA kernels of rlhf-ts, as typed functions over Float32Array / Int32Array views.
  * Every function checks its arguments and throws a TypeError or RangeError that names the bad one.
  */
-export type { NativeBinding, NativeInfo, NativeCudaInfo, SimdLevel } from './binding';
+export type { NativeBinding, NativeInfo, NativeCudaInfo, SimdLevel, KernelSimdLevel } from './binding';
 export { NativeLoadError, loadNativeBinding, defaultBinaryPath, native, packageRoot } from './loader';
 export { info, setNumThreads, getNumThreads, setSimdLevel } from './runtime';
-export { copyF32 } from './ops/copy';
+export { copyF32, castF32ToBf16, castBf16ToF32 } from './ops/copy';
 export { add, mul, mulBackward, scale, accumulate, addBias, addBiasBackward, sumSquares } from './ops/elementwise';
 export { attentionForward, attentionBackward } from './ops/attention';
 export {
@@ -21,7 +21,7 @@ export { softmaxForward, softmaxBackward } from './ops/softmax';
 export { embeddingForward, embeddingBackward } from './ops/embedding';
 export { adamwStep } from './ops/adamw';
 export { rmsnormForward, rmsnormBackward } from './ops/rmsnorm';
-export { gemm, gemmBatched } from './ops/gemm';
+export { gemm, gemmBatched, gemmBf16 } from './ops/gemm';
 export { siluForward, siluBackward, swigluForward, swigluBackward } from './ops/swiglu';
 export { ropeForward, ropeBackward } from './ops/rope';
 export { permute0213 } from './ops/permute';

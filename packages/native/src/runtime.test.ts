@@ -60,8 +60,14 @@ describe('SIMD level', () => {
       expect(setSimdLevel('scalar')).toBe('scalar');
       expect(info().simd).toBe('scalar');
       expect(setSimdLevel('avx512')).toBe(detected === 'avx512' ? 'avx512' : detected);
+      expect(info().simdBf16).toBe(false);
+      // one step above avx512: bf16 dot products where the CPU has them (then the kernels still run at avx512)
+      const bf16 = info().simdBf16Detected;
+      expect(setSimdLevel('avx512bf16')).toBe(bf16 ? 'avx512bf16' : detected);
+      expect(info().simdBf16).toBe(bf16);
+      expect(info().simd).toBe(detected);
     } finally {
-      setSimdLevel('avx512');
+      setSimdLevel('avx512bf16');
     }
     expectThrowsNamed(() => setSimdLevel('sse9' as never), 'RangeError', /'level' must be one of/);
     // Seen while fuzzing (src/fuzz.test.ts): a NUL ended the name early, so this was taken as 'avx2'.

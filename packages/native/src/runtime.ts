@@ -21,6 +21,7 @@ export function getNumThreads(): number {
 /**
  * Caps the SIMD level the kernels dispatch to (never above what the CPU has): tests use it to run every
  * code path. Returns the level now in use. Same as the RLHF_SIMD environment variable at load time.
+ * 'avx512bf16' (the default) is 'avx512' plus AVX512_BF16 dot products where the CPU has them (gemmBf16).
  */
 export function setSimdLevel(level: SimdLevel): SimdLevel {
   return native().setSimdLevel(level);

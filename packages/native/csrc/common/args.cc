@@ -90,6 +90,11 @@ F32View Args::f32_view(size_t i, const char* name, int64_t min_len) const {
   return {p, len};
 }
 
+uint16_t* Args::u16(size_t i, const char* name, int64_t min_len) const {
+  size_t len = 0;
+  return typed_view<uint16_t>(*this, info_, i, name, min_len, napi_uint16_array, "Uint16Array", &len);
+}
+
 I32View Args::i32_view(size_t i, const char* name, int64_t min_len) const {
   size_t len = 0;
   bool shared = false;

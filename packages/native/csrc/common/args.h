@@ -53,6 +53,8 @@ class Args {
   float* f32(size_t i, const char* name, int64_t min_len) const { return f32_view(i, name, min_len).data; }
   F32View f32_view(size_t i, const char* name, int64_t min_len) const;
   int32_t* i32(size_t i, const char* name, int64_t min_len) const { return i32_view(i, name, min_len).data; }
+  // A Uint16Array (bf16 bit patterns) with at least `min_len` elements.
+  uint16_t* u16(size_t i, const char* name, int64_t min_len) const;
   I32View i32_view(size_t i, const char* name, int64_t min_len) const;
 
   // The first `len` values of an index array (ids, targets, positions: values that the binding checks and

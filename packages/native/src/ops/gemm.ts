@@ -43,3 +43,24 @@ export function gemmBatched(
 ): void {
   native().gemmBatched(C, A, B, batch, m, n, k, strideA, strideB, strideC, transA, transB, alpha, beta);
 }
+
+/**
+ * C(m,n) = alpha · A · op(B) + beta · C with B in bfloat16 (a Uint16Array of bf16 bits): a frozen weight kept at
+ * half the memory. A (m,k) float32 row-major; op(B) = Bᵀ with B stored (n,k) when transB (the default: a weight
+ * (out, in), y = x·Wᵀ), else B stored (k,n) (dx = dy·W). float32 accumulation. The result is that of gemm on the
+ * widened B, except at the 'avx512bf16' level for transB products of more than 16 rows: there A is rounded to
+ * bf16 too and vdpbf16ps runs at twice the FMA rate (see packages/native/csrc/ops/gemm/gemm.h).
+ */
+export function gemmBf16(
+  C: Float32Array,
+  A: Float32Array,
+  B: Uint16Array,
+  m: number,
+  n: number,
+  k: number,
+  transB = true,
+  alpha = 1,
+  beta = 0,
+): void {
+  native().gemmBf16(C, A, B, m, n, k, transB, alpha, beta);
+}

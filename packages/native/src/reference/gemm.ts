@@ -1,3 +1,5 @@
+import { bf16BitsRef, bf16ValueRef } from './copy';
+
 /**
  * The GEMM specification: a triple loop with a float64 accumulator. C(m,n) = alpha·op(A)·op(B) + beta·C;
  * beta = 0 ignores C's old contents. See API.md for the layouts.
@@ -85,4 +87,32 @@ export function gemmErrorScaleRef(
     }
   }
   return out;
+}
+
+/**
+ * gemmBf16's specification: B holds bf16 bits, widened exactly; with roundA, A is first rounded to bf16 (what
+ * the AVX512_BF16 path computes). float64 accumulation.
+ */
+export function gemmBf16Ref(
+  C: Float32Array | Float64Array,
+  A: Float32Array,
+  B: Uint16Array,
+  m: number,
+  n: number,
+  k: number,
+  transB = true,
+  alpha = 1,
+  beta = 0,
+  roundA = false,
+): void {
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let p = 0; p < k; p++) {
+        const a = roundA ? bf16ValueRef(bf16BitsRef(A[i * k + p])) : A[i * k + p];
+        s += a * bf16ValueRef(transB ? B[j * k + p] : B[p * n + j]);
+      }
+      C[i * n + j] = alpha * s + (beta === 0 ? 0 : beta * C[i * n + j]);
+    }
+  }
 }

@@ -74,6 +74,11 @@ function f32(n, lo = -2, hi = 2) {
   for (let i = 0; i < n; i++) a[i] = lo + (hi - lo) * r();
   return a;
 }
+function u16(n) {
+  const a = new Uint16Array(n);
+  for (let i = 0; i < n; i++) a[i] = ri(0, 0xffff);
+  return a;
+}
 function i32(n, lo, hi) {
   const a = new Int32Array(n);
   for (let i = 0; i < n; i++) a[i] = ri(lo, hi);
@@ -81,12 +86,12 @@ function i32(n, lo, hi) {
 }
 
 // ------------------------------------------------------------------------------------------ the functions
-// Each spec: `sig`, the parameters as "name:kind" (kinds: f32, f32? (nullable), i32, size, int, num, num?
+// Each spec: `sig`, the parameters as "name:kind" (kinds: f32, f32? (nullable), i32, u16 (bf16 bits), size, int, num, num?
 // (optional), bool, bool? (optional), str), `min` the fewest arguments accepted (optional trailing ones),
 // and `gen()` returning the arguments of a valid call.
 const MAX_THREADS = native.info().maxThreads;
 const ORIGINAL_THREADS = native.getNumThreads();
-const LEVELS = ['scalar', 'avx2', 'avx512'];
+const LEVELS = ['scalar', 'avx2', 'avx512', 'avx512bf16'];
 
 const n0 = () => (chance(0.1) ? 0 : ri(1, 40));
 
@@ -249,6 +254,18 @@ const SPECS = {
       return a.slice(0, ri(6, 10));
     },
   },
+  gemmBf16: {
+    sig: 'C:f32 A:f32 B:u16 m:size n:size k:size transB:bool? alpha:num? beta:num?',
+    min: 6,
+    gen: () => {
+      const m = ri(0, 24), n = ri(0, 12), k = ri(0, 12);
+      const a = [f32(m * n), f32(m * k), u16(k * n), m, n, k, chance(0.5), r() * 2 - 1, pick([0, 1, r()])];
+      return a.slice(0, ri(6, 9));
+    },
+  },
+  _gemmBf16RoundsA: { sig: 'm:size n:size k:size transB:bool', gen: () => [ri(0, 40), ri(0, 8), ri(0, 8), chance(0.5)] },
+  castF32ToBf16: { sig: 'dst:u16 src:f32 n:size', gen: () => { const n = n0(); return [u16(n), f32(n), n]; } },
+  castBf16ToF32: { sig: 'dst:f32 src:u16 n:size', gen: () => { const n = n0(); return [f32(n), u16(n), n]; } },
   gemmBatched: {
     sig: 'C:f32 A:f32 B:f32 batch:size m:size n:size k:size strideA:size strideB:size strideC:size transA:bool? transB:bool? alpha:num? beta:num?',
     min: 10,
@@ -407,16 +424,17 @@ function lengthTracking(Ctor, n) {
 // cur: the argument's current value when it is a usable Float32Array / Int32Array, else undefined; arrays:
 // the call's other usable typed arrays (for aliasing).
 function arrayVariant(kind, cur, arrays, call) {
-  const Ctor = kind === 'i32' ? Int32Array : Float32Array;
-  const Other = kind === 'i32' ? Float32Array : Int32Array;
+  const Ctor = kind === 'i32' ? Int32Array : kind === 'u16' ? Uint16Array : Float32Array;
+  const Other = kind === 'f32' ? Int32Array : Float32Array;
+  const E = Ctor.BYTES_PER_ELEMENT;
   const n = cur ? cur.length : ri(0, 16);
   const v = ri(0, 22);
   switch (v) {
     case 0: return new Float64Array(n);
     case 1: return new Other(n); // Int32Array for a Float32Array and vice versa
-    case 2: return new Uint8Array(n * 4);
-    case 3: { const b = new Uint8Array(n * 4 + 1); return b.subarray(1); } // odd byteOffset
-    case 4: return new DataView(new ArrayBuffer(n * 4));
+    case 2: return new Uint8Array(n * E);
+    case 3: { const b = new Uint8Array(n * E + 1); return b.subarray(1); } // odd byteOffset
+    case 4: return new DataView(new ArrayBuffer(n * E));
     case 5: return new Ctor(0);
     case 6: return n > 0 ? (cur instanceof Ctor ? cur : new Ctor(n)).subarray(0, n - 1) : new Ctor(0); // one element short
     case 7: return detached(Ctor, n);
@@ -433,19 +451,24 @@ function arrayVariant(kind, cur, arrays, call) {
     case 14: { // a view of another argument's memory, shifted by one element
       const o = arrays.length ? pick(arrays) : new Ctor(n + 1);
       call.alias = true;
-      const off = o.byteOffset + 4 * ri(1, 2);
-      const len = Math.max(0, Math.min(n, (o.buffer.byteLength - off) / 4 | 0));
-      return new Ctor(o.buffer, Math.min(off, o.buffer.byteLength), len);
+      const at = o.byteOffset + E * ri(1, 2);
+      const off = at - (at % E); // a Uint16Array may start at 2 mod 4: a Float32Array view cannot
+      const len = Math.max(0, Math.min(n, (o.buffer.byteLength - off) / E | 0));
+      const end = o.buffer.byteLength - (o.buffer.byteLength % E);
+      return new Ctor(o.buffer, Math.min(off, end), len);
     }
     case 15: { // the same memory as another argument, seen as the other element type
       const o = arrays.length ? pick(arrays) : new Ctor(n);
       call.alias = true;
-      return new Ctor(o.buffer, o.byteOffset, o.length);
+      const off = o.byteOffset - (o.byteOffset % E);
+      return new Ctor(o.buffer, off, Math.floor((o.byteOffset + o.length * o.BYTES_PER_ELEMENT - off) / E));
     }
     case 16: { // contents: NaN, infinities, huge, denormals (i32: out-of-range indices)
       const c = new Ctor(n);
       if (cur instanceof Ctor) c.set(cur);
-      const bad = kind === 'i32' ? [-1, 2 ** 31 - 1, -(2 ** 31), 1 << 20, 40, 41] : [NaN, Infinity, -Infinity, 3e38, -3e38, 1e-40];
+      const bad = kind === 'i32' ? [-1, 2 ** 31 - 1, -(2 ** 31), 1 << 20, 40, 41]
+        : kind === 'u16' ? [0x7fc0, 0x7f80, 0xff80, 0x7f7f, 0x0001, 0xffff] // bf16 NaN, ±Inf, max, denormal, -NaN
+          : [NaN, Infinity, -Infinity, 3e38, -3e38, 1e-40];
       for (let i = 0; i < n; i++) if (chance(0.5)) c[i] = pick(bad);
       return c;
     }
@@ -480,10 +503,10 @@ function intVariant(cur) {
 function mutateValue(p, cur, args, call, fn) {
   if (chance(0.25)) return otherValue();
   // A value made by an earlier mutation of this call (a detached or out-of-bounds view) cannot seed another.
-  const usable = (x) => (x instanceof Float32Array || x instanceof Int32Array) && !broken.has(x);
+  const usable = (x) => (x instanceof Float32Array || x instanceof Int32Array || x instanceof Uint16Array) && !broken.has(x);
   const arrays = args.filter(usable);
   switch (p.kind) {
-    case 'f32': case 'f32?': case 'i32':
+    case 'f32': case 'f32?': case 'i32': case 'u16':
       return chance(0.1) && p.kind === 'f32?' ? null : arrayVariant(p.kind.replace('?', ''), usable(cur) ? cur : undefined, arrays, call);
     case 'size': { const v = sizeVariant(typeof cur === 'number' ? cur : 1); return NO_HUGE.has(fn) && v > 1000 ? -1 : v; }
     case 'int': return intVariant(typeof cur === 'number' ? cur : 1);

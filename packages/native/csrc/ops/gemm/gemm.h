@@ -19,6 +19,17 @@
 
 namespace rlhf {
 
+// gemm_bf16: the same with B held in bfloat16 (a frozen weight kept at half the memory), A float32, float32
+// accumulation: C(m,n) = alpha * A @ op(B) + beta * C, A stored (m,k) row-major, op(B) as above (transB: B
+// stored (n,k), a weight (out, in) in HF layout, y = x·Wᵀ; else (k,n), dx = dy·W). bf16 widens to float32
+// exactly, so at every level but one the result is that of gemm on the widened B (same blocking, same
+// micro-kernels: B is widened while it is packed, or as it is loaded on the few-rows path). At the
+// "avx512bf16" level (simd_bf16(): AVX512_BF16 present and not lowered) products with transB and more rows
+// than the few-rows path take vdpbf16ps, two bf16 products per float32 lane per instruction: A is then
+// rounded to bf16 (nearest even) as it is packed, the products are exact and accumulate in float32. That is
+// bf16 compute as PyTorch's bf16 matmul does it (both operands rounded): about twice the FMA rate, with an
+// error of the same size as the weights' own bf16 rounding. gemm_bf16_ref takes round_a to say which.
+//
 // Plain triple loop with a float64 accumulator: the specification.
 void gemm_ref(float* C, const float* A, const float* B, int64_t m, int64_t n, int64_t k, bool transA, bool transB,
               float alpha, float beta);
@@ -26,6 +37,13 @@ void gemm_ref(float* C, const float* A, const float* B, int64_t m, int64_t n, in
 // The fast version; uses num_threads() threads.
 void gemm_cpu(float* C, const float* A, const float* B, int64_t m, int64_t n, int64_t k, bool transA, bool transB,
               float alpha, float beta);
+
+void gemm_bf16_ref(float* C, const float* A, const uint16_t* B, int64_t m, int64_t n, int64_t k, bool transB, float alpha,
+                   float beta, bool round_a);
+void gemm_bf16_cpu(float* C, const float* A, const uint16_t* B, int64_t m, int64_t n, int64_t k, bool transB, float alpha,
+                   float beta);
+// Whether gemm_bf16_cpu rounds A to bf16 for this product at the current SIMD level (see above).
+bool gemm_bf16_rounds_a(int64_t m, int64_t n, int64_t k, bool transB);
 
 void gemm_batched_cpu(float* C, const float* A, const float* B, int64_t batch, int64_t m, int64_t n, int64_t k,
                       int64_t strideA, int64_t strideB, int64_t strideC, bool transA, bool transB, float alpha,
@@ -52,7 +70,27 @@ struct GemmIsa {
   // (lda = k; the caller transposes a transA input first) and B as stored (ldb).
   void (*small_m)(float* C, int64_t ldc, const float* A, const float* B, int64_t ldb, bool transB, int64_t m,
                   int64_t j0, int64_t j1, int64_t k, float alpha, float beta);
+  // The same two for a bf16 B, widened to float32 as it is read.
+  void (*pack_b_bf16)(float* dst, const uint16_t* B, int64_t ldb, bool transB, int64_t p0, int64_t kc, int64_t j0,
+                      int64_t cols);
+  void (*small_m_bf16)(float* C, int64_t ldc, const float* A, const uint16_t* B, int64_t ldb, bool transB, int64_t m,
+                       int64_t j0, int64_t j1, int64_t k, float alpha, float beta);
 };
+
+// The bf16 dot-product building blocks (gemm_avx512bf16.cc; only called when simd_bf16()). The packed
+// panels hold 32-bit words, each a pair of bf16 of consecutive depth (p = 2q, 2q+1; the second 0 past k),
+// so that the driver sees a product of depth ceil(k/2) over "floats" of 4 bytes: the same panel shapes and
+// blocking, another micro-kernel. q0 and kq count pairs.
+struct GemmBf16DotIsa {
+  int mr, nr;
+  // c(MR,NR) = alpha * Σ_q a_panel(q) · b_panel(q) (two products per word) + beta * c; beta == 0 does not read c.
+  void (*micro)(int64_t kq, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta);
+  // A (m,k) row-major float32 (lda), rows [i0, i0+rows), pairs [q0, q0+kq), rounded to bf16.
+  void (*pack_a)(float* dst, const float* A, int64_t lda, int64_t k, int64_t i0, int64_t rows, int64_t q0, int64_t kq);
+  // B (n,k) bf16 (ldb), columns [j0, j0+cols) of op(B) = rows of B, pairs [q0, q0+kq).
+  void (*pack_b)(float* dst, const uint16_t* B, int64_t ldb, int64_t k, int64_t q0, int64_t kq, int64_t j0, int64_t cols);
+};
+const GemmBf16DotIsa& gemm_isa_avx512bf16();
 
 const GemmIsa& gemm_isa_avx512();
 const GemmIsa& gemm_isa_avx2();

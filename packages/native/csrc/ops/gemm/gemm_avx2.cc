@@ -20,6 +20,15 @@ struct V256 {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
   static T loadn(const float* p, int n) { return _mm256_maskload_ps(p, mask(n)); }
+  // 8 bf16 widened: zero-extend to 32 bits, shift into the top half.
+  static T load(const uint16_t* p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+  }
+  static T loadn(const uint16_t* p, int n) {
+    alignas(16) uint16_t tmp[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    std::memcpy(tmp, p, size_t(n) * sizeof(uint16_t));
+    return load(tmp);
+  }
   static void storen(float* p, T v, int n) { _mm256_maskstore_ps(p, mask(n), v); }
   static T fma(T a, T b, T c) { return _mm256_fmadd_ps(a, b, c); }
   static T mul(T a, T b) { return _mm256_mul_ps(a, b); }
@@ -50,12 +59,19 @@ void small_m(float* C, int64_t ldc, const float* A, const float* B, int64_t ldb,
              int64_t j1, int64_t k, float alpha, float beta) {
   small_m_impl<V256, 3, 4>(C, ldc, A, B, ldb, transB, m, j0, j1, k, alpha, beta);
 }
+void pack_b_bf16(float* dst, const uint16_t* B, int64_t ldb, bool transB, int64_t p0, int64_t kc, int64_t j0, int64_t cols) {
+  pack_b_impl<kNR>(dst, B, ldb, transB, p0, kc, j0, cols);
+}
+void small_m_bf16(float* C, int64_t ldc, const float* A, const uint16_t* B, int64_t ldb, bool transB, int64_t m,
+                  int64_t j0, int64_t j1, int64_t k, float alpha, float beta) {
+  small_m_impl<V256, 3, 4>(C, ldc, A, B, ldb, transB, m, j0, j1, k, alpha, beta);
+}
 
 }  // namespace
 
 const GemmIsa& gemm_isa_avx2() {
   // A micro-panel 6 x 256 floats (6 KiB) in L1d; B panel 256 x 512 floats (512 KiB) in L2; MC as for AVX-512.
-  static const GemmIsa isa{"avx2", kMR, kNR, 256, 1536, 512, 256, micro, pack_a, pack_b, small_m};
+  static const GemmIsa isa{"avx2", kMR, kNR, 256, 1536, 512, 256, micro, pack_a, pack_b, small_m, pack_b_bf16, small_m_bf16};
   return isa;
 }
 

@@ -22,6 +22,10 @@ struct V512 {
   static void store(float* p, T v) { _mm512_storeu_ps(p, v); }
   static __mmask16 mask(int n) { return __mmask16((1u << n) - 1u); }
   static T loadn(const float* p, int n) { return _mm512_maskz_loadu_ps(mask(n), p); }
+  // 16 bf16 widened: zero-extend to 32 bits, shift into the top half.
+  static T widen16(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
+  static T load(const uint16_t* p) { return widen16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static T loadn(const uint16_t* p, int n) { return widen16(_mm256_maskz_loadu_epi16(mask(n), p)); }
   static void storen(float* p, T v, int n) { _mm512_mask_storeu_ps(p, mask(n), v); }
   static T fma(T a, T b, T c) { return _mm512_fmadd_ps(a, b, c); }
   static T mul(T a, T b) { return _mm512_mul_ps(a, b); }
@@ -77,23 +81,33 @@ inline void transpose8x8(__m256 r[8]) {
   }
 }
 
+// 8 and 4 consecutive elements of a source row as float32 (bf16 widened).
+inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 load8(const uint16_t* p) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+}
+inline __m128 load4(const float* p) { return _mm_loadu_ps(p); }
+inline __m128 load4(const uint16_t* p) {
+  return _mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))), 16));
+}
+
 // dst (kc, R) k-major from R source rows src + r*ld, depth [p0, p0+kc). R is a multiple of 4.
-template <int R>
-void pack_transposing(float* __restrict dst, const float* __restrict src, int64_t ld, int64_t p0, int64_t kc) {
+template <int R, class BT>
+void pack_transposing(float* __restrict dst, const BT* __restrict src, int64_t ld, int64_t p0, int64_t kc) {
   static_assert(R % 4 == 0, "row groups of 8 and 4");
   int64_t p = 0;
   for (; p + 8 <= kc; p += 8) {
     int g = 0;
     for (; g + 8 <= R; g += 8) {
       __m256 r[8];
-      for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + (g + i) * ld + p0 + p);
+      for (int i = 0; i < 8; ++i) r[i] = load8(src + (g + i) * ld + p0 + p);
       transpose8x8(r);
       for (int q = 0; q < 8; ++q) _mm256_storeu_ps(dst + (p + q) * R + g, r[q]);
     }
     if (g < R) {  // 4 rows left: two 4x4 transposes (depth p..p+3, p+4..p+7)
       for (int h = 0; h < 8; h += 4) {
-        __m128 a0 = _mm_loadu_ps(src + (g + 0) * ld + p0 + p + h), a1 = _mm_loadu_ps(src + (g + 1) * ld + p0 + p + h);
-        __m128 a2 = _mm_loadu_ps(src + (g + 2) * ld + p0 + p + h), a3 = _mm_loadu_ps(src + (g + 3) * ld + p0 + p + h);
+        __m128 a0 = load4(src + (g + 0) * ld + p0 + p + h), a1 = load4(src + (g + 1) * ld + p0 + p + h);
+        __m128 a2 = load4(src + (g + 2) * ld + p0 + p + h), a3 = load4(src + (g + 3) * ld + p0 + p + h);
         _MM_TRANSPOSE4_PS(a0, a1, a2, a3);
         _mm_storeu_ps(dst + (p + h + 0) * R + g, a0);
         _mm_storeu_ps(dst + (p + h + 1) * R + g, a1);
@@ -103,7 +117,7 @@ void pack_transposing(float* __restrict dst, const float* __restrict src, int64_
     }
   }
   for (; p < kc; ++p)
-    for (int r = 0; r < R; ++r) dst[p * R + r] = src[r * ld + p0 + p];
+    for (int r = 0; r < R; ++r) dst[p * R + r] = widen(src[r * ld + p0 + p]);
 }
 
 void pack_a(float* dst, const float* A, int64_t lda, bool transA, int64_t i0, int64_t rows, int64_t p0, int64_t kc) {
@@ -115,7 +129,8 @@ void pack_a(float* dst, const float* A, int64_t lda, bool transA, int64_t i0, in
   for (; r0 + kMR <= rows; r0 += kMR, dst += kc * kMR) pack_transposing<kMR>(dst, A + (i0 + r0) * lda, lda, p0, kc);
   if (r0 < rows) pack_a_impl<kMR>(dst, A, lda, transA, i0 + r0, rows - r0, p0, kc);
 }
-void pack_b(float* dst, const float* B, int64_t ldb, bool transB, int64_t p0, int64_t kc, int64_t j0, int64_t cols) {
+template <class BT>
+void pack_b_any(float* dst, const BT* B, int64_t ldb, bool transB, int64_t p0, int64_t kc, int64_t j0, int64_t cols) {
   if (!transB || cols < kNR) {
     pack_b_impl<kNR>(dst, B, ldb, transB, p0, kc, j0, cols);
     return;
@@ -124,8 +139,18 @@ void pack_b(float* dst, const float* B, int64_t ldb, bool transB, int64_t p0, in
   for (; c0 + kNR <= cols; c0 += kNR, dst += kc * kNR) pack_transposing<kNR>(dst, B + (j0 + c0) * ldb, ldb, p0, kc);
   if (c0 < cols) pack_b_impl<kNR>(dst, B, ldb, transB, p0, kc, j0 + c0, cols - c0);
 }
+void pack_b(float* dst, const float* B, int64_t ldb, bool transB, int64_t p0, int64_t kc, int64_t j0, int64_t cols) {
+  pack_b_any(dst, B, ldb, transB, p0, kc, j0, cols);
+}
+void pack_b_bf16(float* dst, const uint16_t* B, int64_t ldb, bool transB, int64_t p0, int64_t kc, int64_t j0, int64_t cols) {
+  pack_b_any(dst, B, ldb, transB, p0, kc, j0, cols);
+}
 void small_m(float* C, int64_t ldc, const float* A, const float* B, int64_t ldb, bool transB, int64_t m, int64_t j0,
              int64_t j1, int64_t k, float alpha, float beta) {
+  small_m_impl<V512, 4, 8>(C, ldc, A, B, ldb, transB, m, j0, j1, k, alpha, beta);
+}
+void small_m_bf16(float* C, int64_t ldc, const float* A, const uint16_t* B, int64_t ldb, bool transB, int64_t m,
+                  int64_t j0, int64_t j1, int64_t k, float alpha, float beta) {
   small_m_impl<V512, 4, 8>(C, ldc, A, B, ldb, transB, m, j0, j1, k, alpha, beta);
 }
 
@@ -140,7 +165,7 @@ const GemmIsa& gemm_isa_avx512() {
   // comes back from L3 once per 512 depth steps instead of ~342 (k = 2048: 4 passes instead of 6): +2-5% at
   // 1024^3, 2048^3 and 2048x384x1536 in both machine states (bench/README.md). Everywhere (k < 1024 too) it
   // lost at 512^3 (-10%), hence only for deep products.
-  static const GemmIsa isa{"avx512", kMR, kNR, 384, 4096, 480, 512, micro, pack_a, pack_b, small_m};
+  static const GemmIsa isa{"avx512", kMR, kNR, 384, 4096, 480, 512, micro, pack_a, pack_b, small_m, pack_b_bf16, small_m_bf16};
   return isa;
 }
 

@@ -1,6 +1,7 @@
 // gemm(C, A, B, m, n, k, transA = false, transB = false, alpha = 1, beta = 0): void
 // gemmBatched(C, A, B, batch, m, n, k, strideA, strideB, strideC, transA = false, transB = false, alpha = 1,
 //             beta = 0): void
+// gemmBf16(C, A, B, m, n, k, transB = true, alpha = 1, beta = 0): void (B: Uint16Array of bf16 bits)
 // Checks: Float32Arrays long enough for the sizes (and strides), finite alpha/beta, booleans for the flags,
 // C sharing no memory with A or B (C is written while they are read), and in the batched form strideC large
 // enough that two batches never write the same element. A and B may alias each other (both are only read).
@@ -92,8 +93,46 @@ static void GemmBatched(const Napi::CallbackInfo& info) {
   }, &ctx);
 }
 
+// gemmBf16(C, A, B, m, n, k, transB = true, alpha = 1, beta = 0): C (m,n) f32, A (m,k) f32, B a Uint16Array of
+// bf16 bits, (n,k) when transB else (k,n).
+static void GemmBf16(const Napi::CallbackInfo& info) {
+  Args a(info, "gemmBf16");
+  a.at_least(6);
+  if (a.length() > 9) a.type_error("expected at most 9 arguments, got " + std::to_string(a.length()));
+  const int64_t m = a.size(3, "m"), n = a.size(4, "n"), k = a.size(5, "k");
+  const bool transB = a.has(6) ? a.boolean(6, "transB") : true;
+  const float alpha = float(a.number_or(7, "alpha", 1.0)), beta = float(a.number_or(8, "beta", 0.0));
+  float* C = a.f32(0, "C", a.mul(m, n, "m*n"));
+  const float* A = a.f32(1, "A", a.mul(m, k, "m*k"));
+  const uint16_t* B = a.u16(2, "B", a.mul(k, n, "k*n"));
+  a.no_overlap(C, size_t(m * n) * 4, "C", A, size_t(m * k) * 4, "A");
+  a.no_overlap(C, size_t(m * n) * 4, "C", B, size_t(k * n) * 2, "B");
+  struct Ctx {
+    float* C;
+    const float* A;
+    const uint16_t* B;
+    int64_t m, n, k;
+    bool tb;
+    float alpha, beta;
+  } ctx{C, A, B, m, n, k, transB, alpha, beta};
+  run_guarded(a, [](void* p) {
+    auto& c = *static_cast<Ctx*>(p);
+    gemm_bf16_cpu(c.C, c.A, c.B, c.m, c.n, c.k, c.tb, c.alpha, c.beta);
+  }, &ctx);
+}
+
+// Test hook: whether gemmBf16 of these sizes rounds A to bf16 now (the AVX512_BF16 path, see gemm.h).
+static Napi::Value GemmBf16RoundsA(const Napi::CallbackInfo& info) {
+  Args a(info, "_gemmBf16RoundsA");
+  a.count(4);
+  const int64_t m = a.size(0, "m"), n = a.size(1, "n"), k = a.size(2, "k");
+  return Napi::Boolean::New(info.Env(), gemm_bf16_rounds_a(m, n, k, a.boolean(3, "transB")));
+}
+
 static void Export(Napi::Env env, Napi::Object exports) {
   exports.Set("gemm", Napi::Function::New(env, Gemm, "gemm"));
+  exports.Set("gemmBf16", Napi::Function::New(env, GemmBf16, "gemmBf16"));
+  exports.Set("_gemmBf16RoundsA", Napi::Function::New(env, GemmBf16RoundsA, "_gemmBf16RoundsA"));
   exports.Set("gemmBatched", Napi::Function::New(env, GemmBatched, "gemmBatched"));
 }
 RLHF_REGISTER_OP(gemm, Export);

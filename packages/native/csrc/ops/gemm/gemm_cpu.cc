@@ -16,6 +16,7 @@
 #include <cstring>
 #include <new>
 #include <thread>
+#include <type_traits>
 
 #include "common/parallel.h"
 #include "common/simd.h"
@@ -45,6 +46,12 @@ struct VPortable {
     return v;
   }
   static void storen(float* p, T v, int n) { std::memcpy(p, &v, size_t(n) * sizeof(float)); }
+  static T load(const uint16_t* p) { return T{widen(p[0]), widen(p[1]), widen(p[2]), widen(p[3])}; }
+  static T loadn(const uint16_t* p, int n) {
+    T v = zero();
+    for (int i = 0; i < n; ++i) v[i] = widen(p[i]);
+    return v;
+  }
   static T fma(T a, T b, T c) { return a * b + c; }
   static T mul(T a, T b) { return a * b; }
   static T add(T a, T b) { return a + b; }
@@ -71,11 +78,20 @@ void p_small_m(float* C, int64_t ldc, const float* A, const float* B, int64_t ld
                int64_t j0, int64_t j1, int64_t k, float alpha, float beta) {
   small_m_impl<VPortable, 2, 4>(C, ldc, A, B, ldb, transB, m, j0, j1, k, alpha, beta);
 }
+void p_pack_b_bf16(float* dst, const uint16_t* B, int64_t ldb, bool transB, int64_t p0, int64_t kc, int64_t j0,
+                   int64_t cols) {
+  pack_b_impl<kPNR>(dst, B, ldb, transB, p0, kc, j0, cols);
+}
+void p_small_m_bf16(float* C, int64_t ldc, const float* A, const uint16_t* B, int64_t ldb, bool transB, int64_t m,
+                    int64_t j0, int64_t j1, int64_t k, float alpha, float beta) {
+  small_m_impl<VPortable, 2, 4>(C, ldc, A, B, ldb, transB, m, j0, j1, k, alpha, beta);
+}
 
 }  // namespace
 
 const GemmIsa& gemm_isa_portable() {
-  static const GemmIsa isa{"portable", kPMR, kPNR, 256, 256, 512, 256, p_micro, p_pack_a, p_pack_b, p_small_m};
+  static const GemmIsa isa{"portable", kPMR, kPNR, 256, 256, 512, 256, p_micro, p_pack_a, p_pack_b, p_small_m,
+                           p_pack_b_bf16, p_small_m_bf16};
   return isa;
 }
 
@@ -88,6 +104,32 @@ const GemmIsa& current_isa() {
     default: return gemm_isa_portable();
   }
 }
+
+// The operands of one product as the packed drivers see them, and how to pack a micro-panel of each:
+// kF32 (gemm), kBf16 (B bf16, widened as it is packed), kBf16Dot (A and B packed as bf16 pairs for the
+// vdpbf16ps micro-kernel; the driver's depth k is then ceil(k_elems / 2) pairs, see GemmBf16DotIsa).
+struct Operands {
+  enum Kind { kF32, kBf16, kBf16Dot };
+  Kind kind;
+  const float* A;
+  int64_t lda;
+  bool transA;
+  const float* B;     // kF32
+  const uint16_t* Bh;  // kBf16, kBf16Dot
+  int64_t ldb;
+  bool transB;
+  int64_t k_elems;                  // kBf16Dot: the depth in elements
+  const GemmBf16DotIsa* dot;        // kBf16Dot
+  void pack_a(const GemmIsa& isa, float* dst, int64_t i0, int64_t rows, int64_t p0, int64_t kc) const {
+    if (kind == kBf16Dot) dot->pack_a(dst, A, lda, k_elems, i0, rows, p0, kc);
+    else isa.pack_a(dst, A, lda, transA, i0, rows, p0, kc);
+  }
+  void pack_b(const GemmIsa& isa, float* dst, int64_t p0, int64_t kc, int64_t j0, int64_t cols) const {
+    if (kind == kF32) isa.pack_b(dst, B, ldb, transB, p0, kc, j0, cols);
+    else if (kind == kBf16) isa.pack_b_bf16(dst, Bh, ldb, transB, p0, kc, j0, cols);
+    else dot->pack_b(dst, Bh, ldb, k_elems, p0, kc, j0, cols);
+  }
+};
 
 // A grow-only, 64-byte aligned scratch buffer, one per thread (thread_local): packing never allocates after
 // the first calls of a given size.
@@ -182,7 +224,8 @@ void scale_c(float* C, int64_t ldc, int64_t m, int64_t n, float beta) {
 
 // Few rows: no packing. A is made row-major contiguous (a transA input is transposed into scratch: a few
 // rows, so a few k floats), then the columns are split among threads in whole vector blocks.
-void gemm_small_m(const GemmIsa& isa, float* C, int64_t ldc, const float* A, int64_t lda, const float* B,
+template <class BT>
+void gemm_small_m(const GemmIsa& isa, float* C, int64_t ldc, const float* A, int64_t lda, const BT* B,
                   int64_t ldb, int64_t m, int64_t n, int64_t k, bool transA, bool transB, float alpha, float beta,
                   int nt) {
   const float* a = A;
@@ -199,11 +242,12 @@ void gemm_small_m(const GemmIsa& isa, float* C, int64_t ldc, const float* A, int
   const int64_t block = 64;
   const int64_t nblocks = ceil_div(n, block);
   const int64_t per_block = std::max<int64_t>(1, m * k * block);
-  const int64_t by_flops = (nblocks * per_block) >> 18, by_bytes = (n * k * int64_t(sizeof(float))) >> 18;
+  const int64_t by_flops = (nblocks * per_block) >> 18, by_bytes = (n * k * int64_t(sizeof(BT))) >> 18;
   int64_t want = std::max<int64_t>({int64_t(1), by_flops, by_bytes});
   int64_t t = std::min<int64_t>({int64_t(nt), nblocks, want});
   auto run = [&](int64_t b0, int64_t b1) {
-    isa.small_m(C, ldc, a, B, ldb, transB, m, b0 * block, std::min(n, b1 * block), k, alpha, beta);
+    if constexpr (std::is_same_v<BT, float>) isa.small_m(C, ldc, a, B, ldb, transB, m, b0 * block, std::min(n, b1 * block), k, alpha, beta);
+    else isa.small_m_bf16(C, ldc, a, B, ldb, transB, m, b0 * block, std::min(n, b1 * block), k, alpha, beta);
   };
   if (t <= 1) {
     run(0, nblocks);
@@ -246,9 +290,8 @@ inline void compute_tile(MicroKernel micro, int MR, int NR, int64_t kc, const fl
 // overwrites what a slower thread still reads, and one barrier per unit is enough. Packing jobs and tile rows
 // are handed out through atomic counters rather than split in fixed shares: on a machine shared with other
 // processes a thread that lost its core for a while does less of the work instead of holding everyone up.
-void gemm_packed(const GemmIsa& isa, float* C, int64_t ldc, const float* A, int64_t lda, const float* B,
-                 int64_t ldb, int64_t m, int64_t n, int64_t k, bool transA, bool transB, float alpha, float beta,
-                 int nt) {
+void gemm_packed(const GemmIsa& isa, float* C, int64_t ldc, const Operands& op, int64_t m, int64_t n, int64_t k,
+                 float alpha, float beta, int nt) {
   const int MR = isa.mr, NR = isa.nr;
   const Blocking bl = blocking(isa);
   const int64_t kc_blk = ceil_div(k, ceil_div(k, bl.kc));
@@ -286,10 +329,10 @@ void gemm_packed(const GemmIsa& isa, float* C, int64_t ldc, const float* A, int6
           const int64_t ajobs = jc == 0 ? mpan : 0, jobs = ajobs + npan;
           auto pack = [&](int64_t job) {
             if (job < ajobs) {
-              isa.pack_a(ap0 + job * kc * MR, A, lda, transA, ic + job * MR, std::min<int64_t>(MR, mc - job * MR), pc, kc);
+              op.pack_a(isa, ap0 + job * kc * MR, ic + job * MR, std::min<int64_t>(MR, mc - job * MR), pc, kc);
             } else {
               const int64_t q = job - ajobs;
-              isa.pack_b(bp0 + q * kc * NR, B, ldb, transB, pc, kc, jc + q * NR, std::min<int64_t>(NR, nc - q * NR));
+              op.pack_b(isa, bp0 + q * kc * NR, pc, kc, jc + q * NR, std::min<int64_t>(NR, nc - q * NR));
             }
           };
           // Compute: a job is one A micro-panel (MR rows, kept in L1) against a run of B micro-panels
@@ -356,9 +399,8 @@ void gemm_packed(const GemmIsa& isa, float* C, int64_t ldc, const float* A, int6
 // that used to close each (ic, pc) block held a thread idle for 7-13% of a 2048^3 call and 12-24% of a 1024^3
 // call (timed with rdtsc, the machine in its uneven state: with 4-6 panels per block, one slow core leaves the
 // other waiting up to a panel's time per block).
-void gemm_packed_nsplit(const GemmIsa& isa, float* C, int64_t ldc, const float* A, int64_t lda, const float* B,
-                        int64_t ldb, int64_t m, int64_t n, int64_t k, bool transA, bool transB, float alpha,
-                        float beta, int nt) {
+void gemm_packed_nsplit(const GemmIsa& isa, float* C, int64_t ldc, const Operands& op, int64_t m, int64_t n,
+                        int64_t k, float alpha, float beta, int nt) {
   const int MR = isa.mr, NR = isa.nr;
   const Blocking bl = blocking(isa, k, true);
   const int64_t kc_blk = ceil_div(k, ceil_div(k, bl.kc));
@@ -394,14 +436,14 @@ void gemm_packed_nsplit(const GemmIsa& isa, float* C, int64_t ldc, const float* 
         float* ap0 = apack + asize * (blk % 2);
         if (blk >= 2) spin_yield_until([&] { return p_done[blk - 2].load(std::memory_order_acquire) == njc; });
         for (int64_t job; (job = a_taken[blk].fetch_add(1, std::memory_order_relaxed)) < mpan;) {
-          isa.pack_a(ap0 + job * kc * MR, A, lda, transA, ic + job * MR, std::min<int64_t>(MR, mc - job * MR), pc, kc);
+          op.pack_a(isa, ap0 + job * kc * MR, ic + job * MR, std::min<int64_t>(MR, mc - job * MR), pc, kc);
           a_done[blk].fetch_add(1, std::memory_order_release);
         }
         spin_yield_until([&] { return a_done[blk].load(std::memory_order_acquire) == mpan; });
         for (int64_t q; (q = p_taken[blk].fetch_add(1, std::memory_order_relaxed)) < njc;) {
           const int64_t jc = q * nc_blk, nc = std::min(nc_blk, n - jc), npan = ceil_div(nc, NR);
           for (int64_t jr = 0; jr < npan; ++jr)
-            isa.pack_b(bp0 + jr * kc * NR, B, ldb, transB, pc, kc, jc + jr * NR, std::min<int64_t>(NR, nc - jr * NR));
+            op.pack_b(isa, bp0 + jr * kc * NR, pc, kc, jc + jr * NR, std::min<int64_t>(NR, nc - jr * NR));
           if (blk > 0)
             spin_yield_until([&] { return panel_done[(blk - 1) * njc + q].load(std::memory_order_acquire) != 0; });
           for (int64_t ir = 0; ir < mpan; ++ir) {
@@ -425,7 +467,7 @@ void gemm_packed_nsplit(const GemmIsa& isa, float* C, int64_t ldc, const float* 
     // Every thread may wait on work that another has taken, so all nt must be running: a smaller team (OpenMP
     // may give fewer threads) runs one thread's path instead.
     if (omp_get_num_threads() == nt) body(omp_get_thread_num());
-    else if (omp_get_thread_num() == 0) gemm_packed(isa, C, ldc, A, lda, B, ldb, m, n, k, transA, transB, alpha, beta, 1);
+    else if (omp_get_thread_num() == 0) gemm_packed(isa, C, ldc, op, m, n, k, alpha, beta, 1);
   }
 }
 
@@ -456,6 +498,19 @@ bool use_column_split(int64_t m, int64_t n, int64_t k) {
   return n >= 384 && double(m) * double(n) * double(k) >= double(1 << 28);
 }
 
+// The packed path (after the small cases): columns split among threads or rows with a shared B panel.
+void gemm_packed_any(const GemmIsa& isa, float* C, int64_t ldc, const Operands& op, int64_t m, int64_t n, int64_t k,
+                     float alpha, float beta, int nt) {
+  // Up to ~1M multiply-adds (about 10 us on one core; 100^3) a second thread costs more to wake than it
+  // saves, and on a busy machine waking it can cost a whole scheduler slice.
+  if (double(m) * double(n) * double(k) <= double(1 << 20)) nt = 1;
+  if (nt > 1 && use_column_split(m, n, k)) {
+    gemm_packed_nsplit(isa, C, ldc, op, m, n, k, alpha, beta, nt);
+    return;
+  }
+  gemm_packed(isa, C, ldc, op, m, n, k, alpha, beta, nt);
+}
+
 void gemm_one(const GemmIsa& isa, float* C, const float* A, const float* B, int64_t m, int64_t n, int64_t k,
               bool transA, bool transB, float alpha, float beta, int nt) {
   const int64_t ldc = n, lda = transA ? m : k, ldb = transB ? k : n;
@@ -468,21 +523,54 @@ void gemm_one(const GemmIsa& isa, float* C, const float* A, const float* B, int6
     gemm_small_m(isa, C, ldc, A, lda, B, ldb, m, n, k, transA, transB, alpha, beta, nt);
     return;
   }
-  // Up to ~1M multiply-adds (about 10 us on one core; 100^3) a second thread costs more to wake than it
-  // saves, and on a busy machine waking it can cost a whole scheduler slice.
-  if (double(m) * double(n) * double(k) <= double(1 << 20)) nt = 1;
-  if (nt > 1 && use_column_split(m, n, k)) {
-    gemm_packed_nsplit(isa, C, ldc, A, lda, B, ldb, m, n, k, transA, transB, alpha, beta, nt);
-    return;
-  }
-  gemm_packed(isa, C, ldc, A, lda, B, ldb, m, n, k, transA, transB, alpha, beta, nt);
+  const Operands op{Operands::kF32, A, lda, transA, B, nullptr, ldb, transB, k, nullptr};
+  gemm_packed_any(isa, C, ldc, op, m, n, k, alpha, beta, nt);
 }
+
+// gemm_bf16 takes the dot-product path (vdpbf16ps, A rounded to bf16) for products with transB and more rows
+// than the few-rows path, at the avx512bf16 level. The few-rows path streams B from memory, where halving its
+// bytes is what pays, and widening costs nothing extra.
+bool bf16_dot_path(int64_t m, bool transB) { return transB && m > small_m_limit(true) && simd_bf16(); }
 
 }  // namespace
 
 void gemm_cpu(float* C, const float* A, const float* B, int64_t m, int64_t n, int64_t k, bool transA, bool transB,
               float alpha, float beta) {
   gemm_one(current_isa(), C, A, B, m, n, k, transA, transB, alpha, beta, num_threads());
+}
+
+bool gemm_bf16_rounds_a(int64_t m, int64_t n, int64_t k, bool transB) {
+  return m > 0 && n > 0 && k > 0 && bf16_dot_path(m, transB);
+}
+
+void gemm_bf16_cpu(float* C, const float* A, const uint16_t* B, int64_t m, int64_t n, int64_t k, bool transB,
+                   float alpha, float beta) {
+  const int64_t ldc = n, lda = k, ldb = transB ? k : n;
+  if (m == 0 || n == 0) return;
+  if (k == 0 || alpha == 0.0f) {
+    scale_c(C, ldc, m, n, beta);
+    return;
+  }
+  const GemmIsa& isa = current_isa();
+  const int nt = num_threads();
+  if (m <= small_m_limit(transB)) {
+    gemm_small_m(isa, C, ldc, A, lda, B, ldb, m, n, k, false, transB, alpha, beta, nt);
+    return;
+  }
+  if (bf16_dot_path(m, transB)) {
+    // The AVX-512 blocking and driver with the dot-product micro-kernel: depth counted in bf16 pairs.
+    const GemmBf16DotIsa& dot = gemm_isa_avx512bf16();
+    static const GemmIsa dot_isa = [&] {
+      GemmIsa d = gemm_isa_avx512();
+      d.micro = dot.micro;
+      return d;
+    }();
+    const Operands op{Operands::kBf16Dot, A, lda, false, nullptr, B, ldb, true, k, &dot};
+    gemm_packed_any(dot_isa, C, ldc, op, m, n, (k + 1) / 2, alpha, beta, nt);
+    return;
+  }
+  const Operands op{Operands::kBf16, A, lda, false, nullptr, B, ldb, transB, k, nullptr};
+  gemm_packed_any(isa, C, ldc, op, m, n, k, alpha, beta, nt);
 }
 
 void gemm_batched_cpu(float* C, const float* A, const float* B, int64_t batch, int64_t m, int64_t n, int64_t k,

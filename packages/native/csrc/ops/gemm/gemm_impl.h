@@ -5,7 +5,9 @@
 //
 // V provides: T (register type), W (lanes), zero(), set1(x), load(p) / store(p, v) (unaligned),
 // loadn(p, n) / storen(p, v, n) (first n < W lanes; the rest read as 0 / left untouched),
-// fma(a, b, c) = a*b + c, mul, add, reduce(v) (sum of lanes), reduce_many(v, n, out) (out[i] = reduce(v[i])).
+// fma(a, b, c) = a*b + c, mul, add, reduce(v) (sum of lanes), reduce_many(v, n, out) (out[i] = reduce(v[i])),
+// and load(const uint16_t*) / loadn(const uint16_t*, n): W bf16 widened to float32 (the bf16 B of gemm_bf16).
+// The few-rows templates and the B packer take B's element type BT (float or uint16_t = bf16) as a parameter.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -14,6 +16,15 @@
 
 namespace rlhf {
 namespace {
+
+// One element of B as float32: itself, or a bf16 widened (exact: bf16 is the top half of a float32).
+inline float widen(float x) { return x; }
+inline float widen(uint16_t h) {
+  const uint32_t u = uint32_t(h) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
 
 // ---- micro-kernel: C(MR, NV*W) tile, all in registers (MR*NV accumulators + NV B vectors) ----
 // PF > 0: software prefetch of B, PF depth steps ahead, into L1 (B streams from L2; A sits in L1).
@@ -107,28 +118,29 @@ void pack_a_impl(float* __restrict dst, const float* __restrict A, int64_t lda, 
   }
 }
 
-// B micro-panel: (kc, NR), element (p, c) = op(B)(p0 + p, j0 + c); columns past `cols` are zero.
-template <int NR>
-void pack_b_impl(float* __restrict dst, const float* __restrict B, int64_t ldb, bool transB, int64_t p0,
+// B micro-panel: (kc, NR), element (p, c) = op(B)(p0 + p, j0 + c) (widened when BT is bf16); columns past
+// `cols` are zero.
+template <int NR, class BT>
+void pack_b_impl(float* __restrict dst, const BT* __restrict B, int64_t ldb, bool transB, int64_t p0,
                  int64_t kc, int64_t j0, int64_t cols) {
   for (int64_t c0 = 0; c0 < cols; c0 += NR) {
     const int64_t cn = cols - c0 < NR ? cols - c0 : NR;
     if (!transB) {
       // op(B)(p, j) = B[p*ldb + j]: NR contiguous floats per depth step.
       for (int64_t p = 0; p < kc; ++p) {
-        const float* src = B + (p0 + p) * ldb + j0 + c0;
+        const BT* src = B + (p0 + p) * ldb + j0 + c0;
         float* d = dst + p * NR;
         if (cn == NR) {
 #pragma GCC unroll 4
-          for (int c = 0; c < NR; ++c) d[c] = src[c];
+          for (int c = 0; c < NR; ++c) d[c] = widen(src[c]);
         } else {
-          for (int64_t c = 0; c < cn; ++c) d[c] = src[c];
+          for (int64_t c = 0; c < cn; ++c) d[c] = widen(src[c]);
           for (int64_t c = cn; c < NR; ++c) d[c] = 0.0f;
         }
       }
     } else {
       // op(B)(p, j) = B[j*ldb + p]: a transpose, as for A above.
-      const float* src[NR];
+      const BT* src[NR];
       for (int64_t c = 0; c < NR; ++c) src[c] = B + (j0 + c0 + (c < cn ? c : 0)) * ldb + p0;
       int64_t p = 0;
       if (cn == NR) {
@@ -136,11 +148,11 @@ void pack_b_impl(float* __restrict dst, const float* __restrict B, int64_t ldb, 
 #pragma GCC unroll 32
           for (int c = 0; c < NR; ++c)
 #pragma GCC unroll 8
-            for (int q = 0; q < 8; ++q) dst[(p + q) * NR + c] = src[c][p + q];
+            for (int q = 0; q < 8; ++q) dst[(p + q) * NR + c] = widen(src[c][p + q]);
         }
       }
       for (; p < kc; ++p)
-        for (int64_t c = 0; c < NR; ++c) dst[p * NR + c] = c < cn ? src[c][p] : 0.0f;
+        for (int64_t c = 0; c < NR; ++c) dst[p * NR + c] = c < cn ? widen(src[c][p]) : 0.0f;
     }
     dst += kc * NR;
   }
@@ -163,8 +175,8 @@ inline void store_scaled(float* c, typename V::T v, float alpha, float beta, int
 
 // transB == false: C(i, j) = sum_p A(i,p) B(p,j), rows of B contiguous in j. R rows at once, NV vectors of
 // columns; columns [j0, j1).
-template <class V, int R, int NV>
-void small_m_nn_rows(float* C, int64_t ldc, const float* A, int64_t lda, const float* B, int64_t ldb, int64_t j0,
+template <class V, int R, int NV, class BT>
+void small_m_nn_rows(float* C, int64_t ldc, const float* A, int64_t lda, const BT* B, int64_t ldb, int64_t j0,
                      int64_t j1, int64_t k, float alpha, float beta) {
   using T = typename V::T;
   constexpr int W = V::W;
@@ -173,7 +185,7 @@ void small_m_nn_rows(float* C, int64_t ldc, const float* A, int64_t lda, const f
     T acc[R][NV];
     for (int i = 0; i < R; ++i)
       for (int v = 0; v < NV; ++v) acc[i][v] = V::zero();
-    const float* bp = B + j;
+    const BT* bp = B + j;
     for (int64_t p = 0; p < k; ++p, bp += ldb) {
       T bv[NV];
       for (int v = 0; v < NV; ++v) bv[v] = V::load(bp + v * W);
@@ -190,7 +202,7 @@ void small_m_nn_rows(float* C, int64_t ldc, const float* A, int64_t lda, const f
     const int n = j1 - j < W ? int(j1 - j) : W;
     T acc[R];
     for (int i = 0; i < R; ++i) acc[i] = V::zero();
-    const float* bp = B + j;
+    const BT* bp = B + j;
     for (int64_t p = 0; p < k; ++p, bp += ldb) {
       T bv = n == W ? V::load(bp) : V::loadn(bp, n);
       for (int i = 0; i < R; ++i) acc[i] = V::fma(V::set1(A[i * lda + p]), bv, acc[i]);
@@ -201,8 +213,8 @@ void small_m_nn_rows(float* C, int64_t ldc, const float* A, int64_t lda, const f
 
 // transB == true: C(i, j) = dot(A(i, :), B(j, :)), both contiguous in p. R rows of A by J rows of B at
 // once (R*J accumulators, reduced at the end); the depth tail is a partial load.
-template <class V, int R, int J>
-void small_m_nt_block(float* C, int64_t ldc, const float* A, int64_t lda, const float* B, int64_t ldb, int64_t j,
+template <class V, int R, int J, class BT>
+void small_m_nt_block(float* C, int64_t ldc, const float* A, int64_t lda, const BT* B, int64_t ldb, int64_t j,
                       int64_t k, float alpha, float beta) {
   using T = typename V::T;
   constexpr int W = V::W;
@@ -238,17 +250,17 @@ void small_m_nt_block(float* C, int64_t ldc, const float* A, int64_t lda, const 
   }
 }
 
-template <class V, int R, int J>
-void small_m_nt_rows(float* C, int64_t ldc, const float* A, int64_t lda, const float* B, int64_t ldb, int64_t j0,
+template <class V, int R, int J, class BT>
+void small_m_nt_rows(float* C, int64_t ldc, const float* A, int64_t lda, const BT* B, int64_t ldb, int64_t j0,
                      int64_t j1, int64_t k, float alpha, float beta) {
   int64_t j = j0;
-  for (; j + J <= j1; j += J) small_m_nt_block<V, R, J>(C, ldc, A, lda, B, ldb, j, k, alpha, beta);
-  for (; j < j1; ++j) small_m_nt_block<V, R, 1>(C, ldc, A, lda, B, ldb, j, k, alpha, beta);
+  for (; j + J <= j1; j += J) small_m_nt_block<V, R, J, BT>(C, ldc, A, lda, B, ldb, j, k, alpha, beta);
+  for (; j < j1; ++j) small_m_nt_block<V, R, 1, BT>(C, ldc, A, lda, B, ldb, j, k, alpha, beta);
 }
 
 // Rows in groups of up to 4 (the register budget: 4 rows x 4 vectors = 16 accumulators).
-template <class V, int NV_NN, int J_NT>
-void small_m_impl(float* C, int64_t ldc, const float* A, const float* B, int64_t ldb, bool transB, int64_t m,
+template <class V, int NV_NN, int J_NT, class BT>
+void small_m_impl(float* C, int64_t ldc, const float* A, const BT* B, int64_t ldb, bool transB, int64_t m,
                   int64_t j0, int64_t j1, int64_t k, float alpha, float beta) {
   const int64_t lda = k;
   for (int64_t i = 0; i < m;) {
@@ -257,17 +269,17 @@ void small_m_impl(float* C, int64_t ldc, const float* A, const float* B, int64_t
     const float* a = A + i * lda;
     if (!transB) {
       switch (r) {
-        case 4: small_m_nn_rows<V, 4, NV_NN>(c, ldc, a, lda, B, ldb, j0, j1, k, alpha, beta); break;
-        case 3: small_m_nn_rows<V, 3, NV_NN>(c, ldc, a, lda, B, ldb, j0, j1, k, alpha, beta); break;
-        case 2: small_m_nn_rows<V, 2, NV_NN>(c, ldc, a, lda, B, ldb, j0, j1, k, alpha, beta); break;
-        default: small_m_nn_rows<V, 1, NV_NN>(c, ldc, a, lda, B, ldb, j0, j1, k, alpha, beta); break;
+        case 4: small_m_nn_rows<V, 4, NV_NN, BT>(c, ldc, a, lda, B, ldb, j0, j1, k, alpha, beta); break;
+        case 3: small_m_nn_rows<V, 3, NV_NN, BT>(c, ldc, a, lda, B, ldb, j0, j1, k, alpha, beta); break;
+        case 2: small_m_nn_rows<V, 2, NV_NN, BT>(c, ldc, a, lda, B, ldb, j0, j1, k, alpha, beta); break;
+        default: small_m_nn_rows<V, 1, NV_NN, BT>(c, ldc, a, lda, B, ldb, j0, j1, k, alpha, beta); break;
       }
     } else {
       switch (r) {
-        case 4: small_m_nt_rows<V, 4, J_NT / 2>(c, ldc, a, lda, B, ldb, j0, j1, k, alpha, beta); break;
-        case 3: small_m_nt_rows<V, 3, J_NT / 2>(c, ldc, a, lda, B, ldb, j0, j1, k, alpha, beta); break;
-        case 2: small_m_nt_rows<V, 2, J_NT>(c, ldc, a, lda, B, ldb, j0, j1, k, alpha, beta); break;
-        default: small_m_nt_rows<V, 1, J_NT>(c, ldc, a, lda, B, ldb, j0, j1, k, alpha, beta); break;
+        case 4: small_m_nt_rows<V, 4, J_NT / 2, BT>(c, ldc, a, lda, B, ldb, j0, j1, k, alpha, beta); break;
+        case 3: small_m_nt_rows<V, 3, J_NT / 2, BT>(c, ldc, a, lda, B, ldb, j0, j1, k, alpha, beta); break;
+        case 2: small_m_nt_rows<V, 2, J_NT, BT>(c, ldc, a, lda, B, ldb, j0, j1, k, alpha, beta); break;
+        default: small_m_nt_rows<V, 1, J_NT, BT>(c, ldc, a, lda, B, ldb, j0, j1, k, alpha, beta); break;
       }
     }
     i += r;
