@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../io/test-helpers';
 import { DEFAULT_SPECIAL_TOKENS, trainByteLevelBpe } from './bpe-trainer';
 import { ByteLevelBpeTokenizer } from './byte-level-bpe';
-import { type ChatMessage, encodeChat, renderChat } from './chat-template';
+import { type ChatMessage, encodeChat, renderChat, strftime } from './chat-template';
 import { HfTokenizer } from './hf-tokenizer';
 import { readLlama2cTokenizer } from './llama2c-tokenizer';
 import type { Tokenizer } from './types';
@@ -54,6 +54,34 @@ describe('renderChat', () => {
   });
 });
 
+describe('renderChat: what real templates ask of the renderer (checked against jinja2 in real-tokenizers.test.ts)', () => {
+  const render = (template: string, extra: object = {}) => renderChat(tok, convo.slice(1, 3), { template, ...extra });
+
+  it('strftime_now prints the given clock with Python\'s codes and English names; an unknown code is an error', () => {
+    const now = new Date(2026, 0, 5, 7, 3, 9);
+    expect(render('{{ strftime_now("%d %b %Y|%d %B %Y|%A %a %m/%y %H:%M:%S %I%p %j %-d %e %%") }}', { now })).toBe(
+      '05 Jan 2026|05 January 2026|Monday Mon 01/26 07:03:09 07AM 005 5  5 %',
+    );
+    expect(strftime(new Date(2026, 11, 31, 23, 0, 0), '%j %I %p')).toBe('365 11 PM');
+    expect(() => render('{{ strftime_now("%Q") }}')).toThrow(/strftime_now: format code %Q is not supported/);
+  });
+
+  it("strip / lstrip / rstrip with characters strip only those characters, as Python's do", () => {
+    expect(render('{{ "\n  x \n".lstrip("\n") }}|{{ "ab  xba".strip("ab") }}|{{ "x\n\n".rstrip("\n") }}|{{ "  y  ".strip() }}')).toBe('  x \n|  x|x|y');
+  });
+
+  it('selectattr / rejectattr test items that lack the attribute as undefined, as jinja2 does', () => {
+    const t = '{{ messages | selectattr("tool_calls", "undefined") | list | length }} {{ messages | rejectattr("tool_calls", "undefined") | list | length }} {{ messages | selectattr("role", "equalto", "user") | list | length }}';
+    expect(render(t)).toBe('2 0 1');
+  });
+
+  it('passes tools (as transformers does: none when absent) and raise_exception messages', () => {
+    expect(render('{{ tools is none }} {{ tools is defined }}')).toBe('true true');
+    expect(render('{% for t in tools %}{{ t.name }}{% endfor %}', { tools: [{ name: 'search' }] })).toBe('search');
+    expect(() => render('{{ raise_exception("only user and assistant roles") }}')).toThrow(/the template raised: only user and assistant roles/);
+  });
+});
+
 describe('encodeChat', () => {
   it('marks exactly the assistant replies and their end-of-turn, with the ids of the whole text', () => {
     const enc = encodeChat(tok, convo);
@@ -92,7 +120,7 @@ describe('encodeChat', () => {
         const content = Array.from({ length: 1 + Math.floor(rand() * 6) }, () => words[Math.floor(rand() * words.length)]).join(' ');
         const role = k % 2 === 0 ? 'user' : 'assistant';
         msgs.push({ role, content });
-        if (role === 'assistant') replies.push(`${content}<|im_end|>\n`);
+        if (role === 'assistant') replies.push(`${content}<|im_end|>`); // ChatML's newline after <|im_end|> is not learned
       }
       const a = encodeChat(ours, msgs);
       const b = encodeChat(hf, msgs);
@@ -102,10 +130,22 @@ describe('encodeChat', () => {
     }
   });
 
-  it('rejects a template that does not render prefix by prefix', () => {
-    // Renders the messages newest first: the mask would be meaningless.
-    const reversed = '{% for m in messages|reverse %}{{ m.role }}: {{ m.content }}\n{% endfor %}';
-    expect(() => encodeChat(tok, convo.slice(1, 3), { template: reversed })).toThrow(/does not render message 1 \(assistant\) as a continuation/);
+  it('refuses, naming the message, a template that drops or repeats an assistant reply', () => {
+    const drops = '{% for m in messages %}{% if m.role != "assistant" %}{{ m.role }}: {{ m.content }}\n{% endif %}{% endfor %}';
+    expect(() => encodeChat(tok, convo.slice(1, 3), { template: drops })).toThrow(/cannot locate assistant message 1 .*the template drops its content/);
+    const repeats = '{% for m in messages %}{{ m.content }}|{{ m.content }}\n{% endfor %}';
+    expect(() => encodeChat(tok, convo.slice(1, 3), { template: repeats })).toThrow(/cannot locate assistant message 1 .*repeats its content/);
+  });
+
+  it('locates replies in templates that render history differently from the last turn (no prefix rendering needed)', () => {
+    // Newest first, and the last reply decorated: no conversation prefix is a prefix of the whole text.
+    const template =
+      '{% for m in messages|reverse %}{{ m.role }}:\n{% if loop.first %}[final]\n{% endif %}{{ m.content }}<|eos|>{% endfor %}';
+    const enc = encodeChat(tok, convo.slice(1, 5), { template });
+    expect(enc.text).toBe(
+      'assistant:\n[final]\nYou are welcome, have a nice day.<|eos|>user:\nThanks!<|eos|>assistant:\nClick "Forgot password" on the login page.<|eos|>user:\nHow do I reset my password?<|eos|>',
+    );
+    expect(maskedRuns(tok, enc.ids, enc.assistantMask)).toEqual(['You are welcome, have a nice day.<|eos|>', 'Click "Forgot password" on the login page.<|eos|>']);
   });
 
   it('gives the SentencePiece dummy prefix only to the first piece (llama2.c tokenizer)', () => {

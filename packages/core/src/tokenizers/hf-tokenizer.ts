@@ -36,6 +36,7 @@ export class HfTokenizer implements Tokenizer {
     if (!json || typeof json !== 'object' || !(json as { model?: unknown }).model) {
       throw new Error(`${source}: not a tokenizer.json (no "model")`);
     }
+    checkServable(json as Json, source);
     const load = (j: unknown) => {
       try {
         return new HfLibTokenizer(j as object, config);
@@ -103,6 +104,56 @@ export class HfTokenizer implements Tokenizer {
 type Json = Record<string, unknown>;
 const isObj = (x: unknown): x is Json => typeof x === 'object' && x !== null && !Array.isArray(x);
 
+/**
+ * Refuses, naming the file and the field, what @huggingface/tokenizers would not encode as the Rust library that
+ * wrote the file does (we checked its source; unknown component types it refuses by itself, without the field):
+ * model types other than BPE / WordPiece / Unigram (it would guess a model from the vocabulary's shape), BPE
+ * dropout and continuing_subword_prefix, fuse_unk where unknown characters can occur, Unigram byte fallback, the
+ * Precompiled normalizer (approximated by NFKC), and Split behaviours other than Isolated / Removed.
+ */
+function checkServable(json: Json, source: string): void {
+  const refuse = (field: string, why: string): never => {
+    throw new Error(`${source}: ${field} ${why}; this tokenizer cannot be served exactly by @huggingface/tokenizers`);
+  };
+  const model = json.model as Json;
+  const type = model.type;
+  if (type !== 'BPE' && type !== 'WordPiece' && type !== 'Unigram') {
+    refuse('model.type', `is ${JSON.stringify(type)} (supported: "BPE", "WordPiece", "Unigram")`);
+  }
+  if (type === 'BPE') {
+    if (typeof model.dropout === 'number' && model.dropout > 0) refuse('model.dropout', `is ${model.dropout} (BPE dropout gives a random split at every call)`);
+    if (typeof model.continuing_subword_prefix === 'string' && model.continuing_subword_prefix !== '') {
+      refuse('model.continuing_subword_prefix', `is ${JSON.stringify(model.continuing_subword_prefix)} (not applied by the library)`);
+    }
+    const vocab = isObj(model.vocab) ? model.vocab : {};
+    const everyByte = model.byte_fallback === true && Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`).every((t) => t in vocab);
+    if (model.fuse_unk === true && model.unk_token != null && !everyByte) {
+      refuse('model.fuse_unk', 'is true (a run of unknown characters is one <unk> in the Rust library, several in this one)');
+    }
+  }
+  if (type === 'Unigram' && model.byte_fallback === true) refuse('model.byte_fallback', 'is true for a Unigram model (not applied by the library)');
+  for (const [path, c] of componentsWithPath(json.normalizer, 'normalizer')) {
+    if (c.type === 'Precompiled') refuse(`${path}.type`, 'is "Precompiled" (its precompiled_charsmap is approximated by NFKC in the library)');
+  }
+  for (const [path, c] of componentsWithPath(json.pre_tokenizer, 'pre_tokenizer')) {
+    if (c.type === 'Split') {
+      const behavior = String(c.behavior ?? 'Isolated');
+      if (behavior !== 'Isolated' && behavior !== 'Removed') refuse(`${path}.behavior`, `is ${JSON.stringify(behavior)} (the library serves "Isolated" and "Removed")`);
+      if (c.invert === true && behavior !== 'Removed') refuse(`${path}.invert`, `is true with behavior ${JSON.stringify(behavior)} (the library keeps only the matches)`);
+    }
+  }
+}
+
+/** components(), with each one's path in the file (`pre_tokenizer.pretokenizers[1]`), for error messages. */
+function* componentsWithPath(c: unknown, path: string): Generator<[string, Json]> {
+  if (!isObj(c)) return;
+  yield [path, c];
+  for (const key of ['pretokenizers', 'normalizers']) {
+    const list = c[key];
+    if (Array.isArray(list)) for (let i = 0; i < list.length; i++) yield* componentsWithPath(list[i], `${path}.${key}[${i}]`);
+  }
+}
+
 /** A pre-tokenizer or normalizer and, for a `Sequence`, its members (where the dummy prefix can hide). */
 function* components(c: unknown): Generator<Json> {
   if (!isObj(c)) return;
@@ -114,28 +165,48 @@ function* components(c: unknown): Generator<Json> {
 }
 
 /**
- * Files from tokenizers < 0.19 write Metaspace's choice as `add_prefix_space`; the JS library reads only
- * `prepend_scheme` (default "always"), so an explicit `add_prefix_space: false` would still get the prefix.
- * Returns the file with that mapped (false -> "never"), as the Rust library reads it; unchanged otherwise.
+ * A copy of the file whose normalizer and pre-tokenizer (small objects) are fresh, for rewriting them; the
+ * vocabulary and merges (megabytes) are shared, not cloned.
+ */
+function withOwnSteps(json: Json): Json {
+  return { ...json, normalizer: structuredClone(json.normalizer ?? null), pre_tokenizer: structuredClone(json.pre_tokenizer ?? null) };
+}
+
+/**
+ * The file as the Rust library reads it, where the JS library reads it otherwise (unchanged when nothing differs):
+ *  - Metaspace's choice written as `add_prefix_space` (tokenizers < 0.19): the JS library reads only
+ *    `prepend_scheme` (default "always"), so `add_prefix_space: false` becomes "never";
+ *  - Metaspace's `split` (true when absent): the Rust library then splits the text before each replacement
+ *    character ("a▁▁b" -> "a", "▁", "▁b"), the JS library never does; it becomes a Metaspace that does not split
+ *    followed by a Split on the regex `▁?[^▁]+|▁` (Isolated), which cuts the same pieces.
  */
 function withMetaspaceScheme(json: unknown): unknown {
-  const j = structuredClone(json) as Json;
-  let changed = false;
-  for (const c of components(j.pre_tokenizer)) {
-    if (c.type === 'Metaspace' && c.prepend_scheme === undefined && c.add_prefix_space === false) {
-      c.prepend_scheme = 'never';
-      changed = true;
-    }
-  }
-  return changed ? j : json;
+  const stale = (c: Json) => c.type === 'Metaspace' && ((c.prepend_scheme === undefined && c.add_prefix_space === false) || c.split !== false);
+  if (![...components((json as Json).pre_tokenizer)].some(stale)) return json;
+  const j = withOwnSteps(json as Json);
+  const rewrite = (c: unknown): unknown => {
+    if (!isObj(c)) return c;
+    if (Array.isArray(c.pretokenizers)) return { ...c, pretokenizers: c.pretokenizers.map(rewrite) };
+    if (!stale(c)) return c;
+    const m: Json = { ...c, split: false };
+    if (m.prepend_scheme === undefined && m.add_prefix_space === false) m.prepend_scheme = 'never';
+    if (c.split === false) return m;
+    const r = escapeRegex(typeof c.replacement === 'string' ? c.replacement : '\u2581');
+    const split = { type: 'Split', pattern: { Regex: `${r}?[^${r}]+|${r}` }, behavior: 'Isolated', invert: false };
+    return { type: 'Sequence', pretokenizers: [m, split] };
+  };
+  j.pre_tokenizer = rewrite(j.pre_tokenizer);
+  return j;
 }
+
+const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /**
  * The file without its dummy prefix: Metaspace pre-tokenizers set to prepend "never", and `Prepend` normalizers
  * of the Metaspace replacement character removed. undefined when the file adds no such prefix.
  */
 function withoutDummyPrefix(json: unknown): unknown {
-  const j = structuredClone(withMetaspaceScheme(json)) as Json;
+  const j = withOwnSteps(withMetaspaceScheme(json) as Json);
   let changed = false;
   for (const c of components(j.pre_tokenizer)) {
     if (c.type === 'Metaspace' && c.prepend_scheme !== 'never') {
