@@ -42,6 +42,9 @@ export interface Kernels {
   ppoPolicyLoss(dlogp: Float32Array, stats: Float32Array, logp: Float32Array, oldLogp: Float32Array, advantages: Float32Array, mask: Float32Array, n: number, cliprange: number, dualClip: number, gradScale: number): number;
   ppoValueLoss(dvalues: Float32Array, stats: Float32Array, values: Float32Array, oldValues: Float32Array, returns: Float32Array, mask: Float32Array, n: number, cliprangeValue: number, gradScale: number): number;
   copyF32(dst: Float32Array, src: Float32Array, n: number): void;
+  gemmBf16(C: Float32Array, A: Float32Array, B: Uint16Array, m: number, n: number, k: number, transB?: boolean, alpha?: number, beta?: number): void;
+  castF32ToBf16(dst: Uint16Array, src: Float32Array, n: number): void;
+  castBf16ToF32(dst: Float32Array, src: Uint16Array, n: number): void;
 }
 
 export type KernelName = keyof Kernels;
@@ -54,5 +57,5 @@ export const KERNEL_NAMES: readonly KernelName[] = [
   'embeddingForward', 'embeddingBackward', 'ropeForward', 'ropeBackward', 'permute0213',
   'adamwStep', 'sumSquares', 'attentionForward', 'attentionBackward',
   'crossEntropyForward', 'crossEntropyBackward', 'tokenLogprobs', 'tokenLogprobsBackward',
-  'ppoPolicyLoss', 'ppoValueLoss', 'copyF32',
+  'ppoPolicyLoss', 'ppoValueLoss', 'copyF32', 'gemmBf16', 'castF32ToBf16', 'castBf16ToF32',
 ];

@@ -162,6 +162,10 @@ export interface CausalLM {
   parameters(): Tensor[];
   numParameters(opts?: { trainableOnly?: boolean }): number;
   freeze(filter?: (name: string) => boolean): this;
+  /** Frozen weight matrices to bf16 (Module.keepFrozenInBf16); returns how many were converted. */
+  keepFrozenInBf16(): number;
+  /** Bytes the parameters take in memory. */
+  parameterBytes(): number;
   unfreeze(filter?: (name: string) => boolean): this;
   zeroGrad(): void;
   stateDict(): import('../io/dtypes').StateDict;

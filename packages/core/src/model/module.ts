@@ -49,6 +49,34 @@ export abstract class Module {
     return this;
   }
 
+  /**
+   * Keeps the frozen weight matrices in bf16: every 2-D parameter that does not require grad (projections,
+   * embeddings, the LM head) is replaced by a bf16 copy (rounded to nearest even), halving its memory; norms
+   * and biases stay f32. For a reference model, a reward model used only to score, a base under adapters:
+   * the ops that read weights take bf16 directly (ops.weightGemm; see @rlhf/native gemmBf16 for the rounding
+   * of the AVX512_BF16 path). Freeze first (`freeze()`); a bf16 weight can never require grad again. Returns
+   * the number of parameters converted. stateDict() gives them back widened (dtype BF16), loadStateDict()
+   * rounds what it loads into them, and copies of the module (clone) are f32 again.
+   */
+  keepFrozenInBf16(): number {
+    let n = 0;
+    for (const [name, t] of this.params) {
+      if (t.requiresGrad || t.ndim !== 2 || t.dtype !== 'f32') continue;
+      const b = t.toBf16();
+      b.name = name;
+      this.params.set(name, b);
+      n++;
+    }
+    return n;
+  }
+
+  /** Bytes the parameters take in memory (tied weights once). */
+  parameterBytes(): number {
+    let n = 0;
+    for (const t of this.params.values()) n += t.size * (t.dtype === 'bf16' ? 2 : 4);
+    return n;
+  }
+
   /** Sets every parameter gradient to zero (keeps the buffers, so no allocation). */
   zeroGrad(): void {
     for (const t of this.params.values()) if (t.grad) t.grad.data.fill(0);
@@ -79,8 +107,8 @@ export abstract class Module {
   stateDict(): StateDict {
     const sd: StateDict = new Map();
     for (const [n, t] of this.params) {
-      const { shape, data } = this.toFile(n, t);
-      sd.set(this.fileName(n), { dtype: 'F32', shape, data });
+      const { shape, data } = this.toFile(n, t.toF32()); // a bf16 weight widened (exact)
+      sd.set(this.fileName(n), { dtype: t.dtype === 'bf16' ? 'BF16' : 'F32', shape, data });
     }
     return sd;
   }
@@ -112,7 +140,16 @@ export abstract class Module {
       const missing = [...this.params.keys()].filter((n) => !seen.has(n));
       if (missing.length) throw new Error(`loadStateDict: missing ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`);
     }
-    for (const [name, entry, t] of todo) this.fromFile(name, entry, t);
+    for (const [name, entry, t] of todo) {
+      if (t.dtype !== 'bf16') {
+        this.fromFile(name, entry, t);
+        continue;
+      }
+      // a weight kept in bf16: read as f32 (the model's layout), then rounded into place
+      const f = Tensor.zeros(t.shape);
+      this.fromFile(name, entry, f);
+      t.dataBf16.set(f.toBf16().dataBf16);
+    }
   }
 
   /** The shape a parameter has in files (GPT-2's Conv1D weights are stored transposed). */
@@ -166,6 +203,7 @@ export function copyParameters(dst: Module, src: Module): void {
   for (const [n, t] of dst.namedParameters()) {
     const from = s.get(n);
     if (!from || from.size !== t.size) throw new Error(`copyParameters: ${n} is missing or has another size in the source`);
-    t.data.set(from.data);
+    if (t.dtype === 'bf16') t.dataBf16.set(from.toBf16().dataBf16);
+    else t.data.set(from.toF32().data); // a bf16 source widened
   }
 }

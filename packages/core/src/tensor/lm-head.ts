@@ -10,11 +10,13 @@
  * (written) and dW += dlogitsᵀ·h (accumulated). Rows the loss does not read should not be given at all:
  * gather the used rows of the hidden states first (`gatherRows`), as `lmHeadTokenLogprobs` of model/ does.
  *
- * Shapes: hidden (N, C) f32; W (V, C) f32 (HF layout, the tied embedding included); targets (N) Int32Array.
+ * Shapes: hidden (N, C) f32; W (V, C) f32, or bf16 when frozen (HF layout, the tied embedding included);
+ * targets (N) Int32Array.
  * Gradients: hidden's written (=), W's accumulated (+=), as every op of core.
  */
 import { kernels } from '../backend/cpu';
 import { defineOp, type BackwardCtx } from './autograd';
+import { weightGemm } from './ops';
 import { acquireF32, releaseF32 } from './pool';
 import { Tensor } from './tensor';
 
@@ -43,7 +45,7 @@ export function lmHeadChunkRows(N: number, V: number): number {
 
 function check(op: string, hidden: Tensor, W: Tensor, targets: Int32Array): { N: number; C: number; V: number } {
   if (!(hidden instanceof Tensor) || hidden.dtype !== 'f32') throw new TypeError(`${op}: hidden must be an f32 Tensor`);
-  if (!(W instanceof Tensor) || W.dtype !== 'f32') throw new TypeError(`${op}: weight must be an f32 Tensor`);
+  if (!(W instanceof Tensor) || (W.dtype !== 'f32' && W.dtype !== 'bf16')) throw new TypeError(`${op}: weight must be an f32 or bf16 Tensor`);
   if (W.ndim !== 2) throw new RangeError(`${op}: weight must be 2-D (vocab, hidden), got [${W.shape.join(', ')}]`);
   const [V, C] = W.shape;
   if (hidden.shape[hidden.ndim - 1] !== C) throw new RangeError(`${op}: hidden's last dimension ${hidden.shape[hidden.ndim - 1]} is not the weight's ${C}`);
@@ -59,20 +61,19 @@ function check(op: string, hidden: Tensor, W: Tensor, targets: Int32Array): { N:
  */
 function forChunks(
   hidden: Float32Array,
-  W: Float32Array,
+  W: Tensor,
   N: number,
   C: number,
   V: number,
   body: (logits: Float32Array, r0: number, rows: number) => void,
 ): void {
-  const k = kernels();
   const chunk = lmHeadChunkRows(N, V);
   const buf = acquireF32(chunk * V);
   try {
     for (let r0 = 0; r0 < N; r0 += chunk) {
       const rows = Math.min(chunk, N - r0);
       const logits = rows === chunk ? buf : buf.subarray(0, rows * V);
-      k.gemm(logits, hidden.subarray(r0 * C, (r0 + rows) * C), W, rows, V, C, false, true); // (rows, V)
+      weightGemm(logits, hidden.subarray(r0 * C, (r0 + rows) * C), W, rows, V, C, true); // (rows, V)
       body(logits, r0, rows);
     }
   } finally {
@@ -94,9 +95,9 @@ function backwardChunks(ctx: BackwardCtx, grad: (logits: Float32Array, r0: numbe
   const k = kernels();
   const h = hidden.data;
   let beta = dW && dW.fresh ? 0 : 1;
-  forChunks(h, W.data, N, C, V, (logits, r0, rows) => {
+  forChunks(h, W, N, C, V, (logits, r0, rows) => {
     grad(logits, r0, rows); // logits -> dlogits (rows, V), in place
-    if (dh) k.gemm(dh.subarray(r0 * C, (r0 + rows) * C), logits, W.data, rows, C, V); // dh (rows, C) = dlogits · W
+    if (dh) weightGemm(dh.subarray(r0 * C, (r0 + rows) * C), logits, W, rows, C, V, false); // dh (rows, C) = dlogits · W
     if (dW) {
       k.gemm(dW.buf, logits, h.subarray(r0 * C, (r0 + rows) * C), V, C, rows, true, false, 1, beta); // dW (V, C) += dlogitsᵀ · h
       beta = 1;
@@ -117,7 +118,7 @@ export const lmHeadLogprobs = defineOp({
     const ent = Tensor.pooled([N]);
     const lse = ctx.alloc(N); // saved for the backward
     const k = kernels();
-    forChunks(hidden.data, W.data, N, C, V, (logits, r0, rows) => {
+    forChunks(hidden.data, W, N, C, V, (logits, r0, rows) => {
       const at = (a: Float32Array) => a.subarray(r0, r0 + rows);
       k.tokenLogprobs(at(lp.data), at(ent.data), at(lse), logits, targets.subarray(r0, r0 + rows), rows, V, temperature);
     });
@@ -153,7 +154,7 @@ export const lmHeadCrossEntropy = defineOp({
     const lse = ctx.alloc(N); // saved for the backward
     const losses = acquireF32(N);
     const k = kernels();
-    forChunks(hidden.data, W.data, N, C, V, (logits, r0, rows) => {
+    forChunks(hidden.data, W, N, C, V, (logits, r0, rows) => {
       k.crossEntropyForward(losses.subarray(r0, r0 + rows), lse.subarray(r0, r0 + rows), logits, targets.subarray(r0, r0 + rows), rows, V, ignore, temp);
     });
     let sum = 0; // in float64, over every row (an ignored row's loss is 0)

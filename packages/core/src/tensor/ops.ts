@@ -7,10 +7,29 @@
 import { kernels } from '../backend/cpu';
 import { defineOp, setAccumulateKernel, setCopyKernel } from './autograd';
 import { acquireF32, releaseF32 } from './pool';
-import { Tensor } from './tensor';
+import { setBf16Casts, Tensor } from './tensor';
 
 setAccumulateKernel((dst, src, n) => kernels().accumulate(dst, src, n));
 setCopyKernel((dst, src, n) => kernels().copyF32(dst, src, n));
+setBf16Casts(
+  (dst, src) => kernels().castF32ToBf16(dst, src, src.length),
+  (dst, src) => kernels().castBf16ToF32(dst, src, src.length),
+);
+
+/**
+ * C (m, n) = alpha · A (m, k) · op(W) + beta · C for a weight W in f32 or bf16 (HF layout (out, in)): transB
+ * reads W as (n, k) (y = x·Wᵀ), else as (k, n) (dx = dy·W). Every op that multiplies by a weight goes through here.
+ */
+export function weightGemm(C: Float32Array, A: Float32Array, W: Tensor, m: number, n: number, k: number, transB: boolean, alpha = 1, beta = 0): void {
+  if (W.dtype === 'bf16') kernels().gemmBf16(C, A, W.dataBf16, m, n, k, transB, alpha, beta);
+  else kernels().gemm(C, A, W.data, m, n, k, false, transB, alpha, beta);
+}
+
+/** A weight: f32, or bf16 (frozen). */
+function weight(op: string, t: Tensor): void {
+  if (!(t instanceof Tensor)) throw new TypeError(`${op}: weight must be a Tensor`);
+  if (t.dtype !== 'f32' && t.dtype !== 'bf16') throw new TypeError(`${op}: weight must be f32 or bf16, got ${t.dtype}`);
+}
 
 function sameShape(op: string, a: Tensor, b: Tensor): void {
   if (a.size !== b.size || a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) {
@@ -45,16 +64,15 @@ export const linear = defineOp({
   name: 'linear',
   forward(_ctx, x: Tensor, W: Tensor, b: Tensor | null = null) {
     f32('linear', 'x', x);
-    f32('linear', 'weight', W);
+    weight('linear', W);
     if (W.ndim !== 2) throw new RangeError(`linear: weight must be 2-D (out, in), got [${W.shape.join(', ')}]`);
     const [out, inp] = W.shape;
     if (lastDim(x) !== inp) throw new RangeError(`linear: x's last dimension ${lastDim(x)} is not the weight's in = ${inp}`);
     if (b && b.size !== out) throw new RangeError(`linear: bias has ${b.size} elements, expected ${out}`);
     const N = x.size / inp;
     const y = Tensor.pooled([...x.shape.slice(0, -1), out]);
-    const k = kernels();
-    k.gemm(y.data, x.data, W.data, N, out, inp, false, true);
-    if (b) k.addBias(y.data, y.data, b.data, N, out);
+    weightGemm(y.data, x.data, W, N, out, inp, true);
+    if (b) kernels().addBias(y.data, y.data, b.data, N, out);
     return y;
   },
   backward(ctx, dy) {
@@ -64,7 +82,7 @@ export const linear = defineOp({
     const N = x.size / inp;
     const k = kernels();
     const dx = ctx.write(0);
-    if (dx) k.gemm(dx, dy, W.data, N, inp, out); // dx (N,in) = dy (N,out) · W (out,in)
+    if (dx) weightGemm(dx, dy, W, N, inp, out, false); // dx (N,in) = dy (N,out) · W (out,in)
     // dW (out,in) += dyᵀ · x; a new gradient (the first step after the optimizer dropped it) is written (beta 0)
     const dW = ctx.accumOrWrite(1);
     if (dW) k.gemm(dW.buf, dy, x.data, out, inp, N, true, false, 1, dW.fresh ? 0 : 1);
@@ -87,7 +105,7 @@ export const residualLinear = defineOp({
   forward(_ctx, x: Tensor, h: Tensor, W: Tensor, b: Tensor | null = null) {
     f32('residualLinear', 'x', x);
     f32('residualLinear', 'h', h);
-    f32('residualLinear', 'weight', W);
+    weight('residualLinear', W);
     if (W.ndim !== 2) throw new RangeError(`residualLinear: weight must be 2-D (out, in), got [${W.shape.join(', ')}]`);
     const [out, inp] = W.shape;
     if (lastDim(h) !== inp) throw new RangeError(`residualLinear: h's last dimension ${lastDim(h)} is not the weight's in = ${inp}`);
@@ -98,7 +116,7 @@ export const residualLinear = defineOp({
     const k = kernels();
     if (b) k.addBias(y.data, x.data, b.data, N, out);
     else k.copyF32(y.data, x.data, x.size);
-    k.gemm(y.data, h.data, W.data, N, out, inp, false, true, 1, 1);
+    weightGemm(y.data, h.data, W, N, out, inp, true, 1, 1);
     return y;
   },
   backward(ctx, dy) {
@@ -108,7 +126,7 @@ export const residualLinear = defineOp({
     const N = h.size / inp;
     const k = kernels();
     const dh = ctx.write(1);
-    if (dh) k.gemm(dh, dy, W.data, N, inp, out); // dh (N,in) = dy (N,out) · W (out,in)
+    if (dh) weightGemm(dh, dy, W, N, inp, out, false); // dh (N,in) = dy (N,out) · W (out,in)
     const dW = ctx.accumOrWrite(2); // dW (out,in) += dyᵀ · h (written when new)
     if (dW) k.gemm(dW.buf, dy, h.data, out, inp, N, true, false, 1, dW.fresh ? 0 : 1);
     if (b) {
@@ -319,6 +337,16 @@ export const embedding = defineOp({
     const [V, C] = table.shape;
     const y = Tensor.pooled(shape ?? [ids.length, C]);
     if (y.size !== ids.length * C) throw new RangeError(`embedding: shape [${shape}] does not hold ${ids.length} rows of ${C}`);
+    if (table.dtype === 'bf16') {
+      // a frozen table kept in bf16: each row widened (no gradient to keep)
+      const k = kernels(), t = table.dataBf16, yd = y.data;
+      for (let i = 0; i < ids.length; i++) {
+        const r = ids[i];
+        if (!(r >= 0 && r < V)) throw new RangeError(`embedding: ids[${i}] = ${r} is outside [0, ${V})`);
+        k.castBf16ToF32(yd.subarray(i * C, (i + 1) * C), t.subarray(r * C, (r + 1) * C), C);
+      }
+      return y;
+    }
     kernels().embeddingForward(y.data, ids, table.data, ids.length, V, C);
     ctx.saved.ids = ids;
     return y;

@@ -1,7 +1,9 @@
 /**
- * Tensor: a shape, a dtype (f32 | i32), a device and a storage, plus the autograd fields (requiresGrad,
+ * Tensor: a shape, a dtype (f32 | i32 | bf16), a device and a storage, plus the autograd fields (requiresGrad,
  * grad, and the node of the op that made it). Row-major and contiguous; a view (reshape, rows) shares its
- * base's storage at an element offset and copies nothing.
+ * base's storage at an element offset and copies nothing. bf16 holds a frozen weight at half the memory (its
+ * 16 bits, a Uint16Array): the ops that read weights take it (linear, residualLinear, embedding, the fused LM
+ * head); it never requires grad.
  *
  * Storage sits behind the `Storage` interface so that a CUDA storage (a device handle) can be added beside
  * `CpuStorage` without touching the models. Only `cpu` exists today.
@@ -9,7 +11,7 @@
 import type { Rng } from '../util/rng';
 import { acquireF32, releaseF32 } from './pool';
 
-export type DType = 'f32' | 'i32';
+export type DType = 'f32' | 'i32' | 'bf16';
 export type Device = 'cpu' | 'cuda';
 
 export interface Storage {
@@ -25,7 +27,7 @@ export interface Storage {
   release(): void;
 }
 
-/** A Float32Array or Int32Array in host memory. */
+/** A Float32Array, an Int32Array or (bf16) a Uint16Array in host memory. */
 export class CpuStorage implements Storage {
   readonly device = 'cpu' as const;
   readonly dtype: DType;
@@ -33,10 +35,10 @@ export class CpuStorage implements Storage {
   private _released = false;
 
   constructor(
-    private buf: Float32Array | Int32Array,
+    private buf: Float32Array | Int32Array | Uint16Array,
     readonly pooled: boolean,
   ) {
-    this.dtype = buf instanceof Float32Array ? 'f32' : 'i32';
+    this.dtype = buf instanceof Float32Array ? 'f32' : buf instanceof Uint16Array ? 'bf16' : 'i32';
   }
 
   get length(): number {
@@ -47,7 +49,7 @@ export class CpuStorage implements Storage {
   }
 
   /** The whole buffer; throws once released. */
-  buffer(): Float32Array | Int32Array {
+  buffer(): Float32Array | Int32Array | Uint16Array {
     if (this._released) {
       throw new Error(
         'this tensor was released (its buffer went back to the pool after backward() or at the end of tidy()); ' +
@@ -107,7 +109,7 @@ export function shapeSize(shape: readonly number[]): number {
 export class Tensor {
   readonly shape: readonly number[];
   readonly size: number;
-  requiresGrad: boolean;
+  private _requiresGrad = false;
   grad: Tensor | null = null;
   /** the op that produced this tensor while recording, or null for a leaf */
   node: GradNode | null = null;
@@ -133,6 +135,15 @@ export class Tensor {
     this.requiresGrad = requiresGrad;
   }
 
+  /** Whether gradients flow to this tensor; only an f32 tensor may (bf16 holds frozen weights). */
+  get requiresGrad(): boolean {
+    return this._requiresGrad;
+  }
+  set requiresGrad(on: boolean) {
+    if (on) requireF32ForGrad(this);
+    this._requiresGrad = on;
+  }
+
   get dtype(): DType {
     return this.storage.dtype;
   }
@@ -147,7 +158,7 @@ export class Tensor {
   }
 
   /** The host buffer behind this tensor (a device tensor must be copied to the CPU first). */
-  private host(): Float32Array | Int32Array {
+  private host(): Float32Array | Int32Array | Uint16Array {
     const s = this.storage;
     if (!(s instanceof CpuStorage)) throw new Error(`tensor${this.name ? ` ${this.name}` : ''} is on ${s.device}; copy it to the cpu to read its elements`);
     return s.buffer();
@@ -156,14 +167,21 @@ export class Tensor {
   /** The f32 elements (a view of the storage; no copy). */
   get data(): Float32Array {
     const buf = this.host();
-    if (!(buf instanceof Float32Array)) throw new TypeError(`tensor${this.name ? ` ${this.name}` : ''} is i32, not f32`);
+    if (!(buf instanceof Float32Array)) throw new TypeError(`tensor${this.name ? ` ${this.name}` : ''} is ${this.dtype}, not f32`);
     return this.offset === 0 && this.size === buf.length ? buf : buf.subarray(this.offset, this.offset + this.size);
   }
 
   /** The i32 elements (a view; no copy). */
   get dataI32(): Int32Array {
     const buf = this.host();
-    if (!(buf instanceof Int32Array)) throw new TypeError(`tensor${this.name ? ` ${this.name}` : ''} is f32, not i32`);
+    if (!(buf instanceof Int32Array)) throw new TypeError(`tensor${this.name ? ` ${this.name}` : ''} is ${this.dtype}, not i32`);
+    return this.offset === 0 && this.size === buf.length ? buf : buf.subarray(this.offset, this.offset + this.size);
+  }
+
+  /** The bf16 elements as their bits (a view; no copy). */
+  get dataBf16(): Uint16Array {
+    const buf = this.host();
+    if (!(buf instanceof Uint16Array)) throw new TypeError(`tensor${this.name ? ` ${this.name}` : ''} is ${this.dtype}, not bf16`);
     return this.offset === 0 && this.size === buf.length ? buf : buf.subarray(this.offset, this.offset + this.size);
   }
 
@@ -174,7 +192,7 @@ export class Tensor {
   }
 
   toArray(): number[] {
-    return Array.from(this.dtype === 'f32' ? this.data : this.dataI32);
+    return Array.from(this.dtype === 'f32' ? this.data : this.dtype === 'bf16' ? bf16ToF32(this.dataBf16) : this.dataI32);
   }
 
   /** Marks the storage as the caller's: backward() and tidy() will not give it back to the pool. */
@@ -205,9 +223,26 @@ export class Tensor {
 
   /** An independent copy in fresh (non-pooled) memory, as a leaf. */
   clone(requiresGrad = false): Tensor {
-    const t = this.dtype === 'f32' ? Tensor.fromF32(this.data.slice(), this.shape) : Tensor.fromI32(this.dataI32.slice(), this.shape);
+    const t =
+      this.dtype === 'f32' ? Tensor.fromF32(this.data.slice(), this.shape)
+        : this.dtype === 'bf16' ? Tensor.fromBf16(this.dataBf16.slice(), this.shape)
+          : Tensor.fromI32(this.dataI32.slice(), this.shape);
+    if (requiresGrad) requireF32ForGrad(t);
     t.requiresGrad = requiresGrad;
     return t;
+  }
+
+  /** The values as float32: a copy for bf16 (widened exactly), the tensor itself for f32. */
+  toF32(): Tensor {
+    if (this.dtype === 'f32') return this;
+    if (this.dtype !== 'bf16') throw new TypeError(`toF32: tensor${this.name ? ` ${this.name}` : ''} is ${this.dtype}`);
+    return Tensor.fromF32(bf16ToF32(this.dataBf16), this.shape);
+  }
+
+  /** A bf16 copy (rounded to nearest even), never requiring grad: a frozen weight at half the memory. */
+  toBf16(): Tensor {
+    if (this.dtype === 'bf16') return this;
+    return Tensor.fromBf16(f32ToBf16(this.data), this.shape);
   }
 
   // ---- constructors (leaf tensors in their own, non-pooled memory) ----
@@ -216,6 +251,13 @@ export class Tensor {
     const buf = data instanceof Float32Array ? data : Float32Array.from(data);
     if (shapeSize(shape) !== buf.length) throw new RangeError(`fromF32: ${buf.length} values do not fill shape [${shape.join(', ')}]`);
     return new Tensor(new CpuStorage(buf, false), shape, 0, requiresGrad);
+  }
+
+  /** bf16 bits (a Uint16Array), never requiring grad. */
+  static fromBf16(bits: Uint16Array, shape: readonly number[] = [bits.length]): Tensor {
+    if (!(bits instanceof Uint16Array)) throw new TypeError('fromBf16: bits must be a Uint16Array');
+    if (shapeSize(shape) !== bits.length) throw new RangeError(`fromBf16: ${bits.length} values do not fill shape [${shape.join(', ')}]`);
+    return new Tensor(new CpuStorage(bits, false), shape, 0, false);
   }
 
   static fromI32(data: Int32Array | number[], shape: readonly number[] = [data.length]): Tensor {
@@ -264,8 +306,45 @@ export class Tensor {
   }
 }
 
+/** Gradients are float32: a bf16 (or i32) tensor cannot require one. */
+function requireF32ForGrad(t: Tensor): void {
+  if (t.dtype !== 'f32') throw new TypeError(`tensor${t.name ? ` ${t.name}` : ''} is ${t.dtype}: only f32 tensors can require grad (bf16 holds frozen weights)`);
+}
+
+// The casts, set by ops.ts to the native kernels (tensor.ts itself imports no backend); plain loops until then.
+let castToBf16 = (dst: Uint16Array, src: Float32Array): void => {
+  const f = new Float32Array(1), u = new Uint32Array(f.buffer);
+  for (let i = 0; i < src.length; i++) {
+    f[0] = src[i];
+    const x = u[0];
+    dst[i] = (x & 0x7fffffff) > 0x7f800000 ? (x >>> 16) | 0x40 : ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
+  }
+};
+let castToF32 = (dst: Float32Array, src: Uint16Array): void => {
+  const u = new Uint32Array(dst.buffer, dst.byteOffset, dst.length);
+  for (let i = 0; i < src.length; i++) u[i] = src[i] << 16;
+};
+/** ops.ts installs the native casts. */
+export function setBf16Casts(toBf16: (dst: Uint16Array, src: Float32Array) => void, toF32: (dst: Float32Array, src: Uint16Array) => void): void {
+  castToBf16 = toBf16;
+  castToF32 = toF32;
+}
+/** float32 -> bf16 bits, round to nearest even. */
+export function f32ToBf16(src: Float32Array): Uint16Array {
+  const out = new Uint16Array(src.length);
+  castToBf16(out, src);
+  return out;
+}
+/** bf16 bits -> float32 values (exact). */
+export function bf16ToF32(src: Uint16Array): Float32Array {
+  const out = new Float32Array(src.length);
+  castToF32(out, src);
+  return out;
+}
+
 /** A trainable leaf: requiresGrad, named (HF name). */
 export function parameter(t: Tensor, name?: string): Tensor {
+  requireF32ForGrad(t);
   t.requiresGrad = true;
   if (name) t.name = name;
   return t;

@@ -1,11 +1,17 @@
 import { resolveConfig, validateConfig, type ConfigProblem, type ConfigSpec } from './config';
 import { DPO_LOSS_TYPES, type DpoLossType } from './losses';
+import { refModelDtypeSpec, type RefModelDtype } from './reference-model';
 import { TRAINING_ARGS_SPEC, trainingArgsRules, type TrainingArgs } from './training-args';
 
 /** Direct preference optimisation (TRL DPOConfig). */
 export interface DpoConfig extends TrainingArgs {
-  /** directory of the frozen reference model; null: a frozen copy of the starting policy */
+  /**
+   * directory of the frozen reference model; null: the starting policy itself, which scores every pair once
+   * before the first update (the reference costs no copy)
+   */
   refModelPath: string | null;
+  /** a separate reference's weight matrices in memory: f32, or bf16 (half; bf16-rounded log-probs) */
+  refModelDtype: RefModelDtype;
   /** β: strength of the implicit KL to the reference (higher stays closer) */
   beta: number;
   /** ε of cDPO: the probability that a preference label is flipped; 0 is plain DPO */
@@ -23,7 +29,8 @@ export const DPO_CONFIG_SPEC: ConfigSpec<DpoConfig> = {
   outputDir: { ...TRAINING_ARGS_SPEC.outputDir, default: 'runs/dpo' },
   learningRate: { ...TRAINING_ARGS_SPEC.learningRate, default: 1e-6 },
   numTrainEpochs: { ...TRAINING_ARGS_SPEC.numTrainEpochs, default: 1 },
-  refModelPath: { group: 'dpo', type: 'string', nullable: true, default: null, doc: 'frozen reference model; null: a copy of the starting policy' },
+  refModelPath: { group: 'dpo', type: 'string', nullable: true, default: null, doc: 'frozen reference model; null: the starting policy scores the pairs before the first update (no copy)' },
+  refModelDtype: { ...refModelDtypeSpec('dpo'), doc: "a separate reference model's weight matrices in memory: f32, or bf16 (half the memory; bf16-rounded log-probs); with no reference model the policy scores the pairs itself, in f32, before training" },
   beta: { group: 'dpo', type: 'number', gt: 0, default: 0.1, doc: 'β, the strength of the implicit KL to the reference' },
   labelSmoothing: { group: 'dpo', type: 'number', min: 0, lt: 0.5, default: 0, doc: 'cDPO: probability a preference label is flipped' },
   lossType: { group: 'dpo', type: 'enum', values: DPO_LOSS_TYPES, default: 'sigmoid', doc: 'sigmoid (DPO/cDPO), ipo, hinge' },

@@ -65,6 +65,17 @@ describe('DpoTrainer', () => {
     expect(rows).toBe(32);
   });
 
+  it("a separate reference with refModelDtype 'bf16' is converted in place and still teaches the preference", () => {
+    const model = tinyGpt2(14);
+    const ref = tinyGpt2(14);
+    const t = new DpoTrainer(model, pairs(64, 5), { refModel: ref, evalData: pairs(32, 6), config: { ...base, refModelDtype: 'bf16', outputDir: join(tmp.path, 'bf16') } });
+    expect(ref.namedParameters().filter(([, p]) => p.ndim === 2).every(([, p]) => p.dtype === 'bf16')).toBe(true);
+    const first = t.evaluate();
+    expect(Math.abs(first['rewards/margin'])).toBeLessThan(0.05); // the same weights, rounded
+    const { lastEval } = t.train();
+    expect(lastEval['rewards/margin']).toBeGreaterThan(1);
+  });
+
   it('refuses a reference over another vocabulary', () => {
     expect(() => new DpoTrainer(tinyGpt2(14), pairs(4, 1), { refModel: tinyGpt2(15, 20).freeze(), config: base })).toThrow(
       /the reference model has a vocabulary of 20 tokens and the policy 12: they must share the tokenizer/,

@@ -5,8 +5,9 @@
  *
  * Sequence log-prob: the sum over completion tokens; for IPO the mean (IPO's loss is defined on
  * length-normalised log-probs, as TRL does). One micro-batch of E pairs is one forward of 2E rows
- * (chosen rows, then rejected rows). The reference is the `refModel` given, else a frozen copy of the policy
- * as it is when the trainer is built (so a resumed run must be built from the starting model, as the CLI does).
+ * (chosen rows, then rejected rows). The reference is the `refModel` given (its weight matrices in bf16 with
+ * refModelDtype 'bf16'), else the policy itself as it is when the trainer is built, scoring every pair before
+ * the first update: no copy (so a resumed run must be built from the starting model, as the CLI does).
  */
 import { noGrad } from '../tensor/autograd';
 import type { CausalLM } from '../model/common';
@@ -14,6 +15,7 @@ import { dpoConfig, type DpoConfig } from './dpo-config';
 import { batchIndices, planRun, type RunPlan } from './grad-accum';
 import { dpoLoss } from './losses';
 import { seededPermutation } from './rng';
+import { frozenReference } from './reference-model';
 import { collateCompletions, completionLogprobs } from './sequences';
 import { TrainerBase, type TrainerOptions } from './trainer-base';
 
@@ -42,7 +44,8 @@ export class DpoTrainer extends TrainerBase<DpoConfig> {
     super(config, policy, options);
     if (trainData.length === 0) throw new Error('DpoTrainer: no training pair');
     this.evalData = options.evalData ?? [];
-    const ref = options.refModel ?? policy;
+    // no reference given: the policy itself, before any update (no copy; it stays f32: it is the policy)
+    const ref = options.refModel ? frozenReference(policy, options.refModel, config.refModelDtype) : policy;
     if (ref.vocabSize !== policy.vocabSize) {
       throw new Error(`DpoTrainer: the reference model has a vocabulary of ${ref.vocabSize} tokens and the policy ${policy.vocabSize}: they must share the tokenizer`);
     }

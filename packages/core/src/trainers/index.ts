@@ -69,3 +69,5 @@ export type { PpoPolicyLossResult, PpoValueLossResult } from './ppo-losses';
 export { encodePrompt, encodePromptCompletion, toSftExamples, toRankedExamples, toDpoExamples, toPrompts } from './records';
 export type { EncodedPair } from './records';
 export { causalLMFromConfig, loadRewardModel, copyTokenizerFiles, saveModelDir } from './model-dirs';
+export { frozenReference, REF_MODEL_DTYPES } from './reference-model';
+export type { RefModelDtype } from './reference-model';

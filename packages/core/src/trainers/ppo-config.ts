@@ -1,5 +1,6 @@
 import { resolveConfig, validateConfig, type ConfigProblem, type ConfigSpec } from './config';
 import { KL_ESTIMATORS, type KlEstimator } from './kl';
+import { refModelDtypeSpec, type RefModelDtype } from './reference-model';
 import { TRAINING_ARGS_SPEC, trainingArgsRules, type TrainingArgs } from './training-args';
 
 /**
@@ -15,6 +16,8 @@ export interface PpoConfig extends TrainingArgs {
   rewardModelPath: string | null;
   /** frozen reference policy; null: a frozen copy of the starting policy */
   refModelPath: string | null;
+  /** the reference's weight matrices in memory: f32, or bf16 (half the memory, bf16-rounded log-probs) */
+  refModelDtype: RefModelDtype;
   // -- rollouts
   /** prompts to sample responses for over the whole run; null: numTrainEpochs × the prompts in the dataset */
   totalEpisodes: number | null;
@@ -79,6 +82,7 @@ export const PPO_CONFIG_SPEC: ConfigSpec<PpoConfig> = {
   numTrainEpochs: { ...TRAINING_ARGS_SPEC.numTrainEpochs, default: 1 },
   rewardModelPath: { group: G_MODELS, type: 'string', nullable: true, default: null, doc: 'reward model directory' },
   refModelPath: { group: G_MODELS, type: 'string', nullable: true, default: null, doc: 'frozen reference policy; null: a copy of the starting policy' },
+  refModelDtype: refModelDtypeSpec(G_MODELS),
   totalEpisodes: { group: G_ROLL, type: 'integer', min: 1, nullable: true, default: null, doc: 'prompts sampled over the run; null: numTrainEpochs × dataset prompts' },
   responseLength: { group: G_ROLL, type: 'integer', min: 1, default: 53, doc: 'most tokens generated per response' },
   maxPromptLength: { group: G_ROLL, type: 'integer', min: 1, nullable: true, default: null, doc: "a longer prompt keeps its last maxPromptLength tokens; null: the policy's window minus responseLength" },

@@ -86,6 +86,26 @@ describe('PpoTrainer', () => {
     );
   });
 
+  it("refModelDtype 'bf16': the reference copy keeps its matrices in bf16 (about half the memory); its log-probs differ from the policy's by that rounding only", () => {
+    const policy = policyOf(41);
+    const t = new PpoTrainer(policy, prompts(8, 5), countGood, { config: { ...base, refModelDtype: 'bf16', outputDir: join(tmp.path, 'bf16') } });
+    const ref = (t as unknown as { ref: CausalLMWithValueHead['model'] }).ref;
+    expect(ref.namedParameters().filter(([, p]) => p.dtype === 'bf16').length).toBeGreaterThan(0);
+    expect(ref.parameterBytes()).toBeLessThan(0.6 * policy.model.parameterBytes());
+    expect(policy.model.namedParameters().every(([, p]) => p.dtype === 'f32')).toBe(true);
+    const ro = t.makeRollout(prompts(8, 6), 1);
+    let worst = 0;
+    let differs = false;
+    for (let i = 0; i < ro.mask.length; i++) {
+      if (!ro.mask[i]) continue;
+      const d = Math.abs(ro.oldLogp[i] - ro.refLogp[i]);
+      worst = Math.max(worst, d);
+      if (d > 0) differs = true;
+    }
+    expect(differs).toBe(true);
+    expect(worst).toBeLessThan(0.05);
+  });
+
   it('refuses a reward model or reference over another vocabulary', () => {
     expect(() => new PpoTrainer(policyOf(34), prompts(4, 1), { model: new RewardModel(tinyGpt2(1, 20)) }, { config: base })).toThrow(
       /the reward model has a vocabulary of 20 tokens and the policy 12: it must read the policy's tokens/,

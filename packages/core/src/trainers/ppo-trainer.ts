@@ -31,6 +31,7 @@ import { ppoConfig, rolloutBatchSize, type PpoConfig } from './ppo-config';
 import { explainedVariance, ppoPolicyLoss, ppoValueLoss } from './ppo-losses';
 import { normalizeScore, type ScoreNormalization } from './reward-trainer';
 import { seededPermutation, StatefulRng, type RngState } from './rng';
+import { frozenReference } from './reference-model';
 import { collateCompletions } from './sequences';
 import { TrainerBase, type TrainerOptions } from './trainer-base';
 
@@ -106,7 +107,7 @@ export class PpoTrainer extends TrainerBase<PpoConfig> {
     if (config.missingEosPenalty !== null && this.stopTokenId === null) {
       throw new Error('PpoTrainer: missingEosPenalty needs a stop token (config.stopTokenId or eosTokenId)');
     }
-    this.ref = options.refModel ?? policy.model.clone().freeze();
+    this.ref = frozenReference(policy.model, options.refModel, config.refModelDtype);
     // The reward model and the reference read the policy's token ids as they are: a model over another
     // vocabulary would score them as different text without any error.
     const V = policy.model.vocabSize;

@@ -1,0 +1,139 @@
+import { setSimdLevel, info } from '@rlhf/native';
+import { afterAll, describe, expect, it } from 'vitest';
+import { gradcheck, maxRelError, randomTensor } from '../test/gradcheck';
+import { noGrad } from '../tensor/autograd';
+import { lmHeadLogprobs } from '../tensor/lm-head';
+import { embedding, linear, residualLinear } from '../tensor/ops';
+import { Tensor } from '../tensor/tensor';
+import { Rng } from '../util/rng';
+import type { CausalLM } from './common';
+import { GPT2 } from './gpt2';
+import { Llama } from './llama';
+import { lmHeadTokenLogprobs } from './lm-head';
+import { copyParameters } from './module';
+
+const level = info().simdBf16 ? 'avx512bf16' : info().simd;
+afterAll(() => {
+  setSimdLevel(level);
+});
+
+/** The tensor's values rounded to bf16, as f32. */
+const rounded = (t: Tensor) => t.toBf16().toF32();
+
+describe('bf16 weights: the ops that read weights take them as they are', () => {
+  it('linear, residualLinear, embedding and the fused LM head equal f32 with the rounded weights (avx512 level: no rounding of activations)', () => {
+    setSimdLevel('avx512');
+    try {
+      const x = randomTensor([37, 19], 1, 1, false), W = randomTensor([23, 19], 2, 1, false), b = randomTensor([23], 3, 1, false);
+      const r = randomTensor([37, 23], 4, 1, false);
+      const Wb = W.toBf16(), Wr = rounded(W);
+      expect(Wb.dtype).toBe('bf16');
+      expect(maxRelError(linear(x, Wb, b).data, linear(x, Wr, b).data)).toBeLessThan(1e-6);
+      expect(maxRelError(residualLinear(r, x, Wb, b).data, residualLinear(r, x, Wr, b).data)).toBeLessThan(1e-6);
+      const ids = Int32Array.from([5, 0, 22, 5, 13]);
+      expect(Array.from(embedding(ids, Wb).data)).toEqual(Array.from(embedding(ids, Wr).data));
+      const t = Int32Array.from({ length: 37 }, (_, i) => (i * 7) % 23);
+      const [lpB] = lmHeadLogprobs(x, Wb, t);
+      const [lpR] = lmHeadLogprobs(x, Wr, t);
+      expect(maxRelError(lpB.data, lpR.data)).toBeLessThan(1e-5);
+    } finally {
+      setSimdLevel(level);
+    }
+  });
+
+  it('gradients flow through a frozen bf16 weight to the activations (a base under adapters), checked by central differences', () => {
+    const x = randomTensor([5, 7], 10, 1);
+    const Wb = randomTensor([6, 7], 11, 1, false).toBf16();
+    const r = randomTensor([5, 6], 12, 1);
+    gradcheck(() => linear(x, Wb), [x]);
+    gradcheck(() => residualLinear(r, x, Wb), [r, x]);
+    const t = Int32Array.from([1, 5, 0, 3, 2]);
+    gradcheck(() => lmHeadLogprobs(x, Wb, t)[0], [x]);
+    // and equal to the f32 computation with the rounded weight, at the level without activation rounding
+    setSimdLevel('avx512');
+    try {
+      const g = (W: Tensor) => {
+        const xx = x.clone(true);
+        linear(xx, W).backward(new Float32Array(30).fill(1));
+        return xx.grad!.data.slice();
+      };
+      expect(maxRelError(g(Wb), g(Wb.toF32()))).toBeLessThan(1e-6);
+    } finally {
+      setSimdLevel(level);
+    }
+  });
+
+  it('a bf16 tensor never requires grad', () => {
+    const Wb = randomTensor([3, 4], 1, 1, false).toBf16();
+    expect(() => (Wb.requiresGrad = true)).toThrow(/is bf16: only f32 tensors can require grad/);
+    expect(() => Wb.data).toThrow(/is bf16, not f32/);
+    expect(() => Wb.clone(true)).toThrow(/only f32 tensors can require grad/);
+  });
+});
+
+const families: Array<[string, () => CausalLM & { keepFrozenInBf16(): number; parameterBytes(): number }]> = [
+  ['llama (tied, GQA)', () => new Llama({ vocabSize: 61, hiddenSize: 24, intermediateSize: 40, numLayers: 2, numHeads: 4, numKvHeads: 2, maxPositions: 32, tieWordEmbeddings: true }, { seed: 3 })],
+  ['gpt2', () => new GPT2({ vocabSize: 53, nPositions: 32, nEmbd: 24, nLayer: 2, nHead: 3 }, { seed: 4 })],
+];
+
+describe('Module.keepFrozenInBf16', () => {
+  for (const [name, make] of families) {
+    it(`${name}: frozen matrices at half the memory; the forward equals the f32 model with rounded weights, and differs from the original by bf16 rounding`, () => {
+      const m = make();
+      const bytes = m.parameterBytes();
+      const ref = make();
+      for (const [, t] of ref.namedParameters()) if (t.ndim === 2) t.data.set(rounded(t).data); // f32, weights rounded
+      m.freeze();
+      const n = m.keepFrozenInBf16();
+      expect(n).toBe(m.namedParameters().filter(([, t]) => t.ndim === 2).length);
+      expect(m.parameterBytes()).toBeLessThan(0.55 * bytes);
+      const rng = new Rng(9);
+      const B = 3, T = 20; // 60 rows: past the few-rows GEMM path, so the AVX512_BF16 path runs where it exists
+      const ids = Int32Array.from({ length: B * T }, () => rng.int(m.vocabSize));
+      const targets = Int32Array.from({ length: B * T }, () => rng.int(m.vocabSize));
+      const lp = (model: CausalLM) => noGrad(() => lmHeadTokenLogprobs(model, model.forward({ ids, B, T }), null, targets)[0].data.slice());
+      const orig = make();
+      const lpOrig = lp(orig), lpRef = lp(ref);
+      setSimdLevel('avx512');
+      const lpB16 = lp(m);
+      setSimdLevel(level);
+      expect(maxRelError(lpB16, lpRef)).toBeLessThan(1e-5); // weights the only rounding
+      const lpDefault = lp(m);
+      let worst = 0;
+      for (let i = 0; i < lpOrig.length; i++) worst = Math.max(worst, Math.abs(lpDefault[i] - lpOrig[i]));
+      console.log(`${name}: |log-prob(bf16 weights, ${level}) - log-prob(f32)| max ${worst.toExponential(2)} over ${lpOrig.length} tokens`);
+      expect(worst).toBeLessThan(0.05);
+      expect(worst).toBeGreaterThan(0); // it did round
+    });
+  }
+
+  it('stateDict widens (dtype BF16), loadStateDict rounds into place, clone and copyParameters give f32', () => {
+    const m = families[0][1]();
+    m.freeze().keepFrozenInBf16();
+    const sd = m.stateDict();
+    const e = sd.get('model.layers.0.self_attn.q_proj.weight')!;
+    expect(e.dtype).toBe('BF16');
+    expect(e.data).toBeInstanceOf(Float32Array);
+    expect(sd.get('model.norm.weight')!.dtype).toBe('F32');
+    const other = families[0][1]();
+    other.freeze().keepFrozenInBf16();
+    other.loadStateDict(sd);
+    for (const [n, t] of other.namedParameters()) {
+      const want = m.namedParameters().find(([k]) => k === n)![1];
+      expect(Array.from(t.toF32().data), n).toEqual(Array.from(want.toF32().data));
+    }
+    const c = m.clone();
+    expect(c.namedParameters().every(([, t]) => t.dtype === 'f32')).toBe(true);
+    const f = families[0][1]();
+    copyParameters(f as unknown as Llama, m as unknown as Llama);
+    expect(Array.from(f.lmHeadWeight().data)).toEqual(Array.from(m.lmHeadWeight().toF32().data));
+  });
+
+  it('only frozen matrices are converted: trainable ones and vectors stay f32', () => {
+    const m = families[0][1]();
+    m.freeze((n) => n.includes('layers.0.'));
+    m.keepFrozenInBf16();
+    for (const [n, t] of m.namedParameters()) expect(t.dtype, n).toBe(n.includes('layers.0.') && t.ndim === 2 ? 'bf16' : 'f32');
+    expect(() => m.unfreeze()).toThrow(/only f32 tensors can require grad/);
+  });
+});

@@ -1,0 +1,32 @@
+/**
+ * The frozen reference model of PPO, GRPO and DPO, and what it may cost in memory. A copy of a 0.5B policy in
+ * float32 is 2 GB; with `refModelDtype: 'bf16'` its weight matrices are kept in bf16 (half), read directly by
+ * the GEMMs (@rlhf/native gemmBf16), at the price of bf16 rounding in the reference log-probs (see
+ * Module.keepFrozenInBf16; packages/core/bench/README.md gives the measured log-prob difference).
+ */
+import type { CausalLM } from '../model/common';
+import type { FieldSpec } from './config';
+
+export type RefModelDtype = 'f32' | 'bf16';
+export const REF_MODEL_DTYPES: readonly RefModelDtype[] = ['f32', 'bf16'];
+
+/** The config field every trainer with a reference model shares (group set by the trainer). */
+export function refModelDtypeSpec(group: string): FieldSpec {
+  return {
+    group,
+    type: 'enum',
+    values: REF_MODEL_DTYPES,
+    default: 'f32',
+    doc: "the reference model's weight matrices in memory: f32, or bf16 (half the memory; its log-probs then carry bf16 rounding). A reference model given in code is converted in place",
+  };
+}
+
+/**
+ * The frozen reference: `given`, else a copy of `policy` as it is now; frozen, and with its weight matrices in
+ * bf16 when dtype is 'bf16' (a model given is converted in place).
+ */
+export function frozenReference(policy: CausalLM, given: CausalLM | undefined, dtype: RefModelDtype): CausalLM {
+  const ref = (given ?? policy.clone()).freeze();
+  if (dtype === 'bf16') ref.keepFrozenInBf16();
+  return ref;
+}
