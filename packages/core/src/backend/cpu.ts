@@ -70,12 +70,12 @@ export function setKernelTiming(on: boolean): void {
   for (const name of Object.keys(plain)) {
     const fn = plain[name];
     // GEMMs are told apart by shape ("gemm 1024x1152x384 NT"): they are most of a step, at very different rates.
-    const key =
-      name === 'gemm'
-        ? (a: unknown[]) => `gemm ${a[3]}x${a[4]}x${a[5]} ${a[6] ? 'T' : 'N'}${a[7] ? 'T' : 'N'}`
-        : name === 'gemmBatched'
-          ? (a: unknown[]) => `gemmBatched ${a[3]}x(${a[4]}x${a[5]}x${a[6]}) ${a[10] ? 'T' : 'N'}${a[11] ? 'T' : 'N'}`
-          : () => name;
+    const byShape: Record<string, (a: unknown[]) => string> = {
+      gemm: (a) => `gemm ${a[3]}x${a[4]}x${a[5]} ${a[6] ? 'T' : 'N'}${a[7] ? 'T' : 'N'}`,
+      gemmBf16: (a) => `gemmBf16 ${a[3]}x${a[4]}x${a[5]} ${a[6] === false ? 'NN' : 'NT'}`,
+      gemmBatched: (a) => `gemmBatched ${a[3]}x(${a[4]}x${a[5]}x${a[6]}) ${a[10] ? 'T' : 'N'}${a[11] ? 'T' : 'N'}`,
+    };
+    const key = byShape[name] ?? (() => name);
     wrapped[name] = (...args: unknown[]) => {
       const t0 = performance.now();
       try {
