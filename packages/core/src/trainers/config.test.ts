@@ -78,7 +78,7 @@ describe('trainer configs', () => {
 
   it('checks cross-field rules only on fields that are valid themselves', () => {
     expect(validateDpoConfig({ lossType: 'ipo', labelSmoothing: 0.1, maxPromptLength: 600, maxLength: 512 })).toEqual([
-      { field: 'labelSmoothing', message: "applies to lossType 'sigmoid' only (cDPO), got 0.1 with 'ipo'" },
+      { field: 'labelSmoothing', message: "applies to lossType 'sigmoid' and 'simpo' only (cDPO), got 0.1 with 'ipo'" },
       { field: 'maxPromptLength', message: 'must be below maxLength (512) to leave room for a completion, got 600' },
     ]);
     expect(validateDpoConfig({ lossType: 'bad', labelSmoothing: 0.1 }).map((p) => p.field)).toEqual(['lossType']);

@@ -1,8 +1,14 @@
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { noGrad } from '../tensor/autograd';
 import { resolveResume } from './checkpoint';
-import { DpoTrainer, type DpoExample } from './dpo-trainer';
+import { ConfigError } from './config';
+import type { DpoConfig } from './dpo-config';
+import { DpoTrainer, type DpoExample, type KtoExample } from './dpo-trainer';
+import type { RunPlan } from './grad-accum';
+import { ktoReferencePoint } from './losses';
 import { StatefulRng } from './rng';
+import { collateCompletions, completionLogprobs } from './sequences';
 import { changedParams, snapshotParams, tempDir, tinyGpt2 } from './test-utils';
 
 const tmp = tempDir('dpo');
@@ -16,6 +22,20 @@ function pairs(n: number, seed: number): DpoExample[] {
     return rng.nextFloat() < 0.5
       ? { prompt: [1, a, 2], chosen: [a, 4, 3], rejected: [a, 5, 3] }
       : { prompt: [1, a, 2], chosen: [4, a, 3], rejected: [5, a, 3] };
+  });
+}
+
+/**
+ * The same task unpaired, for KTO: each example is one completion of a prompt, "a GOOD EOS" / "GOOD a EOS"
+ * labelled desirable or "a BAD EOS" / "BAD a EOS" undesirable, drawn independently (no pairs behind them).
+ */
+function unpaired(n: number, seed: number, desirableFraction = 0.5): KtoExample[] {
+  const rng = new StatefulRng(seed);
+  return Array.from({ length: n }, () => {
+    const a = 6 + rng.nextInt(6);
+    const label = rng.nextFloat() < desirableFraction;
+    const tok = label ? 4 : 5;
+    return { prompt: [1, a, 2], completion: rng.nextFloat() < 0.5 ? [a, tok, 3] : [tok, a, 3], label };
   });
 }
 
@@ -111,9 +131,151 @@ describe('DpoTrainer', () => {
     for (const [n, p] of full.namedParameters()) expect(pr.get(n)!.data).toEqual(p.data);
   });
 
+  // KTO, SimPO and ORPO: several seeds (model, data and order), the held-out margin before and after; the
+  // worst seed must clear the bar, not a chosen one. Margin: chosen minus rejected log-prob (per token for
+  // simpo and orpo, which train on length-normalised log-probs), desirable minus undesirable for kto.
+  const family: Array<{ lossType: 'kto' | 'simpo' | 'orpo'; config: Partial<DpoConfig> }> = [
+    { lossType: 'kto', config: { beta: 0.5 } },
+    { lossType: 'simpo', config: { beta: 2, simpoGamma: 0.5 } },
+    { lossType: 'orpo', config: { beta: 0.5 } },
+  ];
+  for (const { lossType, config } of family) {
+    it(`${lossType} raises the held-out margin over 5 seeds (mean and worst); every parameter changes`, () => {
+      const gains: number[] = [];
+      const after: number[] = [];
+      for (const seed of [1, 2, 3, 4, 5]) {
+        const model = tinyGpt2(100 + seed);
+        const before = snapshotParams(model.namedParameters());
+        const train = lossType === 'kto' ? unpaired(64, 10 * seed) : pairs(64, 10 * seed);
+        const evalData = lossType === 'kto' ? unpaired(32, 10 * seed + 1) : pairs(32, 10 * seed + 1);
+        const cfg = { ...base, ...config, lossType, seed, outputDir: join(tmp.path, `${lossType}-${seed}`) };
+        const t = new DpoTrainer(model, train as DpoExample[], { evalData: evalData as DpoExample[], config: cfg });
+        const margin = (e: Record<string, number>) => e['logps/chosen'] - e['logps/rejected'];
+        const first = t.evaluate();
+        const { lastEval } = t.train();
+        gains.push(margin(lastEval) - margin(first));
+        after.push(margin(lastEval));
+        if (lossType === 'kto') {
+          expect(first['rewards/margin']).toBe(0); // the policy is its own reference at the start
+          expect(lastEval['rewards/margin']).toBeGreaterThan(1);
+          expect(lastEval.kl).toBeGreaterThanOrEqual(0);
+        } else {
+          expect(lastEval['rewards/accuracy']).toBeGreaterThan(0.9);
+        }
+        expect(changedParams(model.namedParameters(), before)).toEqual(model.namedParameters().map(([n]) => n));
+      }
+      const mean = gains.reduce((a, b) => a + b, 0) / gains.length;
+      console.log(`${lossType} held-out log-prob margin gain over 5 seeds: mean ${mean.toFixed(3)}, worst ${Math.min(...gains).toFixed(3)}; margin after: worst ${Math.min(...after).toFixed(3)}`);
+      expect(Math.min(...gains)).toBeGreaterThan(lossType === 'kto' ? 2 : 0.5);
+      expect(Math.min(...after)).toBeGreaterThan(lossType === 'kto' ? 2 : 0.5);
+    });
+  }
+
+  it('simpo and orpo compute no reference log-probs (no reference pass, none held); sigmoid does', () => {
+    for (const lossType of ['simpo', 'orpo', 'sigmoid'] as const) {
+      const policy = tinyGpt2(16);
+      let rows = 0;
+      const fwd = policy.forward.bind(policy);
+      policy.forward = (input) => {
+        rows += input.B;
+        return fwd(input);
+      };
+      const t = new DpoTrainer(policy, pairs(16, 8), { evalData: pairs(8, 9), config: { ...base, lossType, numTrainEpochs: 1, outputDir: join(tmp.path, `noref-${lossType}`) } });
+      expect(rows).toBe(lossType === 'sigmoid' ? 2 * (16 + 8) : 0);
+      const refs = t as unknown as { refTrain: { chosen: Float64Array }; refEval: { chosen: Float64Array } };
+      expect(refs.refTrain.chosen.length + refs.refEval.chosen.length).toBe(lossType === 'sigmoid' ? 24 : 0);
+      rows = 0;
+      t.train(); // 2 steps of 8 pairs, then the final evaluation of 8
+      expect(rows).toBe(2 * 2 * 8 + 2 * 8);
+    }
+  });
+
+  it("kto: z0 is the clamped mean log-ratio of the micro-batch's prompts with its completions rotated by one, under the current policy", () => {
+    const policy = tinyGpt2(17);
+    const ref = tinyGpt2(18).freeze();
+    const data = unpaired(12, 4);
+    const t = new DpoTrainer(policy, data, { refModel: ref, config: { ...base, lossType: 'kto', perDeviceTrainBatchSize: 4, outputDir: join(tmp.path, 'kto-z0') } });
+    const plan = (t as unknown as { plan: RunPlan }).plan;
+    const stepper = t as unknown as { trainStep(step: number): Record<string, number> };
+    const z0: number[] = [];
+    for (const step of [0, 1, 2]) {
+      const idx = plan.microBatches[plan.steps[step].microBatches[0]];
+      const rows = (rotate: number) => idx.map((i, k) => ({ prompt: data[i].prompt, completion: data[idx[(k + idx.length - rotate) % idx.length]].completion }));
+      const point = (rotate: number) =>
+        noGrad(() => {
+          const batch = collateCompletions(rows(rotate), 32, 512);
+          return ktoReferencePoint(completionLogprobs(policy, batch).sums, completionLogprobs(ref, batch).sums);
+        });
+      const want = point(1); // before this step's update
+      const matched = point(0);
+      const m = stepper.trainStep(step);
+      expect(m.kl).toBeCloseTo(want, 5);
+      if (want > 0) expect(Math.abs(m.kl - matched)).toBeGreaterThan(1e-3); // the rotation matters
+      z0.push(want);
+    }
+    expect(z0.filter((z) => z > 0).length).toBeGreaterThan(0); // not only clamped zeros
+  });
+
+  it('kto, simpo and orpo resume to the same final weights, bit for bit', () => {
+    for (const { lossType, config } of family) {
+      const data = (lossType === 'kto' ? unpaired(24, 7) : pairs(24, 7)) as DpoExample[];
+      const cfg = { ...base, ...config, lossType, numTrainEpochs: 2, perDeviceTrainBatchSize: 4, gradientAccumulationSteps: 2 };
+      const full = tinyGpt2(14);
+      new DpoTrainer(full, data, { config: { ...cfg, outputDir: join(tmp.path, `${lossType}-full`) } }).train();
+      const dir = join(tmp.path, `${lossType}-part`);
+      const t1 = new DpoTrainer(tinyGpt2(14), data, { config: { ...cfg, outputDir: dir } });
+      const sched = t1.schedule();
+      Object.assign(t1, { totalSteps: () => 2, schedule: () => sched });
+      t1.train();
+      const resumed = tinyGpt2(14);
+      new DpoTrainer(resumed, data, { config: { ...cfg, outputDir: dir }, resume: resolveResume(dir) }).train();
+      const pr = new Map(resumed.namedParameters());
+      for (const [n, p] of full.namedParameters()) expect(pr.get(n)!.data, `${lossType} ${n}`).toEqual(p.data);
+    }
+  });
+
+  it('lists every problem of the DPO family by field: data kind, reference, weights, batch size, fields of other losses', () => {
+    const problems = (data: DpoExample[] | KtoExample[], config: Record<string, unknown>, refModel?: ReturnType<typeof tinyGpt2>) => {
+      try {
+        new DpoTrainer(tinyGpt2(), data, { config, refModel });
+      } catch (e) {
+        expect(e).toBeInstanceOf(ConfigError);
+        return (e as ConfigError).problems;
+      }
+      throw new Error('no ConfigError');
+    };
+    // kto given pairs; negative weight; batch of one
+    expect(problems(pairs(4, 1), { lossType: 'kto', undesirableWeight: -1, perDeviceTrainBatchSize: 1 })).toEqual([
+      { field: 'undesirableWeight', message: 'must be ≥ 0, got -1' },
+      { field: 'perDeviceTrainBatchSize', message: expect.stringMatching(/^must be ≥ 2 with lossType 'kto', got 1 \(KTO's KL estimate/) },
+      { field: 'lossType', message: expect.stringMatching(/^'kto' learns from unpaired examples \(prompt, completion, label\) and the data holds pairs .*rlhf data convert FILE --to trl-unpaired/) },
+    ]);
+    // a paired loss given unpaired labels; SimPO's γ and KTO's weights with another loss
+    expect(problems(unpaired(4, 1), { lossType: 'sigmoid', simpoGamma: 1, desirableWeight: 2 }).map((p) => [p.field, p.message.slice(0, 40)])).toEqual([
+      ['simpoGamma', "applies to lossType 'simpo' only (the Si"],
+      ['desirableWeight', "applies to lossType 'kto' only (KTO), go"],
+      ['lossType', "'sigmoid' learns from pairs (prompt, cho"],
+    ]);
+    // reference-free losses refuse a reference, as a path or as a model
+    expect(problems(pairs(4, 1), { lossType: 'orpo', refModelPath: 'runs/sft/final', refModelDtype: 'bf16' }, tinyGpt2(2).freeze())).toEqual([
+      { field: 'refModelPath', message: "lossType 'orpo' is reference-free and uses no reference model; got 'runs/sft/final' (set it to null)" },
+      { field: 'refModel', message: "lossType 'orpo' is reference-free and uses no reference model; one was given (leave it out)" },
+      { field: 'refModelDtype', message: "lossType 'orpo' is reference-free and uses no reference model; got 'bf16' (leave it at 'f32')" },
+    ]);
+    expect(problems(unpaired(4, 1), { lossType: 'kto', desirableWeight: 0, undesirableWeight: 0, perDeviceEvalBatchSize: 1 }).map((p) => p.field)).toEqual(['desirableWeight', 'perDeviceEvalBatchSize']);
+    expect(problems(pairs(4, 1), { lossType: 'dpo' }).map((p) => p.message)).toEqual(["must be one of 'sigmoid', 'ipo', 'hinge', 'simpo', 'orpo', 'kto', got 'dpo'"]);
+  });
+
+  it('names a dataset that mixes pairs and unpaired examples, or differs from its evaluation data', () => {
+    const mixed = [...pairs(2, 1), ...unpaired(2, 1)] as unknown as DpoExample[];
+    expect(() => new DpoTrainer(tinyGpt2(), mixed, { config: base })).toThrow(/trainData\[2\] is an unpaired example but trainData\[0\] is a pair: one kind per dataset/);
+    expect(() => new DpoTrainer(tinyGpt2(), [{ prompt: [1], chosen: [2] }] as unknown as DpoExample[], { config: base })).toThrow(/trainData\[0\]: neither a pair/);
+    expect(() => new DpoTrainer(tinyGpt2(), pairs(4, 1), { evalData: unpaired(4, 1), config: base })).toThrow(/evalData holds unpaired examples and trainData pairs/);
+  });
+
   it('rejects a bad config with every problem by field name', () => {
     expect(() => new DpoTrainer(tinyGpt2(), pairs(2, 1), { config: { beta: 0, lossType: 'ipo', labelSmoothing: 0.2, maxPromptLength: 2000 } })).toThrow(
-      /beta: must be > 0[\s\S]*labelSmoothing: applies to lossType 'sigmoid' only[\s\S]*maxPromptLength: must be below maxLength/,
+      /beta: must be > 0[\s\S]*labelSmoothing: applies to lossType 'sigmoid' and 'simpo' only[\s\S]*maxPromptLength: must be below maxLength/,
     );
   });
 });

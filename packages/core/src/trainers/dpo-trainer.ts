@@ -1,48 +1,106 @@
 /**
- * Direct preference optimisation (Rafailov et al. 2023; TRL DPOTrainer): the policy learns from pairs
- * (prompt, chosen, rejected) with the loss of `dpoLoss` on sequence log-probs, against a frozen reference
- * whose log-probs are computed once, before the first step, and cached (the reference never changes).
+ * The DPO family (TRL DPOTrainer, KTOTrainer, CPOTrainer's SimPO, ORPOTrainer), one trainer selected by
+ * `lossType`:
+ *   sigmoid / ipo / hinge  pairs (prompt, chosen, rejected) against a frozen reference: `dpoLoss`
+ *   simpo / orpo           pairs, reference-free (no reference is computed or held): `simpoLoss`, `orpoLoss`
+ *   kto                    unpaired examples (prompt, completion, label) against a reference: `ktoLoss`
+ * The losses are plain functions of one number per completion (losses.ts); the `sequenceLoss` op puts them on
+ * the tape, so one `loss.backward()` per micro-batch runs through the model.
  *
- * Sequence log-prob: the sum over completion tokens; for IPO the mean (IPO's loss is defined on
- * length-normalised log-probs, as TRL does). One micro-batch of E pairs is one forward of 2E rows
- * (chosen rows, then rejected rows). The reference is the `refModel` given (its weight matrices in bf16 with
- * refModelDtype 'bf16'), else the policy itself as it is when the trainer is built, scoring every pair before
- * the first update: no copy (so a resumed run must be built from the starting model, as the CLI does).
+ * A completion's value is its log-prob summed over its tokens (sigmoid, hinge, kto, as TRL), or the mean
+ * (ipo, simpo, orpo: their losses are defined on length-normalised log-probs, as TRL computes them). A
+ * micro-batch of E pairs is one forward of 2E rows (chosen rows, then rejected rows); of E unpaired examples,
+ * E rows, plus a no-grad forward of KTO's E mismatched rows.
+ *
+ * The reference's values are computed once, before the first step, and cached (the reference never changes):
+ * the `refModel` given (its weight matrices in bf16 with refModelDtype 'bf16'), else the policy itself as it
+ * is when the trainer is built, scoring every example before the first update: no copy (so a resumed run must
+ * be built from the starting model, as the CLI does).
+ *
+ * KTO's reference point z0 (TRL's KL estimate): in each micro-batch of examples (x_1, y_1) .. (x_E, y_E) the
+ * completions are rotated by one, (x_1, y_E), (x_2, y_1), .., (x_E, y_{E-1}), and z0 = max(0, mean of
+ * log π − log π_ref over those mismatched rows), the policy's under no grad. TRL rotates within fixed chunks of
+ * the dataset and so requires sequential sampling; rotating within the micro-batch as drawn gives the same
+ * set of mismatched completions as the batch's own (what TRL aims for) with shuffled data. A micro-batch of
+ * one example (the last of an epoch, at worst) has no other completion and gets its own matched pair, as TRL's
+ * last chunk of one would. Evaluation does the same within each evaluation batch.
+ *
+ * TRL's KTOTrainer silently unpairs paired data (chosen → desirable, rejected → undesirable); here a paired
+ * dataset with lossType 'kto' is a config problem naming the conversion (`rlhf data convert --to trl-unpaired`).
  */
 import { noGrad } from '../tensor/autograd';
 import type { CausalLM } from '../model/common';
 import { dpoConfig, type DpoConfig } from './dpo-config';
 import { batchIndices, planRun, type RunPlan } from './grad-accum';
-import { dpoLoss } from './losses';
+import { dpoLoss, ktoLoss, ktoReferencePoint, orpoLoss, REFERENCE_FREE_LOSS_TYPES, simpoLoss, type DpoLossResult, type OrpoLossResult } from './losses';
 import { seededPermutation } from './rng';
 import { frozenReference } from './reference-model';
-import { collateCompletions, completionLogprobs } from './sequences';
+import { sequenceLoss, type SequenceReduction } from './sequence-loss';
+import { collateCompletions, completionLogprobs, type PromptCompletion } from './sequences';
 import { TrainerBase, type TrainerOptions } from './trainer-base';
 
+/** A preference pair: the paired losses (sigmoid, ipo, hinge, simpo, orpo). */
 export interface DpoExample {
   prompt: ArrayLike<number>;
   chosen: ArrayLike<number>;
   rejected: ArrayLike<number>;
 }
 
-interface PairLogps {
+/** One completion judged desirable (label true) or undesirable (false): KTO's unpaired data (TRL's {prompt, completion, label}). */
+export interface KtoExample {
+  prompt: ArrayLike<number>;
+  completion: ArrayLike<number>;
+  label: boolean;
+}
+
+export type DpoFamilyExample = DpoExample | KtoExample;
+
+/** 'unpaired' when the examples are KtoExamples, 'paired' when DpoExamples; a mix, or neither, is named. */
+export function dataKindOf(data: readonly DpoFamilyExample[], name = 'data'): 'paired' | 'unpaired' {
+  let kind: 'paired' | 'unpaired' | null = null;
+  data.forEach((e, i) => {
+    const k = typeof (e as KtoExample).label === 'boolean' && (e as KtoExample).completion !== undefined ? 'unpaired'
+      : (e as DpoExample).chosen !== undefined && (e as DpoExample).rejected !== undefined ? 'paired' : null;
+    if (!k) throw new TypeError(`${name}[${i}]: neither a pair {prompt, chosen, rejected} nor an unpaired example {prompt, completion, label: boolean}`);
+    if (kind && k !== kind) throw new TypeError(`${name}[${i}] is ${k === 'paired' ? 'a pair' : 'an unpaired example'} but ${name}[0] is ${kind === 'paired' ? 'a pair' : 'an unpaired example'}: one kind per dataset`);
+    kind = k;
+  });
+  return kind ?? 'paired';
+}
+
+/** Cached reference values: per example (chosen/rejected, or the KTO completion), and KTO's mismatched rows per batch. */
+interface RefValues {
   chosen: Float64Array;
   rejected: Float64Array;
+  completion: Float64Array;
+  /** KTO: the values of the mismatched rows of micro-batch (training) or evaluation batch b */
+  mismatched: Map<number, Float64Array>;
 }
 
 export class DpoTrainer extends TrainerBase<DpoConfig> {
   private readonly plan: RunPlan;
-  private readonly refTrain: PairLogps;
-  private readonly refEval: PairLogps;
+  private readonly unpaired: boolean;
+  private readonly referenceFree: boolean;
+  private readonly reduction: SequenceReduction;
+  private readonly refTrain: RefValues;
+  private readonly refEval: RefValues;
+  private readonly evalData: DpoFamilyExample[];
 
   constructor(
     readonly policy: CausalLM,
-    private readonly trainData: DpoExample[],
-    options: TrainerOptions & { config?: Partial<DpoConfig>; evalData?: DpoExample[]; refModel?: CausalLM } = {},
+    private readonly trainData: DpoExample[] | KtoExample[],
+    options: TrainerOptions & { config?: Partial<DpoConfig>; evalData?: DpoExample[] | KtoExample[]; refModel?: CausalLM } = {},
   ) {
-    const config = dpoConfig(options.config ?? {});
+    if (trainData.length === 0) throw new Error('DpoTrainer: no training example');
+    const data = dataKindOf(trainData, 'trainData');
+    if (options.evalData?.length && dataKindOf(options.evalData, 'evalData') !== data) {
+      throw new TypeError(`DpoTrainer: evalData holds ${data === 'paired' ? 'unpaired examples' : 'pairs'} and trainData ${data === 'paired' ? 'pairs' : 'unpaired examples'}: one kind for both`);
+    }
+    const config = dpoConfig(options.config ?? {}, { data, refModel: options.refModel !== undefined });
     super(config, policy, options);
-    if (trainData.length === 0) throw new Error('DpoTrainer: no training pair');
+    this.unpaired = data === 'unpaired';
+    this.referenceFree = REFERENCE_FREE_LOSS_TYPES.includes(config.lossType);
+    this.reduction = config.lossType === 'ipo' || config.lossType === 'simpo' || config.lossType === 'orpo' ? 'mean' : 'sum';
     this.evalData = options.evalData ?? [];
     // no reference given: the policy itself, before any update (no copy; it stays f32: it is the policy)
     const ref = options.refModel ? frozenReference(policy, options.refModel, config.refModelDtype) : policy;
@@ -55,15 +113,28 @@ export class DpoTrainer extends TrainerBase<DpoConfig> {
       undefined,
       seededPermutation,
     );
-    // One pass of the reference, before any update (the reference may be the policy itself), over the pairs
-    // the planned steps will use: every pair for a whole run, only a few when maxSteps cuts it short.
+    // One pass of the reference, before any update (the reference may be the policy itself), over what the
+    // planned steps will use: every example for a whole run, only a few when maxSteps cuts it short.
+    const usedBatches = [...new Set(this.plan.steps.flatMap((st) => st.microBatches))].sort((a, b) => a - b);
     const used = new Set<number>();
-    for (const st of this.plan.steps) for (const mb of st.microBatches) for (const i of this.plan.microBatches[mb]) used.add(i);
-    this.refTrain = this.sequenceLogps(ref, trainData, [...used].sort((a, b) => a - b));
-    this.refEval = this.sequenceLogps(ref, this.evalData);
+    for (const mb of usedBatches) for (const i of this.plan.microBatches[mb]) used.add(i);
+    const empty = (): RefValues => ({ chosen: new Float64Array(0), rejected: new Float64Array(0), completion: new Float64Array(0), mismatched: new Map() });
+    this.refTrain = empty();
+    this.refEval = empty();
+    if (this.referenceFree) return;
+    const usedIdx = [...used].sort((a, b) => a - b);
+    if (!this.unpaired) {
+      this.refTrain = { ...this.refTrain, ...this.pairValues(ref, trainData as DpoExample[], usedIdx) };
+      this.refEval = { ...this.refEval, ...this.pairValues(ref, this.evalData as DpoExample[]) };
+    } else {
+      const train = trainData as KtoExample[];
+      this.refTrain.completion = this.completionValues(ref, train, usedIdx);
+      for (const mb of usedBatches) this.refTrain.mismatched.set(mb, this.rowValues(ref, mismatchedRows(train, this.plan.microBatches[mb])));
+      const ev = this.evalData as KtoExample[];
+      this.refEval.completion = this.completionValues(ref, ev);
+      this.evalBatches().forEach((idx, b) => this.refEval.mismatched.set(b, this.rowValues(ref, mismatchedRows(ev, idx))));
+    }
   }
-
-  private readonly evalData: DpoExample[];
 
   protected label(): string {
     return 'dpo';
@@ -77,71 +148,114 @@ export class DpoTrainer extends TrainerBase<DpoConfig> {
     return { 'config.json': `${JSON.stringify(this.policy.hfConfig(), null, 2)}\n` };
   }
 
-  private rowsOf(pairs: DpoExample[]) {
-    const items = [
-      ...pairs.map((p) => ({ prompt: p.prompt, completion: p.chosen })),
-      ...pairs.map((p) => ({ prompt: p.prompt, completion: p.rejected })),
-    ];
+  private collate(items: PromptCompletion[]) {
     return collateCompletions(items, Math.min(this.config.maxLength, this.policy.maxPositions), this.config.maxPromptLength);
   }
 
-  /**
-   * Sum (mean for IPO) of completion log-probs of the chosen and rejected completions of the pairs `which`
-   * (default all), no grad; the others stay NaN.
-   */
-  private sequenceLogps(model: CausalLM, data: DpoExample[], which: number[] = data.map((_, i) => i)): PairLogps {
-    const out = { chosen: new Float64Array(data.length).fill(Number.NaN), rejected: new Float64Array(data.length).fill(Number.NaN) };
-    noGrad(() => {
-      for (const idx of batchIndices(which, this.config.perDeviceEvalBatchSize)) {
-        const batch = this.rowsOf(idx.map((i) => data[i]));
-        const { sums, logprobs, entropy } = completionLogprobs(model, batch);
-        const E = idx.length;
-        idx.forEach((i, k) => {
-          out.chosen[i] = this.normalise(sums[k], batch.completionLengths[k]);
-          out.rejected[i] = this.normalise(sums[E + k], batch.completionLengths[E + k]);
-        });
-        logprobs.release();
-        entropy.release();
-      }
+  /** The rows of a micro-batch of pairs: chosen rows, then rejected rows. */
+  private pairRows(pairs: DpoExample[]): PromptCompletion[] {
+    return [...pairs.map((p) => ({ prompt: p.prompt, completion: p.chosen })), ...pairs.map((p) => ({ prompt: p.prompt, completion: p.rejected }))];
+  }
+
+  /** Values (sum or mean of completion log-probs, per the loss) of `items` in one forward, no grad. */
+  private rowValues(model: CausalLM, items: PromptCompletion[]): Float64Array {
+    return noGrad(() => {
+      const batch = this.collate(items);
+      const { sums, logprobs, entropy } = completionLogprobs(model, batch);
+      logprobs.release();
+      entropy.release();
+      return Float64Array.from(sums, (s, b) => (this.reduction === 'mean' ? s / batch.completionLengths[b] : s));
     });
+  }
+
+  /** Values of the chosen and rejected completions of the pairs `which` (default all), no grad; the others stay NaN. */
+  private pairValues(model: CausalLM, data: DpoExample[], which: number[] = data.map((_, i) => i)): { chosen: Float64Array; rejected: Float64Array } {
+    const out = { chosen: new Float64Array(data.length).fill(Number.NaN), rejected: new Float64Array(data.length).fill(Number.NaN) };
+    for (const idx of batchIndices(which, this.config.perDeviceEvalBatchSize)) {
+      const v = this.rowValues(model, this.pairRows(idx.map((i) => data[i])));
+      idx.forEach((i, k) => {
+        out.chosen[i] = v[k];
+        out.rejected[i] = v[idx.length + k];
+      });
+    }
     return out;
   }
 
-  private normalise(sum: number, length: number): number {
-    return this.config.lossType === 'ipo' ? sum / length : sum;
+  /** Values of the completions of the unpaired examples `which` (default all), no grad; the others stay NaN. */
+  private completionValues(model: CausalLM, data: KtoExample[], which: number[] = data.map((_, i) => i)): Float64Array {
+    const out = new Float64Array(data.length).fill(Number.NaN);
+    for (const idx of batchIndices(which, this.config.perDeviceEvalBatchSize)) {
+      const v = this.rowValues(model, idx.map((i) => data[i]));
+      idx.forEach((i, k) => (out[i] = v[k]));
+    }
+    return out;
+  }
+
+  /** The evaluation batches (KTO's reference point is estimated within each). */
+  private evalBatches(): number[][] {
+    return batchIndices(this.evalData.map((_, i) => i), this.config.perDeviceEvalBatchSize);
+  }
+
+  /** The paired loss of `lossType` on policy values, with the cached reference values where it uses one. */
+  private pairLoss(pc: ArrayLike<number>, pr: ArrayLike<number>, refChosen: ArrayLike<number>, refRejected: ArrayLike<number>): DpoLossResult | OrpoLossResult {
+    const c = this.config;
+    switch (c.lossType) {
+      case 'simpo':
+        return simpoLoss(pc, pr, { beta: c.beta, gamma: c.simpoGamma, labelSmoothing: c.labelSmoothing });
+      case 'orpo':
+        return orpoLoss(pc, pr, { beta: c.beta });
+      case 'kto':
+        throw new Error('DpoTrainer: kto is not a paired loss'); // the config refuses pairs with kto
+      default:
+        return dpoLoss(pc, pr, refChosen, refRejected, { beta: c.beta, labelSmoothing: c.labelSmoothing, lossType: c.lossType });
+    }
+  }
+
+  /** KTO's reference point of a batch from the policy's values of its mismatched rows (no grad) and the reference's. */
+  private referencePoint(examples: KtoExample[], idx: number[], refMismatched: Float64Array): number {
+    return ktoReferencePoint(this.rowValues(this.policy, mismatchedRows(examples, idx)), refMismatched);
   }
 
   protected trainStep(step: number): Record<string, number> {
+    return this.unpaired ? this.ktoStep(step) : this.pairStep(step);
+  }
+
+  private pairStep(step: number): Record<string, number> {
     const st = this.plan.steps[step];
-    const acc = { loss: 0, chosen: 0, rejected: 0, accuracy: 0, margin: 0, logpChosen: 0, logpRejected: 0 };
+    const data = this.trainData as DpoExample[];
+    const acc = { loss: 0, chosen: 0, rejected: 0, accuracy: 0, margin: 0, logpChosen: 0, logpRejected: 0, nll: 0, logOddsRatio: 0, logOddsChosen: 0 };
     st.microBatches.forEach((mb, m) => {
       const idx = this.plan.microBatches[mb];
       const E = idx.length;
       const w = st.weights[m];
-      const batch = this.rowsOf(idx.map((i) => this.trainData[i]));
-      const { rows, logprobs, sums } = completionLogprobs(this.policy, batch);
-      const pc = idx.map((_, k) => this.normalise(sums[k], batch.completionLengths[k]));
-      const pr = idx.map((_, k) => this.normalise(sums[E + k], batch.completionLengths[E + k]));
-      const r = dpoLoss(pc, pr, idx.map((i) => this.refTrain.chosen[i]), idx.map((i) => this.refTrain.rejected[i]), {
-        beta: this.config.beta,
-        labelSmoothing: this.config.labelSmoothing,
-        lossType: this.config.lossType,
-      });
-      // ∂loss/∂(token log-prob) = ∂loss/∂(sequence value) · (1 or 1/length), at each completion position
-      const g = new Float32Array(rows.length);
-      for (let i = 0; i < rows.length; i++) {
-        const b = Math.floor(rows[i] / batch.T), k = b % E;
-        const dSeq = (b < E ? r.dPolicyChosen[k] : r.dPolicyRejected[k]) * w;
-        g[i] = this.config.lossType === 'ipo' ? dSeq / batch.completionLengths[b] : dSeq;
-      }
-      logprobs.backward(g);
-      acc.loss += w * r.loss;
-      acc.chosen += w * mean(r.chosenRewards);
-      acc.rejected += w * mean(r.rejectedRewards);
-      acc.accuracy += w * r.rewardAccuracy;
-      acc.margin += w * r.rewardMargin;
+      const batch = this.collate(this.pairRows(idx.map((i) => data[i])));
+      const { rows, logprobs } = completionLogprobs(this.policy, batch);
+      let r: DpoLossResult | OrpoLossResult | undefined;
+      let pc: Float64Array = new Float64Array(0);
+      let pr: Float64Array = new Float64Array(0);
+      const loss = sequenceLoss(logprobs, { B: batch.B, T: batch.T, positions: rows }, this.reduction, (v) => {
+        pc = v.subarray(0, E);
+        pr = v.subarray(E);
+        r = this.pairLoss(pc, pr, idx.map((i) => this.refTrain.chosen[i]), idx.map((i) => this.refTrain.rejected[i]));
+        const dValues = new Float32Array(2 * E);
+        dValues.set(r.dPolicyChosen);
+        dValues.set(r.dPolicyRejected, E);
+        return { loss: r.loss, dValues };
+      }, w);
+      loss.backward();
+      loss.release();
+      acc.loss += w * r!.loss;
+      acc.chosen += w * mean(r!.chosenRewards);
+      acc.rejected += w * mean(r!.rejectedRewards);
+      acc.accuracy += w * r!.rewardAccuracy;
+      acc.margin += w * r!.rewardMargin;
       acc.logpChosen += w * mean(pc);
       acc.logpRejected += w * mean(pr);
+      if ('nllLoss' in r!) {
+        acc.nll += w * r.nllLoss;
+        acc.logOddsRatio += w * r.logOddsRatio;
+        acc.logOddsChosen += w * r.logOddsChosen;
+      }
     });
     return {
       loss: acc.loss,
@@ -151,26 +265,110 @@ export class DpoTrainer extends TrainerBase<DpoConfig> {
       'rewards/margin': acc.margin,
       'logps/chosen': acc.logpChosen,
       'logps/rejected': acc.logpRejected,
+      ...(this.config.lossType === 'orpo' ? { nllLoss: acc.nll, logOddsRatio: acc.logOddsRatio, logOddsChosen: acc.logOddsChosen } : {}),
       epoch: this.plan.epochOfStep[step],
     };
   }
 
-  /** DPO loss, implicit-reward accuracy and margin, and log-probs on held-out pairs. */
+  private ktoStep(step: number): Record<string, number> {
+    const st = this.plan.steps[step];
+    const data = this.trainData as KtoExample[];
+    const c = this.config;
+    const sums = new KtoSums();
+    let loss = 0;
+    let kl = 0;
+    st.microBatches.forEach((mb, m) => {
+      const idx = this.plan.microBatches[mb];
+      const w = st.weights[m];
+      const z0 = this.referencePoint(data, idx, this.refTrain.mismatched.get(mb)!);
+      const batch = this.collate(idx.map((i) => data[i]));
+      const { rows, logprobs } = completionLogprobs(this.policy, batch);
+      const desirable = idx.map((i) => data[i].label);
+      let r: ReturnType<typeof ktoLoss> | undefined;
+      let values: Float64Array = new Float64Array(0);
+      const out = sequenceLoss(logprobs, { B: batch.B, T: batch.T, positions: rows }, this.reduction, (v) => {
+        values = v;
+        r = ktoLoss(v, idx.map((i) => this.refTrain.completion[i]), desirable, z0, { beta: c.beta, desirableWeight: c.desirableWeight, undesirableWeight: c.undesirableWeight });
+        return { loss: r.loss, dValues: r.dPolicy };
+      }, w);
+      out.backward();
+      out.release();
+      loss += w * r!.loss;
+      kl += w * z0;
+      sums.add(desirable, values, r!.rewards);
+    });
+    return { loss, kl, ...sums.metrics(), epoch: this.plan.epochOfStep[step] };
+  }
+
+  /**
+   * Held-out loss and metrics. Pairs: implicit-reward accuracy and margin, log-probs. KTO: the reference
+   * point (kl), mean rewards and log-probs of the desirable and undesirable completions and their gap
+   * (rewards/margin), the loss with z0 estimated per evaluation batch.
+   */
   override evaluate(): Record<string, number> {
     if (this.evalData.length === 0) return {};
-    const pol = this.sequenceLogps(this.policy, this.evalData);
-    const r = dpoLoss(pol.chosen, pol.rejected, this.refEval.chosen, this.refEval.rejected, {
-      beta: this.config.beta,
-      labelSmoothing: this.config.labelSmoothing,
-      lossType: this.config.lossType,
-    });
+    return this.unpaired ? this.ktoEvaluate() : this.pairEvaluate();
+  }
+
+  private pairEvaluate(): Record<string, number> {
+    const pol = this.pairValues(this.policy, this.evalData as DpoExample[]);
+    const r = this.pairLoss(pol.chosen, pol.rejected, this.refEval.chosen, this.refEval.rejected);
     return {
       loss: r.loss,
       'rewards/accuracy': r.rewardAccuracy,
       'rewards/margin': r.rewardMargin,
       'logps/chosen': mean(pol.chosen),
       'logps/rejected': mean(pol.rejected),
+      ...('nllLoss' in r ? { nllLoss: r.nllLoss, logOddsRatio: r.logOddsRatio, logOddsChosen: r.logOddsChosen } : {}),
     };
+  }
+
+  private ktoEvaluate(): Record<string, number> {
+    const data = this.evalData as KtoExample[];
+    const c = this.config;
+    const pol = this.completionValues(this.policy, data);
+    const sums = new KtoSums();
+    let loss = 0;
+    let kl = 0;
+    this.evalBatches().forEach((idx, b) => {
+      const z0 = this.referencePoint(data, idx, this.refEval.mismatched.get(b)!);
+      const desirable = idx.map((i) => data[i].label);
+      const values = idx.map((i) => pol[i]);
+      const r = ktoLoss(values, idx.map((i) => this.refEval.completion[i]), desirable, z0, { beta: c.beta, desirableWeight: c.desirableWeight, undesirableWeight: c.undesirableWeight });
+      loss += r.loss * idx.length;
+      kl += z0 * idx.length;
+      sums.add(desirable, values, r.rewards);
+    });
+    return { loss: loss / data.length, kl: kl / data.length, ...sums.metrics() };
+  }
+}
+
+/** KTO's mismatched rows of a batch: prompt k with the completion of example k − 1 (cyclically), as TRL. */
+function mismatchedRows(data: KtoExample[], idx: number[]): PromptCompletion[] {
+  const E = idx.length;
+  return idx.map((i, k) => ({ prompt: data[i].prompt, completion: data[idx[(k + E - 1) % E]].completion }));
+}
+
+/** Means over the desirable and the undesirable completions of a step or an evaluation (absent when none). */
+class KtoSums {
+  private readonly s = { n: [0, 0], reward: [0, 0], logp: [0, 0] };
+
+  add(desirable: boolean[], values: ArrayLike<number>, rewards: ArrayLike<number>): void {
+    desirable.forEach((d, k) => {
+      const j = d ? 0 : 1;
+      this.s.n[j]++;
+      this.s.reward[j] += rewards[k];
+      this.s.logp[j] += values[k];
+    });
+  }
+
+  metrics(): Record<string, number> {
+    const out: Record<string, number> = {};
+    const { n, reward, logp } = this.s;
+    if (n[0]) Object.assign(out, { 'rewards/chosen': reward[0] / n[0], 'logps/chosen': logp[0] / n[0] });
+    if (n[1]) Object.assign(out, { 'rewards/rejected': reward[1] / n[1], 'logps/rejected': logp[1] / n[1] });
+    if (n[0] && n[1]) out['rewards/margin'] = reward[0] / n[0] - reward[1] / n[1];
+    return out;
   }
 }
 

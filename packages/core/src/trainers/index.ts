@@ -5,8 +5,25 @@ export { gae } from './gae';
 export type { GaeResult } from './gae';
 export { klPenalty, klTerm, KL_ESTIMATORS, FixedKlController, AdaptiveKlController } from './kl';
 export type { KlEstimator, KlController, KlControllerState } from './kl';
-export { logSigmoid, sigmoid, pairwiseRewardLoss, kwiseRankingLoss, dpoLoss, DPO_LOSS_TYPES } from './losses';
-export type { PairwiseLossResult, KwiseLossResult, DpoLossResult, DpoLossType } from './losses';
+export {
+  logSigmoid,
+  sigmoid,
+  log1mexp,
+  pairwiseRewardLoss,
+  kwiseRankingLoss,
+  dpoLoss,
+  simpoLoss,
+  orpoLoss,
+  ktoLoss,
+  ktoReferencePoint,
+  DPO_LOSS_TYPES,
+  REFERENCE_PAIR_LOSS_TYPES,
+  REFERENCE_FREE_LOSS_TYPES,
+  UNPAIRED_LOSS_TYPES,
+} from './losses';
+export type { PairwiseLossResult, KwiseLossResult, DpoLossResult, DpoLossType, ReferencePairLossType, OrpoLossResult, KtoLossResult } from './losses';
+export { sequenceLoss, sequenceValues } from './sequence-loss';
+export type { SequenceRows, SequenceReduction, SequenceLossFn } from './sequence-loss';
 export { lrMultiplier, learningRateAt, warmupStepsFromRatio, LR_SCHEDULER_TYPES } from './schedules';
 export type { LrSchedule, LrSchedulerType } from './schedules';
 export { StatefulRng } from './rng';
@@ -38,7 +55,7 @@ export type { RewardConfig, RewardLossType } from './reward-config';
 export { PPO_CONFIG_SPEC, ppoConfig, validatePpoConfig, rolloutBatchSize } from './ppo-config';
 export type { PpoConfig } from './ppo-config';
 export { DPO_CONFIG_SPEC, dpoConfig, validateDpoConfig } from './dpo-config';
-export type { DpoConfig } from './dpo-config';
+export type { DpoConfig, DpoConfigContext } from './dpo-config';
 export {
   saveCheckpoint,
   loadCheckpoint,
@@ -60,13 +77,13 @@ export { SftTrainer, collateSft } from './sft-trainer';
 export type { SftExample, SftBatch } from './sft-trainer';
 export { RewardTrainer, normalizeScore, scoreCompletions } from './reward-trainer';
 export type { RankedExample, ScoreNormalization } from './reward-trainer';
-export { DpoTrainer } from './dpo-trainer';
-export type { DpoExample } from './dpo-trainer';
+export { DpoTrainer, dataKindOf } from './dpo-trainer';
+export type { DpoExample, KtoExample, DpoFamilyExample } from './dpo-trainer';
 export { PpoTrainer } from './ppo-trainer';
 export type { RewardFn, RewardModelScorer, Rollout } from './ppo-trainer';
 export { ppoPolicyLoss, ppoValueLoss, explainedVariance } from './ppo-losses';
 export type { PpoPolicyLossResult, PpoValueLossResult } from './ppo-losses';
-export { encodePrompt, encodePromptCompletion, toSftExamples, toRankedExamples, toDpoExamples, toPrompts } from './records';
+export { encodePrompt, encodePromptCompletion, toSftExamples, toRankedExamples, toDpoExamples, toKtoExamples, toPrompts } from './records';
 export type { EncodedPair } from './records';
 export { causalLMFromConfig, loadRewardModel, copyTokenizerFiles, saveModelDir } from './model-dirs';
 export { frozenReference, REF_MODEL_DTYPES } from './reference-model';

@@ -1,6 +1,7 @@
 /**
- * Scalar loss math of the reward model and DPO, on plain numbers, with analytic gradients. The trainers feed
- * these gradients into the model's backward; the tests check them against finite differences.
+ * Scalar loss math of the reward model and the DPO family, on plain numbers, with analytic gradients (the
+ * tests check them against finite differences). The DPO family reaches the tape through the `sequenceLoss` op
+ * (sequence-loss.ts), whose backward spreads these per-sequence gradients over the completion tokens.
  *
  * Notation: σ is the logistic function, log σ(x) = −softplus(−x) computed stably for any x.
  */
@@ -144,8 +145,20 @@ export function kwiseRankingLoss(
 // ---------------------------------------------------------------------------------------------------------
 // DPO and its variants
 
-export type DpoLossType = 'sigmoid' | 'ipo' | 'hinge';
-export const DPO_LOSS_TYPES: readonly DpoLossType[] = ['sigmoid', 'ipo', 'hinge'];
+/**
+ * The DPO family, selected by `lossType` in DpoConfig: paired against a reference (sigmoid, ipo, hinge:
+ * `dpoLoss`), paired and reference-free (simpo: `simpoLoss`, orpo: `orpoLoss`), unpaired against a reference
+ * (kto: `ktoLoss`).
+ */
+export type DpoLossType = 'sigmoid' | 'ipo' | 'hinge' | 'simpo' | 'orpo' | 'kto';
+export const DPO_LOSS_TYPES: readonly DpoLossType[] = ['sigmoid', 'ipo', 'hinge', 'simpo', 'orpo', 'kto'];
+/** The losses of `dpoLoss`: pairs, against a reference. */
+export type ReferencePairLossType = 'sigmoid' | 'ipo' | 'hinge';
+export const REFERENCE_PAIR_LOSS_TYPES: readonly ReferencePairLossType[] = ['sigmoid', 'ipo', 'hinge'];
+/** Losses that use no reference model (none is computed or held in memory). */
+export const REFERENCE_FREE_LOSS_TYPES: readonly DpoLossType[] = ['simpo', 'orpo'];
+/** Losses that learn from unpaired examples (prompt, completion, desirable or not); the others take pairs. */
+export const UNPAIRED_LOSS_TYPES: readonly DpoLossType[] = ['kto'];
 
 export interface DpoLossResult {
   /** mean over the batch */
@@ -178,7 +191,7 @@ export function dpoLoss(
   policyRejected: ArrayLike<number>,
   refChosen: ArrayLike<number>,
   refRejected: ArrayLike<number>,
-  options: { beta: number; labelSmoothing?: number; lossType?: DpoLossType },
+  options: { beta: number; labelSmoothing?: number; lossType?: ReferencePairLossType },
 ): DpoLossResult {
   const n = policyChosen.length;
   for (const [name, a] of [
@@ -192,8 +205,9 @@ export function dpoLoss(
   const { beta, labelSmoothing: eps = 0, lossType = 'sigmoid' } = options;
   if (!(beta > 0)) throw new RangeError(`dpoLoss: beta must be > 0, got ${beta}`);
   if (!(eps >= 0 && eps < 0.5)) throw new RangeError(`dpoLoss: labelSmoothing must be in [0, 0.5), got ${eps}`);
-  if (!DPO_LOSS_TYPES.includes(lossType)) {
-    throw new RangeError(`dpoLoss: unknown lossType '${String(lossType)}' (one of ${DPO_LOSS_TYPES.join(', ')})`);
+  if (!REFERENCE_PAIR_LOSS_TYPES.includes(lossType)) {
+    const other = DPO_LOSS_TYPES.includes(lossType as DpoLossType) ? ` ('${lossType}' has its own function: ${lossType}Loss)` : '';
+    throw new RangeError(`dpoLoss: unknown lossType '${String(lossType)}' (one of ${REFERENCE_PAIR_LOSS_TYPES.join(', ')})${other}`);
   }
   const dPolicyChosen = new Float32Array(n);
   const dPolicyRejected = new Float32Array(n);
@@ -237,4 +251,192 @@ export function dpoLoss(
     rewardAccuracy: correct / n,
     rewardMargin: marginSum / n,
   };
+}
+
+/** Checks shared by the pair losses: equal lengths, a batch, beta > 0. */
+function checkPairs(fn: string, chosen: ArrayLike<number>, rejected: ArrayLike<number>, beta: number): number {
+  const n = chosen.length;
+  if (rejected.length !== n) throw new RangeError(`${fn}: rejected has length ${rejected.length}, expected ${n}`);
+  if (n === 0) throw new RangeError(`${fn}: empty batch`);
+  if (!(beta > 0)) throw new RangeError(`${fn}: beta must be > 0, got ${beta}`);
+  return n;
+}
+
+/**
+ * SimPO (Meng et al. 2024, "SimPO: Simple Preference Optimization with a Reference-Free Reward", eq. 6), on
+ * length-averaged log-probs ā = (1/|y|) log π(y|x), with no reference model:
+ *   loss = mean_i [ −(1−ε)·log σ(β(ā_w − ā_l) − γ) − ε·log σ(−(β(ā_w − ā_l) − γ)) ]
+ * γ is the target reward margin (TRL's `simpo_gamma`); ε the label smoothing TRL's CPOTrainer also applies to
+ * SimPO (0: the paper's loss). Implicit rewards are β·ā, as TRL logs them.
+ * TRL runs SimPO inside CPOTrainer, whose `cpo_alpha` (default 1) adds an NLL term on the chosen completions
+ * ("CPO-SimPO"); this is the paper's SimPO, TRL's with cpo_alpha = 0.
+ */
+export function simpoLoss(
+  avgChosen: ArrayLike<number>,
+  avgRejected: ArrayLike<number>,
+  options: { beta: number; gamma: number; labelSmoothing?: number },
+): DpoLossResult {
+  const { beta, gamma, labelSmoothing: eps = 0 } = options;
+  const n = checkPairs('simpoLoss', avgChosen, avgRejected, beta);
+  if (!(gamma >= 0)) throw new RangeError(`simpoLoss: gamma must be ≥ 0, got ${gamma}`);
+  if (!(eps >= 0 && eps < 0.5)) throw new RangeError(`simpoLoss: labelSmoothing must be in [0, 0.5), got ${eps}`);
+  const out = pairResult(n);
+  for (let i = 0; i < n; i++) {
+    const x = beta * (avgChosen[i] - avgRejected[i]) - gamma;
+    out.loss += -(1 - eps) * logSigmoid(x) - eps * logSigmoid(-x);
+    const dx = -(1 - eps) * sigmoid(-x) + eps * sigmoid(x); // ∂l_i/∂x
+    out.dPolicyChosen[i] = (beta * dx) / n;
+    out.dPolicyRejected[i] = (-beta * dx) / n;
+    addRewards(out, i, beta * avgChosen[i], beta * avgRejected[i]);
+  }
+  return finishPairs(out, n);
+}
+
+/** log(1 − e^x) for x ≤ 0, accurate on both sides of −ln 2 (Mächler 2012, "Accurately computing log(1 − exp(−|a|))"). */
+export function log1mexp(x: number): number {
+  return x < -Math.LN2 ? Math.log1p(-Math.exp(x)) : Math.log(-Math.expm1(x));
+}
+
+export interface OrpoLossResult extends DpoLossResult {
+  /** mean over the pairs of the chosen completions' NLL, −ā_w (the SFT term) */
+  nllLoss: number;
+  /** mean of log σ(log odds ratio): the odds-ratio term without its sign and λ (TRL's `log_odds_ratio`) */
+  logOddsRatio: number;
+  /** mean log odds ratio, log(odds(y_w) / odds(y_l)) (TRL's `log_odds_chosen`) */
+  logOddsChosen: number;
+}
+
+/**
+ * ORPO (Hong et al. 2024, "ORPO: Monolithic Preference Optimization without Reference Model", eqs. 2, 4-7),
+ * reference-free, on length-averaged log-probs ā = (1/|y|) log π(y|x) (so P = e^ā ∈ (0, 1]):
+ *   odds(y) = P / (1 − P);   L = log(odds(y_w) / odds(y_l)) = (ā_w − ā_l) − (log(1 − e^ā_w) − log(1 − e^ā_l))
+ *   loss = mean_i [ −ā_w,i − λ·log σ(L_i) ]
+ * λ is `beta`, as TRL's ORPOConfig names it. Two differences from TRL's ORPOTrainer, both documented choices:
+ *   - the SFT term is the paper's: each chosen completion's mean token NLL (−ā_w), then the mean over pairs.
+ *     TRL takes one cross-entropy over every prompt *and* completion token of the chosen rows of the batch.
+ *   - the gradient of the odds term is computed in a form that stays finite when P_w rounds to 1
+ *     (ā_w = 0: the term is 0 and so is its gradient); TRL's autograd gives NaN there.
+ * Implicit rewards are β·ā, as TRL logs them.
+ */
+export function orpoLoss(avgChosen: ArrayLike<number>, avgRejected: ArrayLike<number>, options: { beta: number }): OrpoLossResult {
+  const { beta } = options;
+  const n = checkPairs('orpoLoss', avgChosen, avgRejected, beta);
+  const out = pairResult(n);
+  let nll = 0;
+  let ratio = 0;
+  let odds = 0;
+  for (let i = 0; i < n; i++) {
+    const aw = avgChosen[i];
+    const al = avgRejected[i];
+    if (!(aw <= 0 && al <= 0)) throw new RangeError(`orpoLoss: average log-probs must be ≤ 0, got chosen ${aw} and rejected ${al} at pair ${i}`);
+    const L = aw - al - (log1mexp(aw) - log1mexp(al));
+    const ls = logSigmoid(L);
+    nll -= aw;
+    ratio += ls;
+    odds += L;
+    out.loss += -aw - beta * ls;
+    // ∂(−log σ(L))/∂ā_w = −σ(−L)/(1 − e^ā_w) and ∂/∂ā_l = +σ(−L)/(1 − e^ā_l). With u = 1 − e^ā and
+    // e^L = e^(ā_w − ā_l)·u_l/u_w: σ(−L)/u_w = 1/(u_w + e^(ā_w − ā_l)·u_l), finite at u_w = 0.
+    const uw = -Math.expm1(aw);
+    const ul = -Math.expm1(al);
+    const gw = 1 / (uw + Math.exp(aw - al) * ul);
+    const gl = uw === 0 ? 0 : (gw * uw) / ul; // σ(−L)/u_l; infinite only when P_l = 1 (the loss is too)
+    out.dPolicyChosen[i] = (-1 - beta * gw) / n;
+    out.dPolicyRejected[i] = (beta * gl) / n;
+    addRewards(out, i, beta * aw, beta * al);
+  }
+  return { ...finishPairs(out, n), nllLoss: nll / n, logOddsRatio: ratio / n, logOddsChosen: odds / n };
+}
+
+function pairResult(n: number): DpoLossResult {
+  return {
+    loss: 0,
+    dPolicyChosen: new Float32Array(n),
+    dPolicyRejected: new Float32Array(n),
+    chosenRewards: new Float32Array(n),
+    rejectedRewards: new Float32Array(n),
+    rewardAccuracy: 0,
+    rewardMargin: 0,
+  };
+}
+
+function addRewards(out: DpoLossResult, i: number, chosen: number, rejected: number): void {
+  out.chosenRewards[i] = chosen;
+  out.rejectedRewards[i] = rejected;
+  if (chosen > rejected) out.rewardAccuracy++;
+  out.rewardMargin += chosen - rejected;
+}
+
+function finishPairs(out: DpoLossResult, n: number): DpoLossResult {
+  out.loss /= n;
+  out.rewardAccuracy /= n;
+  out.rewardMargin /= n;
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// KTO
+
+/**
+ * KTO's reference point z0 as TRL estimates it: the mean over the batch of log π(y'|x) − log π_ref(y'|x) on
+ * mismatched pairs (each prompt x with another example's completion y'), clamped at 0. A constant to the loss
+ * (not differentiated: TRL computes it under no_grad and detaches it).
+ */
+export function ktoReferencePoint(policyMismatched: ArrayLike<number>, refMismatched: ArrayLike<number>): number {
+  const n = policyMismatched.length;
+  if (refMismatched.length !== n) throw new RangeError(`ktoReferencePoint: refMismatched has length ${refMismatched.length}, expected ${n}`);
+  if (n === 0) throw new RangeError('ktoReferencePoint: empty batch');
+  let s = 0;
+  for (let i = 0; i < n; i++) s += policyMismatched[i] - refMismatched[i];
+  return Math.max(0, s / n);
+}
+
+export interface KtoLossResult {
+  /** mean over the batch of the weighted per-example losses */
+  loss: number;
+  /** (n) ∂loss/∂(policy log-prob) */
+  dPolicy: Float32Array;
+  /** (n) implicit rewards β·(log π − log π_ref) */
+  rewards: Float32Array;
+}
+
+/**
+ * KTO (Ethayarajh et al. 2024, "KTO: Model Alignment as Prospect Theoretic Optimization", eq. 7; TRL
+ * KTOTrainer, loss_type 'kto'), on sequence log-prob sums, with r = log π(y|x) − log π_ref(y|x) and the
+ * reference point z0 (`ktoReferencePoint`, a constant):
+ *   desirable:   λ_D · (1 − σ(β(r − z0)))
+ *   undesirable: λ_U · (1 − σ(β(z0 − r)))
+ *   loss = mean over the batch (desirable and undesirable together, as TRL's nanmean of the concatenation)
+ * λ_D, λ_U are `desirableWeight`, `undesirableWeight` (TRL's names), for data with unequal numbers of each.
+ */
+export function ktoLoss(
+  policy: ArrayLike<number>,
+  reference: ArrayLike<number>,
+  desirable: ArrayLike<boolean>,
+  referencePoint: number,
+  options: { beta: number; desirableWeight?: number; undesirableWeight?: number },
+): KtoLossResult {
+  const n = policy.length;
+  if (reference.length !== n) throw new RangeError(`ktoLoss: reference has length ${reference.length}, expected ${n}`);
+  if (desirable.length !== n) throw new RangeError(`ktoLoss: desirable has length ${desirable.length}, expected ${n}`);
+  if (n === 0) throw new RangeError('ktoLoss: empty batch');
+  const { beta, desirableWeight = 1, undesirableWeight = 1 } = options;
+  if (!(beta > 0)) throw new RangeError(`ktoLoss: beta must be > 0, got ${beta}`);
+  if (!(desirableWeight >= 0)) throw new RangeError(`ktoLoss: desirableWeight must be ≥ 0, got ${desirableWeight}`);
+  if (!(undesirableWeight >= 0)) throw new RangeError(`ktoLoss: undesirableWeight must be ≥ 0, got ${undesirableWeight}`);
+  if (!(referencePoint >= 0)) throw new RangeError(`ktoLoss: referencePoint must be ≥ 0 (a clamped KL estimate), got ${referencePoint}`);
+  const dPolicy = new Float32Array(n);
+  const rewards = new Float32Array(n);
+  let loss = 0;
+  for (let i = 0; i < n; i++) {
+    const r = policy[i] - reference[i];
+    // x = β(r − z0) for desirable, β(z0 − r) for undesirable; l = λ(1 − σ(x)), ∂l/∂x = −λ σ(x) σ(−x)
+    const sign = desirable[i] ? 1 : -1;
+    const w = desirable[i] ? desirableWeight : undesirableWeight;
+    const x = sign * beta * (r - referencePoint);
+    loss += w * sigmoid(-x); // 1 − σ(x) = σ(−x), without the cancellation
+    dPolicy[i] = (-w * sigmoid(x) * sigmoid(-x) * sign * beta) / n;
+    rewards[i] = beta * r;
+  }
+  return { loss: loss / n, dPolicy, rewards };
 }

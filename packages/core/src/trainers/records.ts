@@ -3,6 +3,7 @@
  *   demonstration        → SftExample (loss on the completion tokens)
  *   comparison (K-wise)  → RankedExample (ranks from the tiers; ties share a rank)
  *   preference (pair)    → RankedExample with K = 2, or DpoExample
+ *   feedback (unpaired)  → KtoExample (DPO family, lossType 'kto')
  *   prompt (any record)  → prompt ids for PPO
  *
  * Text is encoded as TRL does: a conversational record (message lists) goes through the tokenizer's chat
@@ -13,7 +14,7 @@
 import { rankingPairs, rankingProblem, tierOf, toChatPair, type DataRecord, type Text } from '@rlhf/data';
 import { encodeChat } from '../tokenizers/chat-template';
 import type { Tokenizer } from '../tokenizers/types';
-import type { DpoExample } from './dpo-trainer';
+import type { DpoExample, KtoExample } from './dpo-trainer';
 import type { RankedExample } from './reward-trainer';
 import type { SftExample } from './sft-trainer';
 
@@ -102,13 +103,27 @@ export function toDpoExamples(tokenizer: Tokenizer, records: DataRecord[]): DpoE
       out.push({ prompt: c.prompt, chosen: c.completion, rejected: j.completion });
       return;
     }
-    if (r.kind !== 'comparison') fail(i, r, "'preference' or 'comparison'");
+    if (r.kind !== 'comparison') fail(i, r, "'preference' or 'comparison'", r.kind === 'feedback' ? " (unpaired good/bad feedback trains with lossType 'kto')" : '');
     const enc = r.completions.map((c) => encodePromptCompletion(tokenizer, r.prompt, c));
     for (const [w, l] of rankingPairs(r.ranking, r.completions.length)) {
       out.push({ prompt: enc[w].prompt, chosen: enc[w].completion, rejected: enc[l].completion });
     }
   });
   return out;
+}
+
+/** Feedback records (one completion labelled good or bad: TRL's unpaired preference) to KTO examples. */
+export function toKtoExamples(tokenizer: Tokenizer, records: DataRecord[]): KtoExample[] {
+  return records.map((r, i) => {
+    if (r.kind !== 'feedback') {
+      const hint = r.kind === 'preference' || r.kind === 'comparison'
+        ? ' (lossType \'kto\' learns from unpaired labels; unpair the pairs first: rlhf data convert FILE --to trl-unpaired -o OUT.jsonl, or choose a paired lossType)'
+        : '';
+      fail(i, r, "'feedback' (prompt, completion, label)", hint);
+    }
+    const { prompt, completion } = encodePromptCompletion(tokenizer, r.prompt, r.completion);
+    return { prompt, completion, label: r.label };
+  });
 }
 
 /** The prompt of every record (prompt-only records, or the prompt of any record that has one) for PPO. */
