@@ -55,6 +55,15 @@ const table: Case[] = [
     kept: 0,
   },
   {
+    name: 'an unpaired label that is not a boolean (KTO data)',
+    content: `${JSON.stringify({ prompt: 'p', completion: 'a', label: true })}\n${JSON.stringify({ prompt: 'p', completion: 'b', label: 1 })}\n${JSON.stringify({ prompt: 'p', completion: 'c', label: 'no' })}\n`,
+    issues: [
+      [2, 'schema', /:2: label: expected .*boolean.*received number/],
+      [3, 'schema', /:3: label: expected .*boolean.*received string/],
+    ],
+    kept: 1,
+  },
+  {
     name: 'missing fields',
     content: `${JSON.stringify({ prompt: 'p', chosen: 'a' })}\n`,
     format: 'trl-preference',

@@ -47,6 +47,11 @@ export interface DataStats {
   /** Share of comparisons with at least one tie, and share of completion pairs that are tied. */
   tieRate: { comparisons: number | null; pairs: number | null };
   agreement: Agreement;
+  /**
+   * Feedback (unpaired) labels: how many completions are desirable and undesirable, the balance KTO's
+   * desirableWeight / undesirableWeight compensate (TRL suggests λ_D·desirable / (λ_U·undesirable) in [1, 4/3]).
+   */
+  feedbackLabels: { desirable: number; undesirable: number };
 }
 
 class Lengths {
@@ -114,6 +119,7 @@ export class StatsCollector {
   private comparisonsWithTie = 0;
   private pairs = 0;
   private tiedPairs = 0;
+  private labels = { desirable: 0, undesirable: 0 };
   private groups = new Map<number, Ranked[]>();
 
   constructor(private readonly tokenizer?: Tokenizer) {
@@ -144,8 +150,11 @@ export class StatsCollector {
     this.prompt(r.prompt);
     switch (r.kind) {
       case 'demonstration':
+        this.completion(r.completion);
+        break;
       case 'feedback':
         this.completion(r.completion);
+        this.labels[r.label ? 'desirable' : 'undesirable']++;
         break;
       case 'preference':
         this.completion(r.chosen);
@@ -216,6 +225,7 @@ export class StatsCollector {
         pairwiseAgreement: agree + disagree ? agree / (agree + disagree) : null,
         kendallTau: tauN ? tauSum / tauN : null,
       },
+      feedbackLabels: { ...this.labels },
     };
     if (this.pt) out.promptTokens = this.pt.dist();
     if (this.ct) out.completionTokens = this.ct.dist();

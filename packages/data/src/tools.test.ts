@@ -111,6 +111,7 @@ describe('stats', () => {
     expect(s.conversational).toBe(1);
     expect(s.k).toEqual({ '2': 1, '3': 2 });
     expect(s.tieRate).toEqual({ comparisons: 0.5, pairs: 1 / 7 });
+    expect(s.feedbackLabels).toEqual({ desirable: 1, undesirable: 0 });
     // completions: "7", "4", 3+3 comparison texts, "Hi!", "Go away.", "cat"
     expect(s.completionChars.count).toBe(11);
     expect(s.completionChars.min).toBe(1);

@@ -1,16 +1,26 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { DPO_CONFIG_SPEC, DpoTrainer, fromPretrained, saveModelDir, toDpoExamples, validateDpoConfig, type DpoConfig } from '@rlhf/core';
+import { DPO_CONFIG_SPEC, DpoTrainer, fromPretrained, saveModelDir, toDpoExamples, toKtoExamples, validateDpoConfig, type DpoConfig } from '@rlhf/core';
 import { addTrainingOptions, configFromCli, loadExamples, loadStartingModel, finishInterrupted, printSummary, progressReporter, resumeFrom, sameTokenizer, trainWithSignals, type CommonFlags } from './train-common';
 
-/** `rlhf dpo`: direct preference optimisation on preferences or comparisons; the policy lands in <out>/final. */
+/**
+ * `rlhf dpo`: the DPO family, by --loss-type: DPO (sigmoid, cDPO), IPO, hinge, SimPO and ORPO on preferences
+ * or comparisons (every ranked pair); KTO on unpaired feedback {prompt, completion, label}. The policy lands in
+ * <out>/final.
+ */
 export function registerDpo(program: Command): void {
-  const cmd = program.command('dpo').description('direct preference optimisation on preference pairs (or every pair of ranked comparisons)');
+  const cmd = program
+    .command('dpo')
+    .description('the DPO family on preference pairs (or every pair of ranked comparisons): sigmoid (DPO, cDPO), ipo, hinge, simpo and orpo (reference-free); kto on unpaired good/bad feedback {prompt, completion, label}');
   addTrainingOptions(cmd, DPO_CONFIG_SPEC).action(async (opts: Record<string, unknown> & CommonFlags) => {
     const config = configFromCli<DpoConfig>('dpo config', DPO_CONFIG_SPEC, validateDpoConfig, opts);
     const { model, tokenizer, tokenizerDir } = loadStartingModel(config.modelPath, opts.tokenizer);
-    const train = await loadExamples(config.datasetPath, 'datasetPath', (r) => toDpoExamples(tokenizer, r));
-    const evalData = config.evalDatasetPath ? await loadExamples(config.evalDatasetPath, 'evalDatasetPath', (r) => toDpoExamples(tokenizer, r)) : undefined;
+    // KTO reads feedback records (TRL's unpaired {prompt, completion, label}), the other losses pairs; a record
+    // of the other kind is named by its file and line, with the conversion that fits
+    const load = (path: string | null, field: string) =>
+      config.lossType === 'kto' ? loadExamples(path, field, (r) => toKtoExamples(tokenizer, r)) : loadExamples(path, field, (r) => toDpoExamples(tokenizer, r));
+    const train = await load(config.datasetPath, 'datasetPath');
+    const evalData = config.evalDatasetPath ? await load(config.evalDatasetPath, 'evalDatasetPath') : undefined;
     if (config.refModelPath) sameTokenizer(tokenizer, config.refModelPath, 'refModelPath');
     const refModel = config.refModelPath ? fromPretrained(config.refModelPath).model.freeze() : undefined;
     const progress = progressReporter();

@@ -118,6 +118,48 @@ describe('rlhf sft | rm | ppo | dpo', () => {
     expect(d).toMatchObject({ command: 'dpo', steps: 2 }); // 3 + 1 pairs, batches of 2
   });
 
+  it('dpo --loss-type kto (feedback from a file), simpo and orpo (reference-free); --help lists their fields', async () => {
+    // TRL's unpaired layout, detected from the first row; a config file names the loss, flags override it
+    const feedback = jsonl('feedback.jsonl', [
+      { prompt: 'is the sky blue?', completion: ' yes.', label: true },
+      { prompt: 'is the sky blue?', completion: ' no.', label: false },
+      { prompt: 'is the grass green?', completion: ' yes.', label: true },
+      { prompt: [{ role: 'user', content: 'hello' }], completion: [{ role: 'assistant', content: 'go away.' }], label: false },
+    ]);
+    const cfg = join(root, 'kto.json');
+    writeFileSync(cfg, JSON.stringify({ modelPath: base, datasetPath: feedback, lossType: 'kto', perDeviceTrainBatchSize: 2, desirableWeight: 1.33 }));
+    const ktoOut = join(root, 'kto-out');
+    const k = await run(registerDpo, 'dpo', '--config', cfg, '--eval-dataset-path', feedback, '--out', ktoOut, '--undesirable-weight', '1', '--per-device-eval-batch-size', '2');
+    expect(k).toMatchObject({ command: 'dpo', steps: 2, final: join(ktoOut, 'final') });
+    expect(Object.keys(k.eval as object)).toEqual(expect.arrayContaining(['loss', 'kl', 'rewards/chosen', 'rewards/rejected', 'rewards/margin']));
+    const metrics = readMetrics(join(ktoOut, 'metrics.jsonl')).filter((r) => 'loss' in r && !('eval/loss' in r));
+    expect(metrics.length).toBe(2);
+    expect(metrics.every((r) => typeof r.kl === 'number' && r.kl >= 0)).toBe(true);
+    expect(fromPretrained(join(ktoOut, 'final')).model.numParameters()).toBeGreaterThan(0);
+
+    const prefs = jsonl('prefs.jsonl', [
+      { prompt: 'is the sky blue?', chosen: ' yes.', rejected: ' no.' },
+      { prompt: 'is the grass green?', chosen: ' yes.', rejected: ' hello there.' },
+    ]);
+    for (const lossType of ['simpo', 'orpo']) {
+      const s = await run(registerDpo, 'dpo', '--model-path', base, '--dataset-path', prefs, '--eval-dataset-path', prefs, '--out', join(root, `${lossType}-out`), '--loss-type', lossType, '--beta', '1');
+      expect(s).toMatchObject({ command: 'dpo', steps: 1 });
+      expect((s.eval as Record<string, number>)['rewards/accuracy']).toBeGreaterThanOrEqual(0);
+    }
+    // pairs for KTO: named by file and line, with the conversion; a reference for a reference-free loss: by field
+    await expect(run(registerDpo, 'dpo', '--model-path', base, '--dataset-path', prefs, '--out', join(root, 'kto-x'), '--loss-type', 'kto')).rejects.toThrow(
+      /prefs.jsonl:1: kind 'preference' cannot be used here; expected 'feedback' \(prompt, completion, label\) \(lossType 'kto' learns from unpaired labels; unpair the pairs first: rlhf data convert FILE --to trl-unpaired/,
+    );
+    await expect(run(registerDpo, 'dpo', '--model-path', base, '--dataset-path', feedback, '--out', join(root, 'kto-y'))).rejects.toThrow(/feedback.jsonl:1: kind 'feedback' cannot be used here; expected 'preference' or 'comparison' \(unpaired good\/bad feedback trains with lossType 'kto'\)/);
+    const refFree = await run(registerDpo, 'dpo', '--model-path', base, '--dataset-path', prefs, '--loss-type', 'simpo', '--ref-model-path', base, '--desirable-weight', '-1').catch((e: Error) => e);
+    expect(String(refFree)).toMatch(/desirableWeight: must be ≥ 0, got -1[\s\S]*refModelPath: lossType 'simpo' is reference-free and uses no reference model/);
+
+    const program = new Command('rlhf');
+    registerDpo(program);
+    const help = program.commands.find((c) => c.name() === 'dpo')!.helpInformation().replace(/\s+/g, ' '); // lines wrap with the terminal
+    for (const s of ['kto on unpaired good/bad feedback', '--loss-type <value>', 'simpo, orpo (reference-free); kto (unpaired: prompt, completion, label)', '--simpo-gamma <value>', '--desirable-weight <value>', '--undesirable-weight <value>']) expect(help).toContain(s);
+  });
+
   it('a bad config gives every problem at once, file and flags together, by field name', async () => {
     const cfg = join(root, 'bad.json');
     writeFileSync(cfg, JSON.stringify({ learningRate: -1, klcoef: 0.1, gamma: 2 }));

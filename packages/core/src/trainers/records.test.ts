@@ -1,7 +1,7 @@
 import type { DataRecord } from '@rlhf/data';
 import { describe, expect, it } from 'vitest';
 import { trainByteLevelBpe } from '../tokenizers/bpe-trainer';
-import { encodePromptCompletion, toDpoExamples, toPrompts, toRankedExamples, toSftExamples } from './records';
+import { encodePromptCompletion, toDpoExamples, toKtoExamples, toPrompts, toRankedExamples, toSftExamples } from './records';
 
 const tok = trainByteLevelBpe(['the sky is blue. the grass is green. what colour is the sky? hello there, how are you?'], { vocabSize: 300 });
 const bos = tok.bosId!;
@@ -63,6 +63,20 @@ describe('records to token examples', () => {
     const p: DataRecord = { kind: 'preference', prompt: 'hello', chosen: ' there', rejected: ' you' };
     expect(toRankedExamples(tok, [p])[0].ranks).toEqual([0, 1]);
     expect(tok.decode(Array.from(toDpoExamples(tok, [p])[0].chosen))).toBe(' there');
+  });
+
+  it('feedback (unpaired, TRL {prompt, completion, label}) becomes KTO examples; pairs and feedback name the other lossType', () => {
+    const f: DataRecord = { kind: 'feedback', prompt: 'the sky is', completion: ' blue.', label: true };
+    const g: DataRecord = { kind: 'feedback', prompt: [{ role: 'user', content: 'what colour is the sky?' }], completion: [{ role: 'assistant', content: 'green.' }], label: false };
+    const [a, b] = toKtoExamples(tok, [f, g]);
+    const e = encodePromptCompletion(tok, 'the sky is', ' blue.');
+    expect(a).toEqual({ prompt: e.prompt, completion: e.completion, label: true });
+    expect(tok.decode(Array.from(b.completion))).toBe('green.');
+    expect(b.label).toBe(false);
+    expect(() => toKtoExamples(tok, [f, { kind: 'preference', id: 'q2', prompt: 'a', chosen: 'b', rejected: 'c' }])).toThrow(
+      /record 1 \(q2\): kind 'preference' cannot be used here; expected 'feedback' \(prompt, completion, label\) \(lossType 'kto' learns from unpaired labels; unpair the pairs first: rlhf data convert FILE --to trl-unpaired -o OUT.jsonl, or choose a paired lossType\)/,
+    );
+    expect(() => toDpoExamples(tok, [f])).toThrow(/record 0: kind 'feedback' cannot be used here; expected 'preference' or 'comparison' \(unpaired good\/bad feedback trains with lossType 'kto'\)/);
   });
 
   it('names the record and the problem', () => {
