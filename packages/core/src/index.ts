@@ -18,7 +18,7 @@ export type { Kernels, KernelName } from './backend/kernels';
 export { Rng } from './util/rng';
 
 // weights I/O: safetensors, HF checkpoint folders, llama2.c checkpoints, atomic writes (weights-tokenizers)
-export { writeFileAtomic } from './io/atomic-write';
+export { ensureWritableDir, writableDirProblem, writeFileAtomic, writeFolderAtomic } from './io/atomic-write';
 export type { AtomicWriteData } from './io/atomic-write';
 export { DTYPE_BYTES, bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from './io/dtypes';
 export type { DType as WeightDType, StateDict, TensorData, TensorEntry } from './io/dtypes';
@@ -58,7 +58,7 @@ export type { LlamaConfig } from './model/llama';
 export { ValueHead, RewardHead, CausalLMWithValueHead, RewardModel } from './model/heads';
 export { lmHeadTokenLogprobs, lmHeadLoss, selectRows } from './model/lm-head';
 export { fromPretrained, loadTokenizerFile, savePretrained } from './model/pretrained';
-export type { Pretrained, FromPretrainedOptions } from './model/pretrained';
+export type { Pretrained, FromPretrainedOptions, SavePretrainedOptions } from './model/pretrained';
 
 // optimizer (core)
 export { AdamW, paramGroups, gradNorm } from './optim/adamw';
@@ -66,20 +66,20 @@ export type { AdamWOptions, ParamGroup } from './optim/adamw';
 
 // generation (core)
 export { generate } from './generation/generate';
-export type { GenerateOptions, GenerateResult } from './generation/generate';
+export type { GenerateOptions, GenerateResult, LoadedModel } from './generation/generate';
 export { sampleToken } from './generation/sampling';
 export type { SamplingOptions } from './generation/sampling';
 
 // tokenizers: one interface over llama2.c tok*.bin, HF tokenizer.json, and our byte-level BPE (weights-tokenizers)
 export type { DecodeOptions, EncodeOptions, Tokenizer, TokenizerKind } from './tokenizers/types';
-export { Llama2cTokenizer, parseLlama2cVocab, readLlama2cTokenizer } from './tokenizers/llama2c-tokenizer';
+export { Llama2cTokenizer, parseLlama2cVocab, readLlama2cTokenizer, serializeLlama2cVocab } from './tokenizers/llama2c-tokenizer';
 export type { Llama2cVocab } from './tokenizers/llama2c-tokenizer';
 export { ByteLevelBpeTokenizer, UnsupportedTokenizerError } from './tokenizers/byte-level-bpe';
 export type { TokenizerConfig } from './tokenizers/byte-level-bpe';
 export { DEFAULT_CHAT_TEMPLATE, DEFAULT_SPECIAL_TOKENS, trainByteLevelBpe } from './tokenizers/bpe-trainer';
 export type { BpeTrainOptions } from './tokenizers/bpe-trainer';
 export { HfTokenizer } from './tokenizers/hf-tokenizer';
-export { loadTokenizer, saveTokenizer } from './tokenizers/load-tokenizer';
+export { loadTokenizer, saveTokenizer, tokenizerFiles } from './tokenizers/load-tokenizer';
 export type { LoadTokenizerOptions } from './tokenizers/load-tokenizer';
 export { chatTemplateFor, encodeChat, renderChat } from './tokenizers/chat-template';
 export type { ChatMessage, ChatTemplateOptions, EncodedChat } from './tokenizers/chat-template';

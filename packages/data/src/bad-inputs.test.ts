@@ -105,10 +105,10 @@ const table: Case[] = [
     name: 'duplicates',
     content: `${good}\n${good}\n${JSON.stringify({ prompt: 'p', chosen: 'c', rejected: 'd' })}\n`,
     issues: [
-      [2, 'duplicate-record', /:2: an exact duplicate of an earlier record/],
+      [2, 'duplicate-record', /:2: an exact duplicate of an earlier record \(kept: it counts twice/],
       [3, 'duplicate-prompt', /:3: prompt: the same prompt as an earlier record \(kept/],
     ],
-    kept: 2,
+    kept: 3,
   },
   {
     name: 'a field the layout does not have (reported once per file, record kept)',

@@ -34,7 +34,7 @@ export interface ReadOptions extends FormatOptions {
   maxLineBytes?: number;
   /** Issues kept verbatim in the report (all are counted). */
   maxIssues?: number;
-  /** Flag duplicate prompts and drop exact-duplicate records (default true; costs memory per record). */
+  /** Flag duplicate prompts and exact-duplicate records, both kept (default true; costs memory per record). */
   duplicates?: boolean;
   /** A JSON array file is parsed whole; above this size it is refused (use JSONL). */
   maxJsonBytes?: number;

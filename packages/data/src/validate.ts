@@ -1,7 +1,9 @@
 /**
  * The checks that need a whole record, beyond its schema: nothing empty, a ranking that is a permutation,
  * K >= 2, one Likert score per completion, text that is Unicode (no lone surrogates); and, across records, duplicate prompts (a warning: several
- * labelers may rank the same prompt) and exact-duplicate records (an error: the copy is dropped).
+ * labelers may rank the same prompt) and exact-duplicate records (a warning: the copy is kept, as the SDK's converters keep the records they are
+ * given, so that a file trains the same through `rlhf sft` as through readAll + toSftExamples; `dedupe` / `rlhf data convert --dedupe record`
+ * removes copies on purpose).
  */
 import { Hash52Set, hash52, promptKey } from './hash';
 import type { IssueCode, Severity } from './issues';
@@ -119,7 +121,9 @@ export class DuplicateTracker {
     // Decoded records have their keys in a fixed order (zod outputs the schema's order; adapters build
     // records field by field), so plain JSON is canonical here and much cheaper than recordKey's sorting.
     const rh = hash52(JSON.stringify(r));
-    if (!this.records.add(rh)) return { path: '', code: 'duplicate-record', severity: 'error', message: 'an exact duplicate of an earlier record (dropped)' };
+    if (!this.records.add(rh)) {
+      return { path: '', code: 'duplicate-record', severity: 'warning', message: 'an exact duplicate of an earlier record (kept: it counts twice; `rlhf data convert --dedupe record` removes copies)' };
+    }
     if (r.kind === 'demonstration' && r.prompt === undefined) return undefined;
     const ph = hash52(`${r.kind}\0${promptKey(r.prompt)}`);
     if (!this.prompts.add(ph)) return { path: 'prompt', code: 'duplicate-prompt', severity: 'warning', message: 'the same prompt as an earlier record (kept; it would leak across a split made by anything other than the prompt)' };

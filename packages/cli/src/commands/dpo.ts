@@ -28,7 +28,7 @@ export function registerDpo(program: Command): void {
     const result = await trainWithSignals(trainer, progress);
     if (result.interrupted) return finishInterrupted('dpo', opts, result);
     const { steps, lastEval } = result;
-    const final = join(config.outputDir, 'final');
+    const final = join(trainer.outputDir, 'final');
     saveModelDir(final, model.hfConfig(), model.stateDict(), { tokenizerFrom: tokenizerDir });
     printSummary({ command: 'dpo', final, steps, eval: lastEval });
   });

@@ -39,7 +39,7 @@ export function registerPpo(program: Command): void {
     const result = await trainWithSignals(trainer, progress);
     if (result.interrupted) return finishInterrupted('ppo', opts, result);
     const { steps, lastEval } = result;
-    const final = join(config.outputDir, 'final');
+    const final = join(trainer.outputDir, 'final');
     saveModelDir(final, model.hfConfig(), model.stateDict(), { tokenizerFrom: tokenizerDir });
     printSummary({ command: 'ppo', final, steps, eval: lastEval, klCoef: trainer.klController.value });
   });

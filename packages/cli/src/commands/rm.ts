@@ -17,7 +17,7 @@ export function registerRm(program: Command): void {
     const result = await trainWithSignals(trainer, progress);
     if (result.interrupted) return finishInterrupted('rm', opts, result);
     const { steps, lastEval } = result;
-    const final = join(config.outputDir, 'final');
+    const final = join(trainer.outputDir, 'final');
     saveModelDir(final, { ...model.hfConfig(), num_labels: 1 }, rm.stateDict(), {
       tokenizerFrom: tokenizerDir,
       files: { 'reward-normalization.json': `${JSON.stringify(trainer.normalization, null, 2)}\n` },

@@ -16,7 +16,7 @@ export function registerSft(program: Command): void {
     const result = await trainWithSignals(trainer, progress);
     if (result.interrupted) return finishInterrupted('sft', opts, result);
     const { steps, lastEval } = result;
-    const final = join(config.outputDir, 'final');
+    const final = join(trainer.outputDir, 'final');
     saveModelDir(final, model.hfConfig(), model.stateDict(), { tokenizerFrom: tokenizerDir });
     printSummary({ command: 'sft', final, steps, eval: lastEval });
   });

@@ -13,6 +13,7 @@ import type { Command } from 'commander';
 import {
   ConfigError,
   LineProgress,
+  checkOutputDir,
   flagName,
   formatMetric,
   fromPretrained,
@@ -41,7 +42,7 @@ export interface CommonFlags {
 export function addTrainingOptions<T>(cmd: Command, spec: ConfigSpec<T>): Command {
   cmd
     .option('--config <file>', 'JSON file of config fields (flags override it)')
-    .option('--out <dir>', 'output folder (the outputDir field)')
+    .option('--out <dir>', 'output folder (the outputDir field; default runs/<command>); new or empty unless --resume or --overwrite-output-dir true')
     .option('--resume <dir>', 'continue from a checkpoint folder, or the newest loadable checkpoint under a folder')
     .option('--tokenizer <path>', "tokenizer file or folder (default: the one beside the model)");
   for (const [field, s] of Object.entries(spec) as [string, ConfigSpec<T>[keyof T]][]) {
@@ -86,6 +87,9 @@ export function configFromCli<T extends TrainingArgs>(
     if (typeof raw === 'string') merged[field] = parseFieldValue(s, raw);
   }
   if (opts.out) merged.outputDir = opts.out;
+  // the library has no default folder (nothing lands in the current folder unasked); a command run in a
+  // shell does: runs/<command>
+  if (merged.outputDir === undefined || merged.outputDir === null) merged.outputDir = `runs/${name.split(' ')[0]}`;
   problems.push(...validate(merged));
   for (const field of required) {
     if (merged[field] === undefined || merged[field] === null) {
@@ -94,7 +98,10 @@ export function configFromCli<T extends TrainingArgs>(
   }
   if (problems.length) throw new ConfigError(name, problems);
   const defaults = Object.fromEntries(Object.entries(spec).map(([k, s]) => [k, (s as { default: unknown }).default]));
-  return { ...defaults, ...merged } as unknown as T;
+  const config = { ...defaults, ...merged } as unknown as T;
+  // before the model and the data are loaded: a folder of another run, or one that cannot be written
+  checkOutputDir(config, opts.resume !== undefined, name);
+  return config;
 }
 
 /** A progress bar on a TTY (cli-progress), plain lines on stderr otherwise. */
@@ -190,6 +197,11 @@ export async function loadExamples<E>(path: string | null, field: string, toExam
     if (errors.length > SHOWN_ISSUES || report.dropped > SHOWN_ISSUES) lines.push(`(\`rlhf data validate ${path}\` lists every problem)`);
     if (kept.length === 0) throw new Error(`${path}: no usable record\n${lines.join('\n')}`);
     process.stderr.write(`${lines.join('\n')}\ntraining on the ${kept.length} records kept\n`);
+  }
+  const copies = report.warnedBy.get('duplicate-record') ?? 0;
+  if (copies > 0) {
+    // kept, as the SDK's converters keep the records they are given: say so, since each copy counts twice
+    process.stderr.write(`${field}: ${path} has ${copies} exact duplicate record${copies === 1 ? '' : 's'}, kept (each copy counts again; \`rlhf data convert ${path} --dedupe record -o OUT\` removes them)\n`);
   }
   const out: E[] = [];
   for (const s of kept) {

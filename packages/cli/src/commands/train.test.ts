@@ -1,9 +1,11 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { GPT2, fromPretrained, loadTokenizer, readMetrics, saveModelDir, saveTokenizer, trainByteLevelBpe } from '@rlhf/core';
-import { sharedDirForTests, sharedPath } from '@rlhf/data';
+import { GPT2, fromPretrained, loadTokenizer, readMetrics, saveModelDir, saveTokenizer, toSftExamples, trainByteLevelBpe } from '@rlhf/core';
+import { readAll, sharedDirForTests, sharedPath } from '@rlhf/data';
 import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { registerDpo } from './dpo';
@@ -12,6 +14,8 @@ import { registerRm } from './rm';
 import { registerSft } from './sft';
 
 const root = mkdtempSync(join(tmpdir(), 'rlhf-cli-train-'));
+/** the built command (the package's test task builds it first) */
+const CLI = fileURLToPath(new URL('../../dist/bin.js', import.meta.url));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 const base = join(root, 'base');
@@ -183,7 +187,9 @@ describe('rlhf sft | rm | ppo | dpo', () => {
   });
 
   it('bad data: dropped lines are listed and training goes on; an unusable record is named by file and line; an empty or damaged file is refused', async () => {
-    const sft = (data: string, ...more: string[]) => runWithStderr(registerSft, 'sft', '--model-path', base, '--dataset-path', data, '--out', join(root, 'sft-bad-data'), '--max-steps', '1', ...more);
+    // one folder for every try: each replaces the last (--overwrite-output-dir)
+    const sft = (data: string, ...more: string[]) =>
+      runWithStderr(registerSft, 'sft', '--model-path', base, '--dataset-path', data, '--out', join(root, 'sft-bad-data'), '--max-steps', '1', '--overwrite-output-dir', 'true', ...more);
     const some = jsonl('demos-some-bad.jsonl', [
       { kind: 'demonstration', prompt: 'is the sky blue?', completion: ' yes.' },
       { kind: 'demonstration', prompt: '', completion: ' no.' },
@@ -221,6 +227,51 @@ describe('rlhf sft | rm | ppo | dpo', () => {
     const cut = join(root, 'cut.jsonl.gz');
     writeFileSync(cut, gz.subarray(0, gz.length - 40));
     await expect(sft(cut)).rejects.toThrow(/^datasetPath: \S*cut.jsonl.gz: cannot read \S*cut.jsonl.gz after line \d+: the gzip stream is truncated \(read-error\) \(a damaged file is not trained on/);
+  });
+});
+
+describe('rlhf sft: the output folder and the data as given', () => {
+  const demos = () =>
+    jsonl('demos-dup.jsonl', [
+      { kind: 'demonstration', prompt: 'is the sky blue?', completion: ' yes.' },
+      { kind: 'demonstration', prompt: 'is the sky blue?', completion: ' yes.' }, // an exact copy
+      { kind: 'demonstration', prompt: 'is the grass blue?', completion: ' no.' },
+    ]);
+
+  it("refuses another run's folder (naming it) before loading anything; --resume or --overwrite-output-dir true go on", async () => {
+    const out = join(root, 'sft-twice');
+    const args = ['--model-path', base, '--dataset-path', demos(), '--out', out, '--max-steps', '1'];
+    await run(registerSft, 'sft', ...args);
+    await expect(run(registerSft, 'sft', ...args)).rejects.toThrow(/^sft config: 1 problem:\n {2}- outputDir: \S+sft-twice is not empty \(checkpoint-1, final, metrics\.jsonl\): another run's output\?/);
+    expect((await run(registerSft, 'sft', ...args, '--overwrite-output-dir', 'true')).steps).toBe(1);
+    expect(readMetrics(join(out, 'metrics.jsonl')).map((r) => r.step)).toEqual([1]); // not appended to the first run's
+    expect((await run(registerSft, 'sft', ...args.slice(0, -1), '2', '--resume', out)).steps).toBe(2);
+  });
+
+  it('keeps exact duplicate records, as the SDK converters do, and says so', async () => {
+    const data = demos();
+    const r = await runWithStderr(registerSft, 'sft', '--model-path', base, '--dataset-path', data, '--out', join(root, 'sft-dup'), '--max-steps', '1');
+    expect(r.err).toMatch(/datasetPath: \S+demos-dup\.jsonl has 1 exact duplicate record, kept \(each copy counts again; `rlhf data convert \S+ --dedupe record -o OUT` removes them\)/);
+    // the SDK on the same file: readAll keeps the copy, toSftExamples maps records one to one
+    const tok = loadTokenizer(base);
+    const { records } = await readAll(data);
+    expect(toSftExamples(tok, records)).toHaveLength(3);
+  });
+
+  it('a folder that cannot be written is named as such (not EACCES/ENOENT from mkdir)', () => {
+    // root writes anywhere: run the built CLI as an unprivileged user then (the files it reads are world-readable)
+    const ro = join(root, 'read-only');
+    mkdirSync(ro);
+    chmodSync(ro, 0o555);
+    chmodSync(root, 0o755);
+    const asRoot = process.getuid?.() === 0;
+    const r = spawnSync(process.execPath, [CLI, 'sft', '--model-path', base, '--dataset-path', demos(), '--out', join(ro, 'run'), '--max-steps', '1'], {
+      encoding: 'utf8',
+      env: { ...process.env, RLHF_NUM_THREADS: '1' },
+      ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/outputDir: \S+read-only\/run: the folder \S+read-only is not writable/);
   });
 });
 

@@ -16,7 +16,11 @@ import { checkSampling, rowProbabilities, sampleTokenFromProbs, type SamplingOpt
 export interface GenerateOptions extends SamplingOptions {
   /** default 32 */
   maxNewTokens?: number;
-  /** ids that end a row (default: the tokenizer's EOS, if a tokenizer is given) */
+  /**
+   * ids that end a row; [] for none. Default: the stop tokens of the loaded model when generate is given
+   * fromPretrained's result (its format's: llama2.c models end at BOS, Hugging Face ones at eos_token_id),
+   * else the tokenizer's EOS when a tokenizer is known, else none
+   */
   stopTokens?: number[];
   /** default 0 */
   seed?: number;
@@ -51,7 +55,28 @@ export interface GenerateResult {
   newWidth: number;
 }
 
-export function generate(model: CausalLM, prompts: number[][], opts: GenerateOptions = {}): GenerateResult {
+/**
+ * A model with what fromPretrained knows about it (a `Pretrained` is one): the tokenizer and the stop
+ * tokens become generate's defaults.
+ */
+export interface LoadedModel {
+  model: CausalLM;
+  tokenizer?: Tokenizer;
+  stopTokens?: number[];
+}
+
+/**
+ * Samples up to maxNewTokens for each prompt (token ids). Give it `fromPretrained(path)` as it is and it
+ * stops where the checkpoint's format stops (as `rlhf generate` does) and decodes the text; give it a bare
+ * CausalLM and it knows only what the options say (no stop tokens unless `stopTokens` or a tokenizer's EOS).
+ */
+export function generate(source: CausalLM | LoadedModel, prompts: number[][], options: GenerateOptions = {}): GenerateResult {
+  // a CausalLM has logits(); a Pretrained (or a CausalLMWithValueHead, whose .model is the LM) has a .model
+  const loaded = typeof (source as CausalLM).logits === 'function' ? null : (source as LoadedModel);
+  const model = loaded ? loaded.model : (source as CausalLM);
+  const opts: GenerateOptions = loaded
+    ? { ...options, tokenizer: options.tokenizer ?? loaded.tokenizer, stopTokens: options.stopTokens ?? loaded.stopTokens }
+    : options;
   checkSampling(opts);
   const maxNew = opts.maxNewTokens ?? 32;
   if (!Number.isInteger(maxNew) || maxNew < 0) throw new RangeError(`maxNewTokens must be an integer ≥ 0, got ${opts.maxNewTokens}`);

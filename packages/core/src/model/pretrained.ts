@@ -4,19 +4,27 @@
  *  - a llama2.c checkpoint `.bin` (+ a `tok*.bin` / `tokenizer.bin` beside it, or the one given).
  * The readers are io/ (safetensors, llama2.c) and tokenizers/ (loadTokenizer: tok*.bin, tokenizer.json).
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { writeFileAtomic, writeFolderAtomic } from '../io/atomic-write';
 import type { StateDict } from '../io/dtypes';
 import { loadHfCheckpoint, saveHfCheckpoint } from '../io/hf-checkpoint';
 import { readLlama2cCheckpoint } from '../io/llama2c';
-import { loadTokenizer } from '../tokenizers/load-tokenizer';
+import { loadTokenizer, tokenizerFiles } from '../tokenizers/load-tokenizer';
 import type { Tokenizer } from '../tokenizers/types';
+import type { ScoreNormalization } from '../trainers/reward-trainer';
 import type { CausalLM } from './common';
+import { RewardModel } from './heads';
 import { GPT2, gpt2ConfigFromHf, gpt2ParameterCount } from './gpt2';
 import { Llama, llamaConfigFromHf, llamaParameterCount } from './llama';
 
 export interface Pretrained {
   model: CausalLM;
+  /**
+   * The tokenizer given, else the one found beside the weights (tokenizer.json, tokenizer.bin or a single
+   * tok*.bin; for a llama2.c .bin, a tok*.bin in its folder); undefined when there is none (a folder saved
+   * without one). `requireTokenizer: true` turns that into an error that names the folder.
+   */
   tokenizer?: Tokenizer;
   /** 'hf' folder or 'llama2c' file */
   format: 'hf' | 'llama2c';
@@ -29,6 +37,8 @@ export interface Pretrained {
 export interface FromPretrainedOptions {
   /** a tokenizer file to use instead of the one found beside the weights */
   tokenizer?: string | Tokenizer;
+  /** throw, naming the folder and what was looked for, when no tokenizer is found (the result's tokenizer is then typed as present) */
+  requireTokenizer?: boolean;
 }
 
 /** Loads a tokenizer file or folder (llama2.c tok*.bin, tokenizer.json): tokenizers/'s loadTokenizer. */
@@ -37,7 +47,26 @@ export function loadTokenizerFile(path: string): Tokenizer {
   return loadTokenizer(path);
 }
 
+/**
+ * A model (GPT-2 or Llama, from a Hugging Face folder or a llama2.c .bin), with its tokenizer when one is
+ * found (see Pretrained.tokenizer) and the stop tokens of its format. `generate(pre, prompts)` takes the
+ * result as it is and uses both.
+ */
+export function fromPretrained(path: string, opts: FromPretrainedOptions & { requireTokenizer: true }): Pretrained & { tokenizer: Tokenizer };
+export function fromPretrained(path: string, opts?: FromPretrainedOptions): Pretrained;
 export function fromPretrained(path: string, opts: FromPretrainedOptions = {}): Pretrained {
+  const pre = loadPretrained(path, opts);
+  if (opts.requireTokenizer && !pre.tokenizer) {
+    const where = statSync(path).isDirectory() ? path : dirname(path);
+    throw new Error(
+      `fromPretrained: no tokenizer found for ${path} (looked in ${where} for tokenizer.json, tokenizer.bin or one tok*.bin); ` +
+        'pass { tokenizer: PATH }, or save the model with savePretrained(model, dir, { tokenizer })',
+    );
+  }
+  return pre;
+}
+
+function loadPretrained(path: string, opts: FromPretrainedOptions): Pretrained {
   if (!existsSync(path)) throw new Error(`fromPretrained: ${path} does not exist`);
   const given = typeof opts.tokenizer === 'string' ? loadTokenizerFile(opts.tokenizer) : opts.tokenizer;
   if (statSync(path).isFile() && path.endsWith('.bin')) {
@@ -149,7 +178,64 @@ function checkTokenizerFits(path: string, model: CausalLM, tokenizer: Tokenizer 
   }
 }
 
-/** Writes a model as a Hugging Face folder (config.json + model.safetensors), atomically per file. */
-export function savePretrained(model: CausalLM, dir: string): void {
-  saveHfCheckpoint(dir, model.hfConfig(), model.stateDict());
+export interface SavePretrainedOptions {
+  /**
+   * the model's tokenizer, written beside the weights (tokenizer.json + tokenizer_config.json, or tokenizer.bin
+   * for a llama2.c one) so that fromPretrained(dir) returns it; without it the folder has none
+   */
+  tokenizer?: Tokenizer;
+  /** a reward model's score normalisation (RewardTrainer's `normalization`), as reward-normalization.json */
+  normalization?: ScoreNormalization;
 }
+
+/**
+ * Writes a model as a Hugging Face folder that fromPretrained (a language model) or loadRewardModel and
+ * `rlhf eval reward-accuracy` (a RewardModel: config.json with num_labels 1, the trunk and `score.weight`) load
+ * as it is: config.json, model.safetensors, the tokenizer when given, reward-normalization.json when given.
+ * The folder is written as a whole and atomically (a temporary folder, renamed): a reader sees the old folder
+ * or the complete new one, and an existing model folder is replaced, files it had included. A folder that is
+ * not empty and not a model folder (no config.json) is refused rather than replaced. For a PPO policy
+ * (CausalLMWithValueHead) save `policy.model`: the value head is training state, not part of the model.
+ */
+export function savePretrained(model: CausalLM | RewardModel, dir: string, options: SavePretrainedOptions = {}): void {
+  const isRewardModel = model instanceof RewardModel;
+  if (options.normalization && !isRewardModel) throw new Error(`savePretrained ${dir}: normalization is for a RewardModel; this is a language model`);
+  const lm = isRewardModel ? model.model : model;
+  const files: Record<string, string | Uint8Array> = options.tokenizer ? tokenizerFiles(options.tokenizer) : {};
+  if (options.normalization) files[REWARD_NORMALIZATION_FILE] = `${JSON.stringify(options.normalization, null, 2)}\n`;
+  writeModelFolder(dir, isRewardModel ? { ...lm.hfConfig(), num_labels: 1 } : lm.hfConfig(), model.stateDict(), files);
+}
+
+/** Beside a reward model's weights: its score normalisation (see ScoreNormalization). */
+export const REWARD_NORMALIZATION_FILE = 'reward-normalization.json';
+
+/**
+ * Writes a model folder (config.json, model.safetensors, `files`, and the tokenizer files found in folder
+ * `tokenizerFrom`) as a whole, atomically, replacing an earlier model folder there (savePretrained says
+ * more). `dir` must be new, empty or a model folder (it has config.json).
+ */
+export function writeModelFolder(
+  dir: string,
+  config: Record<string, unknown>,
+  tensors: StateDict,
+  files: Record<string, string | Uint8Array> = {},
+  tokenizerFrom?: string,
+): void {
+  if (existsSync(dir)) {
+    if (!statSync(dir).isDirectory()) throw new Error(`cannot save a model to ${dir}: it is a file`);
+    const entries = readdirSync(dir);
+    if (entries.length && !entries.includes('config.json')) {
+      throw new Error(`cannot save a model to ${dir}: the folder holds other files (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', …' : ''}) and no config.json; it would be replaced as a whole: give a new or empty folder`);
+    }
+  }
+  writeFolderAtomic(dir, (tmp) => {
+    saveHfCheckpoint(tmp, config, tensors);
+    for (const [name, data] of Object.entries(files)) writeFileAtomic(join(tmp, name), data);
+    if (tokenizerFrom && existsSync(tokenizerFrom)) {
+      for (const name of readdirSync(tokenizerFrom).filter((n) => TOKENIZER_FILES.test(n))) copyFileSync(join(tokenizerFrom, name), join(tmp, name));
+    }
+  });
+}
+
+/** The files of a tokenizer in a model folder (HF's, and llama2.c's tok*.bin). */
+export const TOKENIZER_FILES = /^(tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|chat_template\.jinja|chat_template\.json|tokenizer\.bin|tok.*\.bin)$/;

@@ -26,6 +26,9 @@ export class HfTokenizer implements Tokenizer {
   readonly specialIds: ReadonlySet<number>;
   /** The underlying @huggingface/tokenizers object, for features beyond our interface. */
   readonly lib: HfLibTokenizer;
+  /** The parsed tokenizer.json and tokenizer_config.json it was built from (saveTokenizer writes them back). */
+  readonly json: unknown;
+  readonly config: TokenizerConfig;
   private readonly cleanUp: boolean;
   /** Built on first use: the same file without its dummy prefix (undefined when it adds none). */
   private readonly noPrefixLib: (() => HfLibTokenizer) | undefined;
@@ -44,6 +47,8 @@ export class HfTokenizer implements Tokenizer {
         throw new Error(`${source}: @huggingface/tokenizers cannot load it: ${(e as Error).message}`, { cause: e });
       }
     };
+    this.json = json;
+    this.config = config;
     this.lib = load(withMetaspaceScheme(json));
     const noPrefix = withoutDummyPrefix(json);
     this.noPrefixLib = noPrefix ? () => (this.noPrefixCache ??= load(noPrefix)) : undefined;

@@ -53,6 +53,22 @@ export function parseLlama2cVocab(bytes: Uint8Array, source = '<buffer>'): Llama
   return { maxTokenLength, pieces, scores: Float32Array.from(scores) };
 }
 
+/** The bytes of a llama2.c tokenizer file for `vocab` (what parseLlama2cVocab reads back). */
+export function serializeLlama2cVocab(vocab: Llama2cVocab): Uint8Array {
+  const pieces = vocab.pieces.map((p) => Buffer.from(p, 'latin1'));
+  const out = new Uint8Array(4 + pieces.reduce((n, b) => n + 8 + b.length, 0));
+  const dv = new DataView(out.buffer);
+  dv.setInt32(0, vocab.maxTokenLength, true);
+  let off = 4;
+  pieces.forEach((b, i) => {
+    dv.setFloat32(off, vocab.scores[i], true);
+    dv.setInt32(off + 4, b.length, true);
+    out.set(b, off + 8);
+    off += 8 + b.length;
+  });
+  return out;
+}
+
 /** Reads a llama2.c `tok*.bin` file into a tokenizer. */
 export function readLlama2cTokenizer(path: string): Llama2cTokenizer {
   return new Llama2cTokenizer(parseLlama2cVocab(readFileToBuffer(path), path));

@@ -1,6 +1,6 @@
 /**
  * `loadTokenizer(path)`: one entry point that picks the right tokenizer for a file or a folder, and
- * `saveTokenizer` for our own byte-level BPE.
+ * `saveTokenizer` / `tokenizerFiles`, which write any of them back so that loadTokenizer finds it.
  */
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -8,7 +8,7 @@ import { writeFileAtomic } from '../io/atomic-write';
 import { readJsonFile } from '../io/hf-checkpoint';
 import { ByteLevelBpeTokenizer, type TokenizerConfig, UnsupportedTokenizerError, configChatTemplate } from './byte-level-bpe';
 import { HfTokenizer } from './hf-tokenizer';
-import { readLlama2cTokenizer } from './llama2c-tokenizer';
+import { Llama2cTokenizer, readLlama2cTokenizer, serializeLlama2cVocab } from './llama2c-tokenizer';
 import type { Tokenizer } from './types';
 
 /** Options of `loadTokenizer`. */
@@ -79,11 +79,33 @@ function loadTokenizerJson(path: string, options: LoadTokenizerOptions): Tokeniz
 }
 
 /**
- * Saves our byte-level BPE tokenizer as a Hugging Face tokenizer folder: `tokenizer.json` and
- * `tokenizer_config.json` (special tokens, chat template), each written atomically.
+ * The files that make `loadTokenizer(folder)` give this tokenizer back, name → contents: `tokenizer.json` and
+ * `tokenizer_config.json` (special tokens, chat template) for our byte-level BPE and for any tokenizer.json
+ * served by @huggingface/tokenizers, `tokenizer.bin` for a llama2.c tokenizer. `extraConfig` adds fields to
+ * tokenizer_config.json. A tokenizer of another implementation cannot be saved: the error says so.
  */
-export function saveTokenizer(dir: string, tokenizer: ByteLevelBpeTokenizer, extraConfig: Record<string, unknown> = {}): void {
+export function tokenizerFiles(tokenizer: Tokenizer, extraConfig: Record<string, unknown> = {}): Record<string, string | Uint8Array> {
+  if (tokenizer instanceof ByteLevelBpeTokenizer) {
+    return {
+      'tokenizer.json': JSON.stringify(tokenizer.toTokenizerJson()) + '\n',
+      'tokenizer_config.json': JSON.stringify(tokenizer.toTokenizerConfig(extraConfig), null, 2) + '\n',
+    };
+  }
+  if (tokenizer instanceof HfTokenizer) {
+    return {
+      'tokenizer.json': JSON.stringify(tokenizer.json) + '\n',
+      'tokenizer_config.json': JSON.stringify({ ...tokenizer.config, ...extraConfig }, null, 2) + '\n',
+    };
+  }
+  if (tokenizer instanceof Llama2cTokenizer) return { 'tokenizer.bin': serializeLlama2cVocab(tokenizer.vocab) };
+  throw new Error(`saveTokenizer: a tokenizer of kind '${tokenizer.kind}' (${tokenizer.constructor.name}) cannot be written: only the tokenizers loadTokenizer builds can`);
+}
+
+/**
+ * Saves a tokenizer into folder `dir` (which must exist) as `tokenizerFiles` says, each file written
+ * atomically, so that `loadTokenizer(dir)` (and `fromPretrained` of a model folder) finds it.
+ */
+export function saveTokenizer(dir: string, tokenizer: Tokenizer, extraConfig: Record<string, unknown> = {}): void {
   if (!existsSync(dir)) throw new Error(`saveTokenizer: folder ${dir} does not exist`);
-  writeFileAtomic(join(dir, 'tokenizer.json'), JSON.stringify(tokenizer.toTokenizerJson()) + '\n');
-  writeFileAtomic(join(dir, 'tokenizer_config.json'), JSON.stringify(tokenizer.toTokenizerConfig(extraConfig), null, 2) + '\n');
+  for (const [name, data] of Object.entries(tokenizerFiles(tokenizer, extraConfig))) writeFileAtomic(join(dir, name), data);
 }

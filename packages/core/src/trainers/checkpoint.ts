@@ -9,17 +9,18 @@
  *                             file above (checked on load), written last
  *
  * The folder is built under a hidden temporary name in outputDir, every file fsync'ed, the folder fsync'ed,
- * then renamed to checkpoint-<step> in one rename(2) and outputDir fsync'ed. A process killed at any point
+ * then renamed to checkpoint-<step> in one rename(2) and outputDir fsync'ed (io/atomic-write's
+ * writeFolderAtomic, which also writes a trained model's final folder). A process killed at any point
  * leaves either no new checkpoint (a stray temporary folder, removed by the next save) or a complete one.
  * Older checkpoints are deleted only after the new one is in place, so the last good one always survives.
  *
  * The moments go to optimizer.safetensors rather than into trainer-state.json: float32 in binary, exact and
  * a quarter the size of JSON text.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { writeFileAtomic } from '../io/atomic-write';
+import { ensureWritableDir, writeFileAtomic, writeFolderAtomic } from '../io/atomic-write';
 import { readSafetensors, writeSafetensors } from '../io/safetensors';
 import type { StateDict } from '../io/dtypes';
 
@@ -56,18 +57,6 @@ interface StateFile {
   state: Record<string, unknown>;
 }
 
-function fsyncPath(path: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(path, 'r');
-    fsyncSync(fd);
-  } catch {
-    /* folders cannot be opened on some platforms; the rename is still atomic */
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
-
 export function checkpointDirName(step: number): string {
   return `${PREFIX}${step}`;
 }
@@ -81,45 +70,34 @@ export function saveCheckpoint(outputDir: string, content: CheckpointContent, op
   if (!Number.isInteger(step) || step < 0) throw new RangeError(`saveCheckpoint: step must be a non-negative integer, got ${step}`);
   const keep = options.keep ?? 2;
   if (!Number.isInteger(keep) || keep < 1) throw new RangeError(`saveCheckpoint: keep must be an integer ≥ 1, got ${keep}`);
-  mkdirSync(outputDir, { recursive: true });
+  ensureWritableDir(outputDir, `saveCheckpoint: outputDir ${outputDir}`);
   removeStaleTemporaries(outputDir);
-  const tmp = join(outputDir, `${TMP_PREFIX}${step}-${process.pid}-${randomBytes(4).toString('hex')}`);
-  mkdirSync(tmp);
-  try {
-    const sizes: Record<string, number> = {};
-    writeSafetensors(join(tmp, 'model.safetensors'), content.model, { format: 'pt' });
-    sizes['model.safetensors'] = statSync(join(tmp, 'model.safetensors')).size;
-    if (content.optimizer) {
-      writeSafetensors(join(tmp, 'optimizer.safetensors'), content.optimizer, { format: 'pt' });
-      sizes['optimizer.safetensors'] = statSync(join(tmp, 'optimizer.safetensors')).size;
-    }
-    for (const [name, data] of Object.entries(content.files ?? {})) {
-      if (name.includes('/') || name.includes('\\') || name === STATE_FILE || name.startsWith('.')) {
-        throw new RangeError(`saveCheckpoint: extra file name '${name}' is not allowed`);
+  const final = join(outputDir, checkpointDirName(step));
+  // the same step saved again (a resumed run) replaces the old folder
+  writeFolderAtomic(
+    final,
+    (tmp) => {
+      const sizes: Record<string, number> = {};
+      writeSafetensors(join(tmp, 'model.safetensors'), content.model, { format: 'pt' });
+      sizes['model.safetensors'] = statSync(join(tmp, 'model.safetensors')).size;
+      if (content.optimizer) {
+        writeSafetensors(join(tmp, 'optimizer.safetensors'), content.optimizer, { format: 'pt' });
+        sizes['optimizer.safetensors'] = statSync(join(tmp, 'optimizer.safetensors')).size;
       }
-      writeFileAtomic(join(tmp, name), data);
-      sizes[name] = statSync(join(tmp, name)).size;
-    }
-    const stateFile: StateFile = { format: CHECKPOINT_FORMAT, step, savedAt: new Date().toISOString(), files: sizes, state: content.state };
-    writeFileAtomic(join(tmp, STATE_FILE), `${JSON.stringify(stateFile, null, 1)}\n`);
-    fsyncPath(tmp);
-    const final = join(outputDir, checkpointDirName(step));
-    if (existsSync(final)) {
-      // the same step saved again (a resumed run): move the old one aside first; rename cannot replace a folder
-      const aside = join(outputDir, `${TMP_PREFIX}old-${step}-${process.pid}-${randomBytes(4).toString('hex')}`);
-      renameSync(final, aside);
-      renameSync(tmp, final);
-      rmSync(aside, { recursive: true, force: true });
-    } else {
-      renameSync(tmp, final);
-    }
-    fsyncPath(outputDir);
-    pruneCheckpoints(outputDir, keep);
-    return final;
-  } catch (err) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw err;
-  }
+      for (const [name, data] of Object.entries(content.files ?? {})) {
+        if (name.includes('/') || name.includes('\\') || name === STATE_FILE || name.startsWith('.')) {
+          throw new RangeError(`saveCheckpoint: extra file name '${name}' is not allowed`);
+        }
+        writeFileAtomic(join(tmp, name), data);
+        sizes[name] = statSync(join(tmp, name)).size;
+      }
+      const stateFile: StateFile = { format: CHECKPOINT_FORMAT, step, savedAt: new Date().toISOString(), files: sizes, state: content.state };
+      writeFileAtomic(join(tmp, STATE_FILE), `${JSON.stringify(stateFile, null, 1)}\n`);
+    },
+    { tmpPrefix: `${TMP_PREFIX}${step}-` },
+  );
+  pruneCheckpoints(outputDir, keep);
+  return final;
 }
 
 /** Temporary folders of processes that died mid-save (any pid but ours). */

@@ -42,7 +42,6 @@ export interface DpoConfig extends TrainingArgs {
 
 export const DPO_CONFIG_SPEC: ConfigSpec<DpoConfig> = {
   ...TRAINING_ARGS_SPEC,
-  outputDir: { ...TRAINING_ARGS_SPEC.outputDir, default: 'runs/dpo' },
   learningRate: { ...TRAINING_ARGS_SPEC.learningRate, default: 1e-6 },
   numTrainEpochs: { ...TRAINING_ARGS_SPEC.numTrainEpochs, default: 1 },
   refModelPath: { group: 'dpo', type: 'string', nullable: true, default: null, doc: 'frozen reference model; null: the starting policy scores the examples before the first update (no copy); simpo and orpo use none' },

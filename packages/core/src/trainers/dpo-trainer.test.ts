@@ -39,7 +39,7 @@ function unpaired(n: number, seed: number, desirableFraction = 0.5): KtoExample[
   });
 }
 
-const base = { learningRate: 5e-3, perDeviceTrainBatchSize: 8, numTrainEpochs: 3, beta: 0.5 };
+const base = { outputDir: join(tmp.path, 'unused'), learningRate: 5e-3, perDeviceTrainBatchSize: 8, numTrainEpochs: 3, beta: 0.5 };
 
 describe('DpoTrainer', () => {
   it('raises the held-out chosen-over-rejected margin; every parameter changes', () => {
@@ -237,7 +237,7 @@ describe('DpoTrainer', () => {
   it('lists every problem of the DPO family by field: data kind, reference, weights, batch size, fields of other losses', () => {
     const problems = (data: DpoExample[] | KtoExample[], config: Record<string, unknown>, refModel?: ReturnType<typeof tinyGpt2>) => {
       try {
-        new DpoTrainer(tinyGpt2(), data, { config, refModel });
+        new DpoTrainer(tinyGpt2(), data, { config: { outputDir: join(tmp.path, 'unused'), ...config }, refModel });
       } catch (e) {
         expect(e).toBeInstanceOf(ConfigError);
         return (e as ConfigError).problems;
@@ -274,7 +274,7 @@ describe('DpoTrainer', () => {
   });
 
   it('rejects a bad config with every problem by field name', () => {
-    expect(() => new DpoTrainer(tinyGpt2(), pairs(2, 1), { config: { beta: 0, lossType: 'ipo', labelSmoothing: 0.2, maxPromptLength: 2000 } })).toThrow(
+    expect(() => new DpoTrainer(tinyGpt2(), pairs(2, 1), { config: { outputDir: join(tmp.path, 'unused'), beta: 0, lossType: 'ipo', labelSmoothing: 0.2, maxPromptLength: 2000 } })).toThrow(
       /beta: must be > 0[\s\S]*labelSmoothing: applies to lossType 'sigmoid' and 'simpo' only[\s\S]*maxPromptLength: must be below maxLength/,
     );
   });

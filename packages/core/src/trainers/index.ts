@@ -66,7 +66,7 @@ export {
   CHECKPOINT_FORMAT,
 } from './checkpoint';
 export type { CheckpointContent, LoadedCheckpoint } from './checkpoint';
-export { TrainerBase, scaleGradsToNorm } from './trainer-base';
+export { TrainerBase, scaleGradsToNorm, checkOutputDir } from './trainer-base';
 export type { Trainable, TrainerOptions, StepResult, TrainResult } from './trainer-base';
 export { planRun } from './grad-accum';
 export type { RunPlan } from './grad-accum';

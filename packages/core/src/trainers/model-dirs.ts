@@ -7,13 +7,12 @@
 import { copyFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StateDict } from '../io/dtypes';
-import { loadHfCheckpoint, readJsonFile, saveHfCheckpoint } from '../io/hf-checkpoint';
-import { writeFileAtomic } from '../io/atomic-write';
+import { loadHfCheckpoint, readJsonFile } from '../io/hf-checkpoint';
 import type { CausalLM } from '../model/common';
 import { GPT2, gpt2ConfigFromHf } from '../model/gpt2';
 import { RewardModel } from '../model/heads';
 import { Llama, llamaConfigFromHf } from '../model/llama';
-import { causalLMForWeights } from '../model/pretrained';
+import { causalLMForWeights, REWARD_NORMALIZATION_FILE, TOKENIZER_FILES, writeModelFolder } from '../model/pretrained';
 import type { ScoreNormalization } from './reward-trainer';
 
 /** An (uninitialised) model of the architecture a config.json describes. */
@@ -35,12 +34,10 @@ export function loadRewardModel(dir: string): { model: RewardModel; normalizatio
   } catch (e) {
     throw new Error(`${dir}: the reward model weights do not fit its config.json: ${(e as Error).message}`, { cause: e });
   }
-  const normPath = join(dir, 'reward-normalization.json');
+  const normPath = join(dir, REWARD_NORMALIZATION_FILE);
   const normalization = existsSync(normPath) ? (readJsonFile(normPath) as ScoreNormalization) : undefined;
   return { model, normalization };
 }
-
-const TOKENIZER_FILES = /^(tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|tokenizer\.bin|tok.*\.bin)$/;
 
 /** Copies the tokenizer files of a model folder (or the folder of a llama2.c .bin) into another folder. */
 export function copyTokenizerFiles(fromDir: string, toDir: string): string[] {
@@ -52,7 +49,9 @@ export function copyTokenizerFiles(fromDir: string, toDir: string): string[] {
 
 /**
  * Writes a trained model as a Hugging Face folder: config.json, model.safetensors, `files` (e.g.
- * reward-normalization.json) and the tokenizer files found in `tokenizerFrom`.
+ * reward-normalization.json) and the tokenizer files found in `tokenizerFrom`, as a whole and atomically
+ * (a temporary folder renamed: a full disk or a kill leaves the old folder or none, never a part; see
+ * savePretrained, which takes the model and its tokenizer objects instead).
  */
 export function saveModelDir(
   dir: string,
@@ -60,7 +59,5 @@ export function saveModelDir(
   tensors: StateDict,
   options: { tokenizerFrom?: string; files?: Record<string, string> } = {},
 ): void {
-  saveHfCheckpoint(dir, config, tensors);
-  for (const [n, data] of Object.entries(options.files ?? {})) writeFileAtomic(join(dir, n), data);
-  if (options.tokenizerFrom) copyTokenizerFiles(options.tokenizerFrom, dir);
+  writeModelFolder(dir, config, tensors, options.files ?? {}, options.tokenizerFrom);
 }

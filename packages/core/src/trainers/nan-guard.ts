@@ -1,8 +1,9 @@
 /**
  * The NaN/Inf guard. Before each optimizer update the trainer asks `isFinite` of the loss and of the global
- * gradient norm; a non-finite step is not applied: the guard copies the last good parameters and optimizer
- * moments back (a NaN that already reached the weights through an earlier step is undone too), the trainer
- * skips the batch, and after `maxConsecutive` bad steps in a row the run stops with an error that says so
+ * gradient norm, and after it whether the weights and moments are still finite (an update can overflow
+ * float32 with a finite loss and gradient: a learning rate of 1e39); a non-finite step is not applied (or is
+ * undone): the guard copies the last good parameters and optimizer moments back (a NaN that already reached
+ * the weights through an earlier step is undone too), the trainer skips the batch, and after `maxConsecutive` bad steps in a row the run stops with an error that says so
  * (a diverged run must not loop forever).
  *
  * The snapshot is a copy of every registered buffer, refreshed every `snapshotEvery` good steps; tiny and
@@ -73,6 +74,16 @@ export class NanGuard {
       this.consecutiveBad = 0;
       return true;
     }
+    this.reject(step, bad.map(([k, v]) => `${k}=${v}`).join(', '));
+    return false;
+  }
+
+  /**
+   * A step found bad by other means (the weights after its update are not finite: an update that overflowed
+   * although the loss and gradient norm were finite). Counts it and restores the last good state, like a bad
+   * check(); `what` says what was wrong in the error thrown after maxConsecutive bad steps in a row.
+   */
+  reject(step: number, what: string): void {
     this.skipped++;
     this.consecutiveBad++;
     this.restore();
@@ -82,11 +93,9 @@ export class NanGuard {
         ? `restored the state of step ${this.snapshotStep} and stopped`
         : 'stopped (no in-memory snapshot is kept: nanGuardSnapshotSteps 0; resume from the last checkpoint)';
       throw new NonFiniteError(
-        `step ${step}: ${bad.map(([k, v]) => `${k}=${v}`).join(', ')} for ${this.consecutiveBad} steps in a row; ` +
-          `${state} (lower the learning rate or check the data)`,
+        `step ${step}: ${what} for ${this.consecutiveBad} steps in a row; ${state} (lower the learning rate or check the data)`,
       );
     }
-    return false;
   }
 
   /** After a good step was applied: counts towards the next snapshot. */

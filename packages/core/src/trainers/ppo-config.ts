@@ -77,7 +77,6 @@ const G_OPT = 'ppo: optimisation';
 
 export const PPO_CONFIG_SPEC: ConfigSpec<PpoConfig> = {
   ...TRAINING_ARGS_SPEC,
-  outputDir: { ...TRAINING_ARGS_SPEC.outputDir, default: 'runs/ppo' },
   learningRate: { ...TRAINING_ARGS_SPEC.learningRate, default: 3e-6 },
   numTrainEpochs: { ...TRAINING_ARGS_SPEC.numTrainEpochs, default: 1 },
   rewardModelPath: { group: G_MODELS, type: 'string', nullable: true, default: null, doc: 'reward model directory' },

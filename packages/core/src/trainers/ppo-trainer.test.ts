@@ -22,6 +22,7 @@ function prompts(n: number, seed: number): number[][] {
 
 const policyOf = (seed: number) => new CausalLMWithValueHead(tinyGpt2(seed));
 const base = {
+  outputDir: join(tmp.path, 'unused'), // constructed-only trainers write nothing
   learningRate: 3e-3,
   perDeviceTrainBatchSize: 8,
   numMiniBatches: 2,
@@ -171,7 +172,7 @@ describe('PpoTrainer', () => {
       const stopped = resp.at(-1) === EOS;
       expect(ro.scores[b]).toBeCloseTo((raw - 0.5) / 2 - (stopped ? 0 : 1.5), 5);
     }
-    expect(() => new PpoTrainer(policyOf(1), p, countGood, { config: { missingEosPenalty: 1 } })).toThrow(/needs a stop token/);
+    expect(() => new PpoTrainer(policyOf(1), p, countGood, { config: { missingEosPenalty: 1, outputDir: join(tmp.path, 'unused') } })).toThrow(/needs a stop token/);
   });
 
   it('adaptive KL moves β towards the target', () => {

@@ -23,7 +23,6 @@ export interface RewardConfig extends TrainingArgs {
 
 export const REWARD_CONFIG_SPEC: ConfigSpec<RewardConfig> = {
   ...TRAINING_ARGS_SPEC,
-  outputDir: { ...TRAINING_ARGS_SPEC.outputDir, default: 'runs/rm' },
   learningRate: { ...TRAINING_ARGS_SPEC.learningRate, default: 1e-5 },
   // InstructGPT: one epoch; more overfits the reward model
   numTrainEpochs: { ...TRAINING_ARGS_SPEC.numTrainEpochs, default: 1 },

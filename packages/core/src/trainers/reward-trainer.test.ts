@@ -82,7 +82,7 @@ describe('RewardTrainer', () => {
 
   it('K-wise on one prompt equals pairwise over its C(K,2) pairs: the same loss and gradient', () => {
     const data = ranked(1, 4, 3);
-    const cfg = { perDeviceTrainBatchSize: 16, numTrainEpochs: 1 };
+    const cfg = { perDeviceTrainBatchSize: 16, numTrainEpochs: 1, outputDir: join(tmp.path, 'unused') };
     const a = rmOf(22);
     const b = rmOf(22);
     type Stepper = { trainStep: (s: number) => Record<string, number> };
@@ -126,10 +126,11 @@ describe('RewardTrainer', () => {
   });
 
   it('rejects bad data and configs, every problem by field name', () => {
-    expect(() => new RewardTrainer(rmOf(1), [{ prompt: [1], completions: [[4]] }])).toThrow(/example 0 has 1 completion/);
-    expect(() => new RewardTrainer(rmOf(1), [{ prompt: [1], completions: [[4], [5]], ranks: [0] }])).toThrow(/2 completions but 1 ranks/);
-    expect(() => new RewardTrainer(rmOf(1), [{ prompt: [1], completions: [[4], [5]], ranks: [0, 0] }])).toThrow(/no comparison with an ordered pair/);
-    expect(() => new RewardTrainer(rmOf(1), ranked(2, 2, 1), { config: { lossType: 'listwise' as never, centerRewardsCoefficient: -1 } })).toThrow(
+    const config = { outputDir: join(tmp.path, 'unused') };
+    expect(() => new RewardTrainer(rmOf(1), [{ prompt: [1], completions: [[4]] }], { config })).toThrow(/example 0 has 1 completion/);
+    expect(() => new RewardTrainer(rmOf(1), [{ prompt: [1], completions: [[4], [5]], ranks: [0] }], { config })).toThrow(/2 completions but 1 ranks/);
+    expect(() => new RewardTrainer(rmOf(1), [{ prompt: [1], completions: [[4], [5]], ranks: [0, 0] }], { config })).toThrow(/no comparison with an ordered pair/);
+    expect(() => new RewardTrainer(rmOf(1), ranked(2, 2, 1), { config: { ...config, lossType: 'listwise' as never, centerRewardsCoefficient: -1 } })).toThrow(
       /lossType: must be one of 'kwise', 'pairwise'[\s\S]*centerRewardsCoefficient: must be ≥ 0/,
     );
   });

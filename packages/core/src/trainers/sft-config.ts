@@ -13,7 +13,6 @@ export interface SftConfig extends TrainingArgs {
 
 export const SFT_CONFIG_SPEC: ConfigSpec<SftConfig> = {
   ...TRAINING_ARGS_SPEC,
-  outputDir: { ...TRAINING_ARGS_SPEC.outputDir, default: 'runs/sft' },
   learningRate: { ...TRAINING_ARGS_SPEC.learningRate, default: 2e-5 },
   maxLength: { group: 'sft', type: 'integer', min: 2, default: 1024, doc: 'tokens per example; longer ones are truncated' },
   packing: { group: 'sft', type: 'boolean', default: false, doc: 'pack short examples into rows of maxLength' },

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadLatestCheckpoint, resolveResume } from './checkpoint';
 import { readMetrics } from './metrics';
+import { silentProgress } from './progress';
 import { StatefulRng } from './rng';
 import { collateSft, SftTrainer, type SftExample } from './sft-trainer';
 import { Llama } from '../model/llama';
@@ -166,11 +167,51 @@ describe('SftTrainer', () => {
     expect(Number.isNaN(w2[0])).toBe(true);
   });
 
+  it('an update that overflows the weights (finite loss and gradient) is undone, never snapshotted nor saved', () => {
+    // learning rate 1e39: the loss and gradient norm of the step are finite, but AdamW's update (~lr) is
+    // not a float32; the guard must see the weights, not only the step's scalars
+    const model = tinyGpt2(5);
+    const before = snapshotParams(model.namedParameters());
+    const out = join(tmp.path, 'overflow');
+    const lines: string[] = [];
+    const progress = { ...silentProgress, log: (l: string) => lines.push(l) };
+    const cfg = { outputDir: out, learningRate: 1e39, perDeviceTrainBatchSize: 8, maxSteps: 3, saveSteps: 1, nanGuardMaxConsecutive: 5 };
+    const r = new SftTrainer(model, task(32, 6), { config: cfg, progress }).train();
+    expect(r.steps).toBe(3);
+    expect(changedParams(model.namedParameters(), before)).toEqual([]); // every step undone
+    const m = readMetrics(join(out, 'metrics.jsonl'));
+    expect(m.map((x) => x.skipped)).toEqual([1, 1, 1]);
+    expect(m.every((x) => Number.isFinite(x.loss) && Number.isFinite(x.gradNorm))).toBe(true);
+    expect(lines.filter((l) => /the update made \S+ non-finite \(learning rate \d\.\d\de\+3[89]\); undone, restored the state of step 0/.test(l))).toHaveLength(3);
+    // the checkpoints hold the good weights, and a run resumed from one trains on (at a sane rate)
+    const ck = resolveResume(out);
+    for (const [, t] of ck.model) expect((t.data as Float32Array).every(Number.isFinite)).toBe(true);
+    expect(new SftTrainer(tinyGpt2(5), task(32, 6), { config: { ...cfg, learningRate: 1e-3, maxSteps: 4 }, resume: ck }).train().steps).toBe(4);
+
+    // with no snapshot the overflowed weights cannot be restored: no checkpoint is written from them
+    const out0 = join(tmp.path, 'overflow0');
+    const t0 = new SftTrainer(tinyGpt2(5), task(32, 6), { config: { ...cfg, outputDir: out0, nanGuardSnapshotSteps: 0 } });
+    expect(() => t0.train()).toThrow(/step 1: \S+ holds non-finite values; no checkpoint written/);
+    expect(existsSync(join(out0, 'checkpoint-1'))).toBe(false);
+  });
+
+  it('resuming from a checkpoint that holds non-finite weights says so (not "another model")', () => {
+    const out = join(tmp.path, 'diverged');
+    const model = tinyGpt2(5);
+    const cfg = { outputDir: out, learningRate: 1e-3, perDeviceTrainBatchSize: 8, maxSteps: 1 };
+    new SftTrainer(model, task(32, 6), { config: cfg }).train();
+    const ck = resolveResume(out);
+    (ck.model.get('h.0.mlp.c_fc.weight')!.data as Float32Array)[3] = Number.POSITIVE_INFINITY; // as an older version could save
+    expect(() => new SftTrainer(tinyGpt2(5), task(32, 6), { config: { ...cfg, maxSteps: 2 }, resume: ck }).train()).toThrow(
+      /resume: \S+checkpoint-1\/model\.safetensors: h\.0\.mlp\.c_fc\.weight holds non-finite values \(the run had diverged when it was saved\); resume from an earlier checkpoint$/,
+    );
+  });
+
   it('rejects a bad config with every problem and data with nothing to learn', () => {
     expect(() => new SftTrainer(tinyGpt2(), task(4, 1), { config: { learningRate: -1, perDeviceTrainBatchSize: 0 } })).toThrow(
       /learningRate: must be > 0[\s\S]*perDeviceTrainBatchSize: must be ≥ 1/,
     );
-    expect(() => new SftTrainer(tinyGpt2(), [{ ids: [1, 2], lossMask: [0, 0] }])).toThrow(/no training example has a token to learn/);
+    expect(() => new SftTrainer(tinyGpt2(), [{ ids: [1, 2], lossMask: [0, 0] }], { config: { outputDir: join(tmp.path, 'unused') } })).toThrow(/no training example has a token to learn/);
   });
 
   it('packing fills rows of maxLength with whole examples, positions restarting, and still learns', () => {

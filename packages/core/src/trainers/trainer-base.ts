@@ -20,14 +20,16 @@
  * call requestStop (the CLI's Ctrl-C does).
  */
 import { join } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { ensureWritableDir, writableDirProblem } from '../io/atomic-write';
+import { ConfigError } from './config';
 import type { StateDict } from '../io/dtypes';
 import { kernels } from '../backend/cpu';
 import { AdamW, gradNorm as gradNormOf } from '../optim/adamw';
 import type { Tensor } from '../tensor/tensor';
 import { saveCheckpoint, type LoadedCheckpoint } from './checkpoint';
 import { MetricsWriter, type MetricsRecord } from './metrics';
-import { NanGuard } from './nan-guard';
+import { NanGuard, NonFiniteError } from './nan-guard';
 import { silentProgress, type ProgressReporter } from './progress';
 import { lrMultiplier, type LrSchedule } from './schedules';
 import { resolveWarmupSteps, type TrainingArgs } from './training-args';
@@ -78,6 +80,37 @@ export interface TrainResult {
   stopReason?: string;
 }
 
+/** What a run leaves in its outputDir (the CLI adds final/): deleted before a run with overwriteOutputDir. */
+const RUN_ARTIFACT = /^(metrics\.jsonl|checkpoint-\d+|final|\.tmp-.*)$/;
+
+/**
+ * Checks a trainer's outputDir before anything runs and returns it: it is given (no default: nothing lands in
+ * the current folder unasked), it can be created or written, and it is new or empty unless the run resumes
+ * (from a checkpoint there or elsewhere) or overwriteOutputDir is set, so that a second run never appends to
+ * another run's metrics.jsonl nor leaves its checkpoints beside the new ones (transformers'
+ * overwrite_output_dir rule). Throws a ConfigError naming outputDir; `what` names the config in it.
+ */
+export function checkOutputDir(config: Pick<TrainingArgs, 'outputDir' | 'overwriteOutputDir'>, resuming: boolean, what = 'trainer config'): string {
+  const dir = config.outputDir;
+  const fail = (message: string): never => {
+    throw new ConfigError(what, [{ field: 'outputDir', message }]);
+  };
+  if (typeof dir !== 'string' || dir === '') {
+    return fail("is required to train: the folder for metrics.jsonl and the checkpoints (e.g. config: { outputDir: 'runs/sft' })");
+  }
+  const problem = writableDirProblem(dir);
+  if (problem) fail(`${dir}: ${problem}`);
+  if (resuming || config.overwriteOutputDir || !existsSync(dir)) return dir;
+  if (!statSync(dir).isDirectory()) fail(`${dir} is a file, not a folder`);
+  const entries = readdirSync(dir).sort();
+  if (entries.length === 0) return dir;
+  const shown = entries.slice(0, 4).join(', ') + (entries.length > 4 ? `, … (${entries.length} entries)` : '');
+  return fail(
+    `${dir} is not empty (${shown}): another run's output? Resume it (resume: resolveResume(dir); --resume), ` +
+      'set overwriteOutputDir (--overwrite-output-dir true) to replace its metrics and checkpoints, or choose another folder',
+  );
+}
+
 export interface StepResult {
   /** the update was applied (false: skipped by the NaN guard) */
   applied: boolean;
@@ -91,6 +124,8 @@ export abstract class TrainerBase<C extends TrainingArgs> {
   readonly guard: NanGuard;
   protected progress: ProgressReporter;
   protected metrics: MetricsWriter | null = null;
+  /** config.outputDir, checked (see checkOutputDir) */
+  readonly outputDir: string;
   /** optimizer steps completed (counting skipped ones) */
   step = 0;
   /** the step to continue from, when resuming */
@@ -118,6 +153,7 @@ export abstract class TrainerBase<C extends TrainingArgs> {
     this.guard = new NanGuard({ maxConsecutive: config.nanGuardMaxConsecutive, snapshotEvery: config.nanGuardSnapshotSteps });
     this.progress = options.progress ?? silentProgress;
     this.resumeFrom = options.resume;
+    this.outputDir = checkOutputDir(config, this.resumeFrom !== undefined, `${this.label()} config`);
   }
 
   /** Name for logs: 'sft', 'rm', 'ppo', 'dpo'. */
@@ -207,9 +243,31 @@ export abstract class TrainerBase<C extends TrainingArgs> {
     scaleGradsToNorm(this.params, gradNorm, this.config.maxGradNorm);
     this.optimizer.step(lr);
     this.zeroGrad();
-    // an update can still overflow the weights; the next step's loss catches that and restores
+    // A finite loss and gradient can still give an update that overflows float32 (a huge learning rate):
+    // the weights are checked before they can become the snapshot of the last good state.
+    const overflowed = this.nonFiniteState();
+    if (overflowed) {
+      const what = `the update made ${overflowed} non-finite (learning rate ${lr.toPrecision(3)})`;
+      this.guard.reject(step + 1, what);
+      this.progress.log(`step ${step + 1}: ${what}; undone, ${this.guard.keepsSnapshot ? `restored the state of step ${this.guard.snapshotStep}` : 'nothing restored (no snapshot kept)'}`);
+      return { applied: false, gradNorm, lr };
+    }
     this.guard.applied(step + 1);
     return { applied: true, gradNorm, lr };
+  }
+
+  /**
+   * The first parameter (or optimizer moment) holding a NaN or an infinity, by name; null when every value
+   * is finite. One native pass over the state: a sum of squares accumulated in float64 is finite exactly
+   * when every float32 value is (a finite float32 squared stays far below the float64 range).
+   */
+  protected nonFiniteState(): string | null {
+    const k = kernels();
+    for (const [name, p] of this.params) if (!Number.isFinite(k.sumSquares(p.data, p.size))) return name;
+    for (const [i, b] of this.optimizer.buffers().entries()) {
+      if (!Number.isFinite(k.sumSquares(b, b.length))) return `the optimizer's ${i === 0 ? 'first' : 'second'} moments`;
+    }
+    return null;
   }
 
   /** The optimizer's zeroGrad (the same parameters): drops the gradients rather than filling them with zeros. */
@@ -229,6 +287,15 @@ export abstract class TrainerBase<C extends TrainingArgs> {
     const t = st.optimizerSteps ?? c.step;
     if (typeof t !== 'number' || !Number.isSafeInteger(t) || t < 0) {
       throw new Error(`resume: ${c.path}: trainer-state.json: state.optimizerSteps ${JSON.stringify(t)} is not a non-negative integer`);
+    }
+    // a checkpoint of a run that had diverged: say so, not "another model"
+    const k = kernels();
+    for (const [file, sd] of [['model.safetensors', c.model], ['optimizer.safetensors', c.optimizer]] as const) {
+      for (const [name, t] of sd) {
+        if (t.data instanceof Float32Array && !Number.isFinite(k.sumSquares(t.data, t.data.length))) {
+          throw new Error(`resume: ${join(c.path, file)}: ${name} holds non-finite values (the run had diverged when it was saved); resume from an earlier checkpoint`);
+        }
+      }
     }
     const what = (file: string, e: unknown) =>
       new Error(`resume: ${join(c.path, file)} does not fit this run's model (a checkpoint of another model?): ${(e as Error).message}`, { cause: e });
@@ -253,8 +320,13 @@ export abstract class TrainerBase<C extends TrainingArgs> {
   }
 
   saveCheckpoint(): string {
+    // a checkpoint must never hold a diverged state (resuming from it could not work)
+    const bad = this.nonFiniteState();
+    if (bad) {
+      throw new NonFiniteError(`step ${this.step}: ${bad} holds non-finite values; no checkpoint written (lower the learning rate, or resume from an earlier checkpoint)`);
+    }
     const path = saveCheckpoint(
-      this.config.outputDir,
+      this.outputDir,
       {
         step: this.step,
         model: this.model.stateDict(),
@@ -309,9 +381,17 @@ export abstract class TrainerBase<C extends TrainingArgs> {
   /** The training loop; yields after every step (trainAsync waits for the event loop there). */
   private *run(): Generator<number, TrainResult, void> {
     const c = this.config;
-    mkdirSync(c.outputDir, { recursive: true });
+    // again at the start: another run may have written there since this trainer was built
+    checkOutputDir(c, this.resumeFrom !== undefined, `${this.label()} config`);
+    const out = this.outputDir;
+    if (!this.resumeFrom && c.overwriteOutputDir && existsSync(out)) {
+      for (const name of readdirSync(out)) {
+        if (RUN_ARTIFACT.test(name)) rmSync(join(out, name), { recursive: true, force: true });
+      }
+    }
+    ensureWritableDir(out, `${this.label()} outputDir ${out}`);
     if (this.resumeFrom) this.restore(this.resumeFrom);
-    this.metrics = new MetricsWriter(join(c.outputDir, 'metrics.jsonl'), this.resumeFrom ? { resumeFromStep: this.step } : {});
+    this.metrics = new MetricsWriter(join(out, 'metrics.jsonl'), this.resumeFrom ? { resumeFromStep: this.step } : {});
     this.guard.register(
       [...this.params.map(([, p]) => p.data), ...this.optimizer.buffers()],
       this.step,

@@ -14,7 +14,13 @@ export interface TrainingArgs {
   /** held-out data file, or null for none */
   evalDatasetPath: string | null;
   // -- run
-  outputDir: string;
+  /**
+   * where metrics.jsonl and the checkpoints go; no default (null), and a trainer refuses to start without one,
+   * so that nothing lands in the current folder unasked (the CLI's --out defaults to runs/<stage>)
+   */
+  outputDir: string | null;
+  /** a non-empty outputDir is refused unless resuming; true deletes the earlier run's metrics, checkpoints and final/ first */
+  overwriteOutputDir: boolean;
   seed: number;
   // -- optimisation
   learningRate: number;
@@ -45,7 +51,8 @@ export const TRAINING_ARGS_SPEC: ConfigSpec<TrainingArgs> = {
   modelPath: { group: 'model and data', type: 'string', nullable: true, default: null, doc: 'directory of the starting model (config.json, model.safetensors, tokenizer)' },
   datasetPath: { group: 'model and data', type: 'string', nullable: true, default: null, doc: 'training data (JSONL)' },
   evalDatasetPath: { group: 'model and data', type: 'string', nullable: true, default: null, doc: 'held-out data (JSONL); null: no evaluation' },
-  outputDir: { group: 'run', type: 'string', default: 'runs/out', doc: 'where checkpoints and metrics.jsonl go' },
+  outputDir: { group: 'run', type: 'string', nullable: true, default: null, doc: 'the folder for metrics.jsonl and the checkpoints, required to train (no default: nothing is written to the current folder unasked); new or empty unless resuming or overwriteOutputDir' },
+  overwriteOutputDir: { group: 'run', type: 'boolean', default: false, doc: "train into a non-empty outputDir: the earlier run's metrics.jsonl, checkpoint-* and final/ are deleted first (other files are kept)" },
   seed: { group: 'run', type: 'integer', min: 0, max: 0xffffffff, default: 42, doc: 'seed of every random choice (data order, sampling): same seed, same weights; at most 2^32 - 1 (the generator keeps 32 bits: larger seeds would repeat smaller ones)' },
   learningRate: { group: 'optimisation', type: 'number', gt: 0, default: 5e-5, doc: 'peak AdamW learning rate' },
   weightDecay: { group: 'optimisation', type: 'number', min: 0, default: 0, doc: 'decoupled AdamW weight decay' },
