@@ -8,4 +8,4 @@ export { TASK_TYPES, TASK_LABELS, type TaskType, type Submission, InvalidSubmiss
 export { EXPORT_KINDS, type ExportKind, exportRecords, exportToFile } from './export';
 export { agreement, type AgreementSummary, type ItemAgreement } from './agreement';
 export { CONFIG_FILE, ProjectConfigSchema, type ProjectConfig, type CompletionProvider, completionProvider, readProjectConfig } from './completions';
-export { startStudio, ensureAdmin, type Studio, type StudioOptions } from './server';
+export { startStudio, ensureAdmin, LOOPBACK_HOSTS, type Studio, type StudioOptions } from './server';

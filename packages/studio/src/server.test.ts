@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
@@ -23,6 +24,20 @@ afterEach(async () => {
   await mock.close();
   rmSync(dir, { recursive: true, force: true });
 });
+
+/** A GET with a Host header of our choosing (fetch cannot set Host), as a browser on a rebound name sends it. */
+function withHost(port: number, host: string, path: string, token?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, headers: { host, ...(token ? { authorization: `Bearer ${token}` } : {}) } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 async function labeler(name: string): Promise<string> {
   const r = await call(studio.url, 'POST', '/api/admin/labelers', admin, { name });
@@ -124,6 +139,56 @@ describe('studio server', () => {
     o = (await call(studio.url, 'GET', '/api/admin/overview', admin)).body;
     expect(o.agreement.meanTau).toBe(-1);
     expect(o.agreement.items).toEqual([{ item: id, task: 'ranking', labelers: ['ana', 'bo'], value: -1, measure: 'kendall-tau-b' }]);
+  });
+
+  it('answers a body that is JSON but not an object with 400, on every admin route that reads one', async () => {
+    for (const body of ['null', '[]', '3', '"text"', 'true']) {
+      for (const path of ['/api/admin/open-tasks', '/api/admin/labelers']) {
+        const r = await call(studio.url, 'POST', path, admin, body, true);
+        expect(r.status, `${path} ${body}`).toBe(400);
+        expect(r.body.error).toMatch(/^the request body must be a JSON object, got /);
+      }
+    }
+    expect((await call(studio.url, 'POST', '/api/admin/open-tasks', admin, 'null', true)).body.error).toBe('the request body must be a JSON object, got null');
+  });
+
+  it('takes the Bearer scheme in any case', async () => {
+    for (const scheme of ['Bearer', 'bearer', 'BEARER', 'bEaReR']) {
+      const r = await fetch(new URL('/api/me', studio.url), { headers: { authorization: `${scheme} ${admin}` }, signal: AbortSignal.timeout(10_000) });
+      expect(r.status, scheme).toBe(200);
+    }
+    expect((await fetch(new URL('/api/me', studio.url), { headers: { authorization: `Basic ${admin}` }, signal: AbortSignal.timeout(10_000) })).status).toBe(401);
+  });
+
+  it('answers only to its own host names: a rebound DNS name gets nothing, not even the page', async () => {
+    const port = studio.port;
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `LOCALHOST:${port}`, 'localhost', `[::1]:${port}`]) {
+      expect((await withHost(port, host, '/')).status, host).toBe(200);
+    }
+    for (const host of [`evil.example:${port}`, 'evil.example', `127.0.0.1.evil.example:${port}`, `localhost.evil.example`]) {
+      const page = await withHost(port, host, '/');
+      expect(page.status, host).toBe(403);
+      expect(page.body).not.toContain('<script');
+      expect((await withHost(port, host, '/api/me', admin)).status, host).toBe(403);
+    }
+    // names added by the operator (a reverse proxy, a LAN name)
+    const other = await startStudio({ projectDir: dir + '-allowed', port: 0, log: () => {}, allowedHosts: ['labels.internal'] });
+    try {
+      expect((await withHost(other.port, `labels.internal:${other.port}`, '/')).status).toBe(200);
+      expect((await withHost(other.port, `localhost:${other.port}`, '/')).status).toBe(200);
+      expect((await withHost(other.port, 'evil.example', '/')).status).toBe(403);
+    } finally {
+      await other.close();
+      rmSync(dir + '-allowed', { recursive: true, force: true });
+    }
+  });
+
+  it('a port in use is reported before the project folder or its database is made', async () => {
+    const fresh = join(dir, 'new-project');
+    await expect(startStudio({ projectDir: fresh, port: studio.port, log: () => {} })).rejects.toThrow(
+      `port ${studio.port} on 127.0.0.1 is already in use (another studio?): pass another --port, or --port 0 for any free one`,
+    );
+    expect(existsSync(fresh)).toBe(false);
   });
 
   it('refuses oversized bodies and unknown routes', async () => {

@@ -27,6 +27,12 @@ export interface StudioOptions {
   port?: number;
   /** 127.0.0.1 unless the caller deliberately exposes the studio. */
   host?: string;
+  /**
+   * Host names (the Host header of a request, port left out) the studio answers besides the loopback names
+   * (localhost, 127.0.0.1, ::1) and the address it is bound to: any other is refused (403), so that a page of
+   * another site whose name was re-pointed at this machine (DNS rebinding) gets nothing.
+   */
+  allowedHosts?: string[];
   /** Overrides the project's configured completion source (tests). */
   provider?: CompletionProvider;
   log?: (line: string) => void;
@@ -74,6 +80,35 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
+/** A JSON body that must be an object (null, an array or a number is a 400, not a failure further on). */
+async function readJsonObject(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const body = await readJson(req);
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new HttpError(400, `the request body must be a JSON object, got ${body === null ? 'null' : Array.isArray(body) ? 'an array' : typeof body}`);
+  }
+  return body as Record<string, unknown>;
+}
+
+/** The loopback names a local studio always answers to. */
+export const LOOPBACK_HOSTS = ['localhost', '127.0.0.1', '::1'] as const;
+
+/** A Host header's name, lower-case, without port, brackets or a trailing dot; undefined when there is none. */
+function hostName(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  const h = header.trim().toLowerCase();
+  const name = h.startsWith('[') ? h.slice(1, h.indexOf(']') > 0 ? h.indexOf(']') : undefined) : h.replace(/:\d*$/, '');
+  return name.replace(/\.$/, '');
+}
+
+/** Allowed names, normalised as hostName() gives them. */
+function allowedHostSet(host: string, extra: readonly string[]): Set<string> {
+  const out = new Set<string>(LOOPBACK_HOSTS);
+  // the bound address itself, unless it is a wildcard (then only the names given are allowed)
+  if (!['0.0.0.0', '::', ''].includes(host)) out.add(hostName(host.includes(':') && !host.startsWith('[') ? `[${host}]` : host)!);
+  for (const e of extra) out.add(hostName(e.includes(':') && !e.startsWith('[') && !/:\d+$/.test(e) ? `[${e}]` : e)!);
+  return out;
+}
+
 function intParam(v: unknown, name: string, min: number, max: number): number {
   const x = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
   if (!Number.isInteger(x) || x < min || x > max) throw new HttpError(400, `${name} must be a whole number from ${min} to ${max}`);
@@ -116,14 +151,18 @@ async function promptsFromUpload(body: Buffer, filename: string): Promise<{ prom
 }
 
 export async function startStudio(opts: StudioOptions): Promise<Studio> {
-  const store = new StudioStore(opts.projectDir);
   const config = readProjectConfig(opts.projectDir);
   const provider = opts.provider ?? completionProvider(config, opts.projectDir);
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const host = opts.host ?? '127.0.0.1';
+  const allowedHosts = allowedHostSet(host, opts.allowedHosts ?? []);
+  // opened once the port is ours: a port in use must not leave a new project folder and database behind
+  let store!: StudioStore;
 
   function auth(req: IncomingMessage): Labeler {
     const h = req.headers.authorization;
-    const m = typeof h === 'string' ? /^Bearer\s+(\S+)$/.exec(h) : null;
+    // the scheme is case-insensitive (RFC 9110 §11.1): "bearer", "BEARER" are "Bearer"
+    const m = typeof h === 'string' ? /^Bearer\s+(\S+)$/i.exec(h) : null;
     const who = m ? store.authenticate(m[1]) : undefined;
     if (!who) throw new HttpError(401, 'sign in with a valid token');
     return who;
@@ -133,6 +172,10 @@ export async function startStudio(opts: StudioOptions): Promise<Studio> {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname;
     const method = req.method ?? 'GET';
+    const asked = hostName(req.headers.host);
+    if (asked === undefined || !allowedHosts.has(asked)) {
+      throw new HttpError(403, `the studio does not answer to the host ${JSON.stringify(req.headers.host ?? '')}: allowed are ${[...allowedHosts].join(', ')} (rlhf label serve --allowed-host NAME adds one)`);
+    }
     if (method === 'GET' && (path === '/' || path === '/index.html')) {
       res.writeHead(200, {
         'content-type': 'text/html; charset=utf-8',
@@ -204,8 +247,8 @@ export async function startStudio(opts: StudioOptions): Promise<Studio> {
       });
     }
     if (method === 'POST' && path === '/api/admin/labelers') {
-      const b = (await readJson(req)) as { name?: unknown; admin?: unknown };
-      if (typeof b?.name !== 'string') throw new HttpError(400, 'name must be text');
+      const b = await readJsonObject(req);
+      if (typeof b.name !== 'string') throw new HttpError(400, 'name must be text');
       try {
         const { labeler, token } = store.createLabeler(b.name, b.admin === true);
         return send(res, 200, { name: labeler.name, admin: labeler.admin, token });
@@ -215,7 +258,7 @@ export async function startStudio(opts: StudioOptions): Promise<Studio> {
       }
     }
     if (method === 'POST' && path === '/api/admin/open-tasks') {
-      const b = (await readJson(req)) as Record<string, unknown>;
+      const b = await readJsonObject(req);
       const task = taskParam(b.task);
       if (needsPrompt(task)) throw new HttpError(400, `${task} items are made by uploading prompts`);
       const count = intParam(b.count, 'count', 1, 10_000);
@@ -277,11 +320,19 @@ export async function startStudio(opts: StudioOptions): Promise<Studio> {
       else res.destroy();
     });
   });
-  const host = opts.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EADDRINUSE') reject(new Error(`port ${opts.port} on ${host} is already in use (another studio?): pass another --port, or --port 0 for any free one`, { cause: err }));
+      else reject(err);
+    });
     server.listen(opts.port ?? 0, host, () => resolve());
   });
+  try {
+    store = new StudioStore(opts.projectDir);
+  } catch (err) {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    throw err;
+  }
   const port = (server.address() as AddressInfo).port;
   return {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}/`,

@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fromPretrained, GPT2, RewardModel, saveModelDir, saveTokenizer, silentProgress, trainByteLevelBpe } from '@rlhf/core';
+import { fromPretrained, GPT2, RewardModel, saveModelDir, savePretrained, saveTokenizer, silentProgress, trainByteLevelBpe } from '@rlhf/core';
 import { sharedDirForTests, sharedPath } from '@rlhf/data';
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
@@ -21,6 +21,11 @@ describe('rlhf eval', () => {
   it('parses name=path model specs', () => {
     expect(parseModelSpec('base=/m/a.bin')).toEqual({ name: 'base', path: '/m/a.bin' });
     expect(parseModelSpec('/m/stories260K.bin')).toEqual({ name: 'stories260K', path: '/m/stories260K.bin' });
+    // what the trainers write is named after the run, not "final" for every trained model
+    expect(parseModelSpec('runs/sft/final')).toEqual({ name: 'sft', path: 'runs/sft/final' });
+    expect(parseModelSpec('/x/ppo/final/')).toEqual({ name: 'ppo', path: '/x/ppo/final/' });
+    expect(parseModelSpec('runs/dpo/checkpoint-40')).toEqual({ name: 'dpo/checkpoint-40', path: 'runs/dpo/checkpoint-40' });
+    expect(parseModelSpec('mine=runs/sft/final')).toEqual({ name: 'mine', path: 'runs/sft/final' });
   });
 
   it('names bad arguments', async () => {
@@ -84,6 +89,23 @@ describe('rlhf eval', () => {
       await expect(run('bbq', '--model', model(), '--model', model(), '--limit', '1')).rejects.toThrow(/two models are named "stories260K"/);
       const csv = await run('truthfulqa', '--model', model(), '--data', sharedPath('data/truthfulqa/TruthfulQA.csv'), '--limit', '2');
       expect(csv).toMatch(/TruthfulQA MC1 .*\(n=2\)/);
+    });
+
+    it('a missing --model is named before anything starts; a reward model saved by the SDK is accepted, named after its run', async () => {
+      const lines: string[] = [];
+      const progress = () => ({ ...silentProgress, start: (label: string) => void lines.push(`start ${label}`) });
+      const program = new Command('rlhf').exitOverride();
+      registerEval(program, { out: () => {}, progress });
+      const missing = join(tmp, 'nope', 'final');
+      await expect(program.parseAsync(['node', 'rlhf', 'eval', 'bbq', '--model', model(), '--model', missing, '--limit', '1'])).rejects.toThrow(`--model ${missing} does not exist`);
+      expect(lines).toEqual([]); // the first model did not start either
+      // savePretrained with the tokenizer and normalisation: what `rlhf eval reward-accuracy` reads
+      const pre = fromPretrained(model(), { requireTokenizer: true });
+      const dir = join(tmp, 'my-rm', 'final');
+      savePretrained(new RewardModel(pre.model.clone()), dir, { tokenizer: pre.tokenizer, normalization: { mean: 0.5, std: 2, count: 8 } });
+      const out = await run('reward-accuracy', '--model', dir, '--limit', '2');
+      expect(out).toContain('| metric | my-rm |');
+      expect(out).toMatch(/margins on the normalised scale/);
     });
 
     it('reward-accuracy and win-rate: a reward model folder on HH-RLHF test pairs and prompts', async () => {

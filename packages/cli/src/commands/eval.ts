@@ -120,11 +120,28 @@ function checkRoom(name: string, m: EvalModel, maxNewTokens: number | undefined)
   }
 }
 
-/** "name=path" or "path" (named after the file or folder). */
+/**
+ * "name=path" or "path", named after the model: the file or folder, or for the folders the trainers write
+ * (`final`, `checkpoint-N`) the run folder above them (`runs/sft/final` is "sft", `runs/sft/checkpoint-4`
+ * "sft/checkpoint-4"), so that trained models do not all show as "final".
+ */
 export function parseModelSpec(spec: string): { name: string; path: string } {
   const eq = spec.indexOf('=');
   if (eq > 0 && !existsSync(spec)) return { name: spec.slice(0, eq), path: spec.slice(eq + 1) };
-  return { name: basename(spec).replace(/\.bin$/, ''), path: spec };
+  const abs = resolve(spec);
+  const base = basename(abs).replace(/\.bin$/, '');
+  const run = basename(dirname(abs));
+  if (base === 'final' && run) return { name: run, path: spec };
+  if (/^checkpoint-\d+$/.test(base) && run) return { name: `${run}/${base}`, path: spec };
+  return { name: base, path: spec };
+}
+
+/** Every --model (and --judge) path exists, checked before any work starts. */
+function checkModelPaths(specs: { name: string; path: string }[], judge: string | undefined): void {
+  for (const s of specs) {
+    if (!existsSync(s.path)) throw new Error(`--model ${s.path} does not exist${s.path.includes('=') ? '' : ' (name=path names a model)'}`);
+  }
+  if (judge !== undefined && !existsSync(judge)) throw new Error(`--judge ${judge} does not exist`);
 }
 
 function defaultData(bench: Bench): string {
@@ -155,7 +172,7 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
     .command('eval')
     .description('run a benchmark (truthfulqa | truthfulqa-gen | bbq | toxicity) on one or more models, reward-accuracy on reward models, win-rate of one model over another, or kl of a policy to its reference')
     .argument('<bench>', `benchmark: ${BENCHMARKS.join(' | ')}`)
-    .requiredOption('--model <path>', 'model folder or llama2.c .bin (reward-accuracy: a reward model folder); repeat as name=path to compare models', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .requiredOption('--model <path>', 'model folder or llama2.c .bin (reward-accuracy: a reward model folder), named after its folder (a run\'s final/ or checkpoint-N/: after the run folder); name=path names it; repeat to compare models', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--tokenizer <path>', 'tokenizer file (default: the one beside each model)')
     .option('--data <path>', 'benchmark file (BBQ: a .jsonl or a folder of them; reward-accuracy: preferences or comparisons in any format `rlhf data` reads); default: ../shared/data')
     .option('--limit <n>', 'first n items (BBQ: of each category file)', positiveInt('limit'))
@@ -186,6 +203,7 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
       checkOutputPaths(o);
       const data = o.data ?? defaultData(bench);
       if (!existsSync(data)) throw new Error(`--data ${data} does not exist`);
+      checkModelPaths(specs, o.judge);
       if (bench === 'win-rate' || bench === 'kl') {
         await (bench === 'win-rate' ? winRateCommand : klCommand)(specs, data, o, io);
         return;
@@ -335,6 +353,8 @@ async function readRecords(data: string): Promise<{ records: DataRecord[]; notes
   const errors = report.issues.filter((i) => i.severity === 'error');
   if (!records.length) throw new Error(`--data ${data}: no usable record${errors.length ? ` (${errors.slice(0, SHOWN_DROPPED).map(formatIssue).join('; ')})` : ''}`);
   const notes: string[] = [];
+  const copies = report.warnedBy.get('duplicate-record') ?? 0;
+  if (copies > 0) notes.push(`${copies} exact duplicate record${copies === 1 ? '' : 's'} of ${data} kept (each counts again, as in training); \`rlhf data convert --dedupe record\` removes them`);
   if (report.dropped > 0) {
     notes.push(`${report.dropped} record${report.dropped === 1 ? '' : 's'} of ${data} skipped as unreadable (${errors.slice(0, SHOWN_DROPPED).map(formatIssue).join('; ')}${report.dropped > SHOWN_DROPPED ? '; …' : ''}); \`rlhf data validate\` lists every problem`);
   }

@@ -1,5 +1,6 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -34,6 +35,31 @@ describe('rlhf label', () => {
     const again: string[] = [];
     await program(again, (s) => void s.close()).parseAsync(['node', 'rlhf', 'label', 'serve', '--project', dir, '--port', '0']);
     expect(again.join('')).not.toContain('admin token');
+  });
+
+  it('serve on a port in use says so and leaves no project folder behind; --allowed-host adds a name', async () => {
+    const out: string[] = [];
+    let studio: { url: string; close(): Promise<void> } | undefined;
+    await program(out, (s) => (studio = s)).parseAsync(['node', 'rlhf', 'label', 'serve', '--project', dir, '--port', '0', '--allowed-host', 'labels.internal']);
+    try {
+      const port = new URL(studio!.url).port;
+      const fresh = join(dir, 'second-project');
+      await expect(program([]).parseAsync(['node', 'rlhf', 'label', 'serve', '--project', fresh, '--port', port])).rejects.toThrow(`port ${port} on 127.0.0.1 is already in use`);
+      expect(existsSync(fresh)).toBe(false);
+      const status = (host: string) =>
+        new Promise<number>((resolve, reject) => {
+          const req = request({ host: '127.0.0.1', port: Number(port), path: '/', headers: { host } }, (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          });
+          req.on('error', reject);
+          req.end();
+        });
+      expect(await status(`labels.internal:${port}`)).toBe(200);
+      expect(await status(`evil.example:${port}`)).toBe(403);
+    } finally {
+      await studio?.close();
+    }
   });
 
   it('add-labeler prints a working token; export writes the labels as records', async () => {

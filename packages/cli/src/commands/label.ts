@@ -37,12 +37,24 @@ export function registerLabel(program: Command, io: LabelIo = defaultIo): void {
     .requiredOption('--project <dir>', 'project folder (created if missing; studio.json there configures completions)')
     .option('--port <p>', 'port (0 = any free one)', port, 8370)
     .option('--host <h>', 'address to bind; anything but loopback exposes the studio to the network', '127.0.0.1')
-    .action(async (o: { project: string; port: number; host: string }) => {
+    .option(
+      '--allowed-host <name>',
+      'a host name the studio answers to besides localhost, 127.0.0.1, ::1 and the bound address (repeat for more); requests naming any other host are refused (DNS rebinding)',
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
+    .action(async (o: { project: string; port: number; host: string; allowedHost: string[] }) => {
       const { startStudio, ensureAdmin } = await loadStudio();
-      const studio = await startStudio({ projectDir: o.project, port: o.port, host: o.host });
+      // the port is taken first: a port in use leaves no project folder or database behind
+      const studio = await startStudio({ projectDir: o.project, port: o.port, host: o.host, allowedHosts: o.allowedHost });
       const token = ensureAdmin(studio.store);
       io.out(`rlhf label: serving ${o.project} at ${studio.url}\n`);
-      if (!['127.0.0.1', '::1', 'localhost'].includes(o.host)) io.out(`warning: bound to ${o.host}: anyone who can reach this address can try tokens; the studio has no TLS\n`);
+      if (!['127.0.0.1', '::1', 'localhost'].includes(o.host)) {
+        io.out(`warning: bound to ${o.host}: anyone who can reach this address can try tokens; the studio has no TLS\n`);
+        if (['0.0.0.0', '::'].includes(o.host) && o.allowedHost.length === 0) {
+          io.out('note: it answers only to localhost, 127.0.0.1 and ::1 until you name the host others use: --allowed-host NAME\n');
+        }
+      }
       if (token) io.out(`admin token (shown once, store it): ${token}\n`);
       if (io.onServe) return io.onServe(studio);
       await new Promise<void>((resolve) => {

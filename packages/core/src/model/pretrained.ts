@@ -191,7 +191,8 @@ export interface SavePretrainedOptions {
 /**
  * Writes a model as a Hugging Face folder that fromPretrained (a language model) or loadRewardModel and
  * `rlhf eval reward-accuracy` (a RewardModel: config.json with num_labels 1, the trunk and `score.weight`) load
- * as it is: config.json, model.safetensors, the tokenizer when given, reward-normalization.json when given.
+ * as it is: config.json (with the tokenizer's bos/eos ids, as Hugging Face's), model.safetensors, the tokenizer
+ * when given, reward-normalization.json when given.
  * The folder is written as a whole and atomically (a temporary folder, renamed): a reader sees the old folder
  * or the complete new one, and an existing model folder is replaced, files it had included. A folder that is
  * not empty and not a model folder (no config.json) is refused rather than replaced. For a PPO policy
@@ -201,9 +202,14 @@ export function savePretrained(model: CausalLM | RewardModel, dir: string, optio
   const isRewardModel = model instanceof RewardModel;
   if (options.normalization && !isRewardModel) throw new Error(`savePretrained ${dir}: normalization is for a RewardModel; this is a language model`);
   const lm = isRewardModel ? model.model : model;
-  const files: Record<string, string | Uint8Array> = options.tokenizer ? tokenizerFiles(options.tokenizer) : {};
+  const config: Record<string, unknown> = isRewardModel ? { ...lm.hfConfig(), num_labels: 1 } : lm.hfConfig();
+  const tok = options.tokenizer;
+  const files: Record<string, string | Uint8Array> = tok ? tokenizerFiles(tok) : {};
+  // config.json names the special ids as Hugging Face's do; fromPretrained reads the stop token from eos_token_id
+  if (tok?.bosId !== undefined) config.bos_token_id ??= tok.bosId;
+  if (tok?.eosId !== undefined) config.eos_token_id ??= tok.eosId;
   if (options.normalization) files[REWARD_NORMALIZATION_FILE] = `${JSON.stringify(options.normalization, null, 2)}\n`;
-  writeModelFolder(dir, isRewardModel ? { ...lm.hfConfig(), num_labels: 1 } : lm.hfConfig(), model.stateDict(), files);
+  writeModelFolder(dir, config, model.stateDict(), files);
 }
 
 /** Beside a reward model's weights: its score normalisation (see ScoreNormalization). */

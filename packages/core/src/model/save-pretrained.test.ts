@@ -46,6 +46,9 @@ describe('savePretrained', () => {
       savePretrained(gpt2(tok.vocabSize), dir, { tokenizer: tok });
       const back = fromPretrained(dir, { requireTokenizer: true });
       same(tok, back.tokenizer);
+      // config.json names the tokenizer's special ids, as Hugging Face's do: generation stops at its EOS
+      expect(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'))).toMatchObject({ bos_token_id: tok.bosId, eos_token_id: tok.eosId });
+      expect(back.stopTokens).toEqual(tok.eosId === undefined ? [] : [tok.eosId]);
     }
     const bare = join(tmp, 'bare');
     savePretrained(gpt2(bpe.vocabSize), bare);
