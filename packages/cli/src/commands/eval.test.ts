@@ -91,7 +91,7 @@ describe('rlhf eval', () => {
       expect(csv).toMatch(/TruthfulQA MC1 .*\(n=2\)/);
     });
 
-    it('a missing --model is named before anything starts; a reward model saved by the SDK is accepted, named after its run', async () => {
+    it('a missing --model is named before anything starts; a reward model saved by the SDK is accepted, named after its run', { timeout: 180_000 }, async () => {
       const lines: string[] = [];
       const progress = () => ({ ...silentProgress, start: (label: string) => void lines.push(`start ${label}`) });
       const program = new Command('rlhf').exitOverride();
@@ -106,6 +106,11 @@ describe('rlhf eval', () => {
       const out = await run('reward-accuracy', '--model', dir, '--limit', '2');
       expect(out).toContain('| metric | my-rm |');
       expect(out).toMatch(/margins on the normalised scale/);
+      // a folder without a tokenizer (a trainer's checkpoint-N) says what to pass; --tokenizer then works
+      const bare = join(tmp, 'my-rm', 'checkpoint-3');
+      saveModelDir(bare, { ...pre.model.hfConfig(), num_labels: 1 }, new RewardModel(pre.model.clone()).stateDict());
+      await expect(run('reward-accuracy', '--model', bare, '--limit', '2')).rejects.toThrow(/checkpoint-3 has no tokenizer \(tokenizer\.json, tokenizer\.bin or one tok\*\.bin\): pass --tokenizer/);
+      expect(await run('reward-accuracy', '--model', bare, '--limit', '2', '--tokenizer', sharedPath('models/stories260K/tok512.bin'))).toContain('| metric | my-rm/checkpoint-3 |');
     });
 
     it('reward-accuracy and win-rate: a reward model folder on HH-RLHF test pairs and prompts', async () => {

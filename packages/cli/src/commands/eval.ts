@@ -291,7 +291,14 @@ function loadJudge(path: string, what: string, tokenizerPath: string | undefined
     throw new Error(`${what} ${path} is not a folder; pass a reward model folder (what \`rlhf rm\` writes)`);
   }
   const { model, normalization } = loadRewardModel(path);
-  const tokenizer = tokenizerPath ? loadTokenizerFile(tokenizerPath) : loadTokenizer(path);
+  let tokenizer;
+  try {
+    tokenizer = tokenizerPath ? loadTokenizerFile(tokenizerPath) : loadTokenizer(path);
+  } catch (e) {
+    if (tokenizerPath || !/has no tokenizer\.json and no llama2\.c/.test((e as Error).message)) throw e;
+    // a trainer's checkpoint-N folder, or a model saved without its tokenizer
+    throw new Error(`${what} ${path} has no tokenizer (tokenizer.json, tokenizer.bin or one tok*.bin): pass --tokenizer, or save the reward model with savePretrained(rm, dir, { tokenizer, normalization })`, { cause: e });
+  }
   return { model, normalization, tokenizer };
 }
 
