@@ -35,3 +35,4 @@ export {
 } from './ops/ppo';
 export type { PpoPolicyStats, PpoValueStats } from './ops/ppo';
 export * as cuda from './cuda';
+export * as mpi from './mpi';

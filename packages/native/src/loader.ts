@@ -45,10 +45,11 @@ export function defaultBinaryPath(): string {
 }
 
 /**
- * Loads the addon at `path`. Fails with a NativeLoadError that names the path, the reason and the rebuild
+ * Loads the addon at `path` (with `dlopenFlags`: through process.dlopen with those flags, e.g. RTLD_GLOBAL for
+ * a library whose plugins look up its symbols). Fails with a NativeLoadError that names the path, the reason and the rebuild
  * command when the file is missing, was built for another platform or Node ABI, or is not an addon.
  */
-export function loadNativeBinding(path: string = defaultBinaryPath()): NativeBinding {
+export function loadNativeBinding(path: string = defaultBinaryPath(), opts: { dlopenFlags?: number } = {}): NativeBinding {
   if (!existsSync(path)) {
     throw new NativeLoadError(
       `@rlhf/native: the native addon is missing: no file at ${path}. ` +
@@ -58,6 +59,11 @@ export function loadNativeBinding(path: string = defaultBinaryPath()): NativeBin
   }
   const require = createRequire(import.meta.url);
   try {
+    if (opts.dlopenFlags !== undefined) {
+      const module = { exports: {} as NativeBinding };
+      process.dlopen(module, path, opts.dlopenFlags);
+      return module.exports;
+    }
     return require(path) as NativeBinding;
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
