@@ -6,8 +6,8 @@ export { info as nativeInfo } from '@rlhf/native';
 // tensors and autograd (core)
 export { Tensor, CpuStorage, parameter, shapeSize } from './tensor/tensor';
 export type { DType, Device, Storage } from './tensor/tensor';
-export { defineOp, noGrad, isGradEnabled, tidy, discardGraph, ForwardCtx, BackwardCtx } from './tensor/autograd';
-export type { OpDef } from './tensor/autograd';
+export { defineOp, noGrad, isGradEnabled, tidy, discardGraph, ForwardCtx, BackwardCtx, setBackwardHooks, ensureLeafGrad } from './tensor/autograd';
+export type { OpDef, BackwardHooks } from './tensor/autograd';
 export * as ops from './tensor/ops';
 export { lmHeadLogprobs, lmHeadCrossEntropy, setLmHeadChunkBytes, lmHeadChunkBytes } from './tensor/lm-head';
 export type { LmHeadCrossEntropyOptions } from './tensor/lm-head';
@@ -43,6 +43,9 @@ export {
   writeLlama2cCheckpoint,
 } from './io/llama2c';
 export type { Llama2cCheckpoint, Llama2cConfig, Llama2cShape } from './io/llama2c';
+
+// data parallelism over MPI: collectives, gradient buckets, shards of a global batch
+export * from './distributed/index';
 
 // trainers: configs, SFT / reward / PPO / DPO, and their pure helpers (trainers)
 export * from './trainers/index';

@@ -24,6 +24,11 @@ export interface GenerateOptions extends SamplingOptions {
   stopTokens?: number[];
   /** default 0 */
   seed?: number;
+  /**
+   * one seed per prompt (in place of `seed`): each row samples from a generator of its own, so a row's tokens do
+   * not depend on which other rows share its batch (data-parallel rollouts split a batch across processes)
+   */
+  rowSeeds?: number[];
   /** default true */
   useCache?: boolean;
   /** id fed as padding (default: the tokenizer's pad id, else the first stop token, else 0) */
@@ -111,7 +116,16 @@ export function generate(source: CausalLM | LoadedModel, prompts: number[][], op
       mask[b * width + off + t] = 1;
     }
   });
+  if (opts.rowSeeds !== undefined) {
+    if (!Array.isArray(opts.rowSeeds) || opts.rowSeeds.length !== prompts.length) {
+      throw new RangeError(`generate: rowSeeds must hold one seed per prompt (${prompts.length}), got ${Array.isArray(opts.rowSeeds) ? opts.rowSeeds.length : typeof opts.rowSeeds}`);
+    }
+    opts.rowSeeds.forEach((s, i) => {
+      if (!(Number.isInteger(s) && s >= 0 && s <= 0xffffffff)) throw new RangeError(`generate: rowSeeds[${i}] = ${s} is not an integer in [0, 2^32 - 1]`);
+    });
+  }
   const rng = new Rng(opts.seed ?? 0);
+  const rowRngs = opts.rowSeeds?.map((s) => new Rng(s)) ?? null;
   const tokens: number[][] = prompts.map(() => []);
   const logprobs: number[][] = prompts.map(() => []);
   const stopped = new Array<boolean>(B).fill(false);
@@ -145,7 +159,7 @@ export function generate(source: CausalLM | LoadedModel, prompts: number[][], op
     const { probs, lse } = rowProbabilities(logits, B, V, opts.temperature ?? 1);
     for (let b = 0; b < B; b++) {
       if (stopped[b]) continue; // fed padding, mask 0
-      const [t, lp] = sampleTokenFromProbs(logits.subarray(b * V, b * V + V), probs.subarray(b * V, b * V + V), lse[b], opts, rng);
+      const [t, lp] = sampleTokenFromProbs(logits.subarray(b * V, b * V + V), probs.subarray(b * V, b * V + V), lse[b], opts, rowRngs ? rowRngs[b] : rng);
       tokens[b].push(t);
       logprobs[b].push(lp);
       seq[b * width + cur] = t;

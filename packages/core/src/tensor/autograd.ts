@@ -236,19 +236,73 @@ function topoOrder(root: Tensor): Node[] {
   return order;
 }
 
+/**
+ * Observers of the outermost backward (a checkpointed block's inner backward is not reported): data-parallel
+ * training starts the all-reduce of a bucket of parameter gradients as soon as they are complete.
+ */
+export interface BackwardHooks {
+  /** a backward starts */
+  onStart?(root: Tensor): void;
+  /** leaf `t`'s gradient is complete for this backward: every node that reads t has run its backward */
+  onLeafReady?(t: Tensor): void;
+}
+
+let hooks: BackwardHooks | null = null;
+let backwardDepth = 0;
+
+/** Installs the backward observers (null: none); returns the previous ones. */
+export function setBackwardHooks(h: BackwardHooks | null): BackwardHooks | null {
+  const prev = hooks;
+  hooks = h;
+  return prev;
+}
+
+/** Gives leaf t a gradient of zeros (in its gradient home when it has one) if it has none; returns it. */
+export function ensureLeafGrad(t: Tensor): Tensor {
+  if (!t.isLeaf) throw new Error('ensureLeafGrad: not a leaf tensor');
+  if (!t.grad) t.grad = newGrad(t, true);
+  return t.grad;
+}
+
 function runBackward(root: Tensor, grad?: Float32Array): void {
+  backwardDepth++;
+  try {
+    const h = backwardDepth === 1 ? hooks : null;
+    h?.onStart?.(root);
+    runBackwardInner(root, grad, h);
+  } finally {
+    backwardDepth--;
+  }
+}
+
+function runBackwardInner(root: Tensor, grad: Float32Array | undefined, h: BackwardHooks | null): void {
   if (!root.requiresGrad) throw new Error('backward(): this tensor does not require grad (no input of its graph requires grad)');
   if (!root.node) {
     // a leaf: its gradient is the seed itself
     if (!root.grad) root.grad = newGrad(root, true);
     const g = root.grad.data;
     for (let i = 0; i < g.length; i++) g[i] += grad ? grad[i] : 1;
+    h?.onLeafReady?.(root);
     return;
   }
   if (!grad && root.size !== 1) throw new RangeError(`backward(): the root has ${root.size} elements; pass its gradient`);
   if (grad && grad.length !== root.size) throw new RangeError(`backward(): grad has ${grad.length} elements, the root ${root.size}`);
   const add = addKernel ?? addLoop;
   const order = topoOrder(root);
+  // with an observer of leaves: the leaves each node is the last reader of (nodes run from the end of `order`)
+  let lastReaderOf: Map<number, Tensor[]> | null = null;
+  if (h?.onLeafReady) {
+    const firstUse = new Map<Tensor, number>();
+    order.forEach((node, k) => {
+      for (const t of node.inputs) if (t.isLeaf && t.requiresGrad && !firstUse.has(t)) firstUse.set(t, k);
+    });
+    lastReaderOf = new Map();
+    for (const [t, k] of firstUse) {
+      const list = lastReaderOf.get(k);
+      if (list) list.push(t);
+      else lastReaderOf.set(k, [t]);
+    }
+  }
   root.grad = newGrad(root, false);
   if (grad) root.grad.data.set(grad);
   else root.grad.data[0] = 1;
@@ -256,15 +310,18 @@ function runBackward(root: Tensor, grad?: Float32Array): void {
     const node = order[k];
     let any = false;
     for (const o of node.outputs) if (o.grad) any = true;
-    if (!any) continue;
-    const dys: Float32Array[] = [];
-    for (const o of node.outputs) {
-      if (!o.grad) o.grad = newGrad(o, true);
-      dys.push(o.grad.data);
+    if (any) {
+      const dys: Float32Array[] = [];
+      for (const o of node.outputs) {
+        if (!o.grad) o.grad = newGrad(o, true);
+        dys.push(o.grad.data);
+      }
+      const bctx = new BackwardCtx(node.inputs, node.ctx.saved, node.ctx, node.outputs);
+      node.def.backward(bctx, ...dys);
+      bctx.finish(add);
     }
-    const bctx = new BackwardCtx(node.inputs, node.ctx.saved, node.ctx, node.outputs);
-    node.def.backward(bctx, ...dys);
-    bctx.finish(add);
+    const ready = lastReaderOf?.get(k);
+    if (ready) for (const t of ready) h!.onLeafReady!(t);
   }
   // free the graph: every intermediate output (the root's value excepted), its gradient, the scratch
   for (const node of order) {

@@ -107,17 +107,23 @@ export class DpoTrainer extends TrainerBase<DpoConfig> {
     if (ref.vocabSize !== policy.vocabSize) {
       throw new Error(`DpoTrainer: the reference model has a vocabulary of ${ref.vocabSize} tokens and the policy ${policy.vocabSize}: they must share the tokenizer`);
     }
+    if (this.unpaired && this.world.size > 1) {
+      // KTO's reference point is a statistic of each whole micro-batch (its mismatched rows): split across ranks
+      // it would need its own all-reduce, which is not written; refused rather than computed per share
+      throw new Error(`DpoTrainer: lossType 'kto' is not data-parallel yet (this run has ${this.world.size} ranks): run KTO in one process`);
+    }
     this.plan = planRun(
       trainData.length,
-      { seed: config.seed, batchSize: config.perDeviceTrainBatchSize, gradientAccumulationSteps: config.gradientAccumulationSteps, numEpochs: config.numTrainEpochs, maxSteps: config.maxSteps },
+      { seed: config.seed, batchSize: this.globalBatch, gradientAccumulationSteps: config.gradientAccumulationSteps, numEpochs: config.numTrainEpochs, maxSteps: config.maxSteps },
       undefined,
       seededPermutation,
     );
     // One pass of the reference, before any update (the reference may be the policy itself), over what the
-    // planned steps will use: every example for a whole run, only a few when maxSteps cuts it short.
+    // planned steps will use on this rank (its share of each micro-batch): every example for a whole run, only a
+    // few when maxSteps cuts it short.
     const usedBatches = [...new Set(this.plan.steps.flatMap((st) => st.microBatches))].sort((a, b) => a - b);
     const used = new Set<number>();
-    for (const mb of usedBatches) for (const i of this.plan.microBatches[mb]) used.add(i);
+    for (const mb of usedBatches) for (const i of this.shard(this.plan.microBatches[mb])) used.add(i);
     const empty = (): RefValues => ({ chosen: new Float64Array(0), rejected: new Float64Array(0), completion: new Float64Array(0), mismatched: new Map() });
     this.refTrain = empty();
     this.refEval = empty();
@@ -224,10 +230,13 @@ export class DpoTrainer extends TrainerBase<DpoConfig> {
     const st = this.plan.steps[step];
     const data = this.trainData as DpoExample[];
     const acc = { loss: 0, chosen: 0, rejected: 0, accuracy: 0, margin: 0, logpChosen: 0, logpRejected: 0, nll: 0, logOddsRatio: 0, logOddsChosen: 0 };
-    st.microBatches.forEach((mb, m) => {
-      const idx = this.plan.microBatches[mb];
+    // this rank's share of each micro-batch; each pair's loss weighs 1 / (the step's pairs over all ranks), so
+    // that the gradients summed over the ranks are one process's; metrics are means over this rank's pairs
+    const shares = st.microBatches.map((mb) => this.shard(this.plan.microBatches[mb])).filter((idx) => idx.length > 0);
+    let pairs = 0;
+    shares.forEach((idx, m) => {
       const E = idx.length;
-      const w = st.weights[m];
+      const w = E / st.total;
       const batch = this.collate(this.pairRows(idx.map((i) => data[i])));
       const { rows, logprobs } = completionLogprobs(this.policy, batch);
       let r: DpoLossResult | OrpoLossResult | undefined;
@@ -242,30 +251,33 @@ export class DpoTrainer extends TrainerBase<DpoConfig> {
         dValues.set(r.dPolicyRejected, E);
         return { loss: r.loss, dValues };
       }, w);
-      loss.backward();
+      this.backward(loss, undefined, { lastOfStep: m === shares.length - 1 });
       loss.release();
-      acc.loss += w * r!.loss;
-      acc.chosen += w * mean(r!.chosenRewards);
-      acc.rejected += w * mean(r!.rejectedRewards);
-      acc.accuracy += w * r!.rewardAccuracy;
-      acc.margin += w * r!.rewardMargin;
-      acc.logpChosen += w * mean(pc);
-      acc.logpRejected += w * mean(pr);
+      acc.loss += E * r!.loss;
+      acc.chosen += E * mean(r!.chosenRewards);
+      acc.rejected += E * mean(r!.rejectedRewards);
+      acc.accuracy += E * r!.rewardAccuracy;
+      acc.margin += E * r!.rewardMargin;
+      acc.logpChosen += E * mean(pc);
+      acc.logpRejected += E * mean(pr);
       if ('nllLoss' in r!) {
-        acc.nll += w * r.nllLoss;
-        acc.logOddsRatio += w * r.logOddsRatio;
-        acc.logOddsChosen += w * r.logOddsChosen;
+        acc.nll += E * r.nllLoss;
+        acc.logOddsRatio += E * r.logOddsRatio;
+        acc.logOddsChosen += E * r.logOddsChosen;
       }
+      pairs += E;
     });
+    this.metricWeight = pairs;
+    const per = (x: number) => (pairs ? x / pairs : 0);
     return {
-      loss: acc.loss,
-      'rewards/chosen': acc.chosen,
-      'rewards/rejected': acc.rejected,
-      'rewards/accuracy': acc.accuracy,
-      'rewards/margin': acc.margin,
-      'logps/chosen': acc.logpChosen,
-      'logps/rejected': acc.logpRejected,
-      ...(this.config.lossType === 'orpo' ? { nllLoss: acc.nll, logOddsRatio: acc.logOddsRatio, logOddsChosen: acc.logOddsChosen } : {}),
+      loss: per(acc.loss),
+      'rewards/chosen': per(acc.chosen),
+      'rewards/rejected': per(acc.rejected),
+      'rewards/accuracy': per(acc.accuracy),
+      'rewards/margin': per(acc.margin),
+      'logps/chosen': per(acc.logpChosen),
+      'logps/rejected': per(acc.logpRejected),
+      ...(this.config.lossType === 'orpo' ? { nllLoss: per(acc.nll), logOddsRatio: per(acc.logOddsRatio), logOddsChosen: per(acc.logOddsChosen) } : {}),
       epoch: this.plan.epochOfStep[step],
     };
   }
@@ -291,7 +303,7 @@ export class DpoTrainer extends TrainerBase<DpoConfig> {
         r = ktoLoss(v, idx.map((i) => this.refTrain.completion[i]), desirable, z0, { beta: c.beta, desirableWeight: c.desirableWeight, undesirableWeight: c.undesirableWeight });
         return { loss: r.loss, dValues: r.dPolicy };
       }, w);
-      out.backward();
+      this.backward(out, undefined, { lastOfStep: m === st.microBatches.length - 1 });
       out.release();
       loss += w * r!.loss;
       kl += w * z0;

@@ -9,6 +9,12 @@
 
 export type NumericArray = ArrayLike<number>;
 
+/**
+ * Sums a statistic's partial sums over the ranks of a data-parallel run, in place (an all-reduce); the statistics
+ * below then cover the global batch, each rank holding some of its rows. Omitted: this process's rows only.
+ */
+export type SumReducer = (partialSums: Float64Array) => void;
+
 function checkSameLength(values: NumericArray, mask: NumericArray, fn: string): void {
   if (values.length !== mask.length) {
     throw new RangeError(`${fn}: values has length ${values.length} but mask has length ${mask.length}`);
@@ -22,7 +28,7 @@ function maskSum(mask: NumericArray): number {
 }
 
 /** Σ v·m / Σ m. Throws when the mask sums to 0: an empty batch is a caller bug, not a number. */
-export function maskedMean(values: NumericArray, mask: NumericArray): number {
+export function maskedMean(values: NumericArray, mask: NumericArray, reduce?: SumReducer): number {
   checkSameLength(values, mask, 'maskedMean');
   let num = 0;
   let den = 0;
@@ -33,6 +39,7 @@ export function maskedMean(values: NumericArray, mask: NumericArray): number {
       den += m;
     }
   }
+  if (reduce) [num, den] = sumOver(reduce, num, den);
   if (den === 0) throw new RangeError('maskedMean: mask selects no element');
   return num / den;
 }
@@ -41,9 +48,9 @@ export function maskedMean(values: NumericArray, mask: NumericArray): number {
  * Masked variance. With `unbiased` (the default, as TRL) the biased estimate is multiplied by the Bessel
  * factor Σm / (Σm − 1), which needs Σm > 1.
  */
-export function maskedVar(values: NumericArray, mask: NumericArray, unbiased = true): number {
+export function maskedVar(values: NumericArray, mask: NumericArray, unbiased = true, reduce?: SumReducer): number {
   checkSameLength(values, mask, 'maskedVar');
-  const mean = maskedMean(values, mask);
+  const mean = maskedMean(values, mask, reduce);
   let num = 0;
   let den = 0;
   for (let i = 0; i < values.length; i++) {
@@ -54,6 +61,7 @@ export function maskedVar(values: NumericArray, mask: NumericArray, unbiased = t
       den += m;
     }
   }
+  if (reduce) [num, den] = sumOver(reduce, num, den);
   let variance = num / den;
   if (unbiased) {
     if (den <= 1) throw new RangeError(`maskedVar: the unbiased variance needs a mask sum above 1, got ${den}`);
@@ -70,11 +78,11 @@ export function maskedVar(values: NumericArray, mask: NumericArray, unbiased = t
 export function maskedWhiten(
   values: NumericArray,
   mask: NumericArray,
-  options: { shiftMean?: boolean; unbiased?: boolean; eps?: number } = {},
+  options: { shiftMean?: boolean; unbiased?: boolean; eps?: number; reduce?: SumReducer } = {},
 ): Float32Array {
-  const { shiftMean = true, unbiased = true, eps = 1e-8 } = options;
-  const mean = maskedMean(values, mask);
-  const variance = maskedVar(values, mask, unbiased);
+  const { shiftMean = true, unbiased = true, eps = 1e-8, reduce } = options;
+  const mean = maskedMean(values, mask, reduce);
+  const variance = maskedVar(values, mask, unbiased, reduce);
   const rstd = 1 / Math.sqrt(variance + eps);
   const out = new Float32Array(values.length);
   for (let i = 0; i < values.length; i++) {
@@ -83,6 +91,13 @@ export function maskedWhiten(
     out[i] = shiftMean ? w : w + mean;
   }
   return out;
+}
+
+/** The partial sums `xs`, reduced over the ranks. */
+export function sumOver(reduce: SumReducer, ...xs: number[]): number[] {
+  const buf = Float64Array.from(xs);
+  reduce(buf);
+  return Array.from(buf);
 }
 
 /** Number of non-zero mask entries and their sum (token counts for logging and loss scaling). */

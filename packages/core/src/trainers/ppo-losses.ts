@@ -15,6 +15,7 @@
  * means are turned back into sums here.
  */
 import { kernels } from '../backend/cpu';
+import { sumOver, type SumReducer } from './masked';
 
 /** |log ratio| bound before exp (the kernel's kPpoLogRatioClamp). */
 export const LOG_RATIO_CLAMP = 20;
@@ -100,8 +101,8 @@ export function ppoValueLoss(
   return { loss: mean * M * gradScale, dValues, clipped: stats[1] * M, count: M };
 }
 
-/** 1 − Var(returns − values) / Var(returns) over masked tokens (1: the critic explains the returns). */
-export function explainedVariance(values: ArrayLike<number>, returns: ArrayLike<number>, mask: ArrayLike<number>): number {
+/** 1 − Var(returns − values) / Var(returns) over masked tokens (1: the critic explains the returns); with `reduce`, over the global batch. */
+export function explainedVariance(values: ArrayLike<number>, returns: ArrayLike<number>, mask: ArrayLike<number>, reduce?: SumReducer): number {
   let n = 0;
   let sr = 0;
   let sd = 0;
@@ -111,6 +112,7 @@ export function explainedVariance(values: ArrayLike<number>, returns: ArrayLike<
     sr += returns[i];
     sd += returns[i] - values[i];
   }
+  if (reduce) [n, sr, sd] = sumOver(reduce, n, sr, sd);
   if (n < 2) return Number.NaN;
   const mr = sr / n;
   const md = sd / n;
@@ -121,5 +123,6 @@ export function explainedVariance(values: ArrayLike<number>, returns: ArrayLike<
     vr += (returns[i] - mr) ** 2;
     vd += (returns[i] - values[i] - md) ** 2;
   }
+  if (reduce) [vr, vd] = sumOver(reduce, vr, vd);
   return vr === 0 ? Number.NaN : 1 - vd / vr;
 }

@@ -16,6 +16,13 @@
  * iteration, and checkpoints are written only between iterations (a rollout batch is never half used), so
  * a resumed run continues exactly: the prompt order comes from the seed, the sampling seeds and minibatch
  * order from a saved generator, β from the saved controller.
+ *
+ * Data-parallel (several ranks): the R prompts of a rollout are split into one contiguous share per rank; each
+ * rank generates, scores (its own copy of the reward model) and computes log-probs for its rows only, every row
+ * sampling from a generator seeded by its global row number (so the rows are those one process would sample).
+ * Rewards and advantages are whitened with moments over the global batch (an all-reduce of the sums), and the
+ * rollout metrics are global. Minibatches are drawn from the global rows as in one process; each rank
+ * backpropagates the rows of a minibatch it holds, scaled by the minibatch's global token count.
  */
 import { generate } from '../generation/generate';
 import type { CausalLM } from '../model/common';
@@ -26,12 +33,14 @@ import { add, gatherRows, mul, sum } from '../tensor/ops';
 import { Tensor } from '../tensor/tensor';
 import { gae } from './gae';
 import { AdaptiveKlController, FixedKlController, klTerm, type KlController } from './kl';
-import { maskedMean, maskedWhiten } from './masked';
+import { maskedWhiten, sumOver, type SumReducer } from './masked';
 import { ppoConfig, rolloutBatchSize, type PpoConfig } from './ppo-config';
 import { explainedVariance, ppoPolicyLoss, ppoValueLoss } from './ppo-losses';
 import { normalizeScore, type ScoreNormalization } from './reward-trainer';
 import { seededPermutation, StatefulRng, type RngState } from './rng';
 import { frozenReference } from './reference-model';
+import { derivedSeed } from '../util/rng';
+import { shardRange } from '../distributed/data-parallel';
 import { collateCompletions } from './sequences';
 import { TrainerBase, type TrainerOptions } from './trainer-base';
 
@@ -44,9 +53,17 @@ export interface RewardModelScorer {
   normalization?: ScoreNormalization;
 }
 
-/** One rollout batch after phases 1–5: (R, Tn) per-token arrays, Tn the longest response. */
+/**
+ * One rollout batch after phases 1–5: (R, Tn) per-token arrays, Tn the longest response. In a data-parallel run
+ * these are this rank's rows: global rows [rowOffset, rowOffset + R) of a batch of globalR.
+ */
 export interface Rollout {
   R: number;
+  /** the global row number of row 0, and the rows of the whole batch over all ranks */
+  rowOffset: number;
+  globalR: number;
+  /** (globalR) the response length of every row of the batch, every rank's */
+  globalLengths: Int32Array;
   /** the left-padded prompt width and total width of `sequences` */
   promptWidth: number;
   width: number;
@@ -137,7 +154,8 @@ export class PpoTrainer extends TrainerBase<PpoConfig> {
     this.klController = config.adaptiveKl
       ? new AdaptiveKlController(config.klCoef, config.klTarget, config.klHorizon)
       : new FixedKlController(config.klCoef);
-    this.R = rolloutBatchSize(config);
+    // the global rollout batch: rolloutBatchSize(config) prompts per rank (or the resumed run's batch)
+    this.R = this.globalBatch;
     this.stepsPerIteration = config.ppoEpochs * config.numMiniBatches;
     const episodes = config.totalEpisodes ?? config.numTrainEpochs * prompts.length;
     this.iterations = Math.ceil(episodes / this.R);
@@ -151,6 +169,14 @@ export class PpoTrainer extends TrainerBase<PpoConfig> {
   protected label(): string {
     return 'ppo';
   }
+
+  /** A rank's share of a rollout batch: perDeviceTrainBatchSize × gradientAccumulationSteps × numMiniBatches prompts. */
+  protected override perRankBatch(): number {
+    return rolloutBatchSize(this.config);
+  }
+
+  /** Sums over the ranks (identity in one process): moments and metrics over the global batch. */
+  private readonly reduceSums: SumReducer = (buf) => this.world.allReduce(buf, 'sum');
 
   totalSteps(): number {
     const full = this.iterations * this.stepsPerIteration;
@@ -249,15 +275,15 @@ export class PpoTrainer extends TrainerBase<PpoConfig> {
     return out;
   }
 
-  /** Phase 1: sample responses; returns the batch layout. */
-  private generateBatch(prompts: number[][], seed: number) {
+  /** Phase 1: sample responses (row i of the global batch from derivedSeed(seed, firstRow + i)); returns the batch layout. */
+  private generateBatch(prompts: number[][], seed: number, firstRow: number) {
     const gen = generate(this.policy.model, prompts, {
       maxNewTokens: this.config.responseLength,
       temperature: this.config.temperature,
       topK: this.config.topK || undefined,
       topP: this.config.topP,
       stopTokens: this.stopTokenId === null ? [] : [this.stopTokenId],
-      seed,
+      rowSeeds: prompts.map((_, i) => derivedSeed(seed, firstRow + i)),
       padId: 0,
     });
     const R = prompts.length;
@@ -274,15 +300,32 @@ export class PpoTrainer extends TrainerBase<PpoConfig> {
     return { gen, R, W, Tp, Tn, attentionMask, targets, mask };
   }
 
-  /** Phases 1–5 for the prompts of one iteration. */
-  makeRollout(prompts: number[][], seed: number): Rollout {
+  /**
+   * Phases 1–5 for the prompts of one iteration (all ranks' prompts: this rank takes its share). Every rank must
+   * call it with the same prompts and seed (the moments and metrics are summed over the ranks).
+   */
+  makeRollout(allPrompts: number[][], seed: number): Rollout {
     const c = this.config;
+    const size = this.world.size;
+    const globalR = allPrompts.length;
+    const [from, to] = shardRange(globalR, globalR, this.world.rank, size);
+    const prompts = allPrompts.slice(from, to);
+    if (prompts.length === 0) {
+      throw new Error(`PpoTrainer: rank ${this.world.rank} gets no prompt of a batch of ${globalR} on ${size} ranks: give at least one prompt per rank`);
+    }
     return noGrad(() => {
       // 1. generate
-      const { gen, R, W, Tp, Tn, attentionMask, targets, mask } = this.generateBatch(prompts, seed);
+      const { gen, R, W, Tp, Tn, attentionMask, targets, mask } = this.generateBatch(prompts, seed, from);
       const responses = gen.tokens;
       const lengths = Int32Array.from(responses, (r) => r.length);
       const layout = { sequences: gen.sequences, attentionMask, targets, promptWidth: Tp, width: W, Tn, lengths };
+      // every rank's response lengths, for the global token count of a minibatch
+      const per = Math.ceil(globalR / size);
+      const mine = new Int32Array(per).fill(-1);
+      mine.set(lengths);
+      const gathered = this.world.allGather(mine);
+      const globalLengths = new Int32Array(globalR);
+      for (let r = 0, g = 0; r < size; r++) for (let k = 0; k < per; k++) if (gathered[r * per + k] >= 0) globalLengths[g++] = gathered[r * per + k];
       // 2. score
       const scores = this.score(prompts, responses);
       for (let b = 0; b < R; b++) {
@@ -313,6 +356,7 @@ export class PpoTrainer extends TrainerBase<PpoConfig> {
       const kl = new Float32Array(R * Tn);
       let seqKl = 0;
       let nonScore = 0;
+      let entropySum = 0;
       for (let b = 0; b < R; b++) {
         for (let j = 0; j < lengths[b]; j++) {
           const i = b * Tn + j;
@@ -320,28 +364,37 @@ export class PpoTrainer extends TrainerBase<PpoConfig> {
           rewards[i] = -beta * kl[i];
           seqKl += kl[i];
           nonScore += rewards[i];
+          entropySum += entropy[i];
         }
         rewards[b * Tn + lengths[b] - 1] += scores[b];
       }
-      const tokens = lengths.reduce((a, b) => a + b, 0);
-      const finalRewards = c.whitenRewards && tokens > 1 ? maskedWhiten(rewards, mask, { shiftMean: false }) : rewards;
+      let tokens = 0;
+      for (const n of globalLengths) tokens += n;
+      // moments over the global batch: sums all-reduced over the ranks
+      const reduce = size > 1 ? this.reduceSums : undefined;
+      const finalRewards = c.whitenRewards && tokens > 1 ? maskedWhiten(rewards, mask, { shiftMean: false, reduce }) : rewards;
       // 5. advantages and returns
       const { advantages: rawAdv, returns } = gae(finalRewards, oldValues, mask, R, Tn, c.gamma, c.lam);
-      const advantages = c.whitenAdvantages && tokens > 1 ? maskedWhiten(rawAdv, mask) : rawAdv;
-      const meanScore = scores.reduce((a, b) => a + b, 0) / R;
+      const advantages = c.whitenAdvantages && tokens > 1 ? maskedWhiten(rawAdv, mask, { reduce }) : rawAdv;
+      let scoreSum = 0;
+      for (const x of scores) scoreSum += x;
+      let stopped = 0;
+      for (const x of gen.stopped) if (x) stopped++;
+      if (reduce) [scoreSum, seqKl, nonScore, entropySum, stopped] = sumOver(reduce, scoreSum, seqKl, nonScore, entropySum, stopped);
+      const meanScore = scoreSum / globalR;
       const metrics: Record<string, number> = {
         'objective/score': meanScore,
-        'objective/kl': seqKl / R,
-        'objective/nonScoreReward': nonScore / R,
-        'objective/rlhfReward': meanScore + nonScore / R,
-        'objective/entropy': maskedMean(entropy, mask),
+        'objective/kl': seqKl / globalR,
+        'objective/nonScoreReward': nonScore / globalR,
+        'objective/rlhfReward': meanScore + nonScore / globalR,
+        'objective/entropy': entropySum / tokens,
         'objective/klCoef': beta,
-        'val/explainedVariance': explainedVariance(oldValues, returns, mask),
-        responseLength: tokens / R,
-        eosFraction: gen.stopped.filter(Boolean).length / R,
+        'val/explainedVariance': explainedVariance(oldValues, returns, mask, reduce),
+        responseLength: tokens / globalR,
+        eosFraction: stopped / globalR,
       };
       return {
-        R, promptWidth: Tp, width: W, Tn, sequences: gen.sequences, attentionMask, targets, mask,
+        R, rowOffset: from, globalR, globalLengths, promptWidth: Tp, width: W, Tn, sequences: gen.sequences, attentionMask, targets, mask,
         oldLogp, refLogp, oldValues, rewards: finalRewards, advantages, returns, scores, lengths, metrics,
       };
     });
@@ -363,13 +416,15 @@ export class PpoTrainer extends TrainerBase<PpoConfig> {
       this.klController.update(this.rollout.metrics['objective/kl'], this.R);
     }
     const ro = this.rollout;
-    if (k % c.numMiniBatches === 0) this.perm = this.rng.permutation(ro.R);
-    const M = ro.R / c.numMiniBatches;
-    const mbRows = this.perm.slice((k % c.numMiniBatches) * M, (k % c.numMiniBatches + 1) * M);
+    // minibatches of the global rows, as one process draws them; this rank trains on the rows it holds
+    if (k % c.numMiniBatches === 0) this.perm = this.rng.permutation(ro.globalR);
+    const M = ro.globalR / c.numMiniBatches;
+    const globalRows = this.perm.slice((k % c.numMiniBatches) * M, (k % c.numMiniBatches + 1) * M);
+    const mbRows = globalRows.filter((g) => g >= ro.rowOffset && g < ro.rowOffset + ro.R).map((g) => g - ro.rowOffset);
     const Tn = ro.Tn;
     let tokens = 0;
-    for (const r of mbRows) tokens += ro.lengths[r];
-    const gradScale = 1 / tokens; // masked mean over the whole minibatch
+    for (const g of globalRows) tokens += ro.globalLengths[g];
+    const gradScale = 1 / tokens; // masked mean over the whole (global) minibatch
     const acc = { pg: 0, vf: 0, clipped: 0, vClipped: 0, ratio: 0, approxKl: 0, entropy: 0, count: 0 };
     for (let m0 = 0; m0 < mbRows.length; m0 += c.perDeviceTrainBatchSize) {
       const rows = mbRows.slice(m0, m0 + c.perDeviceTrainBatchSize);
@@ -391,7 +446,7 @@ export class PpoTrainer extends TrainerBase<PpoConfig> {
         gV[m] = c.vfCoef * val.dValues[at];
       });
       const surrogate = add(sum(mul(st.lpTensor, Tensor.fromF32(gLp))), sum(mul(st.valuesTensor!, Tensor.fromF32(gV))));
-      surrogate.backward();
+      this.backward(surrogate, undefined, { lastOfStep: m0 + c.perDeviceTrainBatchSize >= mbRows.length });
       acc.pg += pol.loss;
       acc.vf += val.loss;
       acc.clipped += pol.clipped;
@@ -401,15 +456,22 @@ export class PpoTrainer extends TrainerBase<PpoConfig> {
       for (let i = 0; i < mask.length; i++) if (mask[i]) acc.entropy += st.entropy[i];
       acc.count += pol.count;
     }
+    // the losses are this rank's part of the minibatch mean (scaled by 1 / global tokens): as a mean over its own
+    // tokens they average (weighted by tokens) over the ranks to the minibatch's
+    this.metricWeight = acc.count;
+    const own = acc.count > 0 ? tokens / acc.count : 0;
+    acc.pg *= own;
+    acc.vf *= own;
+    const count = acc.count || 1;
     return {
       loss: acc.pg + c.vfCoef * acc.vf,
       'loss/policy': acc.pg,
       'loss/value': acc.vf,
-      'policy/clipfrac': acc.clipped / acc.count,
-      'val/clipfrac': acc.vClipped / acc.count,
-      'policy/approxKl': acc.approxKl / acc.count,
-      'policy/entropy': acc.entropy / acc.count,
-      'policy/ratio': acc.ratio / acc.count,
+      'policy/clipfrac': acc.clipped / count,
+      'val/clipfrac': acc.vClipped / count,
+      'policy/approxKl': acc.approxKl / count,
+      'policy/entropy': acc.entropy / count,
+      'policy/ratio': acc.ratio / count,
       ...rolloutMetrics,
     };
   }

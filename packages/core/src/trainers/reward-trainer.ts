@@ -83,7 +83,7 @@ export class RewardTrainer extends TrainerBase<RewardConfig> {
     if (this.elements.length === 0) throw new Error('RewardTrainer: no comparison with an ordered pair in the training data');
     this.plan = planRun(
       this.elements.length,
-      { seed: config.seed, batchSize: config.perDeviceTrainBatchSize, gradientAccumulationSteps: config.gradientAccumulationSteps, numEpochs: config.numTrainEpochs, maxSteps: config.maxSteps },
+      { seed: config.seed, batchSize: this.globalBatch, gradientAccumulationSteps: config.gradientAccumulationSteps, numEpochs: config.numTrainEpochs, maxSteps: config.maxSteps },
       undefined,
       seededPermutation,
     );
@@ -131,25 +131,30 @@ export class RewardTrainer extends TrainerBase<RewardConfig> {
     let pairs = 0;
     let correct = 0;
     let margin = 0;
-    st.microBatches.forEach((mb, m) => {
-      const els = this.plan.microBatches[mb].map((i) => this.elements[i]);
+    // this rank's share of each micro-batch; every element weighs 1 / (the step's elements, over all ranks)
+    const shares = st.microBatches.map((mb) => this.shard(this.plan.microBatches[mb])).filter((idx) => idx.length > 0);
+    let elements = 0;
+    shares.forEach((idx, m) => {
+      const els = idx.map((i) => this.elements[i]);
       const { input, offsets } = this.inputOf(els);
       const rewards = this.rewardModel.forward(input); // (rows)
       const r = rewards.data;
       const grad = new Float32Array(rewards.size);
-      const w = st.weights[m] / els.length; // mean over the step's elements
+      const w = 1 / st.total; // mean over the step's elements
       els.forEach((e, j) => {
         const o = offsets[j];
         const res = kwiseRankingLoss(r.subarray(o, o + e.completions.length), { ranks: e.ranks, centerCoef: this.config.centerRewardsCoefficient });
         for (let k = 0; k < e.completions.length; k++) grad[o + k] = res.dRewards[k] * w;
-        loss += res.loss * w;
+        loss += res.loss;
         pairs += res.pairs;
         correct += res.accuracy * res.pairs;
         margin += res.meanMargin * res.pairs;
       });
-      rewards.backward(grad);
+      elements += els.length;
+      this.backward(rewards, grad, { lastOfStep: m === shares.length - 1 });
     });
-    return { loss, accuracy: correct / pairs, margin: margin / pairs, epoch: this.plan.epochOfStep[step] };
+    this.metricWeight = elements;
+    return { loss: elements ? loss / elements : 0, accuracy: pairs ? correct / pairs : 0, margin: pairs ? margin / pairs : 0, epoch: this.plan.epochOfStep[step] };
   }
 
   /** Raw scores of completions (no grad), in batches of perDeviceEvalBatchSize rows. */

@@ -134,10 +134,11 @@ export class SftTrainer extends TrainerBase<SftConfig> {
     this.rows = toRows(train);
     this.evalRows = toRows(options.evalData ?? []);
     if (this.rows.length === 0) throw new Error('SftTrainer: no training example has a token to learn (check lossMask and maxLength)');
-    // data order: one permutation per epoch from the seed, so a resumed run replays the same batches
+    // data order: one permutation per epoch from the seed, so a resumed run replays the same batches; each
+    // micro-batch is a global one (every rank plans the same), of which each rank takes its share
     this.plan = planRun(
       this.rows.length,
-      { seed: config.seed, batchSize: config.perDeviceTrainBatchSize, gradientAccumulationSteps: config.gradientAccumulationSteps, numEpochs: config.numTrainEpochs, maxSteps: config.maxSteps },
+      { seed: config.seed, batchSize: this.globalBatch, gradientAccumulationSteps: config.gradientAccumulationSteps, numEpochs: config.numTrainEpochs, maxSteps: config.maxSteps },
       (idx) => idx.reduce((s, i) => s + countTargets(this.rows[i]), 0),
       seededPermutation,
     );
@@ -156,27 +157,36 @@ export class SftTrainer extends TrainerBase<SftConfig> {
   }
 
   /**
-   * Mean loss over the batch's trained tokens; with a weight, its gradient (times weight) is accumulated.
-   * The LM head runs on the trained positions only, fused with the loss (no (B·T, V) logits).
+   * Mean loss over the batch's trained tokens; with a weight, its gradient (times weight) is accumulated
+   * (`last`: the last backward of the optimizer step). The LM head runs on the trained positions only, fused
+   * with the loss (no (B·T, V) logits).
    */
-  private lossOf(batch: SftBatch, weight: number | null): number {
+  private lossOf(batch: SftBatch, weight: number | null, last = false): number {
     const hidden = this.policy.forward({ ids: batch.ids, B: batch.B, T: batch.T, attentionMask: batch.attentionMask, positions: batch.positions }); // (B·T, C)
     const { rows, targets } = selectRows(batch.targets.map((t) => Number(t !== IGNORE)), batch.targets); // (count) each
     const loss = lmHeadLoss(this.policy, hidden, rows, targets); // mean over trained tokens
     const value = loss.item();
-    if (weight !== null) scale(loss, weight).backward();
+    if (weight !== null) this.backward(scale(loss, weight), undefined, { lastOfStep: last });
     return value;
   }
 
   protected trainStep(step: number): Record<string, number> {
     const st = this.plan.steps[step];
-    let loss = 0;
-    st.microBatches.forEach((mb, i) => {
-      const batch = collateSft(this.plan.microBatches[mb].map((r) => this.rows[r]));
-      if (batch.count === 0) return;
-      loss += st.weights[i] * this.lossOf(batch, st.weights[i]);
+    // this rank's share of each micro-batch; each weighted by its tokens over the step's (global) tokens, so that
+    // the accumulated (and, over the ranks, summed) gradient is that of the mean over every token of the step
+    const batches = st.microBatches
+      .map((mb) => this.shard(this.plan.microBatches[mb]))
+      .filter((rows) => rows.length > 0)
+      .map((rows) => collateSft(rows.map((r) => this.rows[r])))
+      .filter((b) => b.count > 0);
+    let sum = 0;
+    let tokens = 0;
+    batches.forEach((batch, i) => {
+      sum += batch.count * this.lossOf(batch, batch.count / st.total, i === batches.length - 1);
+      tokens += batch.count;
     });
-    return { loss, tokens: st.total, epoch: this.plan.epochOfStep[step] };
+    this.metricWeight = tokens;
+    return { loss: tokens > 0 ? sum / tokens : 0, tokens: st.total, epoch: this.plan.epochOfStep[step] };
   }
 
   /** Token-weighted mean completion loss on held-out data, and its perplexity. */

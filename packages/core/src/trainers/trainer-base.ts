@@ -18,6 +18,14 @@
  * requested from the trainer's own callbacks (the progress reporter) or before it starts; `trainAsync()`
  * runs the same loop but gives the event loop a turn after every step, so signal handlers and timers can
  * call requestStop (the CLI's Ctrl-C does).
+ *
+ * Data parallelism (under mpirun: see ../distributed/): every rank holds the whole model and plans the same
+ * steps; each global batch is cut into one contiguous share per rank (`shard`), each rank backpropagates its
+ * share's loss weighted by the step's *global* count, and GradientSync sums the gradients over the ranks in
+ * buckets, overlapping the backward (`backward(root, grad, { lastOfStep: true })` marks where that may start).
+ * The weights are broadcast from rank 0 at the start, metrics are averaged over the ranks (weighted by
+ * `metricWeight`), and only rank 0 logs, writes metrics.jsonl and checkpoints. A run resumes on any world size
+ * that divides the checkpoint's global batch. With one rank none of this runs.
  */
 import { join } from 'node:path';
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -25,9 +33,12 @@ import { ensureWritableDir, writableDirProblem } from '../io/atomic-write';
 import { ConfigError } from './config';
 import type { StateDict } from '../io/dtypes';
 import { kernels } from '../backend/cpu';
+import { averageMetrics, worldCollective, type Collective } from '../distributed/collective';
+import { GradientSync, type GradientSyncOptions } from '../distributed/grad-sync';
+import { broadcastTrainingState, shardRange } from '../distributed/data-parallel';
 import { AdamW, gradNorm as gradNormOf } from '../optim/adamw';
 import type { Tensor } from '../tensor/tensor';
-import { saveCheckpoint, type LoadedCheckpoint } from './checkpoint';
+import { checkpointDirName, saveCheckpoint, type LoadedCheckpoint } from './checkpoint';
 import { MetricsWriter, type MetricsRecord } from './metrics';
 import { NanGuard, NonFiniteError } from './nan-guard';
 import { silentProgress, type ProgressReporter } from './progress';
@@ -61,6 +72,10 @@ export interface TrainerOptions {
   progress?: ProgressReporter;
   /** a checkpoint to continue from (see resolveResume) */
   resume?: LoadedCheckpoint;
+  /** the ranks to train with (default: worldCollective(), MPI under an MPI launcher, else this process alone) */
+  world?: Collective;
+  /** gradient buckets of data-parallel runs (bucket size, overlap with the backward) */
+  gradientSync?: GradientSyncOptions;
 }
 
 /** What train() returns. */
@@ -136,6 +151,14 @@ export abstract class TrainerBase<C extends TrainingArgs> {
   private stopRequest: { reason?: string } | null = null;
   /** an optimizer step is running (trainStep + update): a stop requested now lands after it */
   private inStep = false;
+  /** the ranks of this run (size 1: a single process) */
+  readonly world: Collective;
+  /** this rank's share of the current step, set by trainStep (examples or tokens): the weight of its metrics */
+  protected metricWeight = 1;
+  private readonly syncOptions: GradientSyncOptions;
+  /** during a data-parallel step: the gradient buckets */
+  protected gradSync: GradientSync | null = null;
+  private globalBatchMemo: number | null = null;
 
   protected constructor(
     readonly config: C,
@@ -144,6 +167,10 @@ export abstract class TrainerBase<C extends TrainingArgs> {
   ) {
     this.params = model.namedParameters().filter(([, p]) => p.requiresGrad);
     if (this.params.length === 0) throw new Error(`${this.label()}: the model has no trainable parameter`);
+    this.world = options.world ?? worldCollective();
+    this.syncOptions = options.gradientSync ?? {};
+    // every rank starts from rank 0's weights (before a subclass copies the policy into a frozen reference)
+    if (this.world.size > 1) for (const [, p] of model.namedParameters()) this.world.broadcast(p.data, 0);
     this.optimizer = new AdamW(this.params, {
       beta1: config.adamBeta1,
       beta2: config.adamBeta2,
@@ -151,9 +178,64 @@ export abstract class TrainerBase<C extends TrainingArgs> {
       weightDecay: config.weightDecay,
     });
     this.guard = new NanGuard({ maxConsecutive: config.nanGuardMaxConsecutive, snapshotEvery: config.nanGuardSnapshotSteps });
-    this.progress = options.progress ?? silentProgress;
+    // one logger: rank 0
+    this.progress = this.world.rank === 0 ? (options.progress ?? silentProgress) : silentProgress;
     this.resumeFrom = options.resume;
-    this.outputDir = checkOutputDir(config, this.resumeFrom !== undefined, `${this.label()} config`);
+    // rank 0 owns the output folder (it may already be writing there when another rank gets here): the other
+    // ranks check the field only
+    this.outputDir = checkOutputDir(config, this.resumeFrom !== undefined || !this.isMainRank, `${this.label()} config`);
+  }
+
+  /** Whether this process logs, writes metrics.jsonl and checkpoints (rank 0, or the only process). */
+  get isMainRank(): boolean {
+    return this.world.rank === 0;
+  }
+
+  /**
+   * Rows this rank takes of each global batch (SFT, reward model, DPO: a micro-batch; PPO: a rollout batch):
+   * perRankBatch() on every rank. A resumed run on another world size keeps the checkpoint's global batch,
+   * divided among the ranks it has now.
+   */
+  protected perRankBatch(): number {
+    return this.config.perDeviceTrainBatchSize;
+  }
+
+  /** Rows of one global batch: perRankBatch() × world size, or the resumed run's when its world size differed. */
+  get globalBatch(): number {
+    if (this.globalBatchMemo === null) {
+      const mine = this.perRankBatch() * this.world.size;
+      const saved = (this.resumeFrom?.state as { dataParallel?: { worldSize?: unknown; globalBatch?: unknown } } | undefined)?.dataParallel;
+      let g = mine;
+      if (saved && saved.worldSize !== this.world.size && typeof saved.globalBatch === 'number' && saved.globalBatch !== mine) {
+        if (!Number.isSafeInteger(saved.globalBatch) || saved.globalBatch < 1 || saved.globalBatch % this.world.size !== 0) {
+          throw new Error(
+            `resume: ${this.resumeFrom!.path} was trained with a global batch of ${String(saved.globalBatch)} rows on ${String(saved.worldSize)} ranks, ` +
+              `which ${this.world.size} ranks cannot share evenly: resume on a world size that divides ${String(saved.globalBatch)}`,
+          );
+        }
+        g = saved.globalBatch;
+        this.progress.log(`resume: the checkpoint's run had ${String(saved.worldSize)} ranks and a global batch of ${g}; on ${this.world.size} ranks each takes ${g / this.world.size} rows`);
+      }
+      this.globalBatchMemo = g;
+    }
+    return this.globalBatchMemo;
+  }
+
+  /** This rank's contiguous share of a global batch (`indices`, at most globalBatch long; the last may be short). */
+  protected shard<T>(indices: T[]): T[] {
+    if (this.world.size === 1) return indices;
+    const [from, to] = shardRange(indices.length, this.globalBatch, this.world.rank, this.world.size);
+    return indices.slice(from, to);
+  }
+
+  /**
+   * Backpropagates from root (a scalar, or with `grad` its gradient). `lastOfStep`: no other backward follows in
+   * this optimizer step on this rank, so in a data-parallel run each bucket of gradients starts its all-reduce as
+   * soon as its backward is done. Calling root.backward() directly is correct too, without that overlap.
+   */
+  protected backward(root: Tensor, grad?: Float32Array, opts: { lastOfStep?: boolean } = {}): void {
+    if (opts.lastOfStep) this.gradSync?.arm();
+    root.backward(grad);
   }
 
   /** Name for logs: 'sft', 'rm', 'ppo', 'dpo'. */
@@ -202,6 +284,13 @@ export abstract class TrainerBase<C extends TrainingArgs> {
   requestStop(reason?: string): number {
     if (!this.stopRequest) this.stopRequest = reason === undefined ? {} : { reason };
     return this.stopStep()!;
+  }
+
+  /** Data-parallel: a stop requested on one rank becomes every rank's (one tiny all-reduce per step). */
+  private agreeOnStop(): void {
+    const flag = new Float64Array([this.stopRequest ? 1 : 0]);
+    this.world.allReduce(flag, 'sum');
+    if (flag[0] > 0 && !this.stopRequest) this.stopRequest = { reason: 'another rank was asked to stop' };
   }
 
   /** Whether requestStop() was called. */
@@ -325,6 +414,8 @@ export abstract class TrainerBase<C extends TrainingArgs> {
     if (bad) {
       throw new NonFiniteError(`step ${this.step}: ${bad} holds non-finite values; no checkpoint written (lower the learning rate, or resume from an earlier checkpoint)`);
     }
+    // one checkpoint writer: the other ranks hold the same state (after the same updates)
+    if (!this.isMainRank) return join(this.outputDir, checkpointDirName(this.step));
     const path = saveCheckpoint(
       this.outputDir,
       {
@@ -338,6 +429,7 @@ export abstract class TrainerBase<C extends TrainingArgs> {
           nanSkipped: this.guard.skipped,
           lastEval: this.lastEval,
           config: this.config,
+          dataParallel: { worldSize: this.world.size, globalBatch: this.globalBatch },
           extra: this.extraState(),
         },
         files: this.checkpointFiles(),
@@ -381,17 +473,26 @@ export abstract class TrainerBase<C extends TrainingArgs> {
   /** The training loop; yields after every step (trainAsync waits for the event loop there). */
   private *run(): Generator<number, TrainResult, void> {
     const c = this.config;
-    // again at the start: another run may have written there since this trainer was built
-    checkOutputDir(c, this.resumeFrom !== undefined, `${this.label()} config`);
+    const dp = this.world.size > 1;
     const out = this.outputDir;
-    if (!this.resumeFrom && c.overwriteOutputDir && existsSync(out)) {
-      for (const name of readdirSync(out)) {
-        if (RUN_ARTIFACT.test(name)) rmSync(join(out, name), { recursive: true, force: true });
+    // the output folder is rank 0's: the other ranks never write there
+    if (this.isMainRank) {
+      // again at the start: another run may have written there since this trainer was built
+      checkOutputDir(c, this.resumeFrom !== undefined, `${this.label()} config`);
+      if (!this.resumeFrom && c.overwriteOutputDir && existsSync(out)) {
+        for (const name of readdirSync(out)) {
+          if (RUN_ARTIFACT.test(name)) rmSync(join(out, name), { recursive: true, force: true });
+        }
       }
+      ensureWritableDir(out, `${this.label()} outputDir ${out}`);
     }
-    ensureWritableDir(out, `${this.label()} outputDir ${out}`);
     if (this.resumeFrom) this.restore(this.resumeFrom);
-    this.metrics = new MetricsWriter(join(out, 'metrics.jsonl'), this.resumeFrom ? { resumeFromStep: this.step } : {});
+    if (dp) {
+      // the same weights, moments and step on every rank (each read the checkpoint; rank 0's copy wins)
+      broadcastTrainingState(this.world, this.model, this.optimizer, this.step, { moments: !!this.resumeFrom });
+      this.gradSync = new GradientSync(this.world, this.params, this.syncOptions);
+    }
+    this.metrics = this.isMainRank ? new MetricsWriter(join(out, 'metrics.jsonl'), this.resumeFrom ? { resumeFromStep: this.step } : {}) : null;
     this.guard.register(
       [...this.params.map(([, p]) => p.data), ...this.optimizer.buffers()],
       this.step,
@@ -403,6 +504,8 @@ export abstract class TrainerBase<C extends TrainingArgs> {
     this.progress.start(this.label(), total, this.step);
     try {
       while (this.step < total) {
+        // a stop requested on any rank stops every rank after the same step
+        if (dp) this.agreeOnStop();
         if (this.stopRequest && this.canStopAfter(this.step)) {
           interrupted = true;
           break;
@@ -412,7 +515,17 @@ export abstract class TrainerBase<C extends TrainingArgs> {
         let m: Record<string, number>;
         let r: StepResult;
         try {
-          m = this.trainStep(s);
+          this.metricWeight = 1;
+          this.gradSync?.begin();
+          try {
+            m = this.trainStep(s);
+            this.gradSync?.finish();
+          } catch (e) {
+            this.gradSync?.abandon();
+            throw e;
+          }
+          // the NaN guard and the log see the mean over the ranks: every rank takes the same decision
+          if (dp) m = averageMetrics(this.world, m, this.metricWeight);
           r = this.optimizerStep(s, m.loss ?? 0);
         } finally {
           this.inStep = false;
@@ -434,7 +547,7 @@ export abstract class TrainerBase<C extends TrainingArgs> {
           }
         }
         if (this.shouldSave(this.step) || last) {
-          this.metrics.sync();
+          this.metrics?.sync();
           saved = { step: this.step, path: this.saveCheckpoint() };
         }
         if (!last) yield this.step;
@@ -446,15 +559,17 @@ export abstract class TrainerBase<C extends TrainingArgs> {
           this.progress.log(`stopped before step ${this.step + 1} of ${total}${why}; nothing to save, the run can start again as it did`);
         } else {
           if (saved?.step !== this.step) {
-            this.metrics.sync();
+            this.metrics?.sync();
             saved = { step: this.step, path: this.saveCheckpoint() };
           }
           this.progress.log(`stopped after step ${this.step} of ${total}${why}; resume from ${saved.path}`);
         }
       }
+      // every rank returns once rank 0's last checkpoint is complete
+      if (dp) this.world.barrier();
     } finally {
       this.progress.stop();
-      this.metrics.close();
+      this.metrics?.close();
       this.metrics = null;
     }
     return {

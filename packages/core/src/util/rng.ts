@@ -40,3 +40,13 @@ export class Rng {
     return Math.floor(this.next() * n);
   }
 }
+
+/**
+ * A seed for item `index` of a batch drawn from `seed` (a mulberry32 step of the pair): each row of a sampled
+ * batch gets a generator of its own, whatever rows share its batch or its process.
+ */
+export function derivedSeed(seed: number, index: number): number {
+  const r = new Rng((Math.floor(seed) ^ Math.imul(index + 1, 0x9e3779b9)) >>> 0);
+  r.next();
+  return Math.floor(r.next() * 4294967296) >>> 0;
+}

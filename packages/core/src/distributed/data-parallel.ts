@@ -1,0 +1,50 @@
+/**
+ * What a data-parallel run agrees on besides gradients: which rows of a global batch each rank takes, and the
+ * training state every rank starts from.
+ */
+import type { AdamW } from '../optim/adamw';
+import type { Tensor } from '../tensor/tensor';
+import type { Collective } from './collective';
+
+/**
+ * Rows [from, to) of a global batch of `n` rows (n ≤ globalBatch; the last batch of an epoch may be short) that
+ * rank `rank` of `size` takes: contiguous shares of globalBatch / size rows (rounded up), so that rank r's rows
+ * are the same whatever the batch's content, and rank 0 comes first as in one process.
+ */
+export function shardRange(n: number, globalBatch: number, rank: number, size: number): [number, number] {
+  if (!Number.isInteger(size) || size < 1 || !Number.isInteger(rank) || rank < 0 || rank >= size) {
+    throw new RangeError(`shardRange: rank ${rank} of ${size} is not a rank of the world`);
+  }
+  if (!(n >= 0 && n <= globalBatch)) throw new RangeError(`shardRange: ${n} rows do not fit a global batch of ${globalBatch}`);
+  const per = Math.ceil(globalBatch / size);
+  return [Math.min(n, rank * per), Math.min(n, (rank + 1) * per)];
+}
+
+/**
+ * Makes every rank's training state rank 0's: checks that all ranks are at the same step (they resumed from the
+ * same checkpoint), then broadcasts the weights and, with `moments`, AdamW's moments.
+ */
+export function broadcastTrainingState(
+  world: Collective,
+  model: { namedParameters(): Array<[string, Tensor]> },
+  optimizer: AdamW,
+  step: number,
+  opts: { moments: boolean },
+): void {
+  const all = world.allGather(new Float64Array([step, optimizer.t]));
+  for (let r = 0; r < world.size; r++) {
+    if (all[2 * r] !== step || all[2 * r + 1] !== optimizer.t) {
+      throw new Error(
+        `rank ${world.rank}: rank ${r} starts at step ${all[2 * r]} (optimizer step ${all[2 * r + 1]}), this rank at step ${step} ` +
+          `(optimizer step ${optimizer.t}): the ranks resumed from different checkpoints (give every rank the same outputDir / resume path)`,
+      );
+    }
+  }
+  for (const [, p] of model.namedParameters()) world.broadcast(p.data, 0);
+  if (opts.moments) {
+    for (const [name] of optimizer.namedParameters()) {
+      world.broadcast(optimizer.m.get(name)!, 0);
+      world.broadcast(optimizer.v.get(name)!, 0);
+    }
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * Data-parallel gradient synchronisation (PyTorch DDP's reducer, reduced): the trainable parameters are cut into
+ * buckets of about `bucketBytes`, in reverse registration order (the order a backward pass completes them: the
+ * last layers first). During the last backward of an optimizer step, a bucket's all-reduce starts as soon as every
+ * gradient in it is complete, and runs on the collective's communication thread while the backward goes on; the
+ * buckets start strictly in order (bucket k after bucket k - 1) so that every rank makes the same collectives in
+ * the same order. `finish()` starts any bucket not started yet (a rank with no data this step, a trainer that did
+ * not mark its last backward), waits for all, and writes the sums into the gradients.
+ *
+ * Sums, not means: the trainers weight each rank's loss by the step's global count (tokens, pairs, examples), so
+ * the sum over ranks is the gradient of the mean over the global batch, as one process with the whole batch.
+ *
+ * A parameter without a gradient on a rank sends zeros; one without a gradient on every rank is left without one
+ * (a presence flag per parameter is summed at the end), so the optimizer treats it exactly as one process would.
+ */
+import { ensureLeafGrad, setBackwardHooks, type BackwardHooks } from '../tensor/autograd';
+import type { Tensor } from '../tensor/tensor';
+import type { Collective, PendingReduce } from './collective';
+
+export interface GradientSyncOptions {
+  /** target bytes of gradients per bucket (default 4 MiB; one parameter larger than this is a bucket alone) */
+  bucketBytes?: number;
+  /** start buckets during the backward (default true); false: all at finish(), after the backward (for measuring) */
+  overlap?: boolean;
+}
+
+interface Bucket {
+  params: Tensor[];
+  /** gradients completed in the current armed backward */
+  ready: number;
+  pending: PendingReduce | null;
+}
+
+export class GradientSync {
+  readonly buckets: Bucket[] = [];
+  private readonly bucketOf = new Map<Tensor, number>();
+  private readonly overlap: boolean;
+  /** the next bucket to start (they start in order) */
+  private next = 0;
+  private armed = false;
+  private installed: BackwardHooks | null = null;
+  private prevHooks: BackwardHooks | null = null;
+  /** zeros for a parameter that has no gradient on this rank, by size */
+  private zeros = new Map<number, Float32Array>();
+  /** per parameter (bucket order): 1 when it had a gradient on this rank when its bucket started */
+  private readonly present: Float32Array;
+  private readonly index = new Map<Tensor, number>();
+  /** statistics of the last step (for benches): buckets started during the backward, and waiting time in ms */
+  lastStep = { startedInBackward: 0, buckets: 0, waitMs: 0 };
+
+  constructor(
+    readonly collective: Collective,
+    params: Array<[string, Tensor]>,
+    opts: GradientSyncOptions = {},
+  ) {
+    const cap = opts.bucketBytes ?? 4 << 20;
+    if (!(cap > 0)) throw new RangeError(`GradientSync: bucketBytes must be > 0, got ${cap}`);
+    this.overlap = opts.overlap ?? true;
+    let cur: Tensor[] = [];
+    let bytes = 0;
+    for (let i = params.length - 1; i >= 0; i--) {
+      const p = params[i][1];
+      if (!p.requiresGrad) continue;
+      if (cur.length && bytes + 4 * p.size > cap) {
+        this.buckets.push({ params: cur, ready: 0, pending: null });
+        cur = [];
+        bytes = 0;
+      }
+      cur.push(p);
+      bytes += 4 * p.size;
+    }
+    if (cur.length) this.buckets.push({ params: cur, ready: 0, pending: null });
+    let n = 0;
+    this.buckets.forEach((b, k) => b.params.forEach((p) => (this.bucketOf.set(p, k), this.index.set(p, n++))));
+    this.present = new Float32Array(n);
+  }
+
+  /**
+   * Observes the backward passes of one optimizer step (call before its first backward): from now on a backward
+   * after the gradients started their all-reduce is an error.
+   */
+  begin(): void {
+    if (this.installed) throw new Error('GradientSync.begin: the previous step was not finished');
+    this.next = 0;
+    this.armed = false;
+    this.lastStep = { startedInBackward: 0, buckets: this.buckets.length, waitMs: 0 };
+    for (const b of this.buckets) {
+      b.ready = 0;
+      b.pending = null;
+    }
+    this.installed = {
+      onStart: () => {
+        if (this.next > 0) {
+          throw new Error(
+            'GradientSync: a backward pass after the gradients of this step started their all-reduce ' +
+              '(the backward marked as the last of the step was not the last)',
+          );
+        }
+      },
+      onLeafReady: (t) => {
+        if (!this.armed || !this.overlap) return;
+        const k = this.bucketOf.get(t);
+        if (k === undefined) return;
+        const b = this.buckets[k];
+        if (++b.ready < b.params.length) return;
+        while (this.next < this.buckets.length && this.buckets[this.next].ready >= this.buckets[this.next].params.length) {
+          this.start(this.next++);
+          this.lastStep.startedInBackward++;
+        }
+      },
+    };
+    this.prevHooks = setBackwardHooks(this.installed);
+  }
+
+  /** The next backward is the last of this step: its completed buckets may start their all-reduce. */
+  arm(): void {
+    this.armed = true;
+  }
+
+  private start(k: number): void {
+    const b = this.buckets[k];
+    const bufs = b.params.map((p) => {
+      this.present[this.index.get(p)!] = p.grad ? 1 : 0;
+      if (p.grad) return p.grad.data.subarray(0, p.size);
+      let z = this.zeros.get(p.size);
+      if (!z) this.zeros.set(p.size, (z = new Float32Array(p.size)));
+      return z;
+    });
+    b.pending = this.collective.allReduceStart(bufs, 'sum');
+  }
+
+  /** Starts the buckets not started yet, waits for all, and leaves the sums in the gradients. */
+  finish(): void {
+    if (!this.installed) throw new Error('GradientSync.finish: begin() was not called');
+    setBackwardHooks(this.prevHooks);
+    this.installed = null;
+    this.armed = false;
+    while (this.next < this.buckets.length) this.start(this.next++);
+    const t0 = performance.now();
+    for (const b of this.buckets) {
+      b.pending!.wait(b.params.map((p) => ensureLeafGrad(p).data.subarray(0, p.size)));
+      b.pending = null;
+    }
+    // a parameter that no rank gave a gradient keeps none (as in one process)
+    const present = this.present.slice();
+    this.collective.allReduce(present, 'sum');
+    for (const [p, i] of this.index) if (present[i] === 0) p.grad = null;
+    this.lastStep.waitMs = performance.now() - t0;
+  }
+
+  /** Drops the hooks of a step that failed midway (the collectives started cannot be taken back). */
+  abandon(): void {
+    if (this.installed) setBackwardHooks(this.prevHooks);
+    this.installed = null;
+    this.armed = false;
+  }
+}

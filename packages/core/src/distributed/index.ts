@@ -1,0 +1,14 @@
+/** Data parallelism over MPI: collectives, gradient buckets, shards of a global batch. */
+export {
+  SingleProcess,
+  MpiCollective,
+  worldCollective,
+  describeWorld,
+  collectiveTimeoutSeconds,
+  broadcastJson,
+  averageMetrics,
+} from './collective';
+export type { Collective, CollectiveBackend, PendingReduce, ReduceOp } from './collective';
+export { GradientSync } from './grad-sync';
+export type { GradientSyncOptions } from './grad-sync';
+export { shardRange, broadcastTrainingState } from './data-parallel';
