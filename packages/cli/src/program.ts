@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { mpi } from '@rlhf/native';
 import { registerData } from './commands/data';
 import { registerDemo } from './commands/demo';
 import { registerGenerate } from './commands/generate';
@@ -31,13 +32,23 @@ export function buildProgram(): Command {
   return program;
 }
 
-/** Runs the CLI on argv; errors are printed as one line (never a stack) and give exit code 1. */
+/**
+ * Runs the CLI on argv; errors are printed as one line (never a stack) and give exit code 1. Under mpirun the line
+ * names the rank; the exit code then makes mpirun end every rank of the job.
+ */
 export async function main(argv: string[]): Promise<void> {
   try {
     await buildProgram().parseAsync(argv);
   } catch (err) {
     const msg = err instanceof Error ? `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}` : String(err);
-    process.stderr.write(`rlhf: ${msg}\n`);
+    let who = '';
+    try {
+      const w = mpi.launcherWorld();
+      if (w && w.size > 1) who = `rank ${w.rank} of ${w.size}: `;
+    } catch {
+      /* a malformed launcher environment: the error says enough */
+    }
+    process.stderr.write(`rlhf: ${who}${msg}\n`);
     if (process.env.RLHF_DEBUG && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
     process.exitCode = 1;
   }

@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import type { Command } from 'commander';
 import { runDemo } from '../demo/run-demo';
 import { summaryTable, writeReports } from '../demo/report';
-import { progressReporter } from './train-common';
+import { progressReporter, singleProcessOnly } from './train-common';
 
 const HELP = `
 The task: customer-support replies that should follow a brand's tone guide (address the issue raised with the
@@ -34,6 +34,7 @@ export function registerDemo(program: Command): void {
     .option('--quick', 'a smaller run that checks the whole chain (about a minute of CPU time; the full run about 4 minutes)', false)
     .addHelpText('after', HELP)
     .action(async (opts: { out: string; seed: string; quick: boolean }) => {
+      singleProcessOnly('demo');
       const seed = Number(opts.seed);
       // at most 2^32 - 1, as everywhere: the generator keeps 32 bits, so a larger seed would repeat a smaller one
       if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new Error(`--seed must be an integer in [0, 4294967295], got ${opts.seed}`);

@@ -26,6 +26,8 @@ export function registerDpo(program: Command): void {
     const progress = progressReporter();
     const trainer = new DpoTrainer(model, train, { config, evalData, refModel, progress, resume: resumeFrom(opts) });
     const result = await trainWithSignals(trainer, progress);
+    // one writer under mpirun: rank 0 saves the final model and prints the summary (every rank holds the same weights)
+    if (!trainer.isMainRank) return;
     if (result.interrupted) return finishInterrupted('dpo', opts, result);
     const { steps, lastEval } = result;
     const final = join(trainer.outputDir, 'final');

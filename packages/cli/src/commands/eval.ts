@@ -38,7 +38,7 @@ import {
   type ResultSet,
 } from '@rlhf/eval';
 import { MAX_SEED } from './generate';
-import { progressReporter } from './train-common';
+import { progressReporter, singleProcessOnly } from './train-common';
 
 export const BENCHMARKS = ['truthfulqa', 'truthfulqa-gen', 'bbq', 'toxicity', 'reward-accuracy', 'win-rate', 'kl'] as const;
 type Bench = (typeof BENCHMARKS)[number];
@@ -189,6 +189,7 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
     .option('--judge <dir>', 'win-rate: the reward model folder that judges (what `rlhf rm` writes)')
     .option('--temperature <t>', 'win-rate, kl: sampling temperature (win-rate: 0 = greedy; kl: > 0, both models\' logits divided by it, as PPO scores its samples)', nonNegativeNumber('temperature'), 1)
     .action(async (benchArg: string, o: EvalFlags) => {
+      singleProcessOnly('eval');
       if (!(BENCHMARKS as readonly string[]).includes(benchArg)) throw new Error(`unknown benchmark ${JSON.stringify(benchArg)}; choose one of ${BENCHMARKS.join(', ')}`);
       const bench = benchArg as Bench;
       if (o.scorer !== 'local' && o.scorer !== 'perspective') throw new Error(`--scorer must be local or perspective, got ${JSON.stringify(o.scorer)}`);

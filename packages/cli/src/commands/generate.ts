@@ -6,6 +6,7 @@
  */
 import type { Command } from 'commander';
 import { fromPretrained, generate, loadTokenizerFile } from '@rlhf/core';
+import { singleProcessOnly } from './train-common';
 
 export interface GenerateIo {
   out(s: string): void;
@@ -49,6 +50,7 @@ export function registerGenerate(program: Command, io: GenerateIo = defaultIo): 
     .option('--seed <s>', `random seed, 0 to ${MAX_SEED}`, num('seed', true, { lo: 0, hi: MAX_SEED }), 0)
     .option('--json', 'print {text, tokens, logprobs} as JSON')
     .action((o: { model: string; tokenizer?: string; prompt: string; maxNewTokens: number; temperature: number; topK: number; topP: number; seed: number; json?: boolean }) => {
+      singleProcessOnly('generate');
       const pre = fromPretrained(o.model, { tokenizer: o.tokenizer ? loadTokenizerFile(o.tokenizer) : undefined });
       const tok = pre.tokenizer;
       let prompt: number[];

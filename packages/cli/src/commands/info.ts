@@ -1,11 +1,18 @@
 import type { Command } from 'commander';
-import { info } from '@rlhf/native';
+import { describeWorld } from '@rlhf/core';
+import { info, mpi } from '@rlhf/native';
 
 export function registerInfo(program: Command): void {
   program
     .command('info')
-    .description('print, as JSON, the native runtime: version, SIMD level, threads, CUDA build and devices')
+    .description('print, as JSON, the native runtime (version, SIMD level, threads, CUDA build and devices) and this process\'s place in a data-parallel job (rank, world size, backend)')
     .action(() => {
-      process.stdout.write(`${JSON.stringify(info(), null, 2)}\n`);
+      const built = mpi.mpiAvailable();
+      const distributed = {
+        ...describeWorld(),
+        mpiAddon: built.ok ? { built: true, compiledWith: built.compiledWith } : { built: false, reason: built.reason },
+        mpirun: mpi.findMpirun(),
+      };
+      process.stdout.write(`${JSON.stringify({ ...info(), distributed }, null, 2)}\n`);
     });
 }

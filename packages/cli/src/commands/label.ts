@@ -5,6 +5,7 @@
  * The studio is imported only when a label command runs, so other commands never load SQLite.
  */
 import type { Command } from 'commander';
+import { singleProcessOnly } from './train-common';
 
 export interface LabelIo {
   out(s: string): void;
@@ -44,6 +45,7 @@ export function registerLabel(program: Command, io: LabelIo = defaultIo): void {
       [] as string[],
     )
     .action(async (o: { project: string; port: number; host: string; allowedHost: string[] }) => {
+      singleProcessOnly('label serve');
       const { startStudio, ensureAdmin } = await loadStudio();
       // the port is taken first: a port in use leaves no project folder or database behind
       const studio = await startStudio({ projectDir: o.project, port: o.port, host: o.host, allowedHosts: o.allowedHost });

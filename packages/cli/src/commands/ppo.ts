@@ -37,6 +37,8 @@ export function registerPpo(program: Command): void {
       resume: resumeFrom(opts),
     });
     const result = await trainWithSignals(trainer, progress);
+    // one writer under mpirun: rank 0 saves the final model and prints the summary (every rank holds the same weights)
+    if (!trainer.isMainRank) return;
     if (result.interrupted) return finishInterrupted('ppo', opts, result);
     const { steps, lastEval } = result;
     const final = join(trainer.outputDir, 'final');

@@ -15,6 +15,8 @@ export function registerRm(program: Command): void {
     const progress = progressReporter();
     const trainer = new RewardTrainer(rm, train, { config, evalData, progress, resume: resumeFrom(opts) });
     const result = await trainWithSignals(trainer, progress);
+    // one writer under mpirun: rank 0 saves the final model and prints the summary (every rank holds the same weights)
+    if (!trainer.isMainRank) return;
     if (result.interrupted) return finishInterrupted('rm', opts, result);
     const { steps, lastEval } = result;
     const final = join(trainer.outputDir, 'final');

@@ -29,6 +29,7 @@ import {
   type TrainingArgs,
 } from '@rlhf/core';
 import { formatIssue, openRecords, type DataRecord, type SourcedRecord } from '@rlhf/data';
+import { mpi } from '@rlhf/native';
 
 /** Options every training command has besides the config fields. */
 export interface CommonFlags {
@@ -196,7 +197,8 @@ export async function loadExamples<E>(path: string | null, field: string, toExam
     const lines = [`${field}: ${report.summaryText()}`, ...errors.slice(0, SHOWN_ISSUES).map(formatIssue)];
     if (errors.length > SHOWN_ISSUES || report.dropped > SHOWN_ISSUES) lines.push(`(\`rlhf data validate ${path}\` lists every problem)`);
     if (kept.length === 0) throw new Error(`${path}: no usable record\n${lines.join('\n')}`);
-    process.stderr.write(`${lines.join('\n')}\ntraining on the ${kept.length} records kept\n`);
+    // under mpirun every rank reads the file: rank 0 says it once
+    if ((mpi.launcherWorld()?.rank ?? 0) === 0) process.stderr.write(`${lines.join('\n')}\ntraining on the ${kept.length} records kept\n`);
   }
   const copies = report.warnedBy.get('duplicate-record') ?? 0;
   if (copies > 0) {
@@ -233,6 +235,17 @@ export interface StoppableTrainer {
   trainAsync(): Promise<TrainResult>;
   requestStop(reason?: string): number;
   totalSteps(): number;
+}
+
+/**
+ * Refuses to run `command` on more than one rank: it is not data-parallel (evaluation, generation, labeling,
+ * the demo, data tools), and N copies of it would each do the whole work and write the same files.
+ */
+export function singleProcessOnly(command: string): void {
+  const w = mpi.launcherWorld();
+  if (w && w.size > 1) {
+    throw new Error(`rlhf ${command} runs in one process; it was started as rank ${w.rank} of ${w.size} by an MPI launcher. Run it without mpirun (or with -n 1): only sft, rm, ppo and dpo are data-parallel`);
+  }
 }
 
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const;

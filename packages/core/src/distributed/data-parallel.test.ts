@@ -175,23 +175,39 @@ function finalWeights(dir: string): Map<string, Float32Array> {
   return new Map([...sd].map(([k, v]) => [k, v.data as Float32Array]));
 }
 
-/** ‖a − b‖ / ‖b‖ over all weights, and the largest elementwise difference. */
-function compare(a: Map<string, Float32Array>, b: Map<string, Float32Array>): { rel: number; maxAbs: number } {
+/**
+ * GPT-2's attention key bias: the middle third of c_attn.bias. Adding it adds q·b_k to every score of a row, which
+ * the softmax takes away: its gradient is exactly 0 but for float rounding, and AdamW divides that rounding noise by
+ * its own size, so it walks differently in any two runs whose sums are ordered differently. It changes nothing the
+ * model computes; it is compared on its own, with an absolute bound.
+ */
+function keyBias(name: string, n: number): [number, number] | null {
+  return /attn\.c_attn\.bias$/.test(name) ? [n / 3, (2 * n) / 3] : null;
+}
+
+/** ‖a − b‖ / ‖b‖ over all weights but the attention key biases, the largest difference there, and in those biases. */
+function compare(a: Map<string, Float32Array>, b: Map<string, Float32Array>): { rel: number; maxAbs: number; keyBiasMaxAbs: number } {
   let d2 = 0;
   let n2 = 0;
   let maxAbs = 0;
+  let keyBiasMaxAbs = 0;
   expect([...a.keys()].sort()).toEqual([...b.keys()].sort());
   for (const [k, x] of a) {
     const y = b.get(k)!;
     expect(x.length, k).toBe(y.length);
+    const kb = keyBias(k, x.length);
     for (let i = 0; i < x.length; i++) {
       const d = x[i] - y[i];
+      if (kb && i >= kb[0] && i < kb[1]) {
+        keyBiasMaxAbs = Math.max(keyBiasMaxAbs, Math.abs(d));
+        continue;
+      }
       d2 += d * d;
       n2 += y[i] * y[i];
       maxAbs = Math.max(maxAbs, Math.abs(d));
     }
   }
-  return { rel: Math.sqrt(d2 / n2), maxAbs };
+  return { rel: Math.sqrt(d2 / n2), maxAbs, keyBiasMaxAbs };
 }
 
 describe.skipIf(!!missing)('data parallelism under mpirun -n 2', () => {
@@ -209,9 +225,10 @@ describe.skipIf(!!missing)('data parallelism under mpirun -n 2', () => {
     const steps = JSON.parse(run2.output.split('\n').find((l) => l.includes(`"algo":"${algo}"`))!) as { steps: number };
     const w2 = finalWeights(join(two, algo));
     const w1 = finalWeights(join(one, algo));
-    const { rel, maxAbs } = compare(w2, w1);
-    console.log(`${algo}: ${steps.steps} steps; 2 ranks vs 1: relative difference ${rel.toExponential(2)}, largest elementwise ${maxAbs.toExponential(2)}`);
+    const { rel, maxAbs, keyBiasMaxAbs } = compare(w2, w1);
+    console.log(`${algo}: ${steps.steps} steps; 2 ranks vs 1: relative difference ${rel.toExponential(2)}, largest elementwise ${maxAbs.toExponential(2)}; attention key biases (null direction) ${keyBiasMaxAbs.toExponential(2)}`);
     expect(rel).toBeLessThan(1e-6);
+    expect(keyBiasMaxAbs).toBeLessThan(1e-4);
     // the runs moved: the comparison is not of two untouched models
     const start = dpRun(algo, join(tmp.path, 'untrained', algo), { perRank: 4, world: new SingleProcess() });
     const init = new Map(start.model.namedParameters().map(([n, p]) => [n, p.data]));
@@ -227,8 +244,9 @@ describe.skipIf(!!missing)('data parallelism under mpirun -n 2', () => {
     const t = dpRun('sft', dir, { perRank: 2, world: new SingleProcess(), resume: cp });
     expect(t.globalBatch).toBe(4);
     t.train();
-    const { rel } = compare(finalWeights(dir), finalWeights(join(one, 'sft')));
+    const { rel, keyBiasMaxAbs } = compare(finalWeights(dir), finalWeights(join(one, 'sft')));
     expect(rel).toBeLessThan(1e-6);
+    expect(keyBiasMaxAbs).toBeLessThan(1e-4);
     // a world size that does not divide the global batch is refused, naming both
     expect(() => dpRun('sft', dir, { perRank: 2, world: new TwinRanks(3), resume: cp }).globalBatch).toThrow(
       /global batch of 4 rows on 2 ranks, which 3 ranks cannot share evenly/,
