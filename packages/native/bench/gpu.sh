@@ -58,14 +58,14 @@ if command -v cmake >/dev/null 2>&1; then
 fi
 if [ -z "$CUDA_NODE" ] || [ ! -f "$CUDA_NODE" ]; then
   echo "cmake build unavailable or failed: one nvcc command instead"
-  SRC=$(ls "$NATIVE"/cuda/*.cu "$NATIVE"/cuda/cuda_addon.cc)
+  SRC=$(ls "$NATIVE"/cuda/*.cu "$NATIVE"/cuda/cuda_addon.cc "$NATIVE"/cuda/nccl.cc)
   if [ -n "$CUBLAS_LIB" ]; then EXTRA="-I$CUBLAS_INC $CUBLAS_LIB -Xlinker -rpath=$(dirname "$CUBLAS_LIB")";
   else SRC=$(echo "$SRC" | grep -v gemm_cublas; echo "$NATIVE/cuda/gemm_stub.cc"); EXTRA=""; fi
   mkdir -p "$BUILD"
   build_nvcc() {
     nvcc -O3 -std=c++17 -arch=sm_$CC_ARCH -shared -Xcompiler -fPIC -cudart static \
       -DNAPI_VERSION=8 -DNODE_ADDON_API_DISABLE_DEPRECATED -DNAPI_CPP_EXCEPTIONS \
-      -I"$NAPI_INC" -I"$ADDON_INC" -I"$NATIVE/cuda" "$@" -o "$BUILD/rlhf_cuda.node" >>"$OUT/nvcc.log" 2>&1
+      -I"$NAPI_INC" -I"$ADDON_INC" -I"$NATIVE/cuda" "$@" -ldl -o "$BUILD/rlhf_cuda.node" >>"$OUT/nvcc.log" 2>&1
   }
   if ! build_nvcc $SRC $EXTRA; then
     tail -20 "$OUT/nvcc.log"
@@ -97,9 +97,17 @@ node "$NATIVE/bench/gpu.mjs" --cpu "$CPU_NODE" --cuda "$CUDA_NODE" --torch "$OUT
   --out "$OUT/gpu-result.json" ${RLHF_GPU_ONLY:+--only "$RLHF_GPU_ONLY"}
 rc=$?
 
+stage "NCCL, one rank (opened at run time: PyTorch's libnccl.so.2)"
+NCCL_LIB=$(find "$SITE/nvidia" -name 'libnccl.so*' 2>/dev/null | sort | head -1)
+echo "libnccl: ${NCCL_LIB:-none}"
+if [ -n "$NCCL_LIB" ]; then
+  RLHF_NCCL_LIB=$NCCL_LIB node "$NATIVE/bench/nccl-check.mjs" --cuda "$CUDA_NODE" | tee "$OUT/nccl-check.json"
+  [ "${PIPESTATUS[0]}" = 0 ] || rc=1
+fi
+
 if [ "${RLHF_GPU_TEST_VITEST:-0}" = 1 ] && [ -d "$ROOT/node_modules/vitest" ]; then
   stage "npm run test:gpu"
-  RLHF_CUDA_PATH=$CUDA_NODE RLHF_NATIVE_PATH=$CPU_NODE npm run test:gpu -w @rlhf/native
+  RLHF_CUDA_PATH=$CUDA_NODE RLHF_NATIVE_PATH=$CPU_NODE RLHF_NCCL_LIB=${NCCL_LIB:-} npm run test:gpu -w @rlhf/native
 fi
 stage "done (rc $rc)"
 exit $rc

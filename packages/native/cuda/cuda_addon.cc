@@ -13,11 +13,13 @@
 #include <napi.h>
 
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <string>
 
 #include "cuda_common.h"
 #include "kernels.h"
+#include "nccl_comm.h"
 
 namespace {
 
@@ -169,7 +171,7 @@ class Args {
     return std::string(fn_) + ": argument " + std::to_string(i) + " '" + name + "'";
   }
   bool is_null(size_t i) const { return i >= info_.Length() || info_[i].IsNull() || info_[i].IsUndefined(); }
-  DeviceBuffer* buffer(size_t i, const char* name, DType dt, int64_t min_len, bool nullable = false) const {
+  DeviceBuffer* buffer(size_t i, const char* name, DType dt, int64_t min_len, bool nullable = false, bool any_dtype = false) const {
     if (nullable && is_null(i)) return nullptr;
     // InstanceOf alone is not enough: Object.create(DeviceBuffer.prototype) passes it but wraps no buffer
     // (DeviceBuffer::Unwrap would throw a plain Error "Invalid argument"), so the wrapped pointer is asked
@@ -181,7 +183,7 @@ class Args {
       throw Napi::TypeError::New(env(), where(i, name) + " must be a DeviceBuffer" + (nullable ? " or null" : ""));
     DeviceBuffer* b = static_cast<DeviceBuffer*>(wrapped);
     if (b->disposed()) throw Napi::Error::New(env(), where(i, name) + ": " + b->describe() + " has been disposed");
-    if (b->dtype() != dt)
+    if (b->dtype() != dt && !any_dtype)
       throw Napi::TypeError::New(env(), where(i, name) + " must be a " + dtype_name(dt) + " buffer, got " +
                                             b->describe());
     if (b->length() < min_len)
@@ -204,6 +206,12 @@ class Args {
     return info_[i].As<Napi::Number>().DoubleValue();
   }
   double number_or(size_t i, const char* name, double fallback) const { return is_null(i) ? fallback : number(i, name); }
+  std::string string(size_t i, const char* name) const {
+    if (i >= info_.Length() || !info_[i].IsString()) throw Napi::TypeError::New(env(), where(i, name) + " must be a string");
+    return info_[i].As<Napi::String>().Utf8Value();
+  }
+  // A live DeviceBuffer of either dtype (byte-wise collectives).
+  DeviceBuffer* any_buffer(size_t i, const char* name) const { return buffer(i, name, DType::F32, 0, false, true); }
   // A non-negative integer that fits in int32 (the kernels index with int64 but launch grids with int).
   int64_t size(size_t i, const char* name) const {
     double v = number(i, name);
@@ -547,6 +555,72 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
                  (float)a.number_or(12, "alpha", 1.0), (float)a.number_or(13, "beta", 0.0));
     return undef(a);
   });
+  // ---- NCCL (opened at run time; see nccl.cc) ----
+  def(env, exports, "ncclInfo", [](const Args& a) {
+    NcclInfo i = nccl_info();
+    Napi::Object o = Napi::Object::New(a.env());
+    o.Set("available", i.available);
+    if (!i.available) o.Set("reason", i.reason);
+    if (!i.library.empty()) o.Set("library", i.library);
+    if (i.version) o.Set("version", i.version);
+    o.Set("initialized", i.initialized);
+    if (i.initialized) o.Set("rank", i.rank), o.Set("size", i.size);
+    return Napi::Value(o);
+  });
+  def(env, exports, "ncclUniqueId", [](const Args& a) {
+    std::string id = nccl_unique_id();
+    Napi::Uint8Array out = Napi::Uint8Array::New(a.env(), id.size());
+    std::memcpy(out.Data(), id.data(), id.size());
+    return Napi::Value(out);
+  });
+  exports.Set("ncclInit", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    Napi::Env e = info.Env();
+    const char* fn = "ncclInit";
+    if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+        info[0].As<Napi::Uint8Array>().ElementLength() != 128)
+      throw Napi::TypeError::New(e, std::string(fn) + ": argument 0 'id' must be the 128-byte Uint8Array of ncclUniqueId()");
+    Args a(info, fn);
+    int64_t size = a.size(2, "size");
+    int64_t rank = a.size(1, "rank");
+    if (size < 1 || rank >= size)
+      a.range("argument 1 'rank' must be in [0, size) and size >= 1, got rank " + std::to_string(rank) + " of " + std::to_string(size));
+    double timeout = a.number_or(3, "timeoutSeconds", 600);
+    if (!(timeout > 0) || timeout > 1e7) a.range("argument 3 'timeoutSeconds' must be in (0, 1e7]");
+    Napi::Uint8Array id = info[0].As<Napi::Uint8Array>();
+    unsigned char copy[128];
+    std::memcpy(copy, id.Data(), 128);
+    try {
+      nccl_init(copy, (int)rank, (int)size, timeout);
+    } catch (const CudaError& err) {
+      throw Napi::Error::New(e, std::string(fn) + ": " + err.what());
+    }
+    return e.Undefined();
+  }, "ncclInit"));
+  def(env, exports, "ncclAllReduce", [](const Args& a) {
+    DeviceBuffer* b = a.buffer(0, "buf", DType::F32, 0);
+    bool avg = false;
+    std::string op = a.string(1, "op");
+    if (op == "avg") avg = true;
+    else if (op != "sum") a.range("argument 1 'op' must be 'sum' or 'avg', got '" + op + "'");
+    nccl_all_reduce(static_cast<float*>(b->ptr()), b->length(), avg);
+    return undef(a);
+  });
+  def(env, exports, "ncclBroadcast", [](const Args& a) {
+    DeviceBuffer* b = a.any_buffer(0, "buf");
+    int64_t root = a.size(1, "root");
+    if (root >= nccl_info().size && nccl_info().initialized) a.range("argument 1 'root' must be a rank below the world size");
+    nccl_broadcast(b->ptr(), b->length() * 4, (int)root);
+    return undef(a);
+  });
+  def(env, exports, "ncclAllGather", [](const Args& a) {
+    NcclInfo i = nccl_info();
+    int64_t n = a.buffer(0, "send", DType::F32, 0)->length();
+    float* recv = a.f32(1, "recv", a.mul(n, i.initialized ? i.size : 1));
+    nccl_all_gather(a.f32(0, "send", n), recv, n);
+    return undef(a);
+  });
+  def(env, exports, "ncclBarrier", [](const Args& a) { nccl_barrier(); return undef(a); });
+  def(env, exports, "ncclDestroy", [](const Args& a) { nccl_destroy(); return undef(a); });
   return exports;
 }
 

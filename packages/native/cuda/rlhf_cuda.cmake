@@ -70,7 +70,8 @@ if(RLHF_BUILD_CUDA_ADDON)
   target_compile_definitions(rlhf_cuda PRIVATE NAPI_VERSION=8 NODE_ADDON_API_DISABLE_DEPRECATED NAPI_CPP_EXCEPTIONS)
   target_compile_options(rlhf_cuda PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-O3 -Wall -Wextra -Wno-unused-parameter>
                                            $<$<COMPILE_LANGUAGE:CUDA>:-O3>)
-  target_link_libraries(rlhf_cuda PRIVATE CUDA::cudart_static ${CMAKE_JS_LIB})
+  # ${CMAKE_DL_LIBS}: NCCL is opened at run time (nccl.cc), never linked
+  target_link_libraries(rlhf_cuda PRIVATE CUDA::cudart_static ${CMAKE_JS_LIB} ${CMAKE_DL_LIBS})
   if(_rlhf_cublas_lib)
     target_include_directories(rlhf_cuda PRIVATE ${_rlhf_cublas_inc})
     target_link_libraries(rlhf_cuda PRIVATE ${_rlhf_cublas_lib})

@@ -41,6 +41,18 @@ export interface AllocatorStats {
   reuses: number;
 }
 
+/** NCCL as rlhf_cuda.node found it (opened at run time: RLHF_NCCL_LIB, else libnccl.so.2). */
+export interface NcclInfo {
+  available: boolean;
+  reason?: string;
+  library?: string;
+  /** NCCL_VERSION_CODE, e.g. 22703 for 2.27.3 */
+  version?: number;
+  initialized: boolean;
+  rank?: number;
+  size?: number;
+}
+
 type B = DeviceBuffer;
 export interface CudaBinding {
   DeviceBuffer: DeviceBufferConstructor;
@@ -84,4 +96,16 @@ export interface CudaBinding {
   attentionBackward(dq: B, dk: B, dv: B, dout: B, out: B, lse: B, q: B, k: B, v: B, mask: B | null, Bn: number, H: number, Hkv: number, Tq: number, Tk: number, kvCapacity: number, D: number, scale: number): void;
   gemm(C: B, A: B, Bm: B, m: number, n: number, k: number, transA?: boolean, transB?: boolean, alpha?: number, beta?: number): void;
   gemmBatched(C: B, A: B, Bm: B, batch: number, m: number, n: number, k: number, strideA: number, strideB: number, strideC: number, transA?: boolean, transB?: boolean, alpha?: number, beta?: number): void;
+
+  // NCCL: one communicator per process; each call waits (under the timeout) for the process stream
+  ncclInfo(): NcclInfo;
+  /** 128 bytes: rank 0 makes it, every rank passes the same bytes to ncclInit */
+  ncclUniqueId(): Uint8Array;
+  ncclInit(id: Uint8Array, rank: number, size: number, timeoutSeconds?: number): void;
+  ncclAllReduce(buf: B, op: 'sum' | 'avg'): void;
+  ncclBroadcast(buf: B, root: number): void;
+  /** recv holds size × send.length elements, rank 0's first */
+  ncclAllGather(send: B, recv: B): void;
+  ncclBarrier(): void;
+  ncclDestroy(): void;
 }

@@ -20,6 +20,9 @@ describe('cuda wrapper without rlhf_cuda.node', () => {
     expect((caught as Error).name).toBe('NativeLoadError');
     expect((caught as Error).message).toMatch(/RLHF_CUDA_ADDON/);
     expect(() => native.cuda.toDevice(new Float32Array([1, 2]))).toThrow(/CUDA addon is missing/);
+    // NCCL lives in the CUDA addon: without it, it is unavailable with the same reason
+    expect(native.cuda.ncclAvailable()).toMatchObject({ ok: false, reason: expect.stringMatching(/CUDA addon is missing/) });
+    expect(() => native.cuda.NcclCommunicator.create()).toThrow(/CUDA addon is missing/);
     // The CPU addon is unaffected.
     const out = new Float32Array(2);
     native.add(out, new Float32Array([1, 2]), new Float32Array([3, 4]), 2);

@@ -13,7 +13,8 @@ import { join, resolve } from 'node:path';
 import { loadNativeBinding, NativeLoadError, packageRoot } from '../loader';
 import type { CudaBinding, DeviceBuffer, DeviceDType } from './binding';
 
-export type { CudaBinding, CudaInfo, DeviceBuffer, DeviceDType, AllocatorStats } from './binding';
+export type { CudaBinding, CudaInfo, DeviceBuffer, DeviceDType, AllocatorStats, NcclInfo } from './binding';
+export { NcclCommunicator, ncclAvailable } from './nccl';
 
 /** Where rlhf_cuda.node is looked for: RLHF_CUDA_PATH, else build/Release/rlhf_cuda.node in this package. */
 export function cudaBinaryPath(): string {
