@@ -117,6 +117,12 @@ InitInfo Comm::init(double timeout_s) {
 }
 
 void Comm::thread_main(double) {
+  // RLHF_MPI_POLL_IDLE_MS: how long a collective polls without sleeping (default 20 ms)
+  if (const char* v = std::getenv("RLHF_MPI_POLL_IDLE_MS")) {
+    char* end = nullptr;
+    double ms = std::strtod(v, &end);
+    if (end != v && ms >= 0 && ms < 1e6) poll_idle_s_ = ms / 1000;
+  }
   // Open MPI's stack-trace handlers (SIGSEGV, SIGBUS, ...) would replace the ones Node and V8 rely on
   // (WebAssembly bounds checks trap through SIGSEGV): keep them off unless the user set the parameter.
   setenv("OMPI_MCA_opal_signal", "", 0);
@@ -338,6 +344,7 @@ std::string Comm::execute(Op& op) {
 std::string Comm::progress(void* request, Op& op) {
   MPI_Request* req = static_cast<MPI_Request*>(request);
   const auto t0 = Clock::now();
+  double waited = 0;
   for (uint64_t polls = 0;; polls++) {
     int flag = 0;
     int rc = MPI_Test(req, &flag, MPI_STATUS_IGNORE);
@@ -350,11 +357,16 @@ std::string Comm::progress(void* request, Op& op) {
     }
     if ((polls & 63) == 63) {
       serve_control();
-      if (seconds_since(t0) > timeout_s_) return diagnose(op);
+      if (waited > timeout_s_) return diagnose(op);
     }
-    // Spin briefly (a shared-memory all-reduce of a bucket takes microseconds), then sleep between polls so
-    // that the thread leaves the cores to the backward pass it overlaps with.
-    if (polls > 200) std::this_thread::sleep_for(std::chrono::microseconds(polls > 2000 ? 200 : 20));
+    // Open MPI moves a large message in fragments, each needing a poll on both sides: the thread polls back to
+    // back for 2 ms (as MPI_Wait would), then yields the core between polls (so that the backward it overlaps
+    // with, or the peer's thread on an oversubscribed machine, can run) until RLHF_MPI_POLL_IDLE_MS (default
+    // 20), then sleeps 100 µs between polls (a peer still computing).
+    if ((polls & 15) == 0) waited = seconds_since(t0);
+    if (waited < 0.002) continue;  // back to back, as MPI_Wait would
+    if (waited < poll_idle_s_) std::this_thread::yield();
+    else std::this_thread::sleep_for(std::chrono::microseconds(100));
   }
 }
 

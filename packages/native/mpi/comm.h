@@ -117,6 +117,7 @@ class Comm {
   std::string broken_;               // the first timeout / failure: the communicator is unusable since
   InitInfo info_;
   std::atomic<double> timeout_s_{600};
+  double poll_idle_s_ = 0.02;        // poll without sleeping this long in one collective (RLHF_MPI_POLL_IDLE_MS)
   void* ctrl_comm_ = nullptr;        // MPI_Comm (a duplicate of MPI_COMM_WORLD for control messages)
   struct PendingSend;
   std::vector<std::unique_ptr<PendingSend>> sends_;

@@ -20,6 +20,19 @@ export function shardRange(n: number, globalBatch: number, rank: number, size: n
   return [Math.min(n, rank * per), Math.min(n, (rank + 1) * per)];
 }
 
+/** Every rank gets rank 0's values of these tensors (float32, int32, or bf16 weights as their bytes). */
+export function broadcastWeights(world: Collective, named: Array<[string, Tensor]>): void {
+  if (world.size === 1) return;
+  for (const [, p] of named) {
+    if (p.dtype === 'f32') world.broadcast(p.data, 0);
+    else if (p.dtype === 'i32') world.broadcast(p.dataI32, 0);
+    else {
+      const b = p.dataBf16;
+      world.broadcast(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), 0);
+    }
+  }
+}
+
 /**
  * Makes every rank's training state rank 0's: checks that all ranks are at the same step (they resumed from the
  * same checkpoint), then broadcasts the weights and, with `moments`, AdamW's moments.
@@ -40,7 +53,7 @@ export function broadcastTrainingState(
       );
     }
   }
-  for (const [, p] of model.namedParameters()) world.broadcast(p.data, 0);
+  broadcastWeights(world, model.namedParameters());
   if (opts.moments) {
     for (const [name] of optimizer.namedParameters()) {
       world.broadcast(optimizer.m.get(name)!, 0);

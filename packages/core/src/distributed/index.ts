@@ -11,4 +11,4 @@ export {
 export type { Collective, CollectiveBackend, PendingReduce, ReduceOp } from './collective';
 export { GradientSync } from './grad-sync';
 export type { GradientSyncOptions } from './grad-sync';
-export { shardRange, broadcastTrainingState } from './data-parallel';
+export { shardRange, broadcastTrainingState, broadcastWeights } from './data-parallel';

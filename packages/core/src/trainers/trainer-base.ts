@@ -35,7 +35,7 @@ import type { StateDict } from '../io/dtypes';
 import { kernels } from '../backend/cpu';
 import { averageMetrics, worldCollective, type Collective } from '../distributed/collective';
 import { GradientSync, type GradientSyncOptions } from '../distributed/grad-sync';
-import { broadcastTrainingState, shardRange } from '../distributed/data-parallel';
+import { broadcastTrainingState, broadcastWeights, shardRange } from '../distributed/data-parallel';
 import { AdamW, gradNorm as gradNormOf } from '../optim/adamw';
 import type { Tensor } from '../tensor/tensor';
 import { checkpointDirName, saveCheckpoint, type LoadedCheckpoint } from './checkpoint';
@@ -170,7 +170,7 @@ export abstract class TrainerBase<C extends TrainingArgs> {
     this.world = options.world ?? worldCollective();
     this.syncOptions = options.gradientSync ?? {};
     // every rank starts from rank 0's weights (before a subclass copies the policy into a frozen reference)
-    if (this.world.size > 1) for (const [, p] of model.namedParameters()) this.world.broadcast(p.data, 0);
+    broadcastWeights(this.world, model.namedParameters());
     this.optimizer = new AdamW(this.params, {
       beta1: config.adamBeta1,
       beta2: config.adamBeta2,

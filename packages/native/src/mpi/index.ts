@@ -113,8 +113,8 @@ let exitHookInstalled = false;
 /**
  * MPI_Init_thread, once per process, for a process started by an MPI launcher (a plain process is refused:
  * Open MPI's singleton start forks a daemon and can end the process when that fails). When the process exits,
- * MPI is finalised (exit code 0) or the whole job is aborted with the exit code (anything else), so that one
- * failed rank ends every rank at once instead of leaving them waiting in their next collective.
+ * MPI is finalised (exit code 0, or 130: a graceful stop of a training run) or the whole job is ended (any other
+ * code), so that one failed rank ends every rank at once instead of leaving them waiting in their next collective.
  */
 export function initMpi(opts: { timeoutSeconds?: number; env?: NodeJS.ProcessEnv } = {}): MpiBinding & { rank: number; size: number } {
   const world = launcherWorld(opts.env ?? process.env);
@@ -134,7 +134,8 @@ export function initMpi(opts: { timeoutSeconds?: number; env?: NodeJS.ProcessEnv
     process.on('exit', (code) => {
       const info = m.info();
       if (!info.initialized || info.finalized) return;
-      if (code === 0) {
+      // 0: success; 130: a stop every rank agreed on (the trainers' Ctrl-C): both leave MPI in good order
+      if (code === 0 || code === 130) {
         try {
           m.finalize();
         } catch (e) {
