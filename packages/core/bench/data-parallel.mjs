@@ -36,7 +36,7 @@ if (process.env.OMPI_COMM_WORLD_RANK !== undefined || process.env.PMIX_RANK !== 
   const i = argv.indexOf('--ranks');
   const ranks = i >= 0 ? Number(argv[i + 1]) : 2;
   const j0 = argv.indexOf('--json');
-  const drop = new Set([i, i + 1, j0, j0 + 1].filter((k) => k >= 0 && (k === i || k === i + 1 ? i >= 0 : j0 >= 0)));
+  const drop = new Set([...(i >= 0 ? [i, i + 1] : []), ...(j0 >= 0 ? [j0, j0 + 1] : [])]);
   const rest = argv.filter((_, k) => !drop.has(k));
   const j = argv.indexOf('--json');
   const cores = Number(spawnSync('nproc').stdout?.toString().trim()) || 2;
