@@ -23,12 +23,11 @@ import {
   RewardModel,
   RewardTrainer,
   SftTrainer,
-  collateCompletions,
   generate,
   noGrad,
-  normalizeScore,
   ppoConfig,
   rewardConfig,
+  rewardModelScores,
   saveModelDir,
   saveTokenizer,
   sftConfig,
@@ -160,19 +159,9 @@ function decodeReply(tokenizer: Tokenizer, tokens: readonly number[]): string {
   return tokenizer.decode(body, { skipSpecialTokens: true }).trim();
 }
 
-/** Reward-model scores (normalised) of (prompt, response) token lists, as PPO scores them. */
+/** Reward-model scores (normalised) of (prompt, response) token lists, as PPO scores them (rewardModelScores). */
 function rmScores(rm: RewardModel, norm: ScoreNormalization, prompts: number[][], responses: number[][]): number[] {
-  const out: number[] = [];
-  noGrad(() => {
-    for (let i = 0; i < prompts.length; i += 32) {
-      const items = prompts.slice(i, i + 32).map((p, k) => ({ prompt: p, completion: responses[i + k] }));
-      const b = collateCompletions(items, rm.model.maxPositions);
-      const r = rm.forward({ ids: b.ids, B: b.B, T: b.T, attentionMask: b.attentionMask });
-      for (let k = 0; k < items.length; k++) out.push(normalizeScore(r.data[k], norm));
-      r.release();
-    }
-  });
-  return out;
+  return rewardModelScores({ model: rm, normalization: norm }, prompts, responses, 32);
 }
 
 function modelEval(prompts: Prompt[], replies: string[], rm: number[]): ModelEval {

@@ -80,11 +80,32 @@ export type { RankedExample, ScoreNormalization } from './reward-trainer';
 export { DpoTrainer, dataKindOf } from './dpo-trainer';
 export type { DpoExample, KtoExample, DpoFamilyExample } from './dpo-trainer';
 export { PpoTrainer } from './ppo-trainer';
-export type { RewardFn, RewardModelScorer, Rollout } from './ppo-trainer';
-export { ppoPolicyLoss, ppoValueLoss, explainedVariance } from './ppo-losses';
-export type { PpoPolicyLossResult, PpoValueLossResult } from './ppo-losses';
-export { encodePrompt, encodePromptCompletion, toSftExamples, toRankedExamples, toDpoExamples, toKtoExamples, toPrompts } from './records';
-export type { EncodedPair } from './records';
+export type { RewardFn, Rollout } from './ppo-trainer';
+export { ppoPolicyLoss, ppoValueLoss, ppoPolicyLossOp, ppoValueLossOp, explainedVariance } from './ppo-losses';
+export type { PpoPolicyLossResult, PpoValueLossResult, PpoPolicyLossArgs, PpoValueLossArgs } from './ppo-losses';
+export { encodePrompt, encodePromptCompletion, toSftExamples, toRankedExamples, toDpoExamples, toKtoExamples, toPrompts, toPromptExamples } from './records';
+export type { EncodedPair, PromptExample } from './records';
+// the shared rollout path: generate -> score -> response log-probs -> advantages
+export { generateResponses, responseForward, responseLogprobs, layoutResponses, pickRows, scatterTokens, promptBudget, cutPrompts } from './rollout';
+export { defineLossOp } from './loss-op';
+export type { TokenLayout, LossWithGradient, LossOpResult } from './loss-op';
+export type { ResponseBatch, ResponseSampling, ResponseForward, ResponseLogprobs } from './rollout';
+export {
+  scoreResponses,
+  resolveRewards,
+  rewardInputs,
+  rewardMetrics,
+  rewardModelReward,
+  rewardModelScores,
+  promptSet,
+  nanMeanStd,
+  RewardFunctionError,
+} from './rewards';
+export type { RewardFunction, RewardInputs, RewardValue, RewardSpec, RewardModelScorer, RewardInput, Reward, Scores, PromptSet } from './rewards';
+export { runSync, runAsync, AsyncRewardError } from './steps';
+export type { Steps, Wait } from './steps';
+export { groupRelativeAdvantages, leaveOneOutAdvantages, klShapedRewards, discountedReturns, SCALE_REWARDS } from './advantages';
+export type { ScaleRewards, GroupAdvantages, KlShapedRewards } from './advantages';
 export { causalLMFromConfig, loadRewardModel, copyTokenizerFiles, saveModelDir } from './model-dirs';
 export { frozenReference, REF_MODEL_DTYPES } from './reference-model';
 export type { RefModelDtype } from './reference-model';

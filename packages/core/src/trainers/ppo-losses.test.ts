@@ -1,6 +1,9 @@
 import { ppoPolicyLossRef, ppoValueLossRef } from '@rlhf/native/reference';
 import { describe, expect, it } from 'vitest';
-import { explainedVariance, ppoPolicyLoss, ppoValueLoss } from './ppo-losses';
+import { gradcheck } from '../test/gradcheck';
+import { add, mul, sum } from '../tensor/ops';
+import { Tensor } from '../tensor/tensor';
+import { explainedVariance, ppoPolicyLoss, ppoPolicyLossOp, ppoValueLoss, ppoValueLossOp } from './ppo-losses';
 import { StatefulRng } from './rng';
 
 // The losses run in the float32 kernels: a central difference needs a step well above float32 resolution.
@@ -147,5 +150,65 @@ describe('agreement with the kernel contract (ops/ppo, @rlhf/native reference)',
     expect(v.loss).toBeCloseTo(vref, 5);
     expect(v.clipped / v.count).toBeCloseTo(vstats[1], 6);
     for (let i = 0; i < n; i++) expect(v.dValues[i]).toBeCloseTo(dv[i], 6);
+  });
+});
+
+describe('the losses as ops (ppoPolicyLossOp, ppoValueLossOp)', () => {
+  // random tokens with every ratio at least 0.05 from the clip kinks (1 ± 0.2) and the value differences from ±0.2,
+  // so that central differences of step 1e-3 never cross a kink
+  function tokens(seed: number, n: number) {
+    const rng = new StatefulRng(seed);
+    const logp: number[] = [], old: number[] = [], v: number[] = [], oldV: number[] = [];
+    while (logp.length < n) {
+      const lp = -rng.nextDouble() * 3, o = lp + rng.nextNormal() * 0.3, r = Math.exp(lp - o);
+      const x = rng.nextNormal(), ox = x + rng.nextNormal() * 0.3;
+      if (Math.abs(r - 0.8) < 0.05 || Math.abs(r - 1.2) < 0.05 || Math.abs(Math.abs(x - ox) - 0.2) < 0.05) continue;
+      logp.push(lp), old.push(o), v.push(x), oldV.push(ox);
+    }
+    const adv = logp.map(() => rng.nextNormal());
+    const ret = logp.map(() => rng.nextNormal());
+    const mask = logp.map((_, i) => (i % 7 === 3 ? 0 : 1));
+    return { logp, old, v, oldV, adv, ret, mask };
+  }
+
+  it('forward equals the plain losses; the gradient through the tape is theirs (gradcheck, odd size 37)', () => {
+    const t = tokens(33, 37);
+    const logp = Tensor.fromF32(Float32Array.from(t.logp), [37], true);
+    const values = Tensor.fromF32(Float32Array.from(t.v), [37], true);
+    const pArgs = { oldLogp: t.old, advantages: t.adv, mask: t.mask, cliprange: 0.2, gradScale: 1 / 32, dualClip: 3 };
+    const vArgs = { oldValues: t.oldV, returns: t.ret, mask: t.mask, cliprangeValue: 0.2, gradScale: 1 / 32, coef: 0.1 };
+    const p = ppoPolicyLossOp(logp, pArgs);
+    const v = ppoValueLossOp(values, vArgs);
+    expect(p.loss.data[0]).toBeCloseTo(ppoPolicyLoss(t.logp, t.old, t.adv, t.mask, 0.2, 1 / 32, 3).loss, 6);
+    expect(v.loss.data[0]).toBeCloseTo(0.1 * ppoValueLoss(t.v, t.oldV, t.ret, t.mask, 0.2, 1 / 32).loss, 6);
+    expect(p.stats.count).toBe(32);
+    // gradcheck seeds the root with a random weight: the backward must scale by dy, not assume 1
+    gradcheck(() => add(ppoPolicyLossOp(logp, pArgs).loss, ppoValueLossOp(values, vArgs).loss), [logp, values], { eps: 1e-3, tol: 2e-2 });
+  });
+
+  it('backward is exactly the kernel gradient times dy (one root, as PPO backpropagates)', () => {
+    const t = tokens(34, 11);
+    const logp = Tensor.fromF32(Float32Array.from(t.logp), [11], true);
+    const { loss } = ppoPolicyLossOp(logp, { oldLogp: t.old, advantages: t.adv, mask: t.mask, cliprange: 0.2, gradScale: 0.5 });
+    sum(mul(loss, Tensor.fromF32([2], []))).backward();
+    const ref = ppoPolicyLoss(t.logp, t.old, t.adv, t.mask, 0.2, 0.5);
+    expect(Array.from(logp.grad!.data)).toEqual(Array.from(ref.dLogp, (g) => Math.fround(g * 2)));
+  });
+
+  it('with a layout the input is one entry per token: placed at its index for the loss, its gradient gathered back (gradcheck)', () => {
+    const t = tokens(35, 12); // a (3 rows × 4) layout; the tokens at index hold the input
+    const index = Int32Array.from([0, 1, 2, 4, 8, 9, 10, 11]);
+    const mask = Array.from({ length: 12 }, (_, i) => (index.includes(i) ? 1 : 0));
+    const x = Tensor.fromF32(Float32Array.from(index, (i) => t.logp[i]), [index.length], true);
+    const args = { oldLogp: t.old, advantages: t.adv, mask, cliprange: 0.2, gradScale: 1 / 8, layout: { index, length: 12 } };
+    const full = ppoPolicyLoss(Array.from({ length: 12 }, (_, i) => (index.includes(i) ? t.logp[i] : 0)), t.old, t.adv, mask, 0.2, 1 / 8);
+    const { loss, stats } = ppoPolicyLossOp(x, args);
+    expect(loss.data[0]).toBeCloseTo(full.loss, 6);
+    expect(stats.count).toBe(8);
+    loss.backward();
+    expect(Array.from(x.grad!.data)).toEqual(Array.from(index, (i) => full.dLogp[i]));
+    x.grad = null;
+    gradcheck(() => ppoPolicyLossOp(x, args).loss, [x], { eps: 1e-3, tol: 2e-2 });
+    expect(() => ppoPolicyLossOp(x, { ...args, layout: { index: index.slice(1), length: 12 } })).toThrow(/ppoPolicyLoss: layout.index has 7 entries, the input 8/);
   });
 });

@@ -13,8 +13,12 @@
  * use the minibatch's count, so their gradients add up to the minibatch mean). The kernels take the masked
  * mean of the call itself (1/M, M = Σ m of this micro-batch), so they are called with gradScale·M and their
  * means are turned back into sums here.
+ *
+ * On the tape the two losses are ops (ppoPolicyLossOp, ppoValueLossOp): the forward runs the kernel, which
+ * gives the loss and its gradient in one pass, and saves the gradient; the backward scales it by dy.
  */
 import { kernels } from '../backend/cpu';
+import { defineLossOp, type TokenLayout } from './loss-op';
 import { sumOver, type SumReducer } from './masked';
 
 /** |log ratio| bound before exp (the kernel's kPpoLogRatioClamp). */
@@ -126,3 +130,45 @@ export function explainedVariance(values: ArrayLike<number>, returns: ArrayLike<
   if (reduce) [vr, vd] = sumOver(reduce, vr, vd);
   return vr === 0 ? Number.NaN : 1 - vd / vr;
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// The losses as ops on the tape (loss-op.ts): the kernel's gradient, saved by the forward, times dy
+
+/** What ppoPolicyLossOp needs besides the log-probs, all (n); `layout` when the log-probs are one per token. */
+export interface PpoPolicyLossArgs {
+  oldLogp: ArrayLike<number>;
+  advantages: ArrayLike<number>;
+  mask: ArrayLike<number>;
+  cliprange: number;
+  gradScale: number;
+  dualClip?: number | null;
+  layout?: TokenLayout | null;
+}
+
+/** PPO's clipped policy loss of logp as a scalar on the tape, and the kernel's statistics. */
+export const ppoPolicyLossOp = defineLossOp('ppoPolicyLoss', (logp, a: PpoPolicyLossArgs) => {
+  const r = ppoPolicyLoss(logp, a.oldLogp, a.advantages, a.mask, a.cliprange, a.gradScale, a.dualClip ?? null);
+  return { loss: r.loss, grad: r.dLogp, stats: r };
+});
+
+/** What ppoValueLossOp needs besides the values, all (n); `coef` multiplies the loss (PPO's vfCoef). */
+export interface PpoValueLossArgs {
+  oldValues: ArrayLike<number>;
+  returns: ArrayLike<number>;
+  mask: ArrayLike<number>;
+  cliprangeValue: number;
+  gradScale: number;
+  coef: number;
+  layout?: TokenLayout | null;
+}
+
+/**
+ * coef × PPO's clipped value loss of values as a scalar on the tape, and the kernel's statistics (whose loss is
+ * without coef). The gradient coef·∂loss/∂V is formed in float64 from the kernel's float32 one.
+ */
+export const ppoValueLossOp = defineLossOp('ppoValueLoss', (values, a: PpoValueLossArgs) => {
+  const r = ppoValueLoss(values, a.oldValues, a.returns, a.mask, a.cliprangeValue, a.gradScale);
+  const grad = new Float32Array(r.dValues.length);
+  for (let i = 0; i < grad.length; i++) grad[i] = a.coef * r.dValues[i];
+  return { loss: a.coef * r.loss, grad, stats: r };
+});

@@ -4,6 +4,7 @@ import { CausalLMWithValueHead, RewardModel } from '../model/heads';
 import { resolveResume } from './checkpoint';
 import { readMetrics } from './metrics';
 import { PpoTrainer, type RewardFn } from './ppo-trainer';
+import type { RewardFunction } from './rewards';
 import { StatefulRng } from './rng';
 import { changedParams, snapshotParams, tempDir, tinyGpt2 } from './test-utils';
 
@@ -224,5 +225,37 @@ describe('PpoTrainer', () => {
       });
     }
     expect(max).toBeGreaterThan(1e-4);
+  });
+
+  it('a RewardFn answering NaN or Infinity stops the run naming the function and the row (issue 22: NaN was blamed on the loss, Infinity trained on)', () => {
+    for (const bad of [NaN, Infinity]) {
+      const broken: RewardFn = function scorer(p, responses) {
+        return responses.map((_, i) => (i === 5 ? bad : 1));
+      };
+      const t = new PpoTrainer(policyOf(37), prompts(16, 9), broken, { config: { ...base, totalEpisodes: 16, outputDir: join(tmp.path, `bad-${bad}`) } });
+      expect(() => t.train()).toThrow(new RegExp(`reward function 'scorer' returned ${bad} for completion 5 of 16 \\(training prompt \\d+\\); a reward must be a finite number or null`));
+      expect(t.step).toBe(0); // nothing was trained on it
+    }
+    const short: RewardFn = (_p, r) => r.slice(1).map(() => 0);
+    expect(() => new PpoTrainer(policyOf(37), prompts(16, 9), short, { config: { ...base, totalEpisodes: 16, outputDir: join(tmp.path, 'short') } }).train()).toThrow(
+      /reward function 'short' returned 15 values for 16 completions/,
+    );
+  });
+
+  it('reward functions in a list (weights, text-free ids); an async one trains with trainAsync() to the weights of its sync twin, and train() refuses it', async () => {
+    const good: RewardFunction = (inp) => inp.completionIds.map((r) => r.filter((t) => t === GOOD).length);
+    const asyncGood: RewardFunction = async (inp) => good(inp) as number[];
+    const cfg = { ...base, totalEpisodes: 16 * 2 };
+    const a = policyOf(38);
+    new PpoTrainer(a, prompts(16, 10), [{ fn: good, name: 'good' }], { config: { ...cfg, outputDir: join(tmp.path, 'list-sync') } }).train();
+    const b = policyOf(38);
+    const tb = new PpoTrainer(b, prompts(16, 10), [{ fn: asyncGood, name: 'good' }], { config: { ...cfg, outputDir: join(tmp.path, 'list-async') } });
+    await tb.trainAsync();
+    const pb = new Map(b.namedParameters());
+    for (const [n, p] of a.namedParameters()) expect(pb.get(n)!.data).toEqual(p.data);
+    const m = readMetrics(join(tmp.path, 'list-async', 'metrics.jsonl'));
+    expect(typeof m[0]['rewards/good/mean']).toBe('number');
+    const c = new PpoTrainer(policyOf(38), prompts(16, 10), [{ fn: asyncGood, name: 'judge' }], { config: { ...cfg, outputDir: join(tmp.path, 'list-refused') } });
+    expect(() => c.train()).toThrow(/ppo: reward function 'judge' returned a Promise \(asynchronous\): train\(\) and evaluate\(\) cannot wait for it; use `await trainer.trainAsync\(\)`/);
   });
 });

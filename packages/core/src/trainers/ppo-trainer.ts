@@ -24,66 +24,63 @@
  * rollout metrics are global. Minibatches are drawn from the global rows as in one process; each rank
  * backpropagates the rows of a minibatch it holds, scaled by the minibatch's global token count.
  */
-import { generate } from '../generation/generate';
 import type { CausalLM } from '../model/common';
-import type { CausalLMWithValueHead, RewardModel } from '../model/heads';
-import { lmHeadTokenLogprobs } from '../model/lm-head';
-import { noGrad, tidy } from '../tensor/autograd';
-import { add, gatherRows, mul, sum } from '../tensor/ops';
-import { Tensor } from '../tensor/tensor';
+import type { CausalLMWithValueHead } from '../model/heads';
+import { add } from '../tensor/ops';
+import type { Tokenizer } from '../tokenizers/types';
+import { klShapedRewards } from './advantages';
 import { gae } from './gae';
-import { AdaptiveKlController, FixedKlController, klTerm, type KlController } from './kl';
+import { AdaptiveKlController, FixedKlController, type KlController } from './kl';
 import { maskedWhiten, sumOver, type SumReducer } from './masked';
 import { ppoConfig, rolloutBatchSize, type PpoConfig } from './ppo-config';
-import { explainedVariance, ppoPolicyLoss, ppoValueLoss } from './ppo-losses';
-import { normalizeScore, type ScoreNormalization } from './reward-trainer';
+import { explainedVariance, ppoPolicyLossOp, ppoValueLossOp } from './ppo-losses';
+import type { PromptExample } from './records';
+import {
+  promptSet,
+  resolveRewards,
+  rewardInputs,
+  rewardMetrics,
+  RewardFunctionError,
+  scoreResponses,
+  type PromptSet,
+  type Reward,
+  type RewardInput,
+  type RewardModelScorer,
+} from './rewards';
 import { seededPermutation, StatefulRng, type RngState } from './rng';
 import { frozenReference } from './reference-model';
 import { derivedSeed } from '../util/rng';
 import { shardRange } from '../distributed/data-parallel';
-import { collateCompletions } from './sequences';
+import { cutPrompts, generateResponses, pickRows, promptBudget, responseForward, responseLogprobs, scatterTokens, type ResponseBatch, type ResponseSampling } from './rollout';
+import { runSync, type Steps } from './steps';
 import { TrainerBase, type TrainerOptions } from './trainer-base';
 
-/** A programmatic reward: one score per (prompt, response), the response's tokens including a stop token. */
+/**
+ * A programmatic reward of the first PPO API: one score per (prompt, response), the response's tokens including
+ * a stop token. (A list of reward functions, `RewardInput[]`, gets text, dataset columns and may be async.)
+ */
 export type RewardFn = (prompts: number[][], responses: number[][]) => number[];
 
-/** A trained reward model and the normalisation it was saved with. */
-export interface RewardModelScorer {
-  model: RewardModel;
-  normalization?: ScoreNormalization;
-}
+export type { RewardModelScorer } from './rewards';
 
 /**
  * One rollout batch after phases 1–5: (R, Tn) per-token arrays, Tn the longest response. In a data-parallel run
  * these are this rank's rows: global rows [rowOffset, rowOffset + R) of a batch of globalR.
  */
-export interface Rollout {
-  R: number;
+export interface Rollout extends ResponseBatch {
   /** the global row number of row 0, and the rows of the whole batch over all ranks */
   rowOffset: number;
   globalR: number;
   /** (globalR) the response length of every row of the batch, every rank's */
   globalLengths: Int32Array;
-  /** the left-padded prompt width and total width of `sequences` */
-  promptWidth: number;
-  width: number;
-  Tn: number;
-  /** (R, width) tokens and attention mask as generated */
-  sequences: Int32Array;
-  attentionMask: Float32Array;
-  /** (R·width) next-token targets (0 where none) */
-  targets: Int32Array;
-  /** (R, Tn) 1 on response tokens */
-  mask: Float32Array;
   oldLogp: Float32Array;
   refLogp: Float32Array;
   oldValues: Float32Array;
   rewards: Float32Array;
   advantages: Float32Array;
   returns: Float32Array;
-  /** (R) final scores and the response lengths */
+  /** (R) final scores */
   scores: Float32Array;
-  lengths: Int32Array;
   metrics: Record<string, number>;
 }
 
@@ -96,25 +93,34 @@ export class PpoTrainer extends TrainerBase<PpoConfig> {
   private readonly iterations: number;
   private readonly ref: CausalLM;
   private readonly stopTokenId: number | null;
-  private readonly evalPrompts: number[][];
+  private readonly rewards: Reward[];
+  private readonly rewardTokenizer: Tokenizer | undefined;
   private rollout: Rollout | null = null;
   private perm: number[] = [];
   private lastSaved = 0;
 
-  /** the training prompts, each cut to its last maxPromptLength tokens */
-  private readonly prompts: number[][];
+  /** the training and evaluation prompts, each cut to its last maxPromptLength tokens */
+  private readonly prompts: PromptSet;
+  private readonly evalSet: PromptSet;
 
+  /**
+   * `reward`: a reward model (with its normalisation), a RewardFn (ids in, one score per response out), or a
+   * list of reward functions and reward models with weights (rewards.ts: they see text and the prompts' dataset
+   * columns, and may be async: then train with trainAsync()).
+   */
   constructor(
     readonly policy: CausalLMWithValueHead,
-    prompts: number[][],
-    private readonly reward: RewardFn | RewardModelScorer,
+    prompts: ReadonlyArray<number[] | PromptExample>,
+    reward: RewardFn | RewardModelScorer | readonly RewardInput[],
     options: TrainerOptions & {
       config?: Partial<PpoConfig>;
       /** frozen reference; default a frozen copy of the policy's language model as given */
       refModel?: CausalLM;
-      evalPrompts?: number[][];
+      evalPrompts?: ReadonlyArray<number[] | PromptExample>;
       /** the tokenizer's end-of-sequence id, used when config.stopTokenId is null */
       eosTokenId?: number;
+      /** decodes prompts and completions for reward functions that read text */
+      tokenizer?: Tokenizer;
     } = {},
   ) {
     const config = ppoConfig(options.config ?? {});
@@ -124,33 +130,26 @@ export class PpoTrainer extends TrainerBase<PpoConfig> {
     if (config.missingEosPenalty !== null && this.stopTokenId === null) {
       throw new Error('PpoTrainer: missingEosPenalty needs a stop token (config.stopTokenId or eosTokenId)');
     }
+    this.rewardTokenizer = options.tokenizer;
     this.ref = frozenReference(policy.model, options.refModel, config.refModelDtype);
     // The reward model and the reference read the policy's token ids as they are: a model over another
     // vocabulary would score them as different text without any error.
     const V = policy.model.vocabSize;
-    if (typeof reward !== 'function' && reward.model.model.vocabSize !== V) {
-      throw new Error(`PpoTrainer: the reward model has a vocabulary of ${reward.model.model.vocabSize} tokens and the policy ${V}: it must read the policy's tokens (train it from the same base model and tokenizer)`);
-    }
+    const list: readonly RewardInput[] =
+      typeof reward === 'function'
+        ? [{ name: reward.name || 'rewardFn', fn: (inp) => reward(inp.promptIds, inp.completionIds) }]
+        : Array.isArray(reward)
+          ? reward
+          : [reward as RewardModelScorer];
+    this.rewards = resolveRewards(list, { timeoutMs: null, batchSize: config.perDeviceEvalBatchSize, vocabSize: V, who: 'PpoTrainer' });
     if (this.ref.vocabSize !== V) {
       throw new Error(`PpoTrainer: the reference model has a vocabulary of ${this.ref.vocabSize} tokens and the policy ${V}: they must share the tokenizer`);
     }
-    // Prompt and response must fit the policy's window together (generation needs both): a longer prompt keeps
-    // its end, where the question usually is (TRL truncates prompts on the left too).
-    const window = policy.model.maxPositions;
-    if (config.responseLength >= window) {
-      throw new Error(`PpoTrainer: responseLength ${config.responseLength} leaves no room for a prompt in the policy's ${window} positions`);
-    }
-    const maxPrompt = config.maxPromptLength ?? window - config.responseLength;
-    if (maxPrompt + config.responseLength > window) {
-      throw new Error(`PpoTrainer: maxPromptLength ${maxPrompt} + responseLength ${config.responseLength} exceed the policy's ${window} positions`);
-    }
-    const cut = (ps: number[][], what: string) => {
-      const long = ps.filter((p) => p.length > maxPrompt).length;
-      if (long) this.progress.log(`${long} of ${ps.length} ${what} prompts are longer than ${maxPrompt} tokens: each keeps its last ${maxPrompt}`);
-      return long ? ps.map((p) => (p.length > maxPrompt ? p.slice(p.length - maxPrompt) : p)) : ps;
-    };
-    this.prompts = cut(prompts, 'training');
-    this.evalPrompts = cut(options.evalPrompts ?? [], 'evaluation');
+    // Prompt and response must fit the policy's window together (generation needs both)
+    const maxPrompt = promptBudget(policy.model.maxPositions, config.responseLength, config.maxPromptLength, 'PpoTrainer', 'responseLength');
+    const log = (m: string) => this.progress.log(m);
+    this.prompts = cutPrompts(promptSet(prompts, 'PpoTrainer'), maxPrompt, 'training', log);
+    this.evalSet = cutPrompts(promptSet(options.evalPrompts ?? [], 'PpoTrainer'), maxPrompt, 'evaluation', log);
     this.klController = config.adaptiveKl
       ? new AdaptiveKlController(config.klCoef, config.klTarget, config.klHorizon)
       : new FixedKlController(config.klCoef);
@@ -213,209 +212,119 @@ export class PpoTrainer extends TrainerBase<PpoConfig> {
   // ---------------------------------------------------------------------------------------------------
   // phases 1–5
 
-  /**
-   * Response-token log-probs (and values, entropies) of rows of a generated batch: (rows, Tn) each, 0 past a
-   * row's length. The heads run on the response positions only (the LM head fused with the log-softmax):
-   * `lpTensor` and `valuesTensor` are (M), one per response token, M = Σ lengths of the rows, and `index[i]`
-   * is where entry i sits in the (rows, Tn) arrays.
-   */
-  private responseStats(model: CausalLM, withValues: CausalLMWithValueHead | null, ro: Pick<Rollout, 'sequences' | 'attentionMask' | 'targets' | 'promptWidth' | 'width' | 'Tn' | 'lengths'>, rows: number[]) {
-    const { width: W, promptWidth: Tp, Tn } = ro;
-    const B = rows.length;
-    const ids = new Int32Array(B * W);
-    const am = new Float32Array(B * W);
-    let M = 0;
-    rows.forEach((r, k) => {
-      ids.set(ro.sequences.subarray(r * W, (r + 1) * W), k * W);
-      am.set(ro.attentionMask.subarray(r * W, (r + 1) * W), k * W);
-      M += ro.lengths[r];
-    });
-    // response token j of row k is predicted at column Tp − 1 + j
-    const pos = new Int32Array(M), tg = new Int32Array(M), index = new Int32Array(M);
-    let i = 0;
-    rows.forEach((r, k) => {
-      for (let j = 0; j < ro.lengths[r]; j++, i++) {
-        pos[i] = k * W + Tp - 1 + j;
-        tg[i] = ro.targets[r * W + Tp - 1 + j];
-        index[i] = k * Tn + j;
-      }
-    });
-    const hidden = model.forward({ ids, B, T: W, attentionMask: am }); // (B·W, C)
-    const h = gatherRows(hidden, pos); // (M, C)
-    const [lp, ent] = lmHeadTokenLogprobs(model, h, null, tg, this.config.temperature); // (M) each
-    const values = withValues ? withValues.valueHead.forward(h) : null; // (M)
-    const logp = new Float32Array(B * Tn);
-    const entropy = new Float32Array(B * Tn);
-    const vals = new Float32Array(B * Tn);
-    for (let m = 0; m < M; m++) {
-      logp[index[m]] = lp.data[m];
-      entropy[index[m]] = ent.data[m];
-      if (values) vals[index[m]] = values.data[m];
-    }
-    return { logp, entropy, values: vals, lpTensor: lp, valuesTensor: values, index };
-  }
-
-  private score(prompts: number[][], responses: number[][]): Float32Array {
-    if (typeof this.reward === 'function') {
-      const s = this.reward(prompts, responses);
-      if (s.length !== prompts.length) throw new Error(`reward function returned ${s.length} scores for ${prompts.length} responses`);
-      return Float32Array.from(s);
-    }
-    const { model, normalization } = this.reward;
-    const out = new Float32Array(prompts.length);
-    noGrad(() => {
-      for (let i = 0; i < prompts.length; i += this.config.perDeviceEvalBatchSize) {
-        const idx = prompts.slice(i, i + this.config.perDeviceEvalBatchSize).map((_, k) => i + k);
-        const b = collateCompletions(idx.map((j) => ({ prompt: prompts[j], completion: responses[j] })), model.model.maxPositions);
-        const r = model.forward({ ids: b.ids, B: b.B, T: b.T, attentionMask: b.attentionMask });
-        idx.forEach((j, k) => (out[j] = normalization ? normalizeScore(r.data[k], normalization) : r.data[k]));
-        r.release();
-      }
-    });
-    return out;
-  }
-
-  /** Phase 1: sample responses (row i of the global batch from derivedSeed(seed, firstRow + i)); returns the batch layout. */
-  private generateBatch(prompts: number[][], seed: number, firstRow: number) {
-    const gen = generate(this.policy.model, prompts, {
-      maxNewTokens: this.config.responseLength,
-      temperature: this.config.temperature,
-      topK: this.config.topK || undefined,
-      topP: this.config.topP,
-      stopTokens: this.stopTokenId === null ? [] : [this.stopTokenId],
-      rowSeeds: prompts.map((_, i) => derivedSeed(seed, firstRow + i)),
-      padId: 0,
-    });
-    const R = prompts.length;
-    const W = gen.promptWidth + gen.newWidth;
-    const Tp = gen.promptWidth;
-    const Tn = gen.newWidth;
-    const attentionMask = Float32Array.from(gen.attentionMask);
-    const targets = new Int32Array(R * W);
-    const mask = new Float32Array(R * Tn);
-    for (let b = 0; b < R; b++) {
-      for (let c = 0; c + 1 < W; c++) targets[b * W + c] = gen.sequences[b * W + c + 1];
-      for (let j = 0; j < gen.tokens[b].length; j++) mask[b * Tn + j] = 1;
-    }
-    return { gen, R, W, Tp, Tn, attentionMask, targets, mask };
+  private sampling(): ResponseSampling {
+    const c = this.config;
+    return { maxNewTokens: c.responseLength, temperature: c.temperature, topK: c.topK, topP: c.topP, stopTokenId: this.stopTokenId };
   }
 
   /**
-   * Phases 1–5 for the prompts of one iteration (all ranks' prompts: this rank takes its share). Every rank must
-   * call it with the same prompts and seed (the moments and metrics are summed over the ranks).
+   * Phases 1–5 for prompts `idx` of `set`, all ranks' (this rank takes its share), as a coroutine (reward functions
+   * may be async). Every rank must call it with the same prompts and seed (moments and metrics are summed over
+   * the ranks); row i of the global batch samples from derivedSeed(seed, i).
    */
-  makeRollout(allPrompts: number[][], seed: number): Rollout {
+  private *rolloutSteps(set: PromptSet, allIdx: number[], seed: number): Steps<Rollout> {
     const c = this.config;
     const size = this.world.size;
-    const globalR = allPrompts.length;
+    const globalR = allIdx.length;
     const [from, to] = shardRange(globalR, globalR, this.world.rank, size);
-    const prompts = allPrompts.slice(from, to);
-    if (prompts.length === 0) {
+    const idx = allIdx.slice(from, to);
+    if (idx.length === 0) {
       throw new Error(`PpoTrainer: rank ${this.world.rank} gets no prompt of a batch of ${globalR} on ${size} ranks: give at least one prompt per rank`);
     }
-    return noGrad(() => {
-      // 1. generate
-      const { gen, R, W, Tp, Tn, attentionMask, targets, mask } = this.generateBatch(prompts, seed, from);
-      const responses = gen.tokens;
-      const lengths = Int32Array.from(responses, (r) => r.length);
-      const layout = { sequences: gen.sequences, attentionMask, targets, promptWidth: Tp, width: W, Tn, lengths };
-      // every rank's response lengths, for the global token count of a minibatch
-      const per = Math.ceil(globalR / size);
-      const mine = new Int32Array(per).fill(-1);
-      mine.set(lengths);
-      const gathered = this.world.allGather(mine);
-      const globalLengths = new Int32Array(globalR);
-      for (let r = 0, g = 0; r < size; r++) for (let k = 0; k < per; k++) if (gathered[r * per + k] >= 0) globalLengths[g++] = gathered[r * per + k];
-      // 2. score
-      const scores = this.score(prompts, responses);
-      for (let b = 0; b < R; b++) {
-        if (c.rewardClip !== null) scores[b] = Math.max(-c.rewardClip, Math.min(c.rewardClip, scores[b]));
-        if (c.missingEosPenalty !== null && !gen.stopped[b]) scores[b] -= c.missingEosPenalty;
+    // 1. generate
+    const batch = generateResponses(this.policy.model, idx.map((i) => set.ids[i]), this.sampling(), idx.map((_, i) => derivedSeed(seed, from + i)));
+    const { R, Tn, mask, lengths } = batch;
+    // every rank's response lengths, for the global token count of a minibatch
+    const per = Math.ceil(globalR / size);
+    const mine = new Int32Array(per).fill(-1);
+    mine.set(lengths);
+    const gathered = this.world.allGather(mine);
+    const globalLengths = new Int32Array(globalR);
+    for (let r = 0, g = 0; r < size; r++) for (let k = 0; k < per; k++) if (gathered[r * per + k] >= 0) globalLengths[g++] = gathered[r * per + k];
+    // 2. score
+    const s = yield* scoreResponses(this.rewards, rewardInputs(batch, idx, set, this.rewardTokenizer, 'PpoTrainer'));
+    const scores = new Float32Array(R);
+    for (let b = 0; b < R; b++) {
+      if (Number.isNaN(s.total[b])) {
+        throw new RewardFunctionError(`PpoTrainer: every reward returned null for completion ${b} (training prompt ${idx[b]}); PPO needs a score for every response`, this.rewards.map((r) => r.name).join(', '), b);
       }
-      // 3. log-probs of the policy (with its values) and of the reference, in chunks of rows
-      const oldLogp = new Float32Array(R * Tn);
-      const refLogp = new Float32Array(R * Tn);
-      const oldValues = new Float32Array(R * Tn);
-      const entropy = new Float32Array(R * Tn);
-      const chunk = c.perDeviceEvalBatchSize;
-      for (let r0 = 0; r0 < R; r0 += chunk) {
-        const rows = Array.from({ length: Math.min(chunk, R - r0) }, (_, k) => r0 + k);
-        tidy(() => {
-          // copied out, so that every activation of the two forwards goes back to the pool at once
-          const pol = this.responseStats(this.policy.model, this.policy, layout, rows);
-          const ref = this.responseStats(this.ref, null, layout, rows);
-          oldLogp.set(pol.logp, r0 * Tn);
-          entropy.set(pol.entropy, r0 * Tn);
-          oldValues.set(pol.values, r0 * Tn);
-          refLogp.set(ref.logp, r0 * Tn);
-        });
-      }
-      // 4. per-token rewards: −β·KL_t, plus the score on each response's last token
-      const beta = this.klController.value;
-      const rewards = new Float32Array(R * Tn);
-      const kl = new Float32Array(R * Tn);
-      let seqKl = 0;
-      let nonScore = 0;
-      let entropySum = 0;
-      for (let b = 0; b < R; b++) {
-        for (let j = 0; j < lengths[b]; j++) {
-          const i = b * Tn + j;
-          kl[i] = klTerm(oldLogp[i], refLogp[i], c.klEstimator);
-          rewards[i] = -beta * kl[i];
-          seqKl += kl[i];
-          nonScore += rewards[i];
-          entropySum += entropy[i];
-        }
-        rewards[b * Tn + lengths[b] - 1] += scores[b];
-      }
-      let tokens = 0;
-      for (const n of globalLengths) tokens += n;
-      // moments over the global batch: sums all-reduced over the ranks
-      const reduce = size > 1 ? this.reduceSums : undefined;
-      const finalRewards = c.whitenRewards && tokens > 1 ? maskedWhiten(rewards, mask, { shiftMean: false, reduce }) : rewards;
-      // 5. advantages and returns
-      const { advantages: rawAdv, returns } = gae(finalRewards, oldValues, mask, R, Tn, c.gamma, c.lam);
-      const advantages = c.whitenAdvantages && tokens > 1 ? maskedWhiten(rawAdv, mask, { reduce }) : rawAdv;
-      let scoreSum = 0;
-      for (const x of scores) scoreSum += x;
-      let stopped = 0;
-      for (const x of gen.stopped) if (x) stopped++;
-      if (reduce) [scoreSum, seqKl, nonScore, entropySum, stopped] = sumOver(reduce, scoreSum, seqKl, nonScore, entropySum, stopped);
-      const meanScore = scoreSum / globalR;
-      const metrics: Record<string, number> = {
-        'objective/score': meanScore,
-        'objective/kl': seqKl / globalR,
-        'objective/nonScoreReward': nonScore / globalR,
-        'objective/rlhfReward': meanScore + nonScore / globalR,
-        'objective/entropy': entropySum / tokens,
-        'objective/klCoef': beta,
-        'val/explainedVariance': explainedVariance(oldValues, returns, mask, reduce),
-        responseLength: tokens / globalR,
-        eosFraction: stopped / globalR,
-      };
-      return {
-        R, rowOffset: from, globalR, globalLengths, promptWidth: Tp, width: W, Tn, sequences: gen.sequences, attentionMask, targets, mask,
-        oldLogp, refLogp, oldValues, rewards: finalRewards, advantages, returns, scores, lengths, metrics,
-      };
-    });
+      scores[b] = s.total[b];
+    }
+    for (let b = 0; b < R; b++) {
+      if (c.rewardClip !== null) scores[b] = Math.max(-c.rewardClip, Math.min(c.rewardClip, scores[b]));
+      if (c.missingEosPenalty !== null && !batch.stopped[b]) scores[b] -= c.missingEosPenalty;
+    }
+    // 3. log-probs of the policy (with its values) and of the reference, at response positions
+    const pol = responseLogprobs(this.policy.model, batch, c.temperature, c.perDeviceEvalBatchSize, this.policy.valueHead);
+    const ref = responseLogprobs(this.ref, batch, c.temperature, c.perDeviceEvalBatchSize);
+    const { logp: oldLogp, values: oldValues, entropy } = pol;
+    const refLogp = ref.logp;
+    // 4. per-token rewards: −β·KL_t, plus the score on each response's last token
+    const beta = this.klController.value;
+    const shaped = klShapedRewards(oldLogp, refLogp, lengths, Tn, scores, beta, c.klEstimator);
+    let { klSum: seqKl, nonScoreSum: nonScore } = shaped;
+    let entropySum = 0;
+    for (let b = 0; b < R; b++) for (let j = 0; j < lengths[b]; j++) entropySum += entropy[b * Tn + j];
+    let tokens = 0;
+    for (const n of globalLengths) tokens += n;
+    // moments over the global batch: sums all-reduced over the ranks
+    const reduce = size > 1 ? this.reduceSums : undefined;
+    const finalRewards = c.whitenRewards && tokens > 1 ? maskedWhiten(shaped.rewards, mask, { shiftMean: false, reduce }) : shaped.rewards;
+    // 5. advantages and returns
+    const { advantages: rawAdv, returns } = gae(finalRewards, oldValues, mask, R, Tn, c.gamma, c.lam);
+    const advantages = c.whitenAdvantages && tokens > 1 ? maskedWhiten(rawAdv, mask, { reduce }) : rawAdv;
+    let scoreSum = 0;
+    for (const x of scores) scoreSum += x;
+    let stopped = 0;
+    for (const x of batch.stopped) if (x) stopped++;
+    if (reduce) [scoreSum, seqKl, nonScore, entropySum, stopped] = sumOver(reduce, scoreSum, seqKl, nonScore, entropySum, stopped);
+    const meanScore = scoreSum / globalR;
+    const metrics: Record<string, number> = {
+      'objective/score': meanScore,
+      'objective/kl': seqKl / globalR,
+      'objective/nonScoreReward': nonScore / globalR,
+      'objective/rlhfReward': meanScore + nonScore / globalR,
+      'objective/entropy': entropySum / tokens,
+      'objective/klCoef': beta,
+      'val/explainedVariance': explainedVariance(oldValues, returns, mask, reduce),
+      responseLength: tokens / globalR,
+      eosFraction: stopped / globalR,
+      ...rewardMetrics(this.rewards, s, reduce),
+    };
+    return { ...batch, rowOffset: from, globalR, globalLengths, oldLogp, refLogp, oldValues, rewards: finalRewards, advantages, returns, scores, metrics };
+  }
+
+  /**
+   * Phases 1–5 for the prompts of one iteration (ids, all ranks': this rank takes its share; the maxPromptLength
+   * cut is the caller's), synchronously. Every rank must call it with the same prompts and seed.
+   */
+  makeRollout(prompts: number[][], seed: number): Rollout {
+    const set = promptSet(prompts, 'PpoTrainer');
+    return runSync(this.rolloutSteps(set, set.ids.map((_, i) => i), seed));
   }
 
   // ---------------------------------------------------------------------------------------------------
   // phase 6
 
-  protected trainStep(step: number): Record<string, number> {
-    const c = this.config;
-    const k = step % this.stepsPerIteration;
-    let rolloutMetrics: Record<string, number> = {};
-    if (k === 0 || !this.rollout) {
+  protected override *beforeStep(step: number): Steps<void> {
+    if (step % this.stepsPerIteration === 0 || !this.rollout) {
       const iter = Math.floor(step / this.stepsPerIteration);
-      const prompts = this.promptOrder.slice(iter * this.R, (iter + 1) * this.R).map((i) => this.prompts[i]);
-      this.rollout = this.makeRollout(prompts, this.rng.nextU32());
-      rolloutMetrics = this.rollout.metrics;
+      const idx = this.promptOrder.slice(iter * this.R, (iter + 1) * this.R);
+      this.rollout = yield* this.rolloutSteps(this.prompts, idx, this.rng.nextU32());
+      this.freshRollout = true;
       // β for the next rollout, from this one's KL (Ziegler et al.)
       this.klController.update(this.rollout.metrics['objective/kl'], this.R);
     }
-    const ro = this.rollout;
+  }
+  private freshRollout = false;
+
+  protected trainStep(step: number): Record<string, number> {
+    const c = this.config;
+    const k = step % this.stepsPerIteration;
+    if (!this.rollout) runSync(this.beforeStep(step)); // a direct call (tests): make the rollout here
+    const rolloutMetrics = this.freshRollout ? this.rollout!.metrics : {};
+    this.freshRollout = false;
+    const ro = this.rollout!;
     // minibatches of the global rows, as one process draws them; this rank trains on the rows it holds
     if (k % c.numMiniBatches === 0) this.perm = this.rng.permutation(ro.globalR);
     const M = ro.globalR / c.numMiniBatches;
@@ -428,33 +337,22 @@ export class PpoTrainer extends TrainerBase<PpoConfig> {
     const acc = { pg: 0, vf: 0, clipped: 0, vClipped: 0, ratio: 0, approxKl: 0, entropy: 0, count: 0 };
     for (let m0 = 0; m0 < mbRows.length; m0 += c.perDeviceTrainBatchSize) {
       const rows = mbRows.slice(m0, m0 + c.perDeviceTrainBatchSize);
-      const st = this.responseStats(this.policy.model, this.policy, ro, rows);
-      const pick = (a: Float32Array) => {
-        const out = new Float32Array(rows.length * Tn);
-        rows.forEach((r, i) => out.set(a.subarray(r * Tn, (r + 1) * Tn), i * Tn));
-        return out;
-      };
-      const mask = pick(ro.mask);
-      const pol = ppoPolicyLoss(st.logp, pick(ro.oldLogp), pick(ro.advantages), mask, c.cliprange, gradScale, c.dualClip);
-      const val = ppoValueLoss(st.values, pick(ro.oldValues), pick(ro.returns), mask, c.cliprangeValue, gradScale);
-      // gather the per-token gradients of the (M) response tokens and backpropagate once through a
-      // surrogate Σ g_lp·logp + Σ g_v·values whose gradient is exactly (g_lp, g_v)
-      const gLp = new Float32Array(st.index.length);
-      const gV = new Float32Array(st.index.length);
-      st.index.forEach((at, m) => {
-        gLp[m] = pol.dLogp[at];
-        gV[m] = c.vfCoef * val.dValues[at];
-      });
-      const surrogate = add(sum(mul(st.lpTensor, Tensor.fromF32(gLp))), sum(mul(st.valuesTensor!, Tensor.fromF32(gV))));
-      this.backward(surrogate, undefined, { lastOfStep: m0 + c.perDeviceTrainBatchSize >= mbRows.length });
-      acc.pg += pol.loss;
-      acc.vf += val.loss;
-      acc.clipped += pol.clipped;
-      acc.vClipped += val.clipped;
-      acc.ratio += pol.ratioSum;
-      acc.approxKl += pol.approxKlSum;
-      for (let i = 0; i < mask.length; i++) if (mask[i]) acc.entropy += st.entropy[i];
-      acc.count += pol.count;
+      const st = responseForward(this.policy.model, ro, rows, c.temperature, this.policy.valueHead); // (M) per response token
+      const mask = pickRows(ro.mask, rows, Tn);
+      const layout = { index: st.index, length: rows.length * Tn }; // the losses work on (rows·Tn)
+      const pol = ppoPolicyLossOp(st.logp, { oldLogp: pickRows(ro.oldLogp, rows, Tn), advantages: pickRows(ro.advantages, rows, Tn), mask, cliprange: c.cliprange, gradScale, dualClip: c.dualClip, layout });
+      const val = ppoValueLossOp(st.values!, { oldValues: pickRows(ro.oldValues, rows, Tn), returns: pickRows(ro.returns, rows, Tn), mask, cliprangeValue: c.cliprangeValue, gradScale, coef: c.vfCoef, layout });
+      const ent = scatterTokens(st.entropy.data, st.index, rows.length * Tn);
+      for (let i = 0; i < mask.length; i++) if (mask[i]) acc.entropy += ent[i];
+      // the two losses are ops on the tape: one backward through the policy and its value head
+      this.backward(add(pol.loss, val.loss), undefined, { lastOfStep: m0 + c.perDeviceTrainBatchSize >= mbRows.length });
+      acc.pg += pol.stats.loss;
+      acc.vf += val.stats.loss;
+      acc.clipped += pol.stats.clipped;
+      acc.vClipped += val.stats.clipped;
+      acc.ratio += pol.stats.ratioSum;
+      acc.approxKl += pol.stats.approxKlSum;
+      acc.count += pol.stats.count;
     }
     // the losses are this rank's part of the minibatch mean (scaled by 1 / global tokens): as a mean over its own
     // tokens they average (weighted by tokens) over the ranks to the minibatch's
@@ -478,8 +376,18 @@ export class PpoTrainer extends TrainerBase<PpoConfig> {
 
   /** Mean score, KL to the reference and response length on the evaluation prompts (fixed sampling seed). */
   override evaluate(): Record<string, number> {
-    if (this.evalPrompts.length === 0) return {};
-    const m = this.makeRollout(this.evalPrompts, this.config.seed).metrics;
+    return runSync(this.evalSteps());
+  }
+
+  private *evalSteps(): Steps<Record<string, number>> {
+    if (this.evalSet.ids.length === 0) return {};
+    const m = (yield* this.rolloutSteps(this.evalSet, this.evalSet.ids.map((_, i) => i), this.config.seed)).metrics;
     return { score: m['objective/score'], kl: m['objective/kl'], responseLength: m.responseLength, eosFraction: m.eosFraction };
+  }
+
+  /** The loop's evaluation: evaluate() when a subclass replaced it, else the rollout coroutine (may await rewards). */
+  protected override *evaluateSteps(): Steps<Record<string, number>> {
+    if (this.evaluate !== PpoTrainer.prototype.evaluate) return this.evaluate();
+    return yield* this.evalSteps();
   }
 }

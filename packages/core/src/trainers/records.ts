@@ -126,6 +126,29 @@ export function toKtoExamples(tokenizer: Tokenizer, records: DataRecord[]): KtoE
   });
 }
 
+/**
+ * A prompt for an online trainer (PPO, GRPO, RLOO) with what its reward functions may read: the dataset's
+ * text and every other column of the record (`meta` of an rlhf record, e.g. a reference answer, and its id).
+ */
+export interface PromptExample {
+  /** token ids for generation (BOS + text, or the chat template with the assistant header) */
+  ids: number[];
+  /** the prompt as in the dataset */
+  text?: Text;
+  /** the record's other columns */
+  row?: Record<string, unknown>;
+}
+
+/** toPrompts, keeping each record's text and other columns (its `meta` entries and `id`) for reward functions. */
+export function toPromptExamples(tokenizer: Tokenizer, records: DataRecord[]): PromptExample[] {
+  return records.map((r, i) => {
+    const prompt = (r as { prompt?: Text }).prompt;
+    if (prompt === undefined) fail(i, r, 'a record with a prompt');
+    const { meta, id } = r as { meta?: Record<string, unknown>; id?: string };
+    return { ids: encodePrompt(tokenizer, prompt), text: prompt, row: { ...(id === undefined ? {} : { id }), ...meta } };
+  });
+}
+
 /** The prompt of every record (prompt-only records, or the prompt of any record that has one) for PPO. */
 export function toPrompts(tokenizer: Tokenizer, records: DataRecord[]): number[][] {
   return records.map((r, i) => {

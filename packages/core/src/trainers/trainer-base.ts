@@ -19,6 +19,10 @@
  * runs the same loop but gives the event loop a turn after every step, so signal handlers and timers can
  * call requestStop (the CLI's Ctrl-C does).
  *
+ * Waiting: a step may have to wait on a promise (an online trainer's async reward function). The work before
+ * a step (`beforeStep`) and the evaluation (`evaluateSteps`) are coroutines that yield what they wait for:
+ * trainAsync() awaits it, train() stops with an error that says to use trainAsync().
+ *
  * Data parallelism (under mpirun: see ../distributed/): every rank holds the whole model and plans the same
  * steps; each global batch is cut into one contiguous share per rank (`shard`), each rank backpropagates its
  * share's loss weighted by the step's *global* count, and GradientSync sums the gradients over the ranks in
@@ -43,6 +47,7 @@ import { MetricsWriter, type MetricsRecord } from './metrics';
 import { NanGuard, NonFiniteError } from './nan-guard';
 import { silentProgress, type ProgressReporter } from './progress';
 import { lrMultiplier, type LrSchedule } from './schedules';
+import { AsyncRewardError, asyncMessage, runAsync, type Steps, type Wait } from './steps';
 import { resolveWarmupSteps, type TrainingArgs } from './training-args';
 
 /** What a trainer trains: named parameters (HF names), gradients, and state dicts for checkpoints. */
@@ -248,6 +253,24 @@ export abstract class TrainerBase<C extends TrainingArgs> {
   evaluate(): Record<string, number> {
     return {};
   }
+  /**
+   * The evaluation the loop runs, as a coroutine that may wait (an async reward function): evaluate() by
+   * default. A trainer whose evaluation may wait overrides this (and makes evaluate() run it synchronously).
+   */
+  protected *evaluateSteps(): Steps<Record<string, number>> {
+    return this.evaluate();
+  }
+  /** evaluate(), awaiting whatever it waits for (async reward functions). */
+  async evaluateAsync(): Promise<Record<string, number>> {
+    return runAsync(this.evaluateSteps());
+  }
+  /**
+   * Work before optimizer step `step` that may wait on promises (an online trainer's rollout, whose reward
+   * functions may be async): a coroutine yielding each promise. Runs inside the step (a stop requested while it
+   * waits lands after the step).
+   */
+  // eslint-disable-next-line require-yield
+  protected *beforeStep(_step: number): Steps<void> {}
   /** Subclass state for the checkpoint (JSON). */
   protected extraState(): Record<string, unknown> {
     return {};
@@ -451,27 +474,49 @@ export abstract class TrainerBase<C extends TrainingArgs> {
    */
   train(): TrainResult {
     const run = this.run();
-    for (;;) {
-      const r = run.next();
-      if (r.done) return r.value;
+    let r = run.next();
+    while (!r.done) {
+      if (r.value) {
+        // something must be awaited (an async reward function): end the run through its finally blocks
+        r.value.promise.catch(() => {});
+        run.throw(new AsyncRewardError(`${this.label()}: ${asyncMessage(r.value.what)}`));
+      }
+      r = run.next();
     }
+    return r.value;
   }
 
   /**
    * train(), giving the event loop a turn (setImmediate) after every step, so that signal handlers, timers
-   * and I/O callbacks run during training and can call requestStop(). The same steps and results as train().
+   * and I/O callbacks run during training and can call requestStop(), and awaiting what a step waits for
+   * (async reward functions). The same steps and results as train().
    */
   async trainAsync(): Promise<TrainResult> {
     const run = this.run();
-    for (;;) {
-      const r = run.next();
-      if (r.done) return r.value;
-      await new Promise<void>((resolve) => setImmediate(resolve));
+    let r = run.next();
+    while (!r.done) {
+      if (r.value) {
+        let value: unknown;
+        try {
+          value = await r.value.promise;
+        } catch (e) {
+          r = run.throw(e);
+          continue;
+        }
+        r = run.next(value);
+      } else {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        r = run.next();
+      }
     }
+    return r.value;
   }
 
-  /** The training loop; yields after every step (trainAsync waits for the event loop there). */
-  private *run(): Generator<number, TrainResult, void> {
+  /**
+   * The training loop; yields null after every step (trainAsync gives the event loop a turn there) and a Wait
+   * where a step or an evaluation waits on a promise (its value is sent back in).
+   */
+  private *run(): Generator<Wait | null, TrainResult, unknown> {
     const c = this.config;
     const dp = this.world.size > 1;
     const out = this.outputDir;
@@ -516,6 +561,7 @@ export abstract class TrainerBase<C extends TrainingArgs> {
         let r: StepResult;
         try {
           this.metricWeight = 1;
+          yield* this.beforeStep(s);
           this.gradSync?.begin();
           try {
             m = this.trainStep(s);
@@ -538,7 +584,7 @@ export abstract class TrainerBase<C extends TrainingArgs> {
         const last = this.step === total;
         if (last) this.onTrainEnd();
         if ((c.evalSteps > 0 && this.step % c.evalSteps === 0) || last) {
-          const e = this.evaluate();
+          const e = yield* this.evaluateSteps();
           if (Object.keys(e).length) {
             this.lastEval = e;
             const prefixed = Object.fromEntries(Object.entries(e).map(([k, v]) => [`eval/${k}`, v]));
@@ -550,7 +596,7 @@ export abstract class TrainerBase<C extends TrainingArgs> {
           this.metrics?.sync();
           saved = { step: this.step, path: this.saveCheckpoint() };
         }
-        if (!last) yield this.step;
+        if (!last) yield null;
       }
       if (interrupted) {
         const why = this.stopRequest?.reason ? ` (${this.stopRequest.reason})` : '';
