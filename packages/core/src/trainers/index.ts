@@ -109,3 +109,17 @@ export type { ScaleRewards, GroupAdvantages, KlShapedRewards } from './advantage
 export { causalLMFromConfig, loadRewardModel, copyTokenizerFiles, saveModelDir } from './model-dirs';
 export { frozenReference, REF_MODEL_DTYPES } from './reference-model';
 export type { RefModelDtype } from './reference-model';
+export { ONLINE_CONFIG_SPEC, generationShape } from './online-config';
+export type { OnlineConfig } from './online-config';
+export { OnlineTrainer } from './online-trainer';
+export type { OnlineRollout, AdvantageInputs, LossSettings, StepSizes, OnlineTrainerOptions } from './online-trainer';
+export { GRPO_CONFIG_SPEC, GRPO_LOSS_TYPES, grpoConfig, validateGrpoConfig } from './grpo-config';
+export type { GrpoConfig, GrpoLossType } from './grpo-config';
+export { GrpoTrainer } from './grpo-trainer';
+export { policyGradientLoss, policyGradientLossOp } from './grpo-losses';
+export type { PolicyGradientLossArgs, PolicyGradientLossResult, ImportanceSamplingLevel, LossAggregation } from './grpo-losses';
+export { answerMatch, formatMatch, jsonSchemaReward, lengthPenalty, softOverlongPunishment, lastNumber, normalizeNumber } from './reward-functions';
+export type { AnswerMatchOptions, SafeParser } from './reward-functions';
+export { RLOO_CONFIG_SPEC, ADVANTAGE_ESTIMATORS, rlooConfig, validateRlooConfig } from './rloo-config';
+export type { RlooConfig, AdvantageEstimator } from './rloo-config';
+export { RlooTrainer } from './rloo-trainer';

@@ -1,0 +1,452 @@
+/**
+ * What the critic-free online trainers share (GRPO and its variants, RLOO, REINFORCE++): the rollout path of
+ * rollout.ts in numbered phases, then optimisation passes through the clipped policy-gradient op. A subclass
+ * supplies the advantages (phase 4) and the loss's settings; everything else is here.
+ *
+ *   1. generate   G completions for each of the generation's prompts (a prompt's G completions are adjacent rows)
+ *   2. score      every reward function and reward model (rewards.ts); with dynamic sampling (GRPO), groups
+ *                 whose rewards are all equal are dropped and more prompts drawn, up to maxGenerationRounds
+ *   3. log-probs  of the old policy (only when a generation is used by more than one optimizer step, or the
+ *                 advantages need them) and of the reference (only when a KL is used: no reference otherwise)
+ *   4. advantages the subclass's
+ *   5. optimise   the generation's rows, shuffled once, split into stepsPerGeneration micro-batches; one optimizer
+ *                 step per gradientAccumulationSteps of them; numIterations passes
+ *
+ * Checkpoints and graceful stops land between generations only (a generation is never half used), and the state
+ * holds the sampling generator and the prompt cursor, so a resumed run continues bit for bit. Reward functions
+ * may be async: trainAsync() awaits them (phase 2 is a coroutine), train() refuses them by name.
+ */
+import type { CausalLM } from '../model/common';
+import type { Tokenizer } from '../tokenizers/types';
+import { groupRelativeAdvantages } from './advantages';
+import { policyGradientLossOp, type ImportanceSamplingLevel, type LossAggregation } from './grpo-losses';
+import { generationShape, type OnlineConfig } from './online-config';
+import type { PromptExample } from './records';
+import {
+  nanMeanStd,
+  promptSet,
+  resolveRewards,
+  rewardInputs,
+  rewardMetrics,
+  scoreResponses,
+  type PromptSet,
+  type Reward,
+  type RewardInput,
+  type Scores,
+} from './rewards';
+import { frozenReference } from './reference-model';
+import { seededPermutation, StatefulRng, type RngState } from './rng';
+import { cutPrompts, generateResponses, layoutResponses, pickRows, promptBudget, responseForward, responseLogprobs, scatterTokens, type ResponseBatch, type ResponseSampling } from './rollout';
+import { runAsync, runSync, type Steps } from './steps';
+import { TrainerBase, type TrainerOptions } from './trainer-base';
+
+/** One generation after phases 1–4: (R, Tn) per-token arrays over its R = prompts × G completions. */
+export interface OnlineRollout extends ResponseBatch {
+  /** (R) each completion's prompt (index into the trainer's prompts) */
+  promptIndex: number[];
+  /** phase 2: every reward function's values and the weighted total, (R) */
+  scores: Scores;
+  /** (R, Tn) the tokens the loss counts (the response mask; truncated completions zeroed with maskTruncatedCompletions) */
+  lossMask: Float32Array;
+  /** (R, Tn) log-probs of the policy that sampled, when needed (else the loss uses the current policy detached) */
+  oldLogp: Float32Array | null;
+  /** (R, Tn) the reference's, when a KL is used */
+  refLogp: Float32Array | null;
+  /** (R, Tn) per-token advantages (a sequence's advantage on each of its tokens) */
+  advantages: Float32Array;
+  /** the rows of each micro-batch of the generation (shuffled once) */
+  microBatches: number[][];
+  metrics: Record<string, number>;
+}
+
+/** What phase 4 gets. */
+export interface AdvantageInputs {
+  batch: ResponseBatch;
+  G: number;
+  /** (R) weighted reward totals, NaN where no reward function applied */
+  rewards: Float64Array;
+  oldLogp: Float32Array | null;
+  refLogp: Float32Array | null;
+  lossMask: Float32Array;
+}
+
+/** The loss's settings for the micro-batches of one optimizer step. */
+export interface LossSettings {
+  importanceSamplingLevel: ImportanceSamplingLevel;
+  /** β of k3 to the reference inside the loss (GRPO); 0 where the KL is in the reward (RLOO, REINFORCE++) */
+  betaInLoss: number;
+}
+
+/** Sizes of one optimizer step and one of its micro-batches, to choose the loss aggregation. */
+export interface StepSizes {
+  stepRows: number;
+  stepTokens: number;
+  microBatchRows: number;
+  microBatchTokens: number;
+  microBatches: number;
+}
+
+export interface OnlineTrainerOptions<C> extends TrainerOptions {
+  config?: Partial<C>;
+  /** frozen reference; default a frozen copy of the policy as given (only when a KL is used) */
+  refModel?: CausalLM;
+  evalPrompts?: ReadonlyArray<number[] | PromptExample>;
+  /** the tokenizer's end-of-sequence id, used when config.stopTokenId is null */
+  eosTokenId?: number;
+  /** decodes prompts and completions for reward functions that read text */
+  tokenizer?: Tokenizer;
+}
+
+export abstract class OnlineTrainer<C extends OnlineConfig> extends TrainerBase<C> {
+  /** the frozen reference, or null when no KL is used (then none is held in memory) */
+  readonly ref: CausalLM | null;
+  readonly rewards: Reward[];
+  protected readonly prompts: PromptSet;
+  protected readonly evalSet: PromptSet;
+  protected readonly stopTokenId: number | null;
+  protected readonly tokenizer: Tokenizer | undefined;
+  protected readonly shape: ReturnType<typeof generationShape>;
+  /** optimizer steps per generation, all passes */
+  protected readonly stepsPerCycle: number;
+  private readonly cycles: number;
+  private readonly rng: StatefulRng;
+  private readonly nextPermutation: (n: number) => number[];
+  private order: number[] = [];
+  /** prompts drawn so far (the position in the seeded stream of permutations) */
+  private cursor = 0;
+  private rollout: OnlineRollout | null = null;
+  private freshRollout = false;
+  private lastSaved = 0;
+  private rolloutSeconds = 0;
+
+  protected constructor(
+    readonly policy: CausalLM,
+    config: C,
+    prompts: ReadonlyArray<number[] | PromptExample>,
+    rewards: readonly RewardInput[],
+    options: OnlineTrainerOptions<C>,
+    /** whether the trainer uses a reference model (a KL in the loss or the reward) */
+    usesRef: boolean,
+    /** rewards the trainer adds itself (GRPO's overlong shaping) */
+    extraRewards: readonly RewardInput[] = [],
+  ) {
+    super(config, policy, options);
+    const who = this.who();
+    // not data-parallel yet: every rank would train on the same generations (a wrong, doubled gradient)
+    if (this.world.size > 1) throw new Error(`${who}: runs in one process for now; it was given ${this.world.size} ranks (mpirun): run it without mpirun`);
+    if (prompts.length === 0) throw new Error(`${who}: no prompt`);
+    this.stopTokenId = config.stopTokenId ?? options.eosTokenId ?? null;
+    if (config.maskTruncatedCompletions && this.stopTokenId === null) {
+      throw new Error(`${who}: maskTruncatedCompletions needs a stop token (config.stopTokenId or eosTokenId)`);
+    }
+    this.tokenizer = options.tokenizer;
+    const V = policy.vocabSize;
+    this.rewards = resolveRewards([...rewards, ...extraRewards], { timeoutMs: config.rewardTimeoutMs, batchSize: config.perDeviceEvalBatchSize, vocabSize: V, who });
+    if (usesRef) {
+      this.ref = frozenReference(policy, options.refModel, config.refModelDtype);
+      if (this.ref.vocabSize !== V) {
+        throw new Error(`${who}: the reference model has a vocabulary of ${this.ref.vocabSize} tokens and the policy ${V}: they must share the tokenizer`);
+      }
+    } else {
+      this.ref = null;
+      if (options.refModel) this.progress.log('no KL is used (beta 0): the reference model given is not used and not kept');
+    }
+    const maxPrompt = promptBudget(policy.maxPositions, config.maxCompletionLength, config.maxPromptLength, who, 'maxCompletionLength');
+    const log = (m: string) => this.progress.log(m);
+    this.prompts = cutPrompts(promptSet(prompts, who), maxPrompt, 'training', log);
+    this.evalSet = cutPrompts(promptSet(options.evalPrompts ?? [], who), maxPrompt, 'evaluation', log);
+    this.shape = generationShape(config);
+    this.stepsPerCycle = config.numIterations * this.shape.optimizerSteps;
+    this.cycles = Math.ceil((config.numTrainEpochs * prompts.length) / this.shape.prompts);
+    this.nextPermutation = seededPermutation(config.seed);
+    this.rng = new StatefulRng(config.seed).fork();
+  }
+
+  /** 'GrpoTrainer', ... for messages. */
+  protected abstract who(): string;
+  /** Phase 4: per-token advantages (R·Tn) and their metrics. */
+  protected abstract computeAdvantages(a: AdvantageInputs): { advantages: Float32Array; metrics: Record<string, number> };
+  /** The loss of the micro-batches. */
+  protected abstract lossSettings(): LossSettings;
+  /** The aggregation of one micro-batch's token losses, so that an optimizer step's micro-batches add up to its loss. */
+  protected abstract aggregation(s: StepSizes): LossAggregation;
+  /** Whether phase 3 must compute the old policy's log-probs even for a generation used once (RLOO: the KL in its reward). */
+  protected needsOldLogp(): boolean {
+    return this.config.numIterations > 1 || this.shape.optimizerSteps > 1;
+  }
+  /** Dynamic sampling (GRPO): generations drawn at most, and whether group g of a round is kept. 1: off. */
+  protected generationRounds(): number {
+    return 1;
+  }
+
+  totalSteps(): number {
+    const full = this.cycles * this.stepsPerCycle;
+    return this.config.maxSteps > 0 ? Math.min(this.config.maxSteps, full) : full;
+  }
+
+  protected override checkpointFiles(): Record<string, string> {
+    return { 'config.json': `${JSON.stringify(this.policy.hfConfig(), null, 2)}\n` };
+  }
+
+  protected override extraState(): Record<string, unknown> {
+    return { rng: this.rng.getState(), promptCursor: this.cursor };
+  }
+
+  protected override loadExtraState(state: Record<string, unknown>): void {
+    if (state.rng) this.rng.setState(state.rng as RngState);
+    if (typeof state.promptCursor === 'number') this.cursor = state.promptCursor;
+    this.lastSaved = this.step;
+  }
+
+  protected override shouldSave(step: number): boolean {
+    if (this.config.saveSteps <= 0 || step % this.stepsPerCycle !== 0) return false;
+    if (step - this.lastSaved < this.config.saveSteps) return false;
+    this.lastSaved = step;
+    return true;
+  }
+
+  /** A requested stop lands between generations only: the checkpoint holds no generation. */
+  protected override canStopAfter(step: number): boolean {
+    return step % this.stepsPerCycle === 0;
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // phases 1–4
+
+  protected sampling(): ResponseSampling {
+    const c = this.config;
+    return { maxNewTokens: c.maxCompletionLength, temperature: c.temperature, topK: c.topK, topP: c.topP, stopTokenId: this.stopTokenId };
+  }
+
+  /** The next n prompts of the seeded stream (successive permutations of the training prompts). */
+  private drawPrompts(n: number): number[] {
+    const N = this.prompts.ids.length;
+    const out: number[] = [];
+    for (let k = 0; k < n; k++, this.cursor++) {
+      while (this.order.length <= this.cursor) this.order.push(...this.nextPermutation(N));
+      out.push(this.order[this.cursor]);
+    }
+    return out;
+  }
+
+  /** Phases 1–2 for prompts `idx` of `set`, G completions each: the batch and its scores. */
+  private *sampleAndScore(set: PromptSet, idx: number[], G: number, seed: number): Steps<{ batch: ResponseBatch; promptIndex: number[]; scores: Scores }> {
+    const promptIndex = idx.flatMap((i) => Array.from({ length: G }, () => i));
+    const batch = generateResponses(this.policy, promptIndex.map((i) => set.ids[i]), this.sampling(), seed);
+    const scores = yield* scoreResponses(this.rewards, rewardInputs(batch, promptIndex, set, this.tokenizer, this.who()));
+    return { batch, promptIndex, scores };
+  }
+
+  /** Phases 1–4 of one generation. */
+  private *rolloutSteps(): Steps<OnlineRollout> {
+    const c = this.config;
+    const G = c.numGenerations;
+    const want = this.shape.prompts;
+    const t0 = performance.now();
+    const rounds = this.generationRounds();
+    // 1–2, with dynamic sampling: keep groups whose rewards differ until `want` groups are kept
+    type Group = { round: number; g: number };
+    const drawn: Array<{ batch: ResponseBatch; promptIndex: number[]; scores: Scores }> = [];
+    const kept: Group[] = [];
+    const dropped: Group[] = [];
+    let zeroStd = 0;
+    let groupsSeen = 0;
+    for (let round = 0; round < rounds && kept.length < want; round++) {
+      const r = yield* this.sampleAndScore(this.prompts, this.drawPrompts(round === 0 ? want : want - kept.length), G, this.rng.nextU32());
+      drawn.push(r);
+      const { groupStd } = groupRelativeAdvantages(r.scores.total, G, 'group');
+      groupStd.forEach((s, g) => {
+        const flat = !(Math.abs(s) > 1e-8);
+        groupsSeen++;
+        if (flat) zeroStd++;
+        (rounds > 1 && flat ? dropped : kept).push({ round, g });
+      });
+    }
+    // a batch that could not be filled keeps its size with dropped groups (their advantages are 0)
+    const chosen = [...kept.slice(0, want), ...dropped.slice(0, Math.max(0, want - kept.length))];
+    let batch: ResponseBatch;
+    let promptIndex: number[];
+    let scores: Scores;
+    if (drawn.length === 1 && chosen.length === drawn[0].batch.R / G && chosen.every((x, k) => x.g === k)) {
+      ({ batch, promptIndex, scores } = drawn[0]);
+    } else {
+      const rows = chosen.flatMap(({ round, g }) => Array.from({ length: G }, (_, j) => [round, g * G + j] as const));
+      batch = layoutResponses(
+        rows.map(([r, i]) => drawn[r].batch.prompts[i]),
+        rows.map(([r, i]) => drawn[r].batch.responses[i]),
+        rows.map(([r, i]) => drawn[r].batch.stopped[i]),
+      );
+      promptIndex = rows.map(([r, i]) => drawn[r].promptIndex[i]);
+      scores = {
+        perFunction: this.rewards.map((_, f) => Float64Array.from(rows, ([r, i]) => drawn[r].scores.perFunction[f][i])),
+        total: Float64Array.from(rows, ([r, i]) => drawn[r].scores.total[i]),
+        unscorable: rows.filter(([r, i]) => Number.isNaN(drawn[r].scores.total[i])).length,
+      };
+    }
+    const { R, Tn } = batch;
+    const lossMask = batch.mask.slice();
+    if (c.maskTruncatedCompletions) for (let b = 0; b < R; b++) if (!batch.stopped[b]) lossMask.fill(0, b * Tn, (b + 1) * Tn);
+    // 3. log-probs at response positions: the old policy's when needed, the reference's when a KL is used
+    const oldLogp = this.needsOldLogp() ? responseLogprobs(this.policy, batch, c.temperature, c.perDeviceEvalBatchSize).logp : null;
+    const refLogp = this.ref ? responseLogprobs(this.ref, batch, c.temperature, c.perDeviceEvalBatchSize).logp : null;
+    // 4. advantages
+    const adv = this.computeAdvantages({ batch, G, rewards: scores.total, oldLogp, refLogp, lossMask });
+    // 5's split: one shuffle per generation, stepsPerGeneration micro-batches (spread evenly if rows are few)
+    const order = this.rng.permutation(R);
+    const S = this.shape.microBatches;
+    const microBatches = Array.from({ length: S }, (_, j) => order.slice(Math.floor((j * R) / S), Math.floor(((j + 1) * R) / S)));
+    const seconds = (performance.now() - t0) / 1000;
+    const lengths = Array.from(batch.lengths);
+    const total = nanMeanStd(scores.total);
+    const groupStds = groupRelativeAdvantages(scores.total, G, 'group').groupStd;
+    const metrics: Record<string, number> = {
+      reward: total.mean,
+      rewardStd: nanMeanStd(groupStds).mean,
+      ...rewardMetrics(this.rewards, scores),
+      fracRewardZeroStd: groupsSeen ? zeroStd / groupsSeen : 0,
+      'completions/meanLength': lengths.reduce((a, b) => a + b, 0) / R,
+      'completions/minLength': Math.min(...lengths),
+      'completions/maxLength': Math.max(...lengths),
+      'completions/clippedRatio': batch.stopped.filter((s) => !s).length / R,
+      ...(scores.unscorable ? { 'rewards/unscorableFraction': scores.unscorable / R } : {}),
+      ...(rounds > 1 ? { 'dynamicSampling/rounds': drawn.length, 'dynamicSampling/filledWithDropped': Math.max(0, want - kept.length) } : {}),
+      ...adv.metrics,
+      'time/rollout': seconds,
+    };
+    return { ...batch, promptIndex, scores, lossMask, oldLogp, refLogp, advantages: adv.advantages, microBatches, metrics };
+  }
+
+  protected override *beforeStep(step: number): Steps<void> {
+    if (step % this.stepsPerCycle === 0 || !this.rollout) {
+      this.rollout = yield* this.rolloutSteps();
+      this.freshRollout = true;
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // phase 5
+
+  protected trainStep(step: number): Record<string, number> {
+    const c = this.config;
+    if (!this.rollout) runSync(this.beforeStep(step)); // a direct call (tests)
+    const ro = this.rollout!;
+    const t0 = performance.now();
+    const rolloutMetrics = this.freshRollout ? ro.metrics : {};
+    this.freshRollout = false;
+    const GA = c.gradientAccumulationSteps;
+    const k = (step % this.stepsPerCycle) % this.shape.optimizerSteps; // the optimizer step within one pass
+    const mbs = ro.microBatches.slice(k * GA, (k + 1) * GA).filter((m) => m.length > 0);
+    const Tn = ro.Tn;
+    const tokensOf = (rows: number[]) => rows.reduce((s, r) => s + ro.lossMask.subarray(r * Tn, (r + 1) * Tn).reduce((a, b) => a + b, 0), 0);
+    const stepRows = mbs.reduce((s, m) => s + m.length, 0);
+    const stepTokens = tokensOf(mbs.flat());
+    const { importanceSamplingLevel, betaInLoss } = this.lossSettings();
+    const eps = { epsilonLow: c.epsilon, epsilonHigh: c.epsilonHigh ?? c.epsilon };
+    const acc = { loss: 0, clippedLow: 0, clippedHigh: 0, clipCount: 0, klSum: 0, tokens: 0, entropy: 0, ratio: 0 };
+    for (const rows of mbs) {
+      const f = responseForward(this.policy, ro, rows, c.temperature); // (M) per response token
+      const mask = pickRows(ro.lossMask, rows, Tn);
+      const layout = { index: f.index, length: rows.length * Tn }; // the loss works on (rows·Tn)
+      const aggregation = this.aggregation({ stepRows, stepTokens, microBatchRows: rows.length, microBatchTokens: tokensOf(rows), microBatches: mbs.length });
+      const { loss, stats } = policyGradientLossOp(f.logp, {
+        rows: rows.length,
+        Tn,
+        mask,
+        advantages: pickRows(ro.advantages, rows, Tn),
+        oldLogp: ro.oldLogp ? pickRows(ro.oldLogp, rows, Tn) : null,
+        refLogp: betaInLoss > 0 ? pickRows(ro.refLogp!, rows, Tn) : null,
+        beta: betaInLoss,
+        ...eps,
+        importanceSamplingLevel,
+        aggregation,
+        layout,
+      });
+      const ent = scatterTokens(f.entropy.data, f.index, rows.length * Tn);
+      for (let i = 0; i < mask.length; i++) if (mask[i]) acc.entropy += mask[i] * ent[i];
+      loss.backward(); // frees the graph, f's tensors included
+      acc.loss += stats.loss;
+      acc.clippedLow += stats.clippedLow;
+      acc.clippedHigh += stats.clippedHigh;
+      acc.clipCount += stats.clipCount;
+      acc.klSum += stats.klSum;
+      acc.tokens += stats.tokens;
+      acc.ratio += stats.ratioSum;
+    }
+    const per = (x: number, n: number) => (n > 0 ? x / n : 0);
+    return {
+      loss: acc.loss,
+      'clipRatio/lowMean': per(acc.clippedLow, acc.clipCount),
+      'clipRatio/highMean': per(acc.clippedHigh, acc.clipCount),
+      'clipRatio/regionMean': per(acc.clippedLow + acc.clippedHigh, acc.clipCount),
+      ratio: per(acc.ratio, acc.clipCount),
+      entropy: per(acc.entropy, acc.tokens),
+      ...(betaInLoss > 0 ? { kl: per(acc.klSum, acc.tokens) } : {}),
+      ...rolloutMetrics,
+      'time/update': (performance.now() - t0) / 1000,
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // evaluation
+
+  /**
+   * One completion per evaluation prompt (sampled with the config's temperature and seed): mean reward, each
+   * reward function's mean, completion length, and the KL to the reference (Σ_t log π − log π_ref per
+   * completion, averaged) when one is held.
+   */
+  override evaluate(): Record<string, number> {
+    return runSync(this.evalSteps());
+  }
+
+  private *evalSteps(): Steps<Record<string, number>> {
+    const n = this.evalSet.ids.length;
+    if (n === 0) return {};
+    const c = this.config;
+    const { batch, scores } = yield* this.sampleAndScore(this.evalSet, this.evalSet.ids.map((_, i) => i), 1, c.seed);
+    const out: Record<string, number> = {
+      reward: nanMeanStd(scores.total).mean,
+      ...Object.fromEntries(this.rewards.map((r, f) => [`rewards/${r.name}/mean`, nanMeanStd(scores.perFunction[f]).mean])),
+      completionLength: batch.lengths.reduce((a, b) => a + b, 0) / n,
+    };
+    if (this.ref) {
+      const pol = responseLogprobs(this.policy, batch, c.temperature, c.perDeviceEvalBatchSize).logp;
+      const ref = responseLogprobs(this.ref, batch, c.temperature, c.perDeviceEvalBatchSize).logp;
+      let kl = 0;
+      for (let i = 0; i < pol.length; i++) if (batch.mask[i]) kl += pol[i] - ref[i];
+      out.kl = kl / n;
+    }
+    return out;
+  }
+
+  /** The loop's evaluation: evaluate() when a subclass replaced it, else the coroutine (may await rewards). */
+  protected override *evaluateSteps(): Steps<Record<string, number>> {
+    if (this.evaluate !== OnlineTrainer.prototype.evaluate) return this.evaluate();
+    return yield* this.evalSteps();
+  }
+
+  /**
+   * Phases 1–2 on prompts of the caller's (held-out prompts of a report, a demo's evaluation): `numGenerations`
+   * completions each (default 1), sampled with the trainer's settings from `seed`, and every reward's scores.
+   * Touches neither the prompt stream nor the sampling generator. Synchronous: async reward functions need
+   * completeAndScoreAsync.
+   */
+  completeAndScore(prompts: ReadonlyArray<number[] | PromptExample>, opts: { seed: number; numGenerations?: number }): { batch: ResponseBatch; promptIndex: number[]; scores: Scores } {
+    return runSync(this.completeAndScoreSteps(prompts, opts));
+  }
+
+  /** completeAndScore, awaiting async reward functions. */
+  completeAndScoreAsync(prompts: ReadonlyArray<number[] | PromptExample>, opts: { seed: number; numGenerations?: number }): Promise<{ batch: ResponseBatch; promptIndex: number[]; scores: Scores }> {
+    return runAsync(this.completeAndScoreSteps(prompts, opts));
+  }
+
+  private completeAndScoreSteps(prompts: ReadonlyArray<number[] | PromptExample>, opts: { seed: number; numGenerations?: number }) {
+    const maxPrompt = promptBudget(this.policy.maxPositions, this.config.maxCompletionLength, this.config.maxPromptLength, this.who(), 'maxCompletionLength');
+    const set = cutPrompts(promptSet(prompts, this.who()), maxPrompt, 'given', (m) => this.progress.log(m));
+    return this.sampleAndScore(set, set.ids.map((_, i) => i), opts.numGenerations ?? 1, opts.seed);
+  }
+
+  /** Phases 1–4 of the next generation, synchronously (tests, inspection); advances the prompt stream and RNG. */
+  makeRollout(): OnlineRollout {
+    return runSync(this.rolloutSteps());
+  }
+}
