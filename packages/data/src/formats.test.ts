@@ -17,7 +17,7 @@ const parsedLines = (f: string) => readFileSync(f, 'utf8').split('\n').filter((l
 const cases: Array<[string, string, number, boolean]> = [
   ['rlhf', 'rlhf.jsonl', 7, true],
   ['trl-lm', 'trl-lm.jsonl', 2, true],
-  ['trl-prompt', 'trl-prompt.jsonl', 2, true],
+  ['trl-prompt', 'trl-prompt.jsonl', 3, true],
   ['trl-prompt-completion', 'trl-prompt-completion.jsonl', 2, true],
   ['trl-preference', 'trl-preference.jsonl', 2, true],
   ['trl-preference-implicit', 'trl-preference-implicit.jsonl', 2, true],
@@ -42,6 +42,15 @@ describe('every adapter round-trips its own fixture', () => {
       if (exact) expect(parsedLines(out)).toEqual(parsedLines(fixture(file)));
     });
   }
+});
+
+describe('trl-prompt keeps the columns reward functions check', () => {
+  it('every column besides prompt and id goes into meta, and back out as a column', async () => {
+    const a = await readAll(fixture('trl-prompt.jsonl'));
+    expect(a.records[2]).toEqual({ kind: 'prompt', prompt: 'What is 2 + 3?', meta: { answer: '5', source: { set: 'toy', level: 1 } } });
+    expect(a.records[0]).toEqual({ kind: 'prompt', prompt: 'Tell me a joke.' });
+    expect(a.report.issues).toEqual([]); // no "extra field" warning: the columns are kept
+  });
 });
 
 describe('format detection says what it chose', () => {

@@ -49,7 +49,7 @@ export function detectLayout(v: unknown): { format: string; reason: string } | u
   if (has('prompt', 'completion')) return { format: 'trl-prompt-completion', reason: 'the first row has "prompt" and "completion" (also the layout of OpenAI legacy fine-tuning files)' };
   if (has('messages')) return { format: 'openai-chat', reason: 'the first row has "messages" (split at the last assistant turn; use --format trl-lm to train on the whole conversation)' };
   if (has('text')) return { format: 'trl-lm', reason: 'the first row has "text" (language modeling)' };
-  if (has('prompt')) return { format: 'trl-prompt', reason: 'the first row has only "prompt" (prompt-only)' };
+  if (has('prompt')) return { format: 'trl-prompt', reason: 'the first row has "prompt" and no completion (prompt-only; other columns are kept in meta)' };
   return undefined;
 }
 

@@ -84,19 +84,33 @@ export const trlLmFormat: JsonFormat = {
 };
 
 const PromptSchema = z.object({ prompt: TextSchema, ...Extra });
+/**
+ * Prompt-only rows of online RL datasets carry the columns their reward functions check (GSM8K's "answer",
+ * DeepMath's "solution", ...; TRL keeps them for its reward functions): every column besides prompt and id goes
+ * into the record's `meta`, and back out as a column when written.
+ */
 export const trlPromptFormat: JsonFormat = {
   name: 'trl-prompt',
-  description: 'TRL prompt-only: {"prompt"}',
+  description: 'TRL prompt-only: {"prompt"}, other columns kept in meta (what reward functions check)',
   reads: 'prompt',
-  fields: ['prompt', 'id'],
   decode(v) {
     const p = parseWith(PromptSchema, v);
-    return p.ok ? one(withId({ kind: 'prompt', prompt: p.data.prompt }, p.data.id)) : fail(p.problems);
+    if (!p.ok) return fail(p.problems);
+    const r = withId({ kind: 'prompt', prompt: p.data.prompt } as DataRecord & { kind: 'prompt' }, p.data.id);
+    let meta: Record<string, unknown> | undefined;
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+      if (k === 'prompt' || k === 'id' || x === undefined) continue;
+      (meta ??= {})[k] = x;
+    }
+    if (meta) r.meta = meta;
+    return one(r);
   },
   encode(r) {
     // Any record with a prompt gives its prompt: how PPO prompts are drawn from preference data.
     if (r.kind === 'demonstration' && r.prompt === undefined) return cannot('trl-prompt', r.kind, 'this demonstration has no prompt');
-    return [fields([['id', r.id], ['prompt', (r as { prompt: Text }).prompt]])];
+    const out = fields([['id', r.id], ['prompt', (r as { prompt: Text }).prompt]]);
+    if (r.kind === 'prompt' && r.meta) for (const [k, x] of Object.entries(r.meta)) if (!(k in out)) out[k] = x;
+    return [out];
   },
 };
 
