@@ -9,6 +9,8 @@ export default defineConfig([
     clean: false, // two configs write into dist/ side by side
     shims: true,
     target: 'node20',
+    // esbuild compiles .ts reward modules when the user has it; it is never bundled (a native binary)
+    external: ['esbuild'],
   },
   {
     // The executable: ESM only, with a shebang so that npm's bin link runs it with node.
@@ -18,5 +20,6 @@ export default defineConfig([
     shims: true,
     target: 'node20',
     banner: { js: '#!/usr/bin/env node' },
+    external: ['esbuild'],
   },
 ]);

@@ -8,6 +8,7 @@ import { registerSft } from './commands/sft';
 import { registerRm } from './commands/rm';
 import { registerPpo } from './commands/ppo';
 import { registerDpo } from './commands/dpo';
+import { registerGrpo, registerRloo } from './commands/online';
 import { registerEval } from './commands/eval';
 import { registerLabel } from './commands/label';
 
@@ -16,7 +17,7 @@ declare const __RLHF_CLI_VERSION__: string | undefined;
 /** The `rlhf` command tree; each subcommand lives in its own file under commands/. */
 export function buildProgram(): Command {
   const program = new Command('rlhf')
-    .description('Reinforcement learning from human feedback in TypeScript: SFT, reward models, PPO, DPO, evaluation')
+    .description('Reinforcement learning from human feedback in TypeScript: SFT, reward models, PPO, GRPO, RLOO, DPO, evaluation')
     .version(typeof __RLHF_CLI_VERSION__ === 'string' ? __RLHF_CLI_VERSION__ : '0.1.0')
     .showHelpAfterError();
   registerInfo(program);
@@ -27,6 +28,8 @@ export function buildProgram(): Command {
   registerRm(program);
   registerPpo(program);
   registerDpo(program);
+  registerGrpo(program);
+  registerRloo(program);
   registerEval(program);
   registerLabel(program);
   return program;

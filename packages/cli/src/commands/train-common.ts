@@ -1,5 +1,5 @@
 /**
- * What `rlhf sft | rm | ppo | dpo` share: one flag per config field (generated from the config's spec, so
+ * What `rlhf sft | rm | ppo | dpo | grpo | rloo` share: one flag per config field (generated from the config's spec, so
  * `--learning-rate 1e-5` overrides `"learningRate"` of `--config FILE.json`), `--out` and `--resume`, a config
  * that reports every problem at once by field name, the progress display (a bar on a TTY, plain lines
  * otherwise), loading the starting model, its tokenizer and the data records, and Ctrl-C: the first SIGINT or
@@ -65,6 +65,22 @@ export function configFromCli<T extends TrainingArgs>(
   /** fields the command cannot run without (null by default in the library, where data come in code) */
   required: readonly string[] = ['modelPath', 'datasetPath'],
 ): T {
+  return configAndExtrasFromCli(name, spec, validate, opts, required, {}).config;
+}
+
+/**
+ * configFromCli for a command whose config file also holds fields outside the trainer's spec (`rlhf grpo`'s
+ * rewardFuncs): each is taken out before the spec's validation and checked by its own function, whose
+ * problems join the same ConfigError. Returns the config and the extra fields' values (undefined when absent).
+ */
+export function configAndExtrasFromCli<T extends TrainingArgs>(
+  name: string,
+  spec: ConfigSpec<T>,
+  validate: (input: unknown) => ConfigProblem[],
+  opts: Record<string, unknown> & CommonFlags,
+  required: readonly string[],
+  extras: Record<string, (value: unknown) => ConfigProblem[]>,
+): { config: T; extras: Record<string, unknown> } {
   let fromFile: Record<string, unknown> = {};
   if (opts.config) {
     let text: string;
@@ -83,6 +99,13 @@ export function configFromCli<T extends TrainingArgs>(
   const merged: Record<string, unknown> = isObject ? { ...fromFile } : {};
   const problems: ConfigProblem[] = [];
   if (!isObject) problems.push({ field: '(config)', message: `${opts.config} must hold a JSON object` });
+  const extraValues: Record<string, unknown> = {};
+  for (const [field, check] of Object.entries(extras)) {
+    if (!(field in merged)) continue;
+    extraValues[field] = merged[field];
+    delete merged[field];
+    problems.push(...check(extraValues[field]));
+  }
   for (const [field, s] of Object.entries(spec) as [string, ConfigSpec<T>[keyof T]][]) {
     const raw = opts[field];
     if (typeof raw === 'string') merged[field] = parseFieldValue(s, raw);
@@ -102,7 +125,7 @@ export function configFromCli<T extends TrainingArgs>(
   const config = { ...defaults, ...merged } as unknown as T;
   // before the model and the data are loaded: a folder of another run, or one that cannot be written
   checkOutputDir(config, opts.resume !== undefined, name);
-  return config;
+  return { config, extras: extraValues };
 }
 
 /** A progress bar on a TTY (cli-progress), plain lines on stderr otherwise. */
@@ -119,7 +142,7 @@ export function progressReporter(): ProgressReporter {
       bar.start(total, startStep, { metrics: '' });
     },
     update(step, metrics) {
-      const keys = ['loss', 'objective/score', 'objective/kl', 'rewards/accuracy', 'accuracy', 'lr'];
+      const keys = ['loss', 'objective/score', 'objective/kl', 'reward', 'kl', 'rewards/accuracy', 'accuracy', 'lr'];
       const shown = keys.filter((k) => k in metrics).map((k) => `${k.replace(/^.*\//, '')}=${formatMetric(metrics[k])}`);
       bar?.update(step, { metrics: shown.join(' ') });
     },

@@ -1,5 +1,5 @@
 /**
- * Ctrl-C during `rlhf sft | rm | ppo | dpo`, on the built CLI (dist/bin.js) in a child process: the first
+ * Ctrl-C during `rlhf sft | rm | ppo | dpo | grpo`, on the built CLI (dist/bin.js) in a child process: the first
  * SIGINT / SIGTERM stops the run at a checkpoint and exits 130 with a resume command; a second one ends the
  * process at once. Signals go out after the first metrics line, so they always land in the middle of training;
  * the assertions take the step from what the CLI printed, wherever the stop landed.
@@ -22,6 +22,7 @@ const env = { ...process.env, RLHF_NUM_THREADS: '1' };
 const base = join(root, 'base');
 const sftConfig = join(root, 'sft.json');
 const dpoConfig = join(root, 'dpo.json');
+const grpoConfig = join(root, 'grpo.json');
 
 beforeAll(() => {
   const tok = trainByteLevelBpe(['the sky is blue. the grass is green. is the sky blue? yes. no. hello there.'], { vocabSize: 290 });
@@ -36,6 +37,13 @@ beforeAll(() => {
   const prefs = Array.from({ length: 8 }, (_, i) => ({ kind: 'preference', prompt: `is the grass green? ${i}`, chosen: ' yes.', rejected: ' no.' }));
   writeFileSync(join(root, 'prefs.jsonl'), prefs.map((r) => JSON.stringify(r)).join('\n') + '\n');
   writeFileSync(dpoConfig, JSON.stringify({ modelPath: base, datasetPath: join(root, 'prefs.jsonl'), learningRate: 1e-3, perDeviceTrainBatchSize: 2, numTrainEpochs: 60, beta: 0.2 }));
+  // GRPO with an async reward module (trainAsync awaits it); numIterations 2: a stop lands between generations
+  writeFileSync(join(root, 'prompts.jsonl'), Array.from({ length: 8 }, (_, i) => JSON.stringify({ prompt: `is the sky blue? ${i}` })).join('\n') + '\n');
+  writeFileSync(join(root, 'rewards.mjs'), 'export async function short({ completionIds }) { return completionIds.map((ids) => -ids.length); }\n');
+  writeFileSync(grpoConfig, JSON.stringify({
+    modelPath: base, datasetPath: join(root, 'prompts.jsonl'), learningRate: 1e-3, numGenerations: 2, perDeviceTrainBatchSize: 4, maxCompletionLength: 3,
+    numIterations: 2, numTrainEpochs: 20, rewardFuncs: [{ module: 'rewards.mjs', export: 'short' }],
+  }));
 });
 
 interface Ended {
@@ -142,6 +150,29 @@ describe('Ctrl-C during training (built CLI)', () => {
     expect(resumed.status, resumed.stderr).toBe(0);
     expect(summaryOf(resumed.stdout)).toMatchObject({ command: 'dpo', steps: 240 });
     expect(existsSync(join(out, 'final', 'model.safetensors'))).toBe(true);
+  });
+
+  it('grpo: SIGINT stops between generations with a checkpoint; the printed command resumes and finishes the run', async () => {
+    const out = join(root, 'grpo-stopped');
+    const r = await runWithSignal(['grpo', '--config', grpoConfig, '--out', out], 'SIGINT');
+    expect(r.code, r.stderr).toBe(130);
+    const s = summaryOf(r.stdout);
+    expect(s).toMatchObject({ command: 'grpo', interrupted: true });
+    expect(Number(s.steps) % 2).toBe(0); // two optimizer steps per generation (numIterations 2)
+    expect(existsSync(join(out, 'final'))).toBe(false);
+    const resumed = runPrinted(String(s.resume));
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(summaryOf(resumed.stdout)).toMatchObject({ command: 'grpo', steps: 160 });
+    expect(readMetrics(join(out, 'metrics.jsonl')).filter((m) => 'loss' in m).map((m) => m.step)).toEqual(Array.from({ length: 160 }, (_, i) => i + 1));
+  });
+
+  it('grpo: a reward function that never answers ends the run with an error after its time limit (the process does not quietly exit)', () => {
+    writeFileSync(join(root, 'hang.mjs'), 'export function hang() { return new Promise(() => {}); }\n');
+    const cfg = join(root, 'grpo-hang.json');
+    writeFileSync(cfg, JSON.stringify({ modelPath: base, datasetPath: join(root, 'prompts.jsonl'), numGenerations: 2, perDeviceTrainBatchSize: 4, maxCompletionLength: 3, rewardFuncs: [{ module: 'hang.mjs', export: 'hang', timeoutMs: 200 }] }));
+    const r = spawnSync(process.execPath, [bin, 'grpo', '--config', cfg, '--out', join(root, 'grpo-hang')], { env, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/reward function 'hang' did not answer within its time limit of 200 ms/);
   });
 
   it('resumeCommand repeats the flags given, replaces --resume and quotes for a POSIX shell', () => {
