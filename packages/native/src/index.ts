@@ -3,7 +3,7 @@
  * Every function checks its arguments and throws a TypeError or RangeError that names the bad one.
  */
 export type { NativeBinding, NativeInfo, NativeCudaInfo, SimdLevel, KernelSimdLevel } from './binding';
-export { NativeLoadError, loadNativeBinding, defaultBinaryPath, native, packageRoot } from './loader';
+export { NativeLoadError, loadNativeBinding, defaultBinaryPath, binaryCandidates, native, packageRoot } from './loader';
 export { info, setNumThreads, getNumThreads, setSimdLevel } from './runtime';
 export { copyF32, castF32ToBf16, castBf16ToF32 } from './ops/copy';
 export { add, mul, mulBackward, scale, accumulate, addBias, addBiasBackward, sumSquares } from './ops/elementwise';

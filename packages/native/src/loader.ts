@@ -17,8 +17,9 @@ export class NativeLoadError extends Error {
 }
 
 const REBUILD_HINT =
-  'Rebuild it from the repository root with `npm run rebuild:native -w @rlhf/native` ' +
-  '(needs a C++17 compiler and CMake >= 3.20; `npm ci` at the root also builds it).';
+  'In a project that installed it: `npm rebuild @rlhf/native` runs its install script again ' +
+  '(RLHF_NATIVE_BUILD_FROM_SOURCE=1 to build from source). In the repository: ' +
+  '`npm run rebuild:native -w @rlhf/native`. A build needs a C++17 compiler and CMake >= 3.20.';
 
 /** The folder of this package (the one holding package.json), from wherever the bundle was loaded. */
 export function packageRoot(): string {
@@ -37,11 +38,25 @@ export function packageRoot(): string {
   throw new NativeLoadError('could not find the @rlhf/native package folder', dir);
 }
 
-/** Where the addon is looked for: RLHF_NATIVE_PATH, else build/Release/rlhf_native.node in this package. */
+/**
+ * The places an addon file `name` (rlhf_native.node, rlhf_cuda.node) is looked for in this package, in order:
+ * build/Release (a build from source: the repository's, or an install that had no usable prebuild), then
+ * prebuilds/<platform>-<arch> (the binary shipped in the npm package; scripts/prebuilds.mjs names the same path).
+ */
+export function binaryCandidates(name: string): string[] {
+  const root = packageRoot();
+  return [join(root, 'build', 'Release', name), join(root, 'prebuilds', `${process.platform}-${process.arch}`, name)];
+}
+
+/**
+ * Where the addon is looked for: RLHF_NATIVE_PATH, else the first of binaryCandidates('rlhf_native.node') that
+ * exists (build/Release, then prebuilds/<platform>-<arch>), else build/Release's path (loading it then says it
+ * is missing).
+ */
 export function defaultBinaryPath(): string {
-  return process.env.RLHF_NATIVE_PATH
-    ? resolve(process.env.RLHF_NATIVE_PATH)
-    : join(packageRoot(), 'build', 'Release', 'rlhf_native.node');
+  if (process.env.RLHF_NATIVE_PATH) return resolve(process.env.RLHF_NATIVE_PATH);
+  const candidates = binaryCandidates('rlhf_native.node');
+  return candidates.find((p) => existsSync(p)) ?? candidates[0]!;
 }
 
 /**
@@ -51,9 +66,11 @@ export function defaultBinaryPath(): string {
  */
 export function loadNativeBinding(path: string = defaultBinaryPath(), opts: { dlopenFlags?: number } = {}): NativeBinding {
   if (!existsSync(path)) {
+    const prebuilt = binaryCandidates('rlhf_native.node')[1];
     throw new NativeLoadError(
-      `@rlhf/native: the native addon is missing: no file at ${path}. ` +
-        `It is built when the package is installed; the build may have failed or been skipped. ${REBUILD_HINT}`,
+      `@rlhf/native: the native addon is missing: no file at ${path}` +
+        (path === binaryCandidates('rlhf_native.node')[0] ? ` (nor a prebuilt one at ${prebuilt})` : '') +
+        `. The package's install script uses the prebuilt addon or builds one; it may have failed or been skipped. ${REBUILD_HINT}`,
       path,
     );
   }

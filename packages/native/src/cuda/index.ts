@@ -1,7 +1,8 @@
 /**
  * @rlhf/native's CUDA half: device buffers and the kernels of API.md on them, from rlhf_cuda.node.
  * Nothing is loaded until `cuda()` (or `cudaAvailable()`) is called, so the CPU addon never needs the CUDA
- * addon, its runtime or cuBLAS. The addon is looked for at RLHF_CUDA_PATH, else build/Release/rlhf_cuda.node.
+ * addon, its runtime or cuBLAS. The addon is looked for at RLHF_CUDA_PATH, else build/Release/rlhf_cuda.node, else
+ * prebuilds/<platform>-<arch>/rlhf_cuda.node.
  *
  *   import { cuda } from '@rlhf/native';
  *   const c = cuda.cuda();                         // throws NativeLoadError when it is not built
@@ -9,18 +10,21 @@
  *   c.scale(x, x, 2, 3); x.download();               // Float32Array [2, 4, 6]; then x.dispose()
  */
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { loadNativeBinding, NativeLoadError, packageRoot } from '../loader';
+import { resolve } from 'node:path';
+import { binaryCandidates, loadNativeBinding, NativeLoadError } from '../loader';
 import type { CudaBinding, DeviceBuffer, DeviceDType } from './binding';
 
-export type { CudaBinding, CudaInfo, DeviceBuffer, DeviceDType, AllocatorStats, NcclInfo } from './binding';
+export type { CudaBinding, CudaInfo, DeviceBuffer, DeviceBufferConstructor, DeviceDType, AllocatorStats, NcclInfo } from './binding';
 export { NcclCommunicator, ncclAvailable } from './nccl';
 
-/** Where rlhf_cuda.node is looked for: RLHF_CUDA_PATH, else build/Release/rlhf_cuda.node in this package. */
+/**
+ * Where rlhf_cuda.node is looked for: RLHF_CUDA_PATH, else build/Release/rlhf_cuda.node in this package, else
+ * its prebuild (prebuilds/<platform>-<arch>/rlhf_cuda.node, when the package shipped one).
+ */
 export function cudaBinaryPath(): string {
-  return process.env.RLHF_CUDA_PATH
-    ? resolve(process.env.RLHF_CUDA_PATH)
-    : join(packageRoot(), 'build', 'Release', 'rlhf_cuda.node');
+  if (process.env.RLHF_CUDA_PATH) return resolve(process.env.RLHF_CUDA_PATH);
+  const candidates = binaryCandidates('rlhf_cuda.node');
+  return candidates.find((p) => existsSync(p)) ?? candidates[0]!;
 }
 
 let cached: CudaBinding | undefined;
