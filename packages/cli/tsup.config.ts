@@ -2,8 +2,10 @@ import { defineConfig } from 'tsup';
 
 export default defineConfig([
   {
+    // One CommonJS build; dist/index.js re-exports it for ESM (one copy per process: scripts/esm-reexports.mjs,
+    // run after tsup by the build script).
     entry: ['src/index.ts'],
-    format: ['esm', 'cjs'],
+    format: ['cjs'],
     dts: true,
     sourcemap: true,
     clean: false, // two configs write into dist/ side by side
