@@ -1,5 +1,6 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RecordSchema, checkRecord, readAll } from '@rlhf/data';
@@ -21,7 +22,9 @@ afterEach(() => {
 describe('StudioStore', () => {
   it('keeps only the hash of a token', () => {
     const { token, labeler } = store.createLabeler('ana');
-    const row = store.db.prepare('SELECT token_hash FROM labelers WHERE id = ?').get(labeler.id) as { token_hash: string };
+    const reader = new Database(join(dir, 'studio.db'), { readonly: true });
+    const row = reader.prepare('SELECT token_hash FROM labelers WHERE id = ?').get(labeler.id) as { token_hash: string };
+    reader.close();
     expect(row.token_hash).toBe(hashToken(token));
     expect(readFileSync(join(dir, 'studio.db')).includes(Buffer.from(token))).toBe(false);
     expect(store.authenticate(token)?.name).toBe('ana');

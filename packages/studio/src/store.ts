@@ -80,12 +80,35 @@ CREATE TABLE IF NOT EXISTS submissions (
 );
 `;
 
+/**
+ * Opens the SQLite file. better-sqlite3 loads its native addon here, on first use: when the addon was never built
+ * (npm skips a dependency's install script until it is approved) or was built for another Node, the error says
+ * so and what to run, instead of better-sqlite3's list of paths it tried.
+ */
+function openDatabase(file: string): Database.Database {
+  try {
+    return new Database(file);
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    if (!/bindings file|NODE_MODULE_VERSION|compiled against a different Node|invalid ELF header|cannot open shared object/i.test(msg)) throw err;
+    throw new Error(
+      `@rlhf/studio: the SQLite addon of better-sqlite3 is missing or unusable, so ${file} cannot be opened. ` +
+        'Its install script fetches a prebuilt binary or compiles one (python3, make and a C++ compiler); npm skips ' +
+        'the install scripts of dependencies that are not approved: run `npm install-scripts approve better-sqlite3` ' +
+        `and \`npm rebuild better-sqlite3\` in your project. (better-sqlite3 said: ${msg.split('\n')[0]})`,
+      { cause: err },
+    );
+  }
+}
+
 export class StudioStore {
-  readonly db: Database.Database;
+  // Private: the SQLite handle is no part of the API (and its type would tie the published types to
+  // @types/better-sqlite3, a devDependency).
+  private readonly db: Database.Database;
 
   constructor(readonly projectDir: string) {
     mkdirSync(projectDir, { recursive: true });
-    this.db = new Database(join(projectDir, DB_FILE));
+    this.db = openDatabase(join(projectDir, DB_FILE));
     this.db.pragma('journal_mode = WAL');
     // FULL: the WAL is fsynced at every commit, not only at checkpoints; "saved" must survive power loss too.
     this.db.pragma('synchronous = FULL');

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StudioStore } from '@rlhf/studio';
-import { registerLabel } from './label';
+import { loadStudio, registerLabel } from './label';
 
 let dir: string;
 beforeEach(() => {
@@ -86,5 +86,24 @@ describe('rlhf label', () => {
     expect(existsSync(bare)).toBe(false);
     await expect(program(out).parseAsync(['node', 'rlhf', 'label', 'export', '--project', dir, '--kind', 'nope', '--out', file])).rejects.toThrow('--kind must be one of');
     await expect(program(out).parseAsync(['node', 'rlhf', 'label', 'export', '--project', join(dir, 'none'), '--kind', 'prompts', '--out', file])).rejects.toThrow('not a studio project');
+  });
+});
+
+describe('loadStudio', () => {
+  const notFound = (what: string) => Object.assign(new Error(`Cannot find package '${what}' imported from /p/x.js`), { code: 'ERR_MODULE_NOT_FOUND' });
+
+  it('names @rlhf/studio, an optional dependency, and how to install it, when it is not installed', async () => {
+    await expect(loadStudio(() => Promise.reject(notFound('@rlhf/studio')))).rejects.toThrow(
+      /rlhf label needs the labeling studio, and @rlhf\/studio is not installed .*optional dependency.*`npm install @rlhf\/studio`/,
+    );
+  });
+
+  it('names better-sqlite3 when the studio is there without it', async () => {
+    await expect(loadStudio(() => Promise.reject(notFound('better-sqlite3')))).rejects.toThrow(/better-sqlite3 \(the SQLite of @rlhf\/studio\) is not installed/);
+  });
+
+  it('passes other errors through, and loads the studio when it is there', async () => {
+    await expect(loadStudio(() => Promise.reject(new SyntaxError('bad')))).rejects.toThrow(SyntaxError);
+    expect(typeof (await loadStudio()).startStudio).toBe('function');
   });
 });

@@ -19,9 +19,25 @@ type StudioModule = typeof import('@rlhf/studio');
 const STUDIO = '@rlhf/studio';
 /**
  * Loaded at run time by name: a specifier in a variable keeps the bundler from inlining the studio, and with it
- * better-sqlite3, whose addon is found relative to its own files.
+ * better-sqlite3, whose addon is found relative to its own files. @rlhf/studio is an optional dependency of the
+ * CLI (better-sqlite3 is a native build that users who never label should not need): when it is missing, the
+ * error says how to install it.
  */
-const loadStudio = (): Promise<StudioModule> => import(STUDIO) as Promise<StudioModule>;
+export async function loadStudio(importStudio: (specifier: string) => Promise<unknown> = (s) => import(s)): Promise<StudioModule> {
+  try {
+    return (await importStudio(STUDIO)) as StudioModule;
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    if (e?.code !== 'ERR_MODULE_NOT_FOUND' && e?.code !== 'MODULE_NOT_FOUND') throw err;
+    const missing = /better-sqlite3/.test(e.message ?? '') ? 'better-sqlite3 (the SQLite of @rlhf/studio)' : STUDIO;
+    throw new Error(
+      `rlhf label needs the labeling studio, and ${missing} is not installed (@rlhf/studio is an optional dependency ` +
+        'of @rlhf/cli: it is left out by --omit=optional, or when its SQLite addon failed to build). Install it with ' +
+        '`npm install @rlhf/studio`; its better-sqlite3 fetches a prebuilt binary or compiles one (python3, make, a C++ compiler).',
+      { cause: err },
+    );
+  }
+}
 
 function port(v: string): number {
   const x = Number(v);
