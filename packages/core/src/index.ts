@@ -5,7 +5,7 @@ export { info as nativeInfo } from '@rlhf/native';
 
 // tensors and autograd (core)
 export { Tensor, CpuStorage, parameter, shapeSize } from './tensor/tensor';
-export type { DType, Device, Storage } from './tensor/tensor';
+export type { DType, Device, GradNode, Storage } from './tensor/tensor';
 export { defineOp, noGrad, isGradEnabled, tidy, discardGraph, ForwardCtx, BackwardCtx, setBackwardHooks, ensureLeafGrad } from './tensor/autograd';
 export type { OpDef, BackwardHooks } from './tensor/autograd';
 export * as ops from './tensor/ops';
@@ -13,7 +13,7 @@ export { lmHeadLogprobs, lmHeadCrossEntropy, setLmHeadChunkBytes, lmHeadChunkByt
 export type { LmHeadCrossEntropyOptions } from './tensor/lm-head';
 export { acquireF32, releaseF32, poolStats, resetPoolStats, clearPool, setPoolEnabled, setPoolLimit, poolLimit } from './tensor/pool';
 export type { PoolStats } from './tensor/pool';
-export { kernels, kernelSources, kernelTimings, setKernelTiming, type KernelTiming } from './backend/cpu';
+export { kernels, kernelSources, kernelTimings, setKernelTiming, type KernelSource, type KernelTiming } from './backend/cpu';
 export type { Kernels, KernelName } from './backend/kernels';
 export { Rng } from './util/rng';
 
@@ -79,6 +79,7 @@ export { Llama2cTokenizer, parseLlama2cVocab, readLlama2cTokenizer, serializeLla
 export type { Llama2cVocab } from './tokenizers/llama2c-tokenizer';
 export { ByteLevelBpeTokenizer, UnsupportedTokenizerError } from './tokenizers/byte-level-bpe';
 export type { TokenizerConfig } from './tokenizers/byte-level-bpe';
+export type { AddedTokenSpec } from './tokenizers/byte-level';
 export { DEFAULT_CHAT_TEMPLATE, DEFAULT_SPECIAL_TOKENS, trainByteLevelBpe } from './tokenizers/bpe-trainer';
 export type { BpeTrainOptions } from './tokenizers/bpe-trainer';
 export { HfTokenizer } from './tokenizers/hf-tokenizer';

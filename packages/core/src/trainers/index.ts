@@ -74,7 +74,7 @@ export { seededPermutation } from './rng';
 export { collateCompletions, completionLogprobs } from './sequences';
 export type { PromptCompletion, CompletionBatch, CompletionLogprobs } from './sequences';
 export { SftTrainer, collateSft } from './sft-trainer';
-export type { SftExample, SftBatch } from './sft-trainer';
+export type { SftExample, SftBatch, SftRow } from './sft-trainer';
 export { RewardTrainer, normalizeScore, scoreCompletions } from './reward-trainer';
 export type { RankedExample, ScoreNormalization } from './reward-trainer';
 export { DpoTrainer, dataKindOf } from './dpo-trainer';

@@ -29,7 +29,7 @@ export interface SftExample {
 }
 
 /** One row of a micro-batch: token ids, which of them are targets, and positions (restart per packed example). */
-interface Row {
+export interface SftRow {
   ids: number[];
   target: boolean[];
   positions: number[];
@@ -48,7 +48,7 @@ export interface SftBatch {
 
 const IGNORE = -100;
 
-function toRow(e: SftExample, maxLength: number, completionOnly: boolean): Row {
+function toRow(e: SftExample, maxLength: number, completionOnly: boolean): SftRow {
   const n = Math.min(e.ids.length, maxLength);
   const ids: number[] = [];
   const target: boolean[] = [];
@@ -62,16 +62,16 @@ function toRow(e: SftExample, maxLength: number, completionOnly: boolean): Row {
 }
 
 /** Tokens a row trains on (its first token is never a target). */
-function countTargets(r: Row): number {
+function countTargets(r: SftRow): number {
   let n = 0;
   for (let t = 1; t < r.target.length; t++) if (r.target[t]) n++;
   return n;
 }
 
 /** Greedy packing of whole rows into rows of at most maxLength (order kept). */
-function pack(rows: Row[], maxLength: number): Row[] {
-  const out: Row[] = [];
-  let cur: Row | null = null;
+function pack(rows: SftRow[], maxLength: number): SftRow[] {
+  const out: SftRow[] = [];
+  let cur: SftRow | null = null;
   for (const r of rows) {
     if (cur && cur.ids.length + r.ids.length <= maxLength) {
       cur.ids.push(...r.ids);
@@ -90,7 +90,7 @@ function pack(rows: Row[], maxLength: number): Row[] {
  * Right-padded (B, T) inputs and shifted targets: row b predicts ids[t+1] at position t when token t+1 is
  * a target (IGNORE elsewhere and on padding).
  */
-export function collateSft(rows: Row[]): SftBatch {
+export function collateSft(rows: SftRow[]): SftBatch {
   const B = rows.length;
   const T = Math.max(...rows.map((r) => r.ids.length));
   const ids = new Int32Array(B * T);
@@ -113,8 +113,8 @@ export function collateSft(rows: Row[]): SftBatch {
 }
 
 export class SftTrainer extends TrainerBase<SftConfig> {
-  private readonly rows: Row[];
-  private readonly evalRows: Row[];
+  private readonly rows: SftRow[];
+  private readonly evalRows: SftRow[];
   /** micro-batches of the whole run (row indices) and the optimizer steps grouping them */
   private readonly plan: RunPlan;
 
