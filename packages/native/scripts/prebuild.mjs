@@ -24,8 +24,9 @@ if (process.argv.includes('--clean')) {
   }
   rmSync(prebuilds, { recursive: true, force: true });
   mkdirSync(prebuildDir, { recursive: true });
-  // rlhf_cuda.node ships too when it was built; it is loaded only when CUDA is asked for (src/cuda/index.ts).
-  for (const name of ['rlhf_native.node', 'rlhf_cuda.node']) {
+  // rlhf_cuda.node and rlhf_mpi.node ship too when they were built; each is loaded only when asked for
+  // (src/cuda/index.ts, src/mpi/index.ts), so the CPU addon never needs their libraries.
+  for (const name of ['rlhf_native.node', 'rlhf_cuda.node', 'rlhf_mpi.node']) {
     if (existsSync(join(release, name))) copyFileSync(join(release, name), join(prebuildDir, name));
   }
 }

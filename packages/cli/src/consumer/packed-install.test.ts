@@ -51,8 +51,8 @@ describe('npm pack every package, install the tarballs in a new project with no 
   beforeAll(() => {
     work = mkdtempSync(join(tmpdir(), 'rlhf-packed-'));
     mkdirSync(join(work, 'tarballs'));
-    // 1. Pack (native's prepack puts build/Release/rlhf_native.node into prebuilds/<platform>-<arch>/).
-    const packed = expectOk(run('npm', ['pack', '--workspaces', '--pack-destination', join(work, 'tarballs'), '--json'], repoRoot, userEnv()), 'npm pack --workspaces');
+    // 1. Pack the published packages (native's prepack puts build/Release/*.node into prebuilds/<platform>-<arch>/).
+    const packed = expectOk(run('npm', ['pack', ...workspaces.map((w) => `--workspace=@rlhf/${w}`), '--pack-destination', join(work, 'tarballs'), '--json'], repoRoot, userEnv()), 'npm pack');
     const list = JSON.parse(packed.slice(packed.indexOf('['))) as Array<{ name: string; filename: string }>;
     tarballs = Object.fromEntries(list.map((p) => [p.name, join(work, 'tarballs', p.filename)]));
 

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 /** The repository root (the folder holding the workspaces' package.json). */
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
 
-/** The workspaces, in dependency order (a package comes after the ones it depends on). */
+/** The published workspaces (not the private examples/), in dependency order. */
 export const workspaces = ['native', 'data', 'core', 'eval', 'studio', 'cli'] as const;
 
 /**

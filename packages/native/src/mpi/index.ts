@@ -7,20 +7,25 @@
  *   const m = mpi.initMpi({ timeoutSeconds: 600 });  // MPI_Init_thread; finalised when the process exits
  *   m.allReduce(grads, 'sum');
  *
- * The addon is looked for at RLHF_MPI_PATH, else build/Release/rlhf_mpi.node; it is built where MPI's headers
- * are found (packages/native/mpi/rlhf_mpi.cmake; Debian: libopenmpi-dev).
+ * The addon is looked for at RLHF_MPI_PATH, else build/Release/rlhf_mpi.node, else its prebuild; it is built where
+ * MPI's headers are found (packages/native/mpi/rlhf_mpi.cmake; Debian: libopenmpi-dev).
  */
 import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join, resolve } from 'node:path';
-import { loadNativeBinding, NativeLoadError, packageRoot } from '../loader';
+import { binaryCandidates, loadNativeBinding, NativeLoadError } from '../loader';
 import type { MpiBinding } from './binding';
 
 export type { MpiBinding, MpiInfo, MpiInitInfo, ReduceOp } from './binding';
 
-/** Where rlhf_mpi.node is looked for: RLHF_MPI_PATH, else build/Release/rlhf_mpi.node in this package. */
+/**
+ * Where rlhf_mpi.node is looked for: RLHF_MPI_PATH, else build/Release/rlhf_mpi.node in this package, else its
+ * prebuild (prebuilds/<platform>-<arch>/rlhf_mpi.node, when the package shipped one).
+ */
 export function mpiBinaryPath(): string {
-  return process.env.RLHF_MPI_PATH ? resolve(process.env.RLHF_MPI_PATH) : join(packageRoot(), 'build', 'Release', 'rlhf_mpi.node');
+  if (process.env.RLHF_MPI_PATH) return resolve(process.env.RLHF_MPI_PATH);
+  const candidates = binaryCandidates('rlhf_mpi.node');
+  return candidates.find((p) => existsSync(p)) ?? candidates[0]!;
 }
 
 let cached: { path: string; binding: MpiBinding } | undefined;
