@@ -17,7 +17,9 @@ import { performance, PerformanceObserver } from 'node:perf_hooks';
 import { writeFileSync } from 'node:fs';
 import * as nativeOps from '@rlhf/native';
 import { generate } from '../src/generation/generate';
+import type { CausalLM } from '../src/model/common';
 import { GPT2 } from '../src/model/gpt2';
+import { Llama } from '../src/model/llama';
 import { AdamW } from '../src/optim/adamw';
 import { crossEntropy } from '../src/tensor/ops';
 import { kernelTimings, setKernelTiming } from '../src/backend/cpu';
@@ -77,6 +79,11 @@ export async function main(argv: string[]): Promise<void> {
   const model = new GPT2({ vocabSize: V, nPositions: T, nEmbd: C, nLayer: L, nHead: H }, { seed: 1 });
   const rng = new Rng(3);
   if (want('train')) await trainBench(model, { L, C, H, T, V, B, quick, profile, log, rng });
+  if (want('train')) {
+    // the same width and depth as a Llama: grouped-query attention (2 kv heads), SwiGLU of 1024, RoPE, untied head
+    const llama = new Llama({ vocabSize: V, hiddenSize: C, intermediateSize: 1024, numLayers: L, numHeads: H, numKvHeads: 2, maxPositions: T }, { seed: 1 });
+    await trainBench(llama, { L, C, H, T, V, B, quick, profile: false, log, rng });
+  }
   if (want('generate')) await generateBench(model, { L, C, V, quick, profile, log, rng });
   obs.disconnect();
   if (jsonAt >= 0) {
@@ -95,11 +102,12 @@ interface Ctx {
 
 // ---- 1 + 2. training step ----
 async function trainBench(
-  model: GPT2,
+  model: CausalLM,
   { L, C, H, T, V, B, quick, profile, log, rng }: Ctx & { H: number; T: number; B: number; profile: boolean },
 ): Promise<void> {
   const opt = new AdamW(model.namedParameters(), { lr: 1e-4 });
-  const N = model.numParameters() - T * C; // without the position table (nanoGPT's count)
+  const isGpt = model.kind === 'gpt2';
+  const N = model.numParameters() - (isGpt ? T * C : 0); // without GPT-2's position table (nanoGPT's count)
   const flopsPerToken = 6 * N + 12 * L * C * T;
   const ids = Int32Array.from({ length: B * T }, () => rng.int(V));
   const targets = Int32Array.from({ length: B * T }, () => rng.int(V));
@@ -144,11 +152,12 @@ async function trainBench(
   const shape = `L${L} C${C} H${H} T${T} B${B} V${V}`;
   const achieved = (flopsPerToken * B * T) / ms / 1e6; // GFLOP/s
   log({
-    suite: 'core', kernel: 'gpt-train-step', shape, ms: +ms.toFixed(1),
+    suite: 'core', kernel: isGpt ? 'gpt-train-step' : 'llama-train-step', shape, ms: +ms.toFixed(1),
     tokensPerSec: +((B * T) / (ms / 1e3)).toFixed(0), gflops: +achieved.toFixed(1),
     pctPeak: +((100 * achieved) / peak).toFixed(1), peer: 'fma-peak', peerGflops: +peak.toFixed(1),
     params: model.numParameters(), rounds,
   });
+  if (!isGpt) return;
   log({
     suite: 'core', kernel: 'gc-share-train-step', shape, ms: +ms.toFixed(1),
     gcPctPool: +(100 * median(gcShare.pool)).toFixed(2), gcPctNoPool: +(100 * median(gcShare.nopool)).toFixed(2),

@@ -419,11 +419,14 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   });
   for (int dir = 0; dir < 2; dir++) {
     def(env, exports, dir == 0 ? "ropeForward" : "ropeBackward", [dir](const Args& a) {
-      int64_t B = a.size(3, "B"), T = a.size(4, "T"), H = a.size(5, "H"), D = a.size(6, "D");
-      if (D % 2 != 0) a.range("argument 6 'D' must be even, got " + std::to_string(D));
+      int64_t B = a.size(4, "B"), T = a.size(5, "T"), H = a.size(6, "H"), D = a.size(7, "D");
+      if (D % 2 != 0) a.range("argument 7 'D' must be even, got " + std::to_string(D));
       int64_t n = a.mul(a.mul(B, T), a.mul(H, D));
+      double scale = a.number(8, "scale");
+      if (!(scale > 0 && scale < 1e30)) a.range("argument 8 'scale' must be a positive finite number");
       rope(a.f32(0, dir == 0 ? "out" : "dx", n), a.f32(1, dir == 0 ? "x" : "dy", n), a.i32(2, "positions", a.mul(B, T)),
-           B, T, H, D, (float)a.number(7, "theta"), a.boolean_or(8, "interleaved", false), dir == 0 ? 1.f : -1.f);
+           a.f32(3, "invFreq", D / 2), B, T, H, D, (float)scale, a.boolean_or(9, "interleaved", false),
+           dir == 0 ? 1.f : -1.f);
       return undef(a);
     });
   }

@@ -37,16 +37,16 @@ __global__ void embedding_backward_k(float* dtable, int* bad, const float* dy, c
 }
 
 // One thread per rotated pair: (B·T·H·D/2) threads. The angle is computed in double (pos up to ~1e5 times a
-// frequency near 1: float32 would lose the phase) as the CPU kernel does.
-__global__ void rope_k(float* out, const float* x, const int32_t* pos, int64_t BT, int64_t H, int64_t D, double theta,
-                       bool interleaved, float sign) {
+// frequency near 1: float32 would lose the phase) from the float32 inverse frequency, as the CPU kernel does.
+__global__ void rope_k(float* out, const float* x, const int32_t* pos, const float* inv_freq, int64_t BT, int64_t H,
+                       int64_t D, float scale, bool interleaved, float sign) {
   int64_t half = D / 2, total = BT * H * half;
   for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < total; t += (int64_t)gridDim.x * blockDim.x) {
     int64_t i = t % half, bth = t / half, bt = bth / H;
-    double a = (double)pos[bt] * pow(theta, -2.0 * (double)i / (double)D);
+    double a = (double)pos[bt] * (double)inv_freq[i];
     double sd, cd;
     sincos(a, &sd, &cd);
-    float c = (float)cd, s = sign * (float)sd;
+    float c = scale * (float)cd, s = sign * scale * (float)sd;
     int64_t o = bth * D;
     int64_t j0 = interleaved ? o + 2 * i : o + i;
     int64_t j1 = interleaved ? o + 2 * i + 1 : o + i + half;
@@ -95,11 +95,11 @@ int64_t embedding_forward(float* out, const int32_t* ids, const float* table, in
 int64_t embedding_backward(float* dtable, const float* dy, const int32_t* ids, int64_t n, int64_t vocab, int64_t dim) {
   return run_embedding(true, dtable, dy, ids, n, vocab, dim);
 }
-void rope(float* out, const float* x, const int32_t* pos, int64_t B, int64_t T, int64_t H, int64_t D, float theta,
-          bool interleaved, float sign) {
+void rope(float* out, const float* x, const int32_t* pos, const float* inv_freq, int64_t B, int64_t T, int64_t H,
+          int64_t D, float scale, bool interleaved, float sign) {
   int64_t total = B * T * H * (D / 2);
   if (total <= 0) return;
-  rope_k<<<grid_for(total, kThreads), kThreads, 0, stream()>>>(out, x, pos, B * T, H, D, (double)theta, interleaved,
+  rope_k<<<grid_for(total, kThreads), kThreads, 0, stream()>>>(out, x, pos, inv_freq, B * T, H, D, scale, interleaved,
                                                                  sign);
   RLHF_CUDA_LAUNCHED("rope_k");
 }

@@ -36,8 +36,9 @@ void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, con
 // Returns -1, or the index of the first id outside [0, vocab) (the binding turns it into a RangeError).
 int64_t embedding_forward(float* out, const int32_t* ids, const float* table, int64_t n, int64_t vocab, int64_t dim);
 int64_t embedding_backward(float* dtable, const float* dy, const int32_t* ids, int64_t n, int64_t vocab, int64_t dim);
-void rope(float* out, const float* x, const int32_t* pos, int64_t B, int64_t T, int64_t H, int64_t D, float theta,
-          bool interleaved, float sign);
+// inv_freq (D/2) on the device; cos and sin are multiplied by scale, sin also by sign (-1: the backward).
+void rope(float* out, const float* x, const int32_t* pos, const float* inv_freq, int64_t B, int64_t T, int64_t H,
+          int64_t D, float scale, bool interleaved, float sign);
 void permute0213(float* out, const float* x, int64_t A, int64_t B, int64_t C, int64_t D);
 
 // ---- optimiser (adamw.cu) ----

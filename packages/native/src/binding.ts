@@ -119,8 +119,8 @@ export interface NativeBinding {
   swigluBackward(dgate: Float32Array, dup: Float32Array, dy: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
 
   // rope (ops/rope)
-  ropeForward(out: Float32Array, x: Float32Array, positions: Int32Array, B: number, T: number, H: number, D: number, theta: number, interleaved: boolean): void;
-  ropeBackward(dx: Float32Array, dy: Float32Array, positions: Int32Array, B: number, T: number, H: number, D: number, theta: number, interleaved: boolean): void;
+  ropeForward(out: Float32Array, x: Float32Array, positions: Int32Array, invFreq: Float32Array, B: number, T: number, H: number, D: number, scale: number, interleaved: boolean): void;
+  ropeBackward(dx: Float32Array, dy: Float32Array, positions: Int32Array, invFreq: Float32Array, B: number, T: number, H: number, D: number, scale: number, interleaved: boolean): void;
 
   // permute (ops/permute)
   permute0213(out: Float32Array, x: Float32Array, A: number, B: number, C: number, D: number): void;

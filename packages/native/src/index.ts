@@ -23,7 +23,7 @@ export { adamwStep } from './ops/adamw';
 export { rmsnormForward, rmsnormBackward } from './ops/rmsnorm';
 export { gemm, gemmBatched, gemmBf16 } from './ops/gemm';
 export { siluForward, siluBackward, swigluForward, swigluBackward } from './ops/swiglu';
-export { ropeForward, ropeBackward } from './ops/rope';
+export { ropeForward, ropeBackward, ropeInvFreq } from './ops/rope';
 export { permute0213 } from './ops/permute';
 export {
   ppoPolicyLoss,

@@ -28,8 +28,8 @@ export interface Kernels {
   rmsnormBackward(dx: Float32Array, dweight: Float32Array, dy: Float32Array, x: Float32Array, weight: Float32Array, rstd: Float32Array, rows: number, cols: number): void;
   embeddingForward(out: Float32Array, ids: Int32Array, table: Float32Array, n: number, vocab: number, dim: number): void;
   embeddingBackward(dtable: Float32Array, dy: Float32Array, ids: Int32Array, n: number, vocab: number, dim: number): void;
-  ropeForward(out: Float32Array, x: Float32Array, positions: Int32Array, B: number, T: number, H: number, D: number, theta: number, interleaved: boolean): void;
-  ropeBackward(dx: Float32Array, dy: Float32Array, positions: Int32Array, B: number, T: number, H: number, D: number, theta: number, interleaved: boolean): void;
+  ropeForward(out: Float32Array, x: Float32Array, positions: Int32Array, invFreq: Float32Array, B: number, T: number, H: number, D: number, scale: number, interleaved: boolean): void;
+  ropeBackward(dx: Float32Array, dy: Float32Array, positions: Int32Array, invFreq: Float32Array, B: number, T: number, H: number, D: number, scale: number, interleaved: boolean): void;
   permute0213(out: Float32Array, x: Float32Array, A: number, B: number, C: number, D: number): void;
   adamwStep(param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, n: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
   sumSquares(x: Float32Array, n: number): number;

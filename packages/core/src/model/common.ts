@@ -142,9 +142,32 @@ export function lastTokenIndex(attentionMask: ArrayLike<number> | undefined, B: 
   return idx;
 }
 
-/** The interface both architectures implement, so heads, generation and trainers take either. */
+/**
+ * What every block of one forward pass shares: sizes, each token's position, the padding mask, the cache.
+ * A model's forward is `x = block(l, x, ctx)` for each layer l between the embedding and the final norm (the seam
+ * for wrapping blocks, e.g. in activation checkpointing).
+ */
+export interface BlockContext {
+  B: number;
+  T: number;
+  /** (B·T) position of each token */
+  positions: Int32Array;
+  /** (B·T) additive key mask, or null when nothing is padded (without a cache) */
+  mask: Float32Array | null;
+  cache?: KVCache;
+}
+
+/**
+ * The interface every architecture implements, so heads, generation and trainers take any. `kind` is the
+ * family (config.json model_type): gpt2, or one of the Llama-architecture families (llama, mistral, qwen2, qwen3,
+ * smollm3).
+ */
 export interface CausalLM {
-  readonly kind: 'gpt2' | 'llama';
+  readonly kind: 'gpt2' | 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'smollm3';
+  /** number of blocks (decoder layers) */
+  readonly numBlocks: number;
+  /** block l of the forward: x (B·T, C) -> (B·T, C) */
+  block(l: number, x: Tensor, ctx: BlockContext): Tensor;
   readonly vocabSize: number;
   readonly hiddenSize: number;
   readonly maxPositions: number;
@@ -176,29 +199,3 @@ export interface CausalLM {
   hfConfig(): Record<string, unknown>;
 }
 
-/**
- * Typed reads of a Hugging Face config.json object, each failing with `${what} ${source}: ...` by the field's
- * config.json name: `num` (a number, or the default when absent), `size` (a positive integer) and `positive`
- * (a positive finite number). `fail` throws such an error for checks across fields.
- */
-export function hfConfigReader(c: Record<string, unknown>, what: string, source: string) {
-  const fail = (msg: string): never => {
-    throw new Error(`${what} ${source}: ${msg}`);
-  };
-  const num = (k: string, d?: number): number => {
-    const v = c[k] ?? d;
-    if (typeof v !== 'number') fail(`${k} is missing or not a number`);
-    return v as number;
-  };
-  const size = (k: string, d?: number): number => {
-    const v = num(k, d);
-    if (!Number.isSafeInteger(v) || v < 1) fail(`${k} must be a positive integer, got ${v}`);
-    return v;
-  };
-  const positive = (k: string, d: number): number => {
-    const v = num(k, d);
-    if (!(v > 0 && Number.isFinite(v))) fail(`${k} must be a positive number, got ${v}`);
-    return v;
-  };
-  return { fail, num, size, positive };
-}

@@ -5,11 +5,12 @@
  * as (in, out), we keep every linear weight as (out, in) and transpose at load/save. A `transformer.` prefix
  * is accepted on load and optional on save.
  */
-import { add, attentionQkv, embedding, gelu, layerNorm, linear, permute0213, reshape, residualLinear, splitHeads } from '../tensor/ops';
+import { add, attentionQkv, embedding, gelu, layerNorm, linear, permute0213, reshape, splitHeads } from '../tensor/ops';
 import { Tensor } from '../tensor/tensor';
 import { Rng } from '../util/rng';
-import { attendWithCache, checkInput, hfConfigReader, KVCache, preparePositions, type CausalLM, type ModelInput } from './common';
+import { attendWithCache, checkInput, KVCache, preparePositions, type BlockContext, type CausalLM, type ModelInput } from './common';
 import type { StateDict, TensorEntry } from '../io/dtypes';
+import { hfConfigReader, type HfConfigReadOptions } from './hf-config';
 import { checkEntry, checkTiedHead, copyParameters, Module } from './module';
 
 export interface GPT2Config {
@@ -22,33 +23,53 @@ export interface GPT2Config {
   /** heads; C / nHead is the head width */
   nHead: number;
   layerNormEps?: number;
+  /** MLP width; 4·C by default */
+  nInner?: number;
 }
 
 /**
  * A GPT2Config from a Hugging Face config.json object (`source` names the file in errors).
- * Every field is checked here, by its config.json name:
- * sizes are positive integers, n_head divides n_embd, layer_norm_epsilon is a positive number.
+ * Every key is read by its config.json name and checked: sizes are positive integers, n_head divides n_embd,
+ * layer_norm_epsilon is a positive number; what this GPT-2 does not compute is refused by name (another
+ * activation_function than gelu_new, unscaled or layer-scaled attention, cross-attention, an untied head), and so is
+ * any key the reader does not know (hf-config.ts).
  */
-export function gpt2ConfigFromHf(c: Record<string, unknown>, source = 'config.json'): GPT2Config {
-  const { fail, size, positive } = hfConfigReader(c, 'GPT-2', source);
+export function gpt2ConfigFromHf(c: Record<string, unknown>, source = 'config.json', opts: HfConfigReadOptions = {}): GPT2Config {
+  const r = hfConfigReader(c, 'GPT-2', source, opts);
+  const { fail, size, positive, get, oneOf } = r;
   const nEmbd = size('n_embd');
   const nHead = size('n_head');
   if (nEmbd % nHead !== 0) fail(`n_embd ${nEmbd} is not a multiple of n_head ${nHead}`);
   const layerNormEps = positive('layer_norm_epsilon', 1e-5);
-  return {
+  // gelu_new and gelu_pytorch_tanh are the tanh approximation our kernel computes; 'gelu' (erf) is not
+  oneOf('activation_function', ['gelu_new', 'gelu_pytorch_tanh'], 'gelu_new', 'the MLP computes the tanh GELU (gelu_new) only');
+  oneOf('scale_attn_weights', [true], true, 'attention scores are always scaled by 1/sqrt(head width)');
+  oneOf('scale_attn_by_inverse_layer_idx', [false], false, 'scaling attention by 1/(layer + 1) is not implemented');
+  oneOf('add_cross_attention', [false], false, 'cross-attention is not implemented');
+  oneOf('tie_word_embeddings', [true], true, 'GPT-2 here ties its LM head to the token embedding');
+  // fp16 numerics only: the same values in float32
+  get('reorder_and_upcast_attn');
+  // the classification summary of GPT2DoubleHeadsModel: not part of the LM
+  for (const k of ['summary_type', 'summary_use_proj', 'summary_activation', 'summary_proj_to_labels']) get(k);
+  const nInner = get('n_inner') == null ? 4 * nEmbd : size('n_inner');
+  const nCtx = size('n_ctx', 1024);
+  const config: GPT2Config = {
     vocabSize: size('vocab_size'),
-    nPositions: size('n_positions', size('n_ctx', 1024)),
+    nPositions: size('n_positions', nCtx),
     nEmbd,
     nLayer: size('n_layer'),
     nHead,
     layerNormEps,
+    nInner,
   };
+  r.finish();
+  return config;
 }
 
 /** Number of parameters a GPT-2 of this config has, computed without allocating (to check a config first). */
 export function gpt2ParameterCount(c: GPT2Config): number {
-  const C = c.nEmbd;
-  return c.vocabSize * C + c.nPositions * C + c.nLayer * (12 * C * C + 13 * C) + 2 * C;
+  const C = c.nEmbd, F = c.nInner ?? 4 * C;
+  return c.vocabSize * C + c.nPositions * C + c.nLayer * (4 * C * C + 2 * C * F + 9 * C + F) + 2 * C;
 }
 
 const CONV1D = /\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/;
@@ -61,14 +82,14 @@ export class GPT2 extends Module implements CausalLM {
 
   constructor(config: GPT2Config, opts: { seed?: number } = {}) {
     super();
-    const c = (this.config = { layerNormEps: 1e-5, ...config });
-    for (const k of ['vocabSize', 'nPositions', 'nEmbd', 'nLayer', 'nHead'] as const) {
+    const c = (this.config = { layerNormEps: 1e-5, nInner: 4 * config.nEmbd, ...config });
+    for (const k of ['vocabSize', 'nPositions', 'nEmbd', 'nLayer', 'nHead', 'nInner'] as const) {
       if (!Number.isInteger(c[k]) || c[k] < 1) throw new RangeError(`GPT2Config.${k} must be a positive integer, got ${c[k]}`);
     }
     if (c.nEmbd % c.nHead) throw new RangeError(`GPT2Config: nEmbd ${c.nEmbd} is not a multiple of nHead ${c.nHead}`);
     // GPT-2 initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2·nLayer), norms 1, biases 0
     const rng = new Rng(opts.seed ?? 0);
-    const C = c.nEmbd, std = 0.02, projStd = 0.02 / Math.sqrt(2 * c.nLayer);
+    const C = c.nEmbd, F = c.nInner, std = 0.02, projStd = 0.02 / Math.sqrt(2 * c.nLayer);
     this.addParam('wte.weight', Tensor.randn([c.vocabSize, C], rng, std)); // (V, C), also the LM head
     this.addParam('wpe.weight', Tensor.randn([c.nPositions, C], rng, 0.01)); // (maxT, C)
     for (let l = 0; l < c.nLayer; l++) {
@@ -81,9 +102,9 @@ export class GPT2 extends Module implements CausalLM {
       this.addParam(`${p}attn.c_proj.bias`, Tensor.zeros([C])); // (C)
       this.addParam(`${p}ln_2.weight`, Tensor.full([C], 1)); // (C)
       this.addParam(`${p}ln_2.bias`, Tensor.zeros([C])); // (C)
-      this.addParam(`${p}mlp.c_fc.weight`, Tensor.randn([4 * C, C], rng, std)); // (4C, C)
-      this.addParam(`${p}mlp.c_fc.bias`, Tensor.zeros([4 * C])); // (4C)
-      this.addParam(`${p}mlp.c_proj.weight`, Tensor.randn([C, 4 * C], rng, projStd)); // (C, 4C)
+      this.addParam(`${p}mlp.c_fc.weight`, Tensor.randn([F, C], rng, std)); // (F, C), F = 4C by default
+      this.addParam(`${p}mlp.c_fc.bias`, Tensor.zeros([F])); // (F)
+      this.addParam(`${p}mlp.c_proj.weight`, Tensor.randn([C, F], rng, projStd)); // (C, F)
       this.addParam(`${p}mlp.c_proj.bias`, Tensor.zeros([C])); // (C)
     }
     this.addParam('ln_f.weight', Tensor.full([C], 1)); // (C)
@@ -95,6 +116,9 @@ export class GPT2 extends Module implements CausalLM {
   }
   get hiddenSize(): number {
     return this.config.nEmbd;
+  }
+  get numBlocks(): number {
+    return this.config.nLayer;
   }
   get maxPositions(): number {
     return this.config.nPositions;
@@ -109,29 +133,35 @@ export class GPT2 extends Module implements CausalLM {
     const c = this.config;
     checkInput(input, c.vocabSize, c.nPositions);
     const { B, T, cache } = input;
+    const { positions, mask } = preparePositions(input);
+    const ctx: BlockContext = { B, T, positions, mask, cache };
+    let x = add(embedding(input.ids, this.params.get('wte.weight')!), embedding(positions, this.params.get('wpe.weight')!)); // (B·T, C)
+    for (let l = 0; l < c.nLayer; l++) x = this.block(l, x, ctx); // (B·T, C)
+    if (cache) cache.length += T;
+    return layerNorm(x, this.params.get('ln_f.weight')!, this.params.get('ln_f.bias')!, c.layerNormEps); // (B·T, C)
+  }
+
+  /** Block l: x + attention(ln_1(x)), then + MLP(ln_2(·)). x (B·T, C) -> (B·T, C). */
+  block(l: number, x: Tensor, ctx: BlockContext): Tensor {
+    const c = this.config;
+    const { B, T, mask, cache } = ctx;
     const C = c.nEmbd, H = c.nHead, D = C / H, eps = c.layerNormEps;
     const P = (n: string) => this.params.get(n)!;
-    const { positions, mask } = preparePositions(input);
-    let x = add(embedding(input.ids, P('wte.weight')), embedding(positions, P('wpe.weight'))); // (B·T, C)
-    for (let l = 0; l < c.nLayer; l++) {
-      const p = `h.${l}.`;
-      const h = layerNorm(x, P(`${p}ln_1.weight`), P(`${p}ln_1.bias`), eps); // (B·T, C)
-      const qkv = linear(h, P(`${p}attn.c_attn.weight`), P(`${p}attn.c_attn.bias`)); // (B·T, 3C)
-      let y: Tensor; // (B, H, T, D)
-      if (cache) {
-        const [q, k, v] = splitHeads(qkv, B, T, 3, H, D); // (B, H, T, D) each
-        y = attendWithCache(q, k, v, cache, l);
-      } else {
-        y = attentionQkv(qkv, B, T, H, D, mask); // q, k, v read in place from the permuted qkv
-      }
-      const yc = reshape(permute0213(y), [B * T, C]); // (B·T, C)
-      x = residualLinear(x, yc, P(`${p}attn.c_proj.weight`), P(`${p}attn.c_proj.bias`)); // (B·T, C) x + proj
-      const h2 = layerNorm(x, P(`${p}ln_2.weight`), P(`${p}ln_2.bias`), eps); // (B·T, C)
-      const f = gelu(linear(h2, P(`${p}mlp.c_fc.weight`), P(`${p}mlp.c_fc.bias`))); // (B·T, 4C)
-      x = residualLinear(x, f, P(`${p}mlp.c_proj.weight`), P(`${p}mlp.c_proj.bias`)); // (B·T, C) x + proj
+    const p = `h.${l}.`;
+    const h = layerNorm(x, P(`${p}ln_1.weight`), P(`${p}ln_1.bias`), eps); // (B·T, C)
+    const qkv = this.proj(h, `${p}attn.c_attn`); // (B·T, 3C)
+    let y: Tensor; // (B, H, T, D)
+    if (cache) {
+      const [q, k, v] = splitHeads(qkv, B, T, 3, H, D); // (B, H, T, D) each
+      y = attendWithCache(q, k, v, cache, l);
+    } else {
+      y = attentionQkv(qkv, B, T, H, D, mask); // q, k, v read in place from the permuted qkv
     }
-    if (cache) cache.length += T;
-    return layerNorm(x, P('ln_f.weight'), P('ln_f.bias'), eps); // (B·T, C)
+    const yc = reshape(permute0213(y), [B * T, C]); // (B·T, C)
+    x = this.proj(yc, `${p}attn.c_proj`, x); // (B·T, C) x + c_proj(y)
+    const h2 = layerNorm(x, P(`${p}ln_2.weight`), P(`${p}ln_2.bias`), eps); // (B·T, C)
+    const f = gelu(this.proj(h2, `${p}mlp.c_fc`)); // (B·T, F)
+    return this.proj(f, `${p}mlp.c_proj`, x); // (B·T, C) x + c_proj(f)
   }
 
   /** Tied LM head: logits (N, V) = hidden (N, C) · wteᵀ. */
@@ -166,6 +196,7 @@ export class GPT2 extends Module implements CausalLM {
       layer_norm_epsilon: c.layerNormEps,
       activation_function: 'gelu_new',
       tie_word_embeddings: true,
+      ...(c.nInner !== 4 * c.nEmbd ? { n_inner: c.nInner } : {}),
     };
   }
 

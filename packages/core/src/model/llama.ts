@@ -1,106 +1,96 @@
 /**
- * Llama in one file: RMSNorm, rotary positions, grouped-query attention (nKvHeads ≤ nHeads), SwiGLU MLP,
- * untied or tied LM head. Parameter names and layouts are Hugging Face's (`model.layers.0.self_attn.q_proj.weight`,
- * (out, in)). `ropeInterleaved` picks the RoPE pairing: true rotates adjacent pairs (2i, 2i+1), as llama2.c
- * and Meta checkpoints do; false rotates (i, i + D/2), HF's rotate_half (whose q/k weights are permuted
- * for it at conversion).
+ * The Llama architecture in one file, for every family built on it (decoder-config.ts: Llama 2 / 3.x, SmolLM2,
+ * Mistral, Qwen2, Qwen3, SmolLM3): RMSNorm, rotary positions (scaled as config.json says: rope-scaling.ts),
+ * grouped-query attention (numKvHeads ≤ numHeads), SwiGLU MLP, untied or tied LM head, and the quirks of each
+ * family as switches of LlamaConfig (biases, per-head q/k norms, layers without RoPE, a window limit).
+ * Parameter names and layouts are Hugging Face's (`model.layers.0.self_attn.q_proj.weight`, (out, in)).
+ * `ropeInterleaved` picks the RoPE pairing: true rotates adjacent pairs (2i, 2i+1), as llama2.c and Meta
+ * checkpoints do; false rotates (i, i + D/2), HF's rotate_half (whose q/k weights are permuted for it at
+ * conversion).
  */
-import { add, attention, embedding, linear, permute0213, reshape, rmsNorm, rope, swiglu } from '../tensor/ops';
+import { attention, embedding, permute0213, reshape, rmsNorm, rope, swiglu, type RopeFrequencies } from '../tensor/ops';
+import { linear } from '../tensor/ops';
 import { Tensor } from '../tensor/tensor';
 import { Rng } from '../util/rng';
-import { attendWithCache, checkInput, hfConfigReader, KVCache, preparePositions, type CausalLM, type ModelInput } from './common';
+import { attendWithCache, checkInput, KVCache, preparePositions, type BlockContext, type CausalLM, type ModelInput } from './common';
 import type { StateDict } from '../io/dtypes';
+import { decoderConfigToHf, DECODER_SPECS, type DecoderModelType, type LlamaConfig } from './decoder-config';
 import { checkTiedHead, copyParameters, Module } from './module';
+import { ropeFrequencies } from './rope-scaling';
 
-export interface LlamaConfig {
-  vocabSize: number;
-  /** width C */
-  hiddenSize: number;
-  /** SwiGLU width */
-  intermediateSize: number;
-  numLayers: number;
-  numHeads: number;
-  /** key/value heads (grouped-query attention); numHeads must be a multiple */
-  numKvHeads?: number;
-  maxPositions: number;
-  rmsNormEps?: number;
-  ropeTheta?: number;
-  /** true: llama2.c / Meta pairs (2i, 2i+1); false: HF rotate_half */
-  ropeInterleaved?: boolean;
-  /** LM head shares the token embedding (no lm_head.weight) */
-  tieWordEmbeddings?: boolean;
-}
+export { decoderConfigFromHf, decoderParameterCount, type LlamaConfig } from './decoder-config';
 
-/**
- * A LlamaConfig from a Hugging Face config.json object (`source` names the file in errors).
- * Every field is checked here, by its config.json name:
- * sizes are positive integers, the heads divide hidden_size and num_key_value_heads divides
- * num_attention_heads, rms_norm_eps and rope_theta are positive numbers.
- */
-export function llamaConfigFromHf(c: Record<string, unknown>, source = 'config.json'): LlamaConfig {
-  const { fail, size, positive } = hfConfigReader(c, 'Llama', source);
-  const hiddenSize = size('hidden_size');
-  const numHeads = size('num_attention_heads');
-  const numKvHeads = size('num_key_value_heads', numHeads);
-  if (hiddenSize % numHeads !== 0) fail(`hidden_size ${hiddenSize} is not a multiple of num_attention_heads ${numHeads}`);
-  if (numHeads % numKvHeads !== 0) fail(`num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
-  if ((hiddenSize / numHeads) % 2 !== 0) fail(`the head width hidden_size / num_attention_heads = ${hiddenSize / numHeads} must be even (RoPE rotates pairs)`);
-  return {
-    vocabSize: size('vocab_size'),
-    hiddenSize,
-    intermediateSize: size('intermediate_size'),
-    numLayers: size('num_hidden_layers'),
-    numHeads,
-    numKvHeads,
-    maxPositions: size('max_position_embeddings', 2048),
-    rmsNormEps: positive('rms_norm_eps', 1e-6),
-    ropeTheta: positive('rope_theta', 10000),
-    ropeInterleaved: c.rope_interleaved === true,
-    tieWordEmbeddings: c.tie_word_embeddings === true,
-  };
-}
-
-/** Number of parameters a Llama of this config has, computed without allocating (to check a config first). */
-export function llamaParameterCount(c: LlamaConfig): number {
-  const C = c.hiddenSize, KV = (c.numKvHeads ?? c.numHeads) * (C / c.numHeads), F = c.intermediateSize;
-  const perLayer = 2 * C + 2 * C * C + 2 * KV * C + 3 * F * C;
-  return c.vocabSize * C * (c.tieWordEmbeddings ? 1 : 2) + c.numLayers * perLayer + C;
-}
+/** A LlamaConfig from a `model_type: llama` config.json (decoder-config.ts reads every family). */
+export { llamaConfigFromHf } from './decoder-config';
 
 export class Llama extends Module implements CausalLM {
-  readonly kind = 'llama' as const;
+  readonly kind: DecoderModelType;
   readonly config: Required<LlamaConfig>;
+  /** RoPE's inverse frequencies (D/2) and cos/sin factor, computed once from the config */
+  readonly ropeFreqs: RopeFrequencies;
 
   constructor(config: LlamaConfig, opts: { seed?: number } = {}) {
     super();
     const c = (this.config = {
+      modelType: 'llama',
       numKvHeads: config.numHeads,
+      headDim: config.hiddenSize / config.numHeads,
       rmsNormEps: 1e-5,
       ropeTheta: 10000,
+      ropeScaling: null,
       ropeInterleaved: false,
       tieWordEmbeddings: false,
+      attentionBias: false,
+      qkvBias: false,
+      mlpBias: false,
+      qkNorm: false,
+      ropeLayers: Array(config.numLayers).fill(true),
+      slidingWindow: null,
+      slidingLayers: null,
       ...config,
-    });
-    for (const k of ['vocabSize', 'hiddenSize', 'intermediateSize', 'numLayers', 'numHeads', 'numKvHeads', 'maxPositions'] as const) {
+    } as Required<LlamaConfig>);
+    for (const k of ['vocabSize', 'hiddenSize', 'intermediateSize', 'numLayers', 'numHeads', 'numKvHeads', 'headDim', 'maxPositions'] as const) {
       if (!Number.isInteger(c[k]) || c[k] < 1) throw new RangeError(`LlamaConfig.${k} must be a positive integer, got ${c[k]}`);
     }
-    if (c.hiddenSize % c.numHeads) throw new RangeError(`LlamaConfig: hiddenSize ${c.hiddenSize} is not a multiple of numHeads ${c.numHeads}`);
+    if (!(c.modelType in DECODER_SPECS)) throw new RangeError(`LlamaConfig.modelType must be one of ${Object.keys(DECODER_SPECS).join(', ')}, got ${c.modelType}`);
     if (c.numHeads % c.numKvHeads) throw new RangeError(`LlamaConfig: numHeads ${c.numHeads} is not a multiple of numKvHeads ${c.numKvHeads}`);
-    if ((c.hiddenSize / c.numHeads) % 2) throw new RangeError('LlamaConfig: the head width must be even (RoPE rotates pairs)');
+    if (c.headDim % 2) throw new RangeError(`LlamaConfig: the head width ${c.headDim} must be even (RoPE rotates pairs)`);
+    if (c.ropeLayers.length !== c.numLayers) throw new RangeError(`LlamaConfig.ropeLayers has ${c.ropeLayers.length} entries for ${c.numLayers} layers`);
+    if (c.slidingWindow !== null && !(Number.isInteger(c.slidingWindow) && c.slidingWindow > 0)) {
+      throw new RangeError(`LlamaConfig.slidingWindow must be a positive integer or null, got ${c.slidingWindow}`);
+    }
+    this.kind = c.modelType;
+    this.ropeFreqs = ropeFrequencies({ theta: c.ropeTheta, scaling: c.ropeScaling }, c.headDim, c.maxPositions);
     const rng = new Rng(opts.seed ?? 0);
-    const C = c.hiddenSize, D = C / c.numHeads, KV = c.numKvHeads * D, F = c.intermediateSize, std = 0.02;
+    const C = c.hiddenSize, D = c.headDim, Q = c.numHeads * D, KV = c.numKvHeads * D, F = c.intermediateSize, std = 0.02;
+    const outStd = std / Math.sqrt(2 * c.numLayers);
     this.addParam('model.embed_tokens.weight', Tensor.randn([c.vocabSize, C], rng, std)); // (V, C)
     for (let l = 0; l < c.numLayers; l++) {
       const p = `model.layers.${l}.`;
       this.addParam(`${p}input_layernorm.weight`, Tensor.full([C], 1)); // (C)
-      this.addParam(`${p}self_attn.q_proj.weight`, Tensor.randn([C, C], rng, std)); // (H·D, C)
+      this.addParam(`${p}self_attn.q_proj.weight`, Tensor.randn([Q, C], rng, std)); // (H·D, C)
       this.addParam(`${p}self_attn.k_proj.weight`, Tensor.randn([KV, C], rng, std)); // (Hkv·D, C)
       this.addParam(`${p}self_attn.v_proj.weight`, Tensor.randn([KV, C], rng, std)); // (Hkv·D, C)
-      this.addParam(`${p}self_attn.o_proj.weight`, Tensor.randn([C, C], rng, std / Math.sqrt(2 * c.numLayers))); // (C, H·D)
+      this.addParam(`${p}self_attn.o_proj.weight`, Tensor.randn([C, Q], rng, outStd)); // (C, H·D)
+      if (c.attentionBias || c.qkvBias) {
+        this.addParam(`${p}self_attn.q_proj.bias`, Tensor.zeros([Q])); // (H·D)
+        this.addParam(`${p}self_attn.k_proj.bias`, Tensor.zeros([KV])); // (Hkv·D)
+        this.addParam(`${p}self_attn.v_proj.bias`, Tensor.zeros([KV])); // (Hkv·D)
+      }
+      if (c.attentionBias) this.addParam(`${p}self_attn.o_proj.bias`, Tensor.zeros([C])); // (C)
+      if (c.qkNorm) {
+        this.addParam(`${p}self_attn.q_norm.weight`, Tensor.full([D], 1)); // (D)
+        this.addParam(`${p}self_attn.k_norm.weight`, Tensor.full([D], 1)); // (D)
+      }
       this.addParam(`${p}post_attention_layernorm.weight`, Tensor.full([C], 1)); // (C)
       this.addParam(`${p}mlp.gate_proj.weight`, Tensor.randn([F, C], rng, std)); // (F, C)
       this.addParam(`${p}mlp.up_proj.weight`, Tensor.randn([F, C], rng, std)); // (F, C)
-      this.addParam(`${p}mlp.down_proj.weight`, Tensor.randn([C, F], rng, std / Math.sqrt(2 * c.numLayers))); // (C, F)
+      this.addParam(`${p}mlp.down_proj.weight`, Tensor.randn([C, F], rng, outStd)); // (C, F)
+      if (c.mlpBias) {
+        this.addParam(`${p}mlp.gate_proj.bias`, Tensor.zeros([F])); // (F)
+        this.addParam(`${p}mlp.up_proj.bias`, Tensor.zeros([F])); // (F)
+        this.addParam(`${p}mlp.down_proj.bias`, Tensor.zeros([C])); // (C)
+      }
     }
     this.addParam('model.norm.weight', Tensor.full([C], 1)); // (C)
     if (!c.tieWordEmbeddings) this.addParam('lm_head.weight', Tensor.randn([c.vocabSize, C], rng, std)); // (V, C)
@@ -112,41 +102,67 @@ export class Llama extends Module implements CausalLM {
   get hiddenSize(): number {
     return this.config.hiddenSize;
   }
+  get numBlocks(): number {
+    return this.config.numLayers;
+  }
+  /** the longest sequence: max_position_embeddings, or the sliding window when it is shorter (longer is refused) */
   get maxPositions(): number {
-    return this.config.maxPositions;
+    const c = this.config;
+    return c.slidingWindow === null ? c.maxPositions : Math.min(c.maxPositions, c.slidingWindow);
   }
 
   newCache(B: number, capacity: number): KVCache {
     const c = this.config;
-    return new KVCache(B, c.numLayers, c.numKvHeads, c.hiddenSize / c.numHeads, Math.min(capacity, c.maxPositions));
+    return new KVCache(B, c.numLayers, c.numKvHeads, c.headDim, Math.min(capacity, this.maxPositions));
   }
 
   forward(input: ModelInput): Tensor {
     const c = this.config;
     checkInput(input, c.vocabSize, c.maxPositions);
     const { B, T, cache } = input;
-    const C = c.hiddenSize, H = c.numHeads, Hkv = c.numKvHeads, D = C / H, eps = c.rmsNormEps;
-    const P = (n: string) => this.params.get(n)!;
-    const { positions, mask } = preparePositions(input);
-    let x = embedding(input.ids, P('model.embed_tokens.weight')); // (B·T, C)
-    for (let l = 0; l < c.numLayers; l++) {
-      const p = `model.layers.${l}.`;
-      const h = rmsNorm(x, P(`${p}input_layernorm.weight`), eps); // (B·T, C)
-      const q0 = reshape(linear(h, P(`${p}self_attn.q_proj.weight`)), [B, T, H, D]); // (B, T, H, D)
-      const k0 = reshape(linear(h, P(`${p}self_attn.k_proj.weight`)), [B, T, Hkv, D]); // (B, T, Hkv, D)
-      const v0 = reshape(linear(h, P(`${p}self_attn.v_proj.weight`)), [B, T, Hkv, D]); // (B, T, Hkv, D)
-      const q = permute0213(rope(q0, positions, c.ropeTheta, c.ropeInterleaved)); // (B, H, T, D)
-      const k = permute0213(rope(k0, positions, c.ropeTheta, c.ropeInterleaved)); // (B, Hkv, T, D)
-      const v = permute0213(v0); // (B, Hkv, T, D)
-      const y = cache ? attendWithCache(q, k, v, cache, l) : attention(q, k, v, mask); // (B, H, T, D)
-      const yc = reshape(permute0213(y), [B * T, C]); // (B·T, C)
-      x = add(x, linear(yc, P(`${p}self_attn.o_proj.weight`))); // (B·T, C)
-      const h2 = rmsNorm(x, P(`${p}post_attention_layernorm.weight`), eps); // (B·T, C)
-      const g = swiglu(linear(h2, P(`${p}mlp.gate_proj.weight`)), linear(h2, P(`${p}mlp.up_proj.weight`))); // (B·T, F)
-      x = add(x, linear(g, P(`${p}mlp.down_proj.weight`))); // (B·T, C)
+    const keys = (cache ? cache.length : 0) + T;
+    if (c.slidingWindow !== null && keys > c.slidingWindow) {
+      throw new RangeError(
+        `forward: ${keys} positions exceed the sliding window of ${c.slidingWindow} (config.json sliding_window): ` +
+          'attention within a window is not implemented, and up to the window it is full attention',
+      );
     }
+    const { positions, mask } = preparePositions(input);
+    const ctx: BlockContext = { B, T, positions, mask, cache };
+    let x = embedding(input.ids, this.params.get('model.embed_tokens.weight')!); // (B·T, C)
+    for (let l = 0; l < c.numLayers; l++) x = this.block(l, x, ctx); // (B·T, C)
     if (cache) cache.length += T;
-    return rmsNorm(x, P('model.norm.weight'), eps); // (B·T, C)
+    return rmsNorm(x, this.params.get('model.norm.weight')!, c.rmsNormEps); // (B·T, C)
+  }
+
+  /** Decoder layer l: x + attention(norm(x)), then + MLP(norm(·)). x (B·T, C) -> (B·T, C). */
+  block(l: number, x: Tensor, ctx: BlockContext): Tensor {
+    const c = this.config;
+    const { B, T, positions, mask, cache } = ctx;
+    const H = c.numHeads, Hkv = c.numKvHeads, D = c.headDim, eps = c.rmsNormEps;
+    const P = (n: string) => this.params.get(n)!;
+    const p = `model.layers.${l}.`;
+    const h = rmsNorm(x, P(`${p}input_layernorm.weight`), eps); // (B·T, C)
+    let q0 = reshape(this.proj(h, `${p}self_attn.q_proj`), [B, T, H, D]); // (B, T, H, D)
+    let k0 = reshape(this.proj(h, `${p}self_attn.k_proj`), [B, T, Hkv, D]); // (B, T, Hkv, D)
+    const v0 = reshape(this.proj(h, `${p}self_attn.v_proj`), [B, T, Hkv, D]); // (B, T, Hkv, D)
+    if (c.qkNorm) {
+      q0 = rmsNorm(q0, P(`${p}self_attn.q_norm.weight`), eps); // (B, T, H, D), each head normalised over D
+      k0 = rmsNorm(k0, P(`${p}self_attn.k_norm.weight`), eps); // (B, T, Hkv, D)
+    }
+    if (c.ropeLayers[l]) {
+      q0 = rope(q0, positions, this.ropeFreqs, c.ropeInterleaved); // (B, T, H, D)
+      k0 = rope(k0, positions, this.ropeFreqs, c.ropeInterleaved); // (B, T, Hkv, D)
+    }
+    const q = permute0213(q0); // (B, H, T, D)
+    const k = permute0213(k0); // (B, Hkv, T, D)
+    const v = permute0213(v0); // (B, Hkv, T, D)
+    const y = cache ? attendWithCache(q, k, v, cache, l) : attention(q, k, v, mask); // (B, H, T, D)
+    const yc = reshape(permute0213(y), [B * T, H * D]); // (B·T, H·D)
+    x = this.proj(yc, `${p}self_attn.o_proj`, x); // (B·T, C) x + o_proj(y)
+    const h2 = rmsNorm(x, P(`${p}post_attention_layernorm.weight`), eps); // (B·T, C)
+    const g = swiglu(this.proj(h2, `${p}mlp.gate_proj`), this.proj(h2, `${p}mlp.up_proj`)); // (B·T, F)
+    return this.proj(g, `${p}mlp.down_proj`, x); // (B·T, C) x + down_proj(g)
   }
 
   /** logits (N, V) = hidden (N, C) · lm_headᵀ (the embedding when tied). */
@@ -167,23 +183,7 @@ export class Llama extends Module implements CausalLM {
   }
 
   hfConfig(): Record<string, unknown> {
-    const c = this.config;
-    return {
-      architectures: ['LlamaForCausalLM'],
-      model_type: 'llama',
-      vocab_size: c.vocabSize,
-      hidden_size: c.hiddenSize,
-      intermediate_size: c.intermediateSize,
-      num_hidden_layers: c.numLayers,
-      num_attention_heads: c.numHeads,
-      num_key_value_heads: c.numKvHeads,
-      max_position_embeddings: c.maxPositions,
-      rms_norm_eps: c.rmsNormEps,
-      rope_theta: c.ropeTheta,
-      tie_word_embeddings: c.tieWordEmbeddings,
-      hidden_act: 'silu',
-      ...(c.ropeInterleaved ? { rope_interleaved: true } : {}),
-    };
+    return decoderConfigToHf(this.config);
   }
 
   override loadStateDict(sd: StateDict, opts: { strict?: boolean } = {}): void {

@@ -3,6 +3,7 @@
  * listing, counting, freezing, state dicts in the io/ format, and copying.
  */
 import type { StateDict, TensorEntry } from '../io/dtypes';
+import { linear, residualLinear } from '../tensor/ops';
 import { Tensor } from '../tensor/tensor';
 
 export abstract class Module {
@@ -23,6 +24,19 @@ export abstract class Module {
 
   parameters(): Tensor[] {
     return [...this.params.values()];
+  }
+
+  /**
+   * The one linear projection every layer of a model goes through: y = x·Wᵀ + b with W = `${name}.weight`
+   * (out, in) and b = `${name}.bias` when the module has one; plus `residual` when given, fused into the GEMM
+   * (residual + x·Wᵀ + b in one pass over the stream). x (N, in) -> (N, out). A per-projection change (a LoRA
+   * adapter, weights kept in another dtype) is one edit here.
+   */
+  protected proj(x: Tensor, name: string, residual?: Tensor): Tensor {
+    const W = this.params.get(`${name}.weight`);
+    if (!W) throw new Error(`no parameter named ${name}.weight`);
+    const b = this.params.get(`${name}.bias`) ?? null;
+    return residual ? residualLinear(residual, x, W, b) : linear(x, W, b);
   }
 
   param(name: string): Tensor {

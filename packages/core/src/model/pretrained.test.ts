@@ -64,7 +64,7 @@ describe('fromPretrained / savePretrained', () => {
   it('names what is wrong', () => {
     expect(() => fromPretrained(join(tmp, 'nope'))).toThrow(/does not exist/);
     saveHfCheckpoint(join(tmp, 'bert'), { model_type: 'bert' }, new Map());
-    expect(() => fromPretrained(join(tmp, 'bert'))).toThrow(/model_type "bert"; gpt2 and llama are supported/);
+    expect(() => fromPretrained(join(tmp, 'bert'))).toThrow(/config.json has model_type "bert"; supported are gpt2, llama, mistral, qwen2, qwen3, smollm3/);
   });
 
   describe('damaged or mismatched folders are refused, naming the file and what is wrong', () => {

@@ -1,6 +1,7 @@
 /**
  * fromPretrained: a model (and its tokenizer, when one is found) from
- *  - a Hugging Face folder: config.json (model_type gpt2 or llama) + model.safetensors (or shards), or
+ *  - a Hugging Face folder: config.json (a model_type of families.ts: gpt2, llama, mistral, qwen2, qwen3, smollm3) +
+ *    model.safetensors (or shards; F32, BF16 or F16, read as float32), or
  *  - a llama2.c checkpoint `.bin` (+ a `tok*.bin` / `tokenizer.bin` beside it, or the one given).
  * The readers are io/ (safetensors, llama2.c) and tokenizers/ (loadTokenizer: tok*.bin, tokenizer.json).
  */
@@ -14,9 +15,10 @@ import { loadTokenizer, tokenizerFiles } from '../tokenizers/load-tokenizer';
 import type { Tokenizer } from '../tokenizers/types';
 import type { ScoreNormalization } from '../trainers/reward-trainer';
 import type { CausalLM } from './common';
+import { familyOf } from './families';
 import { RewardModel } from './heads';
-import { GPT2, gpt2ConfigFromHf, gpt2ParameterCount } from './gpt2';
-import { Llama, llamaConfigFromHf, llamaParameterCount } from './llama';
+import type { HfConfigReadOptions } from './hf-config';
+import { Llama } from './llama';
 
 export interface Pretrained {
   model: CausalLM;
@@ -39,6 +41,11 @@ export interface FromPretrainedOptions {
   tokenizer?: string | Tokenizer;
   /** throw, naming the folder and what was looked for, when no tokenizer is found (the result's tokenizer is then typed as present) */
   requireTokenizer?: boolean;
+  /**
+   * config.json keys to take as inert although the family's reader does not know them (an unknown key is refused,
+   * as it may change what the model computes: pass it here once you have checked that it does not)
+   */
+  acceptConfigKeys?: string[];
 }
 
 /** Loads a tokenizer file or folder (llama2.c tok*.bin, tokenizer.json): tokenizers/'s loadTokenizer. */
@@ -102,7 +109,7 @@ function loadPretrained(path: string, opts: FromPretrainedOptions): Pretrained {
     throw new Error(`fromPretrained: ${path} has no config.json: not a Hugging Face model folder${hint}`);
   }
   const ck = loadHfCheckpoint(path);
-  const model = causalLMForWeights(path, ck.config, ck.tensors);
+  const model = causalLMForWeights(path, ck.config, ck.tensors, { acceptKeys: opts.acceptConfigKeys });
   loadWeights(path, model, ck.tensors);
   // tokenizer.json, or a llama2.c tokenizer (the trainers copy tok*.bin beside a model that came from a .bin)
   const hasTokenizer = existsSync(join(path, 'tokenizer.json')) || readdirSync(path).filter((f) => /^tok.*\.bin$|^tokenizer\.bin$/.test(f)).length === 1;
@@ -114,44 +121,27 @@ function loadPretrained(path: string, opts: FromPretrainedOptions): Pretrained {
 }
 
 /**
- * The (not yet loaded) model that the config.json of folder `dir` describes, checked against the weights read
- * from the folder before anything is allocated: a config that needs far more parameters than the files hold (a
- * wrong config.json, or an absurd size such as n_layer 10^9) is refused, naming the file and its fields.
+ * The (not yet loaded) model that the config.json of folder `dir` describes, its family looked up by model_type
+ * (families.ts), checked against the weights read from the folder before anything is allocated: a config that
+ * needs far more parameters than the files hold (a wrong config.json, or an absurd size such as n_layer 10^9) is
+ * refused, naming the file and its fields.
  */
-export function causalLMForWeights(dir: string, config: Record<string, unknown>, tensors: StateDict): CausalLM {
+export function causalLMForWeights(dir: string, config: Record<string, unknown>, tensors: StateDict, opts: HfConfigReadOptions = {}): CausalLM {
   const configPath = join(dir, 'config.json');
-  const type = config.model_type;
-  let need: number;
-  let fields: string;
-  let make: () => CausalLM;
-  if (type === 'gpt2') {
-    const c = gpt2ConfigFromHf(config, configPath);
-    need = gpt2ParameterCount(c);
-    fields = `vocab_size=${c.vocabSize}, n_positions=${c.nPositions}, n_embd=${c.nEmbd}, n_layer=${c.nLayer}`;
-    make = () => {
-      const m = new GPT2(c);
-      if ([...tensors.keys()].some((k) => k.startsWith('transformer.'))) m.savePrefix = 'transformer.';
-      return m;
-    };
-  } else if (type === 'llama') {
-    const c = llamaConfigFromHf(config, configPath);
-    need = llamaParameterCount(c);
-    fields = `vocab_size=${c.vocabSize}, hidden_size=${c.hiddenSize}, intermediate_size=${c.intermediateSize}, num_hidden_layers=${c.numLayers}`;
-    make = () => new Llama(c);
-  } else {
-    throw new Error(`fromPretrained: ${configPath} has model_type ${JSON.stringify(type)}; gpt2 and llama are supported`);
-  }
+  const family = familyOf(config, configPath);
+  const c = family.configFromHf(config, configPath, opts);
+  const need = family.parameterCount(c);
   let have = 0;
   for (const t of tensors.values()) if (t.data instanceof Float32Array) have += t.data.length;
   // A small shortfall (a missing tensor) is left to the strict load, which names the tensor; allocating up to
   // twice what the files hold is bounded by their size.
   if (need > 2 * have + (1 << 20)) {
     throw new Error(
-      `fromPretrained: ${configPath} describes a ${type} model of ${need} parameters (${fields}) but the weights in ${dir} ` +
+      `fromPretrained: ${configPath} describes a ${family.modelType} model of ${need} parameters (${family.describe(c)}) but the weights in ${dir} ` +
         `hold ${have} values: config.json does not match the weights`,
     );
   }
-  return make();
+  return family.create(c, tensors);
 }
 
 /** model.loadStateDict with the checkpoint named in the error (which tensor is missing, unexpected or misshapen). */

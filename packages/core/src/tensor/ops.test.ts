@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { gradcheck, maxRelError, randomTensor } from '../test/gradcheck';
+import { ropeInvFreq } from '@rlhf/native';
 import { Rng } from '../util/rng';
 import { noGrad } from './autograd';
 import * as ops from './ops';
@@ -43,8 +44,9 @@ describe('op forwards against plain references (odd sizes)', () => {
     const B = 2, T = 3, H = 3, D = 6;
     const x = randomTensor([B, T, H, D], 7, 1, false);
     const pos = Int32Array.from([0, 1, 5, 2, 7, 3]);
+    const freqs = { invFreq: ropeInvFreq(10000, D), scale: 1 };
     for (const interleaved of [true, false]) {
-      const y = ops.rope(x, pos, 10000, interleaved);
+      const y = ops.rope(x, pos, freqs, interleaved);
       for (let bt = 0; bt < B * T; bt++) for (let h = 0; h < H; h++) for (let i = 0; i < D / 2; i++) {
         const o = (bt * H + h) * D, a = interleaved ? o + 2 * i : o + i, c = interleaved ? a + 1 : a + D / 2;
         const ang = pos[bt] / 10000 ** ((2 * i) / D);
@@ -169,8 +171,8 @@ describe('op backwards against central finite differences (odd sizes)', () => {
     gradcheck(() => ops.embedding(i, table), [table]);
     const x = randomTensor([2, 3, 3, 4], 52);
     const pos = Int32Array.from([0, 1, 2, 3, 9, 4]);
-    gradcheck(() => ops.rope(x, pos, 10000, true), [x]);
-    gradcheck(() => ops.rope(x, pos, 500, false), [x]);
+    gradcheck(() => ops.rope(x, pos, { invFreq: ropeInvFreq(10000, x.shape[3]), scale: 1 }, true), [x]);
+    gradcheck(() => ops.rope(x, pos, { invFreq: ropeInvFreq(500, x.shape[3]).map((f, i) => f / (1 + i)), scale: 1.25 }, false), [x]);
     gradcheck(() => ops.permute0213(x), [x]);
     const x1 = randomTensor([2, 1, 3, 4], 54); // a singleton axis: a view, still differentiable
     expect(Array.from(ops.permute0213(x1).data)).toEqual(Array.from(x1.data));

@@ -359,25 +359,36 @@ export const embedding = defineOp({
   },
 });
 
-/** Rotary position embedding of x (B, T, H, D) at positions (B·T). */
+/**
+ * What a rotary embedding rotates by: the inverse frequency of each pair (D/2; theta^(-2i/D) for plain RoPE,
+ * another table for a scaled RoPE: model/rope-scaling.ts) and the factor on cos and sin (YaRN's attention
+ * factor; 1 otherwise).
+ */
+export interface RopeFrequencies {
+  invFreq: Float32Array;
+  scale: number;
+}
+
+/** Rotary position embedding of x (B, T, H, D) at positions (B·T): pair i turned by pos·invFreq[i]. */
 export const rope = defineOp({
   name: 'rope',
-  forward(ctx, x: Tensor, positions: Int32Array, theta: number, interleaved: boolean) {
+  forward(ctx, x: Tensor, positions: Int32Array, freqs: RopeFrequencies, interleaved: boolean) {
     if (x.ndim !== 4) throw new RangeError(`rope: x must be (B, T, H, D), got [${x.shape.join(', ')}]`);
     const [B, T, H, D] = x.shape;
     ids32('rope', 'positions', positions, B * T);
     if (D % 2) throw new RangeError(`rope: head dimension ${D} must be even`);
+    if (freqs.invFreq.length !== D / 2) throw new RangeError(`rope: ${freqs.invFreq.length} inverse frequencies for a head of ${D} (D/2 = ${D / 2} expected)`);
     const y = Tensor.pooled(x.shape);
-    kernels().ropeForward(y.data, x.data, positions, B, T, H, D, theta, interleaved);
-    ctx.saved.p = [positions, theta, interleaved];
+    kernels().ropeForward(y.data, x.data, positions, freqs.invFreq, B, T, H, D, freqs.scale, interleaved);
+    ctx.saved.p = [positions, freqs, interleaved];
     return y;
   },
   backward(ctx, dy) {
     const dx = ctx.write(0);
     if (!dx) return;
     const [B, T, H, D] = ctx.inputs[0].shape;
-    const [positions, theta, interleaved] = ctx.saved.p as [Int32Array, number, boolean];
-    kernels().ropeBackward(dx, dy, positions, B, T, H, D, theta, interleaved);
+    const [positions, freqs, interleaved] = ctx.saved.p as [Int32Array, RopeFrequencies, boolean];
+    kernels().ropeBackward(dx, dy, positions, freqs.invFreq, B, T, H, D, freqs.scale, interleaved);
   },
 });
 

@@ -38,6 +38,6 @@ describe('model folders', () => {
     const plain = join(tmp.path, 'plain');
     saveModelDir(plain, rm.model.hfConfig(), rm.model.stateDict());
     expect(() => loadRewardModel(plain)).toThrow(/no score.weight: not a reward model/);
-    expect(() => causalLMFromConfig({ model_type: 'bert' })).toThrow(/model_type 'bert'/);
+    expect(() => causalLMFromConfig({ model_type: 'bert' })).toThrow(/config.json has model_type "bert"; supported are gpt2, llama/);
   });
 });

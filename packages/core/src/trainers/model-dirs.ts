@@ -9,17 +9,15 @@ import { join } from 'node:path';
 import type { StateDict } from '../io/dtypes';
 import { loadHfCheckpoint, readJsonFile } from '../io/hf-checkpoint';
 import type { CausalLM } from '../model/common';
-import { GPT2, gpt2ConfigFromHf } from '../model/gpt2';
+import { familyOf } from '../model/families';
 import { RewardModel } from '../model/heads';
-import { Llama, llamaConfigFromHf } from '../model/llama';
 import { causalLMForWeights, REWARD_NORMALIZATION_FILE, TOKENIZER_FILES, writeModelFolder } from '../model/pretrained';
 import type { ScoreNormalization } from './reward-trainer';
 
 /** An (uninitialised) model of the architecture a config.json describes. */
-export function causalLMFromConfig(config: Record<string, unknown>): CausalLM {
-  if (config.model_type === 'gpt2') return new GPT2(gpt2ConfigFromHf(config));
-  if (config.model_type === 'llama') return new Llama(llamaConfigFromHf(config));
-  throw new Error(`config.json: model_type '${String(config.model_type)}' is not 'gpt2' or 'llama'`);
+export function causalLMFromConfig(config: Record<string, unknown>, source = 'config.json'): CausalLM {
+  const family = familyOf(config, source);
+  return family.create(family.configFromHf(config, source));
 }
 
 /** A reward model folder: its weights, and its score normalisation when the folder has one. */

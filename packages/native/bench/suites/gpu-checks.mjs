@@ -148,8 +148,11 @@ export function cases(opts = {}) {
   for (const inter of [false, true]) {
     const B = 2, T = 37, H = 3, D = 64, m = B * T * H * D;
     const pos = randI32(B * T, seed++, 0, 4096);
-    list.push({ name: `ropeForward interleaved=${inter}`, fn: 'ropeForward', arrays: { out: F(m), x: F(m), pos }, outs: ['out'], args: ['out', 'x', 'pos', B, T, H, D, 10000, inter], tol: 1e-5 });
-    list.push({ name: `ropeBackward interleaved=${inter}`, fn: 'ropeBackward', arrays: { dx: F(m), dy: F(m), pos }, outs: ['dx'], args: ['dx', 'dy', 'pos', B, T, H, D, 10000, inter], tol: 1e-5 });
+    // plain RoPE frequencies, the low half divided by 8 (as Llama 3's scaling does), and YaRN's cos/sin factor
+    const inv = Float32Array.from({ length: D / 2 }, (_, i) => 10000 ** (-2 * i / D) / (i >= D / 4 ? 8 : 1));
+    const scale = inter ? 1 : 1.2;
+    list.push({ name: `ropeForward interleaved=${inter}`, fn: 'ropeForward', arrays: { out: F(m), x: F(m), pos, inv }, outs: ['out'], args: ['out', 'x', 'pos', 'inv', B, T, H, D, scale, inter], tol: 1e-5 });
+    list.push({ name: `ropeBackward interleaved=${inter}`, fn: 'ropeBackward', arrays: { dx: F(m), dy: F(m), pos, inv }, outs: ['dx'], args: ['dx', 'dy', 'pos', 'inv', B, T, H, D, scale, inter], tol: 1e-5 });
   }
   list.push({ name: 'permute0213', fn: 'permute0213', arrays: { out: F(2 * 37 * 5 * 24), x: F(2 * 37 * 5 * 24) }, outs: ['out'], args: ['out', 'x', 2, 37, 5, 24], tol: 0 });
   {

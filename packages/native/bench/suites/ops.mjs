@@ -109,7 +109,8 @@ export default async function ops(h) {
   const nq = B * T * H * Dh;
   const pos = new Int32Array(B * T);
   for (let i = 0; i < B * T; i++) pos[i] = i % T;
-  await run('ropeForward', `${B}x${T}x${H}x${Dh}`, 8 * nq, () => nat.ropeForward(d, a, pos, B, T, H, Dh, 10000, false));
+  const invFreq = Float32Array.from({ length: Dh / 2 }, (_, i) => 10000 ** (-2 * i / Dh));
+  await run('ropeForward', `${B}x${T}x${H}x${Dh}`, 8 * nq, () => nat.ropeForward(d, a, pos, invFreq, B, T, H, Dh, 1, false));
   await run('permute0213', `${B}x${T}x${H}x${Dh}`, 8 * nq, () => nat.permute0213(d, a, B, T, H, Dh),
     np(`_o_q = np.random.rand(${B}, ${T}, ${H}, ${Dh}).astype(np.float32)\n_o_p = np.empty((${B}, ${H}, ${T}, ${Dh}), np.float32)`,
       'np.copyto(_o_p, _o_q.transpose(0, 2, 1, 3))'));

@@ -81,8 +81,8 @@ export interface CudaBinding {
   rmsnormBackward(dx: B, dweight: B, dy: B, x: B, weight: B, rstd: B, rows: number, cols: number): void;
   embeddingForward(out: B, ids: B, table: B, n: number, vocab: number, dim: number): void;
   embeddingBackward(dtable: B, dy: B, ids: B, n: number, vocab: number, dim: number): void;
-  ropeForward(out: B, x: B, positions: B, Bn: number, T: number, H: number, D: number, theta: number, interleaved: boolean): void;
-  ropeBackward(dx: B, dy: B, positions: B, Bn: number, T: number, H: number, D: number, theta: number, interleaved: boolean): void;
+  ropeForward(out: B, x: B, positions: B, invFreq: B, Bn: number, T: number, H: number, D: number, scale: number, interleaved: boolean): void;
+  ropeBackward(dx: B, dy: B, positions: B, invFreq: B, Bn: number, T: number, H: number, D: number, scale: number, interleaved: boolean): void;
   permute0213(out: B, x: B, A: number, Bn: number, C: number, D: number): void;
   adamwStep(param: B, grad: B, m: B, v: B, n: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
   crossEntropyForward(losses: B, lse: B, logits: B, targets: B, N: number, V: number, ignoreIndex: number, temperature: number): number;

@@ -1,9 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { info, native, ropeBackward, ropeForward, setSimdLevel } from '../index';
+import { info, native, ropeBackward, ropeForward, ropeInvFreq, setSimdLevel } from '../index';
 import { ropeBackwardRef, ropeForwardRef } from '../reference/index';
 import { expectSameValues, finiteDiffGrad, randomF64, SIMD_LEVELS } from '../test/grad-check';
 import { expectThrowsNamed, maxRelError, randomF32, rng } from '../test/helpers';
 import { raceIndices, sharedInt32 } from '../test/race';
+
+const inv = ropeInvFreq;
 
 // (B, T, H, D): D/2 odd, D not a multiple of 16, D = 64 and 128 (compiled with a fixed trip count); the
 // last is split across threads.
@@ -36,19 +38,27 @@ describe.each(SIMD_LEVELS)('rope at simd=%s', (level) => {
     setSimdLevel(saved);
   });
 
+  // Three frequency tables: plain RoPE (theta 10000, and 500000 as Llama 3 uses), and a scaled one with another
+  // factor per pair and YaRN's cos/sin factor (the kernel reads any table; rope-scaling in core computes them).
+  const tables = (D: number): Array<[string, Float32Array, number]> => [
+    ['theta 10000', inv(10000, D), 1],
+    ['theta 500000', inv(500000, D), 1],
+    ['scaled, scale 1.3', inv(10000, D).map((f, i) => f / (1 + (7 * i) / D)), 1.3],
+  ];
   for (const interleaved of [true, false]) {
     for (const wide of [false, true]) {
       it.each(SHAPES)(`forward/backward match the reference (interleaved=${interleaved}, wide=${wide}) %i,%i,%i,%i`, (B, T, H, D) => {
         const n = B * T * H * D;
         const x = randomF32(n, n + D), dy = randomF32(n, n + 1), pos = positionsFor(B, T, T + H, wide);
-        const theta = D === 6 ? 500000 : 10000; // Llama 3 uses a larger base
-        const out = new Float32Array(n), ref = new Float32Array(n);
-        ropeForward(out, x, pos, B, T, H, D, theta, interleaved);
-        ropeForwardRef(ref, x, pos, B, T, H, D, theta, interleaved);
-        expect(maxRelError(out, ref)).toBeLessThan(2e-6);
-        ropeBackward(out, dy, pos, B, T, H, D, theta, interleaved);
-        ropeBackwardRef(ref, dy, pos, B, T, H, D, theta, interleaved);
-        expect(maxRelError(out, ref)).toBeLessThan(2e-6);
+        for (const [what, freqs, scale] of tables(D)) {
+          const out = new Float32Array(n), ref = new Float32Array(n);
+          ropeForward(out, x, pos, freqs, B, T, H, D, scale, interleaved);
+          ropeForwardRef(ref, x, pos, freqs, B, T, H, D, scale, interleaved);
+          expect(maxRelError(out, ref), what).toBeLessThan(2e-6);
+          ropeBackward(out, dy, pos, freqs, B, T, H, D, scale, interleaved);
+          ropeBackwardRef(ref, dy, pos, freqs, B, T, H, D, scale, interleaved);
+          expect(maxRelError(out, ref), what).toBeLessThan(2e-6);
+        }
       });
     }
   }
@@ -64,18 +74,18 @@ describe.each(SIMD_LEVELS)('rope at simd=%s', (level) => {
     const x = randomF32(n, 77), pos = positionsFor(B, T, T, false);
     for (const interleaved of [false, true]) {
       const ref = new Float32Array(n), want = new Float32Array(n);
-      ropeForwardRef(ref, x, pos, B, T, H, D, 10000, interleaved);
+      ropeForwardRef(ref, x, pos, inv(10000, D), B, T, H, D, 1, interleaved);
       for (let off = 0; off < 16; off++) {
         const buf = new Float32Array(n + 17).fill(NaN);
         const out = buf.subarray(off + 1, off + 1 + n);
-        ropeForward(out, x, pos, B, T, H, D, 10000, interleaved);
+        ropeForward(out, x, pos, inv(10000, D), B, T, H, D, 1, interleaved);
         expect(maxRelError(out, ref)).toBeLessThan(2e-6);
         if (off === 0) want.set(out);
         else expectSameValues(out, want);
         expect(buf[off]).toBeNaN();
         expect(buf[off + 1 + n]).toBeNaN();
         out.set(x);
-        ropeForward(out, out, pos, B, T, H, D, 10000, interleaved);
+        ropeForward(out, out, pos, inv(10000, D), B, T, H, D, 1, interleaved);
         expectSameValues(out, want);
       }
     }
@@ -86,17 +96,17 @@ describe.each(SIMD_LEVELS)('rope at simd=%s', (level) => {
     const x = randomF32(n + 3, 1), pos = positionsFor(B, T, 2, false);
     const xv = x.subarray(3);
     const out = new Float32Array(n);
-    ropeForward(out, xv, pos, B, T, H, D, 10000, true);
+    ropeForward(out, xv, pos, inv(10000, D), B, T, H, D, 1, true);
     const back = new Float32Array(n);
-    ropeBackward(back, out, pos, B, T, H, D, 10000, true);
+    ropeBackward(back, out, pos, inv(10000, D), B, T, H, D, 1, true);
     expect(maxRelError(back, xv)).toBeLessThan(1e-6);
     const xi = Float32Array.from(xv);
-    ropeForward(xi, xi, pos, B, T, H, D, 10000, true);
+    ropeForward(xi, xi, pos, inv(10000, D), B, T, H, D, 1, true);
     expectSameValues(xi, out);
     const pv = new Int32Array(B * T + 1);
     pv.set(pos, 1);
     const o2 = new Float32Array(n);
-    ropeForward(o2, xv, pv.subarray(1), B, T, H, D, 10000, true);
+    ropeForward(o2, xv, pv.subarray(1), inv(10000, D), B, T, H, D, 1, true);
     expectSameValues(o2, out);
   });
 
@@ -111,8 +121,8 @@ describe.each(SIMD_LEVELS)('rope at simd=%s', (level) => {
         perm[t * D + i + half] = x[t * D + 2 * i + 1];
       }
     const a = new Float32Array(n), b = new Float32Array(n);
-    ropeForward(a, x, pos, B, T, H, D, 10000, true);
-    ropeForward(b, perm, pos, B, T, H, D, 10000, false);
+    ropeForward(a, x, pos, inv(10000, D), B, T, H, D, 1, true);
+    ropeForward(b, perm, pos, inv(10000, D), B, T, H, D, 1, false);
     for (let t = 0; t < T; t++)
       for (let i = 0; i < half; i++) {
         // Equal up to rounding: the two loops may fuse multiply-adds differently.
@@ -128,21 +138,23 @@ describe('rope over a long run of consecutive positions', () => {
     const x = randomF32(n, 17), pos = Int32Array.from({ length: T }, (_, t) => 100000 + t);
     const out = new Float32Array(n), ref = new Float32Array(n);
     for (const interleaved of [true, false]) {
-      ropeForward(out, x, pos, B, T, H, D, 10000, interleaved);
-      ropeForwardRef(ref, x, pos, B, T, H, D, 10000, interleaved);
+      ropeForward(out, x, pos, inv(10000, D), B, T, H, D, 1, interleaved);
+      ropeForwardRef(ref, x, pos, inv(10000, D), B, T, H, D, 1, interleaved);
       expect(maxRelError(out, ref)).toBeLessThan(2e-6);
     }
   });
 });
 
 describe('rope gradient against central finite differences (float64)', () => {
-  it.each([true, false])('ropeBackward (interleaved=%s)', (interleaved) => {
+  it.each([true, false])('ropeBackward (interleaved=%s), plain and scaled tables', (interleaved) => {
     const B = 2, T = 2, H = 2, D = 6, n = B * T * H * D;
     const x = randomF64(n, 1), w = randomF64(n, 2), pos = Int32Array.from([0, 1, 5, 6]);
-    const fd = finiteDiffGrad((v) => { const y = new Float64Array(n); ropeForwardRef(y, v, pos, B, T, H, D, 10000, interleaved); return y; }, x, w);
-    const dx = new Float32Array(n);
-    ropeBackward(dx, Float32Array.from(w), pos, B, T, H, D, 10000, interleaved);
-    expect(maxRelError(dx, fd)).toBeLessThan(1e-5);
+    for (const [freqs, scale] of [[inv(10000, D), 1], [Float32Array.from([1, 0.05, 0.002]), 0.8]] as const) {
+      const fd = finiteDiffGrad((v) => { const y = new Float64Array(n); ropeForwardRef(y, v, pos, freqs, B, T, H, D, scale, interleaved); return y; }, x, w);
+      const dx = new Float32Array(n);
+      ropeBackward(dx, Float32Array.from(w), pos, freqs, B, T, H, D, scale, interleaved);
+      expect(maxRelError(dx, fd)).toBeLessThan(1e-5);
+    }
   });
 });
 
@@ -151,8 +163,8 @@ describe('rope positions in a SharedArrayBuffer', () => {
     const B = 2, T = 5, H = 3, D = 8, n = B * T * H * D;
     const x = randomF32(n, 1), p = Int32Array.from({ length: B * T }, (_, i) => (i * 7) % 11);
     const a = new Float32Array(n), b = new Float32Array(n);
-    ropeForward(a, x, p, B, T, H, D, 10000, false);
-    ropeForward(b, x, sharedInt32(p), B, T, H, D, 10000, false);
+    ropeForward(a, x, p, inv(10000, D), B, T, H, D, 1, false);
+    ropeForward(b, x, sharedInt32(p), inv(10000, D), B, T, H, D, 1, false);
     expect(b).toEqual(a);
   });
 
@@ -163,7 +175,7 @@ describe('rope positions in a SharedArrayBuffer', () => {
     const T = 4096, D = 64;
     const p = sharedInt32(new Int32Array(T));
     const x = randomF32(T * D, 2), out = new Float32Array(T * D);
-    const r = await raceIndices(p, 0x7fffff00, 300, () => ropeForward(out, x, p, 1, T, 1, D, 10000, false));
+    const r = await raceIndices(p, 0x7fffff00, 300, () => ropeForward(out, x, p, inv(10000, D), 1, T, 1, D, 1, false));
     expect(r.returned).toBeGreaterThan(0);
     expect(r.rangeErrors).toBe(0); // any position is valid
   });
@@ -174,17 +186,23 @@ describe('rope bad calls', () => {
     const B = 1, T = 2, H = 1, D = 4, n = 8;
     const o = new Float32Array(n), x = new Float32Array(n), p = Int32Array.from([0, 1]);
     const raw = native() as unknown as Record<string, (...a: unknown[]) => unknown>;
+    const f = inv(10000, D);
     const cases: [() => unknown, string, RegExp][] = [
-      [() => ropeForward(o, x, p, B, T, H, 3, 10000, true), 'RangeError', /ropeForward: argument 6 'D' must be even/],
-      [() => ropeForward(o, x, p, B, T, H, D, 0, true), 'RangeError', /argument 7 'theta' must be > 0/],
-      [() => ropeForward(o, x, p.subarray(1), B, T, H, D, 10000, true), 'RangeError', /argument 2 'positions' is too short/],
-      [() => ropeForward(o, x, new Float32Array(2) as never, B, T, H, D, 10000, true), 'TypeError', /argument 2 'positions' must be a Int32Array/],
-      [() => ropeForward(o, x, p, B, T, H, D, 10000, 1 as never), 'TypeError', /argument 8 'interleaved' must be a boolean/],
-      [() => ropeForward(o, x, p, B, T, 2, D, 10000, true), 'RangeError', /argument 0 'out' is too short/],
-      [() => ropeForward(o, x, p, -1, T, H, D, 10000, true), 'RangeError', /argument 3 'B' must be a non-negative size/],
-      [() => ropeForward(o.subarray(2), o, p, B, 1, H, D, 10000, true), 'RangeError', /'out' and 'x' must be the same array/],
-      [() => ropeBackward(o, x.subarray(1), p, B, T, H, D, 10000, false), 'RangeError', /ropeBackward: argument 1 'dy' is too short/],
-      [() => raw.ropeBackward(o, x, p, B, T, H, D, 10000), 'TypeError', /ropeBackward: expected 9 arguments, got 8/],
+      [() => ropeForward(o, x, p, f, B, T, H, 3, 1, true), 'RangeError', /ropeForward: argument 7 'D' must be even/],
+      [() => ropeForward(o, x, p, f.subarray(1), B, T, H, D, 1, true), 'RangeError', /argument 3 'invFreq' is too short/],
+      [() => ropeForward(o, x, p, Float32Array.from([1, NaN]), B, T, H, D, 1, true), 'RangeError', /argument 3 'invFreq' must be finite, got nan at index 1/],
+      [() => ropeForward(o, x, p, new Float64Array(2) as never, B, T, H, D, 1, true), 'TypeError', /argument 3 'invFreq' must be a Float32Array/],
+      [() => ropeForward(o, x, p, f, B, T, H, D, 0, true), 'RangeError', /argument 8 'scale' must be a positive finite number, got 0/],
+      [() => ropeForward(o, x, p, f, B, T, H, D, Infinity, true), 'RangeError', /argument 8 'scale' must be finite/],
+      [() => ropeForward(o, x, p.subarray(1), f, B, T, H, D, 1, true), 'RangeError', /argument 2 'positions' is too short/],
+      [() => ropeForward(o, x, new Float32Array(2) as never, f, B, T, H, D, 1, true), 'TypeError', /argument 2 'positions' must be a Int32Array/],
+      [() => ropeForward(o, x, p, f, B, T, H, D, 1, 1 as never), 'TypeError', /argument 9 'interleaved' must be a boolean/],
+      [() => ropeForward(o, x, p, f, B, T, 2, D, 1, true), 'RangeError', /argument 0 'out' is too short/],
+      [() => ropeForward(o, x, p, f, -1, T, H, D, 1, true), 'RangeError', /argument 4 'B' must be a non-negative size/],
+      [() => ropeForward(o.subarray(2), o, p, f, B, 1, H, D, 1, true), 'RangeError', /'out' and 'x' must be the same array/],
+      [() => ropeForward(o, x, p, o.subarray(0, 2), B, T, H, D, 1, true), 'RangeError', /'out' and 'invFreq'/],
+      [() => ropeBackward(o, x.subarray(1), p, f, B, T, H, D, 1, false), 'RangeError', /ropeBackward: argument 1 'dy' is too short/],
+      [() => raw.ropeBackward(o, x, p, f, B, T, H, D, 1), 'TypeError', /ropeBackward: expected 10 arguments, got 9/],
     ];
     for (const [fn, name, msg] of cases) expectThrowsNamed(fn, name, msg);
   });

@@ -4,11 +4,12 @@ function rotate(
   out: RefArray,
   x: RefArray,
   positions: Int32Array,
+  invFreq: ArrayLike<number>,
   B: number,
   T: number,
   H: number,
   D: number,
-  theta: number,
+  scale: number,
   interleaved: boolean,
   sign: number,
 ): void {
@@ -17,8 +18,8 @@ function rotate(
     for (let h = 0; h < H; h++) {
       const o = (bt * H + h) * D;
       for (let i = 0; i < half; i++) {
-        const a = positions[bt] * theta ** ((-2 * i) / D);
-        const c = Math.cos(a), s = sign * Math.sin(a);
+        const a = positions[bt] * invFreq[i];
+        const c = scale * Math.cos(a), s = sign * scale * Math.sin(a);
         const j0 = interleaved ? o + 2 * i : o + i;
         const j1 = interleaved ? o + 2 * i + 1 : o + i + half;
         const x0 = x[j0], x1 = x[j1];
@@ -29,31 +30,33 @@ function rotate(
   }
 }
 
-/** RoPE in float64: pair i of each head rotated by pos·theta^(-2i/D). */
+/** RoPE in float64: pair i of each head rotated by pos·invFreq[i], cos and sin times scale. */
 export function ropeForwardRef(
   out: RefArray,
   x: RefArray,
   positions: Int32Array,
+  invFreq: ArrayLike<number>,
   B: number,
   T: number,
   H: number,
   D: number,
-  theta: number,
+  scale: number,
   interleaved: boolean,
 ): void {
-  rotate(out, x, positions, B, T, H, D, theta, interleaved, 1);
+  rotate(out, x, positions, invFreq, B, T, H, D, scale, interleaved, 1);
 }
 
 export function ropeBackwardRef(
   dx: RefArray,
   dy: RefArray,
   positions: Int32Array,
+  invFreq: ArrayLike<number>,
   B: number,
   T: number,
   H: number,
   D: number,
-  theta: number,
+  scale: number,
   interleaved: boolean,
 ): void {
-  rotate(dx, dy, positions, B, T, H, D, theta, interleaved, -1);
+  rotate(dx, dy, positions, invFreq, B, T, H, D, scale, interleaved, -1);
 }

@@ -285,20 +285,20 @@ const SPECS = {
   swigluForward: { sig: 'out:f32 gate:f32 up:f32 n:size', gen: unary([0], [0, 0]) },
   swigluBackward: { sig: 'dgate:f32 dup:f32 dy:f32 gate:f32 up:f32 n:size', gen: () => { const n = n0(); return [f32(n), f32(n), f32(n), f32(n), f32(n), n]; } },
   ropeForward: {
-    sig: 'out:f32 x:f32 positions:i32 B:size T:size H:size D:size theta:num interleaved:bool',
+    sig: 'out:f32 x:f32 positions:i32 invFreq:f32 B:size T:size H:size D:size scale:num interleaved:bool',
     gen: () => {
       const B = ri(0, 2), T = ri(0, 5), H = ri(0, 3), D = 2 * ri(0, 6);
       const pos = chance(0.7) ? i32(B * T, 0, 2 * T) : i32(B * T, -(2 ** 31), 2 ** 31 - 1);
       const x = f32(B * T * H * D);
-      return [chance(0.3) ? x : f32(x.length), x, pos, B, T, H, D, pick([10000, 500000, 1.5]), chance(0.5)];
+      return [chance(0.3) ? x : f32(x.length), x, pos, f32(D / 2), B, T, H, D, pick([1, 1.2, 0.5]), chance(0.5)];
     },
   },
   ropeBackward: {
-    sig: 'dx:f32 dy:f32 positions:i32 B:size T:size H:size D:size theta:num interleaved:bool',
+    sig: 'dx:f32 dy:f32 positions:i32 invFreq:f32 B:size T:size H:size D:size scale:num interleaved:bool',
     gen: () => {
       const B = ri(0, 2), T = ri(0, 5), H = ri(0, 3), D = 2 * ri(0, 6);
       const x = f32(B * T * H * D);
-      return [chance(0.3) ? x : f32(x.length), x, i32(B * T, 0, 2 * T), B, T, H, D, 10000, chance(0.5)];
+      return [chance(0.3) ? x : f32(x.length), x, i32(B * T, 0, 2 * T), f32(D / 2), B, T, H, D, 1, chance(0.5)];
     },
   },
   permute0213: {

@@ -14,8 +14,8 @@
 
 namespace rlhf {
 
-void rope_cpu(float* out, const float* x, const int32_t* positions, int64_t B, int64_t T, int64_t H, int64_t D,
-              double theta, bool interleaved, bool inverse) {
+void rope_cpu(float* out, const float* x, const int32_t* positions, const float* inv_freq, int64_t B, int64_t T,
+              int64_t H, int64_t D, float scale, bool interleaved, bool inverse) {
   const int64_t tokens = B * T, half = D / 2;
   if (tokens == 0 || H == 0 || half == 0) return;
   // Table rows: one per distinct position when they span at most `tokens` values (the usual 0..T-1 per
@@ -28,9 +28,10 @@ void rope_cpu(float* out, const float* x, const int32_t* positions, int64_t B, i
   const bool by_position = hi - lo + 1 <= tokens;
   const int64_t rows = by_position ? hi - lo + 1 : tokens;
   std::vector<double> freq(static_cast<size_t>(half));
-  for (int64_t i = 0; i < half; ++i) freq[size_t(i)] = std::pow(theta, -2.0 * double(i) / double(D));
+  for (int64_t i = 0; i < half; ++i) freq[size_t(i)] = double(inv_freq[i]);
   std::vector<float> cos_tab(size_t(rows * half)), sin_tab(size_t(rows * half));
-  const double sign = inverse ? -1.0 : 1.0;
+  // The backward rotates by -a: sin changes sign. scale (YaRN's attention factor) multiplies both.
+  const double cos_scale = double(scale), sin_scale = inverse ? -double(scale) : double(scale);
   // Consecutive positions (the by-position table) step each angle by freq[i]: the cos/sin of row r follow
   // from row r-1 by one rotation in float64 (angle addition), re-anchored with exact std::cos/std::sin every
   // kAnchor rows and at the start of each thread's range, so that 1 row in kAnchor pays for the trig calls
@@ -51,8 +52,8 @@ void rope_cpu(float* out, const float* x, const int32_t* positions, int64_t B, i
           sn = sn * cf + c * sf;
           c = nc;
         }
-        cos_tab[size_t(r * half + i)] = float(c);
-        sin_tab[size_t(r * half + i)] = float(sign * sn);
+        cos_tab[size_t(r * half + i)] = float(cos_scale * c);
+        sin_tab[size_t(r * half + i)] = float(sin_scale * sn);
       }
     }
   });
