@@ -176,7 +176,8 @@ export function decoderConfigFromHf(
   } else if (spec.window === 'qwen' || spec.window === 'smollm3') {
     const use = bool('use_sliding_window', false);
     const w = windowSize(spec.window === 'qwen' ? 4096 : null);
-    const maxWindowLayers = spec.window === 'qwen' ? size('max_window_layers', 28) : 0;
+    // SmolLM3's published config carries Qwen's max_window_layers, which its modeling code never reads
+    const maxWindowLayers = spec.window === 'qwen' ? size('max_window_layers', 28) : (get('max_window_layers'), 0);
     // which layers slide, as the config class derives layer_types (or as config.json lists them)
     let sliding: boolean[] = Array.from({ length: numLayers }, (_, l) =>
       use && w !== null && (spec.window === 'qwen' ? l >= maxWindowLayers : !ropeLayers![l]),
