@@ -67,8 +67,8 @@ export { readRope, ropeFrequencies, ropeToHf } from './model/rope-scaling';
 export type { RopeScaling, RopeSpec, RopeType } from './model/rope-scaling';
 export { ValueHead, RewardHead, CausalLMWithValueHead, RewardModel } from './model/heads';
 export { lmHeadTokenLogprobs, lmHeadLoss, selectRows } from './model/lm-head';
-export { fromPretrained, loadTokenizerFile, savePretrained } from './model/pretrained';
-export type { Pretrained, FromPretrainedOptions, SavePretrainedOptions } from './model/pretrained';
+export { fromPretrained, hfLayout, loadTokenizerFile, savePretrained } from './model/pretrained';
+export type { Pretrained, FromPretrainedOptions, SaveDType, SavePretrainedOptions } from './model/pretrained';
 
 // optimizer (core)
 export { AdamW, paramGroups, gradNorm } from './optim/adamw';

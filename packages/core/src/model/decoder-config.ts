@@ -128,6 +128,8 @@ export function decoderConfigFromHf(
   const hiddenSize = size('hidden_size');
   const numHeads = size('num_attention_heads');
   const numLayers = size('num_hidden_layers');
+  // per-layer lists are built below, before the weights are checked against the config: bound them first
+  if (numLayers > 65536) fail(`num_hidden_layers ${numLayers} is beyond any model (at most 65536)`);
   const numKvHeads = get('num_key_value_heads') == null ? (spec.defaults.numKvHeads === 'heads' ? numHeads : spec.defaults.numKvHeads) : size('num_key_value_heads');
   if (numHeads % numKvHeads !== 0) fail(`num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
   let headDim: number;

@@ -8,9 +8,10 @@
  * key dropped must depart from the reference by far more than the tolerance (so the key is shown to be honoured,
  * not just harmless). Keys we do not compute are refused, naming the key, its value and the file.
  */
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sharedDirForTests, sharedPath } from '@rlhf/data';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generate } from '../generation/generate';
 import type { DType, StateDict } from '../io/dtypes';
@@ -20,7 +21,7 @@ import { runReference, spreadWeights, torchAvailable, type ReferenceResult } fro
 import type { CausalLM } from './common';
 import { familyOf } from './families';
 import { GPT2 } from './gpt2';
-import { fromPretrained } from './pretrained';
+import { fromPretrained, savePretrained, type SavePretrainedOptions } from './pretrained';
 
 /**
  * |ours − reference| on each token's log-probability: float32 against float64, activations of whole units (the
@@ -229,6 +230,70 @@ describe.skipIf(!torch.ok && !ci)('model families against the independent PyTorc
   });
 });
 
+// ---- savePretrained writes what transformers reads ----
+
+describe.skipIf(!torch.ok && !ci)('savePretrained: folders other tools read (checked with hf_reference.py)', () => {
+  const plan: Array<[string, Case, SavePretrainedOptions]> = [
+    ['Llama 3.2, BF16 kept', { name: 'llama32', config: llama32, dtype: 'BF16' }, {}],
+    ['Qwen3 to F16, in shards', { name: 'qwen3', config: qwen3 }, { dtype: 'F16', maxShardBytes: 6000 }],
+    ['SmolLM3 F32', { name: 'smollm3', config: smollm3 }, {}],
+    ['GPT-2 prefixed, to BF16', { name: 'gpt2', config: gpt2, prefixed: true }, { dtype: 'BF16' }],
+  ];
+  const saved: Array<{ name: string; from: string; to: string; dtype: string; kept: boolean; shards: boolean }> = [];
+  let reference: ReferenceResult[][] = [];
+  beforeAll(() => {
+    if (!torch.ok) throw new Error(`${torch.why}: install it with scripts/setup-python-torch.sh`);
+    plan.forEach(([name, c, o], i) => {
+      const from = writeFolder(`save-src-${i}`, clean(c.config), c, 300 + i);
+      writeFileSync(join(from, 'generation_config.json'), JSON.stringify({ bos_token_id: 1, eos_token_id: [2, 3], do_sample: true, temperature: 0.6 }));
+      writeFileSync(join(from, 'tokenizer_config.json'), JSON.stringify({ model_max_length: 64 }));
+      const to = join(tmp, `save-dst-${i}`);
+      savePretrained(fromPretrained(from).model, to, o);
+      saved.push({ name, from, to, dtype: o.dtype ?? c.dtype ?? 'F32', kept: (o.dtype ?? c.dtype ?? 'F32') === (c.dtype ?? 'F32'), shards: !!o.maxShardBytes });
+    });
+    reference = runReference(saved.flatMap((s) => [s.from, s.to]).map((dir) => ({ dir, prompts: PROMPTS, steps: STEPS })));
+  }, 120_000);
+
+  it.each(plan.map(([name], i) => [name, i] as const))('%s', (_name, i) => {
+    const s = saved[i];
+    const [a, b] = [reference[2 * i], reference[2 * i + 1]];
+    // the reference computes exactly the same from the saved folder when the dtype is kept (else: rounded weights)
+    if (s.kept) a.forEach((r, k) => expect(b[k]).toEqual(r));
+    const config = JSON.parse(readFileSync(join(s.to, 'config.json'), 'utf8'));
+    const source = JSON.parse(readFileSync(join(s.from, 'config.json'), 'utf8'));
+    expect(config.torch_dtype).toBe({ F32: 'float32', BF16: 'bfloat16', F16: 'float16' }[s.dtype!]);
+    for (const k of ['model_type', 'architectures', 'eos_token_id', 'bos_token_id', 'pad_token_id', 'vocab_size']) expect(config[k], k).toEqual(source[k]);
+    // generation_config.json and the tokenizer files travel with the model
+    expect(JSON.parse(readFileSync(join(s.to, 'generation_config.json'), 'utf8')).eos_token_id).toEqual([2, 3]);
+    expect(existsSync(join(s.to, 'tokenizer_config.json'))).toBe(true);
+    // the safetensors headers hold the dtype asked; shards have transformers' names and index
+    const files = s.shards ? readdirSync(s.to).filter((f) => /^model-\d{5}-of-\d{5}\.safetensors$/.test(f)) : ['model.safetensors'];
+    expect(files.length).toBeGreaterThan(s.shards ? 1 : 0);
+    if (s.shards) {
+      const index = JSON.parse(readFileSync(join(s.to, 'model.safetensors.index.json'), 'utf8'));
+      expect(new Set(Object.values(index.weight_map))).toEqual(new Set(files));
+      expect(index.metadata.total_size).toBeGreaterThan(0);
+    }
+    for (const f of files) {
+      const buf = readFileSync(join(s.to, f));
+      const header = JSON.parse(buf.subarray(8, 8 + Number(buf.readBigUInt64LE(0))).toString('utf8'));
+      for (const [k, e] of Object.entries(header)) if (k !== '__metadata__') expect((e as { dtype: string }).dtype).toBe(s.dtype);
+    }
+    // and it loads back here, computing what the reference computes from it
+    const back = fromPretrained(s.to).model;
+    for (const r of b) expect(maxAbsDiff(logprobsOf(back, r.ids), r.logprobs)).toBeLessThan(LOGPROB_TOL);
+  });
+
+  it.skipIf(!sharedDirForTests())('a llama2.c model (interleaved RoPE) saved as HF computes, in the reference, what the .bin computes here', () => {
+    const bin = fromPretrained(sharedPath('models/stories260K/stories260K.bin'));
+    const dir = join(tmp, 'stories-hf');
+    savePretrained(bin.model, dir);
+    const [[r]] = runReference([{ dir, prompts: [[1, 403, 407, 261]], steps: 12 }]);
+    expect(maxAbsDiff(logprobsOf(bin.model, r.ids), r.logprobs)).toBeLessThan(LOGPROB_TOL);
+    expect(generate(bin.model, [[1, 403, 407, 261]], { temperature: 0, maxNewTokens: 12, stopTokens: [] }).tokens[0]).toEqual(r.ids.slice(4));
+  });
+});
+
 // ---- what we do not compute is refused, naming the key, its value and the file ----
 
 describe('config.json keys that change the computation and are not implemented are refused by name', () => {
@@ -324,6 +389,7 @@ describe('config.json keys that change the computation and are not implemented a
 
   it('absurd sizes are refused before anything is allocated, in the new families too', () => {
     expect(() => fromPretrained(patched('qwen3', { head_dim: 1e6 }))).toThrow(/describes a qwen3 model of \d+ parameters .* but the weights in .* hold \d+ values/);
-    expect(() => fromPretrained(patched('smollm3', { num_hidden_layers: 1e7, no_rope_layers: undefined, layer_types: undefined }))).toThrow(/describes a smollm3 model/);
+    expect(() => fromPretrained(patched('smollm3', { num_hidden_layers: 1e4, no_rope_layers: undefined, layer_types: undefined }))).toThrow(/describes a smollm3 model/);
+    expect(() => fromPretrained(patched('smollm3', { num_hidden_layers: 1e7, no_rope_layers: undefined, layer_types: undefined }))).toThrow(/num_hidden_layers 10000000 is beyond any model/);
   });
 });

@@ -8,8 +8,7 @@
  * checkpoints do; false rotates (i, i + D/2), HF's rotate_half (whose q/k weights are permuted for it at
  * conversion).
  */
-import { attention, embedding, permute0213, reshape, rmsNorm, rope, swiglu, type RopeFrequencies } from '../tensor/ops';
-import { linear } from '../tensor/ops';
+import { attention, embedding, linear, permute0213, reshape, rmsNorm, rope, swiglu, type RopeFrequencies } from '../tensor/ops';
 import { Tensor } from '../tensor/tensor';
 import { Rng } from '../util/rng';
 import { attendWithCache, checkInput, KVCache, preparePositions, type BlockContext, type CausalLM, type ModelInput } from './common';
@@ -18,10 +17,8 @@ import { decoderConfigToHf, DECODER_SPECS, type DecoderModelType, type LlamaConf
 import { checkTiedHead, copyParameters, Module } from './module';
 import { ropeFrequencies } from './rope-scaling';
 
-export { decoderConfigFromHf, decoderParameterCount, type LlamaConfig } from './decoder-config';
-
-/** A LlamaConfig from a `model_type: llama` config.json (decoder-config.ts reads every family). */
-export { llamaConfigFromHf } from './decoder-config';
+// the config and its readers live in decoder-config.ts (every Llama-architecture family)
+export { decoderConfigFromHf, decoderParameterCount, llamaConfigFromHf, type LlamaConfig } from './decoder-config';
 
 export class Llama extends Module implements CausalLM {
   readonly kind: DecoderModelType;

@@ -105,7 +105,8 @@ describe('fromPretrained / savePretrained', () => {
         /config.json describes a gpt2 model of \d+ parameters \(.*n_layer=1000000000\) but the weights in .* hold \d+ values/,
       );
       expect(() => fromPretrained(folder(gpt2(), (c) => ({ ...c, n_embd: 65536 })))).toThrow(/n_embd=65536, n_layer=1\) but the weights/);
-      expect(() => fromPretrained(folder(llama(), (c) => ({ ...c, num_hidden_layers: 1e9 })))).toThrow(/llama model of .*num_hidden_layers=1000000000/);
+      expect(() => fromPretrained(folder(llama(), (c) => ({ ...c, num_hidden_layers: 1e9 })))).toThrow(/config.json: num_hidden_layers 1000000000 is beyond any model/);
+      expect(() => fromPretrained(folder(llama(), (c) => ({ ...c, num_hidden_layers: 5e4 })))).toThrow(/llama model of .*num_hidden_layers=50000/);
       expect(() => fromPretrained(folder(llama(), (c) => ({ ...c, vocab_size: 1e12 })))).toThrow(/vocab_size=1000000000000/);
       expect(Date.now() - t0).toBeLessThan(5000);
     });
@@ -185,11 +186,12 @@ describe('fromPretrained / savePretrained', () => {
     const ga = generate(a.model, [[1]], { temperature: 0, maxNewTokens: 20 });
     const gb = generate(b.model, [[1]], { temperature: 0, maxNewTokens: 20 });
     expect(gb.tokens).toEqual(ga.tokens);
-    // with the llama2.c tokenizer file beside it (as the trainers save such a model), the folder finds it
-    expect(fromPretrained(join(tmp, 'stories')).tokenizer).toBeUndefined();
-    copyFileSync(sharedPath('models/stories260K/tok512.bin'), join(tmp, 'stories', 'tok512.bin'));
+    // the llama2.c tokenizer file beside the .bin is saved with the model, and the folder finds it
     const c = fromPretrained(join(tmp, 'stories'));
     expect(c.tokenizer?.vocabSize).toBe(512);
     expect(c.tokenizer!.encode('Once upon a time', { addBos: true })).toEqual(a.tokenizer!.encode('Once upon a time', { addBos: true }));
+    // in transformers' layout: q/k permuted for rotate_half, no rope_interleaved
+    expect(JSON.parse(readFileSync(join(tmp, 'stories', 'config.json'), 'utf8')).rope_interleaved).toBeUndefined();
+    expect((b.model as Llama).config.ropeInterleaved).toBe(false);
   });
 });

@@ -4,12 +4,13 @@
  *    model.safetensors (or shards; F32, BF16 or F16, read as float32), or
  *  - a llama2.c checkpoint `.bin` (+ a `tok*.bin` / `tokenizer.bin` beside it, or the one given).
  * The readers are io/ (safetensors, llama2.c) and tokenizers/ (loadTokenizer: tok*.bin, tokenizer.json).
+ * savePretrained writes a folder back as transformers' save_pretrained does.
  */
 import { copyFileSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { writeFileAtomic, writeFolderAtomic } from '../io/atomic-write';
 import type { StateDict } from '../io/dtypes';
-import { loadHfCheckpoint, saveHfCheckpoint } from '../io/hf-checkpoint';
+import { loadHfCheckpoint, readJsonFile, saveHfCheckpoint } from '../io/hf-checkpoint';
 import { readLlama2cCheckpoint } from '../io/llama2c';
 import { loadTokenizer, tokenizerFiles } from '../tokenizers/load-tokenizer';
 import type { Tokenizer } from '../tokenizers/types';
@@ -100,6 +101,7 @@ function loadPretrained(path: string, opts: FromPretrainedOptions): Pretrained {
       if (found.length === 1) tokenizer = loadTokenizer(join(dir, found[0]));
     }
     checkTokenizerFits(path, model, tokenizer);
+    provenance.set(model, { dir: dirname(path), dtype: 'F32', config: {} });
     return { model, tokenizer, format: 'llama2c', stopTokens: [1], bosId: 1 };
   }
   if (!statSync(path).isDirectory()) throw new Error(`fromPretrained: ${path} is neither a folder with config.json nor a llama2.c .bin`);
@@ -111,13 +113,12 @@ function loadPretrained(path: string, opts: FromPretrainedOptions): Pretrained {
   const ck = loadHfCheckpoint(path);
   const model = causalLMForWeights(path, ck.config, ck.tensors, { acceptKeys: opts.acceptConfigKeys });
   loadWeights(path, model, ck.tensors);
+  provenance.set(model, { dir: path, dtype: dtypeOnDisk(ck.tensors), config: ck.config });
   // tokenizer.json, or a llama2.c tokenizer (the trainers copy tok*.bin beside a model that came from a .bin)
   const hasTokenizer = existsSync(join(path, 'tokenizer.json')) || readdirSync(path).filter((f) => /^tok.*\.bin$|^tokenizer\.bin$/.test(f)).length === 1;
   const tokenizer = given ?? (hasTokenizer ? loadTokenizer(path) : undefined);
   checkTokenizerFits(path, model, tokenizer);
-  const eos = typeof ck.config.eos_token_id === 'number' ? ck.config.eos_token_id : tokenizer?.eosId;
-  const bos = typeof ck.config.bos_token_id === 'number' ? ck.config.bos_token_id : tokenizer?.bosId;
-  return { model, tokenizer, format: 'hf', stopTokens: eos !== undefined ? [eos] : [], bosId: bos };
+  return { model, tokenizer, format: 'hf', stopTokens: stopTokensOf(path, ck.config, model, tokenizer), bosId: tokenIdOf(path, ck.config, 'bos_token_id', model) ?? tokenizer?.bosId };
 }
 
 /**
@@ -144,6 +145,41 @@ export function causalLMForWeights(dir: string, config: Record<string, unknown>,
   return family.create(c, tensors);
 }
 
+/** The dtype of a checkpoint's weights, as savePretrained writes them back: its token embedding's (F32 when unusual). */
+function dtypeOnDisk(tensors: StateDict): SaveDType {
+  const e = tensors.get('model.embed_tokens.weight') ?? tensors.get('wte.weight') ?? tensors.get('transformer.wte.weight') ?? tensors.values().next().value;
+  return e && (e.dtype === 'BF16' || e.dtype === 'F16') ? e.dtype : 'F32';
+}
+
+/** An id of config.json (bos_token_id, ...) when it is one, checked against the vocabulary. */
+function tokenIdOf(dir: string, config: Record<string, unknown>, key: string, model: CausalLM): number | undefined {
+  const v = config[key];
+  if (v === undefined || v === null) return undefined;
+  if (!Number.isInteger(v) || (v as number) < 0 || (v as number) >= model.vocabSize) {
+    throw new Error(`fromPretrained: ${join(dir, 'config.json')}: ${key} = ${JSON.stringify(v)} is not a token id of the vocabulary [0, ${model.vocabSize})`);
+  }
+  return v as number;
+}
+
+/**
+ * Where generation stops by default: generation_config.json's eos_token_id when the folder has one (what
+ * transformers' generate uses), else config.json's, else the tokenizer's EOS. Either may be one id or a list
+ * (Llama 3 Instruct stops at <|end_of_text|>, <|eom_id|> and <|eot_id|>).
+ */
+function stopTokensOf(dir: string, config: Record<string, unknown>, model: CausalLM, tokenizer: Tokenizer | undefined): number[] {
+  const genPath = join(dir, 'generation_config.json');
+  const fromGen = existsSync(genPath) ? (readJsonFile(genPath) as Record<string, unknown>) : undefined;
+  const [v, file] = fromGen && fromGen.eos_token_id != null ? [fromGen.eos_token_id, genPath] : [config.eos_token_id, join(dir, 'config.json')];
+  if (v === undefined || v === null) return tokenizer?.eosId !== undefined ? [tokenizer.eosId] : [];
+  const ids = Array.isArray(v) ? v : [v];
+  for (const id of ids) {
+    if (!Number.isInteger(id) || id < 0 || id >= model.vocabSize) {
+      throw new Error(`fromPretrained: ${file}: eos_token_id ${JSON.stringify(v)} holds ${JSON.stringify(id)}, not a token id of the vocabulary [0, ${model.vocabSize})`);
+    }
+  }
+  return ids as number[];
+}
+
 /** model.loadStateDict with the checkpoint named in the error (which tensor is missing, unexpected or misshapen). */
 function loadWeights(path: string, model: CausalLM, tensors: StateDict): void {
   try {
@@ -168,21 +204,45 @@ function checkTokenizerFits(path: string, model: CausalLM, tokenizer: Tokenizer 
   }
 }
 
+/** What fromPretrained read, for savePretrained's defaults (the dtype on disk, the folder's tokenizer and ids). */
+interface Provenance {
+  dir: string;
+  dtype: SaveDType;
+  config: Record<string, unknown>;
+}
+const provenance = new WeakMap<CausalLM, Provenance>();
+
+/** The dtypes savePretrained writes. */
+export type SaveDType = 'F32' | 'BF16' | 'F16';
+const TORCH_DTYPE: Record<SaveDType, string> = { F32: 'float32', BF16: 'bfloat16', F16: 'float16' };
+
 export interface SavePretrainedOptions {
   /**
    * the model's tokenizer, written beside the weights (tokenizer.json + tokenizer_config.json, or tokenizer.bin
-   * for a llama2.c one) so that fromPretrained(dir) returns it; without it the folder has none
+   * for a llama2.c one) so that fromPretrained(dir) returns it; without it, the tokenizer files of the folder (or
+   * the .bin's folder) fromPretrained loaded this model from are copied, and a model that was not loaded has none
    */
   tokenizer?: Tokenizer;
   /** a reward model's score normalisation (RewardTrainer's `normalization`), as reward-normalization.json */
   normalization?: ScoreNormalization;
+  /**
+   * dtype of the weights on disk (rounded to nearest even from float32); default: the dtype of the folder the
+   * model was loaded from (its token embedding's), F32 for a model that was not loaded
+   */
+  dtype?: SaveDType;
+  /** split the weights into shards of at most about this many bytes, with model.safetensors.index.json (default 5 GB, as transformers) */
+  maxShardBytes?: number;
+  /** generation_config.json; default: the loaded folder's, else the token ids of its config.json (when it has any) */
+  generationConfig?: Record<string, unknown>;
 }
 
 /**
- * Writes a model as a Hugging Face folder that fromPretrained (a language model) or loadRewardModel and
- * `rlhf eval reward-accuracy` (a RewardModel: config.json with num_labels 1, the trunk and `score.weight`) load
- * as it is: config.json (with the tokenizer's bos/eos ids, as Hugging Face's), model.safetensors, the tokenizer
- * when given, reward-normalization.json when given.
+ * Writes a model as transformers' save_pretrained does, so that fromPretrained (a language model), loadRewardModel
+ * and `rlhf eval reward-accuracy` (a RewardModel: config.json with num_labels 1, the trunk and `score.weight`) and
+ * other tools load it as it is: config.json (with torch_dtype, and the bos/eos/pad ids of the folder it was loaded
+ * from or of the tokenizer), model.safetensors in the dtype asked (sharded with model.safetensors.index.json above
+ * maxShardBytes), generation_config.json, the tokenizer, reward-normalization.json when given; names and layouts
+ * are transformers' (hfLayout).
  * The folder is written as a whole and atomically (a temporary folder, renamed): a reader sees the old folder
  * or the complete new one, and an existing model folder is replaced, files it had included. A folder that is
  * not empty and not a model folder (no config.json) is refused rather than replaced. For a PPO policy
@@ -192,14 +252,53 @@ export function savePretrained(model: CausalLM | RewardModel, dir: string, optio
   const isRewardModel = model instanceof RewardModel;
   if (options.normalization && !isRewardModel) throw new Error(`savePretrained ${dir}: normalization is for a RewardModel; this is a language model`);
   const lm = isRewardModel ? model.model : model;
-  const config: Record<string, unknown> = isRewardModel ? { ...lm.hfConfig(), num_labels: 1 } : lm.hfConfig();
+  const from = provenance.get(lm);
+  const dtype = options.dtype ?? from?.dtype ?? 'F32';
+  if (!(dtype in TORCH_DTYPE)) throw new RangeError(`savePretrained: dtype must be F32, BF16 or F16, got ${JSON.stringify(dtype)}`);
+  const config: Record<string, unknown> = { ...(isRewardModel ? { ...lm.hfConfig(), num_labels: 1 } : lm.hfConfig()), torch_dtype: TORCH_DTYPE[dtype] };
+  // the special ids of the folder the model came from, as it had them
+  for (const k of ['bos_token_id', 'eos_token_id', 'pad_token_id']) if (from && k in from.config) config[k] = from.config[k];
   const tok = options.tokenizer;
   const files: Record<string, string | Uint8Array> = tok ? tokenizerFiles(tok) : {};
   // config.json names the special ids as Hugging Face's do; fromPretrained reads the stop token from eos_token_id
   if (tok?.bosId !== undefined) config.bos_token_id ??= tok.bosId;
   if (tok?.eosId !== undefined) config.eos_token_id ??= tok.eosId;
   if (options.normalization) files[REWARD_NORMALIZATION_FILE] = `${JSON.stringify(options.normalization, null, 2)}\n`;
-  writeModelFolder(dir, config, model.stateDict(), files);
+  const genFrom = from && existsSync(join(from.dir, 'generation_config.json')) ? (readJsonFile(join(from.dir, 'generation_config.json')) as Record<string, unknown>) : undefined;
+  const ids = Object.fromEntries(['bos_token_id', 'eos_token_id', 'pad_token_id'].filter((k) => config[k] != null).map((k) => [k, config[k]]));
+  const gen = options.generationConfig ?? genFrom ?? (Object.keys(ids).length ? { _from_model_config: true, ...ids } : undefined);
+  if (gen) files['generation_config.json'] = `${JSON.stringify(gen, null, 2)}\n`;
+  const tensors = model.stateDict();
+  for (const e of tensors.values()) if (e.data instanceof Float32Array) e.dtype = dtype;
+  writeModelFolder(dir, config, tensors, files, tok ? undefined : from?.dir, { maxShardBytes: options.maxShardBytes ?? 5e9 });
+}
+
+/**
+ * A model's config.json and tensors as transformers reads them. A Llama whose RoPE rotates interleaved pairs
+ * (llama2.c, whose config.json says rope_interleaved: true, a key transformers ignores) gets its q/k rows permuted
+ * into rotate_half's order (pair (2i, 2i+1) of each head to (i, i + D/2)) and the key dropped: the same function
+ * (each rotation is computed from the same two values), in the layout every other tool expects.
+ */
+export function hfLayout(config: Record<string, unknown>, tensors: StateDict): { config: Record<string, unknown>; tensors: StateDict } {
+  if (config.rope_interleaved !== true) return { config, tensors };
+  const { rope_interleaved: _, ...rest } = config;
+  const D = (config.head_dim as number | undefined) ?? (config.hidden_size as number) / (config.num_attention_heads as number);
+  const out: StateDict = new Map();
+  for (const [name, e] of tensors) {
+    if (!/self_attn\.(q|k)_proj\.(weight|bias)$/.test(name)) {
+      out.set(name, e);
+      continue;
+    }
+    const rows = e.shape[0], cols = e.shape.length > 1 ? e.shape[1] : 1;
+    const src = e.data as Float32Array, dst = new Float32Array(src.length);
+    for (let r = 0; r < rows; r++) {
+      const h = Math.floor(r / D), j = r % D; // row j of head h: pair j/2, first or second of it
+      const to = h * D + (j % 2 === 0 ? j / 2 : (j - 1) / 2 + D / 2);
+      dst.set(src.subarray(r * cols, (r + 1) * cols), to * cols);
+    }
+    out.set(name, { ...e, data: dst });
+  }
+  return { config: rest, tensors: out };
 }
 
 /** Beside a reward model's weights: its score normalisation (see ScoreNormalization). */
@@ -216,7 +315,10 @@ export function writeModelFolder(
   tensors: StateDict,
   files: Record<string, string | Uint8Array> = {},
   tokenizerFrom?: string,
+  opts: { maxShardBytes?: number } = {},
 ): void {
+  // in transformers' layout (a llama2.c model's interleaved RoPE as rotate_half): the folder means the same to every tool
+  ({ config, tensors } = hfLayout(config, tensors));
   if (existsSync(dir)) {
     if (!statSync(dir).isDirectory()) throw new Error(`cannot save a model to ${dir}: it is a file`);
     const entries = readdirSync(dir);
@@ -225,7 +327,7 @@ export function writeModelFolder(
     }
   }
   writeFolderAtomic(dir, (tmp) => {
-    saveHfCheckpoint(tmp, config, tensors);
+    saveHfCheckpoint(tmp, config, tensors, { maxShardBytes: opts.maxShardBytes });
     for (const [name, data] of Object.entries(files)) writeFileAtomic(join(tmp, name), data);
     if (tokenizerFrom && existsSync(tokenizerFrom)) {
       for (const name of readdirSync(tokenizerFrom).filter((n) => TOKENIZER_FILES.test(n))) copyFileSync(join(tokenizerFrom, name), join(tmp, name));
@@ -233,5 +335,5 @@ export function writeModelFolder(
   });
 }
 
-/** The files of a tokenizer in a model folder (HF's, and llama2.c's tok*.bin). */
-export const TOKENIZER_FILES = /^(tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|chat_template\.jinja|chat_template\.json|tokenizer\.bin|tok.*\.bin)$/;
+/** The files of a tokenizer in a model folder (the Hub's, and llama2.c's tok*.bin). */
+export const TOKENIZER_FILES = /^(tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|added_tokens\.json|vocab\.json|merges\.txt|tokenizer\.model|chat_template\.jinja|chat_template\.json|tokenizer\.bin|tok.*\.bin)$/;
