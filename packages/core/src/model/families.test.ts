@@ -294,6 +294,21 @@ describe.skipIf(!torch.ok && !ci)('savePretrained: folders other tools read (che
   });
 });
 
+// ---- config.json written back reads back to the same model ----
+
+describe('hfConfig() of every family reads back to the same config', () => {
+  it.each(CASES.map((c) => [c.name, c] as const))('%s', (_name, c) => {
+    const family = familyOf(clean(c.config), 'config.json');
+    const config = family.configFromHf(clean(c.config), 'config.json');
+    const model = family.create(config) as unknown as CausalLM & { config: unknown };
+    const written = model.hfConfig();
+    expect(familyOf(written, 'written').modelType).toBe(c.config.model_type);
+    const again = family.create(family.configFromHf(written, 'written')) as unknown as CausalLM & { config: unknown };
+    expect(again.config).toEqual(model.config);
+    expect(again.hfConfig()).toEqual(written);
+  });
+});
+
 // ---- what we do not compute is refused, naming the key, its value and the file ----
 
 describe('config.json keys that change the computation and are not implemented are refused by name', () => {

@@ -21,7 +21,9 @@ export const INERT_CONFIG_KEYS: ReadonlySet<string> = new Set([
   // initialisation, output switches, classification-head metadata (num_labels: our reward models write 1)
   'initializer_range', 'return_dict', 'output_hidden_states', 'output_attentions', 'torchscript', 'use_return_dict',
   'id2label', 'label2id', 'num_labels', 'problem_type', 'finetuning_task', 'tokenizer_class', 'prefix',
-  'task_specific_params', 'keys_to_ignore_at_inference', '_attn_implementation_autoset', 'tf_legacy_loss',
+  'task_specific_params', 'keys_to_ignore_at_inference', 'tf_legacy_loss',
+  // which attention kernel transformers picks (eager, sdpa, flash): the same attention
+  '_attn_implementation', '_attn_implementation_autoset', 'attn_implementation',
   'chunk_size_feed_forward', 'is_decoder', 'is_encoder_decoder', 'tie_encoder_decoder',
   // generation defaults of old configs (generation reads its own options)
   'max_length', 'min_length', 'do_sample', 'early_stopping', 'num_beams', 'num_beam_groups', 'diversity_penalty',
