@@ -1,5 +1,5 @@
-// `rlhf sft | rm | ppo | dpo` under `mpirun -n 2`, unchanged: each command trains on 2 ranks with per-rank batch 1
-// and lands on the weights of one process with batch 2; rank 0 alone writes the metrics, the checkpoints, the
+// `rlhf sft | rm | ppo | dpo | grpo | rloo` under `mpirun -n 2`, unchanged: each command trains on 2 ranks with
+// per-rank batch 1 and lands on the weights of one process with batch 2; rank 0 alone writes the metrics, the checkpoints, the
 // final model and the summary line. `rlhf info` shows each rank's place; commands that are not data-parallel
 // refuse to run on 2 ranks; a failing rank ends the job with a line that names it. Without mpirun these skip with
 // a message, except under CI (CI set), where they fail.
@@ -115,7 +115,7 @@ describe.skipIf(!!missing)('rlhf under mpirun -n 2', () => {
     expect(JSON.parse(plain.stdout).distributed).toMatchObject({ rank: 0, size: 1, backend: 'single' });
   });
 
-  it('sft, rm, dpo and ppo on 2 ranks (batch 1 each) reach the weights of one process with batch 2; rank 0 alone writes', async () => {
+  it('sft, rm, dpo, ppo, grpo and rloo on 2 ranks (batch 1 each) reach the weights of one process with batch 2; rank 0 alone writes', async () => {
     // AdamW's ε at 1e-6: this tiny model's PPO gradients have many elements near the default ε (1e-8), where the
     // update g / (|g| + ε) turns the rounding of a differently ordered sum into ~1e-6 weight differences (measured:
     // 6e-7 relative after 2 PPO steps at ε = 1e-8, 6e-8 at 1e-6); the comparison is about the data parallelism
@@ -152,6 +152,23 @@ describe.skipIf(!!missing)('rlhf under mpirun -n 2', () => {
     console.log(`rlhf ppo on 2 ranks vs 1: relative difference ${rel.toExponential(2)} (attention key biases: ${keyBias.toExponential(2)})`);
     expect(rel).toBeLessThan(1e-6);
     expect(keyBias).toBeLessThan(1e-4);
+
+    // GRPO and RLOO against a built-in and the reward model just trained (every rank scores its own completions):
+    // 2 completions per prompt, one prompt per rank per micro-batch; a generation is 2 micro-batches, 2 passes
+    writeFileSync(join(root, 'online.json'), JSON.stringify({ rewardFuncs: [{ builtin: 'lengthPenalty', options: { maxTokens: 2, perToken: 0.5 } }, { rewardModel: join(root, 'rm-2', 'final'), weight: 0.5 }] }));
+    for (const cmd of ['grpo', 'rloo']) {
+      const online = [cmd, '--config', join(root, 'online.json'), ...common, '--dataset-path', prompts, '--num-generations', '2', '--max-completion-length', '4', '--gradient-accumulation-steps', '2', '--num-iterations', '2', '--beta', '0.05'];
+      const g2 = await rlhf(2, [...online, '--out', join(root, `${cmd}-2`), '--per-device-train-batch-size', '1']);
+      expect(g2.code, g2.stderr).toBe(0);
+      const g1 = await rlhf(0, [...online, '--out', join(root, `${cmd}-1`), '--per-device-train-batch-size', '2']);
+      expect(g1.code, g1.stderr).toBe(0);
+      expect(JSON.parse(g2.stdout.trim())).toMatchObject({ command: cmd, steps: 4 });
+      expect(readMetrics(join(root, `${cmd}-2`, 'metrics.jsonl')).filter((m) => 'loss' in m).length).toBe(4);
+      const d = relDiff(join(root, `${cmd}-2`, 'final'), join(root, `${cmd}-1`, 'final'));
+      console.log(`rlhf ${cmd} on 2 ranks vs 1: relative difference ${d.rel.toExponential(2)} (attention key biases: ${d.keyBias.toExponential(2)})`);
+      expect(d.rel).toBeLessThan(1e-6);
+      expect(d.keyBias).toBeLessThan(1e-4);
+    }
   }, 300_000);
 
   it('a rank that fails ends the job with a line naming it; commands that are not data-parallel refuse 2 ranks', async () => {
@@ -161,7 +178,7 @@ describe.skipIf(!!missing)('rlhf under mpirun -n 2', () => {
     expect(r.stderr).toMatch(/rlhf: rank [01] of 2: .*no-such\.jsonl/);
     const e = await rlhf(2, ['generate', '--model', base, '--prompt', 'hello']);
     expect(e.code).not.toBe(0);
-    expect(e.stderr).toMatch(/rlhf: rank [01] of 2: rlhf generate runs in one process; .*only sft, rm, ppo and dpo are data-parallel/);
+    expect(e.stderr).toMatch(/rlhf: rank [01] of 2: rlhf generate runs in one process; .*only sft, rm, ppo, dpo, grpo and rloo are data-parallel/);
     expect(readFileSync(bin, 'utf8').length).toBeGreaterThan(0);
   }, 120_000);
 });

@@ -267,7 +267,7 @@ export interface StoppableTrainer {
 export function singleProcessOnly(command: string): void {
   const w = mpi.launcherWorld();
   if (w && w.size > 1) {
-    throw new Error(`rlhf ${command} runs in one process; it was started as rank ${w.rank} of ${w.size} by an MPI launcher. Run it without mpirun (or with -n 1): only sft, rm, ppo and dpo are data-parallel`);
+    throw new Error(`rlhf ${command} runs in one process; it was started as rank ${w.rank} of ${w.size} by an MPI launcher. Run it without mpirun (or with -n 1): only sft, rm, ppo, dpo, grpo and rloo are data-parallel`);
   }
 }
 

@@ -1,7 +1,8 @@
 // Data parallelism. In one process: shares of a global batch, the gradient buckets (through a stand-in collective
 // of two identical ranks), the weighted mean of metrics. Under `mpirun -n 2` (a child bundled with esbuild): SFT,
-// reward model, DPO and PPO trained on 2 ranks with a per-rank batch b reach the weights of 1 process with 2b; a
-// run resumes on another world size; a killed rank ends the job with a message naming it, the checkpoints intact.
+// reward model, DPO, PPO, GRPO, RLOO and REINFORCE++ trained on 2 ranks with a per-rank batch b reach the weights of
+// 1 process with 2b; a run resumes on another world size; a killed rank ends the job with a message naming it, the
+// checkpoints intact.
 // Without mpirun the mpirun tests skip with a message, except under CI (CI set), where they fail.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { mpi } from '@rlhf/native';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mul, sum } from '../tensor/ops';
 import { listCheckpoints, loadCheckpoint } from '../trainers/checkpoint';
+import { readMetrics } from '../trainers/metrics';
 import { tempDir, tinyGpt2 } from '../trainers/test-utils';
 import { averageMetrics, SingleProcess, type Collective, type PendingReduce } from './collective';
 import { shardRange } from './data-parallel';
@@ -236,6 +238,21 @@ describe.skipIf(!!missing)('data parallelism under mpirun -n 2', () => {
     expect(moved.rel).toBeGreaterThan(1e-3);
   });
 
+  it('grpo: every rollout metric of each step is the one process\'s (the generations are the same rows); a dynamic-sampling refill split a group across the ranks', () => {
+    const rollout = (dir: string) => readMetrics(join(dir, 'grpo', 'metrics.jsonl')).filter((m) => 'fracRewardZeroStd' in m);
+    const two2 = rollout(two);
+    const one1 = rollout(one);
+    expect(two2.length).toBe(2);
+    expect(two2.length).toBe(one1.length);
+    const exact = ['reward', 'rewardStd', 'fracRewardZeroStd', 'completions/meanLength', 'completions/clippedRatio', 'dynamicSampling/rounds', 'dynamicSampling/groupsDrawn', 'advantages/zeroStdFractionTrained'];
+    two2.forEach((m, i) => {
+      for (const k of exact) expect(m[k], `${k} of generation ${i}`).toBe(one1[i][k]);
+      expect(m.loss as number).toBeCloseTo(one1[i].loss as number, 6);
+    });
+    // 4 prompts per generation: a refill of an odd number of groups of 4 puts one group's rows on both ranks
+    expect(two2.some((m) => ((m['dynamicSampling/groupsDrawn'] as number) - 4) % 2 === 1), JSON.stringify(two2)).toBe(true);
+  });
+
   it('resumes on another world size: the 2-rank checkpoint of step 2, continued by 1 process, ends where 1 process does', () => {
     const cp = loadCheckpoint(join(two, 'sft', 'checkpoint-2'));
     expect(cp.state.dataParallel).toEqual({ worldSize: 2, globalBatch: 4 });
@@ -251,6 +268,17 @@ describe.skipIf(!!missing)('data parallelism under mpirun -n 2', () => {
     expect(() => dpRun('sft', dir, { perRank: 2, world: new TwinRanks(3), resume: cp }).globalBatch).toThrow(
       /global batch of 4 rows on 2 ranks, which 3 ranks cannot share evenly/,
     );
+    // GRPO: the 2-rank checkpoint between generations (step 4 of 8), continued by 1 process with the same flags
+    // (perRank 2: the checkpoint's generation of 16 completions wins)
+    const g = loadCheckpoint(join(two, 'grpo', 'checkpoint-4'));
+    expect(g.state.dataParallel).toEqual({ worldSize: 2, globalBatch: 16 });
+    const gdir = join(tmp.path, 'resumed-on-one', 'grpo');
+    const tg = dpRun('grpo', gdir, { perRank: 2, world: new SingleProcess(), resume: g });
+    expect(tg.globalBatch).toBe(16);
+    tg.train();
+    const rg = compare(finalWeights(gdir), finalWeights(join(one, 'grpo')));
+    expect(rg.rel).toBeLessThan(1e-6);
+    expect(rg.keyBiasMaxAbs).toBeLessThan(1e-4);
   });
 
   it('a killed rank ends the job within the timeout, mpirun names it, and every checkpoint left loads', async () => {

@@ -12,7 +12,10 @@
 import { CausalLMWithValueHead, RewardModel } from '../model/heads';
 import type { LoadedCheckpoint } from '../trainers/checkpoint';
 import { DpoTrainer, type DpoExample } from '../trainers/dpo-trainer';
+import { GrpoTrainer } from '../trainers/grpo-trainer';
 import { PpoTrainer } from '../trainers/ppo-trainer';
+import type { RewardFunction } from '../trainers/rewards';
+import { RlooTrainer } from '../trainers/rloo-trainer';
 import { RewardTrainer, type RankedExample } from '../trainers/reward-trainer';
 import { StatefulRng } from '../trainers/rng';
 import { SftTrainer, type SftExample } from '../trainers/sft-trainer';
@@ -21,11 +24,11 @@ import type { TrainingArgs } from '../trainers/training-args';
 import { tinyGpt2 } from '../trainers/test-utils';
 import type { Collective } from './collective';
 
-export const DP_ALGOS = ['sft', 'rm', 'dpo', 'ppo'] as const;
+export const DP_ALGOS = ['sft', 'rm', 'dpo', 'ppo', 'grpo', 'rloo', 'reinforce'] as const;
 export type DpAlgo = (typeof DP_ALGOS)[number];
 
 export interface DpRunOptions {
-  /** examples per rank per micro-batch (PPO: per micro-batch of a minibatch) */
+  /** examples per rank per micro-batch (PPO: per micro-batch of a minibatch; GRPO, RLOO: completions per micro-batch) */
   perRank: number;
   world?: Collective;
   resume?: LoadedCheckpoint;
@@ -37,6 +40,15 @@ export interface DpRunOptions {
 function seq(rng: StatefulRng, n: number): number[] {
   return Array.from({ length: n }, () => 4 + rng.nextInt(8));
 }
+
+/**
+ * The online trainers' reward: constant (a group with no signal, which GRPO's dynamic sampling drops and refills
+ * with fewer prompts than a generation, so that a refill's groups are split across the ranks) for prompts whose
+ * first token is even, else the count of token 5 plus half the length.
+ */
+const flatOrCount: RewardFunction = function flatOrCount(inp) {
+  return inp.completionIds.map((r, i) => (inp.promptIds[i][1] % 2 === 0 ? 1 : r.filter((t) => t === 5).length + 0.5 * r.length));
+};
 
 const common = (outputDir: string, o: DpRunOptions): Partial<TrainingArgs> => ({
   outputDir,
@@ -84,6 +96,33 @@ export function dpRun(algo: DpAlgo, outputDir: string, o: DpRunOptions): Trainer
       return new PpoTrainer(new CausalLMWithValueHead(tinyGpt2(25)), prompts, reward, {
         ...opts,
         config: { ...common(outputDir, o), gradientAccumulationSteps: 1, numMiniBatches: 2, ppoEpochs: 2, responseLength: 5, stopTokenId: 3, totalEpisodes: 64, maxSteps: o.maxSteps ?? 8 },
+      }) as unknown as TrainerBase<TrainingArgs>;
+    }
+    case 'grpo': {
+      // 16 completions per generation (perRank × stepsPerGeneration 4 × ranks), 4 prompts × G = 4; two optimizer
+      // steps per pass, two passes; dynamic sampling (refills split groups across the ranks), a reference (beta),
+      // GSPO's sequence weights, bnpo (micro-batch token counts), the batch std
+      const prompts = Array.from({ length: 24 }, () => [1, ...seq(rng, 1 + rng.nextInt(3)), 2]);
+      return new GrpoTrainer(tinyGpt2(26), prompts, [flatOrCount], {
+        ...opts,
+        config: {
+          ...common(outputDir, o), numGenerations: 4, stepsPerGeneration: 4, numIterations: 2, maxCompletionLength: 5, stopTokenId: 3, maxSteps: o.maxSteps ?? 8,
+          dynamicSampling: true, maxGenerationRounds: 4, beta: 0.05, importanceSamplingLevel: 'sequence', lossType: 'bnpo', scaleRewards: 'batch', epsilonHigh: 0.28,
+        },
+      }) as unknown as TrainerBase<TrainingArgs>;
+    }
+    case 'rloo':
+    case 'reinforce': {
+      // RLOO: G = 2, KL in the reward (gathered per row), advantages whitened over the generation, a reward model
+      // beside the function; REINFORCE++-baseline: G = 4, token-level KL, returns whitened over every rank's tokens
+      const prompts = Array.from({ length: 24 }, () => [1, ...seq(rng, 1 + rng.nextInt(3)), 2]);
+      const rloo = algo === 'rloo';
+      return new RlooTrainer(tinyGpt2(27), prompts, [flatOrCount, { model: new RewardModel(tinyGpt2(28)), weight: 0.5 }], {
+        ...opts,
+        config: {
+          ...common(outputDir, o), maxCompletionLength: 5, stopTokenId: 3, numIterations: 2, beta: 0.05,
+          ...(rloo ? { advantageEstimator: 'rloo', numGenerations: 2, normalizeAdvantages: true } : { advantageEstimator: 'reinforce++-baseline', numGenerations: 4, gamma: 0.9 }),
+        },
       }) as unknown as TrainerBase<TrainingArgs>;
     }
   }

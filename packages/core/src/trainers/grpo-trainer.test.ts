@@ -244,7 +244,7 @@ describe('GrpoTrainer', () => {
   });
 
   it("overlong shaping (DAPO) is a reward named 'overlong': 0 up to L − buffer tokens, then down to −1 at L, weighted by its factor", () => {
-    const t = new GrpoTrainer(tinyGpt2(12), prompts(8, 7), [countGood], { config: { ...small, overlongBufferLength: 2, overlongPenaltyFactor: 0.5 } });
+    const t = new GrpoTrainer(tinyGpt2(12), prompts(8, 7), [countGood], { config: { ...small, perDeviceTrainBatchSize: 16, overlongBufferLength: 2, overlongPenaltyFactor: 0.5 } });
     const ro = t.makeRollout();
     const o = t.rewards.findIndex((r) => r.name === 'overlong');
     expect(t.rewards[o].weight).toBe(0.5);

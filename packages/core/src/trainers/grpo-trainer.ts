@@ -35,7 +35,7 @@ import type { CausalLM } from '../model/common';
 import { groupRelativeAdvantages } from './advantages';
 import { grpoConfig, type GrpoConfig } from './grpo-config';
 import type { LossAggregation } from './grpo-losses';
-import { OnlineTrainer, type AdvantageInputs, type LossSettings, type OnlineTrainerOptions, type StepSizes } from './online-trainer';
+import { OnlineTrainer, sequenceAdvantagesPerToken, type AdvantageInputs, type LossSettings, type OnlineTrainerOptions, type StepSizes } from './online-trainer';
 import type { PromptExample } from './records';
 import { softOverlongPunishment } from './reward-functions';
 import type { RewardInput } from './rewards';
@@ -68,11 +68,9 @@ export class GrpoTrainer extends OnlineTrainer<GrpoConfig> {
   }
 
   protected computeAdvantages(a: AdvantageInputs): { advantages: Float32Array; metrics: Record<string, number> } {
+    // over the whole generation (every rank's rewards): a group counts whole wherever its rows were sampled
     const { advantages, zeroStdFraction } = groupRelativeAdvantages(a.rewards, a.G, this.config.scaleRewards);
-    const { R, Tn } = a.batch;
-    const perToken = new Float32Array(R * Tn);
-    for (let b = 0; b < R; b++) perToken.fill(advantages[b], b * Tn, (b + 1) * Tn);
-    return { advantages: perToken, metrics: { 'advantages/zeroStdFractionTrained': zeroStdFraction } };
+    return { advantages: sequenceAdvantagesPerToken(advantages, a.globalRows, a.batch.Tn), metrics: { 'advantages/zeroStdFractionTrained': zeroStdFraction } };
   }
 
   protected lossSettings(): LossSettings {

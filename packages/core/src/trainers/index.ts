@@ -86,7 +86,7 @@ export type { PpoPolicyLossResult, PpoValueLossResult, PpoPolicyLossArgs, PpoVal
 export { encodePrompt, encodePromptCompletion, toSftExamples, toRankedExamples, toDpoExamples, toKtoExamples, toPrompts, toPromptExamples } from './records';
 export type { EncodedPair, PromptExample } from './records';
 // the shared rollout path: generate -> score -> response log-probs -> advantages
-export { generateResponses, responseForward, responseLogprobs, layoutResponses, pickRows, scatterTokens, promptBudget, cutPrompts } from './rollout';
+export { generateResponses, responseForward, responseLogprobs, layoutResponses, emptyResponses, pickRows, scatterTokens, promptBudget, cutPrompts } from './rollout';
 export { defineLossOp } from './loss-op';
 export type { TokenLayout, LossWithGradient, LossOpResult } from './loss-op';
 export type { ResponseBatch, ResponseSampling, ResponseForward, ResponseLogprobs } from './rollout';
@@ -111,8 +111,8 @@ export { frozenReference, REF_MODEL_DTYPES } from './reference-model';
 export type { RefModelDtype } from './reference-model';
 export { ONLINE_CONFIG_SPEC, generationShape } from './online-config';
 export type { OnlineConfig } from './online-config';
-export { OnlineTrainer } from './online-trainer';
-export type { OnlineRollout, AdvantageInputs, LossSettings, StepSizes, OnlineTrainerOptions } from './online-trainer';
+export { OnlineTrainer, sequenceAdvantagesPerToken } from './online-trainer';
+export type { OnlineRollout, MicroBatch, AdvantageInputs, LossSettings, StepSizes, OnlineTrainerOptions } from './online-trainer';
 export { GRPO_CONFIG_SPEC, GRPO_LOSS_TYPES, grpoConfig, validateGrpoConfig } from './grpo-config';
 export type { GrpoConfig, GrpoLossType } from './grpo-config';
 export { GrpoTrainer } from './grpo-trainer';

@@ -4,10 +4,11 @@ import { TRAINING_ARGS_SPEC, trainingArgsRules, type TrainingArgs } from './trai
 
 /**
  * The fields GRPO and RLOO share (TRL's GRPOConfig / RLOOConfig names in camelCase). Batching as TRL: a
- * micro-batch is perDeviceTrainBatchSize completions; one generation samples
- *   perDeviceTrainBatchSize × stepsPerGeneration
+ * micro-batch is perDeviceTrainBatchSize completions per rank; one generation samples
+ *   perDeviceTrainBatchSize × stepsPerGeneration × ranks
  * completions, numGenerations per prompt, and is consumed in stepsPerGeneration micro-batches
- * (stepsPerGeneration / gradientAccumulationSteps optimizer steps), numIterations times over.
+ * (stepsPerGeneration / gradientAccumulationSteps optimizer steps), numIterations times over. Each rank's share
+ * of a generation is whole groups (the rule below); the statistics of a group are the generation's in any case.
  */
 export interface OnlineConfig extends TrainingArgs {
   // -- models
@@ -50,7 +51,7 @@ export const ONLINE_CONFIG_SPEC: ConfigSpec<OnlineConfig> = {
   ...TRAINING_ARGS_SPEC,
   learningRate: { ...TRAINING_ARGS_SPEC.learningRate, default: 1e-6 },
   numTrainEpochs: { ...TRAINING_ARGS_SPEC.numTrainEpochs, default: 1 },
-  perDeviceTrainBatchSize: { ...TRAINING_ARGS_SPEC.perDeviceTrainBatchSize, doc: 'completions per micro-batch (one forward/backward)' },
+  perDeviceTrainBatchSize: { ...TRAINING_ARGS_SPEC.perDeviceTrainBatchSize, doc: 'completions per micro-batch per rank (one forward/backward)' },
   refModelPath: { group: G_MODELS, type: 'string', nullable: true, default: null, doc: 'frozen reference policy; null: a copy of the starting policy (none when no KL is used)' },
   refModelDtype: refModelDtypeSpec(G_MODELS),
   numGenerations: { group: G_GEN, type: 'integer', min: 2, default: 8, doc: 'completions sampled per prompt (G)' },
@@ -87,7 +88,7 @@ export function onlineRules<C extends OnlineConfig>(c: C, ok: (f: keyof C & stri
   return out;
 }
 
-/** Completions per generation, prompts per generation, optimizer steps per generation pass. */
+/** One rank's completions and prompts per generation, micro-batches and optimizer steps per generation pass. */
 export function generationShape(c: OnlineConfig): { completions: number; prompts: number; microBatches: number; optimizerSteps: number } {
   const microBatches = c.stepsPerGeneration ?? c.gradientAccumulationSteps;
   const completions = c.perDeviceTrainBatchSize * microBatches;

@@ -15,11 +15,27 @@
  * Checkpoints and graceful stops land between generations only (a generation is never half used), and the state
  * holds the sampling generator and the prompt cursor, so a resumed run continues bit for bit. Reward functions
  * may be async: trainAsync() awaits them (phase 2 is a coroutine), train() refuses them by name.
+ *
+ * Data-parallel (several ranks, as TRL's GRPOTrainer under accelerate): every rank draws the same prompts and
+ * plans the same generation; its rows are cut into one contiguous share per rank, and each rank generates, scores
+ * (its own copy of a reward model) and computes log-probs for its share only, row i of the generation sampling
+ * from a generator seeded by i (derivedSeed), so that the rows are those one process would sample. What a row's
+ * advantage depends on beyond itself (its group's rewards, a batch std, RLOO's leave-one-out baseline, dynamic
+ * sampling's keep-or-drop) is computed from per-row values gathered over the ranks (an all-reduce of a zero-filled
+ * array of the whole generation, exact), so a group split across ranks counts whole; token statistics
+ * (REINFORCE++'s whitening) are all-reduced sums. The micro-batches are drawn from the generation's rows as in one
+ * process; each rank backpropagates the rows of a micro-batch it holds, with the aggregation's counts (rows,
+ * tokens) of the whole micro-batch and step, so the summed gradients are one process's with the whole batch.
+ * perDeviceTrainBatchSize is per rank: one generation is perDeviceTrainBatchSize × stepsPerGeneration × ranks
+ * completions.
  */
+import { shardRange } from '../distributed/data-parallel';
 import type { CausalLM } from '../model/common';
 import type { Tokenizer } from '../tokenizers/types';
+import { derivedSeed } from '../util/rng';
 import { groupRelativeAdvantages } from './advantages';
 import { policyGradientLossOp, type ImportanceSamplingLevel, type LossAggregation } from './grpo-losses';
+import { sumOver, type SumReducer } from './masked';
 import { generationShape, type OnlineConfig } from './online-config';
 import type { PromptExample } from './records';
 import {
@@ -36,12 +52,19 @@ import {
 } from './rewards';
 import { frozenReference } from './reference-model';
 import { seededPermutation, StatefulRng, type RngState } from './rng';
-import { cutPrompts, generateResponses, layoutResponses, pickRows, promptBudget, responseForward, responseLogprobs, scatterTokens, type ResponseBatch, type ResponseSampling } from './rollout';
+import { cutPrompts, emptyResponses, generateResponses, layoutResponses, pickRows, promptBudget, responseForward, responseLogprobs, scatterTokens, type ResponseBatch, type ResponseSampling } from './rollout';
 import { runAsync, runSync, type Steps } from './steps';
 import { TrainerBase, type TrainerOptions } from './trainer-base';
 
-/** One generation after phases 1–4: (R, Tn) per-token arrays over its R = prompts × G completions. */
+/**
+ * One generation after phases 1–4: (R, Tn) per-token arrays over this rank's R rows (all rows in one process) of
+ * the generation's globalR = prompts × G completions.
+ */
 export interface OnlineRollout extends ResponseBatch {
+  /** rows of the whole generation (every rank's) */
+  globalR: number;
+  /** (R) the generation row of each of this rank's rows */
+  globalRows: Int32Array;
   /** (R) each completion's prompt (index into the trainer's prompts) */
   promptIndex: number[];
   /** phase 2: every reward function's values and the weighted total, (R) */
@@ -54,20 +77,60 @@ export interface OnlineRollout extends ResponseBatch {
   refLogp: Float32Array | null;
   /** (R, Tn) per-token advantages (a sequence's advantage on each of its tokens) */
   advantages: Float32Array;
-  /** the rows of each micro-batch of the generation (shuffled once) */
-  microBatches: number[][];
+  /** the micro-batches of the generation (shuffled once): this rank's rows of each, and the whole one's counts */
+  microBatches: MicroBatch[];
   metrics: Record<string, number>;
 }
 
-/** What phase 4 gets. */
+/** One micro-batch of a generation: the rows this rank holds (indices into its R rows), and the whole one's size. */
+export interface MicroBatch {
+  rows: number[];
+  /** rows and loss tokens of the whole micro-batch, every rank's */
+  globalRows: number;
+  globalTokens: number;
+}
+
+/**
+ * What phase 4 gets: this rank's rows (the batch and its per-token arrays), and the generation's rewards over every
+ * rank's rows. A sequence advantage is computed over the whole generation (`rewards`, `gather`) and taken at
+ * `globalRows`; token statistics over the generation are sums through `reduce`.
+ */
 export interface AdvantageInputs {
+  /** this rank's R rows */
   batch: ResponseBatch;
   G: number;
-  /** (R) weighted reward totals, NaN where no reward function applied */
+  /** (globalR) weighted reward totals of the whole generation, NaN where no reward function applied */
   rewards: Float64Array;
+  /** (R) the generation row of each of this rank's rows */
+  globalRows: Int32Array;
   oldLogp: Float32Array | null;
   refLogp: Float32Array | null;
   lossMask: Float32Array;
+  /** (R) values of this rank's rows → (globalR) every rank's, in generation order (the identity in one process) */
+  gather: (perRow: Float64Array) => Float64Array;
+  /** sums over the ranks (undefined in one process) */
+  reduce: SumReducer | undefined;
+}
+
+/** (R·Tn) per-token advantages: each of this rank's rows carries its sequence's advantage of the generation. */
+export function sequenceAdvantagesPerToken(seq: ArrayLike<number>, globalRows: Int32Array, Tn: number): Float32Array {
+  const out = new Float32Array(globalRows.length * Tn);
+  globalRows.forEach((g, b) => out.fill(seq[g], b * Tn, (b + 1) * Tn));
+  return out;
+}
+
+/** Phases 1–2 of some prompts, G completions each: every rank's view, and this rank's share. */
+interface Sampled {
+  /** (n) the prompt of each row of the round, every rank's */
+  promptIndex: number[];
+  /** this rank's rows [from, to) of the round and their batch (empty when it has none) */
+  from: number;
+  to: number;
+  batch: ResponseBatch;
+  /** (n) every rank's scores, lengths and stop flags */
+  scores: Scores;
+  lengths: Int32Array;
+  stopped: boolean[];
 }
 
 /** The loss's settings for the micro-batches of one optimizer step. */
@@ -117,7 +180,8 @@ export abstract class OnlineTrainer<C extends OnlineConfig> extends TrainerBase<
   private rollout: OnlineRollout | null = null;
   private freshRollout = false;
   private lastSaved = 0;
-  private rolloutSeconds = 0;
+  /** sums over the ranks; undefined in one process */
+  protected readonly reduce: SumReducer | undefined;
 
   protected constructor(
     readonly policy: CausalLM,
@@ -132,9 +196,8 @@ export abstract class OnlineTrainer<C extends OnlineConfig> extends TrainerBase<
   ) {
     super(config, policy, options);
     const who = this.who();
-    // not data-parallel yet: every rank would train on the same generations (a wrong, doubled gradient)
-    if (this.world.size > 1) throw new Error(`${who}: runs in one process for now; it was given ${this.world.size} ranks (mpirun): run it without mpirun`);
     if (prompts.length === 0) throw new Error(`${who}: no prompt`);
+    this.reduce = this.world.size > 1 ? (buf) => this.world.allReduce(buf, 'sum') : undefined;
     this.stopTokenId = config.stopTokenId ?? options.eosTokenId ?? null;
     if (config.maskTruncatedCompletions && this.stopTokenId === null) {
       throw new Error(`${who}: maskTruncatedCompletions needs a stop token (config.stopTokenId or eosTokenId)`);
@@ -155,7 +218,13 @@ export abstract class OnlineTrainer<C extends OnlineConfig> extends TrainerBase<
     const log = (m: string) => this.progress.log(m);
     this.prompts = cutPrompts(promptSet(prompts, who), maxPrompt, 'training', log);
     this.evalSet = cutPrompts(promptSet(options.evalPrompts ?? [], who), maxPrompt, 'evaluation', log);
-    this.shape = generationShape(config);
+    // the generation over every rank (or the resumed run's): globalBatch completions, numGenerations per prompt
+    const perRank = generationShape(config);
+    const completions = this.globalBatch;
+    if (completions % config.numGenerations !== 0) {
+      throw new Error(`${who}: a generation of ${completions} completions (the resumed run's) is not whole groups of numGenerations ${config.numGenerations}`);
+    }
+    this.shape = { ...perRank, completions, prompts: completions / config.numGenerations };
     this.stepsPerCycle = config.numIterations * this.shape.optimizerSteps;
     this.cycles = Math.ceil((config.numTrainEpochs * prompts.length) / this.shape.prompts);
     this.nextPermutation = seededPermutation(config.seed);
@@ -177,6 +246,11 @@ export abstract class OnlineTrainer<C extends OnlineConfig> extends TrainerBase<
   /** Dynamic sampling (GRPO): generations drawn at most, and whether group g of a round is kept. 1: off. */
   protected generationRounds(): number {
     return 1;
+  }
+
+  /** A rank's share of a generation: perDeviceTrainBatchSize × stepsPerGeneration completions. */
+  protected override perRankBatch(): number {
+    return generationShape(this.config).completions;
   }
 
   totalSteps(): number {
@@ -229,12 +303,53 @@ export abstract class OnlineTrainer<C extends OnlineConfig> extends TrainerBase<
     return out;
   }
 
-  /** Phases 1–2 for prompts `idx` of `set`, G completions each: the batch and its scores. */
-  private *sampleAndScore(set: PromptSet, idx: number[], G: number, seed: number): Steps<{ batch: ResponseBatch; promptIndex: number[]; scores: Scores }> {
+  /**
+   * Phases 1–2 for prompts `idx` of `set`, G completions each; row i samples from derivedSeed(seed, i). `shard`:
+   * this rank takes its share of the rows and the scores, lengths and stop flags are gathered over the ranks
+   * (every rank must call it alike); otherwise this process does every row (no collective).
+   */
+  private *sampleAndScore(set: PromptSet, idx: number[], G: number, seed: number, shard: boolean): Steps<Sampled> {
     const promptIndex = idx.flatMap((i) => Array.from({ length: G }, () => i));
-    const batch = generateResponses(this.policy, promptIndex.map((i) => set.ids[i]), this.sampling(), seed);
-    const scores = yield* scoreResponses(this.rewards, rewardInputs(batch, promptIndex, set, this.tokenizer, this.who()));
-    return { batch, promptIndex, scores };
+    const n = promptIndex.length;
+    const [from, to] = shard ? shardRange(n, n, this.world.rank, this.world.size) : [0, n];
+    const mine = promptIndex.slice(from, to);
+    let batch: ResponseBatch;
+    let local: Scores;
+    if (mine.length > 0) {
+      batch = generateResponses(this.policy, mine.map((i) => set.ids[i]), this.sampling(), mine.map((_, k) => derivedSeed(seed, from + k)));
+      local = yield* scoreResponses(this.rewards, rewardInputs(batch, mine, set, this.tokenizer, this.who()));
+    } else {
+      batch = emptyResponses();
+      local = { perFunction: this.rewards.map(() => new Float64Array(0)), total: new Float64Array(0), unscorable: 0 };
+    }
+    if (!shard || this.world.size === 1) return { promptIndex, from, to, batch, scores: local, lengths: batch.lengths, stopped: batch.stopped };
+    // every rank's values: each writes its rows into a zero-filled table of the round, summed over the ranks
+    const F = this.rewards.length;
+    const width = F + 3; // per function, the total, the length, stopped
+    const table = new Float64Array(n * width);
+    for (let k = 0; k < mine.length; k++) {
+      const at = (from + k) * width;
+      for (let f = 0; f < F; f++) table[at + f] = local.perFunction[f][k];
+      table[at + F] = local.total[k];
+      table[at + F + 1] = batch.lengths[k];
+      table[at + F + 2] = batch.stopped[k] ? 1 : 0;
+    }
+    this.world.allReduce(table, 'sum');
+    const column = (c: number) => Float64Array.from({ length: n }, (_, i) => table[i * width + c]);
+    const total = column(F);
+    let unscorable = 0;
+    for (const t of total) if (Number.isNaN(t)) unscorable++;
+    const scores: Scores = { perFunction: this.rewards.map((_, f) => column(f)), total, unscorable };
+    return { promptIndex, from, to, batch, scores, lengths: Int32Array.from(column(F + 1)), stopped: Array.from(column(F + 2), (x) => x === 1) };
+  }
+
+  /** (R) values of this rank's rows at generation rows `globalRows` → (globalR) every rank's. */
+  private gatherRows(perRow: Float64Array, globalRows: Int32Array, globalR: number): Float64Array {
+    if (!this.reduce) return Float64Array.from(perRow);
+    const out = new Float64Array(globalR);
+    globalRows.forEach((g, k) => (out[g] = perRow[k]));
+    this.world.allReduce(out, 'sum');
+    return out;
   }
 
   /** Phases 1–4 of one generation. */
@@ -244,15 +359,16 @@ export abstract class OnlineTrainer<C extends OnlineConfig> extends TrainerBase<
     const want = this.shape.prompts;
     const t0 = performance.now();
     const rounds = this.generationRounds();
-    // 1–2, with dynamic sampling: keep groups whose rewards differ until `want` groups are kept
+    // 1–2, with dynamic sampling: keep groups whose rewards differ until `want` groups are kept (decided on every
+    // rank alike from the gathered rewards)
     type Group = { round: number; g: number };
-    const drawn: Array<{ batch: ResponseBatch; promptIndex: number[]; scores: Scores }> = [];
+    const drawn: Sampled[] = [];
     const kept: Group[] = [];
     const dropped: Group[] = [];
     let zeroStd = 0;
     let groupsSeen = 0;
     for (let round = 0; round < rounds && kept.length < want; round++) {
-      const r = yield* this.sampleAndScore(this.prompts, this.drawPrompts(round === 0 ? want : want - kept.length), G, this.rng.nextU32());
+      const r = yield* this.sampleAndScore(this.prompts, this.drawPrompts(round === 0 ? want : want - kept.length), G, this.rng.nextU32(), true);
       drawn.push(r);
       const { groupStd } = groupRelativeAdvantages(r.scores.total, G, 'group');
       groupStd.forEach((s, g) => {
@@ -264,25 +380,38 @@ export abstract class OnlineTrainer<C extends OnlineConfig> extends TrainerBase<
     }
     // a batch that could not be filled keeps its size with dropped groups (their advantages are 0)
     const chosen = [...kept.slice(0, want), ...dropped.slice(0, Math.max(0, want - kept.length))];
+    // the generation's rows (round, row of the round), every rank's, and those this rank holds
+    const rows = chosen.flatMap(({ round, g }) => Array.from({ length: G }, (_, j) => [round, g * G + j] as const));
+    const globalR = rows.length;
+    const held: number[] = [];
+    rows.forEach(([r, i], g) => {
+      if (i >= drawn[r].from && i < drawn[r].to) held.push(g);
+    });
+    const globalRows = Int32Array.from(held);
     let batch: ResponseBatch;
-    let promptIndex: number[];
-    let scores: Scores;
-    if (drawn.length === 1 && chosen.length === drawn[0].batch.R / G && chosen.every((x, k) => x.g === k)) {
-      ({ batch, promptIndex, scores } = drawn[0]);
-    } else {
-      const rows = chosen.flatMap(({ round, g }) => Array.from({ length: G }, (_, j) => [round, g * G + j] as const));
-      batch = layoutResponses(
-        rows.map(([r, i]) => drawn[r].batch.prompts[i]),
-        rows.map(([r, i]) => drawn[r].batch.responses[i]),
-        rows.map(([r, i]) => drawn[r].batch.stopped[i]),
-      );
-      promptIndex = rows.map(([r, i]) => drawn[r].promptIndex[i]);
-      scores = {
-        perFunction: this.rewards.map((_, f) => Float64Array.from(rows, ([r, i]) => drawn[r].scores.perFunction[f][i])),
-        total: Float64Array.from(rows, ([r, i]) => drawn[r].scores.total[i]),
-        unscorable: rows.filter(([r, i]) => Number.isNaN(drawn[r].scores.total[i])).length,
+    if (drawn.length === 1 && chosen.every((x, k) => x.g === k) && globalR === drawn[0].promptIndex.length) batch = drawn[0].batch;
+    else if (held.length === 0) batch = emptyResponses();
+    else {
+      const at = (g: number) => {
+        const [r, i] = rows[g];
+        return [drawn[r].batch, i - drawn[r].from] as const;
       };
+      batch = layoutResponses(
+        held.map((g) => { const [b, k] = at(g); return b.prompts[k]; }),
+        held.map((g) => { const [b, k] = at(g); return b.responses[k]; }),
+        held.map((g) => { const [b, k] = at(g); return b.stopped[k]; }),
+      );
     }
+    // the generation's rewards and sizes over every rank's rows
+    const promptIndexAll = rows.map(([r, i]) => drawn[r].promptIndex[i]);
+    const scoresAll: Scores = {
+      perFunction: this.rewards.map((_, f) => Float64Array.from(rows, ([r, i]) => drawn[r].scores.perFunction[f][i])),
+      total: Float64Array.from(rows, ([r, i]) => drawn[r].scores.total[i]),
+      unscorable: rows.filter(([r, i]) => Number.isNaN(drawn[r].scores.total[i])).length,
+    };
+    const lengthsAll = Int32Array.from(rows, ([r, i]) => drawn[r].lengths[i]);
+    const stoppedAll = rows.map(([r, i]) => drawn[r].stopped[i]);
+    const lossTokensAll = Int32Array.from(rows, (_, g) => (c.maskTruncatedCompletions && !stoppedAll[g] ? 0 : lengthsAll[g]));
     const { R, Tn } = batch;
     const lossMask = batch.mask.slice();
     if (c.maskTruncatedCompletions) for (let b = 0; b < R; b++) if (!batch.stopped[b]) lossMask.fill(0, b * Tn, (b + 1) * Tn);
@@ -290,30 +419,47 @@ export abstract class OnlineTrainer<C extends OnlineConfig> extends TrainerBase<
     const oldLogp = this.needsOldLogp() ? responseLogprobs(this.policy, batch, c.temperature, c.perDeviceEvalBatchSize).logp : null;
     const refLogp = this.ref ? responseLogprobs(this.ref, batch, c.temperature, c.perDeviceEvalBatchSize).logp : null;
     // 4. advantages
-    const adv = this.computeAdvantages({ batch, G, rewards: scores.total, oldLogp, refLogp, lossMask });
-    // 5's split: one shuffle per generation, stepsPerGeneration micro-batches (spread evenly if rows are few)
-    const order = this.rng.permutation(R);
+    const adv = this.computeAdvantages({
+      batch, G, rewards: scoresAll.total, globalRows, oldLogp, refLogp, lossMask,
+      gather: (perRow) => this.gatherRows(perRow, globalRows, globalR),
+      reduce: this.reduce,
+    });
+    // 5's split: one shuffle of the generation's rows, stepsPerGeneration micro-batches (spread evenly if rows are
+    // few); each rank keeps the rows it holds
+    const order = this.rng.permutation(globalR);
     const S = this.shape.microBatches;
-    const microBatches = Array.from({ length: S }, (_, j) => order.slice(Math.floor((j * R) / S), Math.floor(((j + 1) * R) / S)));
+    const localOf = new Int32Array(globalR).fill(-1);
+    held.forEach((g, k) => (localOf[g] = k));
+    const microBatches: MicroBatch[] = Array.from({ length: S }, (_, j) => {
+      const mb = order.slice(Math.floor((j * globalR) / S), Math.floor(((j + 1) * globalR) / S));
+      let tokens = 0;
+      for (const g of mb) tokens += lossTokensAll[g];
+      return { rows: mb.filter((g) => localOf[g] >= 0).map((g) => localOf[g]), globalRows: mb.length, globalTokens: tokens };
+    });
     const seconds = (performance.now() - t0) / 1000;
-    const lengths = Array.from(batch.lengths);
-    const total = nanMeanStd(scores.total);
-    const groupStds = groupRelativeAdvantages(scores.total, G, 'group').groupStd;
+    const lengths = Array.from(lengthsAll);
+    const total = nanMeanStd(scoresAll.total);
+    const groupStds = groupRelativeAdvantages(scoresAll.total, G, 'group').groupStd;
     const metrics: Record<string, number> = {
       reward: total.mean,
       rewardStd: nanMeanStd(groupStds).mean,
-      ...rewardMetrics(this.rewards, scores),
+      ...rewardMetrics(this.rewards, scoresAll),
       fracRewardZeroStd: groupsSeen ? zeroStd / groupsSeen : 0,
-      'completions/meanLength': lengths.reduce((a, b) => a + b, 0) / R,
+      'completions/meanLength': lengths.reduce((a, b) => a + b, 0) / globalR,
       'completions/minLength': Math.min(...lengths),
       'completions/maxLength': Math.max(...lengths),
-      'completions/clippedRatio': batch.stopped.filter((s) => !s).length / R,
-      ...(scores.unscorable ? { 'rewards/unscorableFraction': scores.unscorable / R } : {}),
-      ...(rounds > 1 ? { 'dynamicSampling/rounds': drawn.length, 'dynamicSampling/filledWithDropped': Math.max(0, want - kept.length) } : {}),
+      'completions/clippedRatio': stoppedAll.filter((s) => !s).length / globalR,
+      ...(scoresAll.unscorable ? { 'rewards/unscorableFraction': scoresAll.unscorable / globalR } : {}),
+      ...(rounds > 1 ? { 'dynamicSampling/rounds': drawn.length, 'dynamicSampling/groupsDrawn': groupsSeen, 'dynamicSampling/filledWithDropped': Math.max(0, want - kept.length) } : {}),
       ...adv.metrics,
       'time/rollout': seconds,
     };
-    return { ...batch, promptIndex, scores, lossMask, oldLogp, refLogp, advantages: adv.advantages, microBatches, metrics };
+    const pick = (a: Float64Array) => Float64Array.from(globalRows, (g) => a[g]);
+    const scores: Scores = { perFunction: scoresAll.perFunction.map(pick), total: pick(scoresAll.total), unscorable: held.filter((g) => Number.isNaN(scoresAll.total[g])).length };
+    return {
+      ...batch, globalR, globalRows, promptIndex: held.map((g) => promptIndexAll[g]), scores, lossMask, oldLogp, refLogp,
+      advantages: adv.advantages, microBatches, metrics,
+    };
   }
 
   protected override *beforeStep(step: number): Steps<void> {
@@ -335,19 +481,24 @@ export abstract class OnlineTrainer<C extends OnlineConfig> extends TrainerBase<
     this.freshRollout = false;
     const GA = c.gradientAccumulationSteps;
     const k = (step % this.stepsPerCycle) % this.shape.optimizerSteps; // the optimizer step within one pass
-    const mbs = ro.microBatches.slice(k * GA, (k + 1) * GA).filter((m) => m.length > 0);
+    // the step's micro-batches (their counts are every rank's: the aggregation of one process with the whole batch)
+    const mbs = ro.microBatches.slice(k * GA, (k + 1) * GA).filter((m) => m.globalRows > 0);
     const Tn = ro.Tn;
-    const tokensOf = (rows: number[]) => rows.reduce((s, r) => s + ro.lossMask.subarray(r * Tn, (r + 1) * Tn).reduce((a, b) => a + b, 0), 0);
-    const stepRows = mbs.reduce((s, m) => s + m.length, 0);
-    const stepTokens = tokensOf(mbs.flat());
+    const stepRows = mbs.reduce((s, m) => s + m.globalRows, 0);
+    const stepTokens = mbs.reduce((s, m) => s + m.globalTokens, 0);
     const { importanceSamplingLevel, betaInLoss } = this.lossSettings();
     const eps = { epsilonLow: c.epsilon, epsilonHigh: c.epsilonHigh ?? c.epsilon };
     const acc = { loss: 0, clippedLow: 0, clippedHigh: 0, clipCount: 0, klSum: 0, tokens: 0, entropy: 0, ratio: 0 };
-    for (const rows of mbs) {
+    // this rank's rows of each micro-batch, in forwards of at most perDeviceTrainBatchSize rows
+    const chunks: Array<{ rows: number[]; mb: MicroBatch }> = [];
+    for (const mb of mbs) {
+      for (let i = 0; i < mb.rows.length; i += c.perDeviceTrainBatchSize) chunks.push({ rows: mb.rows.slice(i, i + c.perDeviceTrainBatchSize), mb });
+    }
+    chunks.forEach(({ rows, mb }, j) => {
       const f = responseForward(this.policy, ro, rows, c.temperature); // (M) per response token
       const mask = pickRows(ro.lossMask, rows, Tn);
       const layout = { index: f.index, length: rows.length * Tn }; // the loss works on (rows·Tn)
-      const aggregation = this.aggregation({ stepRows, stepTokens, microBatchRows: rows.length, microBatchTokens: tokensOf(rows), microBatches: mbs.length });
+      const aggregation = this.aggregation({ stepRows, stepTokens, microBatchRows: mb.globalRows, microBatchTokens: mb.globalTokens, microBatches: mbs.length });
       const { loss, stats } = policyGradientLossOp(f.logp, {
         rows: rows.length,
         Tn,
@@ -363,7 +514,7 @@ export abstract class OnlineTrainer<C extends OnlineConfig> extends TrainerBase<
       });
       const ent = scatterTokens(f.entropy.data, f.index, rows.length * Tn);
       for (let i = 0; i < mask.length; i++) if (mask[i]) acc.entropy += mask[i] * ent[i];
-      loss.backward(); // frees the graph, f's tensors included
+      this.backward(loss, undefined, { lastOfStep: j === chunks.length - 1 }); // frees the graph, f's tensors included
       acc.loss += stats.loss;
       acc.clippedLow += stats.clippedLow;
       acc.clippedHigh += stats.clippedHigh;
@@ -371,6 +522,12 @@ export abstract class OnlineTrainer<C extends OnlineConfig> extends TrainerBase<
       acc.klSum += stats.klSum;
       acc.tokens += stats.tokens;
       acc.ratio += stats.ratioSum;
+    });
+    // every rank's parts: the loss (each part already divided by the step's counts) and the statistics' sums
+    if (this.reduce) {
+      [acc.loss, acc.clippedLow, acc.clippedHigh, acc.clipCount, acc.klSum, acc.tokens, acc.entropy, acc.ratio] = sumOver(
+        this.reduce, acc.loss, acc.clippedLow, acc.clippedHigh, acc.clipCount, acc.klSum, acc.tokens, acc.entropy, acc.ratio,
+      );
     }
     const per = (x: number, n: number) => (n > 0 ? x / n : 0);
     return {
@@ -390,9 +547,9 @@ export abstract class OnlineTrainer<C extends OnlineConfig> extends TrainerBase<
   // evaluation
 
   /**
-   * One completion per evaluation prompt (sampled with the config's temperature and seed): mean reward, each
-   * reward function's mean, completion length, and the KL to the reference (Σ_t log π − log π_ref per
-   * completion, averaged) when one is held.
+   * One completion per evaluation prompt (sampled with the config's temperature and seed, the prompts split
+   * across the ranks): mean reward, each reward function's mean, completion length, and the KL to the reference
+   * (Σ_t log π − log π_ref per completion, averaged) when one is held.
    */
   override evaluate(): Record<string, number> {
     return runSync(this.evalSteps());
@@ -402,17 +559,18 @@ export abstract class OnlineTrainer<C extends OnlineConfig> extends TrainerBase<
     const n = this.evalSet.ids.length;
     if (n === 0) return {};
     const c = this.config;
-    const { batch, scores } = yield* this.sampleAndScore(this.evalSet, this.evalSet.ids.map((_, i) => i), 1, c.seed);
+    const { batch, scores, lengths } = yield* this.sampleAndScore(this.evalSet, this.evalSet.ids.map((_, i) => i), 1, c.seed, true);
     const out: Record<string, number> = {
       reward: nanMeanStd(scores.total).mean,
       ...Object.fromEntries(this.rewards.map((r, f) => [`rewards/${r.name}/mean`, nanMeanStd(scores.perFunction[f]).mean])),
-      completionLength: batch.lengths.reduce((a, b) => a + b, 0) / n,
+      completionLength: lengths.reduce((a, b) => a + b, 0) / n,
     };
     if (this.ref) {
       const pol = responseLogprobs(this.policy, batch, c.temperature, c.perDeviceEvalBatchSize).logp;
       const ref = responseLogprobs(this.ref, batch, c.temperature, c.perDeviceEvalBatchSize).logp;
       let kl = 0;
       for (let i = 0; i < pol.length; i++) if (batch.mask[i]) kl += pol[i] - ref[i];
+      if (this.reduce) [kl] = sumOver(this.reduce, kl);
       out.kl = kl / n;
     }
     return out;
@@ -426,9 +584,10 @@ export abstract class OnlineTrainer<C extends OnlineConfig> extends TrainerBase<
 
   /**
    * Phases 1–2 on prompts of the caller's (held-out prompts of a report, a demo's evaluation): `numGenerations`
-   * completions each (default 1), sampled with the trainer's settings from `seed`, and every reward's scores.
-   * Touches neither the prompt stream nor the sampling generator. Synchronous: async reward functions need
-   * completeAndScoreAsync.
+   * completions each (default 1), sampled with the trainer's settings (row i from derivedSeed(seed, i)), and
+   * every reward's scores. Touches neither the prompt stream nor the sampling generator, and runs in this process
+   * alone (no collective: rank 0 of a data-parallel run may call it by itself). Synchronous: async reward functions
+   * need completeAndScoreAsync.
    */
   completeAndScore(prompts: ReadonlyArray<number[] | PromptExample>, opts: { seed: number; numGenerations?: number }): { batch: ResponseBatch; promptIndex: number[]; scores: Scores } {
     return runSync(this.completeAndScoreSteps(prompts, opts));
@@ -439,10 +598,14 @@ export abstract class OnlineTrainer<C extends OnlineConfig> extends TrainerBase<
     return runAsync(this.completeAndScoreSteps(prompts, opts));
   }
 
-  private completeAndScoreSteps(prompts: ReadonlyArray<number[] | PromptExample>, opts: { seed: number; numGenerations?: number }) {
+  private *completeAndScoreSteps(
+    prompts: ReadonlyArray<number[] | PromptExample>,
+    opts: { seed: number; numGenerations?: number },
+  ): Steps<{ batch: ResponseBatch; promptIndex: number[]; scores: Scores }> {
     const maxPrompt = promptBudget(this.policy.maxPositions, this.config.maxCompletionLength, this.config.maxPromptLength, this.who(), 'maxCompletionLength');
     const set = cutPrompts(promptSet(prompts, this.who()), maxPrompt, 'given', (m) => this.progress.log(m));
-    return this.sampleAndScore(set, set.ids.map((_, i) => i), opts.numGenerations ?? 1, opts.seed);
+    const { batch, promptIndex, scores } = yield* this.sampleAndScore(set, set.ids.map((_, i) => i), opts.numGenerations ?? 1, opts.seed, false);
+    return { batch, promptIndex, scores };
   }
 
   /** Phases 1–4 of the next generation, synchronously (tests, inspection); advances the prompt stream and RNG. */

@@ -17,13 +17,14 @@
  * √(n/(n−1)) on the scale, immaterial over a generation's tokens).
  *
  * A completion no reward function could score gets advantage 0 and is left out of every baseline and statistic.
+ * Data-parallel: the baselines and the whitening cover the whole generation, every rank's rows (online-trainer.ts).
  */
 import type { CausalLM } from '../model/common';
 import { discountedReturns, klShapedRewards, leaveOneOutAdvantages } from './advantages';
 import type { LossAggregation } from './grpo-losses';
 import { klTerm } from './kl';
-import { maskedWhiten } from './masked';
-import { OnlineTrainer, type AdvantageInputs, type LossSettings, type OnlineTrainerOptions, type StepSizes } from './online-trainer';
+import { maskedWhiten, sumOver } from './masked';
+import { OnlineTrainer, sequenceAdvantagesPerToken, type AdvantageInputs, type LossSettings, type OnlineTrainerOptions, type StepSizes } from './online-trainer';
 import type { PromptExample } from './records';
 import type { RewardInput } from './rewards';
 import { rlooConfig, type RlooConfig } from './rloo-config';
@@ -48,6 +49,10 @@ export class RlooTrainer extends OnlineTrainer<RlooConfig> {
     return true;
   }
 
+  /**
+   * Sequence baselines (RLOO's leave-one-out, REINFORCE++-baseline's group mean) over the whole generation (every
+   * rank's rewards, and RLOO's per-row KL gathered); REINFORCE++'s whitening over every rank's tokens.
+   */
   protected computeAdvantages(a: AdvantageInputs): { advantages: Float32Array; metrics: Record<string, number> } {
     const c = this.config;
     const { R, Tn } = a.batch;
@@ -64,29 +69,31 @@ export class RlooTrainer extends OnlineTrainer<RlooConfig> {
         klSum += kl[i];
         tokens++;
       }
+      if (a.reduce) [klSum, tokens] = sumOver(a.reduce, klSum, tokens);
     }
     const metrics: Record<string, number> = a.refLogp ? { kl: tokens ? klSum / tokens : 0 } : {};
     if (c.advantageEstimator === 'rloo') {
-      const shaped = Float64Array.from(a.rewards, (r, b) => {
+      const rowKl = Float64Array.from({ length: R }, (_, b) => {
         let s = 0;
         for (let t = 0; t < Tn; t++) s += kl[b * Tn + t];
-        return r - c.beta * s;
+        return s;
       });
+      const klAll = a.gather(rowKl); // (globalR)
+      const shaped = Float64Array.from(a.rewards, (r, g) => r - c.beta * klAll[g]);
       const seq = leaveOneOutAdvantages(shaped, a.G, c.normalizeAdvantages);
-      const advantages = new Float32Array(R * Tn);
-      for (let b = 0; b < R; b++) advantages.fill(seq[b], b * Tn, (b + 1) * Tn);
-      return { advantages, metrics };
+      return { advantages: sequenceAdvantagesPerToken(seq, a.globalRows, Tn), metrics };
     }
     // REINFORCE++: scores (centred on their group with the baseline variant), token rewards, returns, whitening
-    const scores = Float64Array.from(a.rewards);
+    const all = Float64Array.from(a.rewards);
     if (c.advantageEstimator === 'reinforce++-baseline') {
-      for (let g = 0; g < R / a.G; g++) {
+      for (let g = 0; g < all.length / a.G; g++) {
         let s = 0;
         let n = 0;
-        for (let b = g * a.G; b < (g + 1) * a.G; b++) if (!Number.isNaN(scores[b])) (s += scores[b]), n++;
-        for (let b = g * a.G; b < (g + 1) * a.G; b++) scores[b] -= s / n;
+        for (let b = g * a.G; b < (g + 1) * a.G; b++) if (!Number.isNaN(all[b])) (s += all[b]), n++;
+        for (let b = g * a.G; b < (g + 1) * a.G; b++) all[b] -= s / n;
       }
     }
+    const scores = Float64Array.from(a.globalRows, (g) => all[g]); // this rank's rows
     // unscorable completions: out of the returns' statistics, advantage 0
     const live = mask.slice();
     for (let b = 0; b < R; b++) if (Number.isNaN(scores[b])) (live.fill(0, b * Tn, (b + 1) * Tn), (scores[b] = 0));
@@ -100,7 +107,8 @@ export class RlooTrainer extends OnlineTrainer<RlooConfig> {
     const returns = discountedReturns(shaped.rewards, live, R, Tn, c.gamma);
     let liveTokens = 0;
     for (let i = 0; i < live.length; i++) liveTokens += live[i];
-    const advantages = liveTokens > 1 ? maskedWhiten(returns, live) : returns;
+    if (a.reduce) [liveTokens] = sumOver(a.reduce, liveTokens);
+    const advantages = liveTokens > 1 ? maskedWhiten(returns, live, { reduce: a.reduce }) : returns;
     return { advantages, metrics };
   }
 

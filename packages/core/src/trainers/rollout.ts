@@ -121,6 +121,14 @@ export function layoutResponses(prompts: number[][], responses: number[][], stop
   return { R, promptWidth: Tp, width: W, Tn, sequences, attentionMask, mask, lengths: Int32Array.from(responses, (r) => r.length), stopped, prompts, responses };
 }
 
+/** A batch of no rows (a data-parallel rank that holds none of a generation's rows). */
+export function emptyResponses(): ResponseBatch {
+  return {
+    R: 0, promptWidth: 0, width: 0, Tn: 0, sequences: new Int32Array(0), attentionMask: new Float32Array(0), mask: new Float32Array(0),
+    lengths: new Int32Array(0), stopped: [], prompts: [], responses: [],
+  };
+}
+
 /**
  * The longest prompt that leaves room for `responseLength` new tokens in the policy's `window` positions
  * (`maxPromptLength` when given), or an error naming the field (`responseField`) that does not fit.
