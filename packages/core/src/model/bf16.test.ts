@@ -71,7 +71,7 @@ describe('bf16 weights: the ops that read weights take them as they are', () => 
   });
 });
 
-const families: Array<[string, () => CausalLM & { keepFrozenInBf16(): number; parameterBytes(): number }]> = [
+const families: Array<[string, () => CausalLM]> = [
   ['llama (tied, GQA)', () => new Llama({ vocabSize: 61, hiddenSize: 24, intermediateSize: 40, numLayers: 2, numHeads: 4, numKvHeads: 2, maxPositions: 32, tieWordEmbeddings: true }, { seed: 3 })],
   ['gpt2', () => new GPT2({ vocabSize: 53, nPositions: 32, nEmbd: 24, nLayer: 2, nHead: 3 }, { seed: 4 })],
 ];
@@ -127,6 +127,32 @@ describe('Module.keepFrozenInBf16', () => {
     const f = families[0][1]();
     copyParameters(f as unknown as Llama, m as unknown as Llama);
     expect(Array.from(f.lmHeadWeight().data)).toEqual(Array.from(m.lmHeadWeight().toF32().data));
+  });
+
+  it('frozenBf16Copy: the same weights as clone + freeze + keepFrozenInBf16, its own parameters, the original untouched', () => {
+    for (const [name, make] of families) {
+      const m = make();
+      const copy = m.frozenBf16Copy();
+      const viaClone = make();
+      viaClone.freeze().keepFrozenInBf16();
+      expect(copy.kind).toBe(m.kind);
+      for (const [n, t] of copy.namedParameters()) {
+        const want = viaClone.namedParameters().find(([k]) => k === n)![1];
+        expect(t.dtype, `${name} ${n}`).toBe(want.dtype);
+        expect(t.requiresGrad).toBe(false);
+        expect(Array.from(t.toF32().data), `${name} ${n}`).toEqual(Array.from(want.toF32().data));
+      }
+      expect(m.namedParameters().every(([, t]) => t.dtype === 'f32' && t.requiresGrad)).toBe(true);
+      // its own storage: changing the original changes nothing in the copy
+      const v = m.namedParameters().find(([, t]) => t.ndim === 1)![1];
+      const before = copy.namedParameters().find(([n]) => n === v.name)![1].data[0];
+      v.data[0] += 1;
+      expect(copy.namedParameters().find(([n]) => n === v.name)![1].data[0]).toBe(before);
+      const rng = new Rng(2);
+      const ids = Int32Array.from({ length: 24 }, () => rng.int(m.vocabSize));
+      const out = (x: CausalLM) => noGrad(() => x.logits(x.forward({ ids, B: 2, T: 12 })).data.slice());
+      expect(Array.from(out(copy))).toEqual(Array.from(out(viaClone)));
+    }
   });
 
   it('only frozen matrices are converted: trainable ones and vectors stay f32', () => {

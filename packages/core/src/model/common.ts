@@ -187,6 +187,8 @@ export interface CausalLM {
   freeze(filter?: (name: string) => boolean): this;
   /** Frozen weight matrices to bf16 (Module.keepFrozenInBf16); returns how many were converted. */
   keepFrozenInBf16(): number;
+  /** A frozen copy with its weight matrices in bf16, made without a float32 copy (Module.frozenBf16Copy). */
+  frozenBf16Copy(): CausalLM;
   /** Bytes the parameters take in memory. */
   parameterBytes(): number;
   unfreeze(filter?: (name: string) => boolean): this;

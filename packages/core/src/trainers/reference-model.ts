@@ -26,7 +26,8 @@ export function refModelDtypeSpec(group: string): FieldSpec {
  * bf16 when dtype is 'bf16' (a model given is converted in place).
  */
 export function frozenReference(policy: CausalLM, given: CausalLM | undefined, dtype: RefModelDtype): CausalLM {
-  const ref = (given ?? policy.clone()).freeze();
-  if (dtype === 'bf16') ref.keepFrozenInBf16();
-  return ref;
+  if (!given) return dtype === 'bf16' ? policy.frozenBf16Copy() : policy.clone().freeze();
+  given.freeze();
+  if (dtype === 'bf16') given.keepFrozenInBf16();
+  return given;
 }
