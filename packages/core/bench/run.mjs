@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
- * Core benchmarks: `node bench/run.mjs [--quick] [--json FILE] [--threads N]` (from packages/core).
- * Bundles bench/core-bench.ts with esbuild (so it runs on the sources, no build of core needed) and runs it.
+ * Core benchmarks: `node bench/run.mjs [--bench core|memory] [--quick] [--json FILE] [--threads N]` (from
+ * packages/core). Bundles bench/<bench>-bench.ts (default core-bench.ts) with esbuild (so it runs on the
+ * sources, no build of core needed) and runs it with the other arguments.
  * The addon comes from RLHF_NATIVE_PATH when set, else packages/native/build/Release/rlhf_native.node.
  */
 import { spawnSync } from 'node:child_process';
@@ -13,11 +14,18 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
 // the bundle goes under node_modules/.cache (ignored by git) so that '@rlhf/native' still resolves from it
-const out = join(here, '..', '..', '..', 'node_modules', '.cache', 'rlhf-core-bench', 'core-bench.mjs');
+const args = process.argv.slice(2);
+const at = args.indexOf('--bench');
+const bench = at >= 0 ? args.splice(at, 2)[1] : 'core';
+if (!['core', 'memory'].includes(bench)) {
+  console.error(`--bench: one of core, memory (got ${bench})`);
+  process.exit(2);
+}
+const out = join(here, '..', '..', '..', 'node_modules', '.cache', 'rlhf-core-bench', `${bench}-bench.mjs`);
 mkdirSync(dirname(out), { recursive: true });
 const esbuild = join(dirname(require.resolve('esbuild/package.json')), 'bin', 'esbuild');
-const r = spawnSync(esbuild, [join(here, 'core-bench.ts'), '--bundle', '--platform=node', '--format=esm', '--target=node20',
+const r = spawnSync(esbuild, [join(here, `${bench}-bench.ts`), '--bundle', '--platform=node', '--format=esm', '--target=node20',
   '--external:@rlhf/native', '--external:@rlhf/data', `--outfile=${out}`, '--log-level=warning'], { stdio: 'inherit' });
 if (r.status !== 0) process.exit(r.status ?? 1);
 const { main } = await import(pathToFileURL(out).href);
-await main(process.argv.slice(2));
+await main(args);
