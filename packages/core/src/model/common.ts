@@ -168,6 +168,13 @@ export interface CausalLM {
   readonly numBlocks: number;
   /** block l of the forward: x (B·T, C) -> (B·T, C) */
   block(l: number, x: Tensor, ctx: BlockContext): Tensor;
+  /** the parameters block l reads */
+  blockParameters(l: number): Tensor[];
+  /**
+   * recompute each block in the backward instead of keeping its activations (model/blocks.ts; the trainers set it
+   * from TrainingArgs.gradientCheckpointing)
+   */
+  gradientCheckpointing: boolean;
   readonly vocabSize: number;
   readonly hiddenSize: number;
   readonly maxPositions: number;

@@ -11,6 +11,7 @@ import { Rng } from '../util/rng';
 import { attendWithCache, checkInput, KVCache, preparePositions, type BlockContext, type CausalLM, type ModelInput } from './common';
 import type { StateDict, TensorEntry } from '../io/dtypes';
 import { hfConfigReader, type HfConfigReadOptions } from './hf-config';
+import { runBlocks } from './blocks';
 import { checkEntry, checkTiedHead, copyParameters, Module } from './module';
 
 export interface GPT2Config {
@@ -136,9 +137,13 @@ export class GPT2 extends Module implements CausalLM {
     const { positions, mask } = preparePositions(input);
     const ctx: BlockContext = { B, T, positions, mask, cache };
     let x = add(embedding(input.ids, this.params.get('wte.weight')!), embedding(positions, this.params.get('wpe.weight')!)); // (B·T, C)
-    for (let l = 0; l < c.nLayer; l++) x = this.block(l, x, ctx); // (B·T, C)
+    x = runBlocks(this, x, ctx); // (B·T, C)
     if (cache) cache.length += T;
     return layerNorm(x, this.params.get('ln_f.weight')!, this.params.get('ln_f.bias')!, c.layerNormEps); // (B·T, C)
+  }
+
+  blockParameters(l: number): Tensor[] {
+    return this.parametersUnder(`h.${l}.`);
   }
 
   /** Block l: x + attention(ln_1(x)), then + MLP(ln_2(·)). x (B·T, C) -> (B·T, C). */

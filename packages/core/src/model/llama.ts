@@ -14,6 +14,7 @@ import { Rng } from '../util/rng';
 import { attendWithCache, checkInput, KVCache, preparePositions, type BlockContext, type CausalLM, type ModelInput } from './common';
 import type { StateDict } from '../io/dtypes';
 import { decoderConfigToHf, DECODER_SPECS, type DecoderModelType, type LlamaConfig } from './decoder-config';
+import { runBlocks } from './blocks';
 import { checkTiedHead, copyParameters, Module } from './module';
 import { ropeFrequencies } from './rope-scaling';
 
@@ -127,9 +128,13 @@ export class Llama extends Module implements CausalLM {
     const { positions, mask } = preparePositions(input);
     const ctx: BlockContext = { B, T, positions, mask, cache };
     let x = embedding(input.ids, this.params.get('model.embed_tokens.weight')!); // (B·T, C)
-    for (let l = 0; l < c.numLayers; l++) x = this.block(l, x, ctx); // (B·T, C)
+    x = runBlocks(this, x, ctx); // (B·T, C)
     if (cache) cache.length += T;
     return rmsNorm(x, this.params.get('model.norm.weight')!, c.rmsNormEps); // (B·T, C)
+  }
+
+  blockParameters(l: number): Tensor[] {
+    return this.parametersUnder(`model.layers.${l}.`);
   }
 
   /** Decoder layer l: x + attention(norm(x)), then + MLP(norm(·)). x (B·T, C) -> (B·T, C). */

@@ -8,6 +8,8 @@ import { Tensor } from '../tensor/tensor';
 
 export abstract class Module {
   protected readonly params = new Map<string, Tensor>();
+  /** models: recompute each block in the backward instead of keeping its activations (model/blocks.ts) */
+  gradientCheckpointing = false;
 
   protected addParam(name: string, t: Tensor): Tensor {
     if (this.params.has(name)) throw new Error(`parameter ${name} declared twice`);
@@ -37,6 +39,13 @@ export abstract class Module {
     if (!W) throw new Error(`no parameter named ${name}.weight`);
     const b = this.params.get(`${name}.bias`) ?? null;
     return residual ? residualLinear(residual, x, W, b) : linear(x, W, b);
+  }
+
+  /** The parameters whose names start with `prefix` (a block's: `model.layers.3.`), in declaration order. */
+  protected parametersUnder(prefix: string): Tensor[] {
+    const out: Tensor[] = [];
+    for (const [n, t] of this.params) if (n.startsWith(prefix)) out.push(t);
+    return out;
   }
 
   param(name: string): Tensor {

@@ -90,6 +90,17 @@ describe('SftTrainer', () => {
     }
   });
 
+  it('gradientCheckpointing trains to the same weights, bit for bit', () => {
+    const data = task(32, 6);
+    const cfg = { learningRate: 2e-3, perDeviceTrainBatchSize: 8, numTrainEpochs: 1, saveSteps: 0 };
+    const a = tinyGpt2(5), b = tinyGpt2(5);
+    new SftTrainer(a, data, { config: { ...cfg, outputDir: join(tmp.path, 'ckpt-off') } }).train();
+    new SftTrainer(b, data, { config: { ...cfg, outputDir: join(tmp.path, 'ckpt-on'), gradientCheckpointing: true } }).train();
+    expect(b.gradientCheckpointing).toBe(true);
+    const pb = new Map(b.namedParameters());
+    for (const [n, t] of a.namedParameters()) expect(pb.get(n)!.data, n).toEqual(t.data);
+  });
+
   it('resumes from a checkpoint to the same final weights, bit for bit', () => {
     const data = task(48, 5);
     const cfg = { learningRate: 2e-3, perDeviceTrainBatchSize: 8, numTrainEpochs: 2, warmupRatio: 0.2 };

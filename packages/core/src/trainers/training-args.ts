@@ -29,6 +29,11 @@ export interface TrainingArgs {
   adamBeta2: number;
   adamEpsilon: number;
   maxGradNorm: number;
+  /**
+   * recompute each transformer block in the backward instead of keeping its activations (TRL's
+   * gradient_checkpointing): the activations of all blocks but one are not kept, for one more forward of them
+   */
+  gradientCheckpointing: boolean;
   lrSchedulerType: LrSchedulerType;
   warmupRatio: number;
   warmupSteps: number;
@@ -60,6 +65,7 @@ export const TRAINING_ARGS_SPEC: ConfigSpec<TrainingArgs> = {
   adamBeta2: { group: 'optimisation', type: 'number', min: 0, lt: 1, default: 0.999, doc: 'AdamW β2' },
   adamEpsilon: { group: 'optimisation', type: 'number', gt: 0, default: 1e-8, doc: 'AdamW ε' },
   maxGradNorm: { group: 'optimisation', type: 'number', min: 0, default: 1, doc: 'clip the global gradient norm to this; 0 turns clipping off' },
+  gradientCheckpointing: { group: 'optimisation', type: 'boolean', default: false, doc: "recompute each block in the backward instead of keeping its activations: the activations' memory of all blocks but one, for about a third more compute" },
   lrSchedulerType: { group: 'optimisation', type: 'enum', values: LR_SCHEDULER_TYPES, default: 'linear', doc: 'decay after warmup' },
   warmupRatio: { group: 'optimisation', type: 'number', min: 0, lt: 1, default: 0, doc: 'fraction of the optimizer steps spent warming up from 0 (ignored when warmupSteps > 0)' },
   warmupSteps: { group: 'optimisation', type: 'integer', min: 0, default: 0, doc: 'optimizer steps of linear warmup; overrides warmupRatio when > 0' },
