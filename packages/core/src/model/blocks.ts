@@ -21,7 +21,7 @@ export function runBlocks(model: CausalLM, x: Tensor, ctx: BlockContext): Tensor
   if (!isGradEnabled()) {
     for (let l = 0; l < L; l++) {
       const y = tidy(() => model.block(l, x, ctx));
-      x.release();
+      if (y.storage !== x.storage) x.release();
       x = y;
     }
     return x;
