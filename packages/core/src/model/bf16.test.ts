@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { sharedDirForTests, sharedPath } from '@rlhf/data';
 import { setSimdLevel, info } from '@rlhf/native';
 import { afterAll, describe, expect, it } from 'vitest';
 import { gradcheck, maxRelError, randomTensor } from '../test/gradcheck';
@@ -11,6 +13,7 @@ import { GPT2 } from './gpt2';
 import { Llama } from './llama';
 import { lmHeadTokenLogprobs } from './lm-head';
 import { copyParameters } from './module';
+import { fromPretrained } from './pretrained';
 
 const level = info().simdBf16 ? 'avx512bf16' : info().simd;
 afterAll(() => {
@@ -161,5 +164,43 @@ describe('Module.keepFrozenInBf16', () => {
     m.keepFrozenInBf16();
     for (const [n, t] of m.namedParameters()) expect(t.dtype, n).toBe(n.includes('layers.0.') && t.ndim === 2 ? 'bf16' : 'f32');
     expect(() => m.unfreeze()).toThrow(/only f32 tensors can require grad/);
+  });
+});
+
+describe('bf16 on a pretrained model (stories260K, llama2.c)', () => {
+  it.skipIf(!sharedDirForTests())('log-probs of its own greedy story with the weights in bf16 stay close to float32', () => {
+    const { model, tokenizer } = fromPretrained(sharedPath('models/stories260K/stories260K.bin'));
+    const text = readFileSync(sharedPath('models/stories260K/greedy-60.txt'), 'utf8');
+    const ids = Int32Array.from([1, ...tokenizer!.encode(text)]);
+    const T = ids.length - 1;
+    const input = { ids: ids.subarray(0, T), B: 1, T };
+    const targets = ids.subarray(1);
+    const lp = (m: CausalLM) => noGrad(() => lmHeadTokenLogprobs(m, m.forward(input), null, targets)[0].data.slice());
+    const f32 = lp(model);
+    const bf = model.frozenBf16Copy();
+    const stats = (a: Float32Array) => {
+      let max = 0, sum = 0, seq = 0, seqF = 0;
+      for (let i = 0; i < a.length; i++) {
+        max = Math.max(max, Math.abs(a[i] - f32[i]));
+        sum += Math.abs(a[i] - f32[i]);
+        seq += a[i];
+        seqF += f32[i];
+      }
+      return { max, mean: sum / a.length, seqDiff: Math.abs(seq - seqF) };
+    };
+    const atLevel = (lv: 'avx512' | typeof level) => {
+      setSimdLevel(lv);
+      try {
+        return stats(lp(bf));
+      } finally {
+        setSimdLevel(level);
+      }
+    };
+    const weightsOnly = atLevel('avx512'), withActs = atLevel(level);
+    const f = (x: { max: number; mean: number; seqDiff: number }) => `max ${x.max.toExponential(2)}, mean ${x.mean.toExponential(2)}, sequence sum ${x.seqDiff.toExponential(2)}`;
+    console.log(`stories260K, ${T} tokens, |log-prob(bf16) - log-prob(f32)|: weights rounded (avx512): ${f(weightsOnly)}; ${level}: ${f(withActs)}`);
+    expect(weightsOnly.max).toBeGreaterThan(0);
+    expect(weightsOnly.max).toBeLessThan(0.1);
+    expect(withActs.max).toBeLessThan(0.1);
   });
 });
