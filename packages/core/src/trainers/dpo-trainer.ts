@@ -101,7 +101,6 @@ export class DpoTrainer extends TrainerBase<DpoConfig> {
     this.unpaired = data === 'unpaired';
     this.referenceFree = REFERENCE_FREE_LOSS_TYPES.includes(config.lossType);
     this.reduction = config.lossType === 'ipo' || config.lossType === 'simpo' || config.lossType === 'orpo' ? 'mean' : 'sum';
-    policy.gradientCheckpointing = config.gradientCheckpointing;
     this.evalData = options.evalData ?? [];
     // no reference given: the policy itself, before any update (no copy; it stays f32: it is the policy)
     const ref = options.refModel ? frozenReference(policy, options.refModel, config.refModelDtype) : policy;

@@ -269,6 +269,17 @@ describe('GrpoTrainer', () => {
     expect(ro.stopped.some((s) => !s)).toBe(true);
   });
 
+  it('gradientCheckpointing (set by the shared TrainerBase) trains to the same weights, bit for bit (beta > 0: a reference too)', () => {
+    const cfg = { ...small, beta: 0.05, numIterations: 2, maxSteps: 4 };
+    const a = tinyGpt2(15), b = tinyGpt2(15);
+    new GrpoTrainer(a, prompts(8, 10), [countGood], { config: { ...cfg, outputDir: join(tmp.path, 'ckpt-off') } }).train();
+    new GrpoTrainer(b, prompts(8, 10), [countGood], { config: { ...cfg, outputDir: join(tmp.path, 'ckpt-on'), gradientCheckpointing: true } }).train();
+    expect(a.gradientCheckpointing).toBe(false);
+    expect(b.gradientCheckpointing).toBe(true);
+    const pb = new Map(b.namedParameters());
+    for (const [n, p] of a.namedParameters()) expect(pb.get(n)!.data, n).toEqual(p.data);
+  });
+
   it('an async reward function trains with trainAsync() to the weights of its sync twin; train() refuses it by name', async () => {
     const cfg = { ...small, maxSteps: 2 };
     const asyncGood: RewardFunction = async (inp) => countGood(inp) as number[];

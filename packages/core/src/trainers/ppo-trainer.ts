@@ -125,7 +125,6 @@ export class PpoTrainer extends TrainerBase<PpoConfig> {
   ) {
     const config = ppoConfig(options.config ?? {});
     super(config, policy, options);
-    policy.model.gradientCheckpointing = config.gradientCheckpointing;
     if (prompts.length === 0) throw new Error('PpoTrainer: no prompt');
     this.stopTokenId = config.stopTokenId ?? options.eosTokenId ?? null;
     if (config.missingEosPenalty !== null && this.stopTokenId === null) {

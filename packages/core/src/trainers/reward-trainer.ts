@@ -77,7 +77,6 @@ export class RewardTrainer extends TrainerBase<RewardConfig> {
   ) {
     const config = rewardConfig(options.config ?? {});
     super(config, rewardModel, options);
-    rewardModel.model.gradientCheckpointing = config.gradientCheckpointing;
     this.elements = elementsOf(trainData, config.lossType);
     // held-out metrics always read every pair of every prompt: the K-wise grouping
     this.evalElements = elementsOf(options.evalData ?? [], 'kwise');

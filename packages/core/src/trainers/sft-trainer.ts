@@ -125,7 +125,6 @@ export class SftTrainer extends TrainerBase<SftConfig> {
   ) {
     const config = sftConfig(options.config ?? {});
     super(config, policy, options);
-    policy.gradientCheckpointing = config.gradientCheckpointing;
     if (train.length === 0) throw new Error('SftTrainer: no training example');
     const L = Math.min(config.maxLength, policy.maxPositions);
     const toRows = (data: SftExample[]) => {

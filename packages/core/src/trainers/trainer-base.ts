@@ -50,12 +50,25 @@ import { lrMultiplier, type LrSchedule } from './schedules';
 import { AsyncRewardError, asyncMessage, runAsync, type Steps, type Wait } from './steps';
 import { resolveWarmupSteps, type TrainingArgs } from './training-args';
 
-/** What a trainer trains: named parameters (HF names), gradients, and state dicts for checkpoints. */
+/**
+ * What a trainer trains: named parameters (HF names), gradients, and state dicts for checkpoints; a causal LM
+ * itself (gradientCheckpointing), or a pairing of one with a head (`model`: a policy with a value head, a
+ * reward model).
+ */
 export interface Trainable {
   namedParameters(): Array<[string, Tensor]>;
   zeroGrad(): void;
   stateDict(): StateDict;
   loadStateDict(sd: StateDict, opts?: { strict?: boolean }): void;
+  gradientCheckpointing?: boolean;
+  model?: { gradientCheckpointing: boolean };
+}
+
+/** Turns activation checkpointing of the trained causal LM on or off (TrainingArgs.gradientCheckpointing). */
+function setGradientCheckpointing(label: string, model: Trainable, on: boolean): void {
+  if (typeof model.gradientCheckpointing === 'boolean') model.gradientCheckpointing = on;
+  else if (model.model && typeof model.model.gradientCheckpointing === 'boolean') model.model.gradientCheckpointing = on;
+  else if (on) throw new Error(`${label}: gradientCheckpointing is on, but the model trained is not a causal LM whose blocks can be checkpointed`);
 }
 
 /**
@@ -176,6 +189,7 @@ export abstract class TrainerBase<C extends TrainingArgs> {
     this.syncOptions = options.gradientSync ?? {};
     // every rank starts from rank 0's weights (before a subclass copies the policy into a frozen reference)
     broadcastWeights(this.world, model.namedParameters());
+    setGradientCheckpointing(this.label(), model, config.gradientCheckpointing);
     this.optimizer = new AdamW(this.params, {
       beta1: config.adamBeta1,
       beta2: config.adamBeta2,
