@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { mpi } from '@rlhf/native';
 import { registerData } from './commands/data';
 import { registerDemo } from './commands/demo';
+import { registerExport } from './commands/export';
 import { registerGenerate } from './commands/generate';
 import { registerInfo } from './commands/info';
 import { registerSft } from './commands/sft';
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerDemo(program);
   registerData(program);
   registerGenerate(program);
+  registerExport(program);
   registerSft(program);
   registerRm(program);
   registerPpo(program);

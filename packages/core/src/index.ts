@@ -68,6 +68,8 @@ export type { RopeScaling, RopeSpec, RopeType } from './model/rope-scaling';
 export { ValueHead, RewardHead, CausalLMWithValueHead, RewardModel } from './model/heads';
 export { lmHeadTokenLogprobs, lmHeadLoss, selectRows } from './model/lm-head';
 export { fromPretrained, hfLayout, loadTokenizerFile, savePretrained } from './model/pretrained';
+export { exportGguf, type ExportGgufOptions, type GgufDType } from './model/gguf-export';
+export { GGML_TYPE, GGUF_TYPE, gguf, parseGgufHeader, readGgufHeader, serializeGguf, writeGguf, type GgufHeader, type GgufTensor, type GgufTensorInfo, type GgufValue } from './io/gguf';
 export type { Pretrained, FromPretrainedOptions, SaveDType, SavePretrainedOptions } from './model/pretrained';
 
 // optimizer (core)
