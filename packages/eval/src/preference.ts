@@ -10,12 +10,10 @@
  *    set of checkpoints (or any points), so that the gold curve's turn-down is visible.
  */
 import {
-  collateCompletions,
   encodePrompt,
   encodePromptCompletion,
   generate,
-  noGrad,
-  normalizeScore,
+  rewardModelScores,
   tidy,
   type RewardModel,
   type ScoreNormalization,
@@ -105,8 +103,9 @@ export function rewardJudge(reward: (prompt: Text, completion: string) => number
 /**
  * A reward function from a core RewardModel: its scalar at the last token, on exactly the token sequence the
  * reward trainer and PPO score (core's `encodePromptCompletion`: the prompt with BOS, then the completion
- * encoded on its own and ended with EOS; `collateCompletions` trims to the model's context), and normalised
- * (mean 0, std 1 on the reference set) when the model folder carried a normalisation.
+ * encoded on its own and ended with EOS), scored by core's `rewardModelScores` as the trainers and the demo score
+ * (`collateCompletions` trims to the model's context), and normalised (mean 0, std 1 on the reference set) when
+ * the model folder carried a normalisation.
  */
 export function rewardModelReward(
   rm: RewardModel,
@@ -115,9 +114,8 @@ export function rewardModelReward(
 ): (prompt: Text, completion: string) => number {
   return (prompt, completion) => {
     const pair = encodePromptCompletion(tokenizer, prompt, completion);
-    const b = collateCompletions([pair], rm.model.maxPositions);
-    const raw = noGrad(() => tidy(() => rm.forward({ ids: b.ids, B: b.B, T: b.T, attentionMask: b.attentionMask }).data[0]));
-    return normalization ? normalizeScore(raw, normalization) : raw;
+    // core's one way a reward model scores a completion (the trainers' and the demo's)
+    return tidy(() => rewardModelScores({ model: rm, normalization }, [pair.prompt], [pair.completion], 1)[0]);
   };
 }
 

@@ -75,7 +75,7 @@ export { collateCompletions, completionLogprobs } from './sequences';
 export type { PromptCompletion, CompletionBatch, CompletionLogprobs } from './sequences';
 export { SftTrainer, collateSft } from './sft-trainer';
 export type { SftExample, SftBatch, SftRow } from './sft-trainer';
-export { RewardTrainer, normalizeScore, scoreCompletions } from './reward-trainer';
+export { RewardTrainer, kwiseRankingLossOp, normalizeScore, scoreCompletions } from './reward-trainer';
 export type { RankedExample, ScoreNormalization } from './reward-trainer';
 export { DpoTrainer, dataKindOf } from './dpo-trainer';
 export type { DpoExample, KtoExample, DpoFamilyExample } from './dpo-trainer';

@@ -3,7 +3,10 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RewardModel } from '../model/heads';
 import { resolveResume } from './checkpoint';
-import { RewardTrainer, normalizeScore, type RankedExample } from './reward-trainer';
+import { kwiseRankingLoss } from './losses';
+import { RewardTrainer, kwiseRankingLossOp, normalizeScore, type RankedExample } from './reward-trainer';
+import { gradcheck } from '../test/gradcheck';
+import { Tensor } from '../tensor/tensor';
 import { StatefulRng } from './rng';
 import { changedParams, snapshotParams, tempDir, tinyGpt2 } from './test-utils';
 
@@ -133,5 +136,22 @@ describe('RewardTrainer', () => {
     expect(() => new RewardTrainer(rmOf(1), ranked(2, 2, 1), { config: { ...config, lossType: 'listwise' as never, centerRewardsCoefficient: -1 } })).toThrow(
       /lossType: must be one of 'kwise', 'pairwise'[\s\S]*centerRewardsCoefficient: must be ≥ 0/,
     );
+  });
+
+  it('the ranking loss is an op on the tape: weight × Σ of each element\'s K-wise loss, its gradient the loss\'s own (gradcheck; K 3 and 4, a tie, centring)', () => {
+    const rng = new StatefulRng(5);
+    const elements = [
+      { completions: [[1], [2], [3]], ranks: [0, 1, 2] },
+      { completions: [[1], [2], [3], [4]], ranks: [1, 0, 1, 3] },
+    ];
+    const offsets = [0, 3];
+    const scores = Float32Array.from({ length: 7 }, () => rng.nextFloat() * 4 - 2);
+    const x = Tensor.fromF32(scores, [7], true);
+    const args = { elements, offsets, weight: 0.25, centerCoef: 0.01 };
+    const { loss, stats } = kwiseRankingLossOp(x, args);
+    const want = elements.map((e, j) => kwiseRankingLoss(scores.subarray(offsets[j], offsets[j] + e.completions.length), { ranks: e.ranks, centerCoef: 0.01 }));
+    expect(stats.map((s) => s.loss)).toEqual(want.map((w) => w.loss));
+    expect(loss.data[0]).toBeCloseTo(0.25 * (want[0].loss + want[1].loss), 6);
+    gradcheck(() => kwiseRankingLossOp(x, args).loss, [x], { eps: 1e-3, tol: 2e-2 });
   });
 });

@@ -17,10 +17,35 @@ import type { ModelInput } from '../model/common';
 import type { RewardModel } from '../model/heads';
 import { batchIndices, planRun, type RunPlan } from './grad-accum';
 import { kwiseRankingLoss } from './losses';
+import { defineLossOp } from './loss-op';
 import { rewardConfig, type RewardConfig } from './reward-config';
 import { seededPermutation } from './rng';
 import { collateCompletions } from './sequences';
 import { TrainerBase, type TrainerOptions } from './trainer-base';
+
+/**
+ * A micro-batch's ranking loss as an op on the tape (loss-op.ts), as every trainer's loss: the scores (rows) of its
+ * elements' completions in, weight × Σ over the elements of the K-wise loss (losses.ts, with its analytic gradient)
+ * out. Statistics: each element's kwiseRankingLoss result.
+ */
+export const kwiseRankingLossOp = defineLossOp(
+  'kwiseRankingLoss',
+  (
+    r: Float32Array,
+    a: { elements: ReadonlyArray<{ completions: ArrayLike<number>[]; ranks?: number[] }>; offsets: number[]; weight: number; centerCoef: number; layout?: null },
+  ) => {
+    const grad = new Float32Array(r.length);
+    let loss = 0;
+    const perElement = a.elements.map((e, j) => {
+      const o = a.offsets[j];
+      const res = kwiseRankingLoss(r.subarray(o, o + e.completions.length), { ranks: e.ranks, centerCoef: a.centerCoef });
+      for (let k = 0; k < e.completions.length; k++) grad[o + k] = res.dRewards[k] * a.weight;
+      loss += res.loss;
+      return res;
+    });
+    return { loss: loss * a.weight, grad, stats: perElement };
+  },
+);
 
 export interface RankedExample {
   prompt: ArrayLike<number>;
@@ -138,20 +163,16 @@ export class RewardTrainer extends TrainerBase<RewardConfig> {
       const els = idx.map((i) => this.elements[i]);
       const { input, offsets } = this.inputOf(els);
       const rewards = this.rewardModel.forward(input); // (rows)
-      const r = rewards.data;
-      const grad = new Float32Array(rewards.size);
-      const w = 1 / st.total; // mean over the step's elements
-      els.forEach((e, j) => {
-        const o = offsets[j];
-        const res = kwiseRankingLoss(r.subarray(o, o + e.completions.length), { ranks: e.ranks, centerCoef: this.config.centerRewardsCoefficient });
-        for (let k = 0; k < e.completions.length; k++) grad[o + k] = res.dRewards[k] * w;
+      // mean over the step's elements: each weighs 1 / st.total
+      const { loss: l, stats } = kwiseRankingLossOp(rewards, { elements: els, offsets, weight: 1 / st.total, centerCoef: this.config.centerRewardsCoefficient });
+      for (const res of stats) {
         loss += res.loss;
         pairs += res.pairs;
         correct += res.accuracy * res.pairs;
         margin += res.meanMargin * res.pairs;
-      });
+      }
       elements += els.length;
-      this.backward(rewards, grad, { lastOfStep: m === shares.length - 1 });
+      this.backward(l, undefined, { lastOfStep: m === shares.length - 1 });
     });
     this.metricWeight = elements;
     return { loss: elements ? loss / elements : 0, accuracy: pairs ? correct / pairs : 0, margin: pairs ? margin / pairs : 0, epoch: this.plan.epochOfStep[step] };
