@@ -179,7 +179,7 @@ function modelEval(prompts: Prompt[], replies: string[], rm: number[]): ModelEva
  * PPO that also judges its held-out samples by the gold labeler at every evaluation: the reward model's
  * score and the gold score side by side, against the KL to the reference (the over-optimisation curve).
  */
-class DemoPpoTrainer extends PpoTrainer {
+export class DemoPpoTrainer extends PpoTrainer {
   readonly curve: CurvePoint[] = [];
   constructor(
     policy: CausalLMWithValueHead,
@@ -205,48 +205,76 @@ class DemoPpoTrainer extends PpoTrainer {
   }
 }
 
-/** Runs the five stages; writes everything under opts.out; returns the figures. */
-export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
+/** What every stage reads: the seed, the sizes, the output folder, the held-out prompts and the stage clock. */
+export interface DemoRun {
+  seed: number;
+  quick: boolean;
+  sizes: DemoSizes;
+  print: (line: string) => void;
+  progress: () => ProgressReporter;
+  /** a path inside the output folder */
+  path: (...xs: string[]) => string;
+  /** final evaluation, reward-model accuracy and PPO-curve prompts: never in any training data */
+  evalPrompts: Prompt[];
+  rmEvalPrompts: Prompt[];
+  curvePrompts: Prompt[];
+  /** n training prompts (with repeats) from the rest of the prompt space */
+  drawTrain: (rng: Rng, n: number) => Prompt[];
+  times: StageTime[];
+}
+
+/** Clears the output folder's stage subfolders and splits the prompt space for a seed. */
+export function startRun(opts: DemoOptions): DemoRun {
   const sizes: DemoSizes = { ...(opts.quick ? QUICK_SIZES : FULL_SIZES), ...opts.sizes };
-  const { seed, out, print } = opts;
+  const { seed, out } = opts;
   for (const d of ['data', 'configs', 'models', 'runs', 'tokenizer']) rmSync(join(out, d), { recursive: true, force: true });
   for (const d of ['data', 'configs', 'models', 'runs', 'tokenizer']) mkdirSync(join(out, d), { recursive: true });
-  const p = (...xs: string[]) => join(out, ...xs);
-  const times: StageTime[] = [];
-  const timed = async <T>(stage: string, f: () => T | Promise<T>): Promise<T> => {
-    const t0 = performance.now();
-    const c0 = process.cpuUsage();
-    const r = await f();
-    const c = process.cpuUsage(c0);
-    times.push({ stage, wallS: (performance.now() - t0) / 1000, cpuS: (c.user + c.system) / 1e6 });
-    return r;
-  };
-  const stageTime = () => {
-    const t = times[times.length - 1];
-    return `${t.wallS.toFixed(0)} s wall, ${t.cpuS.toFixed(0)} s CPU`;
-  };
-
   // held-out prompts: final evaluation, reward-model accuracy, the PPO curve; training draws from the rest
   const split = splitPromptSpace(streamRng(seed, 0), sizes.evalPrompts + sizes.rmEvalPrompts);
   const evalPrompts = split.held.slice(0, sizes.evalPrompts);
-  const rmEvalPrompts = split.held.slice(sizes.evalPrompts);
-  const curvePrompts = evalPrompts.slice(0, sizes.curvePrompts);
-  const drawTrain = (rng: Rng, n: number) => Array.from({ length: n }, () => pick(rng, split.train));
-  const cfg = (stage: string, c: object) => writeJson(p('configs', `${stage}.json`), c);
+  return {
+    seed, quick: opts.quick, sizes, print: opts.print, progress: opts.progress,
+    path: (...xs) => join(out, ...xs),
+    evalPrompts,
+    rmEvalPrompts: split.held.slice(sizes.evalPrompts),
+    curvePrompts: evalPrompts.slice(0, sizes.curvePrompts),
+    drawTrain: (rng, n) => Array.from({ length: n }, () => pick(rng, split.train)),
+    times: [],
+  };
+}
 
-  // ---- 0. base model: BPE tokenizer and GPT-2 pretrained on the generated web corpus
-  let tokenizer!: Tokenizer;
-  let base!: GPT2;
-  let pretrainLoss = NaN;
+/** Runs f as one stage: its wall and CPU time join run.times. */
+async function timed<T>(run: DemoRun, stage: string, f: () => T | Promise<T>): Promise<T> {
+  const t0 = performance.now();
+  const c0 = process.cpuUsage();
+  const r = await f();
+  const c = process.cpuUsage(c0);
+  run.times.push({ stage, wallS: (performance.now() - t0) / 1000, cpuS: (c.user + c.system) / 1e6 });
+  return r;
+}
+
+function lastStageTime(run: DemoRun): string {
+  const t = run.times[run.times.length - 1];
+  return `${t.wallS.toFixed(0)} s wall, ${t.cpuS.toFixed(0)} s CPU`;
+}
+
+/** Writes a stage's config (as `rlhf <stage> --config` reads it) to configs/<stage>.json. */
+function writeConfig(run: DemoRun, stage: string, config: object): void {
+  writeJson(run.path('configs', `${stage}.json`), config);
+}
+
+/** Stage 0: a BPE tokenizer and a GPT-2 pretrained on the generated web corpus (models/init, models/base). */
+export async function pretrainBase(run: DemoRun): Promise<{ tokenizer: Tokenizer; base: GPT2; pretrainLoss: number }> {
+  const { sizes, seed } = run;
+  const p = run.path;
   const tokDir = p('tokenizer');
-  await timed('base', async () => {
+  const r = await timed(run, 'base', async () => {
     const rng = streamRng(seed, 1);
-    const web = drawTrain(rng, sizes.webDocs).map((pr) => ({ kind: 'demonstration', prompt: pr.text, completion: asCompletion(sampleReply(rng, pr, WEB_STYLE)) }));
+    const web = run.drawTrain(rng, sizes.webDocs).map((pr) => ({ kind: 'demonstration', prompt: pr.text, completion: asCompletion(sampleReply(rng, pr, WEB_STYLE)) }));
     writeJsonl(p('data', 'web.jsonl'), web);
-    const bpe = trainByteLevelBpe(web.map((r) => r.prompt + r.completion), { vocabSize: sizes.vocabSize });
-    saveTokenizer(tokDir, bpe);
-    tokenizer = bpe;
-    base = new GPT2({ vocabSize: bpe.vocabSize, nPositions: sizes.nPositions, nEmbd: sizes.nEmbd, nLayer: sizes.nLayer, nHead: sizes.nHead }, { seed });
+    const tokenizer = trainByteLevelBpe(web.map((x) => x.prompt + x.completion), { vocabSize: sizes.vocabSize });
+    saveTokenizer(tokDir, tokenizer);
+    const base = new GPT2({ vocabSize: tokenizer.vocabSize, nPositions: sizes.nPositions, nEmbd: sizes.nEmbd, nLayer: sizes.nLayer, nHead: sizes.nHead }, { seed });
     saveModelDir(p('models', 'init'), base.hfConfig(), base.stateDict(), { tokenizerFrom: tokDir });
     // pretraining is SFT with the loss on every token (completionOnlyLoss off): `rlhf sft` reruns it
     const config: Partial<SftConfig> = {
@@ -254,51 +282,69 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
       learningRate: sizes.pretrainLr, warmupSteps: 10, lrSchedulerType: 'cosine', numTrainEpochs: sizes.pretrainEpochs,
       perDeviceTrainBatchSize: 32, maxLength: sizes.nPositions, completionOnlyLoss: false, loggingSteps: 10, weightDecay: 0.01,
     };
-    cfg('base', sftConfig(config));
+    writeConfig(run, 'base', sftConfig(config));
     const train = toSftExamples(tokenizer, await readRecords(p('data', 'web.jsonl')));
-    const trainer = new SftTrainer(base, train, { config: { ...config, outputDir: p('runs', 'base') }, progress: opts.progress() });
+    const trainer = new SftTrainer(base, train, { config: { ...config, outputDir: p('runs', 'base') }, progress: run.progress() });
     trainer.train();
-    pretrainLoss = lastMetric(p('runs', 'base'), 'loss');
     saveModelDir(p('models', 'base'), base.hfConfig(), base.stateDict(), { tokenizerFrom: tokDir });
+    return { tokenizer: tokenizer as Tokenizer, base, pretrainLoss: lastMetric(p('runs', 'base'), 'loss') };
   });
-  const eos = tokenizer.eosId!;
-  print(`0 base   BPE vocabulary ${tokenizer.vocabSize}, GPT-2 ${base.config.nLayer} layers x ${base.config.nEmbd}, ${paramCount(base)} parameters; pretraining loss ${pretrainLoss.toFixed(3)} (${stageTime()})`);
+  run.print(`0 base   BPE vocabulary ${r.tokenizer.vocabSize}, GPT-2 ${r.base.config.nLayer} layers x ${r.base.config.nEmbd}, ${paramCount(r.base)} parameters; pretraining loss ${r.pretrainLoss.toFixed(3)} (${lastStageTime(run)})`);
+  return r;
+}
 
-  // ---- 1. demonstrations and SFT
-  const sft = base.clone() as GPT2;
-  let sftEvalLoss = NaN;
-  await timed('sft', async () => {
+/** Stage 1: contractor demonstrations (data/demos.jsonl) and supervised fine-tuning (models/sft). */
+export async function finetuneSft(run: DemoRun, tokenizer: Tokenizer, base: GPT2): Promise<{ sft: GPT2; sftEvalLoss: number }> {
+  const { sizes, seed } = run;
+  const p = run.path;
+  const r = await timed(run, 'sft', async () => {
+    const sft = base.clone() as GPT2;
     const rng = streamRng(seed, 2);
-    const demos = drawTrain(rng, sizes.demos).map((pr) => ({ kind: 'demonstration', prompt: pr.text, completion: asCompletion(sampleReply(rng, pr, CONTRACTOR_STYLE)) }));
+    const demos = run.drawTrain(rng, sizes.demos).map((pr) => ({ kind: 'demonstration', prompt: pr.text, completion: asCompletion(sampleReply(rng, pr, CONTRACTOR_STYLE)) }));
     writeJsonl(p('data', 'demos.jsonl'), demos);
-    writeJsonl(p('data', 'demos-eval.jsonl'), rmEvalPrompts.map((pr) => ({ kind: 'demonstration', prompt: pr.text, completion: asCompletion(sampleReply(rng, pr, CONTRACTOR_STYLE)) })));
+    writeJsonl(p('data', 'demos-eval.jsonl'), run.rmEvalPrompts.map((pr) => ({ kind: 'demonstration', prompt: pr.text, completion: asCompletion(sampleReply(rng, pr, CONTRACTOR_STYLE)) })));
     const config: Partial<SftConfig> = {
       modelPath: 'models/base', datasetPath: 'data/demos.jsonl', evalDatasetPath: 'data/demos-eval.jsonl', outputDir: 'runs/sft', seed,
       learningRate: sizes.sftLr, warmupSteps: 5, numTrainEpochs: sizes.sftEpochs, perDeviceTrainBatchSize: 32, maxLength: sizes.nPositions,
       loggingSteps: 10,
     };
-    cfg('sft', sftConfig(config));
+    writeConfig(run, 'sft', sftConfig(config));
     const train = toSftExamples(tokenizer, await readRecords(p('data', 'demos.jsonl')));
     const evalData = toSftExamples(tokenizer, await readRecords(p('data', 'demos-eval.jsonl')));
-    const trainer = new SftTrainer(sft, train, { config: { ...config, outputDir: p('runs', 'sft') }, evalData, progress: opts.progress() });
-    sftEvalLoss = trainer.train().lastEval.loss ?? NaN;
-    saveModelDir(p('models', 'sft'), sft.hfConfig(), sft.stateDict(), { tokenizerFrom: tokDir });
+    const trainer = new SftTrainer(sft, train, { config: { ...config, outputDir: p('runs', 'sft') }, evalData, progress: run.progress() });
+    const sftEvalLoss = trainer.train().lastEval.loss ?? NaN;
+    saveModelDir(p('models', 'sft'), sft.hfConfig(), sft.stateDict(), { tokenizerFrom: p('tokenizer') });
+    return { sft, sftEvalLoss };
   });
-  print(`1 sft    ${sizes.demos} demonstrations; held-out completion loss ${sftEvalLoss.toFixed(3)} (${stageTime()})`);
+  run.print(`1 sft    ${sizes.demos} demonstrations; held-out completion loss ${r.sftEvalLoss.toFixed(3)} (${lastStageTime(run)})`);
+  return r;
+}
 
-  // ---- 2. comparisons ranked by the gold labeler, reward model
-  const rm = new RewardModel(sft.clone());
-  let rmAccuracy = NaN;
-  let rmPairs = 0;
-  let rmAccuracyByPrompt: DemoSummary['rmAccuracyByPrompt'] = { correct: [], pairs: [] };
-  let labelerAgreement = NaN;
-  let normalization!: ScoreNormalization;
-  await timed('rm', async () => {
+/** What stage 2 gives: the reward model with its normalisation, and its held-out figures. */
+export interface RewardStage {
+  rm: RewardModel;
+  normalization: ScoreNormalization;
+  rmAccuracy: number;
+  rmAccuracyPairs: number;
+  rmAccuracyByPrompt: DemoSummary['rmAccuracyByPrompt'];
+  labelerAgreement: number;
+}
+
+/**
+ * Stage 2: K SFT samples per prompt ranked by the gold labeler with noise (data/comparisons*.jsonl), the
+ * reward model with the K-wise loss (models/rm), its held-out accuracy.
+ */
+export async function trainRewardModel(run: DemoRun, tokenizer: Tokenizer, sft: GPT2): Promise<RewardStage> {
+  const { sizes, seed } = run;
+  const p = run.path;
+  const eos = tokenizer.eosId!;
+  const r = await timed(run, 'rm', async () => {
+    const rm = new RewardModel(sft.clone());
     const rng = streamRng(seed, 3);
     const comparisons = (prompts: Prompt[], file: string, progressLabel: string) => {
       const ids = prompts.map((pr) => tokenizer.encode(pr.text, { addBos: true }));
       const rows = ids.flatMap((x) => Array.from({ length: sizes.k }, () => x));
-      const pg = opts.progress();
+      const pg = run.progress();
       pg.start(progressLabel, rows.length, 0);
       const replies = sampleReplies(sft, rows, sizes, eos, seed * 1000 + 17 + (file.includes('eval') ? 500000 : 0), pg).map((t) => decodeReply(tokenizer, t));
       pg.stop();
@@ -315,85 +361,106 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
             if (gold[a] > gold[b] === ranks[a] < ranks[b] && gold[a] !== gold[b]) agree++;
           }
         // tiers best first: completions sharing a rank form one tier (a tie)
-        const tiers = [...new Set(ranks)].sort((x, y) => x - y).map((r) => ranks.flatMap((x, j) => (x === r ? [j] : [])));
+        const tiers = [...new Set(ranks)].sort((x, y) => x - y).map((rank) => ranks.flatMap((x, j) => (x === rank ? [j] : [])));
         return { kind: 'comparison', prompt: pr.text, completions: completions.map(asCompletion), ranking: tiers, labeler: `gold-labeler-${i % 5}` };
       });
       writeJsonl(p('data', file), records);
       return pairs ? agree / pairs : NaN;
     };
-    comparisons(drawTrain(rng, sizes.rmPrompts), 'comparisons.jsonl', 'sample K');
-    labelerAgreement = comparisons(rmEvalPrompts, 'comparisons-eval.jsonl', 'sample K (held out)');
+    comparisons(run.drawTrain(rng, sizes.rmPrompts), 'comparisons.jsonl', 'sample K');
+    const labelerAgreement = comparisons(run.rmEvalPrompts, 'comparisons-eval.jsonl', 'sample K (held out)');
     const config: Partial<RewardConfig> = {
       modelPath: 'models/sft', datasetPath: 'data/comparisons.jsonl', evalDatasetPath: 'data/comparisons-eval.jsonl', outputDir: 'runs/rm', seed,
       learningRate: sizes.rmLr, warmupSteps: 5, numTrainEpochs: sizes.rmEpochs, perDeviceTrainBatchSize: 16, maxLength: sizes.nPositions,
       lossType: 'kwise', loggingSteps: 10,
     };
-    cfg('rm', rewardConfig(config));
+    writeConfig(run, 'rm', rewardConfig(config));
     const train = toRankedExamples(tokenizer, await readRecords(p('data', 'comparisons.jsonl')));
     const evalData = toRankedExamples(tokenizer, await readRecords(p('data', 'comparisons-eval.jsonl')));
-    const trainer = new RewardTrainer(rm, train, { config: { ...config, outputDir: p('runs', 'rm') }, evalData, progress: opts.progress() });
+    const trainer = new RewardTrainer(rm, train, { config: { ...config, outputDir: p('runs', 'rm') }, evalData, progress: run.progress() });
     const { lastEval } = trainer.train();
-    rmAccuracy = lastEval.accuracy ?? NaN;
-    rmPairs = lastEval.pairs ?? 0;
     const byPrompt = trainer.evaluateByPrompt();
-    rmAccuracyByPrompt = { correct: Array.from(byPrompt.correct), pairs: Array.from(byPrompt.pairs) };
-    normalization = trainer.normalization;
+    const normalization = trainer.normalization;
     saveModelDir(p('models', 'rm'), { ...rm.model.hfConfig(), num_labels: 1 }, rm.stateDict(), {
-      tokenizerFrom: tokDir,
+      tokenizerFrom: p('tokenizer'),
       files: { 'reward-normalization.json': `${JSON.stringify(normalization, null, 2)}\n` },
     });
+    return {
+      rm, normalization, labelerAgreement,
+      rmAccuracy: lastEval.accuracy ?? NaN,
+      rmAccuracyPairs: lastEval.pairs ?? 0,
+      rmAccuracyByPrompt: { correct: Array.from(byPrompt.correct), pairs: Array.from(byPrompt.pairs) },
+    };
   });
-  print(
-    `2 rm     ${sizes.rmPrompts} prompts x K=${sizes.k} ranked; held-out pairwise accuracy ${pct(rmAccuracy)} over ${rmPairs} pairs ` +
-      `(the noisy labels agree with the gold order on ${pct(labelerAgreement)}) (${stageTime()})`,
+  run.print(
+    `2 rm     ${sizes.rmPrompts} prompts x K=${sizes.k} ranked; held-out pairwise accuracy ${pct(r.rmAccuracy)} over ${r.rmAccuracyPairs} pairs ` +
+      `(the noisy labels agree with the gold order on ${pct(r.labelerAgreement)}) (${lastStageTime(run)})`,
   );
+  return r;
+}
 
-  // ---- 3. PPO against the reward model
-  const policyLm = sft.clone() as GPT2;
-  let trainer!: DemoPpoTrainer;
-  const evalIds = evalPrompts.map((pr) => tokenizer.encode(pr.text, { addBos: true }));
-  await timed('ppo', async () => {
+/** Stage 3: PPO of the SFT policy against the reward model, with the gold/proxy curve on held-out prompts (models/ppo). */
+export async function optimisePpo(run: DemoRun, tokenizer: Tokenizer, sft: GPT2, reward: { model: RewardModel; normalization: ScoreNormalization }): Promise<DemoPpoTrainer> {
+  const { sizes, seed } = run;
+  const p = run.path;
+  const trainer = await timed(run, 'ppo', async () => {
+    const policyLm = sft.clone() as GPT2;
     const rng = streamRng(seed, 4);
-    writeJsonl(p('data', 'prompts.jsonl'), drawTrain(rng, Math.max(sizes.ppoEpisodes, 256)).map((pr) => ({ kind: 'prompt', prompt: pr.text })));
-    writeJsonl(p('data', 'prompts-eval.jsonl'), curvePrompts.map((pr) => ({ kind: 'prompt', prompt: pr.text })));
+    writeJsonl(p('data', 'prompts.jsonl'), run.drawTrain(rng, Math.max(sizes.ppoEpisodes, 256)).map((pr) => ({ kind: 'prompt', prompt: pr.text })));
+    writeJsonl(p('data', 'prompts-eval.jsonl'), run.curvePrompts.map((pr) => ({ kind: 'prompt', prompt: pr.text })));
     const config: Partial<PpoConfig> = {
       modelPath: 'models/sft', rewardModelPath: 'models/rm', datasetPath: 'data/prompts.jsonl', evalDatasetPath: 'data/prompts-eval.jsonl',
       outputDir: 'runs/ppo', seed, learningRate: sizes.ppoLr, totalEpisodes: sizes.ppoEpisodes, responseLength: sizes.responseLength,
       temperature: sizes.temperature, klCoef: sizes.klCoef, perDeviceTrainBatchSize: sizes.ppoBatch / 2, numMiniBatches: 2, ppoEpochs: 2,
       perDeviceEvalBatchSize: 32, missingEosPenalty: 1, evalSteps: sizes.ppoEvalEvery, loggingSteps: 1, lrSchedulerType: 'constant',
     };
-    cfg('ppo', ppoConfig(config));
+    writeConfig(run, 'ppo', ppoConfig(config));
     const prompts = toPrompts(tokenizer, await readRecords(p('data', 'prompts.jsonl')));
     const curveIds = toPrompts(tokenizer, await readRecords(p('data', 'prompts-eval.jsonl')));
-    trainer = new DemoPpoTrainer(new CausalLMWithValueHead(policyLm), prompts, { model: rm, normalization }, curvePrompts, curveIds, tokenizer, {
+    const t = new DemoPpoTrainer(new CausalLMWithValueHead(policyLm), prompts, reward, run.curvePrompts, curveIds, tokenizer, {
       config: { ...config, outputDir: p('runs', 'ppo') },
       refModel: sft.clone().freeze(),
-      eosTokenId: eos,
-      progress: opts.progress(),
+      eosTokenId: tokenizer.eosId!,
+      progress: run.progress(),
     });
-    trainer.evaluate(); // step 0: the SFT policy itself
-    trainer.train();
-    saveModelDir(p('models', 'ppo'), policyLm.hfConfig(), policyLm.stateDict(), { tokenizerFrom: tokDir });
+    t.evaluate(); // step 0: the SFT policy itself
+    t.train();
+    saveModelDir(p('models', 'ppo'), policyLm.hfConfig(), policyLm.stateDict(), { tokenizerFrom: p('tokenizer') });
+    return t;
   });
   const c0 = trainer.curve[0];
   const cN = trainer.curve[trainer.curve.length - 1];
-  print(
+  run.print(
     `3 ppo    ${sizes.ppoEpisodes} episodes; on held-out prompts: reward-model score ${c0.rm.toFixed(2)} -> ${cN.rm.toFixed(2)}, ` +
-      `gold score ${c0.gold.toFixed(2)} -> ${cN.gold.toFixed(2)}, KL to SFT ${cN.kl.toFixed(2)} nats (${stageTime()})`,
+      `gold score ${c0.gold.toFixed(2)} -> ${cN.gold.toFixed(2)}, KL to SFT ${cN.kl.toFixed(2)} nats (${lastStageTime(run)})`,
   );
+  return trainer;
+}
 
-  // ---- 4. evaluation on held-out prompts: one sampled reply per model and prompt, same sampling seed
+/** What stage 4 gives. */
+export type EvalStage = Pick<DemoSummary, 'base' | 'sft' | 'ppo' | 'ppoKl' | 'winPpoOverSft' | 'winSftOverBase' | 'samples'>;
+
+/** Stage 4: base, SFT and PPO sampled on the held-out prompts (same sampling seed), judged by gold (samples.jsonl). */
+export async function evaluateModels(
+  run: DemoRun,
+  tokenizer: Tokenizer,
+  models: { base: CausalLM; sft: CausalLM; ppo: DemoPpoTrainer },
+  reward: { model: RewardModel; normalization: ScoreNormalization },
+): Promise<EvalStage> {
+  const { sizes, seed, evalPrompts } = run;
+  const eos = tokenizer.eosId!;
+  const evalIds = evalPrompts.map((pr) => tokenizer.encode(pr.text, { addBos: true }));
   const evalSeed = seed * 1000 + 99;
-  const result = await timed('eval', () => {
-    const pg = opts.progress();
+  const result = await timed(run, 'eval', () => {
+    const pg = run.progress();
     pg.start('eval', 2 * evalIds.length, 0);
-    const baseTok = sampleReplies(base, evalIds, sizes, eos, evalSeed);
+    const baseTok = sampleReplies(models.base, evalIds, sizes, eos, evalSeed);
     pg.update(evalIds.length, {});
-    const sftTok = sampleReplies(sft, evalIds, sizes, eos, evalSeed);
+    const sftTok = sampleReplies(models.sft, evalIds, sizes, eos, evalSeed);
     pg.update(2 * evalIds.length, {});
     pg.stop();
     // PPO's replies come from a rollout: it also gives each reply's KL to the reference, token by token
-    const ro = trainer.makeRollout(evalIds, evalSeed);
+    const ro = models.ppo.makeRollout(evalIds, evalSeed);
     const ppoTok = evalPrompts.map((_, b) => Array.from(ro.sequences.subarray(b * ro.width + ro.promptWidth, b * ro.width + ro.promptWidth + ro.lengths[b])));
     const kl = evalPrompts.map((_, b) => {
       let s = 0;
@@ -404,6 +471,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
     const [baseText, sftText, ppoText] = [text(baseTok), text(sftTok), text(ppoTok)];
     const gold = (r: string[]) => evalPrompts.map((pr, i) => goldScore(pr, r[i]));
     const [gBase, gSft, gPpo] = [gold(baseText), gold(sftText), gold(ppoText)];
+    const { model: rm, normalization } = reward;
     return {
       base: modelEval(evalPrompts, baseText, rmScores(rm, normalization, evalIds, baseTok)),
       sft: modelEval(evalPrompts, sftText, rmScores(rm, normalization, evalIds, sftTok)),
@@ -414,16 +482,28 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
       samples: evalPrompts.map((pr, i) => ({ prompt: pr.text, base: baseText[i], sft: sftText[i], ppo: ppoText[i], goldBase: gBase[i], goldSft: gSft[i], goldPpo: gPpo[i] })),
     };
   });
-  print(
+  run.print(
     `4 eval   ${evalPrompts.length} held-out prompts; gold win rate PPO over SFT ${pct(result.winPpoOverSft.value)} ` +
       `(${result.winPpoOverSft.wins} wins, ${result.winPpoOverSft.ties} ties, ${result.winPpoOverSft.losses} losses), SFT over base ${pct(result.winSftOverBase.value)}; ` +
-      `KL(PPO || SFT) ${result.ppoKl.value.toFixed(2)} nats (${stageTime()})`,
+      `KL(PPO || SFT) ${result.ppoKl.value.toFixed(2)} nats (${lastStageTime(run)})`,
   );
-  writeJsonl(p('samples.jsonl'), result.samples);
+  writeJsonl(run.path('samples.jsonl'), result.samples);
+  return result;
+}
 
+/** Runs the five stages; writes everything under opts.out; returns the figures. */
+export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
+  const run = startRun(opts);
+  const { tokenizer, base, pretrainLoss } = await pretrainBase(run);
+  const { sft, sftEvalLoss } = await finetuneSft(run, tokenizer, base);
+  const rmStage = await trainRewardModel(run, tokenizer, sft);
+  const { rm, normalization, ...rmFigures } = rmStage;
+  const reward = { model: rm, normalization };
+  const trainer = await optimisePpo(run, tokenizer, sft, reward);
+  const result = await evaluateModels(run, tokenizer, { base, sft, ppo: trainer }, reward);
   return {
-    seed, quick: opts.quick, sizes, params: paramCount(base), tokenizerVocab: tokenizer.vocabSize, pretrainLoss, sftEvalLoss,
-    labelerAgreement, rmAccuracy, rmAccuracyPairs: rmPairs, rmAccuracyByPrompt, evalPrompts: evalPrompts.length, ...result, curve: trainer.curve, times,
+    seed: run.seed, quick: run.quick, sizes: run.sizes, params: paramCount(base), tokenizerVocab: tokenizer.vocabSize, pretrainLoss, sftEvalLoss,
+    ...rmFigures, evalPrompts: run.evalPrompts.length, ...result, curve: trainer.curve, times: run.times,
   };
 }
 
