@@ -29,48 +29,76 @@ async function demo(...args: string[]): Promise<string> {
 }
 
 describe('rlhf demo --quick', () => {
-  it('runs every stage, writes its outputs, and its numbers are in range', { timeout: 600_000 }, async () => {
+  // Two seeds, so that a regression that one seed hides is caught: every stage's outputs are checked on each
+  // run, and PPO must beat SFT on gold on both. The two runs took 142 s at RLHF_NUM_THREADS=1 on 2 cores shared
+  // under a load of 10-14, and 9 to more than 15 minutes at 2 threads under such a load: hence the long timeout.
+  it('runs every stage on two seeds, writes their outputs and the report over seeds, and PPO beats SFT on gold on both', { timeout: 2_400_000 }, async () => {
     const out = join(root, 'quick');
-    const printed = await demo('--quick', '--out', out);
-    for (const stage of ['0 base', '1 sft', '2 rm', '3 ppo', '4 eval']) expect(printed).toContain(stage);
-    expect(printed).toContain('Summary');
+    const printed = await demo('--quick', '--seeds', '1-2', '--out', out);
+    for (const stage of ['0 base', '1 sft', '2 rm', '3 ppo', '4 eval']) expect(printed.split(stage).length - 1).toBe(2);
+    expect(printed).toContain('seed 1 (');
+    expect(printed).toContain('seed 2 (');
+    expect(printed).toContain('Over 2 seeds (seeds 1, 2, --quick;');
 
-    // every stage's data (read back by @rlhf/data), config, model and metrics
-    const kinds: Record<string, string> = { 'web.jsonl': 'demonstration', 'demos.jsonl': 'demonstration', 'comparisons.jsonl': 'comparison', 'prompts.jsonl': 'prompt' };
-    for (const [file, kind] of Object.entries(kinds)) {
-      const { records } = await readAll(join(out, 'data', file));
-      expect(records.length).toBeGreaterThan(10);
-      expect(records.every((r) => r.kind === kind)).toBe(true);
-    }
-    for (const stage of ['base', 'sft', 'rm', 'ppo']) {
-      expect(existsSync(join(out, 'configs', `${stage}.json`))).toBe(true);
-      expect(existsSync(join(out, 'models', stage, 'model.safetensors'))).toBe(true);
-      expect(existsSync(join(out, 'models', stage, 'tokenizer.json'))).toBe(true);
-      expect(readFileSync(join(out, 'runs', stage, 'metrics.jsonl'), 'utf8').trim().split('\n').length).toBeGreaterThan(1);
-    }
-    expect(existsSync(join(out, 'models', 'rm', 'reward-normalization.json'))).toBe(true);
-    const html = readFileSync(join(out, 'report.html'), 'utf8');
-    expect(html).toContain('<svg');
-    expect(html).toContain('Samples side by side');
+    for (const seed of [1, 2]) {
+      const dir = join(out, `seed-${seed}`);
+      // every stage's data (read back by @rlhf/data), config, model and metrics
+      const kinds: Record<string, string> = { 'web.jsonl': 'demonstration', 'demos.jsonl': 'demonstration', 'comparisons.jsonl': 'comparison', 'prompts.jsonl': 'prompt' };
+      for (const [file, kind] of Object.entries(kinds)) {
+        const { records } = await readAll(join(dir, 'data', file));
+        expect(records.length).toBeGreaterThan(10);
+        expect(records.every((r) => r.kind === kind)).toBe(true);
+      }
+      for (const stage of ['base', 'sft', 'rm', 'ppo']) {
+        expect(existsSync(join(dir, 'configs', `${stage}.json`))).toBe(true);
+        expect(existsSync(join(dir, 'models', stage, 'model.safetensors'))).toBe(true);
+        expect(existsSync(join(dir, 'models', stage, 'tokenizer.json'))).toBe(true);
+        expect(readFileSync(join(dir, 'runs', stage, 'metrics.jsonl'), 'utf8').trim().split('\n').length).toBeGreaterThan(1);
+      }
+      expect(existsSync(join(dir, 'models', 'rm', 'reward-normalization.json'))).toBe(true);
+      const html = readFileSync(join(dir, 'report.html'), 'utf8');
+      expect(html).toContain('<svg');
+      expect(html).toContain('Samples side by side');
 
-    // ranges, not exact values: a quick run is small, but each stage must have done its job
-    const { summary: s } = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
-    expect(s.evalPrompts).toBeGreaterThanOrEqual(200);
-    expect(s.pretrainLoss).toBeLessThan(2.5); // a random model starts at ln(vocab) ≈ 6.2
-    expect(s.rmAccuracy).toBeGreaterThan(0.65); // chance is 0.5
-    expect(s.rmAccuracy).toBeLessThanOrEqual(1);
-    expect(s.winSftOverBase.value).toBeGreaterThan(0.5);
-    expect(s.ppo.gold.value).toBeGreaterThan(s.sft.gold.value);
-    expect(s.ppo.rm.value).toBeGreaterThan(s.sft.rm.value);
-    expect(s.winPpoOverSft.value).toBeGreaterThan(0.5);
-    expect(s.ppoKl.value).toBeGreaterThan(0);
-    expect(s.curve.length).toBeGreaterThanOrEqual(2);
-    expect(s.curve[0].step).toBe(0);
-    for (const t of s.times) expect(t.wallS).toBeGreaterThan(0);
+      // ranges, not exact values: a quick run is small, but each stage must have done its job
+      const { summary: s, report: r } = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
+      expect(s.seed).toBe(seed);
+      expect(s.evalPrompts).toBeGreaterThanOrEqual(200);
+      expect(s.pretrainLoss).toBeLessThan(2.5); // a random model starts at ln(vocab) ≈ 6.2
+      // a quick reward model sees 400 prompts (63-69% on seeds 1-2): its interval over held-out prompts is above chance (0.5)
+      const rmAccuracy = r.results.find((x: { name: string }) => x.name === 'reward model').metrics['held-out pairwise accuracy'];
+      expect(rmAccuracy.value).toBeCloseTo(s.rmAccuracy, 9);
+      expect(rmAccuracy.ci[0]).toBeGreaterThan(0.5);
+      expect(s.rmAccuracy).toBeLessThanOrEqual(1);
+      expect(s.winSftOverBase.value).toBeGreaterThan(0.5);
+      expect(s.ppo.gold.value).toBeGreaterThan(s.sft.gold.value);
+      expect(s.ppo.rm.value).toBeGreaterThan(s.sft.rm.value);
+      expect(s.winPpoOverSft.value).toBeGreaterThan(0.5);
+      // the gain is more than the interval's width: PPO beats SFT on gold, not by the luck of the draw
+      expect(s.winPpoOverSft.ci[0]).toBeGreaterThan(0.5);
+      expect(s.ppoKl.value).toBeGreaterThan(0);
+      expect(s.curve.length).toBeGreaterThanOrEqual(2);
+      expect(s.curve[0].step).toBe(0);
+      for (const t of s.times) expect(t.wallS).toBeGreaterThan(0);
+    }
+
+    // the report over seeds: each seed's figure, its mean and its worst seed
+    const { multiSeed: m, report } = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+    expect(m.seeds).toEqual([1, 2]);
+    const win = m.rows.find((r: { system: string; figure: string }) => r.system === 'PPO' && r.figure === 'gold win rate over SFT');
+    const perSeed = [1, 2].map((seed) => JSON.parse(readFileSync(join(out, `seed-${seed}`, 'report.json'), 'utf8')).summary.winPpoOverSft.value);
+    expect(win.values).toEqual(perSeed);
+    expect(win.worst).toBe(Math.min(...perSeed));
+    expect(win.mean).toBeCloseTo((perSeed[0] + perSeed[1]) / 2, 12);
+    expect(report.series[0].lines).toHaveLength(2);
+    expect(readFileSync(join(out, 'report.md'), 'utf8')).toContain('| PPO: gold win rate over SFT |');
+    expect(readFileSync(join(out, 'report.html'), 'utf8')).toContain('Headline figures over seeds');
   });
 
   it('rejects a bad seed with a one-line error', async () => {
     await expect(demo('--seed', 'x', '--out', join(root, 'bad'))).rejects.toThrow(/--seed/);
     await expect(demo('--seed', '4294967296', '--out', join(root, 'bad'))).rejects.toThrow('--seed must be an integer in [0, 4294967295], got 4294967296');
+    await expect(demo('--seeds', '3-1', '--out', join(root, 'bad'))).rejects.toThrow('--seeds must be seeds or ranges separated by commas, e.g. 1-5 or 1,3,7: the range "3-1" is empty');
+    await expect(demo('--seed', '2', '--seeds', '1-2', '--out', join(root, 'bad'))).rejects.toThrow('--seed and --seeds exclude each other');
   });
 });

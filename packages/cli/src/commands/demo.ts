@@ -1,7 +1,8 @@
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import type { Command } from 'commander';
-import { runDemo } from '../demo/run-demo';
+import { aggregateSeeds, multiSeedTable, parseSeedList, writeMultiSeedReports } from '../demo/multi-seed';
+import { runDemo, type DemoSummary } from '../demo/run-demo';
 import { summaryTable, writeReports } from '../demo/report';
 import { progressReporter, singleProcessOnly } from './train-common';
 
@@ -22,6 +23,11 @@ Stages (each with a progress bar and a line of results):
 Output folder: data/ (every stage's data, @rlhf/data format), configs/ (rerun a stage from inside the folder,
 e.g. \`rlhf rm --config configs/rm.json\`), tokenizer/ (the BPE tokenizer), models/ (init, base, sft, rm, ppo),
 runs/ (metrics.jsonl and checkpoints), samples.jsonl, report.json, report.md, report.html.
+
+--seeds 1-5 runs the whole recipe once per seed, each into <out>/seed-N (the folder above, with its own
+report), then writes report.json / report.md / report.html over the seeds into <out>: every headline figure
+per seed, its mean, its worst seed and its spread (standard deviation, min - max), and the over-optimisation
+curve of every seed. One seed can hide a recipe that fails on others.
 `;
 
 /** `rlhf demo`: the whole RLHF recipe on the built-in synthetic task (demo/). */
@@ -31,19 +37,45 @@ export function registerDemo(program: Command): void {
     .description('the whole RLHF recipe (base, SFT, reward model, PPO, evaluation) on a built-in synthetic task, on CPU, in minutes')
     .option('--out <dir>', 'output folder', './demo-out')
     .option('--seed <n>', 'seed of everything (same seed, same results)', '1')
+    .option('--seeds <list>', 'run the whole recipe once per seed (e.g. 1-5 or 1,3,7), each into <out>/seed-N, and report mean, worst and spread of every figure')
     .option('--quick', 'a smaller run that checks the whole chain (about a minute of CPU time; the full run about 4 minutes)', false)
     .addHelpText('after', HELP)
-    .action(async (opts: { out: string; seed: string; quick: boolean }) => {
+    .action(async (opts: { out: string; seed: string; seeds?: string; quick: boolean }, cmd: Command) => {
       singleProcessOnly('demo');
-      const seed = Number(opts.seed);
-      // at most 2^32 - 1, as everywhere: the generator keeps 32 bits, so a larger seed would repeat a smaller one
-      if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new Error(`--seed must be an integer in [0, 4294967295], got ${opts.seed}`);
+      if (opts.seeds !== undefined && cmd.getOptionValueSource('seed') === 'cli') throw new Error('--seed and --seeds exclude each other: give one seed or a list');
+      const seeds = opts.seeds !== undefined ? parseSeedList(opts.seeds) : [parseSeed(opts.seed)];
       const out = resolve(opts.out);
       mkdirSync(out, { recursive: true });
-      const command = `rlhf demo --seed ${seed}${opts.quick ? ' --quick' : ''}`;
-      process.stdout.write(`${command}: output in ${out}\n`);
-      const summary = await runDemo({ out, seed, quick: opts.quick, progress: progressReporter, print: (l) => process.stdout.write(`${l}\n`) });
-      writeReports(out, summary, command);
-      process.stdout.write(`\n${summaryTable(summary)}\n\nreport: ${resolve(out, 'report.html')}\n`);
+      const quick = opts.quick ? ' --quick' : '';
+      const print = (l: string) => process.stdout.write(`${l}\n`);
+      if (opts.seeds === undefined) {
+        const command = `rlhf demo --seed ${seeds[0]}${quick}`;
+        print(`${command}: output in ${out}`);
+        const summary = await runDemo({ out, seed: seeds[0], quick: opts.quick, progress: progressReporter, print });
+        writeReports(out, summary, command);
+        print(`\n${summaryTable(summary)}\n\nreport: ${resolve(out, 'report.html')}`);
+        return;
+      }
+      const command = `rlhf demo --seeds ${opts.seeds}${quick}`;
+      print(`${command}: ${seeds.length} runs, output in ${out}/seed-N, the report over seeds in ${out}`);
+      const runs: DemoSummary[] = [];
+      for (const seed of seeds) {
+        const dir = join(out, `seed-${seed}`);
+        mkdirSync(dir, { recursive: true });
+        print(`\nseed ${seed} (${dir})`);
+        const summary = await runDemo({ out: dir, seed, quick: opts.quick, progress: progressReporter, print });
+        writeReports(dir, summary, `rlhf demo --seed ${seed}${quick}`);
+        runs.push(summary);
+      }
+      const agg = aggregateSeeds(runs);
+      writeMultiSeedReports(out, agg, runs, command);
+      print(`\n${multiSeedTable(agg)}\n\nreport: ${resolve(out, 'report.html')}`);
     });
+}
+
+/** --seed: at most 2^32 - 1, as everywhere: the generator keeps 32 bits, so a larger seed would repeat a smaller one. */
+function parseSeed(text: string): number {
+  const seed = Number(text);
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new Error(`--seed must be an integer in [0, 4294967295], got ${text}`);
+  return seed;
 }

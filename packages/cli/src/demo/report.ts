@@ -4,7 +4,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { clusteredRatio, createReport, formatEstimate, proportion, reportToHtml, reportToJson, reportToMarkdown, type Estimate, type Report } from '@rlhf/eval';
+import { clusteredRatio, createReport, formatEstimate, proportion, reportToHtml, reportToJson, reportToMarkdown, type Estimate, type Report, type ResultSet } from '@rlhf/eval';
 import { pct, type DemoSummary, type ModelEval } from './run-demo';
 
 const exact = (value: number, n: number): Estimate => ({ value, n, ci: [NaN, NaN], method: 'exact' });
@@ -19,9 +19,10 @@ function modelMetrics(m: ModelEval, n: number): Record<string, Estimate> {
   };
 }
 
-export function buildReport(s: DemoSummary, command: string): Report {
+/** The figures of one run as @rlhf/eval result sets (one per system), each figure with its interval. */
+export function summaryResults(s: DemoSummary): ResultSet[] {
   const n = s.evalPrompts;
-  const results = [
+  return [
     { name: 'base', metrics: modelMetrics(s.base, n) },
     { name: 'SFT', metrics: { ...modelMetrics(s.sft, n), 'gold win rate over base': s.winSftOverBase } },
     { name: 'PPO', metrics: { ...modelMetrics(s.ppo, n), 'gold win rate over SFT': s.winPpoOverSft, 'KL to SFT (nats per reply)': s.ppoKl } },
@@ -34,6 +35,11 @@ export function buildReport(s: DemoSummary, command: string): Report {
       },
     },
   ];
+}
+
+export function buildReport(s: DemoSummary, command: string): Report {
+  const n = s.evalPrompts;
+  const results = summaryResults(s);
   const series = [
     {
       name: 'reward over-optimisation along PPO (held-out prompts)',
