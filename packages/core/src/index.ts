@@ -10,6 +10,8 @@ export { defineOp, noGrad, isGradEnabled, tidy, discardGraph, ForwardCtx, Backwa
 export type { OpDef, BackwardHooks } from './tensor/autograd';
 export * as ops from './tensor/ops';
 export { lmHeadLogprobs, lmHeadCrossEntropy, setLmHeadChunkBytes, lmHeadChunkBytes } from './tensor/lm-head';
+export { loraLinear } from './tensor/lora-linear';
+export type { LoraDropout } from './tensor/lora-linear';
 export type { LmHeadCrossEntropyOptions } from './tensor/lm-head';
 export { acquireF32, releaseF32, poolStats, resetPoolStats, clearPool, setPoolEnabled, setPoolLimit, poolLimit } from './tensor/pool';
 export type { PoolStats } from './tensor/pool';
@@ -70,6 +72,22 @@ export { lmHeadTokenLogprobs, lmHeadLoss, selectRows } from './model/lm-head';
 export { fromPretrained, hfLayout, loadTokenizerFile, savePretrained } from './model/pretrained';
 export { exportGguf, type ExportGgufOptions, type GgufDType } from './model/gguf-export';
 export { GGML_TYPE, GGUF_TYPE, gguf, parseGgufHeader, readGgufHeader, serializeGguf, writeGguf, type GgufHeader, type GgufTensor, type GgufTensorInfo, type GgufValue } from './io/gguf';
+export { rotateHalfRows } from './model/rope-layout';
+export { ALL_LINEAR, LoraAdapters, adaptersDisabled, addLora, loraParameterCount, loraTargets, resolveLoraSpec, withoutAdapters } from './model/lora';
+export type { LoraAdapter, LoraFieldName, LoraSpec, ResolvedLoraSpec } from './model/lora';
+export {
+  ADAPTER_CONFIG_FILE,
+  ADAPTER_WEIGHTS_FILE,
+  adapterBasePath,
+  adapterConfigJson,
+  isAdapterDir,
+  loadAdapter,
+  loadPeftStateDict,
+  peftStateDict,
+  readAdapterConfig,
+  saveAdapter,
+} from './model/peft';
+export type { AdapterConfig, PeftTaskType } from './model/peft';
 export type { Pretrained, FromPretrainedOptions, SaveDType, SavePretrainedOptions } from './model/pretrained';
 
 // optimizer (core)

@@ -202,8 +202,17 @@ export interface CausalLM {
   zeroGrad(): void;
   stateDict(): import('../io/dtypes').StateDict;
   loadStateDict(sd: import('../io/dtypes').StateDict, opts?: { strict?: boolean }): void;
-  /** a deep copy (same config, copied values, same requiresGrad flags) */
+  /** a deep copy (same config, copied values, same requiresGrad flags, LoRA adapters included) */
   clone(): CausalLM;
+  /** the linear projections of the blocks (names without `.weight`): what a LoRA adapter may target */
+  linearNames(): string[];
+  /** a projection's name as a module of the transformers class (what PEFT matches and keys adapters by) */
+  moduleKey(name: string): string;
+  /** LoRA adapters on the projections (model/lora.ts: addLora), or null */
+  readonly lora: import('./lora').LoraAdapters | null;
+  setLora(adapters: import('./lora').LoraAdapters | null): void;
+  /** folds the LoRA adapters into the base weights and removes them (Module.mergeLora) */
+  mergeLora(): void;
   /** config.json contents in Hugging Face form */
   hfConfig(): Record<string, unknown>;
 }

@@ -27,6 +27,11 @@ export interface ModelFamily<C = unknown> {
   describe(c: C): string;
   /** A model of this config (random weights), shaped for the weights about to be loaded when they are given. */
   create(c: C, weights?: StateDict): CausalLM;
+  /**
+   * PEFT's default LoRA target modules for this model_type (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING in
+   * peft/utils/constants.py), or null where PEFT has none (the targets must then be named).
+   */
+  readonly loraTargetModules: readonly string[] | null;
 }
 
 function decoderFamily(t: DecoderModelType): ModelFamily<LlamaConfig> {
@@ -39,6 +44,8 @@ function decoderFamily(t: DecoderModelType): ModelFamily<LlamaConfig> {
     parameterCount: decoderParameterCount,
     describe: (c) => `vocab_size=${c.vocabSize}, hidden_size=${c.hiddenSize}, intermediate_size=${c.intermediateSize}, num_hidden_layers=${c.numLayers}`,
     create: (c) => new Llama(c),
+    // PEFT maps llama, mistral, qwen2 and qwen3 to q_proj, v_proj; it has no entry for smollm3
+    loraTargetModules: t === 'smollm3' ? null : ['q_proj', 'v_proj'],
   };
 }
 
@@ -54,6 +61,7 @@ const gpt2Family: ModelFamily<GPT2Config> = {
     if (weights && [...weights.keys()].some((k) => k.startsWith('transformer.'))) m.savePrefix = 'transformer.';
     return m;
   },
+  loraTargetModules: ['c_attn'],
 };
 
 /** Every family, by config.json model_type. */

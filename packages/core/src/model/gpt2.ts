@@ -97,16 +97,12 @@ export class GPT2 extends Module implements CausalLM {
       const p = `h.${l}.`;
       this.addParam(`${p}ln_1.weight`, Tensor.full([C], 1)); // (C)
       this.addParam(`${p}ln_1.bias`, Tensor.zeros([C])); // (C)
-      this.addParam(`${p}attn.c_attn.weight`, Tensor.randn([3 * C, C], rng, std)); // (3C, C)
-      this.addParam(`${p}attn.c_attn.bias`, Tensor.zeros([3 * C])); // (3C)
-      this.addParam(`${p}attn.c_proj.weight`, Tensor.randn([C, C], rng, projStd)); // (C, C)
-      this.addParam(`${p}attn.c_proj.bias`, Tensor.zeros([C])); // (C)
+      this.addLinear(`${p}attn.c_attn`, Tensor.randn([3 * C, C], rng, std), Tensor.zeros([3 * C])); // (3C, C), (3C)
+      this.addLinear(`${p}attn.c_proj`, Tensor.randn([C, C], rng, projStd), Tensor.zeros([C])); // (C, C), (C)
       this.addParam(`${p}ln_2.weight`, Tensor.full([C], 1)); // (C)
       this.addParam(`${p}ln_2.bias`, Tensor.zeros([C])); // (C)
-      this.addParam(`${p}mlp.c_fc.weight`, Tensor.randn([F, C], rng, std)); // (F, C), F = 4C by default
-      this.addParam(`${p}mlp.c_fc.bias`, Tensor.zeros([F])); // (F)
-      this.addParam(`${p}mlp.c_proj.weight`, Tensor.randn([C, F], rng, projStd)); // (C, F)
-      this.addParam(`${p}mlp.c_proj.bias`, Tensor.zeros([C])); // (C)
+      this.addLinear(`${p}mlp.c_fc`, Tensor.randn([F, C], rng, std), Tensor.zeros([F])); // (F, C), F = 4C by default; (F)
+      this.addLinear(`${p}mlp.c_proj`, Tensor.randn([C, F], rng, projStd), Tensor.zeros([C])); // (C, F), (C)
     }
     this.addParam('ln_f.weight', Tensor.full([C], 1)); // (C)
     this.addParam('ln_f.bias', Tensor.zeros([C])); // (C)
@@ -230,6 +226,11 @@ export class GPT2 extends Module implements CausalLM {
 
   protected override fileName(name: string): string {
     return this.savePrefix + name;
+  }
+
+  /** GPT2LMHeadModel (and GPT2ForSequenceClassification) hold the blocks under `transformer.`. */
+  override moduleKey(name: string): string {
+    return `transformer.${name}`;
   }
 
   protected override paramName(fileName: string): string | null {

@@ -66,10 +66,10 @@ export class Llama extends Module implements CausalLM {
     for (let l = 0; l < c.numLayers; l++) {
       const p = `model.layers.${l}.`;
       this.addParam(`${p}input_layernorm.weight`, Tensor.full([C], 1)); // (C)
-      this.addParam(`${p}self_attn.q_proj.weight`, Tensor.randn([Q, C], rng, std)); // (H·D, C)
-      this.addParam(`${p}self_attn.k_proj.weight`, Tensor.randn([KV, C], rng, std)); // (Hkv·D, C)
-      this.addParam(`${p}self_attn.v_proj.weight`, Tensor.randn([KV, C], rng, std)); // (Hkv·D, C)
-      this.addParam(`${p}self_attn.o_proj.weight`, Tensor.randn([C, Q], rng, outStd)); // (C, H·D)
+      this.addLinear(`${p}self_attn.q_proj`, Tensor.randn([Q, C], rng, std)); // (H·D, C)
+      this.addLinear(`${p}self_attn.k_proj`, Tensor.randn([KV, C], rng, std)); // (Hkv·D, C)
+      this.addLinear(`${p}self_attn.v_proj`, Tensor.randn([KV, C], rng, std)); // (Hkv·D, C)
+      this.addLinear(`${p}self_attn.o_proj`, Tensor.randn([C, Q], rng, outStd)); // (C, H·D)
       if (c.attentionBias || c.qkvBias) {
         this.addParam(`${p}self_attn.q_proj.bias`, Tensor.zeros([Q])); // (H·D)
         this.addParam(`${p}self_attn.k_proj.bias`, Tensor.zeros([KV])); // (Hkv·D)
@@ -81,9 +81,9 @@ export class Llama extends Module implements CausalLM {
         this.addParam(`${p}self_attn.k_norm.weight`, Tensor.full([D], 1)); // (D)
       }
       this.addParam(`${p}post_attention_layernorm.weight`, Tensor.full([C], 1)); // (C)
-      this.addParam(`${p}mlp.gate_proj.weight`, Tensor.randn([F, C], rng, std)); // (F, C)
-      this.addParam(`${p}mlp.up_proj.weight`, Tensor.randn([F, C], rng, std)); // (F, C)
-      this.addParam(`${p}mlp.down_proj.weight`, Tensor.randn([C, F], rng, outStd)); // (C, F)
+      this.addLinear(`${p}mlp.gate_proj`, Tensor.randn([F, C], rng, std)); // (F, C)
+      this.addLinear(`${p}mlp.up_proj`, Tensor.randn([F, C], rng, std)); // (F, C)
+      this.addLinear(`${p}mlp.down_proj`, Tensor.randn([C, F], rng, outStd)); // (C, F)
       if (c.mlpBias) {
         this.addParam(`${p}mlp.gate_proj.bias`, Tensor.zeros([F])); // (F)
         this.addParam(`${p}mlp.up_proj.bias`, Tensor.zeros([F])); // (F)

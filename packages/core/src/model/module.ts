@@ -2,14 +2,22 @@
  * A container of named parameters (Hugging Face names) with the bookkeeping every model and head shares:
  * listing, counting, freezing, state dicts in the io/ format, and copying.
  */
+import { kernels } from '../backend/cpu';
 import type { StateDict, TensorEntry } from '../io/dtypes';
+import { isGradEnabled } from '../tensor/autograd';
+import { loraLinear } from '../tensor/lora-linear';
 import { linear, residualLinear } from '../tensor/ops';
 import { Tensor } from '../tensor/tensor';
+import type { LoraAdapters } from './lora';
 
 export abstract class Module {
   protected readonly params = new Map<string, Tensor>();
   /** models: recompute each block in the backward instead of keeping its activations (model/blocks.ts) */
   gradientCheckpointing = false;
+  /** names of the linear projections (`${name}.weight`, optional `${name}.bias`), in declaration order */
+  private readonly linears: string[] = [];
+  /** LoRA adapters on some of the projections (model/lora.ts), or null */
+  private adapters: LoraAdapters | null = null;
 
   protected addParam(name: string, t: Tensor): Tensor {
     if (this.params.has(name)) throw new Error(`parameter ${name} declared twice`);
@@ -19,33 +27,103 @@ export abstract class Module {
     return t;
   }
 
-  /** [name, tensor] pairs in declaration order (tied weights appear once). */
+  /**
+   * A linear projection through proj(): its weight (out, in) and, when given, its bias (out), under
+   * `${name}.weight` / `${name}.bias`. These are the projections a LoRA adapter may target.
+   */
+  protected addLinear(name: string, weight: Tensor, bias?: Tensor): Tensor {
+    this.addParam(`${name}.weight`, weight);
+    if (bias) this.addParam(`${name}.bias`, bias);
+    this.linears.push(name);
+    return weight;
+  }
+
+  /** The linear projections (parameter names without `.weight`), in declaration order: what LoRA may target. */
+  linearNames(): string[] {
+    return [...this.linears];
+  }
+
+  /**
+   * The name of a projection as a module of the transformers class (`named_modules()` of LlamaForCausalLM,
+   * GPT2LMHeadModel, ...): what PEFT's target_modules are matched against and its adapter keys are built from.
+   */
+  moduleKey(name: string): string {
+    return name;
+  }
+
+  /** The LoRA adapters on this module's projections, or null (model/lora.ts adds and removes them). */
+  get lora(): LoraAdapters | null {
+    return this.adapters;
+  }
+
+  /** Installs (or, with null, removes) a set of adapters; they must fit the projections (model/lora.ts checks). */
+  setLora(adapters: LoraAdapters | null): void {
+    this.adapters = adapters;
+  }
+
+  /**
+   * [name, tensor] pairs in declaration order (tied weights appear once), then the LoRA adapters' factors
+   * (`${projection}.lora_A.weight` (r, in), `.lora_B.weight` (out, r)) when there are any.
+   */
   namedParameters(): Array<[string, Tensor]> {
-    return [...this.params.entries()];
+    const own = [...this.params.entries()];
+    return this.adapters ? [...own, ...this.adapters.namedParameters()] : own;
   }
 
   parameters(): Tensor[] {
-    return [...this.params.values()];
+    return this.namedParameters().map(([, t]) => t);
   }
 
   /**
    * The one linear projection every layer of a model goes through: y = x·Wᵀ + b with W = `${name}.weight`
    * (out, in) and b = `${name}.bias` when the module has one; plus `residual` when given, fused into the GEMM
-   * (residual + x·Wᵀ + b in one pass over the stream). x (N, in) -> (N, out). A per-projection change (a LoRA
-   * adapter, weights kept in another dtype) is one edit here.
+   * (residual + x·Wᵀ + b in one pass over the stream). x (N, in) -> (N, out). A projection with an enabled LoRA
+   * adapter runs the fused loraLinear op instead (base + low-rank path in one op; its dropout only while
+   * recording a graph: never in generation, scoring or a reference's forward); W may be bf16 (keepFrozenInBf16).
    */
   protected proj(x: Tensor, name: string, residual?: Tensor): Tensor {
     const W = this.params.get(`${name}.weight`);
     if (!W) throw new Error(`no parameter named ${name}.weight`);
     const b = this.params.get(`${name}.bias`) ?? null;
+    const a = this.adapters?.active(name);
+    if (a) {
+      const dropout = a.dropout > 0 && isGradEnabled() ? { p: a.dropout, rng: this.adapters!.dropoutRng } : null;
+      return loraLinear(x, W, b, a.A, a.B, a.scaling, residual ?? null, dropout);
+    }
     return residual ? residualLinear(residual, x, W, b) : linear(x, W, b);
   }
 
-  /** The parameters whose names start with `prefix` (a block's: `model.layers.3.`), in declaration order. */
+  /**
+   * The parameters whose names start with `prefix` (a block's: `model.layers.3.`), in declaration order, the LoRA
+   * adapters' factors of its projections last (checkpoint() must see them: with LoRA they alone need a gradient).
+   */
   protected parametersUnder(prefix: string): Tensor[] {
     const out: Tensor[] = [];
-    for (const [n, t] of this.params) if (n.startsWith(prefix)) out.push(t);
+    for (const [n, t] of this.namedParameters()) if (n.startsWith(prefix)) out.push(t);
     return out;
+  }
+
+  /**
+   * Folds every LoRA adapter into its base weight, W (out, in) += s · B · A, and removes the adapters: the plain
+   * model that computes what the adapted one did (up to float32 rounding). A bf16 base weight is widened to f32
+   * first (the merged weight is not bf16-representable); the merged weights keep the base's requiresGrad.
+   */
+  mergeLora(): void {
+    const adapters = this.adapters;
+    if (!adapters) throw new Error('mergeLora: this model has no LoRA adapter');
+    for (const a of adapters.list()) {
+      const key = `${a.name}.weight`;
+      let W = this.params.get(key)!;
+      if (W.dtype === 'bf16') {
+        W = W.toF32();
+        W.name = key;
+        this.params.set(key, W);
+      }
+      const [out, inp] = W.shape;
+      // W (out, in) += s · B (out, r) · A (r, in): a GEMM into the weight (beta 1)
+      kernels().gemm(W.data, a.B.data, a.A.data, out, inp, a.A.shape[0], false, false, a.scaling, 1);
+    }
+    this.adapters = null;
   }
 
   param(name: string): Tensor {
@@ -54,21 +132,21 @@ export abstract class Module {
     return t;
   }
 
-  /** Number of scalar parameters (only those that require grad when trainableOnly). */
+  /** Number of scalar parameters, adapters included (only those that require grad when trainableOnly). */
   numParameters(opts: { trainableOnly?: boolean } = {}): number {
     let n = 0;
-    for (const t of this.params.values()) if (!opts.trainableOnly || t.requiresGrad) n += t.size;
+    for (const [, t] of this.namedParameters()) if (!opts.trainableOnly || t.requiresGrad) n += t.size;
     return n;
   }
 
-  /** Stops gradients for the parameters whose name matches (all when no filter). */
+  /** Stops gradients for the parameters whose name matches (all when no filter; adapters included). */
   freeze(filter: (name: string) => boolean = () => true): this {
-    for (const [n, t] of this.params) if (filter(n)) t.requiresGrad = false;
+    for (const [n, t] of this.namedParameters()) if (filter(n)) t.requiresGrad = false;
     return this;
   }
 
   unfreeze(filter: (name: string) => boolean = () => true): this {
-    for (const [n, t] of this.params) if (filter(n)) t.requiresGrad = true;
+    for (const [n, t] of this.namedParameters()) if (filter(n)) t.requiresGrad = true;
     return this;
   }
 
@@ -100,6 +178,9 @@ export abstract class Module {
    * and derived constant tables: read-only), only the parameters are its own.
    */
   frozenBf16Copy(): this {
+    if (this.adapters) {
+      throw new Error('frozenBf16Copy: this model has LoRA adapters: its reference is the base under them (adaptersDisabled, no copy), or merge them first (mergeLora)');
+    }
     const copy = Object.assign(Object.create(Object.getPrototypeOf(this)) as this, this);
     const params = new Map<string, Tensor>();
     for (const [name, t] of this.params) {
@@ -111,16 +192,16 @@ export abstract class Module {
     return copy;
   }
 
-  /** Bytes the parameters take in memory (tied weights once). */
+  /** Bytes the parameters take in memory (tied weights once; adapters included). */
   parameterBytes(): number {
     let n = 0;
-    for (const t of this.params.values()) n += t.size * (t.dtype === 'bf16' ? 2 : 4);
+    for (const [, t] of this.namedParameters()) n += t.size * (t.dtype === 'bf16' ? 2 : 4);
     return n;
   }
 
   /** Sets every parameter gradient to zero (keeps the buffers, so no allocation). */
   zeroGrad(): void {
-    for (const t of this.params.values()) if (t.grad) t.grad.data.fill(0);
+    for (const [, t] of this.namedParameters()) if (t.grad) t.grad.data.fill(0);
   }
 
   /** Internal layout -> file layout for one parameter (GPT-2 transposes its Conv1D weights). */
@@ -144,7 +225,10 @@ export abstract class Module {
     return this.params.has(fileName) ? fileName : null;
   }
 
-  /** Tensors with their Hugging Face names and layouts, as F32 (copies). */
+  /**
+   * Tensors with their Hugging Face names and layouts, as F32 (copies): the base model's (LoRA adapters are
+   * saved in PEFT's layout by model/peft.ts; mergeLora() first to save an adapted model as a plain one).
+   */
   stateDict(): StateDict {
     const sd: StateDict = new Map();
     for (const [n, t] of this.params) {
@@ -238,8 +322,12 @@ export function checkFinite(name: string, entry: TensorEntry): void {
   }
 }
 
-/** Copies parameter values from one module to another of the same architecture (names must match). */
+/**
+ * Copies parameter values from one module to another of the same architecture (names must match); the source's
+ * LoRA adapters, when it has any, are copied onto the destination (which must have none).
+ */
 export function copyParameters(dst: Module, src: Module): void {
+  if (src.lora && dst.lora) throw new Error('copyParameters: the destination already has LoRA adapters');
   const s = new Map(src.namedParameters());
   for (const [n, t] of dst.namedParameters()) {
     const from = s.get(n);
@@ -247,4 +335,5 @@ export function copyParameters(dst: Module, src: Module): void {
     if (t.dtype === 'bf16') t.dataBf16.set(from.toBf16().dataBf16);
     else t.data.set(from.toF32().data); // a bf16 source widened
   }
+  if (src.lora) dst.setLora(src.lora.clone());
 }

@@ -7,7 +7,7 @@
  * savePretrained writes a folder back as transformers' save_pretrained does.
  */
 import { copyFileSync, existsSync, readdirSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { writeFileAtomic, writeFolderAtomic } from '../io/atomic-write';
 import type { StateDict } from '../io/dtypes';
 import { loadHfCheckpoint, readJsonFile, saveHfCheckpoint } from '../io/hf-checkpoint';
@@ -20,6 +20,8 @@ import { familyOf } from './families';
 import { RewardModel } from './heads';
 import type { HfConfigReadOptions } from './hf-config';
 import { Llama } from './llama';
+import { adapterBasePath, isAdapterDir, loadAdapter, readAdapterConfig } from './peft';
+import { headDimOf, rotateHalfRows } from './rope-layout';
 
 export interface Pretrained {
   model: CausalLM;
@@ -47,6 +49,13 @@ export interface FromPretrainedOptions {
    * as it may change what the model computes: pass it here once you have checked that it does not)
    */
   acceptConfigKeys?: string[];
+  /**
+   * For a PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors): the base model to load it onto,
+   * instead of its base_model_name_or_path
+   */
+  base?: string;
+  /** For an adapter folder: fold the adapter into the base weights (a plain model) instead of keeping it apart */
+  mergeAdapter?: boolean;
 }
 
 /** Loads a tokenizer file or folder (llama2.c tok*.bin, tokenizer.json): tokenizers/'s loadTokenizer. */
@@ -63,7 +72,7 @@ export function loadTokenizerFile(path: string): Tokenizer {
 export function fromPretrained(path: string, opts: FromPretrainedOptions & { requireTokenizer: true }): Pretrained & { tokenizer: Tokenizer };
 export function fromPretrained(path: string, opts?: FromPretrainedOptions): Pretrained;
 export function fromPretrained(path: string, opts: FromPretrainedOptions = {}): Pretrained {
-  const pre = loadPretrained(path, opts);
+  const pre = load(path, opts, new Set());
   if (opts.requireTokenizer && !pre.tokenizer) {
     const where = statSync(path).isDirectory() ? path : dirname(path);
     throw new Error(
@@ -74,8 +83,35 @@ export function fromPretrained(path: string, opts: FromPretrainedOptions = {}): 
   return pre;
 }
 
-function loadPretrained(path: string, opts: FromPretrainedOptions): Pretrained {
+/**
+ * A PEFT LoRA adapter folder: its base (base_model_name_or_path, or opts.base; itself possibly an adapter folder,
+ * loaded merged) with the adapter loaded onto it (model/peft.ts), merged when opts.mergeAdapter. The tokenizer: the
+ * one given, else the adapter folder's, else the base's.
+ */
+function loadAdapterFolder(dir: string, opts: FromPretrainedOptions, seen: Set<string>): Pretrained {
+  const cfg = readAdapterConfig(dir);
+  const basePath = adapterBasePath(dir, cfg, opts.base);
+  const ownTokenizer = opts.tokenizer ?? (hasTokenizerFiles(dir) ? loadTokenizer(dir) : undefined);
+  const { base: _b, mergeAdapter: _m, ...rest } = opts;
+  const base = load(basePath, { ...rest, ...(ownTokenizer ? { tokenizer: ownTokenizer } : {}), mergeAdapter: true }, seen);
+  loadAdapter(base.model, dir);
+  if (opts.mergeAdapter) base.model.mergeLora();
+  return base;
+}
+
+/** Whether a folder holds tokenizer files loadTokenizer reads (tokenizer.json, or one llama2.c tok*.bin). */
+function hasTokenizerFiles(dir: string): boolean {
+  return existsSync(join(dir, 'tokenizer.json')) || readdirSync(dir).filter((f) => /^tok.*\.bin$|^tokenizer\.bin$/.test(f)).length === 1;
+}
+
+function load(path: string, opts: FromPretrainedOptions, seen: Set<string>): Pretrained {
   if (!existsSync(path)) throw new Error(`fromPretrained: ${path} does not exist`);
+  if (statSync(path).isDirectory() && isAdapterDir(path)) {
+    const key = resolve(path);
+    if (seen.has(key)) throw new Error(`fromPretrained: ${path}: its chain of base models comes back to itself`);
+    seen.add(key);
+    return loadAdapterFolder(path, opts, seen);
+  }
   const given = typeof opts.tokenizer === 'string' ? loadTokenizerFile(opts.tokenizer) : opts.tokenizer;
   if (statSync(path).isFile() && path.endsWith('.bin')) {
     const ck = readLlama2cCheckpoint(path);
@@ -115,8 +151,7 @@ function loadPretrained(path: string, opts: FromPretrainedOptions): Pretrained {
   loadWeights(path, model, ck.tensors);
   provenance.set(model, { dir: path, dtype: dtypeOnDisk(ck.tensors), config: ck.config });
   // tokenizer.json, or a llama2.c tokenizer (the trainers copy tok*.bin beside a model that came from a .bin)
-  const hasTokenizer = existsSync(join(path, 'tokenizer.json')) || readdirSync(path).filter((f) => /^tok.*\.bin$|^tokenizer\.bin$/.test(f)).length === 1;
-  const tokenizer = given ?? (hasTokenizer ? loadTokenizer(path) : undefined);
+  const tokenizer = given ?? (hasTokenizerFiles(path) ? loadTokenizer(path) : undefined);
   checkTokenizerFits(path, model, tokenizer);
   return { model, tokenizer, format: 'hf', stopTokens: stopTokensOf(path, ck.config, model, tokenizer), bosId: tokenIdOf(path, ck.config, 'bos_token_id', model) ?? tokenizer?.bosId };
 }
@@ -276,13 +311,13 @@ export function savePretrained(model: CausalLM | RewardModel, dir: string, optio
 /**
  * A model's config.json and tensors as transformers reads them. A Llama whose RoPE rotates interleaved pairs
  * (llama2.c, whose config.json says rope_interleaved: true, a key transformers ignores) gets its q/k rows permuted
- * into rotate_half's order (pair (2i, 2i+1) of each head to (i, i + D/2)) and the key dropped: the same function
- * (each rotation is computed from the same two values), in the layout every other tool expects.
+ * into rotate_half's order (rotateHalfRows) and the key dropped: the same function, in the layout every other tool
+ * expects.
  */
 export function hfLayout(config: Record<string, unknown>, tensors: StateDict): { config: Record<string, unknown>; tensors: StateDict } {
   if (config.rope_interleaved !== true) return { config, tensors };
   const { rope_interleaved: _, ...rest } = config;
-  const D = (config.head_dim as number | undefined) ?? (config.hidden_size as number) / (config.num_attention_heads as number);
+  const D = headDimOf(config);
   const out: StateDict = new Map();
   for (const [name, e] of tensors) {
     if (!/self_attn\.(q|k)_proj\.(weight|bias)$/.test(name)) {
@@ -290,13 +325,7 @@ export function hfLayout(config: Record<string, unknown>, tensors: StateDict): {
       continue;
     }
     const rows = e.shape[0], cols = e.shape.length > 1 ? e.shape[1] : 1;
-    const src = e.data as Float32Array, dst = new Float32Array(src.length);
-    for (let r = 0; r < rows; r++) {
-      const h = Math.floor(r / D), j = r % D; // row j of head h: pair j/2, first or second of it
-      const to = h * D + (j % 2 === 0 ? j / 2 : (j - 1) / 2 + D / 2);
-      dst.set(src.subarray(r * cols, (r + 1) * cols), to * cols);
-    }
-    out.set(name, { ...e, data: dst });
+    out.set(name, { ...e, data: rotateHalfRows(e.data as Float32Array, rows, cols, D) });
   }
   return { config: rest, tensors: out };
 }

@@ -28,6 +28,8 @@ export interface ReferenceJob {
   prompts: number[][];
   /** greedy tokens to add to each prompt */
   steps: number;
+  /** a PEFT LoRA adapter folder to apply to the model (hf_reference.py's read_adapter) */
+  adapter?: string;
 }
 
 export interface ReferenceResult {

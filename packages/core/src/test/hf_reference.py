@@ -10,7 +10,7 @@ of the sequence given its prefix.
 
     /usr/bin/python3 hf_reference.py JOBS.json  ->  JSON on stdout
 
-JOBS.json: [{"dir": folder, "prompts": [[ids...], ...], "steps": n}, ...]
+JOBS.json: [{"dir": folder, "prompts": [[ids...], ...], "steps": n, "adapter": optional PEFT LoRA folder}, ...]
 Output: [{"results": [{"ids": prompt + greedy, "logprobs": [log p(ids[t+1] | ids[:t+1])], "margins": [top-1 minus
 top-2 logit at each greedy step]}]} | {"error": "..."}, ...]
 
@@ -18,10 +18,17 @@ Sliding windows are computed as transformers' sdpa/eager masks do (key j is seen
 0 <= i - j < sliding_window), also for sequences longer than the window, so that a model that ought to refuse them
 can be checked to. Dynamic NTK RoPE recomputes its base for a sequence longer than max_position_embeddings, as
 transformers does at the first such call.
+
+With "adapter", a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors, written from PEFT's
+lora/layer.py and utils/other.py, not from rlhf-ts) is applied as PEFT's Linear.forward does: every module with a
+`base_model.model.<module>.lora_A.weight` in the file gets + scaling * (x @ A.T) @ B.T, scaling = lora_alpha / r
+(or / sqrt(r) with use_rslora), r and lora_alpha per module from rank_pattern / alpha_pattern (the first key k with
+re.match(rf'(.*\.)?({k})$', module)).
 """
 import json
 import math
 import os
+import re
 import struct
 import sys
 
@@ -73,6 +80,37 @@ def read_folder(d):
         for shard in sorted(set(index['weight_map'].values())):
             w.update(read_safetensors(os.path.join(d, shard)))
     return cfg, w
+
+
+def read_adapter(d):
+    """{module name: (A, B, scaling)} of a PEFT LoRA folder."""
+    with open(os.path.join(d, 'adapter_config.json')) as f:
+        cfg = json.load(f)
+    if cfg.get('peft_type') != 'LORA':
+        raise ValueError(f'{d}: peft_type {cfg.get("peft_type")!r} is not LORA')
+    w = read_safetensors(os.path.join(d, 'adapter_model.safetensors'))
+    prefix = 'base_model.model.'
+
+    def pattern(p, key, default):
+        for k, v in (p or {}).items():
+            if re.match(rf'(.*\.)?({k})$', key):
+                return v
+        return default
+
+    out = {}
+    for name, a in w.items():
+        m = re.fullmatch(re.escape(prefix) + r'(.*)\.lora_A\.weight', name)
+        if not m:
+            continue
+        key = m.group(1)
+        r = pattern(cfg.get('rank_pattern'), key, cfg.get('r', 8))
+        alpha = pattern(cfg.get('alpha_pattern'), key, cfg.get('lora_alpha', 8))
+        scaling = alpha / math.sqrt(r) if cfg.get('use_rslora', False) else alpha / r
+        b = w[f'{prefix}{key}.lora_B.weight']
+        if a.shape[0] != r or b.shape[1] != r:
+            raise ValueError(f'{d}: {key} has rank {a.shape[0]}, the config says {r}')
+        out[key] = (a, b, scaling)
+    return out
 
 
 # ---- the pieces every family shares ----
@@ -192,7 +230,15 @@ DEFAULTS = {
 }
 
 
-def decoder_logits(cfg, w, ids):
+def lora_delta(lora, key, x):
+    """PEFT's Linear.forward: lora_B(lora_A(x)) * scaling (dropout is off at inference); 0 without an adapter."""
+    if key not in lora:
+        return 0
+    a, b, scaling = lora[key]
+    return (x @ a.T) @ b.T * scaling
+
+
+def decoder_logits(cfg, w, ids, lora):
     t = cfg['model_type']
     d = DEFAULTS[t]
     get = lambda k: cfg[k] if cfg.get(k) is not None else d.get(k)  # noqa: E731
@@ -227,7 +273,7 @@ def decoder_logits(cfg, w, ids):
         window = [sw if types[l] == 'sliding_attention' else None for l in range(L)]
     # biases: llama / qwen3 / smollm3 attention_bias (q, k, v, o); qwen2 q, k, v always; llama / smollm3 mlp_bias
     def lin(x, name):
-        y = x @ w[name + '.weight'].T
+        y = x @ w[name + '.weight'].T + lora_delta(lora, name, x)
         b = w.get(name + '.bias')
         return y if b is None else y + b
 
@@ -254,14 +300,14 @@ def decoder_logits(cfg, w, ids):
     return x @ head.T
 
 
-def gpt2_logits(cfg, w, ids):
+def gpt2_logits(cfg, w, ids, lora):
     w = {k[len('transformer.'):] if k.startswith('transformer.') else k: v for k, v in w.items()}
     C, H, L = cfg['n_embd'], cfg['n_head'], cfg['n_layer']
     eps = cfg.get('layer_norm_epsilon', 1e-5)
     T, D = len(ids), C // H
 
-    def conv1d(x, name):  # HF Conv1D: weight (in, out)
-        return x @ w[name + '.weight'] + w[name + '.bias']
+    def conv1d(x, name):  # HF Conv1D: weight (in, out); GPT2LMHeadModel's modules are transformer.<name>
+        return x @ w[name + '.weight'] + w[name + '.bias'] + lora_delta(lora, 'transformer.' + name, x)
 
     x = w['wte.weight'][ids] + w['wpe.weight'][torch.arange(T)]
     for l in range(L):
@@ -276,23 +322,24 @@ def gpt2_logits(cfg, w, ids):
     return x @ w['wte.weight'].T
 
 
-def logits_of(cfg, w, ids):
+def logits_of(cfg, w, ids, lora):
     ids = torch.tensor(ids, dtype=torch.long)
-    return gpt2_logits(cfg, w, ids) if cfg['model_type'] == 'gpt2' else decoder_logits(cfg, w, ids)
+    return gpt2_logits(cfg, w, ids, lora) if cfg['model_type'] == 'gpt2' else decoder_logits(cfg, w, ids, lora)
 
 
 def run_job(job):
     cfg, w = read_folder(job['dir'])
+    lora = read_adapter(job['adapter']) if job.get('adapter') else {}
     results = []
     for prompt in job['prompts']:
         ids = list(prompt)
         margins = []
         for _ in range(job['steps']):
-            last = logits_of(cfg, w, ids)[-1]
+            last = logits_of(cfg, w, ids, lora)[-1]
             top = torch.topk(last, 2).values
             margins.append(float(top[0] - top[1]))
             ids.append(int(torch.argmax(last)))
-        lp = torch.log_softmax(logits_of(cfg, w, ids), dim=-1)
+        lp = torch.log_softmax(logits_of(cfg, w, ids, lora), dim=-1)
         logprobs = [float(lp[t, ids[t + 1]]) for t in range(len(ids) - 1)]
         results.append({'ids': ids, 'logprobs': logprobs, 'margins': margins})
     return {'results': results}

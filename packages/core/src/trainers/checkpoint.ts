@@ -2,7 +2,9 @@
  * Trainer checkpoints, written atomically: a reader (or a resumed run) sees a complete checkpoint or none.
  *
  *   <outputDir>/checkpoint-<step>/
- *     model.safetensors       trainable weights, Hugging Face names
+ *     model.safetensors       the model's weights, Hugging Face names; or, for a run training LoRA adapters,
+ *     adapter_model.safetensors  only the adapters and the heads trained with them, in PEFT's layout (with an
+ *                             adapter_config.json among the extra files: the folder is a PEFT adapter folder)
  *     optimizer.safetensors   AdamW moments (`<param>.exp_avg`, `<param>.exp_avg_sq`), when given
  *     <extra files>           config.json, tokenizer.json ... so the folder loads as a model
  *     trainer-state.json      step, RNG state, controller state, metrics ..., and the byte size of every
@@ -29,9 +31,15 @@ const PREFIX = 'checkpoint-';
 const TMP_PREFIX = '.tmp-checkpoint-';
 const STATE_FILE = 'trainer-state.json';
 
+/** The two files a checkpoint's weights can be in: a whole model, or LoRA adapters (PEFT's adapter_model.safetensors). */
+export type CheckpointModelFile = 'model.safetensors' | 'adapter_model.safetensors';
+const MODEL_FILES: readonly CheckpointModelFile[] = ['model.safetensors', 'adapter_model.safetensors'];
+
 export interface CheckpointContent {
   step: number;
   model: StateDict;
+  /** the file `model` goes to (default model.safetensors) */
+  modelFile?: CheckpointModelFile;
   optimizer?: StateDict;
   /** trainer state, any JSON (the RNG state, KL controller, epoch, counters, the config) */
   state: Record<string, unknown>;
@@ -43,6 +51,8 @@ export interface LoadedCheckpoint {
   path: string;
   step: number;
   model: StateDict;
+  /** the file `model` came from: a whole model or LoRA adapters */
+  modelFile: CheckpointModelFile;
   optimizer: StateDict | null;
   state: Record<string, unknown>;
   /** newer checkpoints that failed to load and were passed over for this one (loadLatestCheckpoint), with why */
@@ -72,14 +82,16 @@ export function saveCheckpoint(outputDir: string, content: CheckpointContent, op
   if (!Number.isInteger(keep) || keep < 1) throw new RangeError(`saveCheckpoint: keep must be an integer ≥ 1, got ${keep}`);
   ensureWritableDir(outputDir, `saveCheckpoint: outputDir ${outputDir}`);
   removeStaleTemporaries(outputDir);
+  const modelFile = content.modelFile ?? 'model.safetensors';
+  if (!MODEL_FILES.includes(modelFile)) throw new RangeError(`saveCheckpoint: modelFile must be one of ${MODEL_FILES.join(', ')}, got ${JSON.stringify(modelFile)}`);
   const final = join(outputDir, checkpointDirName(step));
   // the same step saved again (a resumed run) replaces the old folder
   writeFolderAtomic(
     final,
     (tmp) => {
       const sizes: Record<string, number> = {};
-      writeSafetensors(join(tmp, 'model.safetensors'), content.model, { format: 'pt' });
-      sizes['model.safetensors'] = statSync(join(tmp, 'model.safetensors')).size;
+      writeSafetensors(join(tmp, modelFile), content.model, { format: 'pt' });
+      sizes[modelFile] = statSync(join(tmp, modelFile)).size;
       if (content.optimizer) {
         writeSafetensors(join(tmp, 'optimizer.safetensors'), content.optimizer, { format: 'pt' });
         sizes['optimizer.safetensors'] = statSync(join(tmp, 'optimizer.safetensors')).size;
@@ -156,7 +168,10 @@ export function loadCheckpoint(path: string): LoadedCheckpoint {
   if (!Number.isSafeInteger(parsed.step) || parsed.step < 0) fail(`${STATE_FILE}: step ${JSON.stringify(parsed.step)} is not a non-negative integer`);
   if (!isObject(parsed.files)) fail(`${STATE_FILE}: files is missing or not an object`);
   if (!isObject(parsed.state)) fail(`${STATE_FILE}: state is missing or not an object`);
-  if (parsed.files['model.safetensors'] === undefined) fail(`${STATE_FILE}: files does not list model.safetensors`);
+  const listed = MODEL_FILES.filter((f) => parsed.files[f] !== undefined);
+  if (listed.length === 0) fail(`${STATE_FILE}: files does not list model.safetensors (nor a LoRA checkpoint's adapter_model.safetensors)`);
+  if (listed.length > 1) fail(`${STATE_FILE}: files lists both ${listed.join(' and ')}: a checkpoint holds one of them`);
+  const modelFile = listed[0];
   for (const [name, size] of Object.entries(parsed.files)) {
     if (name.includes('/') || name.includes('\\') || name === '..' || name === '.') fail(`${STATE_FILE}: file name ${JSON.stringify(name)} is not allowed`);
     if (!Number.isSafeInteger(size) || size < 0) fail(`${STATE_FILE}: the size of ${name}, ${JSON.stringify(size)}, is not a byte count`);
@@ -165,11 +180,11 @@ export function loadCheckpoint(path: string): LoadedCheckpoint {
     const actual = statSync(p).size;
     if (actual !== size) fail(`${name} has ${actual} bytes, expected ${size}`);
   }
-  const model = readSafetensors(join(path, 'model.safetensors'), { copy: true }).tensors;
+  const model = readSafetensors(join(path, modelFile), { copy: true }).tensors;
   const optimizer = parsed.files['optimizer.safetensors'] !== undefined
     ? readSafetensors(join(path, 'optimizer.safetensors'), { copy: true }).tensors
     : null;
-  return { path, step: parsed.step, model, optimizer, state: parsed.state };
+  return { path, step: parsed.step, model, modelFile, optimizer, state: parsed.state };
 }
 
 /**
@@ -202,7 +217,7 @@ export function resolveResume(dir: string): LoadedCheckpoint {
   if (!existsSync(dir)) throw new Error(`resume: ${dir} does not exist`);
   if (!statSync(dir).isDirectory()) throw new Error(`resume: ${dir} is not a folder (pass a checkpoint-<step> folder or the output folder holding them)`);
   // a checkpoint folder itself (also one whose trainer-state.json is missing: loadCheckpoint says so)
-  const looksLikeCheckpoint = /^checkpoint-\d+$/.test(basename(dir)) || existsSync(join(dir, 'model.safetensors'));
+  const looksLikeCheckpoint = /^checkpoint-\d+$/.test(basename(dir)) || MODEL_FILES.some((f) => existsSync(join(dir, f)));
   if (existsSync(join(dir, STATE_FILE)) || (looksLikeCheckpoint && listCheckpoints(dir).length === 0)) {
     try {
       return loadCheckpoint(dir);

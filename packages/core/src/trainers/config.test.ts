@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, flagName, parseFieldValue, suggestField } from './config';
+import { ConfigError, flagName, parseFieldValue, suggestField, withDefaults } from './config';
+import { LORA_CONFIG_SPEC } from './lora-config';
 import { DPO_CONFIG_SPEC, dpoConfig, validateDpoConfig } from './dpo-config';
 import { PPO_CONFIG_SPEC, ppoConfig, rolloutBatchSize, validatePpoConfig } from './ppo-config';
 import { REWARD_CONFIG_SPEC, rewardConfig, validateRewardConfig } from './reward-config';
@@ -108,6 +109,21 @@ describe('config helpers', () => {
     expect(parseFieldValue(PPO_CONFIG_SPEC.stopTokenId, 'null')).toBe(null);
     expect(parseFieldValue(PPO_CONFIG_SPEC.seed, 'null')).toBe('null');
     expect(parseFieldValue(PPO_CONFIG_SPEC.klEstimator, 'k3')).toBe('k3');
+    // a group of fields (lora) and a list of names (its targetModules)
+    const targets = LORA_CONFIG_SPEC.targetModules;
+    expect(parseFieldValue(targets, 'q_proj, v_proj')).toEqual(['q_proj', 'v_proj']);
+    expect(parseFieldValue(targets, 'all-linear')).toEqual(['all-linear']);
+    expect(parseFieldValue(targets, 'regex:.*\\.(q|v)_proj')).toBe('.*\\.(q|v)_proj');
+    expect(parseFieldValue(targets, 'null')).toBe(null);
+    expect(parseFieldValue(SFT_CONFIG_SPEC.lora, 'true')).toEqual({});
+    expect(parseFieldValue(SFT_CONFIG_SPEC.lora, '{"r": 4}')).toEqual({ r: 4 });
+    expect(parseFieldValue(SFT_CONFIG_SPEC.lora, 'none')).toBe(null);
+    expect(parseFieldValue(SFT_CONFIG_SPEC.lora, 'big')).toBe('big');
+    expect(checkField('lora', SFT_CONFIG_SPEC.lora, 'big')).toEqual([{ field: 'lora', message: "must be an object of r, alpha, dropout, targetModules, useRslora, baseDtype or null, got 'big'" }]);
+    expect(checkField('lora', SFT_CONFIG_SPEC.lora, { r: 4, targetModules: ['q_proj', ''] })).toEqual([
+      { field: 'lora.targetModules', message: 'must be a string or a list of strings (non-empty), got ["q_proj",""]' },
+    ]);
+    expect(withDefaults(SFT_CONFIG_SPEC, { lora: { r: 4 } }).lora).toEqual({ r: 4, alpha: 8, dropout: 0, targetModules: null, useRslora: false, baseDtype: 'f32' });
   });
 
   it('name flags and suggest fields', () => {

@@ -5,8 +5,9 @@
  * Names are TRL's in camelCase.
  */
 
-export type FieldType = 'number' | 'integer' | 'boolean' | 'string' | 'enum';
-export type FieldValue = number | boolean | string | null;
+export type FieldType = 'number' | 'integer' | 'boolean' | 'string' | 'enum' | 'strings' | 'object';
+/** 'strings': one non-empty string or a non-empty list of them; 'object': a group of fields (`fields`) */
+export type FieldValue = number | boolean | string | string[] | Record<string, unknown> | null;
 
 export interface FieldSpec {
   /** section of the documentation and of `--help` */
@@ -24,6 +25,8 @@ export interface FieldSpec {
   lt?: number;
   /** enum members */
   values?: readonly string[];
+  /** the fields of an 'object' (e.g. `lora: { r, alpha, ... }`), each checked as `parent.field` */
+  fields?: Record<string, FieldSpec>;
 }
 
 export type ConfigSpec<T> = { [K in keyof T]-?: FieldSpec };
@@ -57,6 +60,10 @@ function describe(spec: FieldSpec): string {
       return 'a finite number';
     case 'boolean':
       return 'true or false';
+    case 'strings':
+      return 'a string or a list of strings';
+    case 'object':
+      return `an object of ${Object.keys(spec.fields ?? {}).join(', ')}`;
     default:
       return 'a string';
   }
@@ -92,6 +99,26 @@ export function checkField(field: string, spec: FieldSpec, value: unknown): Conf
     case 'enum':
       if (typeof value !== 'string' || !spec.values!.includes(value)) fail(`must be ${describe(spec)}, got ${got}`);
       break;
+    case 'strings':
+      if (typeof value === 'string') {
+        if (value.length === 0) fail('must not be empty');
+      } else if (!Array.isArray(value) || value.length === 0 || value.some((v) => typeof v !== 'string' || v.length === 0)) {
+        fail(`must be ${describe(spec)} (non-empty), got ${Array.isArray(value) ? JSON.stringify(value) : got}`);
+      }
+      break;
+    case 'object': {
+      if (typeof value !== 'object' || Array.isArray(value)) return [{ field, message: `must be ${describe(spec)}${spec.nullable ? ' or null' : ''}, got ${got}` }];
+      const fields = spec.fields ?? {};
+      for (const key of Object.keys(value)) {
+        if (!Object.hasOwn(fields, key)) {
+          const hint = suggestField(key, Object.keys(fields));
+          fail(`unknown field ${key}${hint ? ` (did you mean ${hint}?)` : ''}`);
+        }
+      }
+      const v = value as Record<string, unknown>;
+      for (const [k, sub] of Object.entries(fields)) out.push(...checkField(`${field}.${k}`, sub, k in v ? v[k] : sub.default));
+      break;
+    }
   }
   return out;
 }
@@ -139,6 +166,21 @@ export function defaultsOf<T>(spec: ConfigSpec<T>): T {
 }
 
 /**
+ * Defaults overlaid with `input` (a checked config), the fields of a given 'object' field completed with their
+ * defaults (`lora: { r: 16 }` -> `lora: { r: 16, alpha: 8, ... }`).
+ */
+export function withDefaults<T>(spec: ConfigSpec<T>, input: unknown): T {
+  const out = { ...defaultsOf(spec), ...((input ?? {}) as object) } as Record<string, unknown>;
+  for (const [k, s] of Object.entries(spec) as [string, FieldSpec][]) {
+    const v = out[k];
+    if (s.type === 'object' && v !== null && typeof v === 'object' && !Array.isArray(v)) {
+      out[k] = { ...Object.fromEntries(Object.entries(s.fields ?? {}).map(([f, fs]) => [f, fs.default])), ...v };
+    }
+  }
+  return out as T;
+}
+
+/**
  * All problems of a candidate config: not an object, unknown keys (with a suggestion), wrong types and
  * bounds per field, then the cross-field `rules` on the fields that passed. Missing keys take defaults.
  */
@@ -159,7 +201,7 @@ export function validateConfig<T>(
       problems.push({ field: key, message: `unknown field${s ? ` (did you mean ${s}?)` : ''}` });
     }
   }
-  const merged = { ...defaultsOf(spec), ...(input as object) } as T;
+  const merged = withDefaults(spec, input);
   for (const [k, s] of Object.entries(spec) as [string, FieldSpec][]) {
     const p = checkField(k, s, (merged as Record<string, unknown>)[k]);
     if (p.length) bad.add(k);
@@ -178,18 +220,30 @@ export function resolveConfig<T>(
 ): T {
   const problems = validateConfig(spec, input ?? {}, rules);
   if (problems.length) throw new ConfigError(name, problems);
-  return { ...defaultsOf(spec), ...((input ?? {}) as object) } as T;
+  return withDefaults(spec, input);
 }
 
 /**
  * A command-line string to a field value (`--learning-rate 1e-5`, `--packing true`, `--stop-token-id null`).
  * Returns the raw string when it cannot be converted, so validation reports it by field name with the
- * rest of the problems instead of the parser stopping at the first one.
+ * rest of the problems instead of the parser stopping at the first one. 'strings': `a,b,c` is a list (one word a
+ * list of one), `regex:P` the string P. 'object': `true` / `on` turns the group
+ * on with its defaults, a JSON object gives some of its fields (the others come from `--<field>-<sub>` flags).
  */
 export function parseFieldValue(spec: FieldSpec, raw: string): unknown {
   const t = raw.trim();
   if (spec.nullable && (t === 'null' || t === 'none')) return null;
   switch (spec.type) {
+    case 'strings':
+      if (t.startsWith('regex:')) return t.slice('regex:'.length);
+      return t.split(',').map((x) => x.trim());
+    case 'object':
+      if (['true', 'on', 'yes'].includes(t.toLowerCase())) return {};
+      try {
+        return JSON.parse(t) as unknown;
+      } catch {
+        return raw;
+      }
     case 'number':
     case 'integer': {
       if (t === '') return raw;

@@ -15,7 +15,7 @@
  * The reference's values are computed once, before the first step, and cached (the reference never changes):
  * the `refModel` given (its weight matrices in bf16 with refModelDtype 'bf16'), else the policy itself as it
  * is when the trainer is built, scoring every example before the first update: no copy (so a resumed run must
- * be built from the starting model, as the CLI does).
+ * be built from the starting model, as the CLI does). With LoRA, the policy with its adapters off: the base.
  *
  * KTO's reference point z0 (TRL's KL estimate): in each micro-batch of examples (x_1, y_1) .. (x_E, y_E) the
  * completions are rotated by one, (x_1, y_E), (x_2, y_1), .., (x_E, y_{E-1}), and z0 = max(0, mean of
@@ -34,9 +34,10 @@ import { dpoConfig, type DpoConfig } from './dpo-config';
 import { batchIndices, planRun, type RunPlan } from './grad-accum';
 import { dpoLoss, ktoLoss, ktoReferencePoint, orpoLoss, REFERENCE_FREE_LOSS_TYPES, simpoLoss, type DpoLossResult, type OrpoLossResult } from './losses';
 import { seededPermutation } from './rng';
-import { frozenReference } from './reference-model';
+import { frozenReference, policyAsReference } from './reference-model';
 import { sequenceLoss, type SequenceReduction } from './sequence-loss';
 import { collateCompletions, completionLogprobs, type PromptCompletion } from './sequences';
+import type { ConfigInput } from './training-args';
 import { TrainerBase, type TrainerOptions } from './trainer-base';
 
 /** A preference pair: the paired losses (sigmoid, ipo, hinge, simpo, orpo). */
@@ -89,7 +90,7 @@ export class DpoTrainer extends TrainerBase<DpoConfig> {
   constructor(
     readonly policy: CausalLM,
     private readonly trainData: DpoExample[] | KtoExample[],
-    options: TrainerOptions & { config?: Partial<DpoConfig>; evalData?: DpoExample[] | KtoExample[]; refModel?: CausalLM } = {},
+    options: TrainerOptions & { config?: ConfigInput<DpoConfig>; evalData?: DpoExample[] | KtoExample[]; refModel?: CausalLM } = {},
   ) {
     if (trainData.length === 0) throw new Error('DpoTrainer: no training example');
     const data = dataKindOf(trainData, 'trainData');
@@ -102,8 +103,9 @@ export class DpoTrainer extends TrainerBase<DpoConfig> {
     this.referenceFree = REFERENCE_FREE_LOSS_TYPES.includes(config.lossType);
     this.reduction = config.lossType === 'ipo' || config.lossType === 'simpo' || config.lossType === 'orpo' ? 'mean' : 'sum';
     this.evalData = options.evalData ?? [];
-    // no reference given: the policy itself, before any update (no copy; it stays f32: it is the policy)
-    const ref = options.refModel ? frozenReference(policy, options.refModel, config.refModelDtype) : policy;
+    // no reference given: the policy itself, before any update (no copy; it stays f32: it is the policy), or with
+    // LoRA the policy's base (its adapters off)
+    const ref = options.refModel ? frozenReference(policy, options.refModel, config.refModelDtype) : policyAsReference(policy);
     if (ref.vocabSize !== policy.vocabSize) {
       throw new Error(`DpoTrainer: the reference model has a vocabulary of ${ref.vocabSize} tokens and the policy ${policy.vocabSize}: they must share the tokenizer`);
     }

@@ -39,6 +39,7 @@ export {
   ConfigError,
   checkField,
   defaultsOf,
+  withDefaults,
   validateConfig,
   resolveConfig,
   parseFieldValue,
@@ -47,7 +48,7 @@ export {
 } from './config';
 export type { ConfigProblem, ConfigSpec, FieldSpec, FieldType, FieldValue } from './config';
 export { TRAINING_ARGS_SPEC, resolveWarmupSteps } from './training-args';
-export type { TrainingArgs } from './training-args';
+export type { ConfigInput, TrainingArgs } from './training-args';
 export { SFT_CONFIG_SPEC, sftConfig, validateSftConfig } from './sft-config';
 export type { SftConfig } from './sft-config';
 export { REWARD_CONFIG_SPEC, REWARD_LOSS_TYPES, rewardConfig, validateRewardConfig } from './reward-config';
@@ -65,8 +66,8 @@ export {
   checkpointDirName,
   CHECKPOINT_FORMAT,
 } from './checkpoint';
-export type { CheckpointContent, LoadedCheckpoint } from './checkpoint';
-export { TrainerBase, scaleGradsToNorm, checkOutputDir } from './trainer-base';
+export type { CheckpointContent, CheckpointModelFile, LoadedCheckpoint } from './checkpoint';
+export { TrainerBase, scaleGradsToNorm, checkOutputDir, trunkOf } from './trainer-base';
 export type { Trainable, TrainerOptions, StepResult, TrainResult } from './trainer-base';
 export { planRun } from './grad-accum';
 export type { RunPlan } from './grad-accum';
@@ -106,8 +107,10 @@ export { runSync, runAsync, AsyncRewardError } from './steps';
 export type { Steps, Wait } from './steps';
 export { groupRelativeAdvantages, leaveOneOutAdvantages, klShapedRewards, discountedReturns, SCALE_REWARDS } from './advantages';
 export type { ScaleRewards, GroupAdvantages, KlShapedRewards } from './advantages';
-export { causalLMFromConfig, loadRewardModel, copyTokenizerFiles, saveModelDir } from './model-dirs';
-export { frozenReference, REF_MODEL_DTYPES } from './reference-model';
+export { causalLMFromConfig, loadRewardModel, copyTokenizerFiles, saveModelDir, saveTrainedModel } from './model-dirs';
+export { frozenReference, policyAsReference, REF_MODEL_DTYPES } from './reference-model';
+export { LORA_CONFIG_SPEC, LORA_FIELD_SPEC } from './lora-config';
+export type { LoraConfig } from './lora-config';
 export type { RefModelDtype } from './reference-model';
 export { ONLINE_CONFIG_SPEC, generationShape } from './online-config';
 export type { OnlineConfig } from './online-config';

@@ -11,7 +11,9 @@ import { loadHfCheckpoint, readJsonFile } from '../io/hf-checkpoint';
 import type { CausalLM } from '../model/common';
 import { familyOf } from '../model/families';
 import { RewardModel } from '../model/heads';
-import { causalLMForWeights, REWARD_NORMALIZATION_FILE, TOKENIZER_FILES, writeModelFolder } from '../model/pretrained';
+import { adapterBasePath, isAdapterDir, loadAdapter, readAdapterConfig, saveAdapter } from '../model/peft';
+import { causalLMForWeights, fromPretrained, REWARD_NORMALIZATION_FILE, TOKENIZER_FILES, writeModelFolder } from '../model/pretrained';
+import type { Tensor } from '../tensor/tensor';
 import type { ScoreNormalization } from './reward-trainer';
 
 /** An (uninitialised) model of the architecture a config.json describes. */
@@ -20,8 +22,22 @@ export function causalLMFromConfig(config: Record<string, unknown>, source = 'co
   return family.create(family.configFromHf(config, source));
 }
 
-/** A reward model folder: its weights, and its score normalisation when the folder has one. */
-export function loadRewardModel(dir: string): { model: RewardModel; normalization?: ScoreNormalization } {
+/**
+ * A reward model folder: its weights, and its score normalisation when the folder has one. A PEFT adapter folder
+ * of a reward model (task_type SEQ_CLS, its `score` head in modules_to_save, as `rlhf rm --lora-r` writes it) is
+ * loaded onto its base (base_model_name_or_path, or `opts.base`) and merged: the scoring model is a plain one.
+ */
+export function loadRewardModel(dir: string, opts: { base?: string } = {}): { model: RewardModel; normalization?: ScoreNormalization } {
+  const normPath = join(dir, REWARD_NORMALIZATION_FILE);
+  const normalization = () => (existsSync(normPath) ? (readJsonFile(normPath) as ScoreNormalization) : undefined);
+  if (isAdapterDir(dir)) {
+    const cfg = readAdapterConfig(dir);
+    const trunk = fromPretrained(adapterBasePath(dir, cfg, opts.base), { mergeAdapter: true }).model;
+    const model = new RewardModel(trunk);
+    loadAdapter(trunk, dir, { head: model.head });
+    trunk.mergeLora();
+    return { model, normalization: normalization() };
+  }
   const ck = loadHfCheckpoint(dir);
   const tensors: StateDict = new Map([...ck.tensors].map(([k, v]) => [k.startsWith('transformer.') ? k.slice(12) : k, v]));
   if (!tensors.has('score.weight')) throw new Error(`${dir}: no score.weight: not a reward model (train one with \`rlhf rm\`)`);
@@ -32,9 +48,7 @@ export function loadRewardModel(dir: string): { model: RewardModel; normalizatio
   } catch (e) {
     throw new Error(`${dir}: the reward model weights do not fit its config.json: ${(e as Error).message}`, { cause: e });
   }
-  const normPath = join(dir, REWARD_NORMALIZATION_FILE);
-  const normalization = existsSync(normPath) ? (readJsonFile(normPath) as ScoreNormalization) : undefined;
-  return { model, normalization };
+  return { model, normalization: normalization() };
 }
 
 /** Copies the tokenizer files of a model folder (or the folder of a llama2.c .bin) into another folder. */
@@ -58,4 +72,24 @@ export function saveModelDir(
   options: { tokenizerFrom?: string; files?: Record<string, string> } = {},
 ): void {
   writeModelFolder(dir, config, tensors, options.files ?? {}, options.tokenizerFrom);
+}
+
+/**
+ * Writes a trained model where the next stage (or `fromPretrained` / `loadRewardModel`) reads it, with the tokenizer
+ * files of `tokenizerFrom` and `files` beside it: a model training LoRA adapters as a PEFT adapter folder over
+ * `baseModelPath` (the run's starting model; a reward model's head saved whole as modules_to_save), any other as a
+ * Hugging Face model folder (with the head's tensors and num_labels 1 for a reward model). Returns which it wrote.
+ */
+export function saveTrainedModel(
+  dir: string,
+  model: CausalLM,
+  opts: { head?: { namedParameters(): Array<[string, Tensor]>; stateDict(): StateDict }; baseModelPath?: string | null; tokenizerFrom?: string; files?: Record<string, string> } = {},
+): 'adapter' | 'model' {
+  if (model.lora) {
+    saveAdapter(dir, model, { heads: opts.head?.namedParameters(), baseModelNameOrPath: opts.baseModelPath ?? null, files: opts.files, tokenizerFrom: opts.tokenizerFrom });
+    return 'adapter';
+  }
+  const tensors: StateDict = new Map([...model.stateDict(), ...(opts.head?.stateDict() ?? [])]);
+  saveModelDir(dir, opts.head ? { ...model.hfConfig(), num_labels: 1 } : model.hfConfig(), tensors, { tokenizerFrom: opts.tokenizerFrom, files: opts.files });
+  return 'model';
 }

@@ -53,6 +53,7 @@ import { derivedSeed } from '../util/rng';
 import { shardRange } from '../distributed/data-parallel';
 import { cutPrompts, generateResponses, pickRows, promptBudget, responseForward, responseLogprobs, scatterTokens, type ResponseBatch, type ResponseSampling } from './rollout';
 import { runSync, type Steps } from './steps';
+import type { ConfigInput } from './training-args';
 import { TrainerBase, type TrainerOptions } from './trainer-base';
 
 /**
@@ -113,7 +114,7 @@ export class PpoTrainer extends TrainerBase<PpoConfig> {
     prompts: ReadonlyArray<number[] | PromptExample>,
     reward: RewardFn | RewardModelScorer | readonly RewardInput[],
     options: TrainerOptions & {
-      config?: Partial<PpoConfig>;
+      config?: ConfigInput<PpoConfig>;
       /** frozen reference; default a frozen copy of the policy's language model as given */
       refModel?: CausalLM;
       evalPrompts?: ReadonlyArray<number[] | PromptExample>;

@@ -5,6 +5,7 @@
  * Module.keepFrozenInBf16; packages/core/bench/README.md gives the measured log-prob difference).
  */
 import type { CausalLM } from '../model/common';
+import { adaptersDisabled } from '../model/lora';
 import type { FieldSpec } from './config';
 
 export type RefModelDtype = 'f32' | 'bf16';
@@ -23,11 +24,28 @@ export function refModelDtypeSpec(group: string): FieldSpec {
 
 /**
  * The frozen reference: `given`, else a copy of `policy` as it is now; frozen, and with its weight matrices in
- * bf16 when dtype is 'bf16' (a model given is converted in place).
+ * bf16 when dtype is 'bf16' (a model given is converted in place). A policy training LoRA adapters needs no copy:
+ * its reference is the base under the adapters, the policy with them off (adaptersDisabled), whose weights stay as
+ * they are (lora.baseDtype, not refModelDtype, keeps them in bf16).
  */
 export function frozenReference(policy: CausalLM, given: CausalLM | undefined, dtype: RefModelDtype): CausalLM {
+  if (!given && policy.lora) {
+    if (dtype === 'bf16') {
+      throw new Error("refModelDtype 'bf16': with LoRA the reference is the policy's own base (no copy); keep the base in bf16 with lora.baseDtype 'bf16' instead");
+    }
+    return adaptersDisabled(policy);
+  }
   if (!given) return dtype === 'bf16' ? policy.frozenBf16Copy() : policy.clone().freeze();
   given.freeze();
   if (dtype === 'bf16') given.keepFrozenInBf16();
   return given;
+}
+
+/**
+ * The reference of a trainer that scores the reference before any update and keeps no copy (DPO): the policy
+ * itself, or with LoRA the policy with its adapters off (the base; the same at step 0, and still the base when a
+ * run resumes with trained adapters).
+ */
+export function policyAsReference(policy: CausalLM): CausalLM {
+  return policy.lora ? adaptersDisabled(policy) : policy;
 }

@@ -21,6 +21,7 @@ import { defineLossOp } from './loss-op';
 import { rewardConfig, type RewardConfig } from './reward-config';
 import { seededPermutation } from './rng';
 import { collateCompletions } from './sequences';
+import type { ConfigInput } from './training-args';
 import { TrainerBase, type TrainerOptions } from './trainer-base';
 
 /**
@@ -98,7 +99,7 @@ export class RewardTrainer extends TrainerBase<RewardConfig> {
   constructor(
     readonly rewardModel: RewardModel,
     trainData: RankedExample[],
-    options: TrainerOptions & { config?: Partial<RewardConfig>; evalData?: RankedExample[] } = {},
+    options: TrainerOptions & { config?: ConfigInput<RewardConfig>; evalData?: RankedExample[] } = {},
   ) {
     const config = rewardConfig(options.config ?? {});
     super(config, rewardModel, options);

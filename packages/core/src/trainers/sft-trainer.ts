@@ -19,6 +19,7 @@ import { lmHeadLoss, selectRows } from '../model/lm-head';
 import { batchIndices, planRun, type RunPlan } from './grad-accum';
 import { seededPermutation } from './rng';
 import { sftConfig, type SftConfig } from './sft-config';
+import type { ConfigInput } from './training-args';
 import { TrainerBase, type TrainerOptions } from './trainer-base';
 
 export interface SftExample {
@@ -121,7 +122,7 @@ export class SftTrainer extends TrainerBase<SftConfig> {
   constructor(
     readonly policy: CausalLM,
     train: SftExample[],
-    options: TrainerOptions & { config?: Partial<SftConfig>; evalData?: SftExample[] } = {},
+    options: TrainerOptions & { config?: ConfigInput<SftConfig>; evalData?: SftExample[] } = {},
   ) {
     const config = sftConfig(options.config ?? {});
     super(config, policy, options);

@@ -7,7 +7,11 @@
  * into the parameters' .grad) and, optionally, an evaluation; `optimizerStep()` then applies one update.
  *
  * Exact resume: a checkpoint holds the whole model (so it loads as a model), the AdamW moments and step
- * count, and the subclass's state (PPO: the sampling RNG and the KL controller). Data order comes from the
+ * count, and the subclass's state (PPO: the sampling RNG and the KL controller). With `lora` in the config the
+ * trainer adds LoRA adapters to the model's trunk (the causal LM, under a value or reward head) and trains only them
+ * and the heads; a checkpoint then holds only those, as a PEFT adapter folder over the run's starting model
+ * (adapter_model.safetensors + adapter_config.json), and the adapters' dropout is reseeded from the seed and the
+ * step, so a resumed run repeats it. Data order comes from the
  * seed and the epoch only, so a resumed run sees the batches the uninterrupted run would have seen and
  * reaches the same weights bit for bit (same thread count: threaded reductions fix their order per count).
  *
@@ -41,6 +45,9 @@ import { averageMetrics, worldCollective, type Collective } from '../distributed
 import { GradientSync, type GradientSyncOptions } from '../distributed/grad-sync';
 import { broadcastTrainingState, broadcastWeights, shardRange } from '../distributed/data-parallel';
 import { AdamW, gradNorm as gradNormOf } from '../optim/adamw';
+import type { CausalLM } from '../model/common';
+import { addLora } from '../model/lora';
+import { adapterConfigJson, loadPeftStateDict, moduleOfParam, peftStateDict, readAdapterConfig } from '../model/peft';
 import type { Tensor } from '../tensor/tensor';
 import { checkpointDirName, saveCheckpoint, type LoadedCheckpoint } from './checkpoint';
 import { MetricsWriter, type MetricsRecord } from './metrics';
@@ -144,6 +151,13 @@ export function checkOutputDir(config: Pick<TrainingArgs, 'outputDir' | 'overwri
   );
 }
 
+/** The causal LM a trainable is or wraps (a policy with a value head, a reward model's trunk): where adapters go. */
+export function trunkOf(m: Trainable): CausalLM | null {
+  const c = m as unknown as Partial<CausalLM> & { model?: Partial<CausalLM> };
+  if (typeof c.linearNames === 'function') return m as unknown as CausalLM;
+  return c.model && typeof c.model.linearNames === 'function' ? (c.model as CausalLM) : null;
+}
+
 export interface StepResult {
   /** the update was applied (false: skipped by the NaN guard) */
   applied: boolean;
@@ -178,11 +192,27 @@ export abstract class TrainerBase<C extends TrainingArgs> {
   protected gradSync: GradientSync | null = null;
   private globalBatchMemo: number | null = null;
 
+  /** the causal LM trained (or under the head trained), where LoRA adapters go; null for other trainables */
+  readonly trunk: CausalLM | null;
+
   protected constructor(
     readonly config: C,
     readonly model: Trainable,
     options: TrainerOptions = {},
   ) {
+    this.trunk = trunkOf(model);
+    if (config.lora) {
+      if (!this.trunk) throw new Error(`${this.label()}: lora is set but the model is not a causal LM (nor one under a head)`);
+      if (this.trunk.lora) {
+        throw new Error(
+          `${this.label()}: lora is set but the model already has LoRA adapters: merge them first (fromPretrained(dir, { mergeAdapter: true })), ` +
+            'or set lora to null to go on training the ones it has',
+        );
+      }
+      const { baseDtype, ...spec } = config.lora;
+      addLora(this.trunk, spec, { seed: config.seed });
+      if (baseDtype === 'bf16') this.trunk.keepFrozenInBf16();
+    }
     this.params = model.namedParameters().filter(([, p]) => p.requiresGrad);
     if (this.params.length === 0) throw new Error(`${this.label()}: the model has no trainable parameter`);
     this.world = options.world ?? worldCollective();
@@ -416,7 +446,7 @@ export abstract class TrainerBase<C extends TrainingArgs> {
     }
     // a checkpoint of a run that had diverged: say so, not "another model"
     const k = kernels();
-    for (const [file, sd] of [['model.safetensors', c.model], ['optimizer.safetensors', c.optimizer]] as const) {
+    for (const [file, sd] of [[c.modelFile, c.model], ['optimizer.safetensors', c.optimizer]] as const) {
       for (const [name, t] of sd) {
         if (t.data instanceof Float32Array && !Number.isFinite(k.sumSquares(t.data, t.data.length))) {
           throw new Error(`resume: ${join(c.path, file)}: ${name} holds non-finite values (the run had diverged when it was saved); resume from an earlier checkpoint`);
@@ -425,15 +455,24 @@ export abstract class TrainerBase<C extends TrainingArgs> {
     }
     const what = (file: string, e: unknown) =>
       new Error(`resume: ${join(c.path, file)} does not fit this run's model (a checkpoint of another model?): ${(e as Error).message}`, { cause: e });
+    const adapters = this.trunk?.lora ? this.trunk : null;
+    if (adapters && c.modelFile !== 'adapter_model.safetensors') {
+      throw new Error(`resume: ${c.path} holds a whole model (${c.modelFile}) but this run trains LoRA adapters (lora is set): resume with the settings of the run that wrote it`);
+    }
+    if (!adapters && c.modelFile === 'adapter_model.safetensors') {
+      throw new Error(`resume: ${c.path} holds LoRA adapters only but this run trains the whole model: set lora as the run that wrote it did`);
+    }
+    if (adapters) this.checkAdapterSettings(c.path, adapters);
     try {
       this.optimizer.checkStateDict(c.optimizer);
     } catch (e) {
       throw what('optimizer.safetensors', e);
     }
     try {
-      this.model.loadStateDict(c.model);
+      if (adapters) loadPeftStateDict(adapters, this.params, c.model, join(c.path, c.modelFile));
+      else this.model.loadStateDict(c.model);
     } catch (e) {
-      throw what('model.safetensors', e);
+      throw what(c.modelFile, e);
     }
     this.optimizer.loadStateDict(c.optimizer, t);
     const savedTotal = (c.state as { totalSteps?: number }).totalSteps;
@@ -445,6 +484,37 @@ export abstract class TrainerBase<C extends TrainingArgs> {
     this.loadExtraState(st.extra ?? {});
   }
 
+  /** A LoRA checkpoint's adapter_config.json must describe this run's adapters (r, alpha, scaling, patterns). */
+  private checkAdapterSettings(path: string, trunk: CausalLM): void {
+    const saved = readAdapterConfig(path).spec;
+    const mine = trunk.lora!.spec;
+    const differ: string[] = [];
+    if (saved.r !== mine.r) differ.push(`r ${saved.r} (this run: ${mine.r})`);
+    if (saved.alpha !== mine.alpha) differ.push(`lora_alpha ${saved.alpha} (this run: ${mine.alpha})`);
+    if ((saved.useRslora ?? false) !== mine.useRslora) differ.push(`use_rslora ${saved.useRslora} (this run: ${mine.useRslora})`);
+    if ((saved.dropout ?? 0) !== mine.dropout) differ.push(`lora_dropout ${saved.dropout} (this run: ${mine.dropout})`);
+    if (JSON.stringify(saved.rankPattern ?? {}) !== JSON.stringify(mine.rankPattern)) differ.push('rank_pattern');
+    if (JSON.stringify(saved.alphaPattern ?? {}) !== JSON.stringify(mine.alphaPattern)) differ.push('alpha_pattern');
+    if (differ.length) throw new Error(`resume: ${join(path, 'adapter_config.json')} has ${differ.join(', ')}: the run that wrote it trained other adapters`);
+  }
+
+  /** What a checkpoint holds of the model: the whole model, or (training LoRA) the adapters and heads as a PEFT folder. */
+  private checkpointModel(): { model: StateDict; modelFile: 'model.safetensors' | 'adapter_model.safetensors'; files: Record<string, string | Uint8Array> } {
+    const files = this.checkpointFiles();
+    const trunk = this.trunk?.lora ? this.trunk : null;
+    if (!trunk) return { model: this.model.stateDict(), modelFile: 'model.safetensors', files };
+    // a PEFT adapter folder over the starting model: no config.json of a whole model in it
+    const { 'config.json': _whole, ...rest } = files;
+    const adapterParams = new Set(trunk.lora!.namedParameters().map(([, t]) => t));
+    const modules = [...new Set(this.params.filter(([, t]) => !adapterParams.has(t)).map(([n]) => moduleOfParam(n)))];
+    const config = adapterConfigJson(trunk, {
+      baseModelNameOrPath: this.config.modelPath,
+      taskType: modules.includes('score') ? 'SEQ_CLS' : 'CAUSAL_LM',
+      modulesToSave: modules.length ? modules : null,
+    });
+    return { model: peftStateDict(trunk, this.params), modelFile: 'adapter_model.safetensors', files: { ...rest, 'adapter_config.json': `${JSON.stringify(config, null, 2)}\n` } };
+  }
+
   saveCheckpoint(): string {
     // a checkpoint must never hold a diverged state (resuming from it could not work)
     const bad = this.nonFiniteState();
@@ -453,11 +523,13 @@ export abstract class TrainerBase<C extends TrainingArgs> {
     }
     // one checkpoint writer: the other ranks hold the same state (after the same updates)
     if (!this.isMainRank) return join(this.outputDir, checkpointDirName(this.step));
+    const { model, modelFile, files } = this.checkpointModel();
     const path = saveCheckpoint(
       this.outputDir,
       {
         step: this.step,
-        model: this.model.stateDict(),
+        model,
+        modelFile,
         optimizer: this.optimizer.stateDict(),
         state: {
           label: this.label(),
@@ -469,7 +541,7 @@ export abstract class TrainerBase<C extends TrainingArgs> {
           dataParallel: { worldSize: this.world.size, globalBatch: this.globalBatch },
           extra: this.extraState(),
         },
-        files: this.checkpointFiles(),
+        files,
       },
       { keep: this.config.saveTotalLimit },
     );
@@ -575,6 +647,7 @@ export abstract class TrainerBase<C extends TrainingArgs> {
         let r: StepResult;
         try {
           this.metricWeight = 1;
+          this.trunk?.lora?.seedDropout(c.seed, s);
           yield* this.beforeStep(s);
           this.gradSync?.begin();
           try {

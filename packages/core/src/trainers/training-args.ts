@@ -1,4 +1,5 @@
 import type { ConfigProblem, ConfigSpec } from './config';
+import { LORA_FIELD_SPEC, type LoraConfig } from './lora-config';
 import { LR_SCHEDULER_TYPES, type LrSchedulerType } from './schedules';
 
 /**
@@ -50,6 +51,9 @@ export interface TrainingArgs {
   saveTotalLimit: number;
   nanGuardMaxConsecutive: number;
   nanGuardSnapshotSteps: number;
+  // -- parameter-efficient fine-tuning
+  /** LoRA adapters instead of full fine-tuning, or null */
+  lora: LoraConfig | null;
 }
 
 export const TRAINING_ARGS_SPEC: ConfigSpec<TrainingArgs> = {
@@ -80,7 +84,14 @@ export const TRAINING_ARGS_SPEC: ConfigSpec<TrainingArgs> = {
   saveTotalLimit: { group: 'logging and checkpoints', type: 'integer', min: 1, default: 2, doc: 'checkpoints kept; older ones are deleted after a newer one is complete' },
   nanGuardMaxConsecutive: { group: 'logging and checkpoints', type: 'integer', min: 1, default: 5, doc: 'stop after this many non-finite steps in a row (each is skipped and the last good state restored)' },
   nanGuardSnapshotSteps: { group: 'logging and checkpoints', type: 'integer', min: 0, default: 1, doc: 'copy weights and moments in memory as the last good state every this many steps; 0: keep no copy (saves 3x the weights in memory; a bad step is skipped, nothing is restored)' },
+  lora: LORA_FIELD_SPEC,
 };
+
+/**
+ * What a trainer takes as its config in code: any fields (the rest default), `lora` with any of its fields (the rest
+ * default: `lora: { r: 16 }`).
+ */
+export type ConfigInput<C extends TrainingArgs> = Partial<Omit<C, 'lora'>> & { lora?: Partial<LoraConfig> | null };
 
 /** Cross-field rules shared by all trainers. */
 export function trainingArgsRules<T extends TrainingArgs>(c: T, ok: (f: keyof T & string) => boolean): ConfigProblem[] {
