@@ -12,6 +12,7 @@ import { registerDpo } from './commands/dpo';
 import { registerGrpo, registerRloo } from './commands/online';
 import { registerEval } from './commands/eval';
 import { registerLabel } from './commands/label';
+import { registerLora } from './commands/lora';
 
 declare const __RLHF_CLI_VERSION__: string | undefined;
 
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerDpo(program);
   registerGrpo(program);
   registerRloo(program);
+  registerLora(program);
   registerEval(program);
   registerLabel(program);
   return program;

@@ -1,12 +1,12 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { DPO_CONFIG_SPEC, DpoTrainer, fromPretrained, saveModelDir, toDpoExamples, toKtoExamples, validateDpoConfig, type DpoConfig } from '@rlhf/core';
+import { DPO_CONFIG_SPEC, DpoTrainer, fromPretrained, saveTrainedModel, toDpoExamples, toKtoExamples, validateDpoConfig, type DpoConfig } from '@rlhf/core';
 import { addTrainingOptions, configFromCli, loadExamples, loadStartingModel, finishInterrupted, printSummary, progressReporter, resumeFrom, sameTokenizer, trainWithSignals, type CommonFlags } from './train-common';
 
 /**
  * `rlhf dpo`: the DPO family, by --loss-type: DPO (sigmoid, cDPO), IPO, hinge, SimPO and ORPO on preferences
- * or comparisons (every ranked pair); KTO on unpaired feedback {prompt, completion, label}. The policy lands in
- * <out>/final.
+ * or comparisons (every ranked pair); KTO on unpaired feedback {prompt, completion, label}. The policy (or with
+ * --lora-*, its PEFT adapter, whose reference is the base under it) lands in <out>/final.
  */
 export function registerDpo(program: Command): void {
   const cmd = program
@@ -22,7 +22,7 @@ export function registerDpo(program: Command): void {
     const train = await load(config.datasetPath, 'datasetPath');
     const evalData = config.evalDatasetPath ? await load(config.evalDatasetPath, 'evalDatasetPath') : undefined;
     if (config.refModelPath) sameTokenizer(tokenizer, config.refModelPath, 'refModelPath');
-    const refModel = config.refModelPath ? fromPretrained(config.refModelPath).model.freeze() : undefined;
+    const refModel = config.refModelPath ? fromPretrained(config.refModelPath, { mergeAdapter: true }).model.freeze() : undefined;
     const progress = progressReporter();
     const trainer = new DpoTrainer(model, train, { config, evalData, refModel, progress, resume: resumeFrom(opts) });
     const result = await trainWithSignals(trainer, progress);
@@ -31,7 +31,7 @@ export function registerDpo(program: Command): void {
     if (result.interrupted) return finishInterrupted('dpo', opts, result);
     const { steps, lastEval } = result;
     const final = join(trainer.outputDir, 'final');
-    saveModelDir(final, model.hfConfig(), model.stateDict(), { tokenizerFrom: tokenizerDir });
-    printSummary({ command: 'dpo', final, steps, eval: lastEval });
+    const saved = saveTrainedModel(final, model, { baseModelPath: config.modelPath, tokenizerFrom: tokenizerDir });
+    printSummary({ command: 'dpo', final, saved, steps, eval: lastEval });
   });
 }

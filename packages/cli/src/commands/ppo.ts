@@ -6,14 +6,17 @@ import {
   PpoTrainer,
   fromPretrained,
   loadRewardModel,
-  saveModelDir,
+  saveTrainedModel,
   toPrompts,
   validatePpoConfig,
   type PpoConfig,
 } from '@rlhf/core';
 import { addTrainingOptions, configFromCli, loadExamples, loadStartingModel, finishInterrupted, printSummary, progressReporter, resumeFrom, sameTokenizer, trainWithSignals, type CommonFlags } from './train-common';
 
-/** `rlhf ppo`: PPO of the SFT policy against a reward model; the policy (without its value head) lands in <out>/final. */
+/**
+ * `rlhf ppo`: PPO of the SFT policy against a reward model; the policy (without its value head; with --lora-*, its
+ * PEFT adapter, whose reference is the base under it) lands in <out>/final.
+ */
 export function registerPpo(program: Command): void {
   const cmd = program.command('ppo').description('PPO against a reward model, with a per-token KL penalty to the frozen SFT reference');
   addTrainingOptions(cmd, PPO_CONFIG_SPEC).action(async (opts: Record<string, unknown> & CommonFlags) => {
@@ -24,7 +27,7 @@ export function registerPpo(program: Command): void {
     if (config.refModelPath) sameTokenizer(tokenizer, config.refModelPath, 'refModelPath');
     const prompts = await loadExamples(config.datasetPath, 'datasetPath', (r) => toPrompts(tokenizer, r));
     const evalPrompts = config.evalDatasetPath ? await loadExamples(config.evalDatasetPath, 'evalDatasetPath', (r) => toPrompts(tokenizer, r)) : undefined;
-    const refModel = config.refModelPath ? fromPretrained(config.refModelPath).model.freeze() : undefined;
+    const refModel = config.refModelPath ? fromPretrained(config.refModelPath, { mergeAdapter: true }).model.freeze() : undefined;
     const policy = new CausalLMWithValueHead(model);
     const progress = progressReporter();
     const trainer = new PpoTrainer(policy, prompts, reward, {
@@ -42,7 +45,7 @@ export function registerPpo(program: Command): void {
     if (result.interrupted) return finishInterrupted('ppo', opts, result);
     const { steps, lastEval } = result;
     const final = join(trainer.outputDir, 'final');
-    saveModelDir(final, model.hfConfig(), model.stateDict(), { tokenizerFrom: tokenizerDir });
-    printSummary({ command: 'ppo', final, steps, eval: lastEval, klCoef: trainer.klController.value });
+    const saved = saveTrainedModel(final, model, { baseModelPath: config.modelPath, tokenizerFrom: tokenizerDir });
+    printSummary({ command: 'ppo', final, saved, steps, eval: lastEval, klCoef: trainer.klController.value });
   });
 }

@@ -1,9 +1,12 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { REWARD_CONFIG_SPEC, RewardModel, RewardTrainer, saveModelDir, toRankedExamples, validateRewardConfig, type RewardConfig } from '@rlhf/core';
+import { REWARD_CONFIG_SPEC, RewardModel, RewardTrainer, saveTrainedModel, toRankedExamples, validateRewardConfig, type RewardConfig } from '@rlhf/core';
 import { addTrainingOptions, configFromCli, loadExamples, loadStartingModel, finishInterrupted, printSummary, progressReporter, resumeFrom, trainWithSignals, type CommonFlags } from './train-common';
 
-/** `rlhf rm`: a reward model (the SFT model's trunk + a scalar head) on ranked comparisons; lands in <out>/final. */
+/**
+ * `rlhf rm`: a reward model (the SFT model's trunk + a scalar head) on ranked comparisons; lands in <out>/final (with
+ * --lora-*, as a PEFT adapter with the head in modules_to_save, which `rlhf ppo --reward-model-path` reads).
+ */
 export function registerRm(program: Command): void {
   const cmd = program.command('rm').description('reward model on ranked comparisons (InstructGPT K-wise loss) or preference pairs');
   addTrainingOptions(cmd, REWARD_CONFIG_SPEC).action(async (opts: Record<string, unknown> & CommonFlags) => {
@@ -20,10 +23,12 @@ export function registerRm(program: Command): void {
     if (result.interrupted) return finishInterrupted('rm', opts, result);
     const { steps, lastEval } = result;
     const final = join(trainer.outputDir, 'final');
-    saveModelDir(final, { ...model.hfConfig(), num_labels: 1 }, rm.stateDict(), {
+    const saved = saveTrainedModel(final, model, {
+      head: rm.head,
+      baseModelPath: config.modelPath,
       tokenizerFrom: tokenizerDir,
       files: { 'reward-normalization.json': `${JSON.stringify(trainer.normalization, null, 2)}\n` },
     });
-    printSummary({ command: 'rm', final, steps, eval: lastEval, normalization: trainer.normalization });
+    printSummary({ command: 'rm', final, saved, steps, eval: lastEval, normalization: trainer.normalization });
   });
 }

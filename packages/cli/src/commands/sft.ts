@@ -1,9 +1,9 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { SFT_CONFIG_SPEC, SftTrainer, saveModelDir, toSftExamples, validateSftConfig, type SftConfig } from '@rlhf/core';
+import { SFT_CONFIG_SPEC, SftTrainer, saveTrainedModel, toSftExamples, validateSftConfig, type SftConfig } from '@rlhf/core';
 import { addTrainingOptions, configFromCli, loadExamples, loadStartingModel, finishInterrupted, printSummary, progressReporter, resumeFrom, trainWithSignals, type CommonFlags } from './train-common';
 
-/** `rlhf sft`: supervised fine-tuning on demonstrations; the model lands in <out>/final. */
+/** `rlhf sft`: supervised fine-tuning on demonstrations; the model (or with --lora-*, its PEFT adapter) lands in <out>/final. */
 export function registerSft(program: Command): void {
   const cmd = program.command('sft').description('supervised fine-tuning on demonstrations (loss on completion tokens)');
   addTrainingOptions(cmd, SFT_CONFIG_SPEC).action(async (opts: Record<string, unknown> & CommonFlags) => {
@@ -19,7 +19,7 @@ export function registerSft(program: Command): void {
     if (result.interrupted) return finishInterrupted('sft', opts, result);
     const { steps, lastEval } = result;
     const final = join(trainer.outputDir, 'final');
-    saveModelDir(final, model.hfConfig(), model.stateDict(), { tokenizerFrom: tokenizerDir });
-    printSummary({ command: 'sft', final, steps, eval: lastEval });
+    const saved = saveTrainedModel(final, model, { baseModelPath: config.modelPath, tokenizerFrom: tokenizerDir });
+    printSummary({ command: 'sft', final, saved, steps, eval: lastEval });
   });
 }

@@ -20,8 +20,10 @@ import {
   loadTokenizer,
   parseFieldValue,
   resolveResume,
+  withDefaults,
   type ConfigProblem,
   type ConfigSpec,
+  type FieldSpec,
   type LoadedCheckpoint,
   type ProgressReporter,
   type Tokenizer,
@@ -39,16 +41,32 @@ export interface CommonFlags {
   tokenizer?: string;
 }
 
-/** Adds --config, --out, --resume, --tokenizer and one --<field> flag per config field (help: group, doc, default). */
+/** The option key commander gives `--<field>-<sub>` (`lora` + `targetModules` -> `loraTargetModules`). */
+function subKey(field: string, sub: string): string {
+  return field + sub[0].toUpperCase() + sub.slice(1);
+}
+
+/**
+ * Adds --config, --out, --resume, --tokenizer and one --<field> flag per config field (help: group, doc, default);
+ * a group of fields (`lora`) gets one --<field>-<sub> flag per field of the group as well (`--lora-r 16`).
+ */
 export function addTrainingOptions<T>(cmd: Command, spec: ConfigSpec<T>): Command {
   cmd
     .option('--config <file>', 'JSON file of config fields (flags override it)')
     .option('--out <dir>', 'output folder (the outputDir field; default runs/<command>); new or empty unless --resume or --overwrite-output-dir true')
     .option('--resume <dir>', 'continue from a checkpoint folder, or the newest loadable checkpoint under a folder')
     .option('--tokenizer <path>', "tokenizer file or folder (default: the one beside the model)");
-  for (const [field, s] of Object.entries(spec) as [string, ConfigSpec<T>[keyof T]][]) {
+  for (const [field, s] of Object.entries(spec) as [string, FieldSpec][]) {
     const def = s.default === null ? 'null' : JSON.stringify(s.default);
-    cmd.option(`--${flagName(field)} <value>`, `[${s.group}] ${s.doc} (default: ${def})`);
+    if (s.type !== 'object') {
+      cmd.option(`--${flagName(field)} <value>`, `[${s.group}] ${s.doc} (default: ${def})`);
+      continue;
+    }
+    cmd.option(`--${flagName(field)} <value>`, `[${s.group}] ${s.doc}; true: on with every default, or a JSON object (default: ${def}; any --${flagName(field)}-* flag turns it on)`);
+    for (const [sub, ss] of Object.entries(s.fields ?? {})) {
+      const sdef = ss.default === null ? 'null' : JSON.stringify(ss.default);
+      cmd.option(`--${flagName(field)}-${flagName(sub)} <value>`, `[${ss.group}] ${ss.doc} (default: ${sdef})`);
+    }
   }
   return cmd;
 }
@@ -106,9 +124,17 @@ export function configAndExtrasFromCli<T extends TrainingArgs>(
     delete merged[field];
     problems.push(...check(extraValues[field]));
   }
-  for (const [field, s] of Object.entries(spec) as [string, ConfigSpec<T>[keyof T]][]) {
+  for (const [field, s] of Object.entries(spec) as [string, FieldSpec][]) {
     const raw = opts[field];
     if (typeof raw === 'string') merged[field] = parseFieldValue(s, raw);
+    if (s.type !== 'object') continue;
+    // --lora-r 16 and the like: fields of the group, over what --config and --lora gave (turning the group on)
+    for (const [sub, ss] of Object.entries(s.fields ?? {})) {
+      const v = opts[subKey(field, sub)];
+      if (typeof v !== 'string') continue;
+      const group = merged[field];
+      merged[field] = { ...(group !== null && typeof group === 'object' && !Array.isArray(group) ? group : {}), [sub]: parseFieldValue(ss, v) };
+    }
   }
   if (opts.out) merged.outputDir = opts.out;
   // the library has no default folder (nothing lands in the current folder unasked); a command run in a
@@ -121,8 +147,7 @@ export function configAndExtrasFromCli<T extends TrainingArgs>(
     }
   }
   if (problems.length) throw new ConfigError(name, problems);
-  const defaults = Object.fromEntries(Object.entries(spec).map(([k, s]) => [k, (s as { default: unknown }).default]));
-  const config = { ...defaults, ...merged } as unknown as T;
+  const config = withDefaults(spec, merged);
   // before the model and the data are loaded: a folder of another run, or one that cannot be written
   checkOutputDir(config, opts.resume !== undefined, name);
   return { config, extras: extraValues };
@@ -161,10 +186,14 @@ export function progressReporter(): ProgressReporter {
   };
 }
 
-/** The starting model and its tokenizer (--tokenizer, else the one beside the model). */
+/**
+ * The starting model and its tokenizer (--tokenizer, else the one beside the model). A PEFT adapter folder (an
+ * earlier stage trained with --lora-*) is loaded onto its base and merged: the starting model is a plain one, on
+ * which this stage trains the whole model or new adapters.
+ */
 export function loadStartingModel(modelPath: string | null, tokenizerPath: string | undefined, field = 'modelPath') {
   if (!modelPath) throw new ConfigError('config', [{ field, message: 'is required: the starting model folder (config.json + model.safetensors) or llama2.c .bin' }]);
-  const pre = fromPretrained(modelPath, tokenizerPath ? { tokenizer: loadTokenizer(tokenizerPath) } : {});
+  const pre = fromPretrained(modelPath, { mergeAdapter: true, ...(tokenizerPath ? { tokenizer: loadTokenizer(tokenizerPath) } : {}) });
   const tokenizer: Tokenizer | undefined = pre.tokenizer ?? (tokenizerPath ? loadTokenizer(tokenizerPath) : tryLoadTokenizer(modelPath));
   if (!tokenizer) throw new Error(`${modelPath}: no tokenizer found beside the model; pass --tokenizer`);
   // where the tokenizer files to carry into the output live: beside a llama2.c .bin, or in the model folder
