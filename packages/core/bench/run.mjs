@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * Core benchmarks: `node bench/run.mjs [--bench core|memory] [--quick] [--json FILE] [--threads N]` (from
+ * Core benchmarks: `node bench/run.mjs [--bench core|memory|lora] [--quick] [--json FILE] [--threads N]` (from
  * packages/core). Bundles bench/<bench>-bench.ts (default core-bench.ts) with esbuild (so it runs on the
  * sources, no build of core needed) and runs it with the other arguments.
  * The addon comes from RLHF_NATIVE_PATH when set, else packages/native/build/Release/rlhf_native.node.
@@ -17,8 +17,8 @@ const require = createRequire(import.meta.url);
 const args = process.argv.slice(2);
 const at = args.indexOf('--bench');
 const bench = at >= 0 ? args.splice(at, 2)[1] : 'core';
-if (!['core', 'memory'].includes(bench)) {
-  console.error(`--bench: one of core, memory (got ${bench})`);
+if (!['core', 'memory', 'lora'].includes(bench)) {
+  console.error(`--bench: one of core, memory, lora (got ${bench})`);
   process.exit(2);
 }
 const out = join(here, '..', '..', '..', 'node_modules', '.cache', 'rlhf-core-bench', `${bench}-bench.mjs`);
