@@ -41,8 +41,9 @@ export function mergeAdapterFolder(flags: LoraMergeFlags): Record<string, unknow
     });
     return { command: 'lora merge', kind: 'reward-model', out, adapter, base: flags.base ?? cfg.baseModelNameOrPath };
   }
-  const { model } = fromPretrained(adapter, { base: flags.base, mergeAdapter: true });
-  savePretrained(model, out, { ...(flags.dtype ? { dtype: flags.dtype as SaveDType } : {}), ...(tokenizerFrom ? { tokenizer: tokenizerFrom } : {}) });
+  // the tokenizer fromPretrained found (the adapter folder's, else the base's) is written beside the merged weights
+  const { model, tokenizer } = fromPretrained(adapter, { base: flags.base, mergeAdapter: true });
+  savePretrained(model, out, { ...(flags.dtype ? { dtype: flags.dtype as SaveDType } : {}), ...(tokenizer ? { tokenizer } : {}) });
   return { command: 'lora merge', kind: 'causal-lm', out, adapter, base: flags.base ?? cfg.baseModelNameOrPath };
 }
 
