@@ -144,7 +144,14 @@ describe('LoRA in the trainers', () => {
       return Array.from({ length: n }, () => [1, 6 + rng.nextInt(6), 2]);
     };
     const cfg = { learningRate: 1e-2, perDeviceTrainBatchSize: 8, numMiniBatches: 2, ppoEpochs: 2, responseLength: 6, temperature: 1, stopTokenId: 3, klCoef: 0.05, lora: LORA };
-    const policy = new CausalLMWithValueHead(tinyGpt2(31));
+    // A random GPT-2's tied embedding (std 0.02, norm ≈ 0.11 at width 32) under a frozen final LayerNorm (output norm
+    // √32) lets the blocks, all LoRA adapts, move a logit by at most ≈ ±0.64: token 4 could not become much likelier
+    // than 1/12 (full fine-tuning of the blocks alone, embeddings frozen, stalled at 0.47 as LoRA did at 0.59). A
+    // pretrained model's embeddings are larger (GPT-2's std ≈ 0.14): at std 0.1 the adapters can express the policy.
+    const base = tinyGpt2(31);
+    const wte = base.param('wte.weight');
+    for (let i = 0; i < wte.data.length; i++) wte.data[i] *= 5;
+    const policy = new CausalLMWithValueHead(base);
     const baseLogits = noGrad(() => policy.model.logits(policy.model.forward({ ids: Int32Array.from([1, 7, 2]), B: 1, T: 3 })).data.slice());
     const t = new PpoTrainer(policy, prompts(32, 1), countGood, { evalPrompts: prompts(32, 2), config: { ...cfg, totalEpisodes: 16 * 10, outputDir: join(tmp.path, 'ppo') } });
     expect(t.params.map(([n]) => n).filter((n) => !/lora_/.test(n))).toEqual(['v_head.summary.weight', 'v_head.summary.bias']);
