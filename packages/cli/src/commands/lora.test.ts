@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { registerDpo } from './dpo';
 import { registerLora } from './lora';
+import { registerGrpo, registerRloo } from './online';
 import { registerPpo } from './ppo';
 import { registerRm } from './rm';
 import { registerSft } from './sft';
@@ -51,7 +52,7 @@ async function run(register: (p: Command) => void, ...args: string[]): Promise<R
 const logits = (m: CausalLM) => noGrad(() => m.logits(m.forward({ ids: Int32Array.from([5, 40, 77, 3, 120]), B: 1, T: 5 })).data.slice());
 const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i])), 0);
 
-describe('rlhf sft | rm | ppo | dpo --lora-*, and rlhf lora merge', () => {
+describe('rlhf sft | rm | ppo | dpo | grpo | rloo --lora-*, and rlhf lora merge', () => {
   const demos = () => jsonl('demos.jsonl', [
     { kind: 'demonstration', prompt: 'is the sky blue?', completion: ' yes.' },
     { kind: 'demonstration', prompt: 'is the grass blue?', completion: ' no.' },
@@ -118,6 +119,27 @@ describe('rlhf sft | rm | ppo | dpo --lora-*, and rlhf lora merge', () => {
     expect(existsSync(join(merged, 'reward-normalization.json'))).toBe(true);
   });
 
+  it('grpo and rloo --lora-*: a PEFT adapter in final/ and in the checkpoints, --resume from one lands on the same adapter', async () => {
+    writeFileSync(join(root, 'rewards.mjs'), 'export function even({ completionIds }) { return completionIds.map((ids) => ids.filter((t) => t % 2 === 0).length); }\n');
+    const prompts = jsonl('online-prompts.jsonl', [{ prompt: 'is the sky blue?' }, { prompt: 'hello' }, { prompt: 'is the grass green?' }, { prompt: 'yes or no?' }]);
+    const cfg = join(root, 'online.json');
+    writeFileSync(cfg, JSON.stringify({ modelPath: base, datasetPath: prompts, rewardFuncs: [{ module: 'rewards.mjs', export: 'even' }], numGenerations: 2, perDeviceTrainBatchSize: 4, maxCompletionLength: 4, beta: 0.05, saveSteps: 1 }));
+    const out = join(root, 'grpo');
+    const flags = ['grpo', '--config', cfg, '--out', out, '--max-steps', '2', '--learning-rate', '1e-2', '--lora-r', '2', '--lora-alpha', '4', '--lora-target-modules', 'all-linear'];
+    expect(await run(registerGrpo, ...flags)).toMatchObject({ command: 'grpo', steps: 2, saved: 'adapter' });
+    const final = join(out, 'final');
+    expect(JSON.parse(readFileSync(join(final, 'adapter_config.json'), 'utf8'))).toMatchObject({ peft_type: 'LORA', r: 2, lora_alpha: 4, task_type: 'CAUSAL_LM', base_model_name_or_path: base });
+    expect(readdirSync(join(out, 'checkpoint-2')).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'optimizer.safetensors', 'trainer-state.json']);
+    const want = logits(fromPretrained(final).model);
+    expect(maxDiff(logits(fromPretrained(base).model), want)).toBeGreaterThan(1e-4); // the adapter moved
+    await run(registerGrpo, ...flags, '--resume', join(out, 'checkpoint-1'));
+    expect(Array.from(logits(fromPretrained(final).model))).toEqual(Array.from(want));
+
+    const r = await run(registerRloo, 'rloo', '--config', cfg, '--out', join(root, 'rloo'), '--max-steps', '1', '--advantage-estimator', 'reinforce++', '--lora', 'true');
+    expect(r).toMatchObject({ command: 'rloo', steps: 1, saved: 'adapter' });
+    expect(JSON.parse(readFileSync(join(root, 'rloo', 'final', 'adapter_config.json'), 'utf8'))).toMatchObject({ r: 8, target_modules: ['c_attn'] });
+  });
+
   it('bad LoRA flags and adapters are named', async () => {
     const data = demos();
     await expect(run(registerSft, 'sft', '--model-path', base, '--dataset-path', data, '--out', join(root, 'x1'), '--lora-r', '0', '--lora-alpha', 'big')).rejects.toThrow(
@@ -132,8 +154,11 @@ describe('rlhf sft | rm | ppo | dpo --lora-*, and rlhf lora merge', () => {
     await expect(run(registerLora, 'lora', 'merge', '--adapter', dora, '--out', join(root, 'x3'))).rejects.toThrow(/use_dora is true: DoRA \(weight-decomposed LoRA\) is not implemented/);
     await expect(run(registerLora, 'lora', 'merge', '--adapter', dora, '--out', dora)).rejects.toThrow(/--out .* is the --adapter folder itself/);
     const program = new Command('rlhf');
-    registerSft(program);
-    const help = program.commands.find((c) => c.name() === 'sft')!.helpInformation().replace(/\s+/g, ' ');
-    for (const f of ['--lora <value>', '--lora-r <value>', '--lora-alpha <value>', '--lora-dropout <value>', '--lora-target-modules <value>', '--lora-use-rslora <value>', '--lora-base-dtype <value>']) expect(help).toContain(f);
+    for (const register of [registerSft, registerRm, registerPpo, registerDpo, registerGrpo, registerRloo]) register(program);
+    expect(program.commands.length).toBe(6);
+    for (const cmd of program.commands) {
+      const help = cmd.helpInformation().replace(/\s+/g, ' ');
+      for (const f of ['--lora <value>', '--lora-r <value>', '--lora-alpha <value>', '--lora-dropout <value>', '--lora-target-modules <value>', '--lora-use-rslora <value>', '--lora-base-dtype <value>']) expect(help, cmd.name()).toContain(f);
+    }
   });
 });

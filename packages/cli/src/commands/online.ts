@@ -2,7 +2,8 @@
  * `rlhf grpo` and `rlhf rloo` (REINFORCE++ with --advantage-estimator reinforce++): online RL of a starting
  * model against reward functions and reward models, on prompts from a data file. The config file holds the
  * trainer's fields (one flag each, as every training command) and `rewardFuncs` (reward-modules.ts); the
- * policy lands in <out>/final with its tokenizer. Same conventions as `rlhf ppo`: --resume, Ctrl-C stops at a
+ * policy lands in <out>/final with its tokenizer (with --lora-*, its PEFT adapter, whose reference is the base under
+ * it). Same conventions as `rlhf ppo`: --resume, Ctrl-C stops at a
  * generation boundary with a checkpoint (exit 130 and the resume command), metrics.jsonl, progress.
  *
  * Prompt records keep their other columns for the reward functions (a `meta` of rlhf records; every column but
@@ -16,7 +17,7 @@ import {
   RLOO_CONFIG_SPEC,
   RlooTrainer,
   fromPretrained,
-  saveModelDir,
+  saveTrainedModel,
   toPromptExamples,
   validateGrpoConfig,
   validateRlooConfig,
@@ -75,7 +76,7 @@ function register<C extends OnlineConfig>(program: Command, k: OnlineCommand<C>)
     let refModel;
     if (config.refModelPath && k.usesRef(config)) {
       sameTokenizer(tokenizer, config.refModelPath, 'refModelPath');
-      refModel = fromPretrained(config.refModelPath).model.freeze();
+      refModel = fromPretrained(config.refModelPath, { mergeAdapter: true }).model.freeze();
     }
     const progress = progressReporter();
     const trainer = k.make(model, prompts, rewards, {
@@ -93,8 +94,8 @@ function register<C extends OnlineConfig>(program: Command, k: OnlineCommand<C>)
     if (!trainer.isMainRank) return;
     if (result.interrupted) return finishInterrupted(k.name, opts, result);
     const final = join(trainer.outputDir, 'final');
-    saveModelDir(final, model.hfConfig(), model.stateDict(), { tokenizerFrom: tokenizerDir });
-    printSummary({ command: k.name, final, steps: result.steps, eval: result.lastEval });
+    const saved = saveTrainedModel(final, model, { baseModelPath: config.modelPath, tokenizerFrom: tokenizerDir });
+    printSummary({ command: k.name, final, saved, steps: result.steps, eval: result.lastEval });
   });
 }
 

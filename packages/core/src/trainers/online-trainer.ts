@@ -54,6 +54,7 @@ import { frozenReference } from './reference-model';
 import { seededPermutation, StatefulRng, type RngState } from './rng';
 import { cutPrompts, emptyResponses, generateResponses, layoutResponses, pickRows, promptBudget, responseForward, responseLogprobs, scatterTokens, type ResponseBatch, type ResponseSampling } from './rollout';
 import { runAsync, runSync, type Steps } from './steps';
+import type { ConfigInput } from './training-args';
 import { TrainerBase, type TrainerOptions } from './trainer-base';
 
 /**
@@ -149,9 +150,12 @@ export interface StepSizes {
   microBatches: number;
 }
 
-export interface OnlineTrainerOptions<C> extends TrainerOptions {
-  config?: Partial<C>;
-  /** frozen reference; default a frozen copy of the policy as given (only when a KL is used) */
+export interface OnlineTrainerOptions<C extends OnlineConfig> extends TrainerOptions {
+  config?: ConfigInput<C>;
+  /**
+   * frozen reference; default a frozen copy of the policy as given (only when a KL is used), or with `lora` the
+   * policy's own base with its adapters off (no copy)
+   */
   refModel?: CausalLM;
   evalPrompts?: ReadonlyArray<number[] | PromptExample>;
   /** the tokenizer's end-of-sequence id, used when config.stopTokenId is null */
