@@ -73,6 +73,11 @@ export class LoraAdapters {
   enabled = true;
   /** draws the dropout masks (reseeded per optimizer step by the trainers, so that a resumed run repeats them) */
   dropoutRng = new Rng(0);
+  /**
+   * dropout applies while a graph is recorded, and also while this is set: the first, unrecorded run of a block
+   * under activation checkpointing (model/blocks.ts), which must compute what its recorded rerun computes
+   */
+  dropoutWithoutGraph = false;
 
   constructor(
     readonly spec: ResolvedLoraSpec,

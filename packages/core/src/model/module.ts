@@ -87,7 +87,7 @@ export abstract class Module {
     const b = this.params.get(`${name}.bias`) ?? null;
     const a = this.adapters?.active(name);
     if (a) {
-      const dropout = a.dropout > 0 && isGradEnabled() ? { p: a.dropout, rng: this.adapters!.dropoutRng } : null;
+      const dropout = a.dropout > 0 && (isGradEnabled() || this.adapters!.dropoutWithoutGraph) ? { p: a.dropout, rng: this.adapters!.dropoutRng } : null;
       return loraLinear(x, W, b, a.A, a.B, a.scaling, residual ?? null, dropout);
     }
     return residual ? residualLinear(residual, x, W, b) : linear(x, W, b);

@@ -244,6 +244,20 @@ describe('LoRA in the trainers', () => {
     for (const [i, [n, p]] of a.params.entries()) expect(b.params[i][1].data, n).toEqual(p.data);
   });
 
+  it('gradientCheckpointing trains the same adapters bit for bit, dropout included (the recomputed blocks draw the same masks)', () => {
+    const run = (gradientCheckpointing: boolean) => {
+      const model = tinyGpt2(5);
+      const t = new SftTrainer(model, sftTask(32, 3), { config: { outputDir: join(tmp.path, `ckpt-${gradientCheckpointing}`), learningRate: 1e-2, perDeviceTrainBatchSize: 4, gradientAccumulationSteps: 2, maxSteps: 3, gradientCheckpointing, lora: { ...LORA, dropout: 0.3 } } });
+      t.train();
+      expect(model.gradientCheckpointing).toBe(gradientCheckpointing);
+      return t.params;
+    };
+    const plain = run(false);
+    const ckpt = run(true);
+    expect(plain.every(([, p]) => p.data.some((v) => v !== 0))).toBe(true); // A and B both moved off B = 0
+    for (const [i, [n, p]] of plain.entries()) expect(ckpt[i][1].data, n).toEqual(p.data);
+  });
+
   it('a frozen base kept in bf16 (lora.baseDtype) still trains the adapters', () => {
     const model = tinyGpt2(3);
     const t = new SftTrainer(model, sftTask(96, 1), { evalData: sftTask(32, 2), config: { outputDir: join(tmp.path, 'bf16'), learningRate: 1e-2, perDeviceTrainBatchSize: 16, numTrainEpochs: 20, lora: { ...LORA, r: 8, alpha: 16, baseDtype: 'bf16' } } });

@@ -39,6 +39,14 @@ export class Rng {
   int(n: number): number {
     return Math.floor(this.next() * n);
   }
+
+  /** An independent generator at this one's state: it draws what this one would draw next. */
+  clone(): Rng {
+    const r = new Rng(0);
+    r.state = this.state;
+    r.spare = this.spare;
+    return r;
+  }
 }
 
 /**
