@@ -132,6 +132,11 @@ export class BackwardCtx {
   }
   private handedOut = 0;
 
+  /** @internal whether output o's gradient buffer became an input's gradient (pass): it lives on as that one */
+  handedOutGradient(o: number): boolean {
+    return (this.handedOut & (1 << o)) !== 0;
+  }
+
   alloc(n: number): Float32Array {
     return this.fwd.alloc(n);
   }
@@ -319,6 +324,18 @@ function runBackwardInner(root: Tensor, grad: Float32Array | undefined, h: Backw
       const bctx = new BackwardCtx(node.inputs, node.ctx.saved, node.ctx, node.outputs);
       node.def.backward(bctx, ...dys);
       bctx.finish(add);
+      // This node was the last reader of its outputs' gradients (every consumer ran before it) and of its
+      // scratch: both go back to the pool now, not at the end, so that the backward's peak holds the
+      // activations and a few gradients, not every activation's gradient (at SmolLM2-135M, B 4, T 256: pooled
+      // peak 2.4 -> 1.3 GB). A gradient handed to an input (pass) lives on as that input's gradient; values
+      // stay until the end (an earlier node may read them, as an input or through a view).
+      node.outputs.forEach((o, j) => {
+        if (!o.grad || bctx.handedOutGradient(j)) return;
+        o.grad.release();
+        o.grad = null;
+      });
+      for (const b of node.ctx.scratch) releaseF32(b);
+      node.ctx.scratch.length = 0;
     }
     const ready = lastReaderOf?.get(k);
     if (ready) for (const t of ready) h!.onLeafReady!(t);
