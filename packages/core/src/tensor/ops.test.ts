@@ -129,6 +129,13 @@ describe('op backwards against central finite differences (odd sizes)', () => {
     const x = randomTensor([5, 7], 21), W = randomTensor([3, 7], 22), b = randomTensor([3], 23);
     gradcheck(() => ops.linear(x, W, b), [x, W, b]);
     gradcheck(() => ops.linear(x, W), [x, W]);
+    // an intermediate read by several projections (q, k, v of one normed x): the later backwards add into its
+    // gradient through the GEMM (beta 1)
+    const W2 = randomTensor([3, 7], 221), W3 = randomTensor([3, 7], 222);
+    gradcheck(() => {
+      const h = ops.scale(x, 1.5);
+      return ops.residualLinear(ops.add(ops.linear(h, W, b), ops.linear(h, W2)), h, W3);
+    }, [x, W, W2, W3, b]);
     const a = randomTensor([4, 3], 24), c = randomTensor([4, 3], 25);
     gradcheck(() => ops.add(a, c), [a, c]);
     gradcheck(() => ops.sub(a, c), [a, c]);

@@ -81,8 +81,10 @@ export const linear = defineOp({
     const [out, inp] = W.shape;
     const N = x.size / inp;
     const k = kernels();
-    const dx = ctx.write(0);
-    if (dx) weightGemm(dx, dy, W, N, inp, out, false); // dx (N,in) = dy (N,out) · W (out,in)
+    // dx (N,in) += dy (N,out) · W (out,in): written when new, else added by the GEMM itself (beta 1), so that an
+    // input read by several projections (q, k and v read one normed x) takes no temporary and no extra pass
+    const dx = ctx.accumOrWrite(0);
+    if (dx) weightGemm(dx.buf, dy, W, N, inp, out, false, 1, dx.fresh ? 0 : 1);
     // dW (out,in) += dyᵀ · x; a new gradient (the first step after the optimizer dropped it) is written (beta 0)
     const dW = ctx.accumOrWrite(1);
     if (dW) k.gemm(dW.buf, dy, x.data, out, inp, N, true, false, 1, dW.fresh ? 0 : 1);
@@ -125,8 +127,8 @@ export const residualLinear = defineOp({
     const [out, inp] = W.shape;
     const N = h.size / inp;
     const k = kernels();
-    const dh = ctx.write(1);
-    if (dh) weightGemm(dh, dy, W, N, inp, out, false); // dh (N,in) = dy (N,out) · W (out,in)
+    const dh = ctx.accumOrWrite(1); // dh (N,in) += dy (N,out) · W (out,in), as in linear
+    if (dh) weightGemm(dh.buf, dy, W, N, inp, out, false, 1, dh.fresh ? 0 : 1);
     const dW = ctx.accumOrWrite(2); // dW (out,in) += dyᵀ · h (written when new)
     if (dW) k.gemm(dW.buf, dy, h.data, out, inp, N, true, false, 1, dW.fresh ? 0 : 1);
     if (b) {
