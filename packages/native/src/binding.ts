@@ -28,6 +28,9 @@ export type KernelSimdLevel = 'avx512' | 'avx2' | 'scalar';
 /** What setSimdLevel / RLHF_SIMD take: a kernel level, or 'avx512bf16' (AVX-512 plus bf16 dot products, the default). */
 export type SimdLevel = 'avx512bf16' | KernelSimdLevel;
 
+/** An opaque native decoder (ops/decode): weights referenced, KV cache in native memory. */
+export type NativeDecoderHandle = { readonly __nativeDecoder: unique symbol };
+
 export interface NativeBinding {
   info(): NativeInfo;
   setNumThreads(n: number): number;
@@ -135,4 +138,18 @@ export interface NativeBinding {
     mask: Float32Array, n: number, cliprangeValue: number, gradScale: number,
   ): number;
   // end PPO losses
+
+  // decode (ops/decode): generation steps, inference only
+  decodeLinear(y: Float32Array, x: Float32Array, w: Float32Array | Uint16Array, bias: Float32Array | null, residual: Float32Array | null, m: number, n: number, k: number): void;
+  decodeAttention(
+    out: Float32Array, q: Float32Array, kcache: Float32Array, vcache: Float32Array, slots: Int32Array, positions: Int32Array,
+    N: number, H: number, Hkv: number, D: number, S: number, P: number, scale: number,
+  ): void;
+  decodeSoftmax(probs: Float32Array | null, lse: Float32Array, argmax: Int32Array, logits: Float32Array, rows: number, cols: number, ld: number, scale: number): void;
+  decoderCreate(spec: import('./ops/decode').DecoderSpec, slots: number, positions: number): NativeDecoderHandle;
+  decoderStep(decoder: NativeDecoderHandle, logits: Float32Array, tokens: Int32Array, slots: Int32Array, outRows: Int32Array, N: number, R: number): void;
+  decoderCopyPrefix(decoder: NativeDecoderHandle, dst: number, src: number, length: number): void;
+  decoderTruncate(decoder: NativeDecoderHandle, slot: number, length: number): void;
+  decoderSlotLength(decoder: NativeDecoderHandle, slot: number): number;
+  decoderDispose(decoder: NativeDecoderHandle): void;
 }

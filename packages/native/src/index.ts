@@ -2,7 +2,7 @@
  * @rlhf/native: the C++/CUDA kernels of rlhf-ts, as typed functions over Float32Array / Int32Array views.
  * Every function checks its arguments and throws a TypeError or RangeError that names the bad one.
  */
-export type { NativeBinding, NativeInfo, NativeCudaInfo, SimdLevel, KernelSimdLevel } from './binding';
+export type { NativeBinding, NativeDecoderHandle, NativeInfo, NativeCudaInfo, SimdLevel, KernelSimdLevel } from './binding';
 export { NativeLoadError, loadNativeBinding, defaultBinaryPath, binaryCandidates, native, packageRoot } from './loader';
 export { info, setNumThreads, getNumThreads, setSimdLevel } from './runtime';
 export { copyF32, castF32ToBf16, castBf16ToF32 } from './ops/copy';
@@ -34,5 +34,7 @@ export {
   PPO_VALUE_STATS,
 } from './ops/ppo';
 export type { PpoPolicyStats, PpoValueStats } from './ops/ppo';
+export { decodeLinear, decodeAttention, decodeSoftmax, NativeDecoder } from './ops/decode';
+export type { DecodeWeight, DecoderSpec, DecoderBlockSpec } from './ops/decode';
 export * as cuda from './cuda';
 export * as mpi from './mpi';

@@ -17,3 +17,4 @@ export * from './swiglu';
 export * from './rope';
 export * from './permute';
 export * from './ppo';
+export * from './decode';

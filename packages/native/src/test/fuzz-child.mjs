@@ -124,6 +124,36 @@ function ceSizes() {
   return { N, V, ign, targets, temp: pick([1, 0.7, 2, 1e-3]) };
 }
 
+// A random small decoder-only model in the native decoder's spec (ops/decode), float32 or bf16 weights.
+function decoderSpec() {
+  const gpt = chance(0.3);
+  const Hkv = ri(1, 2), H = Hkv * ri(1, 2), D = 2 * ri(1, 4), C = ri(1, 12), F = ri(1, 12), V = ri(1, 12), L = ri(1, 2);
+  const w = (rows, cols) => (chance(0.3) ? u16(rows * cols) : f32(rows * cols));
+  const maxPositions = ri(4, 16);
+  const embed = w(V, C);
+  return {
+    layers: L, hidden: C, heads: H, kvHeads: Hkv, headDim: D, intermediate: F, vocab: V, maxPositions,
+    norm: gpt ? 'layer' : 'rms', act: gpt ? 'gelu_tanh' : 'swiglu', eps: 1e-5,
+    invFreq: gpt ? null : f32(D / 2, 0, 1), ropeScale: 1, ropeInterleaved: chance(0.5),
+    embed, posEmbed: gpt ? f32(maxPositions * C) : null, finalNorm: f32(C), finalNormBias: gpt ? f32(C) : null,
+    head: chance(0.5) ? embed : w(V, C),
+    blocks: Array.from({ length: L }, () => ({
+      norm1: f32(C), norm1Bias: gpt ? f32(C) : null, norm2: f32(C), norm2Bias: gpt ? f32(C) : null,
+      q: w(H * D, C), k: w(Hkv * D, C), v: w(Hkv * D, C), o: w(C, H * D),
+      qBias: chance(0.3) ? f32(H * D) : null, kBias: null, vBias: null, oBias: chance(0.3) ? f32(C) : null,
+      qNorm: null, kNorm: null,
+      gate: gpt ? null : w(F, C), up: w(F, C), down: w(C, F), gateBias: null, upBias: chance(0.3) ? f32(F) : null, downBias: null,
+      rope: !gpt && chance(0.8),
+    })),
+  };
+}
+// A decoder with `slots` slots of `positions` each, some holding a few tokens already.
+function decoder(slots, positions) {
+  const spec = decoderSpec();
+  const d = native.decoderCreate(spec, slots, Math.min(positions, spec.maxPositions));
+  return { d, spec, P: Math.min(positions, spec.maxPositions) };
+}
+
 const SPECS = {
   info: { sig: '', gen: () => [] },
   getNumThreads: { sig: '', gen: () => [] },
@@ -321,6 +351,62 @@ const SPECS = {
       return [chance(0.3) ? v : f32(n), f32(5), v, f32(n), f32(n), mask, n, pick([0.2, Infinity, 0]), r()];
     },
   },
+  decodeLinear: {
+    sig: 'y:f32 x:f32 w:f32 bias:f32? residual:f32? m:size n:size k:size',
+    gen: () => {
+      const m = ri(0, 6), n = ri(0, 12), k = ri(0, 12);
+      const y = f32(m * n);
+      return [y, f32(m * k), chance(0.3) ? u16(n * k) : f32(n * k), chance(0.5) ? f32(n) : null, chance(0.3) ? y : chance(0.5) ? f32(m * n) : null, m, n, k];
+    },
+  },
+  decodeAttention: {
+    sig: 'out:f32 q:f32 kcache:f32 vcache:f32 slots:i32 positions:i32 N:size H:size Hkv:size D:size S:size P:size scale:num',
+    gen: () => {
+      const N = ri(0, 4), Hkv = ri(1, 2), H = Hkv * ri(1, 2), D = ri(1, 8), S = ri(1, 3), P = ri(1, 20);
+      return [f32(N * H * D), f32(N * H * D), f32(S * Hkv * D * Math.ceil(P / 16) * 16), f32(S * Hkv * D * P), i32(N, 0, S - 1), i32(N, 0, P - 1), N, H, Hkv, D, S, P, 1 / Math.sqrt(D)];
+    },
+  },
+  decodeSoftmax: {
+    sig: 'probs:f32? lse:f32 argmax:i32 logits:f32 rows:size cols:size ld:size scale:num',
+    gen: () => {
+      const rows = ri(0, 5), cols = ri(1, 20), ld = cols + ri(0, 3);
+      const n = rows ? (rows - 1) * ld + cols : 0;
+      return [chance(0.5) ? f32(n) : null, f32(rows), i32(rows, 0, 0), f32(n, -10, 10), rows, cols, ld, pick([1, 1 / 0.7])];
+    },
+  },
+  decoderCreate: {
+    sig: 'spec:obj slots:size positions:size',
+    gen: () => { const s = decoderSpec(); return [s, ri(1, 3), ri(1, s.maxPositions)]; },
+  },
+  decoderStep: {
+    sig: 'decoder:obj logits:f32 tokens:i32 slots:i32 outRows:i32 N:size R:size',
+    gen: () => {
+      const S = ri(1, 3), { d, spec, P } = decoder(S, ri(2, 16));
+      const N = ri(0, Math.min(P, 6)), R = N ? ri(0, N) : 0;
+      const slots = i32(N, 0, 0);
+      for (let i = 0; i < N; i++) slots[i] = ri(0, S - 1);
+      // at most P tokens per slot: the one slot holds all N <= P
+      return [d, f32(R * spec.vocab), i32(N, 0, spec.vocab - 1), slots, i32(R, 0, Math.max(0, N - 1)), N, R];
+    },
+  },
+  decoderCopyPrefix: {
+    sig: 'decoder:obj dst:size src:size length:size',
+    gen: () => {
+      const { d } = decoder(2, 8);
+      native.decoderStep(d, f32(0), i32(3, 0, 0), i32(3, 0, 0), i32(0, 0, 0), 3, 0);
+      return [d, 1, 0, ri(0, 3)];
+    },
+  },
+  decoderTruncate: {
+    sig: 'decoder:obj slot:size length:size',
+    gen: () => {
+      const { d } = decoder(2, 8);
+      native.decoderStep(d, f32(0), i32(2, 0, 0), i32(2, 0, 0), i32(0, 0, 0), 2, 0);
+      return [d, 0, ri(0, 2)];
+    },
+  },
+  decoderSlotLength: { sig: 'decoder:obj slot:size', gen: () => [decoder(2, 4).d, ri(0, 1)] },
+  decoderDispose: { sig: 'decoder:obj', gen: () => [decoder(1, 4).d] },
 };
 const NO_HUGE = new Set(['benchFmaPeak']);
 
@@ -646,7 +732,7 @@ function check(fn, spec, args, call, err, ms) {
   const names = spec.params.map((p) => p.name);
   const namesArg =
     /expected (at least |at most )?\d+( or \d+)? arguments/.test(msg) ||
-    names.some((n) => msg.includes(`'${n}'`)) ||
+    names.some((n) => msg.includes(`'${n}'`) || msg.includes(`'${n}.`)) || // an argument, or a field of one (spec.embed)
     (/size product/.test(msg) && names.some((n) => new RegExp(`\\b${n}\\b`).test(msg)));
   if (!msg.startsWith(`${fn}: `) || !namesArg) findings.push({ fn, kind: 'message names no argument', error: `${name}: ${msg}`, call: desc });
 }
