@@ -99,6 +99,16 @@ export function kernelTimings(reset = false): [string, KernelTiming][] {
   return out;
 }
 
+/**
+ * The native decoder of generation (@rlhf/native NativeDecoder: a whole decoder step in one call over a KV cache
+ * in native memory), or null when the loaded addon predates it (a stale build): generation then runs the model's
+ * forward, as before. Not a table entry: a class with a cache, not a kernel with a TypeScript reference.
+ */
+export function nativeDecoder(): typeof nativeOps.NativeDecoder | null {
+  const binding = nativeOps.native() as unknown as Record<string, unknown>;
+  return typeof binding.decoderCreate === 'function' && typeof binding.decoderStep === 'function' ? nativeOps.NativeDecoder : null;
+}
+
 /** For each kernel name, whether it runs natively or on the TypeScript reference (stale addon). */
 export function kernelSources(): Record<KernelName, KernelSource> {
   kernels();

@@ -45,6 +45,7 @@ export interface Kernels {
   gemmBf16(C: Float32Array, A: Float32Array, B: Uint16Array, m: number, n: number, k: number, transB?: boolean, alpha?: number, beta?: number): void;
   castF32ToBf16(dst: Uint16Array, src: Float32Array, n: number): void;
   castBf16ToF32(dst: Float32Array, src: Uint16Array, n: number): void;
+  decodeSoftmax(probs: Float32Array | null, lse: Float32Array, argmax: Int32Array, logits: Float32Array, rows: number, cols: number, ld: number, scale: number): void;
 }
 
 export type KernelName = keyof Kernels;
@@ -57,5 +58,5 @@ export const KERNEL_NAMES: readonly KernelName[] = [
   'embeddingForward', 'embeddingBackward', 'ropeForward', 'ropeBackward', 'permute0213',
   'adamwStep', 'sumSquares', 'attentionForward', 'attentionBackward',
   'crossEntropyForward', 'crossEntropyBackward', 'tokenLogprobs', 'tokenLogprobsBackward',
-  'ppoPolicyLoss', 'ppoValueLoss', 'copyF32', 'gemmBf16', 'castF32ToBf16', 'castBf16ToF32',
+  'ppoPolicyLoss', 'ppoValueLoss', 'copyF32', 'gemmBf16', 'castF32ToBf16', 'castBf16ToF32', 'decodeSoftmax',
 ];

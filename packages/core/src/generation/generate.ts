@@ -1,36 +1,63 @@
 /**
- * Batched generation for either architecture. Prompts of different lengths are left-padded to the longest
- * (attention mask 0 on the padding, positions counted from the mask), so that every row's next token sits
- * in the same last column. With the KV cache (default) the prompt is run once and each step runs one
- * position; without it each step re-runs the whole sequence (the reference the cache is tested against).
- * A row stops at a stop token (kept as its last token) or after maxNewTokens; rows that stopped are fed
- * padding (mask 0) until all have. Seeded: the same seed gives the same tokens.
+ * Batched generation for either architecture, on one of two paths that give the same tokens:
+ *
+ *  - the native decoder (default, where it runs the model: the Llama families and GPT-2 on the CPU): the engine
+ *    of engine.ts, with continuous batching (at most maxBatchSize rows at a time; a row that ends is replaced by
+ *    the next prompt), each distinct prompt computed once for all the rows that share it, and logits only where a
+ *    token is sampled;
+ *  - the model's forward ('model', or a model the decoder cannot run), the reference the decoder is tested
+ *    against: prompts left-padded to the longest (attention mask 0 on the padding, positions counted from the
+ *    mask), the prompt run once and each step one position with the KV cache, or the whole sequence per step
+ *    without it (useCache: false); rows that stopped are fed padding until all have.
+ *
+ * A row stops at a stop token (kept as its last token) or after its maxNewTokens. Every row samples from a
+ * generator of its own: rowSeeds[i], or derivedSeed(seed, i) when only `seed` is given; so a row's tokens depend
+ * on its prompt, its seed and the options, never on the other rows of the batch or their order.
  */
 import { noGrad, tidy } from '../tensor/autograd';
 import { gatherRows } from '../tensor/ops';
 import type { Tokenizer } from '../tokenizers/types';
-import { Rng } from '../util/rng';
+import { derivedSeed, Rng } from '../util/rng';
 import type { CausalLM, KVCache } from '../model/common';
+import { decoderUnsupported, type DecodeWeights } from './decoder';
+import { decodeRequests, type DecodeStats } from './engine';
 import { checkSampling, rowProbabilities, sampleTokenFromProbs, type SamplingOptions } from './sampling';
 
 export interface GenerateOptions extends SamplingOptions {
   /** default 32 */
   maxNewTokens?: number;
+  /** one limit per prompt (in place of maxNewTokens) */
+  rowMaxNewTokens?: number[];
   /**
    * ids that end a row; [] for none. Default: the stop tokens of the loaded model when generate is given
    * fromPretrained's result (its format's: llama2.c models end at BOS, Hugging Face ones at eos_token_id),
    * else the tokenizer's EOS when a tokenizer is known, else none
    */
   stopTokens?: number[];
-  /** default 0 */
+  /** default 0; row i samples from derivedSeed(seed, i) */
   seed?: number;
   /**
    * one seed per prompt (in place of `seed`): each row samples from a generator of its own, so a row's tokens do
    * not depend on which other rows share its batch (data-parallel rollouts split a batch across processes)
    */
   rowSeeds?: number[];
-  /** default true */
+  /** default true; false runs the whole sequence per step (the model's forward: the slow reference) */
   useCache?: boolean;
+  /**
+   * 'auto' (default): the native decoder when it can run the model, else the model's forward; 'native': the
+   * decoder or an error saying why not; 'model': the model's forward. The environment variable RLHF_DECODER sets
+   * the default.
+   */
+  decoder?: 'auto' | 'native' | 'model';
+  /**
+   * the decoder's weights: 'model' (default) as the model holds them; 'bf16' float32 weight matrices rounded to
+   * bf16 for this call (half the bytes per step; logits then differ by bf16 rounding). Native decoder only.
+   */
+  weights?: DecodeWeights;
+  /** most rows decoded at once by the native decoder (default 64); more prompts wait for a row to end */
+  maxBatchSize?: number;
+  /** most bytes of KV cache for the native decoder (default 2 GiB): fewer rows at once when it would exceed it */
+  maxCacheBytes?: number;
   /** id fed as padding (default: the tokenizer's pad id, else the first stop token, else 0) */
   padId?: number;
   /**
@@ -58,6 +85,8 @@ export interface GenerateResult {
   attentionMask: Uint8Array;
   promptWidth: number;
   newWidth: number;
+  /** what the native decoder did (steps, prompts computed and shared, time), when it ran */
+  decodeStats?: DecodeStats;
 }
 
 /**
@@ -103,9 +132,106 @@ export function generate(source: CausalLM | LoadedModel, prompts: number[][], op
   const stops = new Set(opts.stopTokens ?? (tok?.eosId !== undefined ? [tok.eosId] : []));
   const padId = opts.padId ?? tok?.padId ?? (stops.size ? [...stops][0] : 0);
   const B = prompts.length;
+  const perRow = (name: string, a: unknown, check: (v: unknown) => boolean, what: string): void => {
+    if (!Array.isArray(a) || a.length !== B) throw new RangeError(`generate: ${name} must hold one entry per prompt (${B}), got ${Array.isArray(a) ? a.length : typeof a}`);
+    a.forEach((v, i) => {
+      if (!check(v)) throw new RangeError(`generate: ${name}[${i}] = ${v} is not ${what}`);
+    });
+  };
+  if (opts.rowSeeds !== undefined) perRow('rowSeeds', opts.rowSeeds, (s) => Number.isInteger(s) && (s as number) >= 0 && (s as number) <= 0xffffffff, 'an integer in [0, 2^32 - 1]');
+  if (opts.rowMaxNewTokens !== undefined) perRow('rowMaxNewTokens', opts.rowMaxNewTokens, (m) => Number.isInteger(m) && (m as number) >= 0, 'an integer ≥ 0');
+  if (opts.seed !== undefined && !Number.isFinite(opts.seed)) throw new RangeError(`generate: seed must be a finite number, got ${opts.seed}`);
+  const maxNews = opts.rowMaxNewTokens ?? prompts.map(() => maxNew);
+  const seeds = opts.rowSeeds ?? prompts.map((_, i) => derivedSeed(opts.seed ?? 0, i));
+  prompts.forEach((p, i) => {
+    if (p.length + maxNews[i] > model.maxPositions) throw new RangeError(`generate: prompt ${i}: ${p.length} prompt + ${maxNews[i]} new tokens exceed the model's ${model.maxPositions} positions`);
+  });
+  const mode = opts.decoder ?? (process.env.RLHF_DECODER as GenerateOptions['decoder']) ?? 'auto';
+  if (mode !== 'auto' && mode !== 'native' && mode !== 'model') {
+    throw new RangeError(`generate: decoder must be 'auto', 'native' or 'model', got ${String(mode)}${opts.decoder === undefined ? ' (from RLHF_DECODER)' : ''}`);
+  }
+  const weights = opts.weights ?? 'model';
+  if (weights !== 'model' && weights !== 'bf16') throw new RangeError(`generate: weights must be 'model' or 'bf16', got ${String(weights)}`);
+  const maxBatchSize = opts.maxBatchSize ?? 64;
+  if (!(Number.isInteger(maxBatchSize) && maxBatchSize >= 1)) throw new RangeError(`generate: maxBatchSize must be an integer ≥ 1, got ${opts.maxBatchSize}`);
+  const maxCacheBytes = opts.maxCacheBytes ?? 2 ** 31;
+  if (!(maxCacheBytes > 0)) throw new RangeError(`generate: maxCacheBytes must be positive, got ${opts.maxCacheBytes}`);
+  const useCache = opts.useCache ?? true;
+  let native = false;
+  if (mode !== 'model' && useCache) {
+    const why = decoderUnsupported(model);
+    if (why && mode === 'native') throw new Error(`generate: the native decoder cannot run this model: ${why}`);
+    native = why === null;
+  } else if (mode === 'native') {
+    throw new Error('generate: the native decoder needs the KV cache (useCache: false runs the model\'s forward)');
+  }
+  if (!native && weights === 'bf16') throw new Error('generate: weights \'bf16\' needs the native decoder (decoder: \'auto\' or \'native\', with the KV cache)');
+  // ids past a tokenizer smaller than the model's vocabulary are never sampled (every new token decodes)
+  const sampleVocab = tok && tok.vocabSize < model.vocabSize ? tok.vocabSize : model.vocabSize;
+
+  let out: { tokens: number[][]; logprobs: number[][]; stopped: boolean[]; stats?: DecodeStats };
+  if (native) {
+    const requests = prompts.map((prompt, i) => ({ prompt, maxNewTokens: maxNews[i], seed: seeds[i] }));
+    out = noGrad(() =>
+      decodeRequests(model, requests, {
+        temperature: opts.temperature,
+        topK: opts.topK,
+        topP: opts.topP,
+        stopTokens: stops,
+        sampleVocab,
+        maxBatchSize,
+        maxCacheBytes,
+        maxStepTokens: 512,
+        weights,
+        onToken: opts.onToken,
+      }),
+    );
+  } else {
+    out = generateWithModel(model, prompts, opts, { maxNews, seeds, stops, padId, sampleVocab, useCache });
+  }
+  const { tokens, logprobs, stopped } = out;
+
+  // the batch as the model path lays it out: left-padded prompts, then each row's tokens, padding after
+  const Tp = Math.max(...prompts.map((p) => p.length));
+  const newWidth = Math.max(0, ...tokens.map((t) => t.length));
+  const outW = Tp + newWidth;
+  const sequences = new Int32Array(B * outW).fill(padId), attentionMask = new Uint8Array(B * outW);
+  prompts.forEach((p, b) => {
+    sequences.set(p, b * outW + Tp - p.length);
+    sequences.set(tokens[b], b * outW + Tp);
+    attentionMask.fill(1, b * outW + Tp - p.length, b * outW + Tp + tokens[b].length);
+  });
+  const result: GenerateResult = { tokens, logprobs, stopped, sequences, attentionMask, promptWidth: Tp, newWidth };
+  if (out.stats) result.decodeStats = out.stats;
+  if (tok) {
+    // decode with the prompt as context (a SentencePiece decoder drops the dummy-prefix space after BOS),
+    // then cut the prompt's own text off; if that is not a clean prefix, decode the new tokens alone
+    result.text = tokens.map((ts, b) => {
+      const fresh = ts.filter((t) => !stops.has(t));
+      const before = tok.decode(prompts[b]);
+      const all = tok.decode([...prompts[b], ...fresh]);
+      return all.startsWith(before) ? all.slice(before.length) : tok.decode(fresh);
+    });
+  }
+  return result;
+}
+
+/**
+ * The model-forward path: prompts left-padded to the longest, the KV cache of the model (or none: the whole
+ * sequence re-run each step), rows that ended fed padding (mask 0) until all have.
+ */
+function generateWithModel(
+  model: CausalLM,
+  prompts: number[][],
+  opts: GenerateOptions,
+  rows: { maxNews: number[]; seeds: number[]; stops: Set<number>; padId: number; sampleVocab: number; useCache: boolean },
+): { tokens: number[][]; logprobs: number[][]; stopped: boolean[] } {
+  const { maxNews, stops, padId, sampleVocab, useCache } = rows;
+  const B = prompts.length;
+  const maxNew = Math.max(...maxNews);
   const Tp = Math.max(...prompts.map((p) => p.length));
   const width = Tp + maxNew;
-  if (width > model.maxPositions) throw new RangeError(`generate: ${Tp} prompt + ${maxNew} new tokens exceed the model's ${model.maxPositions} positions`);
+  if (width > model.maxPositions) throw new RangeError(`generate: ${Tp} prompt + ${maxNew} new tokens exceed the model's ${model.maxPositions} positions (the model's forward pads every prompt to the longest; the native decoder does not)`);
   // the whole batch, left-padded prompts then room for the new tokens: (B, width)
   const seq = new Int32Array(B * width).fill(padId);
   const mask = new Uint8Array(B * width);
@@ -116,20 +242,11 @@ export function generate(source: CausalLM | LoadedModel, prompts: number[][], op
       mask[b * width + off + t] = 1;
     }
   });
-  if (opts.rowSeeds !== undefined) {
-    if (!Array.isArray(opts.rowSeeds) || opts.rowSeeds.length !== prompts.length) {
-      throw new RangeError(`generate: rowSeeds must hold one seed per prompt (${prompts.length}), got ${Array.isArray(opts.rowSeeds) ? opts.rowSeeds.length : typeof opts.rowSeeds}`);
-    }
-    opts.rowSeeds.forEach((s, i) => {
-      if (!(Number.isInteger(s) && s >= 0 && s <= 0xffffffff)) throw new RangeError(`generate: rowSeeds[${i}] = ${s} is not an integer in [0, 2^32 - 1]`);
-    });
-  }
-  const rng = new Rng(opts.seed ?? 0);
-  const rowRngs = opts.rowSeeds?.map((s) => new Rng(s)) ?? null;
+  const rngs = rows.seeds.map((s) => new Rng(s));
   const tokens: number[][] = prompts.map(() => []);
   const logprobs: number[][] = prompts.map(() => []);
   const stopped = new Array<boolean>(B).fill(false);
-  const useCache = opts.useCache ?? true;
+  const done = (b: number) => stopped[b] || tokens[b].length >= maxNews[b];
   const cache: KVCache | null = useCache ? model.newCache(B, width) : null;
   const V = model.vocabSize;
 
@@ -152,14 +269,13 @@ export function generate(source: CausalLM | LoadedModel, prompts: number[][], op
     );
 
   let cur = Tp;
-  let steps = 0;
-  while (steps < maxNew && stopped.some((s, b) => !s && tokens[b].length < maxNew)) {
+  while (cur < width && prompts.some((_, b) => !done(b))) {
     const logits = stepLogits(cur);
-    if (tok && tok.vocabSize < V) for (let b = 0; b < B; b++) logits.fill(Number.NEGATIVE_INFINITY, b * V + tok.vocabSize, (b + 1) * V);
+    if (sampleVocab < V) for (let b = 0; b < B; b++) logits.fill(Number.NEGATIVE_INFINITY, b * V + sampleVocab, (b + 1) * V);
     const { probs, lse } = rowProbabilities(logits, B, V, opts.temperature ?? 1);
     for (let b = 0; b < B; b++) {
-      if (stopped[b]) continue; // fed padding, mask 0
-      const [t, lp] = sampleTokenFromProbs(logits.subarray(b * V, b * V + V), probs.subarray(b * V, b * V + V), lse[b], opts, rowRngs ? rowRngs[b] : rng);
+      if (done(b)) continue; // fed padding, mask 0
+      const [t, lp] = sampleTokenFromProbs(logits.subarray(b * V, b * V + V), probs.subarray(b * V, b * V + V), lse[b], opts, rngs[b]);
       tokens[b].push(t);
       logprobs[b].push(lp);
       seq[b * width + cur] = t;
@@ -168,26 +284,6 @@ export function generate(source: CausalLM | LoadedModel, prompts: number[][], op
       if (stops.has(t)) stopped[b] = true;
     }
     cur++;
-    steps++;
   }
-  const newWidth = cur - Tp;
-  // compact to the width actually used
-  const outW = Tp + newWidth;
-  const sequences = new Int32Array(B * outW), attentionMask = new Uint8Array(B * outW);
-  for (let b = 0; b < B; b++) {
-    sequences.set(seq.subarray(b * width, b * width + outW), b * outW);
-    attentionMask.set(mask.subarray(b * width, b * width + outW), b * outW);
-  }
-  const result: GenerateResult = { tokens, logprobs, stopped, sequences, attentionMask, promptWidth: Tp, newWidth };
-  if (tok) {
-    // decode with the prompt as context (a SentencePiece decoder drops the dummy-prefix space after BOS),
-    // then cut the prompt's own text off; if that is not a clean prefix, decode the new tokens alone
-    result.text = tokens.map((ts, b) => {
-      const fresh = ts.filter((t) => !stops.has(t));
-      const before = tok.decode(prompts[b]);
-      const all = tok.decode([...prompts[b], ...fresh]);
-      return all.startsWith(before) ? all.slice(before.length) : tok.decode(fresh);
-    });
-  }
-  return result;
+  return { tokens, logprobs, stopped };
 }
