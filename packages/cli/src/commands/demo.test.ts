@@ -79,7 +79,15 @@ describe('rlhf demo --quick', () => {
       expect(s.ppoKl.value).toBeGreaterThan(0);
       expect(s.curve.length).toBeGreaterThanOrEqual(2);
       expect(s.curve[0].step).toBe(0);
-      for (const t of s.times) expect(t.wallS).toBeGreaterThan(0);
+      for (const t of s.times) {
+        expect(t.wallS).toBeGreaterThan(0);
+        expect(t.rolloutS + t.updateS).toBeLessThanOrEqual(t.wallS);
+      }
+      // the stages that train report their updates; PPO's steps split into rollouts and updates; the evaluation samples
+      const stage = (name: string) => s.times.find((t: { stage: string }) => t.stage === name);
+      for (const name of ['base', 'sft', 'rm', 'ppo']) expect(stage(name).updateS, name).toBeGreaterThan(0);
+      expect(stage('ppo').rolloutS).toBeGreaterThan(0);
+      expect(stage('eval').rolloutS).toBe(stage('eval').wallS);
     }
 
     // the report over seeds: each seed's figure, its mean and its worst seed

@@ -25,7 +25,7 @@ function fakeRun(seed: number, goldSft: number[], goldPpo: number[], rmAccuracy:
     winSftOverBase: winRate(outcomesFromRewards(goldSft, goldSft.map((g) => g - 1))),
     curve: [{ step: 0, kl: 0, rm: 0, gold: 1 }, { step: 8, kl: 1.5, rm: 1, gold: 1.5 + seed / 10 }],
     samples: [],
-    times: [{ stage: 'base', wallS, cpuS: 2 * wallS }],
+    times: [{ stage: 'base', wallS, cpuS: 2 * wallS, rolloutS: 0, updateS: wallS }],
   };
 }
 

@@ -57,6 +57,7 @@ export function buildReport(s: DemoSummary, command: string): Report {
     'task: customer-support replies that should follow a tone guide; the gold labeler (hidden rules + labeler noise) ranked the reward model\'s data and judges the win rates',
     `win rates: one sampled reply per model and held-out prompt (${n} prompts), compared by gold score; ties count half`,
     `time: ${total.wall.toFixed(0)} s wall, ${total.cpu.toFixed(0)} s CPU (${s.times.map((t) => `${t.stage} ${t.wallS.toFixed(0)}/${t.cpuS.toFixed(0)} s`).join(', ')})`,
+    `rollouts vs updates, wall seconds per stage: ${stageSplit(s)}`,
   ];
   return createReport(`rlhf demo (seed ${s.seed}${s.quick ? ', --quick' : ''})`, results, series, notes);
 }
@@ -82,6 +83,11 @@ export function writeReports(out: string, s: DemoSummary, command: string): Repo
   return report;
 }
 
+/** Each stage's wall time split into rollouts (sampling and scoring replies) and updates (training steps). */
+export function stageSplit(s: Pick<DemoSummary, 'times'>): string {
+  return s.times.map((t) => `${t.stage} ${t.rolloutS.toFixed(0)} / ${t.updateS.toFixed(0)} s`).join(', ');
+}
+
 /** The terminal summary: one row per model, then the reward model, KL and time. */
 export function summaryTable(s: DemoSummary): string {
   const row = (cells: string[]) => `  ${cells[0].padEnd(6)}${cells.slice(1, -1).map((c) => c.padStart(13)).join('')}${cells[cells.length - 1].padStart(18)}`;
@@ -96,6 +102,6 @@ export function summaryTable(s: DemoSummary): string {
     `  PPO over SFT: ${s.winPpoOverSft.wins} wins, ${s.winPpoOverSft.ties} ties, ${s.winPpoOverSft.losses} losses; 95% CI ${formatEstimate(s.winPpoOverSft)}`,
     `  KL(PPO || SFT): ${formatEstimate(s.ppoKl)} nats per reply`,
     `  reward model: held-out pairwise accuracy ${pct(s.rmAccuracy)} (${s.rmAccuracyPairs} pairs; noisy labels agree with gold on ${pct(s.labelerAgreement)})`,
-    `  time: ${total.wall.toFixed(0)} s wall, ${total.cpu.toFixed(0)} s CPU`,
+    `  time: ${total.wall.toFixed(0)} s wall, ${total.cpu.toFixed(0)} s CPU; rollouts vs updates: ${stageSplit(s)}`,
   ].join('\n');
 }

@@ -65,6 +65,12 @@ export interface StageTime {
   stage: string;
   wallS: number;
   cpuS: number;
+  /**
+   * wall seconds of the stage's rollouts (sampling replies and scoring them: PPO's batches, the evaluation) and of
+   * its training updates (forwards, backwards, optimizer steps); the rest of wallS is evaluation and saving
+   */
+  rolloutS: number;
+  updateS: number;
 }
 
 export interface ModelEval {
@@ -221,6 +227,8 @@ export interface DemoRun {
   /** n training prompts (with repeats) from the rest of the prompt space */
   drawTrain: (rng: Rng, n: number) => Prompt[];
   times: StageTime[];
+  /** the running stage's trainer clock (TrainerBase.timing), set by the stage: splits its time into rollouts and updates */
+  stageTiming: { rolloutS: number; updateS: number } | null;
 }
 
 /** Clears the output folder's stage subfolders and splits the prompt space for a seed. */
@@ -240,16 +248,24 @@ export function startRun(opts: DemoOptions): DemoRun {
     curvePrompts: evalPrompts.slice(0, sizes.curvePrompts),
     drawTrain: (rng, n) => Array.from({ length: n }, () => pick(rng, split.train)),
     times: [],
+    stageTiming: null,
   };
 }
 
-/** Runs f as one stage: its wall and CPU time join run.times. */
-async function timed<T>(run: DemoRun, stage: string, f: () => T | Promise<T>): Promise<T> {
+/**
+ * Runs f as one stage: its wall and CPU time join run.times, split into rollouts and updates by the trainer clock
+ * the stage leaves in run.stageTiming (allRollout: the whole stage samples and scores, as the evaluation does).
+ */
+async function timed<T>(run: DemoRun, stage: string, f: () => T | Promise<T>, allRollout = false): Promise<T> {
   const t0 = performance.now();
   const c0 = process.cpuUsage();
+  run.stageTiming = null;
   const r = await f();
   const c = process.cpuUsage(c0);
-  run.times.push({ stage, wallS: (performance.now() - t0) / 1000, cpuS: (c.user + c.system) / 1e6 });
+  const wallS = (performance.now() - t0) / 1000;
+  const clock = run.stageTiming as { rolloutS: number; updateS: number } | null; // set by f
+  const split = allRollout ? { rolloutS: wallS, updateS: 0 } : { rolloutS: clock?.rolloutS ?? 0, updateS: clock?.updateS ?? 0 };
+  run.times.push({ stage, wallS, cpuS: (c.user + c.system) / 1e6, ...split });
   return r;
 }
 
@@ -285,6 +301,7 @@ export async function pretrainBase(run: DemoRun): Promise<{ tokenizer: Tokenizer
     writeConfig(run, 'base', sftConfig(config));
     const train = toSftExamples(tokenizer, await readRecords(p('data', 'web.jsonl')));
     const trainer = new SftTrainer(base, train, { config: { ...config, outputDir: p('runs', 'base') }, progress: run.progress() });
+    run.stageTiming = trainer.timing;
     trainer.train();
     saveModelDir(p('models', 'base'), base.hfConfig(), base.stateDict(), { tokenizerFrom: tokDir });
     return { tokenizer: tokenizer as Tokenizer, base, pretrainLoss: lastMetric(p('runs', 'base'), 'loss') };
@@ -312,6 +329,7 @@ export async function finetuneSft(run: DemoRun, tokenizer: Tokenizer, base: GPT2
     const train = toSftExamples(tokenizer, await readRecords(p('data', 'demos.jsonl')));
     const evalData = toSftExamples(tokenizer, await readRecords(p('data', 'demos-eval.jsonl')));
     const trainer = new SftTrainer(sft, train, { config: { ...config, outputDir: p('runs', 'sft') }, evalData, progress: run.progress() });
+    run.stageTiming = trainer.timing;
     const sftEvalLoss = trainer.train().lastEval.loss ?? NaN;
     saveModelDir(p('models', 'sft'), sft.hfConfig(), sft.stateDict(), { tokenizerFrom: p('tokenizer') });
     return { sft, sftEvalLoss };
@@ -378,6 +396,7 @@ export async function trainRewardModel(run: DemoRun, tokenizer: Tokenizer, sft: 
     const train = toRankedExamples(tokenizer, await readRecords(p('data', 'comparisons.jsonl')));
     const evalData = toRankedExamples(tokenizer, await readRecords(p('data', 'comparisons-eval.jsonl')));
     const trainer = new RewardTrainer(rm, train, { config: { ...config, outputDir: p('runs', 'rm') }, evalData, progress: run.progress() });
+    run.stageTiming = trainer.timing;
     const { lastEval } = trainer.train();
     const byPrompt = trainer.evaluateByPrompt();
     const normalization = trainer.normalization;
@@ -423,6 +442,7 @@ export async function optimisePpo(run: DemoRun, tokenizer: Tokenizer, sft: GPT2,
       eosTokenId: tokenizer.eosId!,
       progress: run.progress(),
     });
+    run.stageTiming = t.timing;
     t.evaluate(); // step 0: the SFT policy itself
     t.train();
     saveModelDir(p('models', 'ppo'), policyLm.hfConfig(), policyLm.stateDict(), { tokenizerFrom: p('tokenizer') });
@@ -481,7 +501,7 @@ export async function evaluateModels(
       winSftOverBase: winRate(outcomesFromRewards(gSft, gBase)),
       samples: evalPrompts.map((pr, i) => ({ prompt: pr.text, base: baseText[i], sft: sftText[i], ppo: ppoText[i], goldBase: gBase[i], goldSft: gSft[i], goldPpo: gPpo[i] })),
     };
-  });
+  }, true); // the evaluation samples and scores replies: all of it counts as rollouts
   run.print(
     `4 eval   ${evalPrompts.length} held-out prompts; gold win rate PPO over SFT ${pct(result.winPpoOverSft.value)} ` +
       `(${result.winPpoOverSft.wins} wins, ${result.winPpoOverSft.ties} ties, ${result.winPpoOverSft.losses} losses), SFT over base ${pct(result.winSftOverBase.value)}; ` +

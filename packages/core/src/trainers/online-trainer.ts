@@ -468,7 +468,7 @@ export abstract class OnlineTrainer<C extends OnlineConfig> extends TrainerBase<
 
   protected override *beforeStep(step: number): Steps<void> {
     if (step % this.stepsPerCycle === 0 || !this.rollout) {
-      this.rollout = yield* this.rolloutSteps();
+      this.rollout = yield* this.rolloutTimed(this.rolloutSteps());
       this.freshRollout = true;
     }
   }

@@ -311,7 +311,7 @@ export class PpoTrainer extends TrainerBase<PpoConfig> {
     if (step % this.stepsPerIteration === 0 || !this.rollout) {
       const iter = Math.floor(step / this.stepsPerIteration);
       const idx = this.promptOrder.slice(iter * this.R, (iter + 1) * this.R);
-      this.rollout = yield* this.rolloutSteps(this.prompts, idx, this.rng.nextU32());
+      this.rollout = yield* this.rolloutTimed(this.rolloutSteps(this.prompts, idx, this.rng.nextU32()));
       this.freshRollout = true;
       // β for the next rollout, from this one's KL (Ziegler et al.)
       this.klController.update(this.rollout.metrics['objective/kl'], this.R);

@@ -187,6 +187,12 @@ export abstract class TrainerBase<C extends TrainingArgs> {
   readonly world: Collective;
   /** this rank's share of the current step, set by trainStep (examples or tokens): the weight of its metrics */
   protected metricWeight = 1;
+  /**
+   * Wall-clock seconds of this trainer's steps so far, split into rollouts (the phases a trainer runs through
+   * rolloutTimed: generation, scoring, log-probs of a fresh batch) and updates (the rest of each step: forwards,
+   * backwards, the optimizer). Evaluations are in neither.
+   */
+  readonly timing = { rolloutS: 0, updateS: 0 };
   private readonly syncOptions: GradientSyncOptions;
   /** during a data-parallel step: the gradient buckets */
   protected gradSync: GradientSync | null = null;
@@ -293,6 +299,16 @@ export abstract class TrainerBase<C extends TrainingArgs> {
   abstract totalSteps(): number;
   /** Runs the micro-batches of optimizer step `step` (0-based), leaving gradients in .grad; returns its metrics. */
   protected abstract trainStep(step: number): Record<string, number>;
+
+  /** Runs a rollout (generation and what scores it, waits included) and counts its time in timing.rolloutS. */
+  protected *rolloutTimed<T>(steps: Steps<T>): Steps<T> {
+    const t0 = performance.now();
+    try {
+      return yield* steps;
+    } finally {
+      this.timing.rolloutS += (performance.now() - t0) / 1e3;
+    }
+  }
   /** Held-out metrics (no grad); {} when there is no evaluation set. */
   evaluate(): Record<string, number> {
     return {};
@@ -645,6 +661,7 @@ export abstract class TrainerBase<C extends TrainingArgs> {
         this.inStep = true;
         let m: Record<string, number>;
         let r: StepResult;
+        const stepStart = performance.now(), rolloutBefore = this.timing.rolloutS;
         try {
           this.metricWeight = 1;
           this.trunk?.lora?.seedDropout(c.seed, s);
@@ -662,6 +679,7 @@ export abstract class TrainerBase<C extends TrainingArgs> {
           r = this.optimizerStep(s, m.loss ?? 0);
         } finally {
           this.inStep = false;
+          this.timing.updateS += (performance.now() - stepStart) / 1e3 - (this.timing.rolloutS - rolloutBefore);
         }
         this.step = s + 1;
         if (r.applied) this.afterUpdate(s);
