@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 /**
- * Core benchmarks: `node bench/run.mjs [--bench core|memory|lora] [--quick] [--json FILE] [--threads N]` (from
- * packages/core). Bundles bench/<bench>-bench.ts (default core-bench.ts) with esbuild (so it runs on the
- * sources, no build of core needed) and runs it with the other arguments.
+ * Core benchmarks: `node bench/run.mjs [--bench core|memory|lora|decode] [--quick] [--json FILE] [--threads N]` (from
+ * packages/core). Bundles bench/<bench>-bench.ts (default core-bench.ts) with esbuild (so it runs on the sources,
+ * no build of core needed) and runs it with the other arguments.
  * The addon comes from RLHF_NATIVE_PATH when set, else packages/native/build/Release/rlhf_native.node.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -17,8 +17,8 @@ const require = createRequire(import.meta.url);
 const args = process.argv.slice(2);
 const at = args.indexOf('--bench');
 const bench = at >= 0 ? args.splice(at, 2)[1] : 'core';
-if (!['core', 'memory', 'lora'].includes(bench)) {
-  console.error(`--bench: one of core, memory, lora (got ${bench})`);
+if (!existsSync(join(here, `${bench}-bench.ts`))) {
+  console.error(`--bench: no bench/${bench}-bench.ts (core, memory, lora, decode, ...)`);
   process.exit(2);
 }
 const out = join(here, '..', '..', '..', 'node_modules', '.cache', 'rlhf-core-bench', `${bench}-bench.mjs`);

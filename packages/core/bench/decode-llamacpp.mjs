@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+/**
+ * The llama.cpp peer of decode-bench.ts: node-llama-cpp (pinned 3.21.1, installed by the user in a folder of its
+ * own, never a dependency of this repository) decoding greedily on the CPU. Started by decode-bench.ts as
+ *   node decode-llamacpp.mjs NODE_LLAMA_CPP_DIR MODEL.gguf THREADS
+ * it loads the model once, then answers each request line {"batch": B, "newTokens": N, "prompt": [ids]} on stdin
+ * with one JSON line on stdout: B sequences of one context, each evaluating the prompt then N tokens (temperature 0;
+ * node-llama-cpp batches the sequences' tokens into one llama_decode per step), and the decode rate counted as
+ * decode-bench.ts counts ours: tokens after each sequence's first, over the time from the first token to the last.
+ */
+import { createInterface } from 'node:readline';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const [dir, modelPath, threadsArg] = process.argv.slice(2);
+const threads = Number(threadsArg ?? 2);
+const { getLlama } = await import(pathToFileURL(join(dir, 'node_modules', 'node-llama-cpp', 'dist', 'index.js')).href);
+const llama = await getLlama({ gpu: false, logLevel: 'error' });
+const model = await llama.loadModel({ modelPath, gpuLayers: 0 });
+
+async function run(batch, newTokens, prompt) {
+  const ctx = await model.createContext({ contextSize: (prompt.length + newTokens + 16) * batch, sequences: batch, threads, batchSize: Math.max(512, batch * 8) });
+  const seqs = Array.from({ length: batch }, () => ctx.getSequence());
+  const stamps = [];
+  const t0 = performance.now();
+  const outs = await Promise.all(
+    seqs.map(async (seq) => {
+      const got = [];
+      for await (const t of seq.evaluate(prompt, { temperature: 0 })) {
+        got.push(t);
+        stamps.push(performance.now());
+        if (got.length >= newTokens) break;
+      }
+      return got;
+    }),
+  );
+  const wallMs = performance.now() - t0;
+  await ctx.dispose();
+  stamps.sort((a, b) => a - b);
+  const total = outs.reduce((s, o) => s + o.length, 0);
+  const decodeMs = stamps[stamps.length - 1] - stamps[0];
+  return {
+    batch,
+    newTokens: outs[0].length,
+    wallTokPerSec: (total / wallMs) * 1e3,
+    decodeTokPerSec: decodeMs > 0 ? ((total - batch) / decodeMs) * 1e3 : NaN,
+    first: outs[0].slice(0, 16),
+  };
+}
+
+const rl = createInterface({ input: process.stdin });
+console.log(JSON.stringify({ ready: true }));
+for await (const line of rl) {
+  if (!line.trim()) continue;
+  const req = JSON.parse(line);
+  if (req.quit) break;
+  try {
+    console.log(JSON.stringify(await run(req.batch, req.newTokens, req.prompt)));
+  } catch (e) {
+    console.log(JSON.stringify({ error: String(e && e.message ? e.message : e) }));
+  }
+}
+process.exit(0);
