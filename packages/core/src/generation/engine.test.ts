@@ -8,6 +8,7 @@ import { fromPretrained } from '../model/pretrained';
 import { noGrad } from '../tensor/autograd';
 import { derivedSeed } from '../util/rng';
 import { decoderSpec, decoderUnsupported } from './decoder';
+import { decodeRequests } from './engine';
 import { generate, type GenerateOptions } from './generate';
 
 const shared = sharedDirForTests();
@@ -188,9 +189,13 @@ describe('generation engine (stories260K-independent: a GQA Llama)', () => {
   it('feeds long prompts in chunks and refuses what it cannot do, naming it', () => {
     const m = make();
     const long = Array.from({ length: 40 }, (_, i) => (i * 7) % 37);
-    const g = generate(m, [long, [1]], { temperature: 0, maxNewTokens: 5, stopTokens: [] });
     const alone = generate(m, [long], { temperature: 0, maxNewTokens: 5, stopTokens: [] });
-    expectSameRows(g, alone, [0], [0]);
+    // at most 7 tokens per step: the 40-token prompt takes 6 steps, beside the other rows' decoding
+    const requests = [long, [1], long.slice(0, 9)].map((prompt, i) => ({ prompt, maxNewTokens: 5, seed: i }));
+    const chunked = decodeRequests(m, requests, { temperature: 0, stopTokens: new Set(), sampleVocab: m.vocabSize, maxBatchSize: 3, maxCacheBytes: 2 ** 30, maxStepTokens: 7, weights: 'model' });
+    expectSameRows(chunked, alone, [0], [0]);
+    expect(chunked.stats.promptTokens).toBe(40 + 1 + 9);
+    expect(chunked.stats.steps).toBeGreaterThanOrEqual(Math.ceil(50 / 7));
     expect(() => generate(m, [long], { maxNewTokens: 30 })).toThrow(/prompt 0: 40 prompt \+ 30 new tokens exceed the model's 64 positions/);
     expect(() => generate(m, [[1]], { maxBatchSize: 0 })).toThrow(/maxBatchSize must be an integer ≥ 1/);
     expect(() => generate(m, [[1]], { rowMaxNewTokens: [1, 2] })).toThrow(/rowMaxNewTokens must hold one entry per prompt \(1\), got 2/);
