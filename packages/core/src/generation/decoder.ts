@@ -15,10 +15,6 @@ import type { DecoderBlockSpec, DecoderSpec, DecodeWeight } from '@rlhf/native';
 
 export type { DecoderSpec } from '@rlhf/native';
 
-/** What the decoder needs of a model's LoRA adapters (model.lora, where the model has them): each projection's. */
-interface LoraView {
-  active(projection: string): { A: Tensor; B: Tensor; scaling: number } | null;
-}
 
 /**
  * Which weights a decode step reads: 'model' as the model holds them (float32, or bf16 where the model keeps
@@ -49,7 +45,7 @@ export function decoderSpec(model: CausalLM, weights: DecodeWeights = 'model'): 
   };
   const opt = (name: string): Float32Array | null => (params.has(name) ? vec(name) : null);
   const converted = new Map<Tensor, DecodeWeight>();
-  const lora = (model as { lora?: LoraView | null }).lora ?? null;
+  const lora = model.lora;
   // a weight matrix (out, in): LoRA folded in when an adapter is active, then bf16 when asked
   const mat = (name: string): DecodeWeight => {
     const t = params.get(`${name}.weight`) ?? params.get(name);

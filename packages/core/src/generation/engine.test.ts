@@ -4,6 +4,7 @@ import { nativeDecoder } from '../backend/cpu';
 import type { CausalLM } from '../model/common';
 import { GPT2 } from '../model/gpt2';
 import { Llama } from '../model/llama';
+import { addLora } from '../model/lora';
 import { fromPretrained } from '../model/pretrained';
 import { noGrad } from '../tensor/autograd';
 import { derivedSeed } from '../util/rng';
@@ -74,6 +75,20 @@ describe.each(Object.entries(MODELS))('native decoder on %s', (_name, make) => {
       const scale = Math.max(...want.map(Math.abs));
       expect(maxAbsDiff(decoderLogits(m, p), want) / scale).toBeLessThan(2e-5);
     }
+  });
+
+  it('with LoRA adapters computes what the adapted model computes, and the base model through adaptersDisabled', () => {
+    const m = make();
+    const lora = addLora(m, { r: 3, alpha: 6, targetModules: 'all-linear' }, { seed: 1 });
+    for (const a of lora.list()) for (let i = 0; i < a.B.size; i++) a.B.data[i] = Math.sin(i + a.name.length) * 0.5;
+    const p = PROMPTS[0];
+    const want = forwardLogits(m, p);
+    const scale = Math.max(...want.map(Math.abs));
+    expect(maxAbsDiff(decoderLogits(m, p), want) / scale).toBeLessThan(2e-5);
+    lora.enabled = false;
+    const base = forwardLogits(m, p);
+    expect(maxAbsDiff(base, want) / scale).toBeGreaterThan(1e-3); // the adapters change something
+    expect(maxAbsDiff(decoderLogits(m, p), base) / scale).toBeLessThan(2e-5);
   });
 
   it('bf16: weights the model keeps in bf16 are read as they are; weights: bf16 rounds float32 ones', () => {
