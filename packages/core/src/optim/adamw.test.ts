@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { add, linear, sum } from '../tensor/ops';
 import { Tensor } from '../tensor/tensor';
 import { Rng } from '../util/rng';
-import { AdamW, clipGradNorm, gradNorm, paramGroups } from './adamw';
+import { AdamW, clipGradNorm, gradNorm, paramGroups, STEP_CHECK_CHUNK } from './adamw';
 
 function named(seed: number): Array<[string, Tensor]> {
   const r = new Rng(seed);
@@ -12,6 +12,11 @@ function named(seed: number): Array<[string, Tensor]> {
     return t;
   };
   return [['w', mk([3, 5])], ['ln.weight', mk([5])], ['b', mk([7])]];
+}
+
+/** Same float32 values bit for bit (toEqual is slow on millions of elements). */
+function sameBits(a: Float32Array, b: Float32Array): boolean {
+  return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 }
 
 describe('AdamW', () => {
@@ -148,5 +153,50 @@ describe('AdamW', () => {
       else expect(p.grad!.data.buffer).toBe(gbuf);
     }
     expect(opt.buffers().length).toBe(2);
+  });
+
+  it('stepIfFinite: applies exactly step() when every result is finite; writes nothing and names the parameter when an update or a moment would overflow, in a flat run or a parameter of its own, past a chunk boundary', () => {
+    // 'big' (2.5 chunks) sits in the flat buffers; 'own' is moved out of them (updated by a call of its own)
+    const make = () => {
+      const r = new Rng(31);
+      const ps: Array<[string, Tensor]> = [['w', Tensor.rand([3, 5], r, 1, true)], ['big', Tensor.rand([5, STEP_CHECK_CHUNK / 2], r, 1, true)], ['own', Tensor.rand([4, 3], r, 1, true)]];
+      for (const [, t] of ps) t.grad = Tensor.rand(t.shape, r, 0.5);
+      return ps;
+    };
+    const setup = () => {
+      const ps = make();
+      const opt = new AdamW(ps, { lr: 0.01, weightDecay: 0.1 });
+      const own = ps[2][1];
+      const moved = Tensor.fromF32(own.data.slice(), own.shape, true);
+      moved.grad = own.grad;
+      ps[2][1] = moved; // (AdamW keeps its own list: re-point it, as a later optimizer moving the tensor would)
+      (opt as unknown as { slots: Array<{ p: Tensor }> }).slots[2].p = moved;
+      return { ps, opt };
+    };
+    const a = setup(), b = setup();
+    for (let step = 0; step < 2; step++) {
+      expect(a.opt.stepIfFinite()).toBeNull();
+      b.opt.step();
+      for (const [i, [n, p]] of a.ps.entries()) {
+        expect(sameBits(p.data, b.ps[i][1].data), n).toBe(true);
+        expect(sameBits(a.opt.m.get(n)!, b.opt.m.get(n)!), n).toBe(true);
+        expect(sameBits(a.opt.v.get(n)!, b.opt.v.get(n)!), n).toBe(true);
+      }
+    }
+    expect(a.opt.t).toBe(2);
+    const state = () => [...a.ps.map(([, p]) => p.data.slice()), ...a.ps.flatMap(([n]) => [a.opt.m.get(n)!.slice(), a.opt.v.get(n)!.slice()])];
+    const before = state();
+    // a learning rate that overflows every update: the first parameter of the first run is named
+    expect(a.opt.stepIfFinite(1e39)).toBe('w');
+    // a finite gradient whose square overflows the second moment, in the third chunk of 'big'
+    const big = a.ps[1][1];
+    big.grad!.data[2 * STEP_CHECK_CHUNK + 7] = 1e30;
+    expect(a.opt.stepIfFinite()).toBe('big');
+    big.grad!.data[2 * STEP_CHECK_CHUNK + 7] = 0.1;
+    a.ps[2][1].grad!.data[5] = -1e30; // and in the parameter outside the flat buffers
+    expect(a.opt.stepIfFinite()).toBe('own');
+    const after = state();
+    for (const [i, x] of before.entries()) expect(sameBits(after[i], x)).toBe(true);
+    expect(a.opt.t).toBe(2);
   });
 });

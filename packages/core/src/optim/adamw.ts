@@ -162,7 +162,51 @@ export class AdamW {
   step(lr: number = this.lr): void {
     this.t++;
     const k = kernels();
-    // a gradient that zeroGrad() dropped and no backward made again is a zero gradient, as it was before
+    this.updates((p, g, m, v, n, wd) => k.adamwStep(p, g, m, v, n, lr, this.beta1, this.beta2, this.eps, wd, this.t));
+  }
+
+  /**
+   * step(lr) unless the update would leave a NaN or an infinity in a parameter or a moment (a finite gradient
+   * can overflow float32 through a huge learning rate, or its square through the second moment): then nothing
+   * is written, the step count stays, and the name of the first parameter it would have spoilt is returned
+   * (null: applied). The update is elementwise, so it is first computed on copies, chunk by chunk
+   * (STEP_CHECK_CHUNK elements; scratch of three chunks), with the same kernel and step count: what is
+   * checked is bit for bit what step() then writes. A NaN guard with no snapshot of the state relies on it.
+   */
+  stepIfFinite(lr: number = this.lr): string | null {
+    const k = kernels();
+    const t = this.t + 1;
+    // no call is longer than the flat buffers or a parameter outside them
+    const chunk = Math.min(STEP_CHECK_CHUNK, Math.max(this.flatParams.length, ...this.slots.map((sl) => sl.p.size)));
+    const sp = new Float32Array(chunk), sm = new Float32Array(chunk), sv = new Float32Array(chunk);
+    let spoilt: string | null = null;
+    this.updates((p, g, m, v, n, wd, names) => {
+      for (let i = 0; i < n && spoilt === null; i += chunk) {
+        const c = Math.min(chunk, n - i);
+        sp.set(p.subarray(i, i + c));
+        sm.set(m.subarray(i, i + c));
+        sv.set(v.subarray(i, i + c));
+        k.adamwStep(sp, g.subarray(i, i + c), sm, sv, c, lr, this.beta1, this.beta2, this.eps, wd, t);
+        // finite exactly when every float32 value is (nonFiniteState's test)
+        if (!Number.isFinite(k.sumSquares(sp, c) + k.sumSquares(sm, c) + k.sumSquares(sv, c))) {
+          for (let j = i; j < i + c && spoilt === null; j++) {
+            if (!Number.isFinite(sp[j - i]) || !Number.isFinite(sm[j - i]) || !Number.isFinite(sv[j - i])) spoilt = names(j);
+          }
+        }
+      }
+    });
+    if (spoilt !== null) return spoilt;
+    this.step(lr);
+    return null;
+  }
+
+  /**
+   * Calls fn once per adamwStep call of an update: a run of neighbouring flat slots (one call over the run's
+   * range of the flat buffers) or one parameter that sits elsewhere; `name(i)` names the parameter that holds
+   * element i of the call. A gradient that zeroGrad() dropped and no backward made again is a zero gradient,
+   * as it was before.
+   */
+  private updates(fn: (p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, n: number, wd: number, name: (i: number) => string) => void): void {
     for (const { p } of this.dropped) {
       if (!p.grad && p.requiresGrad && p.gradHome) p.grad = new Tensor(new CpuStorage(p.gradHome.fill(0), false), p.shape);
     }
@@ -170,11 +214,11 @@ export class AdamW {
     this.runs((p) => p.requiresGrad, true, (slots, from, to) => {
       const wd = slots[0].group.weightDecay;
       if (from >= 0) {
-        const P = this.flatParams, G = this.flatGrads;
-        k.adamwStep(P.subarray(from, to), G.subarray(from, to), this.flatM.subarray(from, to), this.flatV.subarray(from, to), to - from, lr, this.beta1, this.beta2, this.eps, wd, this.t);
+        const name = (i: number) => slots.find((sl) => from + i < sl.offset + sl.p.size)!.name;
+        fn(this.flatParams.subarray(from, to), this.flatGrads.subarray(from, to), this.flatM.subarray(from, to), this.flatV.subarray(from, to), to - from, wd, name);
       } else {
         const { name, p } = slots[0];
-        k.adamwStep(p.data, p.grad!.data, this.m.get(name)!, this.v.get(name)!, p.size, lr, this.beta1, this.beta2, this.eps, wd, this.t);
+        fn(p.data, p.grad!.data, this.m.get(name)!, this.v.get(name)!, p.size, wd, () => name);
       }
     });
   }
@@ -266,6 +310,9 @@ export class AdamW {
     return [this.flatM, this.flatV];
   }
 }
+
+/** Elements per chunk of stepIfFinite()'s trial update (4 MiB per scratch buffer). */
+export const STEP_CHECK_CHUNK = 1 << 20;
 
 /** A tensor that is the whole of a live, non-pooled CPU f32 storage (it can move into a flat buffer). */
 function movable(t: Tensor): boolean {

@@ -6,11 +6,13 @@
  * the weights through an earlier step is undone too), the trainer skips the batch, and after `maxConsecutive` bad steps in a row the run stops with an error that says so
  * (a diverged run must not loop forever).
  *
- * The snapshot is a copy of every registered buffer, refreshed every `snapshotEvery` good steps; tiny and
- * small models afford the copy, and `snapshotEvery` trades memory traffic against lost steps. snapshotEvery
- * 0 keeps no copy (for a model whose weights and moments, once more, would not fit): a bad step is still
- * skipped, nothing is restored, and a run whose state itself turned non-finite stops after maxConsecutive
- * bad steps (resume it from its last checkpoint).
+ * The snapshot is a copy of every registered buffer, refreshed every `snapshotEvery` good steps (12 bytes a
+ * parameter: weights and two moments), and `snapshotEvery` trades memory traffic against lost steps.
+ * snapshotEvery 0 (the trainers' default, nanGuardSnapshotSteps) keeps no copy: the trainer then tries each
+ * update on copies before applying it (AdamW.stepIfFinite), so an update that would overflow is never applied,
+ * and a bad loss or gradient is skipped as before; nothing is restored, and a run whose state itself turned
+ * non-finite (from outside the update) stops after maxConsecutive bad steps (resume it from its last
+ * checkpoint).
  */
 export class NonFiniteError extends Error {
   override name = 'NonFiniteError';

@@ -143,9 +143,9 @@ describe('SftTrainer', () => {
     );
   });
 
-  it('skips a step whose loss is NaN and restores the last good weights', () => {
+  it('with a snapshot (nanGuardSnapshotSteps 1) skips a step whose loss is NaN and restores the last good weights', () => {
     const model = tinyGpt2(5);
-    const trainer = new SftTrainer(model, task(32, 6), { config: { outputDir: join(tmp.path, 'nan'), learningRate: 1e-3, perDeviceTrainBatchSize: 8, numTrainEpochs: 1 } });
+    const trainer = new SftTrainer(model, task(32, 6), { config: { outputDir: join(tmp.path, 'nan'), learningRate: 1e-3, perDeviceTrainBatchSize: 8, numTrainEpochs: 1, nanGuardSnapshotSteps: 1 } });
     const w = model.param('h.1.mlp.c_fc.weight').data;
     const orig = (trainer as unknown as { trainStep: (s: number) => Record<string, number> }).trainStep.bind(trainer);
     let poisoned: Float32Array | null = null;
@@ -178,7 +178,7 @@ describe('SftTrainer', () => {
     expect(Number.isNaN(w2[0])).toBe(true);
   });
 
-  it('an update that overflows the weights (finite loss and gradient) is undone, never snapshotted nor saved', () => {
+  it('an update that overflows the weights (finite loss and gradient) is undone (snapshot) or never applied (the default), never snapshotted nor saved', () => {
     // learning rate 1e39: the loss and gradient norm of the step are finite, but AdamW's update (~lr) is
     // not a float32; the guard must see the weights, not only the step's scalars
     const model = tinyGpt2(5);
@@ -186,7 +186,7 @@ describe('SftTrainer', () => {
     const out = join(tmp.path, 'overflow');
     const lines: string[] = [];
     const progress = { ...silentProgress, log: (l: string) => lines.push(l) };
-    const cfg = { outputDir: out, learningRate: 1e39, perDeviceTrainBatchSize: 8, maxSteps: 3, saveSteps: 1, nanGuardMaxConsecutive: 5 };
+    const cfg = { outputDir: out, learningRate: 1e39, perDeviceTrainBatchSize: 8, maxSteps: 3, saveSteps: 1, nanGuardMaxConsecutive: 5, nanGuardSnapshotSteps: 1 };
     const r = new SftTrainer(model, task(32, 6), { config: cfg, progress }).train();
     expect(r.steps).toBe(3);
     expect(changedParams(model.namedParameters(), before)).toEqual([]); // every step undone
@@ -199,11 +199,18 @@ describe('SftTrainer', () => {
     for (const [, t] of ck.model) expect((t.data as Float32Array).every(Number.isFinite)).toBe(true);
     expect(new SftTrainer(tinyGpt2(5), task(32, 6), { config: { ...cfg, learningRate: 1e-3, maxSteps: 4 }, resume: ck }).train().steps).toBe(4);
 
-    // with no snapshot the overflowed weights cannot be restored: no checkpoint is written from them
+    // with no snapshot (the default) each update is tried on copies first: the overflowing ones are never
+    // applied, the weights stay as they were, and the checkpoints hold them
     const out0 = join(tmp.path, 'overflow0');
-    const t0 = new SftTrainer(tinyGpt2(5), task(32, 6), { config: { ...cfg, outputDir: out0, nanGuardSnapshotSteps: 0 } });
-    expect(() => t0.train()).toThrow(/step 1: \S+ holds non-finite values; no checkpoint written/);
-    expect(existsSync(join(out0, 'checkpoint-1'))).toBe(false);
+    const m0 = tinyGpt2(5);
+    const lines0: string[] = [];
+    const { nanGuardSnapshotSteps: _, ...noSnapshot } = cfg;
+    const r0 = new SftTrainer(m0, task(32, 6), { config: { ...noSnapshot, outputDir: out0 }, progress: { ...silentProgress, log: (l: string) => lines0.push(l) } }).train();
+    expect(r0.steps).toBe(3);
+    expect(changedParams(m0.namedParameters(), before)).toEqual([]);
+    expect(readMetrics(join(out0, 'metrics.jsonl')).map((x) => x.skipped)).toEqual([1, 1, 1]);
+    expect(lines0.filter((l) => /the update would make \S+ non-finite \(learning rate \d\.\d\de\+3[89]\); not applied/.test(l))).toHaveLength(3);
+    for (const [, t] of resolveResume(out0).model) expect((t.data as Float32Array).every(Number.isFinite)).toBe(true);
   });
 
   it('resuming from a checkpoint that holds non-finite weights says so (not "another model")', () => {

@@ -413,6 +413,21 @@ export abstract class TrainerBase<C extends TrainingArgs> {
       return { applied: false, gradNorm, lr };
     }
     scaleGradsToNorm(this.params, gradNorm, this.config.maxGradNorm);
+    if (!this.guard.keepsSnapshot) {
+      // No copy of the state to go back to (nanGuardSnapshotSteps 0, the default: 12 bytes a parameter saved):
+      // the update is tried on copies first and applied only when every weight and moment stays finite, so a
+      // bad update (a huge learning rate, a gradient whose square overflows) never reaches the state.
+      const spoilt = this.optimizer.stepIfFinite(lr);
+      this.zeroGrad();
+      if (spoilt) {
+        const what = `the update would make ${spoilt} non-finite (learning rate ${lr.toPrecision(3)})`;
+        this.guard.reject(step + 1, what);
+        this.progress.log(`step ${step + 1}: ${what}; not applied`);
+        return { applied: false, gradNorm, lr };
+      }
+      this.guard.applied(step + 1);
+      return { applied: true, gradNorm, lr };
+    }
     this.optimizer.step(lr);
     this.zeroGrad();
     // A finite loss and gradient can still give an update that overflows float32 (a huge learning rate):

@@ -83,7 +83,7 @@ export const TRAINING_ARGS_SPEC: ConfigSpec<TrainingArgs> = {
   saveSteps: { group: 'logging and checkpoints', type: 'integer', min: 0, default: 0, doc: 'write a checkpoint every this many steps; 0: only at the end' },
   saveTotalLimit: { group: 'logging and checkpoints', type: 'integer', min: 1, default: 2, doc: 'checkpoints kept; older ones are deleted after a newer one is complete' },
   nanGuardMaxConsecutive: { group: 'logging and checkpoints', type: 'integer', min: 1, default: 5, doc: 'stop after this many non-finite steps in a row (each is skipped and the last good state restored)' },
-  nanGuardSnapshotSteps: { group: 'logging and checkpoints', type: 'integer', min: 0, default: 1, doc: 'copy weights and moments in memory as the last good state every this many steps; 0: keep no copy (saves 3x the weights in memory; a bad step is skipped, nothing is restored)' },
+  nanGuardSnapshotSteps: { group: 'logging and checkpoints', type: 'integer', min: 0, default: 0, doc: 'copy weights and moments in memory as the last good state every this many steps (3x the weights in memory), restored after a bad step; 0: keep no copy, and try each update on copies first, applying it only when every weight and moment stays finite (a bad step is skipped all the same)' },
   lora: LORA_FIELD_SPEC,
 };
 
