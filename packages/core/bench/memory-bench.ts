@@ -77,7 +77,11 @@ function peakRssMiB(): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+/** The median (the mean of the middle two for an even count). */
+function median(a: number[]): number {
+  const s = [...a].sort((x, y) => x - y), h = Math.floor(s.length / 2);
+  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
+}
 
 // ---- the children: one measurement per process, one JSON line on stdout ----
 
