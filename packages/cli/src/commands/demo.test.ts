@@ -32,10 +32,11 @@ describe('rlhf demo --quick', () => {
   // Two seeds, so that a regression that one seed hides is caught: every stage's outputs are checked on each
   // run, and PPO must beat SFT on gold on both. The two runs took 142 s at RLHF_NUM_THREADS=1 on 2 cores shared
   // under a load of 10-14, and 9 to more than 15 minutes at 2 threads under such a load: hence the long timeout.
-  it('runs every stage on two seeds, writes their outputs and the report over seeds, and PPO beats SFT on gold on both', { timeout: 2_400_000 }, async () => {
+  // With --grpo, GRPO runs beside PPO from the same SFT policy and reward model, and must beat SFT on gold too.
+  it('runs every stage on two seeds, writes their outputs and the report over seeds, and PPO and GRPO beat SFT on gold on both', { timeout: 2_400_000 }, async () => {
     const out = join(root, 'quick');
-    const printed = await demo('--quick', '--seeds', '1-2', '--out', out);
-    for (const stage of ['0 base', '1 sft', '2 rm', '3 ppo', '4 eval']) expect(printed.split(stage).length - 1).toBe(2);
+    const printed = await demo('--quick', '--grpo', '--seeds', '1-2', '--out', out);
+    for (const stage of ['0 base', '1 sft', '2 rm', '3 ppo', '3 grpo', '4 eval']) expect(printed.split(stage).length - 1).toBe(2);
     expect(printed).toContain('seed 1 (');
     expect(printed).toContain('seed 2 (');
     expect(printed).toContain('Over 2 seeds (seeds 1, 2, --quick;');
@@ -43,13 +44,15 @@ describe('rlhf demo --quick', () => {
     for (const seed of [1, 2]) {
       const dir = join(out, `seed-${seed}`);
       // every stage's data (read back by @rlhf/data), config, model and metrics
-      const kinds: Record<string, string> = { 'web.jsonl': 'demonstration', 'demos.jsonl': 'demonstration', 'comparisons.jsonl': 'comparison', 'prompts.jsonl': 'prompt' };
+      const kinds: Record<string, string> = {
+        'web.jsonl': 'demonstration', 'demos.jsonl': 'demonstration', 'comparisons.jsonl': 'comparison', 'prompts.jsonl': 'prompt', 'prompts-grpo.jsonl': 'prompt',
+      };
       for (const [file, kind] of Object.entries(kinds)) {
         const { records } = await readAll(join(dir, 'data', file));
         expect(records.length).toBeGreaterThan(10);
         expect(records.every((r) => r.kind === kind)).toBe(true);
       }
-      for (const stage of ['base', 'sft', 'rm', 'ppo']) {
+      for (const stage of ['base', 'sft', 'rm', 'ppo', 'grpo']) {
         expect(existsSync(join(dir, 'configs', `${stage}.json`))).toBe(true);
         expect(existsSync(join(dir, 'models', stage, 'model.safetensors'))).toBe(true);
         expect(existsSync(join(dir, 'models', stage, 'tokenizer.json'))).toBe(true);
@@ -59,6 +62,11 @@ describe('rlhf demo --quick', () => {
       const html = readFileSync(join(dir, 'report.html'), 'utf8');
       expect(html).toContain('<svg');
       expect(html).toContain('Samples side by side');
+      expect(html).toContain('<th>GRPO</th>');
+      // configs/grpo.json reruns the stage with `rlhf grpo`: the reward model and the missing-EOS module it names exist
+      const grpoConfig = JSON.parse(readFileSync(join(dir, 'configs', 'grpo.json'), 'utf8'));
+      expect(grpoConfig.rewardFuncs).toEqual([{ rewardModel: '../models/rm' }, { module: 'missing-eos.mjs', export: 'missingEos' }]);
+      expect(existsSync(join(dir, 'configs', 'missing-eos.mjs'))).toBe(true);
 
       // ranges, not exact values: a quick run is small, but each stage must have done its job
       const { summary: s, report: r } = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
@@ -85,9 +93,18 @@ describe('rlhf demo --quick', () => {
       }
       // the stages that train report their updates; PPO's steps split into rollouts and updates; the evaluation samples
       const stage = (name: string) => s.times.find((t: { stage: string }) => t.stage === name);
-      for (const name of ['base', 'sft', 'rm', 'ppo']) expect(stage(name).updateS, name).toBeGreaterThan(0);
+      for (const name of ['base', 'sft', 'rm', 'ppo', 'grpo']) expect(stage(name).updateS, name).toBeGreaterThan(0);
       expect(stage('ppo').rolloutS).toBeGreaterThan(0);
+      expect(stage('grpo').rolloutS).toBeGreaterThan(0);
       expect(stage('eval').rolloutS).toBe(stage('eval').wallS);
+      // GRPO against the same reward model: better than SFT on gold, beyond the interval, with a KL to SFT
+      expect(s.grpo.eval.gold.value).toBeGreaterThan(s.sft.gold.value);
+      expect(s.grpo.winOverSft.value).toBeGreaterThan(0.5);
+      expect(s.grpo.winOverSft.ci[0]).toBeGreaterThan(0.5);
+      expect(s.grpo.kl.value).toBeGreaterThan(0);
+      expect(s.grpo.curve[0].step).toBe(0);
+      expect(s.grpo.curve.length).toBeGreaterThanOrEqual(2);
+      expect(s.times.map((t: { stage: string }) => t.stage)).toEqual(['base', 'sft', 'rm', 'ppo', 'grpo', 'eval']);
     }
 
     // the report over seeds: each seed's figure, its mean and its worst seed
@@ -99,6 +116,8 @@ describe('rlhf demo --quick', () => {
     expect(win.worst).toBe(Math.min(...perSeed));
     expect(win.mean).toBeCloseTo((perSeed[0] + perSeed[1]) / 2, 12);
     expect(report.series[0].lines).toHaveLength(2);
+    expect(report.series).toHaveLength(4); // gold and RM along PPO, then along GRPO
+    expect(m.rows.find((r: { system: string; figure: string }) => r.system === 'GRPO' && r.figure === 'gold win rate over SFT').values).toHaveLength(2);
     expect(readFileSync(join(out, 'report.md'), 'utf8')).toContain('| PPO: gold win rate over SFT |');
     expect(readFileSync(join(out, 'report.html'), 'utf8')).toContain('Headline figures over seeds');
   });

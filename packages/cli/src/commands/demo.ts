@@ -17,11 +17,12 @@ Stages (each with a progress bar and a line of results):
   1 sft    contractor demonstrations (data/demos.jsonl), supervised fine-tuning
   2 rm     K = 4 SFT samples per prompt ranked by the labeler (data/comparisons.jsonl), K-wise reward model
   3 ppo    PPO of the SFT policy against the reward model, KL penalty to the SFT reference
-  4 eval   held-out prompts: gold win rate PPO vs SFT and SFT vs base, reward-model vs gold score along PPO
-           (over-optimisation curve), KL, samples side by side
+  3 grpo   (--grpo) GRPO of the same SFT policy against the same reward model, as many sampled replies as PPO
+  4 eval   held-out prompts: gold win rate PPO (and GRPO) vs SFT and SFT vs base, reward-model vs gold score
+           along PPO (over-optimisation curve), KL, samples side by side
 
 Output folder: data/ (every stage's data, @rlhf/data format), configs/ (rerun a stage from inside the folder,
-e.g. \`rlhf rm --config configs/rm.json\`), tokenizer/ (the BPE tokenizer), models/ (init, base, sft, rm, ppo),
+e.g. \`rlhf rm --config configs/rm.json\`), tokenizer/ (the BPE tokenizer), models/ (init, base, sft, rm, ppo, grpo),
 runs/ (metrics.jsonl and checkpoints), samples.jsonl, report.json, report.md, report.html.
 
 --seeds 1-5 runs the whole recipe once per seed, each into <out>/seed-N (the folder above, with its own
@@ -38,20 +39,21 @@ export function registerDemo(program: Command): void {
     .option('--out <dir>', 'output folder', './demo-out')
     .option('--seed <n>', 'seed of everything (same seed, same results)', '1')
     .option('--seeds <list>', 'run the whole recipe once per seed (e.g. 1-5 or 1,3,7), each into <out>/seed-N, and report mean, worst and spread of every figure')
+    .option('--grpo', 'also run GRPO from the same SFT policy against the same reward model, and report it beside PPO (gold win rate, KL, rollout and update time)', false)
     .option('--quick', 'a smaller run that checks the whole chain (about a minute of CPU time; the full run about 4 minutes)', false)
     .addHelpText('after', HELP)
-    .action(async (opts: { out: string; seed: string; seeds?: string; quick: boolean }, cmd: Command) => {
+    .action(async (opts: { out: string; seed: string; seeds?: string; quick: boolean; grpo: boolean }, cmd: Command) => {
       singleProcessOnly('demo');
       if (opts.seeds !== undefined && cmd.getOptionValueSource('seed') === 'cli') throw new Error('--seed and --seeds exclude each other: give one seed or a list');
       const seeds = opts.seeds !== undefined ? parseSeedList(opts.seeds) : [parseSeed(opts.seed)];
       const out = resolve(opts.out);
       mkdirSync(out, { recursive: true });
-      const quick = opts.quick ? ' --quick' : '';
+      const quick = `${opts.grpo ? ' --grpo' : ''}${opts.quick ? ' --quick' : ''}`;
       const print = (l: string) => process.stdout.write(`${l}\n`);
       if (opts.seeds === undefined) {
         const command = `rlhf demo --seed ${seeds[0]}${quick}`;
         print(`${command}: output in ${out}`);
-        const summary = await runDemo({ out, seed: seeds[0], quick: opts.quick, progress: progressReporter, print });
+        const summary = await runDemo({ out, seed: seeds[0], quick: opts.quick, grpo: opts.grpo, progress: progressReporter, print });
         writeReports(out, summary, command);
         print(`\n${summaryTable(summary)}\n\nreport: ${resolve(out, 'report.html')}`);
         return;
@@ -63,7 +65,7 @@ export function registerDemo(program: Command): void {
         const dir = join(out, `seed-${seed}`);
         mkdirSync(dir, { recursive: true });
         print(`\nseed ${seed} (${dir})`);
-        const summary = await runDemo({ out: dir, seed, quick: opts.quick, progress: progressReporter, print });
+        const summary = await runDemo({ out: dir, seed, quick: opts.quick, grpo: opts.grpo, progress: progressReporter, print });
         writeReports(dir, summary, `rlhf demo --seed ${seed}${quick}`);
         runs.push(summary);
       }

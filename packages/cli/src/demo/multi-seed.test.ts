@@ -25,7 +25,7 @@ function fakeRun(seed: number, goldSft: number[], goldPpo: number[], rmAccuracy:
     winSftOverBase: winRate(outcomesFromRewards(goldSft, goldSft.map((g) => g - 1))),
     curve: [{ step: 0, kl: 0, rm: 0, gold: 1 }, { step: 8, kl: 1.5, rm: 1, gold: 1.5 + seed / 10 }],
     samples: [],
-    times: [{ stage: 'base', wallS, cpuS: 2 * wallS, rolloutS: 0, updateS: wallS }],
+    times: [{ stage: 'base', wallS, cpuS: 2 * wallS, rolloutS: 0, updateS: wallS }, { stage: 'ppo', wallS: 6, cpuS: 6, rolloutS: 3, updateS: 2 }],
   };
 }
 
@@ -73,7 +73,7 @@ describe('aggregateSeeds', () => {
     expect(rm.worstSeed).toBe(3);
     // lower is better for time and KL: the worst seed is the slowest
     const wall = seedRow(m, 'run', 'wall time, all stages (s)')!;
-    expect([wall.worst, wall.worstSeed]).toEqual([140, 2]);
+    expect([wall.worst, wall.worstSeed]).toEqual([140 + 6, 2]); // base 140 s + ppo 6 s
     // a figure with no better direction has no worst seed
     const rmScore = seedRow(m, 'PPO', 'reward-model score (mean, normalised)')!;
     expect(rmScore.worstSeed).toBeNull();
@@ -122,6 +122,42 @@ describe('aggregateSeeds', () => {
     const html = readFileSync(join(out, 'report.html'), 'utf8');
     expect(html).toContain('Headline figures over seeds');
     expect(html).toContain('<svg');
+  });
+
+  it('GRPO beside PPO (--grpo): its figures become rows, its curves two more charts', () => {
+    // GRPO's gold per prompt: seed 1 wins 2 of 4 over SFT, seed 2 wins 4 of 4
+    const grpoGold = [[1, 3, 0, 0], [5, 5, 5, 5]];
+    const withGrpo = runs.slice(0, 2).map((r, i) => ({
+      ...r,
+      grpo: {
+        eval: r.ppo,
+        kl: meanEstimate([1, 2]),
+        winOverSft: winRate(outcomesFromRewards(grpoGold[i], [0, 2, 1, 1])),
+        winOverPpo: winRate(outcomesFromRewards(grpoGold[i], [0, 2, 1, 1])),
+        curve: [{ step: 0, kl: 0, rm: 0, gold: 1 }, { step: 16, kl: 2, rm: 1.2, gold: 1.4 }],
+      },
+      times: [...r.times, { stage: 'grpo', wallS: 10 + i, cpuS: 10, rolloutS: 5, updateS: 4 + i }],
+    }));
+    const g = aggregateSeeds(withGrpo);
+    expect([...new Set(g.rows.map((r) => r.system))]).toEqual(['base', 'SFT', 'PPO', 'GRPO', 'reward model', 'run']);
+    const win = seedRow(g, 'GRPO', 'gold win rate over SFT')!;
+    expect(win.values).toEqual([0.5, 1]);
+    expect(win.worstSeed).toBe(1);
+    const update = seedRow(g, 'GRPO', 'update wall time (s)')!;
+    expect(update.values).toEqual([4, 5]);
+    expect(update.worstSeed).toBe(2); // lower is better
+    expect(seedRow(g, 'PPO', 'rollout wall time (s)')!.values).toEqual([3, 3]);
+    const out = join(root, 'agg-grpo');
+    mkdirSync(out, { recursive: true });
+    writeMultiSeedReports(out, g, withGrpo, 'rlhf demo --seeds 1-2 --grpo');
+    const json = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+    expect(json.report.series.map((x: { name: string }) => x.name)).toEqual([
+      'gold score (true) along PPO, per seed (held-out prompts)',
+      'reward-model score (proxy, normalised) along PPO, per seed (held-out prompts)',
+      'gold score (true) along GRPO, per seed (held-out prompts)',
+      'reward-model score (proxy, normalised) along GRPO, per seed (held-out prompts)',
+    ]);
+    expect(json.report.series[2].lines[1].points.map((p: { y: number }) => p.y)).toEqual([1, 1.4]);
   });
 
   function win3Mean() {

@@ -23,6 +23,9 @@ const FIGURES: Record<string, { better: Better; share?: boolean; digits?: number
   'names the product (share)': { better: 'higher', share: true },
   'gold win rate over base': { better: 'higher', share: true },
   'gold win rate over SFT': { better: 'higher', share: true },
+  'gold win rate over PPO': { better: 'higher', share: true },
+  'rollout wall time (s)': { better: 'lower', digits: 0 },
+  'update wall time (s)': { better: 'lower', digits: 0 },
   'KL to SFT (nats per reply)': { better: 'lower' },
   'held-out pairwise accuracy': { better: 'higher', share: true },
   'noisy labels vs gold order (ceiling)': { better: null, share: true },
@@ -147,18 +150,19 @@ export function buildMultiSeedReport(m: MultiSeedSummary, runs: DemoSummary[], c
   }));
   const mean: Record<string, Estimate> = Object.fromEntries(m.rows.map((r) => [key(r), meanEstimate(r.values)]));
   results.push({ name: 'mean', metrics: mean });
-  const curve = (what: 'gold' | 'rm'): Series => ({
-    name: `${what === 'gold' ? 'gold score (true)' : 'reward-model score (proxy, normalised)'} along PPO, per seed (held-out prompts)`,
+  const curve = (what: 'gold' | 'rm', algo: 'PPO' | 'GRPO'): Series => ({
+    name: `${what === 'gold' ? 'gold score (true)' : 'reward-model score (proxy, normalised)'} along ${algo}, per seed (held-out prompts)`,
     xLabel: 'KL to the SFT reference (nats per reply)',
     yLabel: 'mean score',
-    lines: runs.map((s) => ({ name: `seed ${s.seed}`, points: s.curve.map((c) => ({ x: c.kl, y: c[what], label: `step ${c.step}` })) })),
+    lines: runs.map((s) => ({ name: `seed ${s.seed}`, points: (algo === 'PPO' ? s.curve : (s.grpo?.curve ?? [])).map((c) => ({ x: c.kl, y: c[what], label: `step ${c.step}` })) })),
   });
+  const curves = [curve('gold', 'PPO'), curve('rm', 'PPO'), ...(runs.every((s) => s.grpo) ? [curve('gold', 'GRPO'), curve('rm', 'GRPO')] : [])];
   const notes = [
     `command: ${command}`,
     `${runs.length} runs of the same recipe (${seedsLabel(m)}); each seed's own report is in seed-N/`,
     'per seed: the run\'s estimate [95% interval over its held-out prompts]; mean: over seeds, its interval from the spread between seeds (n = seeds)',
   ];
-  return createReport(`rlhf demo over ${runs.length} seeds${m.quick ? ' (--quick)' : ''}`, results, [curve('gold'), curve('rm')], notes);
+  return createReport(`rlhf demo over ${runs.length} seeds${m.quick ? ' (--quick)' : ''}`, results, curves, notes);
 }
 
 /** Writes report.json (the eval report and the aggregate rows), report.md and report.html into `out`. */

@@ -19,13 +19,33 @@ function modelMetrics(m: ModelEval, n: number): Record<string, Estimate> {
   };
 }
 
+/** An RL stage's wall time by its trainer clock: rollouts (sampling and scoring) and updates. */
+function rlTimeMetrics(s: Pick<DemoSummary, 'times'>, stage: string): Record<string, Estimate> {
+  const t = s.times.find((x) => x.stage === stage);
+  return t ? { 'rollout wall time (s)': exact(t.rolloutS, 1), 'update wall time (s)': exact(t.updateS, 1) } : {};
+}
+
 /** The figures of one run as @rlhf/eval result sets (one per system), each figure with its interval. */
 export function summaryResults(s: DemoSummary): ResultSet[] {
   const n = s.evalPrompts;
   return [
     { name: 'base', metrics: modelMetrics(s.base, n) },
     { name: 'SFT', metrics: { ...modelMetrics(s.sft, n), 'gold win rate over base': s.winSftOverBase } },
-    { name: 'PPO', metrics: { ...modelMetrics(s.ppo, n), 'gold win rate over SFT': s.winPpoOverSft, 'KL to SFT (nats per reply)': s.ppoKl } },
+    { name: 'PPO', metrics: { ...modelMetrics(s.ppo, n), 'gold win rate over SFT': s.winPpoOverSft, 'KL to SFT (nats per reply)': s.ppoKl, ...rlTimeMetrics(s, 'ppo') } },
+    ...(s.grpo
+      ? [
+          {
+            name: 'GRPO',
+            metrics: {
+              ...modelMetrics(s.grpo.eval, n),
+              'gold win rate over SFT': s.grpo.winOverSft,
+              'gold win rate over PPO': s.grpo.winOverPpo,
+              'KL to SFT (nats per reply)': s.grpo.kl,
+              ...rlTimeMetrics(s, 'grpo'),
+            },
+          },
+        ]
+      : []),
     {
       name: 'reward model',
       metrics: {
@@ -50,6 +70,19 @@ export function buildReport(s: DemoSummary, command: string): Report {
         { name: 'gold labeler (true)', points: s.curve.map((c) => ({ x: c.kl, y: c.gold, label: `step ${c.step}` })) },
       ],
     },
+    ...(s.grpo
+      ? [
+          {
+            name: 'reward over-optimisation along GRPO (held-out prompts)',
+            xLabel: 'KL to the SFT reference (nats per reply)',
+            yLabel: 'mean score',
+            lines: [
+              { name: 'reward model (proxy, normalised)', points: s.grpo.curve.map((c) => ({ x: c.kl, y: c.rm, label: `step ${c.step}` })) },
+              { name: 'gold labeler (true)', points: s.grpo.curve.map((c) => ({ x: c.kl, y: c.gold, label: `step ${c.step}` })) },
+            ],
+          },
+        ]
+      : []),
   ];
   const total = s.times.reduce((a, t) => ({ wall: a.wall + t.wallS, cpu: a.cpu + t.cpuS }), { wall: 0, cpu: 0 });
   const notes = [
@@ -58,6 +91,12 @@ export function buildReport(s: DemoSummary, command: string): Report {
     `win rates: one sampled reply per model and held-out prompt (${n} prompts), compared by gold score; ties count half`,
     `time: ${total.wall.toFixed(0)} s wall, ${total.cpu.toFixed(0)} s CPU (${s.times.map((t) => `${t.stage} ${t.wallS.toFixed(0)}/${t.cpuS.toFixed(0)} s`).join(', ')})`,
     `rollouts vs updates, wall seconds per stage: ${stageSplit(s)}`,
+    ...(s.grpo
+      ? [
+          'GRPO: the same SFT policy, reward model (plus PPO\'s missing-EOS penalty) and number of sampled replies as PPO; ' +
+            `G = ${s.sizes.grpoGenerations} replies per prompt, group-relative advantages, k3 KL to SFT in the loss (beta ${s.sizes.grpoBeta}), no value head`,
+        ]
+      : []),
   ];
   return createReport(`rlhf demo (seed ${s.seed}${s.quick ? ', --quick' : ''})`, results, series, notes);
 }
@@ -67,9 +106,14 @@ const esc = (x: string) => x.replace(/&/g, '&amp;').replace(/</g, '&lt;').replac
 function samplesHtml(s: DemoSummary, count: number): string {
   const rows = s.samples
     .slice(0, count)
-    .map((x) => `<tr><td>${esc(x.prompt)}</td><td>${esc(x.base)}<br><i>gold ${x.goldBase.toFixed(2)}</i></td><td>${esc(x.sft)}<br><i>gold ${x.goldSft.toFixed(2)}</i></td><td>${esc(x.ppo)}<br><i>gold ${x.goldPpo.toFixed(2)}</i></td></tr>`)
+    .map((x) => {
+      const cell = (text: string, gold: number) => `<td>${esc(text)}<br><i>gold ${gold.toFixed(2)}</i></td>`;
+      const grpo = x.grpo !== undefined && x.goldGrpo !== undefined ? cell(x.grpo, x.goldGrpo) : '';
+      return `<tr><td>${esc(x.prompt)}</td>${cell(x.base, x.goldBase)}${cell(x.sft, x.goldSft)}${cell(x.ppo, x.goldPpo)}${grpo}</tr>`;
+    })
     .join('\n');
-  return `<h2>Samples side by side (first ${count} held-out prompts)</h2>\n<table>\n<tr><th>prompt</th><th>base</th><th>SFT</th><th>PPO</th></tr>\n${rows}\n</table>\n`;
+  const grpoHead = s.grpo ? '<th>GRPO</th>' : '';
+  return `<h2>Samples side by side (first ${count} held-out prompts)</h2>\n<table>\n<tr><th>prompt</th><th>base</th><th>SFT</th><th>PPO</th>${grpoHead}</tr>\n${rows}\n</table>\n`;
 }
 
 /** Writes report.json, report.md and report.html into `out`. */
@@ -99,8 +143,15 @@ export function summaryTable(s: DemoSummary): string {
     m('base', s.base, '-'),
     m('SFT', s.sft, `${pct(s.winSftOverBase.value)} vs base`),
     m('PPO', s.ppo, `${pct(s.winPpoOverSft.value)} vs SFT`),
+    ...(s.grpo ? [m('GRPO', s.grpo.eval, `${pct(s.grpo.winOverSft.value)} vs SFT`)] : []),
     `  PPO over SFT: ${s.winPpoOverSft.wins} wins, ${s.winPpoOverSft.ties} ties, ${s.winPpoOverSft.losses} losses; 95% CI ${formatEstimate(s.winPpoOverSft)}`,
     `  KL(PPO || SFT): ${formatEstimate(s.ppoKl)} nats per reply`,
+    ...(s.grpo
+      ? [
+          `  GRPO over SFT: ${s.grpo.winOverSft.wins} wins, ${s.grpo.winOverSft.ties} ties, ${s.grpo.winOverSft.losses} losses; 95% CI ${formatEstimate(s.grpo.winOverSft)}; GRPO over PPO ${pct(s.grpo.winOverPpo.value)}`,
+          `  KL(GRPO || SFT): ${formatEstimate(s.grpo.kl)} nats per reply`,
+        ]
+      : []),
     `  reward model: held-out pairwise accuracy ${pct(s.rmAccuracy)} (${s.rmAccuracyPairs} pairs; noisy labels agree with gold on ${pct(s.labelerAgreement)})`,
     `  time: ${total.wall.toFixed(0)} s wall, ${total.cpu.toFixed(0)} s CPU; rollouts vs updates: ${stageSplit(s)}`,
   ].join('\n');

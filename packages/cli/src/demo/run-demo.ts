@@ -8,7 +8,9 @@
  *                 noise (data/comparisons.jsonl), reward model with the K-wise loss, held-out accuracy
  *   3. ppo        PPO of the SFT policy against the reward model, KL penalty to the SFT reference; along the
  *                 way, reward-model score and gold score on held-out prompts (the over-optimisation curve)
- *   4. eval       base, SFT and PPO sampled on held-out prompts: gold win rates, mean scores, KL, samples
+ *   3b. grpo      (with --grpo) GRPO of the same SFT policy against the same reward model (G samples per prompt,
+ *                 group-relative advantages, k3 KL to the SFT reference in the loss), with the same curve
+ *   4. eval       base, SFT, PPO (and GRPO) sampled on held-out prompts: gold win rates, mean scores, KL, samples
  *
  * Every data file is in @rlhf/data's `rlhf` format and read back through @rlhf/data (as a user's file would
  * be), every config is written to configs/ so that `rlhf sft|rm|ppo --config` reruns a stage, and each model
@@ -19,13 +21,16 @@ import { join } from 'node:path';
 import {
   CausalLMWithValueHead,
   GPT2,
+  GrpoTrainer,
   PpoTrainer,
   RewardModel,
   RewardTrainer,
   SftTrainer,
   generate,
+  grpoConfig,
   noGrad,
   ppoConfig,
+  responseLogprobs,
   rewardConfig,
   rewardModelScores,
   saveModelDir,
@@ -36,11 +41,15 @@ import {
   toSftExamples,
   trainByteLevelBpe,
   type CausalLM,
+  type GrpoConfig,
   type PpoConfig,
   type ProgressReporter,
+  type ResponseBatch,
   type RewardConfig,
+  type RewardFunction,
   type ScoreNormalization,
   type SftConfig,
+  type Steps,
   type Tokenizer,
 } from '@rlhf/core';
 import { readAll, type DataRecord } from '@rlhf/data';
@@ -53,6 +62,8 @@ export interface DemoOptions {
   out: string;
   seed: number;
   quick: boolean;
+  /** also GRPO from the same SFT policy against the same reward model, reported beside PPO */
+  grpo?: boolean;
   /** a fresh progress display per phase (the CLI's bar or lines) */
   progress: () => ProgressReporter;
   /** one line of results (stdout in the CLI) */
@@ -89,6 +100,15 @@ export interface CurvePoint {
   gold: number;
 }
 
+/** GRPO's figures (with --grpo), as PPO's in DemoSummary. */
+export interface GrpoFigures {
+  eval: ModelEval;
+  kl: Estimate;
+  winOverSft: WinRate;
+  winOverPpo: WinRate;
+  curve: CurvePoint[];
+}
+
 export interface DemoSummary {
   seed: number;
   quick: boolean;
@@ -111,7 +131,9 @@ export interface DemoSummary {
   winPpoOverSft: WinRate;
   winSftOverBase: WinRate;
   curve: CurvePoint[];
-  samples: Array<{ prompt: string; base: string; sft: string; ppo: string; goldBase: number; goldSft: number; goldPpo: number }>;
+  /** with --grpo */
+  grpo?: GrpoFigures;
+  samples: Array<{ prompt: string; base: string; sft: string; ppo: string; goldBase: number; goldSft: number; goldPpo: number; grpo?: string; goldGrpo?: number }>;
   times: StageTime[];
 }
 
@@ -211,6 +233,59 @@ export class DemoPpoTrainer extends PpoTrainer {
   }
 }
 
+/** Per reply of a batch: Σ_t log π(y_t) − log π_ref(y_t) over its sampled tokens (the KL estimate PPO reports). */
+function replyKl(policy: CausalLM, ref: CausalLM, batch: ResponseBatch, temperature: number): number[] {
+  const pol = responseLogprobs(policy, batch, temperature, 32).logp;
+  const refLogp = responseLogprobs(ref, batch, temperature, 32).logp;
+  return Array.from({ length: batch.R }, (_, b) => {
+    let s = 0;
+    for (let j = 0; j < batch.lengths[b]; j++) s += pol[b * batch.Tn + j] - refLogp[b * batch.Tn + j];
+    return s;
+  });
+}
+
+/** −1 for a reply cut at the length limit (no stop token), as PPO's missingEosPenalty 1: GRPO sees PPO's reward. */
+export const missingEos: RewardFunction = ({ stopped }) => stopped.map((s) => (s ? 0 : -1));
+
+/** The module `rlhf grpo --config configs/grpo.json` loads for missingEos. */
+const MISSING_EOS_MODULE = `// -1 for a reply cut at the length limit (no stop token), as PPO's missingEosPenalty 1
+export function missingEos({ stopped }) {
+  return stopped.map((s) => (s ? 0 : -1));
+}
+`;
+
+/** GRPO with PPO's over-optimisation curve: reward-model and gold scores of held-out samples against the KL to SFT. */
+export class DemoGrpoTrainer extends GrpoTrainer {
+  readonly curve: CurvePoint[] = [];
+  constructor(
+    policy: CausalLM,
+    prompts: number[][],
+    reward: { model: RewardModel; normalization: ScoreNormalization },
+    private readonly reference: CausalLM,
+    private readonly curvePrompts: Prompt[],
+    private readonly curveIds: number[][],
+    private readonly textOf: Tokenizer,
+    options: ConstructorParameters<typeof GrpoTrainer>[3],
+  ) {
+    super(policy, prompts, [{ model: reward.model, normalization: reward.normalization, name: 'rewardModel' }, { fn: missingEos, name: 'missingEos' }], options);
+  }
+
+  /** One sampled reply per prompt (seed `seed`), its reward-model score and its KL to the SFT reference. */
+  sampleScored(ids: number[][], seed: number): { tokens: number[][]; rm: number[]; kl: number[] } {
+    const { batch, scores } = this.completeAndScore(ids, { seed });
+    const rmAt = this.rewards.findIndex((r) => r.name === 'rewardModel');
+    return { tokens: batch.responses, rm: Array.from(scores.perFunction[rmAt]), kl: replyKl(this.policy, this.reference, batch, this.config.temperature) };
+  }
+
+  override evaluate(): Record<string, number> {
+    const { tokens, rm, kl } = this.sampleScored(this.curveIds, this.config.seed);
+    const gold = this.curvePrompts.map((p, b) => goldScore(p, decodeReply(this.textOf, tokens[b])));
+    const point = { step: this.step, kl: mean(kl), rm: mean(rm), gold: mean(gold) };
+    this.curve.push(point);
+    return { score: point.rm, gold: point.gold, kl: point.kl };
+  }
+}
+
 /** What every stage reads: the seed, the sizes, the output folder, the held-out prompts and the stage clock. */
 export interface DemoRun {
   seed: number;
@@ -272,6 +347,12 @@ async function timed<T>(run: DemoRun, stage: string, f: () => T | Promise<T>, al
 function lastStageTime(run: DemoRun): string {
   const t = run.times[run.times.length - 1];
   return `${t.wallS.toFixed(0)} s wall, ${t.cpuS.toFixed(0)} s CPU`;
+}
+
+/** An RL stage's wall time split by its trainer clock: rollouts (sampling, scoring) and updates. */
+function lastStageSplit(run: DemoRun): string {
+  const t = run.times[run.times.length - 1];
+  return `rollouts ${t.rolloutS.toFixed(0)} s, updates ${t.updateS.toFixed(0)} s`;
 }
 
 /** Writes a stage's config (as `rlhf <stage> --config` reads it) to configs/<stage>.json. */
@@ -452,19 +533,69 @@ export async function optimisePpo(run: DemoRun, tokenizer: Tokenizer, sft: GPT2,
   const cN = trainer.curve[trainer.curve.length - 1];
   run.print(
     `3 ppo    ${sizes.ppoEpisodes} episodes; on held-out prompts: reward-model score ${c0.rm.toFixed(2)} -> ${cN.rm.toFixed(2)}, ` +
-      `gold score ${c0.gold.toFixed(2)} -> ${cN.gold.toFixed(2)}, KL to SFT ${cN.kl.toFixed(2)} nats (${lastStageTime(run)})`,
+      `gold score ${c0.gold.toFixed(2)} -> ${cN.gold.toFixed(2)}, KL to SFT ${cN.kl.toFixed(2)} nats (${lastStageTime(run)}; ${lastStageSplit(run)})`,
+  );
+  return trainer;
+}
+
+/**
+ * Stage 3b (--grpo): GRPO of the SFT policy against the same reward model as PPO (plus PPO's missing-EOS penalty
+ * as a reward function), k3 KL to the SFT reference in the loss (models/grpo). As many sampled replies as PPO
+ * (grpoEpisodes = ppoEpisodes), G per prompt; each generation of 64 replies (8 prompts) is used in 4 micro-batches
+ * of 16, twice (numIterations 2): the same gradient rows per reply as PPO's 2 epochs, with no value head.
+ */
+export async function optimiseGrpo(run: DemoRun, tokenizer: Tokenizer, sft: GPT2, reward: { model: RewardModel; normalization: ScoreNormalization }): Promise<DemoGrpoTrainer> {
+  const { sizes, seed } = run;
+  const p = run.path;
+  const trainer = await timed(run, 'grpo', async () => {
+    const policyLm = sft.clone() as GPT2;
+    const rng = streamRng(seed, 5);
+    // one pass over grpoEpisodes / G prompts gives grpoEpisodes replies
+    writeJsonl(p('data', 'prompts-grpo.jsonl'), run.drawTrain(rng, Math.ceil(sizes.grpoEpisodes / sizes.grpoGenerations)).map((pr) => ({ kind: 'prompt', prompt: pr.text })));
+    writeFileSync(p('configs', 'missing-eos.mjs'), MISSING_EOS_MODULE);
+    const config: Partial<GrpoConfig> = {
+      modelPath: 'models/sft', datasetPath: 'data/prompts-grpo.jsonl', evalDatasetPath: 'data/prompts-eval.jsonl', outputDir: 'runs/grpo', seed,
+      learningRate: sizes.grpoLr, numGenerations: sizes.grpoGenerations, maxCompletionLength: sizes.responseLength, temperature: sizes.temperature,
+      beta: sizes.grpoBeta, perDeviceTrainBatchSize: 16, stepsPerGeneration: 4, numIterations: 2, numTrainEpochs: 1,
+      perDeviceEvalBatchSize: 32, evalSteps: sizes.grpoEvalEvery, loggingSteps: 1, lrSchedulerType: 'constant',
+    };
+    // paths in rewardFuncs are relative to the config file (configs/)
+    writeConfig(run, 'grpo', { ...grpoConfig(config), rewardFuncs: [{ rewardModel: '../models/rm' }, { module: 'missing-eos.mjs', export: 'missingEos' }] });
+    const prompts = toPrompts(tokenizer, await readRecords(p('data', 'prompts-grpo.jsonl')));
+    const curveIds = toPrompts(tokenizer, await readRecords(p('data', 'prompts-eval.jsonl')));
+    const reference = sft.clone().freeze();
+    const t = new DemoGrpoTrainer(policyLm, prompts, reward, reference, run.curvePrompts, curveIds, tokenizer, {
+      config: { ...config, outputDir: p('runs', 'grpo') },
+      refModel: reference,
+      eosTokenId: tokenizer.eosId!,
+      tokenizer,
+      progress: run.progress(),
+    });
+    run.stageTiming = t.timing;
+    t.evaluate(); // step 0: the SFT policy itself
+    t.train();
+    saveModelDir(p('models', 'grpo'), policyLm.hfConfig(), policyLm.stateDict(), { tokenizerFrom: p('tokenizer') });
+    return t;
+  });
+  const c0 = trainer.curve[0];
+  const cN = trainer.curve[trainer.curve.length - 1];
+  run.print(
+    `3 grpo   ${sizes.grpoEpisodes} episodes (G=${sizes.grpoGenerations}); on held-out prompts: reward-model score ${c0.rm.toFixed(2)} -> ${cN.rm.toFixed(2)}, ` +
+      `gold score ${c0.gold.toFixed(2)} -> ${cN.gold.toFixed(2)}, KL to SFT ${cN.kl.toFixed(2)} nats (${lastStageTime(run)}; ${lastStageSplit(run)})`,
   );
   return trainer;
 }
 
 /** What stage 4 gives. */
-export type EvalStage = Pick<DemoSummary, 'base' | 'sft' | 'ppo' | 'ppoKl' | 'winPpoOverSft' | 'winSftOverBase' | 'samples'>;
+export type EvalStage = Pick<DemoSummary, 'base' | 'sft' | 'ppo' | 'ppoKl' | 'winPpoOverSft' | 'winSftOverBase' | 'samples'> & {
+  grpo?: Omit<GrpoFigures, 'curve'>;
+};
 
-/** Stage 4: base, SFT and PPO sampled on the held-out prompts (same sampling seed), judged by gold (samples.jsonl). */
+/** Stage 4: base, SFT, PPO (and GRPO) sampled on the held-out prompts (same sampling seed), judged by gold (samples.jsonl). */
 export async function evaluateModels(
   run: DemoRun,
   tokenizer: Tokenizer,
-  models: { base: CausalLM; sft: CausalLM; ppo: DemoPpoTrainer },
+  models: { base: CausalLM; sft: CausalLM; ppo: DemoPpoTrainer; grpo?: DemoGrpoTrainer },
   reward: { model: RewardModel; normalization: ScoreNormalization },
 ): Promise<EvalStage> {
   const { sizes, seed, evalPrompts } = run;
@@ -492,6 +623,20 @@ export async function evaluateModels(
     const gold = (r: string[]) => evalPrompts.map((pr, i) => goldScore(pr, r[i]));
     const [gBase, gSft, gPpo] = [gold(baseText), gold(sftText), gold(ppoText)];
     const { model: rm, normalization } = reward;
+    let grpo: EvalStage['grpo'];
+    let grpoText: string[] = [];
+    let gGrpo: number[] = [];
+    if (models.grpo) {
+      const g = models.grpo.sampleScored(evalIds, evalSeed);
+      grpoText = text(g.tokens);
+      gGrpo = gold(grpoText);
+      grpo = {
+        eval: modelEval(evalPrompts, grpoText, rmScores(rm, normalization, evalIds, g.tokens)),
+        kl: meanEstimate(g.kl),
+        winOverSft: winRate(outcomesFromRewards(gGrpo, gSft)),
+        winOverPpo: winRate(outcomesFromRewards(gGrpo, gPpo)),
+      };
+    }
     return {
       base: modelEval(evalPrompts, baseText, rmScores(rm, normalization, evalIds, baseTok)),
       sft: modelEval(evalPrompts, sftText, rmScores(rm, normalization, evalIds, sftTok)),
@@ -499,7 +644,11 @@ export async function evaluateModels(
       ppoKl: meanEstimate(kl),
       winPpoOverSft: winRate(outcomesFromRewards(gPpo, gSft)),
       winSftOverBase: winRate(outcomesFromRewards(gSft, gBase)),
-      samples: evalPrompts.map((pr, i) => ({ prompt: pr.text, base: baseText[i], sft: sftText[i], ppo: ppoText[i], goldBase: gBase[i], goldSft: gSft[i], goldPpo: gPpo[i] })),
+      ...(grpo ? { grpo } : {}),
+      samples: evalPrompts.map((pr, i) => ({
+        prompt: pr.text, base: baseText[i], sft: sftText[i], ppo: ppoText[i], goldBase: gBase[i], goldSft: gSft[i], goldPpo: gPpo[i],
+        ...(grpo ? { grpo: grpoText[i], goldGrpo: gGrpo[i] } : {}),
+      })),
     };
   }, true); // the evaluation samples and scores replies: all of it counts as rollouts
   run.print(
@@ -507,6 +656,13 @@ export async function evaluateModels(
       `(${result.winPpoOverSft.wins} wins, ${result.winPpoOverSft.ties} ties, ${result.winPpoOverSft.losses} losses), SFT over base ${pct(result.winSftOverBase.value)}; ` +
       `KL(PPO || SFT) ${result.ppoKl.value.toFixed(2)} nats (${lastStageTime(run)})`,
   );
+  if (result.grpo) {
+    const w = result.grpo.winOverSft;
+    run.print(
+      `         gold win rate GRPO over SFT ${pct(w.value)} (${w.wins} wins, ${w.ties} ties, ${w.losses} losses), GRPO over PPO ${pct(result.grpo.winOverPpo.value)}; ` +
+        `KL(GRPO || SFT) ${result.grpo.kl.value.toFixed(2)} nats`,
+    );
+  }
   writeJsonl(run.path('samples.jsonl'), result.samples);
   return result;
 }
@@ -520,10 +676,13 @@ export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
   const { rm, normalization, ...rmFigures } = rmStage;
   const reward = { model: rm, normalization };
   const trainer = await optimisePpo(run, tokenizer, sft, reward);
-  const result = await evaluateModels(run, tokenizer, { base, sft, ppo: trainer }, reward);
+  const grpoTrainer = opts.grpo ? await optimiseGrpo(run, tokenizer, sft, reward) : undefined;
+  const { grpo, ...result } = await evaluateModels(run, tokenizer, { base, sft, ppo: trainer, grpo: grpoTrainer }, reward);
   return {
     seed: run.seed, quick: run.quick, sizes: run.sizes, params: paramCount(base), tokenizerVocab: tokenizer.vocabSize, pretrainLoss, sftEvalLoss,
-    ...rmFigures, evalPrompts: run.evalPrompts.length, ...result, curve: trainer.curve, times: run.times,
+    ...rmFigures, evalPrompts: run.evalPrompts.length, ...result, curve: trainer.curve,
+    ...(grpo && grpoTrainer ? { grpo: { ...grpo, curve: grpoTrainer.curve } } : {}),
+    times: run.times,
   };
 }
 

@@ -35,6 +35,13 @@ export interface DemoSizes {
   ppoLr: number;
   klCoef: number;
   ppoEvalEvery: number;
+  /** stage 3 with --grpo: completions sampled in all (numGenerations per prompt), G, learning rate, β of the k3 KL */
+  grpoEpisodes: number;
+  grpoGenerations: number;
+  grpoLr: number;
+  grpoBeta: number;
+  /** optimizer steps between two points of GRPO's over-optimisation curve */
+  grpoEvalEvery: number;
   /** tokens per sampled reply, at most */
   responseLength: number;
   temperature: number;
@@ -65,6 +72,11 @@ export const FULL_SIZES: DemoSizes = {
   ppoLr: 1e-4,
   klCoef: 0.05,
   ppoEvalEvery: 8,
+  grpoEpisodes: 1024,
+  grpoGenerations: 8,
+  grpoLr: 1e-4,
+  grpoBeta: 0.05,
+  grpoEvalEvery: 16,
   responseLength: 40,
   temperature: 0.7,
 };
@@ -83,4 +95,6 @@ export const QUICK_SIZES: DemoSizes = {
   rmEpochs: 3,
   ppoEpisodes: 256,
   ppoEvalEvery: 4,
+  grpoEpisodes: 256,
+  grpoEvalEvery: 8,
 };
