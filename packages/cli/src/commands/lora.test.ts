@@ -135,9 +135,12 @@ describe('rlhf sft | rm | ppo | dpo | grpo | rloo --lora-*, and rlhf lora merge'
     await run(registerGrpo, ...flags, '--resume', join(out, 'checkpoint-1'));
     expect(Array.from(logits(fromPretrained(final).model))).toEqual(Array.from(want));
 
-    const r = await run(registerRloo, 'rloo', '--config', cfg, '--out', join(root, 'rloo'), '--max-steps', '1', '--advantage-estimator', 'reinforce++', '--lora', 'true');
+    const r = await run(registerRloo, 'rloo', '--config', cfg, '--out', join(root, 'rloo'), '--max-steps', '1', '--learning-rate', '1e-2', '--advantage-estimator', 'reinforce++', '--lora', 'true', '--lora-modules-to-save', 'wte');
     expect(r).toMatchObject({ command: 'rloo', steps: 1, saved: 'adapter' });
-    expect(JSON.parse(readFileSync(join(root, 'rloo', 'final', 'adapter_config.json'), 'utf8'))).toMatchObject({ r: 8, target_modules: ['c_attn'] });
+    // the token embedding trained whole beside the adapters, GPT-2's tied head with it
+    expect(JSON.parse(readFileSync(join(root, 'rloo', 'final', 'adapter_config.json'), 'utf8'))).toMatchObject({ r: 8, target_modules: ['c_attn'], modules_to_save: ['wte'], ensure_weight_tying: true });
+    const rl = fromPretrained(join(root, 'rloo', 'final')).model;
+    expect(maxDiff(logits(rl), logits(fromPretrained(base).model))).toBeGreaterThan(1e-4);
   });
 
   it('bad LoRA flags and adapters are named', async () => {
@@ -158,7 +161,7 @@ describe('rlhf sft | rm | ppo | dpo | grpo | rloo --lora-*, and rlhf lora merge'
     expect(program.commands.length).toBe(6);
     for (const cmd of program.commands) {
       const help = cmd.helpInformation().replace(/\s+/g, ' ');
-      for (const f of ['--lora <value>', '--lora-r <value>', '--lora-alpha <value>', '--lora-dropout <value>', '--lora-target-modules <value>', '--lora-use-rslora <value>', '--lora-base-dtype <value>']) expect(help, cmd.name()).toContain(f);
+      for (const f of ['--lora <value>', '--lora-r <value>', '--lora-alpha <value>', '--lora-dropout <value>', '--lora-target-modules <value>', '--lora-use-rslora <value>', '--lora-modules-to-save <value>', '--lora-base-dtype <value>']) expect(help, cmd.name()).toContain(f);
     }
   });
 });

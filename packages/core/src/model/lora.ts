@@ -12,7 +12,10 @@
  *    every linear layer but the output head (_maybe_include_all_linear_layers); exclude_modules likewise;
  *    none: the family's default (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING, in families.ts);
  *  - rank_pattern / alpha_pattern: the first key k (in order) with re.match(`(.*\.)?(k)$`, name) sets that
- *    module's r / alpha (get_pattern_key).
+ *    module's r / alpha (get_pattern_key);
+ *  - modules_to_save: modules of the model trained whole beside the adapters (matched as a target_modules list),
+ *    the adapters off reading their original weights (ModulesToSaveWrapper keeps both); a token embedding whose
+ *    LM head is tied to it stays tied (PEFT's ensure_weight_tying, docs/source/developer_guides/lora.md).
  * Module names are those of the transformers class (`model.layers.0.self_attn.q_proj`, GPT-2's
  * `transformer.h.0.attn.c_attn`: Module.moduleKey). Only the blocks' projections can be adapted here (the
  * embeddings and the LM head cannot): a target that names nothing adaptable is an error naming it, as is r ≤ 0.
@@ -44,6 +47,11 @@ export interface LoraSpec {
   rankPattern?: Record<string, number>;
   /** per-module alpha by pattern (PEFT's alpha_pattern) */
   alphaPattern?: Record<string, number>;
+  /**
+   * modules of the model trained whole beside the adapters (PEFT's modules_to_save), e.g. GPT-2's `wte` or Llama's
+   * `embed_tokens` (a tied LM head follows its embedding), or a norm; names matched as a targetModules list
+   */
+  modulesToSave?: string[] | null;
 }
 
 /** One projection's adapter. */
@@ -63,9 +71,10 @@ export interface LoraAdapter {
 }
 
 /** A LoraSpec with the defaults filled in and the targets resolved to projection names. */
-export interface ResolvedLoraSpec extends Required<Omit<LoraSpec, 'targetModules' | 'excludeModules'>> {
+export interface ResolvedLoraSpec extends Required<Omit<LoraSpec, 'targetModules' | 'excludeModules' | 'modulesToSave'>> {
   targetModules: string[] | string;
   excludeModules: string[] | string | null;
+  modulesToSave: string[] | null;
 }
 
 /** The adapters of one model, by projection; `enabled` false runs the base model (a reference without a copy). */
@@ -79,10 +88,20 @@ export class LoraAdapters {
    */
   dropoutWithoutGraph = false;
 
+  /**
+   * @param saved the model's parameters trained whole (modules_to_save), by name, with their original values (the
+   *   base's, frozen copies): what the model reads for them while the adapters are off
+   */
   constructor(
     readonly spec: ResolvedLoraSpec,
     private readonly byName: ReadonlyMap<string, LoraAdapter>,
+    readonly saved: ReadonlyMap<string, Tensor> = new Map(),
   ) {}
+
+  /** The base's tensor of parameter `name` while the adapters are off and it is a module to save, else undefined. */
+  originalOf(name: string): Tensor | undefined {
+    return this.enabled ? undefined : this.saved.get(name);
+  }
 
   /** The adapter of projection `name` when adapters are enabled, else null. */
   active(name: string): LoraAdapter | null {
@@ -113,11 +132,11 @@ export class LoraAdapters {
     this.dropoutRng = new Rng((Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(step + 1, 0x85ebca6b)) >>> 0);
   }
 
-  /** A deep copy (new tensors, same values and requiresGrad flags), enabled. */
+  /** A deep copy (new tensors, same values and requiresGrad flags; the originals of saved modules too), enabled. */
   clone(): LoraAdapters {
     const copy = new Map<string, LoraAdapter>();
     for (const a of this.list()) copy.set(a.name, { ...a, A: cloneParam(a.A), B: cloneParam(a.B) });
-    return new LoraAdapters(this.spec, copy);
+    return new LoraAdapters(this.spec, copy, new Map([...this.saved].map(([n, t]) => [n, cloneParam(t)])));
   }
 }
 
@@ -168,6 +187,38 @@ function matchModules(model: CausalLM, targets: string[] | string, field: string
   return names.filter((n) => hit.has(n));
 }
 
+/**
+ * The parameters of the modules `names` selects (PEFT's modules_to_save: a module matches an entry when its name, as
+ * a transformers module, equals it or ends in `.entry`): parameter names of `model`, in its order. A tied LM head
+ * (`lm_head` of a model without one of its own) is its token embedding. Projections LoRA adapts are refused: a
+ * module is adapted or trained whole, not both.
+ */
+function matchSavedModules(model: CausalLM, names: string[], adapted: ReadonlySet<string>, field: string): string[] {
+  if (!Array.isArray(names) || names.some((t) => typeof t !== 'string' || t.length === 0)) {
+    throw new Error(`${field}: must be a list of module names, got ${JSON.stringify(names)}`);
+  }
+  const params = model.namedParameters().map(([n]) => n);
+  const moduleOf = (n: string) => n.split('.').slice(0, -1).join('.');
+  const head = model.lmHeadWeight();
+  const headName = model.namedParameters().find(([, t]) => t === head)?.[0];
+  const hit = new Set<string>();
+  for (const t of names) {
+    let found = params.filter((n) => {
+      const key = model.moduleKey(moduleOf(n));
+      return key === t || key.endsWith(`.${t}`) || moduleOf(n) === t;
+    });
+    if (!found.length && /(^|\.)lm_head$/.test(t) && headName) found = [headName]; // a tied head is the embedding
+    if (!found.length) {
+      const modules = [...new Set(params.filter((n) => !adapted.has(moduleOf(n))).map((n) => moduleOf(n).split('.').pop()!))].join(', ');
+      throw new Error(`${field}: '${t}' matches no module of this ${model.kind} model (modules: ${modules})`);
+    }
+    const both = found.find((n) => adapted.has(moduleOf(n)));
+    if (both) throw new Error(`${field}: '${t}' names ${moduleOf(both)}, which LoRA adapts (targetModules): a module is adapted or trained whole, not both`);
+    for (const n of found) hit.add(n);
+  }
+  return params.filter((n) => hit.has(n));
+}
+
 /** PEFT's get_pattern_key: the first pattern key k with `(.*\.)?(k)$` matching the module's name from its start. */
 function patternValue(pattern: Record<string, number>, key: string, field: string): number | undefined {
   for (const [k, v] of Object.entries(pattern)) {
@@ -210,7 +261,8 @@ export function resolveLoraSpec(model: CausalLM, spec: LoraSpec, field: LoraFiel
   const alphaPattern = spec.alphaPattern ?? {};
   for (const [k, v] of Object.entries(rankPattern)) positiveInt(v, `${field('rankPattern')}['${k}']`);
   for (const [k, v] of Object.entries(alphaPattern)) finite(v, `${field('alphaPattern')}['${k}']`);
-  return { r, alpha, dropout, targetModules, excludeModules: spec.excludeModules ?? null, useRslora: spec.useRslora ?? false, rankPattern, alphaPattern };
+  const modulesToSave = spec.modulesToSave?.length ? spec.modulesToSave : null;
+  return { r, alpha, dropout, targetModules, excludeModules: spec.excludeModules ?? null, useRslora: spec.useRslora ?? false, rankPattern, alphaPattern, modulesToSave };
 }
 
 /** The projections an adapter set of `spec` covers on `model` (errors name what matches nothing). */
@@ -232,6 +284,12 @@ function rankAndAlpha(spec: ResolvedLoraSpec, key: string, field: LoraFieldName)
   };
 }
 
+/** The parameters of `model` that `spec`'s modulesToSave trains whole (names), none without it. */
+export function savedParameters(model: CausalLM, spec: ResolvedLoraSpec, field: LoraFieldName = configField): string[] {
+  if (!spec.modulesToSave) return [];
+  return matchSavedModules(model, spec.modulesToSave, new Set(loraTargets(model, spec, field)), field('modulesToSave'));
+}
+
 /** Scalars an adapter set of `spec` adds to `model`: Σ over the targets of r · (in + out). */
 export function loraParameterCount(model: CausalLM, spec: LoraSpec): number {
   const s = resolveLoraSpec(model, spec);
@@ -246,7 +304,8 @@ export function loraParameterCount(model: CausalLM, spec: LoraSpec): number {
 
 /**
  * Adds LoRA adapters to `model` as PEFT's get_peft_model does: one per target projection, A Kaiming-uniform and
- * B zero (so the model computes exactly what it did), trainable; every base parameter of the model frozen.
+ * B zero (so the model computes exactly what it did), trainable; every base parameter of the model frozen but those
+ * of modulesToSave, trained whole (a frozen copy of their values kept for the adapters-off base).
  * `seed` draws A; `field` names the spec's fields in errors. Returns the adapters (also `model.lora`). A model that
  * already has adapters is refused.
  */
@@ -270,8 +329,17 @@ export function addLora(model: CausalLM, spec: LoraSpec, opts: { seed?: number; 
     B.name = `${name}.lora_B.weight`;
     byName.set(name, { name, moduleKey: key, r, alpha, scaling: s.useRslora ? alpha / Math.sqrt(r) : alpha / r, dropout: s.dropout, A, B });
   }
+  const savedNames = savedParameters(model, s, field);
   model.freeze();
-  const adapters = new LoraAdapters(s, byName);
+  const originals = new Map<string, Tensor>();
+  for (const n of savedNames) {
+    const t = params.get(n)!;
+    t.requiresGrad = true;
+    const o = t.clone(false); // (frozen) the base's values, read while the adapters are off
+    o.name = n;
+    originals.set(n, o);
+  }
+  const adapters = new LoraAdapters(s, byName, originals);
   model.setLora(adapters);
   return adapters;
 }
@@ -289,8 +357,8 @@ export function withoutAdapters<R>(model: CausalLM, fn: () => R): R {
 }
 
 /**
- * The base model under `model`'s adapters as a model of its own, without a copy of any weight: every method
- * runs with the adapters off. The reference model of PPO, DPO and GRPO when the policy trains LoRA adapters.
+ * The base model under `model`'s adapters as a model of its own, without a copy of any weight (but the originals of
+ * modules trained whole, which the adapters keep): every method runs with the adapters off. The reference model of PPO, DPO and GRPO when the policy trains LoRA adapters.
  * The view computes only (freeze() and the like act on the shared base, which is frozen already).
  */
 export function adaptersDisabled(model: CausalLM): CausalLM {

@@ -10,8 +10,21 @@ import { linear, residualLinear } from '../tensor/ops';
 import { Tensor } from '../tensor/tensor';
 import type { LoraAdapters } from './lora';
 
+/**
+ * A module's parameters by name. With LoRA adapters that train some modules whole (modules_to_save), get() of one
+ * of theirs while the adapters are off gives the base's original tensor: every read of a weight in a forward goes
+ * through get(), so the adapters-off model is the base without a copy of anything else.
+ */
+class ParamMap extends Map<string, Tensor> {
+  adapters: LoraAdapters | null = null;
+
+  override get(name: string): Tensor | undefined {
+    return this.adapters?.originalOf(name) ?? super.get(name);
+  }
+}
+
 export abstract class Module {
-  protected readonly params = new Map<string, Tensor>();
+  protected readonly params: Map<string, Tensor> = new ParamMap();
   /** models: recompute each block in the backward instead of keeping its activations (model/blocks.ts) */
   gradientCheckpointing = false;
   /** names of the linear projections (`${name}.weight`, optional `${name}.bias`), in declaration order */
@@ -59,15 +72,18 @@ export abstract class Module {
   /** Installs (or, with null, removes) a set of adapters; they must fit the projections (model/lora.ts checks). */
   setLora(adapters: LoraAdapters | null): void {
     this.adapters = adapters;
+    if (this.params instanceof ParamMap) this.params.adapters = adapters;
   }
 
   /**
    * [name, tensor] pairs in declaration order (tied weights appear once), then the LoRA adapters' factors
-   * (`${projection}.lora_A.weight` (r, in), `.lora_B.weight` (out, r)) when there are any.
+   * (`${projection}.lora_A.weight` (r, in), `.lora_B.weight` (out, r)) when there are any. With the adapters off, a
+   * module trained whole beside them is its original tensor.
    */
   namedParameters(): Array<[string, Tensor]> {
-    const own = [...this.params.entries()];
-    return this.adapters ? [...own, ...this.adapters.namedParameters()] : own;
+    if (!this.adapters) return [...this.params.entries()];
+    const own = [...this.params.keys()].map((n): [string, Tensor] => [n, this.params.get(n)!]);
+    return [...own, ...this.adapters.namedParameters()];
   }
 
   parameters(): Tensor[] {
@@ -123,7 +139,7 @@ export abstract class Module {
       // W (out, in) += s · B (out, r) · A (r, in): a GEMM into the weight (beta 1)
       kernels().gemm(W.data, a.B.data, a.A.data, out, inp, a.A.shape[0], false, false, a.scaling, 1);
     }
-    this.adapters = null;
+    this.setLora(null);
   }
 
   param(name: string): Tensor {

@@ -43,13 +43,14 @@ function header(path: string): Record<string, { dtype: string; shape: number[] }
   return JSON.parse(buf.subarray(8, 8 + len).toString('utf8'));
 }
 
-/** Every B (and A) moved off its init, so that an adapter changes the model. */
+/** Every B (and A) moved off its init, and every module trained whole moved, so that an adapter changes the model. */
 function moveAdapters(m: CausalLM, seed: number, scale = 0.5): void {
   const r = new Rng(seed);
   for (const a of m.lora!.list()) {
     for (let i = 0; i < a.B.size; i++) a.B.data[i] = (r.next() - 0.5) * scale;
     for (let i = 0; i < a.A.size; i++) a.A.data[i] += (r.next() - 0.5) * scale;
   }
+  for (const [n, t] of m.namedParameters()) if (m.lora!.saved.has(n)) for (let i = 0; i < t.size; i++) t.data[i] += (r.next() - 0.5) * scale;
 }
 
 function logitsOf(m: CausalLM, ids = [3, 17, 42, 5, 29, 8]): Float32Array {
@@ -123,6 +124,27 @@ describe('an adapter saved here is what PEFT reads (checkpoint.md)', () => {
     expect(config).toMatchObject({ target_modules: ['c_attn'], fan_in_fan_out: true, base_model_name_or_path: null });
   });
 
+  it("modules of the model itself in modules_to_save, stored whole under their transformers names; a tied head's embedding with ensure_weight_tying", () => {
+    const g = tinyGpt();
+    addLora(g, { r: 2, alpha: 4, targetModules: ['c_attn'], modulesToSave: ['wte', 'ln_f'] });
+    const dir = fresh('gpt2-saved');
+    saveAdapter(dir, g);
+    const h = header(join(dir, 'adapter_model.safetensors'));
+    expect(h['base_model.model.transformer.wte.weight'].shape).toEqual([61, 12]);
+    expect(h['base_model.model.transformer.ln_f.weight'].shape).toEqual([12]);
+    expect(h['base_model.model.transformer.ln_f.bias'].shape).toEqual([12]);
+    expect(Object.keys(h).filter((k) => !/lora_|__metadata__/.test(k)).sort()).toEqual(['base_model.model.transformer.ln_f.bias', 'base_model.model.transformer.ln_f.weight', 'base_model.model.transformer.wte.weight']);
+    // GPT-2's head is wte: PEFT keeps it tied to the trained copy only with ensure_weight_tying
+    expect(JSON.parse(readFileSync(join(dir, 'adapter_config.json'), 'utf8'))).toMatchObject({ modules_to_save: ['wte', 'ln_f'], ensure_weight_tying: true, task_type: 'CAUSAL_LM' });
+    // an untied Llama's own lm_head: no tying to keep
+    const l = tinyLlama();
+    addLora(l, { r: 2, alpha: 2, targetModules: ['q_proj'], modulesToSave: ['lm_head'] });
+    const d2 = fresh('llama-saved');
+    saveAdapter(d2, l);
+    expect(header(join(d2, 'adapter_model.safetensors'))['base_model.model.lm_head.weight'].shape).toEqual([59, 16]);
+    expect(JSON.parse(readFileSync(join(d2, 'adapter_config.json'), 'utf8'))).toMatchObject({ modules_to_save: ['lm_head'], ensure_weight_tying: false });
+  });
+
   it('a reward model: task_type SEQ_CLS, its score head in modules_to_save, stored whole as base_model.model.score.weight', () => {
     const rm = new RewardModel(tinyLlama());
     addLora(rm.model, { r: 2, alpha: 2, targetModules: ['q_proj', 'v_proj'] });
@@ -186,6 +208,48 @@ describe('adapters load back onto their base', () => {
     expect(loaded.normalization).toEqual({ mean: 1, std: 2 });
     expect(noGrad(() => loaded.model.forward({ ids, B: 1, T: 5 }).item())).toBeCloseTo(want, 5);
     expect(() => fromPretrained(dir)).toThrow(/modules_to_save \["score"\].*a reward model adapter: load it with loadRewardModel/);
+  });
+});
+
+describe('modules trained whole beside the adapters (modules_to_save)', () => {
+  it('train with the adapters; the adapters off read their original weights; they load back onto a base and merge', () => {
+    const model = tinyGpt();
+    const base = fresh('gpt2-mts-base');
+    savePretrained(model, base);
+    const before = logitsOf(model);
+    const wteBefore = model.param('wte.weight');
+    addLora(model, { r: 2, alpha: 4, targetModules: ['c_attn'], modulesToSave: ['wte'] });
+    expect(model.namedParameters().filter(([, t]) => t.requiresGrad).map(([n]) => n)).toEqual(['wte.weight', 'h.0.attn.c_attn.lora_A.weight', 'h.0.attn.c_attn.lora_B.weight', 'h.1.attn.c_attn.lora_A.weight', 'h.1.attn.c_attn.lora_B.weight']);
+    moveAdapters(model, 3);
+    const adapted = logitsOf(model);
+    // off: the base, bit for bit (its original embedding, also as the tied head), with the trained one untouched
+    expect(Array.from(withoutAdapters(model, () => logitsOf(model)))).toEqual(Array.from(before));
+    expect(withoutAdapters(model, () => model.param('wte.weight'))).not.toBe(wteBefore);
+    expect(model.param('wte.weight')).toBe(wteBefore);
+    const dir = fresh('gpt2-mts');
+    saveAdapter(dir, model, { baseModelNameOrPath: base });
+    const loaded = fromPretrained(dir).model;
+    expect(Array.from(logitsOf(loaded))).toEqual(Array.from(adapted));
+    expect(Array.from(withoutAdapters(loaded, () => logitsOf(loaded)))).toEqual(Array.from(before));
+    const merged = fromPretrained(dir, { mergeAdapter: true }).model;
+    expect(merged.lora).toBeNull();
+    expect(maxRelError(logitsOf(merged), adapted)).toBeLessThan(1e-5);
+  });
+
+  it('refuses a module that matches nothing, one LoRA adapts too, and a tied embedding saved without ensure_weight_tying', () => {
+    expect(() => addLora(tinyGpt(), { r: 2, alpha: 2, modulesToSave: ['embed_tokens'] })).toThrow(/lora\.modulesToSave: 'embed_tokens' matches no module of this gpt2 model \(modules: wte, wpe, ln_1, c_proj, ln_2, c_fc, ln_f\)/);
+    expect(() => addLora(tinyGpt(), { r: 2, alpha: 2, targetModules: ['c_attn'], modulesToSave: ['c_attn'] })).toThrow(/lora\.modulesToSave: 'c_attn' names h\.0\.attn\.c_attn, which LoRA adapts \(targetModules\): a module is adapted or trained whole, not both/);
+    const g = tinyGpt();
+    addLora(g, { r: 2, alpha: 2, targetModules: ['c_attn'], modulesToSave: ['wte'] });
+    const dir = fresh('untied-copy');
+    saveAdapter(dir, g);
+    const path = join(dir, 'adapter_config.json');
+    writeFileSync(path, JSON.stringify({ ...JSON.parse(readFileSync(path, 'utf8')), ensure_weight_tying: false }));
+    const m = tinyGpt();
+    expect(() => loadAdapter(m, dir)).toThrow(/modules_to_save holds the token embedding, to which this model's LM head is tied, and ensure_weight_tying is not true/);
+    expect(m.lora).toBeNull();
+    writeFileSync(path, JSON.stringify({ ...JSON.parse(readFileSync(path, 'utf8')), ensure_weight_tying: 'yes' }));
+    expect(() => loadAdapter(tinyGpt(), dir)).toThrow(/ensure_weight_tying must be true or false, got "yes"/);
   });
 });
 
@@ -276,6 +340,10 @@ describe.skipIf(!torch.ok && !ci)('our adapters in the independent PyTorch LoRA 
     ['Llama, GQA, all-linear, rsLoRA, rank and alpha patterns', () => new Llama({ ...llamaConfig, modelType: 'qwen2', qkvBias: true }, { seed: 1 }), { r: 4, alpha: 6, targetModules: 'all-linear', useRslora: true, rankPattern: { 'layers\\.0\\.mlp\\.down_proj': 2 }, alphaPattern: { o_proj: 3 } }],
     ['GPT-2, c_attn and mlp.c_proj', () => tinyGpt(), { r: 3, alpha: 4, targetModules: ['c_attn', 'mlp.c_proj'] }],
     ['Llama computing interleaved RoPE, q/k/v', () => tinyLlama(true, 3), { r: 2, alpha: 2, targetModules: ['q_proj', 'k_proj', 'v_proj'] }],
+    // modules_to_save of the model itself: the saved copy computes; a tied head follows its embedding (ensure_weight_tying)
+    ['GPT-2, c_attn, its tied wte and ln_f trained whole', () => tinyGpt(), { r: 2, alpha: 4, targetModules: ['c_attn'], modulesToSave: ['wte', 'ln_f'] }],
+    ['Llama with a tied head, q/v, embed_tokens trained whole', () => new Llama({ ...llamaConfig, tieWordEmbeddings: true }, { seed: 4 }), { r: 2, alpha: 2, targetModules: ['q_proj', 'v_proj'], modulesToSave: ['embed_tokens'] }],
+    ['Llama, its own lm_head and final norm trained whole', () => tinyLlama(false, 5), { r: 2, alpha: 2, targetModules: ['o_proj'], modulesToSave: ['lm_head', 'norm'] }],
   ];
 
   it.each(cases)('%s', (name, make, spec) => {

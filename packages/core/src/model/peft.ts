@@ -7,7 +7,9 @@
  *   adapter_config.json        the LoraConfig (peft_type "LORA", r, lora_alpha, target_modules, ...), sorted keys
  *   adapter_model.safetensors  `base_model.model.<module>.lora_A.weight` (r, in) and `.lora_B.weight` (out, r) for
  *                              every adapted module (the adapter name stripped), and `base_model.model.<module>.<param>`
- *                              for every module in modules_to_save (a reward model's `score`)
+ *                              for every module in modules_to_save (a reward model's `score`, a model's own module
+ *                              trained whole such as GPT-2's `transformer.wte`; a token embedding whose LM head is
+ *                              tied to it is saved once, with ensure_weight_tying true: the head follows it)
  * <module> is the module's name in the transformers class (Module.moduleKey: `model.layers.0.self_attn.q_proj`,
  * GPT-2's `transformer.h.0.attn.c_attn`). A Llama computing interleaved RoPE (llama2.c) keeps its q/k rows in its
  * own order in memory; its lora_B rows are written in transformers' order, as savePretrained writes its weights.
@@ -42,8 +44,10 @@ export type PeftTaskType = 'CAUSAL_LM' | 'SEQ_CLS' | 'FEATURE_EXTRACTION';
 export interface AdapterConfig {
   spec: LoraSpec;
   taskType: PeftTaskType | null;
-  /** modules trained and saved whole beside the adapters (a reward model's `score`) */
+  /** modules trained and saved whole beside the adapters (a reward model's `score`, the model's own `wte` ...) */
   modulesToSave: string[] | null;
+  /** a tied LM head follows its embedding when that is in modules_to_save (else PEFT trains an untied copy) */
+  ensureWeightTying: boolean;
   baseModelNameOrPath: string | null;
 }
 
@@ -64,6 +68,26 @@ export function moduleOfParam(name: string): string {
   return name.split('.').slice(0, -1).join('.');
 }
 
+/** The model's parameters trained whole beside its adapters (modules_to_save of its own), name -> tensor. */
+function savedParams(model: CausalLM): Map<string, Tensor> {
+  const saved = model.lora?.saved;
+  if (!saved?.size) return new Map();
+  return new Map(model.namedParameters().filter(([n]) => saved.has(n)));
+}
+
+/** Whether the model's LM head is its token embedding (tied) and that is trained whole beside the adapters. */
+function savesTiedEmbedding(model: CausalLM): boolean {
+  const head = model.lmHeadWeight();
+  const name = [...savedParams(model)].find(([, t]) => t === head)?.[0];
+  return name !== undefined && !/(^|\.)lm_head\.weight$/.test(name);
+}
+
+/** PEFT's key of a parameter of the model itself (a module to save): its transformers module name, then its own. */
+function ownKey(model: CausalLM, name: string): string {
+  const at = name.lastIndexOf('.');
+  return `${KEY_PREFIX}${model.moduleKey(name.slice(0, at))}${name.slice(at)}`;
+}
+
 /**
  * adapter_config.json for `model`'s adapters, with the keys of PEFT's LoraConfig.to_dict() as checkpoint.md lists
  * them (defaults for what is not computed here). target_modules: the names given, or for 'all-linear' the distinct
@@ -79,6 +103,8 @@ export function adapterConfigJson(
   const targets = typeof s.targetModules === 'string' && s.targetModules.toLowerCase() === ALL_LINEAR
     ? [...new Set(a.list().map((x) => x.name.split('.').pop()!))].sort()
     : s.targetModules;
+  // the model's own modules trained whole (as the spec names them), then the heads'
+  const modulesToSave = [...new Set([...(s.modulesToSave ?? []), ...(opts.modulesToSave ?? [])])];
   const config: Record<string, unknown> = {
     alpha_pattern: s.alphaPattern,
     auto_mapping: null,
@@ -92,13 +118,15 @@ export function adapterConfigJson(
     layer_replication: null,
     layers_pattern: null,
     layers_to_transform: null,
+    // the tied LM head follows an embedding trained whole (PEFT: ensure_weight_tying; else it trains an untied copy)
+    ensure_weight_tying: savesTiedEmbedding(model),
     loftq_config: {},
     lora_alpha: s.alpha,
     lora_bias: false,
     lora_dropout: s.dropout,
     megatron_config: null,
     megatron_core: 'megatron.core',
-    modules_to_save: opts.modulesToSave ?? null,
+    modules_to_save: modulesToSave.length ? modulesToSave : null,
     peft_type: 'LORA',
     r: s.r,
     rank_pattern: s.rankPattern,
@@ -113,18 +141,21 @@ export function adapterConfigJson(
 }
 
 /**
- * `params` under PEFT's keys: the adapters' factors of `model` (`base_model.model.<module>.lora_A.weight` ...) and
- * any other parameter (a head: `score.weight`, `v_head.summary.weight`) as a module to save
- * (`base_model.model.score.weight`). F32 copies, in transformers' row order.
+ * `params` under PEFT's keys: the adapters' factors of `model` (`base_model.model.<module>.lora_A.weight` ...), the
+ * model's own modules trained whole (`base_model.model.transformer.wte.weight`), and any other parameter (a head:
+ * `score.weight`, `v_head.summary.weight`) as a module to save (`base_model.model.score.weight`). F32 copies, in
+ * transformers' row order.
  */
 export function peftStateDict(model: CausalLM, params: Array<[string, Tensor]>): StateDict {
   const adapterNames = new Map((model.lora?.namedParameters() ?? []).map(([n, t]) => [t, n]));
+  const savedNames = new Map([...savedParams(model)].map(([n, t]) => [t, n]));
   const il = interleavedRows(model);
   const sd: StateDict = new Map();
   for (const [name, t] of params) {
     const own = adapterNames.get(t);
     if (own === undefined) {
-      sd.set(`${KEY_PREFIX}${name}`, { dtype: 'F32', shape: [...t.shape], data: t.toF32().data.slice() });
+      const saved = savedNames.get(t);
+      sd.set(saved === undefined ? `${KEY_PREFIX}${name}` : ownKey(model, saved), { dtype: 'F32', shape: [...t.shape], data: t.toF32().data.slice() });
       continue;
     }
     const m = /^(.*)\.(lora_A|lora_B)\.weight$/.exec(own)!;
@@ -143,6 +174,7 @@ export function peftStateDict(model: CausalLM, params: Array<[string, Tensor]>):
  */
 export function loadPeftStateDict(model: CausalLM, params: Array<[string, Tensor]>, sd: StateDict, source: string): void {
   const adapterNames = new Map((model.lora?.namedParameters() ?? []).map(([n, t]) => [t, n]));
+  const savedNames = new Map([...savedParams(model)].map(([n, t]) => [t, n]));
   const il = interleavedRows(model);
   // key -> [param, transform into memory order]
   const expected = new Map<string, { key: string; t: Tensor; unpermute: boolean }>();
@@ -150,8 +182,10 @@ export function loadPeftStateDict(model: CausalLM, params: Array<[string, Tensor
   for (const [name, t] of params) {
     const own = adapterNames.get(t);
     if (own === undefined) {
-      const key = `${KEY_PREFIX}${name}`;
+      const saved = savedNames.get(t);
+      const key = saved === undefined ? `${KEY_PREFIX}${name}` : ownKey(model, saved);
       expected.set(key, { key, t, unpermute: false });
+      if (saved !== undefined && `${KEY_PREFIX}${saved}` !== key) aliases.set(`${KEY_PREFIX}${saved}`, key);
       continue;
     }
     const [, proj, which] = /^(.*)\.(lora_A|lora_B)\.weight$/.exec(own)!;
@@ -201,7 +235,7 @@ export function saveAdapter(
   const modulesToSave = heads.length ? [...new Set(heads.map(([n]) => moduleOfParam(n)))] : null;
   const base = opts.baseModelNameOrPath ? resolveBase(opts.baseModelNameOrPath) : null;
   const config = adapterConfigJson(model, { baseModelNameOrPath: base, taskType: opts.taskType ?? (heads.length ? 'SEQ_CLS' : 'CAUSAL_LM'), modulesToSave });
-  const sd = peftStateDict(model, [...model.lora.namedParameters(), ...heads]);
+  const sd = peftStateDict(model, [...model.lora.namedParameters(), ...savedParams(model), ...heads]);
   if (existsSync(dir)) {
     if (!statSync(dir).isDirectory()) throw new Error(`cannot save an adapter to ${dir}: it is a file`);
     const entries = readdirSync(dir);
@@ -245,7 +279,7 @@ function resolveBase(p: string): string {
 /** Keys that do not change what a loaded adapter computes (metadata, or initialisation only). */
 const INERT_KEYS = new Set([
   'base_model_name_or_path', 'revision', 'inference_mode', 'peft_version', 'auto_mapping', 'fan_in_fan_out',
-  'megatron_core', 'loftq_config', 'eva_config', 'corda_config', 'runtime_config', 'qalora_group_size', 'ensure_weight_tying',
+  'megatron_core', 'loftq_config', 'eva_config', 'corda_config', 'runtime_config', 'qalora_group_size',
 ]);
 
 /** Keys allowed only at their default ("off"), each with what it would ask for. */
@@ -280,6 +314,7 @@ const PEFT_KEY: Record<keyof LoraSpec, string> = {
   useRslora: 'use_rslora',
   rankPattern: 'rank_pattern',
   alphaPattern: 'alpha_pattern',
+  modulesToSave: 'modules_to_save',
 };
 
 const TASK_TYPES: readonly PeftTaskType[] = ['CAUSAL_LM', 'SEQ_CLS', 'FEATURE_EXTRACTION'];
@@ -338,6 +373,8 @@ export function readAdapterConfig(dir: string, opts: { acceptKeys?: string[] } =
   const alphaPattern = pattern('alpha_pattern', false);
   const mts = get('modules_to_save');
   if (mts != null && !(Array.isArray(mts) && mts.every((x) => typeof x === 'string' && x.length))) fail('modules_to_save', `must be a list of module names or null, got ${JSON.stringify(mts)}`);
+  const ensureWeightTying = get('ensure_weight_tying') ?? false;
+  if (typeof ensureWeightTying !== 'boolean') fail('ensure_weight_tying', `must be true or false, got ${JSON.stringify(ensureWeightTying)}`);
   const taskType = get('task_type') ?? null;
   if (taskType !== null && !TASK_TYPES.includes(taskType as PeftTaskType)) fail('task_type', `is ${JSON.stringify(taskType)}: read are ${TASK_TYPES.join(', ')} (or null)`);
   const bias = get('bias') ?? 'none';
@@ -360,6 +397,7 @@ export function readAdapterConfig(dir: string, opts: { acceptKeys?: string[] } =
     spec: { r, alpha, dropout, targetModules, excludeModules, useRslora: useRslora as boolean, rankPattern, alphaPattern },
     taskType: taskType as PeftTaskType | null,
     modulesToSave: (mts as string[] | null | undefined) ?? null,
+    ensureWeightTying: ensureWeightTying as boolean,
     baseModelNameOrPath: typeof base === 'string' && base.length ? base : null,
   };
 }
@@ -368,7 +406,8 @@ export function readAdapterConfig(dir: string, opts: { acceptKeys?: string[] } =
  * Loads the adapter folder `dir` onto `model` (a base without adapters): adapters as its adapter_config.json
  * describes them (targets matched on this model: a target that matches nothing is an error naming it), weights from
  * adapter_model.safetensors (names and shapes must fit). `head`: a reward model's head, whose parameters are loaded
- * from modules_to_save (required exactly when the adapter saves modules). On any error the model is left as it was.
+ * from modules_to_save (required exactly when the adapter saves a head); the model's own modules in modules_to_save
+ * are loaded over its weights (the base's kept for the adapters off). On any error the model is left as it was.
  */
 export function loadAdapter(model: CausalLM, dir: string, opts: { head?: { namedParameters(): Array<[string, Tensor]> }; acceptKeys?: string[] } = {}): AdapterConfig {
   const cfg = readAdapterConfig(dir, opts);
@@ -379,20 +418,25 @@ export function loadAdapter(model: CausalLM, dir: string, opts: { head?: { named
   }
   const headParams = opts.head?.namedParameters() ?? [];
   const saved = cfg.modulesToSave ?? [];
-  if (headParams.length) {
-    const need = [...new Set(headParams.map(([n]) => moduleOfParam(n)))];
-    const lacking = need.filter((m) => !saved.includes(m));
-    if (lacking.length) throw new Error(`${join(dir, ADAPTER_CONFIG_FILE)}: modules_to_save ${JSON.stringify(cfg.modulesToSave)} does not hold ${lacking.join(', ')}: not an adapter of this kind of model (a reward model's adapter saves its score head)`);
-  } else if (saved.length) {
-    throw new Error(`${join(dir, ADAPTER_CONFIG_FILE)}: modules_to_save ${JSON.stringify(saved)}: this adapter saves modules a causal LM does not have${saved.includes('score') ? ' (a reward model adapter: load it with loadRewardModel)' : ''}`);
-  }
+  const file = join(dir, ADAPTER_CONFIG_FILE);
+  const headModules = [...new Set(headParams.map(([n]) => moduleOfParam(n)))];
+  const lacking = headModules.filter((m) => !saved.includes(m));
+  if (lacking.length) throw new Error(`${file}: modules_to_save ${JSON.stringify(cfg.modulesToSave)} does not hold ${lacking.join(', ')}: not an adapter of this kind of model (a reward model's adapter saves its score head)`);
+  // the rest of modules_to_save: modules of the model itself, trained whole (a token embedding, a norm)
+  const own = saved.filter((m) => !headModules.includes(m));
+  if (own.includes('score')) throw new Error(`${file}: modules_to_save ${JSON.stringify(saved)}: this adapter saves a score head a causal LM does not have (a reward model adapter: load it with loadRewardModel)`);
   if (model.lora) throw new Error(`loadAdapter ${dir}: the model already has LoRA adapters (merge them first)`);
   const flags = model.namedParameters().map(([, t]) => [t, t.requiresGrad] as const);
   const sd = readSafetensors(weights).tensors;
   try {
-    const file = join(dir, ADAPTER_CONFIG_FILE);
-    addLora(model, cfg.spec, { field: (f) => `${file}: ${PEFT_KEY[f]}` });
-    loadPeftStateDict(model, [...model.lora!.namedParameters(), ...headParams], sd, weights);
+    addLora(model, { ...cfg.spec, modulesToSave: own.length ? own : null }, { field: (f) => `${file}: ${PEFT_KEY[f]}` });
+    if (savesTiedEmbedding(model) && !cfg.ensureWeightTying) {
+      throw new Error(
+        `${file}: modules_to_save holds the token embedding, to which this model's LM head is tied, and ensure_weight_tying is not true: ` +
+          'PEFT then trains a copy of the embedding apart from the head it was tied to, which is not implemented (with ensure_weight_tying true the head follows the embedding)',
+      );
+    }
+    loadPeftStateDict(model, [...model.lora!.namedParameters(), ...savedParams(model), ...headParams], sd, weights);
   } catch (e) {
     model.setLora(null);
     for (const [t, g] of flags) t.requiresGrad = g;

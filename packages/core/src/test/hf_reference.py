@@ -23,7 +23,11 @@ With "adapter", a PEFT LoRA adapter (adapter_config.json + adapter_model.safeten
 lora/layer.py and utils/other.py, not from rlhf-ts) is applied as PEFT's Linear.forward does: every module with a
 `base_model.model.<module>.lora_A.weight` in the file gets + scaling * (x @ A.T) @ B.T, scaling = lora_alpha / r
 (or / sqrt(r) with use_rslora), r and lora_alpha per module from rank_pattern / alpha_pattern (the first key k with
-re.match(rf'(.*\.)?({k})$', module)).
+re.match(rf'(.*\.)?({k})$', module)). Any other tensor of the file, `base_model.model.<module>.<param>`, is a module in
+modules_to_save (PEFT's ModulesToSaveWrapper: the module computes with the saved copy). A token embedding whose LM
+head is tied to it: with "ensure_weight_tying": true the head uses the saved copy too; without, PEFT keeps the head
+on the original weights (its developer guide lora.md, "weight tying": tied weights, modules_to_save, "treat as
+separate").
 """
 import json
 import math
@@ -83,7 +87,8 @@ def read_folder(d):
 
 
 def read_adapter(d):
-    """{module name: (A, B, scaling)} of a PEFT LoRA folder."""
+    """({module name: (A, B, scaling)}, {parameter name: tensor} of modules_to_save, ensure_weight_tying) of a PEFT
+    LoRA folder."""
     with open(os.path.join(d, 'adapter_config.json')) as f:
         cfg = json.load(f)
     if cfg.get('peft_type') != 'LORA':
@@ -98,9 +103,12 @@ def read_adapter(d):
         return default
 
     out = {}
+    saved = {}
     for name, a in w.items():
         m = re.fullmatch(re.escape(prefix) + r'(.*)\.lora_A\.weight', name)
         if not m:
+            if not re.search(r'\.lora_B\.weight$', name):
+                saved[name[len(prefix):]] = a
             continue
         key = m.group(1)
         r = pattern(cfg.get('rank_pattern'), key, cfg.get('r', 8))
@@ -110,7 +118,7 @@ def read_adapter(d):
         if a.shape[0] != r or b.shape[1] != r:
             raise ValueError(f'{d}: {key} has rank {a.shape[0]}, the config says {r}')
         out[key] = (a, b, scaling)
-    return out
+    return out, saved, bool(cfg.get('ensure_weight_tying', False))
 
 
 # ---- the pieces every family shares ----
@@ -238,7 +246,7 @@ def lora_delta(lora, key, x):
     return (x @ a.T) @ b.T * scaling
 
 
-def decoder_logits(cfg, w, ids, lora):
+def decoder_logits(cfg, w, ids, lora, head_w=None):
     t = cfg['model_type']
     d = DEFAULTS[t]
     get = lambda k: cfg[k] if cfg.get(k) is not None else d.get(k)  # noqa: E731
@@ -296,11 +304,11 @@ def decoder_logits(cfg, w, ids, lora):
         h = rms_norm(x, w[p + 'post_attention_layernorm.weight'], eps)
         x = x + lin(silu(lin(h, p + 'mlp.gate_proj')) * lin(h, p + 'mlp.up_proj'), p + 'mlp.down_proj')
     x = rms_norm(x, w['model.norm.weight'], eps)
-    head = w['model.embed_tokens.weight'] if tie else w['lm_head.weight']
+    head = head_w if head_w is not None else (w['model.embed_tokens.weight'] if tie else w['lm_head.weight'])
     return x @ head.T
 
 
-def gpt2_logits(cfg, w, ids, lora):
+def gpt2_logits(cfg, w, ids, lora, head_w=None):
     w = {k[len('transformer.'):] if k.startswith('transformer.') else k: v for k, v in w.items()}
     C, H, L = cfg['n_embd'], cfg['n_head'], cfg['n_layer']
     eps = cfg.get('layer_norm_epsilon', 1e-5)
@@ -319,27 +327,56 @@ def gpt2_logits(cfg, w, ids, lora):
         h = layer_norm(x, w[p + 'ln_2.weight'], w[p + 'ln_2.bias'], eps)
         x = x + conv1d(gelu_tanh(conv1d(h, p + 'mlp.c_fc')), p + 'mlp.c_proj')
     x = layer_norm(x, w['ln_f.weight'], w['ln_f.bias'], eps)
-    return x @ w['wte.weight'].T
+    return x @ (head_w if head_w is not None else w['wte.weight']).T
 
 
-def logits_of(cfg, w, ids, lora):
+def logits_of(cfg, w, ids, lora, head_w=None):
     ids = torch.tensor(ids, dtype=torch.long)
-    return gpt2_logits(cfg, w, ids, lora) if cfg['model_type'] == 'gpt2' else decoder_logits(cfg, w, ids, lora)
+    return gpt2_logits(cfg, w, ids, lora, head_w) if cfg['model_type'] == 'gpt2' else decoder_logits(cfg, w, ids, lora, head_w)
+
+
+def with_saved_modules(cfg, w, saved, ensure_tying):
+    """The weights with modules_to_save's copies in place, and the LM head's weight when it stays on the original
+    embedding (a tied head, ensure_weight_tying false), else None."""
+    if cfg['model_type'] == 'gpt2':
+        embed, tied = 'transformer.wte.weight', True
+        if embed not in w:
+            embed = 'wte.weight'
+    else:
+        embed = 'model.embed_tokens.weight'
+        tied = cfg.get('tie_word_embeddings', DEFAULTS[cfg['model_type']]['tie_word_embeddings'])
+    original = w[embed]
+    w = dict(w)
+    replaced = set()
+    for name, t in saved.items():
+        if cfg['model_type'] == 'gpt2' and name not in w:  # GPT2LMHeadModel's modules are transformer.<name>
+            name = 'transformer.' + name if 'transformer.' + name in w else name[len('transformer.'):] if name.startswith('transformer.') else name
+        if name not in w:
+            raise ValueError(f'modules_to_save tensor {name} is not a weight of the base')
+        if w[name].shape != t.shape:
+            raise ValueError(f'modules_to_save tensor {name} has shape {list(t.shape)}, the base {list(w[name].shape)}')
+        w[name] = t
+        replaced.add(name)
+    head_w = original if tied and embed in replaced and not ensure_tying else None
+    return w, head_w
 
 
 def run_job(job):
     cfg, w = read_folder(job['dir'])
-    lora = read_adapter(job['adapter']) if job.get('adapter') else {}
+    lora, head_w = {}, None
+    if job.get('adapter'):
+        lora, saved, ensure_tying = read_adapter(job['adapter'])
+        w, head_w = with_saved_modules(cfg, w, saved, ensure_tying)
     results = []
     for prompt in job['prompts']:
         ids = list(prompt)
         margins = []
         for _ in range(job['steps']):
-            last = logits_of(cfg, w, ids, lora)[-1]
+            last = logits_of(cfg, w, ids, lora, head_w)[-1]
             top = torch.topk(last, 2).values
             margins.append(float(top[0] - top[1]))
             ids.append(int(torch.argmax(last)))
-        lp = torch.log_softmax(logits_of(cfg, w, ids, lora), dim=-1)
+        lp = torch.log_softmax(logits_of(cfg, w, ids, lora, head_w), dim=-1)
         logprobs = [float(lp[t, ids[t + 1]]) for t in range(len(ids) - 1)]
         results.append({'ids': ids, 'logprobs': logprobs, 'margins': margins})
     return {'results': results}

@@ -119,11 +119,11 @@ describe('config helpers', () => {
     expect(parseFieldValue(SFT_CONFIG_SPEC.lora, '{"r": 4}')).toEqual({ r: 4 });
     expect(parseFieldValue(SFT_CONFIG_SPEC.lora, 'none')).toBe(null);
     expect(parseFieldValue(SFT_CONFIG_SPEC.lora, 'big')).toBe('big');
-    expect(checkField('lora', SFT_CONFIG_SPEC.lora, 'big')).toEqual([{ field: 'lora', message: "must be an object of r, alpha, dropout, targetModules, useRslora, baseDtype or null, got 'big'" }]);
+    expect(checkField('lora', SFT_CONFIG_SPEC.lora, 'big')).toEqual([{ field: 'lora', message: "must be an object of r, alpha, dropout, targetModules, useRslora, modulesToSave, baseDtype or null, got 'big'" }]);
     expect(checkField('lora', SFT_CONFIG_SPEC.lora, { r: 4, targetModules: ['q_proj', ''] })).toEqual([
       { field: 'lora.targetModules', message: 'must be a string or a list of strings (non-empty), got ["q_proj",""]' },
     ]);
-    expect(withDefaults(SFT_CONFIG_SPEC, { lora: { r: 4 } }).lora).toEqual({ r: 4, alpha: 8, dropout: 0, targetModules: null, useRslora: false, baseDtype: 'f32' });
+    expect(withDefaults(SFT_CONFIG_SPEC, { lora: { r: 4 } }).lora).toEqual({ r: 4, alpha: 8, dropout: 0, targetModules: null, useRslora: false, modulesToSave: null, baseDtype: 'f32' });
   });
 
   it('name flags and suggest fields', () => {

@@ -18,6 +18,8 @@ export interface LoraConfig {
   targetModules: string[] | string | null;
   /** rsLoRA: scale by alpha / sqrt(r) */
   useRslora: boolean;
+  /** PEFT's modules_to_save: modules of the model trained whole beside the adapters (a token embedding, a norm); null: none */
+  modulesToSave: string[] | null;
   /** the frozen base weight matrices in memory: f32, or bf16 (half the memory; policy and reference then compute with bf16 weights) */
   baseDtype: RefModelDtype;
 }
@@ -34,6 +36,13 @@ export const LORA_CONFIG_SPEC: ConfigSpec<LoraConfig> = {
     doc: "projections to adapt (PEFT target_modules): names such as q_proj,v_proj or c_attn (a module matches when its name ends in one), all-linear, or regex:PATTERN on the whole module name; null: PEFT's default for the family (q_proj,v_proj; GPT-2 c_attn)",
   },
   useRslora: { group: 'lora', type: 'boolean', default: false, doc: 'rank-stabilised scaling alpha / sqrt(r) (PEFT use_rslora)' },
+  modulesToSave: {
+    group: 'lora',
+    type: 'strings',
+    nullable: true,
+    default: null,
+    doc: "modules of the model trained whole beside the adapters (PEFT modules_to_save), e.g. wte or embed_tokens (a tied LM head follows its embedding: ensure_weight_tying) or a norm; null: none",
+  },
   baseDtype: { group: 'lora', type: 'enum', values: ['f32', 'bf16'], default: 'f32', doc: 'the frozen base weights in memory: f32, or bf16 (half the memory; the policy and its reference compute with bf16 weights)' },
 };
 
@@ -44,5 +53,5 @@ export const LORA_FIELD_SPEC: FieldSpec = {
   fields: LORA_CONFIG_SPEC as Record<string, FieldSpec>,
   nullable: true,
   default: null,
-  doc: 'train LoRA adapters instead of every weight: { r, alpha, dropout, targetModules, useRslora, baseDtype }; null: full fine-tuning',
+  doc: 'train LoRA adapters instead of every weight: { r, alpha, dropout, targetModules, useRslora, modulesToSave, baseDtype }; null: full fine-tuning',
 };

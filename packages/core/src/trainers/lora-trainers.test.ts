@@ -27,6 +27,7 @@ import { changedParams, snapshotParams, tempDir, tinyGpt2 } from './test-utils';
 import type { TrainerBase } from './trainer-base';
 import type { ConfigInput, TrainingArgs } from './training-args';
 import { loadRewardModel } from './model-dirs';
+import { policyAsReference } from './reference-model';
 
 const tmp = tempDir('lora-trainers');
 afterAll(tmp.cleanup);
@@ -244,6 +245,33 @@ describe('LoRA in the trainers', () => {
     for (const [i, [n, p]] of a.params.entries()) expect(b.params[i][1].data, n).toEqual(p.data);
   });
 
+  it('modulesToSave: the token embedding trains whole beside the adapters, in the checkpoint (tied head: ensure_weight_tying), resumes exactly; the reference keeps the original', () => {
+    const lora = { ...LORA, modulesToSave: ['wte'] };
+    const model = tinyGpt2(11);
+    const wteBefore = model.param('wte.weight').data.slice();
+    const ids = Int32Array.from([1, 7, 2, 4]);
+    const baseLogits = noGrad(() => model.logits(model.forward({ ids, B: 1, T: 4 })).data.slice());
+    const out = join(tmp.path, 'dpo-wte');
+    const t = new DpoTrainer(model, pairs(32, 1), { config: { outputDir: out, learningRate: 1e-2, perDeviceTrainBatchSize: 8, numTrainEpochs: 1, beta: 0.5, lora } });
+    expect(t.params.filter(([n]) => !/lora_/.test(n)).map(([n]) => n)).toEqual(['wte.weight']);
+    t.train();
+    expect(model.param('wte.weight').data).not.toEqual(wteBefore);
+    // the reference (the base under the adapters) reads the original embedding: its logits are the start's
+    const ref = policyAsReference(model);
+    expect(Array.from(noGrad(() => ref.logits(ref.forward({ ids, B: 1, T: 4 })).data))).toEqual(Array.from(baseLogits));
+    const ck = loadLatestCheckpoint(out)!.path;
+    expect(JSON.parse(readFileSync(join(ck, 'adapter_config.json'), 'utf8'))).toMatchObject({ modules_to_save: ['wte'], ensure_weight_tying: true });
+    // resuming with another modulesToSave is refused by name
+    expect(() => new DpoTrainer(tinyGpt2(11), pairs(32, 1), { config: { outputDir: out, learningRate: 1e-2, perDeviceTrainBatchSize: 8, numTrainEpochs: 1, beta: 0.5, lora: LORA }, resume: resolveResume(out) }).train()).toThrow(
+      /adapter_config\.json has modules_to_save \["wte"\] \(this run: \[\]\)/,
+    );
+    const sft = (dir: string, resume?: ReturnType<typeof resolveResume>) =>
+      new SftTrainer(tinyGpt2(1), sftTask(48, 5), { config: { outputDir: dir, learningRate: 5e-3, perDeviceTrainBatchSize: 8, numTrainEpochs: 2, saveSteps: 5, lora }, resume });
+    const [a, b] = runAndResume('sft-wte', sft, 5);
+    expect(a.params.map(([n]) => n)).toContain('wte.weight');
+    for (const [i, [n, p]] of a.params.entries()) expect(b.params[i][1].data, n).toEqual(p.data);
+  });
+
   it('gradientCheckpointing trains the same adapters bit for bit, dropout included (the recomputed blocks draw the same masks)', () => {
     const run = (gradientCheckpointing: boolean) => {
       const model = tinyGpt2(5);
@@ -279,8 +307,8 @@ describe('LoRA in the trainers', () => {
         lora: 'unknown field alpah (did you mean alpha?)',
       });
     }
-    expect(() => sftConfig({ lora: 8 })).toThrow(/lora: must be an object of r, alpha, dropout, targetModules, useRslora, baseDtype or null, got 8/);
-    expect(sftConfig({ lora: { r: 16 } }).lora).toEqual({ r: 16, alpha: 8, dropout: 0, targetModules: null, useRslora: false, baseDtype: 'f32' });
+    expect(() => sftConfig({ lora: 8 })).toThrow(/lora: must be an object of r, alpha, dropout, targetModules, useRslora, modulesToSave, baseDtype or null, got 8/);
+    expect(sftConfig({ lora: { r: 16 } }).lora).toEqual({ r: 16, alpha: 8, dropout: 0, targetModules: null, useRslora: false, modulesToSave: null, baseDtype: 'f32' });
     // a target the model lacks, at the trainer
     expect(() => new SftTrainer(tinyGpt2(1), sftTask(8, 1), { config: { outputDir: join(tmp.path, 'bad-target'), lora: { ...LORA, targetModules: ['q_proj'] } } })).toThrow(
       /lora\.targetModules: 'q_proj' matches no module of this gpt2 model/,

@@ -517,7 +517,8 @@ export abstract class TrainerBase<C extends TrainingArgs> {
 
   /** A LoRA checkpoint's adapter_config.json must describe this run's adapters (r, alpha, scaling, patterns). */
   private checkAdapterSettings(path: string, trunk: CausalLM): void {
-    const saved = readAdapterConfig(path).spec;
+    const file = readAdapterConfig(path);
+    const saved = file.spec;
     const mine = trunk.lora!.spec;
     const differ: string[] = [];
     if (saved.r !== mine.r) differ.push(`r ${saved.r} (this run: ${mine.r})`);
@@ -526,6 +527,11 @@ export abstract class TrainerBase<C extends TrainingArgs> {
     if ((saved.dropout ?? 0) !== mine.dropout) differ.push(`lora_dropout ${saved.dropout} (this run: ${mine.dropout})`);
     if (JSON.stringify(saved.rankPattern ?? {}) !== JSON.stringify(mine.rankPattern)) differ.push('rank_pattern');
     if (JSON.stringify(saved.alphaPattern ?? {}) !== JSON.stringify(mine.alphaPattern)) differ.push('alpha_pattern');
+    // modules_to_save: the model's own (the heads' are this run's trainer's to check by loading them)
+    const own = new Set(mine.modulesToSave ?? []);
+    const heads = new Set(this.params.filter(([, t]) => !trunk.namedParameters().some(([, u]) => u === t)).map(([n]) => moduleOfParam(n)));
+    const savedOwn = (file.modulesToSave ?? []).filter((m) => !heads.has(m));
+    if (savedOwn.length !== own.size || savedOwn.some((m) => !own.has(m))) differ.push(`modules_to_save ${JSON.stringify(savedOwn)} (this run: ${JSON.stringify([...own])})`);
     if (differ.length) throw new Error(`resume: ${join(path, 'adapter_config.json')} has ${differ.join(', ')}: the run that wrote it trained other adapters`);
   }
 
@@ -536,8 +542,9 @@ export abstract class TrainerBase<C extends TrainingArgs> {
     if (!trunk) return { model: this.model.stateDict(), modelFile: 'model.safetensors', files };
     // a PEFT adapter folder over the starting model: no config.json of a whole model in it
     const { 'config.json': _whole, ...rest } = files;
-    const adapterParams = new Set(trunk.lora!.namedParameters().map(([, t]) => t));
-    const modules = [...new Set(this.params.filter(([, t]) => !adapterParams.has(t)).map(([n]) => moduleOfParam(n)))];
+    // the heads (score, v_head) as modules to save; the trunk's own modules trained whole come from the adapters' spec
+    const trunkParams = new Set(trunk.namedParameters().map(([, t]) => t));
+    const modules = [...new Set(this.params.filter(([, t]) => !trunkParams.has(t)).map(([n]) => moduleOfParam(n)))];
     const config = adapterConfigJson(trunk, {
       baseModelNameOrPath: this.config.modelPath,
       taskType: modules.includes('score') ? 'SEQ_CLS' : 'CAUSAL_LM',
