@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { gradcheck, maxRelError, randomTensor } from '../test/gradcheck';
+import { kernelTimings, setKernelTiming } from '../backend/cpu';
 import { Rng } from '../util/rng';
 import { lmHeadChunkBytes, lmHeadChunkRows, lmHeadCrossEntropy, lmHeadLogprobs, setLmHeadChunkBytes } from './lm-head';
 import * as ops from './ops';
@@ -11,6 +12,8 @@ function ids(n: number, V: number, seed: number): Int32Array {
 }
 
 const defaultBytes = lmHeadChunkBytes();
+/** GEMM calls timed since the last reset (kernel timing on). */
+const gemmCalls = () => kernelTimings().filter(([k]) => k.startsWith('gemm')).reduce((n, [, v]) => n + v.calls, 0);
 afterEach(() => setLmHeadChunkBytes(defaultBytes));
 
 /** Gradients of hidden and W after backward of `loss()` (fresh leaves each call). */
@@ -67,6 +70,37 @@ describe('lmHeadLogprobs / lmHeadCrossEntropy: the head and loss fused, in chunk
       }
     });
   }
+
+  it('cross-entropy with a frozen head: dh from the forward, no logits recomputed in the backward, equal to the trained-head path for any dy', () => {
+    const ti = t.slice();
+    ti[2] = -100;
+    for (const chunkRows of [1, 3, N]) {
+      setLmHeadChunkBytes(chunkRows * V * 4);
+      const chunks = Math.ceil(N / chunkRows);
+      const dhOf = (trainHead: boolean) => {
+        const hh = h.clone(true), WW = W.clone(trainHead);
+        setKernelTiming(true);
+        kernelTimings(true);
+        try {
+          const loss = lmHeadCrossEntropy(hh, WW, ti, { temperature: 1.3 });
+          const forward = gemmCalls();
+          ops.scale(loss, 0.37).backward(); // dy ≠ 1
+          return { dh: hh.grad!.data.slice(), forward, backward: gemmCalls() - forward };
+        } finally {
+          setKernelTiming(false);
+        }
+      };
+      const frozen = dhOf(false), trained = dhOf(true);
+      expect(maxRelError(frozen.dh, trained.dh)).toBeLessThan(1e-5);
+      expect([frozen.forward, frozen.backward]).toEqual([2 * chunks, 0]); // logits and dh per chunk; nothing after
+      expect([trained.forward, trained.backward]).toEqual([chunks, 3 * chunks]); // logits; then again, dh and dW
+    }
+    setLmHeadChunkBytes(4 * 9 * 4);
+    const hs = randomTensor([7, 5], 21, 1), Ws = randomTensor([9, 5], 22, 1, false);
+    const ts = ids(7, 9, 23);
+    ts[4] = -100;
+    gradcheck(() => lmHeadCrossEntropy(hs, Ws, ts), [hs]);
+  });
 
   it('gradients match central differences (hidden and weight; log-prob, entropy, cross-entropy)', () => {
     setLmHeadChunkBytes(4 * 9 * 4); // 4 rows of V = 9 per chunk over 7 rows: a partial chunk

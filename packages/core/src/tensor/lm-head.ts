@@ -7,7 +7,10 @@
  * Forward, per chunk: logits = h·Wᵀ (one GEMM), then the native fused log-softmax kernel (it saves lse per
  * row). Nothing of the logits is kept. Backward, per chunk: the logits again (one more GEMM: the price of not
  * keeping them, a third more head FLOPs), the kernel's gradient in place over them, then dh = dlogits·W
- * (written) and dW += dlogitsᵀ·h (accumulated). Rows the loss does not read should not be given at all:
+ * (written) and dW += dlogitsᵀ·h (accumulated). The cross-entropy with a frozen head (LoRA, a frozen tied
+ * embedding) needs no recomputation: its loss is a scalar, so dh for a unit upstream gradient is computed in the
+ * forward from the chunk's logits while they are there (dh (N, C) kept, small beside them) and scaled by dy in
+ * the backward: one head GEMM less per step. Rows the loss does not read should not be given at all:
  * gather the used rows of the hidden states first (`gatherRows`), as `lmHeadTokenLogprobs` of model/ does.
  *
  * Shapes: hidden (N, C) f32; W (V, C) f32, or bf16 when frozen (HF layout, the tied embedding included);
@@ -154,23 +157,38 @@ export const lmHeadCrossEntropy = defineOp({
     const lse = ctx.alloc(N); // saved for the backward
     const losses = acquireF32(N);
     const k = kernels();
-    forChunks(hidden.data, W, N, C, V, (logits, r0, rows) => {
-      k.crossEntropyForward(losses.subarray(r0, r0 + rows), lse.subarray(r0, r0 + rows), logits, targets.subarray(r0, r0 + rows), rows, V, ignore, temp);
-    });
-    let sum = 0; // in float64, over every row (an ignored row's loss is 0)
     let count = 0;
-    for (let i = 0; i < N; i++) {
-      sum += losses[i];
-      if (targets[i] !== ignore) count++;
+    for (let i = 0; i < N; i++) if (targets[i] !== ignore) count++;
+    // a frozen head: dh for dy = 1 now, dlogits = the kernel's gradient for dlosses 1/count, in place over the logits
+    const dhUnit = ctx.recording && hidden.requiresGrad && !W.requiresGrad ? ctx.alloc(N * C) : null;
+    const unit = dhUnit ? acquireF32(N).fill(count ? 1 / count : 0) : null;
+    try {
+      forChunks(hidden.data, W, N, C, V, (logits, r0, rows) => {
+        const rowsOf = <A extends Float32Array | Int32Array>(a: A) => a.subarray(r0, r0 + rows) as A;
+        k.crossEntropyForward(rowsOf(losses), rowsOf(lse), logits, rowsOf(targets), rows, V, ignore, temp);
+        if (!dhUnit) return;
+        k.crossEntropyBackward(logits, rowsOf(unit!), logits, rowsOf(lse), rowsOf(targets), rows, V, ignore, temp);
+        weightGemm(dhUnit.subarray(r0 * C, (r0 + rows) * C), logits, W, rows, C, V, false); // (rows, C) = dlogits · W
+      });
+    } finally {
+      if (unit) releaseF32(unit);
     }
+    let sum = 0; // in float64, over every row (an ignored row's loss is 0)
+    for (let i = 0; i < N; i++) sum += losses[i];
     releaseF32(losses);
     const y = Tensor.pooled([]);
     y.data[0] = count ? sum / count : 0;
-    ctx.saved.ce = [lse, targets, ignore, temp, count];
+    ctx.saved.ce = [lse, targets, ignore, temp, count, dhUnit];
     return y;
   },
   backward(ctx, dy) {
-    const [lse, targets, ignore, temp, count] = ctx.saved.ce as [Float32Array, Int32Array, number, number, number];
+    const [lse, targets, ignore, temp, count, dhUnit] = ctx.saved.ce as [Float32Array, Int32Array, number, number, number, Float32Array | null];
+    if (dhUnit) {
+      // the head is frozen (no dW): dh = dy · (dh for dy = 1), from the forward
+      const dh = ctx.write(0);
+      if (dh) kernels().scale(dh, dhUnit, dy[0], dh.length);
+      return;
+    }
     const V = ctx.inputs[1].shape[0];
     const N = targets.length;
     const dlosses = acquireF32(N).fill(count ? dy[0] / count : 0);
