@@ -10,7 +10,8 @@
  *              machine the spinning waits cost it most of its speed, so the faster of the two is its figure
  *   llama.cpp  node-llama-cpp 3.21.1 (--llamacpp DIR: a folder where `npm i -E node-llama-cpp@3.21.1` was run,
  *              outside this repository) on the same weights exported to GGUF F32 (peers/llama2c_to_gguf.py);
- *              skipped with a note when absent
+ *              skipped with a note when absent. Run with our thread count and with one thread (the faster counts),
+ *              each run stopped after --peer-seconds (its rate over the tokens it made)
  *   probes     the FMA peak (benchFmaPeak of @rlhf/native) and the memory bandwidth (a 256 MiB read, sumSquares;
  *              and a copy, copyF32) measured in every round, so that fractions of peak use figures of the same time
  *
@@ -23,7 +24,8 @@
  * computed; with --profile a CPU profile (node --cpu-prof) of batch-1 decode steps, by function.
  *
  *   node bench/run.mjs --bench decode [--shapes 15M,110M] [--batches 1,8,16,32,64] [--new 128] [--rounds 2]
- *        [--llama2c DIR] [--llamacpp DIR] [--work DIR] [--threads 2] [--weights model|bf16] [--profile] [--json FILE]
+ *        [--llama2c DIR] [--llamacpp DIR] [--work DIR] [--threads 2] [--weights model|bf16] [--peer-seconds 60]
+ *        [--profile] [--json FILE]
  *
  * The machine is shared: every figure comes with the CPU (lscpu), the load average and the spread over rounds.
  */
@@ -186,8 +188,8 @@ class LlamaCpp {
     if (first.done || !JSON.parse(first.value).ready) throw new Error('node-llama-cpp did not start');
     return l;
   }
-  async run(batch: number, newTokens: number): Promise<Rate> {
-    this.child.stdin.write(JSON.stringify({ batch, newTokens, prompt: PROMPT }) + '\n');
+  async run(batch: number, newTokens: number, maxMs: number): Promise<Rate> {
+    this.child.stdin.write(JSON.stringify({ batch, newTokens, prompt: PROMPT, maxMs }) + '\n');
     const r = await this.lines.next();
     const o = JSON.parse(r.value);
     if (o.error) throw new Error(`llama.cpp: ${o.error}`);
@@ -279,6 +281,8 @@ export async function main(args: string[]): Promise<void> {
   const llama2c = arg(args, 'llama2c', process.env.RLHF_LLAMA2C_DIR ?? '');
   const llamacppDir = arg(args, 'llamacpp', process.env.RLHF_LLAMACPP_DIR ?? '');
   const jsonFile = arg(args, 'json', '');
+  // a llama.cpp run stops after this long (its rate over the tokens it made counts)
+  const peerMs = Number(arg(args, 'peer-seconds', '60')) * 1e3;
   mkdirSync(work, { recursive: true });
   const shared = findSharedDir();
   const peers = shared && existsSync(join(shared, 'peers', 'make_llama2c.py')) ? join(shared, 'peers') : undefined;
@@ -305,7 +309,10 @@ export async function main(args: string[]): Promise<void> {
     const { weights: nWeights } = modelSize(model);
     const flopsPerToken = 2 * nWeights;
     const bytesPerToken = nWeights * (weights === 'bf16' ? 2 : 4);
+    // llama.cpp with our thread count and with one thread (its threads spin while they wait: on a loaded machine
+    // one thread can be the faster); the faster of the two is its figure
     const cpp = haveLlamaCpp && files.gguf ? await LlamaCpp.start(llamacppDir, files.gguf, threads) : null;
+    const cpp1 = haveLlamaCpp && files.gguf && threads > 1 ? await LlamaCpp.start(llamacppDir, files.gguf, 1) : null;
     ours(model, [PROMPT], 8, weights); // warm
     const runSteps = Math.min(256, shape.args[6]);
     for (let round = 1; round <= rounds; round++) {
@@ -321,7 +328,9 @@ export async function main(args: string[]): Promise<void> {
         const rcSpin = B === 1 && haveRunC ? runC(llama2c, files.bin, runSteps, threads, false) : null;
         const rcPassive = B === 1 && haveRunC ? runC(llama2c, files.bin, runSteps, threads, true) : null;
         const rc = rcSpin === null || rcPassive === null ? null : Math.max(rcSpin, rcPassive);
-        const lc = cpp ? await cpp.run(B, n) : null;
+        const lcN = cpp ? await cpp.run(B, n, peerMs) : null;
+        const lc1 = cpp1 ? await cpp1.run(B, n, peerMs) : null;
+        const lc = lcN && lc1 ? (lc1.decodeTokPerSec > lcN.decodeTokPerSec ? lc1 : lcN) : (lcN ?? lc1);
         const b = ours(model, prompts, n, weights);
         const tok = (a.decodeTokPerSec + b.decodeTokPerSec) / 2;
         const gflops = (tok * flopsPerToken) / 1e9;
@@ -337,6 +346,8 @@ export async function main(args: string[]): Promise<void> {
           runCSpin: rcSpin === null ? null : +rcSpin.toFixed(1),
           runCPassive: rcPassive === null ? null : +rcPassive.toFixed(1),
           llamaCpp: lc ? +lc.decodeTokPerSec.toFixed(1) : null,
+          llamaCppThreads: lcN ? +lcN.decodeTokPerSec.toFixed(1) : null,
+          llamaCpp1Thread: lc1 ? +lc1.decodeTokPerSec.toFixed(1) : null,
           vsRunC: rc === null ? null : +(tok / rc).toFixed(3),
           vsLlamaCpp: lc ? +(tok / lc.decodeTokPerSec).toFixed(3) : null,
           modelGflops: +gflops.toFixed(1),
@@ -350,7 +361,9 @@ export async function main(args: string[]): Promise<void> {
       const groups = [PROMPT, [1, 9038, 2501], [1, 365, 1191, 260, 1117], [1, 306, 259]];
       const gPrompts = groups.flatMap((p) => Array.from({ length: 8 }, () => p));
       const s = ours(model, gPrompts, newTokens, weights, 1);
-      const lcg = cpp ? await cpp.run(gPrompts.length, newTokens) : null;
+      const lcgN = cpp ? await cpp.run(gPrompts.length, newTokens, peerMs) : null;
+      const lcg1 = cpp1 ? await cpp1.run(gPrompts.length, newTokens, peerMs) : null;
+      const lcg = lcgN && lcg1 ? (lcg1.decodeTokPerSec > lcgN.decodeTokPerSec ? lcg1 : lcgN) : (lcgN ?? lcg1);
       emit({
         row: 'shared',
         shape: shape.name,
@@ -366,6 +379,7 @@ export async function main(args: string[]): Promise<void> {
       });
     }
     cpp?.stop();
+    cpp1?.stop();
   }
 
   if (args.includes('--profile')) {

@@ -3,10 +3,12 @@
  * The llama.cpp peer of decode-bench.ts: node-llama-cpp (pinned 3.21.1, installed by the user in a folder of its
  * own, never a dependency of this repository) decoding greedily on the CPU. Started by decode-bench.ts as
  *   node decode-llamacpp.mjs NODE_LLAMA_CPP_DIR MODEL.gguf THREADS
- * it loads the model once, then answers each request line {"batch": B, "newTokens": N, "prompt": [ids]} on stdin
+ * it loads the model once, then answers each request line {"batch": B, "newTokens": N, "prompt": [ids], "maxMs": T} on stdin
  * with one JSON line on stdout: B sequences of one context, each evaluating the prompt then N tokens (temperature 0;
  * node-llama-cpp batches the sequences' tokens into one llama_decode per step), and the decode rate counted as
  * decode-bench.ts counts ours: tokens after each sequence's first, over the time from the first token to the last.
+ * maxMs (optional) ends the sequences early once that much time has passed (a peer that crawls on a loaded machine
+ * still gives its rate, over the tokens it made).
  */
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
@@ -18,7 +20,7 @@ const { getLlama } = await import(pathToFileURL(join(dir, 'node_modules', 'node-
 const llama = await getLlama({ gpu: false, logLevel: 'error' });
 const model = await llama.loadModel({ modelPath, gpuLayers: 0 });
 
-async function run(batch, newTokens, prompt) {
+async function run(batch, newTokens, prompt, maxMs = Infinity) {
   const ctx = await model.createContext({ contextSize: (prompt.length + newTokens + 16) * batch, sequences: batch, threads, batchSize: Math.max(512, batch * 8) });
   const seqs = Array.from({ length: batch }, () => ctx.getSequence());
   const stamps = [];
@@ -29,7 +31,7 @@ async function run(batch, newTokens, prompt) {
       for await (const t of seq.evaluate(prompt, { temperature: 0 })) {
         got.push(t);
         stamps.push(performance.now());
-        if (got.length >= newTokens) break;
+        if (got.length >= newTokens || (got.length >= 2 && performance.now() - t0 > maxMs)) break;
       }
       return got;
     }),
@@ -41,7 +43,7 @@ async function run(batch, newTokens, prompt) {
   const decodeMs = stamps[stamps.length - 1] - stamps[0];
   return {
     batch,
-    newTokens: outs[0].length,
+    newTokens: Math.min(...outs.map((o) => o.length)),
     wallTokPerSec: (total / wallMs) * 1e3,
     decodeTokPerSec: decodeMs > 0 ? ((total - batch) / decodeMs) * 1e3 : NaN,
     first: outs[0].slice(0, 16),
@@ -55,7 +57,7 @@ for await (const line of rl) {
   const req = JSON.parse(line);
   if (req.quit) break;
   try {
-    console.log(JSON.stringify(await run(req.batch, req.newTokens, req.prompt)));
+    console.log(JSON.stringify(await run(req.batch, req.newTokens, req.prompt, req.maxMs ?? Infinity)));
   } catch (e) {
     console.log(JSON.stringify({ error: String(e && e.message ? e.message : e) }));
   }

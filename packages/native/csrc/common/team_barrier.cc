@@ -11,14 +11,16 @@
 #include <immintrin.h>
 #endif
 
-// Sequentially consistent atomics throughout (see team_pool.cc).
+// Sequentially consistent atomics throughout: a waiter counts itself asleep and then reads the word, the writer
+// changes the word and then reads the count (the store-buffer pattern, which weaker orders allow to miss).
 namespace rlhf {
 
 namespace {
 
-// About 20-40 µs of pause instructions: longer than the imbalance of a phase on a quiet machine, far shorter
-// than a time slice of the scheduler.
-constexpr int kSpin = 2000;
+// Spin lengths in pause instructions: at most about 30 µs (longer than the imbalance of a phase on a quiet
+// machine, far shorter than a time slice of the scheduler), at least a few.
+constexpr int kSpinMax = 2000, kSpinMin = 8;
+std::atomic<int> g_spin{kSpinMax};
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -36,7 +38,21 @@ void sleep_while(std::atomic<uint32_t>& word, uint32_t value) {
 #endif
 }
 
-void wake_all(std::atomic<uint32_t>& word) {
+// true when the word changed within the spin
+bool spin_then_sleep(std::atomic<uint32_t>& word, uint32_t value, std::atomic<int>& sleepers, int spins) {
+  for (int i = 0; i < spins; ++i) {
+    if (word.load() != value) return true;
+    cpu_relax();
+  }
+  sleepers.fetch_add(1);
+  while (word.load() == value) sleep_while(word, value);
+  sleepers.fetch_sub(1);
+  return false;
+}
+
+}  // namespace
+
+void wake_word(std::atomic<uint32_t>& word) {
 #if defined(__linux__)
   syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
 #else
@@ -44,7 +60,18 @@ void wake_all(std::atomic<uint32_t>& word) {
 #endif
 }
 
-}  // namespace
+void wait_for_change(std::atomic<uint32_t>& word, uint32_t value, std::atomic<int>& sleepers, int spins) {
+  spin_then_sleep(word, value, sleepers, spins);
+}
+
+void wait_for_change(std::atomic<uint32_t>& word, uint32_t value, std::atomic<int>& sleepers) {
+  const int spins = g_spin.load(std::memory_order_relaxed);
+  if (spin_then_sleep(word, value, sleepers, spins)) {
+    if (spins < kSpinMax) g_spin.store(spins * 2 < kSpinMax ? spins * 2 : kSpinMax, std::memory_order_relaxed);
+  } else if (spins > kSpinMin) {
+    g_spin.store(spins / 2 > kSpinMin ? spins / 2 : kSpinMin, std::memory_order_relaxed);
+  }
+}
 
 void TeamBarrier::wait() {
   if (n_ <= 1) return;
@@ -53,16 +80,10 @@ void TeamBarrier::wait() {
     // the last to arrive opens the next generation
     arrived_.store(0);
     generation_.store(gen + 1);
-    if (sleepers_.load() > 0) wake_all(generation_);
+    if (sleepers_.load() > 0) wake_word(generation_);
     return;
   }
-  for (int i = 0; i < kSpin; ++i) {
-    if (generation_.load() != gen) return;
-    cpu_relax();
-  }
-  sleepers_.fetch_add(1);
-  while (generation_.load() == gen) sleep_while(generation_, gen);
-  sleepers_.fetch_sub(1);
+  wait_for_change(generation_, gen, sleepers_);
 }
 
 }  // namespace rlhf

@@ -1,5 +1,7 @@
 #include "common/team_pool.h"
 
+#include "common/team_barrier.h"
+
 #include <atomic>
 #include <cstdint>
 #include <mutex>
@@ -7,14 +9,6 @@
 #include <thread>
 #include <vector>
 
-#if defined(__linux__)
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-#endif
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#endif
 
 // Every atomic operation here is sequentially consistent: a waiter counts itself asleep and then reads the word,
 // the writer changes the word and then reads the count (the store-buffer pattern, which weaker orders allow to
@@ -23,44 +17,8 @@ namespace rlhf {
 
 namespace {
 
-// About 20-40 µs of pause instructions (the same as TeamBarrier's): a worker asked again within that time,
-// between two decoder steps, answers without a system call.
-constexpr int kSpin = 2000;
-
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  _mm_pause();
-#endif
-}
-
-void futex_wait(std::atomic<uint32_t>& word, uint32_t value) {
-#if defined(__linux__)
-  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAIT_PRIVATE, value, nullptr, nullptr, 0);
-#else
-  (void)word;
-  (void)value;
-  std::this_thread::yield();
-#endif
-}
-
-void futex_wake(std::atomic<uint32_t>& word) {
-#if defined(__linux__)
-  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
-#else
-  (void)word;
-#endif
-}
-
-// Waits until word != value: spins, then sleeps (counting itself in sleepers so that the writer knows to wake).
-void wait_change(std::atomic<uint32_t>& word, uint32_t value, std::atomic<int>& sleepers) {
-  for (int i = 0; i < kSpin; ++i) {
-    if (word.load() != value) return;
-    cpu_relax();
-  }
-  sleepers.fetch_add(1);
-  while (word.load() == value) futex_wait(word, value);
-  sleepers.fetch_sub(1);
-}
+// Workers between regions: a short fixed spin, then sleep (the caller does other work between decoder steps).
+constexpr int kIdleSpin = 200;
 
 struct Pool {
   std::mutex run_mutex;  // one region at a time
@@ -76,14 +34,13 @@ struct Pool {
   void worker(int tid) {
     uint32_t seen = 0;
     for (;;) {
-      wait_change(epoch, seen, epoch_sleepers);
+      wait_for_change(epoch, seen, epoch_sleepers, kIdleSpin);
       seen = epoch.load();
-      if (tid < job_nt) {
-        (*job)(tid, job_nt);
-        if (remaining.fetch_sub(1) == 1) {
-          done.fetch_add(1);
-          if (done_sleepers.load() > 0) futex_wake(done);
-        }
+      // every worker answers every region, taking part or not: none can lag into the next one
+      if (tid < job_nt) (*job)(tid, job_nt);
+      if (remaining.fetch_sub(1) == 1) {
+        done.fetch_add(1);
+        if (done_sleepers.load() > 0) wake_word(done);
       }
     }
   }
@@ -123,12 +80,12 @@ void team_run(int nt, const std::function<void(int, int)>& fn) {
   }
   p.job = &fn;
   p.job_nt = nt;
-  p.remaining.store(nt - 1);
+  p.remaining.store(int(p.workers.size()));
   const uint32_t finished = p.done.load();
   p.epoch.fetch_add(1);
-  if (p.epoch_sleepers.load() > 0) futex_wake(p.epoch);
+  if (p.epoch_sleepers.load() > 0) wake_word(p.epoch);
   fn(0, nt);
-  wait_change(p.done, finished, p.done_sleepers);
+  wait_for_change(p.done, finished, p.done_sleepers);
 }
 
 }  // namespace rlhf
