@@ -53,7 +53,12 @@ const SHAPES: Record<string, Shape> = {
 /** "Once upon a time" in llama2.c's tokenizer, BOS first: what run.c feeds */
 const PROMPT = [1, 9038, 2501, 263, 931];
 
-const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+/** the median; of an even count, the mean of the middle two (with 2 rounds: their mean, not the better one) */
+const median = (a: number[]) => {
+  const s = [...a].sort((x, y) => x - y);
+  const h = s.length >> 1;
+  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
+};
 
 function cpuName(): string {
   try {
@@ -178,8 +183,13 @@ function runC(dir: string, bin: string, steps: number, threads: number, passive:
 
 class LlamaCpp {
   private lines: AsyncIterator<string>;
+  /** how the child ended (null while it runs): a request to an ended child fails at once, naming this */
+  private ended: string | null = null;
   private constructor(private child: ChildProcessWithoutNullStreams) {
     this.lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+    child.on('exit', (code, signal) => (this.ended = signal ? `killed by ${signal}` : `exit code ${code}`));
+    // a write to an ended child's stdin fails with EPIPE: run() reports the end instead
+    child.stdin.on('error', () => {});
   }
   static async start(dir: string, gguf: string, threads: number): Promise<LlamaCpp> {
     const child = spawn(process.execPath, [join(benchDir(), 'decode-llamacpp.mjs'), dir, gguf, String(threads)], { stdio: ['pipe', 'pipe', 'inherit'] });
@@ -189,14 +199,28 @@ class LlamaCpp {
     return l;
   }
   async run(batch: number, newTokens: number, maxMs: number): Promise<Rate> {
+    if (this.ended) throw new Error(`llama.cpp: the node-llama-cpp process had ended (${this.ended})`);
     this.child.stdin.write(JSON.stringify({ batch, newTokens, prompt: PROMPT, maxMs }) + '\n');
     const r = await this.lines.next();
+    if (r.done || r.value === undefined) {
+      await new Promise((res) => setTimeout(res, 100)); // the exit event follows the end of stdout
+      throw new Error(`llama.cpp: the node-llama-cpp process ended (${this.ended ?? 'no exit status yet'}; SIGKILL: out of memory?)`);
+    }
     const o = JSON.parse(r.value);
     if (o.error) throw new Error(`llama.cpp: ${o.error}`);
     return o;
   }
+  /** run(), or null (with a note) when the peer fails: the other figures of the round still count. */
+  async tryRun(batch: number, newTokens: number, maxMs: number, note: (s: string) => void): Promise<Rate | null> {
+    try {
+      return await this.run(batch, newTokens, maxMs);
+    } catch (e) {
+      note(`${(e as Error).message} (batch ${batch})`);
+      return null;
+    }
+  }
   stop(): void {
-    this.child.stdin.write(JSON.stringify({ quit: true }) + '\n');
+    if (!this.ended) this.child.stdin.write(JSON.stringify({ quit: true }) + '\n');
     this.child.kill();
   }
 }
@@ -328,8 +352,8 @@ export async function main(args: string[]): Promise<void> {
         const rcSpin = B === 1 && haveRunC ? runC(llama2c, files.bin, runSteps, threads, false) : null;
         const rcPassive = B === 1 && haveRunC ? runC(llama2c, files.bin, runSteps, threads, true) : null;
         const rc = rcSpin === null || rcPassive === null ? null : Math.max(rcSpin, rcPassive);
-        const lcN = cpp ? await cpp.run(B, n, peerMs) : null;
-        const lc1 = cpp1 ? await cpp1.run(B, n, peerMs) : null;
+        const lcN = cpp ? await cpp.tryRun(B, n, peerMs, note) : null;
+        const lc1 = cpp1 ? await cpp1.tryRun(B, n, peerMs, note) : null;
         const lc = lcN && lc1 ? (lc1.decodeTokPerSec > lcN.decodeTokPerSec ? lc1 : lcN) : (lcN ?? lc1);
         const b = ours(model, prompts, n, weights);
         const tok = (a.decodeTokPerSec + b.decodeTokPerSec) / 2;
@@ -361,8 +385,8 @@ export async function main(args: string[]): Promise<void> {
       const groups = [PROMPT, [1, 9038, 2501], [1, 365, 1191, 260, 1117], [1, 306, 259]];
       const gPrompts = groups.flatMap((p) => Array.from({ length: 8 }, () => p));
       const s = ours(model, gPrompts, newTokens, weights, 1);
-      const lcgN = cpp ? await cpp.run(gPrompts.length, newTokens, peerMs) : null;
-      const lcg1 = cpp1 ? await cpp1.run(gPrompts.length, newTokens, peerMs) : null;
+      const lcgN = cpp ? await cpp.tryRun(gPrompts.length, newTokens, peerMs, note) : null;
+      const lcg1 = cpp1 ? await cpp1.tryRun(gPrompts.length, newTokens, peerMs, note) : null;
       const lcg = lcgN && lcg1 ? (lcg1.decodeTokPerSec > lcgN.decodeTokPerSec ? lcg1 : lcgN) : (lcgN ?? lcg1);
       emit({
         row: 'shared',
