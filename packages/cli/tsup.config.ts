@@ -24,4 +24,12 @@ export default defineConfig([
     banner: { js: '#!/usr/bin/env node' },
     external: ['esbuild'],
   },
+  {
+    // not part of the rlhf command: variants of the demo's recipe on one seed (packages/cli/docs/demo-seeds.md)
+    entry: { 'demo-variant': 'src/demo/variant-main.ts' },
+    format: ['esm'],
+    sourcemap: true,
+    shims: true,
+    target: 'node20',
+  },
 ]);

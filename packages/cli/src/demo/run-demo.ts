@@ -499,8 +499,17 @@ export async function trainRewardModel(run: DemoRun, tokenizer: Tokenizer, sft: 
   return r;
 }
 
-/** Stage 3: PPO of the SFT policy against the reward model, with the gold/proxy curve on held-out prompts (models/ppo). */
-export async function optimisePpo(run: DemoRun, tokenizer: Tokenizer, sft: GPT2, reward: { model: RewardModel; normalization: ScoreNormalization }): Promise<DemoPpoTrainer> {
+/**
+ * Stage 3: PPO of the SFT policy against the reward model, with the gold/proxy curve on held-out prompts (models/ppo).
+ * `configOverrides` change the recipe's PPO settings (a variant of the recipe; configs/ppo.json records them).
+ */
+export async function optimisePpo(
+  run: DemoRun,
+  tokenizer: Tokenizer,
+  sft: GPT2,
+  reward: { model: RewardModel; normalization: ScoreNormalization },
+  configOverrides: Partial<PpoConfig> = {},
+): Promise<DemoPpoTrainer> {
   const { sizes, seed } = run;
   const p = run.path;
   const trainer = await timed(run, 'ppo', async () => {
@@ -513,6 +522,7 @@ export async function optimisePpo(run: DemoRun, tokenizer: Tokenizer, sft: GPT2,
       outputDir: 'runs/ppo', seed, learningRate: sizes.ppoLr, totalEpisodes: sizes.ppoEpisodes, responseLength: sizes.responseLength,
       temperature: sizes.temperature, klCoef: sizes.klCoef, perDeviceTrainBatchSize: sizes.ppoBatch / 2, numMiniBatches: 2, ppoEpochs: 2,
       perDeviceEvalBatchSize: 32, missingEosPenalty: 1, evalSteps: sizes.ppoEvalEvery, loggingSteps: 1, lrSchedulerType: 'constant',
+      ...configOverrides,
     };
     writeConfig(run, 'ppo', ppoConfig(config));
     const prompts = toPrompts(tokenizer, await readRecords(p('data', 'prompts.jsonl')));

@@ -26,6 +26,11 @@ export class ValueHead extends Module {
     return reshape(v, [v.size]); // (N)
   }
 
+  /** Sets the weight and the bias to 0: every value starts at 0 (PPO's valueHeadInit 'zeros'). */
+  zero(): void {
+    for (const [, p] of this.namedParameters()) p.data.fill(0);
+  }
+
   clone(): ValueHead {
     const h = new ValueHead(this.hiddenSize);
     copyParameters(h, this);

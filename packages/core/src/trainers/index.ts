@@ -53,8 +53,8 @@ export { SFT_CONFIG_SPEC, sftConfig, validateSftConfig } from './sft-config';
 export type { SftConfig } from './sft-config';
 export { REWARD_CONFIG_SPEC, REWARD_LOSS_TYPES, rewardConfig, validateRewardConfig } from './reward-config';
 export type { RewardConfig, RewardLossType } from './reward-config';
-export { PPO_CONFIG_SPEC, ppoConfig, validatePpoConfig, rolloutBatchSize } from './ppo-config';
-export type { PpoConfig } from './ppo-config';
+export { PPO_CONFIG_SPEC, VALUE_HEAD_INITS, ppoConfig, validatePpoConfig, rolloutBatchSize } from './ppo-config';
+export type { PpoConfig, ValueHeadInit } from './ppo-config';
 export { DPO_CONFIG_SPEC, dpoConfig, validateDpoConfig } from './dpo-config';
 export type { DpoConfig, DpoConfigContext } from './dpo-config';
 export {

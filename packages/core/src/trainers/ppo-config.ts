@@ -10,6 +10,16 @@ import { TRAINING_ARGS_SPEC, trainingArgsRules, type TrainingArgs } from './trai
  * prompts, then runs ppoEpochs passes over it in numMiniBatches minibatches (one optimizer step each),
  * each minibatch accumulated over gradientAccumulationSteps micro-batches.
  */
+/**
+ * How the value head starts. 'given': the weights of the head passed in (a fresh CausalLMWithValueHead draws them
+ * at random, std 1/√hidden, so its first values are noise of about the rewards' size). 'zeros': the trainer sets
+ * weight and bias to 0 when it is constructed (a resumed run then loads its checkpoint's head), as
+ * openai/lm-human-preferences does (Huang et al. 2023, "The N implementation details of RLHF with PPO"): the first
+ * advantages are the rewards themselves, not a random critic's errors.
+ */
+export const VALUE_HEAD_INITS = ['given', 'zeros'] as const;
+export type ValueHeadInit = (typeof VALUE_HEAD_INITS)[number];
+
 export interface PpoConfig extends TrainingArgs {
   // -- models
   /** reward model directory (a model with a reward head) */
@@ -66,6 +76,8 @@ export interface PpoConfig extends TrainingArgs {
   cliprangeValue: number;
   /** weight of the value loss */
   vfCoef: number;
+  /** the value head's starting weights: as given (a fresh CausalLMWithValueHead draws them at random), or zeros */
+  valueHeadInit: ValueHeadInit;
   /** dual-clip constant c > 1 for negative advantages (Ye et al. 2020); null: off */
   dualClip: number | null;
 }
@@ -105,6 +117,10 @@ export const PPO_CONFIG_SPEC: ConfigSpec<PpoConfig> = {
   cliprange: { group: G_OPT, type: 'number', gt: 0, lt: 1, default: 0.2, doc: 'ε of the clipped policy objective' },
   cliprangeValue: { group: G_OPT, type: 'number', gt: 0, default: 0.2, doc: 'ε of the clipped value loss' },
   vfCoef: { group: G_OPT, type: 'number', min: 0, default: 0.1, doc: 'weight of the value loss' },
+  valueHeadInit: {
+    group: G_OPT, type: 'enum', values: VALUE_HEAD_INITS, default: 'given',
+    doc: "the value head's starting weights: given (as passed in; a fresh head is random), zeros (every value starts at 0)",
+  },
   dualClip: { group: G_OPT, type: 'number', gt: 1, nullable: true, default: null, doc: 'dual-clip c > 1 for negative advantages; null: off' },
 };
 

@@ -185,8 +185,28 @@ describe('PpoTrainer', () => {
     expect(t.klController.value).toBeCloseTo(0.1 * (1 - 0.032) ** 3, 10);
   });
 
+  it("valueHeadInit 'zeros': the head starts at 0 (every first value is 0) and learns; 'given' keeps the head passed in; another value is named", () => {
+    const given = policyOf(36);
+    const weight = Float32Array.from(given.valueHead.param('v_head.summary.weight').data);
+    expect(weight.some((x) => x !== 0)).toBe(true);
+    new PpoTrainer(given, prompts(8, 7), countGood, { config: { ...base, outputDir: join(tmp.path, 'unused') } });
+    expect(given.valueHead.param('v_head.summary.weight').data).toEqual(weight);
+
+    const zeroed = policyOf(36);
+    const t = new PpoTrainer(zeroed, prompts(16, 7), countGood, { config: { ...base, totalEpisodes: 16 * 2, valueHeadInit: 'zeros', outputDir: join(tmp.path, 'zeros') } });
+    for (const [, p] of zeroed.valueHead.namedParameters()) expect(p.data.every((x) => x === 0)).toBe(true);
+    const ro = t.makeRollout(prompts(16, 7), 5);
+    expect(ro.oldValues.every((v) => v === 0)).toBe(true);
+    expect(ro.scores.some((x) => x !== 0)).toBe(true); // the returns the head learns from are not all 0
+    t.train();
+    expect(zeroed.valueHead.param('v_head.summary.weight').data.some((x) => x !== 0)).toBe(true);
+
+    expect(() => new PpoTrainer(policyOf(1), prompts(8, 7), countGood, { config: { ...base, valueHeadInit: 'random' as 'zeros' } })).toThrow(/valueHeadInit.*given.*zeros/);
+  });
+
   it('resumes between rollouts to the same final weights, bit for bit', () => {
-    const cfg = { ...base, totalEpisodes: 16 * 3, saveSteps: 4, adaptiveKl: true, klCoef: 0.1, klTarget: 0.5 };
+    // valueHeadInit 'zeros': the resumed trainer zeroes the head it is given, then loads the checkpoint's
+    const cfg = { ...base, totalEpisodes: 16 * 3, saveSteps: 4, adaptiveKl: true, klCoef: 0.1, klTarget: 0.5, valueHeadInit: 'zeros' as const };
     const data = prompts(16, 6);
     const full = policyOf(35);
     new PpoTrainer(full, data, countGood, { config: { ...cfg, outputDir: join(tmp.path, 'full') } }).train();

@@ -126,6 +126,8 @@ export class PpoTrainer extends TrainerBase<PpoConfig> {
   ) {
     const config = ppoConfig(options.config ?? {});
     super(config, policy, options);
+    // after the weights' broadcast (zeros on every rank) and before train() restores a checkpoint's head
+    if (config.valueHeadInit === 'zeros') policy.valueHead.zero();
     if (prompts.length === 0) throw new Error('PpoTrainer: no prompt');
     this.stopTokenId = config.stopTokenId ?? options.eosTokenId ?? null;
     if (config.missingEosPenalty !== null && this.stopTokenId === null) {
