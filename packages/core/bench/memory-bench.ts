@@ -7,7 +7,8 @@
  *   sft   training steps (forward, cross-entropy, backward, clip, AdamW) on B x T tokens: tokens/s (median after
  *         the first step) and peak RSS, ours and PyTorch's alternating (ours, torch, ours, torch, ...) so that
  *         both see the machine in the same state; per variant (--sft-variants plain,ckpt: gradient
- *         checkpointing off or on, on both sides);
+ *         checkpointing off or on, on both sides); with --profile, ours of the first round runs one more step
+ *         with per-kernel timers (after its peak RSS is read): `sft-profile` rows, GEMMs by shape with GFLOP/s;
  *   grpo  one GRPO step (--rl grpo, the default): one prompt of 32 tokens, G = 4 completions of 256 tokens (no
  *         stop token), β = 0.04 (a reference is held and read), one update; ours per --rl-variants
  *         (refModelDtype:ckpt|plain, default bf16:ckpt,f32:ckpt), PyTorch's per --torch-rl-variants (default
@@ -23,7 +24,7 @@
  *   node bench/run.mjs --bench memory [--shapes smollm2-135m,qwen2.5-0.5b] [--rounds 2] [--steps 3]
  *        [--sft-variants plain,ckpt] [--no-sft] [--no-rl] [--no-torch] [--rl grpo|ppo]
  *        [--rl-variants bf16:ckpt,f32:plain] [--torch-rl-variants f32:ckpt,f32:plain] [--generations 4]
- *        [--completion-length 256] [--json FILE] [--threads 2]
+ *        [--completion-length 256] [--json FILE] [--threads 2] [--profile]
  *
  * Every figure comes with the CPU (lscpu) and the load average: on a shared machine absolute times are noise,
  * the ratio of two processes run one after the other is the figure to quote. Memory: the 0.5B runs take
@@ -37,6 +38,7 @@ import { fileURLToPath } from 'node:url';
 import * as nativeOps from '@rlhf/native';
 import { CausalLMWithValueHead } from '../src/model/heads';
 import { Llama, type LlamaConfig } from '../src/model/llama';
+import { kernelTimings, setKernelTiming } from '../src/backend/cpu';
 import { lmHeadLoss } from '../src/model/lm-head';
 import { AdamW } from '../src/optim/adamw';
 import { GrpoTrainer } from '../src/trainers/grpo-trainer';
@@ -85,7 +87,30 @@ function median(a: number[]): number {
 
 // ---- the children: one measurement per process, one JSON line on stdout ----
 
-function childSft(s: Shape, steps: number, checkpointing: boolean): void {
+/**
+ * Where one step goes (--profile): `step` run once more with per-kernel timers (the kernels' own wall time, GEMMs
+ * by shape), the kernels slowest first with ms, calls, share of the step and GFLOP/s for GEMMs, then the time
+ * outside them (the TypeScript tape, ops and pool).
+ */
+function profileStep(step: () => void): Record<string, unknown>[] {
+  setKernelTiming(true);
+  kernelTimings(true);
+  const t0 = performance.now();
+  step();
+  const total = performance.now() - t0;
+  setKernelTiming(false);
+  let inKernels = 0;
+  const rows: Record<string, unknown>[] = kernelTimings(true).map(([what, t]) => {
+    inKernels += t.ms;
+    const g = /^gemm(?:Bf16)? (\d+)x(\d+)x(\d+)/.exec(what) ?? /^gemmBatched (\d+)x\((\d+)x(\d+)x(\d+)\)/.exec(what);
+    const flops = g ? 2 * g.slice(1).reduce((a, x) => a * Number(x), 1) : 0;
+    return { what, ms: +t.ms.toFixed(1), calls: t.calls, pctStep: +((100 * t.ms) / total).toFixed(1), ...(flops ? { gflops: +((flops * t.calls) / t.ms / 1e6).toFixed(1) } : {}) };
+  });
+  rows.push({ what: 'outside kernels', ms: +(total - inKernels).toFixed(1), pctStep: +((100 * (total - inKernels)) / total).toFixed(1), stepMs: +total.toFixed(1) });
+  return rows;
+}
+
+function childSft(s: Shape, steps: number, checkpointing: boolean, profile: boolean): void {
   const t0 = performance.now();
   const model = new Llama(llamaConfig(s, 2048), { seed: 1 });
   if (checkpointing) (model as unknown as { gradientCheckpointing: boolean }).gradientCheckpointing = true;
@@ -95,19 +120,26 @@ function childSft(s: Shape, steps: number, checkpointing: boolean): void {
   const { B, T } = s;
   const ids = Int32Array.from({ length: B * T }, () => rng.int(s.vocab));
   const targets = Int32Array.from({ length: B * T }, () => rng.int(s.vocab));
-  const stepMs: number[] = [];
-  for (let i = 0; i < steps; i++) {
-    const t = performance.now();
+  const step = () => {
     opt.zeroGrad();
     const loss = lmHeadLoss(model, model.forward({ ids, B, T }), null, targets);
     loss.backward();
     loss.release();
     opt.clipGradNorm(1);
     opt.step();
+  };
+  const stepMs: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    const t = performance.now();
+    step();
     stepMs.push(performance.now() - t);
   }
   const ms = median(stepMs.length > 1 ? stepMs.slice(1) : stepMs);
-  console.log(JSON.stringify({ stepMs: stepMs.map((x) => +x.toFixed(1)), tokensPerSec: (B * T) / (ms / 1000), peakRssMiB: peakRssMiB(), initMs: +initMs.toFixed(0) }));
+  const peak = peakRssMiB();
+  console.log(JSON.stringify({
+    stepMs: stepMs.map((x) => +x.toFixed(1)), tokensPerSec: (B * T) / (ms / 1000), peakRssMiB: peak, initMs: +initMs.toFixed(0),
+    ...(profile ? { profile: profileStep(step) } : {}),
+  }));
 }
 
 /** The trainer's internals one RL step drives (TrainerBase's loop without its log and checkpoint write). */
@@ -261,7 +293,7 @@ export async function main(argv: string[]): Promise<void> {
   };
   if (argv[0] === '--child') {
     const s = SHAPES[argv[2]];
-    if (argv[1] === 'sft') childSft(s, Number(argv[3]), argv[4] === 'ckpt');
+    if (argv[1] === 'sft') childSft(s, Number(argv[3]), argv[4] === 'ckpt', argv[5] === 'profile');
     else if (argv[1] === 'ppo') childPpo(s, Number(argv[3]), Number(argv[4]), argv[5] as 'f32' | 'bf16', argv[6] === 'ckpt');
     else childGrpo(s, Number(argv[3]), Number(argv[4]), argv[5] as 'f32' | 'bf16', argv[6] === 'ckpt');
     return;
@@ -281,6 +313,7 @@ export async function main(argv: string[]): Promise<void> {
   const G = Number(arg('--generations', '4'));
   const completion = Number(arg('--completion-length', '256'));
   const withTorch = !argv.includes('--no-torch');
+  const profile = argv.includes('--profile');
   const env = { ...process.env, RLHF_NUM_THREADS: String(threads) };
   const rows: Record<string, unknown>[] = [];
   const log = (r: Record<string, unknown>) => {
@@ -302,8 +335,10 @@ export async function main(argv: string[]): Promise<void> {
       const ours: Record<string, unknown>[] = [], torch: Record<string, unknown>[] = [];
       // alternating, so that both see the machine in the same state
       for (let r = 0; r < rounds; r++) {
-        ours.push(guarded(s, () => runChild(['sft', s.name, String(steps), variant], env)));
-        log({ bench: 'sft', shape: s.name, B: s.B, T: s.T, who: 'ours', checkpointing: ckpt, round: r, ...ours.at(-1) });
+        ours.push(guarded(s, () => runChild(['sft', s.name, String(steps), variant, profile && r === 0 ? 'profile' : ''], env)));
+        const { profile: kernelRows, ...row } = ours.at(-1) as Record<string, unknown>;
+        log({ bench: 'sft', shape: s.name, B: s.B, T: s.T, who: 'ours', checkpointing: ckpt, round: r, ...row });
+        for (const k of (kernelRows as Record<string, unknown>[] | undefined) ?? []) log({ bench: 'sft-profile', shape: s.name, checkpointing: ckpt, ...k });
         if (withTorch) {
           torch.push(guarded(s, () => runTorch({ ...s, mode: 'sft', steps, checkpointing: ckpt }, threads)));
           log({ bench: 'sft', shape: s.name, B: s.B, T: s.T, who: 'torch', checkpointing: ckpt, round: r, ...torch.at(-1) });
