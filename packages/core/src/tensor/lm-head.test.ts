@@ -1,9 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { gradcheck, maxRelError, randomTensor } from '../test/gradcheck';
 import { kernelTimings, setKernelTiming } from '../backend/cpu';
+import { gradcheck, maxRelError, randomTensor } from '../test/gradcheck';
 import { Rng } from '../util/rng';
 import { lmHeadChunkBytes, lmHeadChunkRows, lmHeadCrossEntropy, lmHeadLogprobs, setLmHeadChunkBytes } from './lm-head';
+import { noGrad } from './autograd';
 import * as ops from './ops';
+import { poolStats } from './pool';
 import { Tensor } from './tensor';
 
 function ids(n: number, V: number, seed: number): Int32Array {
@@ -93,7 +95,7 @@ describe('lmHeadLogprobs / lmHeadCrossEntropy: the head and loss fused, in chunk
       const frozen = dhOf(false), trained = dhOf(true);
       expect(maxRelError(frozen.dh, trained.dh)).toBeLessThan(1e-5);
       expect([frozen.forward, frozen.backward]).toEqual([2 * chunks, 0]); // logits and dh per chunk; nothing after
-      expect([trained.forward, trained.backward]).toEqual([chunks, 3 * chunks]); // logits; then again, dh and dW
+      expect([trained.forward, trained.backward]).toEqual([chunks, 3 * chunks - 1]); // logits; then again (but the chunk kept), dh and dW
     }
     setLmHeadChunkBytes(4 * 9 * 4);
     const hs = randomTensor([7, 5], 21, 1), Ws = randomTensor([9, 5], 22, 1, false);
@@ -111,6 +113,26 @@ describe('lmHeadLogprobs / lmHeadCrossEntropy: the head and loss fused, in chunk
     const ti = ts.slice();
     ti[3] = -100;
     gradcheck(() => lmHeadCrossEntropy(hs, Ws, ti), [hs, Ws]);
+  });
+
+  it('the backward recomputes the logits of every chunk but the one the forward kept; every buffer goes back to the pool', () => {
+    setLmHeadChunkBytes(3 * V * 4); // 13 rows: chunks of 3, 3, 3, 3 and 1
+    setKernelTiming(true);
+    try {
+      const hh = h.clone(true), WW = W.clone(true);
+      const out0 = poolStats().outBytes;
+      kernelTimings(true);
+      const loss = lmHeadCrossEntropy(hh, WW, t);
+      expect(gemmCalls()).toBe(5); // the logits of each chunk
+      loss.backward();
+      expect(gemmCalls()).toBe(5 + 4 + 5 + 5); // the logits of 4 chunks again (rows 0-2 kept), dh and dW of each chunk
+      const lp = noGrad(() => lmHeadLogprobs(hh, WW, t)); // unrecorded: nothing kept
+      for (const x of lp) x.release();
+      loss.release();
+      expect(poolStats().outBytes).toBe(out0); // the kept logits and the scratch are back (leaf gradients are not pooled)
+    } finally {
+      setKernelTiming(false);
+    }
   });
 
   it('a gradient that already exists is added to (the weight tied to an embedding), not overwritten', () => {

@@ -5,9 +5,10 @@
  * 1.2 GB of logits and as much again of their gradient; in chunks of the default 128 MiB it is 128 MiB at a time.
  *
  * Forward, per chunk: logits = h·Wᵀ (one GEMM), then the native fused log-softmax kernel (it saves lse per
- * row). Nothing of the logits is kept. Backward, per chunk: the logits again (one more GEMM: the price of not
- * keeping them, a third more head FLOPs), the kernel's gradient in place over them, then dh = dlogits·W
- * (written) and dW += dlogitsᵀ·h (accumulated). The cross-entropy with a frozen head (LoRA, a frozen tied
+ * row). Of the logits, only the chunk computed last stays (in a recorded forward: its one scratch buffer, the
+ * chunk budget at most, held until the backward). Backward, per chunk: the logits again (one more GEMM: the
+ * price of not keeping them, a third more head FLOPs, saved for the chunk kept), the kernel's gradient in place
+ * over them, then dh = dlogits·W (written) and dW += dlogitsᵀ·h (accumulated). The cross-entropy with a frozen head (LoRA, a frozen tied
  * embedding) needs no recomputation: its loss is a scalar, so dh for a unit upstream gradient is computed in the
  * forward from the chunk's logits while they are there (dh (N, C) kept, small beside them) and scaled by dy in
  * the backward: one head GEMM less per step. Rows the loss does not read should not be given at all:
@@ -18,7 +19,7 @@
  * Gradients: hidden's written (=), W's accumulated (+=), as every op of core.
  */
 import { kernels } from '../backend/cpu';
-import { defineOp, type BackwardCtx } from './autograd';
+import { defineOp, type BackwardCtx, type ForwardCtx } from './autograd';
 import { weightGemm } from './ops';
 import { acquireF32, releaseF32 } from './pool';
 import { Tensor } from './tensor';
@@ -59,8 +60,10 @@ function check(op: string, hidden: Tensor, W: Tensor, targets: Int32Array): { N:
 }
 
 /**
- * For each chunk of rows [r0, r0 + rows): its logits (rows, V) = h·Wᵀ in a scratch buffer, then `body`.
- * The scratch buffer is one pool buffer of (chunk, V) for all chunks.
+ * For each chunk of rows [r0, r0 + rows) (`chunk` rows, the last one partial): its logits (rows, V) = h·Wᵀ in
+ * `buf` (chunk, V), then `body`. The forward runs the chunks last to first, so that the one it computes last,
+ * whose logits stay in `buf` for the backward, is rows [0, chunk): a full chunk. The backward runs them first to
+ * last: `buf` already holds the logits of rows [0, chunk), which are not computed again.
  */
 function forChunks(
   hidden: Float32Array,
@@ -68,27 +71,60 @@ function forChunks(
   N: number,
   C: number,
   V: number,
+  chunk: number,
+  buf: Float32Array,
+  pass: 'forward' | 'backward',
   body: (logits: Float32Array, r0: number, rows: number) => void,
 ): void {
-  const chunk = lmHeadChunkRows(N, V);
-  const buf = acquireF32(chunk * V);
-  try {
-    for (let r0 = 0; r0 < N; r0 += chunk) {
-      const rows = Math.min(chunk, N - r0);
-      const logits = rows === chunk ? buf : buf.subarray(0, rows * V);
-      weightGemm(logits, hidden.subarray(r0 * C, (r0 + rows) * C), W, rows, V, C, true); // (rows, V)
-      body(logits, r0, rows);
-    }
-  } finally {
-    releaseF32(buf);
+  const starts: number[] = [];
+  for (let r0 = 0; r0 < N; r0 += chunk) starts.push(r0);
+  if (pass === 'forward') starts.reverse();
+  for (const r0 of starts) {
+    const rows = Math.min(chunk, N - r0);
+    const logits = rows === chunk ? buf : buf.subarray(0, rows * V);
+    if (!(pass === 'backward' && r0 === 0)) weightGemm(logits, hidden.subarray(r0 * C, (r0 + rows) * C), W, rows, V, C, true); // (rows, V)
+    body(logits, r0, rows);
   }
 }
 
+/** What the forward keeps for the backward: the chunk size it used and the logits of rows [0, chunk) in `buf`. */
+interface KeptLogits {
+  chunk: number;
+  buf: Float32Array;
+}
+
 /**
- * The backward shared by both ops: per chunk, `grad(dlogits)` turns the recomputed logits into their
- * gradient in place; then dh rows (written) and dW (accumulated; the first chunk writes a new gradient).
+ * The forward shared by both ops: the chunks' logits, last chunk first, in one buffer (`body` reads them). With
+ * `keep` it is a scratch buffer of the op, given back right after an unrecorded forward and after the backward
+ * of a recorded one, which starts from the logits it still holds; without (`body` spoils the logits), a pool
+ * buffer given back at once.
  */
-function backwardChunks(ctx: BackwardCtx, grad: (logits: Float32Array, r0: number, rows: number) => void): void {
+function forwardChunks(
+  ctx: ForwardCtx,
+  hidden: Float32Array,
+  W: Tensor,
+  N: number,
+  C: number,
+  V: number,
+  keep: boolean,
+  body: (logits: Float32Array, r0: number, rows: number) => void,
+): KeptLogits {
+  const chunk = lmHeadChunkRows(N, V);
+  const buf = keep ? ctx.alloc(chunk * V) : acquireF32(chunk * V);
+  try {
+    forChunks(hidden, W, N, C, V, chunk, buf, 'forward', body);
+  } finally {
+    if (!keep) releaseF32(buf);
+  }
+  return { chunk, buf: keep ? buf : new Float32Array(0) };
+}
+
+/**
+ * The backward shared by both ops: per chunk, `grad(dlogits)` turns the logits (kept by the forward for rows
+ * [0, chunk), recomputed for the others) into their gradient in place; then dh rows (written) and dW
+ * (accumulated; the first chunk writes a new gradient).
+ */
+function backwardChunks(ctx: BackwardCtx, kept: KeptLogits, grad: (logits: Float32Array, r0: number, rows: number) => void): void {
   const [hidden, W] = ctx.inputs;
   const [V, C] = W.shape;
   const N = hidden.size / C;
@@ -98,7 +134,7 @@ function backwardChunks(ctx: BackwardCtx, grad: (logits: Float32Array, r0: numbe
   const k = kernels();
   const h = hidden.data;
   let beta = dW && dW.fresh ? 0 : 1;
-  forChunks(h, W, N, C, V, (logits, r0, rows) => {
+  forChunks(h, W, N, C, V, kept.chunk, kept.buf, 'backward', (logits, r0, rows) => {
     grad(logits, r0, rows); // logits -> dlogits (rows, V), in place
     if (dh) weightGemm(dh.subarray(r0 * C, (r0 + rows) * C), logits, W, rows, C, V, false); // dh (rows, C) = dlogits · W
     if (dW) {
@@ -121,20 +157,20 @@ export const lmHeadLogprobs = defineOp({
     const ent = Tensor.pooled([N]);
     const lse = ctx.alloc(N); // saved for the backward
     const k = kernels();
-    forChunks(hidden.data, W, N, C, V, (logits, r0, rows) => {
+    const kept = forwardChunks(ctx, hidden.data, W, N, C, V, true, (logits, r0, rows) => {
       const at = (a: Float32Array) => a.subarray(r0, r0 + rows);
       k.tokenLogprobs(at(lp.data), at(ent.data), at(lse), logits, targets.subarray(r0, r0 + rows), rows, V, temperature);
     });
-    ctx.saved.t = [lse, targets, temperature];
+    ctx.saved.t = [lse, targets, temperature, kept];
     return [lp, ent];
   },
   backward(ctx, dlp, dent) {
-    const [lse, targets, temperature] = ctx.saved.t as [Float32Array, Int32Array, number];
+    const [lse, targets, temperature, kept] = ctx.saved.t as [Float32Array, Int32Array, number, KeptLogits];
     const V = ctx.inputs[1].shape[0];
     let anyEnt = false;
     for (let i = 0; i < dent.length; i++) if (dent[i] !== 0) { anyEnt = true; break; }
     const k = kernels();
-    backwardChunks(ctx, (logits, r0, rows) => {
+    backwardChunks(ctx, kept, (logits, r0, rows) => {
       const at = (a: Float32Array) => a.subarray(r0, r0 + rows);
       k.tokenLogprobsBackward(logits, at(dlp), anyEnt ? at(dent) : null, logits, at(lse), targets.subarray(r0, r0 + rows), rows, V, temperature);
     });
@@ -162,8 +198,10 @@ export const lmHeadCrossEntropy = defineOp({
     // a frozen head: dh for dy = 1 now, dlogits = the kernel's gradient for dlosses 1/count, in place over the logits
     const dhUnit = ctx.recording && hidden.requiresGrad && !W.requiresGrad ? ctx.alloc(N * C) : null;
     const unit = dhUnit ? acquireF32(N).fill(count ? 1 / count : 0) : null;
+    let kept: KeptLogits;
     try {
-      forChunks(hidden.data, W, N, C, V, (logits, r0, rows) => {
+      // a frozen head turns each chunk's logits into their gradient: nothing to keep
+      kept = forwardChunks(ctx, hidden.data, W, N, C, V, !dhUnit, (logits, r0, rows) => {
         const rowsOf = <A extends Float32Array | Int32Array>(a: A) => a.subarray(r0, r0 + rows) as A;
         k.crossEntropyForward(rowsOf(losses), rowsOf(lse), logits, rowsOf(targets), rows, V, ignore, temp);
         if (!dhUnit) return;
@@ -178,11 +216,11 @@ export const lmHeadCrossEntropy = defineOp({
     releaseF32(losses);
     const y = Tensor.pooled([]);
     y.data[0] = count ? sum / count : 0;
-    ctx.saved.ce = [lse, targets, ignore, temp, count, dhUnit];
+    ctx.saved.ce = [lse, targets, ignore, temp, count, dhUnit, kept];
     return y;
   },
   backward(ctx, dy) {
-    const [lse, targets, ignore, temp, count, dhUnit] = ctx.saved.ce as [Float32Array, Int32Array, number, number, number, Float32Array | null];
+    const [lse, targets, ignore, temp, count, dhUnit, kept] = ctx.saved.ce as [Float32Array, Int32Array, number, number, number, Float32Array | null, KeptLogits];
     if (dhUnit) {
       // the head is frozen (no dW): dh = dy · (dh for dy = 1), from the forward
       const dh = ctx.write(0);
@@ -194,7 +232,7 @@ export const lmHeadCrossEntropy = defineOp({
     const dlosses = acquireF32(N).fill(count ? dy[0] / count : 0);
     const k = kernels();
     try {
-      backwardChunks(ctx, (logits, r0, rows) => {
+      backwardChunks(ctx, kept, (logits, r0, rows) => {
         k.crossEntropyBackward(logits, dlosses.subarray(r0, r0 + rows), logits, lse.subarray(r0, r0 + rows), targets.subarray(r0, r0 + rows), rows, V, ignore, temp);
       });
     } finally {
