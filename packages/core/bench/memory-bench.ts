@@ -278,10 +278,14 @@ function memAvailableMiB(): number {
 /**
  * A guard for a shared machine without swap: a run is skipped (a row says so) unless the memory available
  * exceeds a rough bound of what it may take: float32 weights, gradients and AdamW's two moments (16 bytes a
- * parameter), a float32 reference (4 more) and 2 GiB of activations and logits, plus a margin of 1 GiB.
+ * parameter), 4 more (a float32 reference, or PyTorch's full logits in SFT), 2 for our runs with a bf16
+ * reference (`refDtype`; PyTorch's deep copy is float32 before it is cast), and 2 GiB of activations and
+ * logits, plus a margin of 1 GiB. Measured at Qwen2.5-0.5B against these bounds: PyTorch's SFT step peaked at
+ * 11.7 GiB (bound 12.2), our bf16-reference GRPO step at 8.8 (11.3).
  */
-function roomFor(s: Shape): { ok: boolean; needMiB: number; availableMiB: number } {
-  const needMiB = (20 * parameterCount(s)) / 2 ** 20 + 3 * 1024;
+function roomFor(s: Shape, refDtype: string | null): { ok: boolean; needMiB: number; availableMiB: number } {
+  const bytesPerParameter = refDtype === 'bf16' ? 18 : 20;
+  const needMiB = (bytesPerParameter * parameterCount(s)) / 2 ** 20 + 3 * 1024;
   const availableMiB = memAvailableMiB();
   return { ok: availableMiB >= needMiB, needMiB: Math.round(needMiB), availableMiB: Math.round(availableMiB) };
 }
@@ -321,8 +325,8 @@ export async function main(argv: string[]): Promise<void> {
     console.log(JSON.stringify(r));
   };
   /** runs `measure` when there is room for the shape, else a row that says why not */
-  const guarded = (s: Shape, measure: () => Record<string, unknown>) => {
-    const room = roomFor(s);
+  const guarded = (s: Shape, measure: () => Record<string, unknown>, refDtype: string | null = null) => {
+    const room = roomFor(s, refDtype);
     return room.ok ? measure() : { skipped: `MemAvailable ${room.availableMiB} MiB < ${room.needMiB} MiB that this run may take` };
   };
   const m = machine();
@@ -356,7 +360,7 @@ export async function main(argv: string[]): Promise<void> {
     const rlRows = new Map<string, Record<string, unknown>>();
     for (const v of rlVariants) {
       const [dtype, ck] = v.split(':');
-      const r = guarded(s, () => runChild([rl, s.name, String(completion), String(G), dtype, ck ?? 'plain'], env));
+      const r = guarded(s, () => runChild([rl, s.name, String(completion), String(G), dtype, ck ?? 'plain'], env), dtype);
       rlRows.set(`ours ${v}`, r);
       log({ bench: `${rl}-step`, shape: s.name, who: 'ours', G, completionLength: completion, variant: v, ...r });
     }
