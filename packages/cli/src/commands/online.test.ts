@@ -94,7 +94,7 @@ describe('rlhf grpo | rloo', () => {
 
   it('lists every problem of the config and of rewardFuncs at once, by path', async () => {
     const cfg = config('bad', {
-      epsilon: 0.3,
+      epsilonLow: 0.3,
       epsilonHigh: 0.2,
       numGenerations: 1,
       rewardFuncs: [{ module: 'rewards.mjs', weight: 'heavy' }, { builtin: 'regexOf' }, { module: 'a.mjs', rewardModel: 'x' }, { rewardModel: 'rm', timeoutMs: 5 }],
@@ -107,7 +107,7 @@ describe('rlhf grpo | rloo', () => {
       "rewardFuncs[1].builtin: must be one of answerMatch, formatMatch, lengthPenalty, got 'regexOf'",
       'rewardFuncs[2]: must have exactly one of "module", "builtin", "rewardModel", got module and rewardModel',
       'rewardFuncs[3].timeoutMs: unknown key for a "rewardModel" reward',
-      'epsilonHigh: must be ≥ epsilon',
+      'epsilonHigh: must be ≥ epsilonLow',
       'numGenerations: must be ≥ 2, got 1',
     ]) expect(msg).toContain(line);
     const none = await run(registerGrpo, 'grpo', '--config', config('none', {})).catch((e: Error) => e);

@@ -30,8 +30,8 @@ describe('demo-variant', () => {
     const out = join(root, 'out');
     const cases: Array<[string[], string]> = [
       [[from, out], 'usage: demo-variant FROM OUT SEED rm,ppo|ppo'],
-      [[from, out, '1', 'sft'], 'STAGES must be rm,ppo or ppo, got sft'],
-      [[from, out, '1', 'ppo'], `${from} has no models/rm: FROM must be a seed's output folder of rlhf demo`],
+      [[from, out, '1', 'sft'], 'STAGES must be rm,ppo, ppo, rm,ppo,grpo or ppo,grpo, got sft'],
+      [[from, out, '1', 'ppo,grpo'], `${from} has no models/rm: FROM must be a seed's output folder of rlhf demo`],
       [[join(root, 'nowhere'), out, '1', 'rm,ppo'], `${join(root, 'nowhere')} has no models/base`],
       [[from, out, 'x', 'rm,ppo'], 'SEED must be an integer in [0, 4294967295], got x'],
       [[from, out, '1', 'rm,ppo', '{"rmPrompts":'], 'SIZES_JSON is not JSON'],

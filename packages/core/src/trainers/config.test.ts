@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, flagName, parseFieldValue, suggestField, withDefaults } from './config';
+import { GRPO_CONFIG_SPEC } from './grpo-config';
 import { LORA_CONFIG_SPEC } from './lora-config';
 import { DPO_CONFIG_SPEC, dpoConfig, validateDpoConfig } from './dpo-config';
 import { PPO_CONFIG_SPEC, ppoConfig, rolloutBatchSize, validatePpoConfig } from './ppo-config';
@@ -131,5 +132,9 @@ describe('config helpers', () => {
     expect(suggestField('per_device_train_batch_size', Object.keys(SFT_CONFIG_SPEC))).toBe('perDeviceTrainBatchSize');
     expect(suggestField('lerningRate', Object.keys(SFT_CONFIG_SPEC))).toBe('learningRate');
     expect(suggestField('nothingLikeIt', Object.keys(SFT_CONFIG_SPEC))).toBeUndefined();
+    // TRL's name of the lower clip bound, a prefix of ours
+    expect(suggestField('epsilon', Object.keys(GRPO_CONFIG_SPEC))).toBe('epsilonLow');
+    expect(suggestField('epsilon_high', Object.keys(GRPO_CONFIG_SPEC))).toBe('epsilonHigh');
+    expect(suggestField('eps', Object.keys(GRPO_CONFIG_SPEC))).toBeUndefined(); // too short to read as a prefix
   });
 });

@@ -141,7 +141,7 @@ function editDistance(a: string, b: string): number {
   return dp[b.length];
 }
 
-/** The known field an unknown key probably meant: snake_case of it, a case slip, or a close spelling. */
+/** The known field an unknown key probably meant: snake_case of it, a case slip, a close spelling, or a prefix of it. */
 export function suggestField(key: string, known: string[]): string | undefined {
   const cc = camelCase(key);
   const exact = known.find((k) => k === cc || k.toLowerCase() === key.toLowerCase() || k.toLowerCase() === cc.toLowerCase());
@@ -155,7 +155,9 @@ export function suggestField(key: string, known: string[]): string | undefined {
       best = k;
     }
   }
-  return bestD <= Math.max(2, Math.floor(key.length / 4)) ? best : undefined;
+  if (bestD <= Math.max(2, Math.floor(key.length / 4))) return best;
+  // a shorter name of a field (TRL's `epsilon` for epsilonLow): the first field it begins
+  return cc.length >= 4 ? known.find((k) => k.toLowerCase().startsWith(cc.toLowerCase())) : undefined;
 }
 
 /** Every field at its default. */

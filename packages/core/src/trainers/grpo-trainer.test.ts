@@ -303,16 +303,16 @@ describe('GrpoTrainer', () => {
 });
 
 describe('GrpoConfig', () => {
-  it('lists every problem by field: epsilonHigh < epsilon, G < 2, beta < 0, unknown lossType, batch not whole groups', () => {
+  it('lists every problem by field: epsilonHigh < epsilonLow, G < 2, beta < 0, unknown lossType, batch not whole groups', () => {
     let err: ConfigError | null = null;
     try {
-      grpoConfig({ epsilon: 0.2, epsilonHigh: 0.1, numGenerations: 1, beta: -0.1, lossType: 'ppo' as never, scaleRewards: 'mean' as never });
+      grpoConfig({ epsilonLow: 0.2, epsilonHigh: 0.1, numGenerations: 1, beta: -0.1, lossType: 'ppo' as never, scaleRewards: 'mean' as never });
     } catch (e) {
       err = e as ConfigError;
     }
     expect(err).toBeInstanceOf(ConfigError);
     expect(err!.problems.map((p) => p.field).sort()).toEqual(['beta', 'epsilonHigh', 'lossType', 'numGenerations', 'scaleRewards']);
-    expect(err!.message).toMatch(/epsilonHigh: must be ≥ epsilon \(the clip range is \[1 − epsilon, 1 \+ epsilonHigh\]\), got 0.1 < 0.2/);
+    expect(err!.message).toMatch(/epsilonHigh: must be ≥ epsilonLow \(the clip range is \[1 − epsilonLow, 1 \+ epsilonHigh\]\), got 0.1 < 0.2/);
     expect(err!.message).toMatch(/numGenerations: must be ≥ 2, got 1/);
     expect(err!.message).toMatch(/beta: must be ≥ 0, got -0.1/);
     expect(err!.message).toMatch(/lossType: must be one of 'grpo', 'dr_grpo', 'dapo', 'bnpo', got 'ppo'/);

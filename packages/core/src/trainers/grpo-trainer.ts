@@ -7,7 +7,7 @@
  *   ('batch', Liu et al. 2025 "Part I: Tricks or Traps"), or no division ('none', Dr. GRPO: Liu et al. 2025
  *   "Understanding R1-Zero-Like Training"); the std is the unbiased one, as torch's (TRL).
  *
- * Loss (grpo-losses.ts) per token: pg = −min(w·A, clip(w, 1 − epsilon, 1 + epsilonHigh)·A) + beta·k3, with w the
+ * Loss (grpo-losses.ts) per token: pg = −min(w·A, clip(w, 1 − epsilonLow, 1 + epsilonHigh)·A) + beta·k3, with w the
  * importance weight per token or per sequence (importanceSamplingLevel 'sequence': GSPO, Zheng et al. 2025).
  * lossType, how token losses l_{i,t} (mask m) become the loss of one optimizer step of N completions:
  *   'grpo'     1/N Σ_i 1/|o_i| Σ_t l_{i,t}                 (Shao et al. 2024, eq. 3: mean over completions of token means)

@@ -33,9 +33,9 @@ export interface OnlineConfig extends TrainingArgs {
   // -- training
   /** optimisation passes over each generation (μ), with the old policy's log-probs from the rollout */
   numIterations: number;
-  /** ε of the clipped objective (the lower bound: 1 − epsilon) */
-  epsilon: number;
-  /** upper bound 1 + epsilonHigh (DAPO's clip-higher); null: epsilon */
+  /** ε of the clipped objective (the lower bound: 1 − epsilonLow) */
+  epsilonLow: number;
+  /** upper bound 1 + epsilonHigh (DAPO's clip-higher); null: epsilonLow */
   epsilonHigh: number | null;
   /** leave truncated completions (no stop token) out of the loss (DAPO's overlong filtering) */
   maskTruncatedCompletions: boolean;
@@ -63,8 +63,8 @@ export const ONLINE_CONFIG_SPEC: ConfigSpec<OnlineConfig> = {
   stopTokenId: { group: G_GEN, type: 'integer', min: 0, nullable: true, default: null, doc: "token that ends a completion; null: the tokenizer's EOS" },
   stepsPerGeneration: { group: G_GEN, type: 'integer', min: 1, nullable: true, default: null, doc: 'micro-batches per generation (a multiple of gradientAccumulationSteps); null: gradientAccumulationSteps' },
   numIterations: { group: G_TRAIN, type: 'integer', min: 1, default: 1, doc: 'optimisation passes over each generation (μ)' },
-  epsilon: { group: G_TRAIN, type: 'number', gt: 0, lt: 1, default: 0.2, doc: 'ε of the clipped objective (lower bound 1 − ε)' },
-  epsilonHigh: { group: G_TRAIN, type: 'number', gt: 0, nullable: true, default: null, doc: 'upper clip bound 1 + εhigh (DAPO: 0.28); null: epsilon' },
+  epsilonLow: { group: G_TRAIN, type: 'number', gt: 0, lt: 1, default: 0.2, doc: 'ε of the clipped objective (lower bound 1 − ε)' },
+  epsilonHigh: { group: G_TRAIN, type: 'number', gt: 0, nullable: true, default: null, doc: 'upper clip bound 1 + εhigh (DAPO: 0.28); null: epsilonLow' },
   maskTruncatedCompletions: { group: G_TRAIN, type: 'boolean', default: false, doc: 'leave completions without a stop token out of the loss (DAPO)' },
   rewardTimeoutMs: { group: G_TRAIN, type: 'number', gt: 0, nullable: true, default: 60000, doc: 'time limit of one reward-function call (ms); null: none' },
 };
@@ -72,8 +72,8 @@ export const ONLINE_CONFIG_SPEC: ConfigSpec<OnlineConfig> = {
 /** Cross-field rules of the shared fields. */
 export function onlineRules<C extends OnlineConfig>(c: C, ok: (f: keyof C & string) => boolean): ConfigProblem[] {
   const out = trainingArgsRules(c, ok);
-  if (ok('epsilon') && ok('epsilonHigh') && c.epsilonHigh !== null && c.epsilonHigh < c.epsilon) {
-    out.push({ field: 'epsilonHigh', message: `must be ≥ epsilon (the clip range is [1 − epsilon, 1 + epsilonHigh]), got ${c.epsilonHigh} < ${c.epsilon}` });
+  if (ok('epsilonLow') && ok('epsilonHigh') && c.epsilonHigh !== null && c.epsilonHigh < c.epsilonLow) {
+    out.push({ field: 'epsilonHigh', message: `must be ≥ epsilonLow (the clip range is [1 − epsilonLow, 1 + epsilonHigh]), got ${c.epsilonHigh} < ${c.epsilonLow}` });
   }
   const spg = c.stepsPerGeneration ?? c.gradientAccumulationSteps;
   if (ok('stepsPerGeneration') && ok('gradientAccumulationSteps') && spg % c.gradientAccumulationSteps !== 0) {

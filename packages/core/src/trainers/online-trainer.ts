@@ -491,7 +491,7 @@ export abstract class OnlineTrainer<C extends OnlineConfig> extends TrainerBase<
     const stepRows = mbs.reduce((s, m) => s + m.globalRows, 0);
     const stepTokens = mbs.reduce((s, m) => s + m.globalTokens, 0);
     const { importanceSamplingLevel, betaInLoss } = this.lossSettings();
-    const eps = { epsilonLow: c.epsilon, epsilonHigh: c.epsilonHigh ?? c.epsilon };
+    const eps = { epsilonLow: c.epsilonLow, epsilonHigh: c.epsilonHigh ?? c.epsilonLow };
     const acc = { loss: 0, clippedLow: 0, clippedHigh: 0, clipCount: 0, klSum: 0, tokens: 0, entropy: 0, ratio: 0 };
     // this rank's rows of each micro-batch, in forwards of at most perDeviceTrainBatchSize rows
     const chunks: Array<{ rows: number[]; mb: MicroBatch }> = [];

@@ -82,7 +82,7 @@ describe('RlooTrainer', () => {
     for (let i = 0; i < want.length; i++) expect(ro.advantages[i]).toBeCloseTo(want[i], 4);
   });
 
-  for (const advantageEstimator of ['rloo', 'reinforce++'] as const) {
+  for (const advantageEstimator of ['rloo', 'reinforce++', 'reinforce++-baseline'] as const) {
     it(`${advantageEstimator}: resumes between generations to the same final weights, bit for bit`, () => {
       const cfg = { ...small, advantageEstimator, beta: 0.05, numIterations: 2, perDeviceTrainBatchSize: 8, stepsPerGeneration: 2, numTrainEpochs: 1, saveSteps: 4 };
       const data = prompts(16, 6);
