@@ -183,12 +183,17 @@ describe('generation engine (stories260K-independent: a GQA Llama)', () => {
     const cut = free.tokens[0].indexOf(stop) + 1;
     for (const maxBatchSize of [64, 2, 1]) {
       const g = generate(m, PROMPTS, { temperature: 0, stopTokens: [stop], rowMaxNewTokens: [12, 0, 3, 7], maxBatchSize });
+      // tokens and log-probs (the same bits: rows leaving and joining the batch change nothing of a row)
       expect(g.tokens[0]).toEqual(free.tokens[0].slice(0, cut));
+      expect(g.logprobs[0]).toEqual(free.logprobs[0].slice(0, cut));
       expect(g.stopped[0]).toBe(true);
       expect(g.tokens[1]).toEqual([]);
+      expect(g.logprobs[1]).toEqual([]);
       for (const [r, limit] of [[2, 3], [3, 7]]) {
         const s = free.tokens[r].slice(0, limit).indexOf(stop);
-        expect(g.tokens[r]).toEqual(free.tokens[r].slice(0, s >= 0 ? s + 1 : limit));
+        const n = s >= 0 ? s + 1 : limit;
+        expect(g.tokens[r]).toEqual(free.tokens[r].slice(0, n));
+        expect(g.logprobs[r]).toEqual(free.logprobs[r].slice(0, n));
         expect(g.stopped[r]).toBe(s >= 0);
       }
       // the sequences are laid out as before: left-padded prompts, then the tokens, padding after
