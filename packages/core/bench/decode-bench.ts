@@ -144,6 +144,8 @@ function modelSize(m: CausalLM): { weights: number } {
 interface Rate {
   decodeTokPerSec: number;
   wallTokPerSec: number;
+  /** CPU time (all threads of the process, user + system) per token made, ms */
+  cpuMsPerToken?: number;
   first: number[];
   promptsComputed?: number;
   promptTokens?: number;
@@ -152,7 +154,9 @@ interface Rate {
 function ours(m: CausalLM, prompts: number[][], newTokens: number, weights: 'model' | 'bf16', temperature = 0): Rate {
   const stamps: number[] = [];
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const g = generate(m, prompts, { temperature, seed: 1, maxNewTokens: newTokens, stopTokens: [], weights, maxBatchSize: 64, onToken: () => stamps.push(performance.now()) });
+  const cpu = process.cpuUsage(cpu0);
   const wallMs = performance.now() - t0;
   const total = g.tokens.reduce((s, t) => s + t.length, 0);
   // rows whose first token comes from the prompt's step: every row (one prompt step per distinct prompt)
@@ -160,6 +164,7 @@ function ours(m: CausalLM, prompts: number[][], newTokens: number, weights: 'mod
   return {
     decodeTokPerSec: ((total - prompts.length) / decodeMs) * 1e3,
     wallTokPerSec: (total / wallMs) * 1e3,
+    cpuMsPerToken: (cpu.user + cpu.system) / 1e3 / total,
     first: g.tokens[0].slice(0, 16),
     promptsComputed: g.decodeStats?.promptsComputed,
     promptTokens: g.decodeStats?.promptTokens,
@@ -168,15 +173,25 @@ function ours(m: CausalLM, prompts: number[][], newTokens: number, weights: 'mod
 
 // ---- run.c ----
 
-/** run.c's rate; `passive`: OMP_WAIT_POLICY=passive (its OpenMP threads sleep at once instead of spinning). */
-function runC(dir: string, bin: string, steps: number, threads: number, passive: boolean): number {
-  const r = spawnSync(join(dir, 'run'), [bin, '-t', '0', '-n', String(steps), '-i', 'Once upon a time', '-z', join(dir, 'tokenizer.bin')], {
+/**
+ * run.c's rate and the CPU time it took (user + system of all its threads, seconds: bash's `times` after it, which
+ * includes loading the checkpoint); `passive`: OMP_WAIT_POLICY=passive (its OpenMP threads sleep at once instead
+ * of spinning). Null after `maxMs` (a spinning run.c on a crowded machine can crawl for minutes).
+ */
+function runC(dir: string, bin: string, steps: number, threads: number, passive: boolean, maxMs: number): { tokPerSec: number; cpuS: number } | null {
+  const args = [bin, '-t', '0', '-n', String(steps), '-i', 'Once upon a time', '-z', join(dir, 'tokenizer.bin')];
+  const r = spawnSync('bash', ['-c', '"$@" > /dev/null; times', 'bash', join(dir, 'run'), ...args], {
     env: { ...process.env, OMP_NUM_THREADS: String(threads), ...(passive ? { OMP_WAIT_POLICY: 'passive' } : {}) },
     encoding: 'utf8',
+    timeout: maxMs,
   });
+  if (r.error || r.signal) return null;
   const m = /achieved tok\/s: ([\d.]+)/.exec(r.stderr ?? '');
   if (!m) throw new Error(`run.c printed no rate: ${(r.stderr ?? '').slice(-300)}`);
-  return Number(m[1]);
+  // `times`: the shell's user and system time, then its children's ("0m0.810s 0m0.110s")
+  const t = (r.stdout ?? '').trim().split('\n')[1]?.match(/(\d+)m([\d.]+)s\s+(\d+)m([\d.]+)s/);
+  if (!t) throw new Error(`bash times printed no child times: ${r.stdout}`);
+  return { tokPerSec: Number(m[1]), cpuS: Number(t[1]) * 60 + Number(t[2]) + Number(t[3]) * 60 + Number(t[4]) };
 }
 
 // ---- llama.cpp (a child process per shape, fed one request per line) ----
@@ -348,15 +363,23 @@ export async function main(args: string[]): Promise<void> {
         const prompts = Array.from({ length: B }, () => PROMPT);
         // ours, then the peers, then ours again: the ratio uses the mean of the two of ours around them
         const a = ours(model, prompts, n, weights);
-        // run.c twice: with OpenMP's default waits (spinning) and with OMP_WAIT_POLICY=passive; the faster is the peer
-        const rcSpin = B === 1 && haveRunC ? runC(llama2c, files.bin, runSteps, threads, false) : null;
-        const rcPassive = B === 1 && haveRunC ? runC(llama2c, files.bin, runSteps, threads, true) : null;
-        const rc = rcSpin === null || rcPassive === null ? null : Math.max(rcSpin, rcPassive);
+        // run.c twice: with OpenMP's default waits (spinning) and with OMP_WAIT_POLICY=passive; the faster is the peer.
+        // Its CPU time per token: passive, the run of runSteps tokens less a run of 8 (loading, tokenizer, prompt)
+        // over the steps between
+        const rcSpinRun = B === 1 && haveRunC ? runC(llama2c, files.bin, runSteps, threads, false, peerMs) : null;
+        const rcPassiveRun = B === 1 && haveRunC ? runC(llama2c, files.bin, runSteps, threads, true, 10 * peerMs) : null;
+        const rcShortRun = rcPassiveRun ? runC(llama2c, files.bin, 8, threads, true, 10 * peerMs) : null;
+        const rcSpin = rcSpinRun?.tokPerSec ?? null;
+        const rcPassive = rcPassiveRun?.tokPerSec ?? null;
+        if (B === 1 && haveRunC && rcSpin === null) note(`run.c with spinning waits stopped after --peer-seconds (${shape.name}, round ${round})`);
+        const rc = rcSpin === null ? rcPassive : rcPassive === null ? rcSpin : Math.max(rcSpin, rcPassive);
+        const rcCpuMs = rcPassiveRun && rcShortRun ? ((rcPassiveRun.cpuS - rcShortRun.cpuS) / (runSteps - 8)) * 1e3 : null;
         const lcN = cpp ? await cpp.tryRun(B, n, peerMs, note) : null;
         const lc1 = cpp1 ? await cpp1.tryRun(B, n, peerMs, note) : null;
         const lc = lcN && lc1 ? (lc1.decodeTokPerSec > lcN.decodeTokPerSec ? lc1 : lcN) : (lcN ?? lc1);
         const b = ours(model, prompts, n, weights);
         const tok = (a.decodeTokPerSec + b.decodeTokPerSec) / 2;
+        const cpuMs = (a.cpuMsPerToken! + b.cpuMsPerToken!) / 2;
         const gflops = (tok * flopsPerToken) / 1e9;
         emit({
           row: 'decode',
@@ -374,6 +397,12 @@ export async function main(args: string[]): Promise<void> {
           llamaCpp1Thread: lc1 ? +lc1.decodeTokPerSec.toFixed(1) : null,
           vsRunC: rc === null ? null : +(tok / rc).toFixed(3),
           vsLlamaCpp: lc ? +(tok / lc.decodeTokPerSec).toFixed(3) : null,
+          // CPU time per token (ms, all threads): what a token costs whatever share of the cores the scheduler gave
+          cpuMsPerToken: +cpuMs.toFixed(3),
+          runCCpuMsPerToken: rcCpuMs === null ? null : +rcCpuMs.toFixed(3),
+          llamaCppCpuMsPerToken: lc?.cpuMsPerToken ? +lc.cpuMsPerToken.toFixed(3) : null,
+          cpuVsRunC: rcCpuMs === null ? null : +(rcCpuMs / cpuMs).toFixed(3),
+          cpuVsLlamaCpp: lc?.cpuMsPerToken ? +(lc.cpuMsPerToken / cpuMs).toFixed(3) : null,
           modelGflops: +gflops.toFixed(1),
           pctPeak: +((100 * gflops) / peak).toFixed(1),
           weightGBps: +((tok / B) * bytesPerToken / 1e9).toFixed(1),
@@ -431,7 +460,7 @@ export async function main(args: string[]): Promise<void> {
   for (const n of notes) console.log(`note: ${n}`);
   const dec = rows.filter((r) => r.row === 'decode');
   const keys = [...new Set(dec.map((r) => `${r.shape} ${r.batch}`))];
-  console.log('\nshape batch | ours tok/s (rounds)      | run.c     | llama.cpp | ours/run.c | ours/llama.cpp | % FMA peak | % read bandwidth');
+  console.log('\nshape batch | ours tok/s (rounds)      | run.c     | llama.cpp | ours/run.c | ours/llama.cpp | % FMA peak | % read bandwidth | CPU ms/token ours, run.c, llama.cpp | CPU: run.c/ours, llama.cpp/ours');
   for (const k of keys) {
     const rs = dec.filter((r) => `${r.shape} ${r.batch}` === k);
     const col = (f: string) => rs.map((r) => r[f]).filter((x): x is number => typeof x === 'number');
@@ -439,7 +468,11 @@ export async function main(args: string[]): Promise<void> {
       const v = col(f);
       return v.length ? `${median(v).toFixed(d)} [${Math.min(...v).toFixed(d)}-${Math.max(...v).toFixed(d)}]` : '-';
     };
-    console.log(`${k.padEnd(11)} | ${fmt('ours').padEnd(24)} | ${fmt('runC').padEnd(9)} | ${fmt('llamaCpp').padEnd(9)} | ${fmt('vsRunC', 2).padEnd(10)} | ${fmt('vsLlamaCpp', 2).padEnd(14)} | ${fmt('pctPeak').padEnd(10)} | ${fmt('pctReadBandwidth')}`);
+    const med = (f: string, d = 2) => (col(f).length ? median(col(f)).toFixed(d) : '-');
+    console.log(
+      `${k.padEnd(11)} | ${fmt('ours').padEnd(24)} | ${fmt('runC').padEnd(9)} | ${fmt('llamaCpp').padEnd(9)} | ${fmt('vsRunC', 2).padEnd(10)} | ${fmt('vsLlamaCpp', 2).padEnd(14)} | ${fmt('pctPeak').padEnd(10)} | ${fmt('pctReadBandwidth').padEnd(16)} | ` +
+        `${med('cpuMsPerToken', 3)}, ${med('runCCpuMsPerToken', 3)}, ${med('llamaCppCpuMsPerToken', 3)} | ${med('cpuVsRunC')}, ${med('cpuVsLlamaCpp')}`,
+    );
   }
   if (jsonFile) writeFileSync(jsonFile, rows.map((r) => JSON.stringify({ cpu, threads, weights, ...r })).join('\n') + '\n');
 }

@@ -4,7 +4,7 @@
  * own, never a dependency of this repository) decoding greedily on the CPU. Started by decode-bench.ts as
  *   node decode-llamacpp.mjs NODE_LLAMA_CPP_DIR MODEL.gguf THREADS
  * it loads the model once, then answers each request line {"batch": B, "newTokens": N, "prompt": [ids], "maxMs": T} on stdin
- * with one JSON line on stdout: B sequences of one context, each evaluating the prompt then N tokens (temperature 0;
+ * with one JSON line on stdout (rates, and the CPU time of the process per token made): B sequences of one context, each evaluating the prompt then N tokens (temperature 0;
  * node-llama-cpp batches the sequences' tokens into one llama_decode per step), and the decode rate counted as
  * decode-bench.ts counts ours: tokens after each sequence's first, over the time from the first token to the last.
  * maxMs (optional) ends the sequences early once that much time has passed (a peer that crawls on a loaded machine
@@ -25,6 +25,7 @@ async function run(batch, newTokens, prompt, maxMs = Infinity) {
   const seqs = Array.from({ length: batch }, () => ctx.getSequence());
   const stamps = [];
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage(); // llama.cpp's threads are this process's
   const outs = await Promise.all(
     seqs.map(async (seq) => {
       const got = [];
@@ -37,6 +38,7 @@ async function run(batch, newTokens, prompt, maxMs = Infinity) {
     }),
   );
   const wallMs = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
   await ctx.dispose();
   stamps.sort((a, b) => a - b);
   const total = outs.reduce((s, o) => s + o.length, 0);
@@ -46,6 +48,7 @@ async function run(batch, newTokens, prompt, maxMs = Infinity) {
     newTokens: Math.min(...outs.map((o) => o.length)),
     wallTokPerSec: (total / wallMs) * 1e3,
     decodeTokPerSec: decodeMs > 0 ? ((total - batch) / decodeMs) * 1e3 : NaN,
+    cpuMsPerToken: (cpu.user + cpu.system) / 1e3 / total,
     first: outs[0].slice(0, 16),
   };
 }
