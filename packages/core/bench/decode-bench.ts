@@ -149,6 +149,8 @@ interface Rate {
   first: number[];
   promptsComputed?: number;
   promptTokens?: number;
+  /** llama.cpp: llama_decode calls of the run (one per step when the sequences are batched) */
+  decodes?: number | null;
 }
 
 function ours(m: CausalLM, prompts: number[][], newTokens: number, weights: 'model' | 'bf16', temperature = 0): Rate {
@@ -395,6 +397,7 @@ export async function main(args: string[]): Promise<void> {
           llamaCpp: lc ? +lc.decodeTokPerSec.toFixed(1) : null,
           llamaCppThreads: lcN ? +lcN.decodeTokPerSec.toFixed(1) : null,
           llamaCpp1Thread: lc1 ? +lc1.decodeTokPerSec.toFixed(1) : null,
+          llamaCppDecodes: lc?.decodes ?? null,
           vsRunC: rc === null ? null : +(tok / rc).toFixed(3),
           vsLlamaCpp: lc ? +(tok / lc.decodeTokPerSec).toFixed(3) : null,
           // CPU time per token (ms, all threads): what a token costs whatever share of the cores the scheduler gave

@@ -21,8 +21,36 @@ const llama = await getLlama({ gpu: false, logLevel: 'error' });
 const model = await llama.loadModel({ modelPath, gpuLayers: 0 });
 
 async function run(batch, newTokens, prompt, maxMs = Infinity) {
-  const ctx = await model.createContext({ contextSize: (prompt.length + newTokens + 16) * batch, sequences: batch, threads, batchSize: Math.max(512, batch * 8) });
+  // contextSize is per sequence: node-llama-cpp makes contextSize x sequences cells (LlamaContext.js: "each
+  // sequence needs its own <contextSize> of cells"); a total here gave batch² cells (22 GB at batch 64 of 110M)
+  // One llama_decode per step for all the sequences: node-llama-cpp's default schedule dispatches on the next
+  // cycle after the first sequence queues its token, while the others are still sampling (an asynchronous native
+  // call each), so a step of B sequences became several smaller decodes (batch 32 ran at ~1.6x batch 1). This
+  // schedule waits (on later cycles, 20 ms at most) until every sequence still running has queued its token.
+  // `decodes` counts the llama_decode calls (about newTokens + 1 when each step is one decode).
+  let running = batch, decodes = 0, ctx;
+  const queued = () => ctx?._queuedDecodeSequenceIds?.size ?? Infinity; // internal (3.21.1); unknown: dispatch at once
+  const dispatchSchedule = (dispatch) => {
+    const from = performance.now();
+    const poll = () => {
+      if (queued() >= running || performance.now() - from > 20) dispatch();
+      else setImmediate(poll);
+    };
+    setImmediate(poll);
+  };
+  ctx = await model.createContext({ contextSize: prompt.length + newTokens + 16, sequences: batch, threads, batchSize: Math.max(512, batch * 8), batching: { dispatchSchedule } });
   const seqs = Array.from({ length: batch }, () => ctx.getSequence());
+  // count llama_decode calls: the context's native binding (internal, 3.21.1) behind a proxy; absent: null
+  const native = ctx._ctx;
+  if (native?.decodeBatch) {
+    ctx._ctx = new Proxy(native, {
+      get: (t, k) => {
+        const v = t[k];
+        if (k === 'decodeBatch') return (...a) => (decodes++, v.apply(t, a));
+        return typeof v === 'function' ? v.bind(t) : v;
+      },
+    });
+  } else decodes = null;
   const stamps = [];
   const t0 = performance.now();
   const cpu0 = process.cpuUsage(); // llama.cpp's threads are this process's
@@ -34,6 +62,7 @@ async function run(batch, newTokens, prompt, maxMs = Infinity) {
         stamps.push(performance.now());
         if (got.length >= newTokens || (got.length >= 2 && performance.now() - t0 > maxMs)) break;
       }
+      running--;
       return got;
     }),
   );
@@ -49,6 +78,7 @@ async function run(batch, newTokens, prompt, maxMs = Infinity) {
     wallTokPerSec: (total / wallMs) * 1e3,
     decodeTokPerSec: decodeMs > 0 ? ((total - batch) / decodeMs) * 1e3 : NaN,
     cpuMsPerToken: (cpu.user + cpu.system) / 1e3 / total,
+    decodes,
     first: outs[0].slice(0, 16),
   };
 }
