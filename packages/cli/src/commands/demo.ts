@@ -29,6 +29,12 @@ runs/ (metrics.jsonl and checkpoints), samples.jsonl, report.json, report.md, re
 report), then writes report.json / report.md / report.html over the seeds into <out>: every headline figure
 per seed, its mean, its worst seed and its spread (standard deviation, min - max), and the over-optimisation
 curve of every seed. One seed can hide a recipe that fails on others.
+
+--lora trains LoRA adapters (r 16, alpha 32, on every projection; the token embedding, also the LM head, trained
+whole beside them: PEFT's modules_to_save) at stages 1-3 instead of every weight, each stage
+on the previous one's model with its adapter merged: models/sft, models/rm and models/ppo are PEFT adapter folders
+(\`rlhf lora merge\` folds one into its base), and PPO's reference is the SFT model under the policy's adapters, not a
+copy. The report adds PPO's gold win rate over the base, the yardstick a LoRA run and a full one share.
 `;
 
 /** `rlhf demo`: the whole RLHF recipe on the built-in synthetic task (demo/). */
@@ -41,19 +47,20 @@ export function registerDemo(program: Command): void {
     .option('--seeds <list>', 'run the whole recipe once per seed (e.g. 1-5 or 1,3,7), each into <out>/seed-N, and report mean, worst and spread of every figure')
     .option('--grpo', 'also run GRPO from the same SFT policy against the same reward model, and report it beside PPO (gold win rate, KL, rollout and update time)', false)
     .option('--quick', 'a smaller run that checks the whole chain (about 25 s of CPU time, 40 s with --grpo; the full run a few minutes)', false)
+    .option('--lora', 'stages 1-3 train LoRA adapters (r 16, alpha 32, every projection, the token embedding whole; PEFT adapter folders in models/) instead of every weight', false)
     .addHelpText('after', HELP)
-    .action(async (opts: { out: string; seed: string; seeds?: string; quick: boolean; grpo: boolean }, cmd: Command) => {
+    .action(async (opts: { out: string; seed: string; seeds?: string; quick: boolean; grpo: boolean; lora: boolean }, cmd: Command) => {
       singleProcessOnly('demo');
       if (opts.seeds !== undefined && cmd.getOptionValueSource('seed') === 'cli') throw new Error('--seed and --seeds exclude each other: give one seed or a list');
       const seeds = opts.seeds !== undefined ? parseSeedList(opts.seeds) : [parseSeed(opts.seed)];
       const out = resolve(opts.out);
       mkdirSync(out, { recursive: true });
-      const quick = `${opts.grpo ? ' --grpo' : ''}${opts.quick ? ' --quick' : ''}`;
+      const quick = `${opts.grpo ? ' --grpo' : ''}${opts.quick ? ' --quick' : ''}${opts.lora ? ' --lora' : ''}`;
       const print = (l: string) => process.stdout.write(`${l}\n`);
       if (opts.seeds === undefined) {
         const command = `rlhf demo --seed ${seeds[0]}${quick}`;
         print(`${command}: output in ${out}`);
-        const summary = await runDemo({ out, seed: seeds[0], quick: opts.quick, grpo: opts.grpo, progress: progressReporter, print });
+        const summary = await runDemo({ out, seed: seeds[0], quick: opts.quick, grpo: opts.grpo, lora: opts.lora, progress: progressReporter, print });
         writeReports(out, summary, command);
         print(`\n${summaryTable(summary)}\n\nreport: ${resolve(out, 'report.html')}`);
         return;
@@ -65,7 +72,7 @@ export function registerDemo(program: Command): void {
         const dir = join(out, `seed-${seed}`);
         mkdirSync(dir, { recursive: true });
         print(`\nseed ${seed} (${dir})`);
-        const summary = await runDemo({ out: dir, seed, quick: opts.quick, grpo: opts.grpo, progress: progressReporter, print });
+        const summary = await runDemo({ out: dir, seed, quick: opts.quick, grpo: opts.grpo, lora: opts.lora, progress: progressReporter, print });
         writeReports(dir, summary, `rlhf demo --seed ${seed}${quick}`);
         runs.push(summary);
       }

@@ -15,7 +15,7 @@ function fakeRun(seed: number, goldSft: number[], goldPpo: number[], rmAccuracy:
   const model = (gold: number[]): ModelEval => ({ gold: meanEstimate(gold), rm: meanEstimate(gold.map((g) => g / 2)), rightRemedy: 0.5, namesProduct: 0.25, meanWords: 20 });
   const n = goldSft.length;
   return {
-    seed, quick: false, sizes: FULL_SIZES, params: 1, tokenizerVocab: 1, pretrainLoss: 1, sftEvalLoss: 1,
+    seed, quick: false, lora: null, trainable: { sft: 1, rm: 1, ppo: 1 }, sizes: FULL_SIZES, params: 1, tokenizerVocab: 1, pretrainLoss: 1, sftEvalLoss: 1,
     labelerAgreement: 0.9, rmAccuracy, rmAccuracyPairs: 10,
     rmAccuracyByPrompt: { correct: [rmAccuracy * 5, rmAccuracy * 5], pairs: [5, 5] },
     evalPrompts: n,
@@ -23,6 +23,7 @@ function fakeRun(seed: number, goldSft: number[], goldPpo: number[], rmAccuracy:
     ppoKl: meanEstimate(goldPpo.map(() => 2)),
     winPpoOverSft: winRate(outcomesFromRewards(goldPpo, goldSft)),
     winSftOverBase: winRate(outcomesFromRewards(goldSft, goldSft.map((g) => g - 1))),
+    winPpoOverBase: winRate(outcomesFromRewards(goldPpo, goldSft.map((g) => g - 1))),
     curve: [{ step: 0, kl: 0, rm: 0, gold: 1 }, { step: 8, kl: 1.5, rm: 1, gold: 1.5 + seed / 10 }],
     samples: [],
     times: [{ stage: 'base', wallS, cpuS: 2 * wallS, rolloutS: 0, updateS: wallS }, { stage: 'ppo', wallS: 6, cpuS: 6, rolloutS: 3, updateS: 2 }],
@@ -93,10 +94,13 @@ describe('aggregateSeeds', () => {
     expect(win.worstSeed).toBe(1);
   });
 
-  it('refuses no run, and runs whose figures differ', () => {
+  it('refuses no run, runs whose figures differ, and LoRA runs mixed with full fine-tuning', () => {
     expect(() => aggregateSeeds([])).toThrow(/no run/);
     const odd = { ...runs[1], ppo: undefined } as unknown as DemoSummary;
     expect(() => aggregateSeeds([runs[0], odd])).toThrow();
+    const lora: DemoSummary = { ...runs[1], lora: { r: 16, alpha: 32, dropout: 0, targetModules: 'all-linear', useRslora: false, modulesToSave: null, baseDtype: 'f32' } };
+    expect(() => aggregateSeeds([runs[0], lora])).toThrow('aggregateSeeds: seed 2 trained LoRA adapters and seed 1 did not: not one recipe');
+    expect(aggregateSeeds([lora]).lora).toBe(true);
   });
 
   it('prints and writes the table: json, md and html', () => {

@@ -58,6 +58,8 @@ export interface SeedRow {
 export interface MultiSeedSummary {
   seeds: number[];
   quick: boolean;
+  /** the runs trained LoRA adapters at stages 1-3 (rlhf demo --lora) */
+  lora: boolean;
   rows: SeedRow[];
 }
 
@@ -91,7 +93,10 @@ export function aggregateSeeds(runs: DemoSummary[]): MultiSeedSummary {
       rows.push({ system: set.name, figure, better, share, digits, values, mean, sd, min, max, worst, worstSeed: Number.isNaN(worst) ? null : seeds[values.indexOf(worst)] });
     }
   }
-  return { seeds, quick: runs[0].quick, rows };
+  const lora = runs[0].lora !== null;
+  const mixed = runs.find((r) => (r.lora !== null) !== lora);
+  if (mixed) throw new Error(`aggregateSeeds: seed ${mixed.seed} ${lora ? 'fine-tuned every weight' : 'trained LoRA adapters'} and seed ${seeds[0]} did not: not one recipe`);
+  return { seeds, quick: runs[0].quick, lora, rows };
 }
 
 /** A row by system and figure (undefined when absent). */
@@ -119,7 +124,7 @@ function headlineTable(m: MultiSeedSummary): { header: string[]; rows: string[][
 }
 
 function seedsLabel(m: MultiSeedSummary): string {
-  return `seeds ${m.seeds.join(', ')}${m.quick ? ', --quick' : ''}`;
+  return `seeds ${m.seeds.join(', ')}${m.quick ? ', --quick' : ''}${m.lora ? ', --lora' : ''}`;
 }
 
 /** The terminal summary over seeds. */
@@ -162,7 +167,8 @@ export function buildMultiSeedReport(m: MultiSeedSummary, runs: DemoSummary[], c
     `${runs.length} runs of the same recipe (${seedsLabel(m)}); each seed's own report is in seed-N/`,
     'per seed: the run\'s estimate [95% interval over its held-out prompts]; mean: over seeds, its interval from the spread between seeds (n = seeds)',
   ];
-  return createReport(`rlhf demo over ${runs.length} seeds${m.quick ? ' (--quick)' : ''}`, results, curves, notes);
+  const flags = [m.quick ? '--quick' : '', m.lora ? '--lora' : ''].filter(Boolean).join(' ');
+  return createReport(`rlhf demo over ${runs.length} seeds${flags ? ` (${flags})` : ''}`, results, curves, notes);
 }
 
 /** Writes report.json (the eval report and the aggregate rows), report.md and report.html into `out`. */

@@ -31,7 +31,7 @@ export function summaryResults(s: DemoSummary): ResultSet[] {
   return [
     { name: 'base', metrics: modelMetrics(s.base, n) },
     { name: 'SFT', metrics: { ...modelMetrics(s.sft, n), 'gold win rate over base': s.winSftOverBase } },
-    { name: 'PPO', metrics: { ...modelMetrics(s.ppo, n), 'gold win rate over SFT': s.winPpoOverSft, 'KL to SFT (nats per reply)': s.ppoKl, ...rlTimeMetrics(s, 'ppo') } },
+    { name: 'PPO', metrics: { ...modelMetrics(s.ppo, n), 'gold win rate over SFT': s.winPpoOverSft, 'gold win rate over base': s.winPpoOverBase, 'KL to SFT (nats per reply)': s.ppoKl, ...rlTimeMetrics(s, 'ppo') } },
     ...(s.grpo
       ? [
           {
@@ -97,8 +97,16 @@ export function buildReport(s: DemoSummary, command: string): Report {
             `G = ${s.sizes.grpoGenerations} replies per prompt, group-relative advantages, k3 KL to SFT in the loss (beta ${s.sizes.grpoBeta}), no value head`,
         ]
       : []),
+    ...(s.lora ? [loraLine(s)] : []),
   ];
-  return createReport(`rlhf demo (seed ${s.seed}${s.quick ? ', --quick' : ''})`, results, series, notes);
+  return createReport(`rlhf demo (seed ${s.seed}${s.quick ? ', --quick' : ''}${s.lora ? ', --lora' : ''})`, results, series, notes);
+}
+
+/** What LoRA trained at each stage (rlhf demo --lora). */
+function loraLine(s: DemoSummary): string {
+  const l = s.lora!;
+  const whole = l.modulesToSave ? `, ${l.modulesToSave.join(', ')} trained whole` : '';
+  return `LoRA at stages 1-3: r ${l.r}, alpha ${l.alpha}, on ${l.targetModules}${whole}; parameters trained: SFT ${s.trainable.sft}, reward model ${s.trainable.rm} (with its score head), PPO ${s.trainable.ppo} (with its value head), of ${s.params} in the model`;
 }
 
 const esc = (x: string) => x.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
@@ -138,13 +146,14 @@ export function summaryTable(s: DemoSummary): string {
   const m = (name: string, e: ModelEval, win: string) => row([name, e.gold.value.toFixed(2), e.rm.value.toFixed(2), pct(e.rightRemedy), pct(e.namesProduct), e.meanWords.toFixed(1), win]);
   const total = s.times.reduce((a, t) => ({ wall: a.wall + t.wallS, cpu: a.cpu + t.cpuS }), { wall: 0, cpu: 0 });
   return [
-    `Summary (seed ${s.seed}${s.quick ? ', --quick' : ''}; ${s.evalPrompts} held-out prompts, one sampled reply per model)`,
+    `Summary (seed ${s.seed}${s.quick ? ', --quick' : ''}${s.lora ? ', --lora' : ''}; ${s.evalPrompts} held-out prompts, one sampled reply per model)`,
     row(['model', 'gold score', 'RM score', 'right remedy', 'names prod.', 'words', 'gold win rate']),
     m('base', s.base, '-'),
     m('SFT', s.sft, `${pct(s.winSftOverBase.value)} vs base`),
     m('PPO', s.ppo, `${pct(s.winPpoOverSft.value)} vs SFT`),
     ...(s.grpo ? [m('GRPO', s.grpo.eval, `${pct(s.grpo.winOverSft.value)} vs SFT`)] : []),
     `  PPO over SFT: ${s.winPpoOverSft.wins} wins, ${s.winPpoOverSft.ties} ties, ${s.winPpoOverSft.losses} losses; 95% CI ${formatEstimate(s.winPpoOverSft)}`,
+    `  PPO over base: ${pct(s.winPpoOverBase.value)}; 95% CI ${formatEstimate(s.winPpoOverBase)}`,
     `  KL(PPO || SFT): ${formatEstimate(s.ppoKl)} nats per reply`,
     ...(s.grpo
       ? [
@@ -154,5 +163,6 @@ export function summaryTable(s: DemoSummary): string {
       : []),
     `  reward model: held-out pairwise accuracy ${pct(s.rmAccuracy)} (${s.rmAccuracyPairs} pairs; noisy labels agree with gold on ${pct(s.labelerAgreement)})`,
     `  time: ${total.wall.toFixed(0)} s wall, ${total.cpu.toFixed(0)} s CPU; rollouts vs updates: ${stageSplit(s)}`,
+    ...(s.lora ? [`  ${loraLine(s)}`] : []),
   ].join('\n');
 }

@@ -12,6 +12,11 @@
  *                 group-relative advantages, k3 KL to the SFT reference in the loss), with the same curve
  *   4. eval       base, SFT, PPO (and GRPO) sampled on held-out prompts: gold win rates, mean scores, KL, samples
  *
+ * With `lora` (`rlhf demo --lora`) stages 1-3 train LoRA adapters (PEFT's format) instead of whole weights, each on
+ * the previous stage's model with its adapter merged (as `rlhf rm|ppo` load an adapter folder as a starting model):
+ * models/sft, models/rm (its score head in modules_to_save) and models/ppo are adapter folders, and PPO's reference
+ * is the SFT model as the base under the policy's adapters, not a copy.
+ *
  * Every data file is in @rlhf/data's `rlhf` format and read back through @rlhf/data (as a user's file would
  * be), every config is written to configs/ so that `rlhf sft|rm|ppo --config` reruns a stage, and each model
  * lands in models/<stage> with its tokenizer.
@@ -35,6 +40,7 @@ import {
   rewardModelScores,
   saveModelDir,
   saveTokenizer,
+  saveTrainedModel,
   sftConfig,
   toPrompts,
   toRankedExamples,
@@ -42,6 +48,7 @@ import {
   trainByteLevelBpe,
   type CausalLM,
   type GrpoConfig,
+  type LoraConfig,
   type PpoConfig,
   type ProgressReporter,
   type ResponseBatch,
@@ -50,6 +57,7 @@ import {
   type ScoreNormalization,
   type SftConfig,
   type Steps,
+  type Tensor,
   type Tokenizer,
 } from '@rlhf/core';
 import { readAll, type DataRecord } from '@rlhf/data';
@@ -70,6 +78,8 @@ export interface DemoOptions {
   print: (line: string) => void;
   /** override sizes (tests) */
   sizes?: Partial<DemoSizes>;
+  /** stages 1-3 train LoRA adapters (sizes.loraR, loraAlpha, the lora*Lr learning rates) instead of whole weights */
+  lora?: boolean;
 }
 
 export interface StageTime {
@@ -112,6 +122,10 @@ export interface GrpoFigures {
 export interface DemoSummary {
   seed: number;
   quick: boolean;
+  /** the adapters stages 1-3 trained (rlhf demo --lora), null for full fine-tuning */
+  lora: LoraConfig | null;
+  /** parameters each stage trained (adapters, and the reward model's score / PPO's value head) */
+  trainable: { sft: number; rm: number; ppo: number };
   sizes: DemoSizes;
   params: number;
   tokenizerVocab: number;
@@ -130,6 +144,8 @@ export interface DemoSummary {
   ppoKl: Estimate;
   winPpoOverSft: WinRate;
   winSftOverBase: WinRate;
+  /** PPO against the pretrained base: the yardstick that full fine-tuning and LoRA runs share (their SFT models differ) */
+  winPpoOverBase: WinRate;
   curve: CurvePoint[];
   /** with --grpo */
   grpo?: GrpoFigures;
@@ -291,6 +307,8 @@ export interface DemoRun {
   seed: number;
   quick: boolean;
   sizes: DemoSizes;
+  /** the adapters of stages 1-3, or null: full fine-tuning */
+  lora: LoraConfig | null;
   print: (line: string) => void;
   progress: () => ProgressReporter;
   /** a path inside the output folder */
@@ -308,6 +326,8 @@ export interface DemoRun {
 
 /** Clears the output folder's stage subfolders and splits the prompt space for a seed. */
 export function startRun(opts: DemoOptions): DemoRun {
+  // GRPO's stage trains every weight against a copied reference: with --lora it would not be the LoRA recipe
+  if (opts.lora && opts.grpo) throw new Error('rlhf demo: --lora with --grpo is not supported (the GRPO stage fine-tunes every weight); run them apart');
   const sizes: DemoSizes = { ...(opts.quick ? QUICK_SIZES : FULL_SIZES), ...opts.sizes };
   const { seed, out } = opts;
   for (const d of ['data', 'configs', 'models', 'runs', 'tokenizer']) rmSync(join(out, d), { recursive: true, force: true });
@@ -317,6 +337,7 @@ export function startRun(opts: DemoOptions): DemoRun {
   const evalPrompts = split.held.slice(0, sizes.evalPrompts);
   return {
     seed, quick: opts.quick, sizes, print: opts.print, progress: opts.progress,
+    lora: opts.lora ? { r: sizes.loraR, alpha: sizes.loraAlpha, dropout: 0, targetModules: 'all-linear', useRslora: false, modulesToSave: sizes.loraModulesToSave.length ? [...sizes.loraModulesToSave] : null, baseDtype: 'f32' } : null,
     path: (...xs) => join(out, ...xs),
     evalPrompts,
     rmEvalPrompts: split.held.slice(sizes.evalPrompts),
@@ -360,6 +381,28 @@ function writeConfig(run: DemoRun, stage: string, config: object): void {
   writeJson(run.path('configs', `${stage}.json`), config);
 }
 
+/** A stage's learning rate and its `lora` field: the adapters' rate with LoRA, the whole model's without. */
+function training(run: DemoRun, fullLr: number, loraLr: number): { learningRate: number; lora: LoraConfig | null } {
+  return run.lora ? { learningRate: loraLr, lora: run.lora } : { learningRate: fullLr, lora: null };
+}
+
+/** What a stage trained: the scalars its trainer updates, and all of the model's (adapters included). */
+interface Trained {
+  trained: number;
+  total: number;
+}
+const trainedOf = (trainer: { params: Array<[string, Tensor]> }, model: { namedParameters(): Array<[string, Tensor]> }): Trained => ({
+  trained: sizeOf(trainer.params),
+  total: sizeOf(model.namedParameters()),
+});
+
+/** "; LoRA r 16 on all-linear (+ wte whole): N of M parameters trained" for a stage's line (nothing without LoRA). */
+function loraNote(run: DemoRun, t: Trained): string {
+  if (!run.lora) return '';
+  const whole = run.lora.modulesToSave ? ` (+ ${run.lora.modulesToSave.join(', ')} whole)` : '';
+  return `; LoRA r ${run.lora.r} on ${run.lora.targetModules}${whole}: ${t.trained} of ${t.total} parameters trained`;
+}
+
 /** Stage 0: a BPE tokenizer and a GPT-2 pretrained on the generated web corpus (models/init, models/base). */
 export async function pretrainBase(run: DemoRun): Promise<{ tokenizer: Tokenizer; base: GPT2; pretrainLoss: number }> {
   const { sizes, seed } = run;
@@ -392,7 +435,7 @@ export async function pretrainBase(run: DemoRun): Promise<{ tokenizer: Tokenizer
 }
 
 /** Stage 1: contractor demonstrations (data/demos.jsonl) and supervised fine-tuning (models/sft). */
-export async function finetuneSft(run: DemoRun, tokenizer: Tokenizer, base: GPT2): Promise<{ sft: GPT2; sftEvalLoss: number }> {
+export async function finetuneSft(run: DemoRun, tokenizer: Tokenizer, base: GPT2): Promise<{ sft: GPT2; sftEvalLoss: number; trained: Trained }> {
   const { sizes, seed } = run;
   const p = run.path;
   const r = await timed(run, 'sft', async () => {
@@ -403,7 +446,7 @@ export async function finetuneSft(run: DemoRun, tokenizer: Tokenizer, base: GPT2
     writeJsonl(p('data', 'demos-eval.jsonl'), run.rmEvalPrompts.map((pr) => ({ kind: 'demonstration', prompt: pr.text, completion: asCompletion(sampleReply(rng, pr, CONTRACTOR_STYLE)) })));
     const config: Partial<SftConfig> = {
       modelPath: 'models/base', datasetPath: 'data/demos.jsonl', evalDatasetPath: 'data/demos-eval.jsonl', outputDir: 'runs/sft', seed,
-      learningRate: sizes.sftLr, warmupSteps: 5, numTrainEpochs: sizes.sftEpochs, perDeviceTrainBatchSize: 32, maxLength: sizes.nPositions,
+      ...training(run, sizes.sftLr, sizes.loraSftLr), warmupSteps: 5, numTrainEpochs: sizes.sftEpochs, perDeviceTrainBatchSize: 32, maxLength: sizes.nPositions,
       loggingSteps: 10,
     };
     writeConfig(run, 'sft', sftConfig(config));
@@ -412,10 +455,13 @@ export async function finetuneSft(run: DemoRun, tokenizer: Tokenizer, base: GPT2
     const trainer = new SftTrainer(sft, train, { config: { ...config, outputDir: p('runs', 'sft') }, evalData, progress: run.progress() });
     run.stageTiming = trainer.timing;
     const sftEvalLoss = trainer.train().lastEval.loss ?? NaN;
-    saveModelDir(p('models', 'sft'), sft.hfConfig(), sft.stateDict(), { tokenizerFrom: p('tokenizer') });
-    return { sft, sftEvalLoss };
+    // with LoRA: the adapter folder over models/base, and the SFT model with its adapter merged for the next stages
+    saveTrainedModel(p('models', 'sft'), sft, { baseModelPath: p('models', 'base'), tokenizerFrom: p('tokenizer') });
+    const trained = trainedOf(trainer, sft);
+    if (sft.lora) sft.mergeLora();
+    return { sft, sftEvalLoss, trained };
   });
-  run.print(`1 sft    ${sizes.demos} demonstrations; held-out completion loss ${r.sftEvalLoss.toFixed(3)} (${lastStageTime(run)})`);
+  run.print(`1 sft    ${sizes.demos} demonstrations; held-out completion loss ${r.sftEvalLoss.toFixed(3)}${loraNote(run, r.trained)} (${lastStageTime(run)})`);
   return r;
 }
 
@@ -423,6 +469,7 @@ export async function finetuneSft(run: DemoRun, tokenizer: Tokenizer, base: GPT2
 export interface RewardStage {
   rm: RewardModel;
   normalization: ScoreNormalization;
+  trained: Trained;
   rmAccuracy: number;
   rmAccuracyPairs: number;
   rmAccuracyByPrompt: DemoSummary['rmAccuracyByPrompt'];
@@ -470,7 +517,7 @@ export async function trainRewardModel(run: DemoRun, tokenizer: Tokenizer, sft: 
     const labelerAgreement = comparisons(run.rmEvalPrompts, 'comparisons-eval.jsonl', 'sample K (held out)');
     const config: Partial<RewardConfig> = {
       modelPath: 'models/sft', datasetPath: 'data/comparisons.jsonl', evalDatasetPath: 'data/comparisons-eval.jsonl', outputDir: 'runs/rm', seed,
-      learningRate: sizes.rmLr, warmupSteps: 5, numTrainEpochs: sizes.rmEpochs, perDeviceTrainBatchSize: 16, maxLength: sizes.nPositions,
+      ...training(run, sizes.rmLr, sizes.loraRmLr), warmupSteps: 5, numTrainEpochs: sizes.rmEpochs, perDeviceTrainBatchSize: 16, maxLength: sizes.nPositions,
       lossType: 'kwise', loggingSteps: 10,
     };
     writeConfig(run, 'rm', rewardConfig(config));
@@ -481,12 +528,15 @@ export async function trainRewardModel(run: DemoRun, tokenizer: Tokenizer, sft: 
     const { lastEval } = trainer.train();
     const byPrompt = trainer.evaluateByPrompt();
     const normalization = trainer.normalization;
-    saveModelDir(p('models', 'rm'), { ...rm.model.hfConfig(), num_labels: 1 }, rm.stateDict(), {
+    // a reward model folder, or with LoRA an adapter folder over models/sft with the score head in modules_to_save
+    saveTrainedModel(p('models', 'rm'), rm.model, {
+      head: rm.head,
+      baseModelPath: p('models', 'sft'),
       tokenizerFrom: p('tokenizer'),
       files: { 'reward-normalization.json': `${JSON.stringify(normalization, null, 2)}\n` },
     });
     return {
-      rm, normalization, labelerAgreement,
+      rm, normalization, labelerAgreement, trained: trainedOf(trainer, rm),
       rmAccuracy: lastEval.accuracy ?? NaN,
       rmAccuracyPairs: lastEval.pairs ?? 0,
       rmAccuracyByPrompt: { correct: Array.from(byPrompt.correct), pairs: Array.from(byPrompt.pairs) },
@@ -494,7 +544,7 @@ export async function trainRewardModel(run: DemoRun, tokenizer: Tokenizer, sft: 
   });
   run.print(
     `2 rm     ${sizes.rmPrompts} prompts x K=${sizes.k} ranked; held-out pairwise accuracy ${pct(r.rmAccuracy)} over ${r.rmAccuracyPairs} pairs ` +
-      `(the noisy labels agree with the gold order on ${pct(r.labelerAgreement)}) (${lastStageTime(run)})`,
+      `(the noisy labels agree with the gold order on ${pct(r.labelerAgreement)})${loraNote(run, r.trained)} (${lastStageTime(run)})`,
   );
   return r;
 }
@@ -519,7 +569,7 @@ export async function optimisePpo(
     writeJsonl(p('data', 'prompts-eval.jsonl'), run.curvePrompts.map((pr) => ({ kind: 'prompt', prompt: pr.text })));
     const config: Partial<PpoConfig> = {
       modelPath: 'models/sft', rewardModelPath: 'models/rm', datasetPath: 'data/prompts.jsonl', evalDatasetPath: 'data/prompts-eval.jsonl',
-      outputDir: 'runs/ppo', seed, learningRate: sizes.ppoLr, totalEpisodes: sizes.ppoEpisodes, responseLength: sizes.responseLength,
+      outputDir: 'runs/ppo', seed, ...training(run, sizes.ppoLr, sizes.loraPpoLr), totalEpisodes: sizes.ppoEpisodes, responseLength: sizes.responseLength,
       temperature: sizes.temperature, klCoef: sizes.klCoef, perDeviceTrainBatchSize: sizes.ppoBatch / 2, numMiniBatches: 2, ppoEpochs: 2,
       perDeviceEvalBatchSize: 32, missingEosPenalty: 1, evalSteps: sizes.ppoEvalEvery, loggingSteps: 1, lrSchedulerType: 'constant',
       ...configOverrides,
@@ -529,21 +579,22 @@ export async function optimisePpo(
     const curveIds = toPrompts(tokenizer, await readRecords(p('data', 'prompts-eval.jsonl')));
     const t = new DemoPpoTrainer(new CausalLMWithValueHead(policyLm), prompts, reward, run.curvePrompts, curveIds, tokenizer, {
       config: { ...config, outputDir: p('runs', 'ppo') },
-      refModel: sft.clone().freeze(),
+      // with LoRA the reference is the SFT model as the base under the policy's adapters (no copy)
+      refModel: run.lora ? undefined : sft.clone().freeze(),
       eosTokenId: tokenizer.eosId!,
       progress: run.progress(),
     });
     run.stageTiming = t.timing;
     t.evaluate(); // step 0: the SFT policy itself
     t.train();
-    saveModelDir(p('models', 'ppo'), policyLm.hfConfig(), policyLm.stateDict(), { tokenizerFrom: p('tokenizer') });
+    saveTrainedModel(p('models', 'ppo'), policyLm, { baseModelPath: p('models', 'sft'), tokenizerFrom: p('tokenizer') });
     return t;
   });
   const c0 = trainer.curve[0];
   const cN = trainer.curve[trainer.curve.length - 1];
   run.print(
     `3 ppo    ${sizes.ppoEpisodes} episodes; on held-out prompts: reward-model score ${c0.rm.toFixed(2)} -> ${cN.rm.toFixed(2)}, ` +
-      `gold score ${c0.gold.toFixed(2)} -> ${cN.gold.toFixed(2)}, KL to SFT ${cN.kl.toFixed(2)} nats (${lastStageTime(run)}; ${lastStageSplit(run)})`,
+      `gold score ${c0.gold.toFixed(2)} -> ${cN.gold.toFixed(2)}, KL to SFT ${cN.kl.toFixed(2)} nats${loraNote(run, trainedOf(trainer, trainer.policy))} (${lastStageTime(run)}; ${lastStageSplit(run)})`,
   );
   return trainer;
 }
@@ -597,7 +648,7 @@ export async function optimiseGrpo(run: DemoRun, tokenizer: Tokenizer, sft: GPT2
 }
 
 /** What stage 4 gives. */
-export type EvalStage = Pick<DemoSummary, 'base' | 'sft' | 'ppo' | 'ppoKl' | 'winPpoOverSft' | 'winSftOverBase' | 'samples'> & {
+export type EvalStage = Pick<DemoSummary, 'base' | 'sft' | 'ppo' | 'ppoKl' | 'winPpoOverSft' | 'winSftOverBase' | 'winPpoOverBase' | 'samples'> & {
   grpo?: Omit<GrpoFigures, 'curve'>;
 };
 
@@ -654,6 +705,7 @@ export async function evaluateModels(
       ppoKl: meanEstimate(kl),
       winPpoOverSft: winRate(outcomesFromRewards(gPpo, gSft)),
       winSftOverBase: winRate(outcomesFromRewards(gSft, gBase)),
+      winPpoOverBase: winRate(outcomesFromRewards(gPpo, gBase)),
       ...(grpo ? { grpo } : {}),
       samples: evalPrompts.map((pr, i) => ({
         prompt: pr.text, base: baseText[i], sft: sftText[i], ppo: ppoText[i], goldBase: gBase[i], goldSft: gSft[i], goldPpo: gPpo[i],
@@ -681,23 +733,28 @@ export async function evaluateModels(
 export async function runDemo(opts: DemoOptions): Promise<DemoSummary> {
   const run = startRun(opts);
   const { tokenizer, base, pretrainLoss } = await pretrainBase(run);
-  const { sft, sftEvalLoss } = await finetuneSft(run, tokenizer, base);
+  const { sft, sftEvalLoss, trained: sftTrained } = await finetuneSft(run, tokenizer, base);
   const rmStage = await trainRewardModel(run, tokenizer, sft);
-  const { rm, normalization, ...rmFigures } = rmStage;
+  const { rm, normalization, trained: rmTrained, ...rmFigures } = rmStage;
   const reward = { model: rm, normalization };
   const trainer = await optimisePpo(run, tokenizer, sft, reward);
   const grpoTrainer = opts.grpo ? await optimiseGrpo(run, tokenizer, sft, reward) : undefined;
   const { grpo, ...result } = await evaluateModels(run, tokenizer, { base, sft, ppo: trainer, grpo: grpoTrainer }, reward);
   return {
-    seed: run.seed, quick: run.quick, sizes: run.sizes, params: paramCount(base), tokenizerVocab: tokenizer.vocabSize, pretrainLoss, sftEvalLoss,
+    seed: run.seed, quick: run.quick, lora: run.lora, sizes: run.sizes, params: paramCount(base), tokenizerVocab: tokenizer.vocabSize, pretrainLoss, sftEvalLoss,
+    trainable: { sft: sftTrained.trained, rm: rmTrained.trained, ppo: trainedOf(trainer, trainer.policy).trained },
     ...rmFigures, evalPrompts: run.evalPrompts.length, ...result, curve: trainer.curve,
     ...(grpo && grpoTrainer ? { grpo: { ...grpo, curve: grpoTrainer.curve } } : {}),
     times: run.times,
   };
 }
 
+function sizeOf(params: Array<[string, Tensor]>): number {
+  return params.reduce((a, [, t]) => a + t.size, 0);
+}
+
 function paramCount(m: GPT2): number {
-  return m.namedParameters().reduce((a, [, t]) => a + t.size, 0);
+  return sizeOf(m.namedParameters());
 }
 
 /** The last logged value of a metric in a run's metrics.jsonl. */
