@@ -4,7 +4,9 @@
  *
  *   sft   one SFT training step (forward, fused LM head + cross-entropy, backward, clip, AdamW) on B x T tokens,
  *         full fine-tuning and LoRA (r 16, alpha 32, all-linear), each in a process of its own, alternating
- *         (full, lora, full, lora, ...): tokens/s of each and their ratio per round (target: LoRA >= 1.3x);
+ *         (full, lora, full, lora, ...): tokens/s of each and their ratio per round (target: LoRA >= 1.3x), and
+ *         tokens per CPU-second of the process and their ratio (on a loaded machine the wall clock measures the
+ *         other processes as much as this one; CPU time much less so, exactly so with RLHF_NUM_THREADS=1);
  *   ppo   one PPO step (PpoTrainer: a rollout of G responses, generation, log-probs of policy and reference, values,
  *         advantages, and one update) with a reward function (no reward model, which both would hold alike), full
  *         (reference: a frozen f32 copy) and LoRA (reference: the base under the adapters), each in its own process:
@@ -50,7 +52,11 @@ function peakRssMiB(): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+/** The median; of an even count, the mean of the middle two. */
+const median = (a: number[]) => {
+  const s = [...a].sort((x, y) => x - y), m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
 
 function cpuName(): string {
   try {
@@ -73,8 +79,10 @@ function childSft(lora: boolean, B: number, T: number, steps: number): void {
   const ids = Int32Array.from({ length: B * T }, () => rng.int(SMOLLM2_135M.vocabSize));
   const targets = Int32Array.from({ length: B * T }, () => rng.int(SMOLLM2_135M.vocabSize));
   const stepMs: number[] = [];
+  const cpuMs: number[] = [];
   for (let i = 0; i < steps; i++) {
     const t = performance.now();
+    const c = process.cpuUsage();
     opt.zeroGrad();
     const loss = lmHeadLoss(model, model.forward({ ids, B, T }), null, targets);
     loss.backward();
@@ -82,10 +90,16 @@ function childSft(lora: boolean, B: number, T: number, steps: number): void {
     opt.clipGradNorm(1);
     opt.step();
     stepMs.push(performance.now() - t);
+    const used = process.cpuUsage(c);
+    cpuMs.push((used.user + used.system) / 1000);
   }
-  const ms = median(stepMs.length > 1 ? stepMs.slice(1) : stepMs); // the first step allocates gradients and moments
+  // the first step allocates gradients and moments
+  const ms = median(stepMs.length > 1 ? stepMs.slice(1) : stepMs);
+  const cms = median(cpuMs.length > 1 ? cpuMs.slice(1) : cpuMs);
   const trainable = params.reduce((n, [, p]) => n + p.size, 0);
-  console.log(JSON.stringify({ stepMs: stepMs.map((x) => +x.toFixed(0)), tokensPerSec: (B * T) / (ms / 1000), trainable, peakRssMiB: peakRssMiB() }));
+  console.log(JSON.stringify({
+    stepMs: stepMs.map((x) => +x.toFixed(0)), cpuMs: cpuMs.map((x) => +x.toFixed(0)), tokensPerSec: (B * T) / (ms / 1000), tokensPerCpuSec: (B * T) / (cms / 1000), trainable, peakRssMiB: peakRssMiB(),
+  }));
 }
 
 function childPpo(lora: boolean, G: number, responseLength: number): void {
@@ -123,19 +137,26 @@ function opRows(B: number, T: number, rounds: number): Record<string, unknown> {
   const W = Tensor.randn([out, inp], rng, 0.02); // frozen
   const A = Tensor.randn([r, inp], rng, 0.02, true), Bm = Tensor.randn([out, r], rng, 0.02, true);
   const dy = Float32Array.from({ length: N * out }, () => rng.normal());
-  const plain: number[] = [], fused: number[] = [];
+  const plain: number[] = [], fused: number[] = [], plainCpu: number[] = [], fusedCpu: number[] = [];
   for (let i = 0; i < rounds * 5; i++) {
-    for (const [arr, run] of [[plain, () => linear(x, W)], [fused, () => loraLinear(x, W, null, A, Bm, 2)]] as const) {
+    for (const [arr, cpu, run] of [[plain, plainCpu, () => linear(x, W)], [fused, fusedCpu, () => loraLinear(x, W, null, A, Bm, 2)]] as const) {
       x.grad = null;
       A.grad = null;
       Bm.grad = null;
       const t = performance.now();
+      const c = process.cpuUsage();
       run().backward(dy);
       arr.push(performance.now() - t);
+      const used = process.cpuUsage(c);
+      cpu.push((used.user + used.system) / 1000);
     }
   }
   const p = median(plain.slice(2)), f = median(fused.slice(2));
-  return { suite: 'lora', kernel: 'loraLinear-vs-linear', shape: `${N}x${inp}->${out} r${r}`, ms: +f.toFixed(2), linearMs: +p.toFixed(2), overhead: +(f / p).toFixed(3) };
+  const pc = median(plainCpu.slice(2)), fc = median(fusedCpu.slice(2));
+  return {
+    suite: 'lora', kernel: 'loraLinear-vs-linear', shape: `${N}x${inp}->${out} r${r}`, ms: +f.toFixed(2), linearMs: +p.toFixed(2), overhead: +(f / p).toFixed(3),
+    cpuMs: +fc.toFixed(2), linearCpuMs: +pc.toFixed(2), cpuOverhead: +(fc / pc).toFixed(3),
+  };
 }
 
 function runChild(args: string[]): Record<string, number> {
@@ -173,7 +194,10 @@ export async function main(argv: string[]): Promise<void> {
       const full = runChild(['sft-full', String(B), String(T), String(steps)]);
       const lora = runChild(['sft-lora', String(B), String(T), String(steps)]);
       log({ suite: 'lora', kernel: 'sft-step', shape: `smollm2-135m B${B} T${T}`, round, fullTokensPerSec: +full.tokensPerSec.toFixed(1), loraTokensPerSec: +lora.tokensPerSec.toFixed(1),
-        speedup: +(lora.tokensPerSec / full.tokensPerSec).toFixed(3), fullTrainable: full.trainable, loraTrainable: lora.trainable, fullStepMs: full.stepMs, loraStepMs: lora.stepMs,
+        speedup: +(lora.tokensPerSec / full.tokensPerSec).toFixed(3),
+        // per CPU-second of the process: what other processes on a shared machine change least (with 1 thread, no spinning)
+        fullTokensPerCpuSec: +full.tokensPerCpuSec.toFixed(1), loraTokensPerCpuSec: +lora.tokensPerCpuSec.toFixed(1), cpuSpeedup: +(lora.tokensPerCpuSec / full.tokensPerCpuSec).toFixed(3),
+        fullTrainable: full.trainable, loraTrainable: lora.trainable, fullStepMs: full.stepMs, loraStepMs: lora.stepMs, fullCpuMs: full.cpuMs, loraCpuMs: lora.cpuMs,
         fullPeakRssMiB: Math.round(full.peakRssMiB), loraPeakRssMiB: Math.round(lora.peakRssMiB), load: loadavg()[0] });
     }
   }
