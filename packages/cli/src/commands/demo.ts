@@ -17,7 +17,7 @@ Stages (each with a progress bar and a line of results):
   1 sft    contractor demonstrations (data/demos.jsonl), supervised fine-tuning
   2 rm     K = 4 SFT samples per prompt ranked by the labeler (data/comparisons.jsonl), K-wise reward model
   3 ppo    PPO of the SFT policy against the reward model, KL penalty to the SFT reference
-  3 grpo   (--grpo) GRPO of the same SFT policy against the same reward model, as many sampled replies as PPO
+  3 grpo   (--grpo) GRPO of the same SFT policy against the same reward model (1024 sampled replies, G = 8)
   4 eval   held-out prompts: gold win rate PPO (and GRPO) vs SFT and SFT vs base, reward-model vs gold score
            along PPO (over-optimisation curve), KL, samples side by side
 

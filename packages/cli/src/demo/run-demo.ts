@@ -601,8 +601,9 @@ export async function optimisePpo(
 
 /**
  * Stage 3b (--grpo): GRPO of the SFT policy against the same reward model as PPO (plus PPO's missing-EOS penalty
- * as a reward function), k3 KL to the SFT reference in the loss (models/grpo). As many sampled replies as PPO
- * (grpoEpisodes = ppoEpisodes), G per prompt; each generation of 64 replies (8 prompts) is used in 4 micro-batches
+ * as a reward function), k3 KL to the SFT reference in the loss (models/grpo). grpoEpisodes sampled replies (1024
+ * in the full run, a third of PPO's: past about 1000 GRPO over-optimises the reward model; with --quick as many as
+ * PPO's), G per prompt; each generation of 64 replies (8 prompts) is used in 4 micro-batches
  * of 16, twice (numIterations 2): the same gradient rows per reply as PPO's 2 epochs, with no value head.
  */
 export async function optimiseGrpo(run: DemoRun, tokenizer: Tokenizer, sft: GPT2, reward: { model: RewardModel; normalization: ScoreNormalization }): Promise<DemoGrpoTrainer> {
