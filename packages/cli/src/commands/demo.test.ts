@@ -122,10 +122,61 @@ describe('rlhf demo --quick', () => {
     expect(readFileSync(join(out, 'report.html'), 'utf8')).toContain('Headline figures over seeds');
   });
 
+  // --task arithmetic: GRPO with the exact-match reward must fix the contractors' slips that SFT imitated
+  it('--task arithmetic --quick on two seeds: GRPO raises held-out accuracy over SFT beyond the intervals, sampled and greedy', { timeout: 1_200_000 }, async () => {
+    const out = join(root, 'arithmetic');
+    const printed = await demo('--task', 'arithmetic', '--quick', '--seeds', '1-2', '--out', out);
+    for (const stage of ['0 base', '1 sft', '2 grpo', '3 eval']) expect(printed.split(stage).length - 1).toBe(2);
+    expect(printed).toContain('Over 2 seeds (seeds 1, 2, --quick;');
+    for (const seed of [1, 2]) {
+      const dir = join(out, `seed-${seed}`);
+      const text = async (file: string) => (await readAll(join(dir, 'data', file))).records.map((r) => (r as { prompt: string }).prompt);
+      // the held-out problems (the curve's are the first of them) are in no training data
+      const heldOut = new Set(await text('held-out.jsonl'));
+      expect(heldOut.size).toBe(256);
+      expect((await text('prompts-eval.jsonl')).every((t) => heldOut.has(t))).toBe(true);
+      for (const file of ['web.jsonl', 'demos.jsonl', 'prompts.jsonl']) expect((await text(file)).filter((t) => heldOut.has(t))).toEqual([]);
+      // configs/grpo.json reruns the stage with `rlhf grpo`, prompts carry the answer the reward checks
+      expect(JSON.parse(readFileSync(join(dir, 'configs', 'grpo.json'), 'utf8')).rewardFuncs).toEqual([{ builtin: 'answerMatch', options: { column: 'answer' } }]);
+      const { records } = await readAll(join(dir, 'data', 'prompts.jsonl'));
+      expect(records.every((r) => /^\d+$/.test(String((r as { meta?: { answer?: unknown } }).meta?.answer)))).toBe(true);
+      for (const stage of ['base', 'sft', 'grpo']) expect(existsSync(join(dir, 'models', stage, 'model.safetensors'))).toBe(true);
+      expect(readFileSync(join(dir, 'report.html'), 'utf8')).toContain('<svg');
+
+      const { summary: s } = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
+      expect(s.seed).toBe(seed);
+      expect(s.evalProblems).toBe(256);
+      // the contractors are right on about half of the demonstrations: SFT imitates their slips
+      expect(s.demoAccuracy).toBeGreaterThan(0.4);
+      expect(s.demoAccuracy).toBeLessThan(0.55);
+      // GRPO beats SFT by more than either interval: sampled (the same seed for both) and greedy
+      expect(s.gainPoints.sampled).toBeGreaterThan(15);
+      expect(s.grpo.sampled.all.ci[0]).toBeGreaterThan(s.sft.sampled.all.ci[1]);
+      expect(s.gainPoints.greedy).toBeGreaterThan(15);
+      expect(s.grpo.greedy.all.ci[0]).toBeGreaterThan(s.sft.greedy.all.ci[1]);
+      // most of the gain is on subtractions, which the contractors added more often than not
+      expect(s.grpo.sampled.subtractions.value - s.sft.sampled.subtractions.value).toBeGreaterThan(0.2);
+      expect(s.curve[0].step).toBe(0);
+      expect(s.curve.length).toBeGreaterThanOrEqual(3);
+      expect(s.times.map((t: { stage: string }) => t.stage)).toEqual(['base', 'sft', 'grpo', 'eval']);
+    }
+    const { multiSeed: m, report } = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+    expect(m.seeds).toEqual([1, 2]);
+    const gain = m.rows.find((r: { system: string; figure: string }) => r.system === 'GRPO' && r.figure === 'gain over SFT, sampled (points)');
+    const perSeed = [1, 2].map((seed) => JSON.parse(readFileSync(join(out, `seed-${seed}`, 'report.json'), 'utf8')).summary.gainPoints.sampled);
+    expect(gain.values).toEqual(perSeed);
+    expect(gain.worst).toBe(Math.min(...perSeed));
+    expect(report.series[0].lines).toHaveLength(2);
+    expect(readFileSync(join(out, 'report.md'), 'utf8')).toContain('| GRPO: gain over SFT, sampled (points) |');
+  });
+
   it('rejects a bad seed with a one-line error', async () => {
     await expect(demo('--seed', 'x', '--out', join(root, 'bad'))).rejects.toThrow(/--seed/);
     await expect(demo('--seed', '4294967296', '--out', join(root, 'bad'))).rejects.toThrow('--seed must be an integer in [0, 4294967295], got 4294967296');
     await expect(demo('--seeds', '3-1', '--out', join(root, 'bad'))).rejects.toThrow('--seeds must be seeds or ranges separated by commas, e.g. 1-5 or 1,3,7: the range "3-1" is empty');
     await expect(demo('--seed', '2', '--seeds', '1-2', '--out', join(root, 'bad'))).rejects.toThrow('--seed and --seeds exclude each other');
+    await expect(demo('--task', 'poetry', '--out', join(root, 'bad'))).rejects.toThrow('--task must be support or arithmetic, got poetry');
+    await expect(demo('--task', 'arithmetic', '--grpo', '--out', join(root, 'bad'))).rejects.toThrow('--task arithmetic always runs GRPO');
+    await expect(demo('--task', 'arithmetic', '--lora', '--out', join(root, 'bad'))).rejects.toThrow('--lora applies to the support task');
   });
 });

@@ -1,6 +1,7 @@
 import { join, resolve } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import type { Command } from 'commander';
+import { arithmeticTable, runArithmeticDemo, writeArithmeticReports, writeArithmeticSeedsReport, type ArithmeticSummary } from '../demo/arithmetic-demo';
 import { aggregateSeeds, multiSeedTable, parseSeedList, writeMultiSeedReports } from '../demo/multi-seed';
 import { runDemo, type DemoSummary } from '../demo/run-demo';
 import { summaryTable, writeReports } from '../demo/report';
@@ -35,6 +36,15 @@ whole beside them: PEFT's modules_to_save) at stages 1-3 instead of every weight
 on the previous one's model with its adapter merged: models/sft, models/rm and models/ppo are PEFT adapter folders
 (\`rlhf lora merge\` folds one into its base), and PPO's reference is the SFT model under the policy's adapters, not a
 copy. The report adds PPO's gold win rate over the base, the yardstick a LoRA run and a full one share.
+
+--task arithmetic: a second task, with a verifiable reward instead of a reward model. Word problems that add
+or subtract two one-digit numbers ("Ann has 7 coins and gets 5 more. How many coins does Ann have now?"),
+generated from the seed, 256 of them held out (their text is in no training data). 0 base: BPE + GPT-2
+pretrained on problems answered right half of the time; 1 sft: contractor demonstrations with the contractors'
+systematic slips (a subtraction added more often than not, an addition one off); 2 grpo: GRPO with the
+exact-match reward (answerMatch on each prompt's "answer" column), no reward model; 3 eval: held-out accuracy
+of SFT and GRPO, one answer sampled at the demo's temperature (the same seed for both) and the greedy answer.
+--seeds works as above.
 `;
 
 /** `rlhf demo`: the whole RLHF recipe on the built-in synthetic task (demo/). */
@@ -45,18 +55,23 @@ export function registerDemo(program: Command): void {
     .option('--out <dir>', 'output folder', './demo-out')
     .option('--seed <n>', 'seed of everything (same seed, same results)', '1')
     .option('--seeds <list>', 'run the whole recipe once per seed (e.g. 1-5 or 1,3,7), each into <out>/seed-N, and report mean, worst and spread of every figure')
+    .option('--task <name>', "support (the recipe above) or arithmetic (GRPO with an exact-match reward on word problems; see below)", 'support')
     .option('--grpo', 'also run GRPO from the same SFT policy against the same reward model, and report it beside PPO (gold win rate, KL, rollout and update time)', false)
-    .option('--quick', 'a smaller run that checks the whole chain (about 25 s of CPU time, 40 s with --grpo; the full run a few minutes)', false)
+    .option('--quick', 'a smaller run that checks the whole chain (about 25 s of CPU time, 40 s with --grpo; the full run a few minutes; --task arithmetic: about half a minute, the full run about 2 minutes)', false)
     .option('--lora', 'stages 1-3 train LoRA adapters (r 16, alpha 32, every projection, the token embedding whole; PEFT adapter folders in models/) instead of every weight', false)
     .addHelpText('after', HELP)
-    .action(async (opts: { out: string; seed: string; seeds?: string; quick: boolean; grpo: boolean; lora: boolean }, cmd: Command) => {
+    .action(async (opts: { out: string; seed: string; seeds?: string; quick: boolean; grpo: boolean; lora: boolean; task: string }, cmd: Command) => {
       singleProcessOnly('demo');
+      if (opts.task !== 'support' && opts.task !== 'arithmetic') throw new Error(`--task must be support or arithmetic, got ${opts.task}`);
+      if (opts.task === 'arithmetic' && opts.grpo) throw new Error('--grpo adds GRPO to the support task; --task arithmetic always runs GRPO');
+      if (opts.task === 'arithmetic' && opts.lora) throw new Error('--lora applies to the support task; --task arithmetic fine-tunes every weight');
       if (opts.seeds !== undefined && cmd.getOptionValueSource('seed') === 'cli') throw new Error('--seed and --seeds exclude each other: give one seed or a list');
       const seeds = opts.seeds !== undefined ? parseSeedList(opts.seeds) : [parseSeed(opts.seed)];
       const out = resolve(opts.out);
       mkdirSync(out, { recursive: true });
       const quick = `${opts.grpo ? ' --grpo' : ''}${opts.quick ? ' --quick' : ''}${opts.lora ? ' --lora' : ''}`;
       const print = (l: string) => process.stdout.write(`${l}\n`);
+      if (opts.task === 'arithmetic') return arithmeticDemo(seeds, out, opts.quick, opts.seeds, print);
       if (opts.seeds === undefined) {
         const command = `rlhf demo --seed ${seeds[0]}${quick}`;
         print(`${command}: output in ${out}`);
@@ -80,6 +95,28 @@ export function registerDemo(program: Command): void {
       writeMultiSeedReports(out, agg, runs, command);
       print(`\n${multiSeedTable(agg)}\n\nreport: ${resolve(out, 'report.html')}`);
     });
+}
+
+/** --task arithmetic: one run per seed (into <out>/seed-N when several), then the report over seeds. */
+async function arithmeticDemo(seeds: number[], out: string, quick: boolean, seedList: string | undefined, print: (l: string) => void): Promise<void> {
+  const flags = `--task arithmetic${quick ? ' --quick' : ''}`;
+  if (seedList !== undefined) print(`rlhf demo ${flags} --seeds ${seedList}: ${seeds.length} runs, output in ${out}/seed-N, the report over seeds in ${out}`);
+  const runs: ArithmeticSummary[] = [];
+  for (const seed of seeds) {
+    const dir = seedList === undefined ? out : join(out, `seed-${seed}`);
+    mkdirSync(dir, { recursive: true });
+    print(`\nrlhf demo ${flags} --seed ${seed}: output in ${dir}`);
+    const s = await runArithmeticDemo({ out: dir, seed, quick, progress: progressReporter, print });
+    writeArithmeticReports(dir, s, `rlhf demo ${flags} --seed ${seed}`);
+    print(`\n${arithmeticTable(s)}`);
+    runs.push(s);
+  }
+  if (seedList === undefined) {
+    print(`\nreport: ${resolve(out, 'report.html')}`);
+    return;
+  }
+  const agg = writeArithmeticSeedsReport(out, runs, `rlhf demo ${flags} --seeds ${seedList}`);
+  print(`\n${multiSeedTable(agg)}\n\nreport: ${resolve(out, 'report.html')}`);
 }
 
 /** --seed: at most 2^32 - 1, as everywhere: the generator keeps 32 bits, so a larger seed would repeat a smaller one. */

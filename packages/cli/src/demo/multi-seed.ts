@@ -24,6 +24,12 @@ const FIGURES: Record<string, { better: Better; share?: boolean; digits?: number
   'gold win rate over base': { better: 'higher', share: true },
   'gold win rate over SFT': { better: 'higher', share: true },
   'gold win rate over PPO': { better: 'higher', share: true },
+  'held-out accuracy, sampled': { better: 'higher', share: true },
+  'held-out accuracy, greedy': { better: 'higher', share: true },
+  'additions, sampled': { better: 'higher', share: true },
+  'subtractions, sampled': { better: 'higher', share: true },
+  'gain over SFT, sampled (points)': { better: 'higher', digits: 1 },
+  'gain over SFT, greedy (points)': { better: 'higher', digits: 1 },
   'rollout wall time (s)': { better: 'lower', digits: 0 },
   'update wall time (s)': { better: 'lower', digits: 0 },
   'KL to SFT (nats per reply)': { better: 'lower' },
@@ -74,7 +80,15 @@ function resultsOf(s: DemoSummary): ResultSet[] {
 export function aggregateSeeds(runs: DemoSummary[]): MultiSeedSummary {
   if (runs.length === 0) throw new RangeError('aggregateSeeds: no run');
   const seeds = runs.map((r) => r.seed);
-  const perRun = runs.map(resultsOf);
+  const lora = runs[0].lora !== null;
+  const mixed = runs.find((r) => (r.lora !== null) !== lora);
+  if (mixed) throw new Error(`aggregateSeeds: seed ${mixed.seed} ${lora ? 'fine-tuned every weight' : 'trained LoRA adapters'} and seed ${seeds[0]} did not: not one recipe`);
+  return aggregateResults(seeds, runs[0].quick, runs.map(resultsOf), lora);
+}
+
+/** aggregateSeeds over any task's result sets: perRun[i] are seed i's, named as in the first run. */
+export function aggregateResults(seeds: number[], quick: boolean, perRun: ResultSet[][], lora = false): MultiSeedSummary {
+  if (perRun.length === 0) throw new RangeError('aggregateResults: no run');
   const rows: SeedRow[] = [];
   for (const set of perRun[0]) {
     for (const figure of Object.keys(set.metrics)) {
@@ -93,10 +107,7 @@ export function aggregateSeeds(runs: DemoSummary[]): MultiSeedSummary {
       rows.push({ system: set.name, figure, better, share, digits, values, mean, sd, min, max, worst, worstSeed: Number.isNaN(worst) ? null : seeds[values.indexOf(worst)] });
     }
   }
-  const lora = runs[0].lora !== null;
-  const mixed = runs.find((r) => (r.lora !== null) !== lora);
-  if (mixed) throw new Error(`aggregateSeeds: seed ${mixed.seed} ${lora ? 'fine-tuned every weight' : 'trained LoRA adapters'} and seed ${seeds[0]} did not: not one recipe`);
-  return { seeds, quick: runs[0].quick, lora, rows };
+  return { seeds, quick, lora, rows };
 }
 
 /** A row by system and figure (undefined when absent). */
@@ -147,14 +158,6 @@ export function multiSeedMarkdown(m: MultiSeedSummary): string {
  * seeds (its interval from the seed-to-seed spread, n = seeds); the over-optimisation curve of every seed.
  */
 export function buildMultiSeedReport(m: MultiSeedSummary, runs: DemoSummary[], command: string): Report {
-  const perRun = runs.map(resultsOf);
-  const key = (r: SeedRow) => `${r.system}: ${r.figure}`;
-  const results: ResultSet[] = runs.map((s, i) => ({
-    name: `seed ${s.seed}`,
-    metrics: Object.fromEntries(m.rows.map((r) => [key(r), perRun[i].find((x) => x.name === r.system)!.metrics[r.figure]])),
-  }));
-  const mean: Record<string, Estimate> = Object.fromEntries(m.rows.map((r) => [key(r), meanEstimate(r.values)]));
-  results.push({ name: 'mean', metrics: mean });
   const curve = (what: 'gold' | 'rm', algo: 'PPO' | 'GRPO'): Series => ({
     name: `${what === 'gold' ? 'gold score (true)' : 'reward-model score (proxy, normalised)'} along ${algo}, per seed (held-out prompts)`,
     xLabel: 'KL to the SFT reference (nats per reply)',
@@ -162,18 +165,37 @@ export function buildMultiSeedReport(m: MultiSeedSummary, runs: DemoSummary[], c
     lines: runs.map((s) => ({ name: `seed ${s.seed}`, points: (algo === 'PPO' ? s.curve : (s.grpo?.curve ?? [])).map((c) => ({ x: c.kl, y: c[what], label: `step ${c.step}` })) })),
   });
   const curves = [curve('gold', 'PPO'), curve('rm', 'PPO'), ...(runs.every((s) => s.grpo) ? [curve('gold', 'GRPO'), curve('rm', 'GRPO')] : [])];
+  const flags = [m.quick ? '--quick' : '', m.lora ? '--lora' : ''].filter(Boolean).join(' ');
+  return seedsReport(m, runs.map(resultsOf), curves, `rlhf demo over ${runs.length} seeds${flags ? ` (${flags})` : ''}`, command);
+}
+
+/**
+ * The report over seeds of any task's runs: perRun[i] are seed m.seeds[i]'s result sets (those aggregateResults
+ * read), `curves` a line per seed.
+ */
+export function seedsReport(m: MultiSeedSummary, perRun: ResultSet[][], curves: Series[], title: string, command: string): Report {
+  const key = (r: SeedRow) => `${r.system}: ${r.figure}`;
+  const results: ResultSet[] = perRun.map((sets, i) => ({
+    name: `seed ${m.seeds[i]}`,
+    metrics: Object.fromEntries(m.rows.map((r) => [key(r), sets.find((x) => x.name === r.system)!.metrics[r.figure]])),
+  }));
+  const mean: Record<string, Estimate> = Object.fromEntries(m.rows.map((r) => [key(r), meanEstimate(r.values)]));
+  results.push({ name: 'mean', metrics: mean });
   const notes = [
     `command: ${command}`,
-    `${runs.length} runs of the same recipe (${seedsLabel(m)}); each seed's own report is in seed-N/`,
+    `${perRun.length} runs of the same recipe (${seedsLabel(m)}); each seed's own report is in seed-N/`,
     'per seed: the run\'s estimate [95% interval over its held-out prompts]; mean: over seeds, its interval from the spread between seeds (n = seeds)',
   ];
-  const flags = [m.quick ? '--quick' : '', m.lora ? '--lora' : ''].filter(Boolean).join(' ');
-  return createReport(`rlhf demo over ${runs.length} seeds${flags ? ` (${flags})` : ''}`, results, curves, notes);
+  return createReport(title, results, curves, notes);
 }
 
 /** Writes report.json (the eval report and the aggregate rows), report.md and report.html into `out`. */
 export function writeMultiSeedReports(out: string, m: MultiSeedSummary, runs: DemoSummary[], command: string): Report {
-  const report = buildMultiSeedReport(m, runs, command);
+  return writeSeedsReport(out, m, buildMultiSeedReport(m, runs, command));
+}
+
+/** Writes a report over seeds (seedsReport's) with the headline table of `m` into `out`: report.json, .md, .html. */
+export function writeSeedsReport(out: string, m: MultiSeedSummary, report: Report): Report {
   writeFileSync(join(out, 'report.json'), `${JSON.stringify({ report: JSON.parse(reportToJson(report)), multiSeed: m }, null, 2)}\n`);
   const headline = `## Headline figures over seeds\n\n${multiSeedMarkdown(m)}\n\nsd: standard deviation over seeds (pt: percentage points); worst: the lowest seed where higher is better, the highest where lower is.\n`;
   const md = reportToMarkdown(report);

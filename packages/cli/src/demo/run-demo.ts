@@ -156,11 +156,11 @@ export interface DemoSummary {
 const mean = (xs: ArrayLike<number>) => Array.from(xs).reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 
 /** A seeded stream per purpose, so that changing one stage's size does not reshuffle the others. */
-function streamRng(seed: number, purpose: number): Rng {
+export function streamRng(seed: number, purpose: number): Rng {
   return makeRng((Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(purpose + 1, 0x85ebca6b)) >>> 0);
 }
 
-function writeJsonl(path: string, records: object[]): void {
+export function writeJsonl(path: string, records: object[]): void {
   writeFileSync(path, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
 }
 
@@ -169,7 +169,7 @@ function writeJson(path: string, value: unknown): void {
 }
 
 /** Reads a data file back through @rlhf/data, as `rlhf sft|rm|ppo` would. */
-async function readRecords(path: string): Promise<DataRecord[]> {
+export async function readRecords(path: string): Promise<DataRecord[]> {
   const { records } = await readAll(path);
   return records;
 }
@@ -178,7 +178,7 @@ async function readRecords(path: string): Promise<DataRecord[]> {
 const asCompletion = (reply: string) => ` ${reply}`;
 
 /** Samples one reply per prompt id list, in chunks; returns the new tokens (stop token included when reached). */
-function sampleReplies(model: CausalLM, prompts: number[][], sizes: DemoSizes, eos: number, seed: number, progress?: ProgressReporter): number[][] {
+export function sampleReplies(model: CausalLM, prompts: number[][], sizes: DemoSizes, eos: number, seed: number, progress?: ProgressReporter): number[][] {
   const out: number[][] = [];
   const chunk = 128;
   for (let i = 0; i < prompts.length; i += chunk) {
@@ -352,7 +352,7 @@ export function startRun(opts: DemoOptions): DemoRun {
  * Runs f as one stage: its wall and CPU time join run.times, split into rollouts and updates by the trainer clock
  * the stage leaves in run.stageTiming (allRollout: the whole stage samples and scores, as the evaluation does).
  */
-async function timed<T>(run: DemoRun, stage: string, f: () => T | Promise<T>, allRollout = false): Promise<T> {
+export async function timed<T>(run: DemoRun, stage: string, f: () => T | Promise<T>, allRollout = false): Promise<T> {
   const t0 = performance.now();
   const c0 = process.cpuUsage();
   run.stageTiming = null;
@@ -365,7 +365,7 @@ async function timed<T>(run: DemoRun, stage: string, f: () => T | Promise<T>, al
   return r;
 }
 
-function lastStageTime(run: DemoRun): string {
+export function lastStageTime(run: DemoRun): string {
   const t = run.times[run.times.length - 1];
   return `${t.wallS.toFixed(0)} s wall, ${t.cpuS.toFixed(0)} s CPU`;
 }
@@ -377,7 +377,7 @@ function lastStageSplit(run: DemoRun): string {
 }
 
 /** Writes a stage's config (as `rlhf <stage> --config` reads it) to configs/<stage>.json. */
-function writeConfig(run: DemoRun, stage: string, config: object): void {
+export function writeConfig(run: DemoRun, stage: string, config: object): void {
   writeJson(run.path('configs', `${stage}.json`), config);
 }
 
@@ -403,16 +403,25 @@ function loraNote(run: DemoRun, t: Trained): string {
   return `; LoRA r ${run.lora.r} on ${run.lora.targetModules}${whole}: ${t.trained} of ${t.total} parameters trained`;
 }
 
-/** Stage 0: a BPE tokenizer and a GPT-2 pretrained on the generated web corpus (models/init, models/base). */
-export async function pretrainBase(run: DemoRun): Promise<{ tokenizer: Tokenizer; base: GPT2; pretrainLoss: number }> {
+/** A prompt and its completion, as a demonstration record holds them. */
+export interface TextPair {
+  prompt: string;
+  completion: string;
+}
+
+/**
+ * Stage 0: a BPE tokenizer and a GPT-2 pretrained on a generated web corpus (models/init, models/base): the
+ * support task's, or `web` (another task's).
+ */
+export async function pretrainBase(run: DemoRun, web?: TextPair[]): Promise<{ tokenizer: Tokenizer; base: GPT2; pretrainLoss: number }> {
   const { sizes, seed } = run;
   const p = run.path;
   const tokDir = p('tokenizer');
   const r = await timed(run, 'base', async () => {
     const rng = streamRng(seed, 1);
-    const web = run.drawTrain(rng, sizes.webDocs).map((pr) => ({ kind: 'demonstration', prompt: pr.text, completion: asCompletion(sampleReply(rng, pr, WEB_STYLE)) }));
-    writeJsonl(p('data', 'web.jsonl'), web);
-    const tokenizer = trainByteLevelBpe(web.map((x) => x.prompt + x.completion), { vocabSize: sizes.vocabSize });
+    const docs = web ?? run.drawTrain(rng, sizes.webDocs).map((pr) => ({ prompt: pr.text, completion: asCompletion(sampleReply(rng, pr, WEB_STYLE)) }));
+    writeJsonl(p('data', 'web.jsonl'), docs.map((d) => ({ kind: 'demonstration', ...d })));
+    const tokenizer = trainByteLevelBpe(docs.map((x) => x.prompt + x.completion), { vocabSize: sizes.vocabSize });
     saveTokenizer(tokDir, tokenizer);
     const base = new GPT2({ vocabSize: tokenizer.vocabSize, nPositions: sizes.nPositions, nEmbd: sizes.nEmbd, nLayer: sizes.nLayer, nHead: sizes.nHead }, { seed });
     saveModelDir(p('models', 'init'), base.hfConfig(), base.stateDict(), { tokenizerFrom: tokDir });
@@ -434,16 +443,18 @@ export async function pretrainBase(run: DemoRun): Promise<{ tokenizer: Tokenizer
   return r;
 }
 
-/** Stage 1: contractor demonstrations (data/demos.jsonl) and supervised fine-tuning (models/sft). */
-export async function finetuneSft(run: DemoRun, tokenizer: Tokenizer, base: GPT2): Promise<{ sft: GPT2; sftEvalLoss: number; trained: Trained }> {
+/** Stage 1: contractor demonstrations (data/demos.jsonl; the support task's, or `demos`) and supervised fine-tuning (models/sft). */
+export async function finetuneSft(run: DemoRun, tokenizer: Tokenizer, base: GPT2, demos?: { train: TextPair[]; eval: TextPair[] }): Promise<{ sft: GPT2; sftEvalLoss: number; trained: Trained }> {
   const { sizes, seed } = run;
   const p = run.path;
   const r = await timed(run, 'sft', async () => {
     const sft = base.clone() as GPT2;
     const rng = streamRng(seed, 2);
-    const demos = run.drawTrain(rng, sizes.demos).map((pr) => ({ kind: 'demonstration', prompt: pr.text, completion: asCompletion(sampleReply(rng, pr, CONTRACTOR_STYLE)) }));
-    writeJsonl(p('data', 'demos.jsonl'), demos);
-    writeJsonl(p('data', 'demos-eval.jsonl'), run.rmEvalPrompts.map((pr) => ({ kind: 'demonstration', prompt: pr.text, completion: asCompletion(sampleReply(rng, pr, CONTRACTOR_STYLE)) })));
+    const contractor = (pr: Prompt) => ({ prompt: pr.text, completion: asCompletion(sampleReply(rng, pr, CONTRACTOR_STYLE)) });
+    const trainPairs = demos?.train ?? run.drawTrain(rng, sizes.demos).map(contractor);
+    const heldPairs = demos?.eval ?? run.rmEvalPrompts.map(contractor);
+    writeJsonl(p('data', 'demos.jsonl'), trainPairs.map((d) => ({ kind: 'demonstration', ...d })));
+    writeJsonl(p('data', 'demos-eval.jsonl'), heldPairs.map((d) => ({ kind: 'demonstration', ...d })));
     const config: Partial<SftConfig> = {
       modelPath: 'models/base', datasetPath: 'data/demos.jsonl', evalDatasetPath: 'data/demos-eval.jsonl', outputDir: 'runs/sft', seed,
       ...training(run, sizes.sftLr, sizes.loraSftLr), warmupSteps: 5, numTrainEpochs: sizes.sftEpochs, perDeviceTrainBatchSize: 32, maxLength: sizes.nPositions,
