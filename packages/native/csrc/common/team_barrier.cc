@@ -17,9 +17,11 @@ namespace rlhf {
 
 namespace {
 
-// Spin lengths in pause instructions: at most about 30 µs (longer than the imbalance of a phase on a quiet
-// machine, far shorter than a time slice of the scheduler), at least a few.
-constexpr int kSpinMax = 2000, kSpinMin = 8;
+// Spin lengths in pause instructions: at most about 300 µs, at least a few. On a quiet machine a thread that
+// sleeps at a barrier costs a futex wake-up per phase: with 30 µs at most, a 15M-shaped batch-1 decode step ran at
+// 0.65x run.c's tokens/s, with 300 µs at 0.78x (each against run.c in its own run, load 0.3-1.7); a crowded
+// machine halves its way down to the minimum within a dozen waits that had to sleep.
+constexpr int kSpinMax = 20000, kSpinMin = 8;
 std::atomic<int> g_spin{kSpinMax};
 
 inline void cpu_relax() {

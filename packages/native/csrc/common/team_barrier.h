@@ -2,7 +2,7 @@
 // elsewhere). OpenMP's own barrier spins for milliseconds before it sleeps (GOMP_SPINCOUNT): on a machine with
 // more runnable threads than cores, the thread everyone waits for has often lost its core, and the spinners then
 // take the CPU it needs (a 15M-parameter decode step measured 4.7 ms with sleeping waits against 138 ms with
-// OpenMP's spinning ones, load average 15 on 2 cores). The spin adapts: it doubles (up to ~30 µs of pauses)
+// OpenMP's spinning ones, load average 15 on 2 cores). The spin adapts: it doubles (up to ~300 µs of pauses)
 // after waits that ended while spinning, and halves after waits that had to sleep, so that a quiet machine
 // passes its barriers within the spin and a crowded one sleeps at once.
 // Use: one TeamBarrier per region, made before it with the team's size; every thread calls wait() the same
