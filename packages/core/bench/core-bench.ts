@@ -25,6 +25,7 @@ import { crossEntropy } from '../src/tensor/ops';
 import { kernelTimings, setKernelTiming } from '../src/backend/cpu';
 import { poolStats, resetPoolStats, setPoolEnabled } from '../src/tensor/pool';
 import { Rng } from '../src/util/rng';
+import { median } from './machine';
 
 interface Row {
   suite: 'core';
@@ -33,11 +34,6 @@ interface Row {
   ms: number | null;
   [k: string]: unknown;
 }
-
-const median = (a: number[]) => {
-  const s = [...a].sort((x, y) => x - y);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 function fmaPeakGflops(rounds: number): number {
   const n = nativeOps.native() as unknown as { benchFmaPeak?: (iters: number) => number };

@@ -20,11 +20,7 @@ import { GradientSync } from '../src/distributed/grad-sync';
 import { GPT2 } from '../src/model/gpt2';
 import { crossEntropy } from '../src/tensor/ops';
 import { Rng } from '../src/util/rng';
-
-const median = (a: number[]) => {
-  const s = [...a].sort((x, y) => x - y);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
+import { median } from './machine';
 
 function opt(argv: string[], name: string, fallback: string): string {
   const i = argv.indexOf(`--${name}`);

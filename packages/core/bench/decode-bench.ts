@@ -40,6 +40,7 @@ import { findSharedDir } from '@rlhf/data';
 import { generate } from '../src/generation/generate';
 import type { CausalLM } from '../src/model/common';
 import { fromPretrained } from '../src/model/pretrained';
+import { cpuName, median } from './machine';
 
 interface Shape {
   name: string;
@@ -52,23 +53,6 @@ const SHAPES: Record<string, Shape> = {
 };
 /** "Once upon a time" in llama2.c's tokenizer, BOS first: what run.c feeds */
 const PROMPT = [1, 9038, 2501, 263, 931];
-
-/** the median; of an even count, the mean of the middle two (with 2 rounds: their mean, not the better one) */
-const median = (a: number[]) => {
-  const s = [...a].sort((x, y) => x - y);
-  const h = s.length >> 1;
-  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
-};
-
-function cpuName(): string {
-  try {
-    const out = execFileSync('lscpu', { encoding: 'utf8' });
-    const get = (k: string) => new RegExp(`^${k}:\\s*(.*)$`, 'm').exec(out)?.[1]?.trim() ?? '?';
-    return `${get('Model name')} (family ${get('CPU family')}, model ${get('Model')})`;
-  } catch {
-    return 'unknown CPU';
-  }
-}
 
 function arg(args: string[], name: string, fallback: string): string {
   const i = args.indexOf(`--${name}`);

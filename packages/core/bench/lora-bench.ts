@@ -22,7 +22,7 @@
  * Every figure comes with the CPU (lscpu) and the load average: on a shared machine absolute times are noise; the
  * ratio of the two processes of a round, run one after the other, is the figure to quote.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,6 +38,7 @@ import { linear } from '../src/tensor/ops';
 import { Tensor } from '../src/tensor/tensor';
 import { PpoTrainer } from '../src/trainers/ppo-trainer';
 import { Rng } from '../src/util/rng';
+import { cpuName, median } from './machine';
 
 const SMOLLM2_135M = { hiddenSize: 576, intermediateSize: 1536, numLayers: 30, numHeads: 9, numKvHeads: 3, vocabSize: 49152 };
 const LORA = { r: 16, alpha: 32, targetModules: 'all-linear' };
@@ -50,22 +51,6 @@ function config(maxPositions: number): LlamaConfig {
 function peakRssMiB(): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
-}
-
-/** The median; of an even count, the mean of the middle two. */
-const median = (a: number[]) => {
-  const s = [...a].sort((x, y) => x - y), m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-
-function cpuName(): string {
-  try {
-    const out = execFileSync('lscpu', { encoding: 'utf8' });
-    const get = (k: string) => new RegExp(`^${k}:\\s*(.*)$`, 'm').exec(out)?.[1]?.trim() ?? '?';
-    return `${get('Model name')} (family ${get('CPU family')}, model ${get('Model')})`;
-  } catch {
-    return 'unknown CPU';
-  }
 }
 
 // ---- children: one measurement per process, one JSON line on stdout ----

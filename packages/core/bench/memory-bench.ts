@@ -45,6 +45,7 @@ import { GrpoTrainer } from '../src/trainers/grpo-trainer';
 import { PpoTrainer } from '../src/trainers/ppo-trainer';
 import { runSync, type Steps } from '../src/trainers/steps';
 import { Rng } from '../src/util/rng';
+import { median } from './machine';
 
 interface Shape {
   name: string;
@@ -77,12 +78,6 @@ function llamaConfig(s: Shape, maxPositions: number): LlamaConfig {
 function peakRssMiB(): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
-}
-
-/** The median (the mean of the middle two for an even count). */
-function median(a: number[]): number {
-  const s = [...a].sort((x, y) => x - y), h = Math.floor(s.length / 2);
-  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
 }
 
 // ---- the children: one measurement per process, one JSON line on stdout ----
