@@ -99,6 +99,18 @@ export interface NativeBinding {
   embeddingForward(out: Float32Array, ids: Int32Array, table: Float32Array, n: number, vocab: number, dim: number): void;
   embeddingBackward(dtable: Float32Array, dy: Float32Array, ids: Int32Array, n: number, vocab: number, dim: number): void;
 
+  // the ops core computed in TypeScript before (ops/sub, sum, log_sigmoid, slice_columns, gather_rows, fill)
+  sub(out: Float32Array, a: Float32Array, b: Float32Array, n: number): void;
+  sumForward(out: Float32Array, x: Float32Array, n: number): void;
+  sumBackward(dx: Float32Array, dy: Float32Array, n: number): void;
+  logSigmoidForward(out: Float32Array, x: Float32Array, n: number): void;
+  logSigmoidBackward(dx: Float32Array, dy: Float32Array, x: Float32Array, n: number): void;
+  sliceColumns(out: Float32Array, x: Float32Array, rows: number, width: number, offset: number, cols: number): void;
+  sliceColumnsBackward(dx: Float32Array, dy: Float32Array, rows: number, width: number, offset: number, cols: number): void;
+  gatherRows(out: Float32Array, x: Float32Array, index: Int32Array, m: number, n: number, cols: number): void;
+  gatherRowsBackward(dx: Float32Array, dy: Float32Array, index: Int32Array, m: number, n: number, cols: number): void;
+  fill(out: Float32Array, value: number, n: number): void;
+
   // adamw (ops/adamw)
   adamwStep(param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, n: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
 

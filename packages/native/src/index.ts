@@ -7,6 +7,12 @@ export { NativeLoadError, loadNativeBinding, defaultBinaryPath, binaryCandidates
 export { info, setNumThreads, getNumThreads, setSimdLevel } from './runtime';
 export { copyF32, castF32ToBf16, castBf16ToF32 } from './ops/copy';
 export { add, mul, mulBackward, scale, accumulate, addBias, addBiasBackward, sumSquares } from './ops/elementwise';
+export { sub } from './ops/sub';
+export { sumForward, sumBackward } from './ops/sum';
+export { logSigmoidForward, logSigmoidBackward } from './ops/log-sigmoid';
+export { sliceColumns, sliceColumnsBackward } from './ops/slice-columns';
+export { gatherRows, gatherRowsBackward } from './ops/gather-rows';
+export { fill } from './ops/fill';
 export { attentionForward, attentionBackward } from './ops/attention';
 export {
   crossEntropyForward,

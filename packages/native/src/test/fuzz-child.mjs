@@ -179,6 +179,28 @@ const SPECS = {
   addBias: { sig: 'out:f32 x:f32 bias:f32 rows:size cols:size', gen: () => { const R = ri(0, 6), C = ri(0, 20); return [f32(R * C), f32(R * C), f32(C), R, C]; } },
   addBiasBackward: { sig: 'dbias:f32 dy:f32 rows:size cols:size', gen: () => { const R = ri(0, 6), C = ri(0, 20); return [f32(C), f32(R * C), R, C]; } },
   sumSquares: { sig: 'x:f32 n:size', gen: () => { const n = n0(); return [f32(n), n]; } },
+  sub: { sig: 'out:f32 a:f32 b:f32 n:size', gen: unary([0], [0, 0]) },
+  sumForward: { sig: 'out:f32 x:f32 n:size', gen: () => { const n = n0(); return [f32(1), f32(n), n]; } },
+  sumBackward: { sig: 'dx:f32 dy:f32 n:size', gen: () => { const n = n0(); return [f32(n), f32(1), n]; } },
+  logSigmoidForward: { sig: 'out:f32 x:f32 n:size', gen: () => { const n = n0(); const x = f32(n, -100, 100); return [chance(0.3) ? x : f32(n), x, n]; } },
+  logSigmoidBackward: { sig: 'dx:f32 dy:f32 x:f32 n:size', gen: unary([0], [0, 0]) },
+  sliceColumns: {
+    sig: 'out:f32 x:f32 rows:size width:size offset:size cols:size',
+    gen: () => { const R = ri(0, 6), W = ri(0, 24), o = ri(0, W), c = ri(0, W - o); return [f32(R * c), f32(R * W), R, W, o, c]; },
+  },
+  sliceColumnsBackward: {
+    sig: 'dx:f32 dy:f32 rows:size width:size offset:size cols:size',
+    gen: () => { const R = ri(0, 6), W = ri(0, 24), o = ri(0, W), c = ri(0, W - o); return [f32(R * W), f32(R * c), R, W, o, c]; },
+  },
+  gatherRows: {
+    sig: 'out:f32 x:f32 index:i32 m:size n:size cols:size',
+    gen: () => { const m = ri(0, 8), n = ri(1, 10), c = ri(0, 12); return [f32(m * c), f32(n * c), i32(m, 0, n - 1), m, n, c]; },
+  },
+  gatherRowsBackward: {
+    sig: 'dx:f32 dy:f32 index:i32 m:size n:size cols:size',
+    gen: () => { const m = ri(0, 8), n = ri(1, 10), c = ri(0, 12); return [f32(n * c), f32(m * c), i32(m, 0, n - 1), m, n, c]; },
+  },
+  fill: { sig: 'out:f32 value:num n:size', gen: () => { const n = n0(); return [f32(n), r() * 4 - 2, n]; } },
   attentionForward: {
     sig: 'out:f32 lse:f32 q:f32 k:f32 v:f32 mask:f32? B:size H:size Hkv:size Tq:size Tk:size kvCapacity:size D:size scale:num',
     gen: () => {
