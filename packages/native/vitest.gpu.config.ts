@@ -6,6 +6,8 @@ export default defineConfig({
   test: {
     include: ['src/**/*.gpu.test.ts'],
     pool: 'forks',
+    // the view checks collect garbage to see a view keep its base's memory alive
+    execArgv: ['--expose-gc'],
     testTimeout: 120_000,
   },
 });

@@ -2,13 +2,13 @@
 // rlhf_cuda.node by path, runs every CUDA-vs-CPU check of bench/suites/gpu-checks.mjs, times our kernels, and
 // merges the PyTorch peer timings that bench/gpu_torch.py measured on the same GPU in the same run.
 //
-//   node bench/gpu.mjs --cpu <rlhf_native.node> --cuda <rlhf_cuda.node> [--torch peers.json] [--out result.json]
+//   node --expose-gc bench/gpu.mjs --cpu <rlhf_native.node> --cuda <rlhf_cuda.node> [--torch peers.json] [--out result.json]
 //
 // Timing: warm-up calls, then repetitions until ~0.3 s or 20 calls, bracketed by synchronize(); the median of
 // 5 such samples is reported as ms per call. ratio = peerMs / ms (> 1: we are faster).
 import { createRequire } from 'node:module';
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { cases, runSpec, errorChecks, randF32, randI32 } from './suites/gpu-checks.mjs';
+import { cases, runSpec, errorChecks, viewChecks, randF32, randI32 } from './suites/gpu-checks.mjs';
 
 const argv = process.argv.slice(2);
 const opt = (k, d) => {
@@ -40,7 +40,7 @@ for (const spec of cases({ gemm: info.gemm })) {
   result.checks.push(r);
   console.log(`${r.ok ? 'ok  ' : 'FAIL'} ${r.name}  err ${r.err?.toExponential?.(2) ?? '-'} (tol ${spec.tol})${r.error ? ' ' + r.error : ''}${r.ok ? '' : ' ' + JSON.stringify(r.errors ?? {})}`);
 }
-for (const r of errorChecks(cuda)) {
+for (const r of [...errorChecks(cuda), ...(await viewChecks(cpu, cuda))]) {
   if (!r.ok) failed++;
   result.errorChecks.push(r);
   console.log(`${r.ok ? 'ok  ' : 'FAIL'} ${r.name}: ${r.detail}`);

@@ -93,7 +93,7 @@ $PY "$NATIVE/bench/gpu_torch.py" "${RLHF_GPU_ONLY:-}" > "$OUT/torch-peers.json" 
 cat "$OUT/torch-peers.json"
 
 stage "checks + benchmarks"
-node "$NATIVE/bench/gpu.mjs" --cpu "$CPU_NODE" --cuda "$CUDA_NODE" --torch "$OUT/torch-peers.json" \
+node --expose-gc "$NATIVE/bench/gpu.mjs" --cpu "$CPU_NODE" --cuda "$CUDA_NODE" --torch "$OUT/torch-peers.json" \
   --out "$OUT/gpu-result.json" ${RLHF_GPU_ONLY:+--only "$RLHF_GPU_ONLY"}
 rc=$?
 

@@ -3,18 +3,24 @@
 //
 // JS sees:
 //   info()                                  devices, device name, memory, whether GEMM (cuBLAS) is compiled in
-//   new DeviceBuffer(length, dtype, label)  float32 ('f32') or int32 ('i32') device memory from the caching
-//                                           allocator; upload(typed array), download(typed array?), dispose();
-//                                           the finaliser returns the memory if dispose() was never called
+//   new DeviceBuffer(length, dtype, label)  float32 ('f32'), int32 ('i32') or bf16 bits ('bf16') device memory
+//                                           from the caching allocator; upload(typed array), download(typed
+//                                           array?), view(offset, length, label?) (elements of it, sharing its
+//                                           memory), dispose(); the finaliser returns the memory once neither
+//                                           the buffer nor a view of it is reachable
 //   synchronize(), allocatorStats(), emptyCache()
 //   every kernel of API.md under its own name, same argument order, with DeviceBuffers in place of typed arrays.
 // Every argument is checked before a kernel is queued (TypeError / RangeError naming the function and the
 // argument); a disposed buffer is an Error naming it; CUDA failures become Errors with the CUDA error text.
 #include <napi.h>
 
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <map>
+#include <memory>
+#include <vector>
 #include <string>
 
 #include "cuda_common.h"
@@ -26,8 +32,38 @@ namespace {
 using rlhf_cuda::CudaError;
 using rlhf_cuda::CudaRangeError;
 
-enum class DType { F32, I32 };
-const char* dtype_name(DType d) { return d == DType::F32 ? "f32" : "i32"; }
+enum class DType { F32, I32, BF16 };
+const char* dtype_name(DType d) { return d == DType::F32 ? "f32" : d == DType::I32 ? "i32" : "bf16"; }
+size_t dtype_bytes(DType d) { return d == DType::BF16 ? 2 : 4; }
+const char* dtype_array(DType d) {
+  return d == DType::F32 ? "Float32Array" : d == DType::I32 ? "Int32Array" : "Uint16Array";
+}
+napi_typedarray_type dtype_napi(DType d) {
+  return d == DType::F32 ? napi_float32_array : d == DType::I32 ? napi_int32_array : napi_uint16_array;
+}
+
+// One block of device memory from the caching allocator, shared by a buffer and every view of it. It goes back
+// to the allocator when the buffer is disposed (then every view of it is disposed too: using one throws), or
+// when the last JS object holding it (the buffer or a view) has been collected: a view keeps its base alive.
+struct Allocation {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+  bool disposed = false;
+  void release() {
+    if (ptr) rlhf_cuda::device_free(ptr, bytes);
+    ptr = nullptr;
+    disposed = true;
+  }
+  ~Allocation() { release(); }
+};
+
+// What view() hands the constructor (through a Napi::External, which JS code cannot make).
+struct ViewSpec {
+  std::shared_ptr<Allocation> alloc;
+  DType dtype;
+  int64_t offset, length;
+  std::string label;
+};
 
 class DeviceBuffer : public Napi::ObjectWrap<DeviceBuffer> {
  public:
@@ -36,8 +72,11 @@ class DeviceBuffer : public Napi::ObjectWrap<DeviceBuffer> {
     Napi::Function f = DefineClass(env, "DeviceBuffer",
                                    {InstanceMethod("upload", &DeviceBuffer::Upload),
                                     InstanceMethod("download", &DeviceBuffer::Download),
+                                    InstanceMethod("view", &DeviceBuffer::View),
                                     InstanceMethod("dispose", &DeviceBuffer::Dispose),
                                     InstanceAccessor("length", &DeviceBuffer::Length, nullptr),
+                                    InstanceAccessor("offset", &DeviceBuffer::Offset, nullptr),
+                                    InstanceAccessor("isView", &DeviceBuffer::IsView, nullptr),
                                     InstanceAccessor("dtype", &DeviceBuffer::Dtype, nullptr),
                                     InstanceAccessor("label", &DeviceBuffer::Label, nullptr),
                                     InstanceAccessor("disposed", &DeviceBuffer::Disposed, nullptr)});
@@ -49,6 +88,16 @@ class DeviceBuffer : public Napi::ObjectWrap<DeviceBuffer> {
     Napi::Env env = info.Env();
     static uint64_t next_id = 1;
     id_ = next_id++;
+    if (info.Length() == 1 && info[0].IsExternal()) {  // a view, made by view() below
+      ViewSpec* v = info[0].As<Napi::External<ViewSpec>>().Data();
+      alloc_ = v->alloc;
+      dtype_ = v->dtype;
+      offset_ = v->offset;
+      length_ = v->length;
+      label_ = v->label;
+      is_view_ = true;
+      return;
+    }
     if (info.Length() < 1 || !info[0].IsNumber())
       throw Napi::TypeError::New(env, "DeviceBuffer: argument 0 'length' must be a number");
     double len = info[0].As<Napi::Number>().DoubleValue();
@@ -62,59 +111,64 @@ class DeviceBuffer : public Napi::ObjectWrap<DeviceBuffer> {
         dtype_ = DType::F32;
       else if (d == "i32")
         dtype_ = DType::I32;
+      else if (d == "bf16")
+        dtype_ = DType::BF16;
       else
-        throw Napi::TypeError::New(env, "DeviceBuffer: argument 1 'dtype' must be 'f32' or 'i32', got '" + d + "'");
+        throw Napi::TypeError::New(env, "DeviceBuffer: argument 1 'dtype' must be 'f32', 'i32' or 'bf16', got '" + d + "'");
     }
     label_ = (info.Length() > 2 && info[2].IsString()) ? info[2].As<Napi::String>().Utf8Value()
                                                          : "buffer#" + std::to_string(id_);
-    bytes_ = (size_t)length_ * 4;
+    alloc_ = std::make_shared<Allocation>();
+    alloc_->bytes = (size_t)length_ * dtype_bytes(dtype_);
     try {
-      ptr_ = rlhf_cuda::device_alloc(bytes_);
+      alloc_->ptr = rlhf_cuda::device_alloc(alloc_->bytes);
     } catch (const CudaError& e) {
       throw Napi::Error::New(env, "DeviceBuffer '" + label_ + "': " + e.what());
     }
   }
-  // The finaliser: memory goes back to the allocator's cache (never cudaFree on the GC's thread).
-  ~DeviceBuffer() { release(); }
+  // The finaliser drops this object's share of the memory; the allocation goes back to the allocator's cache
+  // (never cudaFree on the GC's thread) once no buffer or view holds it.
+  ~DeviceBuffer() = default;
 
-  void release() {
-    if (ptr_) rlhf_cuda::device_free(ptr_, bytes_);
-    ptr_ = nullptr;
-    disposed_ = true;
+  std::string describe() const {
+    return "device buffer '" + label_ + "' (" + dtype_name(dtype_) + "[" + std::to_string(length_) + "]" +
+           (is_view_ ? ", a view at element " + std::to_string(offset_) : "") + ")";
   }
-  std::string describe() const { return "device buffer '" + label_ + "' (" + dtype_name(dtype_) + "[" + std::to_string(length_) + "])"; }
-  void* ptr() const { return ptr_; }
+  void* ptr() const { return static_cast<uint8_t*>(alloc_->ptr) + (size_t)offset_ * dtype_bytes(dtype_); }
   int64_t length() const { return length_; }
+  size_t bytes() const { return (size_t)length_ * dtype_bytes(dtype_); }
   DType dtype() const { return dtype_; }
-  bool disposed() const { return disposed_; }
+  // Disposed itself, or (a view) its base was disposed: its memory may belong to another buffer by now.
+  bool disposed() const { return disposed_ || !alloc_ || alloc_->disposed; }
 
  private:
   void check_live(Napi::Env env, const char* what) const {
-    if (disposed_) throw Napi::Error::New(env, std::string("DeviceBuffer.") + what + ": " + describe() + " has been disposed");
+    if (disposed()) throw Napi::Error::New(env, std::string("DeviceBuffer.") + what + ": " + describe() + " has been disposed" +
+                                                    (is_view_ && !disposed_ ? " (its base buffer was disposed)" : ""));
   }
   // A typed array of the buffer's dtype; returns its data and element count.
-  std::pair<void*, size_t> view(Napi::Env env, Napi::Value v, const char* what) const {
+  std::pair<void*, size_t> host_view(Napi::Env env, Napi::Value v, const char* what) const {
     if (!v.IsTypedArray())
-      throw Napi::TypeError::New(env, std::string("DeviceBuffer.") + what + ": expected a " +
-                                          (dtype_ == DType::F32 ? "Float32Array" : "Int32Array"));
+      throw Napi::TypeError::New(env, std::string("DeviceBuffer.") + what + ": expected a " + dtype_array(dtype_));
     Napi::TypedArray t = v.As<Napi::TypedArray>();
-    napi_typedarray_type want = dtype_ == DType::F32 ? napi_float32_array : napi_int32_array;
-    if (t.TypedArrayType() != want)
+    if (t.TypedArrayType() != dtype_napi(dtype_))
       throw Napi::TypeError::New(env, std::string("DeviceBuffer.") + what + ": " + describe() + " needs a " +
-                                          (dtype_ == DType::F32 ? "Float32Array" : "Int32Array"));
+                                          dtype_array(dtype_));
     Napi::ArrayBuffer ab = t.ArrayBuffer();
     return {static_cast<uint8_t*>(ab.Data()) + t.ByteOffset(), t.ElementLength()};
   }
   Napi::Value Upload(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     check_live(env, "upload");
-    auto [data, n] = view(env, info[0], "upload");
+    auto [data, n] = host_view(env, info[0], "upload");
     if ((int64_t)n != length_)
       throw Napi::RangeError::New(env, "DeviceBuffer.upload: " + describe() + " takes " + std::to_string(length_) +
                                            " elements, got " + std::to_string(n));
     try {
-      // Pageable source: the call returns once the data is staged, so JS may reuse the array at once.
-      RLHF_CUDA_CHECK(cudaMemcpyAsync(ptr_, data, bytes_, cudaMemcpyHostToDevice, rlhf_cuda::stream()));
+      // Pageable source: the call returns once the data is staged, so JS may reuse the array at once. A view
+      // writes its own range only.
+      if (length_ > 0)
+        RLHF_CUDA_CHECK(cudaMemcpyAsync(ptr(), data, bytes(), cudaMemcpyHostToDevice, rlhf_cuda::stream()));
     } catch (const CudaError& e) {
       throw Napi::Error::New(env, "DeviceBuffer.upload '" + label_ + "': " + e.what());
     }
@@ -128,44 +182,81 @@ class DeviceBuffer : public Napi::ObjectWrap<DeviceBuffer> {
       target = info[0];
     } else if (dtype_ == DType::F32) {
       target = Napi::Float32Array::New(env, (size_t)length_);
-    } else {
+    } else if (dtype_ == DType::I32) {
       target = Napi::Int32Array::New(env, (size_t)length_);
+    } else {
+      target = Napi::Uint16Array::New(env, (size_t)length_);
     }
-    auto [data, n] = view(env, target, "download");
+    auto [data, n] = host_view(env, target, "download");
     if ((int64_t)n != length_)
       throw Napi::RangeError::New(env, "DeviceBuffer.download: " + describe() + " holds " + std::to_string(length_) +
                                            " elements, the target has " + std::to_string(n));
     try {
-      RLHF_CUDA_CHECK(cudaMemcpyAsync(data, ptr_, bytes_, cudaMemcpyDeviceToHost, rlhf_cuda::stream()));
+      if (length_ > 0)
+        RLHF_CUDA_CHECK(cudaMemcpyAsync(data, ptr(), bytes(), cudaMemcpyDeviceToHost, rlhf_cuda::stream()));
       rlhf_cuda::synchronize();  // errors of earlier kernels surface here, with their CUDA text
     } catch (const CudaError& e) {
       throw Napi::Error::New(env, "DeviceBuffer.download '" + label_ + "': " + e.what());
     }
     return target;
   }
+  // view(offset, length, label?): elements [offset, offset + length) of this buffer, sharing its memory.
+  Napi::Value View(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    check_live(env, "view");
+    auto element = [&](size_t i, const char* name) {
+      if (i >= info.Length() || !info[i].IsNumber())
+        throw Napi::TypeError::New(env, std::string("DeviceBuffer.view: argument ") + std::to_string(i) + " '" + name +
+                                            "' must be a number");
+      double v = info[i].As<Napi::Number>().DoubleValue();
+      if (!(v >= 0) || std::floor(v) != v || v > 9007199254740991.0)
+        throw Napi::RangeError::New(env, std::string("DeviceBuffer.view: argument ") + std::to_string(i) + " '" + name +
+                                             "' must be a non-negative integer, got " + std::to_string(v));
+      return (int64_t)v;
+    };
+    int64_t off = element(0, "offset"), len = element(1, "length");
+    if (off > length_ || len > length_ - off)
+      throw Napi::RangeError::New(env, "DeviceBuffer.view: [" + std::to_string(off) + ", " + std::to_string(off) + " + " +
+                                           std::to_string(len) + ") is outside " + describe());
+    ViewSpec spec{alloc_, dtype_, offset_ + off, len,
+                  (info.Length() > 2 && info[2].IsString())
+                      ? info[2].As<Napi::String>().Utf8Value()
+                      : label_ + "[" + std::to_string(off) + ":" + std::to_string(off + len) + "]"};
+    return ctor->New({Napi::External<ViewSpec>::New(env, &spec)});
+  }
+  // A buffer's dispose() returns its memory at once and disposes every view of it; a view's drops the view only.
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
-    release();
+    if (!is_view_ && alloc_) alloc_->release();
+    alloc_.reset();
+    disposed_ = true;
     return info.Env().Undefined();
   }
   Napi::Value Length(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), (double)length_); }
+  Napi::Value Offset(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), (double)offset_); }
+  Napi::Value IsView(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), is_view_); }
   Napi::Value Dtype(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), dtype_name(dtype_)); }
   Napi::Value Label(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), label_); }
-  Napi::Value Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), disposed_); }
+  Napi::Value Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), disposed()); }
 
-  void* ptr_ = nullptr;
+  std::shared_ptr<Allocation> alloc_;
+  int64_t offset_ = 0;  // elements from the start of the allocation
   int64_t length_ = 0;
-  size_t bytes_ = 0;
   DType dtype_ = DType::F32;
   std::string label_;
   uint64_t id_ = 0;
+  bool is_view_ = false;
   bool disposed_ = false;
 };
 Napi::FunctionReference* DeviceBuffer::ctor = nullptr;
 
 // ---- argument checks ----
+// Views make it possible to pass two ranges of one allocation that overlap. A written buffer (see kWrites) may
+// be exactly another argument's range (in place, as before) or lie apart from it; a partial overlap would read
+// values already written, so it is a RangeError (inputs may overlap each other: reading twice is harmless).
 class Args {
  public:
-  Args(const Napi::CallbackInfo& info, const char* fn) : info_(info), fn_(fn) {}
+  Args(const Napi::CallbackInfo& info, const char* fn, const std::vector<int>* writes = nullptr)
+      : info_(info), fn_(fn), writes_(writes) {}
   Napi::Env env() const { return info_.Env(); }
   std::string where(size_t i, const char* name) const {
     return std::string(fn_) + ": argument " + std::to_string(i) + " '" + name + "'";
@@ -189,7 +280,11 @@ class Args {
     if (b->length() < min_len)
       throw Napi::RangeError::New(env(), where(i, name) + ": " + b->describe() + " is too short, needs " +
                                              std::to_string(min_len) + " elements");
+    if (min_len > 0) check_overlap(i, name, b, (size_t)min_len * dtype_bytes(b->dtype()));
     return b;
+  }
+  uint16_t* bf16(size_t i, const char* name, int64_t min_len) const {
+    return static_cast<uint16_t*>(buffer(i, name, DType::BF16, min_len)->ptr());
   }
   float* f32(size_t i, const char* name, int64_t min_len) const {
     return static_cast<float*>(buffer(i, name, DType::F32, min_len)->ptr());
@@ -237,18 +332,61 @@ class Args {
   [[noreturn]] void range(const std::string& msg) const { throw Napi::RangeError::New(env(), std::string(fn_) + ": " + msg); }
 
  private:
+  struct Used {
+    size_t arg;
+    const char* name;
+    uintptr_t begin, end;  // the bytes the kernel touches: [ptr, ptr + min_len · element size)
+  };
+  bool writes(size_t i) const {
+    if (!writes_) return false;
+    for (int w : *writes_)
+      if ((size_t)w == i) return true;
+    return false;
+  }
+  void check_overlap(size_t i, const char* name, const DeviceBuffer* b, size_t bytes) const {
+    uintptr_t begin = reinterpret_cast<uintptr_t>(b->ptr()), end = begin + bytes;
+    for (const Used& u : used_) {
+      if (u.arg == i || !(writes(i) || writes(u.arg))) continue;
+      bool same = u.begin == begin && u.end == end;
+      if (!same && begin < u.end && u.begin < end)
+        throw Napi::RangeError::New(env(), std::string(fn_) + ": argument " + std::to_string(u.arg) + " '" + u.name +
+                                               "' and argument " + std::to_string(i) + " '" + name +
+                                               "' overlap in part (views of one allocation): pass the same range "
+                                               "(in place) or ranges apart");
+    }
+    used_.push_back({i, name, begin, end});
+  }
   const Napi::CallbackInfo& info_;
   const char* fn_;
+  const std::vector<int>* writes_;
+  mutable std::vector<Used> used_;
 };
 
 using Impl = std::function<Napi::Value(const Args&)>;
 
+// The arguments each kernel writes (API.md: outputs first; adamwStep also writes m and v), for the overlap
+// check of Args. A kernel not listed writes its argument 0 only.
+const std::vector<int>& writes_of(const std::string& name) {
+  static const std::map<std::string, std::vector<int>> table = {
+      {"mulBackward", {0, 1}},        {"swigluBackward", {0, 1}},      {"sumSquares", {}},
+      {"layernormForward", {0, 1, 2}}, {"layernormBackward", {0, 1, 2}}, {"rmsnormForward", {0, 1}},
+      {"rmsnormBackward", {0, 1}},     {"adamwStep", {0, 2, 3}},        {"crossEntropyForward", {0, 1}},
+      {"crossEntropyForwardBackward", {0, 1}}, {"tokenLogprobs", {0, 1, 2}}, {"ppoPolicyLoss", {0, 1}},
+      {"ppoValueLoss", {0, 1}},        {"attentionForward", {0, 1}},    {"attentionBackward", {0, 1, 2}},
+      {"decodeSoftmax", {0, 1, 2}},   {"ncclAllGather", {1}},          {"ncclAllReduce", {}},           {"ncclBroadcast", {}},
+  };
+  static const std::vector<int> first = {0};
+  auto it = table.find(name);
+  return it == table.end() ? first : it->second;
+}
+
 // Runs an op: argument errors are already JS errors; CUDA errors get the function's name in front.
 void def(Napi::Env env, Napi::Object exports, const char* name, Impl impl) {
+  const std::vector<int>* writes = &writes_of(name);
   exports.Set(name, Napi::Function::New(
                         env,
-                        [name, impl](const Napi::CallbackInfo& info) -> Napi::Value {
-                          Args a(info, name);
+                        [name, impl, writes](const Napi::CallbackInfo& info) -> Napi::Value {
+                          Args a(info, name, writes);
                           try {
                             return impl(a);
                           } catch (const CudaRangeError& e) {
@@ -376,6 +514,54 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     return undef(a);
   });
 
+  def(env, exports, "sub", [](const Args& a) {
+    int64_t n = a.size(3, "n");
+    sub(a.f32(0, "out", n), a.f32(1, "a", n), a.f32(2, "b", n), n);
+    return undef(a);
+  });
+  def(env, exports, "fill", [](const Args& a) {
+    int64_t n = a.size(2, "n");
+    float* out = a.f32(0, "out", n);
+    // any number, as TypedArray.fill takes it (±Infinity and NaN included), rounded to float32
+    fill(out, (float)a.number(1, "value"), n);
+    return undef(a);
+  });
+  def(env, exports, "logSigmoidForward", [](const Args& a) {
+    int64_t n = a.size(2, "n");
+    log_sigmoid_forward(a.f32(0, "out", n), a.f32(1, "x", n), n);
+    return undef(a);
+  });
+  def(env, exports, "logSigmoidBackward", [](const Args& a) {
+    int64_t n = a.size(3, "n");
+    log_sigmoid_backward(a.f32(0, "dx", n), a.f32(1, "dy", n), a.f32(2, "x", n), n);
+    return undef(a);
+  });
+  def(env, exports, "sumForward", [](const Args& a) {
+    int64_t n = a.size(2, "n");
+    sum_forward(a.f32(0, "out", 1), a.f32(1, "x", n), n);
+    return undef(a);
+  });
+  def(env, exports, "sumBackward", [](const Args& a) {
+    int64_t n = a.size(2, "n");
+    sum_backward(a.f32(0, "dx", n), a.f32(1, "dy", 1), n);
+    return undef(a);
+  });
+  def(env, exports, "copyF32", [](const Args& a) {
+    int64_t n = a.size(2, "n");
+    copy_f32(a.f32(0, "dst", n), a.f32(1, "src", n), n);
+    return undef(a);
+  });
+  def(env, exports, "castF32ToBf16", [](const Args& a) {
+    int64_t n = a.size(2, "n");
+    cast_f32_to_bf16(a.bf16(0, "dst", n), a.f32(1, "src", n), n);
+    return undef(a);
+  });
+  def(env, exports, "castBf16ToF32", [](const Args& a) {
+    int64_t n = a.size(2, "n");
+    cast_bf16_to_f32(a.f32(0, "dst", n), a.bf16(1, "src", n), n);
+    return undef(a);
+  });
+
   // ---- norms ----
   def(env, exports, "layernormForward", [](const Args& a) {
     int64_t r = a.size(6, "rows"), c = a.size(7, "cols"), rc = a.mul(r, c);
@@ -439,6 +625,47 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     permute0213(out, x, A, B, C, D);
     return undef(a);
   });
+
+  auto slice_sizes = [](const Args& a) {
+    int64_t rows = a.size(2, "rows"), width = a.size(3, "width"), offset = a.size(4, "offset"), cols = a.size(5, "cols");
+    if (offset + cols > width)
+      a.range("argument 4 'offset' + argument 5 'cols' (" + std::to_string(offset) + " + " + std::to_string(cols) +
+              ") exceed argument 3 'width' (" + std::to_string(width) + ")");
+    return std::array<int64_t, 4>{rows, width, offset, cols};
+  };
+  def(env, exports, "sliceColumns", [slice_sizes](const Args& a) {
+    auto [rows, width, offset, cols] = slice_sizes(a);
+    float* out = a.f32(0, "out", a.mul(rows, cols));
+    const float* x = a.f32(1, "x", a.mul(rows, width));
+    if (out == x && rows * cols > 0) a.range("'out' and 'x' must be different buffers (not in place)");
+    slice_columns(out, x, rows, width, offset, cols);
+    return undef(a);
+  });
+  def(env, exports, "sliceColumnsBackward", [slice_sizes](const Args& a) {
+    auto [rows, width, offset, cols] = slice_sizes(a);
+    float* dx = a.f32(0, "dx", a.mul(rows, width));
+    const float* dy = a.f32(1, "dy", a.mul(rows, cols));
+    if (dx == dy && rows * cols > 0) a.range("'dx' and 'dy' must be different buffers (not in place)");
+    slice_columns_backward(dx, dy, rows, width, offset, cols);
+    return undef(a);
+  });
+  for (int dir = 0; dir < 2; dir++) {
+    def(env, exports, dir == 0 ? "gatherRows" : "gatherRowsBackward", [dir](const Args& a) {
+      int64_t m = a.size(3, "m"), n = a.size(4, "n"), cols = a.size(5, "cols");
+      int64_t mc = a.mul(m, cols), nc = a.mul(n, cols);
+      float* o = a.f32(0, dir == 0 ? "out" : "dx", dir == 0 ? mc : nc);
+      const float* in = a.f32(1, dir == 0 ? "x" : "dy", dir == 0 ? nc : mc);
+      const int32_t* index = a.i32(2, "index", m);
+      if (o == in && mc > 0) a.range(dir == 0 ? "'out' and 'x' must be different buffers" : "'dx' and 'dy' must be different buffers");
+      int32_t value = 0;
+      int64_t bad = dir == 0 ? gather_rows(o, in, index, m, n, cols, &value)
+                             : gather_rows_backward(o, in, index, m, n, cols, &value);
+      if (bad >= 0)
+        a.range("argument 2 'index': index[" + std::to_string(bad) + "] = " + std::to_string(value) +
+                " is outside [0, n = " + std::to_string(n) + ")");
+      return undef(a);
+    });
+  }
 
   // ---- AdamW ----
   def(env, exports, "adamwStep", [](const Args& a) {
@@ -558,6 +785,23 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
                  (float)a.number_or(12, "alpha", 1.0), (float)a.number_or(13, "beta", 0.0));
     return undef(a);
   });
+  def(env, exports, "gemmBf16", [](const Args& a) {
+    int64_t m = a.size(3, "m"), n = a.size(4, "n"), k = a.size(5, "k");
+    gemm_bf16(a.f32(0, "C", a.mul(m, n)), a.f32(1, "A", a.mul(m, k)), a.bf16(2, "B", a.mul(k, n)), m, n, k,
+              a.boolean_or(6, "transB", true), (float)a.number_or(7, "alpha", 1.0), (float)a.number_or(8, "beta", 0.0));
+    return undef(a);
+  });
+  def(env, exports, "decodeSoftmax", [](const Args& a) {
+    int64_t rows = a.size(4, "rows"), cols = a.size(5, "cols"), ld = a.size(6, "ld");
+    double scale = a.number(7, "scale");
+    if (!std::isfinite(scale)) a.range("argument 7 'scale' must be finite");
+    if (cols > ld) a.range("'cols' (" + std::to_string(cols) + ") must not exceed 'ld' (" + std::to_string(ld) + ")");
+    if (rows > 0 && cols < 1) a.range("'cols' must be at least 1");
+    int64_t n = rows > 0 ? a.mul(rows - 1, ld) + cols : 0;
+    decode_softmax(a.f32_or_null(0, "probs", n), a.f32(1, "lse", rows), a.i32(2, "argmax", rows), a.f32(3, "logits", n),
+                   rows, cols, ld, (float)scale);
+    return undef(a);
+  });
   // ---- NCCL (opened at run time; see nccl.cc) ----
   def(env, exports, "ncclInfo", [](const Args& a) {
     NcclInfo i = nccl_info();
@@ -612,7 +856,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     DeviceBuffer* b = a.any_buffer(0, "buf");
     int64_t root = a.size(1, "root");
     if (root >= nccl_info().size && nccl_info().initialized) a.range("argument 1 'root' must be a rank below the world size");
-    nccl_broadcast(b->ptr(), b->length() * 4, (int)root);
+    nccl_broadcast(b->ptr(), b->bytes(), (int)root);
     return undef(a);
   });
   def(env, exports, "ncclAllGather", [](const Args& a) {

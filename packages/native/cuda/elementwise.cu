@@ -1,5 +1,6 @@
 // Elementwise ops on device buffers: grid-stride loops, one float per thread step (these ops are bound by
-// memory bandwidth; the arithmetic is free). Formulas are those of csrc/ops/{elementwise,gelu,swiglu}.
+// memory bandwidth; the arithmetic is free). Formulas are those of csrc/ops/{elementwise,gelu,swiglu,sub,fill,
+// log_sigmoid,sum,copy}.
 #include "cuda_common.h"
 #include "kernels.h"
 
@@ -116,6 +117,70 @@ __global__ void sum_squares_k(double* acc, const float* x, int64_t n) {
   if (threadIdx.x == 0) atomicAdd(acc, part[0]);
 }
 
+__global__ void sub_k(float* out, const float* a, const float* b, int64_t n) {
+  GRID_STRIDE(i, n) out[i] = a[i] - b[i];
+}
+__global__ void fill_k(float* out, float value, int64_t n) {
+  GRID_STRIDE(i, n) out[i] = value;
+}
+// log σ(x) in float32 with the CPU kernel's stable split (csrc/ops/log_sigmoid; that one evaluates in float64,
+// so the two agree to a few float32 roundings).
+__global__ void log_sigmoid_forward_k(float* out, const float* x, int64_t n) {
+  GRID_STRIDE(i, n) {
+    float v = x[i];
+    out[i] = v >= 0.f ? -log1pf(expf(-v)) : v - log1pf(expf(v));
+  }
+}
+// dx = dy·σ(−x) = dy / (1 + eˣ): eˣ overflowing to ∞ gives 0, never NaN.
+__global__ void log_sigmoid_backward_k(float* dx, const float* dy, const float* x, int64_t n) {
+  GRID_STRIDE(i, n) dx[i] = dy[i] / (1.f + expf(x[i]));
+}
+// Σ x, deterministic: pass 1 writes one float64 partial per block (its grid-stride share, reduced by a fixed
+// tree), pass 2 (one block) adds the partials in a fixed tree and writes out[0]. The grid depends only on n,
+// so a given n always adds in the same order (no atomics), and out[0] never leaves the device.
+constexpr int kSumBlocks = 1024;
+__global__ void sum_partials_k(double* partial, const float* x, int64_t n) {
+  __shared__ double part[kThreads];
+  double s = 0;
+  GRID_STRIDE(i, n) s += (double)x[i];
+  part[threadIdx.x] = s;
+  __syncthreads();
+  for (int w = kThreads / 2; w > 0; w >>= 1) {
+    if (threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) partial[blockIdx.x] = part[0];
+}
+__global__ void sum_finish_k(float* out, const double* partial, int blocks) {
+  __shared__ double part[kThreads];
+  double s = 0;
+  for (int b = threadIdx.x; b < blocks; b += kThreads) s += partial[b];
+  part[threadIdx.x] = s;
+  __syncthreads();
+  for (int w = kThreads / 2; w > 0; w >>= 1) {
+    if (threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) out[0] = (float)part[0];
+}
+// dx[i] = dy[0]: every thread reads dy[0] itself (dy may lie inside dx: the value written there is the value
+// read, so the order does not matter).
+__global__ void sum_backward_k(float* dx, const float* dy, int64_t n) {
+  GRID_STRIDE(i, n) dx[i] = dy[0];
+}
+// float32 -> bf16 bits, round to nearest even, NaN kept quiet (the CPU kernel's bit recipe, csrc/ops/copy).
+__global__ void cast_f32_to_bf16_k(uint16_t* dst, const float* src, int64_t n) {
+  GRID_STRIDE(i, n) {
+    uint32_t u = __float_as_uint(src[i]);
+    bool nan = (u & 0x7fffffffu) > 0x7f800000u;
+    uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    dst[i] = (uint16_t)(nan ? (u >> 16) | 0x40u : r);
+  }
+}
+__global__ void cast_bf16_to_f32_k(float* dst, const uint16_t* src, int64_t n) {
+  GRID_STRIDE(i, n) dst[i] = __uint_as_float((uint32_t)src[i] << 16);
+}
+
 }  // namespace
 
 #define LAUNCH(kernel, n, ...)                                                        \
@@ -160,5 +225,31 @@ double sum_squares(const float* x, int64_t n) {
   synchronize();
   return h;
 }
+
+void sub(float* out, const float* a, const float* b, int64_t n) { LAUNCH(sub_k, n, out, a, b, n); }
+void fill(float* out, float value, int64_t n) { LAUNCH(fill_k, n, out, value, n); }
+void log_sigmoid_forward(float* out, const float* x, int64_t n) { LAUNCH(log_sigmoid_forward_k, n, out, x, n); }
+void log_sigmoid_backward(float* dx, const float* dy, const float* x, int64_t n) {
+  LAUNCH(log_sigmoid_backward_k, n, dx, dy, x, n);
+}
+void sum_forward(float* out, const float* x, int64_t n) {
+  if (n <= 0) {
+    RLHF_CUDA_CHECK(cudaMemsetAsync(out, 0, sizeof(float), stream()));
+    return;
+  }
+  const unsigned blocks = grid_for(n, kThreads, kSumBlocks);
+  Scratch partial(sizeof(double) * blocks);
+  sum_partials_k<<<blocks, kThreads, 0, stream()>>>(partial.as<double>(), x, n);
+  RLHF_CUDA_LAUNCHED("sum_partials_k");
+  sum_finish_k<<<1, kThreads, 0, stream()>>>(out, partial.as<double>(), (int)blocks);
+  RLHF_CUDA_LAUNCHED("sum_finish_k");
+}
+void sum_backward(float* dx, const float* dy, int64_t n) { LAUNCH(sum_backward_k, n, dx, dy, n); }
+void copy_f32(float* dst, const float* src, int64_t n) {
+  if (n > 0 && dst != src)
+    RLHF_CUDA_CHECK(cudaMemcpyAsync(dst, src, size_t(n) * sizeof(float), cudaMemcpyDeviceToDevice, stream()));
+}
+void cast_f32_to_bf16(uint16_t* dst, const float* src, int64_t n) { LAUNCH(cast_f32_to_bf16_k, n, dst, src, n); }
+void cast_bf16_to_f32(float* dst, const uint16_t* src, int64_t n) { LAUNCH(cast_bf16_to_f32_k, n, dst, src, n); }
 
 }  // namespace rlhf_cuda

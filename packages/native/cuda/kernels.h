@@ -22,6 +22,17 @@ void silu_backward(float* dx, const float* dy, const float* x, int64_t n);
 void swiglu_forward(float* out, const float* gate, const float* up, int64_t n);
 void swiglu_backward(float* dgate, float* dup, const float* dy, const float* gate, const float* up, int64_t n);
 double sum_squares(const float* x, int64_t n);
+void sub(float* out, const float* a, const float* b, int64_t n);
+void fill(float* out, float value, int64_t n);
+void log_sigmoid_forward(float* out, const float* x, int64_t n);
+void log_sigmoid_backward(float* dx, const float* dy, const float* x, int64_t n);
+// out[0] = Σ x in float64 (a fixed order for a given n), written on the device: nothing waits.
+void sum_forward(float* out, const float* x, int64_t n);
+void sum_backward(float* dx, const float* dy, int64_t n);
+// copies and bf16 casts (bf16 as its 16 bits; round to nearest even, as csrc/ops/copy)
+void copy_f32(float* dst, const float* src, int64_t n);
+void cast_f32_to_bf16(uint16_t* dst, const float* src, int64_t n);
+void cast_bf16_to_f32(float* dst, const uint16_t* src, int64_t n);
 
 // ---- norms (norms.cu): one block per row ----
 void layernorm_forward(float* out, float* mean, float* rstd, const float* x, const float* w, const float* b,
@@ -40,6 +51,14 @@ int64_t embedding_backward(float* dtable, const float* dy, const int32_t* ids, i
 void rope(float* out, const float* x, const int32_t* pos, const float* inv_freq, int64_t B, int64_t T, int64_t H,
           int64_t D, float scale, bool interleaved, float sign);
 void permute0213(float* out, const float* x, int64_t A, int64_t B, int64_t C, int64_t D);
+void slice_columns(float* out, const float* x, int64_t rows, int64_t width, int64_t offset, int64_t cols);
+void slice_columns_backward(float* dx, const float* dy, int64_t rows, int64_t width, int64_t offset, int64_t cols);
+// Return -1, or the smallest position i whose index[i] is outside [0, n) (its value in *bad_value); they wait
+// for that flag. The backward writes all of dx (deterministic: each row adds its dy rows in the order of i).
+int64_t gather_rows(float* out, const float* x, const int32_t* index, int64_t m, int64_t n, int64_t cols,
+                    int32_t* bad_value);
+int64_t gather_rows_backward(float* dx, const float* dy, const int32_t* index, int64_t m, int64_t n, int64_t cols,
+                             int32_t* bad_value);
 
 // ---- optimiser (adamw.cu) ----
 void adamw_step(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1, float beta2,
@@ -63,6 +82,11 @@ double ppo_policy_loss(float* dlogp, float* stats, const float* logp, const floa
 double ppo_value_loss(float* dvalues, float* stats, const float* values, const float* old_values,
                       const float* returns, const float* mask, int64_t n, float eps_v, float grad_scale);
 
+// ---- generation (decode.cu) ----
+// The sampler's statistics of rows of logits (row stride ld): lse, argmax (first largest), probs (optional).
+void decode_softmax(float* probs, float* lse, int32_t* argmax, const float* logits, int64_t rows, int64_t cols,
+                    int64_t ld, float scale);
+
 // ---- fused attention (attention.cu) ----
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const float* mask,
                        int64_t B, int64_t H, int64_t Hkv, int64_t Tq, int64_t Tk, int64_t kv_cap, int64_t D,
@@ -79,5 +103,9 @@ void gemm(float* C, const float* A, const float* B, int64_t m, int64_t n, int64_
           float alpha, float beta);
 void gemm_batched(float* C, const float* A, const float* B, int64_t batch, int64_t m, int64_t n, int64_t k,
                   int64_t sA, int64_t sB, int64_t sC, bool transA, bool transB, float alpha, float beta);
+// C (m,n) = alpha·A·op(B) + beta·C with B bf16 bits: B widened exactly into scratch float32, then gemm (the
+// CPU kernel's contract below the avx512bf16 level: equal to gemm on the widened B). gemm_bf16.cu.
+void gemm_bf16(float* C, const float* A, const uint16_t* B, int64_t m, int64_t n, int64_t k, bool transB, float alpha,
+               float beta);
 
 }  // namespace rlhf_cuda

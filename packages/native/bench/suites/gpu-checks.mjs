@@ -31,6 +31,12 @@ export function randF32(n, seed, scale = 1) {
   for (let i = 0; i < n; i++) a[i] = (r() * 2 - 1) * scale;
   return a;
 }
+export function randU16(n, seed) {
+  const r = rng(seed);
+  const a = new Uint16Array(n);
+  for (let i = 0; i < n; i++) a[i] = Math.floor(r() * 65536);
+  return a;
+}
 export function randI32(n, seed, lo, hi) {
   const r = rng(seed);
   const a = new Int32Array(n);
@@ -60,7 +66,7 @@ export function runCase(cpu, cuda, spec) {
   for (const [k, v] of Object.entries(spec.arrays)) hostCopy[k] = v.slice();
   const dev = {};
   for (const [k, v] of Object.entries(spec.arrays)) {
-    dev[k] = new cuda.DeviceBuffer(v.length, v instanceof Int32Array ? 'i32' : 'f32', k);
+    dev[k] = new cuda.DeviceBuffer(v.length, v instanceof Int32Array ? 'i32' : v instanceof Uint16Array ? 'bf16' : 'f32', k);
     dev[k].upload(v);
   }
   try {
@@ -251,7 +257,55 @@ export function cases(opts = {}) {
     }
   }
 
+  // The ops core computed in TypeScript before, copies and bf16 casts. Exact (tol 0) where both sides do the
+  // same float32 operations in the same order (sub, fill, copies, casts, slices, gathers, and the backward of
+  // gatherRows, which adds repeated rows in the order of i on both); sums in float64 in different orders
+  // (1e-6 after the float32 rounding); logSigmoid in float32 here, float64 on the CPU (1e-5).
+  list.push({ name: 'sub', fn: 'sub', arrays: { out: F(n), a: F(n), b: F(n, 3) }, outs: ['out'], args: ['out', 'a', 'b', n], tol: 0 });
+  list.push({ name: 'fill', fn: 'fill', arrays: { out: F(n) }, outs: ['out'], args: ['out', -0.37, n], tol: 0 });
+  list.push({ name: 'fill -Infinity', fn: 'fill', arrays: { out: F(n) }, outs: ['out'], args: ['out', -Infinity, n], tol: 0 });
+  for (const len of [n, 1_000_003, 7]) {
+    list.push({ name: `sumForward n=${len}`, fn: 'sumForward', arrays: { out: F(1), x: F(len, 3) }, outs: ['out'], args: ['out', 'x', len], tol: 1e-6 });
+  }
+  list.push({ name: 'sumBackward', fn: 'sumBackward', arrays: { dx: F(n), dy: F(1) }, outs: ['dx'], args: ['dx', 'dy', n], tol: 0 });
+  list.push({ name: 'logSigmoidForward', fn: 'logSigmoidForward', arrays: { out: F(n), x: F(n, 40) }, outs: ['out'], args: ['out', 'x', n], tol: 1e-5 });
+  list.push({ name: 'logSigmoidBackward', fn: 'logSigmoidBackward', arrays: { dx: F(n), dy: F(n, 3), x: F(n, 40) }, outs: ['dx'], args: ['dx', 'dy', 'x', n], tol: 1e-5 });
+  {
+    const rows = 257, width = 301, offset = 33, cols = 101;
+    list.push({ name: 'sliceColumns', fn: 'sliceColumns', arrays: { out: F(rows * cols), x: F(rows * width) }, outs: ['out'], args: ['out', 'x', rows, width, offset, cols], tol: 0 });
+    // dx starts random on both sides: the columns outside the band must stay as they were
+    list.push({ name: 'sliceColumnsBackward (band written, the rest untouched)', fn: 'sliceColumnsBackward', arrays: { dx: F(rows * width), dy: F(rows * cols) }, outs: ['dx'], args: ['dx', 'dy', rows, width, offset, cols], tol: 0 });
+  }
+  for (const [m, nr, cols] of [[700, 300, 67], [5000, 7, 3], [3, 1000, 257]]) {
+    const index = randI32(m, seed++, 0, nr); // m > nr: repeated rows; m < nr: rows never picked (dx 0 there)
+    list.push({ name: `gatherRows m=${m} n=${nr} cols=${cols}`, fn: 'gatherRows', arrays: { out: F(m * cols), x: F(nr * cols), index }, outs: ['out'], args: ['out', 'x', 'index', m, nr, cols], tol: 0 });
+    list.push({ name: `gatherRowsBackward m=${m} n=${nr} cols=${cols} (dx written whole)`, fn: 'gatherRowsBackward', arrays: { dx: F(nr * cols), dy: F(m * cols), index }, outs: ['dx'], args: ['dx', 'dy', 'index', m, nr, cols], tol: 0 });
+  }
+  list.push({ name: 'copyF32', fn: 'copyF32', arrays: { dst: F(n), src: F(n) }, outs: ['dst'], args: ['dst', 'src', n], tol: 0 });
+  {
+    const src = F(n, 1e5);
+    src.set([NaN, Infinity, -Infinity, 3.4e38, -0, 1e-40]);
+    list.push({ name: 'castF32ToBf16', fn: 'castF32ToBf16', arrays: { dst: randU16(n, seed++), src }, outs: ['dst'], args: ['dst', 'src', n], tol: 0 });
+    list.push({ name: 'castBf16ToF32', fn: 'castBf16ToF32', arrays: { dst: F(n), src: randU16(n, seed++) }, outs: ['dst'], args: ['dst', 'src', n], tol: 0 });
+  }
+
+  {
+    // decodeSoftmax: rows with a stride beyond cols (the elements between stay untouched on both sides)
+    const rows = 9, cols = 5003, ld = 5010, len = (rows - 1) * ld + cols;
+    const logits = F(len, 8), am = randI32(rows, seed++, 0, 100);
+    list.push({ name: 'decodeSoftmax with probs', fn: 'decodeSoftmax', arrays: { probs: F(len), lse: F(rows), am, logits }, outs: ['probs', 'lse', 'am'], args: ['probs', 'lse', 'am', 'logits', rows, cols, ld, 1 / 0.7], tol: 1e-5 });
+    list.push({ name: 'decodeSoftmax without probs', fn: 'decodeSoftmax', arrays: { lse: F(rows), am, logits }, outs: ['lse', 'am'], args: [null, 'lse', 'am', 'logits', rows, cols, ld, 1], tol: 1e-5 });
+  }
+
   if (withGemm) {
+    {
+      // B bf16: (n, k) with transB (a weight), (k, n) without. The CPU's avx512bf16 level also rounds A to
+      // bf16 for transB products of more than 16 rows: m = 13 there keeps both sides on the widened-B product.
+      const k = 97, nn = 130;
+      const bits = (len) => { const b = new Uint16Array(len); const f = F(len); for (let i = 0; i < len; i++) b[i] = new Uint32Array(new Float32Array([f[i]]).buffer)[0] >>> 16; return b; };
+      list.push({ name: 'gemmBf16 transB=true m=13', fn: 'gemmBf16', arrays: { C: F(13 * nn), A: F(13 * k), B: bits(nn * k) }, outs: ['C'], args: ['C', 'A', 'B', 13, nn, k, true, 0.5, 0.3], tol: 1e-5 });
+      list.push({ name: 'gemmBf16 transB=false m=257', fn: 'gemmBf16', arrays: { C: F(257 * nn), A: F(257 * k), B: bits(k * nn) }, outs: ['C'], args: ['C', 'A', 'B', 257, nn, k, false, 1, 0], tol: 1e-5 });
+    }
     const m = 257, nn = 130, k = 97;
     for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]]) {
       list.push({ name: `gemm transA=${ta} transB=${tb} alpha 0.5 beta 0.3`, fn: 'gemm', arrays: { C: F(m * nn), A: F(m * k), B: F(k * nn) }, outs: ['C'], args: ['C', 'A', 'B', m, nn, k, ta, tb, 0.5, 0.3], tol: 1e-5 });
@@ -313,6 +367,122 @@ export function errorChecks(cuda) {
 }
 
 /**
+ * DeviceBuffer views: kernels on views at odd offsets, upload / download of a view's range only, length and
+ * range checks, partial overlaps refused, a view after its base was disposed, and (with node --expose-gc) a
+ * view keeping its base's memory alive until the view itself is collected. Async: finalisers run after GC.
+ */
+export async function viewChecks(cpu, cuda) {
+  const results = [];
+  const check = (name, ok, detail = '') => results.push({ name: `view: ${name}`, ok: Boolean(ok), detail });
+  const expectThrow = (name, fn, errName, re) => {
+    try {
+      fn();
+      check(name, false, 'did not throw');
+    } catch (e) {
+      check(name, e.name === errName && re.test(e.message), `${e.name}: ${e.message}`);
+    }
+  };
+  const DB = cuda.DeviceBuffer;
+  const n = 1001, total = 3 * n + 10;
+  const host = randF32(total, 77);
+  const base = new DB(total, 'f32', 'base').upload(host);
+  const a = base.view(1, n), b = base.view(n + 3, n), out = base.view(2 * n + 7, n, 'out');
+  check('offset, length, label, isView', a.offset === 1 && a.length === n && a.isView && !base.isView && a.label === `base[1:${n + 1}]` && out.label === 'out', `${a.offset} ${a.length} ${a.label}`);
+  // kernels on views: the whole allocation afterwards equals the CPU run on subarrays of a host copy
+  cuda.add(out, a, b, n);
+  cuda.logSigmoidForward(a, a, n); // in place on a view
+  const want = host.slice();
+  cpu.add(want.subarray(2 * n + 7, 3 * n + 7), want.subarray(1, n + 1), want.subarray(n + 3, 2 * n + 3), n);
+  cpu.logSigmoidForward(want.subarray(1, n + 1), want.subarray(1, n + 1), n);
+  const got = base.download();
+  const err = maxRelErr(got, want);
+  check('add and in-place logSigmoid on views at odd offsets; every other element untouched', err <= 1e-5, `max error ${err}`);
+  // a view of a view composes offsets
+  const vv = out.view(10, 5);
+  check('a view of a view', vv.offset === 2 * n + 17 && maxRelErr(vv.download(), got.subarray(2 * n + 17, 2 * n + 22)) === 0, `offset ${vv.offset}`);
+  // upload / download touch the view's range only
+  const before = base.download();
+  const patch = randF32(7, 78);
+  base.view(5, 7).upload(patch);
+  const after = base.download();
+  let uploadOk = maxRelErr(after.subarray(5, 12), patch) === 0;
+  for (let i = 0; i < total; i++) if ((i < 5 || i >= 12) && !Object.is(after[i], before[i])) uploadOk = false;
+  check('upload of a view writes its range only', uploadOk);
+  const dl = base.view(5, 7).download();
+  check('download of a view reads its range only', dl.length === 7 && maxRelErr(dl, patch) === 0, `length ${dl.length}`);
+  expectThrow('upload of the wrong length', () => base.view(5, 7).upload(new Float32Array(8)), 'RangeError', /takes 7 elements, got 8/);
+  expectThrow('a kernel checks the view\'s length', () => cuda.add(out, a, base.view(0, n - 1, 'short'), n), 'RangeError', /argument 2 'b'.*'short'.*too short, needs 1001/);
+  expectThrow('a view beyond its base', () => base.view(total - 3, 4), 'RangeError', new RegExp(`DeviceBuffer\\.view: \\[${total - 3}, ${total - 3} \\+ 4\\) is outside`));
+  expectThrow('a negative offset', () => base.view(-1, 4), 'RangeError', /argument 0 'offset' must be a non-negative integer/);
+  expectThrow('an output overlapping an input in part', () => cuda.add(base.view(0, 8), base.view(4, 8), base.view(100, 8), 8), 'RangeError', /add: argument \d '\w+' and argument \d '\w+' overlap in part/);
+  expectThrow('two outputs overlapping in part', () => cuda.mulBackward(base.view(0, 8), base.view(7, 8), base.view(100, 8), base.view(200, 8), base.view(300, 8), 8), 'RangeError', /overlap in part/);
+  let inputsShared = true;
+  try {
+    cuda.add(base.view(400, 8), base.view(0, 8), base.view(4, 8), 8); // inputs may overlap each other
+  } catch (e) {
+    inputsShared = false;
+  }
+  check('inputs overlapping each other are allowed', inputsShared);
+  // bf16 views
+  const bits = randU16(64, 79);
+  const hb = new DB(64, 'bf16', 'bits').upload(bits);
+  const wide = new DB(16, 'f32', 'wide');
+  cuda.castBf16ToF32(wide, hb.view(48, 16), 16);
+  const wantWide = new Float32Array(16);
+  cpu.castBf16ToF32(wantWide, bits.subarray(48), 16);
+  check('a bf16 view into castBf16ToF32', maxRelErr(wide.download(), wantWide) === 0 && hb.view(1, 3).download() instanceof Uint16Array);
+  // a view's dispose drops the view only; the base's disposes its views
+  const keep = base.view(0, 4);
+  keep.dispose();
+  check('dispose() of a view leaves its base usable', keep.disposed && !base.disposed && base.download().length === total);
+  base.dispose();
+  check('disposing the base disposes its views', a.disposed && out.disposed && vv.disposed);
+  expectThrow('a kernel on a view of a disposed base', () => cuda.add(out, a, b, n), 'Error', /add: argument \d '\w+': device buffer .* has been disposed/);
+  expectThrow('download of a view of a disposed base', () => a.download(), 'Error', /DeviceBuffer\.download: .*base\[1:1002\].*has been disposed \(its base buffer was disposed\)/);
+  expectThrow('a view of a view of a disposed base', () => vv.view(0, 1), 'Error', /has been disposed/);
+  for (const x of [hb, wide]) x.dispose();
+
+  // A view keeps its base's memory alive; the memory returns once the view is collected too.
+  const gc = globalThis.gc;
+  if (typeof gc !== 'function') {
+    check('a view keeps its base alive (needs node --expose-gc)', false, 'globalThis.gc is missing: run node with --expose-gc');
+    return results;
+  }
+  const settle = async () => {
+    for (let i = 0; i < 4; i++) {
+      gc();
+      await new Promise((r) => setImmediate(r));
+    }
+  };
+  await settle();
+  const inUse0 = cuda.allocatorStats().inUse;
+  const big = 1 << 20;
+  const data = randF32(big, 80);
+  let ownerCollected = false;
+  const registry = new FinalizationRegistry(() => {
+    ownerCollected = true;
+  });
+  let view = (() => {
+    const owner = new DB(big, 'f32', 'owner').upload(data);
+    registry.register(owner, 'owner');
+    return owner.view(1000, 5000);
+  })();
+  await settle(); // 'owner' is unreachable now; only the view holds its memory
+  check('the base object was collected (else the next check proves nothing)', ownerCollected);
+  const inUseHeld = cuda.allocatorStats().inUse;
+  // Blocks of the same size class: they would take the owner's memory if it had gone back to the cache.
+  const others = [0, 1, 2].map(() => new DB(big, 'f32', 'other').upload(new Float32Array(big)));
+  const still = maxRelErr(view.download(), data.subarray(1000, 6000)) === 0;
+  for (const o of others) o.dispose();
+  check('a view keeps its collected base\'s memory alive and intact', still && inUseHeld > inUse0, `inUse ${inUse0} -> ${inUseHeld}`);
+  view = null;
+  await settle();
+  const inUseAfter = cuda.allocatorStats().inUse;
+  check('the memory returns once the view is collected too', inUseAfter === inUse0, `inUse ${inUse0} -> ${inUseAfter}`);
+  return results;
+}
+
+/**
  * `npm run bench`'s gpu-checks suite: every check above on this machine's GPU (a failed check fails the suite),
  * or a note saying why there is none (the CUDA addon not built, no driver, no device).
  */
@@ -339,6 +509,7 @@ export default async function gpuChecks(h) {
     }
   }
   results.push(...errorChecks(cuda).map((r) => ({ ...r, errors: { detail: r.detail } })));
+  results.push(...(await viewChecks(h.native, cuda)).map((r) => ({ ...r, errors: { detail: r.detail } })));
   const failed = results.filter((r) => !r.ok);
   for (const r of failed) h.note(`FAIL ${r.name}: ${JSON.stringify(r.errors)}`);
   h.log(`  ${results.length} CUDA-vs-CPU checks on ${info.deviceName}, ${failed.length} failed (timings: bench/gpu.sh)`);

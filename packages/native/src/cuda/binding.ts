@@ -1,21 +1,39 @@
 /**
  * The interface of rlhf_cuda.node, the CUDA half of @rlhf/native (sources in packages/native/cuda/).
  * Every kernel has the name and the positional arguments of API.md, with DeviceBuffers in place of typed
- * arrays (`i32` buffers where API.md says i32). Kernels are queued on the process's one CUDA stream and return
+ * arrays (`i32` buffers where API.md says i32, `bf16` buffers where it says Uint16Array). Kernels are queued on the process's one CUDA stream and return
  * at once; those that return a number (a mean loss, Σx²) wait for it, and `download()` waits for everything.
  */
-export type DeviceDType = 'f32' | 'i32';
+/** float32, int32, or bf16 held as its 16 bits (a Uint16Array on the host, as the CPU kernels take it). */
+export type DeviceDType = 'f32' | 'i32' | 'bf16';
+/** The host array of each dtype. */
+export type HostArray = Float32Array | Int32Array | Uint16Array;
 
-/** Device memory from the caching allocator. `dispose()` returns it at once; the GC's finaliser otherwise. */
+/**
+ * Device memory from the caching allocator, or a view of some of it. `dispose()` of a buffer returns its memory
+ * at once and disposes its views with it; otherwise the memory returns once neither the buffer nor any view
+ * of it is reachable (a view keeps its base alive). Using a disposed buffer, or a view whose base was
+ * disposed, throws an Error naming it.
+ */
 export interface DeviceBuffer {
+  /** in elements (of the view, for a view) */
   readonly length: number;
+  /** in elements, from the start of the allocation (0 for a whole buffer) */
+  readonly offset: number;
+  readonly isView: boolean;
   readonly dtype: DeviceDType;
   readonly label: string;
   readonly disposed: boolean;
-  /** Host to device; the array must hold exactly `length` elements of the buffer's dtype. */
-  upload(src: Float32Array | Int32Array): this;
-  /** Device to host (waits for the stream): into `dst`, or a new typed array. */
-  download(dst?: Float32Array | Int32Array): Float32Array | Int32Array;
+  /** Host to device; the array must hold exactly `length` elements of the buffer's dtype (a view writes its range only). */
+  upload(src: HostArray): this;
+  /** Device to host (waits for the stream): into `dst`, or a new typed array (a view reads its range only). */
+  download(dst?: HostArray): HostArray;
+  /**
+   * Elements [offset, offset + length) of this buffer as a DeviceBuffer sharing its memory (no copy); kernels
+   * take it wherever they take a buffer, with `length` as its size. Its label defaults to `label[offset:end]`.
+   */
+  view(offset: number, length: number, label?: string): DeviceBuffer;
+  /** A buffer: returns its memory now (its views are disposed with it). A view: disposes the view only. */
   dispose(): void;
 }
 export interface DeviceBufferConstructor {
@@ -96,6 +114,30 @@ export interface CudaBinding {
   attentionBackward(dq: B, dk: B, dv: B, dout: B, out: B, lse: B, q: B, k: B, v: B, mask: B | null, Bn: number, H: number, Hkv: number, Tq: number, Tk: number, kvCapacity: number, D: number, scale: number): void;
   gemm(C: B, A: B, Bm: B, m: number, n: number, k: number, transA?: boolean, transB?: boolean, alpha?: number, beta?: number): void;
   gemmBatched(C: B, A: B, Bm: B, batch: number, m: number, n: number, k: number, strideA: number, strideB: number, strideC: number, transA?: boolean, transB?: boolean, alpha?: number, beta?: number): void;
+  /** B: a 'bf16' buffer; widened into float32 scratch, then gemm (equal to gemm on the widened B) */
+  gemmBf16(C: B, A: B, Bm: B, m: number, n: number, k: number, transB?: boolean, alpha?: number, beta?: number): void;
+  copyF32(dst: B, src: B, n: number): void;
+  /** dst: a 'bf16' buffer */
+  castF32ToBf16(dst: B, src: B, n: number): void;
+  /** src: a 'bf16' buffer */
+  castBf16ToF32(dst: B, src: B, n: number): void;
+
+  /** the sampler's statistics (API.md): lse, argmax ('i32' buffer), probs (optional) of rows with stride ld */
+  decodeSoftmax(probs: B | null, lse: B, argmax: B, logits: B, rows: number, cols: number, ld: number, scale: number): void;
+
+  // the ops core computed in TypeScript before (API.md); sumForward writes out[0] on the device (nothing waits)
+  sub(out: B, a: B, b: B, n: number): void;
+  fill(out: B, value: number, n: number): void;
+  sumForward(out: B, x: B, n: number): void;
+  sumBackward(dx: B, dy: B, n: number): void;
+  logSigmoidForward(out: B, x: B, n: number): void;
+  logSigmoidBackward(dx: B, dy: B, x: B, n: number): void;
+  sliceColumns(out: B, x: B, rows: number, width: number, offset: number, cols: number): void;
+  sliceColumnsBackward(dx: B, dy: B, rows: number, width: number, offset: number, cols: number): void;
+  /** index: an 'i32' buffer; waits for the index check (a bad index is a RangeError naming its position and value) */
+  gatherRows(out: B, x: B, index: B, m: number, n: number, cols: number): void;
+  /** dx written whole, rows adding their dy rows in the order of i (deterministic); waits for the index check */
+  gatherRowsBackward(dx: B, dy: B, index: B, m: number, n: number, cols: number): void;
 
   // NCCL: one communicator per process; each call waits (under the timeout) for the process stream
   ncclInfo(): NcclInfo;

@@ -24,4 +24,9 @@ describe.skipIf(!avail.ok)(`CUDA kernels vs CPU kernels (${avail.deviceName ?? '
   it('error paths: disposed buffers, dtypes, sizes, bad ids, out of memory, allocator reuse', () => {
     for (const r of checks.errorChecks(cuda())) expect(r.ok, `${r.name}: ${r.detail}`).toBe(true);
   });
+  it('views: kernels on views, their ranges only, checks, a disposed base, a view keeping its base alive', async () => {
+    const results = await checks.viewChecks(native(), cuda());
+    expect(results.length).toBeGreaterThan(15);
+    for (const r of results) expect(r.ok, `${r.name}: ${r.detail}`).toBe(true);
+  });
 });

@@ -12,9 +12,9 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { binaryCandidates, loadNativeBinding, NativeLoadError } from '../loader';
-import type { CudaBinding, DeviceBuffer, DeviceDType } from './binding';
+import type { CudaBinding, DeviceBuffer, DeviceDType, HostArray } from './binding';
 
-export type { CudaBinding, CudaInfo, DeviceBuffer, DeviceBufferConstructor, DeviceDType, AllocatorStats, NcclInfo } from './binding';
+export type { CudaBinding, CudaInfo, DeviceBuffer, DeviceBufferConstructor, DeviceDType, HostArray, AllocatorStats, NcclInfo } from './binding';
 export { NcclCommunicator, ncclAvailable } from './nccl';
 
 /**
@@ -56,9 +56,9 @@ export function cudaAvailable(): { ok: boolean; reason: string; deviceName?: str
   }
 }
 
-/** A new device buffer holding a copy of `src` (f32 for a Float32Array, i32 for an Int32Array). */
-export function toDevice(src: Float32Array | Int32Array, label?: string): DeviceBuffer {
-  const dtype: DeviceDType = src instanceof Int32Array ? 'i32' : 'f32';
+/** A new device buffer holding a copy of `src` (f32 for a Float32Array, i32 for an Int32Array, bf16 for a Uint16Array). */
+export function toDevice(src: HostArray, label?: string): DeviceBuffer {
+  const dtype: DeviceDType = src instanceof Int32Array ? 'i32' : src instanceof Uint16Array ? 'bf16' : 'f32';
   return new (cuda().DeviceBuffer)(src.length, dtype, label).upload(src);
 }
 

@@ -817,14 +817,17 @@ if (WITH_CUDA) {
     const devices = info.devices > 0 && CUDA_DEVICE;
     const DB = cuda.DeviceBuffer;
     const made = [];
+    const isHost = (a) => a instanceof Float32Array || a instanceof Int32Array || a instanceof Uint16Array;
+    // A device copy of a host array: a whole buffer, or (sometimes) a view at an offset into a larger one.
     const toDev = (a) => {
-      if (!(a instanceof Float32Array || a instanceof Int32Array)) return a;
-      const d = new DB(a.length, a instanceof Int32Array ? 'i32' : 'f32', 'fuzz');
+      if (!isHost(a)) return a;
+      const off = chance(0.3) ? ri(1, 5) : 0;
+      const d = new DB(a.length + off, a instanceof Int32Array ? 'i32' : a instanceof Uint16Array ? 'bf16' : 'f32', 'fuzz');
       made.push(d);
-      return d.upload(a);
+      return (off ? d.view(off, a.length) : d).upload(a);
     };
     const fakeBuffers = () => pick([Object.create(DB.prototype), new Float32Array(4), {}, null, undefined, 1, 'buf']);
-    const cudaFns = Object.keys(SPECS).filter((k) => typeof cuda[k] === 'function' && SPECS[k].params.some((p) => p.kind.startsWith('f32') || p.kind === 'i32'));
+    const cudaFns = Object.keys(SPECS).filter((k) => typeof cuda[k] === 'function' && SPECS[k].params.some((p) => p.kind.startsWith('f32') || p.kind === 'i32' || p.kind === 'u16'));
     const cudaIters = Math.max(1, Math.floor(ITERS / 10));
     for (let it = 0; it < cudaIters; it++) {
       const fn = cudaFns[it % cudaFns.length];
@@ -833,7 +836,7 @@ if (WITH_CUDA) {
       try {
         args = spec.gen();
         if (devices && chance(0.7)) args = args.map(toDev);
-        else args = args.map((a) => (a instanceof Float32Array || a instanceof Int32Array ? fakeBuffers() : a));
+        else args = args.map((a) => (isHost(a) ? fakeBuffers() : a));
         if (chance(0.5)) { const i = ri(0, args.length - 1); args[i] = mutateValue(spec.params[i] ?? { kind: 'other' }, args[i], [], {}, fn); }
       } catch (e) {
         if (!devices) continue; // buffers cannot be made without a device
