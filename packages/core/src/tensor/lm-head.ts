@@ -2,7 +2,7 @@
  * The language-model head fused with its loss: from hidden states (N, C) and the head weight W (V, C), the
  * per-row token log-probs (and entropies) or the mean cross-entropy, computed chunk by chunk of rows so that
  * only (chunk, V) logits exist at any time, never (N, V). A Qwen2.5-0.5B head (V = 151936) over 2048 rows is
- * 1.2 GB of logits and as much again of their gradient; in chunks of the default 128 MiB it is 128 MiB at a time.
+ * 1.2 GB of logits and as much again of their gradient; in chunks of the default 256 MiB it is 256 MiB at a time.
  *
  * Forward, per chunk: logits = h·Wᵀ (one GEMM), then the native fused log-softmax kernel (it saves lse per
  * row). Of the logits, only the chunk computed last stays (in a recorded forward: its one scratch buffer, the
@@ -25,12 +25,15 @@ import { acquireF32, releaseF32 } from './pool';
 import { Tensor } from './tensor';
 
 /**
- * Bytes of logits one chunk may hold (default 128 MiB); the rows per chunk follow from V. Smaller chunks cost
+ * Bytes of logits one chunk may hold (default 256 MiB); the rows per chunk follow from V. Smaller chunks cost
  * speed: the weight gradient dW (V, C) is read and written once per chunk (N = 1024, C = 576, V = 49152, same
  * run under a load average of 16, so roughly: 16 MiB chunks 1.9x the time of unfused logits, 64 MiB 1.3x,
- * 256 MiB 1.15x; most of it the extra GEMM).
+ * 256 MiB 1.15x; most of it the extra GEMM), and every chunk but the one kept computes its logits twice. 256
+ * rather than 128 MiB: the SmolLM2-135M SFT head (N 1024, V 49152: 192 MiB) fits one chunk and is never
+ * recomputed, the Qwen2.5-0.5B one (N 512, V 151936) recomputes 71 rows instead of 292, for 64-128 MiB more at
+ * the peak (packages/core/bench/README.md).
  */
-let chunkBytes = 128 * 2 ** 20;
+let chunkBytes = 256 * 2 ** 20;
 
 /** Sets the logits budget of one chunk of the fused LM-head ops (at least one row is always computed). */
 export function setLmHeadChunkBytes(bytes: number): void {
