@@ -119,6 +119,44 @@ if (want('attention')) {
   }
   for (const x of [q, k, v, out, lse, dout, dq, dk, dv]) x.dispose();
 }
+// bf16 on tensor cores: inputs made on the device (float32 upload, castF32ToBf16).
+const devBf16 = (arr, label) => {
+  const f = dev(arr, `${label}-f32`);
+  const b = new cuda.DeviceBuffer(arr.length, 'bf16', label);
+  cuda.castF32ToBf16(b, f, arr.length);
+  f.dispose();
+  return b;
+};
+if (info.gemm && want('gemm-bf16')) {
+  for (const s of [2048, 4096]) {
+    const A = devBf16(randF32(s * s, 11), 'A'), B = devBf16(randF32(s * s, 12), 'B');
+    const C = new cuda.DeviceBuffer(s * s, 'bf16', 'C');
+    const ms = time(() => cuda.gemmBf16Mixed(C, A, B, s, s, s));
+    record('gemmBf16Mixed (bf16 in and out, f32 accumulation)', `${s}x${s}x${s}`, ms, { gflops: +((2 * s ** 3) / ms / 1e6).toFixed(1) }, `matmul_bf16_${s}`, 'torch.matmul bf16 (autocast)');
+    for (const x of [A, B, C]) x.dispose();
+  }
+}
+if (want('attention-bf16')) {
+  const [B, H, T, D] = [8, 16, 2048, 64];
+  const n = B * H * T * D;
+  const q = devBf16(randF32(n, 13), 'q'), k = devBf16(randF32(n, 14), 'k'), v = devBf16(randF32(n, 15), 'v');
+  const dout = devBf16(randF32(n, 16), 'dout'), out = new cuda.DeviceBuffer(n, 'bf16', 'out');
+  const lse = empty(B * H * T, 'lse'), dq = empty(n, 'dq'), dk = empty(n, 'dk'), dv = empty(n, 'dv');
+  const sc = 1 / Math.sqrt(D);
+  const fwd = () => cuda.attentionForwardBf16(out, lse, q, k, v, null, B, H, H, T, T, T, D, sc);
+  const bwd = () => cuda.attentionBackwardBf16(dq, dk, dv, dout, out, lse, q, k, v, null, B, H, H, T, T, T, D, sc);
+  const flopsF = 4 * B * H * T * T * D / 2;
+  const msF = time(fwd);
+  record('attention bf16 tensor cores fwd (causal)', `B${B} H${H} T${T} D${D}`, msF, { gflops: +(flopsF / msF / 1e6).toFixed(1) }, 'sdpa_flash_bf16_fwd', 'torch SDPA flash backend, bf16 autocast');
+  const msFB = time(() => { fwd(); bwd(); });
+  record('attention bf16 tensor cores fwd+bwd (causal)', `B${B} H${H} T${T} D${D}`, msFB, { gflops: +((flopsF * 3.5) / msFB / 1e6).toFixed(1) }, 'sdpa_flash_bf16_fwdbwd', 'torch SDPA flash backend, bf16 autocast');
+  const row = result.bench[result.bench.length - 1];
+  if (row.ratio !== undefined) {
+    result.targets = { ...(result.targets ?? {}), attentionBf16FwdBwdVsFlash: { ratio: row.ratio, target: 0.7, met: row.ratio >= 0.7 } };
+    console.log(`target: attention bf16 fwd+bwd >= 0.7x SDPA flash: ${row.ratio >= 0.7 ? 'met' : 'NOT met'} (${row.ratio})`);
+  }
+  for (const x of [q, k, v, dout, out, lse, dq, dk, dv]) x.dispose();
+}
 if (want('ce')) {
   const [N, V] = [4096, 50257];
   const logits = dev(randF32(N * V, 7, 4), 'logits'), tg = dev(randI32(N, 8, 0, V), 'targets');

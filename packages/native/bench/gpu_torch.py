@@ -1,8 +1,10 @@
 """PyTorch peers for bench/gpu.mjs, on the same GPU in the same run: prints one JSON object of ms per call.
 
 torch.matmul (float32, TF32 off as torch's default), scaled_dot_product_attention (causal, default backend and
-the math path), F.cross_entropy forward+backward, an eager PPO-clip policy loss forward+backward. Same shapes
-and the same timing rule as gpu.mjs (median of 5 samples of several calls, bracketed by synchronize).
+the math path), F.cross_entropy forward+backward, an eager PPO-clip policy loss forward+backward; and the bf16
+peers of the tensor-core kernels, under bf16 autocast on bf16 tensors: torch.matmul (bf16 in, bf16 out, float32
+accumulation) and SDPA restricted to the flash backend (causal, forward and forward+backward). Same shapes and
+the same timing rule as gpu.mjs (median of 5 samples of several calls, bracketed by synchronize).
 """
 import json
 import sys
@@ -45,6 +47,36 @@ if want("gemm"):
         b = torch.randn(s, s, device=dev)
         out[f"matmul_{s}"] = bench(lambda: torch.matmul(a, b))
         del a, b
+if want("gemm-bf16"):
+    for s in (2048, 4096):
+        a = torch.randn(s, s, device=dev, dtype=torch.bfloat16)
+        b = torch.randn(s, s, device=dev, dtype=torch.bfloat16)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out[f"matmul_bf16_{s}"] = bench(lambda: torch.matmul(a, b))
+        del a, b
+if want("attention-bf16"):
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    B, H, T, D = 8, 16, 2048, 64
+    q, k, v = (torch.randn(B, H, T, D, device=dev, dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
+    g = torch.randn(B, H, T, D, device=dev, dtype=torch.bfloat16)
+
+    def fwd16():
+        with torch.no_grad():
+            F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+    def fwdbwd16():
+        o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        torch.autograd.grad(o, (q, k, v), g)
+
+    try:  # the flash backend refuses some GPUs / builds: say so instead of losing every other peer
+        with torch.autocast("cuda", dtype=torch.bfloat16), sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+            out["sdpa_flash_bf16_fwd"] = bench(fwd16)
+            out["sdpa_flash_bf16_fwdbwd"] = bench(fwdbwd16)
+    except RuntimeError as e:
+        out["sdpa_flash_bf16_error"] = str(e)[:500]
+    del q, k, v, g
+    torch.cuda.empty_cache()
 if want("attention"):
     B, H, T, D = 8, 16, 2048, 64
     q, k, v = (torch.randn(B, H, T, D, device=dev, requires_grad=True) for _ in range(3))

@@ -9,7 +9,9 @@
 //                                           memory), dispose(); the finaliser returns the memory once neither
 //                                           the buffer nor a view of it is reachable
 //   synchronize(), allocatorStats(), emptyCache()
-//   every kernel of API.md under its own name, same argument order, with DeviceBuffers in place of typed arrays.
+//   every kernel of API.md under its own name, same argument order, with DeviceBuffers in place of typed arrays;
+//   and the tensor-core ones: gemmBf16Mixed(+Batched) (gemm's arguments with A, B bf16 and C f32 or bf16, float32
+//   accumulation; not gemmBf16, whose A is float32), attentionForwardBf16 / attentionBackwardBf16.
 // Every argument is checked before a kernel is queued (TypeError / RangeError naming the function and the
 // argument); a disposed buffer is an Error naming it; CUDA failures become Errors with the CUDA error text.
 #include <napi.h>
@@ -286,6 +288,13 @@ class Args {
   uint16_t* bf16(size_t i, const char* name, int64_t min_len) const {
     return static_cast<uint16_t*>(buffer(i, name, DType::BF16, min_len)->ptr());
   }
+  // An output that may be f32 or bf16 (mixed-precision GEMM, attention out): the buffer, its dtype checked.
+  DeviceBuffer* f32_or_bf16(size_t i, const char* name, int64_t min_len) const {
+    DeviceBuffer* b = buffer(i, name, DType::F32, min_len, false, true);
+    if (b->dtype() != DType::F32 && b->dtype() != DType::BF16)
+      throw Napi::TypeError::New(env(), where(i, name) + " must be a f32 or bf16 buffer, got " + b->describe());
+    return b;
+  }
   float* f32(size_t i, const char* name, int64_t min_len) const {
     return static_cast<float*>(buffer(i, name, DType::F32, min_len)->ptr());
   }
@@ -373,6 +382,7 @@ const std::vector<int>& writes_of(const std::string& name) {
       {"rmsnormBackward", {0, 1}},     {"adamwStep", {0, 2, 3}},        {"crossEntropyForward", {0, 1}},
       {"crossEntropyForwardBackward", {0, 1}}, {"tokenLogprobs", {0, 1, 2}}, {"ppoPolicyLoss", {0, 1}},
       {"ppoValueLoss", {0, 1}},        {"attentionForward", {0, 1}},    {"attentionBackward", {0, 1, 2}},
+      {"attentionForwardBf16", {0, 1}}, {"attentionBackwardBf16", {0, 1, 2}},
       {"decodeSoftmax", {0, 1, 2}},   {"ncclAllGather", {1}},          {"ncclAllReduce", {}},           {"ncclBroadcast", {}},
   };
   static const std::vector<int> first = {0};
@@ -766,6 +776,35 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     return undef(a);
   });
 
+  // bf16 on tensor cores: the same arguments; q, k, v, dout bf16, out bf16 or f32, lse and mask f32, dq dk dv f32.
+  def(env, exports, "attentionForwardBf16", [attn_sizes](const Args& a) {
+    AttnSizes s = attn_sizes(a, 6);
+    int64_t nq = a.mul(a.mul(s.B, s.H), a.mul(s.Tq, s.D)), nkv = a.mul(a.mul(s.B, s.Hkv), a.mul(s.cap, s.D));
+    DeviceBuffer* out = a.f32_or_bf16(0, "out", nq);
+    for (size_t i = 2; i <= 4; i++)
+      if (nq > 0 && !a.is_null(i) && a.any_buffer(i, "q, k, v")->ptr() == out->ptr())
+        a.range("argument 0 'out' must not be q, k or v (not in place)");
+    attention_forward_bf16(out->ptr(), out->dtype() == DType::BF16, a.f32(1, "lse", a.mul(s.B * s.H, s.Tq)),
+                           a.bf16(2, "q", nq), a.bf16(3, "k", nkv), a.bf16(4, "v", nkv),
+                           a.f32_or_null(5, "mask", a.mul(s.B, s.Tk)), s.B, s.H, s.Hkv, s.Tq, s.Tk, s.cap, s.D,
+                           (float)a.number(13, "scale"));
+    return undef(a);
+  });
+  def(env, exports, "attentionBackwardBf16", [attn_sizes](const Args& a) {
+    AttnSizes s = attn_sizes(a, 10);
+    int64_t nq = a.mul(a.mul(s.B, s.H), a.mul(s.Tq, s.D)), nkv = a.mul(a.mul(s.B, s.Hkv), a.mul(s.cap, s.D));
+    float* dq = a.f32(0, "dq", nq);
+    float* dk = a.f32(1, "dk", nkv);
+    float* dv = a.f32(2, "dv", nkv);
+    if (nkv > 0 && (dq == dk || dq == dv || dk == dv)) a.range("'dq', 'dk' and 'dv' must be three different buffers");
+    DeviceBuffer* out = a.f32_or_bf16(4, "out", nq);
+    attention_backward_bf16(dq, dk, dv, a.bf16(3, "dout", nq), out->ptr(), out->dtype() == DType::BF16,
+                            a.f32(5, "lse", a.mul(s.B * s.H, s.Tq)), a.bf16(6, "q", nq), a.bf16(7, "k", nkv),
+                            a.bf16(8, "v", nkv), a.f32_or_null(9, "mask", a.mul(s.B, s.Tk)), s.B, s.H, s.Hkv, s.Tq,
+                            s.Tk, s.cap, s.D, (float)a.number(17, "scale"));
+    return undef(a);
+  });
+
   // ---- GEMM ----
   def(env, exports, "gemm", [](const Args& a) {
     int64_t m = a.size(3, "m"), n = a.size(4, "n"), k = a.size(5, "k");
@@ -802,6 +841,37 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
                    rows, cols, ld, (float)scale);
     return undef(a);
   });
+  // ---- bf16 GEMM on tensor cores (A, B bf16; C f32 or bf16; float32 accumulation) ----
+  // C must not be A or B: cuBLAS reads them while it writes C.
+  auto distinct_c = [](const Args& a, const DeviceBuffer* C, const uint16_t* A, const uint16_t* B) {
+    if (C->ptr() == (const void*)A || C->ptr() == (const void*)B)
+      a.range("argument 0 'C' must be a different buffer from 'A' and 'B'");
+  };
+  def(env, exports, "gemmBf16Mixed", [distinct_c](const Args& a) {
+    int64_t m = a.size(3, "m"), n = a.size(4, "n"), k = a.size(5, "k");
+    DeviceBuffer* C = a.f32_or_bf16(0, "C", a.mul(m, n));
+    const uint16_t* A = a.bf16(1, "A", a.mul(m, k));
+    const uint16_t* B = a.bf16(2, "B", a.mul(k, n));
+    distinct_c(a, C, A, B);
+    gemm_bf16_mixed(C->ptr(), C->dtype() == DType::BF16, A, B, m, n, k, a.boolean_or(6, "transA", false),
+              a.boolean_or(7, "transB", false), (float)a.number_or(8, "alpha", 1.0), (float)a.number_or(9, "beta", 0.0));
+    return undef(a);
+  });
+  def(env, exports, "gemmBf16MixedBatched", [distinct_c](const Args& a) {
+    int64_t batch = a.size(3, "batch"), m = a.size(4, "m"), n = a.size(5, "n"), k = a.size(6, "k");
+    int64_t sA = a.size(7, "strideA"), sB = a.size(8, "strideB"), sC = a.size(9, "strideC");
+    auto need = [&](int64_t stride, int64_t sz) { return batch == 0 ? 0 : a.mul(batch - 1, stride) + sz; };
+    if (batch > 1 && sC < m * n) a.range("argument 9 'strideC' must be >= m*n (outputs of two batches would overlap)");
+    DeviceBuffer* C = a.f32_or_bf16(0, "C", need(sC, m * n));
+    const uint16_t* A = a.bf16(1, "A", need(sA, m * k));
+    const uint16_t* B = a.bf16(2, "B", need(sB, k * n));
+    distinct_c(a, C, A, B);
+    gemm_bf16_mixed_batched(C->ptr(), C->dtype() == DType::BF16, A, B, batch, m, n, k, sA, sB, sC,
+                      a.boolean_or(10, "transA", false), a.boolean_or(11, "transB", false),
+                      (float)a.number_or(12, "alpha", 1.0), (float)a.number_or(13, "beta", 0.0));
+    return undef(a);
+  });
+
   // ---- NCCL (opened at run time; see nccl.cc) ----
   def(env, exports, "ncclInfo", [](const Args& a) {
     NcclInfo i = nccl_info();

@@ -18,4 +18,13 @@ void gemm_batched(float*, const float*, const float*, int64_t, int64_t, int64_t,
   throw CudaError(kNoCublas);
 }
 
+void gemm_bf16_mixed(void*, bool, const uint16_t*, const uint16_t*, int64_t, int64_t, int64_t, bool, bool, float,
+                     float) {
+  throw CudaError(kNoCublas);
+}
+void gemm_bf16_mixed_batched(void*, bool, const uint16_t*, const uint16_t*, int64_t, int64_t, int64_t, int64_t,
+                             int64_t, int64_t, int64_t, bool, bool, float, float) {
+  throw CudaError(kNoCublas);
+}
+
 }  // namespace rlhf_cuda

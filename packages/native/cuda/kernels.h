@@ -94,6 +94,15 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse,
                         const float* q, const float* k, const float* v, const float* mask, int64_t B, int64_t H,
                         int64_t Hkv, int64_t Tq, int64_t Tk, int64_t kv_cap, int64_t D, float scale);
+// The same on tensor cores (attention_tc.cu): q, k, v, dout bf16; out bf16 (out_bf16) or f32; lse, mask f32;
+// dq, dk, dv f32. D = 64 or 128 and compute capability >= 8.0, else CudaRangeError naming the float32 kernels.
+void attention_forward_bf16(void* out, bool out_bf16, float* lse, const uint16_t* q, const uint16_t* k,
+                            const uint16_t* v, const float* mask, int64_t B, int64_t H, int64_t Hkv, int64_t Tq,
+                            int64_t Tk, int64_t kv_cap, int64_t D, float scale);
+void attention_backward_bf16(float* dq, float* dk, float* dv, const uint16_t* dout, const void* out, bool out_bf16,
+                             const float* lse, const uint16_t* q, const uint16_t* k, const uint16_t* v,
+                             const float* mask, int64_t B, int64_t H, int64_t Hkv, int64_t Tq, int64_t Tk,
+                             int64_t kv_cap, int64_t D, float scale);
 // Largest head size the fused attention kernels take.
 constexpr int64_t kAttentionMaxD = 128;
 
@@ -107,5 +116,13 @@ void gemm_batched(float* C, const float* A, const float* B, int64_t batch, int64
 // CPU kernel's contract below the avx512bf16 level: equal to gemm on the widened B). gemm_bf16.cu.
 void gemm_bf16(float* C, const float* A, const uint16_t* B, int64_t m, int64_t n, int64_t k, bool transB, float alpha,
                float beta);
+// Mixed precision on tensor cores: A, B bf16; C float32 (c_bf16 false) or bf16 (c_bf16 true, read for beta and
+// written rounded once at the end); products and sums in float32 (cublasGemmEx, CUBLAS_COMPUTE_32F). Same
+// row-major convention (operand swap) and arguments as gemm / gemm_batched.
+void gemm_bf16_mixed(void* C, bool c_bf16, const uint16_t* A, const uint16_t* B, int64_t m, int64_t n, int64_t k,
+                     bool transA, bool transB, float alpha, float beta);
+void gemm_bf16_mixed_batched(void* C, bool c_bf16, const uint16_t* A, const uint16_t* B, int64_t batch,
+                             int64_t m, int64_t n, int64_t k, int64_t sA, int64_t sB, int64_t sC, bool transA,
+                             bool transB, float alpha, float beta);
 
 }  // namespace rlhf_cuda

@@ -8,6 +8,12 @@
 // so that an output that must accumulate (+=) is checked as such and one that must be written (=) is checked
 // to overwrite. The error of an array is max |cuda − cpu| / max(1, |cpu|) over its elements (non-finite
 // values must match exactly), compared with the tolerance stated in the case.
+//
+// bf16: a Uint16Array in `arrays` is bf16 bits (a 'bf16' device buffer; the CPU gets the same bits). A Float32Array
+// named in `spec.bf16` goes to the device as bf16 (rounded by the CPU's castF32ToBf16) and to the CPU as those
+// rounded values widened back to float32: the CPU reference (spec.cpuFn, else spec.fn) computes in float32 on
+// exactly the inputs the device sees, and the tolerance covers what bf16 changes (stated in each case). bf16
+// outputs are widened before comparing; with tol 0 their bits must be equal.
 
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -61,22 +67,52 @@ export function maxRelErr(got, want) {
 // ---- the runner ----
 // spec: { name, fn, arrays: { name: Float32Array | Int32Array }, outs: [names], args: [name | number | bool |
 // null], tol, retTol? } — string args name arrays, everything else passes through.
+/** x rounded to bf16 by the CPU's cast and widened back: the float32 values a bf16 buffer of x holds. */
+export function roundBf16(cpu, x) {
+  const bits = new Uint16Array(x.length);
+  cpu.castF32ToBf16(bits, x, x.length);
+  return widenBf16(bits);
+}
+
+/** bf16 bits (Uint16Array) widened to float32, exactly. */
+export function widenBf16(bits) {
+  const u = new Uint32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) u[i] = bits[i] << 16;
+  return new Float32Array(u.buffer);
+}
+
 export function runCase(cpu, cuda, spec) {
   const hostCopy = {};
-  for (const [k, v] of Object.entries(spec.arrays)) hostCopy[k] = v.slice();
   const dev = {};
+  const asBf16 = new Set(spec.bf16 ?? []);
   for (const [k, v] of Object.entries(spec.arrays)) {
-    dev[k] = new cuda.DeviceBuffer(v.length, v instanceof Int32Array ? 'i32' : v instanceof Uint16Array ? 'bf16' : 'f32', k);
+    if (asBf16.has(k)) {
+      const bits = new Uint16Array(v.length);
+      cpu.castF32ToBf16(bits, v, v.length);
+      hostCopy[k] = widenBf16(bits);
+      dev[k] = new cuda.DeviceBuffer(v.length, 'bf16', k);
+      dev[k].upload(bits);
+      continue;
+    }
+    hostCopy[k] = v.slice();
+    const dtype = v instanceof Int32Array ? 'i32' : v instanceof Uint16Array ? 'bf16' : 'f32';
+    dev[k] = new cuda.DeviceBuffer(v.length, dtype, k);
     dev[k].upload(v);
   }
   try {
-    const cpuRet = cpu[spec.fn](...spec.args.map((a) => (typeof a === 'string' ? hostCopy[a] : a)));
+    const cpuRet = cpu[spec.cpuFn ?? spec.fn](...spec.args.map((a) => (typeof a === 'string' ? hostCopy[a] : a)));
     const gpuRet = cuda[spec.fn](...spec.args.map((a) => (typeof a === 'string' ? dev[a] : a)));
     const errors = {};
     let worst = 0;
     for (const o of spec.outs) {
-      const got = dev[o].download();
-      const e = maxRelErr(got, hostCopy[o]);
+      const raw = dev[o].download();
+      const want = hostCopy[o];
+      let e;
+      if (raw instanceof Uint16Array && want instanceof Uint16Array && spec.tol === 0) {
+        e = raw.some((b, i) => b !== want[i]) ? Infinity : 0; // bit for bit
+      } else {
+        e = maxRelErr(raw instanceof Uint16Array ? widenBf16(raw) : raw, want instanceof Uint16Array ? widenBf16(want) : want);
+      }
       errors[o] = e;
       worst = Math.max(worst, e);
     }
@@ -297,6 +333,94 @@ export function cases(opts = {}) {
     list.push({ name: 'decodeSoftmax without probs', fn: 'decodeSoftmax', arrays: { lse: F(rows), am, logits }, outs: ['lse', 'am'], args: [null, 'lse', 'am', 'logits', rows, cols, ld, 1], tol: 1e-5 });
   }
 
+  // attention on tensor cores (attentionForwardBf16 / attentionBackwardBf16) vs the CPU's float32 attention on the
+  // same bf16-rounded q, k, v, dout (and out): causal, GQA ratios 1, 2 and 4, odd T and T not a multiple of the
+  // 64-row tile, a KV cache (capacity > Tk, Tq < Tk), variable lengths in a batch through the padding mask
+  // (left padding of a different length per sequence, up to more than a whole tile: those queries see no key,
+  // out 0 and lse −inf, and get no gradient), a finite additive mask value, D = 64 and 128.
+  // Tolerances (max |err| / max(1, |ref|)): P enters P·V rounded to bf16 (2^-8 relative at most) and a bf16 out
+  // is rounded once more: |Δout| <= 2^-8 max|v| + 2^-8 |out| < 1e-2 with |v| <= 1; an f32 out 5e-3. lse comes from
+  // float32 scores of exact bf16 products: 2e-4. Gradients: P and dS enter their products rounded to bf16
+  // (2^-8 relative per term), sums of up to 200 terms of either sign: 2e-2. A wrong fragment layout or mask
+  // gives errors of order 1.
+  const attnTc = [
+    { B: 2, H: 4, Hkv: 1, Tq: 97, Tk: 97, cap: 97, D: 64, pads: [0, 11], outBf16: true },
+    { B: 2, H: 2, Hkv: 2, Tq: 200, Tk: 200, cap: 211, D: 64, pads: [70, 3], outBf16: true },
+    { B: 1, H: 2, Hkv: 2, Tq: 130, Tk: 130, cap: 130, D: 128, pads: null, outBf16: false },
+    { B: 1, H: 4, Hkv: 1, Tq: 5, Tk: 70, cap: 80, D: 128, pads: [2], outBf16: true },
+    { B: 3, H: 4, Hkv: 2, Tq: 33, Tk: 33, cap: 33, D: 64, pads: [0, 9, 32], outBf16: false },
+  ];
+  for (const a of attnTc) {
+    const nq = a.B * a.H * a.Tq * a.D, nkv = a.B * a.Hkv * a.cap * a.D, nl = a.B * a.H * a.Tq;
+    let mask = null;
+    if (a.pads) {
+      mask = new Float32Array(a.B * a.Tk);
+      for (let b = 0; b < a.B; b++) for (let j = 0; j < a.pads[b]; j++) mask[b * a.Tk + j] = -Infinity;
+      mask[a.Tk - 1] = -0.5;
+    }
+    const shape = `B${a.B} H${a.H} Hkv${a.Hkv} Tq${a.Tq} Tk${a.Tk} cap${a.cap} D${a.D}${a.pads ? ` pads ${a.pads.join('/')}` : ''}`;
+    const q = F(nq), k = F(nkv), v = F(nkv), scale = 1 / Math.sqrt(a.D);
+    const sz = [a.B, a.H, a.Hkv, a.Tq, a.Tk, a.cap, a.D, scale];
+    const arrays = { out: F(nq), lse: F(nl), q, k, v, ...(mask ? { mask } : {}) };
+    list.push({
+      name: `attentionForwardBf16 ${shape} out ${a.outBf16 ? 'bf16' : 'f32'}`,
+      fn: 'attentionForwardBf16',
+      cpuFn: 'attentionForward',
+      bf16: a.outBf16 ? ['out', 'q', 'k', 'v'] : ['q', 'k', 'v'],
+      arrays,
+      outs: ['out', 'lse'],
+      args: ['out', 'lse', 'q', 'k', 'v', mask ? 'mask' : null, ...sz],
+      tol: a.outBf16 ? 1e-2 : 5e-3,
+    });
+    // The backward takes out and lse from the CPU forward on the rounded inputs (out then rounded too when bf16).
+    list.push({
+      name: `attentionBackwardBf16 ${shape} out ${a.outBf16 ? 'bf16' : 'f32'}`,
+      fn: 'attentionBackwardBf16',
+      cpuFn: 'attentionBackward',
+      prepare: (cpu) => {
+        const out = new Float32Array(nq), lse = new Float32Array(nl);
+        const [qr, kr, vr] = [q, k, v].map((x) => roundBf16(cpu, x));
+        cpu.attentionForward(out, lse, qr, kr, vr, mask, ...sz);
+        return { out, lse };
+      },
+      bf16: a.outBf16 ? ['dout', 'out', 'q', 'k', 'v'] : ['dout', 'q', 'k', 'v'],
+      arrays: { dq: F(nq), dk: F(nkv), dv: F(nkv), dout: F(nq), q, k, v, ...(mask ? { mask } : {}) },
+      outs: ['dq', 'dk', 'dv'],
+      args: ['dq', 'dk', 'dv', 'dout', 'out', 'lse', 'q', 'k', 'v', mask ? 'mask' : null, ...sz],
+      tol: 2e-2,
+    });
+  }
+
+  // bf16 cast, beside the one above: random values over 60 binades plus ties to even both ways, NaN payloads,
+  // ±Inf, overflow to Inf, subnormals, -0; bit for bit the CPU's cast.
+  {
+    const nc = 100003;
+    const src = F(nc, 1);
+    const r = rng(seed++);
+    for (let i = 0; i < nc; i++) src[i] *= 2 ** Math.floor(r() * 60 - 30);
+    const special = new Uint32Array([0x3f808000, 0x3f818000, 0x3f80ffff, 0x7f7fffff, 0xff7fffff, 0x7f800000, 0xff800000, 0x7fc00000, 0x7f800001, 0xffc12345, 0x00000001, 0x80000000, 0x007fffff, 0x3f7f8000]);
+    src.set(new Float32Array(special.buffer), 7);
+    const dst = new Uint16Array(nc).map(() => Math.floor(r() * 65536));
+    list.push({ name: 'castF32ToBf16 over 60 binades (ties to even both ways, NaN payloads, overflow)', fn: 'castF32ToBf16', arrays: { dst, src }, outs: ['dst'], args: ['dst', 'src', nc], tol: 0 });
+  }
+
+  if (withGemm) {
+    // bf16 GEMM on tensor cores vs the CPU's float32 gemm on the same bf16-rounded inputs: bf16 products are
+    // exact in float32, so only the order of float32 sums differs (k = 97: tol 1e-4 relative to max(1, |C|));
+    // a bf16 C is rounded once more at the end (half an ulp: up to 2^-8 relative, bf16 keeping 8 significant
+    // bits) and may round the other way after a different sum order: tol 8e-3 (one ulp, up to 2^-7 relative).
+    const m = 257, nn = 130, k = 97;
+    for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]]) {
+      list.push({ name: `gemmBf16Mixed C f32 transA=${ta} transB=${tb} alpha 0.5 beta 0.3`, fn: 'gemmBf16Mixed', cpuFn: 'gemm', bf16: ['A', 'B'], arrays: { C: F(m * nn), A: F(m * k), B: F(k * nn) }, outs: ['C'], args: ['C', 'A', 'B', m, nn, k, ta, tb, 0.5, 0.3], tol: 1e-4 });
+    }
+    list.push({ name: 'gemmBf16Mixed C bf16 transB=true beta 0.3', fn: 'gemmBf16Mixed', cpuFn: 'gemm', bf16: ['C', 'A', 'B'], arrays: { C: F(m * nn), A: F(m * k), B: F(nn * k) }, outs: ['C'], args: ['C', 'A', 'B', m, nn, k, false, true, 1, 0.3], tol: 8e-3 });
+    {
+      const batch = 3;
+      list.push({ name: 'gemmBf16MixedBatched C bf16 (B broadcast, strideB 0)', fn: 'gemmBf16MixedBatched', cpuFn: 'gemmBatched', bf16: ['C', 'A', 'B'], arrays: { C: F(batch * 65 * 47), A: F(batch * 65 * 33), B: F(33 * 47) }, outs: ['C'], args: ['C', 'A', 'B', batch, 65, 47, 33, 65 * 33, 0, 65 * 47, false, false, 1, 0], tol: 8e-3 });
+      list.push({ name: 'gemmBf16MixedBatched C f32 transA (strided)', fn: 'gemmBf16MixedBatched', cpuFn: 'gemmBatched', bf16: ['A', 'B'], arrays: { C: F(batch * 65 * 47), A: F(batch * 65 * 33), B: F(batch * 33 * 47) }, outs: ['C'], args: ['C', 'A', 'B', batch, 65, 47, 33, 65 * 33, 33 * 47, 65 * 47, true, false, 0.7, 0.2], tol: 1e-4 });
+    }
+  }
+
   if (withGemm) {
     {
       // B bf16: (n, k) with transB (a weight), (k, n) without. The CPU's avx512bf16 level also rounds A to
@@ -358,6 +482,29 @@ export function errorChecks(cuda) {
   expectThrow('an embedding id out of range is a RangeError naming its index', () => cuda.embeddingForward(out, ids, table, 4, 5, 3), 'RangeError', /ids\[2\]/);
   // 2^40 floats = 4 TiB: more than any device has.
   expectThrow('out of memory says how much was asked and how much is free', () => new cuda.DeviceBuffer(2 ** 40, 'f32', 'huge'), 'Error', /out of memory.*asked for 4398046511104 bytes.*bytes free/);
+  // bf16 buffers
+  const h16 = new cuda.DeviceBuffer(16, 'bf16', 'h16');
+  expectThrow('a bf16 buffer where f32 is wanted is a TypeError', () => cuda.add(b, h16, b, 16), 'TypeError', /'a' must be a f32 buffer, got device buffer 'h16' \(bf16\[16\]\)/);
+  expectThrow('a f32 buffer as a bf16 GEMM operand is a TypeError', () => cuda.gemmBf16Mixed(b, b, h16, 4, 4, 1), 'TypeError', /'A' must be a bf16 buffer/);
+  expectThrow('a Float32Array uploaded to a bf16 buffer is a TypeError', () => h16.upload(new Float32Array(16)), 'TypeError', /needs a Uint16Array/);
+  expectThrow('bf16 GEMM with C the same buffer as A is a RangeError', () => cuda.gemmBf16Mixed(h16, h16, h16, 4, 4, 4), 'RangeError', /'C' must be a different buffer/);
+  expectThrow('an unknown dtype is a TypeError', () => new cuda.DeviceBuffer(4, 'f16', 'x'), 'TypeError', /'f32', 'i32' or 'bf16'/);
+  {
+    const bits = new Uint16Array([0x3f80, 0xc000, 0x7fc0]);
+    const t = new cuda.DeviceBuffer(3, 'bf16', 'roundtrip').upload(bits);
+    const back = t.download();
+    results.push({ name: 'a bf16 buffer uploads and downloads its bits (Uint16Array)', ok: back instanceof Uint16Array && back.every((x, i) => x === bits[i]), detail: String(back) });
+    t.dispose();
+  }
+  {
+    const q16 = new cuda.DeviceBuffer(2 * 32, 'bf16', 'q16'), o16 = new cuda.DeviceBuffer(2 * 32, 'bf16', 'o16');
+    const l32 = new cuda.DeviceBuffer(2, 'f32', 'lse32'), q32 = new cuda.DeviceBuffer(2, 'f32', 'q32');
+    expectThrow('tensor-core attention refuses D = 32, naming the float32 kernels', () => cuda.attentionForwardBf16(o16, l32, q16, q16, q16, null, 1, 1, 1, 2, 2, 2, 32, 0.2), 'RangeError', /D = 64 or 128, got 32.*attentionForward/);
+    expectThrow('tensor-core attention with f32 q is a TypeError', () => cuda.attentionForwardBf16(o16, l32, q32, q16, q16, null, 1, 1, 1, 1, 1, 1, 1, 1), 'TypeError', /'q' must be a bf16 buffer/);
+    expectThrow('tensor-core attention writing out over q is a RangeError', () => cuda.attentionForwardBf16(q16, l32, q16, q16, q16, null, 1, 1, 1, 2, 2, 2, 32, 0.2), 'RangeError', /'out' must not be q, k or v/);
+    for (const x of [q16, o16, l32, q32]) x.dispose();
+  }
+  h16.dispose();
   const before = cuda.allocatorStats().mallocs;
   for (let i = 0; i < 10; i++) new cuda.DeviceBuffer(1000, 'f32', 'tmp').dispose();
   const after = cuda.allocatorStats().mallocs;

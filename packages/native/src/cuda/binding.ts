@@ -139,6 +139,21 @@ export interface CudaBinding {
   /** dx written whole, rows adding their dy rows in the order of i (deterministic); waits for the index check */
   gatherRowsBackward(dx: B, dy: B, index: B, m: number, n: number, cols: number): void;
 
+  /**
+   * gemm's contract on tensor cores: A and B bf16, C f32 or bf16 (read for beta, written rounded once), products and
+   * sums in float32 (cuBLAS, CUBLAS_COMPUTE_32F). Not gemmBf16 (whose A is float32 and B a weight).
+   */
+  gemmBf16Mixed(C: B, A: B, Bm: B, m: number, n: number, k: number, transA?: boolean, transB?: boolean, alpha?: number, beta?: number): void;
+  gemmBf16MixedBatched(C: B, A: B, Bm: B, batch: number, m: number, n: number, k: number, strideA: number, strideB: number, strideC: number, transA?: boolean, transB?: boolean, alpha?: number, beta?: number): void;
+  /**
+   * attentionForward's contract on tensor cores (bf16 mma, FlashAttention-2 tiling, float32 softmax statistics and
+   * accumulation): q, k, v bf16; out bf16 or f32; lse (f32) and mask (f32 or null) as attentionForward. D = 64 or 128
+   * on compute capability 8.0+; anything else is a RangeError naming the float32 kernels.
+   */
+  attentionForwardBf16(out: B, lse: B, q: B, k: B, v: B, mask: B | null, Bn: number, H: number, Hkv: number, Tq: number, Tk: number, kvCapacity: number, D: number, scale: number): void;
+  /** attentionBackward's contract on tensor cores: dout, q, k, v bf16; out bf16 or f32; dq, dk, dv f32 (written). */
+  attentionBackwardBf16(dq: B, dk: B, dv: B, dout: B, out: B, lse: B, q: B, k: B, v: B, mask: B | null, Bn: number, H: number, Hkv: number, Tq: number, Tk: number, kvCapacity: number, D: number, scale: number): void;
+
   // NCCL: one communicator per process; each call waits (under the timeout) for the process stream
   ncclInfo(): NcclInfo;
   /** 128 bytes: rank 0 makes it, every rank passes the same bytes to ncclInit */

@@ -9,6 +9,13 @@ import { cuda, cudaAvailable } from './index';
 const avail = cudaAvailable();
 if (!avail.ok) console.warn(`[test:gpu] skipping the CUDA tests: ${avail.reason}`);
 
+// bench/gpu.sh sets RLHF_GPU_REQUIRED=1: on the GPU machine a device that cannot be used is a failure, not a skip.
+describe.runIf(process.env.RLHF_GPU_REQUIRED === '1')('the GPU run reaches its device', () => {
+  it('a CUDA device can be used', () => {
+    expect(avail.ok, avail.reason).toBe(true);
+  });
+});
+
 // A plain .mjs module shared with the GPU script; imported by a computed path so that tsc does not type it.
 const checksPath = '../../bench/suites/gpu-checks.mjs';
 const checks = await import(/* @vite-ignore */ checksPath);
