@@ -124,6 +124,8 @@ export interface NativeBinding {
   gemmBf16(C: Float32Array, A: Float32Array, B: Uint16Array, m: number, n: number, k: number, transB?: boolean, alpha?: number, beta?: number): void;
   /** Test hook: whether gemmBf16 of these sizes rounds A to bf16 at the SIMD level in force (the AVX512_BF16 path). */
   _gemmBf16RoundsA(m: number, n: number, k: number, transB: boolean): boolean;
+  // memory (ops/memory): a hint to the OS, no arithmetic
+  adviseHugePages(array: Float32Array | Int32Array | Uint16Array | Uint8Array, collapse: boolean): number;
   /** Benchmarks only (ops/bench_peak): runs independent FMA chains on every thread; returns the flops done. */
   benchFmaPeak(iterations: number): number;
 

@@ -109,6 +109,19 @@ export function nativeDecoder(): typeof nativeOps.NativeDecoder | null {
   return typeof binding.decoderCreate === 'function' && typeof binding.decoderStep === 'function' ? nativeOps.NativeDecoder : null;
 }
 
+/**
+ * Advises Linux to back a large array with transparent huge pages (@rlhf/native adviseHugePages: the array's
+ * whole 2 MiB pages; with `collapse`, the pages already there are converted now, a one-time copy). For arrays
+ * streamed whole again and again: weights read once per decode step, the optimizer's flat buffers. Before the
+ * array is first written it costs nothing. Returns the bytes advised; 0 with a stale addon, off Linux, for an
+ * array under 2 MiB or with RLHF_HUGE_PAGES=0. Not a kernel: it changes the mapping, never the contents.
+ */
+export function adviseHugePages(array: Float32Array | Int32Array | Uint16Array | Uint8Array, collapse = false): number {
+  if (array.byteLength < 2 << 20) return 0;
+  const binding = nativeOps.native() as unknown as Record<string, unknown>;
+  return typeof binding.adviseHugePages === 'function' ? nativeOps.adviseHugePages(array, collapse) : 0;
+}
+
 /** For each kernel name, whether it runs natively or on the TypeScript reference (stale addon). */
 export function kernelSources(): Record<KernelName, KernelSource> {
   kernels();

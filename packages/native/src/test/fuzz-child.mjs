@@ -332,6 +332,7 @@ const SPECS = {
   // Benchmarks only: valid calls take a few iterations; a huge (valid) count is a long benchmark by design, so
   // the size mutations that keep it valid are left out (see NO_HUGE below).
   benchFmaPeak: { sig: 'iterations:size', gen: () => [ri(0, 4)] },
+  adviseHugePages: { sig: 'array:f32 collapse:bool', gen: () => [f32(n0()), ri(0, 1) === 1] },
   siluForward: { sig: 'out:f32 x:f32 n:size', gen: unary([0], [0]) },
   siluBackward: { sig: 'dx:f32 dy:f32 x:f32 n:size', gen: unary([0], [0, 0]) },
   swigluForward: { sig: 'out:f32 gate:f32 up:f32 n:size', gen: unary([0], [0, 0]) },
