@@ -57,26 +57,28 @@ if want("gemm-bf16"):
 if want("attention-bf16"):
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    B, H, T, D = 8, 16, 2048, 64
-    q, k, v = (torch.randn(B, H, T, D, device=dev, dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
-    g = torch.randn(B, H, T, D, device=dev, dtype=torch.bfloat16)
+    for D in (64, 128):  # keys of D = 64 unsuffixed (the target's shape), D = 128 with _d128
+        B, H, T = 8, 16, 2048
+        sfx = "" if D == 64 else f"_d{D}"
+        q, k, v = (torch.randn(B, H, T, D, device=dev, dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
+        g = torch.randn(B, H, T, D, device=dev, dtype=torch.bfloat16)
 
-    def fwd16():
-        with torch.no_grad():
-            F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        def fwd16():
+            with torch.no_grad():
+                F.scaled_dot_product_attention(q, k, v, is_causal=True)
 
-    def fwdbwd16():
-        o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        torch.autograd.grad(o, (q, k, v), g)
+        def fwdbwd16():
+            o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            torch.autograd.grad(o, (q, k, v), g)
 
-    try:  # the flash backend refuses some GPUs / builds: say so instead of losing every other peer
-        with torch.autocast("cuda", dtype=torch.bfloat16), sdpa_kernel(SDPBackend.FLASH_ATTENTION):
-            out["sdpa_flash_bf16_fwd"] = bench(fwd16)
-            out["sdpa_flash_bf16_fwdbwd"] = bench(fwdbwd16)
-    except RuntimeError as e:
-        out["sdpa_flash_bf16_error"] = str(e)[:500]
-    del q, k, v, g
-    torch.cuda.empty_cache()
+        try:  # the flash backend refuses some GPUs / builds: say so instead of losing every other peer
+            with torch.autocast("cuda", dtype=torch.bfloat16), sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+                out[f"sdpa_flash_bf16_fwd{sfx}"] = bench(fwd16)
+                out[f"sdpa_flash_bf16_fwdbwd{sfx}"] = bench(fwdbwd16)
+        except RuntimeError as e:
+            out[f"sdpa_flash_bf16_error{sfx}"] = str(e)[:500]
+        del q, k, v, g
+        torch.cuda.empty_cache()
 if want("attention"):
     B, H, T, D = 8, 16, 2048, 64
     q, k, v = (torch.randn(B, H, T, D, device=dev, requires_grad=True) for _ in range(3))

@@ -341,7 +341,7 @@ export function cases(opts = {}) {
   // Tolerances (max |err| / max(1, |ref|)): P enters P·V rounded to bf16 (2^-8 relative at most) and a bf16 out
   // is rounded once more: |Δout| <= 2^-8 max|v| + 2^-8 |out| < 1e-2 with |v| <= 1; an f32 out 5e-3. lse comes from
   // float32 scores of exact bf16 products: 2e-4. Gradients: P and dS enter their products rounded to bf16
-  // (2^-8 relative per term), sums of up to 200 terms of either sign: 2e-2. A wrong fragment layout or mask
+  // (2^-8 relative per term), sums of up to 777 terms of either sign: 2e-2. A wrong fragment layout or mask
   // gives errors of order 1.
   const attnTc = [
     { B: 2, H: 4, Hkv: 1, Tq: 97, Tk: 97, cap: 97, D: 64, pads: [0, 11], outBf16: true },
@@ -349,6 +349,9 @@ export function cases(opts = {}) {
     { B: 1, H: 2, Hkv: 2, Tq: 130, Tk: 130, cap: 130, D: 128, pads: null, outBf16: false },
     { B: 1, H: 4, Hkv: 1, Tq: 5, Tk: 70, cap: 80, D: 128, pads: [2], outBf16: true },
     { B: 3, H: 4, Hkv: 2, Tq: 33, Tk: 33, cap: 33, D: 64, pads: [0, 9, 32], outBf16: false },
+    // long rows: the online softmax rescales across 13 key tiles, the backward adds dq over 13 key blocks
+    { B: 1, H: 4, Hkv: 1, Tq: 777, Tk: 777, cap: 777, D: 64, pads: [100], outBf16: true },
+    { B: 1, H: 2, Hkv: 2, Tq: 301, Tk: 333, cap: 340, D: 128, pads: [5], outBf16: true },
   ];
   for (const a of attnTc) {
     const nq = a.B * a.H * a.Tq * a.D, nkv = a.B * a.Hkv * a.cap * a.D, nl = a.B * a.H * a.Tq;
