@@ -285,6 +285,18 @@ class Args {
     if (min_len > 0) check_overlap(i, name, b, (size_t)min_len * dtype_bytes(b->dtype()));
     return b;
   }
+  bool is_int32_array(size_t i) const {
+    return i < info_.Length() && info_[i].IsTypedArray() && info_[i].As<Napi::TypedArray>().TypedArrayType() == napi_int32_array;
+  }
+  // A copy of the first min_len values of a host Int32Array (a private copy: its memory may be shared).
+  std::vector<int32_t> host_i32(size_t i, const char* name, int64_t min_len) const {
+    Napi::Int32Array t = info_[i].As<Napi::Int32Array>();
+    if ((int64_t)t.ElementLength() < min_len)
+      throw Napi::RangeError::New(env(), where(i, name) + " is too short: needs " + std::to_string(min_len) +
+                                             " elements, has " + std::to_string(t.ElementLength()));
+    const int32_t* p = reinterpret_cast<const int32_t*>(static_cast<const uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset());
+    return std::vector<int32_t>(p, p + min_len);
+  }
   uint16_t* bf16(size_t i, const char* name, int64_t min_len) const {
     return static_cast<uint16_t*>(buffer(i, name, DType::BF16, min_len)->ptr());
   }
@@ -665,11 +677,28 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       int64_t mc = a.mul(m, cols), nc = a.mul(n, cols);
       float* o = a.f32(0, dir == 0 ? "out" : "dx", dir == 0 ? mc : nc);
       const float* in = a.f32(1, dir == 0 ? "x" : "dy", dir == 0 ? nc : mc);
-      const int32_t* index = a.i32(2, "index", m);
       if (o == in && mc > 0) a.range(dir == 0 ? "'out' and 'x' must be different buffers" : "'dx' and 'dy' must be different buffers");
       int32_t value = 0;
-      int64_t bad = dir == 0 ? gather_rows(o, in, index, m, n, cols, &value)
-                             : gather_rows_backward(o, in, index, m, n, cols, &value);
+      int64_t bad;
+      if (a.is_int32_array(2)) {
+        // A host Int32Array (core's row lists): copied (a SharedArrayBuffer may change under us), checked
+        // here before anything is queued, as the CPU binding does, and uploaded from the copy; the upload
+        // returns once the copy is staged and nothing waits for the kernel.
+        std::vector<int32_t> host = a.host_i32(2, "index", m);
+        for (int64_t i = 0; i < m; ++i)
+          if (host[i] < 0 || host[i] >= n)
+            a.range("argument 2 'index': index[" + std::to_string(i) + "] = " + std::to_string(host[i]) +
+                    " is outside [0, n = " + std::to_string(n) + ")");
+        Scratch dev(sizeof(int32_t) * size_t(m > 0 ? m : 1));
+        if (m > 0)
+          RLHF_CUDA_CHECK(cudaMemcpyAsync(dev.p, host.data(), sizeof(int32_t) * size_t(m), cudaMemcpyHostToDevice, stream()));
+        bad = dir == 0 ? gather_rows(o, in, dev.as<int32_t>(), m, n, cols, nullptr)
+                       : gather_rows_backward(o, in, dev.as<int32_t>(), m, n, cols, nullptr);
+      } else {
+        const int32_t* index = a.i32(2, "index", m);
+        bad = dir == 0 ? gather_rows(o, in, index, m, n, cols, &value)
+                       : gather_rows_backward(o, in, index, m, n, cols, &value);
+      }
       if (bad >= 0)
         a.range("argument 2 'index': index[" + std::to_string(bad) + "] = " + std::to_string(value) +
                 " is outside [0, n = " + std::to_string(n) + ")");

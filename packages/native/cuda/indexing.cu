@@ -188,8 +188,10 @@ void slice_columns_backward(float* dx, const float* dy, int64_t rows, int64_t wi
 
 namespace {
 constexpr unsigned long long kNoBad = ~0ull;
-// Waits for the flag: -1, or the smallest bad position (its value in *value).
+// Waits for the flag: -1, or the smallest bad position (its value in *value). value null: the caller checked
+// the index on the host already, so nothing is read back and nothing waits.
 int64_t read_bad(const Scratch& bad, int32_t* value) {
+  if (!value) return -1;
   unsigned long long h = kNoBad;
   RLHF_CUDA_CHECK(cudaMemcpyAsync(&h, bad.p, sizeof h, cudaMemcpyDeviceToHost, stream()));
   synchronize();

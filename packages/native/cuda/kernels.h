@@ -54,7 +54,8 @@ void permute0213(float* out, const float* x, int64_t A, int64_t B, int64_t C, in
 void slice_columns(float* out, const float* x, int64_t rows, int64_t width, int64_t offset, int64_t cols);
 void slice_columns_backward(float* dx, const float* dy, int64_t rows, int64_t width, int64_t offset, int64_t cols);
 // Return -1, or the smallest position i whose index[i] is outside [0, n) (its value in *bad_value); they wait
-// for that flag. The backward writes all of dx (deterministic: each row adds its dy rows in the order of i).
+// for that flag. bad_value null: the index was checked on the host (bad rows are still skipped), nothing waits.
+// The backward writes all of dx (deterministic: each row adds its dy rows in the order of i).
 int64_t gather_rows(float* out, const float* x, const int32_t* index, int64_t m, int64_t n, int64_t cols,
                     int32_t* bad_value);
 int64_t gather_rows_backward(float* dx, const float* dy, const int32_t* index, int64_t m, int64_t n, int64_t cols,

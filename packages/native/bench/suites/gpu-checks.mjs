@@ -316,6 +316,9 @@ export function cases(opts = {}) {
     const index = randI32(m, seed++, 0, nr); // m > nr: repeated rows; m < nr: rows never picked (dx 0 there)
     list.push({ name: `gatherRows m=${m} n=${nr} cols=${cols}`, fn: 'gatherRows', arrays: { out: F(m * cols), x: F(nr * cols), index }, outs: ['out'], args: ['out', 'x', 'index', m, nr, cols], tol: 0 });
     list.push({ name: `gatherRowsBackward m=${m} n=${nr} cols=${cols} (dx written whole)`, fn: 'gatherRowsBackward', arrays: { dx: F(nr * cols), dy: F(m * cols), index }, outs: ['dx'], args: ['dx', 'dy', 'index', m, nr, cols], tol: 0 });
+    // the index as a host Int32Array (passed as it is to both sides): checked on the host, nothing waits
+    list.push({ name: `gatherRows m=${m} n=${nr} cols=${cols}, host index`, fn: 'gatherRows', arrays: { out: F(m * cols), x: F(nr * cols) }, outs: ['out'], args: ['out', 'x', index, m, nr, cols], tol: 0 });
+    list.push({ name: `gatherRowsBackward m=${m} n=${nr} cols=${cols}, host index`, fn: 'gatherRowsBackward', arrays: { dx: F(nr * cols), dy: F(m * cols) }, outs: ['dx'], args: ['dx', 'dy', index, m, nr, cols], tol: 0 });
   }
   list.push({ name: 'copyF32', fn: 'copyF32', arrays: { dst: F(n), src: F(n) }, outs: ['dst'], args: ['dst', 'src', n], tol: 0 });
   {
@@ -483,6 +486,9 @@ export function errorChecks(cuda) {
   const out = new cuda.DeviceBuffer(4 * 3, 'f32', 'out');
   expectThrow('Tq > Tk is a RangeError (as on the CPU)', () => cuda.attentionForward(b, b, b, b, b, null, 1, 1, 1, 2, 1, 1, 1, 1), 'RangeError', /'Tq' \(2\) must not exceed 'Tk' \(1\)/);
   expectThrow('an embedding id out of range is a RangeError naming its index', () => cuda.embeddingForward(out, ids, table, 4, 5, 3), 'RangeError', /ids\[2\]/);
+  expectThrow('a gatherRows index out of range (device buffer) names its position and value', () => cuda.gatherRows(out, table, ids, 4, 5, 3), 'RangeError', /gatherRows: argument 2 'index': index\[2\] = 7 is outside \[0, n = 5\)/);
+  expectThrow('a gatherRowsBackward index out of range (host Int32Array) names its position and value', () => cuda.gatherRowsBackward(table, out, Int32Array.from([0, 1, -3, 2]), 4, 5, 3), 'RangeError', /gatherRowsBackward: argument 2 'index': index\[2\] = -3 is outside \[0, n = 5\)/);
+  expectThrow('a host index shorter than m', () => cuda.gatherRows(out, table, Int32Array.from([0, 1]), 4, 5, 3), 'RangeError', /gatherRows: argument 2 'index' is too short: needs 4 elements, has 2/);
   // 2^40 floats = 4 TiB: more than any device has.
   expectThrow('out of memory says how much was asked and how much is free', () => new cuda.DeviceBuffer(2 ** 40, 'f32', 'huge'), 'Error', /out of memory.*asked for 4398046511104 bytes.*bytes free/);
   // bf16 buffers

@@ -134,10 +134,14 @@ export interface CudaBinding {
   logSigmoidBackward(dx: B, dy: B, x: B, n: number): void;
   sliceColumns(out: B, x: B, rows: number, width: number, offset: number, cols: number): void;
   sliceColumnsBackward(dx: B, dy: B, rows: number, width: number, offset: number, cols: number): void;
-  /** index: an 'i32' buffer; waits for the index check (a bad index is a RangeError naming its position and value) */
-  gatherRows(out: B, x: B, index: B, m: number, n: number, cols: number): void;
-  /** dx written whole, rows adding their dy rows in the order of i (deterministic); waits for the index check */
-  gatherRowsBackward(dx: B, dy: B, index: B, m: number, n: number, cols: number): void;
+  /**
+   * index: a host Int32Array (checked here before anything is queued, then uploaded; nothing waits) or an 'i32'
+   * buffer (checked on the device: the call waits for that check). A bad index is a RangeError naming its
+   * position and value.
+   */
+  gatherRows(out: B, x: B, index: Int32Array | B, m: number, n: number, cols: number): void;
+  /** dx written whole, rows adding their dy rows in the order of i (deterministic); index as gatherRows */
+  gatherRowsBackward(dx: B, dy: B, index: Int32Array | B, m: number, n: number, cols: number): void;
 
   /**
    * gemm's contract on tensor cores: A and B bf16, C f32 or bf16 (read for beta, written rounded once), products and
