@@ -4,7 +4,7 @@
 export { info as nativeInfo } from '@rlhf/native';
 
 // tensors and autograd (core)
-export { Tensor, CpuStorage, parameter, shapeSize } from './tensor/tensor';
+export { Tensor, CpuStorage, DeviceStorage, parameter, shapeSize } from './tensor/tensor';
 export type { DType, Device, GradNode, Storage } from './tensor/tensor';
 export { defineOp, noGrad, isGradEnabled, tidy, discardGraph, ForwardCtx, BackwardCtx, setBackwardHooks, ensureLeafGrad } from './tensor/autograd';
 export type { OpDef, BackwardHooks } from './tensor/autograd';
@@ -17,6 +17,9 @@ export { acquireF32, releaseF32, poolStats, resetPoolStats, clearPool, setPoolEn
 export type { PoolStats } from './tensor/pool';
 export { kernels, kernelSources, kernelTimings, setKernelTiming, type KernelSource, type KernelTiming } from './backend/cpu';
 export type { Kernels, KernelName } from './backend/kernels';
+export { kernelsFor } from './backend/backends';
+export { registerBackend, backendFor, transferCounts, resetTransferCounts } from './backend/device';
+export type { DeviceBackend, DeviceBuffer, TransferCategory, TransferCount, F32Buf, I32Buf, Bf16Buf } from './backend/device';
 export { Rng } from './util/rng';
 
 // weights I/O: safetensors, HF checkpoint folders, llama2.c checkpoints, atomic writes (weights-tokenizers)

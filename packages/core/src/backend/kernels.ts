@@ -1,51 +1,54 @@
 /**
  * The kernel contract of packages/native/API.md as a TypeScript interface: every op core calls, with the
- * exact positional arguments of @rlhf/native. Core never calls a kernel except through `kernels()` of
- * backend/cpu.ts, which fills this table once.
+ * exact positional arguments of @rlhf/native. Generic over the buffer types of a device: F holds f32, I i32,
+ * H bf16 bits; on the CPU typed arrays (the defaults), on another device its buffer handles (backend/device.ts).
+ * Core never calls a kernel except through `kernelsFor(device)` of backend/backends.ts (the CPU's table is
+ * `kernels()` of backend/cpu.ts). Kernels that return a number (a mean loss, Σx²) wait for it on a device:
+ * each such call is a counted download there.
  * Order everywhere: outputs, saved buffers, inputs, sizes, then scalars/flags. Parameter gradients
  * accumulate (+=); activation gradients are written (=).
  */
-export interface Kernels {
-  gemm(C: Float32Array, A: Float32Array, B: Float32Array, m: number, n: number, k: number, transA?: boolean, transB?: boolean, alpha?: number, beta?: number): void;
-  add(out: Float32Array, a: Float32Array, b: Float32Array, n: number): void;
-  mul(out: Float32Array, a: Float32Array, b: Float32Array, n: number): void;
-  mulBackward(da: Float32Array, db: Float32Array, dy: Float32Array, a: Float32Array, b: Float32Array, n: number): void;
-  scale(out: Float32Array, x: Float32Array, alpha: number, n: number): void;
-  accumulate(dst: Float32Array, src: Float32Array, n: number): void;
-  addBias(out: Float32Array, x: Float32Array, bias: Float32Array, rows: number, cols: number): void;
-  addBiasBackward(dbias: Float32Array, dy: Float32Array, rows: number, cols: number): void;
-  geluForward(out: Float32Array, x: Float32Array, n: number): void;
-  geluBackward(dx: Float32Array, dy: Float32Array, x: Float32Array, n: number): void;
-  softmaxForward(y: Float32Array, lse: Float32Array | null, x: Float32Array, rows: number, cols: number, scale: number): void;
-  softmaxBackward(dx: Float32Array, dy: Float32Array, y: Float32Array, rows: number, cols: number, scale: number): void;
-  siluForward(out: Float32Array, x: Float32Array, n: number): void;
-  siluBackward(dx: Float32Array, dy: Float32Array, x: Float32Array, n: number): void;
-  swigluForward(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
-  swigluBackward(dgate: Float32Array, dup: Float32Array, dy: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
-  layernormForward(out: Float32Array, mean: Float32Array, rstd: Float32Array, x: Float32Array, weight: Float32Array, bias: Float32Array, rows: number, cols: number, eps: number): void;
-  layernormBackward(dx: Float32Array, dweight: Float32Array, dbias: Float32Array, dy: Float32Array, x: Float32Array, weight: Float32Array, mean: Float32Array, rstd: Float32Array, rows: number, cols: number): void;
-  rmsnormForward(out: Float32Array, rstd: Float32Array, x: Float32Array, weight: Float32Array, rows: number, cols: number, eps: number): void;
-  rmsnormBackward(dx: Float32Array, dweight: Float32Array, dy: Float32Array, x: Float32Array, weight: Float32Array, rstd: Float32Array, rows: number, cols: number): void;
-  embeddingForward(out: Float32Array, ids: Int32Array, table: Float32Array, n: number, vocab: number, dim: number): void;
-  embeddingBackward(dtable: Float32Array, dy: Float32Array, ids: Int32Array, n: number, vocab: number, dim: number): void;
-  ropeForward(out: Float32Array, x: Float32Array, positions: Int32Array, invFreq: Float32Array, B: number, T: number, H: number, D: number, scale: number, interleaved: boolean): void;
-  ropeBackward(dx: Float32Array, dy: Float32Array, positions: Int32Array, invFreq: Float32Array, B: number, T: number, H: number, D: number, scale: number, interleaved: boolean): void;
-  permute0213(out: Float32Array, x: Float32Array, A: number, B: number, C: number, D: number): void;
-  adamwStep(param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, n: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
-  sumSquares(x: Float32Array, n: number): number;
-  attentionForward(out: Float32Array, lse: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, mask: Float32Array | null, B: number, H: number, Hkv: number, Tq: number, Tk: number, kvCapacity: number, D: number, scale: number): void;
-  attentionBackward(dq: Float32Array, dk: Float32Array, dv: Float32Array, dout: Float32Array, out: Float32Array, lse: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, mask: Float32Array | null, B: number, H: number, Hkv: number, Tq: number, Tk: number, kvCapacity: number, D: number, scale: number): void;
-  crossEntropyForward(losses: Float32Array, lse: Float32Array, logits: Float32Array, targets: Int32Array, N: number, V: number, ignoreIndex: number, temperature: number): number;
-  crossEntropyBackward(dlogits: Float32Array, dlosses: Float32Array, logits: Float32Array, lse: Float32Array, targets: Int32Array, N: number, V: number, ignoreIndex: number, temperature: number): void;
-  tokenLogprobs(logprobs: Float32Array, entropy: Float32Array | null, lse: Float32Array, logits: Float32Array, targets: Int32Array, N: number, V: number, temperature: number): void;
-  tokenLogprobsBackward(dlogits: Float32Array, dlogprobs: Float32Array, dentropy: Float32Array | null, logits: Float32Array, lse: Float32Array, targets: Int32Array, N: number, V: number, temperature: number): void;
-  ppoPolicyLoss(dlogp: Float32Array, stats: Float32Array, logp: Float32Array, oldLogp: Float32Array, advantages: Float32Array, mask: Float32Array, n: number, cliprange: number, dualClip: number, gradScale: number): number;
-  ppoValueLoss(dvalues: Float32Array, stats: Float32Array, values: Float32Array, oldValues: Float32Array, returns: Float32Array, mask: Float32Array, n: number, cliprangeValue: number, gradScale: number): number;
-  copyF32(dst: Float32Array, src: Float32Array, n: number): void;
-  gemmBf16(C: Float32Array, A: Float32Array, B: Uint16Array, m: number, n: number, k: number, transB?: boolean, alpha?: number, beta?: number): void;
-  castF32ToBf16(dst: Uint16Array, src: Float32Array, n: number): void;
-  castBf16ToF32(dst: Float32Array, src: Uint16Array, n: number): void;
-  decodeSoftmax(probs: Float32Array | null, lse: Float32Array, argmax: Int32Array, logits: Float32Array, rows: number, cols: number, ld: number, scale: number): void;
+export interface Kernels<F = Float32Array, I = Int32Array, H = Uint16Array> {
+  gemm(C: F, A: F, B: F, m: number, n: number, k: number, transA?: boolean, transB?: boolean, alpha?: number, beta?: number): void;
+  add(out: F, a: F, b: F, n: number): void;
+  mul(out: F, a: F, b: F, n: number): void;
+  mulBackward(da: F, db: F, dy: F, a: F, b: F, n: number): void;
+  scale(out: F, x: F, alpha: number, n: number): void;
+  accumulate(dst: F, src: F, n: number): void;
+  addBias(out: F, x: F, bias: F, rows: number, cols: number): void;
+  addBiasBackward(dbias: F, dy: F, rows: number, cols: number): void;
+  geluForward(out: F, x: F, n: number): void;
+  geluBackward(dx: F, dy: F, x: F, n: number): void;
+  softmaxForward(y: F, lse: F | null, x: F, rows: number, cols: number, scale: number): void;
+  softmaxBackward(dx: F, dy: F, y: F, rows: number, cols: number, scale: number): void;
+  siluForward(out: F, x: F, n: number): void;
+  siluBackward(dx: F, dy: F, x: F, n: number): void;
+  swigluForward(out: F, gate: F, up: F, n: number): void;
+  swigluBackward(dgate: F, dup: F, dy: F, gate: F, up: F, n: number): void;
+  layernormForward(out: F, mean: F, rstd: F, x: F, weight: F, bias: F, rows: number, cols: number, eps: number): void;
+  layernormBackward(dx: F, dweight: F, dbias: F, dy: F, x: F, weight: F, mean: F, rstd: F, rows: number, cols: number): void;
+  rmsnormForward(out: F, rstd: F, x: F, weight: F, rows: number, cols: number, eps: number): void;
+  rmsnormBackward(dx: F, dweight: F, dy: F, x: F, weight: F, rstd: F, rows: number, cols: number): void;
+  embeddingForward(out: F, ids: I, table: F, n: number, vocab: number, dim: number): void;
+  embeddingBackward(dtable: F, dy: F, ids: I, n: number, vocab: number, dim: number): void;
+  ropeForward(out: F, x: F, positions: I, invFreq: F, B: number, T: number, H: number, D: number, scale: number, interleaved: boolean): void;
+  ropeBackward(dx: F, dy: F, positions: I, invFreq: F, B: number, T: number, H: number, D: number, scale: number, interleaved: boolean): void;
+  permute0213(out: F, x: F, A: number, B: number, C: number, D: number): void;
+  adamwStep(param: F, grad: F, m: F, v: F, n: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
+  sumSquares(x: F, n: number): number;
+  attentionForward(out: F, lse: F, q: F, k: F, v: F, mask: F | null, B: number, H: number, Hkv: number, Tq: number, Tk: number, kvCapacity: number, D: number, scale: number): void;
+  attentionBackward(dq: F, dk: F, dv: F, dout: F, out: F, lse: F, q: F, k: F, v: F, mask: F | null, B: number, H: number, Hkv: number, Tq: number, Tk: number, kvCapacity: number, D: number, scale: number): void;
+  crossEntropyForward(losses: F, lse: F, logits: F, targets: I, N: number, V: number, ignoreIndex: number, temperature: number): number;
+  crossEntropyBackward(dlogits: F, dlosses: F, logits: F, lse: F, targets: I, N: number, V: number, ignoreIndex: number, temperature: number): void;
+  tokenLogprobs(logprobs: F, entropy: F | null, lse: F, logits: F, targets: I, N: number, V: number, temperature: number): void;
+  tokenLogprobsBackward(dlogits: F, dlogprobs: F, dentropy: F | null, logits: F, lse: F, targets: I, N: number, V: number, temperature: number): void;
+  ppoPolicyLoss(dlogp: F, stats: F, logp: F, oldLogp: F, advantages: F, mask: F, n: number, cliprange: number, dualClip: number, gradScale: number): number;
+  ppoValueLoss(dvalues: F, stats: F, values: F, oldValues: F, returns: F, mask: F, n: number, cliprangeValue: number, gradScale: number): number;
+  copyF32(dst: F, src: F, n: number): void;
+  gemmBf16(C: F, A: F, B: H, m: number, n: number, k: number, transB?: boolean, alpha?: number, beta?: number): void;
+  castF32ToBf16(dst: H, src: F, n: number): void;
+  castBf16ToF32(dst: F, src: H, n: number): void;
+  decodeSoftmax(probs: F | null, lse: F, argmax: I, logits: F, rows: number, cols: number, ld: number, scale: number): void;
 }
 
 export type KernelName = keyof Kernels;

@@ -11,8 +11,9 @@
  * to know. Leaf gradients (parameters) live in their own memory and persist across steps; zero them with
  * the optimizer's zeroGrad().
  */
+import { backendFor, hostToDevice, isHost, upload, type DeviceBuffer, type F32Buf, type HostArray } from '../backend/device';
 import { acquireF32, acquireZerosF32, releaseF32 } from './pool';
-import { CpuStorage, setBackwardImpl, setPooledTensorHook, Tensor, type GradNode } from './tensor';
+import { CpuStorage, DeviceStorage, setBackwardImpl, setPooledTensorHook, Tensor, type Device, type GradNode } from './tensor';
 
 let gradEnabled = true;
 
@@ -45,53 +46,114 @@ export function isGradEnabled(): boolean {
   return gradEnabled;
 }
 
-/** What a forward sees: whether the op is being recorded, scratch buffers, and a place to save things. */
+/**
+ * A buffer of `device` from its pool (the cpu's pool; a device's allocator), contents arbitrary; give it back
+ * with freeBuffer().
+ */
+export function acquireBuffer(device: Device, n: number): F32Buf {
+  return device === 'cpu' ? acquireF32(n) : backendFor(device).alloc(n, 'f32');
+}
+
+/** Gives back a buffer of acquireBuffer() or an upload of ForwardCtx.input(): the cpu's to the pool, a device's freed. */
+export function freeBuffer(b: F32Buf | DeviceBuffer | HostArray): void {
+  if (isHost(b)) {
+    if (b instanceof Float32Array) releaseF32(b);
+  } else b.dispose();
+}
+
+/**
+ * What a forward sees: whether the op is being recorded, the device its tensors are on, scratch buffers, and a
+ * place to save things.
+ */
 export class ForwardCtx {
-  /** scratch buffers from the pool, given back with the node (or right after the forward if not recorded) */
-  readonly scratch: Float32Array[] = [];
+  /** scratch buffers (and a device's uploads of host inputs), given back with the node (or right after an unrecorded forward) */
+  readonly scratch: F32Buf[] = [];
   /** what the backward needs (set by the forward) */
   saved: Record<string, unknown> = {};
-  constructor(readonly recording: boolean) {}
-  alloc(n: number): Float32Array {
-    const b = acquireF32(n);
+  constructor(
+    readonly recording: boolean,
+    readonly device: Device = 'cpu',
+  ) {}
+  /** n f32 elements of this op's device (contents arbitrary), given back with the node */
+  alloc(n: number): F32Buf {
+    const b = acquireBuffer(this.device, n);
     this.scratch.push(b);
+    return b;
+  }
+  /**
+   * A host array the op reads (ids, targets, a mask, positions: `input`; a table the model never changes,
+   * RoPE's frequencies: `constant`) as this op's device takes it: the array itself on the cpu; on a device a
+   * counted upload, freed with the node (a constant is uploaded once per array and kept). A tensor of this op's
+   * device in its place is used as it is (no transfer).
+   */
+  input<A extends HostArray>(a: A | Tensor, category: 'input' | 'constant' = 'input'): A | DeviceBuffer {
+    if (a instanceof Tensor) {
+      // already where the op computes (a model uploads a step's positions and mask once, not once per layer)
+      if (a.device !== this.device) throw new Error(`an op on ${this.device} was given a host input as a tensor on ${a.device}`);
+      return (a.dtype === 'i32' ? a.bufI32 : a.buf) as A | DeviceBuffer;
+    }
+    if (this.device === 'cpu') return a;
+    const b = hostToDevice(this.device, a, category);
+    if (category === 'input') this.scratch.push(b as DeviceBuffer);
     return b;
   }
 }
 
 /** What a backward sees: the node's inputs and the gradient buffers to fill. */
 export class BackwardCtx {
-  private pending: Array<[Float32Array, Float32Array]> = [];
+  private pending: Array<[F32Buf, F32Buf]> = [];
   constructor(
     readonly inputs: Tensor[],
     readonly saved: Record<string, unknown>,
     private readonly fwd: ForwardCtx,
     private readonly outputs: Tensor[] = [],
+    private readonly unreached = 0,
   ) {}
+
+  /** Whether any op sent output o a gradient (else autograd gave it zeros: nothing downstream read it). */
+  gradReached(o: number): boolean {
+    return (this.unreached & (1 << o)) === 0;
+  }
 
   needs(i: number): boolean {
     return this.inputs[i].requiresGrad;
   }
 
+  /** the device of the op's tensors */
+  get device(): Device {
+    return this.fwd.device;
+  }
+
   /** A buffer to overwrite with input i's gradient, or null when input i needs none. */
-  write(i: number): Float32Array | null {
+  write(i: number): F32Buf | null {
     const t = this.inputs[i];
     if (!t.requiresGrad) return null;
     if (!t.grad) {
       t.grad = newGrad(t, false);
-      return t.grad.data;
+      return t.grad.buf;
     }
-    const tmp = acquireF32(t.size);
-    this.pending.push([t.grad.data, tmp]);
+    const tmp = acquireBuffer(t.device, t.size);
+    this.pending.push([t.grad.buf, tmp]);
     return tmp;
   }
 
   /** A buffer to add input i's gradient into (zeros when new), or null when input i needs none. */
-  accum(i: number): Float32Array | null {
+  accum(i: number): F32Buf | null {
     const t = this.inputs[i];
     if (!t.requiresGrad) return null;
     if (!t.grad) t.grad = newGrad(t, true);
-    return t.grad.data;
+    return t.grad.buf;
+  }
+
+  /**
+   * Output o's gradient as a host number (its first element), for an op whose backward scales by a scalar
+   * upstream gradient (a mean loss): on the cpu read directly; on a device free when output o is the root of
+   * this backward seeded with 1 (no transfer), else one counted download (`scalar`).
+   */
+  scalarGrad(o: number, dy: F32Buf): number {
+    if (isHost(dy)) return dy[0];
+    if (this.outputs[o] !== undefined && this.outputs[o] === seededRoot) return seededValue;
+    return downloadScalar(this.device, dy);
   }
 
   /**
@@ -99,12 +161,12 @@ export class BackwardCtx {
    * and `fresh` when the gradient was just created (its contents are arbitrary: the kernel must overwrite
    * it), or null when input i needs none. Spares a new gradient the zero-fill that accum() gives it.
    */
-  accumOrWrite(i: number): { buf: Float32Array; fresh: boolean } | null {
+  accumOrWrite(i: number): { buf: F32Buf; fresh: boolean } | null {
     const t = this.inputs[i];
     if (!t.requiresGrad) return null;
-    if (t.grad) return { buf: t.grad.data, fresh: false };
+    if (t.grad) return { buf: t.grad.buf, fresh: false };
     t.grad = newGrad(t, false);
-    return { buf: t.grad.data, fresh: true };
+    return { buf: t.grad.buf, fresh: true };
   }
 
   /**
@@ -121,10 +183,10 @@ export class BackwardCtx {
     if (!t.requiresGrad) return;
     const g = this.outputs[o].grad!;
     if (t.grad && t.grad.storage !== g.storage) {
-      (addKernel ?? addLoop)(t.grad.data, g.data, t.size);
+      addInto(this.device, t.grad.buf, g.buf, t.size);
     } else if (t.grad || t.isLeaf || this.handedOut & (1 << o)) {
       // a leaf, a buffer already handed out, or the same tensor twice in this op (its gradient is this buffer)
-      (copyKernel ?? copyLoop)(this.write(i)!, g.data, t.size);
+      copyInto(this.device, this.write(i)!, g.buf, t.size);
     } else {
       t.grad = new Tensor(g.storage, t.shape, g.offset);
       this.handedOut |= 1 << o;
@@ -137,24 +199,36 @@ export class BackwardCtx {
     return (this.handedOut & (1 << o)) !== 0;
   }
 
-  alloc(n: number): Float32Array {
+  alloc(n: number): F32Buf {
     return this.fwd.alloc(n);
   }
 
   /** @internal adds the temporaries of write() into the gradients that already existed */
-  finish(add: (dst: Float32Array, src: Float32Array, n: number) => void): void {
+  finish(): void {
     for (const [dst, tmp] of this.pending) {
-      add(dst, tmp, dst.length);
-      releaseF32(tmp);
+      addInto(this.device, dst, tmp, dst.length);
+      freeBuffer(tmp);
     }
     this.pending.length = 0;
   }
 }
 
+/** the one-element root of the backward running now and its gradient, a host value (see BackwardCtx.scalarGrad) */
+let seededRoot: Tensor | null = null;
+let seededValue = 1;
+
 /** Leaf gradients get their own memory (they persist; in t.gradHome when set); intermediate ones come from the pool. */
 function newGrad(t: Tensor, zero: boolean): Tensor {
+  const dev = t.device;
+  if (dev !== 'cpu') {
+    let buf: DeviceBuffer;
+    if (t.isLeaf) buf = t.gradHome && t.gradHome.length === t.size ? (t.gradHome as DeviceBuffer) : backendFor(dev).alloc(t.size, 'f32');
+    else buf = backendFor(dev).alloc(t.size, 'f32');
+    if (zero) fillKernel!(dev, buf, 0, t.size);
+    return new Tensor(new DeviceStorage(buf, dev, !t.isLeaf), t.shape);
+  }
   if (t.isLeaf) {
-    const home = t.gradHome && t.gradHome.length === t.size ? (zero ? t.gradHome.fill(0) : t.gradHome) : new Float32Array(t.size);
+    const home = t.gradHome && t.gradHome.length === t.size ? (zero ? (t.gradHome as Float32Array).fill(0) : (t.gradHome as Float32Array)) : new Float32Array(t.size);
     return new Tensor(new CpuStorage(home, false), t.shape);
   }
   const buf = zero ? acquireZerosF32(t.size) : acquireF32(t.size);
@@ -165,8 +239,11 @@ export interface OpDef<A extends unknown[], R extends Tensor | Tensor[]> {
   name: string;
   /** Computes the outputs (on pooled tensors) and saves in ctx.saved exactly what backward needs. */
   forward(ctx: ForwardCtx, ...args: A): R;
-  /** Given the gradient of each output (all present), fills the gradients of the inputs through ctx. */
-  backward(ctx: BackwardCtx, ...gradOutputs: Float32Array[]): void;
+  /**
+   * Given the gradient of each output (all present; buffers of the op's device: Float32Arrays on the cpu), fills
+   * the gradients of the inputs through ctx.
+   */
+  backward(ctx: BackwardCtx, ...gradOutputs: F32Buf[]): void;
 }
 
 interface Node extends GradNode {
@@ -180,11 +257,23 @@ export function defineOp<A extends unknown[], R extends Tensor | Tensor[]>(def: 
     const inputs: Tensor[] = [];
     for (const a of args) if (a instanceof Tensor) inputs.push(a);
     let recording = false;
-    if (gradEnabled) for (const t of inputs) if (t.requiresGrad) recording = true;
-    const ctx = new ForwardCtx(recording);
-    const out = def.forward(ctx, ...args);
+    let device: Device = 'cpu';
+    for (let i = 0; i < inputs.length; i++) {
+      const t = inputs[i];
+      if (gradEnabled && t.requiresGrad) recording = true;
+      if (i === 0) device = t.device;
+      else if (t.device !== device) throw new Error(`${def.name}: its tensors are on different devices (${device} and ${t.device}); move them with to(device)`);
+    }
+    const ctx = new ForwardCtx(recording, device);
+    let out: R;
+    try {
+      out = def.forward(ctx, ...args);
+    } catch (e) {
+      for (const b of ctx.scratch) freeBuffer(b);
+      throw e;
+    }
     if (!recording) {
-      for (const b of ctx.scratch) releaseF32(b);
+      for (const b of ctx.scratch) freeBuffer(b);
       ctx.scratch.length = 0;
       return out;
     }
@@ -200,19 +289,32 @@ export function defineOp<A extends unknown[], R extends Tensor | Tensor[]>(def: 
   return run;
 }
 
-let addKernel: ((dst: Float32Array, src: Float32Array, n: number) => void) | null = null;
-const addLoop = (d: Float32Array, s: Float32Array, n: number) => {
-  for (let i = 0; i < n; i++) d[i] += s[i];
-};
-const copyLoop = (d: Float32Array, s: Float32Array, n: number) => d.set(s.subarray(0, n));
-let copyKernel: ((dst: Float32Array, src: Float32Array, n: number) => void) | null = null;
-/** ops.ts installs the copy kernel used by BackwardCtx.pass(). */
-export function setCopyKernel(f: (dst: Float32Array, src: Float32Array, n: number) => void): void {
-  copyKernel = f;
+type BufKernel = (device: Device, dst: F32Buf, src: F32Buf, n: number) => void;
+let addKernel: BufKernel | null = null;
+let copyKernel: BufKernel | null = null;
+let fillKernel: ((device: Device, buf: F32Buf, value: number, n: number) => void) | null = null;
+let scalarDownload: ((device: Device, buf: F32Buf) => number) | null = null;
+function addInto(device: Device, d: F32Buf, s: F32Buf, n: number): void {
+  if (addKernel) addKernel(device, d, s, n);
+  else for (let i = 0; i < n; i++) (d as Float32Array)[i] += (s as Float32Array)[i];
 }
-/** ops.ts installs the accumulate kernel used to merge gradients. */
-export function setAccumulateKernel(f: (dst: Float32Array, src: Float32Array, n: number) => void): void {
-  addKernel = f;
+function copyInto(device: Device, d: F32Buf, s: F32Buf, n: number): void {
+  if (copyKernel) copyKernel(device, d, s, n);
+  else (d as Float32Array).set((s as Float32Array).subarray(0, n));
+}
+function downloadScalar(device: Device, buf: F32Buf): number {
+  return scalarDownload!(device, buf);
+}
+/**
+ * ops.ts installs the kernels autograd itself runs, on the device of the tensors at hand: the accumulate that
+ * merges gradients, the copy of BackwardCtx.pass(), the fill of a zeroed gradient or the seed, and one counted
+ * element download (BackwardCtx.scalarGrad).
+ */
+export function setAutogradKernels(k: { accumulate: BufKernel; copy: BufKernel; fill: (device: Device, buf: F32Buf, value: number, n: number) => void; scalar: (device: Device, buf: F32Buf) => number }): void {
+  addKernel = k.accumulate;
+  copyKernel = k.copy;
+  fillKernel = k.fill;
+  scalarDownload = k.scalar;
 }
 
 function topoOrder(root: Tensor): Node[] {
@@ -269,7 +371,7 @@ export function ensureLeafGrad(t: Tensor): Tensor {
   return t.grad;
 }
 
-function runBackward(root: Tensor, grad?: Float32Array): void {
+function runBackward(root: Tensor, grad?: F32Buf): void {
   backwardDepth++;
   try {
     const h = backwardDepth === 1 ? hooks : null;
@@ -280,19 +382,20 @@ function runBackward(root: Tensor, grad?: Float32Array): void {
   }
 }
 
-function runBackwardInner(root: Tensor, grad: Float32Array | undefined, h: BackwardHooks | null): void {
+function runBackwardInner(root: Tensor, grad: F32Buf | undefined, h: BackwardHooks | null): void {
   if (!root.requiresGrad) throw new Error('backward(): this tensor does not require grad (no input of its graph requires grad)');
   if (!root.node) {
     // a leaf: its gradient is the seed itself
+    if (root.device !== 'cpu') throw new Error(`backward(): a leaf on ${root.device} as the root is not supported; compute something from it first`);
+    if (grad && !isHost(grad)) throw new Error('backward(): a device gradient for a cpu root');
     if (!root.grad) root.grad = newGrad(root, true);
     const g = root.grad.data;
-    for (let i = 0; i < g.length; i++) g[i] += grad ? grad[i] : 1;
+    for (let i = 0; i < g.length; i++) g[i] += grad ? (grad as Float32Array)[i] : 1;
     h?.onLeafReady?.(root);
     return;
   }
   if (!grad && root.size !== 1) throw new RangeError(`backward(): the root has ${root.size} elements; pass its gradient`);
   if (grad && grad.length !== root.size) throw new RangeError(`backward(): grad has ${grad.length} elements, the root ${root.size}`);
-  const add = addKernel ?? addLoop;
   const order = topoOrder(root);
   // with an observer of leaves: the leaves each node is the last reader of (nodes run from the end of `order`)
   let lastReaderOf: Map<number, Tensor[]> | null = null;
@@ -309,21 +412,48 @@ function runBackwardInner(root: Tensor, grad: Float32Array | undefined, h: Backw
     }
   }
   root.grad = newGrad(root, false);
-  if (grad) root.grad.data.set(grad);
-  else root.grad.data[0] = 1;
+  if (root.device === 'cpu') {
+    if (grad && !isHost(grad)) throw new Error('backward(): a device gradient for a cpu root');
+    if (grad) root.grad.data.set(grad as Float32Array);
+    else root.grad.data[0] = 1;
+  } else if (grad && !(isHost(grad) && root.size === 1)) {
+    // a device root with a given gradient: a device buffer is copied; a host one is one counted upload first
+    const src = isHost(grad) ? upload(root.device, grad, 'tensor') : grad;
+    copyInto(root.device, root.grad.buf, src, root.size);
+    if (src !== grad) src.dispose();
+  } else fillKernel!(root.device, root.grad.buf, grad ? (grad as Float32Array)[0] : 1, 1); // a host scalar: a kernel argument, no transfer
+  // a scalar root's gradient known on the host: the seed 1, or a given host value (as float32, what the buffer holds)
+  const known = root.size === 1 && (!grad || isHost(grad));
+  const prevSeeded = seededRoot, prevValue = seededValue;
+  seededRoot = known ? root : null;
+  seededValue = grad ? Math.fround((grad as Float32Array)[0]) : 1;
+  try {
+    runNodes(order, h, lastReaderOf);
+  } finally {
+    seededRoot = prevSeeded;
+    seededValue = prevValue;
+  }
+  freeGraph(order, root);
+}
+
+function runNodes(order: Node[], h: BackwardHooks | null, lastReaderOf: Map<number, Tensor[]> | null): void {
   for (let k = order.length - 1; k >= 0; k--) {
     const node = order[k];
     let any = false;
     for (const o of node.outputs) if (o.grad) any = true;
     if (any) {
-      const dys: Float32Array[] = [];
-      for (const o of node.outputs) {
-        if (!o.grad) o.grad = newGrad(o, true);
-        dys.push(o.grad.data);
-      }
-      const bctx = new BackwardCtx(node.inputs, node.ctx.saved, node.ctx, node.outputs);
+      const dys: F32Buf[] = [];
+      let unreached = 0;
+      node.outputs.forEach((o, j) => {
+        if (!o.grad) {
+          o.grad = newGrad(o, true);
+          unreached |= 1 << j;
+        }
+        dys.push(o.grad.buf);
+      });
+      const bctx = new BackwardCtx(node.inputs, node.ctx.saved, node.ctx, node.outputs, unreached);
       node.def.backward(bctx, ...dys);
-      bctx.finish(add);
+      bctx.finish();
       // This node was the last reader of its outputs' gradients (every consumer ran before it) and of its
       // scratch: both go back to the pool now, not at the end, so that the backward's peak holds the
       // activations and a few gradients, not every activation's gradient (at SmolLM2-135M, B 4, T 256: pooled
@@ -334,15 +464,18 @@ function runBackwardInner(root: Tensor, grad: Float32Array | undefined, h: Backw
         o.grad.release();
         o.grad = null;
       });
-      for (const b of node.ctx.scratch) releaseF32(b);
+      for (const b of node.ctx.scratch) freeBuffer(b);
       node.ctx.scratch.length = 0;
     }
     const ready = lastReaderOf?.get(k);
     if (ready) for (const t of ready) h!.onLeafReady!(t);
   }
-  // free the graph: every intermediate output (the root's value excepted), its gradient, the scratch
+}
+
+/** Frees the graph: every intermediate output (the root's value excepted), its gradient, the scratch. */
+function freeGraph(order: Node[], root: Tensor): void {
   for (const node of order) {
-    for (const b of node.ctx.scratch) releaseF32(b);
+    for (const b of node.ctx.scratch) freeBuffer(b);
     node.ctx.scratch.length = 0;
     node.ctx.saved = {};
     for (const o of node.outputs) {
@@ -362,7 +495,7 @@ setBackwardImpl(runBackward);
 export function discardGraph(root: Tensor): void {
   if (!root.node) return;
   for (const node of topoOrder(root)) {
-    for (const b of node.ctx.scratch) releaseF32(b);
+    for (const b of node.ctx.scratch) freeBuffer(b);
     node.ctx.scratch.length = 0;
     node.ctx.saved = {};
     for (const o of node.outputs) {

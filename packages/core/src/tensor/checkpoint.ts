@@ -13,6 +13,8 @@
  * them itself. Results are those of the plain call up to float rounding of nothing: the same kernels run
  * on the same values in the same order (the tests compare bit for bit).
  */
+import { fillF32, kernelsFor } from '../backend/backends';
+import { isHost, type F32Buf } from '../backend/device';
 import { defineOp, noGrad, tidy, withGrad } from './autograd';
 import { Tensor } from './tensor';
 
@@ -37,7 +39,7 @@ const checkpointOp = defineOp({
   backward(ctx, dy) {
     const { fn, n } = ctx.saved.c as Saved;
     // leaves over the same storage (no copy) whose gradients land straight in the buffers the tape hands out
-    const outs: Array<Float32Array | null> = [];
+    const outs: Array<F32Buf | null> = [];
     const leaves = ctx.inputs.slice(0, n).map((x, i) => {
       const leaf = new Tensor(x.storage, x.shape, x.offset, x.requiresGrad);
       const dx = ctx.write(i);
@@ -51,8 +53,8 @@ const checkpointOp = defineOp({
     leaves.forEach((leaf, i) => {
       const dx = outs[i];
       if (!dx) return;
-      if (!leaf.grad) dx.fill(0); // fn did not read this input
-      else if (leaf.grad.data !== dx) dx.set(leaf.grad.data);
+      if (!leaf.grad) fillF32(ctx.device, dx, 0, dx.length); // fn did not read this input
+      else if (leaf.grad.buf !== dx && !sameBuffer(leaf.grad.buf, dx)) kernelsFor(ctx.device).copyF32(dx, leaf.grad.buf, dx.length);
     });
   },
 });
@@ -67,4 +69,10 @@ export function checkpoint(fn: (...xs: Tensor[]) => Tensor, inputs: Tensor[], pa
     if (!Array.isArray(list) || list.some((t) => !(t instanceof Tensor))) throw new TypeError(`checkpoint: ${what} must be an array of Tensors`);
   }
   return checkpointOp(fn, inputs.length, ...inputs, ...params);
+}
+
+/** Whether two buffers are the same elements (a leaf's gradient made in its gradient home is that buffer). */
+function sameBuffer(a: F32Buf, b: F32Buf): boolean {
+  if (isHost(a) && isHost(b)) return a.buffer === b.buffer && a.byteOffset === b.byteOffset && a.length === b.length;
+  return a === b;
 }

@@ -17,11 +17,14 @@
  * Shapes: hidden (N, C) f32; W (V, C) f32, or bf16 when frozen (HF layout, the tied embedding included);
  * targets (N) Int32Array.
  * Gradients: hidden's written (=), W's accumulated (+=), as every op of core.
+ * Device-generic: the kernels of the tensors' device; targets reach a device as one counted upload, and the
+ * mean cross-entropy is summed on the host in float64 from the per-row losses (one counted download, `loss`)
+ * so that it is bit for bit the cpu's.
  */
-import { kernels } from '../backend/cpu';
-import { defineOp, type BackwardCtx, type ForwardCtx } from './autograd';
-import { weightGemm } from './ops';
-import { acquireF32, releaseF32 } from './pool';
+import { fillF32, kernelsFor } from '../backend/backends';
+import { download, isHost, viewOf, type DeviceBuffer, type F32Buf, type I32Buf } from '../backend/device';
+import { acquireBuffer, defineOp, freeBuffer, type BackwardCtx, type ForwardCtx } from './autograd';
+import { entropyGradUsed, weightGemm } from './ops';
 import { Tensor } from './tensor';
 
 /**
@@ -69,23 +72,23 @@ function check(op: string, hidden: Tensor, W: Tensor, targets: Int32Array): { N:
  * last: `buf` already holds the logits of rows [0, chunk), which are not computed again.
  */
 function forChunks(
-  hidden: Float32Array,
+  hidden: F32Buf,
   W: Tensor,
   N: number,
   C: number,
   V: number,
   chunk: number,
-  buf: Float32Array,
+  buf: F32Buf,
   pass: 'forward' | 'backward',
-  body: (logits: Float32Array, r0: number, rows: number) => void,
+  body: (logits: F32Buf, r0: number, rows: number) => void,
 ): void {
   const starts: number[] = [];
   for (let r0 = 0; r0 < N; r0 += chunk) starts.push(r0);
   if (pass === 'forward') starts.reverse();
   for (const r0 of starts) {
     const rows = Math.min(chunk, N - r0);
-    const logits = rows === chunk ? buf : buf.subarray(0, rows * V);
-    if (!(pass === 'backward' && r0 === 0)) weightGemm(logits, hidden.subarray(r0 * C, (r0 + rows) * C), W, rows, V, C, true); // (rows, V)
+    const logits = rows === chunk ? buf : viewOf(buf, 0, rows * V);
+    if (!(pass === 'backward' && r0 === 0)) weightGemm(logits, viewOf(hidden, r0 * C, rows * C), W, rows, V, C, true); // (rows, V)
     body(logits, r0, rows);
   }
 }
@@ -93,7 +96,7 @@ function forChunks(
 /** What the forward keeps for the backward: the chunk size it used and the logits of rows [0, chunk) in `buf`. */
 interface KeptLogits {
   chunk: number;
-  buf: Float32Array;
+  buf: F32Buf;
 }
 
 /**
@@ -104,20 +107,20 @@ interface KeptLogits {
  */
 function forwardChunks(
   ctx: ForwardCtx,
-  hidden: Float32Array,
+  hidden: F32Buf,
   W: Tensor,
   N: number,
   C: number,
   V: number,
   keep: boolean,
-  body: (logits: Float32Array, r0: number, rows: number) => void,
+  body: (logits: F32Buf, r0: number, rows: number) => void,
 ): KeptLogits {
   const chunk = lmHeadChunkRows(N, V);
-  const buf = keep ? ctx.alloc(chunk * V) : acquireF32(chunk * V);
+  const buf = keep ? ctx.alloc(chunk * V) : acquireBuffer(ctx.device, chunk * V);
   try {
     forChunks(hidden, W, N, C, V, chunk, buf, 'forward', body);
   } finally {
-    if (!keep) releaseF32(buf);
+    if (!keep) freeBuffer(buf);
   }
   return { chunk, buf: keep ? buf : new Float32Array(0) };
 }
@@ -127,21 +130,21 @@ function forwardChunks(
  * [0, chunk), recomputed for the others) into their gradient in place; then dh rows (written) and dW
  * (accumulated; the first chunk writes a new gradient).
  */
-function backwardChunks(ctx: BackwardCtx, kept: KeptLogits, grad: (logits: Float32Array, r0: number, rows: number) => void): void {
+function backwardChunks(ctx: BackwardCtx, kept: KeptLogits, grad: (logits: F32Buf, r0: number, rows: number) => void): void {
   const [hidden, W] = ctx.inputs;
   const [V, C] = W.shape;
   const N = hidden.size / C;
   const dh = ctx.write(0);
   const dW = ctx.accumOrWrite(1);
   if (!dh && !dW) return;
-  const k = kernels();
-  const h = hidden.data;
+  const k = kernelsFor(ctx.device);
+  const h = hidden.buf;
   let beta = dW && dW.fresh ? 0 : 1;
   forChunks(h, W, N, C, V, kept.chunk, kept.buf, 'backward', (logits, r0, rows) => {
     grad(logits, r0, rows); // logits -> dlogits (rows, V), in place
-    if (dh) weightGemm(dh.subarray(r0 * C, (r0 + rows) * C), logits, W, rows, C, V, false); // dh (rows, C) = dlogits · W
+    if (dh) weightGemm(viewOf(dh, r0 * C, rows * C), logits, W, rows, C, V, false); // dh (rows, C) = dlogits · W
     if (dW) {
-      k.gemm(dW.buf, logits, h.subarray(r0 * C, (r0 + rows) * C), V, C, rows, true, false, 1, beta); // dW (V, C) += dlogitsᵀ · h
+      k.gemm(dW.buf, logits, viewOf(h, r0 * C, rows * C), V, C, rows, true, false, 1, beta); // dW (V, C) += dlogitsᵀ · h
       beta = 1;
     }
   });
@@ -156,26 +159,26 @@ export const lmHeadLogprobs = defineOp({
   forward(ctx, hidden: Tensor, W: Tensor, targets: Int32Array, temperature: number = 1) {
     const { N, C, V } = check('lmHeadLogprobs', hidden, W, targets);
     if (!(temperature > 0 && Number.isFinite(temperature))) throw new RangeError(`lmHeadLogprobs: temperature must be a positive number, got ${temperature}`);
-    const lp = Tensor.pooled([N]);
-    const ent = Tensor.pooled([N]);
+    const tgt = ctx.input(targets);
+    const lp = Tensor.pooled([N], ctx.device);
+    const ent = Tensor.pooled([N], ctx.device);
     const lse = ctx.alloc(N); // saved for the backward
-    const k = kernels();
-    const kept = forwardChunks(ctx, hidden.data, W, N, C, V, true, (logits, r0, rows) => {
-      const at = (a: Float32Array) => a.subarray(r0, r0 + rows);
-      k.tokenLogprobs(at(lp.data), at(ent.data), at(lse), logits, targets.subarray(r0, r0 + rows), rows, V, temperature);
+    const k = kernelsFor(ctx.device);
+    const kept = forwardChunks(ctx, hidden.buf, W, N, C, V, true, (logits, r0, rows) => {
+      const at = <B extends F32Buf | I32Buf>(a: B) => viewOf(a, r0, rows);
+      k.tokenLogprobs(at(lp.buf), at(ent.buf), at(lse), logits, at(tgt), rows, V, temperature);
     });
-    ctx.saved.t = [lse, targets, temperature, kept];
+    ctx.saved.t = [lse, tgt, temperature, kept];
     return [lp, ent];
   },
   backward(ctx, dlp, dent) {
-    const [lse, targets, temperature, kept] = ctx.saved.t as [Float32Array, Int32Array, number, KeptLogits];
+    const [lse, targets, temperature, kept] = ctx.saved.t as [F32Buf, I32Buf, number, KeptLogits];
     const V = ctx.inputs[1].shape[0];
-    let anyEnt = false;
-    for (let i = 0; i < dent.length; i++) if (dent[i] !== 0) { anyEnt = true; break; }
-    const k = kernels();
+    const anyEnt = entropyGradUsed(ctx, 1, dent);
+    const k = kernelsFor(ctx.device);
     backwardChunks(ctx, kept, (logits, r0, rows) => {
-      const at = (a: Float32Array) => a.subarray(r0, r0 + rows);
-      k.tokenLogprobsBackward(logits, at(dlp), anyEnt ? at(dent) : null, logits, at(lse), targets.subarray(r0, r0 + rows), rows, V, temperature);
+      const at = <B extends F32Buf | I32Buf>(a: B) => viewOf(a, r0, rows);
+      k.tokenLogprobsBackward(logits, at(dlp), anyEnt ? at(dent) : null, logits, at(lse), at(targets), rows, V, temperature);
     });
   },
 });
@@ -193,53 +196,66 @@ export const lmHeadCrossEntropy = defineOp({
     const { N, C, V } = check('lmHeadCrossEntropy', hidden, W, targets);
     const ignore = opts.ignoreIndex ?? -100, temp = opts.temperature ?? 1;
     if (!(temp > 0 && Number.isFinite(temp))) throw new RangeError(`lmHeadCrossEntropy: temperature must be a positive number, got ${temp}`);
+    const dev = ctx.device;
+    const tgt = ctx.input(targets);
     const lse = ctx.alloc(N); // saved for the backward
-    const losses = acquireF32(N);
-    const k = kernels();
+    const losses = acquireBuffer(dev, N);
+    const k = kernelsFor(dev);
     let count = 0;
     for (let i = 0; i < N; i++) if (targets[i] !== ignore) count++;
     // a frozen head: dh for dy = 1 now, dlogits = the kernel's gradient for dlosses 1/count, in place over the logits
     const dhUnit = ctx.recording && hidden.requiresGrad && !W.requiresGrad ? ctx.alloc(N * C) : null;
-    const unit = dhUnit ? acquireF32(N).fill(count ? 1 / count : 0) : null;
+    let unit: F32Buf | null = null;
+    if (dhUnit) {
+      unit = acquireBuffer(dev, N);
+      fillF32(dev, unit, count ? 1 / count : 0, N);
+    }
     let kept: KeptLogits;
     try {
       // a frozen head turns each chunk's logits into their gradient: nothing to keep
-      kept = forwardChunks(ctx, hidden.data, W, N, C, V, !dhUnit, (logits, r0, rows) => {
-        const rowsOf = <A extends Float32Array | Int32Array>(a: A) => a.subarray(r0, r0 + rows) as A;
-        k.crossEntropyForward(rowsOf(losses), rowsOf(lse), logits, rowsOf(targets), rows, V, ignore, temp);
+      kept = forwardChunks(ctx, hidden.buf, W, N, C, V, !dhUnit, (logits, r0, rows) => {
+        const rowsOf = <B extends F32Buf | I32Buf>(a: B) => viewOf(a, r0, rows);
+        k.crossEntropyForward(rowsOf(losses), rowsOf(lse), logits, rowsOf(tgt), rows, V, ignore, temp);
         if (!dhUnit) return;
-        k.crossEntropyBackward(logits, rowsOf(unit!), logits, rowsOf(lse), rowsOf(targets), rows, V, ignore, temp);
-        weightGemm(dhUnit.subarray(r0 * C, (r0 + rows) * C), logits, W, rows, C, V, false); // (rows, C) = dlogits · W
+        k.crossEntropyBackward(logits, rowsOf(unit!), logits, rowsOf(lse), rowsOf(tgt), rows, V, ignore, temp);
+        weightGemm(viewOf(dhUnit, r0 * C, rows * C), logits, W, rows, C, V, false); // (rows, C) = dlogits · W
       });
     } finally {
-      if (unit) releaseF32(unit);
+      if (unit) freeBuffer(unit);
     }
-    let sum = 0; // in float64, over every row (an ignored row's loss is 0)
-    for (let i = 0; i < N; i++) sum += losses[i];
-    releaseF32(losses);
-    const y = Tensor.pooled([]);
-    y.data[0] = count ? sum / count : 0;
-    ctx.saved.ce = [lse, targets, ignore, temp, count, dhUnit, kept];
+    // the per-row losses on the host (a device's: one counted download), summed in float64 over every row (an ignored row's loss is 0)
+    const hostLosses = isHost(losses) ? losses : download(dev, losses as DeviceBuffer, 'loss', new Float32Array(N));
+    let sum = 0;
+    for (let i = 0; i < N; i++) sum += hostLosses[i];
+    freeBuffer(losses);
+    const y = Tensor.pooled([], dev);
+    const mean = count ? sum / count : 0;
+    fillF32(dev, y.buf, mean, 1);
+    if (dev !== 'cpu') y.hostValue = Math.fround(mean);
+    ctx.saved.ce = [lse, tgt, ignore, temp, count, dhUnit, kept];
     return y;
   },
   backward(ctx, dy) {
-    const [lse, targets, ignore, temp, count, dhUnit, kept] = ctx.saved.ce as [Float32Array, Int32Array, number, number, number, Float32Array | null, KeptLogits];
+    const [lse, targets, ignore, temp, count, dhUnit, kept] = ctx.saved.ce as [F32Buf, I32Buf, number, number, number, F32Buf | null, KeptLogits];
+    const dev = ctx.device;
+    const g = ctx.scalarGrad(0, dy);
     if (dhUnit) {
       // the head is frozen (no dW): dh = dy · (dh for dy = 1), from the forward
       const dh = ctx.write(0);
-      if (dh) kernels().scale(dh, dhUnit, dy[0], dh.length);
+      if (dh) kernelsFor(dev).scale(dh, dhUnit, g, dh.length);
       return;
     }
     const V = ctx.inputs[1].shape[0];
     const N = targets.length;
-    const dlosses = acquireF32(N).fill(count ? dy[0] / count : 0);
-    const k = kernels();
+    const dlosses = acquireBuffer(dev, N);
+    fillF32(dev, dlosses, count ? g / count : 0, N);
+    const k = kernelsFor(dev);
     try {
       backwardChunks(ctx, kept, (logits, r0, rows) => {
-        k.crossEntropyBackward(logits, dlosses.subarray(r0, r0 + rows), logits, lse.subarray(r0, r0 + rows), targets.subarray(r0, r0 + rows), rows, V, ignore, temp);
+        k.crossEntropyBackward(logits, viewOf(dlosses, r0, rows), logits, viewOf(lse, r0, rows), viewOf(targets, r0, rows), rows, V, ignore, temp);
       });
     } finally {
-      releaseF32(dlosses);
+      freeBuffer(dlosses);
     }
   },
 });

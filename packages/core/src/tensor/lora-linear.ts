@@ -19,11 +19,11 @@
  * Gradients: x's written (=); W, b, A, B accumulated (+=; a fresh gradient is written, beta 0), as every op of
  * core; residual's is dy itself (handed on).
  */
-import { kernels } from '../backend/cpu';
+import { kernelsFor } from '../backend/backends';
+import type { F32Buf } from '../backend/device';
 import type { Rng } from '../util/rng';
-import { defineOp } from './autograd';
+import { acquireBuffer, defineOp, freeBuffer } from './autograd';
 import { weightGemm } from './ops';
-import { acquireF32, releaseF32 } from './pool';
 import { Tensor } from './tensor';
 
 /** The adapter's dropout for one call: drop probability p in [0, 1) and the generator that draws the mask. */
@@ -65,78 +65,82 @@ export const loraLinear = defineOp({
         throw new RangeError(`loraLinear: residual [${residual.shape.join(', ')}] is not (${N}, ${out})`);
       }
     }
-    const k = kernels();
-    const y = Tensor.pooled(residual ? residual.shape : [...x.shape.slice(0, -1), out]);
+    const dev = ctx.device;
+    const k = kernelsFor(dev);
+    const y = Tensor.pooled(residual ? residual.shape : [...x.shape.slice(0, -1), out], dev);
     if (residual) {
       // y = residual + b, then the base GEMM adds x·Wᵀ into it
-      if (b) k.addBias(y.data, residual.data, b.data, N, out);
-      else k.copyF32(y.data, residual.data, residual.size);
-      weightGemm(y.data, x.data, W, N, out, inp, true, 1, 1);
+      if (b) k.addBias(y.buf, residual.buf, b.buf, N, out);
+      else k.copyF32(y.buf, residual.buf, residual.size);
+      weightGemm(y.buf, x.buf, W, N, out, inp, true, 1, 1);
     } else {
-      weightGemm(y.data, x.data, W, N, out, inp, true);
-      if (b) k.addBias(y.data, y.data, b.data, N, out);
+      weightGemm(y.buf, x.buf, W, N, out, inp, true);
+      if (b) k.addBias(y.buf, y.buf, b.buf, N, out);
     }
-    // the adapter's input: x, or x with dropout (mask (N·in) of 0 and 1/(1-p), kept for the backward)
-    let mask: Float32Array | null = null;
-    let xa = x.data;
+    // the adapter's input: x, or x with dropout (mask (N·in) of 0 and 1/(1-p), kept for the backward; drawn on
+    // the host from the seeded generator, so on a device one counted upload)
+    let mask: F32Buf | null = null;
+    let xa = x.buf;
     if (p > 0) {
-      mask = ctx.alloc(x.size);
+      const hostMask = dev === 'cpu' ? (ctx.alloc(x.size) as Float32Array) : new Float32Array(x.size);
       const keep = 1 / (1 - p);
-      for (let i = 0; i < mask.length; i++) mask[i] = dropout!.rng.next() < p ? 0 : keep;
-      xa = acquireF32(x.size);
-      k.mul(xa, x.data, mask, x.size);
+      for (let i = 0; i < hostMask.length; i++) hostMask[i] = dropout!.rng.next() < p ? 0 : keep;
+      mask = ctx.input(hostMask);
+      xa = acquireBuffer(dev, x.size);
+      k.mul(xa, x.buf, mask, x.size);
     }
     const u = ctx.alloc(N * r); // (N, r) = drop(x) · Aᵀ
-    k.gemm(u, xa, A.data, N, r, inp, false, true);
-    k.gemm(y.data, u, B.data, N, out, r, false, true, scaling, 1); // y += s · u · Bᵀ
-    if (mask) releaseF32(xa);
+    k.gemm(u, xa, A.buf, N, r, inp, false, true);
+    k.gemm(y.buf, u, B.buf, N, out, r, false, true, scaling, 1); // y += s · u · Bᵀ
+    if (mask) freeBuffer(xa);
     ctx.saved.lora = { u, mask, scaling, hasBias: b !== null, hasResidual: residual !== null };
     return y;
   },
   backward(ctx, dy) {
-    const { u, mask, scaling, hasBias, hasResidual } = ctx.saved.lora as { u: Float32Array; mask: Float32Array | null; scaling: number; hasBias: boolean; hasResidual: boolean };
+    const { u, mask, scaling, hasBias, hasResidual } = ctx.saved.lora as { u: F32Buf; mask: F32Buf | null; scaling: number; hasBias: boolean; hasResidual: boolean };
     // inputs are the tensor arguments in order: x, W, [b], A, B, [residual]
     const iA = hasBias ? 3 : 2, iB = iA + 1;
     const x = ctx.inputs[0], W = ctx.inputs[1], A = ctx.inputs[iA];
     const [out, inp] = W.shape;
     const r = A.shape[0];
     const N = x.size / inp;
-    const k = kernels();
+    const dev = ctx.device;
+    const k = kernelsFor(dev);
     const dx = ctx.write(0);
     const dA = ctx.accumOrWrite(iA);
     // v (N, r) = s · dy · B: shared by dx's low-rank part and dA
-    let v: Float32Array | null = null;
+    let v: F32Buf | null = null;
     if (dx || dA) {
-      v = acquireF32(N * r);
-      k.gemm(v, dy, ctx.inputs[iB].data, N, r, out, false, false, scaling, 0);
+      v = acquireBuffer(dev, N * r);
+      k.gemm(v, dy, ctx.inputs[iB].buf, N, r, out, false, false, scaling, 0);
     }
     if (dx) {
       weightGemm(dx, dy, W, N, inp, out, false); // dx (N, in) = dy · W
-      if (!mask) k.gemm(dx, v!, A.data, N, inp, r, false, false, 1, 1); // dx += v · A
+      if (!mask) k.gemm(dx, v!, A.buf, N, inp, r, false, false, 1, 1); // dx += v · A
       else {
-        const t = acquireF32(x.size); // (v · A) ⊙ mask: dropout's gradient
-        k.gemm(t, v!, A.data, N, inp, r, false, false, 1, 0);
+        const t = acquireBuffer(dev, x.size); // (v · A) ⊙ mask: dropout's gradient
+        k.gemm(t, v!, A.buf, N, inp, r, false, false, 1, 0);
         k.mul(t, t, mask, x.size);
         k.accumulate(dx, t, x.size);
-        releaseF32(t);
+        freeBuffer(t);
       }
     }
     if (dA) {
       // dA (r, in) += vᵀ · drop(x)
-      let xa = x.data;
+      let xa = x.buf;
       if (mask) {
-        xa = acquireF32(x.size);
-        k.mul(xa, x.data, mask, x.size);
+        xa = acquireBuffer(dev, x.size);
+        k.mul(xa, x.buf, mask, x.size);
       }
       k.gemm(dA.buf, v!, xa, r, inp, N, true, false, 1, dA.fresh ? 0 : 1);
-      if (mask) releaseF32(xa);
+      if (mask) freeBuffer(xa);
     }
-    if (v) releaseF32(v);
+    if (v) freeBuffer(v);
     const dB = ctx.accumOrWrite(iB); // dB (out, r) += s · dyᵀ · u
     if (dB) k.gemm(dB.buf, dy, u, out, r, N, true, false, scaling, dB.fresh ? 0 : 1);
     // the base weight's gradient only when it is trained (never for a frozen or bf16 base)
     const dW = ctx.accumOrWrite(1);
-    if (dW) k.gemm(dW.buf, dy, x.data, out, inp, N, true, false, 1, dW.fresh ? 0 : 1);
+    if (dW) k.gemm(dW.buf, dy, x.buf, out, inp, N, true, false, 1, dW.fresh ? 0 : 1);
     if (hasBias) {
       const db = ctx.accum(2);
       if (db) k.addBiasBackward(db, dy, N, out);

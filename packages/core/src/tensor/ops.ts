@@ -1,16 +1,23 @@
 /**
  * The differentiable ops of core, each declared once with its forward and backward side by side, each
- * calling the kernels of backend/cpu.ts (one native call per step where the kernel exists).
+ * calling the kernels of its tensors' device (`kernelsFor(ctx.device)`: backend/cpu.ts on the cpu; one native
+ * call per step where the kernel exists). Tensors of two devices in one op are refused (autograd's defineOp).
+ * Host arrays an op reads (ids, targets, masks, positions) reach a device through ctx.input (a counted upload).
  * Shapes are in the comments; "N" is the product of the leading dimensions.
  * Backward rules: activation gradients written (ctx.write), parameter gradients accumulated (ctx.accum).
  */
+import { fillF32, kernelsFor } from '../backend/backends';
 import { kernels } from '../backend/cpu';
-import { defineOp, setAccumulateKernel, setCopyKernel } from './autograd';
-import { acquireF32, releaseF32 } from './pool';
-import { setBf16Casts, Tensor } from './tensor';
+import { download, viewOf, type DeviceBuffer, type F32Buf, type I32Buf } from '../backend/device';
+import { acquireBuffer, defineOp, freeBuffer, setAutogradKernels, type BackwardCtx, type ForwardCtx } from './autograd';
+import { setBf16Casts, shapeSize, Tensor } from './tensor';
 
-setAccumulateKernel((dst, src, n) => kernels().accumulate(dst, src, n));
-setCopyKernel((dst, src, n) => kernels().copyF32(dst, src, n));
+setAutogradKernels({
+  accumulate: (dev, dst, src, n) => kernelsFor(dev).accumulate(dst, src, n),
+  copy: (dev, dst, src, n) => kernelsFor(dev).copyF32(dst, src, n),
+  fill: fillF32,
+  scalar: (dev, buf) => download(dev, viewOf(buf as DeviceBuffer, 0, 1), 'scalar')[0],
+});
 setBf16Casts(
   (dst, src) => kernels().castF32ToBf16(dst, src, src.length),
   (dst, src) => kernels().castBf16ToF32(dst, src, src.length),
@@ -18,11 +25,24 @@ setBf16Casts(
 
 /**
  * C (m, n) = alpha · A (m, k) · op(W) + beta · C for a weight W in f32 or bf16 (HF layout (out, in)): transB
- * reads W as (n, k) (y = x·Wᵀ), else as (k, n) (dx = dy·W). Every op that multiplies by a weight goes through here.
+ * reads W as (n, k) (y = x·Wᵀ), else as (k, n) (dx = dy·W). Every op that multiplies by a weight goes through
+ * here; C and A are buffers of W's device.
  */
-export function weightGemm(C: Float32Array, A: Float32Array, W: Tensor, m: number, n: number, k: number, transB: boolean, alpha = 1, beta = 0): void {
-  if (W.dtype === 'bf16') kernels().gemmBf16(C, A, W.dataBf16, m, n, k, transB, alpha, beta);
-  else kernels().gemm(C, A, W.data, m, n, k, false, transB, alpha, beta);
+export function weightGemm(C: F32Buf, A: F32Buf, W: Tensor, m: number, n: number, k: number, transB: boolean, alpha = 1, beta = 0): void {
+  if (W.dtype === 'bf16') kernelsFor(W.device).gemmBf16(C, A, W.bufBf16, m, n, k, transB, alpha, beta);
+  else kernelsFor(W.device).gemm(C, A, W.buf, m, n, k, false, transB, alpha, beta);
+}
+
+/** n zeros of the op's device, scratch of the op (for a gradient the op needs computed but nobody reads) */
+function zerosScratch(ctx: ForwardCtx | BackwardCtx, n: number): F32Buf {
+  const b = ctx.alloc(n);
+  fillF32(ctx.device, b, 0, n);
+  return b;
+}
+
+/** The error of an op that has no kernel on a device yet (a TypeScript loop over host memory). */
+function hostOnly(op: string, device: string): Error {
+  return new Error(`${op}: not available on ${device} yet (it runs a TypeScript loop over host memory); compute it on the cpu`);
 }
 
 /** A weight: f32, or bf16 (frozen). */
@@ -43,9 +63,20 @@ function f32(op: string, what: string, t: Tensor): void {
   if (!(t instanceof Tensor)) throw new TypeError(`${op}: ${what} must be a Tensor`);
   if (t.dtype !== 'f32') throw new TypeError(`${op}: ${what} must be f32, got ${t.dtype}`);
 }
-function ids32(op: string, what: string, ids: Int32Array, n: number): void {
-  if (!(ids instanceof Int32Array)) throw new TypeError(`${op}: ${what} must be an Int32Array`);
-  if (ids.length !== n) throw new RangeError(`${op}: ${what} has ${ids.length} entries, expected ${n}`);
+function ids32(op: string, what: string, ids: Int32Array | Tensor, n: number): void {
+  if (ids instanceof Tensor) {
+    if (ids.dtype !== 'i32') throw new TypeError(`${op}: ${what} must be an i32 tensor, got ${ids.dtype}`);
+  } else if (!(ids instanceof Int32Array)) throw new TypeError(`${op}: ${what} must be an Int32Array`);
+  const len = ids instanceof Tensor ? ids.size : ids.length;
+  if (len !== n) throw new RangeError(`${op}: ${what} has ${len} entries, expected ${n}`);
+}
+
+/** A key mask: null, a Float32Array, or an f32 tensor (on the op's device) of n entries. */
+function maskOf(op: string, mask: Float32Array | Tensor | null, n: number): void {
+  if (mask === null) return;
+  if (mask instanceof Tensor ? mask.dtype !== 'f32' : !(mask instanceof Float32Array)) throw new TypeError(`${op}: mask must be a Float32Array or an f32 tensor`);
+  const len = mask instanceof Tensor ? mask.size : mask.length;
+  if (len !== n) throw new RangeError(`${op}: mask has ${len} entries, expected B·T = ${n}`);
 }
 
 /** A view with another shape (no copy). Backward: the gradient, reshaped (its buffer handed on, no copy). */
@@ -62,7 +93,7 @@ export const reshape = defineOp({
 /** y (N, out) = x (N, in) · Wᵀ + b, with W (out, in) in HF layout, b (out) or null. */
 export const linear = defineOp({
   name: 'linear',
-  forward(_ctx, x: Tensor, W: Tensor, b: Tensor | null = null) {
+  forward(ctx, x: Tensor, W: Tensor, b: Tensor | null = null) {
     f32('linear', 'x', x);
     weight('linear', W);
     if (W.ndim !== 2) throw new RangeError(`linear: weight must be 2-D (out, in), got [${W.shape.join(', ')}]`);
@@ -70,9 +101,9 @@ export const linear = defineOp({
     if (lastDim(x) !== inp) throw new RangeError(`linear: x's last dimension ${lastDim(x)} is not the weight's in = ${inp}`);
     if (b && b.size !== out) throw new RangeError(`linear: bias has ${b.size} elements, expected ${out}`);
     const N = x.size / inp;
-    const y = Tensor.pooled([...x.shape.slice(0, -1), out]);
-    weightGemm(y.data, x.data, W, N, out, inp, true);
-    if (b) kernels().addBias(y.data, y.data, b.data, N, out);
+    const y = Tensor.pooled([...x.shape.slice(0, -1), out], ctx.device);
+    weightGemm(y.buf, x.buf, W, N, out, inp, true);
+    if (b) kernelsFor(ctx.device).addBias(y.buf, y.buf, b.buf, N, out);
     return y;
   },
   backward(ctx, dy) {
@@ -80,14 +111,14 @@ export const linear = defineOp({
     const b = ctx.inputs.length > 2 ? ctx.inputs[2] : null;
     const [out, inp] = W.shape;
     const N = x.size / inp;
-    const k = kernels();
+    const k = kernelsFor(ctx.device);
     // dx (N,in) += dy (N,out) · W (out,in): written when new, else added by the GEMM itself (beta 1), so that an
     // input read by several projections (q, k and v read one normed x) takes no temporary and no extra pass
     const dx = ctx.accumOrWrite(0);
     if (dx) weightGemm(dx.buf, dy, W, N, inp, out, false, 1, dx.fresh ? 0 : 1);
     // dW (out,in) += dyᵀ · x; a new gradient (the first step after the optimizer dropped it) is written (beta 0)
     const dW = ctx.accumOrWrite(1);
-    if (dW) k.gemm(dW.buf, dy, x.data, out, inp, N, true, false, 1, dW.fresh ? 0 : 1);
+    if (dW) k.gemm(dW.buf, dy, x.buf, out, inp, N, true, false, 1, dW.fresh ? 0 : 1);
     if (b) {
       const db = ctx.accum(2);
       if (db) k.addBiasBackward(db, dy, N, out);
@@ -104,7 +135,7 @@ export const linear = defineOp({
  */
 export const residualLinear = defineOp({
   name: 'residualLinear',
-  forward(_ctx, x: Tensor, h: Tensor, W: Tensor, b: Tensor | null = null) {
+  forward(ctx, x: Tensor, h: Tensor, W: Tensor, b: Tensor | null = null) {
     f32('residualLinear', 'x', x);
     f32('residualLinear', 'h', h);
     weight('residualLinear', W);
@@ -114,11 +145,11 @@ export const residualLinear = defineOp({
     const N = h.size / inp;
     if (lastDim(x) !== out || x.size !== N * out) throw new RangeError(`residualLinear: x [${x.shape.join(', ')}] is not (${N}, ${out})`);
     if (b && b.size !== out) throw new RangeError(`residualLinear: bias has ${b.size} elements, expected ${out}`);
-    const y = Tensor.pooled(x.shape);
-    const k = kernels();
-    if (b) k.addBias(y.data, x.data, b.data, N, out);
-    else k.copyF32(y.data, x.data, x.size);
-    weightGemm(y.data, h.data, W, N, out, inp, true, 1, 1);
+    const y = Tensor.pooled(x.shape, ctx.device);
+    const k = kernelsFor(ctx.device);
+    if (b) k.addBias(y.buf, x.buf, b.buf, N, out);
+    else k.copyF32(y.buf, x.buf, x.size);
+    weightGemm(y.buf, h.buf, W, N, out, inp, true, 1, 1);
     return y;
   },
   backward(ctx, dy) {
@@ -126,11 +157,11 @@ export const residualLinear = defineOp({
     const b = ctx.inputs.length > 3 ? ctx.inputs[3] : null;
     const [out, inp] = W.shape;
     const N = h.size / inp;
-    const k = kernels();
+    const k = kernelsFor(ctx.device);
     const dh = ctx.accumOrWrite(1); // dh (N,in) += dy (N,out) · W (out,in), as in linear
     if (dh) weightGemm(dh.buf, dy, W, N, inp, out, false, 1, dh.fresh ? 0 : 1);
     const dW = ctx.accumOrWrite(2); // dW (out,in) += dyᵀ · h (written when new)
-    if (dW) k.gemm(dW.buf, dy, h.data, out, inp, N, true, false, 1, dW.fresh ? 0 : 1);
+    if (dW) k.gemm(dW.buf, dy, h.buf, out, inp, N, true, false, 1, dW.fresh ? 0 : 1);
     if (b) {
       const db = ctx.accum(3);
       if (db) k.addBiasBackward(db, dy, N, out);
@@ -141,10 +172,10 @@ export const residualLinear = defineOp({
 
 export const add = defineOp({
   name: 'add',
-  forward(_ctx, a: Tensor, b: Tensor) {
+  forward(ctx, a: Tensor, b: Tensor) {
     sameShape('add', a, b);
-    const y = Tensor.pooled(a.shape);
-    kernels().add(y.data, a.data, b.data, a.size);
+    const y = Tensor.pooled(a.shape, ctx.device);
+    kernelsFor(ctx.device).add(y.buf, a.buf, b.buf, a.size);
     return y;
   },
   backward(ctx) {
@@ -156,8 +187,9 @@ export const add = defineOp({
 
 export const sub = defineOp({
   name: 'sub',
-  forward(_ctx, a: Tensor, b: Tensor) {
+  forward(ctx, a: Tensor, b: Tensor) {
     sameShape('sub', a, b);
+    if (ctx.device !== 'cpu') throw hostOnly('sub', ctx.device);
     const y = Tensor.pooled(a.shape);
     const ya = y.data, ad = a.data, bd = b.data;
     for (let i = 0; i < ya.length; i++) ya[i] = ad[i] - bd[i];
@@ -165,24 +197,24 @@ export const sub = defineOp({
   },
   backward(ctx, dy) {
     const db = ctx.write(1); // before pass(0) hands dy's buffer on (a − a: both are the same tensor)
-    if (db) kernels().scale(db, dy, -1, dy.length);
+    if (db) kernelsFor(ctx.device).scale(db, dy, -1, dy.length);
     ctx.pass(0);
   },
 });
 
 export const mul = defineOp({
   name: 'mul',
-  forward(_ctx, a: Tensor, b: Tensor) {
+  forward(ctx, a: Tensor, b: Tensor) {
     sameShape('mul', a, b);
-    const y = Tensor.pooled(a.shape);
-    kernels().mul(y.data, a.data, b.data, a.size);
+    const y = Tensor.pooled(a.shape, ctx.device);
+    kernelsFor(ctx.device).mul(y.buf, a.buf, b.buf, a.size);
     return y;
   },
   backward(ctx, dy) {
     const [a, b] = ctx.inputs;
     const da = ctx.write(0) ?? ctx.alloc(a.size);
     const db = ctx.write(1) ?? ctx.alloc(b.size);
-    kernels().mulBackward(da, db, dy, a.data, b.data, a.size);
+    kernelsFor(ctx.device).mulBackward(da, db, dy, a.buf, b.buf, a.size);
   },
 });
 
@@ -190,21 +222,22 @@ export const mul = defineOp({
 export const scale = defineOp({
   name: 'scale',
   forward(ctx, x: Tensor, alpha: number) {
-    const y = Tensor.pooled(x.shape);
-    kernels().scale(y.data, x.data, alpha, x.size);
+    const y = Tensor.pooled(x.shape, ctx.device);
+    kernelsFor(ctx.device).scale(y.buf, x.buf, alpha, x.size);
     ctx.saved.alpha = alpha;
     return y;
   },
   backward(ctx, dy) {
     const dx = ctx.write(0);
-    if (dx) kernels().scale(dx, dy, ctx.saved.alpha as number, dy.length);
+    if (dx) kernelsFor(ctx.device).scale(dx, dy, ctx.saved.alpha as number, dy.length);
   },
 });
 
 /** Σ x, a one-element tensor (sum in float64). */
 export const sum = defineOp({
   name: 'sum',
-  forward(_ctx, x: Tensor) {
+  forward(ctx, x: Tensor) {
+    if (ctx.device !== 'cpu') throw hostOnly('sum', ctx.device);
     const y = Tensor.pooled([]);
     const d = x.data;
     let s = 0;
@@ -214,7 +247,7 @@ export const sum = defineOp({
   },
   backward(ctx, dy) {
     const dx = ctx.write(0);
-    if (dx) dx.fill(dy[0]);
+    if (dx) (dx as Float32Array).fill((dy as Float32Array)[0]);
   },
 });
 
@@ -226,7 +259,8 @@ export function mean(x: Tensor): Tensor {
 /** log σ(x), elementwise, computed stably (Bradley-Terry and DPO losses). */
 export const logSigmoid = defineOp({
   name: 'logSigmoid',
-  forward(_ctx, x: Tensor) {
+  forward(ctx, x: Tensor) {
+    if (ctx.device !== 'cpu') throw hostOnly('logSigmoid', ctx.device);
     const y = Tensor.pooled(x.shape);
     const xd = x.data, yd = y.data;
     for (let i = 0; i < xd.length; i++) {
@@ -236,53 +270,53 @@ export const logSigmoid = defineOp({
     return y;
   },
   backward(ctx, dy) {
-    const dx = ctx.write(0);
+    const dx = ctx.write(0) as Float32Array | null;
     if (!dx) return;
-    const xd = ctx.inputs[0].data;
-    for (let i = 0; i < dx.length; i++) dx[i] = dy[i] / (1 + Math.exp(xd[i])); // d/dx log σ(x) = σ(−x)
+    const xd = ctx.inputs[0].data, dyd = dy as Float32Array;
+    for (let i = 0; i < dx.length; i++) dx[i] = dyd[i] / (1 + Math.exp(xd[i])); // d/dx log σ(x) = σ(−x)
   },
 });
 
 export const gelu = defineOp({
   name: 'gelu',
-  forward(_ctx, x: Tensor) {
-    const y = Tensor.pooled(x.shape);
-    kernels().geluForward(y.data, x.data, x.size);
+  forward(ctx, x: Tensor) {
+    const y = Tensor.pooled(x.shape, ctx.device);
+    kernelsFor(ctx.device).geluForward(y.buf, x.buf, x.size);
     return y;
   },
   backward(ctx, dy) {
     const dx = ctx.write(0);
-    if (dx) kernels().geluBackward(dx, dy, ctx.inputs[0].data, dy.length);
+    if (dx) kernelsFor(ctx.device).geluBackward(dx, dy, ctx.inputs[0].buf, dy.length);
   },
 });
 
 export const silu = defineOp({
   name: 'silu',
-  forward(_ctx, x: Tensor) {
-    const y = Tensor.pooled(x.shape);
-    kernels().siluForward(y.data, x.data, x.size);
+  forward(ctx, x: Tensor) {
+    const y = Tensor.pooled(x.shape, ctx.device);
+    kernelsFor(ctx.device).siluForward(y.buf, x.buf, x.size);
     return y;
   },
   backward(ctx, dy) {
     const dx = ctx.write(0);
-    if (dx) kernels().siluBackward(dx, dy, ctx.inputs[0].data, dy.length);
+    if (dx) kernelsFor(ctx.device).siluBackward(dx, dy, ctx.inputs[0].buf, dy.length);
   },
 });
 
 /** silu(gate) · up, both (N, hidden). */
 export const swiglu = defineOp({
   name: 'swiglu',
-  forward(_ctx, gate: Tensor, up: Tensor) {
+  forward(ctx, gate: Tensor, up: Tensor) {
     sameShape('swiglu', gate, up);
-    const y = Tensor.pooled(gate.shape);
-    kernels().swigluForward(y.data, gate.data, up.data, gate.size);
+    const y = Tensor.pooled(gate.shape, ctx.device);
+    kernelsFor(ctx.device).swigluForward(y.buf, gate.buf, up.buf, gate.size);
     return y;
   },
   backward(ctx, dy) {
     const [g, u] = ctx.inputs;
     const dg = ctx.write(0) ?? ctx.alloc(g.size);
     const du = ctx.write(1) ?? ctx.alloc(u.size);
-    kernels().swigluBackward(dg, du, dy, g.data, u.data, g.size);
+    kernelsFor(ctx.device).swigluBackward(dg, du, dy, g.buf, u.buf, g.size);
   },
 });
 
@@ -292,9 +326,9 @@ export const layerNorm = defineOp({
   forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, eps: number = 1e-5) {
     const C = lastDim(x), N = x.size / C;
     if (weight.size !== C || bias.size !== C) throw new RangeError(`layerNorm: weight and bias need ${C} elements`);
-    const y = Tensor.pooled(x.shape);
+    const y = Tensor.pooled(x.shape, ctx.device);
     const mean = ctx.alloc(N), rstd = ctx.alloc(N);
-    kernels().layernormForward(y.data, mean, rstd, x.data, weight.data, bias.data, N, C, eps);
+    kernelsFor(ctx.device).layernormForward(y.buf, mean, rstd, x.buf, weight.buf, bias.buf, N, C, eps);
     ctx.saved.mean = mean;
     ctx.saved.rstd = rstd;
     return y;
@@ -303,9 +337,9 @@ export const layerNorm = defineOp({
     const [x, w] = ctx.inputs;
     const C = lastDim(x), N = x.size / C;
     const dx = ctx.write(0) ?? ctx.alloc(x.size);
-    const dw = ctx.accum(1) ?? ctx.alloc(C).fill(0);
-    const db = ctx.accum(2) ?? ctx.alloc(C).fill(0);
-    kernels().layernormBackward(dx, dw, db, dy, x.data, w.data, ctx.saved.mean as Float32Array, ctx.saved.rstd as Float32Array, N, C);
+    const dw = ctx.accum(1) ?? zerosScratch(ctx, C);
+    const db = ctx.accum(2) ?? zerosScratch(ctx, C);
+    kernelsFor(ctx.device).layernormBackward(dx, dw, db, dy, x.buf, w.buf, ctx.saved.mean as F32Buf, ctx.saved.rstd as F32Buf, N, C);
   },
 });
 
@@ -315,9 +349,9 @@ export const rmsNorm = defineOp({
   forward(ctx, x: Tensor, weight: Tensor, eps: number = 1e-5) {
     const C = lastDim(x), N = x.size / C;
     if (weight.size !== C) throw new RangeError(`rmsNorm: weight needs ${C} elements, has ${weight.size}`);
-    const y = Tensor.pooled(x.shape);
+    const y = Tensor.pooled(x.shape, ctx.device);
     const rstd = ctx.alloc(N);
-    kernels().rmsnormForward(y.data, rstd, x.data, weight.data, N, C, eps);
+    kernelsFor(ctx.device).rmsnormForward(y.buf, rstd, x.buf, weight.buf, N, C, eps);
     ctx.saved.rstd = rstd;
     return y;
   },
@@ -325,8 +359,8 @@ export const rmsNorm = defineOp({
     const [x, w] = ctx.inputs;
     const C = lastDim(x), N = x.size / C;
     const dx = ctx.write(0) ?? ctx.alloc(x.size);
-    const dw = ctx.accum(1) ?? ctx.alloc(C).fill(0);
-    kernels().rmsnormBackward(dx, dw, dy, x.data, w.data, ctx.saved.rstd as Float32Array, N, C);
+    const dw = ctx.accum(1) ?? zerosScratch(ctx, C);
+    kernelsFor(ctx.device).rmsnormBackward(dx, dw, dy, x.buf, w.buf, ctx.saved.rstd as F32Buf, N, C);
   },
 });
 
@@ -337,27 +371,31 @@ export const embedding = defineOp({
     if (!(ids instanceof Int32Array)) throw new TypeError('embedding: ids must be an Int32Array');
     if (table.ndim !== 2) throw new RangeError(`embedding: table must be 2-D (vocab, dim), got [${table.shape.join(', ')}]`);
     const [V, C] = table.shape;
-    const y = Tensor.pooled(shape ?? [ids.length, C]);
-    if (y.size !== ids.length * C) throw new RangeError(`embedding: shape [${shape}] does not hold ${ids.length} rows of ${C}`);
+    const outShape = shape ?? [ids.length, C];
+    if (shapeSize(outShape) !== ids.length * C) throw new RangeError(`embedding: shape [${shape}] does not hold ${ids.length} rows of ${C}`);
+    const k = kernelsFor(ctx.device);
     if (table.dtype === 'bf16') {
       // a frozen table kept in bf16: each row widened (no gradient to keep)
-      const k = kernels(), t = table.dataBf16, yd = y.data;
       for (let i = 0; i < ids.length; i++) {
         const r = ids[i];
         if (!(r >= 0 && r < V)) throw new RangeError(`embedding: ids[${i}] = ${r} is outside [0, ${V})`);
-        k.castBf16ToF32(yd.subarray(i * C, (i + 1) * C), t.subarray(r * C, (r + 1) * C), C);
       }
+      const y = Tensor.pooled(outShape, ctx.device);
+      const t = table.bufBf16, yd = y.buf;
+      for (let i = 0; i < ids.length; i++) k.castBf16ToF32(viewOf(yd, i * C, C), viewOf(t, ids[i] * C, C), C);
       return y;
     }
-    kernels().embeddingForward(y.data, ids, table.data, ids.length, V, C);
-    ctx.saved.ids = ids;
+    const idsBuf = ctx.input(ids);
+    const y = Tensor.pooled(outShape, ctx.device);
+    k.embeddingForward(y.buf, idsBuf, table.buf, ids.length, V, C);
+    ctx.saved.ids = idsBuf;
     return y;
   },
   backward(ctx, dy) {
     const table = ctx.inputs[0];
     const dt = ctx.accum(0);
-    const ids = ctx.saved.ids as Int32Array;
-    if (dt) kernels().embeddingBackward(dt, dy, ids, ids.length, table.shape[0], table.shape[1]);
+    const ids = ctx.saved.ids as I32Buf;
+    if (dt) kernelsFor(ctx.device).embeddingBackward(dt, dy, ids, ids.length, table.shape[0], table.shape[1]);
   },
 });
 
@@ -371,26 +409,30 @@ export interface RopeFrequencies {
   scale: number;
 }
 
-/** Rotary position embedding of x (B, T, H, D) at positions (B·T): pair i turned by pos·invFreq[i]. */
+/**
+ * Rotary position embedding of x (B, T, H, D) at positions (B·T; an Int32Array, or an i32 tensor on x's device):
+ * pair i turned by pos·invFreq[i].
+ */
 export const rope = defineOp({
   name: 'rope',
-  forward(ctx, x: Tensor, positions: Int32Array, freqs: RopeFrequencies, interleaved: boolean) {
+  forward(ctx, x: Tensor, positions: Int32Array | Tensor, freqs: RopeFrequencies, interleaved: boolean) {
     if (x.ndim !== 4) throw new RangeError(`rope: x must be (B, T, H, D), got [${x.shape.join(', ')}]`);
     const [B, T, H, D] = x.shape;
     ids32('rope', 'positions', positions, B * T);
     if (D % 2) throw new RangeError(`rope: head dimension ${D} must be even`);
     if (freqs.invFreq.length !== D / 2) throw new RangeError(`rope: ${freqs.invFreq.length} inverse frequencies for a head of ${D} (D/2 = ${D / 2} expected)`);
-    const y = Tensor.pooled(x.shape);
-    kernels().ropeForward(y.data, x.data, positions, freqs.invFreq, B, T, H, D, freqs.scale, interleaved);
-    ctx.saved.p = [positions, freqs, interleaved];
+    const pos = ctx.input(positions), invFreq = ctx.input(freqs.invFreq, 'constant');
+    const y = Tensor.pooled(x.shape, ctx.device);
+    kernelsFor(ctx.device).ropeForward(y.buf, x.buf, pos, invFreq, B, T, H, D, freqs.scale, interleaved);
+    ctx.saved.p = [pos, invFreq, freqs.scale, interleaved];
     return y;
   },
   backward(ctx, dy) {
     const dx = ctx.write(0);
     if (!dx) return;
     const [B, T, H, D] = ctx.inputs[0].shape;
-    const [positions, freqs, interleaved] = ctx.saved.p as [Int32Array, RopeFrequencies, boolean];
-    kernels().ropeBackward(dx, dy, positions, freqs.invFreq, B, T, H, D, freqs.scale, interleaved);
+    const [pos, invFreq, sc, interleaved] = ctx.saved.p as [I32Buf, F32Buf, number, boolean];
+    kernelsFor(ctx.device).ropeBackward(dx, dy, pos, invFreq, B, T, H, D, sc, interleaved);
   },
 });
 
@@ -405,18 +447,18 @@ export function permute0213(x: Tensor): Tensor {
 
 const permute0213Copy = defineOp({
   name: 'permute0213',
-  forward(_ctx, x: Tensor) {
+  forward(ctx, x: Tensor) {
     if (x.ndim !== 4) throw new RangeError(`permute0213: x must be 4-D, got [${x.shape.join(', ')}]`);
     const [A, B, C, D] = x.shape;
-    const y = Tensor.pooled([A, C, B, D]);
-    kernels().permute0213(y.data, x.data, A, B, C, D);
+    const y = Tensor.pooled([A, C, B, D], ctx.device);
+    kernelsFor(ctx.device).permute0213(y.buf, x.buf, A, B, C, D);
     return y;
   },
   backward(ctx, dy) {
     const dx = ctx.write(0);
     if (!dx) return;
     const [A, B, C, D] = ctx.inputs[0].shape;
-    kernels().permute0213(dx, dy, A, C, B, D);
+    kernelsFor(ctx.device).permute0213(dx, dy, A, C, B, D);
   },
 });
 
@@ -433,16 +475,16 @@ export const splitHeads = defineOp({
     if (x.size !== B * T * S * H * D || lastDim(x) !== S * H * D) {
       throw new RangeError(`splitHeads: x [${x.shape.join(', ')}] is not (B·T, S·H·D) for B ${B}, T ${T}, S ${S}, H ${H}, D ${D}`);
     }
-    const k = kernels();
+    const k = kernelsFor(ctx.device);
     const blk = H * T * D;
     const outs: Tensor[] = [];
-    for (let s = 0; s < S; s++) outs.push(Tensor.pooled([B, H, T, D]));
-    const tmp = acquireF32(x.size); // (B, S, H, T, D)
-    k.permute0213(tmp, x.data, B, T, S * H, D);
+    for (let s = 0; s < S; s++) outs.push(Tensor.pooled([B, H, T, D], ctx.device));
+    const tmp = acquireBuffer(ctx.device, x.size); // (B, S, H, T, D)
+    k.permute0213(tmp, x.buf, B, T, S * H, D);
     for (let b = 0; b < B; b++) {
-      for (let s = 0; s < S; s++) k.copyF32(outs[s].data.subarray(b * blk, (b + 1) * blk), tmp.subarray((b * S + s) * blk), blk);
+      for (let s = 0; s < S; s++) k.copyF32(viewOf(outs[s].buf, b * blk, blk), viewOf(tmp, (b * S + s) * blk, blk), blk);
     }
-    releaseF32(tmp);
+    freeBuffer(tmp);
     ctx.saved.bhtd = [B, H, T, D];
     return outs;
   },
@@ -451,22 +493,23 @@ export const splitHeads = defineOp({
     if (!dx) return;
     const [B, H, T, D] = ctx.saved.bhtd as number[];
     const S = dys.length, blk = H * T * D;
-    const k = kernels();
-    const tmp = acquireF32(dx.length); // (B, S, H, T, D)
+    const k = kernelsFor(ctx.device);
+    const tmp = acquireBuffer(ctx.device, dx.length); // (B, S, H, T, D)
     for (let b = 0; b < B; b++) {
-      for (let s = 0; s < S; s++) k.copyF32(tmp.subarray((b * S + s) * blk, (b * S + s + 1) * blk), dys[s].subarray(b * blk), blk);
+      for (let s = 0; s < S; s++) k.copyF32(viewOf(tmp, (b * S + s) * blk, blk), viewOf(dys[s], b * blk, blk), blk);
     }
     k.permute0213(dx, tmp, B, S * H, T, D);
-    releaseF32(tmp);
+    freeBuffer(tmp);
   },
 });
 
 /** Splits the last dimension of x (..., Σ sizes) into pieces (..., sizes[i]) (copies). */
 export const splitLast = defineOp({
   name: 'splitLast',
-  forward(_ctx, x: Tensor, sizes: readonly number[]) {
+  forward(ctx, x: Tensor, sizes: readonly number[]) {
     const W = lastDim(x), N = x.size / W;
     if (sizes.reduce((a, b) => a + b, 0) !== W) throw new RangeError(`splitLast: sizes [${sizes}] do not add up to ${W}`);
+    if (ctx.device !== 'cpu') throw hostOnly('splitLast', ctx.device);
     const xd = x.data;
     const outs: Tensor[] = [];
     let off = 0;
@@ -480,12 +523,12 @@ export const splitLast = defineOp({
     return outs;
   },
   backward(ctx, ...dys) {
-    const dx = ctx.write(0);
+    const dx = ctx.write(0) as Float32Array | null;
     if (!dx) return;
     const x = ctx.inputs[0];
     const W = lastDim(x), N = x.size / W;
     let off = 0;
-    for (const dy of dys) {
+    for (const dy of dys as Float32Array[]) {
       const s = dy.length / N;
       for (let r = 0; r < N; r++) dx.set(dy.subarray(r * s, r * s + s), r * W + off);
       off += s;
@@ -499,6 +542,7 @@ export const gatherRows = defineOp({
   forward(ctx, x: Tensor, rows: Int32Array) {
     const C = lastDim(x), N = x.size / C;
     if (!(rows instanceof Int32Array)) throw new TypeError('gatherRows: rows must be an Int32Array');
+    if (ctx.device !== 'cpu') throw hostOnly('gatherRows', ctx.device);
     const y = Tensor.pooled([rows.length, C]);
     const xd = x.data, yd = y.data;
     for (let i = 0; i < rows.length; i++) {
@@ -510,45 +554,47 @@ export const gatherRows = defineOp({
     return y;
   },
   backward(ctx, dy) {
-    const dx = ctx.write(0);
+    const dx = ctx.write(0) as Float32Array | null;
     if (!dx) return;
     const C = lastDim(ctx.inputs[0]);
-    const rows = ctx.saved.rows as Int32Array;
+    const rows = ctx.saved.rows as Int32Array, dyd = dy as Float32Array;
     dx.fill(0);
-    for (let i = 0; i < rows.length; i++) for (let c = 0; c < C; c++) dx[rows[i] * C + c] += dy[i * C + c];
+    for (let i = 0; i < rows.length; i++) for (let c = 0; c < C; c++) dx[rows[i] * C + c] += dyd[i * C + c];
   },
 });
 
 /**
  * Causal grouped-query attention: q (B, H, T, D), k and v (B, Hkv, T, D) -> (B, H, T, D).
- * mask: null or (B·T) additive per key (0 keeps, −Infinity drops a padding position). Saves lse (B·H·T).
+ * mask: null or (B·T) additive per key (0 keeps, −Infinity drops a padding position): a Float32Array, or an f32
+ * tensor on q's device. Saves lse (B·H·T).
  */
 export const attention = defineOp({
   name: 'attention',
-  forward(ctx, q: Tensor, k: Tensor, v: Tensor, mask: Float32Array | null = null, scaleFactor?: number) {
+  forward(ctx, q: Tensor, k: Tensor, v: Tensor, mask: Float32Array | Tensor | null = null, scaleFactor?: number) {
     if (q.ndim !== 4 || k.ndim !== 4 || v.ndim !== 4) throw new RangeError('attention: q, k, v must be 4-D (B, heads, T, D)');
     const [B, H, T, D] = q.shape;
     const Hkv = k.shape[1];
     if (k.shape[0] !== B || k.shape[2] !== T || k.shape[3] !== D) throw new RangeError(`attention: k [${k.shape}] does not match q [${q.shape}]`);
     sameShape('attention (k, v)', k, v);
     if (H % Hkv) throw new RangeError(`attention: ${H} query heads are not a multiple of ${Hkv} kv heads`);
-    if (mask && mask.length !== B * T) throw new RangeError(`attention: mask has ${mask.length} entries, expected B·T = ${B * T}`);
+    maskOf('attention', mask, B * T);
     const sc = scaleFactor ?? 1 / Math.sqrt(D);
-    const y = Tensor.pooled(q.shape);
+    const maskBuf = mask && ctx.input(mask);
+    const y = Tensor.pooled(q.shape, ctx.device);
     const lse = ctx.alloc(B * H * T);
-    kernels().attentionForward(y.data, lse, q.data, k.data, v.data, mask, B, H, Hkv, T, T, T, D, sc);
-    ctx.saved.a = [lse, mask, sc, y];
+    kernelsFor(ctx.device).attentionForward(y.buf, lse, q.buf, k.buf, v.buf, maskBuf, B, H, Hkv, T, T, T, D, sc);
+    ctx.saved.a = [lse, maskBuf, sc, y];
     return y;
   },
   backward(ctx, dy) {
     const [q, k, v] = ctx.inputs;
     const [B, H, T, D] = q.shape;
     const Hkv = k.shape[1];
-    const [lse, mask, sc, y] = ctx.saved.a as [Float32Array, Float32Array | null, number, Tensor];
+    const [lse, mask, sc, y] = ctx.saved.a as [F32Buf, F32Buf | null, number, Tensor];
     const dq = ctx.write(0) ?? ctx.alloc(q.size);
     const dk = ctx.write(1) ?? ctx.alloc(k.size);
     const dv = ctx.write(2) ?? ctx.alloc(v.size);
-    kernels().attentionBackward(dq, dk, dv, dy, y.data, lse, q.data, k.data, v.data, mask, B, H, Hkv, T, T, T, D, sc);
+    kernelsFor(ctx.device).attentionBackward(dq, dk, dv, dy, y.buf, lse, q.buf, k.buf, v.buf, mask, B, H, Hkv, T, T, T, D, sc);
   },
 });
 
@@ -563,44 +609,45 @@ export const attention = defineOp({
  */
 export const attentionQkv = defineOp({
   name: 'attentionQkv',
-  forward(ctx, qkv: Tensor, B: number, T: number, H: number, D: number, mask: Float32Array | null = null, scaleFactor?: number) {
+  forward(ctx, qkv: Tensor, B: number, T: number, H: number, D: number, mask: Float32Array | Tensor | null = null, scaleFactor?: number) {
     f32('attentionQkv', 'qkv', qkv);
     if (qkv.size !== B * T * 3 * H * D || lastDim(qkv) !== 3 * H * D) {
       throw new RangeError(`attentionQkv: qkv [${qkv.shape.join(', ')}] is not (B·T, 3·H·D) for B ${B}, T ${T}, H ${H}, D ${D}`);
     }
-    if (mask && mask.length !== B * T) throw new RangeError(`attentionQkv: mask has ${mask.length} entries, expected B·T = ${B * T}`);
+    maskOf('attentionQkv', mask, B * T);
     const sc = scaleFactor ?? 1 / Math.sqrt(D);
-    const k = kernels();
+    const k = kernelsFor(ctx.device);
     const blk = H * T * D;
+    const maskBuf = mask && ctx.input(mask);
     const heads = ctx.alloc(qkv.size); // (B, 3, H, T, D)
-    k.permute0213(heads, qkv.data, B, T, 3 * H, D);
-    const y = Tensor.pooled([B, H, T, D]);
+    k.permute0213(heads, qkv.buf, B, T, 3 * H, D);
+    const y = Tensor.pooled([B, H, T, D], ctx.device);
     const lse = ctx.alloc(B * H * T);
-    const yd = y.data;
+    const yd = y.buf;
     for (let b = 0; b < B; b++) {
-      const qb = heads.subarray(3 * b * blk);
-      k.attentionForward(yd.subarray(b * blk, (b + 1) * blk), lse.subarray(b * H * T, (b + 1) * H * T), qb, qb.subarray(blk), qb.subarray(2 * blk),
-        mask && mask.subarray(b * T, (b + 1) * T), 1, H, H, T, T, T, D, sc);
+      const at = (i: number) => viewOf(heads, (3 * b + i) * blk, blk); // q, k, v of batch row b
+      k.attentionForward(viewOf(yd, b * blk, blk), viewOf(lse, b * H * T, H * T), at(0), at(1), at(2),
+        maskBuf && viewOf(maskBuf, b * T, T), 1, H, H, T, T, T, D, sc);
     }
-    ctx.saved.a = [heads, lse, mask, sc, y, B, T, H, D];
+    ctx.saved.a = [heads, lse, maskBuf, sc, y, B, T, H, D];
     return y;
   },
   backward(ctx, dy) {
     const dqkv = ctx.write(0);
     if (!dqkv) return;
-    const [heads, lse, mask, sc, y, B, T, H, D] = ctx.saved.a as [Float32Array, Float32Array, Float32Array | null, number, Tensor, number, number, number, number];
-    const k = kernels();
+    const [heads, lse, mask, sc, y, B, T, H, D] = ctx.saved.a as [F32Buf, F32Buf, F32Buf | null, number, Tensor, number, number, number, number];
+    const k = kernelsFor(ctx.device);
     const blk = H * T * D;
-    const dheads = acquireF32(heads.length); // (B, 3, H, T, D), every element written by the kernel
-    const yd = y.data;
+    const dheads = acquireBuffer(ctx.device, heads.length); // (B, 3, H, T, D), every element written by the kernel
+    const yd = y.buf;
     for (let b = 0; b < B; b++) {
-      const qb = heads.subarray(3 * b * blk), dqb = dheads.subarray(3 * b * blk, 3 * (b + 1) * blk);
-      const rows = (a: Float32Array) => a.subarray(b * blk, (b + 1) * blk);
-      k.attentionBackward(dqb.subarray(0, blk), dqb.subarray(blk, 2 * blk), dqb.subarray(2 * blk), rows(dy), rows(yd), lse.subarray(b * H * T, (b + 1) * H * T),
-        qb.subarray(0, blk), qb.subarray(blk, 2 * blk), qb.subarray(2 * blk, 3 * blk), mask && mask.subarray(b * T, (b + 1) * T), 1, H, H, T, T, T, D, sc);
+      const qkvOf = (a: F32Buf, i: number) => viewOf(a, (3 * b + i) * blk, blk); // q, k, v (or dq, dk, dv) of batch row b
+      const rows = (a: F32Buf) => viewOf(a, b * blk, blk);
+      k.attentionBackward(qkvOf(dheads, 0), qkvOf(dheads, 1), qkvOf(dheads, 2), rows(dy), rows(yd), viewOf(lse, b * H * T, H * T),
+        qkvOf(heads, 0), qkvOf(heads, 1), qkvOf(heads, 2), mask && viewOf(mask, b * T, T), 1, H, H, T, T, T, D, sc);
     }
     k.permute0213(dqkv, dheads, B, 3 * H, T, D);
-    releaseF32(dheads);
+    freeBuffer(dheads);
   },
 });
 
@@ -617,13 +664,15 @@ export const crossEntropy = defineOp({
     const V = lastDim(logits), N = logits.size / V;
     ids32('crossEntropy', 'targets', targets, N);
     const ignore = opts.ignoreIndex ?? -100, temp = opts.temperature ?? 1;
+    const tgt = ctx.input(targets);
     const losses = ctx.alloc(N), lse = ctx.alloc(N);
-    const m = kernels().crossEntropyForward(losses, lse, logits.data, targets, N, V, ignore, temp);
+    const m = kernelsFor(ctx.device).crossEntropyForward(losses, lse, logits.buf, tgt, N, V, ignore, temp); // on a device: the loss scalar's download
     let count = 0;
     for (let i = 0; i < N; i++) if (targets[i] !== ignore) count++;
-    const y = Tensor.pooled([]);
-    y.data[0] = m;
-    ctx.saved.ce = [lse, targets, ignore, temp, count, losses];
+    const y = Tensor.pooled([], ctx.device);
+    fillF32(ctx.device, y.buf, m, 1);
+    if (ctx.device !== 'cpu') y.hostValue = Math.fround(m); // the kernel's returned mean: known on the host
+    ctx.saved.ce = [lse, tgt, ignore, temp, count, losses];
     return y;
   },
   backward(ctx, dy) {
@@ -631,9 +680,9 @@ export const crossEntropy = defineOp({
     const dl = ctx.write(0);
     if (!dl) return;
     const V = lastDim(logits), N = logits.size / V;
-    const [lse, targets, ignore, temp, count, dlosses] = ctx.saved.ce as [Float32Array, Int32Array, number, number, number, Float32Array];
-    dlosses.fill(count ? dy[0] / count : 0); // the losses buffer is free now: reuse it for dL/dloss_r
-    kernels().crossEntropyBackward(dl, dlosses, logits.data, lse, targets, N, V, ignore, temp);
+    const [lse, targets, ignore, temp, count, dlosses] = ctx.saved.ce as [F32Buf, I32Buf, number, number, number, F32Buf];
+    fillF32(ctx.device, dlosses, count ? ctx.scalarGrad(0, dy) / count : 0, N); // the losses buffer is free now: reuse it for dL/dloss_r
+    kernelsFor(ctx.device).crossEntropyBackward(dl, dlosses, logits.buf, lse, targets, N, V, ignore, temp);
   },
 });
 
@@ -646,11 +695,12 @@ export const tokenLogprobs = defineOp({
   forward(ctx, logits: Tensor, targets: Int32Array, temperature: number = 1) {
     const V = lastDim(logits), N = logits.size / V;
     ids32('tokenLogprobs', 'targets', targets, N);
-    const lp = Tensor.pooled(logits.shape.slice(0, -1));
-    const ent = Tensor.pooled(logits.shape.slice(0, -1));
+    const tgt = ctx.input(targets);
+    const lp = Tensor.pooled(logits.shape.slice(0, -1), ctx.device);
+    const ent = Tensor.pooled(logits.shape.slice(0, -1), ctx.device);
     const lse = ctx.alloc(N);
-    kernels().tokenLogprobs(lp.data, ent.data, lse, logits.data, targets, N, V, temperature);
-    ctx.saved.t = [lse, targets, temperature];
+    kernelsFor(ctx.device).tokenLogprobs(lp.buf, ent.buf, lse, logits.buf, tgt, N, V, temperature);
+    ctx.saved.t = [lse, tgt, temperature];
     return [lp, ent];
   },
   backward(ctx, dlp, dent) {
@@ -658,9 +708,21 @@ export const tokenLogprobs = defineOp({
     if (!dl) return;
     const logits = ctx.inputs[0];
     const V = lastDim(logits), N = logits.size / V;
-    const [lse, targets, temperature] = ctx.saved.t as [Float32Array, Int32Array, number];
-    let anyEnt = false;
-    for (let i = 0; i < dent.length; i++) if (dent[i] !== 0) { anyEnt = true; break; }
-    kernels().tokenLogprobsBackward(dl, dlp, anyEnt ? dent : null, logits.data, lse, targets, N, V, temperature);
+    const [lse, targets, temperature] = ctx.saved.t as [F32Buf, I32Buf, number];
+    const anyEnt = entropyGradUsed(ctx, 1, dent);
+    kernelsFor(ctx.device).tokenLogprobsBackward(dl, dlp, anyEnt ? dent : null, logits.buf, lse, targets, N, V, temperature);
   },
 });
+
+/**
+ * Whether the entropy output's gradient dent counts: on the cpu, whether any element is nonzero (an entropy
+ * nobody trained on gets zeros); on a device (whose elements are not read) whether any op sent output o a
+ * gradient at all (an entropy with a zero coefficient that still reached the loss then costs the extra term).
+ */
+export function entropyGradUsed(ctx: BackwardCtx, o: number, dent: F32Buf): boolean {
+  if (dent instanceof Float32Array) {
+    for (let i = 0; i < dent.length; i++) if (dent[i] !== 0) return true;
+    return false;
+  }
+  return ctx.gradReached(o);
+}

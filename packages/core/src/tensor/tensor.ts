@@ -5,14 +5,16 @@
  * 16 bits, a Uint16Array): the ops that read weights take it (linear, residualLinear, embedding, the fused LM
  * head); it never requires grad.
  *
- * Storage sits behind the `Storage` interface so that a CUDA storage (a device handle) can be added beside
- * `CpuStorage` without touching the models. Only `cpu` exists today.
+ * Storage sits behind the `Storage` interface: `CpuStorage` holds a typed array, `DeviceStorage` a buffer of a
+ * device backend (backend/device.ts). A view of a device tensor hands the kernels a view of its buffer
+ * (`buf`); its elements are never read on the host except through a counted copy (`to('cpu')`).
  */
+import { backendFor, download, upload, type Bf16Buf, type Device, type DeviceBuffer, type F32Buf, type I32Buf, type TransferCategory } from '../backend/device';
 import type { Rng } from '../util/rng';
 import { acquireF32, releaseF32 } from './pool';
 
 export type DType = 'f32' | 'i32' | 'bf16';
-export type Device = 'cpu' | 'cuda';
+export type { Device };
 
 export interface Storage {
   readonly device: Device;
@@ -78,6 +80,58 @@ export class CpuStorage implements Storage {
   }
 }
 
+/**
+ * A buffer of a device other than the cpu. Pooled storage (op outputs, activation gradients) is freed when
+ * released: the device's allocator (CUDA's caching allocator) is its pool.
+ */
+export class DeviceStorage implements Storage {
+  kept = false;
+  private _released = false;
+
+  constructor(
+    private buf: DeviceBuffer,
+    readonly device: Device,
+    readonly pooled: boolean,
+  ) {
+    if (device === 'cpu') throw new Error('DeviceStorage: the cpu holds CpuStorage');
+  }
+
+  get dtype(): DType {
+    return this.buf.dtype;
+  }
+  get length(): number {
+    return this.buf.length;
+  }
+  get released(): boolean {
+    return this._released;
+  }
+
+  /** The whole device buffer; throws once released. */
+  buffer(): DeviceBuffer {
+    if (this._released) throw new Error(`this ${this.device} tensor was released (its buffer was freed after backward() or at the end of tidy()); call keep() on it`);
+    return this.buf;
+  }
+
+  /**
+   * Uses `into` (same length and dtype, already holding this storage's elements: the caller copied them with a
+   * kernel, e.g. into a slice of an optimizer's flat buffer) from now on, for every tensor on this storage; the
+   * old buffer is freed. Not for pooled or released storage.
+   */
+  rebind(into: DeviceBuffer): void {
+    if (this.pooled || this._released || into.length !== this.buf.length || into.dtype !== this.buf.dtype) {
+      throw new Error('DeviceStorage.rebind: only a live, non-pooled storage moves, into a buffer of its length and dtype');
+    }
+    this.buf.dispose();
+    this.buf = into;
+  }
+
+  release(): void {
+    if (this._released || this.kept || !this.pooled) return;
+    this._released = true;
+    this.buf.dispose();
+  }
+}
+
 /** Minimal view of an autograd node, as the Tensor sees it (autograd.ts owns the rest). */
 export interface GradNode {
   readonly name: string;
@@ -92,8 +146,8 @@ export function setPooledTensorHook(h: ScopeHook | null): void {
   onPooledTensor = h;
 }
 
-let backwardImpl: ((root: Tensor, grad?: Float32Array) => void) | null = null;
-export function setBackwardImpl(f: (root: Tensor, grad?: Float32Array) => void): void {
+let backwardImpl: ((root: Tensor, grad?: F32Buf) => void) | null = null;
+export function setBackwardImpl(f: (root: Tensor, grad?: F32Buf) => void): void {
   backwardImpl = f;
 }
 
@@ -119,7 +173,13 @@ export class Tensor {
    * A leaf's gradient home: when set (an optimizer's flat gradient buffer, a view of this tensor's size),
    * autograd creates the leaf's gradient there instead of in fresh memory.
    */
-  gradHome: Float32Array | null = null;
+  gradHome: F32Buf | null = null;
+  /**
+   * @internal A one-element device tensor whose value the host already holds, exactly (a loss op computed it on
+   * the host from a counted download, then wrote it with a fill): to('cpu') uses it instead of a second download.
+   * Set only on an op's fresh output, whose value nothing writes again.
+   */
+  hostValue?: number;
 
   constructor(
     readonly storage: Storage,
@@ -185,6 +245,55 @@ export class Tensor {
     return this.offset === 0 && this.size === buf.length ? buf : buf.subarray(this.offset, this.offset + this.size);
   }
 
+  /**
+   * The f32 elements as the kernels of this tensor's device take them: on the cpu the same view as `data`, on a
+   * device a view of its buffer (no copy, no transfer).
+   */
+  get buf(): F32Buf {
+    const s = this.storage;
+    if (s instanceof CpuStorage) return this.data;
+    if (s.dtype !== 'f32') throw new TypeError(`tensor${this.name ? ` ${this.name}` : ''} is ${this.dtype}, not f32`);
+    return this.deviceView();
+  }
+
+  /** The i32 elements for the kernels (see buf). */
+  get bufI32(): I32Buf {
+    const s = this.storage;
+    if (s instanceof CpuStorage) return this.dataI32;
+    if (s.dtype !== 'i32') throw new TypeError(`tensor${this.name ? ` ${this.name}` : ''} is ${this.dtype}, not i32`);
+    return this.deviceView();
+  }
+
+  /** The bf16 bits for the kernels (see buf). */
+  get bufBf16(): Bf16Buf {
+    const s = this.storage;
+    if (s instanceof CpuStorage) return this.dataBf16;
+    if (s.dtype !== 'bf16') throw new TypeError(`tensor${this.name ? ` ${this.name}` : ''} is ${this.dtype}, not bf16`);
+    return this.deviceView();
+  }
+
+  private deviceView(): DeviceBuffer {
+    const b = (this.storage as DeviceStorage).buffer();
+    return this.offset === 0 && this.size === b.length ? b : b.view(this.offset, this.size);
+  }
+
+  /**
+   * This tensor on `device`: itself when it is there already, else a copy (a leaf, requiring no grad) in fresh
+   * memory there; a copy between the host and a device is one counted transfer (`tensor`). Device to device
+   * goes through the host (two transfers). `category` says why, in the counts (a step's inputs: 'input').
+   */
+  to(device: Device, category: TransferCategory = 'tensor'): Tensor {
+    if (device === this.device) return this;
+    if (device === 'cpu' && this.hostValue !== undefined && this.size === 1) return Tensor.fromF32(Float32Array.of(this.hostValue), this.shape);
+    if (this.device !== 'cpu') {
+      const host = download(this.device, this.deviceView(), category);
+      const t = new Tensor(new CpuStorage(host, false), this.shape);
+      return device === 'cpu' ? t : t.to(device, category);
+    }
+    const src = this.dtype === 'f32' ? this.data : this.dtype === 'bf16' ? this.dataBf16 : this.dataI32;
+    return new Tensor(new DeviceStorage(upload(device, src, category), device, false), this.shape);
+  }
+
   /** The single value of a one-element tensor. */
   item(): number {
     if (this.size !== 1) throw new RangeError(`item(): tensor has ${this.size} elements, not 1`);
@@ -211,7 +320,7 @@ export class Tensor {
   }
 
   /** Runs backpropagation from this tensor (a scalar unless `grad` is given); frees the graph after. */
-  backward(grad?: Float32Array): void {
+  backward(grad?: F32Buf): void {
     if (!backwardImpl) throw new Error('autograd is not loaded');
     backwardImpl(this, grad);
   }
@@ -221,8 +330,9 @@ export class Tensor {
     return new Tensor(this.storage, this.shape, this.offset, false);
   }
 
-  /** An independent copy in fresh (non-pooled) memory, as a leaf. */
+  /** An independent copy in fresh (non-pooled) memory, as a leaf (cpu tensors: copy a device one with to()). */
   clone(requiresGrad = false): Tensor {
+    if (this.device !== 'cpu') throw new Error(`clone: tensor${this.name ? ` ${this.name}` : ''} is on ${this.device}; copy it with to('cpu') (a counted transfer)`);
     const t =
       this.dtype === 'f32' ? Tensor.fromF32(this.data.slice(), this.shape)
         : this.dtype === 'bf16' ? Tensor.fromBf16(this.dataBf16.slice(), this.shape)
@@ -289,8 +399,10 @@ export class Tensor {
   }
 
   /** An f32 tensor on a pooled buffer (contents arbitrary): what ops return. */
-  static pooled(shape: readonly number[]): Tensor {
-    const t = new Tensor(new CpuStorage(acquireF32(shapeSize(shape)), true), shape);
+  static pooled(shape: readonly number[], device: Device = 'cpu'): Tensor {
+    const n = shapeSize(shape);
+    const storage = device === 'cpu' ? new CpuStorage(acquireF32(n), true) : new DeviceStorage(backendFor(device).alloc(n, 'f32'), device, true);
+    const t = new Tensor(storage, shape);
     if (onPooledTensor) onPooledTensor(t);
     return t;
   }

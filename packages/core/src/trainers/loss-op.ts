@@ -53,8 +53,10 @@ export function defineLossOp<A extends { layout?: TokenLayout | null }, S>(
       y.data[0] = r.loss;
       return y;
     },
-    backward(ctx, dy) {
-      const dx = ctx.write(0);
+    backward(ctx, dyBuf) {
+      // cpu only: the forward read x's elements on the host (a device tensor's x.data throws)
+      const dx = ctx.write(0) as Float32Array | null;
+      const dy = dyBuf as Float32Array;
       if (!dx) return;
       const g = ctx.saved.g as Float32Array;
       const index = ctx.saved.index as Int32Array | null;

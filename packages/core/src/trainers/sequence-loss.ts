@@ -81,8 +81,10 @@ export const sequenceLoss = defineOp({
     ctx.saved.s = [layout, reduction, r.dValues, weight];
     return y;
   },
-  backward(ctx, dy) {
-    const dlp = ctx.write(0);
+  backward(ctx, dyBuf) {
+    // cpu only: the forward read its input's elements on the host (a device tensor's x.data throws)
+    const dlp = ctx.write(0) as Float32Array | null;
+    const dy = dyBuf as Float32Array;
     if (!dlp) return;
     const [{ rowOf, counts }, reduction, dValues, weight] = ctx.saved.s as [ReturnType<typeof rowsOf>, SequenceReduction, ArrayLike<number>, number];
     for (let i = 0; i < rowOf.length; i++) {
