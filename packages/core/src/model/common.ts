@@ -10,7 +10,7 @@
 import { kernels } from '../backend/cpu';
 import { isGradEnabled } from '../tensor/autograd';
 import { acquireF32, releaseF32 } from '../tensor/pool';
-import { Tensor } from '../tensor/tensor';
+import { Tensor, type Device } from '../tensor/tensor';
 
 export interface ModelInput {
   /** token ids (B·T), row-major */
@@ -71,6 +71,15 @@ export function preparePositions(input: ModelInput): { positions: Int32Array; ma
   }
   if (input.positions) positions.set(input.positions);
   return { positions, mask };
+}
+
+/**
+ * The positions and key mask of preparePositions() where a model on `device` reads them: the host arrays on the
+ * cpu; on a device one counted upload each (`input`), which every layer then reads (not one upload per layer).
+ */
+export function positionsOn(device: Device, p: { positions: Int32Array; mask: Float32Array | null }): { positions: Int32Array | Tensor; mask: Float32Array | Tensor | null } {
+  if (device === 'cpu') return p;
+  return { positions: Tensor.fromI32(p.positions).to(device, 'input'), mask: p.mask && Tensor.fromF32(p.mask).to(device, 'input') };
 }
 
 /**
@@ -150,10 +159,10 @@ export function lastTokenIndex(attentionMask: ArrayLike<number> | undefined, B: 
 export interface BlockContext {
   B: number;
   T: number;
-  /** (B·T) position of each token */
-  positions: Int32Array;
-  /** (B·T) additive key mask, or null when nothing is padded (without a cache) */
-  mask: Float32Array | null;
+  /** (B·T) position of each token (on a device: an i32 tensor there, uploaded once per forward) */
+  positions: Int32Array | Tensor;
+  /** (B·T) additive key mask, or null when nothing is padded (without a cache); on a device an f32 tensor there */
+  mask: Float32Array | Tensor | null;
   cache?: KVCache;
 }
 

@@ -130,7 +130,10 @@ export class GPT2 extends Module implements CausalLM {
     const c = this.config;
     checkInput(input, c.vocabSize, c.nPositions);
     const { B, T, cache } = input;
-    const { positions, mask } = preparePositions(input);
+    const { positions, mask: hostMask } = preparePositions(input);
+    // the mask every layer reads: on a device uploaded once; the positions are read once, by wpe's embedding
+    const dev = this.params.get('wte.weight')!.device;
+    const mask = hostMask && dev !== 'cpu' ? Tensor.fromF32(hostMask).to(dev, 'input') : hostMask;
     const ctx: BlockContext = { B, T, positions, mask, cache };
     let x = add(embedding(input.ids, this.params.get('wte.weight')!), embedding(positions, this.params.get('wpe.weight')!)); // (B·T, C)
     x = runBlocks(this, x, ctx); // (B·T, C)

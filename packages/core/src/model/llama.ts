@@ -11,7 +11,7 @@
 import { attention, embedding, linear, permute0213, reshape, rmsNorm, rope, swiglu, type RopeFrequencies } from '../tensor/ops';
 import { Tensor } from '../tensor/tensor';
 import { Rng } from '../util/rng';
-import { attendWithCache, checkInput, KVCache, preparePositions, type BlockContext, type CausalLM, type ModelInput } from './common';
+import { attendWithCache, checkInput, KVCache, positionsOn, preparePositions, type BlockContext, type CausalLM, type ModelInput } from './common';
 import type { StateDict } from '../io/dtypes';
 import { decoderConfigToHf, DECODER_SPECS, type DecoderModelType, type LlamaConfig } from './decoder-config';
 import { runBlocks } from './blocks';
@@ -125,9 +125,10 @@ export class Llama extends Module implements CausalLM {
           'attention within a window is not implemented, and up to the window it is full attention',
       );
     }
-    const { positions, mask } = preparePositions(input);
+    const table = this.params.get('model.embed_tokens.weight')!;
+    const { positions, mask } = positionsOn(table.device, preparePositions(input));
     const ctx: BlockContext = { B, T, positions, mask, cache };
-    let x = embedding(input.ids, this.params.get('model.embed_tokens.weight')!); // (B·T, C)
+    let x = embedding(input.ids, table); // (B·T, C)
     x = runBlocks(this, x, ctx); // (B·T, C)
     if (cache) cache.length += T;
     return rmsNorm(x, this.params.get('model.norm.weight')!, c.rmsNormEps); // (B·T, C)

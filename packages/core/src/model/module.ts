@@ -7,7 +7,7 @@ import type { StateDict, TensorEntry } from '../io/dtypes';
 import { isGradEnabled } from '../tensor/autograd';
 import { loraLinear } from '../tensor/lora-linear';
 import { linear, residualLinear } from '../tensor/ops';
-import { Tensor } from '../tensor/tensor';
+import { Tensor, type Device } from '../tensor/tensor';
 import type { LoraAdapters } from './lora';
 
 /**
@@ -140,6 +140,23 @@ export abstract class Module {
       kernels().gemm(W.data, a.B.data, a.A.data, out, inp, a.A.shape[0], false, false, a.scaling, 1);
     }
     this.setLora(null);
+  }
+
+  /**
+   * Moves every parameter to `device` (each one counted upload, or a download back to the cpu), keeping its name
+   * and requiresGrad; a parameter already there stays. Call it before making an optimizer (AdamW lays out the
+   * parameters where they are). Not with LoRA adapters yet (their tensors live in model/lora.ts).
+   */
+  to(device: Device): this {
+    if (this.adapters) throw new Error(`to(${device}): this model has LoRA adapters; moving adapters to a device is not supported yet`);
+    for (const [name, t] of [...this.params.entries()]) {
+      if (t.device === device) continue;
+      const d = t.to(device);
+      d.requiresGrad = t.requiresGrad;
+      d.name = name;
+      this.params.set(name, d);
+    }
+    return this;
   }
 
   param(name: string): Tensor {

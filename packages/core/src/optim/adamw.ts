@@ -15,10 +15,17 @@
  * gains, biases) do not, as in nanoGPT and most fine-tuning recipes; `paramGroups()` builds that split and
  * a custom predicate can change it. Frozen parameters (requiresGrad false) and parameters that got no
  * gradient this step are left alone, moments included.
+ *
+ * Devices: the flat buffers live on the parameters' device (all parameters on one device), and every update,
+ * clip and check runs there through its kernels. What reaches the host: the Σx² scalars of sumSquares (the
+ * gradient norm, stepIfFinite's check; counted downloads) and, only when stepIfFinite finds a non-finite value,
+ * the chunk it must name a parameter in. m, v and buffers() are the cpu's typed arrays (they throw on a device:
+ * stateDict() copies the moments with counted downloads).
  */
-import { kernels } from '../backend/cpu';
+import { fillF32, kernelsFor } from '../backend/backends';
+import { backendFor, download, upload, viewOf, type Device, type DeviceBuffer, type F32Buf } from '../backend/device';
 import type { StateDict } from '../io/dtypes';
-import { CpuStorage, Tensor } from '../tensor/tensor';
+import { CpuStorage, DeviceStorage, Tensor } from '../tensor/tensor';
 
 export interface ParamGroup {
   params: Array<[string, Tensor]>;
@@ -57,10 +64,22 @@ interface Slot {
 
 export class AdamW {
   readonly groups: ParamGroup[];
-  /** first moments by parameter name: views of one flat buffer, in the layout of the parameters */
-  readonly m = new Map<string, Float32Array>();
+  /** the parameters' device: where the flat buffers live and the updates run */
+  readonly device: Device;
+  private readonly mBufs = new Map<string, F32Buf>();
+  private readonly vBufs = new Map<string, F32Buf>();
+  /** first moments by parameter name (cpu): views of one flat buffer, in the layout of the parameters */
+  get m(): Map<string, Float32Array> {
+    return this.hostMap(this.mBufs, 'm');
+  }
   /** second moments, the same way */
-  readonly v = new Map<string, Float32Array>();
+  get v(): Map<string, Float32Array> {
+    return this.hostMap(this.vBufs, 'v');
+  }
+  private hostMap(m: Map<string, F32Buf>, what: string): Map<string, Float32Array> {
+    if (this.device !== 'cpu') throw new Error(`AdamW.${what}: the moments are on ${this.device}; stateDict() copies them to the host`);
+    return m as Map<string, Float32Array>;
+  }
   /** updates applied so far (the next step's bias correction uses t + 1) */
   t = 0;
   lr: number;
@@ -70,10 +89,13 @@ export class AdamW {
   private readonly slots: Slot[] = [];
   /** slots whose gradient zeroGrad() dropped (step() treats one still missing as zeros) */
   private readonly dropped = new Set<Slot>();
-  private readonly flatParams: Float32Array;
-  private readonly flatGrads: Float32Array;
-  private readonly flatM: Float32Array;
-  private readonly flatV: Float32Array;
+  private readonly flatParams: F32Buf;
+  private readonly flatGrads: F32Buf;
+  private readonly flatM: F32Buf;
+  private readonly flatV: F32Buf;
+  /** on a device: each slot's views of flatParams / flatGrads (a tensor's buffer is that very view while in place) */
+  private readonly paramViews = new Map<Slot, DeviceBuffer>();
+  private readonly gradViews = new Map<Slot, DeviceBuffer>();
 
   constructor(params: Array<[string, Tensor]> | ParamGroup[], opts: AdamWOptions = {}) {
     this.lr = opts.lr ?? 1e-3;
@@ -91,29 +113,56 @@ export class AdamW {
     this.groups = isGroups ? (params as ParamGroup[]) : paramGroups(params as Array<[string, Tensor]>, wd, opts.noDecay);
     let n = 0;
     const seen = new Set<string>();
+    let device: Device | null = null;
     for (const g of this.groups) {
       for (const [name, p] of g.params) {
         if (seen.has(name)) throw new Error(`AdamW: parameter ${name} appears twice`);
         if (p.dtype !== 'f32') throw new TypeError(`AdamW: parameter ${name} is ${p.dtype}, not f32`);
+        if (device !== null && p.device !== device) throw new Error(`AdamW: parameter ${name} is on ${p.device}, the ones before it on ${device}: one optimizer updates one device`);
+        device = p.device;
         seen.add(name);
         this.slots.push({ name, p, group: g, offset: n });
         n += p.size;
       }
     }
-    this.flatParams = new Float32Array(n);
-    this.flatGrads = new Float32Array(n);
-    this.flatM = new Float32Array(n);
-    this.flatV = new Float32Array(n);
-    for (const { name, p, offset } of this.slots) {
-      const end = offset + p.size;
-      this.m.set(name, this.flatM.subarray(offset, end));
-      this.v.set(name, this.flatV.subarray(offset, end));
+    this.device = device ?? 'cpu';
+    if (this.device === 'cpu') {
+      this.flatParams = new Float32Array(n);
+      this.flatGrads = new Float32Array(n);
+      this.flatM = new Float32Array(n);
+      this.flatV = new Float32Array(n);
+    } else {
+      const b = backendFor(this.device);
+      [this.flatParams, this.flatGrads, this.flatM, this.flatV] = [b.alloc(n, 'f32'), b.alloc(n, 'f32'), b.alloc(n, 'f32'), b.alloc(n, 'f32')];
+      fillF32(this.device, this.flatM, 0, n);
+      fillF32(this.device, this.flatV, 0, n);
+    }
+    const k = kernelsFor(this.device);
+    for (const sl of this.slots) {
+      const { name, p, offset } = sl;
+      this.mBufs.set(name, viewOf(this.flatM, offset, p.size));
+      this.vBufs.set(name, viewOf(this.flatV, offset, p.size));
       // a parameter that is a whole storage of its own moves into its slice (values kept); a view into a
       // larger buffer stays where it is and is updated by a call of its own
       if (!movable(p)) continue;
-      (p.storage as CpuStorage).moveTo(this.flatParams.subarray(offset, end));
-      p.gradHome = this.flatGrads.subarray(offset, end);
-      if (p.grad && movable(p.grad)) (p.grad.storage as CpuStorage).moveTo(p.gradHome);
+      const home = viewOf(this.flatParams, offset, p.size);
+      if (p.storage instanceof CpuStorage) {
+        p.storage.moveTo(home as Float32Array);
+        p.gradHome = viewOf(this.flatGrads, offset, p.size);
+        if (p.grad && movable(p.grad)) (p.grad.storage as CpuStorage).moveTo(p.gradHome as Float32Array);
+        continue;
+      }
+      // a device parameter: its elements copied into its slice by a kernel, its storage rebound there
+      k.copyF32(home, p.buf, p.size);
+      (p.storage as DeviceStorage).rebind(home as DeviceBuffer);
+      const gradHome = viewOf(this.flatGrads, offset, p.size) as DeviceBuffer;
+      this.paramViews.set(sl, home as DeviceBuffer);
+      this.gradViews.set(sl, gradHome);
+      if (p.grad && movable(p.grad)) {
+        k.copyF32(gradHome, p.grad.buf, p.size);
+        (p.grad.storage as DeviceStorage).rebind(gradHome);
+      }
+      p.gradHome = gradHome;
     }
   }
 
@@ -129,8 +178,11 @@ export class AdamW {
    * A run never crosses groups (one weight decay per adamwStep call).
    */
   private runs(take: (p: Tensor) => boolean, withParams: boolean, fn: (slots: Slot[], from: number, to: number) => void): void {
-    const gradsAt = this.flatGrads.buffer, paramsAt = this.flatParams.buffer;
+    const onDevice = this.device !== 'cpu';
+    const gradsAt = onDevice ? null : (this.flatGrads as Float32Array).buffer, paramsAt = onDevice ? null : (this.flatParams as Float32Array).buffer;
     const inPlace = (sl: Slot): boolean => {
+      // on a device a tensor in its slot holds the slot's very view (storage rebound, gradient made in its home)
+      if (onDevice) return sl.p.grad!.buf === this.gradViews.get(sl) && (!withParams || sl.p.buf === this.paramViews.get(sl));
       const g = sl.p.grad!.data;
       if (g.buffer !== gradsAt || g.byteOffset !== sl.offset * 4) return false;
       if (!withParams) return true;
@@ -161,7 +213,7 @@ export class AdamW {
   /** One update from the gradients in .grad (at learning rate lr, default this.lr). */
   step(lr: number = this.lr): void {
     this.t++;
-    const k = kernels();
+    const k = kernelsFor(this.device);
     this.updates((p, g, m, v, n, wd) => k.adamwStep(p, g, m, v, n, lr, this.beta1, this.beta2, this.eps, wd, this.t));
   }
 
@@ -174,27 +226,37 @@ export class AdamW {
    * checked is bit for bit what step() then writes. A NaN guard with no snapshot of the state relies on it.
    */
   stepIfFinite(lr: number = this.lr): string | null {
-    const k = kernels();
+    const dev = this.device;
+    const k = kernelsFor(dev);
     const t = this.t + 1;
     // no call is longer than the flat buffers or a parameter outside them
     const chunk = Math.min(STEP_CHECK_CHUNK, Math.max(this.flatParams.length, ...this.slots.map((sl) => sl.p.size)));
-    const sp = new Float32Array(chunk), sm = new Float32Array(chunk), sv = new Float32Array(chunk);
+    const scratch = (): F32Buf => (dev === 'cpu' ? new Float32Array(chunk) : backendFor(dev).alloc(chunk, 'f32'));
+    const sp = scratch(), sm = scratch(), sv = scratch();
     let spoilt: string | null = null;
-    this.updates((p, g, m, v, n, wd, names) => {
-      for (let i = 0; i < n && spoilt === null; i += chunk) {
-        const c = Math.min(chunk, n - i);
-        sp.set(p.subarray(i, i + c));
-        sm.set(m.subarray(i, i + c));
-        sv.set(v.subarray(i, i + c));
-        k.adamwStep(sp, g.subarray(i, i + c), sm, sv, c, lr, this.beta1, this.beta2, this.eps, wd, t);
-        // finite exactly when every float32 value is (nonFiniteState's test)
-        if (!Number.isFinite(k.sumSquares(sp, c) + k.sumSquares(sm, c) + k.sumSquares(sv, c))) {
-          for (let j = i; j < i + c && spoilt === null; j++) {
-            if (!Number.isFinite(sp[j - i]) || !Number.isFinite(sm[j - i]) || !Number.isFinite(sv[j - i])) spoilt = names(j);
+    try {
+      this.updates((p, g, m, v, n, wd, names) => {
+        for (let i = 0; i < n && spoilt === null; i += chunk) {
+          const c = Math.min(chunk, n - i);
+          const [cp, cm, cv] = [viewOf(sp, 0, c), viewOf(sm, 0, c), viewOf(sv, 0, c)];
+          k.copyF32(cp, viewOf(p, i, c), c);
+          k.copyF32(cm, viewOf(m, i, c), c);
+          k.copyF32(cv, viewOf(v, i, c), c);
+          k.adamwStep(cp, viewOf(g, i, c), cm, cv, c, lr, this.beta1, this.beta2, this.eps, wd, t);
+          // finite exactly when every float32 value is (nonFiniteState's test); on a device three counted scalars
+          if (!Number.isFinite(k.sumSquares(cp, c) + k.sumSquares(cm, c) + k.sumSquares(cv, c))) {
+            // which parameter: the chunk's elements on the host (a device's: counted downloads, only on this rare path)
+            const host = (b: F32Buf) => (b instanceof Float32Array ? b : download(dev, b, 'tensor', new Float32Array(c)));
+            const [hp, hm, hv] = [host(cp), host(cm), host(cv)];
+            for (let j = i; j < i + c && spoilt === null; j++) {
+              if (!Number.isFinite(hp[j - i]) || !Number.isFinite(hm[j - i]) || !Number.isFinite(hv[j - i])) spoilt = names(j);
+            }
           }
         }
-      }
-    });
+      });
+    } finally {
+      for (const b of [sp, sm, sv]) if (!(b instanceof Float32Array)) b.dispose();
+    }
     if (spoilt !== null) return spoilt;
     this.step(lr);
     return null;
@@ -206,19 +268,23 @@ export class AdamW {
    * element i of the call. A gradient that zeroGrad() dropped and no backward made again is a zero gradient,
    * as it was before.
    */
-  private updates(fn: (p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, n: number, wd: number, name: (i: number) => string) => void): void {
+  private updates(fn: (p: F32Buf, g: F32Buf, m: F32Buf, v: F32Buf, n: number, wd: number, name: (i: number) => string) => void): void {
     for (const { p } of this.dropped) {
-      if (!p.grad && p.requiresGrad && p.gradHome) p.grad = new Tensor(new CpuStorage(p.gradHome.fill(0), false), p.shape);
+      if (p.grad || !p.requiresGrad || !p.gradHome) continue;
+      fillF32(this.device, p.gradHome, 0, p.size);
+      const home = p.gradHome;
+      p.grad = new Tensor(home instanceof Float32Array ? new CpuStorage(home, false) : new DeviceStorage(home, this.device, false), p.shape);
     }
     this.dropped.clear();
     this.runs((p) => p.requiresGrad, true, (slots, from, to) => {
       const wd = slots[0].group.weightDecay;
       if (from >= 0) {
         const name = (i: number) => slots.find((sl) => from + i < sl.offset + sl.p.size)!.name;
-        fn(this.flatParams.subarray(from, to), this.flatGrads.subarray(from, to), this.flatM.subarray(from, to), this.flatV.subarray(from, to), to - from, wd, name);
+        const at = (b: F32Buf) => viewOf(b, from, to - from);
+        fn(at(this.flatParams), at(this.flatGrads), at(this.flatM), at(this.flatV), to - from, wd, name);
       } else {
         const { name, p } = slots[0];
-        fn(p.data, p.grad!.data, this.m.get(name)!, this.v.get(name)!, p.size, wd, () => name);
+        fn(p.buf, p.grad!.buf, this.mBufs.get(name)!, this.vBufs.get(name)!, p.size, wd, () => name);
       }
     });
   }
@@ -226,18 +292,18 @@ export class AdamW {
   /** Global-norm clipping of this optimizer's gradients to maxNorm (as clipGradNorm()); returns the norm before clipping. */
   clipGradNorm(maxNorm: number): number {
     if (!(maxNorm > 0)) throw new RangeError(`clipGradNorm: maxNorm must be > 0, got ${maxNorm}`);
-    const k = kernels();
+    const k = kernelsFor(this.device);
     const G = this.flatGrads;
     const all = () => true;
     let s = 0;
     this.runs(all, false, (slots, from, to) => {
-      s += from >= 0 ? k.sumSquares(G.subarray(from, to), to - from) : k.sumSquares(slots[0].p.grad!.data, slots[0].p.size);
+      s += from >= 0 ? k.sumSquares(viewOf(G, from, to - from), to - from) : k.sumSquares(slots[0].p.grad!.buf, slots[0].p.size);
     });
     const norm = Math.sqrt(s);
     const coef = maxNorm / (norm + 1e-6);
     if (coef < 1) {
       this.runs(all, false, (slots, from, to) => {
-        const g = from >= 0 ? G.subarray(from, to) : slots[0].p.grad!.data;
+        const g = from >= 0 ? viewOf(G, from, to - from) : slots[0].p.grad!.buf;
         k.scale(g, g, coef, g.length);
       });
     }
@@ -254,16 +320,17 @@ export class AdamW {
    * (frozen parameters, gradients set by hand) are zero-filled in place; no buffer is ever allocated.
    */
   zeroGrad(): void {
+    const zero = (t: Tensor) => fillF32(this.device, t.buf, 0, t.size);
     this.runs(() => true, false, (slots, from) => {
       if (from < 0) {
-        slots[0].p.grad!.data.fill(0);
+        zero(slots[0].p.grad!);
         return;
       }
       for (const sl of slots) {
         if (sl.p.requiresGrad) {
           sl.p.grad = null;
           this.dropped.add(sl);
-        } else sl.p.grad!.data.fill(0);
+        } else zero(sl.p.grad!);
       }
     });
   }
@@ -271,9 +338,11 @@ export class AdamW {
   /** Moments as `<name>.exp_avg` / `<name>.exp_avg_sq` (copies), for checkpoints; the step count is `t`. */
   stateDict(): StateDict {
     const sd: StateDict = new Map();
+    // copies: slices on the cpu, counted downloads from a device
+    const copy = (b: F32Buf) => (b instanceof Float32Array ? b.slice() : download(this.device, b, 'tensor', new Float32Array(b.length)));
     for (const [name, p] of this.namedParameters()) {
-      sd.set(`${name}.exp_avg`, { dtype: 'F32', shape: [...p.shape], data: this.m.get(name)!.slice() });
-      sd.set(`${name}.exp_avg_sq`, { dtype: 'F32', shape: [...p.shape], data: this.v.get(name)!.slice() });
+      sd.set(`${name}.exp_avg`, { dtype: 'F32', shape: [...p.shape], data: copy(this.mBufs.get(name)!) });
+      sd.set(`${name}.exp_avg_sq`, { dtype: 'F32', shape: [...p.shape], data: copy(this.vBufs.get(name)!) });
     }
     return sd;
   }
@@ -287,7 +356,7 @@ export class AdamW {
       for (const suffix of ['exp_avg', 'exp_avg_sq']) {
         const key = `${name}.${suffix}`;
         const e = sd.get(key);
-        const want = this.m.get(name)!.length;
+        const want = this.mBufs.get(name)!.length;
         if (!e) throw new Error(`AdamW state: ${key} is missing`);
         if (!(e.data instanceof Float32Array)) throw new Error(`AdamW state: ${key} is ${e.dtype}, expected float data (F32)`);
         if (e.data.length !== want) throw new Error(`AdamW state: ${key} has ${e.data.length} values, the parameter ${want}`);
@@ -298,35 +367,44 @@ export class AdamW {
   loadStateDict(sd: StateDict, t: number): void {
     if (!Number.isSafeInteger(t) || t < 0) throw new RangeError(`AdamW state: step count ${t} is not a non-negative integer`);
     this.checkStateDict(sd);
+    // a device's moments: each a counted upload, copied into its slot
+    const put = (dst: F32Buf, src: Float32Array) => {
+      if (dst instanceof Float32Array) dst.set(src);
+      else {
+        const up = upload(this.device, src, 'tensor');
+        kernelsFor(this.device).copyF32(dst, up, src.length);
+        up.dispose();
+      }
+    };
     for (const [name] of this.namedParameters()) {
-      this.m.get(name)!.set(sd.get(`${name}.exp_avg`)!.data as Float32Array);
-      this.v.get(name)!.set(sd.get(`${name}.exp_avg_sq`)!.data as Float32Array);
+      put(this.mBufs.get(name)!, sd.get(`${name}.exp_avg`)!.data as Float32Array);
+      put(this.vBufs.get(name)!, sd.get(`${name}.exp_avg_sq`)!.data as Float32Array);
     }
     this.t = t;
   }
 
   /** The moment buffers (a NaN guard may snapshot them): the two flat buffers. */
   buffers(): Float32Array[] {
-    return [this.flatM, this.flatV];
+    if (this.device !== 'cpu') throw new Error(`AdamW.buffers(): the moments are on ${this.device}; a NaN guard there keeps no snapshot (nanGuardSnapshotSteps 0: stepIfFinite)`);
+    return [this.flatM as Float32Array, this.flatV as Float32Array];
   }
 }
 
 /** Elements per chunk of stepIfFinite()'s trial update (4 MiB per scratch buffer). */
 export const STEP_CHECK_CHUNK = 1 << 20;
 
-/** A tensor that is the whole of a live, non-pooled CPU f32 storage (it can move into a flat buffer). */
+/** A tensor that is the whole of a live, non-pooled f32 storage (it can move into a flat buffer). */
 function movable(t: Tensor): boolean {
   const s = t.storage;
-  return s instanceof CpuStorage && !s.pooled && !s.released && s.dtype === 'f32' && t.offset === 0 && t.size === s.length;
+  return (s instanceof CpuStorage || s instanceof DeviceStorage) && !s.pooled && !s.released && s.dtype === 'f32' && t.offset === 0 && t.size === s.length;
 }
 
-/** Global L2 norm of all gradients (float64). */
+/** Global L2 norm of all gradients (float64); on a device one counted scalar per gradient. */
 export function gradNorm(params: Array<[string, Tensor]> | Tensor[]): number {
-  const k = kernels();
   let s = 0;
   for (const e of params) {
     const p = Array.isArray(e) ? e[1] : e;
-    if (p.grad) s += k.sumSquares(p.grad.data, p.size);
+    if (p.grad) s += kernelsFor(p.device).sumSquares(p.grad.buf, p.size);
   }
   return Math.sqrt(s);
 }
@@ -340,10 +418,9 @@ export function clipGradNorm(params: Array<[string, Tensor]> | Tensor[], maxNorm
   const norm = gradNorm(params);
   const coef = maxNorm / (norm + 1e-6);
   if (coef < 1) {
-    const k = kernels();
     for (const e of params) {
       const p = Array.isArray(e) ? e[1] : e;
-      if (p.grad) k.scale(p.grad.data, p.grad.data, coef, p.size);
+      if (p.grad) kernelsFor(p.device).scale(p.grad.buf, p.grad.buf, coef, p.size);
     }
   }
   return norm;

@@ -12,7 +12,6 @@
  * examples before them in the row (as TRL's classic ConstantLengthDataset packing); use it for throughput on
  * short, independent examples.
  */
-import { scale } from '../tensor/ops';
 import { noGrad } from '../tensor/autograd';
 import type { CausalLM } from '../model/common';
 import { lmHeadLoss, selectRows } from '../model/lm-head';
@@ -166,8 +165,10 @@ export class SftTrainer extends TrainerBase<SftConfig> {
     const hidden = this.policy.forward({ ids: batch.ids, B: batch.B, T: batch.T, attentionMask: batch.attentionMask, positions: batch.positions }); // (B·T, C)
     const { rows, targets } = selectRows(batch.targets.map((t) => Number(t !== IGNORE)), batch.targets); // (count) each
     const loss = lmHeadLoss(this.policy, hidden, rows, targets); // mean over trained tokens
-    const value = loss.item();
-    if (weight !== null) this.backward(scale(loss, weight), undefined, { lastOfStep: last });
+    const value = loss.to('cpu').item(); // on a device: the loss scalar's one counted download
+    // the weight as the root's gradient (= backward of scale(loss, weight), the same float32 numbers): on a device
+    // a host scalar the loss op's backward needs no transfer for
+    if (weight !== null) this.backward(loss, Float32Array.of(weight), { lastOfStep: last });
     return value;
   }
 

@@ -40,6 +40,7 @@ import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { ensureWritableDir, writableDirProblem } from '../io/atomic-write';
 import { ConfigError } from './config';
 import type { StateDict } from '../io/dtypes';
+import { kernelsFor } from '../backend/backends';
 import { kernels } from '../backend/cpu';
 import { averageMetrics, worldCollective, type Collective } from '../distributed/collective';
 import { GradientSync, type GradientSyncOptions } from '../distributed/grad-sync';
@@ -87,8 +88,7 @@ export function scaleGradsToNorm(params: Array<[string, Tensor]>, norm: number, 
   if (!(maxNorm > 0)) return 1;
   const coef = Math.min(1, maxNorm / (norm + 1e-6));
   if (coef < 1) {
-    const k = kernels();
-    for (const [, p] of params) if (p.grad) k.scale(p.grad.data, p.grad.data, coef, p.size);
+    for (const [, p] of params) if (p.grad) kernelsFor(p.device).scale(p.grad.buf, p.grad.buf, coef, p.size);
   }
   return coef;
 }
@@ -233,6 +233,11 @@ export abstract class TrainerBase<C extends TrainingArgs> {
       weightDecay: config.weightDecay,
     });
     this.guard = new NanGuard({ maxConsecutive: config.nanGuardMaxConsecutive, snapshotEvery: config.nanGuardSnapshotSteps });
+    if (this.optimizer.device !== 'cpu' && this.guard.keepsSnapshot) {
+      throw new ConfigError(`${this.label()} config`, [
+        { field: 'nanGuardSnapshotSteps', message: `${config.nanGuardSnapshotSteps} keeps a host copy of the state, not supported for a model on ${this.optimizer.device}; use 0 (each update is tried before it is applied)` },
+      ]);
+    }
     // one logger: rank 0
     this.progress = this.world.rank === 0 ? (options.progress ?? silentProgress) : silentProgress;
     this.resumeFrom = options.resume;
@@ -450,7 +455,7 @@ export abstract class TrainerBase<C extends TrainingArgs> {
    */
   protected nonFiniteState(): string | null {
     const k = kernels();
-    for (const [name, p] of this.params) if (!Number.isFinite(k.sumSquares(p.data, p.size))) return name;
+    for (const [name, p] of this.params) if (!Number.isFinite(kernelsFor(p.device).sumSquares(p.buf, p.size))) return name;
     for (const [i, b] of this.optimizer.buffers().entries()) {
       if (!Number.isFinite(k.sumSquares(b, b.length))) return `the optimizer's ${i === 0 ? 'first' : 'second'} moments`;
     }
@@ -662,10 +667,8 @@ export abstract class TrainerBase<C extends TrainingArgs> {
       this.gradSync = new GradientSync(this.world, this.params, this.syncOptions);
     }
     this.metrics = this.isMainRank ? new MetricsWriter(join(out, 'metrics.jsonl'), this.resumeFrom ? { resumeFromStep: this.step } : {}) : null;
-    this.guard.register(
-      [...this.params.map(([, p]) => p.data), ...this.optimizer.buffers()],
-      this.step,
-    );
+    // the guard's snapshot is a host copy: a model on a device keeps none (refused in the constructor)
+    this.guard.register(this.guard.keepsSnapshot ? [...this.params.map(([, p]) => p.data), ...this.optimizer.buffers()] : [], this.step);
     const total = this.totalSteps();
     const startStep = this.step;
     let saved: { step: number; path: string } | null = null;
