@@ -94,8 +94,6 @@ export function emulatedBackend(): DeviceBackend {
   const cpu = kernels() as unknown as Record<string, (...a: unknown[]) => unknown>;
   const table: Record<string, (...a: unknown[]) => unknown> = {};
   for (const name of KERNEL_NAMES) table[name] = (...args: unknown[]) => cpu[name](...unwrap(name, args));
-  // STOPGAP until @rlhf/native's fill kernel is in the CPU table (KERNEL_NAMES): the same fill, on the host elements
-  if (!table.fill) table.fill = (out: unknown, value: unknown, n: unknown) => (EmulatedBuffer.host(out as EmulatedBuffer) as Float32Array).fill(value as number, 0, n as number);
   backend = {
     device: 'emulated',
     kernels: table as unknown as DeviceKernels,

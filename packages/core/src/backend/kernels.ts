@@ -49,6 +49,16 @@ export interface Kernels<F = Float32Array, I = Int32Array, H = Uint16Array> {
   castF32ToBf16(dst: H, src: F, n: number): void;
   castBf16ToF32(dst: F, src: H, n: number): void;
   decodeSoftmax(probs: F | null, lse: F, argmax: I, logits: F, rows: number, cols: number, ld: number, scale: number): void;
+  sub(out: F, a: F, b: F, n: number): void;
+  sumForward(out: F, x: F, n: number): void;
+  sumBackward(dx: F, dy: F, n: number): void;
+  logSigmoidForward(out: F, x: F, n: number): void;
+  logSigmoidBackward(dx: F, dy: F, x: F, n: number): void;
+  sliceColumns(out: F, x: F, rows: number, width: number, offset: number, cols: number): void;
+  sliceColumnsBackward(dx: F, dy: F, rows: number, width: number, offset: number, cols: number): void;
+  gatherRows(out: F, x: F, index: I, m: number, n: number, cols: number): void;
+  gatherRowsBackward(dx: F, dy: F, index: I, m: number, n: number, cols: number): void;
+  fill(out: F, value: number, n: number): void;
 }
 
 export type KernelName = keyof Kernels;
@@ -62,4 +72,6 @@ export const KERNEL_NAMES: readonly KernelName[] = [
   'adamwStep', 'sumSquares', 'attentionForward', 'attentionBackward',
   'crossEntropyForward', 'crossEntropyBackward', 'tokenLogprobs', 'tokenLogprobsBackward',
   'ppoPolicyLoss', 'ppoValueLoss', 'copyF32', 'gemmBf16', 'castF32ToBf16', 'castBf16ToF32', 'decodeSoftmax',
+  'sub', 'sumForward', 'sumBackward', 'logSigmoidForward', 'logSigmoidBackward', 'sliceColumns', 'sliceColumnsBackward',
+  'gatherRows', 'gatherRowsBackward', 'fill',
 ];

@@ -40,11 +40,6 @@ function zerosScratch(ctx: ForwardCtx | BackwardCtx, n: number): F32Buf {
   return b;
 }
 
-/** The error of an op that has no kernel on a device yet (a TypeScript loop over host memory). */
-function hostOnly(op: string, device: string): Error {
-  return new Error(`${op}: not available on ${device} yet (it runs a TypeScript loop over host memory); compute it on the cpu`);
-}
-
 /** A weight: f32, or bf16 (frozen). */
 function weight(op: string, t: Tensor): void {
   if (!(t instanceof Tensor)) throw new TypeError(`${op}: weight must be a Tensor`);
@@ -189,10 +184,8 @@ export const sub = defineOp({
   name: 'sub',
   forward(ctx, a: Tensor, b: Tensor) {
     sameShape('sub', a, b);
-    if (ctx.device !== 'cpu') throw hostOnly('sub', ctx.device);
-    const y = Tensor.pooled(a.shape);
-    const ya = y.data, ad = a.data, bd = b.data;
-    for (let i = 0; i < ya.length; i++) ya[i] = ad[i] - bd[i];
+    const y = Tensor.pooled(a.shape, ctx.device);
+    kernelsFor(ctx.device).sub(y.buf, a.buf, b.buf, a.size);
     return y;
   },
   backward(ctx, dy) {
@@ -233,21 +226,17 @@ export const scale = defineOp({
   },
 });
 
-/** Σ x, a one-element tensor (sum in float64). */
+/** Σ x, a one-element tensor (sum in float64, rounded once; see API.md sumForward for the order). */
 export const sum = defineOp({
   name: 'sum',
   forward(ctx, x: Tensor) {
-    if (ctx.device !== 'cpu') throw hostOnly('sum', ctx.device);
-    const y = Tensor.pooled([]);
-    const d = x.data;
-    let s = 0;
-    for (let i = 0; i < d.length; i++) s += d[i];
-    y.data[0] = s;
+    const y = Tensor.pooled([], ctx.device);
+    kernelsFor(ctx.device).sumForward(y.buf, x.buf, x.size);
     return y;
   },
   backward(ctx, dy) {
     const dx = ctx.write(0);
-    if (dx) (dx as Float32Array).fill((dy as Float32Array)[0]);
+    if (dx) kernelsFor(ctx.device).sumBackward(dx, dy, dx.length);
   },
 });
 
@@ -260,20 +249,13 @@ export function mean(x: Tensor): Tensor {
 export const logSigmoid = defineOp({
   name: 'logSigmoid',
   forward(ctx, x: Tensor) {
-    if (ctx.device !== 'cpu') throw hostOnly('logSigmoid', ctx.device);
-    const y = Tensor.pooled(x.shape);
-    const xd = x.data, yd = y.data;
-    for (let i = 0; i < xd.length; i++) {
-      const v = xd[i];
-      yd[i] = v >= 0 ? -Math.log1p(Math.exp(-v)) : v - Math.log1p(Math.exp(v));
-    }
+    const y = Tensor.pooled(x.shape, ctx.device);
+    kernelsFor(ctx.device).logSigmoidForward(y.buf, x.buf, x.size);
     return y;
   },
   backward(ctx, dy) {
-    const dx = ctx.write(0) as Float32Array | null;
-    if (!dx) return;
-    const xd = ctx.inputs[0].data, dyd = dy as Float32Array;
-    for (let i = 0; i < dx.length; i++) dx[i] = dyd[i] / (1 + Math.exp(xd[i])); // d/dx log σ(x) = σ(−x)
+    const dx = ctx.write(0);
+    if (dx) kernelsFor(ctx.device).logSigmoidBackward(dx, dy, ctx.inputs[0].buf, dx.length); // d/dx log σ(x) = σ(−x)
   },
 });
 
@@ -503,34 +485,33 @@ export const splitHeads = defineOp({
   },
 });
 
-/** Splits the last dimension of x (..., Σ sizes) into pieces (..., sizes[i]) (copies). */
+/** Splits the last dimension of x (..., Σ sizes) into pieces (..., sizes[i]) (copies: one sliceColumns each). */
 export const splitLast = defineOp({
   name: 'splitLast',
   forward(ctx, x: Tensor, sizes: readonly number[]) {
     const W = lastDim(x), N = x.size / W;
     if (sizes.reduce((a, b) => a + b, 0) !== W) throw new RangeError(`splitLast: sizes [${sizes}] do not add up to ${W}`);
-    if (ctx.device !== 'cpu') throw hostOnly('splitLast', ctx.device);
-    const xd = x.data;
+    const k = kernelsFor(ctx.device);
     const outs: Tensor[] = [];
     let off = 0;
     for (const s of sizes) {
-      const y = Tensor.pooled([...x.shape.slice(0, -1), s]);
-      const yd = y.data;
-      for (let r = 0; r < N; r++) yd.set(xd.subarray(r * W + off, r * W + off + s), r * s);
+      const y = Tensor.pooled([...x.shape.slice(0, -1), s], ctx.device);
+      k.sliceColumns(y.buf, x.buf, N, W, off, s); // (N, s) = x (N, W)[:, off:off+s]
       outs.push(y);
       off += s;
     }
     return outs;
   },
   backward(ctx, ...dys) {
-    const dx = ctx.write(0) as Float32Array | null;
+    const dx = ctx.write(0);
     if (!dx) return;
     const x = ctx.inputs[0];
     const W = lastDim(x), N = x.size / W;
+    const k = kernelsFor(ctx.device);
     let off = 0;
-    for (const dy of dys as Float32Array[]) {
+    for (const dy of dys) {
       const s = dy.length / N;
-      for (let r = 0; r < N; r++) dx.set(dy.subarray(r * s, r * s + s), r * W + off);
+      k.sliceColumnsBackward(dx, dy, N, W, off, s); // dx[:, off:off+s] = dy: the pieces fill dx
       off += s;
     }
   },
@@ -542,24 +523,22 @@ export const gatherRows = defineOp({
   forward(ctx, x: Tensor, rows: Int32Array) {
     const C = lastDim(x), N = x.size / C;
     if (!(rows instanceof Int32Array)) throw new TypeError('gatherRows: rows must be an Int32Array');
-    if (ctx.device !== 'cpu') throw hostOnly('gatherRows', ctx.device);
-    const y = Tensor.pooled([rows.length, C]);
-    const xd = x.data, yd = y.data;
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i];
       if (!(r >= 0 && r < N)) throw new RangeError(`gatherRows: rows[${i}] = ${r} is outside [0, ${N})`);
-      yd.set(xd.subarray(r * C, r * C + C), i * C);
     }
-    ctx.saved.rows = rows;
+    const index = ctx.input(rows);
+    const y = Tensor.pooled([rows.length, C], ctx.device);
+    kernelsFor(ctx.device).gatherRows(y.buf, x.buf, index, rows.length, N, C);
+    ctx.saved.rows = index;
     return y;
   },
   backward(ctx, dy) {
-    const dx = ctx.write(0) as Float32Array | null;
+    const dx = ctx.write(0);
     if (!dx) return;
-    const C = lastDim(ctx.inputs[0]);
-    const rows = ctx.saved.rows as Int32Array, dyd = dy as Float32Array;
-    dx.fill(0);
-    for (let i = 0; i < rows.length; i++) for (let c = 0; c < C; c++) dx[rows[i] * C + c] += dyd[i * C + c];
+    const C = lastDim(ctx.inputs[0]), N = ctx.inputs[0].size / C;
+    const index = ctx.saved.rows as I32Buf;
+    kernelsFor(ctx.device).gatherRowsBackward(dx, dy, index, index.length, N, C); // dx zeroed, then the rows added in order
   },
 });
 

@@ -3,14 +3,21 @@
  * losses, gradient norms and every parameter after the steps equal bit for bit, and each step moves exactly
  * what it must between host and device: its inputs up, the loss and the norms' scalars down, nothing else.
  */
-import { describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import { resetTransferCounts, transferCounts, type TransferCount } from '../backend/device';
 import { lmHeadLoss } from '../model/lm-head';
 import { Llama } from '../model/llama';
 import { AdamW, gradNorm } from '../optim/adamw';
 import { Tensor } from '../tensor/tensor';
 import { NanGuard } from './nan-guard';
+import { StatefulRng } from './rng';
+import { SftTrainer, type SftExample } from './sft-trainer';
+import { tempDir } from './test-utils';
 import { scaleGradsToNorm } from './trainer-base';
+
+const tmp = tempDir('device-step');
+afterAll(tmp.cleanup);
 
 const CONFIG = { vocabSize: 19, hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 4, numKvHeads: 2, maxPositions: 32 };
 const B = 2, T = 6;
@@ -96,5 +103,57 @@ describe('training steps on the emulated device', () => {
     expect(() => opt.buffers()).toThrow(/moments are on emulated/);
     expect(() => opt.m).toThrow(/stateDict\(\) copies them/);
     expect(opt.stateDict().get('b.exp_avg')!.data).toEqual(Float32Array.of(0));
+  });
+});
+
+/** SftTrainer's own step (its loss, backward, NaN guard, clipping, AdamW), driven step by step. */
+class SteppedSft extends SftTrainer {
+  step1(s: number): { loss: number; gradNorm: number; applied: boolean } {
+    const m = this.trainStep(s);
+    const r = this.optimizerStep(s, m.loss);
+    return { loss: m.loss, gradNorm: r.gradNorm, applied: r.applied };
+  }
+}
+
+/** prompt BOS a b SEP, completion b a EOS (reverse the pair), with rows of two lengths (padding in a batch) */
+function sftTask(n: number, seed: number): SftExample[] {
+  const rng = new StatefulRng(seed);
+  return Array.from({ length: n }, (_, i) => {
+    const a = 4 + rng.nextInt(8), b = 4 + rng.nextInt(8);
+    return i % 2 ? { ids: [1, a, b, 2, b, a, 3], lossMask: [0, 0, 0, 0, 1, 1, 1] } : { ids: [1, a, 2, a, 3], lossMask: [0, 0, 0, 1, 1] };
+  });
+}
+
+describe('SftTrainer on the emulated device', () => {
+  it("takes the cpu's steps bit for bit and moves only the batch up and the loss and norms' scalars down", () => {
+    const run = (device: 'cpu' | 'emulated') => {
+      const model = new Llama({ ...CONFIG, vocabSize: 12 }, { seed: 3 }).to(device);
+      const trainer = new SteppedSft(model, sftTask(16, 1), {
+        config: { outputDir: join(tmp.path, device), learningRate: 1e-2, perDeviceTrainBatchSize: 16, numTrainEpochs: 3, maxGradNorm: 0.5, seed: 2 },
+      });
+      const steps: Array<{ loss: number; gradNorm: number; applied: boolean }> = [];
+      const transfers: Array<Record<string, number>> = [];
+      for (let s = 0; s < 3; s++) {
+        resetTransferCounts();
+        steps.push(trainer.step1(s));
+        transfers.push(Object.fromEntries(Object.entries(transferCounts()).map(([k, v]) => [k, v.count])));
+      }
+      const params = model.namedParameters().map(([n, p]) => [n, bitsOf(p.to('cpu').data)] as const);
+      return { steps, transfers, params, n: model.namedParameters().length };
+    };
+    const cpu = run('cpu');
+    const dev = run('emulated');
+    expect(dev.steps).toEqual(cpu.steps);
+    expect(cpu.steps.every((s) => s.applied)).toBe(true);
+    expect(dev.params).toEqual(cpu.params);
+    dev.transfers.forEach((t, s) => {
+      expect(t, `step ${s}`).toEqual({
+        // ids, positions, the padding mask (every batch holds rows of both lengths), the trained rows (gatherRows), their targets
+        'emulated upload input': 5,
+        ...(s === 0 ? { 'emulated upload constant': 1 } : {}),
+        'emulated download loss': 1,
+        'emulated download scalar': 1 + dev.n + 3 * 2,
+      });
+    });
   });
 });
