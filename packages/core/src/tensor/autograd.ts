@@ -148,7 +148,8 @@ export class BackwardCtx {
   /**
    * Output o's gradient as a host number (its first element), for an op whose backward scales by a scalar
    * upstream gradient (a mean loss): on the cpu read directly; on a device free when output o is the root of
-   * this backward seeded with 1 (no transfer), else one counted download (`scalar`).
+   * this backward and its gradient a host value (the seed 1, or a one-element host array given to backward()),
+   * else one counted download (`scalar`).
    */
   scalarGrad(o: number, dy: F32Buf): number {
     if (isHost(dy)) return dy[0];
