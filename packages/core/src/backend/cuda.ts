@@ -1,9 +1,9 @@
 /**
  * The 'cuda' device: the same adapter as the emulated device (backend/emulated.ts), over the real binding:
  * @rlhf/native's rlhf_cuda.node, whose DeviceBuffers are the buffers and whose kernels (API.md's, with
- * DeviceBuffers in place of typed arrays) are the table. Loaded on first use of the device (backends.ts), so
- * the CPU build never needs CUDA; where the addon is missing, was built without device views, or finds no
- * device, using 'cuda' throws an error that says which.
+ * DeviceBuffers in place of typed arrays; views and bf16 buffers too) are the table. Loaded on first use of the
+ * device (backends.ts), so the CPU build never needs CUDA; where the addon is missing, was built without device
+ * views, or finds no device, using 'cuda' throws an error that says which.
  *
  * Not run on this machine (no GPU here): what is checked here is the refusal; the GPU suite runs the rest.
  */
@@ -15,7 +15,7 @@ export function cudaBackend(): DeviceBackend {
   const c = nativeCuda.cuda(); // a NativeLoadError naming the missing file when the addon is not built
   const info = c.info();
   if (info.devices === 0) throw new Error(`device cuda: rlhf_cuda.node finds no CUDA device (${info.reason ?? 'no reason given'})`);
-  const Buf = c.DeviceBuffer as unknown as new (n: number, dtype?: string, label?: string) => DeviceBuffer;
+  const Buf = c.DeviceBuffer;
   if (typeof (Buf.prototype as { view?: unknown }).view !== 'function') {
     throw new Error('device cuda: this rlhf_cuda.node has no DeviceBuffer views (buf.view(offset, length)), which core\'s tensor views need; rebuild @rlhf/native');
   }
@@ -30,17 +30,15 @@ export function cudaBackend(): DeviceBackend {
   return {
     device: 'cuda',
     kernels: table as unknown as DeviceKernels,
-    alloc(n: number, dtype: BufferDType) {
-      if (dtype === 'bf16') throw new Error('device cuda: bf16 buffers are not supported by rlhf_cuda.node yet (keep bf16 weights on the cpu or widen them)');
+    alloc(n: number, dtype: BufferDType): DeviceBuffer {
       return new Buf(n, dtype);
     },
+    // a DeviceBuffer's own copies (they wait for the stream); a view copies its range only
     upload(dst: DeviceBuffer, src: HostArray) {
-      if (src instanceof Uint16Array) throw new Error('device cuda: bf16 uploads are not supported yet');
-      (dst as unknown as { upload(s: Float32Array | Int32Array): void }).upload(src);
+      (dst as nativeCuda.DeviceBuffer).upload(src);
     },
     download(dst: HostArray, src: DeviceBuffer) {
-      if (dst instanceof Uint16Array) throw new Error('device cuda: bf16 downloads are not supported yet');
-      (src as unknown as { download(d: Float32Array | Int32Array): void }).download(dst);
+      (src as nativeCuda.DeviceBuffer).download(dst);
     },
   };
 }
