@@ -93,7 +93,8 @@ function sameOnBoth(inputs: Input[], f: (...xs: Tensor[]) => Tensor | Tensor[], 
   expect(dev.liveDelta, `device buffers alive after backward of ${f.toString().slice(0, 80)}`).toBe(dev.kept + (opts.constants ?? 0));
 }
 
-afterEach(() => setLmHeadChunkBytes(128 * 2 ** 20));
+const defaultChunkBytes = lmHeadChunkBytes();
+afterEach(() => setLmHeadChunkBytes(defaultChunkBytes));
 
 describe('ops on the emulated device equal the cpu bit for bit (forward and backward, inputs as views)', () => {
   it('linear (with and without bias, bf16 weight) and residualLinear', () => {
