@@ -83,13 +83,14 @@ export function decoderSpec(model: CausalLM, weights: DecodeWeights = 'model'): 
   };
   const spec = model instanceof GPT2 ? gpt2Spec(model, vec, mat, table) : llamaSpec(model as Llama, vec, opt, mat);
   // Every step streams these matrices whole: on huge pages a step takes a TLB miss per 2 MiB instead of per
-  // 4 KiB. Collapsing is a one-time copy per array (free when it is already on huge pages, e.g. read by
-  // readFileToBuffer); arrays under 2 MiB are left alone.
-  const seen = new Set<DecodeWeight>();
+  // 4 KiB. The whole memory each one lives in is advised (a llama2.c file's weights are views into one buffer,
+  // an optimizer's parameters views into its flat buffer: matrices under 2 MiB gain only that way), and the
+  // pages already there collapsed: a one-time copy per buffer, free once it is on huge pages.
+  const seen = new Set<ArrayBufferLike>();
   for (const w of [spec.embed, spec.head, ...spec.blocks.flatMap((b) => [b.q, b.k, b.v, b.o, b.gate, b.up, b.down])]) {
-    if (w && !seen.has(w)) {
-      seen.add(w);
-      adviseHugePages(w, true);
+    if (w && !seen.has(w.buffer)) {
+      seen.add(w.buffer);
+      adviseHugePages(new Uint8Array(w.buffer), true);
     }
   }
   return spec;

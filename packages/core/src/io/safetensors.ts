@@ -13,7 +13,6 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { constants as bufferConstants } from 'node:buffer';
 import { endianness } from 'node:os';
-import { adviseHugePages } from '../backend/cpu';
 import { writeFileAtomic } from './atomic-write';
 import {
   DTYPE_BYTES,
@@ -60,9 +59,6 @@ export function readFileToBuffer(path: string): Buffer {
       throw new RangeError(`${path}: file of ${size} bytes is larger than the largest Buffer (${bufferConstants.MAX_LENGTH})`);
     }
     const buf = Buffer.allocUnsafeSlow(size);
-    // before the first write: a checkpoint's tensors (views into this buffer for llama2.c files and aligned
-    // F32 safetensors) come on huge pages at no cost, which streams them faster (backend/cpu adviseHugePages)
-    adviseHugePages(buf);
     let off = 0;
     while (off < size) {
       const n = readSync(fd, buf, off, Math.min(size - off, 1 << 30), off);
