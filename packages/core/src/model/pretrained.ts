@@ -20,6 +20,7 @@ import { familyOf } from './families';
 import { RewardModel } from './heads';
 import type { HfConfigReadOptions } from './hf-config';
 import { Llama } from './llama';
+import { packParameters } from './module';
 import { adapterBasePath, isAdapterDir, loadAdapter, readAdapterConfig } from './peft';
 import { headDimOf, rotateHalfRows } from './rope-layout';
 
@@ -219,6 +220,7 @@ function stopTokensOf(dir: string, config: Record<string, unknown>, model: Causa
 function loadWeights(path: string, model: CausalLM, tensors: StateDict): void {
   try {
     model.loadStateDict(tensors);
+    packParameters(model);
   } catch (e) {
     const weights = !statSync(path).isDirectory()
       ? path

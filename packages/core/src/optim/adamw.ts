@@ -23,6 +23,7 @@
  * stateDict() copies the moments with counted downloads).
  */
 import { fillF32, kernelsFor } from '../backend/backends';
+import { adviseHugePages } from '../backend/cpu';
 import { backendFor, download, upload, viewOf, type Device, type DeviceBuffer, type F32Buf } from '../backend/device';
 import type { StateDict } from '../io/dtypes';
 import { CpuStorage, DeviceStorage, Tensor } from '../tensor/tensor';
@@ -131,6 +132,9 @@ export class AdamW {
       this.flatGrads = new Float32Array(n);
       this.flatM = new Float32Array(n);
       this.flatV = new Float32Array(n);
+      // before anything is written to them: a step streams all four whole, and generation reads the weights
+      // from flatParams (on huge pages a TLB miss per 2 MiB instead of per 4 KiB: backend/cpu adviseHugePages)
+      for (const flat of [this.flatParams, this.flatGrads, this.flatM, this.flatV]) adviseHugePages(flat as Float32Array);
     } else {
       const b = backendFor(this.device);
       [this.flatParams, this.flatGrads, this.flatM, this.flatV] = [b.alloc(n, 'f32'), b.alloc(n, 'f32'), b.alloc(n, 'f32'), b.alloc(n, 'f32')];
