@@ -372,19 +372,24 @@ export function copyParameters(dst: Module, src: Module): void {
 }
 
 /**
- * Moves every float32 parameter of `module` that owns its whole storage (on the CPU) into one buffer, each into
- * its own slice, values kept, tensors the same objects: the buffer is advised onto huge pages before it is
- * written (backend/cpu adviseHugePages), so that a decode step, which streams every weight, takes a TLB miss per
- * 2 MiB instead of per 4 KiB; as separate allocations, matrices under a few MiB could not be on huge pages at
- * all. fromPretrained calls it after loading; not for a module whose parameters an optimizer already holds
- * (AdamW moves them into its own flat buffer, advised the same way). Returns the floats moved.
+ * Moves the float32 parameters of `module` under 16 MiB that own their whole storage (on the CPU) into one
+ * buffer, each into its own slice, values kept, tensors the same objects: the buffer is advised onto huge pages
+ * before it is written (backend/cpu adviseHugePages), so that a decode step, which streams every weight, takes a
+ * TLB miss per 2 MiB instead of per 4 KiB; as separate allocations, matrices under a few MiB cannot be on huge
+ * pages at all. Larger ones stay where they are (most of each is whole huge pages, which the decoder collapses),
+ * which bounds what loading holds twice while the old arrays await the GC (Qwen2.5-0.5B: ~180 MB of attention
+ * matrices, not its 2 GB). fromPretrained calls it after loading; not for a module whose parameters an optimizer
+ * already holds (AdamW moves them into its own flat buffer, advised the same way). Returns the floats moved.
  */
+const PACK_BELOW_BYTES = 16 << 20;
+
 export function packParameters(module: { namedParameters(): Array<[string, Tensor]> }): number {
   const owners: CpuStorage[] = [];
   const seen = new Set<CpuStorage>();
   for (const [, t] of module.namedParameters()) {
     const s = t.storage;
     if (!(s instanceof CpuStorage) || seen.has(s) || s.pooled || s.released || s.dtype !== 'f32' || t.offset !== 0 || t.size !== s.length) continue;
+    if (s.length * 4 >= PACK_BELOW_BYTES) continue;
     seen.add(s);
     owners.push(s);
   }
