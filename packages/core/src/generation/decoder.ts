@@ -33,6 +33,12 @@ export function decoderUnsupported(model: CausalLM): string | null {
   return null;
 }
 
+/** A new array, advised onto huge pages before anything is written to it. */
+function onHugePages<A extends Float32Array | Uint16Array>(a: A): A {
+  adviseHugePages(a);
+  return a;
+}
+
 /** The decoder's view of a model (decoderUnsupported must be null). */
 export function decoderSpec(model: CausalLM, weights: DecodeWeights = 'model'): DecoderSpec {
   const why = decoderUnsupported(model);
@@ -54,7 +60,10 @@ export function decoderSpec(model: CausalLM, weights: DecodeWeights = 'model'): 
     if (!adapter && converted.has(t)) return converted.get(t)!;
     let f32: Float32Array | null = null;
     if (adapter) {
-      f32 = t.toF32().data.slice();
+      // fresh copies made for this spec are advised before they are written (free), not collapsed after (a copy
+      // on every generate() call): see the loop at the end
+      f32 = onHugePages(new Float32Array(t.size));
+      f32.set(t.toF32().data);
       const [out, inp] = t.shape;
       // W (out, in) + s · B (out, r) · A (r, in)
       kernels().gemm(f32, adapter.B.data, adapter.A.data, out, inp, adapter.A.shape[0], false, false, adapter.scaling, 1);
@@ -62,7 +71,7 @@ export function decoderSpec(model: CausalLM, weights: DecodeWeights = 'model'): 
     let w: DecodeWeight;
     if (weights === 'bf16' && (f32 || t.dtype === 'f32')) {
       const src = f32 ?? t.data;
-      const u = new Uint16Array(src.length);
+      const u = onHugePages(new Uint16Array(src.length));
       kernels().castF32ToBf16(u, src, src.length);
       w = u;
     } else {
@@ -83,9 +92,9 @@ export function decoderSpec(model: CausalLM, weights: DecodeWeights = 'model'): 
   };
   const spec = model instanceof GPT2 ? gpt2Spec(model, vec, mat, table) : llamaSpec(model as Llama, vec, opt, mat);
   // Every step streams these matrices whole: on huge pages a step takes a TLB miss per 2 MiB instead of per
-  // 4 KiB. The whole memory each one lives in is advised (a llama2.c file's weights are views into one buffer,
-  // an optimizer's parameters views into its flat buffer: matrices under 2 MiB gain only that way), and the
-  // pages already there collapsed: a one-time copy per buffer, free once it is on huge pages.
+  // 4 KiB. The whole memory each one lives in is advised (fromPretrained's packed parameters, an optimizer's flat
+  // buffer: matrices under 2 MiB gain only that way), and the pages already there collapsed: a one-time copy per
+  // buffer, nothing once it is on huge pages (as the copies above are from the start).
   const seen = new Set<ArrayBufferLike>();
   for (const w of [spec.embed, spec.head, ...spec.blocks.flatMap((b) => [b.q, b.k, b.v, b.o, b.gate, b.up, b.down])]) {
     if (w && !seen.has(w.buffer)) {

@@ -220,7 +220,6 @@ function stopTokensOf(dir: string, config: Record<string, unknown>, model: Causa
 function loadWeights(path: string, model: CausalLM, tensors: StateDict): void {
   try {
     model.loadStateDict(tensors);
-    packParameters(model);
   } catch (e) {
     const weights = !statSync(path).isDirectory()
       ? path
@@ -229,6 +228,7 @@ function loadWeights(path: string, model: CausalLM, tensors: StateDict): void {
         : join(path, 'model.safetensors.index.json');
     throw new Error(`fromPretrained: ${weights} does not fit the model of its config: ${(e as Error).message}`, { cause: e });
   }
+  packParameters(model);
 }
 
 /** A tokenizer with ids past the model's vocabulary would fail mid-generation: refuse it at load, naming both sizes. */

@@ -252,27 +252,26 @@ export class Tensor {
   get buf(): F32Buf {
     const s = this.storage;
     if (s instanceof CpuStorage) return this.data;
-    if (s.dtype !== 'f32') throw new TypeError(`tensor${this.name ? ` ${this.name}` : ''} is ${this.dtype}, not f32`);
-    return this.deviceView();
+    return this.deviceView('f32');
   }
 
   /** The i32 elements for the kernels (see buf). */
   get bufI32(): I32Buf {
     const s = this.storage;
     if (s instanceof CpuStorage) return this.dataI32;
-    if (s.dtype !== 'i32') throw new TypeError(`tensor${this.name ? ` ${this.name}` : ''} is ${this.dtype}, not i32`);
-    return this.deviceView();
+    return this.deviceView('i32');
   }
 
   /** The bf16 bits for the kernels (see buf). */
   get bufBf16(): Bf16Buf {
     const s = this.storage;
     if (s instanceof CpuStorage) return this.dataBf16;
-    if (s.dtype !== 'bf16') throw new TypeError(`tensor${this.name ? ` ${this.name}` : ''} is ${this.dtype}, not bf16`);
-    return this.deviceView();
+    return this.deviceView('bf16');
   }
 
-  private deviceView(): DeviceBuffer {
+  /** A device tensor's buffer, as a view at its offset when it does not span the whole buffer; `dtype` checked. */
+  private deviceView(dtype: DType): DeviceBuffer {
+    if (this.dtype !== dtype) throw new TypeError(`tensor${this.name ? ` ${this.name}` : ''} is ${this.dtype}, not ${dtype}`);
     const b = (this.storage as DeviceStorage).buffer();
     return this.offset === 0 && this.size === b.length ? b : b.view(this.offset, this.size);
   }
@@ -286,7 +285,7 @@ export class Tensor {
     if (device === this.device) return this;
     if (device === 'cpu' && this.hostValue !== undefined && this.size === 1) return Tensor.fromF32(Float32Array.of(this.hostValue), this.shape);
     if (this.device !== 'cpu') {
-      const host = download(this.device, this.deviceView(), category);
+      const host = download(this.device, this.deviceView(this.dtype), category);
       const t = new Tensor(new CpuStorage(host, false), this.shape);
       return device === 'cpu' ? t : t.to(device, category);
     }
