@@ -105,6 +105,11 @@ AllocatorStats allocator_stats() {
   return g_stats;
 }
 
+void reset_allocator_peak() {
+  std::lock_guard<std::mutex> lock(g_mu);
+  g_stats.peak = g_stats.in_use;
+}
+
 void empty_cache() {
   std::lock_guard<std::mutex> lock(g_mu);
   if (g_stream) cudaStreamSynchronize(g_stream);

@@ -8,7 +8,7 @@
 //                                           array?), view(offset, length, label?) (elements of it, sharing its
 //                                           memory), dispose(); the finaliser returns the memory once neither
 //                                           the buffer nor a view of it is reachable
-//   synchronize(), allocatorStats(), emptyCache()
+//   synchronize(), allocatorStats(), resetAllocatorPeak(), emptyCache()
 //   every kernel of API.md under its own name, same argument order, with DeviceBuffers in place of typed arrays;
 //   and the tensor-core ones: gemmBf16Mixed(+Batched) (gemm's arguments with A, B bf16 and C f32 or bf16, float32
 //   accumulation; not gemmBf16, whose A is float32), attentionForwardBf16 / attentionBackwardBf16.
@@ -460,6 +460,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   def(env, exports, "synchronize", [](const Args& a) { synchronize(); return undef(a); });
   def(env, exports, "emptyCache", [](const Args& a) { empty_cache(); return undef(a); });
+  def(env, exports, "resetAllocatorPeak", [](const Args& a) {
+    reset_allocator_peak();
+    return undef(a);
+  });
   def(env, exports, "allocatorStats", [](const Args& a) {
     AllocatorStats s = allocator_stats();
     Napi::Object o = Napi::Object::New(a.env());

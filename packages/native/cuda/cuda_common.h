@@ -48,6 +48,8 @@ struct AllocatorStats {
   uint64_t mallocs = 0, reuses = 0;
 };
 AllocatorStats allocator_stats();
+// Starts a new peak from the bytes in use now (a training step's peak, not the process's).
+void reset_allocator_peak();
 void empty_cache();
 size_t size_class(size_t bytes);
 

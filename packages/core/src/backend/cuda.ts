@@ -40,5 +40,13 @@ export function cudaBackend(): DeviceBackend {
     download(dst: HostArray, src: DeviceBuffer) {
       (src as nativeCuda.DeviceBuffer).download(dst);
     },
+    // the caching allocator's (cuda/allocator.cu): peak of the bytes handed out, cached blocks apart
+    memoryStats() {
+      const s = c.allocatorStats();
+      return { inUse: s.inUse, peak: s.peak, cached: s.cached };
+    },
+    resetPeak() {
+      c.resetAllocatorPeak();
+    },
   };
 }

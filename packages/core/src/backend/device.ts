@@ -10,7 +10,9 @@
  */
 import type { Kernels, KernelName } from './kernels';
 
-export type Device = 'cpu' | 'cuda' | 'emulated';
+/** Every device a tensor can be on (the config field `device` takes these). */
+export const DEVICES = ['cpu', 'cuda', 'emulated'] as const;
+export type Device = (typeof DEVICES)[number];
 export type HostArray = Float32Array | Int32Array | Uint16Array;
 export type BufferDType = 'f32' | 'i32' | 'bf16';
 
@@ -54,6 +56,18 @@ export interface DeviceBackend {
   upload(dst: DeviceBuffer, src: HostArray): void;
   /** device -> host into dst (exactly src.length elements) */
   download(dst: HostArray, src: DeviceBuffer): void;
+  /** the bytes its allocator holds for live buffers now, the most since the last resetPeak, and what it keeps cached */
+  memoryStats(): DeviceMemoryStats;
+  /** starts a new peak from the bytes in use now */
+  resetPeak(): void;
+}
+
+/** A device allocator's figures, in bytes: `peak` is the most `inUse` since the last resetDeviceMemoryPeak. */
+export interface DeviceMemoryStats {
+  inUse: number;
+  peak: number;
+  /** freed but kept for reuse (a caching allocator's; 0 where nothing is cached) */
+  cached: number;
 }
 
 interface Registered {
@@ -161,6 +175,25 @@ export function download<A extends HostArray>(device: Device, src: DeviceBuffer,
   backend.download(out, src);
   count(device, 'download', category, out.byteLength);
   return out;
+}
+
+/** Copies src into the device buffer (or view) dst of as many elements (counted as an upload of `category`). */
+export function uploadInto(device: Device, dst: DeviceBuffer, src: HostArray, category: TransferCategory): void {
+  const { backend } = registered(device);
+  if (dst.length !== src.length || dst.dtype !== hostDType(src)) throw new RangeError(`upload: ${src.length} ${hostDType(src)} elements into a ${dst.dtype} buffer of ${dst.length}`);
+  backend.upload(dst, src);
+  count(device, 'upload', category, src.byteLength);
+}
+
+/** The memory figures of a device's allocator (bytes); on the cpu, an error: use process.memoryUsage(). */
+export function deviceMemoryStats(device: Device): DeviceMemoryStats {
+  if (device === 'cpu') throw new Error('deviceMemoryStats: the cpu has no device allocator (process.memoryUsage() gives its memory)');
+  return registered(device).backend.memoryStats();
+}
+
+/** Starts a new peak of a device's allocator from the bytes in use now (a no-op on the cpu). */
+export function resetDeviceMemoryPeak(device: Device): void {
+  if (device !== 'cpu') registered(device).backend.resetPeak();
 }
 
 /**

@@ -20,6 +20,8 @@ interface Block {
 }
 
 const stats = { allocs: 0, live: 0 };
+/** bytes of the live allocations, and the most since the last resetPeak (deviceMemoryStats('emulated')) */
+const bytes = { inUse: 0, peak: 0 };
 
 /** A buffer of the emulated device: its elements are reachable only through this module. */
 export class EmulatedBuffer implements DeviceBuffer {
@@ -54,6 +56,7 @@ export class EmulatedBuffer implements DeviceBuffer {
     if (this.#isView || this.#block.disposed) return;
     this.#block.disposed = true;
     stats.live--;
+    bytes.inUse -= this.#block.mem.byteLength;
   }
 
   private check(): void {
@@ -75,6 +78,8 @@ function alloc(n: number, dtype: BufferDType): EmulatedBuffer {
   if (mem instanceof Float32Array) mem.fill(Number.NaN);
   stats.allocs++;
   stats.live++;
+  bytes.inUse += mem.byteLength;
+  if (bytes.inUse > bytes.peak) bytes.peak = bytes.inUse;
   return new EmulatedBuffer({ mem, disposed: false }, 0, n, false);
 }
 
@@ -107,6 +112,11 @@ export function emulatedBackend(): DeviceBackend {
       const s = EmulatedBuffer.host(src as EmulatedBuffer);
       if (dst.constructor !== s.constructor || dst.length !== s.length) throw new TypeError(`emulated download: a ${src.dtype} buffer of ${src.length} into ${dst.constructor.name}(${dst.length})`);
       dst.set(s as never);
+    },
+    // host memory, nothing cached: a buffer nobody disposes stays counted until it is (the GC does not free it here)
+    memoryStats: () => ({ inUse: bytes.inUse, peak: bytes.peak, cached: 0 }),
+    resetPeak() {
+      bytes.peak = bytes.inUse;
     },
   };
   return backend;

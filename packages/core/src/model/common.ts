@@ -197,6 +197,8 @@ export interface CausalLM {
    */
   lmHeadWeight(): Tensor;
   newCache(B: number, capacity: number): KVCache;
+  /** Moves every parameter (adapters included) to `device` (Module.to). */
+  to(device: Device): this;
   namedParameters(): Array<[string, Tensor]>;
   parameters(): Tensor[];
   numParameters(opts?: { trainableOnly?: boolean }): number;

@@ -5,6 +5,7 @@
  *    HF sequence-classification's name `score.weight` (1, C), no bias.
  * And the two pairings the trainers use: a policy with a value head, and a reward model.
  */
+import type { Device } from '../backend/device';
 import type { StateDict } from '../io/dtypes';
 import { gatherRows, linear, reshape } from '../tensor/ops';
 import { Tensor } from '../tensor/tensor';
@@ -106,6 +107,12 @@ export class CausalLMWithValueHead {
     this.model.loadStateDict(body, opts);
     this.valueHead.loadStateDict(head, opts);
   }
+  /** Moves the trunk and the head to `device` (see Module.to). */
+  to(device: Device): this {
+    this.model.to(device);
+    this.valueHead.to(device);
+    return this;
+  }
   clone(): CausalLMWithValueHead {
     return new CausalLMWithValueHead(this.model.clone(), this.valueHead.clone());
   }
@@ -143,6 +150,12 @@ export class RewardModel {
     this.head.clone().loadStateDict(head, opts); // checked first, as in CausalLMWithValueHead
     this.model.loadStateDict(body, opts);
     this.head.loadStateDict(head, opts);
+  }
+  /** Moves the trunk and the head to `device` (see Module.to). */
+  to(device: Device): this {
+    this.model.to(device);
+    this.head.to(device);
+    return this;
   }
   clone(): RewardModel {
     return new RewardModel(this.model.clone(), this.head.clone());

@@ -20,6 +20,7 @@
  * `transformer.h.0.attn.c_attn`: Module.moduleKey). Only the blocks' projections can be adapted here (the
  * embeddings and the LM head cannot): a target that names nothing adaptable is an error naming it, as is r ≤ 0.
  */
+import type { Device } from '../backend/device';
 import { Rng } from '../util/rng';
 import { Tensor } from '../tensor/tensor';
 import type { CausalLM } from './common';
@@ -130,6 +131,27 @@ export class LoraAdapters {
   /** Reseeds the dropout generator from a seed and a step (trainers call it before each optimizer step). */
   seedDropout(seed: number, step: number): void {
     this.dropoutRng = new Rng((Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(step + 1, 0x85ebca6b)) >>> 0);
+  }
+
+  /**
+   * These adapters on `device` (each factor and each saved original moved: one counted transfer per tensor not
+   * there yet; names, requiresGrad, the enabled flag and the dropout generator kept). Make the optimizer after.
+   */
+  to(device: Device): LoraAdapters {
+    const move = (t: Tensor): Tensor => {
+      if (t.device === device) return t;
+      const d = t.to(device);
+      d.requiresGrad = t.requiresGrad;
+      d.name = t.name;
+      return d;
+    };
+    const moved = new Map<string, LoraAdapter>();
+    for (const a of this.list()) moved.set(a.name, { ...a, A: move(a.A), B: move(a.B) });
+    const out = new LoraAdapters(this.spec, moved, new Map([...this.saved].map(([n, t]) => [n, move(t)])));
+    out.enabled = this.enabled;
+    out.dropoutRng = this.dropoutRng;
+    out.dropoutWithoutGraph = this.dropoutWithoutGraph;
+    return out;
   }
 
   /** A deep copy (new tensors, same values and requiresGrad flags; the originals of saved modules too), enabled. */

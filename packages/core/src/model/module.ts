@@ -7,6 +7,7 @@ import type { StateDict, TensorEntry } from '../io/dtypes';
 import { isGradEnabled } from '../tensor/autograd';
 import { loraLinear } from '../tensor/lora-linear';
 import { linear, residualLinear } from '../tensor/ops';
+import { uploadInto, type DeviceBuffer } from '../backend/device';
 import { CpuStorage, Tensor, type Device } from '../tensor/tensor';
 import type { LoraAdapters } from './lora';
 
@@ -145,10 +146,11 @@ export abstract class Module {
   /**
    * Moves every parameter to `device` (each one counted upload, or a download back to the cpu), keeping its name
    * and requiresGrad; a parameter already there stays. Call it before making an optimizer (AdamW lays out the
-   * parameters where they are). Not with LoRA adapters yet (their tensors live in model/lora.ts).
+   * parameters where they are). LoRA adapters move with it (their factors and the originals of the modules they
+   * train whole).
    */
   to(device: Device): this {
-    if (this.adapters) throw new Error(`to(${device}): this model has LoRA adapters; moving adapters to a device is not supported yet`);
+    if (this.adapters) this.setLora(this.adapters.to(device));
     for (const [name, t] of [...this.params.entries()]) {
       if (t.device === device) continue;
       const d = t.to(device);
@@ -265,7 +267,8 @@ export abstract class Module {
   stateDict(): StateDict {
     const sd: StateDict = new Map();
     for (const [n, t] of this.params) {
-      const { shape, data } = this.toFile(n, t.toF32()); // a bf16 weight widened (exact)
+      // a device's parameter comes to the host first (one counted download each)
+      const { shape, data } = this.toFile(n, t.to('cpu').toF32()); // a bf16 weight widened (exact)
       sd.set(this.fileName(n), { dtype: t.dtype === 'bf16' ? 'BF16' : 'F32', shape, data });
     }
     return sd;
@@ -299,6 +302,14 @@ export abstract class Module {
       if (missing.length) throw new Error(`loadStateDict: missing ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`);
     }
     for (const [name, entry, t] of todo) {
+      if (t.device !== 'cpu') {
+        // a device's parameter: read into a host copy in the model's layout, then one counted upload into place
+        const f = Tensor.zeros(t.shape);
+        this.fromFile(name, entry, f);
+        if (t.dtype === 'bf16') uploadInto(t.device, t.bufBf16 as DeviceBuffer, f.toBf16().dataBf16, 'tensor');
+        else uploadInto(t.device, t.buf as DeviceBuffer, f.data, 'tensor');
+        continue;
+      }
       if (t.dtype !== 'bf16') {
         this.fromFile(name, entry, t);
         continue;

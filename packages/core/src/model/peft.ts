@@ -21,6 +21,7 @@
 import { copyFileSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic, writeFolderAtomic } from '../io/atomic-write';
+import { uploadInto, type DeviceBuffer } from '../backend/device';
 import type { StateDict, TensorEntry } from '../io/dtypes';
 import { readJsonFile } from '../io/hf-checkpoint';
 import { readSafetensors, serializeSafetensors } from '../io/safetensors';
@@ -155,12 +156,12 @@ export function peftStateDict(model: CausalLM, params: Array<[string, Tensor]>):
     const own = adapterNames.get(t);
     if (own === undefined) {
       const saved = savedNames.get(t);
-      sd.set(saved === undefined ? `${KEY_PREFIX}${name}` : ownKey(model, saved), { dtype: 'F32', shape: [...t.shape], data: t.toF32().data.slice() });
+      sd.set(saved === undefined ? `${KEY_PREFIX}${name}` : ownKey(model, saved), { dtype: 'F32', shape: [...t.shape], data: hostCopy(t) });
       continue;
     }
     const m = /^(.*)\.(lora_A|lora_B)\.weight$/.exec(own)!;
     const [proj, which] = [m[1], m[2]];
-    let data: Float32Array = t.data.slice();
+    let data: Float32Array = hostCopy(t);
     if (which === 'lora_B' && il?.test(proj)) data = rotateHalfRows(data, t.shape[0], t.shape[1], il.D);
     sd.set(`${KEY_PREFIX}${model.moduleKey(proj)}.${which}.weight`, { dtype: 'F32', shape: [...t.shape], data });
   }
@@ -172,6 +173,11 @@ export function peftStateDict(model: CausalLM, params: Array<[string, Tensor]>):
  * tensor of `sd` must be one of them (GPT-2's adapters also under names without `transformer.`), with its shape;
  * all are checked (finite values included) before any is written. `source` names the file in errors.
  */
+/** A float32 copy of a parameter's values on the host (a device's: one counted download). */
+function hostCopy(t: Tensor): Float32Array {
+  return t.device === 'cpu' ? t.toF32().data.slice() : t.to('cpu').toF32().data; // the download is fresh memory
+}
+
 export function loadPeftStateDict(model: CausalLM, params: Array<[string, Tensor]>, sd: StateDict, source: string): void {
   const adapterNames = new Map((model.lora?.namedParameters() ?? []).map(([n, t]) => [t, n]));
   const savedNames = new Map([...savedParams(model)].map(([n, t]) => [t, n]));
@@ -216,7 +222,10 @@ export function loadPeftStateDict(model: CausalLM, params: Array<[string, Tensor
   if (missing.length) throw new Error(`${source}: missing ${missing.slice(0, 4).join(', ')}${missing.length > 4 ? ` and ${missing.length - 4} more` : ''}`);
   for (const [e, entry] of todo) {
     const data = entry.data as Float32Array;
-    e.t.data.set(e.unpermute ? rotateHalfRows(data, e.t.shape[0], e.t.shape[1], il!.D, true) : data);
+    const values = e.unpermute ? rotateHalfRows(data, e.t.shape[0], e.t.shape[1], il!.D, true) : data;
+    // a parameter on a device: one counted upload into place
+    if (e.t.device === 'cpu') e.t.data.set(values);
+    else uploadInto(e.t.device, e.t.buf as DeviceBuffer, values, 'tensor');
   }
 }
 

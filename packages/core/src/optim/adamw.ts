@@ -387,6 +387,17 @@ export class AdamW {
     this.t = t;
   }
 
+  /**
+   * Which moments hold a NaN or an infinity, or null when none does: Σx² of each flat buffer accumulated in
+   * float64 is finite exactly when every float32 value is. On the parameters' device (a counted scalar each there).
+   */
+  nonFiniteMoments(): 'first' | 'second' | null {
+    const k = kernelsFor(this.device);
+    if (!Number.isFinite(k.sumSquares(this.flatM, this.flatM.length))) return 'first';
+    if (!Number.isFinite(k.sumSquares(this.flatV, this.flatV.length))) return 'second';
+    return null;
+  }
+
   /** The moment buffers (a NaN guard may snapshot them): the two flat buffers. */
   buffers(): Float32Array[] {
     if (this.device !== 'cpu') throw new Error(`AdamW.buffers(): the moments are on ${this.device}; a NaN guard there keeps no snapshot (nanGuardSnapshotSteps 0: stepIfFinite)`);

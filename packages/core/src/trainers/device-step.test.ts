@@ -127,9 +127,9 @@ function sftTask(n: number, seed: number): SftExample[] {
 describe('SftTrainer on the emulated device', () => {
   it("takes the cpu's steps bit for bit and moves only the batch up and the loss and norms' scalars down", () => {
     const run = (device: 'cpu' | 'emulated') => {
-      const model = new Llama({ ...CONFIG, vocabSize: 12 }, { seed: 3 }).to(device);
+      const model = new Llama({ ...CONFIG, vocabSize: 12 }, { seed: 3 }); // the trainer moves it to config.device
       const trainer = new SteppedSft(model, sftTask(16, 1), {
-        config: { outputDir: join(tmp.path, device), learningRate: 1e-2, perDeviceTrainBatchSize: 16, numTrainEpochs: 3, maxGradNorm: 0.5, seed: 2 },
+        config: { outputDir: join(tmp.path, device), device, learningRate: 1e-2, perDeviceTrainBatchSize: 16, numTrainEpochs: 3, maxGradNorm: 0.5, seed: 2 },
       });
       const steps: Array<{ loss: number; gradNorm: number; applied: boolean }> = [];
       const transfers: Array<Record<string, number>> = [];

@@ -41,6 +41,7 @@ import { ensureWritableDir, writableDirProblem } from '../io/atomic-write';
 import { ConfigError } from './config';
 import type { StateDict } from '../io/dtypes';
 import { kernelsFor } from '../backend/backends';
+import { backendFor, deviceMemoryStats, resetDeviceMemoryPeak, type Device } from '../backend/device';
 import { kernels } from '../backend/cpu';
 import { averageMetrics, worldCollective, type Collective } from '../distributed/collective';
 import { GradientSync, type GradientSyncOptions } from '../distributed/grad-sync';
@@ -70,6 +71,36 @@ export interface Trainable {
   loadStateDict(sd: StateDict, opts?: { strict?: boolean }): void;
   gradientCheckpointing?: boolean;
   model?: { gradientCheckpointing: boolean };
+  /** moves every parameter to a device (TrainingArgs.device) */
+  to?(device: Device): unknown;
+}
+
+/** The device every parameter of `model` is on, or a description of the mix when they differ. */
+function deviceOf(model: Trainable): Device | string {
+  const at = new Map<Device, string>();
+  for (const [name, t] of model.namedParameters()) if (!at.has(t.device)) at.set(t.device, name);
+  if (at.size <= 1) return [...at.keys()][0] ?? 'cpu';
+  return [...at].map(([d, n]) => `${n} on ${d}`).join(', ');
+}
+
+/**
+ * Puts the model on config.device (before the optimizer lays out its buffers there). A model already on
+ * another device is refused rather than moved back silently, and so is a device whose backend cannot load
+ * (the reason said); data parallelism all-reduces gradients on the host, so it runs on the cpu only for now.
+ */
+function placeOnDevice(label: string, model: Trainable, device: Device, worldSize: number): void {
+  const refuse = (message: string) => new ConfigError(`${label} config`, [{ field: 'device', message }]);
+  const now = deviceOf(model);
+  if (now === device) return;
+  if (now !== 'cpu') throw refuse(`${device}, but the model is on ${now}: set device to where the model is, or give the trainer the model on the cpu (it moves it)`);
+  if (worldSize > 1) throw refuse(`${device} with ${worldSize} ranks: data-parallel training all-reduces the gradients on the host and runs on the cpu only for now`);
+  if (typeof model.to !== 'function') throw refuse(`${device}: this trainable has no to(device)`);
+  try {
+    backendFor(device);
+  } catch (e) {
+    throw refuse(`${device}: ${(e as Error).message}`);
+  }
+  model.to(device);
 }
 
 /** Turns activation checkpointing of the trained causal LM on or off (TrainingArgs.gradientCheckpointing). */
@@ -219,9 +250,10 @@ export abstract class TrainerBase<C extends TrainingArgs> {
       addLora(this.trunk, spec, { seed: config.seed });
       if (baseDtype === 'bf16') this.trunk.keepFrozenInBf16();
     }
+    this.world = options.world ?? worldCollective();
+    placeOnDevice(this.label(), model, config.device, this.world.size);
     this.params = model.namedParameters().filter(([, p]) => p.requiresGrad);
     if (this.params.length === 0) throw new Error(`${this.label()}: the model has no trainable parameter`);
-    this.world = options.world ?? worldCollective();
     this.syncOptions = options.gradientSync ?? {};
     // every rank starts from rank 0's weights (before a subclass copies the policy into a frozen reference)
     broadcastWeights(this.world, model.namedParameters());
@@ -454,12 +486,9 @@ export abstract class TrainerBase<C extends TrainingArgs> {
    * when every float32 value is (a finite float32 squared stays far below the float64 range).
    */
   protected nonFiniteState(): string | null {
-    const k = kernels();
     for (const [name, p] of this.params) if (!Number.isFinite(kernelsFor(p.device).sumSquares(p.buf, p.size))) return name;
-    for (const [i, b] of this.optimizer.buffers().entries()) {
-      if (!Number.isFinite(k.sumSquares(b, b.length))) return `the optimizer's ${i === 0 ? 'first' : 'second'} moments`;
-    }
-    return null;
+    const moments = this.optimizer.nonFiniteMoments();
+    return moments && `the optimizer's ${moments} moments`;
   }
 
   /** The optimizer's zeroGrad (the same parameters): drops the gradients rather than filling them with zeros. */
@@ -687,6 +716,7 @@ export abstract class TrainerBase<C extends TrainingArgs> {
         let m: Record<string, number>;
         let r: StepResult;
         const stepStart = performance.now(), rolloutBefore = this.timing.rolloutS;
+        resetDeviceMemoryPeak(this.optimizer.device);
         try {
           this.metricWeight = 1;
           this.trunk?.lora?.seedDropout(c.seed, s);
@@ -708,7 +738,9 @@ export abstract class TrainerBase<C extends TrainingArgs> {
         }
         this.step = s + 1;
         if (r.applied) this.afterUpdate(s);
-        const record = { ...m, lr: r.lr, gradNorm: r.gradNorm, ...(r.applied ? {} : { skipped: 1 }) };
+        const record: Record<string, number> = { ...m, lr: r.lr, gradNorm: r.gradNorm, ...(r.applied ? {} : { skipped: 1 }) };
+        // on a device: the most its allocator held during this step (MiB)
+        if (this.optimizer.device !== 'cpu') record.deviceMemoryPeakMiB = deviceMemoryStats(this.optimizer.device).peak / 2 ** 20;
         if (this.step % c.loggingSteps === 0 || this.step === total) this.log({ step: this.step, ...record });
         this.progress.update(this.step, record);
         const last = this.step === total;

@@ -1,3 +1,4 @@
+import { DEVICES, type Device } from '../backend/device';
 import type { ConfigProblem, ConfigSpec } from './config';
 import { LORA_FIELD_SPEC, type LoraConfig } from './lora-config';
 import { LR_SCHEDULER_TYPES, type LrSchedulerType } from './schedules';
@@ -23,6 +24,12 @@ export interface TrainingArgs {
   /** a non-empty outputDir is refused unless resuming; true deletes the earlier run's metrics, checkpoints and final/ first */
   overwriteOutputDir: boolean;
   seed: number;
+  /**
+   * where the trained model, its gradients and the optimizer live and compute: 'cpu'; 'cuda' (rlhf_cuda.node
+   * and an NVIDIA GPU); 'emulated' (host memory behind device handles, the CPU's kernels: for checking device code
+   * without a GPU). The trainer moves the model there; a model already on another device is refused.
+   */
+  device: Device;
   // -- optimisation
   learningRate: number;
   weightDecay: number;
@@ -63,6 +70,7 @@ export const TRAINING_ARGS_SPEC: ConfigSpec<TrainingArgs> = {
   outputDir: { group: 'run', type: 'string', nullable: true, default: null, doc: 'the folder for metrics.jsonl and the checkpoints, required to train (no default: nothing is written to the current folder unasked); new or empty unless resuming or overwriteOutputDir' },
   overwriteOutputDir: { group: 'run', type: 'boolean', default: false, doc: "train into a non-empty outputDir: the earlier run's metrics.jsonl, checkpoint-* and final/ are deleted first (other files are kept)" },
   seed: { group: 'run', type: 'integer', min: 0, max: 0xffffffff, default: 42, doc: 'seed of every random choice (data order, sampling): same seed, same weights; at most 2^32 - 1 (the generator keeps 32 bits: larger seeds would repeat smaller ones)' },
+  device: { group: 'run', type: 'enum', values: DEVICES, default: 'cpu', doc: "where the model, its gradients and the optimizer live and compute: cpu; cuda (needs rlhf_cuda.node and an NVIDIA GPU); emulated (a test device: host memory behind device handles, the CPU's kernels). The trainer moves the model there" },
   learningRate: { group: 'optimisation', type: 'number', gt: 0, default: 5e-5, doc: 'peak AdamW learning rate' },
   weightDecay: { group: 'optimisation', type: 'number', min: 0, default: 0, doc: 'decoupled AdamW weight decay' },
   adamBeta1: { group: 'optimisation', type: 'number', min: 0, lt: 1, default: 0.9, doc: 'AdamW β1' },

@@ -518,6 +518,17 @@ export function errorChecks(cuda) {
   for (let i = 0; i < 10; i++) new cuda.DeviceBuffer(1000, 'f32', 'tmp').dispose();
   const after = cuda.allocatorStats().mallocs;
   results.push({ name: 'the caching allocator reuses freed blocks (10 alloc/dispose: at most 1 cudaMalloc)', ok: after - before <= 1, detail: `cudaMalloc calls: ${after - before}` });
+  {
+    // the peak: a 4 MB buffer raises it; resetAllocatorPeak brings it back to what is in use now
+    cuda.resetAllocatorPeak();
+    const base = cuda.allocatorStats();
+    const big = new cuda.DeviceBuffer(1 << 20, 'f32', 'peak');
+    big.dispose();
+    const raised = cuda.allocatorStats().peak;
+    cuda.resetAllocatorPeak();
+    const reset = cuda.allocatorStats();
+    results.push({ name: 'the allocator reports its peak, and resetAllocatorPeak starts it again from inUse', ok: raised >= base.inUse + 4 * (1 << 20) && reset.peak === reset.inUse, detail: `peak before ${base.peak}, after a 4 MiB buffer ${raised}, reset ${reset.peak} (inUse ${reset.inUse})` });
+  }
   for (const x of [b, ids, table, out]) x.dispose();
   return results;
 }

@@ -78,6 +78,8 @@ export interface CudaBinding {
   synchronize(): void;
   emptyCache(): void;
   allocatorStats(): AllocatorStats;
+  /** starts a new `peak` from the bytes in use now */
+  resetAllocatorPeak(): void;
 
   add(out: B, a: B, b: B, n: number): void;
   mul(out: B, a: B, b: B, n: number): void;
