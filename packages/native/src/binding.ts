@@ -122,6 +122,7 @@ export interface NativeBinding {
   gemm(C: Float32Array, A: Float32Array, B: Float32Array, m: number, n: number, k: number, transA?: boolean, transB?: boolean, alpha?: number, beta?: number): void;
   gemmBatched(C: Float32Array, A: Float32Array, B: Float32Array, batch: number, m: number, n: number, k: number, strideA: number, strideB: number, strideC: number, transA?: boolean, transB?: boolean, alpha?: number, beta?: number): void;
   gemmBf16(C: Float32Array, A: Float32Array, B: Uint16Array, m: number, n: number, k: number, transB?: boolean, alpha?: number, beta?: number): void;
+  gemmBf16Mixed(C: Float32Array | Uint16Array, A: Uint16Array, B: Uint16Array, m: number, n: number, k: number, transA?: boolean, transB?: boolean, alpha?: number, beta?: number): void;
   /** Test hook: whether gemmBf16 of these sizes rounds A to bf16 at the SIMD level in force (the AVX512_BF16 path). */
   _gemmBf16RoundsA(m: number, n: number, k: number, transB: boolean): boolean;
   // memory (ops/memory): a hint to the OS, no arithmetic

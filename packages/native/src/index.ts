@@ -28,7 +28,7 @@ export { softmaxForward, softmaxBackward } from './ops/softmax';
 export { embeddingForward, embeddingBackward } from './ops/embedding';
 export { adamwStep } from './ops/adamw';
 export { rmsnormForward, rmsnormBackward } from './ops/rmsnorm';
-export { gemm, gemmBatched, gemmBf16 } from './ops/gemm';
+export { gemm, gemmBatched, gemmBf16, gemmBf16Mixed } from './ops/gemm';
 export { siluForward, siluBackward, swigluForward, swigluBackward } from './ops/swiglu';
 export { ropeForward, ropeBackward, ropeInvFreq } from './ops/rope';
 export { permute0213 } from './ops/permute';

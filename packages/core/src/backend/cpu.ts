@@ -73,6 +73,7 @@ export function setKernelTiming(on: boolean): void {
     const byShape: Record<string, (a: unknown[]) => string> = {
       gemm: (a) => `gemm ${a[3]}x${a[4]}x${a[5]} ${a[6] ? 'T' : 'N'}${a[7] ? 'T' : 'N'}`,
       gemmBf16: (a) => `gemmBf16 ${a[3]}x${a[4]}x${a[5]} ${a[6] === false ? 'NN' : 'NT'}`,
+      gemmBf16Mixed: (a) => `gemmBf16Mixed ${a[3]}x${a[4]}x${a[5]} ${a[6] ? 'T' : 'N'}${a[7] ? 'T' : 'N'}${a[0] instanceof Uint16Array ? ' C bf16' : ''}`,
       gemmBatched: (a) => `gemmBatched ${a[3]}x(${a[4]}x${a[5]}x${a[6]}) ${a[10] ? 'T' : 'N'}${a[11] ? 'T' : 'N'}`,
     };
     const key = byShape[name] ?? (() => name);

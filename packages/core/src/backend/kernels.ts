@@ -46,6 +46,8 @@ export interface Kernels<F = Float32Array, I = Int32Array, H = Uint16Array> {
   ppoValueLoss(dvalues: F, stats: F, values: F, oldValues: F, returns: F, mask: F, n: number, cliprangeValue: number, gradScale: number): number;
   copyF32(dst: F, src: F, n: number): void;
   gemmBf16(C: F, A: F, B: H, m: number, n: number, k: number, transB?: boolean, alpha?: number, beta?: number): void;
+  /** mixed precision (bf16 autocast): A and B bf16, C f32 or bf16, float32 accumulation; op as in gemm */
+  gemmBf16Mixed(C: F | H, A: H, B: H, m: number, n: number, k: number, transA?: boolean, transB?: boolean, alpha?: number, beta?: number): void;
   castF32ToBf16(dst: H, src: F, n: number): void;
   castBf16ToF32(dst: F, src: H, n: number): void;
   decodeSoftmax(probs: F | null, lse: F, argmax: I, logits: F, rows: number, cols: number, ld: number, scale: number): void;
@@ -71,7 +73,7 @@ export const KERNEL_NAMES: readonly KernelName[] = [
   'embeddingForward', 'embeddingBackward', 'ropeForward', 'ropeBackward', 'permute0213',
   'adamwStep', 'sumSquares', 'attentionForward', 'attentionBackward',
   'crossEntropyForward', 'crossEntropyBackward', 'tokenLogprobs', 'tokenLogprobsBackward',
-  'ppoPolicyLoss', 'ppoValueLoss', 'copyF32', 'gemmBf16', 'castF32ToBf16', 'castBf16ToF32', 'decodeSoftmax',
+  'ppoPolicyLoss', 'ppoValueLoss', 'copyF32', 'gemmBf16', 'gemmBf16Mixed', 'castF32ToBf16', 'castBf16ToF32', 'decodeSoftmax',
   'sub', 'sumForward', 'sumBackward', 'logSigmoidForward', 'logSigmoidBackward', 'sliceColumns', 'sliceColumnsBackward',
   'gatherRows', 'gatherRowsBackward', 'fill',
 ];

@@ -64,3 +64,25 @@ export function gemmBf16(
 ): void {
   native().gemmBf16(C, A, B, m, n, k, transB, alpha, beta);
 }
+
+/**
+ * Mixed precision: C(m,n) = alpha · op(A) · op(B) + beta · C with A and B in bfloat16 (Uint16Arrays of bf16 bits;
+ * op as in gemm) and C float32 (a Float32Array) or bf16 (a Uint16Array: read widened for beta, written rounded to
+ * nearest even once at the end). The products are exact and summed in float32: the contract of the CUDA addon's
+ * tensor-core gemmBf16Mixed, whose argument list this is. Backs core's bf16 autocast (activations and weights
+ * cast to bf16, float32 gradients of float32 master weights).
+ */
+export function gemmBf16Mixed(
+  C: Float32Array | Uint16Array,
+  A: Uint16Array,
+  B: Uint16Array,
+  m: number,
+  n: number,
+  k: number,
+  transA = false,
+  transB = false,
+  alpha = 1,
+  beta = 0,
+): void {
+  native().gemmBf16Mixed(C, A, B, m, n, k, transA, transB, alpha, beta);
+}

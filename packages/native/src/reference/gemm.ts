@@ -116,3 +116,34 @@ export function gemmBf16Ref(
     }
   }
 }
+
+/**
+ * gemmBf16Mixed's specification: A and B hold bf16 bits (widened exactly, op as in gemmRef), float64
+ * accumulation; C float32 / float64 (the result as it is) or a Uint16Array of bf16 bits (read widened for beta,
+ * the result rounded to bf16, nearest even, once).
+ */
+export function gemmBf16MixedRef(
+  C: Float32Array | Float64Array | Uint16Array,
+  A: Uint16Array,
+  B: Uint16Array,
+  m: number,
+  n: number,
+  k: number,
+  transA = false,
+  transB = false,
+  alpha = 1,
+  beta = 0,
+): void {
+  const bf16 = C instanceof Uint16Array;
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let p = 0; p < k; p++) {
+        s += bf16ValueRef(transA ? A[p * m + i] : A[i * k + p]) * bf16ValueRef(transB ? B[j * k + p] : B[p * n + j]);
+      }
+      const old = beta === 0 ? 0 : beta * (bf16 ? bf16ValueRef(C[i * n + j]) : C[i * n + j]);
+      const r = alpha * s + old;
+      C[i * n + j] = bf16 ? bf16BitsRef(r) : r;
+    }
+  }
+}

@@ -315,6 +315,15 @@ const SPECS = {
       return a.slice(0, ri(6, 9));
     },
   },
+  gemmBf16Mixed: {
+    sig: 'C:f32 A:u16 B:u16 m:size n:size k:size transA:bool? transB:bool? alpha:num? beta:num?',
+    min: 6,
+    gen: () => {
+      const m = ri(0, 24), n = ri(0, 12), k = ri(0, 12);
+      const a = [chance(0.3) ? u16(m * n) : f32(m * n), u16(m * k), u16(k * n), m, n, k, chance(0.5), chance(0.5), r() * 2 - 1, pick([0, 1, r()])];
+      return a.slice(0, ri(6, 10));
+    },
+  },
   _gemmBf16RoundsA: { sig: 'm:size n:size k:size transB:bool', gen: () => [ri(0, 40), ri(0, 8), ri(0, 8), chance(0.5)] },
   castF32ToBf16: { sig: 'dst:u16 src:f32 n:size', gen: () => { const n = n0(); return [u16(n), f32(n), n]; } },
   castBf16ToF32: { sig: 'dst:f32 src:u16 n:size', gen: () => { const n = n0(); return [f32(n), u16(n), n]; } },

@@ -45,6 +45,16 @@ void gemm_bf16_cpu(float* C, const float* A, const uint16_t* B, int64_t m, int64
 // Whether gemm_bf16_cpu rounds A to bf16 for this product at the current SIMD level (see above).
 bool gemm_bf16_rounds_a(int64_t m, int64_t n, int64_t k, bool transB);
 
+// gemm_bf16_mixed: mixed precision, the CPU twin of the CUDA addon's cuBLAS one (same arguments): A and B bf16,
+// C float32 (c_bf16 false) or bf16 (c_bf16 true: read widened for beta, written rounded to nearest even once at
+// the end), C(m,n) = alpha·op(A)·op(B) + beta·C with op as in gemm, float32 accumulation. op(A) is widened
+// exactly into a float32 (m,k) scratch (transposed there when transA) and the product is gemm_bf16_cpu's: its
+// dot-product path (vdpbf16ps: products exact, float32 sums) where it takes one, since rounding an A that is
+// bf16 already changes nothing; else the float32 FMA micro-kernels on the widened operands. Either way the
+// result is the exact products summed in float32, the contract of the tensor-core GEMM.
+void gemm_bf16_mixed_cpu(void* C, bool c_bf16, const uint16_t* A, const uint16_t* B, int64_t m, int64_t n, int64_t k,
+                         bool transA, bool transB, float alpha, float beta);
+
 void gemm_batched_cpu(float* C, const float* A, const float* B, int64_t batch, int64_t m, int64_t n, int64_t k,
                       int64_t strideA, int64_t strideB, int64_t strideC, bool transA, bool transB, float alpha,
                       float beta);

@@ -2,6 +2,8 @@
 // gemmBatched(C, A, B, batch, m, n, k, strideA, strideB, strideC, transA = false, transB = false, alpha = 1,
 //             beta = 0): void
 // gemmBf16(C, A, B, m, n, k, transB = true, alpha = 1, beta = 0): void (B: Uint16Array of bf16 bits)
+// gemmBf16Mixed(C, A, B, m, n, k, transA = false, transB = false, alpha = 1, beta = 0): void (A, B: Uint16Array of
+//             bf16 bits; C: Float32Array, or Uint16Array for a bf16 result; the CUDA addon's argument list)
 // Checks: Float32Arrays long enough for the sizes (and strides), finite alpha/beta, booleans for the flags,
 // C sharing no memory with A or B (C is written while they are read), and in the batched form strideC large
 // enough that two batches never write the same element. A and B may alias each other (both are only read).
@@ -121,6 +123,39 @@ static void GemmBf16(const Napi::CallbackInfo& info) {
   }, &ctx);
 }
 
+// gemmBf16Mixed(C, A, B, m, n, k, transA = false, transB = false, alpha = 1, beta = 0): A and B Uint16Arrays of bf16
+// bits (op as in gemm), C a Float32Array or a Uint16Array (bf16 result), float32 accumulation.
+static void GemmBf16Mixed(const Napi::CallbackInfo& info) {
+  Args a(info, "gemmBf16Mixed");
+  a.at_least(6);
+  if (a.length() > 10) a.type_error("expected at most 10 arguments, got " + std::to_string(a.length()));
+  const int64_t m = a.size(3, "m"), n = a.size(4, "n"), k = a.size(5, "k");
+  const bool transA = flag_or(a, 6, "transA"), transB = flag_or(a, 7, "transB");
+  const float alpha = float(a.number_or(8, "alpha", 1.0)), beta = float(a.number_or(9, "beta", 0.0));
+  const int64_t mn = a.mul(m, n, "m*n");
+  const bool c_bf16 = info[0].IsTypedArray() && info[0].As<Napi::TypedArray>().TypedArrayType() == napi_uint16_array;
+  if (!c_bf16 && !(info[0].IsTypedArray() && info[0].As<Napi::TypedArray>().TypedArrayType() == napi_float32_array))
+    a.type_error("argument 0 'C' must be a Float32Array (a float32 result) or a Uint16Array (bf16 bits)");
+  void* C = c_bf16 ? static_cast<void*>(a.u16(0, "C", mn)) : static_cast<void*>(a.f32(0, "C", mn));
+  const size_t c_bytes = size_t(mn) * (c_bf16 ? 2 : 4);
+  const uint16_t* A = a.u16(1, "A", a.mul(m, k, "m*k"));
+  const uint16_t* B = a.u16(2, "B", a.mul(k, n, "k*n"));
+  a.no_overlap(C, c_bytes, "C", A, size_t(m * k) * 2, "A");
+  a.no_overlap(C, c_bytes, "C", B, size_t(k * n) * 2, "B");
+  struct Ctx {
+    void* C;
+    bool c_bf16;
+    const uint16_t *A, *B;
+    int64_t m, n, k;
+    bool ta, tb;
+    float alpha, beta;
+  } ctx{C, c_bf16, A, B, m, n, k, transA, transB, alpha, beta};
+  run_guarded(a, [](void* p) {
+    auto& c = *static_cast<Ctx*>(p);
+    gemm_bf16_mixed_cpu(c.C, c.c_bf16, c.A, c.B, c.m, c.n, c.k, c.ta, c.tb, c.alpha, c.beta);
+  }, &ctx);
+}
+
 // Test hook: whether gemmBf16 of these sizes rounds A to bf16 now (the AVX512_BF16 path, see gemm.h).
 static Napi::Value GemmBf16RoundsA(const Napi::CallbackInfo& info) {
   Args a(info, "_gemmBf16RoundsA");
@@ -132,6 +167,7 @@ static Napi::Value GemmBf16RoundsA(const Napi::CallbackInfo& info) {
 static void Export(Napi::Env env, Napi::Object exports) {
   exports.Set("gemm", Napi::Function::New(env, Gemm, "gemm"));
   exports.Set("gemmBf16", Napi::Function::New(env, GemmBf16, "gemmBf16"));
+  exports.Set("gemmBf16Mixed", Napi::Function::New(env, GemmBf16Mixed, "gemmBf16Mixed"));
   exports.Set("_gemmBf16RoundsA", Napi::Function::New(env, GemmBf16RoundsA, "_gemmBf16RoundsA"));
   exports.Set("gemmBatched", Napi::Function::New(env, GemmBatched, "gemmBatched"));
 }
