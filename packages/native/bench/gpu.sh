@@ -10,6 +10,7 @@
 # Needs: nvcc, g++, python3 with torch; node (else a node binary carried as build-cuda-carry/node.xz);
 # node-addon-api and node-api-headers headers (carried root node_modules/ folders); cmake if present (else
 # nvcc builds the addon in one command). The CPU addon: build-cuda-carry/rlhf_native.node if it loads, else built.
+# Core's device path (checks against the cpu, the GPT-2 SFT step against PyTorch): build-cuda-carry/core-gpu-bench.cjs.
 set -u
 cd "$(dirname "$0")/.."
 NATIVE=$(pwd)
@@ -113,6 +114,17 @@ stage "checks + benchmarks"
 node --expose-gc "$NATIVE/bench/gpu.mjs" --cpu "$CPU_NODE" --cuda "$CUDA_NODE" --torch "$OUT/torch-peers.json" \
   --out "$OUT/gpu-result.json" ${RLHF_GPU_ONLY:+--only "$RLHF_GPU_ONLY"}
 rc=$?
+
+stage "core on the GPU: device checks against the cpu, GPT-2 124M SFT step vs PyTorch eager"
+# build-cuda-carry/core-gpu-bench.cjs: `node bench/run.mjs --bench gpu --bundle-only FILE` in packages/core
+# (a standalone bundle of core's bench/gpu-bench.ts; the addons come from the paths below)
+CORE_BENCH=$NATIVE/build-cuda-carry/core-gpu-bench.cjs
+if [ -f "$CORE_BENCH" ]; then
+  RLHF_NATIVE_PATH=$CPU_NODE RLHF_CUDA_PATH=$CUDA_NODE timeout 420 node "$CORE_BENCH" --device cuda --shape gpt2 \
+    --torch "$PY" --torch-script "$NATIVE/../core/bench/torch_gpt2_gpu.py" --json "$OUT/core-gpu.json" || rc=1
+else
+  echo "core on the GPU: skipped (no $CORE_BENCH carried)"
+fi
 
 stage "NCCL, one rank (opened at run time: PyTorch's libnccl.so.2)"
 NCCL_LIB=$(find "$SITE/nvidia" -name 'libnccl.so*' 2>/dev/null | sort | head -1)

@@ -1,0 +1,204 @@
+/**
+ * Core on a GPU, in one run (issue 24 Part 2): checks of the device path against the cpu, then the GPT-2 124M SFT
+ * step against PyTorch eager on the same GPU. Not a test (it needs a GPU); packages/native/bench/gpu.sh runs it
+ * from a standalone bundle (`node bench/run.mjs --bench gpu --bundle-only FILE` here, carried there). On a
+ * machine without a GPU `--device emulated --shape tiny` runs the same code on the emulated device (every check
+ * exact there) as a dry run.
+ *
+ *   node bench/run.mjs --bench gpu [--device cuda|emulated] [--shape gpt2|tiny] [--B 8] [--T 1024] [--steps 10]
+ *                      [--torch PYTHON [--torch-script bench/torch_gpt2_gpu.py]] [--json FILE]
+ *
+ * Checks (each {name, ok, detail}; the run exits 1 when one fails):
+ *  - three SFT steps of a tiny llama (loss, backward, gradient norm, clipping, AdamW tried first) on the device
+ *    equal the cpu's (bit for bit on 'emulated'; on 'cuda' losses and norms within 1e-3 relative: other summation
+ *    orders), and each step moves exactly its inputs up and the loss and norms' scalars down;
+ *  - a model's state dict saved from the device and loaded into another model there gives the same logits;
+ *  - the device allocator's peak covers the parameters, gradients and moments.
+ * Timing: the median of `steps` SFT steps (after 2 warm-up steps) of GPT-2 124M (vocabulary 50257, 12 layers,
+ * 768 wide, 12 heads; tied head) at B×T tokens, random weights and tokens: forward, the fused LM-head loss,
+ * backward, clipping to 1, AdamW; each step ends with the loss's download (which waits for the device). The peer:
+ * bench/torch_gpt2_gpu.py on the same shapes (eager, SDPA, float32 and bf16 autocast).
+ */
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { deviceMemoryStats, resetDeviceMemoryPeak, resetTransferCounts, transferCounts, type Device } from '../src/backend/device';
+import '../src/backend/backends';
+import type { CausalLM } from '../src/model/common';
+import { GPT2 } from '../src/model/gpt2';
+import { lmHeadLoss } from '../src/model/lm-head';
+import { Llama } from '../src/model/llama';
+import { AdamW, gradNorm } from '../src/optim/adamw';
+import { noGrad } from '../src/tensor/autograd';
+import { NanGuard } from '../src/trainers/nan-guard';
+import { scaleGradsToNorm } from '../src/trainers/trainer-base';
+import { Rng } from '../src/util/rng';
+import { median } from './machine';
+
+interface Check {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+const TINY = { vocabSize: 19, hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 4, numKvHeads: 2, maxPositions: 32 };
+
+/** Three trainer-like steps of a tiny llama; the losses, norms, parameters after, and each step's transfer counts. */
+function tinySteps(device: Device) {
+  const B = 2, T = 6;
+  const model = new Llama(TINY, { seed: 4 }).to(device);
+  const named = model.namedParameters();
+  const opt = new AdamW(named, { lr: 1e-2, weightDecay: 0.1 });
+  const guard = new NanGuard({ snapshotEvery: 0 });
+  const losses: number[] = [], norms: number[] = [], transfers: Array<Record<string, number>> = [];
+  for (let step = 0; step < 3; step++) {
+    const ids = Int32Array.from({ length: B * T }, (_, i) => (i * 7 + step * 3 + 1) % TINY.vocabSize);
+    const attentionMask = Float32Array.from({ length: B * T }, (_, i) => (i >= T + 4 ? 0 : 1));
+    const targets = Int32Array.from({ length: B * T }, (_, i) => (i % T < 2 || attentionMask[i] === 0 || i % T === T - 1 ? -100 : ids[i + 1]));
+    resetTransferCounts();
+    const hidden = model.forward({ ids, B, T, attentionMask });
+    const loss = lmHeadLoss(model, hidden, null, targets);
+    const value = loss.to('cpu').item();
+    loss.backward(Float32Array.of(0.75));
+    const norm = gradNorm(named);
+    guard.check(step + 1, { loss: value, gradNorm: norm });
+    scaleGradsToNorm(named, norm, 0.5);
+    opt.stepIfFinite();
+    opt.zeroGrad();
+    transfers.push(Object.fromEntries(Object.entries(transferCounts()).map(([k, v]) => [k.replace(`${device} `, ''), v.count])));
+    losses.push(value);
+    norms.push(norm);
+  }
+  const params = named.map(([n, p]) => [n, p.to('cpu').data.slice()] as const);
+  return { losses, norms, params, transfers, nParams: named.length };
+}
+
+const relDiff = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-12);
+
+function checks(device: Device): Check[] {
+  const out: Check[] = [];
+  const exact = device === 'emulated';
+  const cpu = tinySteps('cpu'), dev = tinySteps(device);
+  const lossDiff = Math.max(...dev.losses.map((l, i) => relDiff(l, cpu.losses[i])));
+  const normDiff = Math.max(...dev.norms.map((n, i) => relDiff(n, cpu.norms[i])));
+  out.push({
+    name: `three SFT steps of a tiny llama: losses and gradient norms equal the cpu's (${exact ? 'bit for bit' : 'within 1e-3 relative'})`,
+    ok: exact ? lossDiff === 0 && normDiff === 0 : lossDiff < 1e-3 && normDiff < 1e-3,
+    detail: `losses ${dev.losses.join(', ')} (cpu ${cpu.losses.join(', ')}); max relative difference: losses ${lossDiff}, norms ${normDiff}`,
+  });
+  let paramDiff = 0;
+  dev.params.forEach(([, p], i) => p.forEach((x, j) => (paramDiff = Math.max(paramDiff, Math.abs(x - cpu.params[i][1][j])))));
+  out.push({ name: `the parameters after them equal the cpu's (${exact ? 'bit for bit' : 'within 1e-3'})`, ok: exact ? paramDiff === 0 : paramDiff < 1e-3, detail: `max |difference| ${paramDiff}` });
+  const want = (step: number) => ({ 'upload input': 4, ...(step === 0 ? { 'upload constant': 1 } : {}), 'download loss': 1, 'download scalar': 1 + dev.nParams + 6 });
+  const transfersOk = dev.transfers.every((t, s) => JSON.stringify(Object.entries(t).sort()) === JSON.stringify(Object.entries(want(s)).sort()));
+  out.push({ name: 'each step moves its 4 inputs up and the loss and norms down, nothing else', ok: transfersOk, detail: JSON.stringify(dev.transfers) });
+
+  // a state dict saved from the device and loaded into another model there: the same logits
+  const a = new Llama(TINY, { seed: 8 }).to(device), b = new Llama(TINY, { seed: 9 }).to(device);
+  b.loadStateDict(a.stateDict());
+  const logitsOf = (m: CausalLM) => noGrad(() => m.logits(m.forward({ ids: Int32Array.of(3, 1, 4, 1, 5), B: 1, T: 5 })).to('cpu').data.slice());
+  const la = logitsOf(a), lb = logitsOf(b);
+  out.push({ name: 'a state dict saved from the device loads into another model there: the same logits', ok: la.every((x, i) => Object.is(x, lb[i])), detail: `${la.length} logits` });
+
+  // the allocator's peak over one step covers the parameters, gradients and both moments
+  resetDeviceMemoryPeak(device);
+  const m = new Llama(TINY, { seed: 1 }).to(device), named = m.namedParameters();
+  const opt = new AdamW(named, { lr: 1e-3 });
+  const loss = lmHeadLoss(m, m.forward({ ids: Int32Array.of(1, 2, 3, 4), B: 1, T: 4 }), null, Int32Array.of(2, 3, 4, -100));
+  loss.backward();
+  opt.step();
+  const floor = 16 * m.numParameters();
+  const peak = deviceMemoryStats(device).peak;
+  out.push({ name: "the device allocator's peak covers the weights, gradients and moments", ok: peak >= floor, detail: `peak ${peak} bytes, floor ${floor}` });
+  return out;
+}
+
+/** Median ms of `steps` SFT steps of `model` on its device at B×T random tokens (2 warm-up steps first). */
+function sftStepMs(model: CausalLM, B: number, T: number, steps: number): { ms: number; perStep: Record<string, number> } {
+  const named = model.namedParameters();
+  const opt = new AdamW(named, { lr: 1e-4 });
+  const rng = new Rng(1);
+  const V = model.vocabSize;
+  const ids = Int32Array.from({ length: B * T }, () => rng.int(V));
+  const targets = Int32Array.from({ length: B * T }, (_, i) => (i % T === T - 1 ? -100 : ids[i + 1]));
+  const times: number[] = [];
+  let perStep: Record<string, number> = {};
+  for (let s = 0; s < steps + 2; s++) {
+    resetTransferCounts();
+    const t0 = performance.now();
+    const loss = lmHeadLoss(model, model.forward({ ids, B, T }), null, targets);
+    loss.to('cpu').item(); // waits for the device
+    loss.backward();
+    const norm = gradNorm(named);
+    scaleGradsToNorm(named, norm, 1);
+    opt.step();
+    opt.zeroGrad();
+    if (s >= 2) times.push(performance.now() - t0);
+    perStep = Object.fromEntries(Object.entries(transferCounts()).map(([k, v]) => [k, v.count]));
+  }
+  return { ms: median(times), perStep };
+}
+
+function arg(argv: string[], name: string, fallback: string): string {
+  const i = argv.indexOf(name);
+  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : fallback;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const device = arg(argv, '--device', 'cuda') as Device;
+  const shape = arg(argv, '--shape', device === 'cuda' ? 'gpt2' : 'tiny');
+  const B = Number(arg(argv, '--B', shape === 'gpt2' ? '8' : '2')), T = Number(arg(argv, '--T', shape === 'gpt2' ? '1024' : '64'));
+  const steps = Number(arg(argv, '--steps', shape === 'gpt2' ? '10' : '3'));
+  const result: Record<string, unknown> = { device, shape, B, T, steps };
+  const t0 = performance.now();
+  let failed = 0;
+  try {
+    const cs = checks(device);
+    result.checks = cs;
+    for (const c of cs) {
+      console.log(`${c.ok ? 'ok  ' : 'FAIL'} ${c.name}${c.ok ? '' : `: ${c.detail}`}`);
+      if (!c.ok) failed++;
+    }
+  } catch (e) {
+    result.checksError = String((e as Error).stack ?? e);
+    console.log(`FAIL the checks threw: ${(e as Error).message}`);
+    failed++;
+  }
+  const cfg = shape === 'gpt2' ? { vocabSize: 50257, nPositions: 1024, nEmbd: 768, nLayer: 12, nHead: 12 } : { vocabSize: 97, nPositions: 128, nEmbd: 32, nLayer: 2, nHead: 2 };
+  try {
+    const model = new GPT2(cfg, { seed: 1 }).to(device);
+    resetDeviceMemoryPeak(device);
+    const r = sftStepMs(model, B, T, steps);
+    const ours = { ms: r.ms, tokensPerS: (B * T) / r.ms * 1e3, peakMiB: deviceMemoryStats(device).peak / 2 ** 20, transfersPerStep: r.perStep };
+    result.sftFp32 = ours;
+    console.log(`GPT-2 ${shape} SFT step fp32 on ${device}: ${r.ms.toFixed(1)} ms, ${ours.tokensPerS.toFixed(0)} tokens/s, peak ${ours.peakMiB.toFixed(0)} MiB`);
+  } catch (e) {
+    result.sftError = String((e as Error).stack ?? e);
+    console.log(`the SFT step threw: ${(e as Error).message}`);
+    failed++;
+  }
+  const python = arg(argv, '--torch', '');
+  if (python) {
+    const script = arg(argv, '--torch-script', join(process.cwd(), 'bench', 'torch_gpt2_gpu.py'));
+    const spec = { V: cfg.vocabSize, P: cfg.nPositions, C: cfg.nEmbd, L: cfg.nLayer, H: cfg.nHead, B, T, steps };
+    const p = spawnSync(python, [script, JSON.stringify(spec)], { encoding: 'utf8', timeout: 300_000 });
+    try {
+      const peer = JSON.parse(p.stdout.trim().split('\n').at(-1) ?? '') as Record<string, { tokensPerS?: number }>;
+      result.torch = peer;
+      const ours = result.sftFp32 as { tokensPerS: number } | undefined;
+      if (ours && peer.fp32?.tokensPerS) result.ratioFp32VsTorchFp32 = ours.tokensPerS / peer.fp32.tokensPerS;
+      if (ours && peer.bf16?.tokensPerS) result.ratioFp32VsTorchBf16 = ours.tokensPerS / peer.bf16.tokensPerS;
+      console.log(`PyTorch eager: ${JSON.stringify(peer)}`);
+    } catch {
+      result.torchError = `${p.status}: ${(p.stderr ?? '').slice(-2000)}`;
+      console.log(`the PyTorch peer failed: ${result.torchError}`);
+    }
+  }
+  result.seconds = (performance.now() - t0) / 1e3;
+  result.failed = failed;
+  const json = arg(argv, '--json', '');
+  if (json) writeFileSync(json, JSON.stringify(result, null, 2));
+  console.log(failed ? `${failed} failed` : 'all passed');
+  if (failed) process.exitCode = 1;
+}
