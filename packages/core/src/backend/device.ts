@@ -38,12 +38,15 @@ export type AnyKernels = Kernels<F32Buf, I32Buf, Bf16Buf>;
 export type DeviceKernels = Kernels<DeviceBuffer, DeviceBuffer, DeviceBuffer>;
 
 /**
- * Why a transfer happened: `input` (a step's ids, targets, masks, positions, uploaded by the op that reads
- * them), `constant` (a table the model never changes, e.g. RoPE frequencies: uploaded once per array), `tensor`
- * (an explicit tensor.to(device)), `scalar` (a kernel's returned number: a mean loss, Σx²; one element of a
- * scalar gradient), `loss` (a loss's per-row values, summed on the host in float64 as the cpu does).
+ * Why a transfer happened: `input` (a step's ids, targets, masks, positions, per-token advantages and old
+ * log-probs, uploaded by the op that reads them), `constant` (a table the model never changes, e.g. RoPE
+ * frequencies: uploaded once per array), `tensor` (an explicit tensor.to(device)), `scalar` (a kernel's returned
+ * number: a mean loss, Σx²; one element of a scalar gradient), `loss` (what a loss or a step's metrics read on
+ * the host: a loss's per-row values summed there in float64 as the cpu does, the per-token values of a loss
+ * computed on the host, a loss kernel's statistics vector, the entropies a metric averages), `gradient` (the
+ * gradient of a loss computed on the host, uploaded by its op's backward).
  */
-export type TransferCategory = 'input' | 'constant' | 'tensor' | 'scalar' | 'loss';
+export type TransferCategory = 'input' | 'constant' | 'tensor' | 'scalar' | 'loss' | 'gradient';
 
 /** One device's half of the contract; registered with registerBackend(). */
 export interface DeviceBackend {

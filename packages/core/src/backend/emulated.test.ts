@@ -197,10 +197,16 @@ describe('the device boundary', () => {
     expect(() => ops.sum(t).item()).toThrow(/is on emulated/);
     const s = noGrad(() => ops.scale(t, 2));
     expect(() => s.item()).toThrow();
-    expect(() => s.clone()).toThrow(/copy it with to\('cpu'\)/);
     resetTransferCounts();
+    const c = s.clone(); // a copy made on the device by its copy kernel: no transfer
+    const h = s.toBf16(); // rounded there by its cast kernel
+    expect([c.device, h.device, h.dtype]).toEqual([DEV, DEV, 'bf16']);
+    expect(transferCounts()).toEqual({});
     expect(Array.from(s.to('cpu').data)).toEqual(Array.from(t.to('cpu').data).map((x) => 2 * x));
     expect(transferCounts()).toEqual({ 'emulated download tensor': { count: 2, bytes: 48 } });
+    expect(Array.from(c.to('cpu').data)).toEqual(Array.from(s.to('cpu').data));
+    expect(Array.from(h.to('cpu').dataBf16)).toEqual(Array.from(s.to('cpu').toBf16().dataBf16));
+    expect(() => Tensor.fromI32([1, 2]).to(DEV).clone()).toThrow(/clone: tensor is i32 on emulated; only an f32 tensor is copied on a device/);
   });
 
   it('a device kernel given host memory throws (an op that forgot to upload)', async () => {

@@ -5,6 +5,7 @@
  *    HF sequence-classification's name `score.weight` (1, C), no bias.
  * And the two pairings the trainers use: a policy with a value head, and a reward model.
  */
+import { fillF32 } from '../backend/backends';
 import type { Device } from '../backend/device';
 import type { StateDict } from '../io/dtypes';
 import { gatherRows, linear, reshape } from '../tensor/ops';
@@ -29,7 +30,7 @@ export class ValueHead extends Module {
 
   /** Sets the weight and the bias to 0: every value starts at 0 (PPO's valueHeadInit 'zeros'). */
   zero(): void {
-    for (const [, p] of this.namedParameters()) p.data.fill(0);
+    for (const [, p] of this.namedParameters()) fillF32(p.device, p.buf, 0, p.size); // on a device by its fill kernel
   }
 
   clone(): ValueHead {

@@ -161,6 +161,15 @@ export abstract class Module {
     return this;
   }
 
+  /** @internal parameter `name` becomes t (same size; name and requiresGrad kept): copyParameters from a device */
+  replaceParameter(name: string, t: Tensor): void {
+    const old = this.params.get(name);
+    if (!old || old.size !== t.size) throw new Error(`replaceParameter: no parameter ${name} of ${t.size} elements`);
+    t.name = name;
+    t.requiresGrad = old.requiresGrad && t.dtype === 'f32';
+    this.params.set(name, t);
+  }
+
   param(name: string): Tensor {
     const t = this.params.get(name);
     if (!t) throw new Error(`no parameter named ${name}`);
@@ -376,6 +385,13 @@ export function copyParameters(dst: Module, src: Module): void {
   for (const [n, t] of dst.namedParameters()) {
     const from = s.get(n);
     if (!from || from.size !== t.size) throw new Error(`copyParameters: ${n} is missing or has another size in the source`);
+    if (from.device !== t.device) {
+      // a source on a device (a clone of a model there): the destination's parameter becomes a copy made there by a
+      // kernel, in its dtype, requiresGrad kept (no host transfer)
+      if (t.device !== 'cpu') throw new Error(`copyParameters: ${n} is on ${from.device} in the source and on ${t.device} in the destination`);
+      dst.replaceParameter(n, t.dtype === 'bf16' ? from.toBf16() : from.dtype === 'bf16' ? from.to('cpu').toF32().to(from.device) : from.clone());
+      continue;
+    }
     if (t.dtype === 'bf16') t.dataBf16.set(from.toBf16().dataBf16);
     else t.data.set(from.toF32().data); // a bf16 source widened
   }

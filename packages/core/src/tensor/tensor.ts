@@ -9,7 +9,7 @@
  * device backend (backend/device.ts). A view of a device tensor hands the kernels a view of its buffer
  * (`buf`); its elements are never read on the host except through a counted copy (`to('cpu')`).
  */
-import { backendFor, download, upload, type Bf16Buf, type Device, type DeviceBuffer, type F32Buf, type I32Buf, type TransferCategory } from '../backend/device';
+import { backendFor, deviceKernels, download, upload, type Bf16Buf, type Device, type DeviceBuffer, type F32Buf, type I32Buf, type TransferCategory } from '../backend/device';
 import type { Rng } from '../util/rng';
 import { acquireF32, releaseF32 } from './pool';
 
@@ -329,9 +329,17 @@ export class Tensor {
     return new Tensor(this.storage, this.shape, this.offset, false);
   }
 
-  /** An independent copy in fresh (non-pooled) memory, as a leaf (cpu tensors: copy a device one with to()). */
+  /** An independent copy in fresh (non-pooled) memory on this tensor's device, as a leaf. */
   clone(requiresGrad = false): Tensor {
-    if (this.device !== 'cpu') throw new Error(`clone: tensor${this.name ? ` ${this.name}` : ''} is on ${this.device}; copy it with to('cpu') (a counted transfer)`);
+    if (this.device !== 'cpu') {
+      // a copy on the device by its copy kernel (no transfer); f32 only (no device kernel copies i32 or bf16)
+      if (this.dtype !== 'f32') throw new Error(`clone: tensor${this.name ? ` ${this.name}` : ''} is ${this.dtype} on ${this.device}; only an f32 tensor is copied on a device`);
+      const buf = backendFor(this.device).alloc(this.size, 'f32');
+      deviceKernels(this.device).copyF32(buf, this.deviceView('f32'), this.size);
+      const t = new Tensor(new DeviceStorage(buf, this.device, false), this.shape);
+      t.requiresGrad = requiresGrad;
+      return t;
+    }
     const t =
       this.dtype === 'f32' ? Tensor.fromF32(this.data.slice(), this.shape)
         : this.dtype === 'bf16' ? Tensor.fromBf16(this.dataBf16.slice(), this.shape)
@@ -351,6 +359,13 @@ export class Tensor {
   /** A bf16 copy (rounded to nearest even), never requiring grad: a frozen weight at half the memory. */
   toBf16(): Tensor {
     if (this.dtype === 'bf16') return this;
+    if (this.device !== 'cpu') {
+      // rounded on the device by its cast kernel (round to nearest even, as the cpu's), no transfer
+      if (this.dtype !== 'f32') throw new Error(`toBf16: tensor${this.name ? ` ${this.name}` : ''} is ${this.dtype}`);
+      const buf = backendFor(this.device).alloc(this.size, 'bf16');
+      deviceKernels(this.device).castF32ToBf16(buf, this.deviceView('f32'), this.size);
+      return new Tensor(new DeviceStorage(buf, this.device, false), this.shape);
+    }
     return Tensor.fromBf16(f32ToBf16(this.data), this.shape);
   }
 

@@ -516,9 +516,10 @@ export abstract class OnlineTrainer<C extends OnlineConfig> extends TrainerBase<
         aggregation,
         layout,
       });
-      const ent = scatterTokens(f.entropy.data, f.index, rows.length * Tn);
+      const ent = scatterTokens(f.entropy.to('cpu', 'loss').data, f.index, rows.length * Tn); // a metric: one download on a device
       for (let i = 0; i < mask.length; i++) if (mask[i]) acc.entropy += mask[i] * ent[i];
       this.backward(loss, undefined, { lastOfStep: j === chunks.length - 1 }); // frees the graph, f's tensors included
+      loss.release(); // the root itself
       acc.loss += stats.loss;
       acc.clippedLow += stats.clippedLow;
       acc.clippedHigh += stats.clippedHigh;

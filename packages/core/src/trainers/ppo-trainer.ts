@@ -33,6 +33,7 @@ import { gae } from './gae';
 import { AdaptiveKlController, FixedKlController, type KlController } from './kl';
 import { maskedWhiten, sumOver, type SumReducer } from './masked';
 import { ppoConfig, rolloutBatchSize, type PpoConfig } from './ppo-config';
+import { SharedInputs } from './loss-op';
 import { explainedVariance, ppoPolicyLossOp, ppoValueLossOp } from './ppo-losses';
 import type { PromptExample } from './records';
 import {
@@ -343,12 +344,16 @@ export class PpoTrainer extends TrainerBase<PpoConfig> {
       const st = responseForward(this.policy.model, ro, rows, c.temperature, this.policy.valueHead); // (M) per response token
       const mask = pickRows(ro.mask, rows, Tn);
       const layout = { index: st.index, length: rows.length * Tn }; // the losses work on (rows·Tn)
-      const pol = ppoPolicyLossOp(st.logp, { oldLogp: pickRows(ro.oldLogp, rows, Tn), advantages: pickRows(ro.advantages, rows, Tn), mask, cliprange: c.cliprange, gradScale, dualClip: c.dualClip, layout });
-      const val = ppoValueLossOp(st.values!, { oldValues: pickRows(ro.oldValues, rows, Tn), returns: pickRows(ro.returns, rows, Tn), mask, cliprangeValue: c.cliprangeValue, gradScale, coef: c.vfCoef, layout });
-      const ent = scatterTokens(st.entropy.data, st.index, rows.length * Tn);
+      const shared = new SharedInputs(); // on a device the mask and the layout are uploaded once for both losses
+      const pol = ppoPolicyLossOp(st.logp, { oldLogp: pickRows(ro.oldLogp, rows, Tn), advantages: pickRows(ro.advantages, rows, Tn), mask, cliprange: c.cliprange, gradScale, dualClip: c.dualClip, layout, shared });
+      const val = ppoValueLossOp(st.values!, { oldValues: pickRows(ro.oldValues, rows, Tn), returns: pickRows(ro.returns, rows, Tn), mask, cliprangeValue: c.cliprangeValue, gradScale, coef: c.vfCoef, layout, shared });
+      const ent = scatterTokens(st.entropy.to('cpu', 'loss').data, st.index, rows.length * Tn); // a metric: one download on a device
       for (let i = 0; i < mask.length; i++) if (mask[i]) acc.entropy += ent[i];
       // the two losses are ops on the tape: one backward through the policy and its value head
-      this.backward(add(pol.loss, val.loss), undefined, { lastOfStep: m0 + c.perDeviceTrainBatchSize >= mbRows.length });
+      const root = add(pol.loss, val.loss);
+      this.backward(root, undefined, { lastOfStep: m0 + c.perDeviceTrainBatchSize >= mbRows.length });
+      root.release(); // the root itself (backward frees the graph below it)
+      shared.release();
       acc.pg += pol.stats.loss;
       acc.vf += val.stats.loss;
       acc.clipped += pol.stats.clipped;

@@ -3,7 +3,11 @@
  * float32 is 2 GB; with `refModelDtype: 'bf16'` its weight matrices are kept in bf16 (half), read directly by
  * the GEMMs (@rlhf/native gemmBf16), at the price of bf16 rounding in the reference log-probs (see
  * Module.keepFrozenInBf16; packages/core/bench/README.md gives the measured log-prob difference).
+ *
+ * On a device the reference lives where the policy does: a copy of a policy there is made there by kernels
+ * (copyF32, castF32ToBf16: no transfer), and a reference model given must already be there.
  */
+import type { Device } from '../backend/device';
 import type { CausalLM } from '../model/common';
 import { adaptersDisabled } from '../model/lora';
 import type { FieldSpec } from './config';
@@ -36,9 +40,16 @@ export function frozenReference(policy: CausalLM, given: CausalLM | undefined, d
     return adaptersDisabled(policy);
   }
   if (!given) return dtype === 'bf16' ? policy.frozenBf16Copy() : policy.clone().freeze();
+  const device = deviceOf(policy), refDevice = deviceOf(given);
+  if (device !== refDevice) throw new Error(`the reference model given is on ${refDevice} and the policy on ${device}: move it with refModel.to('${device}') first`);
   given.freeze();
   if (dtype === 'bf16') given.keepFrozenInBf16();
   return given;
+}
+
+/** The device of a model's parameters (the first one's: Module.to moves them all). */
+export function deviceOf(model: CausalLM): Device {
+  return model.namedParameters()[0]?.[1].device ?? 'cpu';
 }
 
 /**

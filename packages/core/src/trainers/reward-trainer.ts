@@ -174,6 +174,7 @@ export class RewardTrainer extends TrainerBase<RewardConfig> {
       }
       elements += els.length;
       this.backward(l, undefined, { lastOfStep: m === shares.length - 1 });
+      l.release(); // the root (backward frees the graph below it): on a device its buffer is freed now, not at the GC
     });
     this.metricWeight = elements;
     return { loss: elements ? loss / elements : 0, accuracy: pairs ? correct / pairs : 0, margin: pairs ? margin / pairs : 0, epoch: this.plan.epochOfStep[step] };
@@ -264,7 +265,8 @@ export function scoreCompletions(
     for (const idx of batchIndices(items.map((_, i) => i), opts.batchSize ?? 16)) {
       const b = collateCompletions(idx.map((i) => items[i]), L);
       const r = rm.forward({ ids: b.ids, B: b.B, T: b.T, attentionMask: b.attentionMask });
-      idx.forEach((i, k) => (out[i] = r.data[k]));
+      const scores = r.to('cpu').data; // on a device one counted download
+      idx.forEach((i, k) => (out[i] = scores[k]));
       r.release();
     }
   });

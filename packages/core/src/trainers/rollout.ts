@@ -233,10 +233,12 @@ export function responseLogprobs(model: CausalLM, batch: ResponseBatch, temperat
         // every pooled buffer of this forward goes back to the pool at the end of tidy
         const f = responseForward(model, batch, rows, temperature, valueHead);
         const o = r0 * Tn;
+        // on a device one counted download each (the tensors themselves on the cpu)
+        const logp = f.logp.to('cpu').data, entropy = f.entropy.to('cpu').data, values = f.values?.to('cpu').data;
         for (let m = 0; m < f.index.length; m++) {
-          out.logp[o + f.index[m]] = f.logp.data[m];
-          out.entropy[o + f.index[m]] = f.entropy.data[m];
-          if (f.values) out.values[o + f.index[m]] = f.values.data[m];
+          out.logp[o + f.index[m]] = logp[m];
+          out.entropy[o + f.index[m]] = entropy[m];
+          if (values) out.values[o + f.index[m]] = values[m];
         }
       });
     }

@@ -8,7 +8,12 @@
  * The layout is `completionLogprobs`' (sequences.ts): (M) log-probs of the completion tokens only, with the
  * position b·T + t of each (in increasing order), so row b's tokens are the entries whose position is in
  * [b·T, (b+1)·T).
+ *
+ * On a device the (M) log-probs come to the host once (a `loss` download) and the loss is the cpu's, bit for bit
+ * (float64 sums of B numbers: no kernel would be quicker); the backward uploads its (M) gradient once (`gradient`).
  */
+import { fillF32 } from '../backend/backends';
+import { download, isHost, uploadInto, type DeviceBuffer } from '../backend/device';
 import { defineOp } from '../tensor/autograd';
 import { Tensor } from '../tensor/tensor';
 
@@ -74,23 +79,30 @@ export const sequenceLoss = defineOp({
     if (reduction !== 'sum' && reduction !== 'mean') throw new RangeError(`sequenceLoss: reduction must be 'sum' or 'mean', got '${String(reduction)}'`);
     if (!Number.isFinite(weight)) throw new RangeError(`sequenceLoss: weight must be finite, got ${weight}`);
     const layout = rowsOf(rows);
-    const r = loss(reduceRows(logprobs.data, layout, rows.B, reduction));
+    const dev = ctx.device;
+    const lp = dev === 'cpu' ? logprobs.data : download(dev, logprobs.buf as DeviceBuffer, 'loss', new Float32Array(logprobs.size));
+    const r = loss(reduceRows(lp, layout, rows.B, reduction));
     if (r.dValues.length !== rows.B) throw new RangeError(`sequenceLoss: the loss gave ${r.dValues.length} gradients for ${rows.B} rows`);
-    const y = Tensor.pooled([]);
-    y.data[0] = weight * r.loss;
+    const y = Tensor.pooled([], dev);
+    if (dev === 'cpu') y.data[0] = weight * r.loss;
+    else {
+      fillF32(dev, y.buf, weight * r.loss, 1);
+      y.hostValue = Math.fround(weight * r.loss);
+    }
     ctx.saved.s = [layout, reduction, r.dValues, weight];
     return y;
   },
   backward(ctx, dyBuf) {
-    // cpu only: the forward read its input's elements on the host (a device tensor's x.data throws)
-    const dlp = ctx.write(0) as Float32Array | null;
-    const dy = dyBuf as Float32Array;
-    if (!dlp) return;
+    const dx = ctx.write(0);
+    if (!dx) return;
+    const dy0 = ctx.scalarGrad(0, dyBuf); // the cpu's dy[0]; on a device free at the root, else one `scalar` download
+    const dlp = isHost(dx) ? (dx as Float32Array) : new Float32Array(dx.length);
     const [{ rowOf, counts }, reduction, dValues, weight] = ctx.saved.s as [ReturnType<typeof rowsOf>, SequenceReduction, ArrayLike<number>, number];
     for (let i = 0; i < rowOf.length; i++) {
       const b = rowOf[i];
-      const g = dy[0] * dValues[b] * weight;
+      const g = dy0 * dValues[b] * weight;
       dlp[i] = reduction === 'mean' ? g / counts[b] : g;
     }
+    if (!isHost(dx)) uploadInto(ctx.device, dx, dlp, 'gradient');
   },
 });

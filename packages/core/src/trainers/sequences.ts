@@ -73,8 +73,8 @@ export interface CompletionLogprobs {
   logprobs: Tensor;
   /** (M) entropies at those positions */
   entropy: Tensor;
-  /** (B) Σ of the completion tokens' log-probs */
-  sums: Float64Array;
+  /** (B) Σ of the completion tokens' log-probs (computed on first read, while logprobs is alive) */
+  readonly sums: Float64Array;
 }
 
 /**
@@ -85,8 +85,20 @@ export function completionLogprobs(model: CausalLM, batch: CompletionBatch, temp
   const hidden = model.forward({ ids: batch.ids, B: batch.B, T: batch.T, attentionMask: batch.attentionMask }); // (B·T, C)
   const { rows, targets } = selectRows(batch.lossMask, batch.targets); // (M) each
   const [logprobs, entropy] = lmHeadTokenLogprobs(model, hidden, rows, targets, temperature); // (M) each
-  const sums = new Float64Array(batch.B);
-  const lp = logprobs.data;
-  for (let i = 0; i < rows.length; i++) sums[Math.floor(rows[i] / batch.T)] += lp[i];
-  return { rows, logprobs, entropy, sums };
+  let sums: Float64Array | null = null;
+  return {
+    rows,
+    logprobs,
+    entropy,
+    // computed when read (on a device: one `loss` download of the log-probs), so that a loss op that reads them
+    // itself (sequenceLoss) costs no second download
+    get sums(): Float64Array {
+      if (!sums) {
+        sums = new Float64Array(batch.B);
+        const lp = logprobs.to('cpu', 'loss').data; // the tensor itself on the cpu
+        for (let i = 0; i < rows.length; i++) sums[Math.floor(rows[i] / batch.T)] += lp[i];
+      }
+      return sums;
+    },
+  };
 }

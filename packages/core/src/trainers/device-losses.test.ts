@@ -1,0 +1,274 @@
+/**
+ * The trainers' losses on the emulated device (backend/emulated.ts) against the same steps on the cpu, in the
+ * style of device-step.test.ts: DPO and the reward model take the cpu's optimizer steps bit for bit; PPO, GRPO
+ * and RLOO take the cpu's optimisation steps on one fixed rollout (made once on the cpu: generation on a device
+ * is another piece of work) bit for bit; and each step moves exactly what it must between host and device.
+ */
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { resetTransferCounts, transferCounts } from '../backend/device';
+import { emulatedStats } from '../backend/emulated';
+import { CausalLMWithValueHead, RewardModel, RewardHead, ValueHead } from '../model/heads';
+import { Llama } from '../model/llama';
+import { DpoTrainer, type DpoExample } from './dpo-trainer';
+import { GrpoTrainer } from './grpo-trainer';
+import type { OnlineRollout } from './online-trainer';
+import { PpoTrainer, type RewardFn } from './ppo-trainer';
+import { frozenReference } from './reference-model';
+import { RewardTrainer, type RankedExample } from './reward-trainer';
+import type { RewardFunction } from './rewards';
+import { RlooTrainer } from './rloo-trainer';
+import { responseLogprobs } from './rollout';
+import { StatefulRng } from './rng';
+import { tempDir } from './test-utils';
+
+const tmp = tempDir('device-losses');
+afterAll(tmp.cleanup);
+
+type Dev = 'cpu' | 'emulated';
+const CONFIG = { vocabSize: 12, hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 4, numKvHeads: 2, maxPositions: 32 };
+const llama = (seed: number, device: Dev) => new Llama(CONFIG, { seed }).to(device);
+const bitsOf = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
+const paramBits = (named: Array<[string, { to(d: 'cpu'): { data: Float32Array } }]>) => named.map(([n, p]) => [n, bitsOf(p.to('cpu').data)] as const);
+
+/** A trainer's own step (its loss, backward, NaN guard, clipping, AdamW), driven step by step. */
+interface Stepper {
+  trainStep(s: number): Record<string, number>;
+  optimizerStep(s: number, loss: number): { gradNorm: number; applied: boolean };
+}
+
+/** Steps `n` steps, counting each step's transfers; the metrics without wall-clock times. */
+function steps(trainer: unknown, n: number, first = 0) {
+  const t = trainer as Stepper;
+  const out: Array<{ metrics: Record<string, number>; gradNorm: number; applied: boolean; transfers: Record<string, number>; live: number }> = [];
+  for (let s = first; s < first + n; s++) {
+    resetTransferCounts();
+    const m = t.trainStep(s);
+    const r = t.optimizerStep(s, m.loss);
+    const transfers = Object.fromEntries(Object.entries(transferCounts()).map(([k, v]) => [k, v.count]));
+    const live = emulatedStats().live; // the emulated device's buffers alive after the step
+    out.push({ metrics: Object.fromEntries(Object.entries(m).filter(([k]) => !k.startsWith('time/'))), gradNorm: r.gradNorm, applied: r.applied, transfers, live });
+  }
+  return out;
+}
+
+/** the Σg² of each parameter (the gradient norm), then stepIfFinite's check: Σx² of params, m, v per run of the flat buffers (decayed matrices, undecayed norms) */
+const normScalars = (params: number) => params + 3 * 2;
+
+function compare(cpu: ReturnType<typeof steps>, dev: ReturnType<typeof steps>, forwards = 1): void {
+  dev.forEach((d, s) => {
+    expect(d.metrics, `step ${s}`).toEqual(cpu[s].metrics);
+    expect(d.gradNorm, `step ${s}`).toBe(cpu[s].gradNorm);
+    expect(d.applied).toBe(true);
+    expect(cpu[s].transfers).toEqual({});
+    // after the first step (which makes the gradients) a step frees every buffer it allocates, except the two
+    // uploads of each forward that model/common.ts positionsOn leaves to the GC (the positions and the padding mask)
+    if (s > 0) expect(d.live - dev[s - 1].live, `step ${s}: buffers alive`).toBe(2 * forwards);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+/** Prompt BOS a SEP; chosen "a GOOD EOS" or "GOOD a EOS", rejected the same with BAD (rows of one length) */
+function pairs(n: number, seed: number): DpoExample[] {
+  const rng = new StatefulRng(seed);
+  return Array.from({ length: n }, (_, i) => {
+    const a = 6 + rng.nextInt(6);
+    // every other pair has a longer prompt: rows of two lengths, padding in each batch
+    const prompt = i % 2 ? [1, a, 2] : [1, 7, a, 2];
+    return rng.nextFloat() < 0.5 ? { prompt, chosen: [a, 4, 3], rejected: [a, 5, 3] } : { prompt, chosen: [4, a, 3], rejected: [5, a, 3] };
+  });
+}
+
+describe('DpoTrainer on the emulated device', () => {
+  for (const lossType of ['sigmoid', 'ipo'] as const) {
+    it(`takes the cpu's steps bit for bit (lossType ${lossType}) and moves the batch up, the log-probs down and their gradient up`, () => {
+      const run = (device: Dev) => {
+        const policy = llama(5, device);
+        const t = new DpoTrainer(policy, pairs(16, 1), { // two steps an epoch, each of two micro-batches of 4
+          config: { outputDir: join(tmp.path, `dpo-${lossType}-${device}`), lossType, learningRate: 1e-2, perDeviceTrainBatchSize: 4, gradientAccumulationSteps: 2, numTrainEpochs: 2, maxGradNorm: 0.5, seed: 3 },
+        });
+        return { steps: steps(t, 3), params: paramBits(policy.namedParameters()), n: policy.namedParameters().length };
+      };
+      const cpu = run('cpu');
+      const dev = run('emulated');
+      compare(cpu.steps, dev.steps, 2);
+      expect(dev.params).toEqual(cpu.params);
+      expect(cpu.steps[2].metrics.loss).not.toBe(cpu.steps[0].metrics.loss);
+      dev.steps.forEach((s, i) => {
+        expect(s.transfers, `step ${i}`).toEqual({
+          // per micro-batch (two per step): ids, positions, the padding mask, the completion rows gathered for the
+          // head (selectRows), their targets
+          'emulated upload input': 2 * 5,
+          // (no RoPE table: the policy scored the reference's values on the device when the trainer was made)
+          // per micro-batch: the completion tokens' log-probs (sequenceLoss reduces them to rows on the host)
+          'emulated download loss': 2,
+          // per micro-batch: sequenceLoss's gradient with respect to the log-probs
+          'emulated upload gradient': 2,
+          'emulated download scalar': normScalars(dev.n),
+        });
+      });
+    });
+  }
+});
+
+// ---------------------------------------------------------------------------------------------------------
+
+/** K completions per prompt ranked by (# of token 4) − (# of token 5), ties equal */
+function ranked(n: number, K: number, seed: number): RankedExample[] {
+  const rng = new StatefulRng(seed);
+  const gold = (c: number[]) => c.filter((x) => x === 4).length - c.filter((x) => x === 5).length;
+  return Array.from({ length: n }, () => {
+    const completions = Array.from({ length: K }, () => Array.from({ length: 2 + rng.nextInt(2) }, () => 4 + rng.nextInt(8)));
+    const g = completions.map(gold);
+    return { prompt: [1, 6 + rng.nextInt(6), 2], completions, ranks: g.map((x) => g.filter((y) => y > x).length) };
+  });
+}
+
+describe('RewardTrainer on the emulated device', () => {
+  it("takes the cpu's steps bit for bit and moves the batch up, the scores down and their gradient up", () => {
+    const run = (device: Dev) => {
+      const rm = new RewardModel(llama(7, device), new RewardHead(CONFIG.hiddenSize, { seed: 2 }).to(device));
+      const t = new RewardTrainer(rm, ranked(12, 3, 1), {
+        config: { outputDir: join(tmp.path, `rm-${device}`), learningRate: 1e-2, perDeviceTrainBatchSize: 4, numTrainEpochs: 2, maxGradNorm: 0.5, centerRewardsCoefficient: 0.01, seed: 4 },
+      });
+      return { steps: steps(t, 3), params: paramBits(rm.namedParameters()), n: rm.namedParameters().length };
+    };
+    const cpu = run('cpu');
+    const dev = run('emulated');
+    compare(cpu.steps, dev.steps);
+    expect(dev.params).toEqual(cpu.params);
+    dev.steps.forEach((s, i) => {
+      expect(s.transfers, `step ${i}`).toEqual({
+        // ids, positions, the padding mask (completions of two lengths), each row's last real token (the head's gatherRows)
+        'emulated upload input': 4,
+        ...(i === 0 ? { 'emulated upload constant': 1 } : {}), // RoPE's frequency table, at the first use
+        'emulated download loss': 1, // the scores (one per completion), for the ranking loss on the host
+        'emulated upload gradient': 1, // the ranking loss's gradient with respect to the scores
+        'emulated download scalar': normScalars(dev.n),
+      });
+    });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// The online trainers' optimisation phase on one fixed rollout, made once on the cpu
+
+const GOOD = 4, EOS = 3;
+function prompts(n: number, seed: number): number[][] {
+  const rng = new StatefulRng(seed);
+  // prompts of two lengths: left padding in the batch, on top of the responses' right padding
+  return Array.from({ length: n }, (_, i) => (i % 2 ? [1, 6 + rng.nextInt(6), 2] : [1, 7, 6 + rng.nextInt(6), 2]));
+}
+const countGood: RewardFunction = function countGood(inp) {
+  return inp.completionIds.map((r) => r.filter((t) => t === GOOD).length);
+};
+const countGoodFn: RewardFn = (_p, responses) => responses.map((r) => r.filter((t) => t === GOOD).length);
+
+/** Trainer `make(device)`'s steps on the rollout `ro` (set as its current one, as beforeStep would). */
+function onRollout<T>(make: (device: Dev) => { trainer: T; named: () => Array<[string, { to(d: 'cpu'): { data: Float32Array } }]> }, ro: unknown, n: number) {
+  return (device: Dev) => {
+    const { trainer, named } = make(device);
+    (trainer as unknown as { rollout: unknown }).rollout = ro;
+    return { steps: steps(trainer, n), params: paramBits(named()), n: named().length };
+  };
+}
+
+describe('the online trainers on the emulated device: the optimisation steps on a fixed rollout', () => {
+  it("PPO: the cpu's minibatch steps bit for bit (policy and value losses by the PPO kernels there); inputs up once, statistics and entropies down", () => {
+    const config = {
+      outputDir: join(tmp.path, 'ppo'), learningRate: 3e-2, cliprange: 0.02, cliprangeValue: 0.02, perDeviceTrainBatchSize: 4, numMiniBatches: 2, ppoEpochs: 2, responseLength: 5,
+      temperature: 1, totalEpisodes: 8 * 4, stopTokenId: EOS, maxGradNorm: 0.5, dualClip: 3, seed: 6,
+    };
+    const policyOf = (device: Dev) => {
+      const p = new CausalLMWithValueHead(llama(9, device), new ValueHead(CONFIG.hiddenSize).to(device));
+      return p;
+    };
+    const maker = new PpoTrainer(policyOf('cpu'), prompts(8, 1), countGoodFn, { config });
+    const ro = maker.makeRollout(prompts(8, 2), 3);
+    const run = onRollout((device) => {
+      const policy = policyOf(device);
+      return { trainer: new PpoTrainer(policy, prompts(8, 1), countGoodFn, { config }), named: () => policy.namedParameters() };
+    }, ro, 3);
+    const cpu = run('cpu');
+    const dev = run('emulated');
+    compare(cpu.steps, dev.steps);
+    expect(dev.params).toEqual(cpu.params);
+    expect(cpu.steps.some((s) => s.metrics['policy/clipfrac'] > 0 && s.metrics['val/clipfrac'] > 0)).toBe(true); // both clippings took part
+    dev.steps.forEach((s, i) => {
+      expect(s.transfers, `step ${i}`).toEqual({
+        // per forward (a minibatch of 4 rows, one forward): ids, positions, the padding mask, the hidden rows that
+        // predict response tokens (gatherRows), their tokens (the head's targets); the losses' layout index and mask
+        // (shared by both losses), old log-probs, advantages (policy loss), old values, returns (value loss)
+        'emulated upload input': 5 + 2 + 2 + 2,
+        ...(i === 0 ? { 'emulated upload constant': 1 } : {}), // RoPE's frequency table, at the first use
+        // each PPO kernel's returned mean, each loss op's upstream gradient (their sum is the root), then the norms
+        'emulated download scalar': 2 + 2 + normScalars(dev.n),
+        // each PPO kernel's statistics vector (clip fractions, ratio, KL), the entropies (a metric)
+        'emulated download loss': 2 + 1,
+      });
+    });
+  });
+
+  for (const [name, make] of [
+    ['GRPO (token-level ratio, clip-higher, β > 0: the reference on the device too)', (device: Dev, policy: Llama) =>
+      new GrpoTrainer(policy, prompts(8, 1), [countGood], {
+        config: { outputDir: join(tmp.path, `grpo-${device}`), learningRate: 3e-3, numGenerations: 4, perDeviceTrainBatchSize: 4, maxCompletionLength: 5, stopTokenId: EOS, numIterations: 2, beta: 0.05, epsilonHigh: 0.28, maxGradNorm: 0.5, seed: 6 },
+      })],
+    ['RLOO (sequence-level ratio)', (device: Dev, policy: Llama) =>
+      new RlooTrainer(policy, prompts(8, 1), [countGood], {
+        config: { outputDir: join(tmp.path, `rloo-${device}`), learningRate: 3e-3, numGenerations: 4, perDeviceTrainBatchSize: 4, maxCompletionLength: 5, stopTokenId: EOS, numIterations: 2, beta: 0.05, maxGradNorm: 0.5, seed: 6 },
+      })],
+  ] as const) {
+    it(`${name}: the cpu's steps bit for bit; the batch up, the log-probs and entropies down, the loss's gradient up`, () => {
+      const maker = make('cpu', llama(11, 'cpu'));
+      const ro = maker.makeRollout() as OnlineRollout;
+      expect(ro.oldLogp).not.toBeNull();
+      const run = onRollout((device) => {
+        const policy = llama(11, device);
+        return { trainer: make(device, policy), named: () => policy.namedParameters() };
+      }, ro, 2);
+      const cpu = run('cpu');
+      const dev = run('emulated');
+      compare(cpu.steps, dev.steps);
+      expect(dev.params).toEqual(cpu.params);
+      dev.steps.forEach((s, i) => {
+        expect(s.transfers, `step ${i}`).toEqual({
+          // per forward (4 rows): ids, positions, the padding mask, the hidden rows that predict response tokens, their tokens
+          'emulated upload input': 5,
+          ...(i === 0 ? { 'emulated upload constant': 1 } : {}), // RoPE's frequency table, at the first use
+          // the response tokens' log-probs (the policy-gradient loss is computed on the host), the entropies (a metric)
+          'emulated download loss': 2,
+          'emulated upload gradient': 1, // the loss's gradient with respect to the log-probs
+          'emulated download scalar': normScalars(dev.n),
+        });
+      });
+    });
+  }
+});
+
+describe('the reference model on the emulated device', () => {
+  for (const dtype of ['f32', 'bf16'] as const) {
+    it(`a frozen ${dtype} copy of a policy there is made there (no transfer) and scores as the cpu's copy does, bit for bit`, () => {
+      const maker = new GrpoTrainer(llama(13, 'cpu'), prompts(8, 1), [countGood], {
+        config: { outputDir: join(tmp.path, 'ref'), numGenerations: 4, maxCompletionLength: 5, stopTokenId: EOS },
+      });
+      const batch = maker.makeRollout();
+      const score = (device: Dev) => {
+        const policy = llama(13, device);
+        resetTransferCounts();
+        const ref = frozenReference(policy, undefined, dtype);
+        const made = transferCounts();
+        expect(ref.namedParameters().every(([, p]) => p.device === device && !p.requiresGrad)).toBe(true);
+        expect(ref.namedParameters().filter(([, p]) => p.dtype === 'bf16').length > 0).toBe(dtype === 'bf16');
+        return { made, lp: responseLogprobs(ref, batch, 1, 4) };
+      };
+      const cpu = score('cpu');
+      const dev = score('emulated');
+      expect(dev.made).toEqual({});
+      expect(bitsOf(dev.lp.logp)).toEqual(bitsOf(cpu.lp.logp));
+      expect(bitsOf(dev.lp.entropy)).toEqual(bitsOf(cpu.lp.entropy));
+      expect(() => frozenReference(llama(13, 'emulated'), llama(14, 'cpu'), 'f32')).toThrow(/the reference model given is on cpu and the policy on emulated: move it with refModel.to\('emulated'\) first/);
+    });
+  }
+});
