@@ -27,7 +27,7 @@ afterAll(tmp.cleanup);
 
 type Dev = 'cpu' | 'emulated';
 const CONFIG = { vocabSize: 12, hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 4, numKvHeads: 2, maxPositions: 32 };
-const llama = (seed: number, device: Dev) => new Llama(CONFIG, { seed }).to(device);
+const llama = (seed: number) => new Llama(CONFIG, { seed }); // on the cpu: a trainer moves it to config.device
 const bitsOf = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
 const paramBits = (named: Array<[string, { to(d: 'cpu'): { data: Float32Array } }]>) => named.map(([n, p]) => [n, bitsOf(p.to('cpu').data)] as const);
 
@@ -84,9 +84,9 @@ describe('DpoTrainer on the emulated device', () => {
   for (const lossType of ['sigmoid', 'ipo'] as const) {
     it(`takes the cpu's steps bit for bit (lossType ${lossType}) and moves the batch up, the log-probs down and their gradient up`, () => {
       const run = (device: Dev) => {
-        const policy = llama(5, device);
+        const policy = llama(5);
         const t = new DpoTrainer(policy, pairs(16, 1), { // two steps an epoch, each of two micro-batches of 4
-          config: { outputDir: join(tmp.path, `dpo-${lossType}-${device}`), lossType, learningRate: 1e-2, perDeviceTrainBatchSize: 4, gradientAccumulationSteps: 2, numTrainEpochs: 2, maxGradNorm: 0.5, seed: 3 },
+          config: { device, outputDir: join(tmp.path, `dpo-${lossType}-${device}`), lossType, learningRate: 1e-2, perDeviceTrainBatchSize: 4, gradientAccumulationSteps: 2, numTrainEpochs: 2, maxGradNorm: 0.5, seed: 3 },
         });
         return { steps: steps(t, 3), params: paramBits(policy.namedParameters()), n: policy.namedParameters().length };
       };
@@ -128,9 +128,9 @@ function ranked(n: number, K: number, seed: number): RankedExample[] {
 describe('RewardTrainer on the emulated device', () => {
   it("takes the cpu's steps bit for bit and moves the batch up, the scores down and their gradient up", () => {
     const run = (device: Dev) => {
-      const rm = new RewardModel(llama(7, device), new RewardHead(CONFIG.hiddenSize, { seed: 2 }).to(device));
+      const rm = new RewardModel(llama(7), new RewardHead(CONFIG.hiddenSize, { seed: 2 }));
       const t = new RewardTrainer(rm, ranked(12, 3, 1), {
-        config: { outputDir: join(tmp.path, `rm-${device}`), learningRate: 1e-2, perDeviceTrainBatchSize: 4, numTrainEpochs: 2, maxGradNorm: 0.5, centerRewardsCoefficient: 0.01, seed: 4 },
+        config: { device, outputDir: join(tmp.path, `rm-${device}`), learningRate: 1e-2, perDeviceTrainBatchSize: 4, numTrainEpochs: 2, maxGradNorm: 0.5, centerRewardsCoefficient: 0.01, seed: 4 },
       });
       return { steps: steps(t, 3), params: paramBits(rm.namedParameters()), n: rm.namedParameters().length };
     };
@@ -180,15 +180,12 @@ describe('the online trainers on the emulated device: the optimisation steps on 
       outputDir: join(tmp.path, 'ppo'), learningRate: 3e-2, cliprange: 0.02, cliprangeValue: 0.02, perDeviceTrainBatchSize: 4, numMiniBatches: 2, ppoEpochs: 2, responseLength: 5,
       temperature: 1, totalEpisodes: 8 * 4, stopTokenId: EOS, maxGradNorm: 0.5, dualClip: 3, seed: 6,
     };
-    const policyOf = (device: Dev) => {
-      const p = new CausalLMWithValueHead(llama(9, device), new ValueHead(CONFIG.hiddenSize).to(device));
-      return p;
-    };
-    const maker = new PpoTrainer(policyOf('cpu'), prompts(8, 1), countGoodFn, { config });
+    const policyOf = () => new CausalLMWithValueHead(llama(9), new ValueHead(CONFIG.hiddenSize));
+    const maker = new PpoTrainer(policyOf(), prompts(8, 1), countGoodFn, { config });
     const ro = maker.makeRollout(prompts(8, 2), 3);
     const run = onRollout((device) => {
-      const policy = policyOf(device);
-      return { trainer: new PpoTrainer(policy, prompts(8, 1), countGoodFn, { config }), named: () => policy.namedParameters() };
+      const policy = policyOf();
+      return { trainer: new PpoTrainer(policy, prompts(8, 1), countGoodFn, { config: { ...config, device } }), named: () => policy.namedParameters() };
     }, ro, 3);
     const cpu = run('cpu');
     const dev = run('emulated');
@@ -213,19 +210,19 @@ describe('the online trainers on the emulated device: the optimisation steps on 
   for (const [name, make] of [
     ['GRPO (token-level ratio, clip-higher, β > 0: the reference on the device too)', (device: Dev, policy: Llama) =>
       new GrpoTrainer(policy, prompts(8, 1), [countGood], {
-        config: { outputDir: join(tmp.path, `grpo-${device}`), learningRate: 3e-3, numGenerations: 4, perDeviceTrainBatchSize: 4, maxCompletionLength: 5, stopTokenId: EOS, numIterations: 2, beta: 0.05, epsilonHigh: 0.28, maxGradNorm: 0.5, seed: 6 },
+        config: { device, outputDir: join(tmp.path, `grpo-${device}`), learningRate: 3e-3, numGenerations: 4, perDeviceTrainBatchSize: 4, maxCompletionLength: 5, stopTokenId: EOS, numIterations: 2, beta: 0.05, epsilonHigh: 0.28, maxGradNorm: 0.5, seed: 6 },
       })],
     ['RLOO (sequence-level ratio)', (device: Dev, policy: Llama) =>
       new RlooTrainer(policy, prompts(8, 1), [countGood], {
-        config: { outputDir: join(tmp.path, `rloo-${device}`), learningRate: 3e-3, numGenerations: 4, perDeviceTrainBatchSize: 4, maxCompletionLength: 5, stopTokenId: EOS, numIterations: 2, beta: 0.05, maxGradNorm: 0.5, seed: 6 },
+        config: { device, outputDir: join(tmp.path, `rloo-${device}`), learningRate: 3e-3, numGenerations: 4, perDeviceTrainBatchSize: 4, maxCompletionLength: 5, stopTokenId: EOS, numIterations: 2, beta: 0.05, maxGradNorm: 0.5, seed: 6 },
       })],
   ] as const) {
     it(`${name}: the cpu's steps bit for bit; the batch up, the log-probs and entropies down, the loss's gradient up`, () => {
-      const maker = make('cpu', llama(11, 'cpu'));
+      const maker = make('cpu', llama(11));
       const ro = maker.makeRollout() as OnlineRollout;
       expect(ro.oldLogp).not.toBeNull();
       const run = onRollout((device) => {
-        const policy = llama(11, device);
+        const policy = llama(11);
         return { trainer: make(device, policy), named: () => policy.namedParameters() };
       }, ro, 2);
       const cpu = run('cpu');
@@ -250,12 +247,12 @@ describe('the online trainers on the emulated device: the optimisation steps on 
 describe('the reference model on the emulated device', () => {
   for (const dtype of ['f32', 'bf16'] as const) {
     it(`a frozen ${dtype} copy of a policy there is made there (no transfer) and scores as the cpu's copy does, bit for bit`, () => {
-      const maker = new GrpoTrainer(llama(13, 'cpu'), prompts(8, 1), [countGood], {
+      const maker = new GrpoTrainer(llama(13), prompts(8, 1), [countGood], {
         config: { outputDir: join(tmp.path, 'ref'), numGenerations: 4, maxCompletionLength: 5, stopTokenId: EOS },
       });
       const batch = maker.makeRollout();
       const score = (device: Dev) => {
-        const policy = llama(13, device);
+        const policy = llama(13).to(device);
         resetTransferCounts();
         const ref = frozenReference(policy, undefined, dtype);
         const made = transferCounts();
@@ -268,7 +265,7 @@ describe('the reference model on the emulated device', () => {
       expect(dev.made).toEqual({});
       expect(bitsOf(dev.lp.logp)).toEqual(bitsOf(cpu.lp.logp));
       expect(bitsOf(dev.lp.entropy)).toEqual(bitsOf(cpu.lp.entropy));
-      expect(() => frozenReference(llama(13, 'emulated'), llama(14, 'cpu'), 'f32')).toThrow(/the reference model given is on cpu and the policy on emulated: move it with refModel.to\('emulated'\) first/);
+      expect(() => frozenReference(llama(13).to('emulated'), llama(14), 'f32')).toThrow(/the reference model given is on cpu and the policy on emulated: move it with refModel.to\('emulated'\) first/);
     });
   }
 });
