@@ -10,7 +10,7 @@ import { resetTransferCounts, transferCounts } from '../backend/device';
 import { emulatedStats } from '../backend/emulated';
 import { CausalLMWithValueHead, RewardModel, RewardHead, ValueHead } from '../model/heads';
 import { Llama } from '../model/llama';
-import { DpoTrainer, type DpoExample } from './dpo-trainer';
+import { DpoTrainer, type DpoExample, type KtoExample } from './dpo-trainer';
 import { GrpoTrainer } from './grpo-trainer';
 import type { OnlineRollout } from './online-trainer';
 import { PpoTrainer, type RewardFn } from './ppo-trainer';
@@ -104,6 +104,47 @@ describe('DpoTrainer on the emulated device', () => {
           // per micro-batch: the completion tokens' log-probs (sequenceLoss reduces them to rows on the host)
           'emulated download loss': 2,
           // per micro-batch: sequenceLoss's gradient with respect to the log-probs
+          'emulated upload gradient': 2,
+          'emulated download scalar': normScalars(dev.n),
+        });
+      });
+    });
+  }
+});
+
+describe('the DPO family on the emulated device, with a reference', () => {
+  const unpaired = (n: number, seed: number): KtoExample[] =>
+    pairs(n, seed).map((p, i) => (i % 3 ? { prompt: p.prompt, completion: p.chosen, label: true } : { prompt: p.prompt, completion: p.rejected, label: false }));
+  const cases = [
+    // sigmoid against a reference model given on the cpu, kept in bf16: the trainer moves it to the device
+    ['sigmoid, a bf16 reference given', () => pairs(16, 2), { refModelDtype: 'bf16' as const }, true],
+    // KTO: each micro-batch also scores its mismatched rows with the policy (no grad) for the reference point
+    ['kto', () => unpaired(16, 3), { lossType: 'kto' as const }, false],
+  ] as const;
+  for (const [name, data, extra, withRef] of cases) {
+    it(`${name}: the cpu's steps bit for bit`, () => {
+      const run = (device: Dev) => {
+        const policy = llama(6);
+        const t = new DpoTrainer(policy, data() as DpoExample[], {
+          ...(withRef ? { refModel: llama(8) } : {}),
+          config: { device, outputDir: join(tmp.path, `dpo-${name}-${device}`), learningRate: 1e-2, perDeviceTrainBatchSize: 4, gradientAccumulationSteps: 2, numTrainEpochs: 2, maxGradNorm: 0.5, seed: 3, ...extra },
+        });
+        return { steps: steps(t, 3), params: paramBits(policy.namedParameters()), n: policy.namedParameters().length };
+      };
+      const cpu = run('cpu');
+      const dev = run('emulated');
+      const kto = !withRef;
+      compare(cpu.steps, dev.steps, kto ? 4 : 2);
+      expect(dev.params).toEqual(cpu.params);
+      dev.steps.forEach((s, i) => {
+        expect(s.transfers, `step ${i}`).toEqual({
+          // per micro-batch (two per step): ids, positions, the padding mask, the completion rows, their targets;
+          // KTO: the same again for the no-grad forward of the mismatched rows
+          'emulated upload input': 2 * 5 * (kto ? 2 : 1),
+          // RoPE's frequency table at the policy's first forward there (the reference, its own model, scored before)
+          ...(i === 0 && withRef ? { 'emulated upload constant': 1 } : {}),
+          // per micro-batch: the log-probs of the loss; KTO: the mismatched rows' log-probs (their sums)
+          'emulated download loss': 2 * (kto ? 2 : 1),
           'emulated upload gradient': 2,
           'emulated download scalar': normScalars(dev.n),
         });
@@ -265,7 +306,9 @@ describe('the reference model on the emulated device', () => {
       expect(dev.made).toEqual({});
       expect(bitsOf(dev.lp.logp)).toEqual(bitsOf(cpu.lp.logp));
       expect(bitsOf(dev.lp.entropy)).toEqual(bitsOf(cpu.lp.entropy));
-      expect(() => frozenReference(llama(13).to('emulated'), llama(14), 'f32')).toThrow(/the reference model given is on cpu and the policy on emulated: move it with refModel.to\('emulated'\) first/);
+      // a reference given on the cpu goes where the policy is
+      const given = frozenReference(llama(13).to('emulated'), llama(14), dtype);
+      expect(given.namedParameters().every(([, p]) => p.device === 'emulated' && !p.requiresGrad)).toBe(true);
     });
   }
 });

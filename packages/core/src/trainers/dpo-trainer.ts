@@ -28,7 +28,7 @@
  * TRL's KTOTrainer silently unpairs paired data (chosen → desirable, rejected → undesirable); here a paired
  * dataset with lossType 'kto' is a config problem naming the conversion (`rlhf data convert --to trl-unpaired`).
  */
-import { noGrad } from '../tensor/autograd';
+import { noGrad, tidy } from '../tensor/autograd';
 import type { CausalLM } from '../model/common';
 import { dpoConfig, type DpoConfig } from './dpo-config';
 import { batchIndices, planRun, type RunPlan } from './grad-accum';
@@ -165,15 +165,18 @@ export class DpoTrainer extends TrainerBase<DpoConfig> {
     return [...pairs.map((p) => ({ prompt: p.prompt, completion: p.chosen })), ...pairs.map((p) => ({ prompt: p.prompt, completion: p.rejected }))];
   }
 
-  /** Values (sum or mean of completion log-probs, per the loss) of `items` in one forward, no grad. */
+  /**
+   * Values (sum or mean of completion log-probs, per the loss) of `items` in one forward, no grad; every buffer of
+   * the forward is given back at the end (tidy: on a device freed now, not at the GC).
+   */
   private rowValues(model: CausalLM, items: PromptCompletion[]): Float64Array {
-    return noGrad(() => {
-      const batch = this.collate(items);
-      const { sums, logprobs, entropy } = completionLogprobs(model, batch);
-      logprobs.release();
-      entropy.release();
-      return Float64Array.from(sums, (s, b) => (this.reduction === 'mean' ? s / batch.completionLengths[b] : s));
-    });
+    return noGrad(() =>
+      tidy(() => {
+        const batch = this.collate(items);
+        const { sums } = completionLogprobs(model, batch);
+        return Float64Array.from(sums, (s, b) => (this.reduction === 'mean' ? s / batch.completionLengths[b] : s));
+      }),
+    );
   }
 
   /** Values of the chosen and rejected completions of the pairs `which` (default all), no grad; the others stay NaN. */

@@ -5,7 +5,8 @@
  * Module.keepFrozenInBf16; packages/core/bench/README.md gives the measured log-prob difference).
  *
  * On a device the reference lives where the policy does: a copy of a policy there is made there by kernels
- * (copyF32, castF32ToBf16: no transfer), and a reference model given must already be there.
+ * (copyF32, castF32ToBf16: no transfer), and a reference model given on the cpu is moved there (after its bf16
+ * conversion: half the upload).
  */
 import type { Device } from '../backend/device';
 import type { CausalLM } from '../model/common';
@@ -41,10 +42,11 @@ export function frozenReference(policy: CausalLM, given: CausalLM | undefined, d
   }
   if (!given) return dtype === 'bf16' ? policy.frozenBf16Copy() : policy.clone().freeze();
   const device = deviceOf(policy), refDevice = deviceOf(given);
-  if (device !== refDevice) throw new Error(`the reference model given is on ${refDevice} and the policy on ${device}: move it with refModel.to('${device}') first`);
+  if (device !== refDevice && refDevice !== 'cpu') throw new Error(`the reference model given is on ${refDevice} and the policy on ${device}: give it on the cpu or on ${device}`);
   given.freeze();
   if (dtype === 'bf16') given.keepFrozenInBf16();
-  return given;
+  // a reference given on the cpu goes where the policy is (as the trainer moves the policy): one upload per tensor, once
+  return device === refDevice ? given : given.to(device);
 }
 
 /** The device of a model's parameters (the first one's: Module.to moves them all). */
