@@ -11,6 +11,8 @@ export type { OpDef, BackwardHooks } from './tensor/autograd';
 export * as ops from './tensor/ops';
 export { lmHeadLogprobs, lmHeadCrossEntropy, setLmHeadChunkBytes, lmHeadChunkBytes } from './tensor/lm-head';
 export { loraLinear } from './tensor/lora-linear';
+export { autocast, autocastState, Bf16WeightCache, MIXED_PRECISION_MODES } from './tensor/autocast';
+export type { AutocastState, MixedPrecision } from './tensor/autocast';
 export type { LoraDropout } from './tensor/lora-linear';
 export type { LmHeadCrossEntropyOptions } from './tensor/lm-head';
 export { acquireF32, releaseF32, poolStats, resetPoolStats, clearPool, setPoolEnabled, setPoolLimit, poolLimit } from './tensor/pool';

@@ -11,7 +11,7 @@
  * to know. Leaf gradients (parameters) live in their own memory and persist across steps; zero them with
  * the optimizer's zeroGrad().
  */
-import { backendFor, hostToDevice, isHost, upload, type DeviceBuffer, type F32Buf, type HostArray } from '../backend/device';
+import { backendFor, hostToDevice, isHost, upload, type Bf16Buf, type DeviceBuffer, type F32Buf, type HostArray } from '../backend/device';
 import { acquireF32, acquireZerosF32, releaseF32 } from './pool';
 import { CpuStorage, DeviceStorage, setBackwardImpl, setPooledTensorHook, Tensor, type Device, type GradNode } from './tensor';
 
@@ -67,7 +67,7 @@ export function freeBuffer(b: F32Buf | DeviceBuffer | HostArray): void {
  */
 export class ForwardCtx {
   /** scratch buffers (and a device's uploads of host inputs), given back with the node (or right after an unrecorded forward) */
-  readonly scratch: F32Buf[] = [];
+  readonly scratch: Array<F32Buf | Bf16Buf> = [];
   /** what the backward needs (set by the forward) */
   saved: Record<string, unknown> = {};
   constructor(
@@ -77,6 +77,12 @@ export class ForwardCtx {
   /** n f32 elements of this op's device (contents arbitrary), given back with the node */
   alloc(n: number): F32Buf {
     const b = acquireBuffer(this.device, n);
+    this.scratch.push(b);
+    return b;
+  }
+  /** n bf16 elements of this op's device (contents arbitrary), given back with the node (bf16 autocast's operands) */
+  allocBf16(n: number): Bf16Buf {
+    const b = this.device === 'cpu' ? new Uint16Array(n) : backendFor(this.device).alloc(n, 'bf16');
     this.scratch.push(b);
     return b;
   }
@@ -202,6 +208,9 @@ export class BackwardCtx {
 
   alloc(n: number): F32Buf {
     return this.fwd.alloc(n);
+  }
+  allocBf16(n: number): Bf16Buf {
+    return this.fwd.allocBf16(n);
   }
 
   /** @internal adds the temporaries of write() into the gradients that already existed */

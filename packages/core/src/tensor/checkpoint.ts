@@ -15,6 +15,7 @@
  */
 import { fillF32, kernelsFor } from '../backend/backends';
 import { isHost, type F32Buf } from '../backend/device';
+import { autocastState, withAutocastState, type AutocastState } from './autocast';
 import { defineOp, noGrad, tidy, withGrad } from './autograd';
 import { Tensor } from './tensor';
 
@@ -22,6 +23,8 @@ import { Tensor } from './tensor';
 interface Saved {
   fn: (...xs: Tensor[]) => Tensor;
   n: number;
+  /** the forward's bf16 autocast (tensor/autocast.ts), in force again while the backward recomputes fn */
+  autocast: AutocastState | null;
 }
 
 const checkpointOp = defineOp({
@@ -33,11 +36,11 @@ const checkpointOp = defineOp({
     const y = noGrad(() => tidy(() => fn(...xs)));
     if (!(y instanceof Tensor)) throw new TypeError('checkpoint: fn must return a Tensor');
     if (xs.some((x) => x.storage === y.storage)) throw new Error('checkpoint: fn returned a view of its input; return a new tensor');
-    if (ctx.recording) ctx.saved.c = { fn, n } satisfies Saved;
+    if (ctx.recording) ctx.saved.c = { fn, n, autocast: autocastState() } satisfies Saved;
     return y;
   },
   backward(ctx, dy) {
-    const { fn, n } = ctx.saved.c as Saved;
+    const { fn, n, autocast } = ctx.saved.c as Saved;
     // leaves over the same storage (no copy) whose gradients land straight in the buffers the tape hands out
     const outs: Array<F32Buf | null> = [];
     const leaves = ctx.inputs.slice(0, n).map((x, i) => {
@@ -47,7 +50,7 @@ const checkpointOp = defineOp({
       leaf.gradHome = dx;
       return leaf;
     });
-    const y = withGrad(() => fn(...leaves));
+    const y = withAutocastState(autocast, () => withGrad(() => fn(...leaves)));
     if (y.requiresGrad) y.backward(dy);
     y.release();
     leaves.forEach((leaf, i) => {

@@ -23,7 +23,7 @@ import { kernelsFor } from '../backend/backends';
 import type { F32Buf } from '../backend/device';
 import type { Rng } from '../util/rng';
 import { acquireBuffer, defineOp, freeBuffer } from './autograd';
-import { weightGemm } from './ops';
+import { mixedOperands, projectionGrads, weightGemm, type MixedOperands } from './ops';
 import { Tensor } from './tensor';
 
 /** The adapter's dropout for one call: drop probability p in [0, 1) and the generator that draws the mask. */
@@ -68,13 +68,20 @@ export const loraLinear = defineOp({
     const dev = ctx.device;
     const k = kernelsFor(dev);
     const y = Tensor.pooled(residual ? residual.shape : [...x.shape.slice(0, -1), out], dev);
+    // the base product: float32, or under bf16 autocast bf16(x)·bf16(W)ᵀ with float32 sums (the low-rank path,
+    // r ≪ out, stays float32: the adapters' own precision, for a small share of the work)
+    const mixed = mixedOperands(ctx, x, W);
+    const base = (beta: number) => {
+      if (mixed) k.gemmBf16Mixed(y.buf, mixed.x16, mixed.W16, N, out, inp, false, true, 1, beta);
+      else weightGemm(y.buf, x.buf, W, N, out, inp, true, 1, beta);
+    };
     if (residual) {
       // y = residual + b, then the base GEMM adds x·Wᵀ into it
       if (b) k.addBias(y.buf, residual.buf, b.buf, N, out);
       else k.copyF32(y.buf, residual.buf, residual.size);
-      weightGemm(y.buf, x.buf, W, N, out, inp, true, 1, 1);
+      base(1);
     } else {
-      weightGemm(y.buf, x.buf, W, N, out, inp, true);
+      base(0);
       if (b) k.addBias(y.buf, y.buf, b.buf, N, out);
     }
     // the adapter's input: x, or x with dropout (mask (N·in) of 0 and 1/(1-p), kept for the backward; drawn on
@@ -93,11 +100,11 @@ export const loraLinear = defineOp({
     k.gemm(u, xa, A.buf, N, r, inp, false, true);
     k.gemm(y.buf, u, B.buf, N, out, r, false, true, scaling, 1); // y += s · u · Bᵀ
     if (mask) freeBuffer(xa);
-    ctx.saved.lora = { u, mask, scaling, hasBias: b !== null, hasResidual: residual !== null };
+    ctx.saved.lora = { u, mask, scaling, hasBias: b !== null, hasResidual: residual !== null, mixed };
     return y;
   },
   backward(ctx, dy) {
-    const { u, mask, scaling, hasBias, hasResidual } = ctx.saved.lora as { u: F32Buf; mask: F32Buf | null; scaling: number; hasBias: boolean; hasResidual: boolean };
+    const { u, mask, scaling, hasBias, hasResidual, mixed } = ctx.saved.lora as { u: F32Buf; mask: F32Buf | null; scaling: number; hasBias: boolean; hasResidual: boolean; mixed: MixedOperands | null };
     // inputs are the tensor arguments in order: x, W, [b], A, B, [residual]
     const iA = hasBias ? 3 : 2, iB = iA + 1;
     const x = ctx.inputs[0], W = ctx.inputs[1], A = ctx.inputs[iA];
@@ -114,8 +121,11 @@ export const loraLinear = defineOp({
       v = acquireBuffer(dev, N * r);
       k.gemm(v, dy, ctx.inputs[iB].buf, N, r, out, false, false, scaling, 0);
     }
+    // the base weight's gradient only when it is trained (never for a frozen or bf16 base)
+    const dW = ctx.accumOrWrite(1);
+    // dx (N, in) = dy · W, and dW (out, in) += dyᵀ · x: float32, or bf16 autocast's (as linear's)
+    projectionGrads(ctx, dy, x, W, mixed ?? undefined, dx && { buf: dx, beta: 0 }, dW && { buf: dW.buf, beta: dW.fresh ? 0 : 1 });
     if (dx) {
-      weightGemm(dx, dy, W, N, inp, out, false); // dx (N, in) = dy · W
       if (!mask) k.gemm(dx, v!, A.buf, N, inp, r, false, false, 1, 1); // dx += v · A
       else {
         const t = acquireBuffer(dev, x.size); // (v · A) ⊙ mask: dropout's gradient
@@ -138,9 +148,6 @@ export const loraLinear = defineOp({
     if (v) freeBuffer(v);
     const dB = ctx.accumOrWrite(iB); // dB (out, r) += s · dyᵀ · u
     if (dB) k.gemm(dB.buf, dy, u, out, r, N, true, false, scaling, dB.fresh ? 0 : 1);
-    // the base weight's gradient only when it is trained (never for a frozen or bf16 base)
-    const dW = ctx.accumOrWrite(1);
-    if (dW) k.gemm(dW.buf, dy, x.buf, out, inp, N, true, false, 1, dW.fresh ? 0 : 1);
     if (hasBias) {
       const db = ctx.accum(2);
       if (db) k.addBiasBackward(db, dy, N, out);

@@ -8,7 +8,8 @@
  */
 import { fillF32, kernelsFor } from '../backend/backends';
 import { kernels } from '../backend/cpu';
-import { download, viewOf, type DeviceBuffer, type F32Buf, type I32Buf } from '../backend/device';
+import { download, viewOf, type Bf16Buf, type DeviceBuffer, type F32Buf, type I32Buf } from '../backend/device';
+import { autocastState } from './autocast';
 import { acquireBuffer, defineOp, freeBuffer, setAutogradKernels, type BackwardCtx, type ForwardCtx } from './autograd';
 import { setBf16Casts, shapeSize, Tensor } from './tensor';
 
@@ -31,6 +32,59 @@ setBf16Casts(
 export function weightGemm(C: F32Buf, A: F32Buf, W: Tensor, m: number, n: number, k: number, transB: boolean, alpha = 1, beta = 0): void {
   if (W.dtype === 'bf16') kernelsFor(W.device).gemmBf16(C, A, W.bufBf16, m, n, k, transB, alpha, beta);
   else kernelsFor(W.device).gemm(C, A, W.buf, m, n, k, false, transB, alpha, beta);
+}
+
+/**
+ * bf16 autocast's operands of a projection y = x·Wᵀ (tensor/autocast.ts), or null outside autocast: x rounded to
+ * bf16 into scratch of the op (kept with the node for dW), and W's bf16 copy (the scope's cache's, else rounded
+ * into scratch; a bf16 W as it is). Saved in the node, so that the backward follows the forward's mode.
+ */
+export interface MixedOperands {
+  x16: Bf16Buf;
+  W16: Bf16Buf;
+}
+export function mixedOperands(ctx: ForwardCtx, x: Tensor, W: Tensor): MixedOperands | null {
+  const ac = autocastState();
+  if (!ac) return null;
+  const x16 = bf16Scratch(ctx, x.buf, x.size);
+  const W16 = W.dtype === 'bf16' ? W.bufBf16 : ac.cache ? ac.cache.get(W) : bf16Scratch(ctx, W.buf, W.size);
+  return { x16, W16 };
+}
+
+/** n elements of src rounded to bf16 (nearest even) into scratch of the op */
+export function bf16Scratch(ctx: ForwardCtx | BackwardCtx, src: F32Buf, n: number): Bf16Buf {
+  const b = ctx.allocBf16(n);
+  kernelsFor(ctx.device).castF32ToBf16(b, src, n);
+  return b;
+}
+
+/**
+ * The two gradients of a projection y (N, out) = x (N, in)·Wᵀ, into dIn (N, in) and dW (out, in) where they are
+ * wanted, each written (beta 0) or added (beta 1): float32 GEMMs (a bf16 W through gemmBf16), or, when the
+ * forward ran under bf16 autocast (`mixed`), gemmBf16Mixed on dy rounded to bf16: dIn = bf16(dy)·bf16(W),
+ * dW = bf16(dy)ᵀ·bf16(x), both float32.
+ */
+export function projectionGrads(
+  ctx: BackwardCtx,
+  dy: F32Buf,
+  x: Tensor,
+  W: Tensor,
+  mixed: MixedOperands | undefined,
+  dIn: { buf: F32Buf; beta: number } | null,
+  dW: { buf: F32Buf; beta: number } | null,
+): void {
+  const [out, inp] = W.shape;
+  const N = x.size / inp;
+  const k = kernelsFor(ctx.device);
+  if (!mixed) {
+    if (dIn) weightGemm(dIn.buf, dy, W, N, inp, out, false, 1, dIn.beta);
+    if (dW) k.gemm(dW.buf, dy, x.buf, out, inp, N, true, false, 1, dW.beta);
+    return;
+  }
+  if (!dIn && !dW) return;
+  const dy16 = bf16Scratch(ctx, dy, N * out);
+  if (dIn) k.gemmBf16Mixed(dIn.buf, dy16, mixed.W16, N, inp, out, false, false, 1, dIn.beta);
+  if (dW) k.gemmBf16Mixed(dW.buf, dy16, mixed.x16, out, inp, N, true, false, 1, dW.beta);
 }
 
 /** n zeros of the op's device, scratch of the op (for a gradient the op needs computed but nobody reads) */
@@ -97,8 +151,11 @@ export const linear = defineOp({
     if (b && b.size !== out) throw new RangeError(`linear: bias has ${b.size} elements, expected ${out}`);
     const N = x.size / inp;
     const y = Tensor.pooled([...x.shape.slice(0, -1), out], ctx.device);
-    weightGemm(y.buf, x.buf, W, N, out, inp, true);
+    const mixed = mixedOperands(ctx, x, W); // bf16 autocast: y = bf16(x)·bf16(W)ᵀ, float32 sums
+    if (mixed) kernelsFor(ctx.device).gemmBf16Mixed(y.buf, mixed.x16, mixed.W16, N, out, inp, false, true);
+    else weightGemm(y.buf, x.buf, W, N, out, inp, true);
     if (b) kernelsFor(ctx.device).addBias(y.buf, y.buf, b.buf, N, out);
+    if (mixed && ctx.recording) ctx.saved.mixed = mixed;
     return y;
   },
   backward(ctx, dy) {
@@ -106,17 +163,15 @@ export const linear = defineOp({
     const b = ctx.inputs.length > 2 ? ctx.inputs[2] : null;
     const [out, inp] = W.shape;
     const N = x.size / inp;
-    const k = kernelsFor(ctx.device);
     // dx (N,in) += dy (N,out) · W (out,in): written when new, else added by the GEMM itself (beta 1), so that an
-    // input read by several projections (q, k and v read one normed x) takes no temporary and no extra pass
-    const dx = ctx.accumOrWrite(0);
-    if (dx) weightGemm(dx.buf, dy, W, N, inp, out, false, 1, dx.fresh ? 0 : 1);
+    // input read by several projections (q, k and v read one normed x) takes no temporary and no extra pass;
     // dW (out,in) += dyᵀ · x; a new gradient (the first step after the optimizer dropped it) is written (beta 0)
+    const dx = ctx.accumOrWrite(0);
     const dW = ctx.accumOrWrite(1);
-    if (dW) k.gemm(dW.buf, dy, x.buf, out, inp, N, true, false, 1, dW.fresh ? 0 : 1);
+    projectionGrads(ctx, dy, x, W, ctx.saved.mixed as MixedOperands | undefined, dx && { buf: dx.buf, beta: dx.fresh ? 0 : 1 }, dW && { buf: dW.buf, beta: dW.fresh ? 0 : 1 });
     if (b) {
       const db = ctx.accum(2);
-      if (db) k.addBiasBackward(db, dy, N, out);
+      if (db) kernelsFor(ctx.device).addBiasBackward(db, dy, N, out);
     }
   },
 });
@@ -144,7 +199,10 @@ export const residualLinear = defineOp({
     const k = kernelsFor(ctx.device);
     if (b) k.addBias(y.buf, x.buf, b.buf, N, out);
     else k.copyF32(y.buf, x.buf, x.size);
-    weightGemm(y.buf, h.buf, W, N, out, inp, true, 1, 1);
+    const mixed = mixedOperands(ctx, h, W); // bf16 autocast: y += bf16(h)·bf16(W)ᵀ, float32 sums into the float32 stream
+    if (mixed) k.gemmBf16Mixed(y.buf, mixed.x16, mixed.W16, N, out, inp, false, true, 1, 1);
+    else weightGemm(y.buf, h.buf, W, N, out, inp, true, 1, 1);
+    if (mixed && ctx.recording) ctx.saved.mixed = mixed;
     return y;
   },
   backward(ctx, dy) {
@@ -152,14 +210,12 @@ export const residualLinear = defineOp({
     const b = ctx.inputs.length > 3 ? ctx.inputs[3] : null;
     const [out, inp] = W.shape;
     const N = h.size / inp;
-    const k = kernelsFor(ctx.device);
     const dh = ctx.accumOrWrite(1); // dh (N,in) += dy (N,out) · W (out,in), as in linear
-    if (dh) weightGemm(dh.buf, dy, W, N, inp, out, false, 1, dh.fresh ? 0 : 1);
     const dW = ctx.accumOrWrite(2); // dW (out,in) += dyᵀ · h (written when new)
-    if (dW) k.gemm(dW.buf, dy, h.buf, out, inp, N, true, false, 1, dW.fresh ? 0 : 1);
+    projectionGrads(ctx, dy, h, W, ctx.saved.mixed as MixedOperands | undefined, dh && { buf: dh.buf, beta: dh.fresh ? 0 : 1 }, dW && { buf: dW.buf, beta: dW.fresh ? 0 : 1 });
     if (b) {
       const db = ctx.accum(3);
-      if (db) k.addBiasBackward(db, dy, N, out);
+      if (db) kernelsFor(ctx.device).addBiasBackward(db, dy, N, out);
     }
     ctx.pass(0); // last: from here on dy's buffer may be x's gradient
   },

@@ -39,6 +39,7 @@ import { sequenceLoss, type SequenceReduction } from './sequence-loss';
 import { collateCompletions, completionLogprobs, type PromptCompletion } from './sequences';
 import type { ConfigInput } from './training-args';
 import { TrainerBase, type TrainerOptions } from './trainer-base';
+import { autocast } from '../tensor/autocast';
 
 /** A preference pair: the paired losses (sigmoid, ipo, hinge, simpo, orpo). */
 export interface DpoExample {
@@ -130,14 +131,20 @@ export class DpoTrainer extends TrainerBase<DpoConfig> {
     this.refTrain = empty();
     this.refEval = empty();
     if (this.referenceFree) return;
+    // the training examples' values under the steps' precision (mixedPrecision 'bf16': bf16 autocast), so that
+    // the reference's values at the start equal the policy's as they do in float32; the evaluation's in float32,
+    // as the evaluation runs
     const usedIdx = [...used].sort((a, b) => a - b);
+    const underStepPrecision = <R>(fn: () => R): R => autocast(config.mixedPrecision, fn);
     if (!this.unpaired) {
-      this.refTrain = { ...this.refTrain, ...this.pairValues(ref, trainData as DpoExample[], usedIdx) };
+      this.refTrain = { ...this.refTrain, ...underStepPrecision(() => this.pairValues(ref, trainData as DpoExample[], usedIdx)) };
       this.refEval = { ...this.refEval, ...this.pairValues(ref, this.evalData as DpoExample[]) };
     } else {
       const train = trainData as KtoExample[];
-      this.refTrain.completion = this.completionValues(ref, train, usedIdx);
-      for (const mb of usedBatches) this.refTrain.mismatched.set(mb, this.rowValues(ref, mismatchedRows(train, this.plan.microBatches[mb])));
+      underStepPrecision(() => {
+        this.refTrain.completion = this.completionValues(ref, train, usedIdx);
+        for (const mb of usedBatches) this.refTrain.mismatched.set(mb, this.rowValues(ref, mismatchedRows(train, this.plan.microBatches[mb])));
+      });
       const ev = this.evalData as KtoExample[];
       this.refEval.completion = this.completionValues(ref, ev);
       this.evalBatches().forEach((idx, b) => this.refEval.mismatched.set(b, this.rowValues(ref, mismatchedRows(ev, idx))));

@@ -50,6 +50,7 @@ import { AdamW, gradNorm as gradNormOf } from '../optim/adamw';
 import type { CausalLM } from '../model/common';
 import { addLora } from '../model/lora';
 import { adapterConfigJson, loadPeftStateDict, moduleOfParam, peftStateDict, readAdapterConfig } from '../model/peft';
+import { autocast, Bf16WeightCache } from '../tensor/autocast';
 import type { Tensor } from '../tensor/tensor';
 import { checkpointDirName, saveCheckpoint, type LoadedCheckpoint } from './checkpoint';
 import { MetricsWriter, type MetricsRecord } from './metrics';
@@ -228,6 +229,9 @@ export abstract class TrainerBase<C extends TrainingArgs> {
   /** during a data-parallel step: the gradient buckets */
   protected gradSync: GradientSync | null = null;
   private globalBatchMemo: number | null = null;
+
+  /** mixedPrecision 'bf16': the bf16 copies of the weights for the step in progress (emptied after each update) */
+  protected readonly weightCopies = new Bf16WeightCache();
 
   /** the causal LM trained (or under the head trained), where LoRA adapters go; null for other trainables */
   readonly trunk: CausalLM | null;
@@ -723,7 +727,9 @@ export abstract class TrainerBase<C extends TrainingArgs> {
           yield* this.beforeStep(s);
           this.gradSync?.begin();
           try {
-            m = this.trainStep(s);
+            // mixedPrecision 'bf16': the step's forwards and backwards under bf16 autocast, each weight rounded
+            // once per step (the cache is emptied after the update below)
+            m = autocast(c.mixedPrecision, () => this.trainStep(s), this.weightCopies);
             this.gradSync?.finish();
           } catch (e) {
             this.gradSync?.abandon();
@@ -733,6 +739,7 @@ export abstract class TrainerBase<C extends TrainingArgs> {
           if (dp) m = averageMetrics(this.world, m, this.metricWeight);
           r = this.optimizerStep(s, m.loss ?? 0);
         } finally {
+          this.weightCopies.invalidate(); // the update wrote the weights (and a device frees the copies now)
           this.inStep = false;
           this.timing.updateS += (performance.now() - stepStart) / 1e3 - (this.timing.rolloutS - rolloutBefore);
         }

@@ -1,4 +1,5 @@
 import { DEVICES, type Device } from '../backend/device';
+import { MIXED_PRECISION_MODES, type MixedPrecision } from '../tensor/autocast';
 import type { ConfigProblem, ConfigSpec } from './config';
 import { LORA_FIELD_SPEC, type LoraConfig } from './lora-config';
 import { LR_SCHEDULER_TYPES, type LrSchedulerType } from './schedules';
@@ -42,6 +43,13 @@ export interface TrainingArgs {
    * gradient_checkpointing): the activations of all blocks but one are not kept, for one more forward of them
    */
   gradientCheckpointing: boolean;
+  /**
+   * 'bf16': each training step runs under bf16 autocast (tensor/autocast.ts; transformers' bf16=True): the
+   * projections multiply bf16 activations by bf16 copies of the float32 master weights with float32 sums
+   * (tensor cores on cuda), their gradients float32; norms, softmax, attention, the LM head's cross-entropy /
+   * log-probs, the loss and the optimizer stay float32. 'no': float32 throughout.
+   */
+  mixedPrecision: MixedPrecision;
   lrSchedulerType: LrSchedulerType;
   warmupRatio: number;
   warmupSteps: number;
@@ -78,6 +86,7 @@ export const TRAINING_ARGS_SPEC: ConfigSpec<TrainingArgs> = {
   adamEpsilon: { group: 'optimisation', type: 'number', gt: 0, default: 1e-8, doc: 'AdamW ε' },
   maxGradNorm: { group: 'optimisation', type: 'number', min: 0, default: 1, doc: 'clip the global gradient norm to this; 0 turns clipping off' },
   gradientCheckpointing: { group: 'optimisation', type: 'boolean', default: false, doc: "recompute each block in the backward instead of keeping its activations: the activations' memory of all blocks but one, for about a third more compute" },
+  mixedPrecision: { group: 'optimisation', type: 'enum', values: MIXED_PRECISION_MODES, default: 'no', doc: "'bf16': the projections of each training step in bf16 with float32 sums and float32 master weights and gradients (norms, softmax, attention, the loss in float32; the bf16 weight copies made once per step); evaluation stays float32. 'no': float32 throughout" },
   lrSchedulerType: { group: 'optimisation', type: 'enum', values: LR_SCHEDULER_TYPES, default: 'linear', doc: 'decay after warmup' },
   warmupRatio: { group: 'optimisation', type: 'number', min: 0, lt: 1, default: 0, doc: 'fraction of the optimizer steps spent warming up from 0 (ignored when warmupSteps > 0)' },
   warmupSteps: { group: 'optimisation', type: 'integer', min: 0, default: 0, doc: 'optimizer steps of linear warmup; overrides warmupRatio when > 0' },
@@ -114,4 +123,17 @@ export function trainingArgsRules<T extends TrainingArgs>(c: T, ok: (f: keyof T 
 /** Warmup steps in force for a run of `totalSteps` optimizer steps (transformers' rule). */
 export function resolveWarmupSteps(c: Pick<TrainingArgs, 'warmupSteps' | 'warmupRatio'>, totalSteps: number): number {
   return c.warmupSteps > 0 ? c.warmupSteps : Math.ceil(totalSteps * c.warmupRatio);
+}
+
+/**
+ * mixedPrecision other than 'no' in an online trainer: the rollout's log-probs (the ratio's old policy, the
+ * reference's) are computed before the step, outside its autocast scope, in float32, so the first update's
+ * ratio would start off 1 by bf16's rounding rather than by the policy's change. Refused until the rollout's
+ * scoring runs under the same autocast.
+ */
+export function rolloutPrecisionProblem(mode: string): ConfigProblem {
+  return {
+    field: 'mixedPrecision',
+    message: `'${mode}' is not supported by the online trainers yet: the rollout's log-probs are scored in float32 outside the step's autocast, so the policy ratio would not start at 1; use 'no'`,
+  };
 }
