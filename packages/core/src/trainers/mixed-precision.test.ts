@@ -8,7 +8,10 @@ import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { resetTransferCounts, transferCounts } from '../backend/device';
+import { lmHeadLoss } from '../model/lm-head';
 import { Llama } from '../model/llama';
+import { AdamW, gradNorm } from '../optim/adamw';
+import { autocast, Bf16WeightCache } from '../tensor/autocast';
 import { ConfigError } from './config';
 import { DpoTrainer, type DpoExample } from './dpo-trainer';
 import { grpoConfig } from './grpo-config';
@@ -18,6 +21,7 @@ import { StatefulRng } from './rng';
 import { sftConfig } from './sft-config';
 import { SftTrainer, type SftExample } from './sft-trainer';
 import { tempDir, tinyGpt2 } from './test-utils';
+import { scaleGradsToNorm } from './trainer-base';
 
 const tmp = tempDir('mixed-precision');
 afterAll(tmp.cleanup);
@@ -42,12 +46,12 @@ class WatchedSft extends SftTrainer {
   }
 }
 
-function run(device: 'cpu' | 'emulated', mixedPrecision: 'no' | 'bf16') {
+function run(device: 'cpu' | 'emulated', mixedPrecision: 'no' | 'bf16', lora: { r: number; dropout: number; baseDtype: 'f32' | 'bf16' } | null = null) {
   const model = new Llama(CONFIG, { seed: 3 });
-  const out = join(tmp.path, `${device}-${mixedPrecision}`);
+  const out = join(tmp.path, `${device}-${mixedPrecision}${lora ? `-lora-${lora.baseDtype}` : ''}`);
   const trainer = new WatchedSft(model, sftTask(16, 1), {
     evalData: sftTask(4, 9),
-    config: { outputDir: out, device, mixedPrecision, learningRate: 1e-2, perDeviceTrainBatchSize: 8, gradientAccumulationSteps: 2, numTrainEpochs: 4, maxGradNorm: 0.5, seed: 2 },
+    config: { outputDir: out, device, mixedPrecision, learningRate: 1e-2, perDeviceTrainBatchSize: 8, gradientAccumulationSteps: 2, numTrainEpochs: 4, maxGradNorm: 0.5, seed: 2, lora },
   });
   resetTransferCounts();
   trainer.train();
@@ -57,9 +61,56 @@ function run(device: 'cpu' | 'emulated', mixedPrecision: 'no' | 'bf16') {
     .split('\n')
     .map((l) => JSON.parse(l) as Record<string, number>)
     .map(({ time: _t, elapsedS: _e, deviceMemoryPeakMiB: _p, ...rest }) => rest); // the device's own metric aside
-  const params = model.namedParameters().map(([n, p]) => [n, bitsOf(p.to('cpu').data)] as const);
+  const params = model.namedParameters().map(([n, p]) => [n, p.dtype === 'bf16' ? Array.from(p.to('cpu').dataBf16) : bitsOf(p.to('cpu').data)] as const);
   return { metrics, params, transfers, copies: trainer.copies };
 }
+
+/** Three steps as a trainer takes them (device-step.test.ts's), each forward under bf16 autocast. */
+function bf16Steps(device: 'cpu' | 'emulated') {
+  const B = 2, T = 6;
+  const model = new Llama({ ...CONFIG, vocabSize: 19 }, { seed: 4 }).to(device);
+  const named = model.namedParameters();
+  const opt = new AdamW(named, { lr: 3e-2, weightDecay: 0.1 });
+  const copies = new Bf16WeightCache();
+  const losses: number[] = [], transfers: Array<Record<string, number>> = [];
+  for (let step = 0; step < 3; step++) {
+    const ids = Int32Array.from({ length: B * T }, (_, i) => (i * 7 + step * 3 + 1) % 19);
+    const attentionMask = Float32Array.from({ length: B * T }, (_, i) => (i >= T + 4 ? 0 : 1));
+    const targets = Int32Array.from({ length: B * T }, (_, i) => (i % T < 2 || attentionMask[i] === 0 || i % T === T - 1 ? -100 : ids[i + 1]));
+    resetTransferCounts();
+    const loss = autocast('bf16', () => lmHeadLoss(model, model.forward({ ids, B, T, attentionMask }), null, targets), copies);
+    losses.push(loss.to('cpu').item());
+    loss.backward(Float32Array.of(0.75));
+    scaleGradsToNorm(named, gradNorm(named), 0.5);
+    expect(opt.stepIfFinite()).toBeNull();
+    opt.zeroGrad();
+    copies.invalidate();
+    transfers.push(Object.fromEntries(Object.entries(transferCounts()).map(([k, v]) => [k, v.count])));
+  }
+  return { losses, transfers, params: named.map(([n, p]) => [n, bitsOf(p.to('cpu').data)] as const), n: named.length };
+}
+
+describe('bf16-autocast steps on the emulated device', () => {
+  it("equal the cpu's bit for bit and move exactly what a float32 step moves", () => {
+    const cpu = bf16Steps('cpu'), dev = bf16Steps('emulated');
+    expect(dev.losses).toEqual(cpu.losses);
+    expect(dev.params).toEqual(cpu.params);
+    dev.transfers.forEach((t, step) => {
+      expect(t, `step ${step}`).toEqual({
+        // ids, positions, the padding mask (uploaded once, read by both layers), the targets
+        'emulated upload input': 4,
+        // RoPE's frequency table: once, at the first use
+        ...(step === 0 ? { 'emulated upload constant': 1 } : {}),
+        // the per-row losses, summed on the host in float64
+        'emulated download loss': 1,
+        // the cross-entropy kernel's mean, Σg² of each parameter (the norm), stepIfFinite's Σx² of params, m, v per
+        // run of the flat buffers (two runs). The bf16 casts of activations, weights and dy run on the device:
+        // nothing for them
+        'emulated download scalar': 1 + dev.n + 3 * 2,
+      });
+    });
+  });
+});
 
 describe("SftTrainer with mixedPrecision 'bf16'", () => {
   it("on 'emulated' equals the cpu bit for bit (metrics, evaluation, weights), with float32's transfers; copies made once per step", () => {
@@ -81,6 +132,20 @@ describe("SftTrainer with mixedPrecision 'bf16'", () => {
     expect(cpu.copies.casts).toBe(4 * 7 * CONFIG.numLayers);
     expect(cpu.copies.size).toBe(0);
     expect(dev.copies.size).toBe(0);
+  });
+});
+
+describe("LoRA with mixedPrecision 'bf16'", () => {
+  it("on 'emulated' equals the cpu bit for bit, a float32 base (rounded once a step) and a bf16 base (used as it is), dropout on", () => {
+    for (const baseDtype of ['f32', 'bf16'] as const) {
+      const lora = { r: 4, dropout: 0.1, baseDtype };
+      const cpu = run('cpu', 'bf16', lora), dev = run('emulated', 'bf16', lora);
+      expect(dev.metrics, baseDtype).toEqual(cpu.metrics);
+      expect(dev.params, baseDtype).toEqual(cpu.params);
+      expect(cpu.params, baseDtype).not.toEqual(run('cpu', 'no', lora).params);
+      // the frozen base's projections: a float32 base is rounded once per step, a bf16 one never
+      expect(cpu.copies.casts, baseDtype).toBe(baseDtype === 'f32' ? 4 * 7 * CONFIG.numLayers : 0);
+    }
   });
 });
 
