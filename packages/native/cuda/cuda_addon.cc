@@ -393,7 +393,7 @@ const std::vector<int>& writes_of(const std::string& name) {
       {"layernormForward", {0, 1, 2}}, {"layernormBackward", {0, 1, 2}}, {"rmsnormForward", {0, 1}},
       {"rmsnormBackward", {0, 1}},     {"adamwStep", {0, 2, 3}},        {"crossEntropyForward", {0, 1}},
       {"crossEntropyForwardBackward", {0, 1}}, {"tokenLogprobs", {0, 1, 2}}, {"ppoPolicyLoss", {0, 1}},
-      {"ppoValueLoss", {0, 1}},        {"attentionForward", {0, 1}},    {"attentionBackward", {0, 1, 2}},
+      {"ppoValueLoss", {0, 1}},        {"policyGradientLoss", {0, 1}},        {"attentionForward", {0, 1}},    {"attentionBackward", {0, 1, 2}},
       {"attentionForwardBf16", {0, 1}}, {"attentionBackwardBf16", {0, 1, 2}},
       {"decodeSoftmax", {0, 1, 2}},   {"ncclAllGather", {1}},          {"ncclAllReduce", {}},           {"ncclBroadcast", {}},
   };
@@ -769,6 +769,23 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     return num(a, ppo_policy_loss(a.f32(0, "dlogp", n), a.f32(1, "stats", 8), a.f32(2, "logp", n),
                                   a.f32(3, "oldLogp", n), a.f32(4, "advantages", n), a.f32(5, "mask", n), n,
                                   (float)eps, (float)c, (float)a.number_or(9, "gradScale", 1.0)));
+  });
+  def(env, exports, "policyGradientLoss", [](const Args& a) {
+    int64_t rows = a.size(7, "rows"), Tn = a.size(8, "Tn");
+    int64_t n = rows * Tn;
+    double level = a.number(9, "level"), aggregation = a.number(10, "aggregation"), norm = a.number(11, "norm");
+    double beta = a.number(12, "beta"), lo = a.number(13, "epsilonLow"), hi = a.number(14, "epsilonHigh");
+    if (!(level == 0 || level == 1 || level == 2)) a.range("argument 9 'level' must be 0 (token), 1 (sequence) or 2 (sequence-sum)");
+    if (!(aggregation == 0 || aggregation == 1)) a.range("argument 10 'aggregation' must be 0 (sequence-mean) or 1 (token-sum)");
+    if (!(norm > 0)) a.range("argument 11 'norm' must be > 0");
+    if (!(beta >= 0)) a.range("argument 12 'beta' must be >= 0");
+    if (!(lo > 0 && lo < 1)) a.range("argument 13 'epsilonLow' must be in (0, 1)");
+    if (!(hi >= lo)) a.range("argument 14 'epsilonHigh' must be >= epsilonLow");
+    const float* ref = a.f32_or_null(4, "refLogp", n);
+    if (beta > 0 && a.is_null(4)) a.range("argument 4 'refLogp' is null but beta > 0 needs it");
+    return num(a, policy_gradient_loss(a.f32(0, "dlogp", n), a.f32(1, "stats", 6), a.f32(2, "logp", n),
+                                       a.f32_or_null(3, "oldLogp", n), ref, a.f32(5, "advantages", n),
+                                       a.f32(6, "mask", n), rows, Tn, (int)level, (int)aggregation, norm, beta, lo, hi));
   });
   def(env, exports, "ppoValueLoss", [](const Args& a) {
     int64_t n = a.size(6, "n");

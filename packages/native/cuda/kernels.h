@@ -82,6 +82,10 @@ double ppo_policy_loss(float* dlogp, float* stats, const float* logp, const floa
                        const float* mask, int64_t n, float eps, float dual_clip, float grad_scale);
 double ppo_value_loss(float* dvalues, float* stats, const float* values, const float* old_values,
                       const float* returns, const float* mask, int64_t n, float eps_v, float grad_scale);
+// csrc/ops/policy_gradient/policy_gradient.h: stats a device buffer of 6 floats; the loss is returned (waits).
+double policy_gradient_loss(float* dlogp, float* stats, const float* logp, const float* old_logp,
+                            const float* ref_logp, const float* adv, const float* mask, int64_t rows, int64_t Tn,
+                            int level, int aggregation, double norm, double beta, double eps_low, double eps_high);
 
 // ---- generation (decode.cu) ----
 // The sampler's statistics of rows of logits (row stride ld): lse, argmax (first largest), probs (optional).

@@ -154,6 +154,13 @@ export interface NativeBinding {
   ): number;
   // end PPO losses
 
+  // the critic-free trainers' policy-gradient loss (ops/policy_gradient)
+  policyGradientLoss(
+    dlogp: Float32Array, stats: Float32Array, logp: Float32Array, oldLogp: Float32Array | null, refLogp: Float32Array | null,
+    advantages: Float32Array, mask: Float32Array, rows: number, Tn: number, level: number, aggregation: number, norm: number,
+    beta: number, epsilonLow: number, epsilonHigh: number,
+  ): number;
+
   // decode (ops/decode): generation steps, inference only
   decodeLinear(y: Float32Array, x: Float32Array, w: Float32Array | Uint16Array, bias: Float32Array | null, residual: Float32Array | null, m: number, n: number, k: number): void;
   decodeAttention(

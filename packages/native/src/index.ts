@@ -41,6 +41,7 @@ export {
   PPO_VALUE_STATS,
 } from './ops/ppo';
 export type { PpoPolicyStats, PpoValueStats } from './ops/ppo';
+export { policyGradientLoss, POLICY_GRADIENT_STATS, PG_LEVEL, PG_AGGREGATION } from './ops/policy-gradient';
 export { decodeLinear, decodeAttention, decodeSoftmax, NativeDecoder } from './ops/decode';
 export type { DecodeWeight, DecoderSpec, DecoderBlockSpec } from './ops/decode';
 export * as cuda from './cuda';

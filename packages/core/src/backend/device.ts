@@ -84,7 +84,7 @@ const backends = new Map<Device, Registered>();
 const loaders = new Map<Device, () => DeviceBackend>();
 
 /** The kernels that return a number to the host (the CUDA binding waits for it): one download each. */
-const SCALAR_KERNELS: readonly KernelName[] = ['sumSquares', 'crossEntropyForward', 'ppoPolicyLoss', 'ppoValueLoss'];
+const SCALAR_KERNELS: readonly KernelName[] = ['sumSquares', 'crossEntropyForward', 'ppoPolicyLoss', 'ppoValueLoss', 'policyGradientLoss'];
 
 /** Registers (or replaces) the backend of a device. */
 export function registerBackend(backend: DeviceBackend): void {

@@ -44,6 +44,7 @@ export interface Kernels<F = Float32Array, I = Int32Array, H = Uint16Array> {
   tokenLogprobsBackward(dlogits: F, dlogprobs: F, dentropy: F | null, logits: F, lse: F, targets: I, N: number, V: number, temperature: number): void;
   ppoPolicyLoss(dlogp: F, stats: F, logp: F, oldLogp: F, advantages: F, mask: F, n: number, cliprange: number, dualClip: number, gradScale: number): number;
   ppoValueLoss(dvalues: F, stats: F, values: F, oldValues: F, returns: F, mask: F, n: number, cliprangeValue: number, gradScale: number): number;
+  policyGradientLoss(dlogp: F, stats: F, logp: F, oldLogp: F | null, refLogp: F | null, advantages: F, mask: F, rows: number, Tn: number, level: number, aggregation: number, norm: number, beta: number, epsilonLow: number, epsilonHigh: number): number;
   copyF32(dst: F, src: F, n: number): void;
   gemmBf16(C: F, A: F, B: H, m: number, n: number, k: number, transB?: boolean, alpha?: number, beta?: number): void;
   /** mixed precision (bf16 autocast): A and B bf16, C f32 or bf16, float32 accumulation; op as in gemm */
@@ -75,5 +76,5 @@ export const KERNEL_NAMES: readonly KernelName[] = [
   'crossEntropyForward', 'crossEntropyBackward', 'tokenLogprobs', 'tokenLogprobsBackward',
   'ppoPolicyLoss', 'ppoValueLoss', 'copyF32', 'gemmBf16', 'gemmBf16Mixed', 'castF32ToBf16', 'castBf16ToF32', 'decodeSoftmax',
   'sub', 'sumForward', 'sumBackward', 'logSigmoidForward', 'logSigmoidBackward', 'sliceColumns', 'sliceColumnsBackward',
-  'gatherRows', 'gatherRowsBackward', 'fill',
+  'gatherRows', 'gatherRowsBackward', 'fill', 'policyGradientLoss',
 ];

@@ -1,6 +1,7 @@
 /**
  * The trainers' losses on the emulated device (backend/emulated.ts) against the same steps on the cpu, in the
- * style of device-step.test.ts: DPO and the reward model take the cpu's optimizer steps bit for bit; PPO, GRPO
+ * style of device-step.test.ts (PPO's and the GRPO family's losses by their kernels there; the DPO family's and the
+ * ranking loss on the host, their input down and their gradient up): DPO and the reward model take the cpu's optimizer steps bit for bit; PPO, GRPO
  * and RLOO take the cpu's optimisation steps on one fixed rollout (made once on the cpu: generation on a device
  * is another piece of work) bit for bit; and each step moves exactly what it must between host and device.
  */
@@ -248,17 +249,18 @@ describe('the online trainers on the emulated device: the optimisation steps on 
     });
   });
 
-  for (const [name, make] of [
-    ['GRPO (token-level ratio, clip-higher, β > 0: the reference on the device too)', (device: Dev, policy: Llama) =>
+  // [name, the per-token arrays the loss uploads besides the mask and the layout, the trainer]
+  for (const [name, arrays, make] of [
+    ['GRPO (token-level ratio, clip-higher, β·KL in the loss: the reference on the device too)', 3, (device: Dev, policy: Llama) =>
       new GrpoTrainer(policy, prompts(8, 1), [countGood], {
         config: { device, outputDir: join(tmp.path, `grpo-${device}`), learningRate: 3e-3, numGenerations: 4, perDeviceTrainBatchSize: 4, maxCompletionLength: 5, stopTokenId: EOS, numIterations: 2, beta: 0.05, epsilonHigh: 0.28, maxGradNorm: 0.5, seed: 6 },
       })],
-    ['RLOO (sequence-level ratio)', (device: Dev, policy: Llama) =>
+    ['RLOO (sequence-level ratio, the KL in the reward)', 2, (device: Dev, policy: Llama) =>
       new RlooTrainer(policy, prompts(8, 1), [countGood], {
         config: { device, outputDir: join(tmp.path, `rloo-${device}`), learningRate: 3e-3, numGenerations: 4, perDeviceTrainBatchSize: 4, maxCompletionLength: 5, stopTokenId: EOS, numIterations: 2, beta: 0.05, maxGradNorm: 0.5, seed: 6 },
       })],
   ] as const) {
-    it(`${name}: the cpu's steps bit for bit; the batch up, the log-probs and entropies down, the loss's gradient up`, () => {
+    it(`${name}: the cpu's steps bit for bit (the policy-gradient kernel there); the batch up, statistics and entropies down`, () => {
       const maker = make('cpu', llama(11));
       const ro = maker.makeRollout() as OnlineRollout;
       expect(ro.oldLogp).not.toBeNull();
@@ -272,13 +274,14 @@ describe('the online trainers on the emulated device: the optimisation steps on 
       expect(dev.params).toEqual(cpu.params);
       dev.steps.forEach((s, i) => {
         expect(s.transfers, `step ${i}`).toEqual({
-          // per forward (4 rows): ids, positions, the padding mask, the hidden rows that predict response tokens, their tokens
-          'emulated upload input': 5,
+          // per forward (4 rows): ids, positions, the padding mask, the hidden rows that predict response tokens, their
+          // tokens; the loss's layout index and mask, advantages and old log-probs (GRPO: and the reference's)
+          'emulated upload input': 5 + 2 + arrays,
           ...(i === 0 ? { 'emulated upload constant': 1 } : {}), // RoPE's frequency table, at the first use
-          // the response tokens' log-probs (the policy-gradient loss is computed on the host), the entropies (a metric)
+          // the kernel's statistics vector (clip counts, KL, tokens, ratio), the entropies (a metric)
           'emulated download loss': 2,
-          'emulated upload gradient': 1, // the loss's gradient with respect to the log-probs
-          'emulated download scalar': normScalars(dev.n),
+          // the kernel's returned loss (the root's own gradient is known on the host), then the norms
+          'emulated download scalar': 1 + normScalars(dev.n),
         });
       });
     });

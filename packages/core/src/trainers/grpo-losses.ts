@@ -1,6 +1,8 @@
 /**
- * The clipped policy-gradient loss of the critic-free trainers (GRPO and its variants, RLOO, REINFORCE++), in
- * plain TypeScript (float64 sums; O(tokens), no kernel needed), with its gradient, and as an op on the tape.
+ * The clipped policy-gradient loss of the critic-free trainers (GRPO and its variants, RLOO, REINFORCE++), with
+ * its gradient, by @rlhf/native's policyGradientLoss kernel (float64 sums, O(tokens); on every device: CPU, CUDA,
+ * and the emulated device), and as an op on the tape. Its plain reference is policyGradientLossRef of
+ * @rlhf/native/reference.
  *
  * Per response token t of completion i (m_t its mask, L_i = max(1, Σ_t m_t) its length):
  *
@@ -28,7 +30,10 @@
  * sequence's pg is counted once per token, so ∂/∂logp_t = (Σ_s c_s)·∂pg_i/∂s_i·∂s_i/∂logp_t + c_t·β·∂kl_t/∂logp_t,
  * ∂s_i/∂logp_t = m_t / L_i ('sequence') or m_t ('sequence-sum').
  */
-import { defineLossOp, type TokenLayout } from './loss-op';
+import { kernelsFor } from '../backend/backends';
+import { kernels } from '../backend/cpu';
+import { download, type DeviceBuffer } from '../backend/device';
+import { defineLossOp, tokenInput, type DeviceLossWithGradient, type SharedInputs, type TokenLayout } from './loss-op';
 
 export type ImportanceSamplingLevel = 'token' | 'sequence' | 'sequence-sum';
 
@@ -68,13 +73,19 @@ export interface PolicyGradientLossResult {
   ratioSum: number;
 }
 
-const LOG_W_CLAMP = 20;
+/** The kernel's argument codes (@rlhf/native PG_LEVEL, PG_AGGREGATION). */
+const LEVEL: Record<ImportanceSamplingLevel, number> = { token: 0, sequence: 1, 'sequence-sum': 2 };
 
-export function policyGradientLoss(logp: ArrayLike<number>, a: PolicyGradientLossArgs): PolicyGradientLossResult {
+function f32(a: ArrayLike<number>): Float32Array {
+  return a instanceof Float32Array ? a : Float32Array.from(a);
+}
+
+/** Checks the arguments (naming the bad one); the kernel's level, aggregation and norm. */
+function kernelArgs(logpLength: number, a: PolicyGradientLossArgs): { n: number; level: number; aggregation: number; norm: number } {
   const { rows, Tn, mask, advantages: A, beta } = a;
   const n = rows * Tn;
-  for (const [name, arr] of [['logp', logp], ['mask', mask], ['advantages', A], ['oldLogp', a.oldLogp], ['refLogp', a.refLogp]] as const) {
-    if (arr && arr.length !== n) throw new RangeError(`policyGradientLoss: ${name} has length ${arr.length}, expected rows·Tn = ${n}`);
+  for (const [name, len] of [['logp', logpLength], ['mask', mask.length], ['advantages', A.length], ['oldLogp', a.oldLogp?.length], ['refLogp', a.refLogp?.length]] as const) {
+    if (len !== undefined && len !== n) throw new RangeError(`policyGradientLoss: ${name} has length ${len}, expected rows·Tn = ${n}`);
   }
   if (!(a.epsilonLow > 0 && a.epsilonLow < 1)) throw new RangeError(`policyGradientLoss: epsilonLow must be in (0, 1), got ${a.epsilonLow}`);
   if (!(a.epsilonHigh >= a.epsilonLow)) throw new RangeError(`policyGradientLoss: epsilonHigh ${a.epsilonHigh} is below epsilonLow ${a.epsilonLow}`);
@@ -83,73 +94,44 @@ export function policyGradientLoss(logp: ArrayLike<number>, a: PolicyGradientLos
   const agg = a.aggregation;
   const norm = agg.kind === 'sequence-mean' ? agg.count : agg.divisor;
   if (!(norm > 0)) throw new RangeError(`policyGradientLoss: the aggregation's ${agg.kind === 'sequence-mean' ? 'count' : 'divisor'} must be > 0, got ${norm}`);
-  const lo = 1 - a.epsilonLow;
-  const hi = 1 + a.epsilonHigh;
-  const level = a.importanceSamplingLevel;
-  const dLogp = new Float32Array(n);
-  const out = { loss: 0, clippedLow: 0, clippedHigh: 0, clipCount: 0, klSum: 0, tokens: 0, ratioSum: 0 };
-  const logRatio = (i: number) => (a.oldLogp ? logp[i] - a.oldLogp[i] : 0);
-  /** pg and ∂pg/∂(log w) of one weight; counts the clip statistics */
-  const clipped = (logW: number, adv: number): [number, number] => {
-    const lw = Math.max(-LOG_W_CLAMP, Math.min(LOG_W_CLAMP, logW));
-    const w = Math.exp(lw);
-    const cw = Math.min(hi, Math.max(lo, w));
-    out.clipCount++;
-    out.ratioSum += w;
-    if (w < lo && adv < 0) out.clippedLow++;
-    if (w > hi && adv > 0) out.clippedHigh++;
-    const unclippedActive = w * adv <= cw * adv; // min(w·A, clip(w)·A) is the unclipped term
-    const pg = -(unclippedActive ? w * adv : cw * adv);
-    const inClamp = lw === logW;
-    return [pg, unclippedActive && inClamp ? -adv * w : 0];
-  };
-  for (let i = 0; i < rows; i++) {
-    const row = i * Tn;
-    let L = 0;
-    let s = 0;
-    for (let t = 0; t < Tn; t++) {
-      const m = mask[row + t];
-      if (m) (L += m), (s += m * logRatio(row + t));
-    }
-    out.tokens += L;
-    const Lc = Math.max(1, L);
-    // aggregation weight of each token of this row (without its mask), and of the whole row
-    const c = agg.kind === 'sequence-mean' ? 1 / (Lc * agg.count) : 1 / agg.divisor;
-    const rowWeight = c * L; // Σ_t c·m_t
-    let seqGrad = 0; // ∂pg_i/∂s_i for sequence-level weights
-    if (level !== 'token') {
-      if (L === 0) continue; // nothing of this completion counts (masked out)
-      const adv = A[row]; // a sequence-level advantage is the same on each token
-      const [pg, dpg] = clipped(level === 'sequence' ? s / Lc : s, adv);
-      out.loss += rowWeight * pg;
-      seqGrad = rowWeight * dpg * (level === 'sequence' ? 1 / Lc : 1);
-    }
-    for (let t = 0; t < Tn; t++) {
-      const k = row + t;
-      const m = mask[k];
-      if (!m) continue;
-      let g = 0;
-      if (level === 'token') {
-        const [pg, dpg] = clipped(logRatio(k), A[k]);
-        out.loss += c * m * pg;
-        g += c * m * dpg;
-      } else g += seqGrad * m;
-      if (beta > 0) {
-        const d = a.refLogp![k] - logp[k];
-        const dc = Math.max(-LOG_W_CLAMP, Math.min(LOG_W_CLAMP, d));
-        const kl = Math.exp(dc) - dc - 1;
-        out.klSum += m * kl;
-        out.loss += c * m * beta * kl;
-        if (dc === d) g += c * m * beta * (1 - Math.exp(dc)); // ∂kl/∂logp = −(e^d − 1)
-      }
-      dLogp[k] = g;
-    }
-  }
-  return { ...out, dLogp };
+  if (!(a.importanceSamplingLevel in LEVEL)) throw new RangeError(`policyGradientLoss: importanceSamplingLevel must be token, sequence or sequence-sum, got ${String(a.importanceSamplingLevel)}`);
+  return { n, level: LEVEL[a.importanceSamplingLevel], aggregation: agg.kind === 'sequence-mean' ? 0 : 1, norm };
 }
 
-/** policyGradientLoss of logp as a scalar on the tape (loss-op.ts), and its statistics. Backward: dLogp·dy. */
-export const policyGradientLossOp = defineLossOp('policyGradientLoss', (logp, a: PolicyGradientLossArgs & { layout?: TokenLayout | null }) => {
-  const r = policyGradientLoss(logp, a);
-  return { loss: r.loss, grad: r.dLogp, stats: r };
-});
+/** The kernel's statistics vector (6 sums) as the result's fields. */
+function statsOf(loss: number, s: Float32Array): Omit<PolicyGradientLossResult, 'dLogp'> {
+  return { loss, clippedLow: s[0], clippedHigh: s[1], clipCount: s[2], klSum: s[3], tokens: s[4], ratioSum: s[5] };
+}
+
+/** The loss and its gradient on host arrays (the cpu's policyGradientLoss kernel). */
+export function policyGradientLoss(logp: ArrayLike<number>, a: PolicyGradientLossArgs): PolicyGradientLossResult {
+  const { n, level, aggregation, norm } = kernelArgs(logp.length, a);
+  const dLogp = new Float32Array(n), stats = new Float32Array(6);
+  const loss = kernels().policyGradientLoss(
+    dLogp, stats, f32(logp), a.oldLogp && f32(a.oldLogp), a.beta > 0 ? f32(a.refLogp!) : null, f32(a.advantages), f32(a.mask),
+    a.rows, a.Tn, level, aggregation, norm, a.beta, a.epsilonLow, a.epsilonHigh,
+  );
+  return { ...statsOf(loss, stats), dLogp };
+}
+
+/**
+ * policyGradientLoss of logp as a scalar on the tape (loss-op.ts), and its statistics. Backward: dLogp·dy. On a
+ * device the kernel runs there: the per-token arrays are `input` uploads (the mask through `shared` when given), its
+ * returned loss a `scalar` download and its statistics one `loss` download; the gradient stays there.
+ */
+export const policyGradientLossOp = defineLossOp(
+  'policyGradientLoss',
+  (logp, a: PolicyGradientLossArgs & { layout?: TokenLayout | null; shared?: SharedInputs | null }) => {
+    const r = policyGradientLoss(logp, a);
+    return { loss: r.loss, grad: r.dLogp, stats: r as Omit<PolicyGradientLossResult, 'dLogp'> };
+  },
+  (ctx, logp, a): DeviceLossWithGradient<Omit<PolicyGradientLossResult, 'dLogp'>> => {
+    const { n, level, aggregation, norm } = kernelArgs(logp.length, a);
+    const dLogp = ctx.alloc(n), stats = ctx.alloc(6);
+    const loss = kernelsFor(ctx.device).policyGradientLoss(
+      dLogp, stats, logp, a.oldLogp && ctx.input(f32(a.oldLogp)), a.beta > 0 ? ctx.input(f32(a.refLogp!)) : null, ctx.input(f32(a.advantages)),
+      tokenInput(ctx, f32(a.mask), a.shared), a.rows, a.Tn, level, aggregation, norm, a.beta, a.epsilonLow, a.epsilonHigh,
+    );
+    return { loss, grad: dLogp, stats: statsOf(loss, download(ctx.device, stats as DeviceBuffer, 'loss', new Float32Array(6))) };
+  },
+);

@@ -10,11 +10,11 @@
  *
  * On a device other than the cpu (backend/device.ts) a loss runs one of two ways, both equal to the cpu's bit
  * for bit:
- *   - a loss with kernels (`onDevice`: PPO's) runs them where x is: the layout is applied by a kernel (the
+ *   - a loss with kernels (`onDevice`: PPO's, the GRPO family's) runs them where x is: the layout is applied by a kernel (the
  *     scatter is gatherRowsBackward with one column), the host arrays it reads are counted `input` uploads, the
  *     gradient stays on the device, and the backward gathers it with the gatherRows kernel and scales it there;
- *   - a loss written in TypeScript (the GRPO family's, the ranking loss: float64 sums, no kernel yet) downloads x
- *     once (`loss`), computes on the host exactly as the cpu does, and its backward uploads the gradient once
+ *   - a loss written in TypeScript (the reward model's ranking loss: a float64 function of a few scores) downloads
+ *     x once (`loss`), computes on the host exactly as the cpu does, and its backward uploads the gradient once
  *     (`gradient`).
  * Either way the loss's value is known on the host (the output's hostValue: its to('cpu') costs nothing).
  */

@@ -247,6 +247,23 @@ export function cases(opts = {}) {
     list.push({ name: 'ppoValueLoss (no clip)', fn: 'ppoValueLoss', arrays: { d: F(N), st: F(5), vals, oldv, ret: F(N, 2), mask }, outs: ['d', 'st'], args: ['d', 'st', 'vals', 'oldv', 'ret', 'mask', N, Infinity, 1], tol: 1e-5 });
   }
 
+  // the policy-gradient loss of GRPO / RLOO: 61 rows of 173 positions (responses of random lengths, one empty),
+  // log-ratios in ±0.5 (some clipped), every level and aggregation, with and without the KL and the old policy
+  {
+    const rows = 61, Tn = 173, N = rows * Tn;
+    const mask = new Float32Array(N).map((_, i) => ((i % Tn) < ((Math.floor(i / Tn) * 37) % Tn) ? 1 : 0));
+    const logp = F(N, 2).map((x) => -Math.abs(x)), old = logp.map((x, i) => x + (((i * 7919) % 1000) / 1000 - 0.5)), ref = logp.map((x, i) => x + (((i * 104729) % 1000) / 1000 - 0.5));
+    const adv = F(N, 2);
+    for (const [level, aggregation, beta, withOld] of [[0, 0, 0, true], [0, 1, 0.04, true], [1, 0, 0.04, true], [2, 1, 0, true], [0, 1, 0.04, false]]) {
+      list.push({
+        name: `policyGradientLoss (level ${level}, aggregation ${aggregation}, beta ${beta}${withOld ? '' : ', no old policy'})`, fn: 'policyGradientLoss',
+        arrays: { d: F(N), st: F(6), logp, old, ref, adv, mask }, outs: ['d', 'st'],
+        args: ['d', 'st', 'logp', withOld ? 'old' : null, beta ? 'ref' : null, 'adv', 'mask', rows, Tn, level, aggregation, aggregation ? 977 : rows, beta, 0.2, 0.28],
+        tol: 1e-5,
+      });
+    }
+  }
+
   // attention: training shape with GQA and a padding mask; decode with a KV cache (capacity > Tk, Tq < Tk);
   // D = 32, 80 (padded to 128) and 128. With the mask, batch 1's first keys are padding: its first queries
   // see no key at all (out 0, lse −inf).

@@ -112,6 +112,7 @@ export interface CudaBinding {
   tokenLogprobsBackward(dlogits: B, dlogprobs: B, dentropy: B | null, logits: B, lse: B, targets: B, N: number, V: number, temperature: number): void;
   ppoPolicyLoss(dlogp: B, stats: B, logp: B, oldLogp: B, advantages: B, mask: B, n: number, cliprange: number, dualClip: number, gradScale: number): number;
   ppoValueLoss(dvalues: B, stats: B, values: B, oldValues: B, returns: B, mask: B, n: number, cliprangeValue: number, gradScale: number): number;
+  policyGradientLoss(dlogp: B, stats: B, logp: B, oldLogp: B | null, refLogp: B | null, advantages: B, mask: B, rows: number, Tn: number, level: number, aggregation: number, norm: number, beta: number, epsilonLow: number, epsilonHigh: number): number;
   attentionForward(out: B, lse: B, q: B, k: B, v: B, mask: B | null, Bn: number, H: number, Hkv: number, Tq: number, Tk: number, kvCapacity: number, D: number, scale: number): void;
   attentionBackward(dq: B, dk: B, dv: B, dout: B, out: B, lse: B, q: B, k: B, v: B, mask: B | null, Bn: number, H: number, Hkv: number, Tq: number, Tk: number, kvCapacity: number, D: number, scale: number): void;
   gemm(C: B, A: B, Bm: B, m: number, n: number, k: number, transA?: boolean, transB?: boolean, alpha?: number, beta?: number): void;

@@ -17,6 +17,7 @@ export * from './swiglu';
 export * from './rope';
 export * from './permute';
 export * from './ppo';
+export * from './policy-gradient';
 export * from './decode';
 export * from './sub';
 export * from './sum';

@@ -383,6 +383,15 @@ const SPECS = {
       return [chance(0.3) ? v : f32(n), f32(5), v, f32(n), f32(n), mask, n, pick([0.2, Infinity, 0]), r()];
     },
   },
+  policyGradientLoss: {
+    sig: 'dlogp:f32 stats:f32 logp:f32 oldLogp:f32? refLogp:f32? advantages:f32 mask:f32 rows:size Tn:size level:num aggregation:num norm:num beta:num epsilonLow:num epsilonHigh:num',
+    gen: () => {
+      const rows = ri(0, 5), Tn = ri(0, 9), n = rows * Tn;
+      const mask = f32(n); for (let i = 0; i < n; i++) mask[i] = chance(0.8) ? 1 : 0;
+      const beta = pick([0, 0.04]);
+      return [f32(n), f32(6), f32(n), chance(0.5) ? f32(n) : null, beta || chance(0.3) ? f32(n) : null, f32(n), mask, rows, Tn, pick([0, 1, 2]), pick([0, 1]), pick([1, 3.5]), beta, 0.2, pick([0.2, 0.28])];
+    },
+  },
   decodeLinear: {
     sig: 'y:f32 x:f32 w:f32 bias:f32? residual:f32? m:size n:size k:size',
     gen: () => {
