@@ -6,7 +6,8 @@
 // of bytes (N·V floats for a forward+backward, N·V/2 for a read-only pass), so its ratio is the fraction of
 // copy bandwidth reached. numpy computes the same thing the plain way: log-softmax (max, exp, sum, log), gather
 // of the target, and for the backward softmax − onehot scaled by 1/N.
-// PPO (when this build has it) reads 4 arrays of n floats and writes 1 (policy), likewise for the value loss.
+// PPO (when this build has it) reads 4 arrays of n floats and writes 1 (policy), likewise for the value loss;
+// the GRPO family's policy-gradient loss against the TypeScript loop it replaced.
 export default async function losses(h) {
   const n = h.native;
   if (typeof n.crossEntropyForwardBackward !== 'function') {
@@ -101,6 +102,28 @@ export default async function losses(h) {
       kernel: 'ppoValueLoss', shape: `${tokens}`, bytes: 20 * tokens,
       ours: () => n.ppoValueLoss(dlogp, stats, logp, old, adv, mask, tokens, 0.2, 1),
       peers: vpeers,
+    });
+  }
+
+  // The GRPO family's policy-gradient loss (token-level weights, clip-higher, β·k3, sequence means) against its
+  // TypeScript reference, the loop core ran before the kernel: reads 5 arrays of rows·Tn floats, writes 1.
+  if (typeof n.policyGradientLoss !== 'function') {
+    h.note('policyGradientLoss is not in this addon build: its rows skipped');
+    return;
+  }
+  const { policyGradientLossRef } = await import('../../dist/reference/index.js');
+  for (const [rows, Tn] of h.quick ? [[64, 1024]] : [[64, 512], [256, 2048]]) {
+    const N = rows * Tn;
+    const logp = h.randomF32(N, 31).map((x) => -Math.abs(x)), old = h.randomF32(N, 32), ref = h.randomF32(N, 33), adv = h.randomF32(N, 34);
+    for (let i = 0; i < N; i++) (old[i] = logp[i] + old[i] * 0.3), (ref[i] = logp[i] + ref[i] * 0.3);
+    const mask = new Float32Array(N).map((_, i) => ((i % Tn) < Tn - ((Math.floor(i / Tn) * 37) % (Tn >> 1)) ? 1 : 0));
+    const dlogp = new Float32Array(N), stats = new Float32Array(6);
+    const args = [logp, old, ref, adv, mask, rows, Tn, 0, 0, rows, 0.04, 0.2, 0.28];
+    const copyDst = new Float32Array(N * 3), copySrc = h.randomF32(N * 3, 35);
+    await h.compare({
+      kernel: 'policyGradientLoss', shape: `${rows}x${Tn}`, bytes: 24 * N,
+      ours: () => n.policyGradientLoss(dlogp, stats, ...args),
+      peers: { typescript: () => policyGradientLossRef(dlogp, stats, ...args), copyF32: () => n.copyF32(copyDst, copySrc, N * 3) },
     });
   }
 }
