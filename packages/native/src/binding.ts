@@ -174,4 +174,11 @@ export interface NativeBinding {
   decoderTruncate(decoder: NativeDecoderHandle, slot: number, length: number): void;
   decoderSlotLength(decoder: NativeDecoderHandle, slot: number): number;
   decoderDispose(decoder: NativeDecoderHandle): void;
+
+  // sample (ops/sample): a generation step's sampling where the logits are
+  sampleTokens(
+    tokens: Int32Array, logprobs: Float32Array, done: Int32Array, logits: Float32Array, draws: Int32Array | null, limits: Int32Array,
+    stopIds: Int32Array | null, rows: number, cols: number, ld: number, nStop: number, step: number, temperature: number, topK: number,
+    topP: number, padId: number,
+  ): void;
 }

@@ -44,5 +44,6 @@ export type { PpoPolicyStats, PpoValueStats } from './ops/ppo';
 export { policyGradientLoss, POLICY_GRADIENT_STATS, PG_LEVEL, PG_AGGREGATION } from './ops/policy-gradient';
 export { decodeLinear, decodeAttention, decodeSoftmax, NativeDecoder } from './ops/decode';
 export type { DecodeWeight, DecoderSpec, DecoderBlockSpec } from './ops/decode';
+export { sampleTokens, uniformBits } from './ops/sample';
 export * as cuda from './cuda';
 export * as mpi from './mpi';

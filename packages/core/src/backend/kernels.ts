@@ -62,6 +62,10 @@ export interface Kernels<F = Float32Array, I = Int32Array, H = Uint16Array> {
   gatherRows(out: F, x: F, index: I, m: number, n: number, cols: number): void;
   gatherRowsBackward(dx: F, dy: F, index: I, m: number, n: number, cols: number): void;
   fill(out: F, value: number, n: number): void;
+  sampleTokens(
+    tokens: I, logprobs: F, done: I, logits: F, draws: I | null, limits: I, stopIds: I | null, rows: number, cols: number, ld: number,
+    nStop: number, step: number, temperature: number, topK: number, topP: number, padId: number,
+  ): void;
 }
 
 export type KernelName = keyof Kernels;
@@ -76,5 +80,5 @@ export const KERNEL_NAMES: readonly KernelName[] = [
   'crossEntropyForward', 'crossEntropyBackward', 'tokenLogprobs', 'tokenLogprobsBackward',
   'ppoPolicyLoss', 'ppoValueLoss', 'copyF32', 'gemmBf16', 'gemmBf16Mixed', 'castF32ToBf16', 'castBf16ToF32', 'decodeSoftmax',
   'sub', 'sumForward', 'sumBackward', 'logSigmoidForward', 'logSigmoidBackward', 'sliceColumns', 'sliceColumnsBackward',
-  'gatherRows', 'gatherRowsBackward', 'fill', 'policyGradientLoss',
+  'gatherRows', 'gatherRowsBackward', 'fill', 'policyGradientLoss', 'sampleTokens',
 ];

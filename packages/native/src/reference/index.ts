@@ -25,3 +25,4 @@ export * from './log-sigmoid';
 export * from './slice-columns';
 export * from './gather-rows';
 export * from './fill';
+export * from './sample';

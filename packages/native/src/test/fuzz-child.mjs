@@ -415,6 +415,15 @@ const SPECS = {
       return [chance(0.5) ? f32(n) : null, f32(rows), i32(rows, 0, 0), f32(n, -10, 10), rows, cols, ld, pick([1, 1 / 0.7])];
     },
   },
+  sampleTokens: {
+    sig: 'tokens:i32 logprobs:f32 done:i32 logits:f32 draws:i32 limits:i32 stopIds:i32 rows:size cols:size ld:size nStop:size step:size temperature:num topK:size topP:num padId:size',
+    gen: () => {
+      const rows = ri(0, 5), cols = ri(1, 40), ld = cols + ri(0, 3), nStop = ri(0, 3);
+      const n = rows ? (rows - 1) * ld + cols : 0;
+      return [i32(rows, 0, 0), f32(rows), i32(rows, 0, 2), f32(n, -10, 10), i32(rows, -(2 ** 31), 2 ** 31 - 1), i32(rows, 0, 6), i32(nStop, 0, cols - 1),
+        rows, cols, ld, nStop, ri(0, 8), pick([0, 1, 0.7, 1.5]), ri(0, cols + 2), pick([1, 0.9, 0.5, 0.01]), ri(0, cols - 1)];
+    },
+  },
   decoderCreate: {
     sig: 'spec:obj slots:size positions:size',
     gen: () => { const s = decoderSpec(); return [s, ri(1, 3), ri(1, s.maxPositions)]; },
