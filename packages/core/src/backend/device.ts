@@ -44,9 +44,11 @@ export type DeviceKernels = Kernels<DeviceBuffer, DeviceBuffer, DeviceBuffer>;
  * number: a mean loss, Σx²; one element of a scalar gradient), `loss` (what a loss or a step's metrics read on
  * the host: a loss's per-row values summed there in float64 as the cpu does, the per-token values of a loss
  * computed on the host, a loss kernel's statistics vector, the entropies a metric averages), `gradient` (the
- * gradient of a loss computed on the host, uploaded by its op's backward).
+ * gradient of a loss computed on the host, uploaded by its op's backward), `stop` (generation's done flags of its
+ * rows, B int32, every STOP_CHECK_EVERY steps of generation/generate.ts), `tokens` (generation's sampled tokens
+ * and their log-probs, once each at the end of a generate()).
  */
-export type TransferCategory = 'input' | 'constant' | 'tensor' | 'scalar' | 'loss' | 'gradient';
+export type TransferCategory = 'input' | 'constant' | 'tensor' | 'scalar' | 'loss' | 'gradient' | 'stop' | 'tokens';
 
 /** One device's half of the contract; registered with registerBackend(). */
 export interface DeviceBackend {

@@ -14,14 +14,17 @@
  * generator of its own: rowSeeds[i], or derivedSeed(seed, i) when only `seed` is given; so a row's tokens depend
  * on its prompt, its seed and the options, never on the other rows of the batch or their order.
  */
+import { kernelsFor } from '../backend/backends';
+import { backendFor, download, hostToDevice, isHost, viewOf, type DeviceBuffer, type F32Buf, type I32Buf } from '../backend/device';
 import { noGrad, tidy } from '../tensor/autograd';
 import { gatherRows } from '../tensor/ops';
+import { CpuStorage, DeviceStorage, Tensor } from '../tensor/tensor';
 import type { Tokenizer } from '../tokenizers/types';
 import { derivedSeed, Rng } from '../util/rng';
 import type { CausalLM, KVCache } from '../model/common';
 import { decoderUnsupported, type DecodeWeights } from './decoder';
 import { decodeRequests, type DecodeStats } from './engine';
-import { checkSampling, rowProbabilities, sampleTokenFromProbs, type SamplingOptions } from './sampling';
+import { checkSampling, type SamplingOptions } from './sampling';
 
 export interface GenerateOptions extends SamplingOptions {
   /** default 32 */
@@ -217,8 +220,22 @@ export function generate(source: CausalLM | LoadedModel, prompts: number[][], op
 }
 
 /**
- * The model-forward path: prompts left-padded to the longest, the KV cache of the model (or none: the whole
- * sequence re-run each step), rows that ended fed padding (mask 0) until all have.
+ * How often a generation on a device downloads its rows' done flags (B int32) to end once every row has stopped:
+ * every 16 steps, so that a step never waits for the host; at most 15 steps run past the last stop, fed padding.
+ * On the cpu the flags are read after every step (host memory: no transfer).
+ */
+export const STOP_CHECK_EVERY = 16;
+
+/**
+ * The model-forward path, on the model's device (the cpu's too): prompts left-padded to the longest, then one step
+ * per new token over the KV cache of the model (or, on the cpu, the whole sequence re-run each step: useCache
+ * false). Each step's logits stay where the model computed them: the sampleTokens kernel writes every row's token
+ * and log-prob into device buffers (step-major, (maxNew, B)), from one uniform per row and step drawn here from
+ * the row's generator exactly as sampling.ts draws them and uploaded once for the whole generation, and keeps each
+ * row's done flag (stop token or maxNewTokens) on the device; a done row is fed padding. The next step reads its
+ * ids from the token buffer and its positions from a table uploaded once. The flags are downloaded every
+ * STOP_CHECK_EVERY steps, the tokens and log-probs once at the end: what a generate() moves does not depend on the
+ * number of new tokens, apart from those checks.
  */
 function generateWithModel(
   model: CausalLM,
@@ -227,12 +244,17 @@ function generateWithModel(
   rows: { maxNews: number[]; seeds: number[]; stops: Set<number>; padId: number; sampleVocab: number; useCache: boolean },
 ): { tokens: number[][]; logprobs: number[][]; stopped: boolean[] } {
   const { maxNews, stops, padId, sampleVocab, useCache } = rows;
+  const device = model.lmHeadWeight().device;
+  const onCpu = device === 'cpu';
+  if (!onCpu && !useCache) throw new Error(`generate: useCache: false is not supported on device ${device} (the whole-sequence reference rebuilds each step's ids on the host); use the KV cache`);
+  if (!onCpu && opts.onToken) throw new Error(`generate: onToken is not supported on device ${device} (the tokens stay on the device until the end; streaming would download each one)`);
   const B = prompts.length;
   const maxNew = Math.max(...maxNews);
   const Tp = Math.max(...prompts.map((p) => p.length));
   const width = Tp + maxNew;
   if (width > model.maxPositions) throw new RangeError(`generate: ${Tp} prompt + ${maxNew} new tokens exceed the model's ${model.maxPositions} positions (the model's forward pads every prompt to the longest; the native decoder does not)`);
-  // the whole batch, left-padded prompts then room for the new tokens: (B, width)
+  // the whole batch, left-padded prompts then room for the new tokens: (B, width) (the new columns are written on
+  // the host only without the cache, on the cpu)
   const seq = new Int32Array(B * width).fill(padId);
   const mask = new Uint8Array(B * width);
   prompts.forEach((p, b) => {
@@ -242,48 +264,120 @@ function generateWithModel(
       mask[b * width + off + t] = 1;
     }
   });
-  const rngs = rows.seeds.map((s) => new Rng(s));
-  const tokens: number[][] = prompts.map(() => []);
-  const logprobs: number[][] = prompts.map(() => []);
-  const stopped = new Array<boolean>(B).fill(false);
-  const done = (b: number) => stopped[b] || tokens[b].length >= maxNews[b];
-  const cache: KVCache | null = useCache ? model.newCache(B, width) : null;
   const V = model.vocabSize;
-
-  /** Logits (B, V) at the last column of [0, upTo). */
-  const stepLogits = (upTo: number): Float32Array =>
-    noGrad(() =>
-      tidy(() => {
-        const from = cache ? cache.length : 0;
-        const T = upTo - from;
-        const ids = new Int32Array(B * T), m = new Uint8Array(B * T);
-        for (let b = 0; b < B; b++) {
-          ids.set(seq.subarray(b * width + from, b * width + upTo), b * T);
-          m.set(mask.subarray(b * width + from, b * width + upTo), b * T);
-        }
-        const hidden = model.forward({ ids, B, T, attentionMask: m, cache: cache ?? undefined }); // (B·T, C)
-        const last = Int32Array.from({ length: B }, (_, b) => b * T + T - 1);
-        const logits = model.logits(gatherRows(hidden, last)); // (B, V)
-        return logits.data.slice();
-      }),
-    );
-
-  let cur = Tp;
-  while (cur < width && prompts.some((_, b) => !done(b))) {
-    const logits = stepLogits(cur);
-    if (sampleVocab < V) for (let b = 0; b < B; b++) logits.fill(Number.NEGATIVE_INFINITY, b * V + sampleVocab, (b + 1) * V);
-    const { probs, lse } = rowProbabilities(logits, B, V, opts.temperature ?? 1);
-    for (let b = 0; b < B; b++) {
-      if (done(b)) continue; // fed padding, mask 0
-      const [t, lp] = sampleTokenFromProbs(logits.subarray(b * V, b * V + V), probs.subarray(b * V, b * V + V), lse[b], opts, rngs[b]);
-      tokens[b].push(t);
-      logprobs[b].push(lp);
-      seq[b * width + cur] = t;
-      mask[b * width + cur] = 1;
-      opts.onToken?.(b, t);
-      if (stops.has(t)) stopped[b] = true;
-    }
-    cur++;
+  const temperature = opts.temperature ?? 1;
+  const greedy = temperature === 0;
+  const k = kernelsFor(device);
+  // row b's j-th token uses its generator's j-th draw (as sampleTokenFromProbs draws: one per sampled token), as
+  // the 32 bits of next()·2^32 (exact); step-major (maxNew, B)
+  let draws: Int32Array | null = null;
+  if (!greedy) {
+    draws = new Int32Array(maxNew * B);
+    rows.seeds.forEach((seed, b) => {
+      const rng = new Rng(seed);
+      for (let j = 0; j < maxNews[b]; j++) draws![j * B + b] = (rng.next() * 4294967296) | 0;
+    });
   }
-  return { tokens, logprobs, stopped };
+  // the token fed at step j + 1 (sampled at step j) sits at position (prompt length + j): (maxNew - 1, B)
+  const positions = new Int32Array(Math.max(0, maxNew - 1) * B);
+  for (let j = 0; j + 1 < maxNew; j++) for (let b = 0; b < B; b++) positions[j * B + b] = prompts[b].length + j;
+  const stopIds = Int32Array.from(stops);
+  const owned: DeviceBuffer[] = [];
+  /** A host array where the kernels of `device` read it: itself on the cpu, else one counted upload. */
+  const place = <A extends Int32Array>(a: A): A | DeviceBuffer => {
+    const b = hostToDevice(device, a, 'input');
+    if (!isHost(b)) owned.push(b);
+    return b;
+  };
+  /** A new i32 / f32 buffer of n on the device. */
+  const alloc = (n: number, dtype: 'i32' | 'f32'): Int32Array | Float32Array | DeviceBuffer => {
+    if (onCpu) return dtype === 'i32' ? new Int32Array(n) : new Float32Array(n);
+    const b = backendFor(device).alloc(n, dtype);
+    owned.push(b);
+    return b;
+  };
+  const cache: KVCache | null = useCache ? model.newCache(B, width) : null;
+  try {
+    const drawsBuf = draws && place(draws);
+    const limitsBuf = place(Int32Array.from(maxNews));
+    const stopBuf = stopIds.length ? place(stopIds) : null;
+    const doneBuf = place(new Int32Array(B));
+    const posBuf = positions.length ? place(positions) : null;
+    const tokensBuf = alloc(Math.max(1, maxNew * B), 'i32') as I32Buf;
+    const lpBuf = alloc(Math.max(1, maxNew * B), 'f32') as F32Buf;
+    const tokenStore = isHost(tokensBuf) ? new CpuStorage(tokensBuf as Int32Array, false) : new DeviceStorage(tokensBuf, device, false);
+    const posStore = posBuf && (isHost(posBuf) ? new CpuStorage(posBuf as Int32Array, false) : new DeviceStorage(posBuf, device, false));
+
+    /** Logits (B, V) of step j, on the device: the prompt (j = 0) or the previous step's tokens over the cache, or
+     * without the cache the whole sequence so far. The caller releases them. */
+    const stepLogits = (j: number): Tensor =>
+      noGrad(() =>
+        tidy(() => {
+          if (cache && j > 0) {
+            const ids = new Tensor(tokenStore, [B], (j - 1) * B);
+            const pos = new Tensor(posStore!, [B], (j - 1) * B);
+            return model.logits(model.forward({ ids, B, T: 1, positions: pos, cache })); // (B, V)
+          }
+          const T = Tp + j;
+          const ids = new Int32Array(B * T), m = new Uint8Array(B * T);
+          for (let b = 0; b < B; b++) {
+            ids.set(seq.subarray(b * width, b * width + T), b * T);
+            m.set(mask.subarray(b * width, b * width + T), b * T);
+          }
+          const hidden = model.forward({ ids, B, T, attentionMask: m, cache: cache ?? undefined }); // (B·T, C)
+          const last = Int32Array.from({ length: B }, (_, b) => b * T + T - 1);
+          return model.logits(gatherRows(hidden, last)); // (B, V)
+        }),
+      );
+
+    // rows the host knows are finished (the cpu reads the flags each step; a device every STOP_CHECK_EVERY)
+    const finished = maxNews.map((m) => m === 0);
+    const flags = new Int32Array(B);
+    let steps = 0;
+    for (let j = 0; j < maxNew && finished.includes(false); j++) {
+      const logits = stepLogits(j);
+      try {
+        k.sampleTokens(viewOf(tokensBuf, j * B, B), viewOf(lpBuf, j * B, B), doneBuf, logits.buf, drawsBuf && viewOf(drawsBuf, j * B, B), limitsBuf, stopBuf,
+          B, sampleVocab, V, stopIds.length, j, temperature, opts.topK ?? 0, opts.topP ?? 1, padId);
+      } finally {
+        logits.release();
+      }
+      steps = j + 1;
+      if (onCpu) {
+        const tok = tokensBuf as Int32Array;
+        for (let b = 0; b < B; b++) {
+          if (finished[b]) continue;
+          const t = tok[j * B + b];
+          seq[b * width + Tp + j] = t;
+          mask[b * width + Tp + j] = 1;
+          opts.onToken?.(b, t);
+          finished[b] = stops.has(t) || j + 1 >= maxNews[b];
+        }
+      } else if (steps % STOP_CHECK_EVERY === 0) {
+        download(device, doneBuf as DeviceBuffer, 'stop', flags);
+        for (let b = 0; b < B; b++) finished[b] = flags[b] !== 0 || steps >= maxNews[b];
+      }
+    }
+    const n = steps * B;
+    const tok = n === 0 ? new Int32Array(0) : isHost(tokensBuf) ? (tokensBuf as Int32Array) : download(device, viewOf(tokensBuf, 0, n) as DeviceBuffer, 'tokens', new Int32Array(n));
+    const lps = n === 0 ? new Float32Array(0) : isHost(lpBuf) ? (lpBuf as Float32Array) : download(device, viewOf(lpBuf, 0, n) as DeviceBuffer, 'tokens', new Float32Array(n));
+    const tokens: number[][] = prompts.map(() => []);
+    const logprobs: number[][] = prompts.map(() => []);
+    const stopped = new Array<boolean>(B).fill(false);
+    for (let b = 0; b < B; b++) {
+      for (let j = 0; j < Math.min(steps, maxNews[b]); j++) {
+        const t = tok[j * B + b];
+        tokens[b].push(t);
+        logprobs[b].push(lps[j * B + b]);
+        if (stops.has(t)) {
+          stopped[b] = true;
+          break;
+        }
+      }
+    }
+    return { tokens, logprobs, stopped };
+  } finally {
+    cache?.dispose();
+    for (const b of owned) b.dispose();
+  }
 }

@@ -8,7 +8,7 @@
 import { add, attentionQkv, embedding, gelu, layerNorm, linear, permute0213, reshape, splitHeads } from '../tensor/ops';
 import { Tensor } from '../tensor/tensor';
 import { Rng } from '../util/rng';
-import { attendWithCache, checkInput, KVCache, preparePositions, type BlockContext, type CausalLM, type ModelInput } from './common';
+import { attendWithCache, checkInput, freeUploads, KVCache, preparePositions, type BlockContext, type CausalLM, type ModelInput } from './common';
 import type { StateDict, TensorEntry } from '../io/dtypes';
 import { hfConfigReader, type HfConfigReadOptions } from './hf-config';
 import { runBlocks } from './blocks';
@@ -123,7 +123,7 @@ export class GPT2 extends Module implements CausalLM {
 
   newCache(B: number, capacity: number): KVCache {
     const c = this.config;
-    return new KVCache(B, c.nLayer, c.nHead, c.nEmbd / c.nHead, Math.min(capacity, c.nPositions));
+    return new KVCache(B, c.nLayer, c.nHead, c.nEmbd / c.nHead, Math.min(capacity, c.nPositions), this.params.get('wte.weight')!.device);
   }
 
   forward(input: ModelInput): Tensor {
@@ -137,6 +137,7 @@ export class GPT2 extends Module implements CausalLM {
     const ctx: BlockContext = { B, T, positions, mask, cache };
     let x = add(embedding(input.ids, this.params.get('wte.weight')!), embedding(positions, this.params.get('wpe.weight')!)); // (B·T, C)
     x = runBlocks(this, x, ctx); // (B·T, C)
+    if (mask instanceof Tensor) freeUploads([mask]);
     if (cache) cache.length += T;
     return layerNorm(x, this.params.get('ln_f.weight')!, this.params.get('ln_f.bias')!, c.layerNormEps); // (B·T, C)
   }

@@ -11,7 +11,7 @@
 import { attention, embedding, linear, permute0213, reshape, rmsNorm, rope, swiglu, type RopeFrequencies } from '../tensor/ops';
 import { Tensor } from '../tensor/tensor';
 import { Rng } from '../util/rng';
-import { attendWithCache, checkInput, KVCache, positionsOn, preparePositions, type BlockContext, type CausalLM, type ModelInput } from './common';
+import { attendWithCache, checkInput, freeUploads, KVCache, positionsOn, preparePositions, type BlockContext, type CausalLM, type ModelInput } from './common';
 import type { StateDict } from '../io/dtypes';
 import { decoderConfigToHf, DECODER_SPECS, type DecoderModelType, type LlamaConfig } from './decoder-config';
 import { runBlocks } from './blocks';
@@ -111,7 +111,7 @@ export class Llama extends Module implements CausalLM {
 
   newCache(B: number, capacity: number): KVCache {
     const c = this.config;
-    return new KVCache(B, c.numLayers, c.numKvHeads, c.headDim, Math.min(capacity, this.maxPositions));
+    return new KVCache(B, c.numLayers, c.numKvHeads, c.headDim, Math.min(capacity, this.maxPositions), this.params.get('model.embed_tokens.weight')!.device);
   }
 
   forward(input: ModelInput): Tensor {
@@ -126,10 +126,11 @@ export class Llama extends Module implements CausalLM {
       );
     }
     const table = this.params.get('model.embed_tokens.weight')!;
-    const { positions, mask } = positionsOn(table.device, preparePositions(input));
+    const { positions, mask, uploads } = positionsOn(table.device, preparePositions(input));
     const ctx: BlockContext = { B, T, positions, mask, cache };
     let x = embedding(input.ids, table); // (B·T, C)
     x = runBlocks(this, x, ctx); // (B·T, C)
+    freeUploads(uploads);
     if (cache) cache.length += T;
     return rmsNorm(x, this.params.get('model.norm.weight')!, c.rmsNormEps); // (B·T, C)
   }

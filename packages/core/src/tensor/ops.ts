@@ -402,18 +402,23 @@ export const rmsNorm = defineOp({
   },
 });
 
-/** Rows of table (V, C) at ids (n) -> (n, C), shaped `shape` (default [n, C]). */
+/**
+ * Rows of table (V, C) at ids (n) -> (n, C), shaped `shape` (default [n, C]). ids: an Int32Array, or an i32 tensor
+ * on the table's device (a generation step's tokens, left where the sampler wrote them; the kernel checks them).
+ */
 export const embedding = defineOp({
   name: 'embedding',
-  forward(ctx, ids: Int32Array, table: Tensor, shape?: readonly number[]) {
-    if (!(ids instanceof Int32Array)) throw new TypeError('embedding: ids must be an Int32Array');
+  forward(ctx, ids: Int32Array | Tensor, table: Tensor, shape?: readonly number[]) {
+    if (!(ids instanceof Int32Array) && !(ids instanceof Tensor && ids.dtype === 'i32')) throw new TypeError('embedding: ids must be an Int32Array or an i32 tensor');
     if (table.ndim !== 2) throw new RangeError(`embedding: table must be 2-D (vocab, dim), got [${table.shape.join(', ')}]`);
     const [V, C] = table.shape;
-    const outShape = shape ?? [ids.length, C];
-    if (shapeSize(outShape) !== ids.length * C) throw new RangeError(`embedding: shape [${shape}] does not hold ${ids.length} rows of ${C}`);
+    const n = ids instanceof Tensor ? ids.size : ids.length;
+    const outShape = shape ?? [n, C];
+    if (shapeSize(outShape) !== n * C) throw new RangeError(`embedding: shape [${shape}] does not hold ${n} rows of ${C}`);
     const k = kernelsFor(ctx.device);
     if (table.dtype === 'bf16') {
-      // a frozen table kept in bf16: each row widened (no gradient to keep)
+      // a frozen table kept in bf16: each row widened (no gradient to keep), at ids read on the host
+      if (ids instanceof Tensor) throw new Error('embedding: a bf16 table takes its ids as an Int32Array (it widens row by row at ids read on the host), not a tensor');
       for (let i = 0; i < ids.length; i++) {
         const r = ids[i];
         if (!(r >= 0 && r < V)) throw new RangeError(`embedding: ids[${i}] = ${r} is outside [0, ${V})`);
@@ -425,13 +430,15 @@ export const embedding = defineOp({
     }
     const idsBuf = ctx.input(ids);
     const y = Tensor.pooled(outShape, ctx.device);
-    k.embeddingForward(y.buf, idsBuf, table.buf, ids.length, V, C);
+    k.embeddingForward(y.buf, idsBuf, table.buf, n, V, C);
     ctx.saved.ids = idsBuf;
     return y;
   },
   backward(ctx, dy) {
-    const table = ctx.inputs[0];
-    const dt = ctx.accum(0);
+    // the table is the last tensor input (ids given as a tensor come first)
+    const ti = ctx.inputs.length - 1;
+    const table = ctx.inputs[ti];
+    const dt = ctx.accum(ti);
     const ids = ctx.saved.ids as I32Buf;
     if (dt) kernelsFor(ctx.device).embeddingBackward(dt, dy, ids, ids.length, table.shape[0], table.shape[1]);
   },

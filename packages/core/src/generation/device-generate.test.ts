@@ -1,0 +1,130 @@
+/**
+ * Generation on a device (the emulated one, backend/emulated.ts) against the cpu's model-forward path: the same
+ * tokens and log-probs, bit for bit, for every sampling option; what one generate() moves between host and device
+ * (its inputs up once, the done flags every STOP_CHECK_EVERY steps, the tokens and log-probs once at the end:
+ * nothing per token); no device buffer left behind. And the sampleTokens kernel against sampling.ts itself.
+ */
+import { describe, expect, it } from 'vitest';
+import { kernels } from '../backend/cpu';
+import { resetTransferCounts, transferCounts } from '../backend/device';
+import { emulatedStats } from '../backend/emulated';
+import { GPT2 } from '../model/gpt2';
+import { Llama } from '../model/llama';
+import type { CausalLM } from '../model/common';
+import { Rng } from '../util/rng';
+import { generate, STOP_CHECK_EVERY, type GenerateOptions } from './generate';
+import { sampleTokenFromProbs } from './sampling';
+
+const models: Record<string, () => CausalLM> = {
+  llama: () => new Llama({ vocabSize: 19, hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 4, numKvHeads: 2, maxPositions: 48 }, { seed: 4 }),
+  gpt2: () => new GPT2({ vocabSize: 17, nPositions: 48, nEmbd: 16, nLayer: 2, nHead: 4 }, { seed: 3 }),
+};
+const PROMPTS = [[1, 5, 7, 2, 9], [3], [4, 4, 8], [2, 6]]; // different lengths: left padding
+
+const OPTIONS: Record<string, GenerateOptions> = {
+  greedy: { temperature: 0 },
+  sampling: { temperature: 1, seed: 3 },
+  'top-k': { temperature: 0.8, topK: 5, seed: 4 },
+  'top-p': { temperature: 1.2, topP: 0.7, seed: 5 },
+  'top-k and top-p': { temperature: 0.9, topK: 6, topP: 0.8, seed: 6 },
+  'row limits and seeds': { temperature: 1, rowMaxNewTokens: [4, 0, 9, 1], rowSeeds: [7, 8, 9, 10] },
+};
+
+describe.each(Object.entries(models))('%s generation on the emulated device', (_name, make) => {
+  const cpuModel = make();
+  const devModel = make();
+  (devModel as Llama | GPT2).to('emulated');
+  // a first generation uploads the model's constant tables (RoPE's frequencies), kept as long as the model
+  generate(devModel, [[1]], { maxNewTokens: 1 });
+
+  it.each(Object.entries(OPTIONS))('equals the cpu token for token and log-prob for log-prob: %s', (_o, o) => {
+    for (const stopTokens of [[], [5, 11]]) {
+      const opts = { maxNewTokens: 9, ...o, stopTokens };
+      const cpu = generate(cpuModel, PROMPTS, { ...opts, decoder: 'model' });
+      const live = emulatedStats().live;
+      const dev = generate(devModel, PROMPTS, opts);
+      expect(emulatedStats().live).toBe(live); // the cache, the step's buffers, the draws: all freed
+      expect(dev.tokens).toEqual(cpu.tokens);
+      expect(dev.logprobs).toEqual(cpu.logprobs);
+      expect(dev.stopped).toEqual(cpu.stopped);
+      expect(Array.from(dev.sequences)).toEqual(Array.from(cpu.sequences));
+      expect(cpu.tokens.some((t) => t.length > 1)).toBe(true);
+      if (stopTokens.length && o.temperature !== 0) expect(cpu.stopped.some((s) => s)).toBe(true); // the stop path ran
+    }
+  });
+
+  it('moves its inputs up once and the results down once, whatever the number of new tokens (plus a flag check every STOP_CHECK_EVERY steps)', () => {
+    const B = PROMPTS.length;
+    const counts = (maxNewTokens: number, o: GenerateOptions) => {
+      resetTransferCounts();
+      const g = generate(devModel, PROMPTS, { maxNewTokens, stopTokens: [], ...o });
+      expect(g.tokens.every((t) => t.length === maxNewTokens)).toBe(true);
+      return transferCounts(true);
+    };
+    for (const o of [{ temperature: 0 }, { temperature: 1, topK: 4, seed: 2 }]) {
+      const sampling = o.temperature !== 0;
+      const few = counts(3, o), more = counts(12, o), many = counts(2 * STOP_CHECK_EVERY + 3, o);
+      const n = (t: Record<string, { count: number }>) => Object.fromEntries(Object.entries(t).map(([k, v]) => [k, v.count]));
+      const want = {
+        // the prompt's forward: its ids and positions (both architectures read them once), the rows' last
+        // positions (gatherRows); the cache's key mask once (the prompts' padding); the generation's draws (when
+        // sampling), row limits, done flags and positions table. The steps upload nothing.
+        'emulated upload input': 2 + 1 + 1 + (sampling ? 1 : 0) + 3,
+        // the tokens and the log-probs, once each
+        'emulated download tokens': 2,
+      };
+      expect(n(few)).toEqual(want);
+      expect(n(more)).toEqual(n(few));
+      expect(n(many)).toEqual({ ...n(few), 'emulated download stop': 2 });
+      expect(many['emulated download tokens'].bytes).toBe(2 * 4 * B * (2 * STOP_CHECK_EVERY + 3));
+      expect(many['emulated download stop'].bytes).toBe(2 * 4 * B);
+      resetTransferCounts();
+      generate(cpuModel, PROMPTS, { maxNewTokens: 12, stopTokens: [], decoder: 'model', ...o });
+      expect(transferCounts(true)).toEqual({});
+    }
+  });
+
+  it('ends early once every row has stopped: the flags are read every STOP_CHECK_EVERY steps', () => {
+    const free = generate(cpuModel, [[1, 2]], { temperature: 0, maxNewTokens: 40, decoder: 'model', stopTokens: [] });
+    const stop = free.tokens[0][2];
+    resetTransferCounts();
+    const g = generate(devModel, [[1, 2]], { temperature: 0, maxNewTokens: 40, stopTokens: [stop] });
+    expect(g.tokens[0]).toEqual(free.tokens[0].slice(0, free.tokens[0].indexOf(stop) + 1));
+    expect(g.stopped).toEqual([true]);
+    const t = transferCounts(true);
+    expect(t['emulated download stop'].count).toBe(1); // stopped within the first 16 steps: one check, then done
+    expect(t['emulated download tokens'].bytes).toBe(2 * 4 * STOP_CHECK_EVERY); // 16 steps ran, not 40
+  });
+
+  it('refuses what needs the host every token, naming the option', () => {
+    expect(() => generate(devModel, [[1]], { useCache: false })).toThrow(/useCache: false is not supported on device emulated/);
+    expect(() => generate(devModel, [[1]], { onToken: () => {} })).toThrow(/onToken is not supported on device emulated/);
+    expect(() => generate(devModel, [[1]], { decoder: 'native' })).toThrow(/the native decoder cannot run this model: parameter .* is on emulated/);
+  });
+});
+
+describe('sampleTokens (cpu kernel) and sampling.ts', () => {
+  it('choose the same tokens with the same log-probs (rounded to float32) from decodeSoftmax statistics', () => {
+    const k = kernels();
+    const rng = new Rng(1);
+    for (const [cols, ld] of [[1, 1], [7, 7], [33, 35], [1000, 1001]]) {
+      for (const o of [{ temperature: 0 }, { temperature: 1 }, { temperature: 0.7, topK: 5 }, { temperature: 1.4, topP: 0.6 }, { temperature: 0.9, topK: 40, topP: 0.9 }, { temperature: 2, topP: 0.02 }]) {
+        const rows = 5;
+        const logits = Float32Array.from({ length: rows * ld }, () => rng.normal() * 2);
+        for (let r = 0; r < rows; r++) if (cols > 4) logits[r * ld + 3] = logits[r * ld + 1]; // ties
+        const T = o.temperature || 1;
+        const probs = new Float32Array(rows * ld), lse = new Float32Array(rows), arg = new Int32Array(rows);
+        k.decodeSoftmax(probs, lse, arg, logits, rows, cols, ld, 1 / T);
+        const rowRngs = Array.from({ length: rows }, (_, r) => new Rng(100 + r));
+        const draws = Int32Array.from(rowRngs, (g) => (g.clone().next() * 4294967296) | 0);
+        const tokens = new Int32Array(rows), lps = new Float32Array(rows), done = new Int32Array(rows);
+        k.sampleTokens(tokens, lps, done, logits, o.temperature ? draws : null, new Int32Array(rows).fill(1), null, rows, cols, ld, 0, 0, o.temperature, o.topK ?? 0, o.topP ?? 1, 0);
+        for (let r = 0; r < rows; r++) {
+          const [t, lp] = sampleTokenFromProbs(logits.subarray(r * ld, r * ld + cols), probs.subarray(r * ld, r * ld + cols), lse[r], o, rowRngs[r]);
+          expect(tokens[r], `cols ${cols} ${JSON.stringify(o)} row ${r}`).toBe(t);
+          expect(lps[r]).toBe(Math.fround(lp));
+        }
+      }
+    }
+  });
+});
