@@ -431,6 +431,8 @@ void DecodeAttention(const Napi::CallbackInfo& info) {
   a.no_overlap(out, size_t(nq) * 4, "out", q, size_t(nq) * 4, "q");
   a.no_overlap(out, size_t(nq) * 4, "out", kc, size_t(nk) * 4, "kcache");
   a.no_overlap(out, size_t(nq) * 4, "out", vc, size_t(nc) * 4, "vcache");
+  // no output element (D or H is 0): nothing to compute, and a huge H must not drive the kernel's loops
+  if (nq == 0) return;
   try {
     decode_attention_cpu(out, q, kc, vc, slots, positions, N, H, Hkv, D, S, P, scale);
   } catch (const std::bad_alloc&) {
