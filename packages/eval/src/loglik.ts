@@ -89,20 +89,9 @@ function scoreShared(model: CausalLM, ctx: number[], conts: number[][], invT: nu
       let positionsRun = Tc;
       const T = maxCont - 1; // feed every continuation token but the last
       if (T > 0) {
-        // copy the context's keys/values into n rows; layout k[l] (B, Hkv, cap, D)
+        // the context's keys/values in each of n rows
         const cache = model.newCache(n, Tc + maxCont);
-        const per = one.k[0].length; // Hkv·cap·D of one row (same capacity)
-        for (let l = 0; l < one.k.length; l++) {
-          for (let b = 0; b < n; b++) {
-            cache.k[l].set(one.k[l], b * per);
-            cache.v[l].set(one.v[l], b * per);
-          }
-        }
-        for (let b = 0; b < n; b++) {
-          cache.keyMask.set(one.keyMask.subarray(0, one.capacity), b * cache.capacity);
-          cache.nextPos[b] = one.nextPos[0];
-        }
-        cache.length = one.length;
+        cache.repeatRow(one);
         const ids = new Int32Array(n * T), mask = new Uint8Array(n * T);
         conts.forEach((c, b) => {
           for (let t = 0; t < c.length - 1; t++) {

@@ -8,7 +8,7 @@
  * real key gives 0 (the attention kernel's contract), which nothing downstream reads.
  */
 import { kernelsFor } from '../backend/backends';
-import { backendFor, upload, type DeviceBuffer, type F32Buf } from '../backend/device';
+import { backendFor, upload, viewOf, type DeviceBuffer, type F32Buf } from '../backend/device';
 import { acquireBuffer, freeBuffer, isGradEnabled } from '../tensor/autograd';
 import { DeviceStorage, Tensor, type Device } from '../tensor/tensor';
 
@@ -177,6 +177,31 @@ export class KVCache {
     this.maskStale = false;
     this.stepMask = { Tk, buf: out };
     return out;
+  }
+
+  /**
+   * Copies row `row` of src (its keys and values of every layer, key mask, next position) into every row of this
+   * cache, and src's length: a computed prompt shared by several continuations. src must have the same layers,
+   * heads, head size, capacity and device.
+   */
+  repeatRow(src: KVCache, row = 0): void {
+    if (src.nLayers !== this.nLayers || src.Hkv !== this.Hkv || src.D !== this.D || src.capacity !== this.capacity || src.device !== this.device) {
+      throw new RangeError(`KVCache.repeatRow: the source cache (${src.nLayers} layers, ${src.Hkv} heads of ${src.D}, ${src.capacity} positions, ${src.device}) differs from this one (${this.nLayers}, ${this.Hkv}, ${this.D}, ${this.capacity}, ${this.device})`);
+    }
+    if (!(Number.isInteger(row) && row >= 0 && row < src.B)) throw new RangeError(`KVCache.repeatRow: row ${row} is outside [0, ${src.B})`);
+    const per = this.Hkv * this.capacity * this.D, kn = kernelsFor(this.device);
+    for (let l = 0; l < this.nLayers; l++) {
+      for (let b = 0; b < this.B; b++) {
+        kn.copyF32(viewOf(this.k[l], b * per, per), viewOf(src.k[l], row * per, per), per);
+        kn.copyF32(viewOf(this.v[l], b * per, per), viewOf(src.v[l], row * per, per), per);
+      }
+    }
+    const cap = this.capacity;
+    for (let b = 0; b < this.B; b++) {
+      for (let t = 0; t < cap; t++) this.setKey(b, t, src.keyMask[row * cap + t] === 0);
+      this.nextPos[b] = src.nextPos[row];
+    }
+    this.length = src.length;
   }
 
   /** Frees the cache's buffers (device memory; on the cpu the pooled step mask). The cache is unusable after. */
