@@ -11,6 +11,8 @@ import { emulatedStats } from '../backend/emulated';
 import { GPT2 } from '../model/gpt2';
 import { Llama } from '../model/llama';
 import type { CausalLM } from '../model/common';
+import { ValueHead } from '../model/heads';
+import { layoutResponses, responseLogprobs } from '../trainers/rollout';
 import { Rng } from '../util/rng';
 import { generate, STOP_CHECK_EVERY, type GenerateOptions } from './generate';
 import { sampleTokenFromProbs } from './sampling';
@@ -94,6 +96,28 @@ describe.each(Object.entries(models))('%s generation on the emulated device', (_
     const t = transferCounts(true);
     expect(t['emulated download stop'].count).toBe(1); // stopped within the first 16 steps: one check, then done
     expect(t['emulated download tokens'].bytes).toBe(2 * 4 * STOP_CHECK_EVERY); // 16 steps ran, not 40
+  });
+
+  it("scores rollouts on the device: responseLogprobs (log-probs, entropies, values) equals the cpu's bit for bit, one download of each per chunk", () => {
+    const g = generate(cpuModel, PROMPTS, { temperature: 1, seed: 8, maxNewTokens: 7, stopTokens: [5], decoder: 'model' });
+    const batch = layoutResponses(PROMPTS, g.tokens, g.stopped);
+    const head = new ValueHead(cpuModel.hiddenSize, { seed: 5 });
+    const devHead = head.clone().to('emulated');
+    const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
+    for (const t of [1, 0.7]) {
+      const cpu = responseLogprobs(cpuModel, batch, t, 3, head);
+      const live = emulatedStats().live;
+      resetTransferCounts();
+      const dev = responseLogprobs(devModel, batch, t, 3, devHead);
+      const moved = transferCounts(true);
+      expect(emulatedStats().live).toBe(live);
+      expect(bits(dev.logp)).toEqual(bits(cpu.logp));
+      expect(bits(dev.entropy)).toEqual(bits(cpu.entropy));
+      expect(bits(dev.values)).toEqual(bits(cpu.values));
+      expect(cpu.logp.some((x) => x < 0)).toBe(true);
+      // two chunks (3 rows, then 1): log-probs, entropies and values down once each per chunk
+      expect(moved['emulated download tensor'].count).toBe(2 * 3);
+    }
   });
 
   it('refuses what needs the host every token, naming the option', () => {

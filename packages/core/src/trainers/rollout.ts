@@ -215,7 +215,10 @@ export function scatterTokens(data: ArrayLike<number>, index: Int32Array, n: num
   return out;
 }
 
-/** Phase 3 over the whole batch, no grad, in chunks of `chunk` rows: (R, Tn) arrays, 0 past each response. */
+/**
+ * Phase 3 over the whole batch, no grad, in chunks of `chunk` rows: (R, Tn) arrays, 0 past each response. On a
+ * device model each chunk's log-probs, entropies (and values) come down once each (`tensor` transfers).
+ */
 export interface ResponseLogprobs {
   logp: Float32Array;
   entropy: Float32Array;
