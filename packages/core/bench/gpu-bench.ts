@@ -29,6 +29,7 @@ import { performance } from 'node:perf_hooks';
 import { deviceMemoryStats, resetDeviceMemoryPeak, resetTransferCounts, transferCounts, type Device } from '../src/backend/device';
 import '../src/backend/backends';
 import type { CausalLM } from '../src/model/common';
+import { generate } from '../src/generation/generate';
 import { GPT2 } from '../src/model/gpt2';
 import { lmHeadLoss } from '../src/model/lm-head';
 import { Llama } from '../src/model/llama';
@@ -126,6 +127,32 @@ function checks(device: Device): Check[] {
   const logitsOf = (m: CausalLM) => noGrad(() => m.logits(m.forward({ ids: Int32Array.of(3, 1, 4, 1, 5), B: 1, T: 5 })).to('cpu').data.slice());
   const la = logitsOf(a), lb = logitsOf(b);
   out.push({ name: 'a state dict saved from the device loads into another model there: the same logits', ok: la.every((x, i) => Object.is(x, lb[i])), detail: `${la.length} logits` });
+
+  // generation on the device (issue 24: no host round trip per token): a tiny Llama's tokens and log-probs against
+  // the cpu's model-forward path, greedy and top-k/top-p sampling with a stop token; the transfers of a generate()
+  // do not grow with the number of new tokens
+  const genModel = () => new Llama(TINY, { seed: 12 });
+  const cpuGen = genModel(), devGen = genModel().to(device);
+  const prompts = [[1, 5, 7, 2, 9], [3], [4, 4, 8]];
+  for (const o of [{ temperature: 0 }, { temperature: 0.9, topK: 8, topP: 0.9, seed: 3 }]) {
+    const opts = { maxNewTokens: 12, stopTokens: [7], ...o };
+    const c = generate(cpuGen, prompts, { ...opts, decoder: 'model' }), d = generate(devGen, prompts, opts);
+    let lpDiff = 0;
+    c.logprobs.forEach((row, r) => row.forEach((x, i) => (lpDiff = Math.max(lpDiff, Math.abs(x - (d.logprobs[r][i] ?? Infinity))))));
+    const same = JSON.stringify(c.tokens) === JSON.stringify(d.tokens);
+    out.push({
+      name: `generate() ${o.temperature ? 'top-k/top-p sampling' : 'greedy'} of a tiny llama: the cpu's tokens, log-probs ${exact ? 'bit for bit' : 'within 1e-4'}`,
+      ok: same && (exact ? lpDiff === 0 : lpDiff < 1e-4),
+      detail: `tokens ${JSON.stringify(d.tokens)} (cpu ${JSON.stringify(c.tokens)}); max |log-prob difference| ${lpDiff}`,
+    });
+  }
+  const genTransfers = (n: number) => {
+    resetTransferCounts();
+    generate(devGen, prompts, { maxNewTokens: n, stopTokens: [], temperature: 1, seed: 4 });
+    return Object.fromEntries(Object.entries(transferCounts(true)).map(([k, v]) => [k, v.count]));
+  };
+  const few = genTransfers(3), many = genTransfers(15);
+  out.push({ name: 'generate() moves the same transfers for 3 and 15 new tokens (nothing per token)', ok: JSON.stringify(few) === JSON.stringify(many), detail: `3: ${JSON.stringify(few)}; 15: ${JSON.stringify(many)}` });
 
   // the allocator's peak over one step covers the parameters, gradients and both moments
   resetDeviceMemoryPeak(device);

@@ -395,7 +395,7 @@ const std::vector<int>& writes_of(const std::string& name) {
       {"crossEntropyForwardBackward", {0, 1}}, {"tokenLogprobs", {0, 1, 2}}, {"ppoPolicyLoss", {0, 1}},
       {"ppoValueLoss", {0, 1}},        {"policyGradientLoss", {0, 1}},        {"attentionForward", {0, 1}},    {"attentionBackward", {0, 1, 2}},
       {"attentionForwardBf16", {0, 1}}, {"attentionBackwardBf16", {0, 1, 2}},
-      {"decodeSoftmax", {0, 1, 2}},   {"ncclAllGather", {1}},          {"ncclAllReduce", {}},           {"ncclBroadcast", {}},
+      {"decodeSoftmax", {0, 1, 2}},   {"sampleTokens", {0, 1, 2}},   {"ncclAllGather", {1}},          {"ncclAllReduce", {}},           {"ncclBroadcast", {}},
   };
   static const std::vector<int> first = {0};
   auto it = table.find(name);
@@ -889,6 +889,36 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     int64_t n = rows > 0 ? a.mul(rows - 1, ld) + cols : 0;
     decode_softmax(a.f32_or_null(0, "probs", n), a.f32(1, "lse", rows), a.i32(2, "argmax", rows), a.f32(3, "logits", n),
                    rows, cols, ld, (float)scale);
+    return undef(a);
+  });
+  def(env, exports, "sampleTokens", [](const Args& a) {
+    int64_t rows = a.size(7, "rows"), cols = a.size(8, "cols"), ld = a.size(9, "ld");
+    int64_t n_stop = a.size(10, "nStop"), step = a.size(11, "step");
+    double temperature = a.number(12, "temperature");
+    int64_t top_k = a.size(13, "topK");
+    double top_p = a.number(14, "topP");
+    int64_t pad_id = a.size(15, "padId");
+    if (!(temperature == 0 || (temperature >= 1e-30 && std::isfinite(temperature))))
+      a.range("argument 12 'temperature' must be 0 (greedy) or at least 1e-30, got " + std::to_string(temperature));
+    if (!(top_p > 0 && top_p <= 1)) a.range("argument 14 'topP' must be in (0, 1], got " + std::to_string(top_p));
+    if (cols > ld) a.range("'cols' (" + std::to_string(cols) + ") must not exceed 'ld' (" + std::to_string(ld) + ")");
+    if (rows > 0 && cols < 1) a.range("'cols' must be at least 1");
+    int64_t n = rows > 0 ? a.mul(rows - 1, ld) + cols : 0;
+    int32_t* tokens = a.i32(0, "tokens", rows);
+    float* logprobs = a.f32(1, "logprobs", rows);
+    int32_t* done = a.i32(2, "done", rows);
+    const float* logits = a.f32(3, "logits", n);
+    const bool greedy = temperature == 0;
+    if (!greedy && a.is_null(4))
+      throw Napi::TypeError::New(a.env(), "sampleTokens: argument 4 'draws' must be an i32 DeviceBuffer when sampling (temperature > 0); null only when greedy");
+    DeviceBuffer* draws = a.buffer(4, "draws", DType::I32, rows, true);
+    const int32_t* limits = a.i32(5, "limits", rows);
+    if (n_stop > 0 && a.is_null(6))
+      throw Napi::TypeError::New(a.env(), "sampleTokens: argument 6 'stopIds' must be an i32 DeviceBuffer of nStop ids");
+    DeviceBuffer* stops = a.buffer(6, "stopIds", DType::I32, n_stop, true);
+    sample_tokens(tokens, logprobs, done, logits, draws ? static_cast<const int32_t*>(draws->ptr()) : nullptr, limits,
+                  stops ? static_cast<const int32_t*>(stops->ptr()) : nullptr, rows, cols, ld, n_stop, step, temperature,
+                  top_k, top_p, (int32_t)pad_id);
     return undef(a);
   });
   // ---- bf16 GEMM on tensor cores (A, B bf16; C f32 or bf16; float32 accumulation) ----

@@ -92,6 +92,12 @@ double policy_gradient_loss(float* dlogp, float* stats, const float* logp, const
 void decode_softmax(float* probs, float* lse, int32_t* argmax, const float* logits, int64_t rows, int64_t cols,
                     int64_t ld, float scale);
 
+// ---- sampling (sample.cu): one generation step's tokens and log-probs where the logits are (API.md sampleTokens) ----
+// One block per row; top-k / top-p sort the rows first (cub, stable). Sums in float64 in chunks: see sample.cu.
+void sample_tokens(int32_t* tokens, float* logprobs, int32_t* done, const float* logits, const int32_t* draws,
+                   const int32_t* limits, const int32_t* stop_ids, int64_t rows, int64_t cols, int64_t ld,
+                   int64_t n_stop, int64_t step, double temperature, int64_t top_k, double top_p, int32_t pad_id);
+
 // ---- fused attention (attention.cu) ----
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const float* mask,
                        int64_t B, int64_t H, int64_t Hkv, int64_t Tq, int64_t Tk, int64_t kv_cap, int64_t D,

@@ -353,6 +353,35 @@ export function cases(opts = {}) {
     list.push({ name: 'decodeSoftmax without probs', fn: 'decodeSoftmax', arrays: { lse: F(rows), am, logits }, outs: ['lse', 'am'], args: [null, 'lse', 'am', 'logits', rows, cols, ld, 1], tol: 1e-5 });
   }
 
+  {
+    // sampleTokens: greedy, plain sampling, top-k, top-p, both, at GPT-2's vocabulary and at an odd one with a row
+    // stride; rows already done (padding), rows reaching their limit at this step, stop tokens. The CUDA kernel
+    // sums in another order than the CPU's (cuda/sample.cu): a token may differ only where u falls within float64
+    // rounding of a boundary (about 1e-16 of the mass: never for these seeds, or the case fails and says so);
+    // log-probs to 1e-5 (expf and the float32 sum of the row differ in the last bits).
+    const cases = [
+      { rows: 6, cols: 50257, ld: 50257, t: 0, k: 0, p: 1 },
+      { rows: 6, cols: 50257, ld: 50257, t: 1, k: 0, p: 1 },
+      { rows: 6, cols: 50257, ld: 50257, t: 0.8, k: 50, p: 1 },
+      { rows: 6, cols: 50257, ld: 50257, t: 1.1, k: 0, p: 0.9 },
+      { rows: 5, cols: 1001, ld: 1003, t: 0.7, k: 40, p: 0.8 },
+      { rows: 5, cols: 1001, ld: 1003, t: 1.3, k: 0, p: 1 },
+    ];
+    for (const c of cases) {
+      const len = (c.rows - 1) * c.ld + c.cols;
+      const logits = F(len, 3), draws = randI32(c.rows, seed++, -(2 ** 31), 2 ** 31 - 1);
+      const done = Int32Array.from({ length: c.rows }, (_, r) => (r === 1 ? 1 : 0));
+      const limits = Int32Array.from({ length: c.rows }, (_, r) => (r === 2 ? 3 : 9));
+      const stopIds = Int32Array.of(7, 11);
+      const tokens = randI32(c.rows, seed++, 0, 5), logprobs = F(c.rows);
+      list.push({
+        name: `sampleTokens rows ${c.rows} cols ${c.cols} ld ${c.ld} T ${c.t} topK ${c.k} topP ${c.p}`, fn: 'sampleTokens',
+        arrays: { tokens, logprobs, done, logits, limits, stopIds, ...(c.t ? { draws } : {}) }, outs: ['tokens', 'logprobs', 'done'],
+        args: ['tokens', 'logprobs', 'done', 'logits', c.t ? 'draws' : null, 'limits', 'stopIds', c.rows, c.cols, c.ld, 2, 3, c.t, c.k, c.p, 0], tol: 1e-5,
+      });
+    }
+  }
+
   // attention on tensor cores (attentionForwardBf16 / attentionBackwardBf16) vs the CPU's float32 attention on the
   // same bf16-rounded q, k, v, dout (and out): causal, GQA ratios 1, 2 and 4, odd T and T not a multiple of the
   // 64-row tile, a KV cache (capacity > Tk, Tq < Tk), variable lengths in a batch through the padding mask

@@ -127,6 +127,14 @@ export interface CudaBinding {
 
   /** the sampler's statistics (API.md): lse, argmax ('i32' buffer), probs (optional) of rows with stride ld */
   decodeSoftmax(probs: B | null, lse: B, argmax: B, logits: B, rows: number, cols: number, ld: number, scale: number): void;
+  /**
+   * one generation step's sampling (API.md sampleTokens): tokens, done ('i32' buffers), logprobs; draws ('i32') null
+   * only when greedy; one block per row, float64 sums in chunks (cuda/sample.cu says the order)
+   */
+  sampleTokens(
+    tokens: B, logprobs: B, done: B, logits: B, draws: B | null, limits: B, stopIds: B | null, rows: number, cols: number, ld: number,
+    nStop: number, step: number, temperature: number, topK: number, topP: number, padId: number,
+  ): void;
 
   // the ops core computed in TypeScript before (API.md); sumForward writes out[0] on the device (nothing waits)
   sub(out: B, a: B, b: B, n: number): void;
