@@ -134,6 +134,7 @@ export class BackwardCtx {
   write(i: number): F32Buf | null {
     const t = this.inputs[i];
     if (!t.requiresGrad) return null;
+    hostGrads.delete(t); // its gradient is this op's now (or a sum): no longer a known host value
     if (!t.grad) {
       t.grad = newGrad(t, false);
       return t.grad.buf;
@@ -147,19 +148,21 @@ export class BackwardCtx {
   accum(i: number): F32Buf | null {
     const t = this.inputs[i];
     if (!t.requiresGrad) return null;
+    hostGrads.delete(t);
     if (!t.grad) t.grad = newGrad(t, true);
     return t.grad.buf;
   }
 
   /**
    * Output o's gradient as a host number (its first element), for an op whose backward scales by a scalar
-   * upstream gradient (a mean loss): on the cpu read directly; on a device free when output o is the root of
-   * this backward and its gradient a host value (the seed 1, or a one-element host array given to backward()),
-   * else one counted download (`scalar`).
+   * upstream gradient (a mean loss): on the cpu read directly; on a device free when output o's gradient is known on
+   * the host (the root's seed 1 or a one-element host array given to backward(), and what pass() hands on unchanged
+   * from it: each of two losses added into the root), else one counted download (`scalar`).
    */
   scalarGrad(o: number, dy: F32Buf): number {
     if (isHost(dy)) return dy[0];
-    if (this.outputs[o] !== undefined && this.outputs[o] === seededRoot) return seededValue;
+    const known = this.outputs[o] !== undefined ? hostGrads.get(this.outputs[o]) : undefined;
+    if (known !== undefined) return known;
     return downloadScalar(this.device, dy);
   }
 
@@ -171,6 +174,7 @@ export class BackwardCtx {
   accumOrWrite(i: number): { buf: F32Buf; fresh: boolean } | null {
     const t = this.inputs[i];
     if (!t.requiresGrad) return null;
+    hostGrads.delete(t);
     if (t.grad) return { buf: t.grad.buf, fresh: false };
     t.grad = newGrad(t, false);
     return { buf: t.grad.buf, fresh: true };
@@ -189,6 +193,7 @@ export class BackwardCtx {
     const t = this.inputs[i];
     if (!t.requiresGrad) return;
     const g = this.outputs[o].grad!;
+    const fresh = !t.grad;
     if (t.grad && t.grad.storage !== g.storage) {
       addInto(this.device, t.grad.buf, g.buf, t.size);
     } else if (t.grad || t.isLeaf || this.handedOut & (1 << o)) {
@@ -198,6 +203,11 @@ export class BackwardCtx {
       t.grad = new Tensor(g.storage, t.shape, g.offset);
       this.handedOut |= 1 << o;
     }
+    // a one-element gradient known on the host passes on unchanged to an input that had none (add of two losses:
+    // each loss's backward then needs no download); an input that already had one now holds a sum, unknown here
+    const known = hostGrads.get(this.outputs[o]);
+    if (known !== undefined && fresh && t.size === 1) hostGrads.set(t, known);
+    else hostGrads.delete(t);
   }
   private handedOut = 0;
 
@@ -223,9 +233,11 @@ export class BackwardCtx {
   }
 }
 
-/** the one-element root of the backward running now and its gradient, a host value (see BackwardCtx.scalarGrad) */
-let seededRoot: Tensor | null = null;
-let seededValue = 1;
+/**
+ * One-element tensors of the backward running now whose gradient is known on the host (see BackwardCtx.scalarGrad):
+ * the root seeded with 1 or a host value, and what pass() hands that gradient to unchanged.
+ */
+let hostGrads = new Map<Tensor, number>();
 
 /** Leaf gradients get their own memory (they persist; in t.gradHome when set); intermediate ones come from the pool. */
 function newGrad(t: Tensor, zero: boolean): Tensor {
@@ -434,14 +446,13 @@ function runBackwardInner(root: Tensor, grad: F32Buf | undefined, h: BackwardHoo
   } else fillKernel!(root.device, root.grad.buf, grad ? (grad as Float32Array)[0] : 1, 1); // a host scalar: a kernel argument, no transfer
   // a scalar root's gradient known on the host: the seed 1, or a given host value (as float32, what the buffer holds)
   const known = root.size === 1 && (!grad || isHost(grad));
-  const prevSeeded = seededRoot, prevValue = seededValue;
-  seededRoot = known ? root : null;
-  seededValue = grad ? Math.fround((grad as Float32Array)[0]) : 1;
+  const prevHostGrads = hostGrads;
+  hostGrads = new Map();
+  if (known) hostGrads.set(root, grad ? Math.fround((grad as Float32Array)[0]) : 1);
   try {
     runNodes(order, h, lastReaderOf);
   } finally {
-    seededRoot = prevSeeded;
-    seededValue = prevValue;
+    hostGrads = prevHostGrads;
   }
   freeGraph(order, root);
 }

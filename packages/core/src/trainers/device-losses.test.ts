@@ -9,6 +9,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { resetTransferCounts, transferCounts } from '../backend/device';
 import { emulatedStats } from '../backend/emulated';
+import { add } from '../tensor/ops';
+import { Tensor } from '../tensor/tensor';
+import { ppoPolicyLossOp } from './ppo-losses';
 import { CausalLMWithValueHead, RewardModel, RewardHead, ValueHead } from '../model/heads';
 import { Llama } from '../model/llama';
 import { DpoTrainer, type DpoExample, type KtoExample } from './dpo-trainer';
@@ -243,8 +246,9 @@ describe('the online trainers on the emulated device: the optimisation steps on 
         // (shared by both losses), old log-probs, advantages (policy loss), old values, returns (value loss)
         'emulated upload input': 5 + 2 + 2 + 2,
         ...(i === 0 ? { 'emulated upload constant': 1 } : {}), // RoPE's frequency table, at the first use
-        // each PPO kernel's returned mean, each loss op's upstream gradient (their sum is the root), then the norms
-        'emulated download scalar': 2 + 2 + normScalars(dev.n),
+        // each PPO kernel's returned mean, then the norms (each loss's upstream gradient is the root's seed, passed
+        // on by the add: known on the host)
+        'emulated download scalar': 2 + normScalars(dev.n),
         // each PPO kernel's statistics vector (clip fractions, ratio, KL), the entropies (a metric)
         'emulated download loss': 2 + 1,
       });
@@ -288,6 +292,28 @@ describe('the online trainers on the emulated device: the optimisation steps on 
       });
     });
   }
+});
+
+describe("a loss's upstream gradient on the emulated device", () => {
+  it('is known on the host when the root passes it on unchanged (two losses added), downloaded when it is a sum', () => {
+    const n = 7;
+    const args = { oldLogp: new Float32Array(n).fill(-1), advantages: Float32Array.from({ length: n }, (_, i) => i - 3), mask: new Float32Array(n).fill(1), cliprange: 0.2, gradScale: 1 / n };
+    const run = (device: Dev, same: boolean) => {
+      const x = Tensor.fromF32(Float32Array.from({ length: n }, (_, i) => -1 + 0.05 * i), [n]).to(device);
+      x.requiresGrad = true;
+      const p = ppoPolicyLossOp(x, args).loss;
+      const q = same ? p : ppoPolicyLossOp(x, { ...args, cliprange: 0.1 }).loss;
+      resetTransferCounts();
+      add(p, q).backward();
+      return { scalars: transferCounts()['emulated download scalar']?.count ?? 0, grad: bitsOf(x.grad!.to('cpu').data) };
+    };
+    for (const same of [false, true]) {
+      const dev = run('emulated', same);
+      expect(dev.grad).toEqual(run('cpu', same).grad);
+      // add(p, q): each loss's gradient is the seed; add(p, p): p's is 2, summed on the device: one download
+      expect(dev.scalars, same ? 'add(p, p)' : 'add(p, q)').toBe(same ? 1 : 0);
+    }
+  });
 });
 
 describe('the reference model on the emulated device', () => {
