@@ -20,7 +20,8 @@ export type { PoolStats } from './tensor/pool';
 export { kernels, kernelSources, kernelTimings, setKernelTiming, type KernelSource, type KernelTiming } from './backend/cpu';
 export type { Kernels, KernelName } from './backend/kernels';
 export { kernelsFor } from './backend/backends';
-export { registerBackend, backendFor, transferCounts, resetTransferCounts } from './backend/device';
+export { registerBackend, backendFor, transferCounts, resetTransferCounts, deviceMemoryStats, resetDeviceMemoryPeak, DEVICES } from './backend/device';
+export type { DeviceMemoryStats } from './backend/device';
 export type { DeviceBackend, DeviceBuffer, TransferCategory, TransferCount, F32Buf, I32Buf, Bf16Buf } from './backend/device';
 export { Rng } from './util/rng';
 

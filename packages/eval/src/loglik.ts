@@ -78,7 +78,7 @@ function scoreShared(model: CausalLM, ctx: number[], conts: number[][], invT: nu
     tidy(() => {
       const one = model.newCache(1, Tc + maxCont);
       const h0 = model.forward({ ids: Int32Array.from(ctx), B: 1, T: Tc, cache: one }); // (Tc, C)
-      const first = model.logits(gatherRows(h0, Int32Array.of(Tc - 1))).data; // (1, V): predicts each first token
+      const first = model.logits(gatherRows(h0, Int32Array.of(Tc - 1))).to('cpu').data; // (1, V): predicts each first token (a device's: one download)
       const logliks = new Array<number>(n).fill(0);
       const greedy = new Array<boolean>(n).fill(true);
       conts.forEach((c, i) => {
@@ -100,7 +100,7 @@ function scoreShared(model: CausalLM, ctx: number[], conts: number[][], invT: nu
           }
         });
         const h = model.forward({ ids, B: n, T, attentionMask: mask, cache }); // (n·T, C)
-        const logits = model.logits(h).data; // (n·T, V)
+        const logits = model.logits(h).to('cpu').data; // (n·T, V)
         positionsRun += n * T;
         conts.forEach((c, b) => {
           for (let t = 1; t < c.length; t++) {
@@ -133,7 +133,7 @@ function scorePlain(model: CausalLM, ctx: number[], conts: number[][], invT: num
       conts.forEach((c, b) => {
         for (let t = 0; t < c.length; t++) rows.push(b * T + Tc - 1 + t);
       });
-      const logits = model.logits(gatherRows(h, Int32Array.from(rows))).data; // (rows, V)
+      const logits = model.logits(gatherRows(h, Int32Array.from(rows))).to('cpu').data; // (rows, V)
       const logliks = new Array<number>(n).fill(0);
       const greedy = new Array<boolean>(n).fill(true);
       let r = 0;

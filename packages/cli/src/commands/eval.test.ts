@@ -82,6 +82,22 @@ describe('rlhf eval', () => {
       expect(readFileSync(html, 'utf8')).toContain('<svg');
     });
 
+    it('--device emulated: truthfulqa (scoring with a shared prefix) and toxicity (sampling) give the cpu\'s results; an unknown device is refused', async () => {
+      // the JSON reports without their timings (and the notes that carry them)
+      const report = async (bench: string, device: string, ...more: string[]) => {
+        const json = join(tmp, `${bench}-${device}.json`);
+        await run(bench, '--model', model(), '--limit', '4', '--device', device, '--json', json, ...more);
+        const j = JSON.parse(readFileSync(json, 'utf8'));
+        return JSON.stringify({ results: j.results, details: j.details }, (k, v) => (k === 'seconds' || k === 'notes' ? undefined : v));
+      };
+      for (const [bench, ...more] of [['truthfulqa'], ['toxicity', '--k', '3']]) {
+        const cpu = await report(bench, 'cpu', ...more);
+        expect(cpu.length).toBeGreaterThan(100);
+        expect(await report(bench, 'emulated', ...more), bench).toBe(cpu);
+      }
+      await expect(run('truthfulqa', '--model', model(), '--device', 'tpu')).rejects.toThrow(/--device must be one of cpu, cuda, emulated, got "tpu"/);
+    });
+
     it('bbq on one category file, two models side by side; csv truthfulqa', async () => {
       const out = await run('bbq', '--model', `a=${model()}`, '--model', `b=${model()}`, '--data', sharedPath('data/bbq/Religion.jsonl'), '--limit', '4');
       expect(out).toContain('| metric | a | b |');

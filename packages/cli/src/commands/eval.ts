@@ -10,7 +10,7 @@
 import { accessSync, constants, existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { fromPretrained, loadRewardModel, loadTokenizer, loadTokenizerFile, type ProgressReporter } from '@rlhf/core';
+import { backendFor, DEVICES, fromPretrained, loadRewardModel, loadTokenizer, loadTokenizerFile, type Device, type ProgressReporter } from '@rlhf/core';
 import { formatIssue, readAll, sharedPath, type DataRecord, type Text } from '@rlhf/data';
 import {
   createReport,
@@ -67,6 +67,7 @@ interface EvalFlags {
   judge?: string;
   samples: number;
   temperature: number;
+  device: string;
 }
 
 function positiveInt(name: string) {
@@ -161,10 +162,24 @@ function defaultData(bench: Bench): string {
   }
 }
 
-function loadModel(spec: { name: string; path: string }, tokenizer: string | undefined): EvalModel {
+/** --device, checked: one of core's devices whose backend loads here (its reason in the error otherwise). */
+function evalDevice(name: string): Device {
+  if (!(DEVICES as readonly string[]).includes(name)) throw new Error(`--device must be one of ${DEVICES.join(', ')}, got ${JSON.stringify(name)}`);
+  const device = name as Device;
+  if (device !== 'cpu') {
+    try {
+      backendFor(device);
+    } catch (e) {
+      throw new Error(`--device ${device}: ${(e as Error).message}`);
+    }
+  }
+  return device;
+}
+
+function loadModel(spec: { name: string; path: string }, tokenizer: string | undefined, device: Device): EvalModel {
   const pre = fromPretrained(spec.path, tokenizer ? { tokenizer: loadTokenizerFile(tokenizer) } : {});
   if (!pre.tokenizer) throw new Error(`${spec.path}: no tokenizer found beside the model; pass --tokenizer`);
-  return { model: pre.model, tokenizer: pre.tokenizer, stopTokens: pre.stopTokens };
+  return { model: pre.model.to(device), tokenizer: pre.tokenizer, stopTokens: pre.stopTokens };
 }
 
 export function registerEval(program: Command, io: EvalIo = defaultIo): void {
@@ -188,6 +203,7 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
     .option('--samples <n>', 'kl: sampled replies per prompt', positiveInt('samples'), 1)
     .option('--judge <dir>', 'win-rate: the reward model folder that judges (what `rlhf rm` writes)')
     .option('--temperature <t>', 'win-rate, kl: sampling temperature (win-rate: 0 = greedy; kl: > 0, both models\' logits divided by it, as PPO scores its samples)', nonNegativeNumber('temperature'), 1)
+    .option('--device <name>', `where the models run: ${DEVICES.join(' | ')} (cuda: rlhf_cuda.node and an NVIDIA GPU; emulated: the test device)`, 'cpu')
     .action(async (benchArg: string, o: EvalFlags) => {
       singleProcessOnly('eval');
       if (!(BENCHMARKS as readonly string[]).includes(benchArg)) throw new Error(`unknown benchmark ${JSON.stringify(benchArg)}; choose one of ${BENCHMARKS.join(', ')}`);
@@ -202,6 +218,7 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
         names.add(s.name);
       }
       checkOutputPaths(o);
+      const device = evalDevice(o.device);
       const data = o.data ?? defaultData(bench);
       if (!existsSync(data)) throw new Error(`--data ${data} does not exist`);
       checkModelPaths(specs, o.judge);
@@ -222,7 +239,7 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
         const preamble = loadPreamble(pre);
         total = items.length;
         run = async (spec, onProgress) => {
-          const m = loadModel(spec, o.tokenizer);
+          const m = loadModel(spec, o.tokenizer, device);
           if (bench === 'truthfulqa-gen') checkRoom(spec.name, m, o.maxNewTokens);
           const r = bench === 'truthfulqa' ? evaluateTruthfulQaMc(m, items, preamble, { sharePrefix: o.sharePrefix, onProgress }) : evaluateTruthfulQaGen(m, items, preamble, { onProgress, maxNewTokens: o.maxNewTokens });
           const notes = 'compute' in r ? [`${r.compute.positionsRun} token positions run in ${r.compute.seconds.toFixed(1)} s (prefix sharing ${o.sharePrefix ? 'on' : 'off'}); ${r.compute.truncatedPrompts} prompts truncated`] : [];
@@ -234,7 +251,7 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
         const items = files.flatMap((f) => loadBbq(f, { limit }));
         total = items.length;
         run = async (spec, onProgress) => {
-          const r = evaluateBbq(loadModel(spec, o.tokenizer), items, { sharePrefix: o.sharePrefix, onProgress });
+          const r = evaluateBbq(loadModel(spec, o.tokenizer, device), items, { sharePrefix: o.sharePrefix, onProgress });
           return { metrics: metricsOf(r), detail: r, notes: [`${r.compute.positionsRun} token positions run in ${r.compute.seconds.toFixed(1)} s (prefix sharing ${o.sharePrefix ? 'on' : 'off'})`] };
         };
       } else if (bench === 'reward-accuracy') {
@@ -243,7 +260,7 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
         const records = limit ? read.records.slice(0, limit) : read.records;
         total = records.length;
         run = async (spec, onProgress) => {
-          const { model, normalization, tokenizer } = loadJudge(spec.path, 'reward-accuracy: --model', o.tokenizer);
+          const { model, normalization, tokenizer } = loadJudge(spec.path, 'reward-accuracy: --model', o.tokenizer, device);
           const r = evaluateRewardAccuracy(model, tokenizer, records, { normalization, onProgress });
           const notes = [`${r.pairs} pairs from ${r.prompts} prompts; the interval resamples prompts${normalization ? '; margins on the normalised scale' : ''}`];
           return { metrics: metricsOf(r), detail: { ...r, items: r.items }, notes };
@@ -253,7 +270,7 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
         const scorer = o.scorer === 'perspective' ? new PerspectiveScorer() : new LexiconToxicityScorer();
         total = items.length;
         run = async (spec, onProgress) => {
-          const m = loadModel(spec, o.tokenizer);
+          const m = loadModel(spec, o.tokenizer, device);
           checkRoom(spec.name, m, o.maxNewTokens);
           const r = await evaluateToxicity(m, items, scorer, { k: o.k, maxNewTokens: o.maxNewTokens, seed: o.seed, onProgress });
           const notes = scorer.isProxy ? [`Toxicity scored by ${scorer.name}: a proxy, not comparable with Perspective API figures.`] : [];
@@ -287,11 +304,12 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
 }
 
 /** A reward model folder (`rlhf rm` output) with its tokenizer (or --tokenizer) and normalisation. */
-function loadJudge(path: string, what: string, tokenizerPath: string | undefined) {
+function loadJudge(path: string, what: string, tokenizerPath: string | undefined, device: Device) {
   if (!existsSync(path) || !statSync(path).isDirectory()) {
     throw new Error(`${what} ${path} is not a folder; pass a reward model folder (what \`rlhf rm\` writes)`);
   }
   const { model, normalization } = loadRewardModel(path);
+  model.to(device);
   let tokenizer;
   try {
     tokenizer = tokenizerPath ? loadTokenizerFile(tokenizerPath) : loadTokenizer(path);
@@ -311,9 +329,9 @@ function loadJudge(path: string, what: string, tokenizerPath: string | undefined
 async function winRateCommand(specs: { name: string; path: string }[], data: string, o: EvalFlags, io: EvalIo): Promise<void> {
   if (specs.length !== 2) throw new Error(`win-rate needs exactly two --model (A, then B), got ${specs.length}`);
   if (!o.judge) throw new Error('win-rate needs --judge: the reward model folder that judges the replies');
-  const judge = loadJudge(o.judge, '--judge', undefined);
+  const judge = loadJudge(o.judge, '--judge', undefined, evalDevice(o.device));
   const { prompts, notes: dataNotes } = await readPrompts(data, o.limit);
-  const [a, b] = specs.map((s) => loadModel(s, o.tokenizer));
+  const [a, b] = specs.map((s) => loadModel(s, o.tokenizer, evalDevice(o.device)));
   specs.forEach((s, i) => checkRoom(s.name, [a, b][i], o.maxNewTokens));
   const bar = io.progress();
   bar.start(`win-rate ${specs[0].name} over ${specs[1].name}`, 1, 0);
@@ -389,7 +407,7 @@ async function klCommand(specs: { name: string; path: string }[], data: string, 
   if (specs.length !== 2) throw new Error(`kl needs exactly two --model (the policy, then its reference), got ${specs.length}`);
   if (!(o.temperature > 0)) throw new Error('kl needs --temperature > 0: greedy replies are not samples of a distribution');
   const { prompts, notes: dataNotes } = await readPrompts(data, o.limit);
-  const [policy, reference] = specs.map((s) => loadModel(s, o.tokenizer));
+  const [policy, reference] = specs.map((s) => loadModel(s, o.tokenizer, evalDevice(o.device)));
   if (policy.tokenizer.vocabSize !== reference.tokenizer.vocabSize) {
     throw new Error(`kl: ${specs[0].name} and ${specs[1].name} have different vocabularies (${policy.tokenizer.vocabSize} and ${reference.tokenizer.vocabSize} tokens); they must share the tokenizer`);
   }
