@@ -360,6 +360,8 @@ describe('GRPO end to end on the emulated device', () => {
     // round trip per generated token (the sampled tokens come down once the generation is done: `tokens`)
     expect(run('emulated', 11).s[0].transfers).toEqual(dev.s[0].transfers);
     expect(dev.s[0].transfers['emulated download tokens']).toBeGreaterThan(0); // sampled there
+    // the reference's log-probs for the KL, one chunk of the generation's rows (its entropies are not read)
+    expect(dev.s[0].transfers['emulated download tensor']).toBe(1);
     expect(dev.responses).toEqual(cpu.responses); // the same samples, drawn on the device
     expect(dev.advantages).toEqual(cpu.advantages);
     expect(cpu.advantages.some((a) => a !== 0)).toBe(true); // the rewards differ within groups: a gradient to follow

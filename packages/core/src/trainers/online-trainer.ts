@@ -420,8 +420,8 @@ export abstract class OnlineTrainer<C extends OnlineConfig> extends TrainerBase<
     const lossMask = batch.mask.slice();
     if (c.maskTruncatedCompletions) for (let b = 0; b < R; b++) if (!batch.stopped[b]) lossMask.fill(0, b * Tn, (b + 1) * Tn);
     // 3. log-probs at response positions: the old policy's when needed, the reference's when a KL is used
-    const oldLogp = this.needsOldLogp() ? responseLogprobs(this.policy, batch, c.temperature, c.perDeviceEvalBatchSize).logp : null;
-    const refLogp = this.ref ? responseLogprobs(this.ref, batch, c.temperature, c.perDeviceEvalBatchSize).logp : null;
+    const oldLogp = this.needsOldLogp() ? responseLogprobs(this.policy, batch, c.temperature, c.perDeviceEvalBatchSize, null, { entropy: false }).logp : null;
+    const refLogp = this.ref ? responseLogprobs(this.ref, batch, c.temperature, c.perDeviceEvalBatchSize, null, { entropy: false }).logp : null;
     // 4. advantages
     const adv = this.computeAdvantages({
       batch, G, rewards: scoresAll.total, globalRows, oldLogp, refLogp, lossMask,
@@ -571,8 +571,8 @@ export abstract class OnlineTrainer<C extends OnlineConfig> extends TrainerBase<
       completionLength: lengths.reduce((a, b) => a + b, 0) / n,
     };
     if (this.ref) {
-      const pol = responseLogprobs(this.policy, batch, c.temperature, c.perDeviceEvalBatchSize).logp;
-      const ref = responseLogprobs(this.ref, batch, c.temperature, c.perDeviceEvalBatchSize).logp;
+      const pol = responseLogprobs(this.policy, batch, c.temperature, c.perDeviceEvalBatchSize, null, { entropy: false }).logp;
+      const ref = responseLogprobs(this.ref, batch, c.temperature, c.perDeviceEvalBatchSize, null, { entropy: false }).logp;
       let kl = 0;
       for (let i = 0; i < pol.length; i++) if (batch.mask[i]) kl += pol[i] - ref[i];
       if (this.reduce) [kl] = sumOver(this.reduce, kl);

@@ -260,7 +260,7 @@ export class PpoTrainer extends TrainerBase<PpoConfig> {
     }
     // 3. log-probs of the policy (with its values) and of the reference, at response positions
     const pol = responseLogprobs(this.policy.model, batch, c.temperature, c.perDeviceEvalBatchSize, this.policy.valueHead);
-    const ref = responseLogprobs(this.ref, batch, c.temperature, c.perDeviceEvalBatchSize);
+    const ref = responseLogprobs(this.ref, batch, c.temperature, c.perDeviceEvalBatchSize, null, { entropy: false });
     const { logp: oldLogp, values: oldValues, entropy } = pol;
     const refLogp = ref.logp;
     // 4. per-token rewards: −β·KL_t, plus the score on each response's last token

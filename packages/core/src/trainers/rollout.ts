@@ -226,7 +226,9 @@ export interface ResponseLogprobs {
   values: Float32Array;
 }
 
-export function responseLogprobs(model: CausalLM, batch: ResponseBatch, temperature: number, chunk: number, valueHead: ValueHead | null = null): ResponseLogprobs {
+/** `entropy: false`: the entropies are not read (left 0; on a device one download fewer per chunk). */
+export function responseLogprobs(model: CausalLM, batch: ResponseBatch, temperature: number, chunk: number, valueHead: ValueHead | null = null, opts: { entropy?: boolean } = {}): ResponseLogprobs {
+  const withEntropy = opts.entropy ?? true;
   const { R, Tn } = batch;
   const out = { logp: new Float32Array(R * Tn), entropy: new Float32Array(R * Tn), values: new Float32Array(R * Tn) };
   noGrad(() => {
@@ -237,10 +239,10 @@ export function responseLogprobs(model: CausalLM, batch: ResponseBatch, temperat
         const f = responseForward(model, batch, rows, temperature, valueHead);
         const o = r0 * Tn;
         // on a device one counted download each (the tensors themselves on the cpu)
-        const logp = f.logp.to('cpu').data, entropy = f.entropy.to('cpu').data, values = f.values?.to('cpu').data;
+        const logp = f.logp.to('cpu').data, entropy = withEntropy ? f.entropy.to('cpu').data : null, values = f.values?.to('cpu').data;
         for (let m = 0; m < f.index.length; m++) {
           out.logp[o + f.index[m]] = logp[m];
-          out.entropy[o + f.index[m]] = entropy[m];
+          if (entropy) out.entropy[o + f.index[m]] = entropy[m];
           if (values) out.values[o + f.index[m]] = values[m];
         }
       });
