@@ -5,7 +5,8 @@ import { arithmeticTable, runArithmeticDemo, writeArithmeticReports, writeArithm
 import { aggregateSeeds, multiSeedTable, parseSeedList, writeMultiSeedReports } from '../demo/multi-seed';
 import { runDemo, type DemoSummary } from '../demo/run-demo';
 import { summaryTable, writeReports } from '../demo/report';
-import { progressReporter, singleProcessOnly } from './train-common';
+import type { Device } from '@rlhf/core';
+import { parseDevice, progressReporter, singleProcessOnly } from './train-common';
 
 const HELP = `
 The task: customer-support replies that should follow a brand's tone guide (address the issue raised with the
@@ -58,24 +59,26 @@ export function registerDemo(program: Command): void {
     .option('--task <name>', "support (the recipe above) or arithmetic (GRPO with an exact-match reward on word problems; see below)", 'support')
     .option('--grpo', 'also run GRPO from the same SFT policy against the same reward model, and report it beside PPO (gold win rate, KL, rollout and update time)', false)
     .option('--quick', 'a smaller run that checks the whole chain (about 25 s of CPU time, 40 s with --grpo; the full run a few minutes; --task arithmetic: about half a minute, the full run about 2 minutes)', false)
+    .option('--device <name>', 'where every stage trains: cpu | cuda (rlhf_cuda.node and an NVIDIA GPU) | emulated (the test device)', 'cpu')
     .option('--lora', 'stages 1-3 train LoRA adapters (r 16, alpha 32, every projection, the token embedding whole; PEFT adapter folders in models/) instead of every weight', false)
     .addHelpText('after', HELP)
-    .action(async (opts: { out: string; seed: string; seeds?: string; quick: boolean; grpo: boolean; lora: boolean; task: string }, cmd: Command) => {
+    .action(async (opts: { out: string; seed: string; seeds?: string; quick: boolean; grpo: boolean; lora: boolean; task: string; device: string }, cmd: Command) => {
       singleProcessOnly('demo');
       if (opts.task !== 'support' && opts.task !== 'arithmetic') throw new Error(`--task must be support or arithmetic, got ${opts.task}`);
       if (opts.task === 'arithmetic' && opts.grpo) throw new Error('--grpo adds GRPO to the support task; --task arithmetic always runs GRPO');
       if (opts.task === 'arithmetic' && opts.lora) throw new Error('--lora applies to the support task; --task arithmetic fine-tunes every weight');
       if (opts.seeds !== undefined && cmd.getOptionValueSource('seed') === 'cli') throw new Error('--seed and --seeds exclude each other: give one seed or a list');
       const seeds = opts.seeds !== undefined ? parseSeedList(opts.seeds) : [parseSeed(opts.seed)];
+      const device = parseDevice(opts.device);
       const out = resolve(opts.out);
       mkdirSync(out, { recursive: true });
-      const quick = `${opts.grpo ? ' --grpo' : ''}${opts.quick ? ' --quick' : ''}${opts.lora ? ' --lora' : ''}`;
+      const quick = `${opts.grpo ? ' --grpo' : ''}${opts.quick ? ' --quick' : ''}${opts.lora ? ' --lora' : ''}${device !== 'cpu' ? ` --device ${device}` : ''}`;
       const print = (l: string) => process.stdout.write(`${l}\n`);
-      if (opts.task === 'arithmetic') return arithmeticDemo(seeds, out, opts.quick, opts.seeds, print);
+      if (opts.task === 'arithmetic') return arithmeticDemo(seeds, out, opts.quick, opts.seeds, print, device);
       if (opts.seeds === undefined) {
         const command = `rlhf demo --seed ${seeds[0]}${quick}`;
         print(`${command}: output in ${out}`);
-        const summary = await runDemo({ out, seed: seeds[0], quick: opts.quick, grpo: opts.grpo, lora: opts.lora, progress: progressReporter, print });
+        const summary = await runDemo({ out, seed: seeds[0], quick: opts.quick, grpo: opts.grpo, lora: opts.lora, device: device, progress: progressReporter, print });
         writeReports(out, summary, command);
         print(`\n${summaryTable(summary)}\n\nreport: ${resolve(out, 'report.html')}`);
         return;
@@ -87,7 +90,7 @@ export function registerDemo(program: Command): void {
         const dir = join(out, `seed-${seed}`);
         mkdirSync(dir, { recursive: true });
         print(`\nseed ${seed} (${dir})`);
-        const summary = await runDemo({ out: dir, seed, quick: opts.quick, grpo: opts.grpo, lora: opts.lora, progress: progressReporter, print });
+        const summary = await runDemo({ out: dir, seed, quick: opts.quick, grpo: opts.grpo, lora: opts.lora, device: device, progress: progressReporter, print });
         writeReports(dir, summary, `rlhf demo --seed ${seed}${quick}`);
         runs.push(summary);
       }
@@ -98,15 +101,15 @@ export function registerDemo(program: Command): void {
 }
 
 /** --task arithmetic: one run per seed (into <out>/seed-N when several), then the report over seeds. */
-async function arithmeticDemo(seeds: number[], out: string, quick: boolean, seedList: string | undefined, print: (l: string) => void): Promise<void> {
-  const flags = `--task arithmetic${quick ? ' --quick' : ''}`;
+async function arithmeticDemo(seeds: number[], out: string, quick: boolean, seedList: string | undefined, print: (l: string) => void, device: Device): Promise<void> {
+  const flags = `--task arithmetic${quick ? ' --quick' : ''}${device !== 'cpu' ? ` --device ${device}` : ''}`;
   if (seedList !== undefined) print(`rlhf demo ${flags} --seeds ${seedList}: ${seeds.length} runs, output in ${out}/seed-N, the report over seeds in ${out}`);
   const runs: ArithmeticSummary[] = [];
   for (const seed of seeds) {
     const dir = seedList === undefined ? out : join(out, `seed-${seed}`);
     mkdirSync(dir, { recursive: true });
     print(`\nrlhf demo ${flags} --seed ${seed}: output in ${dir}`);
-    const s = await runArithmeticDemo({ out: dir, seed, quick, progress: progressReporter, print });
+    const s = await runArithmeticDemo({ out: dir, seed, quick, device, progress: progressReporter, print });
     writeArithmeticReports(dir, s, `rlhf demo ${flags} --seed ${seed}`);
     print(`\n${arithmeticTable(s)}`);
     runs.push(s);

@@ -10,7 +10,7 @@
 import { accessSync, constants, existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { backendFor, DEVICES, fromPretrained, loadRewardModel, loadTokenizer, loadTokenizerFile, type Device, type ProgressReporter } from '@rlhf/core';
+import { DEVICES, fromPretrained, loadRewardModel, loadTokenizer, loadTokenizerFile, type Device, type ProgressReporter } from '@rlhf/core';
 import { formatIssue, readAll, sharedPath, type DataRecord, type Text } from '@rlhf/data';
 import {
   createReport,
@@ -38,7 +38,7 @@ import {
   type ResultSet,
 } from '@rlhf/eval';
 import { MAX_SEED } from './generate';
-import { progressReporter, singleProcessOnly } from './train-common';
+import { parseDevice, progressReporter, singleProcessOnly } from './train-common';
 
 export const BENCHMARKS = ['truthfulqa', 'truthfulqa-gen', 'bbq', 'toxicity', 'reward-accuracy', 'win-rate', 'kl'] as const;
 type Bench = (typeof BENCHMARKS)[number];
@@ -162,20 +162,6 @@ function defaultData(bench: Bench): string {
   }
 }
 
-/** --device, checked: one of core's devices whose backend loads here (its reason in the error otherwise). */
-function evalDevice(name: string): Device {
-  if (!(DEVICES as readonly string[]).includes(name)) throw new Error(`--device must be one of ${DEVICES.join(', ')}, got ${JSON.stringify(name)}`);
-  const device = name as Device;
-  if (device !== 'cpu') {
-    try {
-      backendFor(device);
-    } catch (e) {
-      throw new Error(`--device ${device}: ${(e as Error).message}`);
-    }
-  }
-  return device;
-}
-
 function loadModel(spec: { name: string; path: string }, tokenizer: string | undefined, device: Device): EvalModel {
   const pre = fromPretrained(spec.path, tokenizer ? { tokenizer: loadTokenizerFile(tokenizer) } : {});
   if (!pre.tokenizer) throw new Error(`${spec.path}: no tokenizer found beside the model; pass --tokenizer`);
@@ -218,7 +204,7 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
         names.add(s.name);
       }
       checkOutputPaths(o);
-      const device = evalDevice(o.device);
+      const device = parseDevice(o.device);
       const data = o.data ?? defaultData(bench);
       if (!existsSync(data)) throw new Error(`--data ${data} does not exist`);
       checkModelPaths(specs, o.judge);
@@ -329,9 +315,9 @@ function loadJudge(path: string, what: string, tokenizerPath: string | undefined
 async function winRateCommand(specs: { name: string; path: string }[], data: string, o: EvalFlags, io: EvalIo): Promise<void> {
   if (specs.length !== 2) throw new Error(`win-rate needs exactly two --model (A, then B), got ${specs.length}`);
   if (!o.judge) throw new Error('win-rate needs --judge: the reward model folder that judges the replies');
-  const judge = loadJudge(o.judge, '--judge', undefined, evalDevice(o.device));
+  const judge = loadJudge(o.judge, '--judge', undefined, parseDevice(o.device));
   const { prompts, notes: dataNotes } = await readPrompts(data, o.limit);
-  const [a, b] = specs.map((s) => loadModel(s, o.tokenizer, evalDevice(o.device)));
+  const [a, b] = specs.map((s) => loadModel(s, o.tokenizer, parseDevice(o.device)));
   specs.forEach((s, i) => checkRoom(s.name, [a, b][i], o.maxNewTokens));
   const bar = io.progress();
   bar.start(`win-rate ${specs[0].name} over ${specs[1].name}`, 1, 0);
@@ -407,7 +393,7 @@ async function klCommand(specs: { name: string; path: string }[], data: string, 
   if (specs.length !== 2) throw new Error(`kl needs exactly two --model (the policy, then its reference), got ${specs.length}`);
   if (!(o.temperature > 0)) throw new Error('kl needs --temperature > 0: greedy replies are not samples of a distribution');
   const { prompts, notes: dataNotes } = await readPrompts(data, o.limit);
-  const [policy, reference] = specs.map((s) => loadModel(s, o.tokenizer, evalDevice(o.device)));
+  const [policy, reference] = specs.map((s) => loadModel(s, o.tokenizer, parseDevice(o.device)));
   if (policy.tokenizer.vocabSize !== reference.tokenizer.vocabSize) {
     throw new Error(`kl: ${specs[0].name} and ${specs[1].name} have different vocabularies (${policy.tokenizer.vocabSize} and ${reference.tokenizer.vocabSize} tokens); they must share the tokenizer`);
   }

@@ -11,6 +11,9 @@ import { dirname } from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import type { Command } from 'commander';
 import {
+  backendFor,
+  DEVICES,
+  type Device,
   ConfigError,
   LineProgress,
   checkOutputDir,
@@ -44,6 +47,23 @@ export interface CommonFlags {
 /** The option key commander gives `--<field>-<sub>` (`lora` + `targetModules` -> `loraTargetModules`). */
 function subKey(field: string, sub: string): string {
   return field + sub[0].toUpperCase() + sub.slice(1);
+}
+
+/**
+ * A --device flag's value, checked: one of core's devices whose backend loads here (else an error naming the flag
+ * with the backend's reason: no rlhf_cuda.node, no GPU).
+ */
+export function parseDevice(name: string, flag = '--device'): Device {
+  if (!(DEVICES as readonly string[]).includes(name)) throw new Error(`${flag} must be one of ${DEVICES.join(', ')}, got ${JSON.stringify(name)}`);
+  const device = name as Device;
+  if (device !== 'cpu') {
+    try {
+      backendFor(device);
+    } catch (e) {
+      throw new Error(`${flag} ${device}: ${(e as Error).message}`);
+    }
+  }
+  return device;
 }
 
 /**

@@ -159,7 +159,7 @@ export async function runArithmeticDemo(opts: DemoOptions): Promise<ArithmeticSu
     const curve = toPromptExamples(tokenizer, await readRecords(p('data', 'prompts-eval.jsonl')));
     const policyLm = sft.clone() as GPT2;
     const t = new ArithmeticGrpoTrainer(policyLm, prompts, [answerMatch({ column: 'answer' })], {
-      config: { ...config, outputDir: p('runs', 'grpo') },
+      config: { ...config, device: run.device, outputDir: p('runs', 'grpo') },
       evalPrompts: curve,
       eosTokenId: tokenizer.eosId!,
       tokenizer,

@@ -24,6 +24,7 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  type Device,
   CausalLMWithValueHead,
   GPT2,
   GrpoTrainer,
@@ -80,6 +81,8 @@ export interface DemoOptions {
   sizes?: Partial<DemoSizes>;
   /** stages 1-3 train LoRA adapters (sizes.loraR, loraAlpha, the lora*Lr learning rates) instead of whole weights */
   lora?: boolean;
+  /** where every stage trains (each trainer's config.device; default 'cpu') */
+  device?: Device;
 }
 
 export interface StageTime {
@@ -309,6 +312,8 @@ export interface DemoRun {
   sizes: DemoSizes;
   /** the adapters of stages 1-3, or null: full fine-tuning */
   lora: LoraConfig | null;
+  /** where the stages train */
+  device: Device;
   print: (line: string) => void;
   progress: () => ProgressReporter;
   /** a path inside the output folder */
@@ -336,7 +341,7 @@ export function startRun(opts: DemoOptions): DemoRun {
   const split = splitPromptSpace(streamRng(seed, 0), sizes.evalPrompts + sizes.rmEvalPrompts);
   const evalPrompts = split.held.slice(0, sizes.evalPrompts);
   return {
-    seed, quick: opts.quick, sizes, print: opts.print, progress: opts.progress,
+    seed, quick: opts.quick, sizes, device: opts.device ?? 'cpu', print: opts.print, progress: opts.progress,
     lora: opts.lora ? { r: sizes.loraR, alpha: sizes.loraAlpha, dropout: 0, targetModules: 'all-linear', useRslora: false, modulesToSave: sizes.loraModulesToSave.length ? [...sizes.loraModulesToSave] : null, baseDtype: 'f32' } : null,
     path: (...xs) => join(out, ...xs),
     evalPrompts,
@@ -433,7 +438,7 @@ export async function pretrainBase(run: DemoRun, web?: TextPair[]): Promise<{ to
     };
     writeConfig(run, 'base', sftConfig(config));
     const train = toSftExamples(tokenizer, await readRecords(p('data', 'web.jsonl')));
-    const trainer = new SftTrainer(base, train, { config: { ...config, outputDir: p('runs', 'base') }, progress: run.progress() });
+    const trainer = new SftTrainer(base, train, { config: { ...config, device: run.device, outputDir: p('runs', 'base') }, progress: run.progress() });
     run.stageTiming = trainer.timing;
     trainer.train();
     saveModelDir(p('models', 'base'), base.hfConfig(), base.stateDict(), { tokenizerFrom: tokDir });
@@ -463,7 +468,7 @@ export async function finetuneSft(run: DemoRun, tokenizer: Tokenizer, base: GPT2
     writeConfig(run, 'sft', sftConfig(config));
     const train = toSftExamples(tokenizer, await readRecords(p('data', 'demos.jsonl')));
     const evalData = toSftExamples(tokenizer, await readRecords(p('data', 'demos-eval.jsonl')));
-    const trainer = new SftTrainer(sft, train, { config: { ...config, outputDir: p('runs', 'sft') }, evalData, progress: run.progress() });
+    const trainer = new SftTrainer(sft, train, { config: { ...config, device: run.device, outputDir: p('runs', 'sft') }, evalData, progress: run.progress() });
     run.stageTiming = trainer.timing;
     const sftEvalLoss = trainer.train().lastEval.loss ?? NaN;
     // with LoRA: the adapter folder over models/base, and the SFT model with its adapter merged for the next stages
@@ -534,7 +539,7 @@ export async function trainRewardModel(run: DemoRun, tokenizer: Tokenizer, sft: 
     writeConfig(run, 'rm', rewardConfig(config));
     const train = toRankedExamples(tokenizer, await readRecords(p('data', 'comparisons.jsonl')));
     const evalData = toRankedExamples(tokenizer, await readRecords(p('data', 'comparisons-eval.jsonl')));
-    const trainer = new RewardTrainer(rm, train, { config: { ...config, outputDir: p('runs', 'rm') }, evalData, progress: run.progress() });
+    const trainer = new RewardTrainer(rm, train, { config: { ...config, device: run.device, outputDir: p('runs', 'rm') }, evalData, progress: run.progress() });
     run.stageTiming = trainer.timing;
     const { lastEval } = trainer.train();
     const byPrompt = trainer.evaluateByPrompt();
@@ -589,7 +594,7 @@ export async function optimisePpo(
     const prompts = toPrompts(tokenizer, await readRecords(p('data', 'prompts.jsonl')));
     const curveIds = toPrompts(tokenizer, await readRecords(p('data', 'prompts-eval.jsonl')));
     const t = new DemoPpoTrainer(new CausalLMWithValueHead(policyLm), prompts, reward, run.curvePrompts, curveIds, tokenizer, {
-      config: { ...config, outputDir: p('runs', 'ppo') },
+      config: { ...config, device: run.device, outputDir: p('runs', 'ppo') },
       // with LoRA the reference is the SFT model as the base under the policy's adapters (no copy)
       refModel: run.lora ? undefined : sft.clone().freeze(),
       eosTokenId: tokenizer.eosId!,
@@ -638,7 +643,7 @@ export async function optimiseGrpo(run: DemoRun, tokenizer: Tokenizer, sft: GPT2
     const curveIds = toPrompts(tokenizer, await readRecords(p('data', 'prompts-eval.jsonl')));
     const reference = sft.clone().freeze();
     const t = new DemoGrpoTrainer(policyLm, prompts, reward, reference, run.curvePrompts, curveIds, tokenizer, {
-      config: { ...config, outputDir: p('runs', 'grpo') },
+      config: { ...config, device: run.device, outputDir: p('runs', 'grpo') },
       refModel: reference,
       eosTokenId: tokenizer.eosId!,
       tokenizer,

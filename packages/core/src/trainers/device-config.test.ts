@@ -97,7 +97,7 @@ describe('TrainingArgs.device', () => {
     expect(() => new SftTrainer(new Llama(CONFIG), task(4, 1), { config: cfg('tpu', 'r1') })).toThrow(ConfigError);
     expect(() => new SftTrainer(new Llama(CONFIG), task(4, 1), { config: cfg('tpu', 'r1') })).toThrow(/device/);
     const onDevice = new Llama(CONFIG).to('emulated');
-    expect(() => new SftTrainer(onDevice, task(4, 1), { config: cfg('cpu', 'r2') })).toThrow(/device: cpu, but the model is on emulated: set device to where the model is/);
+    expect(() => new SftTrainer(onDevice, task(4, 1), { config: cfg('cpu', 'r2') })).toThrow(/device: cpu, but parameter model.embed_tokens.weight is on emulated: set device to where the model is/);
     let cudaLoads = true;
     try {
       backendFor('cuda');

@@ -76,24 +76,20 @@ export interface Trainable {
   to?(device: Device): unknown;
 }
 
-/** The device every parameter of `model` is on, or a description of the mix when they differ. */
-function deviceOf(model: Trainable): Device | string {
-  const at = new Map<Device, string>();
-  for (const [name, t] of model.namedParameters()) if (!at.has(t.device)) at.set(t.device, name);
-  if (at.size <= 1) return [...at.keys()][0] ?? 'cpu';
-  return [...at].map(([d, n]) => `${n} on ${d}`).join(', ');
-}
-
 /**
- * Puts the model on config.device (before the optimizer lays out its buffers there). A model already on
- * another device is refused rather than moved back silently, and so is a device whose backend cannot load
- * (the reason said); data parallelism all-reduces gradients on the host, so it runs on the cpu only for now.
+ * Puts the model on config.device (before the optimizer lays out its buffers there): what is on the cpu moves (a
+ * model trained by an earlier stage may already be there, with a new head on the cpu). A parameter on another
+ * device is refused rather than moved back silently, and so is a device whose backend cannot load (the reason
+ * said); data parallelism all-reduces gradients on the host, so it runs on the cpu only for now.
  */
 function placeOnDevice(label: string, model: Trainable, device: Device, worldSize: number): void {
   const refuse = (message: string) => new ConfigError(`${label} config`, [{ field: 'device', message }]);
-  const now = deviceOf(model);
-  if (now === device) return;
-  if (now !== 'cpu') throw refuse(`${device}, but the model is on ${now}: set device to where the model is, or give the trainer the model on the cpu (it moves it)`);
+  const named = model.namedParameters();
+  const elsewhere = named.find(([, t]) => t.device !== device && t.device !== 'cpu');
+  if (elsewhere) {
+    throw refuse(`${device}, but parameter ${elsewhere[0]} is on ${elsewhere[1].device}: set device to where the model is, or give the trainer the model on the cpu (it moves it)`);
+  }
+  if (named.every(([, t]) => t.device === device)) return;
   if (worldSize > 1) throw refuse(`${device} with ${worldSize} ranks: data-parallel training all-reduces the gradients on the host and runs on the cpu only for now`);
   if (typeof model.to !== 'function') throw refuse(`${device}: this trainable has no to(device)`);
   try {
