@@ -16,6 +16,11 @@ import { ConfigError } from './config';
 import { DpoTrainer, type DpoExample } from './dpo-trainer';
 import { grpoConfig } from './grpo-config';
 import { ppoConfig } from './ppo-config';
+import { PpoTrainer } from './ppo-trainer';
+import { GrpoTrainer } from './grpo-trainer';
+import { readMetrics } from './metrics';
+import type { RewardFunction } from './rewards';
+import { CausalLMWithValueHead } from '../model/heads';
 import { rlooConfig } from './rloo-config';
 import { StatefulRng } from './rng';
 import { sftConfig } from './sft-config';
@@ -169,18 +174,50 @@ describe('mixedPrecision in the configs', () => {
     expect(() => sftConfig({ mixedPrecision: 'fp16' } as never)).toThrow(/mixedPrecision: must be one of 'no', 'bf16'/);
   });
 
-  it("is refused by the online trainers (PPO, GRPO, RLOO), whose rollout log-probs are float32: a ConfigError naming it", () => {
-    for (const make of [ppoConfig, grpoConfig, rlooConfig] as Array<(c: Record<string, unknown>) => unknown>) {
-      let caught: unknown;
-      try {
-        make({ mixedPrecision: 'bf16' });
-      } catch (e) {
-        caught = e;
-      }
-      expect(caught).toBeInstanceOf(ConfigError);
-      expect((caught as ConfigError).problems.map((p) => p.field)).toEqual(['mixedPrecision']);
-      expect((caught as Error).message).toMatch(/mixedPrecision: 'bf16' is not supported by the online trainers yet/);
-      expect(() => make({ mixedPrecision: 'no' })).not.toThrow();
+  it("is taken by the online trainers (PPO, GRPO, RLOO) too: their rollouts score under the step's autocast", () => {
+    for (const make of [ppoConfig, grpoConfig, rlooConfig] as Array<(c: Record<string, unknown>) => { mixedPrecision: string }>) {
+      expect(make({ mixedPrecision: 'bf16' }).mixedPrecision).toBe('bf16');
+    }
+  });
+});
+
+describe("mixedPrecision 'bf16' in the online trainers", () => {
+  const GOOD = 4, EOS = 3;
+  const prompts = (n: number, seed: number) => {
+    const rng = new StatefulRng(seed);
+    return Array.from({ length: n }, () => [1, 6 + rng.nextInt(6), 2]);
+  };
+  const countGood: RewardFunction = function countGood(inp) {
+    return inp.completionIds.map((r) => r.filter((t) => t === GOOD).length);
+  };
+
+  it('GRPO: the first pass is on-policy under bf16 (ratio exactly 1, nothing clipped, KL to the copied reference 0), then it moves', () => {
+    const dir = join(tmp.path, 'grpo-bf16');
+    const cfg = { learningRate: 3e-3, numGenerations: 4, perDeviceTrainBatchSize: 8, maxCompletionLength: 4, stopTokenId: EOS, beta: 0.1, numIterations: 2, maxSteps: 4, mixedPrecision: 'bf16' as const, outputDir: dir };
+    new GrpoTrainer(tinyGpt2(5), prompts(16, 1), [countGood], { config: cfg }).train();
+    const m = readMetrics(join(dir, 'metrics.jsonl')).filter((r) => 'ratio' in r);
+    expect(m[0].ratio).toBe(1);
+    expect(m[0]['clipRatio/regionMean']).toBe(0);
+    expect(m[0].kl).toBe(0);
+    expect(m[1].ratio).not.toBe(1);
+    // the same run in float32 differs (bf16 took part)
+    const dir32 = join(tmp.path, 'grpo-fp32');
+    new GrpoTrainer(tinyGpt2(5), prompts(16, 1), [countGood], { config: { ...cfg, mixedPrecision: 'no', outputDir: dir32 } }).train();
+    expect(readMetrics(join(dir32, 'metrics.jsonl')).filter((r) => 'ratio' in r)[1].ratio).not.toBe(m[1].ratio);
+  });
+
+  it("PPO: one on-policy minibatch under bf16 has ratio exactly 1 and nothing clipped", () => {
+    const dir = join(tmp.path, 'ppo-bf16');
+    const t = new PpoTrainer(new CausalLMWithValueHead(tinyGpt2(32)), prompts(16, 3), (_p, responses) => responses.map((r) => r.filter((x) => x === GOOD).length), {
+      // one minibatch, one epoch: the step's only forward is of the rollout's own policy
+      config: { outputDir: dir, learningRate: 3e-3, perDeviceTrainBatchSize: 8, numMiniBatches: 1, ppoEpochs: 1, responseLength: 6, totalEpisodes: 16, stopTokenId: EOS, mixedPrecision: 'bf16' },
+    });
+    t.train();
+    const m = readMetrics(join(dir, 'metrics.jsonl')).filter((r) => 'policy/ratio' in r);
+    expect(m).toHaveLength(2);
+    for (const r of m) {
+      expect(r['policy/ratio']).toBe(1);
+      expect(r['policy/clipfrac']).toBe(0);
     }
   });
 });

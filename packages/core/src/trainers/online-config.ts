@@ -1,6 +1,6 @@
 import type { ConfigProblem, ConfigSpec } from './config';
 import { refModelDtypeSpec, type RefModelDtype } from './reference-model';
-import { rolloutPrecisionProblem, TRAINING_ARGS_SPEC, trainingArgsRules, type TrainingArgs } from './training-args';
+import { TRAINING_ARGS_SPEC, trainingArgsRules, type TrainingArgs } from './training-args';
 
 /**
  * The fields GRPO and RLOO share (TRL's GRPOConfig / RLOOConfig names in camelCase). Batching as TRL: a
@@ -72,7 +72,6 @@ export const ONLINE_CONFIG_SPEC: ConfigSpec<OnlineConfig> = {
 /** Cross-field rules of the shared fields. */
 export function onlineRules<C extends OnlineConfig>(c: C, ok: (f: keyof C & string) => boolean): ConfigProblem[] {
   const out = trainingArgsRules(c, ok);
-  if (ok('mixedPrecision') && c.mixedPrecision !== 'no') out.push(rolloutPrecisionProblem(c.mixedPrecision));
   if (ok('epsilonLow') && ok('epsilonHigh') && c.epsilonHigh !== null && c.epsilonHigh < c.epsilonLow) {
     out.push({ field: 'epsilonHigh', message: `must be ≥ epsilonLow (the clip range is [1 − epsilonLow, 1 + epsilonHigh]), got ${c.epsilonHigh} < ${c.epsilonLow}` });
   }

@@ -29,6 +29,7 @@
  * perDeviceTrainBatchSize is per rank: one generation is perDeviceTrainBatchSize × stepsPerGeneration × ranks
  * completions.
  */
+import { autocast } from '../tensor/autocast';
 import { shardRange } from '../distributed/data-parallel';
 import type { CausalLM } from '../model/common';
 import type { Tokenizer } from '../tokenizers/types';
@@ -420,8 +421,12 @@ export abstract class OnlineTrainer<C extends OnlineConfig> extends TrainerBase<
     const lossMask = batch.mask.slice();
     if (c.maskTruncatedCompletions) for (let b = 0; b < R; b++) if (!batch.stopped[b]) lossMask.fill(0, b * Tn, (b + 1) * Tn);
     // 3. log-probs at response positions: the old policy's when needed, the reference's when a KL is used
-    const oldLogp = this.needsOldLogp() ? responseLogprobs(this.policy, batch, c.temperature, c.perDeviceEvalBatchSize, null, { entropy: false }).logp : null;
-    const refLogp = this.ref ? responseLogprobs(this.ref, batch, c.temperature, c.perDeviceEvalBatchSize, null, { entropy: false }).logp : null;
+    // under the step's precision (mixedPrecision 'bf16': the same autocast and weight copies as the step's forward),
+    // so that the first pass's ratio is exactly 1 and the KL to an unmoved reference exactly 0
+    const { oldLogp, refLogp } = autocast(c.mixedPrecision, () => ({
+      oldLogp: this.needsOldLogp() ? responseLogprobs(this.policy, batch, c.temperature, c.perDeviceEvalBatchSize, null, { entropy: false }).logp : null,
+      refLogp: this.ref ? responseLogprobs(this.ref, batch, c.temperature, c.perDeviceEvalBatchSize, null, { entropy: false }).logp : null,
+    }), this.weightCopies);
     // 4. advantages
     const adv = this.computeAdvantages({
       batch, G, rewards: scoresAll.total, globalRows, oldLogp, refLogp, lossMask,

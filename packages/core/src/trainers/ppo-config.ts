@@ -1,7 +1,7 @@
 import { resolveConfig, validateConfig, type ConfigProblem, type ConfigSpec } from './config';
 import { KL_ESTIMATORS, type KlEstimator } from './kl';
 import { refModelDtypeSpec, type RefModelDtype } from './reference-model';
-import { rolloutPrecisionProblem, TRAINING_ARGS_SPEC, trainingArgsRules, type TrainingArgs } from './training-args';
+import { TRAINING_ARGS_SPEC, trainingArgsRules, type TrainingArgs } from './training-args';
 
 /**
  * PPO against a reward model (TRL PPOConfig names; the adaptive controller of Ziegler et al. as in TRL's
@@ -126,7 +126,6 @@ export const PPO_CONFIG_SPEC: ConfigSpec<PpoConfig> = {
 
 function ppoRules(c: PpoConfig, ok: (f: keyof PpoConfig & string) => boolean): ConfigProblem[] {
   const out = trainingArgsRules(c, ok);
-  if (ok('mixedPrecision') && c.mixedPrecision !== 'no') out.push(rolloutPrecisionProblem(c.mixedPrecision));
   if (c.adaptiveKl && ok('klCoef') && c.klCoef === 0) {
     out.push({ field: 'klCoef', message: 'must be > 0 with adaptiveKl (the controller multiplies it), got 0' });
   }

@@ -24,6 +24,7 @@
  * rollout metrics are global. Minibatches are drawn from the global rows as in one process; each rank
  * backpropagates the rows of a minibatch it holds, scaled by the minibatch's global token count.
  */
+import { autocast } from '../tensor/autocast';
 import type { CausalLM } from '../model/common';
 import type { CausalLMWithValueHead } from '../model/heads';
 import { add } from '../tensor/ops';
@@ -259,8 +260,12 @@ export class PpoTrainer extends TrainerBase<PpoConfig> {
       if (c.missingEosPenalty !== null && !batch.stopped[b]) scores[b] -= c.missingEosPenalty;
     }
     // 3. log-probs of the policy (with its values) and of the reference, at response positions
-    const pol = responseLogprobs(this.policy.model, batch, c.temperature, c.perDeviceEvalBatchSize, this.policy.valueHead);
-    const ref = responseLogprobs(this.ref, batch, c.temperature, c.perDeviceEvalBatchSize, null, { entropy: false });
+    // under the step's precision (mixedPrecision 'bf16': the same autocast and weight copies as the step's forward),
+    // so that the first minibatch's ratio is 1
+    const { pol, ref } = autocast(c.mixedPrecision, () => ({
+      pol: responseLogprobs(this.policy.model, batch, c.temperature, c.perDeviceEvalBatchSize, this.policy.valueHead),
+      ref: responseLogprobs(this.ref, batch, c.temperature, c.perDeviceEvalBatchSize, null, { entropy: false }),
+    }), this.weightCopies);
     const { logp: oldLogp, values: oldValues, entropy } = pol;
     const refLogp = ref.logp;
     // 4. per-token rewards: −β·KL_t, plus the score on each response's last token

@@ -124,16 +124,3 @@ export function trainingArgsRules<T extends TrainingArgs>(c: T, ok: (f: keyof T 
 export function resolveWarmupSteps(c: Pick<TrainingArgs, 'warmupSteps' | 'warmupRatio'>, totalSteps: number): number {
   return c.warmupSteps > 0 ? c.warmupSteps : Math.ceil(totalSteps * c.warmupRatio);
 }
-
-/**
- * mixedPrecision other than 'no' in an online trainer: the rollout's log-probs (the ratio's old policy, the
- * reference's) are computed before the step, outside its autocast scope, in float32, so the first update's
- * ratio would start off 1 by bf16's rounding rather than by the policy's change. Refused until the rollout's
- * scoring runs under the same autocast.
- */
-export function rolloutPrecisionProblem(mode: string): ConfigProblem {
-  return {
-    field: 'mixedPrecision',
-    message: `'${mode}' is not supported by the online trainers yet: the rollout's log-probs are scored in float32 outside the step's autocast, so the policy ratio would not start at 1; use 'no'`,
-  };
-}
