@@ -28,6 +28,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { deviceMemoryStats, resetDeviceMemoryPeak, resetTransferCounts, transferCounts, type Device } from '../src/backend/device';
 import '../src/backend/backends';
+import { cuda as nativeCuda } from '@rlhf/native';
 import type { CausalLM } from '../src/model/common';
 import { generate } from '../src/generation/generate';
 import { GPT2 } from '../src/model/gpt2';
@@ -153,6 +154,18 @@ function checks(device: Device): Check[] {
   };
   const few = genTransfers(3), many = genTransfers(15);
   out.push({ name: 'generate() moves the same transfers for 3 and 15 new tokens (nothing per token)', ok: JSON.stringify(few) === JSON.stringify(many), detail: `3: ${JSON.stringify(few)}; 15: ${JSON.stringify(many)}` });
+  if (device === 'cuda') {
+    // and waits for the GPU no more often: the host's stream waits (rlhf_cuda's synchronize() count) of a generate()
+    // of 3 and of 15 new tokens are the same (the embedding's ids check is deferred, the stop flags come every 16)
+    const stats = () => nativeCuda.cuda().allocatorStats() as { syncs?: number };
+    const waitsOf = (n: number) => {
+      const s0 = stats().syncs ?? NaN;
+      generate(devGen, prompts, { maxNewTokens: n, stopTokens: [], temperature: 1, seed: 4 });
+      return (stats().syncs ?? NaN) - s0;
+    };
+    const w3 = waitsOf(3), w15 = waitsOf(15);
+    out.push({ name: 'generate() waits for the GPU as often for 15 new tokens as for 3 (no host round trip per token)', ok: w3 === w15, detail: `host waits: 3 tokens ${w3}, 15 tokens ${w15}` });
+  }
 
   // the allocator's peak over one step covers the parameters, gradients and both moments
   resetDeviceMemoryPeak(device);

@@ -3,6 +3,7 @@
 // Size classes: up to 1 MiB, multiples of 512 B; above, multiples of 2 MiB. A freed block goes onto the free
 // list of its class and is handed out again for any request of that class. One stream means a block freed by
 // op k and reused by op k+1 is safe without events: op k+1 is queued after op k.
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -48,7 +49,12 @@ cudaStream_t stream() {
   return g_stream;
 }
 
-void synchronize() { RLHF_CUDA_CHECK(cudaStreamSynchronize(stream())); }
+std::atomic<uint64_t> g_syncs{0};
+
+void synchronize() {
+  g_syncs.fetch_add(1, std::memory_order_relaxed);
+  RLHF_CUDA_CHECK(cudaStreamSynchronize(stream()));
+}
 
 void* device_alloc(size_t bytes) {
   size_t cls = size_class(bytes);
@@ -102,7 +108,9 @@ void device_free(void* p, size_t bytes) {
 
 AllocatorStats allocator_stats() {
   std::lock_guard<std::mutex> lock(g_mu);
-  return g_stats;
+  AllocatorStats s = g_stats;
+  s.syncs = g_syncs.load(std::memory_order_relaxed);
+  return s;
 }
 
 void reset_allocator_peak() {

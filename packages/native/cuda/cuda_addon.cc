@@ -44,6 +44,21 @@ napi_typedarray_type dtype_napi(DType d) {
   return d == DType::F32 ? napi_float32_array : d == DType::I32 ? napi_int32_array : napi_uint16_array;
 }
 
+// A bad id of an embeddingForward whose check was deferred (deferCheck), read after a synchronisation: a
+// RangeError naming the position, as the checked call would have, said where it surfaced.
+void throw_deferred_embedding_error(Napi::Env env, const std::string& where) {
+  int64_t vocab = 0, bad = -1;
+  try {
+    bad = rlhf_cuda::take_deferred_embedding_error(&vocab);
+  } catch (const CudaError& e) {
+    throw Napi::Error::New(env, where + ": " + e.what());
+  }
+  if (bad >= 0) {
+    throw Napi::RangeError::New(env, where + ": an earlier embeddingForward (its check deferred) had ids[" + std::to_string(bad) +
+                                         "] outside [0, " + std::to_string(vocab) + "); that row was left unwritten");
+  }
+}
+
 // One block of device memory from the caching allocator, shared by a buffer and every view of it. It goes back
 // to the allocator when the buffer is disposed (then every view of it is disposed too: using one throws), or
 // when the last JS object holding it (the buffer or a view) has been collected: a view keeps its base alive.
@@ -200,6 +215,7 @@ class DeviceBuffer : public Napi::ObjectWrap<DeviceBuffer> {
     } catch (const CudaError& e) {
       throw Napi::Error::New(env, "DeviceBuffer.download '" + label_ + "': " + e.what());
     }
+    throw_deferred_embedding_error(env, "DeviceBuffer.download '" + label_ + "'");
     return target;
   }
   // view(offset, length, label?): elements [offset, offset + length) of this buffer, sharing its memory.
@@ -458,7 +474,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   using namespace rlhf_cuda;
   exports.Set("DeviceBuffer", DeviceBuffer::Init(env));
   exports.Set("info", Napi::Function::New(env, Info, "info"));
-  def(env, exports, "synchronize", [](const Args& a) { synchronize(); return undef(a); });
+  def(env, exports, "synchronize", [](const Args& a) {
+    synchronize();
+    throw_deferred_embedding_error(a.env(), "synchronize()");
+    return undef(a);
+  });
   def(env, exports, "emptyCache", [](const Args& a) { empty_cache(); return undef(a); });
   def(env, exports, "resetAllocatorPeak", [](const Args& a) {
     reset_allocator_peak();
@@ -468,7 +488,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     AllocatorStats s = allocator_stats();
     Napi::Object o = Napi::Object::New(a.env());
     o.Set("inUse", (double)s.in_use), o.Set("cached", (double)s.cached), o.Set("peak", (double)s.peak);
-    o.Set("mallocs", (double)s.mallocs), o.Set("reuses", (double)s.reuses);
+    o.Set("mallocs", (double)s.mallocs), o.Set("reuses", (double)s.reuses), o.Set("syncs", (double)s.syncs);
     return Napi::Value(o);
   });
 
@@ -615,8 +635,14 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   });
 
   // ---- indexing ----
+  // embeddingForward(out, ids, table, n, vocab, dim, deferCheck = false): deferCheck does not wait for the ids'
+  // check; a bad id is reported (RangeError) by the next download or synchronize() instead, its row left unwritten
   def(env, exports, "embeddingForward", [](const Args& a) {
     int64_t n = a.size(3, "n"), V = a.size(4, "vocab"), d = a.size(5, "dim");
+    if (a.boolean_or(6, "deferCheck", false)) {
+      embedding_forward_deferred(a.f32(0, "out", a.mul(n, d)), a.i32(1, "ids", n), a.f32(2, "table", a.mul(V, d)), n, V, d);
+      return undef(a);
+    }
     int64_t bad = embedding_forward(a.f32(0, "out", a.mul(n, d)), a.i32(1, "ids", n), a.f32(2, "table", a.mul(V, d)),
                                     n, V, d);
     if (bad >= 0) a.range("argument 1 'ids': ids[" + std::to_string(bad) + "] is outside [0, " + std::to_string(V) + ")");

@@ -46,6 +46,9 @@ void device_free(void* p, size_t bytes);
 struct AllocatorStats {
   size_t in_use = 0, cached = 0, peak = 0;
   uint64_t mallocs = 0, reuses = 0;
+  // host waits for the stream (synchronize(): every download, every kernel that returns a number): how a test
+  // sees that a decode step does not wait for the GPU
+  uint64_t syncs = 0;
 };
 AllocatorStats allocator_stats();
 // Starts a new peak from the bytes in use now (a training step's peak, not the process's).

@@ -150,7 +150,40 @@ int64_t run_embedding(bool backward, float* o, const float* in, const int32_t* i
   return h == 0x7fffffff ? -1 : h;
 }
 
+// The deferred check's flag: one int on the device for the process (never freed), INT_MAX when clear; whether a
+// deferred launch happened since it was last read, and the vocab of the first one that may have set it.
+int* g_deferred_bad = nullptr;
+bool g_deferred_pending = false;
+int64_t g_deferred_vocab = 0;
+
 }  // namespace
+
+void embedding_forward_deferred(float* out, const int32_t* ids, const float* table, int64_t n, int64_t vocab,
+                                int64_t dim) {
+  if (n <= 0 || dim <= 0) return;
+  if (!g_deferred_bad) {
+    RLHF_CUDA_CHECK(cudaMalloc(&g_deferred_bad, sizeof(int)));
+    int init = 0x7fffffff;
+    RLHF_CUDA_CHECK(cudaMemcpyAsync(g_deferred_bad, &init, sizeof(int), cudaMemcpyHostToDevice, stream()));
+  }
+  if (!g_deferred_pending) g_deferred_vocab = vocab;
+  g_deferred_pending = true;
+  unsigned grid = (unsigned)(n < 65535 * 8 ? n : 65535 * 8);
+  int threads = dim >= 256 ? 256 : (dim >= 64 ? 64 : 32);
+  embedding_forward_k<<<grid, threads, 0, stream()>>>(out, g_deferred_bad, ids, table, n, vocab, dim);
+  RLHF_CUDA_LAUNCHED("embedding (deferred check)");
+}
+
+int64_t take_deferred_embedding_error(int64_t* vocab) {
+  if (!g_deferred_pending) return -1;
+  g_deferred_pending = false;
+  int h = 0x7fffffff, init = 0x7fffffff;
+  RLHF_CUDA_CHECK(cudaMemcpyAsync(&h, g_deferred_bad, sizeof(int), cudaMemcpyDeviceToHost, stream()));
+  RLHF_CUDA_CHECK(cudaMemcpyAsync(g_deferred_bad, &init, sizeof(int), cudaMemcpyHostToDevice, stream()));
+  synchronize();
+  *vocab = g_deferred_vocab;
+  return h == 0x7fffffff ? -1 : h;
+}
 
 int64_t embedding_forward(float* out, const int32_t* ids, const float* table, int64_t n, int64_t vocab, int64_t dim) {
   return run_embedding(false, out, table, ids, n, vocab, dim);

@@ -46,6 +46,14 @@ void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, con
 // ---- indexing (indexing.cu) ----
 // Returns -1, or the index of the first id outside [0, vocab) (the binding turns it into a RangeError).
 int64_t embedding_forward(float* out, const int32_t* ids, const float* table, int64_t n, int64_t vocab, int64_t dim);
+// The same gather without waiting for the ids' check: a bad id's row is skipped (never read out of bounds) and
+// recorded in a process-wide flag, which take_deferred_embedding_error() reads at the next synchronisation (a
+// decode step on the device must not wait for the host). Returns nothing.
+void embedding_forward_deferred(float* out, const int32_t* ids, const float* table, int64_t n, int64_t vocab,
+                                int64_t dim);
+// After a synchronisation: the smallest bad position of the deferred launches since the last call (and that
+// launch's vocab in *vocab), or -1; the flag is reset. Costs nothing when no deferred launch happened.
+int64_t take_deferred_embedding_error(int64_t* vocab);
 int64_t embedding_backward(float* dtable, const float* dy, const int32_t* ids, int64_t n, int64_t vocab, int64_t dim);
 // inv_freq (D/2) on the device; cos and sin are multiplied by scale, sin also by sign (-1: the backward).
 void rope(float* out, const float* x, const int32_t* pos, const float* inv_freq, int64_t B, int64_t T, int64_t H,

@@ -27,6 +27,13 @@ export function cudaBackend(): DeviceBackend {
       throw new Error(`device cuda: rlhf_cuda.node has no ${name} kernel`);
     };
   }
+  // The embedding's ids check is deferred to the next download (a sampled token's embedding would otherwise wait
+  // for the GPU at every decode step: no host round trip per token); a bad id still throws, naming its position,
+  // from that download, and its row is never read out of bounds.
+  const embeddingForward = binding.embeddingForward;
+  if (typeof embeddingForward === 'function') {
+    table.embeddingForward = (out, ids, tbl, n, vocab, dim) => embeddingForward.call(c, out, ids, tbl, n, vocab, dim, true);
+  }
   return {
     device: 'cuda',
     kernels: table as unknown as DeviceKernels,

@@ -532,6 +532,27 @@ export function errorChecks(cuda) {
   const out = new cuda.DeviceBuffer(4 * 3, 'f32', 'out');
   expectThrow('Tq > Tk is a RangeError (as on the CPU)', () => cuda.attentionForward(b, b, b, b, b, null, 1, 1, 1, 2, 1, 1, 1, 1), 'RangeError', /'Tq' \(2\) must not exceed 'Tk' \(1\)/);
   expectThrow('an embedding id out of range is a RangeError naming its index', () => cuda.embeddingForward(out, ids, table, 4, 5, 3), 'RangeError', /ids\[2\]/);
+  {
+    // deferCheck: the launch returns at once, the next download names the bad id (and only once: the flag is reset)
+    cuda.embeddingForward(out, ids, table, 4, 5, 3, true);
+    expectThrow('a deferred embedding check: the next download throws the RangeError naming the id', () => b.download(), 'RangeError', /an earlier embeddingForward \(its check deferred\) had ids\[2\] outside \[0, 5\)/);
+    let again = 'no error';
+    try {
+      b.download();
+    } catch (e) {
+      again = e.message;
+    }
+    results.push({ name: 'a deferred embedding check is reported once', ok: again === 'no error', detail: again });
+    const good = new cuda.DeviceBuffer(4, 'i32', 'good-ids');
+    good.upload(new Int32Array([4, 0, 3, 1]));
+    const tableHost = Float32Array.from({ length: 15 }, (_, i) => i * 0.25 - 1);
+    table.upload(tableHost);
+    cuda.embeddingForward(out, good, table, 4, 5, 3, true);
+    const got = out.download();
+    const want = Float32Array.from({ length: 12 }, (_, i) => tableHost[[4, 0, 3, 1][Math.floor(i / 3)] * 3 + (i % 3)]);
+    results.push({ name: 'a deferred embedding with good ids gathers the rows (and throws nothing)', ok: got.every((x, i) => x === want[i]), detail: String(got) });
+    good.dispose();
+  }
   expectThrow('a gatherRows index out of range (device buffer) names its position and value', () => cuda.gatherRows(out, table, ids, 4, 5, 3), 'RangeError', /gatherRows: argument 2 'index': index\[2\] = 7 is outside \[0, n = 5\)/);
   expectThrow('a gatherRowsBackward index out of range (host Int32Array) names its position and value', () => cuda.gatherRowsBackward(table, out, Int32Array.from([0, 1, -3, 2]), 4, 5, 3), 'RangeError', /gatherRowsBackward: argument 2 'index': index\[2\] = -3 is outside \[0, n = 5\)/);
   expectThrow('a host index shorter than m', () => cuda.gatherRows(out, table, Int32Array.from([0, 1]), 4, 5, 3), 'RangeError', /gatherRows: argument 2 'index' is too short: needs 4 elements, has 2/);

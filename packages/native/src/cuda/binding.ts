@@ -57,6 +57,8 @@ export interface AllocatorStats {
   peak: number;
   mallocs: number;
   reuses: number;
+  /** host waits for the stream so far (each download, each kernel that returns a number) */
+  syncs: number;
 }
 
 /** NCCL as rlhf_cuda.node found it (opened at run time: RLHF_NCCL_LIB, else libnccl.so.2). */
@@ -99,7 +101,11 @@ export interface CudaBinding {
   layernormBackward(dx: B, dweight: B, dbias: B, dy: B, x: B, weight: B, mean: B, rstd: B, rows: number, cols: number): void;
   rmsnormForward(out: B, rstd: B, x: B, weight: B, rows: number, cols: number, eps: number): void;
   rmsnormBackward(dx: B, dweight: B, dy: B, x: B, weight: B, rstd: B, rows: number, cols: number): void;
-  embeddingForward(out: B, ids: B, table: B, n: number, vocab: number, dim: number): void;
+  /**
+   * deferCheck: do not wait for the ids' range check (a decode step must not wait for the host); a bad id's row is
+   * left unwritten and the next download or synchronize() throws the RangeError naming it
+   */
+  embeddingForward(out: B, ids: B, table: B, n: number, vocab: number, dim: number, deferCheck?: boolean): void;
   embeddingBackward(dtable: B, dy: B, ids: B, n: number, vocab: number, dim: number): void;
   ropeForward(out: B, x: B, positions: B, invFreq: B, Bn: number, T: number, H: number, D: number, scale: number, interleaved: boolean): void;
   ropeBackward(dx: B, dy: B, positions: B, invFreq: B, Bn: number, T: number, H: number, D: number, scale: number, interleaved: boolean): void;
