@@ -15,7 +15,9 @@
  *  - a model's state dict saved from the device and loaded into another model there gives the same logits;
  *  - the device allocator's peak covers the parameters, gradients and moments;
  *  - the three steps under bf16 autocast (mixedPrecision 'bf16') equal the cpu's bf16 steps (bit for bit on
- *    'emulated', within 1e-2 on 'cuda': cuBLAS's bf16 GEMM) and move what float32's do.
+ *    'emulated', within 1e-2 on 'cuda': cuBLAS's bf16 GEMM) and move what float32's do;
+ *  - two GRPO and two PPO optimisation steps on one rollout made on the cpu (their loss kernels on the device)
+ *    equal the cpu's: metrics, norms and parameters (bit for bit on 'emulated', within 1e-3 on 'cuda').
  * Timing: the median of `steps` SFT steps (after 2 warm-up steps) of GPT-2 124M (vocabulary 50257, 12 layers,
  * 768 wide, 12 heads; tied head) at B×T tokens, random weights and tokens: forward, the fused LM-head loss,
  * backward, clipping to 1, AdamW; each step ends with the loss's download (which waits for the device); in float32,
@@ -24,6 +26,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { deviceMemoryStats, resetDeviceMemoryPeak, resetTransferCounts, transferCounts, type Device } from '../src/backend/device';
@@ -33,11 +36,14 @@ import type { CausalLM } from '../src/model/common';
 import { generate } from '../src/generation/generate';
 import { GPT2 } from '../src/model/gpt2';
 import { lmHeadLoss } from '../src/model/lm-head';
+import { CausalLMWithValueHead, ValueHead } from '../src/model/heads';
 import { Llama } from '../src/model/llama';
 import { AdamW, gradNorm } from '../src/optim/adamw';
 import { autocast, Bf16WeightCache, type MixedPrecision } from '../src/tensor/autocast';
 import { noGrad } from '../src/tensor/autograd';
+import { GrpoTrainer } from '../src/trainers/grpo-trainer';
 import { NanGuard } from '../src/trainers/nan-guard';
+import { PpoTrainer } from '../src/trainers/ppo-trainer';
 import { scaleGradsToNorm } from '../src/trainers/trainer-base';
 import { Rng } from '../src/util/rng';
 import { median } from './machine';
@@ -167,6 +173,20 @@ function checks(device: Device): Check[] {
     out.push({ name: 'generate() waits for the GPU as often for 15 new tokens as for 3 (no host round trip per token)', ok: w3 === w15, detail: `host waits: 3 tokens ${w3}, 15 tokens ${w15}` });
   }
 
+  // the online trainers' optimisation steps on one fixed rollout (made on the cpu): GRPO (its policy-gradient kernel,
+  // β·KL, clip-higher) and PPO (the PPO kernels, policy and value), two steps each, against the cpu's
+  for (const kind of ['grpo', 'ppo'] as const) {
+    const c = rlSteps('cpu', kind), d = rlSteps(device, kind);
+    const diff = Math.max(...d.values.map((x, i) => relDiff(x, c.values[i])));
+    let pd = 0;
+    d.params.forEach((p, i) => p.forEach((x, j) => (pd = Math.max(pd, Math.abs(x - c.params[i][j])))));
+    out.push({
+      name: `two ${kind.toUpperCase()} optimisation steps on a fixed rollout: losses, metrics, norms and parameters equal the cpu's (${exact ? 'bit for bit' : 'within 1e-3'})`,
+      ok: exact ? diff === 0 && pd === 0 : diff < 1e-3 && pd < 1e-3,
+      detail: `max relative difference of ${c.values.length} values ${diff}; max |parameter difference| ${pd}; transfers per step ${JSON.stringify(d.transfers)}`,
+    });
+  }
+
   // the allocator's peak over one step covers the parameters, gradients and both moments
   resetDeviceMemoryPeak(device);
   const m = new Llama(TINY, { seed: 1 }).to(device), named = m.namedParameters();
@@ -178,6 +198,47 @@ function checks(device: Device): Check[] {
   const peak = deviceMemoryStats(device).peak;
   out.push({ name: "the device allocator's peak covers the weights, gradients and moments", ok: peak >= floor, detail: `peak ${peak} bytes, floor ${floor}` });
   return out;
+}
+
+const RL_MODEL = { ...TINY, vocabSize: 12 };
+const rlPrompts = (n: number) => Array.from({ length: n }, (_, i) => (i % 2 ? [1, 6 + (i % 6), 2] : [1, 7, 6 + ((i * 5) % 6), 2]));
+const countFour = (responses: number[][]) => responses.map((r) => r.filter((t) => t === 4).length);
+const rlRollouts = new Map<string, unknown>();
+
+/**
+ * Two optimisation steps (trainStep, optimizerStep) of a GRPO or PPO trainer of a tiny llama on `device`, on one
+ * rollout made once on the cpu: the metrics' and norms' values in order, the parameters after, each step's transfers.
+ */
+function rlSteps(device: Device, kind: 'grpo' | 'ppo') {
+  const outputDir = join(tmpdir(), `rlhf-gpu-bench-${kind}`);
+  const make = (dev: Device) => {
+    const policy = new Llama(RL_MODEL, { seed: 11 });
+    if (kind === 'grpo') {
+      const trainer = new GrpoTrainer(policy, rlPrompts(8), [function countFours(inp) { return countFour(inp.completionIds); }], {
+        config: { device: dev, outputDir, learningRate: 3e-2, numGenerations: 4, perDeviceTrainBatchSize: 4, maxCompletionLength: 5, stopTokenId: 3, numIterations: 2, beta: 0.05, epsilonHigh: 0.28, maxGradNorm: 0.5, seed: 6 },
+      });
+      return { trainer, named: () => policy.namedParameters(), rollout: () => trainer.makeRollout() as unknown };
+    }
+    const pv = new CausalLMWithValueHead(policy, new ValueHead(RL_MODEL.hiddenSize));
+    const trainer = new PpoTrainer(pv, rlPrompts(8), (_p, responses) => countFour(responses), {
+      config: { device: dev, outputDir, learningRate: 3e-2, cliprange: 0.02, cliprangeValue: 0.02, perDeviceTrainBatchSize: 4, numMiniBatches: 2, ppoEpochs: 2, responseLength: 5, totalEpisodes: 32, stopTokenId: 3, maxGradNorm: 0.5, dualClip: 3, seed: 6 },
+    });
+    return { trainer, named: () => pv.namedParameters(), rollout: () => trainer.makeRollout(rlPrompts(8), 3) as unknown };
+  };
+  if (!rlRollouts.has(kind)) rlRollouts.set(kind, make('cpu').rollout());
+  const { trainer, named } = make(device);
+  const t = trainer as unknown as { rollout: unknown; trainStep(s: number): Record<string, number>; optimizerStep(s: number, loss: number): { gradNorm: number } };
+  t.rollout = rlRollouts.get(kind);
+  const values: number[] = [], transfers: Array<Record<string, number>> = [];
+  for (let s = 0; s < 2; s++) {
+    resetTransferCounts();
+    const m = t.trainStep(s);
+    const r = t.optimizerStep(s, m.loss);
+    for (const [k, v] of Object.entries(m).sort()) if (!k.startsWith('time/')) values.push(v);
+    values.push(r.gradNorm);
+    transfers.push(Object.fromEntries(Object.entries(transferCounts()).map(([k, v]) => [k.replace(`${device} `, ''), v.count])));
+  }
+  return { values, transfers, params: named().map(([, p]) => p.to('cpu').data.slice()) };
 }
 
 /**
