@@ -2,44 +2,14 @@
 // first cols, as csrc/ops/decode's CPU kernel computes them: mx = the largest x, argmax the first position
 // holding it, e = exp(scale·(x − mx)), lse = scale·mx + log Σ e (the log in float64), probs = e / Σ e when asked.
 // One block per row; each row is computed alone, in a fixed order (its neighbours never change its bits).
+#include "block_reduce.cuh"
 #include "cuda_common.h"
 #include "kernels.h"
 
 namespace rlhf_cuda {
 namespace {
 
-constexpr int kThreads = 256;
-
-__device__ float block_max(float v, float* part) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = v;
-  __syncthreads();
-  float r = part[0];
-  for (int w = 1; w < kThreads / 32; ++w) r = fmaxf(r, part[w]);
-  __syncthreads();
-  return r;
-}
-__device__ long long block_min(long long v, long long* part) {
-  for (int o = 16; o > 0; o >>= 1) {
-    long long u = __shfl_xor_sync(0xffffffffu, v, o);
-    v = u < v ? u : v;
-  }
-  if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = v;
-  __syncthreads();
-  long long r = part[0];
-  for (int w = 1; w < kThreads / 32; ++w) r = part[w] < r ? part[w] : r;
-  __syncthreads();
-  return r;
-}
-__device__ float block_sum(float v, float* part) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = v;
-  __syncthreads();
-  float r = 0.f;
-  for (int w = 0; w < kThreads / 32; ++w) r += part[w];
-  __syncthreads();
-  return r;
-}
+constexpr int kThreads = kBlockReduceThreads;  // the reductions' block size
 
 __global__ void decode_softmax_k(float* probs, float* lse, int32_t* argmax, const float* logits, int64_t rows,
                                  int64_t cols, int64_t ld, float scale) {

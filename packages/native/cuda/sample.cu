@@ -13,44 +13,14 @@
 // u instead (u − p < 0): equal in exact arithmetic.
 #include <cub/device/device_segmented_radix_sort.cuh>
 
+#include "block_reduce.cuh"
 #include "cuda_common.h"
 #include "kernels.h"
 
 namespace rlhf_cuda {
 namespace {
 
-constexpr int kThreads = 256;
-
-__device__ float block_max(float v, float* part) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = v;
-  __syncthreads();
-  float r = part[0];
-  for (int w = 1; w < kThreads / 32; ++w) r = fmaxf(r, part[w]);
-  __syncthreads();
-  return r;
-}
-__device__ long long block_min(long long v, long long* part) {
-  for (int o = 16; o > 0; o >>= 1) {
-    long long u = __shfl_xor_sync(0xffffffffu, v, o);
-    v = u < v ? u : v;
-  }
-  if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = v;
-  __syncthreads();
-  long long r = part[0];
-  for (int w = 1; w < kThreads / 32; ++w) r = part[w] < r ? part[w] : r;
-  __syncthreads();
-  return r;
-}
-__device__ float block_sum(float v, float* part) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = v;
-  __syncthreads();
-  float r = 0.f;
-  for (int w = 0; w < kThreads / 32; ++w) r += part[w];
-  __syncthreads();
-  return r;
-}
+constexpr int kThreads = kBlockReduceThreads;  // the reductions' block size
 
 // Chunked float64 sums of n values val(i) (the order above): each thread's chunk sum into part[threadIdx.x].
 template <class Val>
