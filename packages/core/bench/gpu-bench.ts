@@ -41,6 +41,8 @@ import { Llama } from '../src/model/llama';
 import { AdamW, gradNorm } from '../src/optim/adamw';
 import { autocast, Bf16WeightCache, type MixedPrecision } from '../src/tensor/autocast';
 import { noGrad } from '../src/tensor/autograd';
+import { attention } from '../src/tensor/ops';
+import { Tensor } from '../src/tensor/tensor';
 import { GrpoTrainer } from '../src/trainers/grpo-trainer';
 import { NanGuard } from '../src/trainers/nan-guard';
 import { PpoTrainer } from '../src/trainers/ppo-trainer';
@@ -125,6 +127,40 @@ function checks(device: Device): Check[] {
     ok: (exact ? loss16 === 0 && norm16 === 0 && param16 === 0 : loss16 < 1e-2 && norm16 < 1e-2 && param16 < 1e-2) && cpu16.losses[2] !== cpu.losses[2],
     detail: `losses ${dev16.losses.join(', ')} (cpu bf16 ${cpu16.losses.join(', ')}, cpu fp32 ${cpu.losses.join(', ')}); max relative difference: losses ${loss16}, norms ${norm16}; max |parameter difference| ${param16}`,
   });
+  // attention in bf16 (D 64: on cuda the tensor-core kernels, which also round the probabilities to bf16; on the
+  // cpu the float32 kernels on bf16-rounded q, k, v and dy): output and gradients within 2e-2 of the largest value
+  {
+    const Bn = 2, Hq = 4, Hk = 2, Tq = 37, D = 64;
+    const rnd = new Rng(21);
+    const arr = (n: number) => Float32Array.from({ length: n }, () => rnd.normal());
+    const q = arr(Bn * Hq * Tq * D), k = arr(Bn * Hk * Tq * D), v = arr(Bn * Hk * Tq * D), dy = arr(Bn * Hq * Tq * D);
+    const run = (dev: Device) => {
+      const leaf = (a: Float32Array, h: number) => {
+        const t = Tensor.fromF32(a.slice(), [Bn, h, Tq, D]).to(dev);
+        t.requiresGrad = true;
+        return t;
+      };
+      const [tq, tk, tv] = [leaf(q, Hq), leaf(k, Hk), leaf(v, Hk)];
+      const y = autocast('bf16', () => attention(tq, tk, tv, null));
+      const out = y.to('cpu').data.slice();
+      y.backward(dy);
+      return [out, tq.grad!.to('cpu').data.slice(), tk.grad!.to('cpu').data.slice(), tv.grad!.to('cpu').data.slice()];
+    };
+    const c = run('cpu'), d = run(device);
+    const errs = c.map((a, i) => {
+      let worst = 0, big = 0;
+      a.forEach((x, j) => {
+        worst = Math.max(worst, Math.abs(x - d[i][j]));
+        big = Math.max(big, Math.abs(x));
+      });
+      return worst / big;
+    });
+    out.push({
+      name: `attention under bf16 autocast (D 64, GQA, T 37): output and gradients ${exact ? "equal the cpu's bit for bit" : 'within 2e-2 of the largest value'}`,
+      ok: exact ? errs.every((e) => e === 0) : errs.every((e) => e < 2e-2),
+      detail: `relative errors y, dq, dk, dv: ${errs.join(', ')}`,
+    });
+  }
   const transfers16 = dev16.transfers.every((t, s) => JSON.stringify(Object.entries(t).sort()) === JSON.stringify(Object.entries(want(s)).sort()));
   out.push({ name: 'a bf16-autocast step moves what a float32 step does, nothing more', ok: transfers16, detail: JSON.stringify(dev16.transfers) });
 

@@ -27,6 +27,11 @@ export function cudaBackend(): DeviceBackend {
       throw new Error(`device cuda: rlhf_cuda.node has no ${name} kernel`);
     };
   }
+  // the tensor-core attention (Kernels' optional members): bound where this rlhf_cuda.node has it
+  for (const name of ['attentionForwardBf16', 'attentionBackwardBf16']) {
+    const fn = binding[name];
+    if (typeof fn === 'function') table[name] = fn.bind(c);
+  }
   // The embedding's ids check is deferred to the next download (a sampled token's embedding would otherwise wait
   // for the GPU at every decode step: no host round trip per token); a bad id still throws, naming its position,
   // from that download, and its row is never read out of bounds.

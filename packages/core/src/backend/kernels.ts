@@ -38,6 +38,13 @@ export interface Kernels<F = Float32Array, I = Int32Array, H = Uint16Array> {
   sumSquares(x: F, n: number): number;
   attentionForward(out: F, lse: F, q: F, k: F, v: F, mask: F | null, B: number, H: number, Hkv: number, Tq: number, Tk: number, kvCapacity: number, D: number, scale: number): void;
   attentionBackward(dq: F, dk: F, dv: F, dout: F, out: F, lse: F, q: F, k: F, v: F, mask: F | null, B: number, H: number, Hkv: number, Tq: number, Tk: number, kvCapacity: number, D: number, scale: number): void;
+  /**
+   * The tensor-core attention (CUDA only, D 64 or 128: rlhf_cuda.node's attentionForwardBf16 / BackwardBf16): q, k,
+   * v and dout bf16, statistics, out and the gradients float32. Absent from the other devices' tables (core's
+   * attention ops round through bf16 and run the float32 kernels there).
+   */
+  attentionForwardBf16?(out: F, lse: F, q: H, k: H, v: H, mask: F | null, B: number, H: number, Hkv: number, Tq: number, Tk: number, kvCapacity: number, D: number, scale: number): void;
+  attentionBackwardBf16?(dq: F, dk: F, dv: F, dout: H, out: F, lse: F, q: H, k: H, v: H, mask: F | null, B: number, H: number, Hkv: number, Tq: number, Tk: number, kvCapacity: number, D: number, scale: number): void;
   crossEntropyForward(losses: F, lse: F, logits: F, targets: I, N: number, V: number, ignoreIndex: number, temperature: number): number;
   crossEntropyBackward(dlogits: F, dlosses: F, logits: F, lse: F, targets: I, N: number, V: number, ignoreIndex: number, temperature: number): void;
   tokenLogprobs(logprobs: F, entropy: F | null, lse: F, logits: F, targets: I, N: number, V: number, temperature: number): void;

@@ -606,6 +606,49 @@ export const gatherRows = defineOp({
 });
 
 /**
+ * Attention's operands under bf16 autocast, for the head widths of the tensor-core kernels (D 64 or 128; other
+ * widths stay float32 under autocast too): q, k, v rounded to bf16 (nearest even), products on them with float32
+ * sums, the softmax statistics, the output and the gradients float32, dy rounded to bf16 in the backward (as
+ * torch.autocast's SDPA in bf16). On 'cuda' the tensor-core kernels (attentionForwardBf16 / BackwardBf16,
+ * FlashAttention-2 tiling, which also rounds the probabilities to bf16 for their product with V) read the bf16
+ * buffers; elsewhere the float32 kernels read float32 copies of the rounded values (the probabilities stay
+ * float32), bit for bit alike on the cpu and 'emulated'. Saved in the node: the backward follows its forward.
+ */
+interface Bf16Attention {
+  /** the tensor-core kernels (q, k, v below are bf16) or the float32 ones on rounded float32 copies */
+  tensorCores: boolean;
+  q: F32Buf | Bf16Buf;
+  k: F32Buf | Bf16Buf;
+  v: F32Buf | Bf16Buf;
+}
+
+/** Whether attention of head width D runs in bf16 here: under bf16 autocast, D 64 or 128. */
+function bf16AttentionOn(D: number): boolean {
+  return autocastState() !== null && (D === 64 || D === 128);
+}
+
+/** Whether the device has the tensor-core attention (rlhf_cuda.node's; an older one falls back to rounding). */
+function hasTensorCoreAttention(ctx: ForwardCtx | BackwardCtx): boolean {
+  const k = kernelsFor(ctx.device);
+  return typeof k.attentionForwardBf16 === 'function' && typeof k.attentionBackwardBf16 === 'function';
+}
+
+/** n elements of src rounded to bf16 and widened back to float32, into scratch of the op. */
+function roundedScratch(ctx: ForwardCtx | BackwardCtx, src: F32Buf, n: number): F32Buf {
+  const b16 = bf16Scratch(ctx, src, n);
+  const out = ctx.alloc(n);
+  kernelsFor(ctx.device).castBf16ToF32(out, b16, n);
+  return out;
+}
+
+/** q, k, v (each n elements) as bf16 attention reads them (see Bf16Attention). */
+function bf16AttentionOperands(ctx: ForwardCtx, q: F32Buf, k: F32Buf, v: F32Buf, nq: number, nkv: number): Bf16Attention {
+  const tensorCores = hasTensorCoreAttention(ctx);
+  const round = (b: F32Buf, n: number) => (tensorCores ? bf16Scratch(ctx, b, n) : roundedScratch(ctx, b, n));
+  return { tensorCores, q: round(q, nq), k: round(k, nkv), v: round(v, nkv) };
+}
+
+/**
  * Causal grouped-query attention: q (B, H, T, D), k and v (B, Hkv, T, D) -> (B, H, T, D).
  * mask: null or (B·T) additive per key (0 keeps, −Infinity drops a padding position): a Float32Array, or an f32
  * tensor on q's device. Saves lse (B·H·T).
@@ -624,19 +667,28 @@ export const attention = defineOp({
     const maskBuf = mask && ctx.input(mask);
     const y = Tensor.pooled(q.shape, ctx.device);
     const lse = ctx.alloc(B * H * T);
-    kernelsFor(ctx.device).attentionForward(y.buf, lse, q.buf, k.buf, v.buf, maskBuf, B, H, Hkv, T, T, T, D, sc);
-    ctx.saved.a = [lse, maskBuf, sc, y];
+    const kn = kernelsFor(ctx.device);
+    const bf = bf16AttentionOn(D) ? bf16AttentionOperands(ctx, q.buf, k.buf, v.buf, q.size, k.size) : null;
+    if (bf?.tensorCores) kn.attentionForwardBf16!(y.buf, lse, bf.q as Bf16Buf, bf.k as Bf16Buf, bf.v as Bf16Buf, maskBuf, B, H, Hkv, T, T, T, D, sc);
+    else if (bf) kn.attentionForward(y.buf, lse, bf.q as F32Buf, bf.k as F32Buf, bf.v as F32Buf, maskBuf, B, H, Hkv, T, T, T, D, sc);
+    else kn.attentionForward(y.buf, lse, q.buf, k.buf, v.buf, maskBuf, B, H, Hkv, T, T, T, D, sc);
+    ctx.saved.a = [lse, maskBuf, sc, y, bf];
     return y;
   },
   backward(ctx, dy) {
     const [q, k, v] = ctx.inputs;
     const [B, H, T, D] = q.shape;
     const Hkv = k.shape[1];
-    const [lse, mask, sc, y] = ctx.saved.a as [F32Buf, F32Buf | null, number, Tensor];
+    const [lse, mask, sc, y, bf] = ctx.saved.a as [F32Buf, F32Buf | null, number, Tensor, Bf16Attention | null];
     const dq = ctx.write(0) ?? ctx.alloc(q.size);
     const dk = ctx.write(1) ?? ctx.alloc(k.size);
     const dv = ctx.write(2) ?? ctx.alloc(v.size);
-    kernelsFor(ctx.device).attentionBackward(dq, dk, dv, dy, y.buf, lse, q.buf, k.buf, v.buf, mask, B, H, Hkv, T, T, T, D, sc);
+    const kn = kernelsFor(ctx.device);
+    if (bf?.tensorCores) {
+      kn.attentionBackwardBf16!(dq, dk, dv, bf16Scratch(ctx, dy, q.size), y.buf, lse, bf.q as Bf16Buf, bf.k as Bf16Buf, bf.v as Bf16Buf, mask, B, H, Hkv, T, T, T, D, sc);
+    } else if (bf) {
+      kn.attentionBackward(dq, dk, dv, roundedScratch(ctx, dy, q.size), y.buf, lse, bf.q as F32Buf, bf.k as F32Buf, bf.v as F32Buf, mask, B, H, Hkv, T, T, T, D, sc);
+    } else kn.attentionBackward(dq, dk, dv, dy, y.buf, lse, q.buf, k.buf, v.buf, mask, B, H, Hkv, T, T, T, D, sc);
   },
 });
 
@@ -666,27 +718,47 @@ export const attentionQkv = defineOp({
     const y = Tensor.pooled([B, H, T, D], ctx.device);
     const lse = ctx.alloc(B * H * T);
     const yd = y.buf;
+    // bf16 autocast (see Bf16Attention): the heads rounded once, as bf16 for the tensor cores or in place
+    const bf16 = bf16AttentionOn(D);
+    const tensorCores = bf16 && hasTensorCoreAttention(ctx);
+    const heads16 = tensorCores ? bf16Scratch(ctx, heads, qkv.size) : null;
+    if (bf16 && !tensorCores) k.castBf16ToF32(heads, bf16Scratch(ctx, heads, qkv.size), qkv.size);
     for (let b = 0; b < B; b++) {
+      const m = maskBuf && viewOf(maskBuf, b * T, T);
+      if (heads16) {
+        const at16 = (i: number) => viewOf(heads16, (3 * b + i) * blk, blk);
+        k.attentionForwardBf16!(viewOf(yd, b * blk, blk), viewOf(lse, b * H * T, H * T), at16(0), at16(1), at16(2), m, 1, H, H, T, T, T, D, sc);
+        continue;
+      }
       const at = (i: number) => viewOf(heads, (3 * b + i) * blk, blk); // q, k, v of batch row b
-      k.attentionForward(viewOf(yd, b * blk, blk), viewOf(lse, b * H * T, H * T), at(0), at(1), at(2),
-        maskBuf && viewOf(maskBuf, b * T, T), 1, H, H, T, T, T, D, sc);
+      k.attentionForward(viewOf(yd, b * blk, blk), viewOf(lse, b * H * T, H * T), at(0), at(1), at(2), m, 1, H, H, T, T, T, D, sc);
     }
-    ctx.saved.a = [heads, lse, maskBuf, sc, y, B, T, H, D];
+    ctx.saved.a = [heads, lse, maskBuf, sc, y, B, T, H, D, bf16, heads16];
     return y;
   },
   backward(ctx, dy) {
     const dqkv = ctx.write(0);
     if (!dqkv) return;
-    const [heads, lse, mask, sc, y, B, T, H, D] = ctx.saved.a as [F32Buf, F32Buf, F32Buf | null, number, Tensor, number, number, number, number];
+    const [heads, lse, mask, sc, y, B, T, H, D, bf16, heads16] = ctx.saved.a as [F32Buf, F32Buf, F32Buf | null, number, Tensor, number, number, number, number, boolean, Bf16Buf | null];
     const k = kernelsFor(ctx.device);
     const blk = H * T * D;
     const dheads = acquireBuffer(ctx.device, heads.length); // (B, 3, H, T, D), every element written by the kernel
     const yd = y.buf;
+    // under bf16 autocast dy is rounded to bf16 (bf16 itself for the tensor cores)
+    const dy16 = heads16 ? bf16Scratch(ctx, dy, y.size) : null;
+    const dyIn = bf16 && !heads16 ? roundedScratch(ctx, dy, y.size) : dy;
     for (let b = 0; b < B; b++) {
       const qkvOf = (a: F32Buf, i: number) => viewOf(a, (3 * b + i) * blk, blk); // q, k, v (or dq, dk, dv) of batch row b
       const rows = (a: F32Buf) => viewOf(a, b * blk, blk);
-      k.attentionBackward(qkvOf(dheads, 0), qkvOf(dheads, 1), qkvOf(dheads, 2), rows(dy), rows(yd), viewOf(lse, b * H * T, H * T),
-        qkvOf(heads, 0), qkvOf(heads, 1), qkvOf(heads, 2), mask && viewOf(mask, b * T, T), 1, H, H, T, T, T, D, sc);
+      const m = mask && viewOf(mask, b * T, T);
+      if (heads16 && dy16) {
+        const at16 = (a: Bf16Buf, i: number) => viewOf(a, (3 * b + i) * blk, blk);
+        k.attentionBackwardBf16!(qkvOf(dheads, 0), qkvOf(dheads, 1), qkvOf(dheads, 2), viewOf(dy16, b * blk, blk), rows(yd), viewOf(lse, b * H * T, H * T),
+          at16(heads16, 0), at16(heads16, 1), at16(heads16, 2), m, 1, H, H, T, T, T, D, sc);
+        continue;
+      }
+      k.attentionBackward(qkvOf(dheads, 0), qkvOf(dheads, 1), qkvOf(dheads, 2), rows(dyIn), rows(yd), viewOf(lse, b * H * T, H * T),
+        qkvOf(heads, 0), qkvOf(heads, 1), qkvOf(heads, 2), m, 1, H, H, T, T, T, D, sc);
     }
     k.permute0213(dqkv, dheads, B, 3 * H, T, D);
     freeBuffer(dheads);

@@ -46,8 +46,9 @@ export interface TrainingArgs {
   /**
    * 'bf16': each training step runs under bf16 autocast (tensor/autocast.ts; transformers' bf16=True): the
    * projections multiply bf16 activations by bf16 copies of the float32 master weights with float32 sums
-   * (tensor cores on cuda), their gradients float32; norms, softmax, attention, the LM head's cross-entropy /
-   * log-probs, the loss and the optimizer stay float32. 'no': float32 throughout.
+   * (tensor cores on cuda), their gradients float32; attention of head width 64 or 128 on bf16 q, k, v with
+   * float32 statistics; norms, the LM head's cross-entropy / log-probs, the loss and the optimizer stay float32.
+   * 'no': float32 throughout.
    */
   mixedPrecision: MixedPrecision;
   lrSchedulerType: LrSchedulerType;
@@ -86,7 +87,7 @@ export const TRAINING_ARGS_SPEC: ConfigSpec<TrainingArgs> = {
   adamEpsilon: { group: 'optimisation', type: 'number', gt: 0, default: 1e-8, doc: 'AdamW ε' },
   maxGradNorm: { group: 'optimisation', type: 'number', min: 0, default: 1, doc: 'clip the global gradient norm to this; 0 turns clipping off' },
   gradientCheckpointing: { group: 'optimisation', type: 'boolean', default: false, doc: "recompute each block in the backward instead of keeping its activations: the activations' memory of all blocks but one, for about a third more compute" },
-  mixedPrecision: { group: 'optimisation', type: 'enum', values: MIXED_PRECISION_MODES, default: 'no', doc: "'bf16': the projections of each training step in bf16 with float32 sums and float32 master weights and gradients (norms, softmax, attention, the loss in float32; the bf16 weight copies made once per step); evaluation stays float32. 'no': float32 throughout" },
+  mixedPrecision: { group: 'optimisation', type: 'enum', values: MIXED_PRECISION_MODES, default: 'no', doc: "'bf16': the projections of each training step in bf16 with float32 sums and float32 master weights and gradients, attention (head width 64 or 128) on bf16 q, k, v with float32 statistics (norms and the loss in float32; the bf16 weight copies made once per step); evaluation stays float32. 'no': float32 throughout" },
   lrSchedulerType: { group: 'optimisation', type: 'enum', values: LR_SCHEDULER_TYPES, default: 'linear', doc: 'decay after warmup' },
   warmupRatio: { group: 'optimisation', type: 'number', min: 0, lt: 1, default: 0, doc: 'fraction of the optimizer steps spent warming up from 0 (ignored when warmupSteps > 0)' },
   warmupSteps: { group: 'optimisation', type: 'integer', min: 0, default: 0, doc: 'optimizer steps of linear warmup; overrides warmupRatio when > 0' },
