@@ -398,6 +398,11 @@ export class AdamW {
     return null;
   }
 
+  /** The two flat moment buffers on the parameters' device (a NaN guard snapshots them there). */
+  momentBuffers(): F32Buf[] {
+    return [this.flatM, this.flatV];
+  }
+
   /** The moment buffers (a NaN guard may snapshot them): the two flat buffers. */
   buffers(): Float32Array[] {
     if (this.device !== 'cpu') throw new Error(`AdamW.buffers(): the moments are on ${this.device}; a NaN guard there keeps no snapshot (nanGuardSnapshotSteps 0: stepIfFinite)`);

@@ -92,6 +92,29 @@ describe('TrainingArgs.device', () => {
     expect(run('emulated')).toEqual(cpu);
   });
 
+  it("keeps the NaN guard's snapshot on the device (nanGuardSnapshotSteps 1): a normal run and an overflowing one (every update undone) equal the cpu's", () => {
+    for (const [name, lr] of [['snapshot', 1e-2], ['overflow', 1e39]] as const) {
+      const runs = (['cpu', 'emulated'] as const).map((device) => {
+        const model = new Llama(CONFIG, { seed: 11 });
+        const before = params(model);
+        const out = join(tmp.path, `${name}-${device}`);
+        new SftTrainer(model, task(12, 3), { config: { ...BASE, learningRate: lr, warmupSteps: 0, outputDir: out, device, nanGuardSnapshotSteps: 1, nanGuardMaxConsecutive: 10 } }).train();
+        return { before, after: params(model), metrics: metricsOf(out) };
+      });
+      const [cpu, dev] = runs;
+      expect(dev.after, name).toEqual(cpu.after);
+      expect(dev.metrics, name).toEqual(cpu.metrics);
+      const skipped = cpu.metrics.filter((r) => 'loss' in r).map((r) => r.skipped ?? 0);
+      if (lr > 1) {
+        expect(skipped.every((x) => x === 1)).toBe(true); // each update overflowed and was undone from the snapshot
+        expect(dev.after).toEqual(dev.before);
+      } else {
+        expect(skipped.every((x) => x === 0)).toBe(true);
+        expect(dev.after).not.toEqual(dev.before);
+      }
+    }
+  });
+
   it('refuses an unknown device, a model already elsewhere, and a device that cannot load, naming the field', () => {
     const cfg = (device: unknown, name: string) => ({ ...BASE, outputDir: join(tmp.path, name), device }) as never;
     expect(() => new SftTrainer(new Llama(CONFIG), task(4, 1), { config: cfg('tpu', 'r1') })).toThrow(ConfigError);

@@ -95,7 +95,7 @@ describe('training steps on the emulated device', () => {
     expect(cpu.transfers.every((t) => Object.keys(t).length === 0)).toBe(true);
   });
 
-  it('refuses a NaN-guard snapshot (a host copy) and mixed devices in one optimizer', () => {
+  it('AdamW refuses host views of moments on a device and mixed devices in one optimizer', () => {
     const a = Tensor.fromF32(Float32Array.of(1, 2), [2], true), b = Tensor.fromF32(Float32Array.of(3), [1], true).to('emulated');
     b.requiresGrad = true;
     expect(() => new AdamW([['a', a], ['b', b]])).toThrow(/AdamW: parameter b is on emulated, the ones before it on cpu/);

@@ -14,6 +14,8 @@
  * non-finite (from outside the update) stops after maxConsecutive bad steps (resume it from its last
  * checkpoint).
  */
+import { kernelsFor } from '../backend/backends';
+import { backendFor, isHost, type Device, type DeviceBuffer, type F32Buf } from '../backend/device';
 export class NonFiniteError extends Error {
   override name = 'NonFiniteError';
 }
@@ -29,8 +31,10 @@ export function allFinite(a: ArrayLike<number>): boolean {
 }
 
 export class NanGuard {
-  private buffers: Float32Array[] = [];
-  private snapshot: Float32Array[] = [];
+  private buffers: F32Buf[] = [];
+  private snapshot: F32Buf[] = [];
+  /** where the registered buffers live: the snapshot is kept there, copied by its copy kernel */
+  private device: Device = 'cpu';
   private goodSinceSnapshot = 0;
   private consecutiveBad = 0;
   /** steps skipped over the whole run */
@@ -42,10 +46,26 @@ export class NanGuard {
     private readonly options: { maxConsecutive?: number; snapshotEvery?: number } = {},
   ) {}
 
-  /** The buffers to protect (parameters, optimizer moments); snapshots them now (unless snapshotEvery is 0). */
-  register(buffers: Float32Array[], step = 0): void {
+  /**
+   * The buffers to protect (parameters, optimizer moments; typed arrays, or buffers of `device`, where the snapshot
+   * is then kept); snapshots them now (unless snapshotEvery is 0).
+   */
+  register(buffers: F32Buf[], step = 0, device: Device = 'cpu'): void {
+    if (device !== this.device) this.dropSnapshot();
     this.buffers = buffers;
+    this.device = device;
     if (this.keepsSnapshot) this.take(step);
+  }
+
+  private dropSnapshot(): void {
+    for (const s of this.snapshot) if (!isHost(s)) (s as DeviceBuffer).dispose();
+    this.snapshot = [];
+  }
+
+  /** dst = src (n elements): a typed-array copy on the cpu, the device's copy kernel elsewhere */
+  private copy(dst: F32Buf, src: F32Buf): void {
+    if (isHost(dst)) (dst as Float32Array).set(src as Float32Array);
+    else kernelsFor(this.device).copyF32(dst, src, dst.length);
   }
 
   /** false with snapshotEvery 0: bad steps are skipped, nothing is restored */
@@ -54,14 +74,20 @@ export class NanGuard {
   }
 
   private take(step: number): void {
+    const old = this.snapshot;
     this.snapshot = this.buffers.map((b, i) => {
-      const s = this.snapshot[i];
+      const s = old[i];
       if (s && s.length === b.length) {
-        s.set(b);
+        this.copy(s, b);
         return s;
       }
-      return b.slice();
+      if (s && !isHost(s)) (s as DeviceBuffer).dispose();
+      if (isHost(b)) return (b as Float32Array).slice();
+      const fresh = backendFor(this.device).alloc(b.length, 'f32');
+      this.copy(fresh, b);
+      return fresh;
     });
+    for (const s of old.slice(this.buffers.length)) if (!isHost(s)) (s as DeviceBuffer).dispose();
     this.snapshotStep = step;
     this.goodSinceSnapshot = 0;
   }
@@ -110,6 +136,6 @@ export class NanGuard {
   /** Copies the last good snapshot back into the registered buffers (nothing without one). */
   restore(): void {
     if (!this.keepsSnapshot) return;
-    this.buffers.forEach((b, i) => b.set(this.snapshot[i]));
+    this.buffers.forEach((b, i) => this.copy(b, this.snapshot[i]));
   }
 }

@@ -265,11 +265,6 @@ export abstract class TrainerBase<C extends TrainingArgs> {
       weightDecay: config.weightDecay,
     });
     this.guard = new NanGuard({ maxConsecutive: config.nanGuardMaxConsecutive, snapshotEvery: config.nanGuardSnapshotSteps });
-    if (this.optimizer.device !== 'cpu' && this.guard.keepsSnapshot) {
-      throw new ConfigError(`${this.label()} config`, [
-        { field: 'nanGuardSnapshotSteps', message: `${config.nanGuardSnapshotSteps} keeps a host copy of the state, not supported for a model on ${this.optimizer.device}; use 0 (each update is tried before it is applied)` },
-      ]);
-    }
     // one logger: rank 0
     this.progress = this.world.rank === 0 ? (options.progress ?? silentProgress) : silentProgress;
     this.resumeFrom = options.resume;
@@ -696,8 +691,8 @@ export abstract class TrainerBase<C extends TrainingArgs> {
       this.gradSync = new GradientSync(this.world, this.params, this.syncOptions);
     }
     this.metrics = this.isMainRank ? new MetricsWriter(join(out, 'metrics.jsonl'), this.resumeFrom ? { resumeFromStep: this.step } : {}) : null;
-    // the guard's snapshot is a host copy: a model on a device keeps none (refused in the constructor)
-    this.guard.register(this.guard.keepsSnapshot ? [...this.params.map(([, p]) => p.data), ...this.optimizer.buffers()] : [], this.step);
+    // on a device the snapshot is kept there (copy kernels; nothing comes to the host)
+    this.guard.register(this.guard.keepsSnapshot ? [...this.params.map(([, p]) => p.buf), ...this.optimizer.momentBuffers()] : [], this.step, this.optimizer.device);
     const total = this.totalSteps();
     const startStep = this.step;
     let saved: { step: number; path: string } | null = null;
