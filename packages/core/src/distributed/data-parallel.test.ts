@@ -238,6 +238,20 @@ describe.skipIf(!!missing)('data parallelism under mpirun -n 2', () => {
     expect(moved.rel).toBeGreaterThan(1e-3);
   });
 
+  it('on the emulated device (gradients staged through the host for the all-reduce): sft and grpo end on the cpu 2-rank weights, bit for bit', async () => {
+    const emu = join(tmp.path, 'two-ranks-emulated');
+    const r = await launch(['sft,grpo', emu, '2', '--save-steps', '2', '--device', 'emulated']);
+    expect(r.code, r.output).toBe(0);
+    for (const algo of ['sft', 'grpo'] as const) {
+      const line = JSON.parse(r.output.split('\n').find((l) => l.includes(`"algo":"${algo}"`))!) as { transfers: Record<string, number> };
+      expect(line.transfers['emulated download gradient'], algo).toBeGreaterThan(0);
+      expect(line.transfers['emulated upload gradient'], algo).toBeGreaterThan(0);
+      const got = finalWeights(join(emu, algo)), want = finalWeights(join(two, algo));
+      expect([...got.keys()]).toEqual([...want.keys()]);
+      for (const [k, v] of want) expect(Array.from(got.get(k)!), `${algo} ${k}`).toEqual(Array.from(v));
+    }
+  }, 600_000);
+
   it('grpo: every rollout metric of each step is the one process\'s (the generations are the same rows); a dynamic-sampling refill split a group across the ranks', () => {
     const rollout = (dir: string) => readMetrics(join(dir, 'grpo', 'metrics.jsonl')).filter((m) => 'fracRewardZeroStd' in m);
     const two2 = rollout(two);

@@ -2,6 +2,7 @@
  * What a data-parallel run agrees on besides gradients: which rows of a global batch each rank takes, and the
  * training state every rank starts from.
  */
+import { uploadInto, type DeviceBuffer } from '../backend/device';
 import type { AdamW } from '../optim/adamw';
 import type { Tensor } from '../tensor/tensor';
 import type { Collective } from './collective';
@@ -24,6 +25,15 @@ export function shardRange(n: number, globalBatch: number, rank: number, size: n
 export function broadcastWeights(world: Collective, named: Array<[string, Tensor]>): void {
   if (world.size === 1) return;
   for (const [, p] of named) {
+    if (p.device !== 'cpu') {
+      // on a device: through the host (one counted download and one upload per tensor)
+      const host = p.to('cpu');
+      const h = p.dtype === 'f32' ? host.data : p.dtype === 'i32' ? host.dataI32 : host.dataBf16;
+      world.broadcast(h instanceof Uint16Array ? new Uint8Array(h.buffer, h.byteOffset, h.byteLength) : h, 0);
+      const dst = (p.dtype === 'f32' ? p.buf : p.dtype === 'i32' ? p.bufI32 : p.bufBf16) as DeviceBuffer;
+      uploadInto(p.device, dst, h, 'tensor');
+      continue;
+    }
     if (p.dtype === 'f32') world.broadcast(p.data, 0);
     else if (p.dtype === 'i32') world.broadcast(p.dataI32, 0);
     else {
@@ -54,7 +64,12 @@ export function broadcastTrainingState(
     }
   }
   broadcastWeights(world, model.namedParameters());
-  if (opts.moments) {
+  if (opts.moments && optimizer.device !== 'cpu') {
+    // on a device: the moments through the host (stateDict downloads them, loadStateDict uploads them)
+    const sd = optimizer.stateDict();
+    for (const [, e] of sd) world.broadcast(e.data as Float32Array, 0);
+    optimizer.loadStateDict(sd, optimizer.t);
+  } else if (opts.moments) {
     for (const [name] of optimizer.namedParameters()) {
       world.broadcast(optimizer.m.get(name)!, 0);
       world.broadcast(optimizer.v.get(name)!, 0);

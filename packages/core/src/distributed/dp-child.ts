@@ -5,11 +5,13 @@
  *   --max-steps N
  *   --pids            each rank writes its process id to <outRoot>/rank<r>.pid first (the killed-rank test)
  *   --no-overlap      all-reduce after the backward, not during it
+ *   --device D        train on device D (TrainingArgs.device; 'emulated': gradients staged through the host)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dpRun, type DpAlgo } from './dp-fixture';
 import { worldCollective } from './collective';
+import { transferCounts, type Device } from '../backend/device';
 
 const [algos, outRoot, perRank, ...rest] = process.argv.slice(2);
 const flag = (name: string): number | undefined => {
@@ -27,7 +29,10 @@ for (const algo of algos.split(',') as DpAlgo[]) {
     saveSteps: flag('save-steps'),
     maxSteps: flag('max-steps'),
     gradientSync: { overlap: !rest.includes('--no-overlap') },
+    device: rest.includes('--device') ? (rest[rest.indexOf('--device') + 1] as Device) : 'cpu',
   });
   const r = t.train();
-  if (world.rank === 0) process.stdout.write(`${JSON.stringify({ algo, steps: r.steps, checkpoint: r.checkpoint })}\n`);
+  // the transfers of the run (on a device: the gradients staged through the host for the all-reduce)
+  const transfers = Object.fromEntries(Object.entries(transferCounts(true)).map(([k, v]) => [k, v.count]));
+  if (world.rank === 0) process.stdout.write(`${JSON.stringify({ algo, steps: r.steps, checkpoint: r.checkpoint, transfers })}\n`);
 }

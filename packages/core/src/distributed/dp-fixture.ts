@@ -9,6 +9,7 @@
  * rounding noise by its own size, so that bias walks differently in any two runs whose sums are ordered
  * differently (2 ranks or 1): a property of AdamW on a null direction, not of the data parallelism.
  */
+import type { Device } from '../backend/device';
 import { CausalLMWithValueHead, RewardModel } from '../model/heads';
 import type { LoadedCheckpoint } from '../trainers/checkpoint';
 import { DpoTrainer, type DpoExample } from '../trainers/dpo-trainer';
@@ -35,6 +36,8 @@ export interface DpRunOptions {
   maxSteps?: number;
   saveSteps?: number;
   gradientSync?: { bucketBytes?: number; overlap?: boolean };
+  /** where every rank trains (TrainingArgs.device) */
+  device?: Device;
 }
 
 function seq(rng: StatefulRng, n: number): number[] {
@@ -60,6 +63,7 @@ const common = (outputDir: string, o: DpRunOptions): Partial<TrainingArgs> => ({
   saveSteps: o.saveSteps ?? 0,
   saveTotalLimit: 100,
   warmupSteps: 1,
+  device: o.device ?? 'cpu',
 });
 
 export function dpRun(algo: DpAlgo, outputDir: string, o: DpRunOptions): TrainerBase<TrainingArgs> {

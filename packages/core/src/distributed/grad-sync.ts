@@ -13,6 +13,7 @@
  * A parameter without a gradient on a rank sends zeros; one without a gradient on every rank is left without one
  * (a presence flag per parameter is summed at the end), so the optimizer treats it exactly as one process would.
  */
+import { download, uploadInto, type DeviceBuffer } from '../backend/device';
 import { ensureLeafGrad, setBackwardHooks, type BackwardHooks } from '../tensor/autograd';
 import type { Tensor } from '../tensor/tensor';
 import type { Collective, PendingReduce } from './collective';
@@ -40,6 +41,8 @@ export class GradientSync {
   private armed = false;
   private installed: BackwardHooks | null = null;
   private prevHooks: BackwardHooks | null = null;
+  /** the host copies of device gradients while they are reduced (see stagingOf) */
+  private readonly staging = new Map<Tensor, Float32Array>();
   /** zeros for a parameter that has no gradient on this rank, by size */
   private zeros = new Map<number, Float32Array>();
   /** per parameter (bucket order): 1 when it had a gradient on this rank when its bucket started */
@@ -117,10 +120,22 @@ export class GradientSync {
     this.armed = true;
   }
 
+  /**
+   * A device parameter's gradient staged on the host for the collective (MPI reduces host memory): one counted
+   * download when its bucket starts, one upload when the sum is back (finish); a gradient on the cpu is reduced
+   * in place.
+   */
+  private stagingOf(p: Tensor): Float32Array {
+    let s = this.staging.get(p);
+    if (!s) this.staging.set(p, (s = new Float32Array(p.size)));
+    return s;
+  }
+
   private start(k: number): void {
     const b = this.buckets[k];
     const bufs = b.params.map((p) => {
       this.present[this.index.get(p)!] = p.grad ? 1 : 0;
+      if (p.grad && p.device !== 'cpu') return download(p.device, p.grad.buf as DeviceBuffer, 'gradient', this.stagingOf(p));
       if (p.grad) return p.grad.data.subarray(0, p.size);
       let z = this.zeros.get(p.size);
       if (!z) this.zeros.set(p.size, (z = new Float32Array(p.size)));
@@ -138,8 +153,9 @@ export class GradientSync {
     while (this.next < this.buckets.length) this.start(this.next++);
     const t0 = performance.now();
     for (const b of this.buckets) {
-      b.pending!.wait(b.params.map((p) => ensureLeafGrad(p).data.subarray(0, p.size)));
+      b.pending!.wait(b.params.map((p) => (p.device === 'cpu' ? ensureLeafGrad(p).data.subarray(0, p.size) : this.stagingOf(p))));
       b.pending = null;
+      for (const p of b.params) if (p.device !== 'cpu') uploadInto(p.device, ensureLeafGrad(p).buf as DeviceBuffer, this.stagingOf(p), 'gradient');
     }
     // a parameter that no rank gave a gradient keeps none (as in one process)
     const present = this.present.slice();

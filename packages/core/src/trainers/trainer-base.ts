@@ -80,9 +80,9 @@ export interface Trainable {
  * Puts the model on config.device (before the optimizer lays out its buffers there): what is on the cpu moves (a
  * model trained by an earlier stage may already be there, with a new head on the cpu). A parameter on another
  * device is refused rather than moved back silently, and so is a device whose backend cannot load (the reason
- * said); data parallelism all-reduces gradients on the host, so it runs on the cpu only for now.
+ * said). Data parallelism works on a device too: its gradients are all-reduced through the host (grad-sync.ts).
  */
-function placeOnDevice(label: string, model: Trainable, device: Device, worldSize: number): void {
+function placeOnDevice(label: string, model: Trainable, device: Device): void {
   const refuse = (message: string) => new ConfigError(`${label} config`, [{ field: 'device', message }]);
   const named = model.namedParameters();
   const elsewhere = named.find(([, t]) => t.device !== device && t.device !== 'cpu');
@@ -90,7 +90,6 @@ function placeOnDevice(label: string, model: Trainable, device: Device, worldSiz
     throw refuse(`${device}, but parameter ${elsewhere[0]} is on ${elsewhere[1].device}: set device to where the model is, or give the trainer the model on the cpu (it moves it)`);
   }
   if (named.every(([, t]) => t.device === device)) return;
-  if (worldSize > 1) throw refuse(`${device} with ${worldSize} ranks: data-parallel training all-reduces the gradients on the host and runs on the cpu only for now`);
   if (typeof model.to !== 'function') throw refuse(`${device}: this trainable has no to(device)`);
   try {
     backendFor(device);
@@ -251,7 +250,7 @@ export abstract class TrainerBase<C extends TrainingArgs> {
       if (baseDtype === 'bf16') this.trunk.keepFrozenInBf16();
     }
     this.world = options.world ?? worldCollective();
-    placeOnDevice(this.label(), model, config.device, this.world.size);
+    placeOnDevice(this.label(), model, config.device);
     this.params = model.namedParameters().filter(([, p]) => p.requiresGrad);
     if (this.params.length === 0) throw new Error(`${this.label()}: the model has no trainable parameter`);
     this.syncOptions = options.gradientSync ?? {};
