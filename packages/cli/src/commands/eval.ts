@@ -209,7 +209,7 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
       if (!existsSync(data)) throw new Error(`--data ${data} does not exist`);
       checkModelPaths(specs, o.judge);
       if (bench === 'win-rate' || bench === 'kl') {
-        await (bench === 'win-rate' ? winRateCommand : klCommand)(specs, data, o, io);
+        await (bench === 'win-rate' ? winRateCommand : klCommand)(specs, data, o, io, device);
         return;
       }
 
@@ -312,12 +312,12 @@ function loadJudge(path: string, what: string, tokenizerPath: string | undefined
  * file once (sampled at --temperature, seeded; 0 = greedy), the reward model scores both replies, and the higher score wins
  * (equal scores tie, counting half). The win rate of A over B comes with a normal interval on the mean outcome.
  */
-async function winRateCommand(specs: { name: string; path: string }[], data: string, o: EvalFlags, io: EvalIo): Promise<void> {
+async function winRateCommand(specs: { name: string; path: string }[], data: string, o: EvalFlags, io: EvalIo, device: Device): Promise<void> {
   if (specs.length !== 2) throw new Error(`win-rate needs exactly two --model (A, then B), got ${specs.length}`);
   if (!o.judge) throw new Error('win-rate needs --judge: the reward model folder that judges the replies');
-  const judge = loadJudge(o.judge, '--judge', undefined, parseDevice(o.device));
+  const judge = loadJudge(o.judge, '--judge', undefined, device);
   const { prompts, notes: dataNotes } = await readPrompts(data, o.limit);
-  const [a, b] = specs.map((s) => loadModel(s, o.tokenizer, parseDevice(o.device)));
+  const [a, b] = specs.map((s) => loadModel(s, o.tokenizer, device));
   specs.forEach((s, i) => checkRoom(s.name, [a, b][i], o.maxNewTokens));
   const bar = io.progress();
   bar.start(`win-rate ${specs[0].name} over ${specs[1].name}`, 1, 0);
@@ -389,11 +389,11 @@ async function readPrompts(data: string, limit: number | undefined): Promise<{ p
  * estimator over `--samples` replies per prompt sampled from the policy at --temperature, each scored under
  * both models (which must share the tokenizer) with their logits divided by the same temperature.
  */
-async function klCommand(specs: { name: string; path: string }[], data: string, o: EvalFlags, io: EvalIo): Promise<void> {
+async function klCommand(specs: { name: string; path: string }[], data: string, o: EvalFlags, io: EvalIo, device: Device): Promise<void> {
   if (specs.length !== 2) throw new Error(`kl needs exactly two --model (the policy, then its reference), got ${specs.length}`);
   if (!(o.temperature > 0)) throw new Error('kl needs --temperature > 0: greedy replies are not samples of a distribution');
   const { prompts, notes: dataNotes } = await readPrompts(data, o.limit);
-  const [policy, reference] = specs.map((s) => loadModel(s, o.tokenizer, parseDevice(o.device)));
+  const [policy, reference] = specs.map((s) => loadModel(s, o.tokenizer, device));
   if (policy.tokenizer.vocabSize !== reference.tokenizer.vocabSize) {
     throw new Error(`kl: ${specs[0].name} and ${specs[1].name} have different vocabularies (${policy.tokenizer.vocabSize} and ${reference.tokenizer.vocabSize} tokens); they must share the tokenizer`);
   }

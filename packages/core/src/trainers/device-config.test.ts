@@ -14,9 +14,8 @@ import { Llama } from '../model/llama';
 import { Tensor } from '../tensor/tensor';
 import { ConfigError } from './config';
 import { readMetrics } from './metrics';
-import { StatefulRng } from './rng';
-import { SftTrainer, type SftExample } from './sft-trainer';
-import { tempDir } from './test-utils';
+import { SftTrainer } from './sft-trainer';
+import { tempDir, reversePairTask } from './test-utils';
 import { resolveResume } from './checkpoint';
 
 const tmp = tempDir('device-config');
@@ -24,14 +23,6 @@ afterAll(tmp.cleanup);
 
 const CONFIG = { vocabSize: 12, hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 4, numKvHeads: 2, maxPositions: 32 };
 
-/** prompt BOS a b SEP, completion b a EOS (reverse the pair), rows of two lengths (padding in a batch) */
-function task(n: number, seed: number): SftExample[] {
-  const rng = new StatefulRng(seed);
-  return Array.from({ length: n }, (_, i) => {
-    const a = 4 + rng.nextInt(8), b = 4 + rng.nextInt(8);
-    return i % 2 ? { ids: [1, a, b, 2, b, a, 3], lossMask: [0, 0, 0, 0, 1, 1, 1] } : { ids: [1, a, 2, a, 3], lossMask: [0, 0, 0, 1, 1] };
-  });
-}
 
 const bits = (t: Tensor) => Array.from(new Uint32Array(t.to('cpu').data.slice().buffer));
 const params = (m: Llama) => m.namedParameters().map(([n, t]) => [n, bits(t)] as const);
@@ -46,7 +37,7 @@ describe('TrainingArgs.device', () => {
     const runs = (['cpu', 'emulated'] as const).map((device) => {
       const model = new Llama(CONFIG, { seed: 5 });
       const out = join(tmp.path, `plain-${device}`);
-      const r = new SftTrainer(model, task(18, 1), { evalData: task(6, 2), config: { ...BASE, outputDir: out, device, saveSteps: 3 } }).train();
+      const r = new SftTrainer(model, reversePairTask(18, 1), { evalData: reversePairTask(6, 2), config: { ...BASE, outputDir: out, device, saveSteps: 3 } }).train();
       expect(model.namedParameters().every(([, t]) => t.device === device)).toBe(true);
       return { r, out, params: params(model) };
     });
@@ -67,7 +58,7 @@ describe('TrainingArgs.device', () => {
   });
 
   it('resumes on the emulated device from a checkpoint and ends where the uninterrupted cpu run ends', () => {
-    const data = task(18, 4);
+    const data = reversePairTask(18, 4);
     const full = new Llama(CONFIG, { seed: 6 });
     new SftTrainer(full, data, { config: { ...BASE, outputDir: join(tmp.path, 'full'), saveSteps: 2, saveTotalLimit: 5 } }).train();
     const resumed = new Llama(CONFIG, { seed: 99 }); // another start: everything must come from the checkpoint
@@ -82,7 +73,7 @@ describe('TrainingArgs.device', () => {
   it('moves LoRA adapters with the model: the adapters train on the device as on the cpu', () => {
     const run = (device: 'cpu' | 'emulated') => {
       const model = new Llama(CONFIG, { seed: 7 });
-      new SftTrainer(model, task(12, 5), { config: { ...BASE, outputDir: join(tmp.path, `lora-${device}`), device, lora: { r: 4, alpha: 8 } } }).train();
+      new SftTrainer(model, reversePairTask(12, 5), { config: { ...BASE, outputDir: join(tmp.path, `lora-${device}`), device, lora: { r: 4, alpha: 8 } } }).train();
       const lora = model.lora!;
       expect(lora.list().every((a) => a.A.device === device && a.B.device === device)).toBe(true);
       return params(model);
@@ -98,7 +89,7 @@ describe('TrainingArgs.device', () => {
         const model = new Llama(CONFIG, { seed: 11 });
         const before = params(model);
         const out = join(tmp.path, `${name}-${device}`);
-        new SftTrainer(model, task(12, 3), { config: { ...BASE, learningRate: lr, warmupSteps: 0, outputDir: out, device, nanGuardSnapshotSteps: 1, nanGuardMaxConsecutive: 10 } }).train();
+        new SftTrainer(model, reversePairTask(12, 3), { config: { ...BASE, learningRate: lr, warmupSteps: 0, outputDir: out, device, nanGuardSnapshotSteps: 1, nanGuardMaxConsecutive: 10 } }).train();
         return { before, after: params(model), metrics: metricsOf(out) };
       });
       const [cpu, dev] = runs;
@@ -117,10 +108,10 @@ describe('TrainingArgs.device', () => {
 
   it('refuses an unknown device, a model already elsewhere, and a device that cannot load, naming the field', () => {
     const cfg = (device: unknown, name: string) => ({ ...BASE, outputDir: join(tmp.path, name), device }) as never;
-    expect(() => new SftTrainer(new Llama(CONFIG), task(4, 1), { config: cfg('tpu', 'r1') })).toThrow(ConfigError);
-    expect(() => new SftTrainer(new Llama(CONFIG), task(4, 1), { config: cfg('tpu', 'r1') })).toThrow(/device/);
+    expect(() => new SftTrainer(new Llama(CONFIG), reversePairTask(4, 1), { config: cfg('tpu', 'r1') })).toThrow(ConfigError);
+    expect(() => new SftTrainer(new Llama(CONFIG), reversePairTask(4, 1), { config: cfg('tpu', 'r1') })).toThrow(/device/);
     const onDevice = new Llama(CONFIG).to('emulated');
-    expect(() => new SftTrainer(onDevice, task(4, 1), { config: cfg('cpu', 'r2') })).toThrow(/device: cpu, but parameter model.embed_tokens.weight is on emulated: set device to where the model is/);
+    expect(() => new SftTrainer(onDevice, reversePairTask(4, 1), { config: cfg('cpu', 'r2') })).toThrow(/device: cpu, but parameter model.embed_tokens.weight is on emulated: set device to where the model is/);
     let cudaLoads = true;
     try {
       backendFor('cuda');
@@ -128,7 +119,7 @@ describe('TrainingArgs.device', () => {
       cudaLoads = false;
     }
     // where no GPU is (CI, this machine) the backend's reason comes through; on a GPU machine the model moves
-    if (!cudaLoads) expect(() => new SftTrainer(new Llama(CONFIG), task(4, 1), { config: cfg('cuda', 'r3') })).toThrow(/device: cuda: /);
+    if (!cudaLoads) expect(() => new SftTrainer(new Llama(CONFIG), reversePairTask(4, 1), { config: cfg('cuda', 'r3') })).toThrow(/device: cuda: /);
   });
 });
 

@@ -11,9 +11,8 @@ import { Llama } from '../model/llama';
 import { AdamW, gradNorm } from '../optim/adamw';
 import { Tensor } from '../tensor/tensor';
 import { NanGuard } from './nan-guard';
-import { StatefulRng } from './rng';
-import { SftTrainer, type SftExample } from './sft-trainer';
-import { tempDir } from './test-utils';
+import { SftTrainer } from './sft-trainer';
+import { tempDir, reversePairTask } from './test-utils';
 import { scaleGradsToNorm } from './trainer-base';
 
 const tmp = tempDir('device-step');
@@ -115,20 +114,12 @@ class SteppedSft extends SftTrainer {
   }
 }
 
-/** prompt BOS a b SEP, completion b a EOS (reverse the pair), with rows of two lengths (padding in a batch) */
-function sftTask(n: number, seed: number): SftExample[] {
-  const rng = new StatefulRng(seed);
-  return Array.from({ length: n }, (_, i) => {
-    const a = 4 + rng.nextInt(8), b = 4 + rng.nextInt(8);
-    return i % 2 ? { ids: [1, a, b, 2, b, a, 3], lossMask: [0, 0, 0, 0, 1, 1, 1] } : { ids: [1, a, 2, a, 3], lossMask: [0, 0, 0, 1, 1] };
-  });
-}
 
 describe('SftTrainer on the emulated device', () => {
   it("takes the cpu's steps bit for bit and moves only the batch up and the loss and norms' scalars down", () => {
     const run = (device: 'cpu' | 'emulated') => {
       const model = new Llama({ ...CONFIG, vocabSize: 12 }, { seed: 3 }); // the trainer moves it to config.device
-      const trainer = new SteppedSft(model, sftTask(16, 1), {
+      const trainer = new SteppedSft(model, reversePairTask(16, 1), {
         config: { outputDir: join(tmp.path, device), device, learningRate: 1e-2, perDeviceTrainBatchSize: 16, numTrainEpochs: 3, maxGradNorm: 0.5, seed: 2 },
       });
       const steps: Array<{ loss: number; gradNorm: number; applied: boolean }> = [];

@@ -24,8 +24,8 @@ import { CausalLMWithValueHead } from '../model/heads';
 import { rlooConfig } from './rloo-config';
 import { StatefulRng } from './rng';
 import { sftConfig } from './sft-config';
-import { SftTrainer, type SftExample } from './sft-trainer';
-import { tempDir, tinyGpt2 } from './test-utils';
+import { SftTrainer } from './sft-trainer';
+import { tempDir, tinyGpt2, reversePairTask } from './test-utils';
 import { scaleGradsToNorm } from './trainer-base';
 
 const tmp = tempDir('mixed-precision');
@@ -33,14 +33,6 @@ afterAll(tmp.cleanup);
 
 const CONFIG = { vocabSize: 12, hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 4, numKvHeads: 2, maxPositions: 32 };
 
-/** prompt BOS a b SEP, completion b a EOS (reverse the pair), rows of two lengths (padding in a batch) */
-function sftTask(n: number, seed: number): SftExample[] {
-  const rng = new StatefulRng(seed);
-  return Array.from({ length: n }, (_, i) => {
-    const a = 4 + rng.nextInt(8), b = 4 + rng.nextInt(8);
-    return i % 2 ? { ids: [1, a, b, 2, b, a, 3], lossMask: [0, 0, 0, 0, 1, 1, 1] } : { ids: [1, a, 2, a, 3], lossMask: [0, 0, 0, 1, 1] };
-  });
-}
 
 const bitsOf = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
 
@@ -54,8 +46,8 @@ class WatchedSft extends SftTrainer {
 function run(device: 'cpu' | 'emulated', mixedPrecision: 'no' | 'bf16', lora: { r: number; dropout: number; baseDtype: 'f32' | 'bf16' } | null = null) {
   const model = new Llama(CONFIG, { seed: 3 });
   const out = join(tmp.path, `${device}-${mixedPrecision}${lora ? `-lora-${lora.baseDtype}` : ''}`);
-  const trainer = new WatchedSft(model, sftTask(16, 1), {
-    evalData: sftTask(4, 9),
+  const trainer = new WatchedSft(model, reversePairTask(16, 1), {
+    evalData: reversePairTask(4, 9),
     config: { outputDir: out, device, mixedPrecision, learningRate: 1e-2, perDeviceTrainBatchSize: 8, gradientAccumulationSteps: 2, numTrainEpochs: 4, maxGradNorm: 0.5, seed: 2, lora },
   });
   resetTransferCounts();
