@@ -54,7 +54,7 @@ void throw_deferred_embedding_error(Napi::Env env, const std::string& where) {
     throw Napi::Error::New(env, where + ": " + e.what());
   }
   if (bad >= 0) {
-    throw Napi::RangeError::New(env, where + ": an earlier embeddingForward (its check deferred) had ids[" + std::to_string(bad) +
+    throw Napi::RangeError::New(env, where + ": an earlier embeddingForward or embeddingForwardBf16 (its check deferred) had ids[" + std::to_string(bad) +
                                          "] outside [0, " + std::to_string(vocab) + "); that row was left unwritten");
   }
 }
@@ -645,6 +645,19 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     }
     int64_t bad = embedding_forward(a.f32(0, "out", a.mul(n, d)), a.i32(1, "ids", n), a.f32(2, "table", a.mul(V, d)),
                                     n, V, d);
+    if (bad >= 0) a.range("argument 1 'ids': ids[" + std::to_string(bad) + "] is outside [0, " + std::to_string(V) + ")");
+    return undef(a);
+  });
+  // embeddingForwardBf16(out, ids, table: 'bf16', n, vocab, dim, deferCheck = false): the same on a table kept in bf16
+  def(env, exports, "embeddingForwardBf16", [](const Args& a) {
+    int64_t n = a.size(3, "n"), V = a.size(4, "vocab"), d = a.size(5, "dim");
+    if (a.boolean_or(6, "deferCheck", false)) {
+      embedding_forward_bf16_deferred(a.f32(0, "out", a.mul(n, d)), a.i32(1, "ids", n), a.bf16(2, "table", a.mul(V, d)), n, V,
+                                      d);
+      return undef(a);
+    }
+    int64_t bad = embedding_forward_bf16(a.f32(0, "out", a.mul(n, d)), a.i32(1, "ids", n), a.bf16(2, "table", a.mul(V, d)),
+                                         n, V, d);
     if (bad >= 0) a.range("argument 1 'ids': ids[" + std::to_string(bad) + "] is outside [0, " + std::to_string(V) + ")");
     return undef(a);
   });

@@ -16,7 +16,11 @@ constexpr int kThreads = 256;
 // An id outside [0, vocab) is recorded (smallest bad index) and its row skipped; the host reads the flag
 // back and throws a RangeError naming the index, as the CPU binding does (it checks before it writes; here
 // the good rows are already written when the error is thrown).
-__global__ void embedding_forward_k(float* out, int* bad, const int32_t* ids, const float* table, int64_t n,
+// The table is float32, or bf16 bits (a frozen table kept in bf16), widened exactly on the way.
+__device__ __forceinline__ float widen(float v) { return v; }
+__device__ __forceinline__ float widen(uint16_t h) { return __uint_as_float((uint32_t)h << 16); }
+template <typename T>
+__global__ void embedding_forward_k(float* out, int* bad, const int32_t* ids, const T* table, int64_t n,
                                     int64_t vocab, int64_t dim) {
   for (int64_t i = blockIdx.x; i < n; i += gridDim.x) {
     int64_t id = ids[i];
@@ -24,7 +28,7 @@ __global__ void embedding_forward_k(float* out, int* bad, const int32_t* ids, co
       if (threadIdx.x == 0) atomicMin(bad, (int)i);
       continue;
     }
-    for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) out[i * dim + c] = table[id * dim + c];
+    for (int64_t c = threadIdx.x; c < dim; c += blockDim.x) out[i * dim + c] = widen(table[id * dim + c]);
   }
 }
 __global__ void embedding_backward_k(float* dtable, int* bad, const float* dy, const int32_t* ids, int64_t n,
@@ -131,23 +135,33 @@ __global__ void gather_rows_backward_k(float* dx, const float* dy, const int32_t
   }
 }
 
-int64_t run_embedding(bool backward, float* o, const float* in, const int32_t* ids, int64_t n, int64_t vocab,
-                      int64_t dim) {
-  if (n <= 0 || dim <= 0) return -1;
+// One block per id (grid-strided), as many threads as the row needs up to 256.
+unsigned embedding_grid(int64_t n) { return (unsigned)(n < 65535 * 8 ? n : 65535 * 8); }
+int embedding_threads(int64_t dim) { return dim >= 256 ? 256 : (dim >= 64 ? 64 : 32); }
+
+// Runs launch(bad) with a fresh flag and waits for it: -1, or the smallest position of a bad id.
+template <typename Launch>
+int64_t run_checked(Launch launch) {
   Scratch bad(sizeof(int));
   int init = 0x7fffffff;
   RLHF_CUDA_CHECK(cudaMemcpyAsync(bad.p, &init, sizeof(int), cudaMemcpyHostToDevice, stream()));
-  unsigned grid = (unsigned)(n < 65535 * 8 ? n : 65535 * 8);
-  int threads = dim >= 256 ? 256 : (dim >= 64 ? 64 : 32);
-  if (backward)
-    embedding_backward_k<<<grid, threads, 0, stream()>>>(o, bad.as<int>(), in, ids, n, vocab, dim);
-  else
-    embedding_forward_k<<<grid, threads, 0, stream()>>>(o, bad.as<int>(), ids, in, n, vocab, dim);
-  RLHF_CUDA_LAUNCHED("embedding");
+  launch(bad.as<int>());
   int h = 0;
   RLHF_CUDA_CHECK(cudaMemcpyAsync(&h, bad.p, sizeof(int), cudaMemcpyDeviceToHost, stream()));
   synchronize();
   return h == 0x7fffffff ? -1 : h;
+}
+
+template <typename T>
+void launch_forward(float* out, int* bad, const int32_t* ids, const T* table, int64_t n, int64_t vocab, int64_t dim) {
+  embedding_forward_k<T><<<embedding_grid(n), embedding_threads(dim), 0, stream()>>>(out, bad, ids, table, n, vocab, dim);
+  RLHF_CUDA_LAUNCHED("embedding_forward_k");
+}
+
+template <typename T>
+int64_t forward_checked(float* out, const int32_t* ids, const T* table, int64_t n, int64_t vocab, int64_t dim) {
+  if (n <= 0 || dim <= 0) return -1;
+  return run_checked([&](int* bad) { launch_forward(out, bad, ids, table, n, vocab, dim); });
 }
 
 // The deferred check's flag: one int on the device for the process (never freed), INT_MAX when clear; whether a
@@ -156,10 +170,8 @@ int* g_deferred_bad = nullptr;
 bool g_deferred_pending = false;
 int64_t g_deferred_vocab = 0;
 
-}  // namespace
-
-void embedding_forward_deferred(float* out, const int32_t* ids, const float* table, int64_t n, int64_t vocab,
-                                int64_t dim) {
+template <typename T>
+void forward_deferred(float* out, const int32_t* ids, const T* table, int64_t n, int64_t vocab, int64_t dim) {
   if (n <= 0 || dim <= 0) return;
   if (!g_deferred_bad) {
     RLHF_CUDA_CHECK(cudaMalloc(&g_deferred_bad, sizeof(int)));
@@ -168,10 +180,18 @@ void embedding_forward_deferred(float* out, const int32_t* ids, const float* tab
   }
   if (!g_deferred_pending) g_deferred_vocab = vocab;
   g_deferred_pending = true;
-  unsigned grid = (unsigned)(n < 65535 * 8 ? n : 65535 * 8);
-  int threads = dim >= 256 ? 256 : (dim >= 64 ? 64 : 32);
-  embedding_forward_k<<<grid, threads, 0, stream()>>>(out, g_deferred_bad, ids, table, n, vocab, dim);
-  RLHF_CUDA_LAUNCHED("embedding (deferred check)");
+  launch_forward(out, g_deferred_bad, ids, table, n, vocab, dim);
+}
+
+}  // namespace
+
+void embedding_forward_deferred(float* out, const int32_t* ids, const float* table, int64_t n, int64_t vocab,
+                                int64_t dim) {
+  forward_deferred(out, ids, table, n, vocab, dim);
+}
+void embedding_forward_bf16_deferred(float* out, const int32_t* ids, const uint16_t* table, int64_t n, int64_t vocab,
+                                     int64_t dim) {
+  forward_deferred(out, ids, table, n, vocab, dim);
 }
 
 int64_t take_deferred_embedding_error(int64_t* vocab) {
@@ -186,10 +206,18 @@ int64_t take_deferred_embedding_error(int64_t* vocab) {
 }
 
 int64_t embedding_forward(float* out, const int32_t* ids, const float* table, int64_t n, int64_t vocab, int64_t dim) {
-  return run_embedding(false, out, table, ids, n, vocab, dim);
+  return forward_checked(out, ids, table, n, vocab, dim);
+}
+int64_t embedding_forward_bf16(float* out, const int32_t* ids, const uint16_t* table, int64_t n, int64_t vocab,
+                               int64_t dim) {
+  return forward_checked(out, ids, table, n, vocab, dim);
 }
 int64_t embedding_backward(float* dtable, const float* dy, const int32_t* ids, int64_t n, int64_t vocab, int64_t dim) {
-  return run_embedding(true, dtable, dy, ids, n, vocab, dim);
+  if (n <= 0 || dim <= 0) return -1;
+  return run_checked([&](int* bad) {
+    embedding_backward_k<<<embedding_grid(n), embedding_threads(dim), 0, stream()>>>(dtable, bad, dy, ids, n, vocab, dim);
+    RLHF_CUDA_LAUNCHED("embedding_backward_k");
+  });
 }
 void rope(float* out, const float* x, const int32_t* pos, const float* inv_freq, int64_t B, int64_t T, int64_t H,
           int64_t D, float scale, bool interleaved, float sign) {

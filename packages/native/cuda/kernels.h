@@ -54,6 +54,12 @@ void embedding_forward_deferred(float* out, const int32_t* ids, const float* tab
 // After a synchronisation: the smallest bad position of the deferred launches since the last call (and that
 // launch's vocab in *vocab), or -1; the flag is reset. Costs nothing when no deferred launch happened.
 int64_t take_deferred_embedding_error(int64_t* vocab);
+// The two forwards on a table kept in bf16 (its bits), each value widened exactly; the same contract otherwise,
+// the deferred one sharing the flag above.
+int64_t embedding_forward_bf16(float* out, const int32_t* ids, const uint16_t* table, int64_t n, int64_t vocab,
+                               int64_t dim);
+void embedding_forward_bf16_deferred(float* out, const int32_t* ids, const uint16_t* table, int64_t n, int64_t vocab,
+                                     int64_t dim);
 int64_t embedding_backward(float* dtable, const float* dy, const int32_t* ids, int64_t n, int64_t vocab, int64_t dim);
 // inv_freq (D/2) on the device; cos and sin are multiplied by scale, sin also by sign (-1: the backward).
 void rope(float* out, const float* x, const int32_t* pos, const float* inv_freq, int64_t B, int64_t T, int64_t H,

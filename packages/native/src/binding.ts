@@ -98,6 +98,7 @@ export interface NativeBinding {
   // embedding (ops/embedding)
   embeddingForward(out: Float32Array, ids: Int32Array, table: Float32Array, n: number, vocab: number, dim: number): void;
   embeddingBackward(dtable: Float32Array, dy: Float32Array, ids: Int32Array, n: number, vocab: number, dim: number): void;
+  embeddingForwardBf16(out: Float32Array, ids: Int32Array, table: Uint16Array, n: number, vocab: number, dim: number): void;
 
   // the ops core computed in TypeScript before (ops/sub, sum, log_sigmoid, slice_columns, gather_rows, fill)
   sub(out: Float32Array, a: Float32Array, b: Float32Array, n: number): void;

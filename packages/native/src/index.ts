@@ -25,7 +25,7 @@ export {
 export { layernormForward, layernormBackward } from './ops/layernorm';
 export { geluForward, geluBackward } from './ops/gelu';
 export { softmaxForward, softmaxBackward } from './ops/softmax';
-export { embeddingForward, embeddingBackward } from './ops/embedding';
+export { embeddingForward, embeddingBackward, embeddingForwardBf16 } from './ops/embedding';
 export { adamwStep } from './ops/adamw';
 export { rmsnormForward, rmsnormBackward } from './ops/rmsnorm';
 export { gemm, gemmBatched, gemmBf16, gemmBf16Mixed } from './ops/gemm';

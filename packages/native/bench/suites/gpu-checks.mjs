@@ -66,7 +66,8 @@ export function maxRelErr(got, want) {
 
 // ---- the runner ----
 // spec: { name, fn, arrays: { name: Float32Array | Int32Array }, outs: [names], args: [name | number | bool |
-// null], tol, retTol? } — string args name arrays, everything else passes through.
+// null], tol, retTol?, cpuFn?, cpuArgs? (where the CPU kernel takes other arguments, e.g. no deferCheck) } — string
+// args name arrays, everything else passes through.
 /** x rounded to bf16 by the CPU's cast and widened back: the float32 values a bf16 buffer of x holds. */
 export function roundBf16(cpu, x) {
   const bits = new Uint16Array(x.length);
@@ -100,7 +101,7 @@ export function runCase(cpu, cuda, spec) {
     dev[k].upload(v);
   }
   try {
-    const cpuRet = cpu[spec.cpuFn ?? spec.fn](...spec.args.map((a) => (typeof a === 'string' ? hostCopy[a] : a)));
+    const cpuRet = cpu[spec.cpuFn ?? spec.fn](...(spec.cpuArgs ?? spec.args).map((a) => (typeof a === 'string' ? hostCopy[a] : a)));
     const gpuRet = cuda[spec.fn](...spec.args.map((a) => (typeof a === 'string' ? dev[a] : a)));
     const errors = {};
     let worst = 0;
@@ -185,6 +186,14 @@ export function cases(opts = {}) {
     const N = 300, V = 1000, Dm = 96;
     const ids = randI32(N, seed++, 0, 50); // few distinct ids: repeated ids must accumulate
     list.push({ name: 'embeddingForward', fn: 'embeddingForward', arrays: { out: F(N * Dm), ids, table: F(V * Dm) }, outs: ['out'], args: ['out', 'ids', 'table', N, V, Dm], tol: 0 });
+    // a table kept in bf16: any 16 bits (NaN payloads, ±Inf, subnormals) widened exactly, rows of 77 (not a
+    // multiple of the 32/64 threads) and of 300 (more than one pass of 256 threads)
+    for (const Db of [77, 300]) {
+      // own seeds (9000 + ...), not the shared counter: the later cases keep their inputs
+      const out = () => randF32(N * Db, 9000 + Db);
+      list.push({ name: `embeddingForwardBf16 dim ${Db}`, fn: 'embeddingForwardBf16', arrays: { out: out(), ids, table: randU16(V * Db, 9001 + Db) }, outs: ['out'], args: ['out', 'ids', 'table', N, V, Db], tol: 0 });
+      list.push({ name: `embeddingForwardBf16 dim ${Db} deferCheck`, fn: 'embeddingForwardBf16', arrays: { out: out(), ids: randI32(N, 9002 + Db, 0, V), table: randU16(V * Db, 9003 + Db) }, outs: ['out'], args: ['out', 'ids', 'table', N, V, Db, true], cpuArgs: ['out', 'ids', 'table', N, V, Db], tol: 0 });
+    }
     list.push({ name: 'embeddingBackward (+=, repeated ids)', fn: 'embeddingBackward', arrays: { dt: F(V * Dm), dy: F(N * Dm), ids }, outs: ['dt'], args: ['dt', 'dy', 'ids', N, V, Dm], tol: 1e-5 });
   }
   for (const inter of [false, true]) {
@@ -535,7 +544,7 @@ export function errorChecks(cuda) {
   {
     // deferCheck: the launch returns at once, the next download names the bad id (and only once: the flag is reset)
     cuda.embeddingForward(out, ids, table, 4, 5, 3, true);
-    expectThrow('a deferred embedding check: the next download throws the RangeError naming the id', () => b.download(), 'RangeError', /an earlier embeddingForward \(its check deferred\) had ids\[2\] outside \[0, 5\)/);
+    expectThrow('a deferred embedding check: the next download throws the RangeError naming the id', () => b.download(), 'RangeError', /an earlier embeddingForward or embeddingForwardBf16 \(its check deferred\) had ids\[2\] outside \[0, 5\)/);
     let again = 'no error';
     try {
       b.download();
@@ -552,6 +561,24 @@ export function errorChecks(cuda) {
     const want = Float32Array.from({ length: 12 }, (_, i) => tableHost[[4, 0, 3, 1][Math.floor(i / 3)] * 3 + (i % 3)]);
     results.push({ name: 'a deferred embedding with good ids gathers the rows (and throws nothing)', ok: got.every((x, i) => x === want[i]), detail: String(got) });
     good.dispose();
+  }
+  {
+    // the bf16 table: a bad id checked (RangeError at once) and deferred (the next download names it, once); a f32
+    // buffer as the table is a TypeError
+    const t16 = new cuda.DeviceBuffer(15, 'bf16', 'table16');
+    t16.upload(Uint16Array.from({ length: 15 }, (_, i) => 0x3f80 + i));
+    expectThrow('embeddingForwardBf16: an id out of range is a RangeError naming its index', () => cuda.embeddingForwardBf16(out, ids, t16, 4, 5, 3), 'RangeError', /embeddingForwardBf16: argument 1 'ids': ids\[2\] is outside \[0, 5\)/);
+    expectThrow('embeddingForwardBf16: a f32 table is a TypeError', () => cuda.embeddingForwardBf16(out, ids, table, 4, 5, 3), 'TypeError', /'table' must be a bf16 buffer/);
+    cuda.embeddingForwardBf16(out, ids, t16, 4, 5, 3, true);
+    expectThrow('embeddingForwardBf16 deferred: the next download throws the RangeError naming the id', () => b.download(), 'RangeError', /an earlier embeddingForward or embeddingForwardBf16 \(its check deferred\) had ids\[2\] outside \[0, 5\)/);
+    let again = 'no error';
+    try {
+      b.download();
+    } catch (e) {
+      again = e.message;
+    }
+    results.push({ name: 'a deferred bf16 embedding check is reported once', ok: again === 'no error', detail: again });
+    t16.dispose();
   }
   expectThrow('a gatherRows index out of range (device buffer) names its position and value', () => cuda.gatherRows(out, table, ids, 4, 5, 3), 'RangeError', /gatherRows: argument 2 'index': index\[2\] = 7 is outside \[0, n = 5\)/);
   expectThrow('a gatherRowsBackward index out of range (host Int32Array) names its position and value', () => cuda.gatherRowsBackward(table, out, Int32Array.from([0, 1, -3, 2]), 4, 5, 3), 'RangeError', /gatherRowsBackward: argument 2 'index': index\[2\] = -3 is outside \[0, n = 5\)/);

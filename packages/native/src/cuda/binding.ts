@@ -107,6 +107,8 @@ export interface CudaBinding {
    */
   embeddingForward(out: B, ids: B, table: B, n: number, vocab: number, dim: number, deferCheck?: boolean): void;
   embeddingBackward(dtable: B, dy: B, ids: B, n: number, vocab: number, dim: number): void;
+  /** table: a 'bf16' buffer (a frozen table kept in bf16), widened exactly; otherwise as embeddingForward, deferCheck included */
+  embeddingForwardBf16(out: B, ids: B, table: B, n: number, vocab: number, dim: number, deferCheck?: boolean): void;
   ropeForward(out: B, x: B, positions: B, invFreq: B, Bn: number, T: number, H: number, D: number, scale: number, interleaved: boolean): void;
   ropeBackward(dx: B, dy: B, positions: B, invFreq: B, Bn: number, T: number, H: number, D: number, scale: number, interleaved: boolean): void;
   permute0213(out: B, x: B, A: number, Bn: number, C: number, D: number): void;

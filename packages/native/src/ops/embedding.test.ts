@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { embeddingBackward, embeddingForward, getNumThreads, info, native, setNumThreads, setSimdLevel } from '../index';
-import { embeddingBackwardRef, embeddingForwardRef } from '../reference/index';
+import { castBf16ToF32, embeddingBackward, embeddingForward, embeddingForwardBf16, getNumThreads, info, native, setNumThreads, setSimdLevel } from '../index';
+import { embeddingBackwardRef, embeddingForwardBf16Ref, embeddingForwardRef } from '../reference/index';
 import { expectSameValues, finiteDiffGrad, randomF64, SIMD_LEVELS } from '../test/grad-check';
 import { expectThrowsNamed, maxRelError, randomF32, rng } from '../test/helpers';
 import { raceIndices, sharedInt32 } from '../test/race';
@@ -155,5 +155,107 @@ describe('embedding backward across thread counts', () => {
     });
     setNumThreads(saved);
     for (const r of results.slice(1)) expectSameValues(r, results[0]);
+  });
+});
+
+// A bf16 table: the bits of random values (never zeros), with the special patterns among them: ±0, ±Inf, a quiet
+// and a signalling NaN with a payload, the smallest subnormal, the largest finite value.
+function randomBf16(n: number, seed: number): Uint16Array {
+  const r = rng(seed);
+  const t = Uint16Array.from({ length: n }, () => Math.floor(r() * 65536));
+  const special = [0x0000, 0x8000, 0x7f80, 0xff80, 0x7fc1, 0xff81, 0x0001, 0x7f7f];
+  for (let i = 0; i < special.length && i < n; i++) t[Math.floor(r() * n)] = special[i];
+  return t;
+}
+function bits(a: Float32Array): Uint32Array {
+  return new Uint32Array(a.buffer, a.byteOffset, a.length);
+}
+
+describe.each(SIMD_LEVELS)('embeddingForwardBf16 at simd=%s', (level) => {
+  const saved = info().simd;
+  beforeAll(() => {
+    setSimdLevel(level);
+  });
+  afterAll(() => {
+    setSimdLevel(saved);
+  });
+
+  it.each([...SHAPES, [4097, 513, 77] as [number, number, number]])(
+    'equals embeddingForward on the widened table bit for bit, and the reference (n=%i vocab=%i dim=%i)',
+    (n, vocab, dim) => {
+      const ids = randomIds(n, vocab, n + vocab + 1);
+      const table = randomBf16(vocab * dim, dim + 7);
+      const out = new Float32Array(n * dim).fill(NaN);
+      embeddingForwardBf16(out, ids, table, n, vocab, dim);
+      const wide = new Float32Array(vocab * dim), want = new Float32Array(n * dim);
+      castBf16ToF32(wide, table);
+      embeddingForward(want, ids, wide, n, vocab, dim);
+      expect(bits(out)).toEqual(bits(want)); // NaN payloads included
+      const ref = new Float32Array(n * dim);
+      embeddingForwardBf16Ref(ref, ids, table, n, vocab, dim);
+      expectSameValues(out, ref);
+    },
+  );
+
+  // The rows are written from the output's first 64-byte line (head, 16-float steps, tail), as the float32 forward.
+  it.each([48, 37])('writes exactly its rows from any output offset (dim=%i)', (dim) => {
+    const n = 300, vocab = 50;
+    const ids = randomIds(n, vocab, dim + 1);
+    const table = randomBf16(vocab * dim, 9);
+    const ref = new Float32Array(n * dim);
+    embeddingForwardBf16Ref(ref, ids, table, n, vocab, dim);
+    for (let off = 0; off < 16; off++) {
+      const buf = new Float32Array(n * dim + 32).fill(-1);
+      embeddingForwardBf16(buf.subarray(off + 1, off + 1 + n * dim), ids, table, n, vocab, dim);
+      expectSameValues(buf.subarray(off + 1, off + 1 + n * dim), ref);
+      expect(buf[off]).toBe(-1);
+      expect(buf[off + 1 + n * dim]).toBe(-1);
+    }
+  });
+
+  it('works on views with a byteOffset (an odd one for the table)', () => {
+    const n = 9, vocab = 7, dim = 19;
+    const ids = randomIds(n + 2, vocab, 5);
+    const table = randomBf16(vocab * dim + 3, 6);
+    const out = new Float32Array(n * dim + 4).fill(-1);
+    embeddingForwardBf16(out.subarray(4), ids.subarray(2), table.subarray(3), n, vocab, dim);
+    const ref = new Float32Array(n * dim);
+    embeddingForwardBf16Ref(ref, ids.subarray(2), table.subarray(3), n, vocab, dim);
+    expectSameValues(out.subarray(4), ref);
+    expect(out[3]).toBe(-1);
+  });
+});
+
+describe('embeddingForwardBf16 bad calls', () => {
+  it('rejects each with a named argument', () => {
+    const n = 3, vocab = 4, dim = 2;
+    const out = new Float32Array(n * dim), table = randomBf16(vocab * dim, 1), ids = Int32Array.from([0, 3, 1]);
+    const raw = native() as unknown as Record<string, (...x: unknown[]) => unknown>;
+    const shared = new ArrayBuffer(64);
+    const cases: [() => unknown, string, RegExp][] = [
+      [() => embeddingForwardBf16(out, Int32Array.from([0, 4, 1]), table, n, vocab, dim), 'RangeError', /embeddingForwardBf16: argument 1 'ids': ids\[1\] = 4 is outside \[0, vocab = 4\)/],
+      [() => embeddingForwardBf16(out, Int32Array.from([0, 1, -1]), table, n, vocab, dim), 'RangeError', /ids\[2\] = -1 is outside/],
+      [() => embeddingForwardBf16(out, ids, table, n, vocab + 1, dim), 'RangeError', /argument 2 'table' is too short/],
+      [() => embeddingForwardBf16(out, ids.subarray(1), table, n, vocab, dim), 'RangeError', /argument 1 'ids' is too short/],
+      [() => embeddingForwardBf16(out.subarray(1), ids, table, n, vocab, dim), 'RangeError', /argument 0 'out' is too short/],
+      [() => embeddingForwardBf16(out, ids, new Float32Array(vocab * dim) as never, n, vocab, dim), 'TypeError', /argument 2 'table' must be a Uint16Array/],
+      [() => embeddingForwardBf16(out, new Float32Array(3) as never, table, n, vocab, dim), 'TypeError', /argument 1 'ids' must be a Int32Array/],
+      [() => embeddingForwardBf16(table as never, ids, table, n, vocab, dim), 'TypeError', /argument 0 'out' must be a Float32Array/],
+      [() => embeddingForwardBf16(out, ids, table, n, vocab, -2), 'RangeError', /argument 5 'dim' must be a non-negative size/],
+      [() => embeddingForwardBf16(new Float32Array(shared, 0, 6), ids, new Uint16Array(shared, 16, 8), n, vocab, dim), 'RangeError', /'out' and 'table' must not share memory/],
+      [() => embeddingForwardBf16(new Float32Array(shared, 0, 6), new Int32Array(shared, 8, 3), table, n, vocab, dim), 'RangeError', /'out' and 'ids' must not share memory/],
+      [() => raw.embeddingForwardBf16(out, ids, table, n, vocab), 'TypeError', /embeddingForwardBf16: expected 6 arguments, got 5/],
+    ];
+    for (const [fn, name, msg] of cases) expectThrowsNamed(fn, name, msg);
+    // a refused call wrote nothing
+    expect(Array.from(out)).toEqual(new Array(n * dim).fill(0));
+  });
+
+  it('takes ids in a SharedArrayBuffer that a Worker rewrites during the calls', async () => {
+    const n = 4096, vocab = 8, dim = 64;
+    const ids = sharedInt32(new Int32Array(n));
+    const table = randomBf16(vocab * dim, 6), out = new Float32Array(n * dim);
+    const fwd = await raceIndices(ids, 0x7fffff00, 300, () => embeddingForwardBf16(out, ids, table, n, vocab, dim));
+    expect(fwd.returned + fwd.rangeErrors).toBeGreaterThan(0);
   });
 });

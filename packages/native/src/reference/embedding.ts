@@ -1,3 +1,4 @@
+import { bf16ValueRef } from './copy';
 import type { RefArray } from './elementwise';
 
 function checkId(ids: Int32Array, i: number, vocab: number): number {
@@ -17,5 +18,13 @@ export function embeddingBackwardRef(dtable: RefArray, dy: RefArray, ids: Int32A
   for (let i = 0; i < n; i++) {
     const id = checkId(ids, i, vocab);
     for (let c = 0; c < dim; c++) dtable[id * dim + c] += dy[i * dim + c];
+  }
+}
+
+/** embeddingForward on a bf16 table (its bits): each value widened exactly. */
+export function embeddingForwardBf16Ref(out: RefArray, ids: Int32Array, table: Uint16Array, n: number, vocab: number, dim: number): void {
+  for (let i = 0; i < n; i++) {
+    const id = checkId(ids, i, vocab);
+    for (let c = 0; c < dim; c++) out[i * dim + c] = bf16ValueRef(table[id * dim + c]);
   }
 }

@@ -285,6 +285,10 @@ const SPECS = {
     sig: 'dtable:f32 dy:f32 ids:i32 n:size vocab:size dim:size',
     gen: () => { const n = ri(0, 8), V = ri(1, 10), d = ri(0, 12); return [f32(V * d), f32(n * d), i32(n, 0, V - 1), n, V, d]; },
   },
+  embeddingForwardBf16: {
+    sig: 'out:f32 ids:i32 table:u16 n:size vocab:size dim:size',
+    gen: () => { const n = ri(0, 8), V = ri(1, 10), d = ri(0, 12); return [f32(n * d), i32(n, 0, V - 1), u16(V * d), n, V, d]; },
+  },
   adamwStep: {
     sig: 'param:f32 grad:f32 m:f32 v:f32 n:size lr:num beta1:num beta2:num eps:num weightDecay:num step:int',
     gen: () => { const n = n0(); return [f32(n), f32(n), f32(n), f32(n, 0, 1), n, 1e-3, 0.9, 0.999, 1e-8, 0.01, ri(1, 1000)]; },

@@ -19,6 +19,14 @@ void embedding_forward_cpu(float* out, const int32_t* ids, const float* table, i
   parallel_for(n, grain, [&](int64_t s, int64_t e) { fn(out + s * dim, ids + s, table, e - s, dim); });
 }
 
+void embedding_forward_bf16_cpu(float* out, const int32_t* ids, const uint16_t* table, int64_t n, int64_t vocab,
+                                int64_t dim) {
+  if (dim == 0) return;
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 15) / dim);
+  auto fn = RLHF_SIMD_PICK(embedding_forward_bf16_rows);
+  parallel_for(n, grain, [&](int64_t s, int64_t e) { fn(out + s * dim, ids + s, table, e - s, dim); });
+}
+
 void embedding_backward_cpu(float* dtable, const float* dy, const int32_t* ids, int64_t n, int64_t vocab,
                             int64_t dim) {
   if (dim == 0 || n == 0 || vocab == 0) return;
