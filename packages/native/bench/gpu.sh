@@ -8,8 +8,8 @@
 # packages/native:
 #   OUT=/tmp/out bash packages/native/bench/gpu.sh
 # Needs: nvcc, g++, python3 with torch; node (else a node binary carried as build-cuda-carry/node.xz);
-# node-addon-api and node-api-headers headers (carried root node_modules/ folders); cmake if present (else
-# nvcc builds the addon in one command). The CPU addon: build-cuda-carry/rlhf_native.node if it loads, else built.
+# node-addon-api and node-api-headers headers and vitest (root node_modules/, else build-cuda-carry/node-modules.tar.xz);
+# cmake if present (else nvcc builds the addon in one command). The CPU addon: build-cuda-carry/rlhf_native.node if it loads, else built.
 # Core's device path (checks against the cpu, the GPT-2 SFT step against PyTorch): build-cuda-carry/core-gpu-bench.cjs.
 set -u
 cd "$(dirname "$0")/.."
@@ -41,11 +41,17 @@ stage "find cuBLAS (pip layout)"
 SITE=$($PY -c 'import os, nvidia; print(os.path.dirname(list(nvidia.__path__)[0]))' 2>/dev/null || true)
 CUBLAS_H=$(find "$SITE/nvidia" /usr/local/cuda/include -name cublas_v2.h 2>/dev/null | head -1)
 CUBLAS_INC=$(dirname "${CUBLAS_H:-/nonexistent/x}")
-CUBLAS_LIB=$(find "$(dirname "$CUBLAS_INC")" -name 'libcublas.so*' ! -name '*Lt*' 2>/dev/null | sort | head -1)
+# (no header: no library either; a search from dirname of a missing folder would walk the whole disk)
+CUBLAS_LIB=$([ -n "$CUBLAS_H" ] && find "$(dirname "$CUBLAS_INC")" -name 'libcublas.so*' ! -name '*Lt*' 2>/dev/null | sort | head -1)
 echo "cublas header: ${CUBLAS_H:-none}  lib: ${CUBLAS_LIB:-none}"
 [ -n "$CUBLAS_LIB" ] && export LD_LIBRARY_PATH=$(dirname "$CUBLAS_LIB"):${LD_LIBRARY_PATH:-}
 
 ROOT=$(cd "$NATIVE/../.." && pwd)
+# the root node_modules folders this run needs (addon headers, vitest), carried as one archive by gpu-carry.sh
+if [ ! -d "$ROOT/node_modules/vitest" ] && [ -f "$NATIVE/build-cuda-carry/node-modules.tar.xz" ]; then
+  stage "unpack the carried node_modules (node-addon-api, node-api-headers, vitest)"
+  (cd "$ROOT" && tar -xJf "$NATIVE/build-cuda-carry/node-modules.tar.xz") || echo "could not unpack node-modules.tar.xz"
+fi
 NAPI_INC=$ROOT/node_modules/node-api-headers/include
 ADDON_INC=$ROOT/node_modules/node-addon-api
 CC_ARCH=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d .)
@@ -99,7 +105,7 @@ if [ "${RLHF_GPU_TEST_VITEST:-1}" = 1 ] && [ -d "$ROOT/node_modules/vitest" ]; t
   # RLHF_GPU_REQUIRED=1: a suite that cannot reach the device fails here instead of skipping.
   (cd "$NATIVE" && RLHF_GPU_REQUIRED=1 RLHF_CUDA_PATH=$CUDA_NODE RLHF_NATIVE_PATH=$CPU_NODE \
     RLHF_NCCL_LIB=$(find "$SITE/nvidia" -name 'libnccl.so*' 2>/dev/null | sort | head -1) \
-    timeout 300 npx vitest run --config vitest.gpu.config.ts > "$OUT/vitest.log" 2>&1)
+    timeout 300 node "$ROOT/node_modules/vitest/vitest.mjs" run --config vitest.gpu.config.ts > "$OUT/vitest.log" 2>&1)
   vitest_rc=$?
   tail -60 "$OUT/vitest.log"
 else

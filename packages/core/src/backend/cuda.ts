@@ -12,7 +12,16 @@ import type { BufferDType, DeviceBackend, DeviceBuffer, DeviceKernels, HostArray
 import { KERNEL_NAMES } from './kernels';
 
 export function cudaBackend(): DeviceBackend {
-  const c = nativeCuda.cuda(); // a NativeLoadError naming the missing file when the addon is not built
+  return cudaBackendOf(nativeCuda.cuda()); // a NativeLoadError naming the missing file when the addon is not built
+}
+
+/**
+ * The backend over a loaded binding (exported for the refusal tests, which hand it a fake). An rlhf_cuda.node
+ * built from older sources than this core (one that lacks a kernel of KERNEL_NAMES, or the allocator's peak reset)
+ * is refused here, when the device is first used (a trainer's config check), naming what it lacks, rather than
+ * at the first call of the missing kernel, which may come late in a run.
+ */
+export function cudaBackendOf(c: nativeCuda.CudaBinding): DeviceBackend {
   const info = c.info();
   if (info.devices === 0) throw new Error(`device cuda: rlhf_cuda.node finds no CUDA device (${info.reason ?? 'no reason given'})`);
   const Buf = c.DeviceBuffer;
@@ -20,13 +29,12 @@ export function cudaBackend(): DeviceBackend {
     throw new Error('device cuda: this rlhf_cuda.node has no DeviceBuffer views (buf.view(offset, length)), which core\'s tensor views need; rebuild @rlhf/native');
   }
   const binding = c as unknown as Record<string, (...a: unknown[]) => unknown>;
-  const table: Record<string, (...a: unknown[]) => unknown> = {};
-  for (const name of KERNEL_NAMES) {
-    const fn = binding[name];
-    table[name] = typeof fn === 'function' ? fn.bind(c) : () => {
-      throw new Error(`device cuda: rlhf_cuda.node has no ${name} kernel`);
-    };
+  const missing = [...KERNEL_NAMES, 'allocatorStats', 'resetAllocatorPeak'].filter((name) => typeof binding[name] !== 'function');
+  if (missing.length > 0) {
+    throw new Error(`device cuda: this rlhf_cuda.node lacks ${missing.join(', ')}, which @rlhf/core needs: it was built from older sources; rebuild @rlhf/native (npm run build:native)`);
   }
+  const table: Record<string, (...a: unknown[]) => unknown> = {};
+  for (const name of KERNEL_NAMES) table[name] = binding[name].bind(c);
   // the tensor-core attention (Kernels' optional members): bound where this rlhf_cuda.node has it
   for (const name of ['attentionForwardBf16', 'attentionBackwardBf16']) {
     const fn = binding[name];

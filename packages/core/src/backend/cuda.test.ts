@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import type { cuda as nativeCuda } from '@rlhf/native';
+import { cudaBackendOf } from './cuda';
+import { KERNEL_NAMES } from './kernels';
+
+// A stand-in for a loaded rlhf_cuda.node (no GPU here): its kernels record their calls. What is checked is the
+// backend's own logic: which bindings it asks for and what it refuses; the GPU suite runs the real one.
+function fakeBinding(omit: string[] = []) {
+  const calls: string[] = [];
+  class DeviceBuffer {
+    view() {
+      return this;
+    }
+  }
+  const b: Record<string, unknown> = {
+    info: () => ({ devices: 1 }),
+    DeviceBuffer,
+    allocatorStats: () => ({ inUse: 0, peak: 0, cached: 0 }),
+    resetAllocatorPeak: () => calls.push('resetAllocatorPeak'),
+  };
+  for (const name of KERNEL_NAMES) b[name] = (...args: unknown[]) => calls.push(`${name}/${args.length}`);
+  for (const name of omit) delete b[name];
+  return { binding: b as unknown as nativeCuda.CudaBinding, calls };
+}
+
+describe('the cuda backend over a binding', () => {
+  it('binds every kernel core needs; the embedding defers its ids check', () => {
+    const { binding, calls } = fakeBinding();
+    const be = cudaBackendOf(binding);
+    const k = be.kernels as unknown as Record<string, (...a: unknown[]) => void>;
+    for (const name of KERNEL_NAMES) expect(typeof k[name], name).toBe('function');
+    k.add(1, 2, 3, 4);
+    k.embeddingForward(1, 2, 3, 4, 5, 6);
+    be.resetPeak?.();
+    // embeddingForward gets a seventh argument, deferCheck = true
+    expect(calls).toEqual(['add/4', 'embeddingForward/7', 'resetAllocatorPeak']);
+  });
+
+  it('refuses an rlhf_cuda.node built from older sources, naming what it lacks', () => {
+    const { binding } = fakeBinding(['sampleTokens', 'policyGradientLoss', 'resetAllocatorPeak']);
+    expect(() => cudaBackendOf(binding)).toThrow(
+      /device cuda: this rlhf_cuda.node lacks policyGradientLoss, sampleTokens, resetAllocatorPeak, which @rlhf\/core needs: it was built from older sources; rebuild @rlhf\/native/,
+    );
+  });
+
+  it('refuses a binding that finds no device, or has no DeviceBuffer views', () => {
+    const none = fakeBinding().binding as unknown as Record<string, unknown>;
+    none.info = () => ({ devices: 0, reason: 'no driver' });
+    expect(() => cudaBackendOf(none as unknown as nativeCuda.CudaBinding)).toThrow(/finds no CUDA device \(no driver\)/);
+    const noViews = fakeBinding().binding as unknown as Record<string, unknown>;
+    noViews.DeviceBuffer = class {};
+    expect(() => cudaBackendOf(noViews as unknown as nativeCuda.CudaBinding)).toThrow(/has no DeviceBuffer views/);
+  });
+});
