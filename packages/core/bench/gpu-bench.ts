@@ -17,7 +17,9 @@
  *  - the three steps under bf16 autocast (mixedPrecision 'bf16') equal the cpu's bf16 steps (bit for bit on
  *    'emulated', within 1e-2 on 'cuda': cuBLAS's bf16 GEMM) and move what float32's do;
  *  - two GRPO and two PPO optimisation steps on one rollout made on the cpu (their loss kernels on the device)
- *    equal the cpu's: metrics, norms and parameters (bit for bit on 'emulated', within 1e-3 on 'cuda').
+ *    equal the cpu's: metrics, norms and parameters (bit for bit on 'emulated', within 1e-3 on 'cuda');
+ *  - data parallelism's device all-reduce (NCCL on 'cuda', one rank) leaves one rank's gradients unchanged, over
+ *    the flat gradient buffer and over each gradient's view of it.
  * Timing: the median of `steps` SFT steps (after 2 warm-up steps) of GPT-2 124M (vocabulary 50257, 12 layers,
  * 768 wide, 12 heads; tied head) at B×T tokens, random weights and tokens: forward, the fused LM-head loss,
  * backward, clipping to 1, AdamW; each step ends with the loss's download (which waits for the device); in float32,
@@ -48,6 +50,9 @@ import { NanGuard } from '../src/trainers/nan-guard';
 import { PpoTrainer } from '../src/trainers/ppo-trainer';
 import { scaleGradsToNorm } from '../src/trainers/trainer-base';
 import { Rng } from '../src/util/rng';
+import { SingleProcess } from '../src/distributed/collective';
+import { hostAllReduce, type DeviceAllReduce } from '../src/distributed/device-all-reduce';
+import { GradientSync } from '../src/distributed/grad-sync';
 import { median } from './machine';
 
 interface Check {
@@ -221,6 +226,43 @@ function checks(device: Device): Check[] {
       ok: exact ? diff === 0 && pd === 0 : diff < 1e-3 && pd < 1e-3,
       detail: `max relative difference of ${c.values.length} values ${diff}; max |parameter difference| ${pd}; transfers per step ${JSON.stringify(d.transfers)}`,
     });
+  }
+
+  // data parallelism's device all-reduce (GradientSync at finish()): on cuda NCCL over a world of one rank, which
+  // sums each buffer with itself alone (it must come back unchanged, bit for bit), once over the optimizer's flat
+  // gradient buffer and once one gradient view at a time; elsewhere the host path (download, MPI, upload)
+  {
+    const m = new Llama(TINY, { seed: 3 }).to(device), named = m.namedParameters();
+    const opt = new AdamW(named, { lr: 1e-3 });
+    lmHeadLoss(m, m.forward({ ids: Int32Array.of(1, 2, 3, 4, 5), B: 1, T: 5 }), null, Int32Array.of(2, 3, 4, 5, -100)).backward();
+    const before = named.map(([, p]) => Array.from(p.grad!.to('cpu').data));
+    const world = new SingleProcess();
+    let reduce: DeviceAllReduce | null = null;
+    let why = '';
+    if (device === 'cuda') {
+      const a = nativeCuda.ncclAvailable();
+      if (a.ok) {
+        const comm = nativeCuda.NcclCommunicator.create();
+        reduce = { device, via: 'nccl', sum: (b) => comm.allReduce(b as nativeCuda.DeviceBuffer, 'sum') };
+      } else why = a.reason;
+    } else reduce = hostAllReduce(device, world);
+    const name = `GradientSync's device all-reduce (${device === 'cuda' ? 'NCCL, one rank' : 'through the host'}): the flat gradient buffer at once, then each gradient view, leave one rank's gradients as they were`;
+    if (reduce) {
+      let bad = 0, calls = 0;
+      const r = reduce;
+      const counted: DeviceAllReduce = { ...r, sum: (b) => (calls++, r.sum(b)) };
+      for (const flat of [opt.flatGradients(), null]) {
+        const sync = new GradientSync(world, named, {}, { reduce: counted, flat });
+        sync.begin();
+        sync.arm();
+        sync.finish();
+        named.forEach(([, p], i) => p.grad!.to('cpu').data.forEach((x, j) => (bad += Object.is(x, before[i][j]) ? 0 : 1)));
+      }
+      out.push({ name, ok: bad === 0 && calls === 1 + named.length, detail: `${bad} elements changed; ${calls} all-reduce calls (want ${1 + named.length})` });
+    } else {
+      // where gpu.sh found PyTorch's libnccl (RLHF_NCCL_LIB) NCCL must load; without it the check is skipped, and says so
+      out.push({ name, ok: !process.env.RLHF_NCCL_LIB, detail: `skipped: NCCL cannot be used here (${why})` });
+    }
   }
 
   // the allocator's peak over one step covers the parameters, gradients and both moments

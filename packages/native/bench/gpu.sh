@@ -126,7 +126,8 @@ stage "core on the GPU: device checks against the cpu, GPT-2 124M SFT step vs Py
 # (a standalone bundle of core's bench/gpu-bench.ts; the addons come from the paths below)
 CORE_BENCH=$NATIVE/build-cuda-carry/core-gpu-bench.cjs
 if [ -f "$CORE_BENCH" ]; then
-  RLHF_NATIVE_PATH=$CPU_NODE RLHF_CUDA_PATH=$CUDA_NODE timeout 420 node "$CORE_BENCH" --device cuda --shape gpt2 \
+  RLHF_NATIVE_PATH=$CPU_NODE RLHF_CUDA_PATH=$CUDA_NODE \
+    RLHF_NCCL_LIB=$(find "$SITE/nvidia" -name 'libnccl.so*' 2>/dev/null | sort | head -1) timeout 420 node "$CORE_BENCH" --device cuda --shape gpt2 \
     --torch "$PY" --torch-script "$NATIVE/../core/bench/torch_gpt2_gpu.py" --json "$OUT/core-gpu.json" || rc=1
 else
   echo "core on the GPU: skipped (no $CORE_BENCH carried)"

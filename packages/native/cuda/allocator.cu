@@ -118,6 +118,18 @@ void reset_allocator_peak() {
   g_stats.peak = g_stats.in_use;
 }
 
+void select_device(int index) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  int current = 0;
+  RLHF_CUDA_CHECK(cudaGetDevice(&current));  // no context is made by asking
+  if (index == current) return;
+  // the stream, the cached blocks and cuBLAS's handle belong to the device they were made on
+  if (g_stream || g_stats.mallocs > 0)
+    throw CudaError("selectDevice(" + std::to_string(index) + "): this process already uses CUDA device " +
+                    std::to_string(current) + " (its stream or memory exist): select the device before the first allocation");
+  RLHF_CUDA_CHECK(cudaSetDevice(index));
+}
+
 void empty_cache() {
   std::lock_guard<std::mutex> lock(g_mu);
   if (g_stream) cudaStreamSynchronize(g_stream);

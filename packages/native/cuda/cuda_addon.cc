@@ -8,7 +8,7 @@
 //                                           array?), view(offset, length, label?) (elements of it, sharing its
 //                                           memory), dispose(); the finaliser returns the memory once neither
 //                                           the buffer nor a view of it is reachable
-//   synchronize(), allocatorStats(), resetAllocatorPeak(), emptyCache()
+//   synchronize(), allocatorStats(), resetAllocatorPeak(), emptyCache(), selectDevice(index)
 //   every kernel of API.md under its own name, same argument order, with DeviceBuffers in place of typed arrays;
 //   and the tensor-core ones: gemmBf16Mixed(+Batched) (gemm's arguments with A, B bf16 and C f32 or bf16, float32
 //   accumulation; not gemmBf16, whose A is float32), attentionForwardBf16 / attentionBackwardBf16.
@@ -411,7 +411,7 @@ const std::vector<int>& writes_of(const std::string& name) {
       {"crossEntropyForwardBackward", {0, 1}}, {"tokenLogprobs", {0, 1, 2}}, {"ppoPolicyLoss", {0, 1}},
       {"ppoValueLoss", {0, 1}},        {"policyGradientLoss", {0, 1}},        {"attentionForward", {0, 1}},    {"attentionBackward", {0, 1, 2}},
       {"attentionForwardBf16", {0, 1}}, {"attentionBackwardBf16", {0, 1, 2}},
-      {"decodeSoftmax", {0, 1, 2}},   {"sampleTokens", {0, 1, 2}},   {"ncclAllGather", {1}},          {"ncclAllReduce", {}},           {"ncclBroadcast", {}},
+      {"softmaxForward", {0, 1}},     {"decodeSoftmax", {0, 1, 2}},   {"sampleTokens", {0, 1, 2}},   {"ncclAllGather", {1}},          {"ncclAllReduce", {}},           {"ncclBroadcast", {}},
   };
   static const std::vector<int> first = {0};
   auto it = table.find(name);
@@ -454,12 +454,14 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
     return o;
   }
   o.Set("devices", n);
+  int current = 0;
+  if (n > 0 && cudaGetDevice(&current) == cudaSuccess) o.Set("device", current);  // selectDevice's (no context made)
   if (n == 0) {
     o.Set("reason", "the CUDA runtime found no device");
     return o;
   }
   cudaDeviceProp p;
-  if (cudaGetDeviceProperties(&p, 0) == cudaSuccess) {
+  if (cudaGetDeviceProperties(&p, current) == cudaSuccess) {
     o.Set("deviceName", std::string(p.name));
     o.Set("computeCapability", std::to_string(p.major) + "." + std::to_string(p.minor));
     o.Set("totalMemory", (double)p.totalGlobalMem);
@@ -480,6 +482,19 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     return undef(a);
   });
   def(env, exports, "emptyCache", [](const Args& a) { empty_cache(); return undef(a); });
+  def(env, exports, "selectDevice", [](const Args& a) {
+    int64_t index = a.size(0, "index");
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess) {
+      cudaGetLastError();
+      count = 0;
+    }
+    if (index >= count)
+      a.range("argument 0 'index' is " + std::to_string(index) + ", but the CUDA runtime finds " + std::to_string(count) +
+              " device(s)");
+    select_device((int)index);
+    return undef(a);
+  });
   def(env, exports, "resetAllocatorPeak", [](const Args& a) {
     reset_allocator_peak();
     return undef(a);
@@ -917,6 +932,29 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     int64_t m = a.size(3, "m"), n = a.size(4, "n"), k = a.size(5, "k");
     gemm_bf16(a.f32(0, "C", a.mul(m, n)), a.f32(1, "A", a.mul(m, k)), a.bf16(2, "B", a.mul(k, n)), m, n, k,
               a.boolean_or(6, "transB", true), (float)a.number_or(7, "alpha", 1.0), (float)a.number_or(8, "beta", 0.0));
+    return undef(a);
+  });
+  // softmax's scale: finite (a float): the CPU binding's check
+  auto softmax_scale = [](const Args& a, int i) {
+    double s = a.number(i, "scale");
+    if (!(std::fabs(s) <= 3.4e38)) a.range("argument " + std::to_string(i) + " 'scale' must fit in a float, got " + std::to_string(s));
+    return (float)s;
+  };
+  def(env, exports, "softmaxForward", [softmax_scale](const Args& a) {
+    int64_t rows = a.size(3, "rows"), cols = a.size(4, "cols"), n = a.mul(rows, cols);
+    float* y = a.f32(0, "y", n);
+    float* lse = a.f32_or_null(1, "lse", rows);
+    const float* x = a.f32(2, "x", n);
+    softmax_forward(y, lse, x, rows, cols, softmax_scale(a, 5));
+    return undef(a);
+  });
+  def(env, exports, "softmaxBackward", [softmax_scale](const Args& a) {
+    int64_t rows = a.size(3, "rows"), cols = a.size(4, "cols"), n = a.mul(rows, cols);
+    float* dx = a.f32(0, "dx", n);
+    const float* dy = a.f32(1, "dy", n);
+    const float* y = a.f32(2, "y", n);
+    if (dx == y && n > 0) a.range("'dx' must not be 'y' (dx may be dy)");
+    softmax_backward(dx, dy, y, rows, cols, softmax_scale(a, 5));
     return undef(a);
   });
   def(env, exports, "decodeSoftmax", [](const Args& a) {

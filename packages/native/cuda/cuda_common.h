@@ -54,6 +54,9 @@ AllocatorStats allocator_stats();
 // Starts a new peak from the bytes in use now (a training step's peak, not the process's).
 void reset_allocator_peak();
 void empty_cache();
+// Makes device `index` this process's (cudaSetDevice): before its stream or any memory exist (a CudaError naming
+// the device in use otherwise); the same device again is a no-op. One GPU per rank: the rank's local index.
+void select_device(int index);
 size_t size_class(size_t bytes);
 
 // Scratch memory for one op (e.g. reductions), from the caching allocator, returned when it goes out of scope.

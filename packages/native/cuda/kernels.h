@@ -101,6 +101,10 @@ double policy_gradient_loss(float* dlogp, float* stats, const float* logp, const
                             const float* ref_logp, const float* adv, const float* mask, int64_t rows, int64_t Tn,
                             int level, int aggregation, double norm, double beta, double eps_low, double eps_high);
 
+// ---- softmax (softmax.cu): API.md's softmaxForward / softmaxBackward (lse may be null; in place allowed) ----
+void softmax_forward(float* y, float* lse, const float* x, int64_t rows, int64_t cols, float scale);
+void softmax_backward(float* dx, const float* dy, const float* y, int64_t rows, int64_t cols, float scale);
+
 // ---- generation (decode.cu) ----
 // The sampler's statistics of rows of logits (row stride ld): lse, argmax (first largest), probs (optional).
 void decode_softmax(float* probs, float* lse, int32_t* argmax, const float* logits, int64_t rows, int64_t cols,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { cuda as nativeCuda } from '@rlhf/native';
-import { cudaBackendOf } from './cuda';
+import { cudaBackendOf, cudaDeviceIndex } from './cuda';
 import { KERNEL_NAMES } from './kernels';
 
 // A stand-in for a loaded rlhf_cuda.node (no GPU here): its kernels record their calls. What is checked is the
@@ -17,6 +17,7 @@ function fakeBinding(omit: string[] = []) {
     DeviceBuffer,
     allocatorStats: () => ({ inUse: 0, peak: 0, cached: 0 }),
     resetAllocatorPeak: () => calls.push('resetAllocatorPeak'),
+    selectDevice: (i: number) => calls.push(`selectDevice ${i}`),
   };
   for (const name of KERNEL_NAMES) b[name] = (...args: unknown[]) => calls.push(`${name}/${args.length}`);
   for (const name of omit) delete b[name];
@@ -26,6 +27,8 @@ function fakeBinding(omit: string[] = []) {
 describe('the cuda backend over a binding', () => {
   it('binds every kernel core needs; the embedding defers its ids check', () => {
     const { binding, calls } = fakeBinding();
+    const env = { ...process.env };
+    for (const v of ['RLHF_CUDA_DEVICE', 'OMPI_COMM_WORLD_LOCAL_RANK', 'MPI_LOCALRANKID', 'SLURM_LOCALID', 'LOCAL_RANK']) delete process.env[v];
     const be = cudaBackendOf(binding);
     const k = be.kernels as unknown as Record<string, (...a: unknown[]) => void>;
     for (const name of KERNEL_NAMES) expect(typeof k[name], name).toBe('function');
@@ -34,6 +37,26 @@ describe('the cuda backend over a binding', () => {
     be.resetPeak?.();
     // embeddingForward gets a seventh argument, deferCheck = true
     expect(calls).toEqual(['add/4', 'embeddingForward/7', 'resetAllocatorPeak']);
+    // under a launcher, the local rank's device is selected before anything else
+    process.env.OMPI_COMM_WORLD_LOCAL_RANK = '3';
+    const { binding: b2, calls: c2 } = fakeBinding();
+    (b2 as unknown as { info: () => unknown }).info = () => ({ devices: 2 });
+    cudaBackendOf(b2);
+    expect(c2).toEqual(['selectDevice 1']);
+    Object.assign(process.env, env);
+    if (env.OMPI_COMM_WORLD_LOCAL_RANK === undefined) delete process.env.OMPI_COMM_WORLD_LOCAL_RANK;
+  });
+
+  it('picks the device: RLHF_CUDA_DEVICE, else the local rank modulo the devices, else the default', () => {
+    expect(cudaDeviceIndex({}, 4)).toBe(null);
+    expect(cudaDeviceIndex({ RLHF_CUDA_DEVICE: '2', OMPI_COMM_WORLD_LOCAL_RANK: '1' }, 4)).toBe(2);
+    expect(cudaDeviceIndex({ OMPI_COMM_WORLD_LOCAL_RANK: '5' }, 4)).toBe(1);
+    expect(cudaDeviceIndex({ MPI_LOCALRANKID: '1' }, 8)).toBe(1);
+    expect(cudaDeviceIndex({ SLURM_LOCALID: '0' }, 8)).toBe(0);
+    expect(cudaDeviceIndex({ LOCAL_RANK: '7' }, 8)).toBe(7);
+    expect(() => cudaDeviceIndex({ RLHF_CUDA_DEVICE: '4' }, 4)).toThrow(/RLHF_CUDA_DEVICE="4" is not a CUDA device of this machine \(it has 4: 0 to 3\)/);
+    expect(() => cudaDeviceIndex({ RLHF_CUDA_DEVICE: 'gpu1' }, 4)).toThrow(/RLHF_CUDA_DEVICE="gpu1"/);
+    expect(() => cudaDeviceIndex({ LOCAL_RANK: '-1' }, 4)).toThrow(/LOCAL_RANK="-1" is not a local rank/);
   });
 
   it('refuses an rlhf_cuda.node built from older sources, naming what it lacks', () => {

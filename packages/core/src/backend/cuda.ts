@@ -29,10 +29,13 @@ export function cudaBackendOf(c: nativeCuda.CudaBinding): DeviceBackend {
     throw new Error('device cuda: this rlhf_cuda.node has no DeviceBuffer views (buf.view(offset, length)), which core\'s tensor views need; rebuild @rlhf/native');
   }
   const binding = c as unknown as Record<string, (...a: unknown[]) => unknown>;
-  const missing = [...KERNEL_NAMES, 'allocatorStats', 'resetAllocatorPeak'].filter((name) => typeof binding[name] !== 'function');
+  const missing = [...KERNEL_NAMES, 'allocatorStats', 'resetAllocatorPeak', 'selectDevice'].filter((name) => typeof binding[name] !== 'function');
   if (missing.length > 0) {
     throw new Error(`device cuda: this rlhf_cuda.node lacks ${missing.join(', ')}, which @rlhf/core needs: it was built from older sources; rebuild @rlhf/native (npm run build:native)`);
   }
+  // one GPU per rank: pick it before the first allocation (the stream and the cached blocks belong to it)
+  const index = cudaDeviceIndex(process.env, info.devices);
+  if (index !== null) c.selectDevice(index);
   const table: Record<string, (...a: unknown[]) => unknown> = {};
   for (const name of KERNEL_NAMES) table[name] = binding[name].bind(c);
   // the tensor-core attention (Kernels' optional members): bound where this rlhf_cuda.node has it
@@ -69,4 +72,32 @@ export function cudaBackendOf(c: nativeCuda.CudaBinding): DeviceBackend {
       c.resetAllocatorPeak();
     },
   };
+}
+
+/** The launchers' variables that give a process's rank among those on its machine (Open MPI, MPICH, Slurm, torchrun). */
+const LOCAL_RANK_VARS = ['OMPI_COMM_WORLD_LOCAL_RANK', 'MPI_LOCALRANKID', 'SLURM_LOCALID', 'LOCAL_RANK'] as const;
+
+/**
+ * Which CUDA device this process uses: RLHF_CUDA_DEVICE when set (an index the machine has, else an Error naming
+ * it); else, under a launcher, the process's local rank modulo the devices (ranks on one machine take one GPU each;
+ * more ranks than GPUs share them round robin, which NCCL refuses: the gradients then go through the host); else
+ * null: the runtime's default, device 0.
+ */
+export function cudaDeviceIndex(env: NodeJS.ProcessEnv, devices: number): number | null {
+  const set = env.RLHF_CUDA_DEVICE;
+  if (set !== undefined && set !== '') {
+    const i = Number(set);
+    if (!Number.isInteger(i) || i < 0 || i >= devices) {
+      throw new RangeError(`RLHF_CUDA_DEVICE=${JSON.stringify(set)} is not a CUDA device of this machine (it has ${devices}: 0 to ${devices - 1})`);
+    }
+    return i;
+  }
+  for (const name of LOCAL_RANK_VARS) {
+    const v = env[name];
+    if (v === undefined || v === '') continue;
+    const r = Number(v);
+    if (!Number.isInteger(r) || r < 0) throw new RangeError(`${name}=${JSON.stringify(v)} is not a local rank (a non-negative integer)`);
+    return r % devices;
+  }
+  return null;
 }

@@ -9,9 +9,10 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildSync } from 'esbuild';
-import { mpi } from '@rlhf/native';
+import { cuda as cudaNative, mpi } from '@rlhf/native';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mul, sum } from '../tensor/ops';
+import { Tensor } from '../tensor/tensor';
 import { listCheckpoints, loadCheckpoint } from '../trainers/checkpoint';
 import { readMetrics } from '../trainers/metrics';
 import { tempDir, tinyGpt2 } from '../trainers/test-utils';
@@ -19,6 +20,8 @@ import { averageMetrics, SingleProcess, type Collective, type PendingReduce } fr
 import { shardRange } from './data-parallel';
 import { DP_ALGOS, dpRun, type DpAlgo } from './dp-fixture';
 import { GradientSync } from './grad-sync';
+import { checkDeviceAllReduceMode, deviceAllReduceFor, hostAllReduce } from './device-all-reduce';
+import { AdamW } from '../optim/adamw';
 
 const tmp = tempDir('dp');
 afterAll(tmp.cleanup);
@@ -104,6 +107,62 @@ describe('shares and buckets', () => {
     lossOf().backward();
     expect(() => lossOf().backward()).toThrow(/a backward pass after the gradients of this step started their all-reduce/);
     sync.abandon();
+  });
+
+  it('GradientSync on a device with a device all-reduce: the flat gradient buffer in one call (or one per gradient without it); the sums land in the gradients; an unused parameter keeps none', () => {
+    for (const flatToo of [true, false]) {
+      const model = tinyGpt2(3);
+      model.to('emulated');
+      // plus a parameter the loss never reads: no gradient on any rank, so none after the sync
+      const unread = Tensor.fromF32(Float32Array.of(0.5, -1, 2), [3]).to('emulated');
+      unread.requiresGrad = true;
+      const params: Array<[string, Tensor]> = [...model.namedParameters().filter(([, p]) => p.requiresGrad), ['unread', unread]];
+      const optimizer = new AdamW(params); // moves each parameter into its slice of the flat buffers
+      const ids = Int32Array.from({ length: 12 }, (_, i) => (i * 5) % 12);
+      const lossOf = () => {
+        const h = model.forward({ ids, B: 2, T: 6 }); // (12, C)
+        return sum(mul(h, h));
+      };
+      lossOf().backward();
+      lossOf().backward();
+      const want = new Map(params.map(([n, p]) => [n, p.grad ? p.grad.to('cpu').data.slice() : null]));
+      optimizer.zeroGrad();
+      const world = new TwinRanks();
+      const reduce = hostAllReduce('emulated', world);
+      let calls = 0;
+      const counted = { ...reduce, sum: (b: Parameters<typeof reduce.sum>[0]) => (calls++, reduce.sum(b)) };
+      const sync = new GradientSync(world, params, {}, { reduce: counted, flat: flatToo ? optimizer.flatGradients() : null });
+      sync.begin();
+      lossOf().backward();
+      sync.arm();
+      lossOf().backward();
+      expect(calls).toBe(0); // nothing during the backward
+      sync.finish();
+      expect(calls, flatToo ? 'one call over the flat buffer' : 'one call per gradient').toBe(flatToo ? 1 : params.length);
+      expect(want.get('unread')).toBeNull();
+      for (const [n, p] of params) {
+        const w = want.get(n);
+        if (!w) expect(p.grad, n).toBeNull();
+        else expect(Array.from(p.grad!.to('cpu').data), n).toEqual(Array.from(w, (x) => 2 * x));
+      }
+    }
+  });
+
+  it('deviceAllReduceFor: which path each device and mode takes; a bad mode or an impossible one is refused by name', () => {
+    const twins = new TwinRanks();
+    expect(deviceAllReduceFor('emulated', twins, 'auto')?.via).toBe('host');
+    expect(deviceAllReduceFor('emulated', twins, 'host')).toBeNull(); // GradientSync's bucketed host path
+    expect(deviceAllReduceFor('emulated', new SingleProcess(), 'auto')).toBeNull();
+    expect(deviceAllReduceFor('cpu', twins, 'auto')).toBeNull();
+    expect(() => deviceAllReduceFor('emulated', twins, 'nccl')).toThrow(/gradientSync.deviceAllReduce 'nccl' needs device 'cuda', not 'emulated'/);
+    expect(() => checkDeviceAllReduceMode('fast')).toThrow(/gradientSync.deviceAllReduce must be one of 'auto', 'host', 'nccl', got "fast"/);
+    // no usable NCCL here (no GPU): 'auto' falls back to the host path with a note, 'nccl' says why it cannot
+    if (!cudaNative.ncclAvailable().ok) {
+      const notes: string[] = [];
+      expect(deviceAllReduceFor('cuda', twins, 'auto', (l) => notes.push(l))).toBeNull();
+      expect(notes).toEqual([expect.stringMatching(/data parallelism on cuda: NCCL cannot be used here \(.+\); the gradients go through the host \(MPI\)/)]);
+      expect(() => deviceAllReduceFor('cuda', twins, 'nccl')).toThrow(/gradientSync.deviceAllReduce 'nccl': NCCL cannot be used here: /);
+    }
   });
 
   it('averageMetrics: weighted by each rank\'s share; one process returns its own', () => {
@@ -238,17 +297,30 @@ describe.skipIf(!!missing)('data parallelism under mpirun -n 2', () => {
     expect(moved.rel).toBeGreaterThan(1e-3);
   });
 
-  it('on the emulated device (gradients staged through the host for the all-reduce): sft and grpo end on the cpu 2-rank weights, bit for bit', async () => {
-    const emu = join(tmp.path, 'two-ranks-emulated');
-    const r = await launch(['sft,grpo', emu, '2', '--save-steps', '2', '--device', 'emulated']);
-    expect(r.code, r.output).toBe(0);
-    for (const algo of ['sft', 'grpo'] as const) {
-      const line = JSON.parse(r.output.split('\n').find((l) => l.includes(`"algo":"${algo}"`))!) as { transfers: Record<string, number> };
-      expect(line.transfers['emulated download gradient'], algo).toBeGreaterThan(0);
-      expect(line.transfers['emulated upload gradient'], algo).toBeGreaterThan(0);
-      const got = finalWeights(join(emu, algo)), want = finalWeights(join(two, algo));
-      expect([...got.keys()]).toEqual([...want.keys()]);
-      for (const [k, v] of want) expect(Array.from(got.get(k)!), `${algo} ${k}`).toEqual(Array.from(v));
+  it('on the emulated device: sft and grpo end on the cpu 2-rank weights, bit for bit, whether the gradients are summed as one flat buffer (the device all-reduce, NCCL on cuda; here through the host) or bucket by bucket through the host', async () => {
+    const downloads: Record<string, Record<string, number>> = {};
+    for (const mode of ['auto', 'host'] as const) {
+      const emu = join(tmp.path, `two-ranks-emulated-${mode}`);
+      const r = await launch(['sft,grpo', emu, '2', '--save-steps', '2', '--device', 'emulated', '--device-all-reduce', mode]);
+      expect(r.code, r.output).toBe(0);
+      downloads[mode] = {};
+      for (const algo of ['sft', 'grpo'] as const) {
+        const line = JSON.parse(r.output.split('\n').find((l) => l.includes(`"algo":"${algo}"`))!) as { steps: number; transfers: Record<string, number> };
+        const down = line.transfers['emulated download gradient'];
+        // every gradient that goes down comes back up summed (the test fails when the sums are not uploaded)
+        expect(line.transfers['emulated upload gradient'], `${mode} ${algo}`).toBe(down);
+        downloads[mode][algo] = down;
+        // sft: one optimizer step per trainer step, and with the flat buffer one all-reduce per optimizer step
+        if (mode === 'auto' && algo === 'sft') expect(down).toBe(line.steps);
+        const got = finalWeights(join(emu, algo)), want = finalWeights(join(two, algo));
+        expect([...got.keys()]).toEqual([...want.keys()]);
+        for (const [k, v] of want) expect(Array.from(got.get(k)!), `${mode} ${algo} ${k}`).toEqual(Array.from(v));
+      }
+    }
+    // bucket by bucket: one transfer per trainable tensor where the flat buffer takes one for all of them
+    for (const algo of ['sft', 'grpo']) {
+      const params = finalWeights(join(two, algo)).size;
+      expect(downloads.host[algo], algo).toBe(downloads.auto[algo] * params);
     }
   }, 600_000);
 

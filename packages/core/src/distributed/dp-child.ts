@@ -5,13 +5,15 @@
  *   --max-steps N
  *   --pids            each rank writes its process id to <outRoot>/rank<r>.pid first (the killed-rank test)
  *   --no-overlap      all-reduce after the backward, not during it
- *   --device D        train on device D (TrainingArgs.device; 'emulated': gradients staged through the host)
+ *   --device D        train on device D (TrainingArgs.device; 'emulated': gradients summed through the host)
+ *   --device-all-reduce M   gradientSync.deviceAllReduce ('auto': the flat buffer at once; 'host': bucket by bucket)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dpRun, type DpAlgo } from './dp-fixture';
 import { worldCollective } from './collective';
 import { transferCounts, type Device } from '../backend/device';
+import type { DeviceAllReduceMode } from './device-all-reduce';
 
 const [algos, outRoot, perRank, ...rest] = process.argv.slice(2);
 const flag = (name: string): number | undefined => {
@@ -28,7 +30,10 @@ for (const algo of algos.split(',') as DpAlgo[]) {
     perRank: Number(perRank),
     saveSteps: flag('save-steps'),
     maxSteps: flag('max-steps'),
-    gradientSync: { overlap: !rest.includes('--no-overlap') },
+    gradientSync: {
+      overlap: !rest.includes('--no-overlap'),
+      ...(rest.includes('--device-all-reduce') ? { deviceAllReduce: rest[rest.indexOf('--device-all-reduce') + 1] as DeviceAllReduceMode } : {}),
+    },
     device: rest.includes('--device') ? (rest[rest.indexOf('--device') + 1] as Device) : 'cpu',
   });
   const r = t.train();

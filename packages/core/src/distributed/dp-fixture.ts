@@ -24,6 +24,7 @@ import type { TrainerBase } from '../trainers/trainer-base';
 import type { TrainingArgs } from '../trainers/training-args';
 import { tinyGpt2 } from '../trainers/test-utils';
 import type { Collective } from './collective';
+import type { GradientSyncOptions } from './grad-sync';
 
 export const DP_ALGOS = ['sft', 'rm', 'dpo', 'ppo', 'grpo', 'rloo', 'reinforce'] as const;
 export type DpAlgo = (typeof DP_ALGOS)[number];
@@ -35,7 +36,7 @@ export interface DpRunOptions {
   resume?: LoadedCheckpoint;
   maxSteps?: number;
   saveSteps?: number;
-  gradientSync?: { bucketBytes?: number; overlap?: boolean };
+  gradientSync?: GradientSyncOptions;
   /** where every rank trains (TrainingArgs.device) */
   device?: Device;
 }

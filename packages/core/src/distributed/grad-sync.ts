@@ -12,17 +12,31 @@
  *
  * A parameter without a gradient on a rank sends zeros; one without a gradient on every rank is left without one
  * (a presence flag per parameter is summed at the end), so the optimizer treats it exactly as one process would.
+ *
+ * On a device the gradients go through the host bucket by bucket (MPI reduces host memory), unless a device
+ * all-reduce is given (distributed/device-all-reduce.ts: NCCL on cuda): then, at finish(), every gradient is summed
+ * where it is, in one call over the optimizer's flat gradient buffer when every gradient is in its slice of it
+ * (else one call per gradient), with no overlap with the backward (NCCL's calls here wait for their result).
  */
 import { download, uploadInto, type DeviceBuffer } from '../backend/device';
 import { ensureLeafGrad, setBackwardHooks, type BackwardHooks } from '../tensor/autograd';
 import type { Tensor } from '../tensor/tensor';
 import type { Collective, PendingReduce } from './collective';
+import type { DeviceAllReduce, DeviceAllReduceMode } from './device-all-reduce';
 
 export interface GradientSyncOptions {
   /** target bytes of gradients per bucket (default 4 MiB; one parameter larger than this is a bucket alone) */
   bucketBytes?: number;
   /** start buckets during the backward (default true); false: all at finish(), after the backward (for measuring) */
   overlap?: boolean;
+  /** on a device: how the gradients are summed (device-all-reduce.ts; default 'auto': NCCL on cuda) */
+  deviceAllReduce?: DeviceAllReduceMode;
+}
+
+/** A device all-reduce and, where the optimizer keeps one, its flat gradient buffer with each parameter's slice. */
+export interface OnDeviceSync {
+  reduce: DeviceAllReduce;
+  flat: { buf: DeviceBuffer; homes: Map<Tensor, DeviceBuffer> } | null;
 }
 
 interface Bucket {
@@ -55,6 +69,7 @@ export class GradientSync {
     readonly collective: Collective,
     params: Array<[string, Tensor]>,
     opts: GradientSyncOptions = {},
+    private readonly onDevice: OnDeviceSync | null = null,
   ) {
     const cap = opts.bucketBytes ?? 4 << 20;
     if (!(cap > 0)) throw new RangeError(`GradientSync: bucketBytes must be > 0, got ${cap}`);
@@ -101,7 +116,7 @@ export class GradientSync {
         }
       },
       onLeafReady: (t) => {
-        if (!this.armed || !this.overlap) return;
+        if (!this.armed || !this.overlap || this.onDevice) return;
         const k = this.bucketOf.get(t);
         if (k === undefined) return;
         const b = this.buckets[k];
@@ -150,6 +165,7 @@ export class GradientSync {
     setBackwardHooks(this.prevHooks);
     this.installed = null;
     this.armed = false;
+    if (this.onDevice) return this.finishOnDevice(this.onDevice);
     while (this.next < this.buckets.length) this.start(this.next++);
     const t0 = performance.now();
     for (const b of this.buckets) {
@@ -158,6 +174,26 @@ export class GradientSync {
       for (const p of b.params) if (p.device !== 'cpu') uploadInto(p.device, ensureLeafGrad(p).buf as DeviceBuffer, this.stagingOf(p), 'gradient');
     }
     // a parameter that no rank gave a gradient keeps none (as in one process)
+    const present = this.present.slice();
+    this.collective.allReduce(present, 'sum');
+    for (const [p, i] of this.index) if (present[i] === 0) p.grad = null;
+    this.lastStep.waitMs = performance.now() - t0;
+  }
+
+  /**
+   * Every gradient summed where it is by the device all-reduce: a missing one is zeros first (its slice of the flat
+   * buffer, so that the one call over the flat buffer sums it too); then the presence flags over the collective.
+   */
+  private finishOnDevice({ reduce, flat }: OnDeviceSync): void {
+    const t0 = performance.now();
+    for (const [p, i] of this.index) {
+      this.present[i] = p.grad ? 1 : 0;
+      ensureLeafGrad(p);
+    }
+    const whole = flat !== null && flat.homes.size === this.index.size && [...this.index.keys()].every((p) => flat.homes.get(p) === p.grad!.buf);
+    if (whole) reduce.sum(flat.buf);
+    else for (const b of this.buckets) for (const p of b.params) reduce.sum(p.grad!.buf as DeviceBuffer);
+    this.lastStep.buckets = whole ? 1 : this.index.size;
     const present = this.present.slice();
     this.collective.allReduce(present, 'sum');
     for (const [p, i] of this.index) if (present[i] === 0) p.grad = null;

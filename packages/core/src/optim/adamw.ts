@@ -398,6 +398,16 @@ export class AdamW {
     return null;
   }
 
+  /**
+   * On a device: the flat gradient buffer and each parameter's slice of it (the home its gradient is made in), or
+   * null where some parameter is a view into a larger buffer (its gradient lives elsewhere) or on the cpu. A data-
+   * parallel all-reduce of every gradient at once reads it (GradientSync with a device all-reduce).
+   */
+  flatGradients(): { buf: DeviceBuffer; homes: Map<Tensor, DeviceBuffer> } | null {
+    if (this.device === 'cpu' || this.gradViews.size !== this.slots.length) return null;
+    return { buf: this.flatGrads as DeviceBuffer, homes: new Map([...this.gradViews].map(([sl, v]) => [sl.p, v])) };
+  }
+
   /** The two flat moment buffers on the parameters' device (a NaN guard snapshots them there). */
   momentBuffers(): F32Buf[] {
     return [this.flatM, this.flatV];

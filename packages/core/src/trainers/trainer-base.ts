@@ -45,6 +45,7 @@ import { backendFor, deviceMemoryStats, resetDeviceMemoryPeak, type Device } fro
 import { kernels } from '../backend/cpu';
 import { averageMetrics, worldCollective, type Collective } from '../distributed/collective';
 import { GradientSync, type GradientSyncOptions } from '../distributed/grad-sync';
+import { checkDeviceAllReduceMode, deviceAllReduceFor } from '../distributed/device-all-reduce';
 import { broadcastTrainingState, broadcastWeights, shardRange } from '../distributed/data-parallel';
 import { AdamW, gradNorm as gradNormOf } from '../optim/adamw';
 import type { CausalLM } from '../model/common';
@@ -254,6 +255,7 @@ export abstract class TrainerBase<C extends TrainingArgs> {
     this.params = model.namedParameters().filter(([, p]) => p.requiresGrad);
     if (this.params.length === 0) throw new Error(`${this.label()}: the model has no trainable parameter`);
     this.syncOptions = options.gradientSync ?? {};
+    checkDeviceAllReduceMode(this.syncOptions.deviceAllReduce);
     // every rank starts from rank 0's weights (before a subclass copies the policy into a frozen reference)
     broadcastWeights(this.world, model.namedParameters());
     setGradientCheckpointing(this.label(), model, config.gradientCheckpointing);
@@ -687,7 +689,9 @@ export abstract class TrainerBase<C extends TrainingArgs> {
     if (dp) {
       // the same weights, moments and step on every rank (each read the checkpoint; rank 0's copy wins)
       broadcastTrainingState(this.world, this.model, this.optimizer, this.step, { moments: !!this.resumeFrom });
-      this.gradSync = new GradientSync(this.world, this.params, this.syncOptions);
+      // on a device: the gradients summed there (NCCL on cuda) where it can, else through the host bucket by bucket
+      const reduce = deviceAllReduceFor(this.optimizer.device, this.world, checkDeviceAllReduceMode(this.syncOptions.deviceAllReduce));
+      this.gradSync = new GradientSync(this.world, this.params, this.syncOptions, reduce && { reduce, flat: this.optimizer.flatGradients() });
     }
     this.metrics = this.isMainRank ? new MetricsWriter(join(out, 'metrics.jsonl'), this.resumeFrom ? { resumeFromStep: this.step } : {}) : null;
     // on a device the snapshot is kept there (copy kernels; nothing comes to the host)

@@ -355,6 +355,31 @@ export function cases(opts = {}) {
   }
 
   {
+    // softmaxForward / softmaxBackward: a vocabulary-wide row width (not a multiple of any block size), a scale,
+    // some -Infinity logits (probability exactly 0 on both), in place on the device for the forward
+    const rows = 37, cols = 50257, len = rows * cols;
+    const x = F(len, 8);
+    for (let i = 0; i < len; i += 997) x[i] = -Infinity;
+    list.push({ name: 'softmaxForward rows 37 cols 50257', fn: 'softmaxForward', arrays: { y: F(len), lse: F(rows), x }, outs: ['y', 'lse'], args: ['y', 'lse', 'x', rows, cols, 1 / 0.7], tol: 1e-5 });
+    {
+      // rows without a distribution: all -Infinity (y NaN, lse -Infinity), one +Infinity (y NaN, lse +Infinity)
+      const xs = F(7 * 301, 4);
+      xs.fill(-Infinity, 0, 7);
+      xs[7 * 5 + 3] = Infinity;
+      list.push({ name: 'softmaxForward cols 7 (rows of -Infinity, +Infinity)', fn: 'softmaxForward', arrays: { y: F(7 * 301), lse: F(301), x: xs }, outs: ['y', 'lse'], args: ['y', 'lse', 'x', 301, 7, 1], tol: 1e-6 });
+      list.push({ name: 'softmaxForward without lse, cols 7', fn: 'softmaxForward', arrays: { y: F(7 * 301), x: F(7 * 301, 4) }, outs: ['y'], args: ['y', null, 'x', 301, 7, 1], tol: 1e-6 });
+    }
+    const y = new Float32Array(len);
+    for (let r = 0; r < rows; r++) {
+      // a real distribution for the backward's y
+      let s = 0;
+      for (let c = 0; c < cols; c++) s += (y[r * cols + c] = Math.exp(x[r * cols + c] / 8));
+      for (let c = 0; c < cols; c++) y[r * cols + c] /= s;
+    }
+    list.push({ name: 'softmaxBackward rows 37 cols 50257', fn: 'softmaxBackward', arrays: { dx: F(len), dy: F(len, 3), y }, outs: ['dx'], args: ['dx', 'dy', 'y', rows, cols, 1 / 0.7], tol: 1e-5 });
+  }
+
+  {
     // decodeSoftmax: rows with a stride beyond cols (the elements between stay untouched on both sides)
     const rows = 9, cols = 5003, ld = 5010, len = (rows - 1) * ld + cols;
     const logits = F(len, 8), am = randI32(rows, seed++, 0, 100);

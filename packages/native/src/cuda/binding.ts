@@ -43,6 +43,8 @@ export interface DeviceBufferConstructor {
 export interface CudaInfo {
   devices: number;
   reason?: string;
+  /** this process's device (selectDevice's; 0 by default); deviceName, computeCapability, totalMemory are its */
+  device?: number;
   deviceName?: string;
   computeCapability?: string;
   totalMemory?: number;
@@ -79,6 +81,12 @@ export interface CudaBinding {
   info(): CudaInfo;
   synchronize(): void;
   emptyCache(): void;
+  /**
+   * Makes CUDA device `index` this process's (one GPU per rank: the rank's local index), before its stream or any
+   * memory exist; the same device again is a no-op. RangeError for an index the runtime does not have; an Error
+   * naming the device in use once this process has allocated or launched on another.
+   */
+  selectDevice(index: number): void;
   allocatorStats(): AllocatorStats;
   /** starts a new `peak` from the bytes in use now */
   resetAllocatorPeak(): void;
@@ -99,6 +107,8 @@ export interface CudaBinding {
   swigluBackward(dgate: B, dup: B, dy: B, gate: B, up: B, n: number): void;
   layernormForward(out: B, mean: B, rstd: B, x: B, weight: B, bias: B, rows: number, cols: number, eps: number): void;
   layernormBackward(dx: B, dweight: B, dbias: B, dy: B, x: B, weight: B, mean: B, rstd: B, rows: number, cols: number): void;
+  softmaxForward(y: B, lse: B | null, x: B, rows: number, cols: number, scale: number): void;
+  softmaxBackward(dx: B, dy: B, y: B, rows: number, cols: number, scale: number): void;
   rmsnormForward(out: B, rstd: B, x: B, weight: B, rows: number, cols: number, eps: number): void;
   rmsnormBackward(dx: B, dweight: B, dy: B, x: B, weight: B, rstd: B, rows: number, cols: number): void;
   /**

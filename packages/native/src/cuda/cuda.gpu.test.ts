@@ -31,6 +31,18 @@ describe.skipIf(!avail.ok)(`CUDA kernels vs CPU kernels (${avail.deviceName ?? '
   it('error paths: disposed buffers, dtypes, sizes, bad ids, out of memory, allocator reuse', () => {
     for (const r of checks.errorChecks(cuda())) expect(r.ok, `${r.name}: ${r.detail}`).toBe(true);
   });
+  it('selectDevice: an index the runtime lacks is a RangeError; the current device again is a no-op; another one after memory exists is refused', () => {
+    const c = cuda();
+    const info = c.info();
+    expect(() => c.selectDevice(info.devices)).toThrow(RangeError);
+    expect(() => c.selectDevice(-1)).toThrow(RangeError);
+    const cur = info.device ?? 0;
+    c.selectDevice(cur);
+    const b = new c.DeviceBuffer(16, 'f32');
+    b.dispose();
+    if (info.devices > 1) expect(() => c.selectDevice((cur + 1) % info.devices)).toThrow(/already uses CUDA device/);
+    expect(c.info().device).toBe(cur);
+  });
   it('views: kernels on views, their ranges only, checks, a disposed base, a view keeping its base alive', async () => {
     const results = await checks.viewChecks(native(), cuda());
     expect(results.length).toBeGreaterThan(15);
