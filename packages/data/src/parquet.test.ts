@@ -106,6 +106,34 @@ describe('Parquet', () => {
     await expect(readAll(f)).rejects.toThrow(DataError);
   });
 
+  it('a column chunk naming a column the schema lacks is a read error naming the file, with no unhandled rejection', async () => {
+    // hyparquet starts reading each column chunk of a row group before it resolves the next one's path: a later
+    // path the schema lacks threw while the earlier reads were in flight, and their rejections went unhandled
+    // (a stack dump and a crash from `rlhf data validate`, after its one-line error). Found by flipping bytes.
+    const f = join(tmp.dir, 'bad-path.parquet');
+    const w = new ParquetWriter(f);
+    for (let i = 0; i < 20; i++) await w.write({ prompt: `p${i}`, chosen: `c${i}`, rejected: `r${i}` });
+    await w.close();
+    const { readFileSync } = await import('node:fs');
+    const buf = readFileSync(f);
+    // the last "rejected" is the path_in_schema of the row group's last column chunk (the schema comes before it)
+    const at = buf.lastIndexOf('rejected');
+    buf.write('rejecteq', at, 'latin1');
+    // the data pages of the first two columns are damaged too, so that their in-flight reads fail as well
+    buf.fill(0xff, 8, 40);
+    writeFileSync(f, buf);
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      await expect(rows(f)).rejects.toThrow(/cannot read .*bad-path.parquet.*rejecteq/);
+      await new Promise((r) => setTimeout(r, 50)); // the sibling reads settle
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+    expect(unhandled).toEqual([]);
+  });
+
   it('a file that is not Parquet after the magic is a read error naming the file', async () => {
     const f = join(tmp.dir, 'broken.parquet');
     writeFileSync(f, Buffer.concat([Buffer.from('PAR1'), Buffer.alloc(20)]));

@@ -65,13 +65,14 @@ function decodeCells(v: unknown, path: string, bad: { path: string } | undefined
 
 /** Rows of a Parquet file, one row group at a time. Errors of the file itself are thrown with the file named. */
 export async function* readParquetRows(file: string): AsyncGenerator<ParquetRowEvent> {
-  const { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } = await import('hyparquet');
+  const { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, parquetSchema } = await import('hyparquet');
   let buffer;
   let metadata;
   try {
     await checkParquetEnds(file);
     buffer = await asyncBufferFromFile(file);
     metadata = await parquetMetadataAsync(buffer);
+    checkColumnPaths(metadata.row_groups, parquetSchema(metadata));
   } catch (e) {
     throw new Error(`cannot read ${file} as Parquet: ${(e as Error).message}`);
   }
@@ -92,6 +93,34 @@ export async function* readParquetRows(file: string): AsyncGenerator<ParquetRowE
     }
     start += n;
   }
+}
+
+interface SchemaNode {
+  element: { name: string };
+  children: SchemaNode[];
+}
+
+/**
+ * Every column chunk's path_in_schema names a column of the schema. hyparquet (1.33) starts reading a row group's
+ * column chunks one after another and resolves each one's path as it goes: a path the schema lacks throws while
+ * the reads started before it are in flight, and their rejections go unhandled (the process dies with a stack).
+ * A damaged footer is refused here, before any read starts.
+ */
+function checkColumnPaths(rowGroups: { columns: { meta_data?: { path_in_schema: string[] } }[] }[], root: SchemaNode): void {
+  rowGroups.forEach((rg, g) => {
+    rg.columns.forEach((chunk, c) => {
+      const path = chunk.meta_data?.path_in_schema;
+      if (!path) return; // no inline metadata: hyparquet refuses the chunk itself, before reading anything
+      let node = root;
+      for (const part of path) {
+        const child = node.children.find((ch) => ch.element.name === part);
+        if (!child) {
+          throw new Error(`row group ${g}, column chunk ${c} is of column ${JSON.stringify(path.join('.'))}, which the schema does not have: the file is damaged`);
+        }
+        node = child;
+      }
+    });
+  });
 }
 
 /**
