@@ -3,7 +3,7 @@
  * file (a .mjs module, a .ts module, built-ins, async), dataset columns reaching reward functions, resume, and
  * config problems listed by path. Ctrl-C of the built CLI is in train-signal.test.ts.
  */
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GPT2, fromPretrained, readMetrics, saveModelDir, saveTokenizer, trainByteLevelBpe } from '@rlhf/core';
@@ -112,6 +112,22 @@ describe('rlhf grpo | rloo', () => {
     ]) expect(msg).toContain(line);
     const none = await run(registerGrpo, 'grpo', '--config', config('none', {})).catch((e: Error) => e);
     expect((none as Error).message).toMatch(/grpo: no reward: give "rewardFuncs" in --config/);
+  });
+
+  it("a built-in's unknown option is listed with the config's problems; an option of the wrong type is named by path before training", async () => {
+    // a misspelt option used to be dropped silently (answerMatch read its default column), and a string tolerance
+    // made every answer wrong: rewards of 0 throughout, with no message
+    const unknown = await run(registerGrpo, 'grpo', '--config', config('unknown-opt', {
+      rewardFuncs: [{ builtin: 'answerMatch', options: { colum: 'answer' } }, { builtin: 'lengthPenalty', options: { maxTokens: 4, perToken: 0.1, max: 2 } }],
+    }), '--out', join(root, 'unknown-opt-out')).catch((e: Error) => e);
+    expect((unknown as Error).name).toBe('ConfigError');
+    expect((unknown as Error).message).toContain("rewardFuncs[0].options.colum: unknown option of answerMatch (known: column, extract, flags, numeric, tolerance, caseSensitive, name)");
+    expect((unknown as Error).message).toContain('rewardFuncs[1].options.max: unknown option of lengthPenalty (known: maxTokens, perToken, name)');
+    const out = join(root, 'bad-type-out');
+    const badType = await run(registerGrpo, 'grpo', '--config', config('bad-type', { rewardFuncs: [{ builtin: 'answerMatch', options: { tolerance: 'abc' } }] }), '--out', out).catch((e: Error) => e);
+    expect((badType as Error).name).toBe('ConfigError');
+    expect((badType as Error).message).toContain(`rewardFuncs[0].options: answerMatch: option 'tolerance' must be a finite number ≥ 0, got "abc"`);
+    expect(existsSync(out) ? readdirSync(out).filter((f) => f.startsWith('checkpoint-') || f === 'final') : []).toEqual([]);
   });
 
   it('a module without the export names its functions; a missing file and a reward that answers NaN are named', async () => {

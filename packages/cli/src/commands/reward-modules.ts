@@ -22,6 +22,12 @@ import { answerMatch, ConfigError, formatMatch, lengthPenalty, loadRewardModel, 
 import { sameTokenizer } from './train-common';
 
 const BUILTINS = ['answerMatch', 'formatMatch', 'lengthPenalty'] as const;
+/** Each built-in's options in a config file ("flags": of the regular expression given as a string). */
+const BUILTIN_OPTIONS: Record<(typeof BUILTINS)[number], string[]> = {
+  answerMatch: ['column', 'extract', 'flags', 'numeric', 'tolerance', 'caseSensitive', 'name'],
+  formatMatch: ['pattern', 'flags', 'name'],
+  lengthPenalty: ['maxTokens', 'perToken', 'name'],
+};
 const COMMON = ['name', 'weight', 'timeoutMs'];
 const KEYS: Record<'module' | 'builtin' | 'rewardModel', string[]> = {
   module: ['module', 'export', ...COMMON],
@@ -54,6 +60,12 @@ export function checkRewardFuncs(value: unknown): ConfigProblem[] {
       out.push({ field: `${at}.builtin`, message: `must be one of ${BUILTINS.join(', ')}, got '${o.builtin}' (jsonSchemaReward takes a zod schema: export it from a module)` });
     }
     if (o.options !== undefined && (typeof o.options !== 'object' || o.options === null || Array.isArray(o.options))) out.push({ field: `${at}.options`, message: 'must be an object' });
+    else if (o.options !== undefined && kind === 'builtin' && (BUILTINS as readonly string[]).includes(o.builtin as string)) {
+      const known = BUILTIN_OPTIONS[o.builtin as (typeof BUILTINS)[number]];
+      for (const k of Object.keys(o.options as object)) {
+        if (!known.includes(k)) out.push({ field: `${at}.options.${k}`, message: `unknown option of ${o.builtin as string} (known: ${known.join(', ')})` });
+      }
+    }
   });
   return out;
 }
@@ -95,8 +107,10 @@ function regex(source: unknown, flags: unknown, field: string): RegExp {
 
 function builtin(name: string, options: Record<string, unknown>, field: string): RewardFunction {
   switch (name) {
-    case 'answerMatch':
-      return answerMatch({ ...options, extract: options.extract === undefined ? undefined : regex(options.extract, options.flags, `${field}.options.extract`) } as Parameters<typeof answerMatch>[0]);
+    case 'answerMatch': {
+      const { flags, ...rest } = options; // flags belong to extract's regular expression
+      return answerMatch({ ...rest, extract: options.extract === undefined ? undefined : regex(options.extract, flags, `${field}.options.extract`) } as Parameters<typeof answerMatch>[0]);
+    }
     case 'formatMatch':
       if (typeof options.pattern !== 'string') throw new ConfigError('reward config', [{ field: `${field}.options.pattern`, message: 'formatMatch needs a "pattern" (a regular expression as a string)' }]);
       return formatMatch(regex(options.pattern, options.flags, `${field}.options.pattern`), { name: options.name as string | undefined });
@@ -124,7 +138,14 @@ export async function loadRewardFuncs(entries: unknown, baseDir: string, tokeniz
     }
     const timeout = e.timeoutMs === undefined ? {} : { timeoutMs: e.timeoutMs as number | null };
     if ('builtin' in e) {
-      const fn = builtin(String(e.builtin), (e.options ?? {}) as Record<string, unknown>, at);
+      let fn: RewardFunction;
+      try {
+        fn = builtin(String(e.builtin), (e.options ?? {}) as Record<string, unknown>, at);
+      } catch (err) {
+        // core's check of an option's type (answerMatch: option 'tolerance' must be ...), by its path here
+        if (err instanceof ConfigError || !(err instanceof TypeError || err instanceof RangeError)) throw err;
+        throw new ConfigError('reward config', [{ field: `${at}.options`, message: err.message }]);
+      }
       out.push({ fn, ...common, ...timeout });
       continue;
     }

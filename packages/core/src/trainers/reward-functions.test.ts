@@ -39,6 +39,22 @@ describe('answerMatch', () => {
     expect(() => answerMatch()(inp(['3'], [{ answer: 'three' }]))).toThrow(/the reference answer "three" of training prompt 0 is not a number \(use numeric: false/);
   });
 
+  it('an option it does not know, or one of the wrong type, is an error naming it (a plain-JS or JSON caller: no silent default)', () => {
+    // a misspelt column would have read 'answer'; a string tolerance made every comparison false (all rewards 0)
+    expect(() => answerMatch({ colum: 'solution' } as never)).toThrow("answerMatch: unknown option 'colum' (known: column, extract, numeric, tolerance, caseSensitive, name)");
+    expect(() => answerMatch({ tolerance: 'abc' } as never)).toThrow("answerMatch: option 'tolerance' must be a finite number ≥ 0, got \"abc\"");
+    expect(() => answerMatch({ tolerance: -1 })).toThrow("answerMatch: option 'tolerance' must be a finite number ≥ 0, got -1");
+    expect(() => answerMatch({ numeric: 'false' } as never)).toThrow("answerMatch: option 'numeric' must be true or false, got \"false\"");
+    expect(() => answerMatch({ caseSensitive: 1 } as never)).toThrow("answerMatch: option 'caseSensitive' must be true or false, got 1");
+    expect(() => answerMatch({ column: 5 } as never)).toThrow("answerMatch: option 'column' must be a non-empty string, got 5");
+    expect(() => answerMatch({ extract: '<a>(.*)</a>' } as never)).toThrow("answerMatch: option 'extract' must be a function or a RegExp, got \"<a>(.*)</a>\"");
+    expect(() => answerMatch({ name: '' })).toThrow("answerMatch: option 'name' must be a non-empty string");
+    expect(() => lengthPenalty({ maxTokens: 4, perToken: 0.1, maxToken: 2 } as never)).toThrow("lengthPenalty: unknown option 'maxToken' (known: maxTokens, perToken, name)");
+    expect(() => formatMatch('^a' as never)).toThrow('formatMatch: pattern must be a RegExp, got "^a"');
+    // what was accepted before still is
+    expect(Array.from(answerMatch({ column: 'solution', numeric: true, tolerance: 0.5, caseSensitive: false, name: 'n', extract: undefined })(inp(['3.4'], [{ solution: '3' }])) as number[])).toEqual([1]);
+  });
+
   it('lastNumber and normalizeNumber', () => {
     expect(lastNumber('a 1.5 b -20, c 3,400.25.')).toBe('3,400.25');
     expect(lastNumber('none')).toBeNull();

@@ -18,6 +18,23 @@ function named(name: string, fn: RewardFunction): RewardFunction {
   return Object.defineProperty(fn, 'name', { value: name });
 }
 
+/**
+ * A built-in's options as a JavaScript or JSON caller (`rlhf grpo`'s rewardFuncs) may give them: an unknown key
+ * (a misspelt `column` would read the default one) or a value of the wrong type (a string `tolerance` made every
+ * comparison false) is an error naming it. `checks` maps each known key to a test of a value that is present.
+ */
+function checkOptions(fn: string, opts: object, checks: Record<string, [test: (v: unknown) => boolean, expected: string]>): void {
+  const known = Object.keys(checks);
+  for (const [k, v] of Object.entries(opts)) {
+    if (!known.includes(k)) throw new TypeError(`${fn}: unknown option '${k}' (known: ${known.join(', ')})`);
+    if (v !== undefined && !checks[k][0](v)) throw new RangeError(`${fn}: option '${k}' must be ${checks[k][1]}, got ${typeof v === 'function' ? 'a function' : JSON.stringify(v) ?? String(v)}`);
+  }
+}
+const isBool = (v: unknown) => typeof v === 'boolean';
+const isName = (v: unknown) => typeof v === 'string' && v.length > 0;
+const isCount = (v: unknown) => Number.isInteger(v) && (v as number) >= 0;
+const isNonNegative = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+
 /** The last number in a text ("… so the answer is 1,234.5." → "1,234.5"), or null. */
 export function lastNumber(text: string): string | null {
   const all = text.match(/-?\$?\d[\d,]*(?:\.\d+)?|-?\$?\.\d+/g);
@@ -72,6 +89,14 @@ function extractor(opts: AnswerMatchOptions, numeric: boolean): (c: string) => s
  * completion. A row without the column is an error naming it (a misspelt column must not score everything 0).
  */
 export function answerMatch(opts: AnswerMatchOptions = {}): RewardFunction {
+  checkOptions('answerMatch', opts, {
+    column: [isName, 'a non-empty string'],
+    extract: [(v) => typeof v === 'function' || v instanceof RegExp, 'a function or a RegExp'],
+    numeric: [isBool, 'true or false'],
+    tolerance: [isNonNegative, 'a finite number ≥ 0'],
+    caseSensitive: [isBool, 'true or false'],
+    name: [isName, 'a non-empty string'],
+  });
   const column = opts.column ?? 'answer';
   const numeric = opts.numeric ?? true;
   const tol = opts.tolerance ?? 1e-6;
@@ -103,6 +128,8 @@ export function answerMatch(opts: AnswerMatchOptions = {}): RewardFunction {
 
 /** 1 when the completion matches `pattern` (anchor it with ^…$ to require the whole text), else 0. */
 export function formatMatch(pattern: RegExp, opts: { name?: string } = {}): RewardFunction {
+  if (!(pattern instanceof RegExp)) throw new TypeError(`formatMatch: pattern must be a RegExp, got ${JSON.stringify(pattern) ?? String(pattern)}`);
+  checkOptions('formatMatch', opts, { name: [isName, 'a non-empty string'] });
   const re = new RegExp(pattern.source, pattern.flags.replace('g', '')); // a global RegExp's test() is stateful
   return named(opts.name ?? 'formatMatch', (inp) => inp.completions.map((c) => (re.test(c) ? 1 : 0)));
 }
@@ -134,6 +161,7 @@ export function jsonSchemaReward(schema: SafeParser, opts: { name?: string } = {
 
 /** −perToken·max(0, tokens − maxTokens), tokens counted without the stop token. */
 export function lengthPenalty(opts: { maxTokens: number; perToken: number; name?: string }): RewardFunction {
+  checkOptions('lengthPenalty', opts, { maxTokens: [isCount, 'an integer ≥ 0'], perToken: [isNonNegative, 'a finite number ≥ 0'], name: [isName, 'a non-empty string'] });
   if (!(Number.isInteger(opts.maxTokens) && opts.maxTokens >= 0)) throw new RangeError(`lengthPenalty: maxTokens must be an integer ≥ 0, got ${opts.maxTokens}`);
   if (!(opts.perToken >= 0 && Number.isFinite(opts.perToken))) throw new RangeError(`lengthPenalty: perToken must be a finite number ≥ 0, got ${opts.perToken}`);
   return named(opts.name ?? 'lengthPenalty', (inp) =>
