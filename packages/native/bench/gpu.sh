@@ -20,6 +20,11 @@ LOG=$OUT/gpu.log
 exec > >(tee -a "$LOG") 2>&1
 t0=$(date +%s)
 stage() { echo "=== [$(( $(date +%s) - t0 ))s] $*"; }
+# The device tool stops a command at 600 s: every stage gets at most its own cap and what is left of
+# RLHF_GPU_BUDGET_S (default 570) less 20 s kept for the NCCL check and the summary, so that the run ends, with its
+# summary, before it is cut off; a stage stopped by its cap fails (exit 124) and the run goes on.
+BUDGET=${RLHF_GPU_BUDGET_S:-570}
+cap() { local left=$(( BUDGET - 20 - ($(date +%s) - t0) )); [ "$left" -lt "$1" ] && echo $(( left > 5 ? left : 5 )) || echo "$1"; }
 
 stage "machine"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
@@ -105,7 +110,7 @@ if [ "${RLHF_GPU_TEST_VITEST:-1}" = 1 ] && [ -d "$ROOT/node_modules/vitest" ]; t
   # RLHF_GPU_REQUIRED=1: a suite that cannot reach the device fails here instead of skipping.
   (cd "$NATIVE" && RLHF_GPU_REQUIRED=1 RLHF_CUDA_PATH=$CUDA_NODE RLHF_NATIVE_PATH=$CPU_NODE \
     RLHF_NCCL_LIB=$(find "$SITE/nvidia" -name 'libnccl.so*' 2>/dev/null | sort | head -1) \
-    timeout 300 node "$ROOT/node_modules/vitest/vitest.mjs" run --config vitest.gpu.config.ts > "$OUT/vitest.log" 2>&1)
+    timeout "$(cap 240)" node "$ROOT/node_modules/vitest/vitest.mjs" run --config vitest.gpu.config.ts > "$OUT/vitest.log" 2>&1)
   vitest_rc=$?
   tail -60 "$OUT/vitest.log"
 else
@@ -113,11 +118,11 @@ else
 fi
 
 stage "PyTorch peers"
-$PY "$NATIVE/bench/gpu_torch.py" "${RLHF_GPU_ONLY:-}" > "$OUT/torch-peers.json" 2>"$OUT/torch.log" || tail -5 "$OUT/torch.log"
+timeout "$(cap 150)" $PY "$NATIVE/bench/gpu_torch.py" "${RLHF_GPU_ONLY:-}" > "$OUT/torch-peers.json" 2>"$OUT/torch.log" || tail -5 "$OUT/torch.log"
 cat "$OUT/torch-peers.json"
 
 stage "checks + benchmarks"
-node --expose-gc "$NATIVE/bench/gpu.mjs" --cpu "$CPU_NODE" --cuda "$CUDA_NODE" --torch "$OUT/torch-peers.json" \
+timeout "$(cap 200)" node --expose-gc "$NATIVE/bench/gpu.mjs" --cpu "$CPU_NODE" --cuda "$CUDA_NODE" --torch "$OUT/torch-peers.json" \
   --out "$OUT/gpu-result.json" ${RLHF_GPU_ONLY:+--only "$RLHF_GPU_ONLY"}
 rc=$?
 
@@ -127,7 +132,7 @@ stage "core on the GPU: device checks against the cpu, GPT-2 124M SFT step vs Py
 CORE_BENCH=$NATIVE/build-cuda-carry/core-gpu-bench.cjs
 if [ -f "$CORE_BENCH" ]; then
   RLHF_NATIVE_PATH=$CPU_NODE RLHF_CUDA_PATH=$CUDA_NODE \
-    RLHF_NCCL_LIB=$(find "$SITE/nvidia" -name 'libnccl.so*' 2>/dev/null | sort | head -1) timeout 420 node "$CORE_BENCH" --device cuda --shape gpt2 \
+    RLHF_NCCL_LIB=$(find "$SITE/nvidia" -name 'libnccl.so*' 2>/dev/null | sort | head -1) timeout "$(cap 300)" node "$CORE_BENCH" --device cuda --shape gpt2 \
     --torch "$PY" --torch-script "$NATIVE/../core/bench/torch_gpt2_gpu.py" --json "$OUT/core-gpu.json" || rc=1
 else
   echo "core on the GPU: skipped (no $CORE_BENCH carried)"
@@ -137,7 +142,7 @@ stage "NCCL, one rank (opened at run time: PyTorch's libnccl.so.2)"
 NCCL_LIB=$(find "$SITE/nvidia" -name 'libnccl.so*' 2>/dev/null | sort | head -1)
 echo "libnccl: ${NCCL_LIB:-none}"
 if [ -n "$NCCL_LIB" ]; then
-  RLHF_NCCL_LIB=$NCCL_LIB node "$NATIVE/bench/nccl-check.mjs" --cuda "$CUDA_NODE" | tee "$OUT/nccl-check.json"
+  RLHF_NCCL_LIB=$NCCL_LIB timeout 15 node "$NATIVE/bench/nccl-check.mjs" --cuda "$CUDA_NODE" | tee "$OUT/nccl-check.json"
   [ "${PIPESTATUS[0]}" = 0 ] || rc=1
 fi
 

@@ -2,7 +2,7 @@
  * Generation on a device (the emulated one, backend/emulated.ts) against the cpu's model-forward path: the same
  * tokens and log-probs, bit for bit, for every sampling option; what one generate() moves between host and device
  * (its inputs up once, the done flags every STOP_CHECK_EVERY steps, the tokens and log-probs once at the end:
- * nothing per token); no device buffer left behind. And the sampleTokens kernel against sampling.ts itself.
+ * nothing per token, unless streaming asks for each step's tokens); no device buffer left behind. And the sampleTokens kernel against sampling.ts itself.
  */
 import { describe, expect, it } from 'vitest';
 import { kernels } from '../backend/cpu';
@@ -120,9 +120,35 @@ describe.each(Object.entries(models))('%s generation on the emulated device', (_
     }
   });
 
-  it('refuses what needs the host every token, naming the option', () => {
-    expect(() => generate(devModel, [[1]], { useCache: false })).toThrow(/useCache: false is not supported on device emulated/);
-    expect(() => generate(devModel, [[1]], { onToken: () => {} })).toThrow(/onToken is not supported on device emulated/);
+  it("streams: onToken, and the whole-sequence path (useCache: false), equal the cpu's, with one download of the step's tokens per step", () => {
+    const B = PROMPTS.length;
+    for (const o of [{ temperature: 0 }, { temperature: 0.9, topK: 6, topP: 0.8, seed: 6 }, OPTIONS['row limits and seeds']] as GenerateOptions[]) {
+      for (const useCache of [true, false]) {
+        const opts: GenerateOptions = { maxNewTokens: 7, stopTokens: [5, 11], ...o, useCache };
+        const seen = { cpu: [] as number[][], dev: [] as number[][] };
+        const cpu = generate(cpuModel, PROMPTS, { ...opts, decoder: 'model', onToken: (b, t) => seen.cpu.push([b, t]) });
+        const live = emulatedStats().live;
+        resetTransferCounts();
+        const dev = generate(devModel, PROMPTS, { ...opts, onToken: (b, t) => seen.dev.push([b, t]) });
+        const moved = transferCounts();
+        expect(emulatedStats().live).toBe(live);
+        expect(dev.tokens).toEqual(cpu.tokens);
+        expect(dev.logprobs).toEqual(cpu.logprobs);
+        expect(dev.stopped).toEqual(cpu.stopped);
+        expect(seen.dev).toEqual(seen.cpu);
+        expect(seen.cpu.length).toBe(cpu.tokens.flat().length); // every new token, once
+        // one download of B tokens per step, plus the tokens' and log-probs' downloads at the end; no flag checks
+        const steps = Math.max(...cpu.tokens.map((t) => t.length));
+        expect(moved['emulated download tokens'], JSON.stringify(moved)).toEqual({ count: steps + 2, bytes: 4 * B * steps + 2 * 4 * B * steps });
+        expect(moved['emulated download stop']).toBeUndefined();
+      }
+      // without onToken, the whole-sequence path streams too (it needs each step's tokens on the host)
+      const plain = generate(devModel, PROMPTS, { maxNewTokens: 7, ...o, useCache: false });
+      expect(plain.tokens).toEqual(generate(cpuModel, PROMPTS, { maxNewTokens: 7, ...o, useCache: false, decoder: 'model' }).tokens);
+    }
+  });
+
+  it('refuses the native decoder (CPU only), naming why', () => {
     expect(() => generate(devModel, [[1]], { decoder: 'native' })).toThrow(/the native decoder cannot run this model: parameter .* is on emulated/);
   });
 });

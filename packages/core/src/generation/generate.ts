@@ -44,7 +44,10 @@ export interface GenerateOptions extends SamplingOptions {
    * not depend on which other rows share its batch (data-parallel rollouts split a batch across processes)
    */
   rowSeeds?: number[];
-  /** default true; false runs the whole sequence per step (the model's forward: the slow reference) */
+  /**
+   * default true; false runs the whole sequence per step (the model's forward: the slow reference; on a device each
+   * step's tokens come down to build the next step's ids)
+   */
   useCache?: boolean;
   /**
    * 'auto' (default): the native decoder when it can run the model, else the model's forward; 'native': the
@@ -69,7 +72,10 @@ export interface GenerateOptions extends SamplingOptions {
    * token can be decoded
    */
   tokenizer?: Tokenizer;
-  /** called after each step with the new token of every row still running (streaming) */
+  /**
+   * called after each step with the new token of every row still running (streaming); on a device each step's
+   * tokens then come down to the host (one download of B tokens per step, which waits for the device)
+   */
   onToken?: (row: number, token: number) => void;
 }
 
@@ -246,8 +252,10 @@ function generateWithModel(
   const { maxNews, stops, padId, sampleVocab, useCache } = rows;
   const device = model.lmHeadWeight().device;
   const onCpu = device === 'cpu';
-  if (!onCpu && !useCache) throw new Error(`generate: useCache: false is not supported on device ${device} (the whole-sequence reference rebuilds each step's ids on the host); use the KV cache`);
-  if (!onCpu && opts.onToken) throw new Error(`generate: onToken is not supported on device ${device} (the tokens stay on the device until the end; streaming would download each one)`);
+  // On a device the tokens stay there until the end, unless the host needs each step's: a callback per token
+  // (onToken), or the whole-sequence path without the cache (its next step's ids are built on the host). Then each
+  // step's B tokens come down once (a counted 'tokens' download per step), and the host knows which rows stopped.
+  const perStep = !onCpu && (opts.onToken !== undefined || !useCache);
   const B = prompts.length;
   const maxNew = Math.max(...maxNews);
   const Tp = Math.max(...prompts.map((p) => p.length));
@@ -333,6 +341,7 @@ function generateWithModel(
     // rows the host knows are finished (the cpu reads the flags each step; a device every STOP_CHECK_EVERY)
     const finished = maxNews.map((m) => m === 0);
     const flags = new Int32Array(B);
+    const stepTokens = new Int32Array(B);
     let steps = 0;
     for (let j = 0; j < maxNew && finished.includes(false); j++) {
       const logits = stepLogits(j);
@@ -343,11 +352,11 @@ function generateWithModel(
         logits.release();
       }
       steps = j + 1;
-      if (onCpu) {
-        const tok = tokensBuf as Int32Array;
+      if (onCpu || perStep) {
+        const tok = onCpu ? (tokensBuf as Int32Array).subarray(j * B, (j + 1) * B) : download(device, viewOf(tokensBuf, j * B, B) as DeviceBuffer, 'tokens', stepTokens);
         for (let b = 0; b < B; b++) {
           if (finished[b]) continue;
-          const t = tok[j * B + b];
+          const t = tok[b];
           seq[b * width + Tp + j] = t;
           mask[b * width + Tp + j] = 1;
           opts.onToken?.(b, t);
