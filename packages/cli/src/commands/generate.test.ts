@@ -33,6 +33,40 @@ describe.skipIf(!shared)('rlhf generate (stories260K)', () => {
     expect(j.logprobs.every((x: number) => x <= 0)).toBe(true);
   });
 
+  it('--device emulated: the model runs on the device and prints what the cpu model path prints; a bad device is named', async () => {
+    const args = ['--model', model(), '--prompt', 'Once upon a time', '--temperature', '0.8', '--top-k', '20', '--seed', '3', '--max-new-tokens', '24', '--json'];
+    const dev = JSON.parse(await run(...args, '--device', 'emulated'));
+    const prev = process.env.RLHF_DECODER;
+    process.env.RLHF_DECODER = 'model'; // the cpu through the model's forward, as a device samples
+    try {
+      const cpu = JSON.parse(await run(...args));
+      expect(dev).toEqual(cpu);
+      expect(cpu.tokens.length).toBeGreaterThan(0);
+    } finally {
+      if (prev === undefined) delete process.env.RLHF_DECODER;
+      else process.env.RLHF_DECODER = prev;
+    }
+    await expect(run('--model', model(), '--device', 'tpu')).rejects.toThrow(/--device must be one of cpu, cuda, emulated, got "tpu"/);
+  });
+
+  it('--stream prints the text piece by piece as it is sampled, adding up to the line printed without it', async () => {
+    const pieces: string[] = [];
+    const program = new Command('rlhf').exitOverride();
+    registerGenerate(program, { out: (s) => pieces.push(s) });
+    const args = ['--model', model(), '--tokenizer', tok(), '--prompt', 'Once upon a time', '--temperature', '0.9', '--seed', '5', '--max-new-tokens', '30'];
+    await program.parseAsync(['node', 'rlhf', 'generate', ...args, '--stream']);
+    expect(pieces.length).toBeGreaterThan(10); // a piece per token or so, not one line at the end
+    expect(pieces[0]).toBe('Once upon a time');
+    expect(pieces.join('')).toBe(await run(...args));
+    // on the device too (each step's token comes down as it is sampled)
+    const devPieces: string[] = [];
+    const p2 = new Command('rlhf').exitOverride();
+    registerGenerate(p2, { out: (s) => devPieces.push(s) });
+    await p2.parseAsync(['node', 'rlhf', 'generate', ...args, '--stream', '--device', 'emulated']);
+    expect(devPieces.length).toBeGreaterThan(10);
+    await expect(run(...args, '--stream', '--json')).rejects.toThrow(/--stream prints text as it comes; --json prints one object at the end/);
+  });
+
   it('names bad options', async () => {
     await expect(run('--model', model(), '--max-new-tokens', 'ten')).rejects.toThrow(/--max-new-tokens must be an integer/);
     await expect(run('--model', '/nonexistent/x.bin')).rejects.toThrow(/does not exist/);

@@ -2,11 +2,11 @@
  * `rlhf generate`: text from a model (a Hugging Face folder or a llama2.c .bin), with the KV cache.
  * Prints the prompt's text followed by the continuation, one line. Sampling is seeded (default seed 0),
  * so the same command prints the same text; --temperature 0 is greedy. --json prints the token ids and
- * their log-probs as well.
+ * their log-probs as well. --device runs the model on a device (cuda), sampling there (core's generate()).
  */
 import type { Command } from 'commander';
-import { fromPretrained, generate, loadTokenizerFile } from '@rlhf/core';
-import { singleProcessOnly } from './train-common';
+import { DEVICES, fromPretrained, generate, loadTokenizerFile } from '@rlhf/core';
+import { parseDevice, singleProcessOnly } from './train-common';
 
 export interface GenerateIo {
   out(s: string): void;
@@ -49,9 +49,13 @@ export function registerGenerate(program: Command, io: GenerateIo = defaultIo): 
     .option('--top-p <p>', 'nucleus sampling mass in (0, 1] (1 = all)', num('top-p', false, { lo: 0, hi: 1, loOpen: true }), 1)
     .option('--seed <s>', `random seed, 0 to ${MAX_SEED}`, num('seed', true, { lo: 0, hi: MAX_SEED }), 0)
     .option('--json', 'print {text, tokens, logprobs} as JSON')
-    .action((o: { model: string; tokenizer?: string; prompt: string; maxNewTokens: number; temperature: number; topK: number; topP: number; seed: number; json?: boolean }) => {
+    .option('--stream', 'print the text as it is generated (each step\'s token as soon as it is sampled)')
+    .option('--device <name>', `where the model runs: ${DEVICES.join(' | ')} (cuda: rlhf_cuda.node and an NVIDIA GPU; emulated: the test device)`, 'cpu')
+    .action((o: { model: string; tokenizer?: string; prompt: string; maxNewTokens: number; temperature: number; topK: number; topP: number; seed: number; json?: boolean; stream?: boolean; device: string }) => {
       singleProcessOnly('generate');
+      const device = parseDevice(o.device);
       const pre = fromPretrained(o.model, { tokenizer: o.tokenizer ? loadTokenizerFile(o.tokenizer) : undefined });
+      if (device !== 'cpu') pre.model.to(device);
       const tok = pre.tokenizer;
       let prompt: number[];
       if (o.prompt) {
@@ -67,7 +71,28 @@ export function registerGenerate(program: Command, io: GenerateIo = defaultIo): 
         throw new Error(`--prompt is ${prompt.length} tokens (with BOS) and the model's window is ${window} positions: no room to generate; shorten the prompt`);
       }
       const stopTokens = [...new Set([...pre.stopTokens, ...(tok?.eosId !== undefined ? [tok.eosId] : [])])];
+      if (o.stream && o.json) throw new Error('--stream prints text as it comes; --json prints one object at the end: give one of them');
+      if (o.stream && !tok) throw new Error('--stream needs a tokenizer: pass --tokenizer, or put one beside the model');
+      // --stream: the text decoded so far (as generate() decodes it at the end: the prompt as context, its own text
+      // cut off), printed by the part that grew; whatever a later token rewrites (a partial character) waits
+      let printed = '';
+      const fresh: number[] = [];
+      const before = tok && o.stream ? tok.decode(prompt) : '';
+      const stops = new Set(stopTokens);
+      const onToken = o.stream && tok
+        ? (_row: number, t: number) => {
+            if (stops.has(t)) return;
+            fresh.push(t);
+            const all = tok.decode([...prompt, ...fresh]);
+            // a character whose bytes are not all sampled yet decodes as U+FFFD: held back until they are
+            const text = ((o.prompt ?? '') + (all.startsWith(before) ? all.slice(before.length) : tok.decode(fresh))).replace(/\uFFFD+$/, '');
+            if (printed === '' && text.length > 0) io.out(text), (printed = text);
+            else if (text.startsWith(printed) && text.length > printed.length) io.out(text.slice(printed.length)), (printed = text);
+          }
+        : undefined;
+      if (onToken && (o.prompt ?? '') !== '') io.out((printed = o.prompt));
       const r = generate(pre.model, [prompt], {
+        onToken,
         maxNewTokens: Math.min(o.maxNewTokens, pre.model.maxPositions - prompt.length),
         temperature: o.temperature,
         topK: o.topK,
@@ -78,6 +103,10 @@ export function registerGenerate(program: Command, io: GenerateIo = defaultIo): 
       });
       const text = tok ? (o.prompt ?? '') + r.text![0] : r.tokens[0].join(' ');
       if (o.json) io.out(`${JSON.stringify({ text, tokens: r.tokens[0], logprobs: r.logprobs[0], stopped: r.stopped[0] })}\n`);
-      else io.out(`${text}\n`);
+      else if (onToken) {
+        // the end: the rest of the line that the run without --stream prints (what the stream held back); should a
+        // later token have changed text already printed, the whole final text follows on a line of its own
+        io.out(text.startsWith(printed) ? `${text.slice(printed.length)}\n` : `\n${text}\n`);
+      } else io.out(`${text}\n`);
     });
 }
