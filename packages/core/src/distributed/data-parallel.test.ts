@@ -52,6 +52,15 @@ class TwinRanks implements Collective {
   }
 }
 
+/** A loss of the model's hidden states on a fixed batch of 2 × 6 tokens: Σ h² (every block's parameters get a gradient). */
+function sumOfSquaresLoss(model: ReturnType<typeof tinyGpt2>): () => Tensor {
+  const ids = Int32Array.from({ length: 12 }, (_, i) => (i * 5) % 12);
+  return () => {
+    const h = model.forward({ ids, B: 2, T: 6 }); // (12, C)
+    return sum(mul(h, h));
+  };
+}
+
 describe('shares and buckets', () => {
   it('shardRange: contiguous shares of a global batch; a short last batch leaves the last ranks fewer rows', () => {
     expect(shardRange(8, 8, 0, 2)).toEqual([0, 4]);
@@ -66,11 +75,7 @@ describe('shares and buckets', () => {
   it('GradientSync: buckets start during the last backward, in order; the sums land in the gradients; an unused parameter keeps none', () => {
     const model = tinyGpt2(3);
     const params = model.namedParameters();
-    const ids = Int32Array.from({ length: 12 }, (_, i) => (i * 5) % 12);
-    const lossOf = () => {
-      const h = model.forward({ ids, B: 2, T: 6 }); // (12, C)
-      return sum(mul(h, h));
-    };
+    const lossOf = sumOfSquaresLoss(model);
     // reference: the gradients of two backward passes in one process
     lossOf().backward();
     lossOf().backward();
@@ -118,11 +123,7 @@ describe('shares and buckets', () => {
       unread.requiresGrad = true;
       const params: Array<[string, Tensor]> = [...model.namedParameters().filter(([, p]) => p.requiresGrad), ['unread', unread]];
       const optimizer = new AdamW(params); // moves each parameter into its slice of the flat buffers
-      const ids = Int32Array.from({ length: 12 }, (_, i) => (i * 5) % 12);
-      const lossOf = () => {
-        const h = model.forward({ ids, B: 2, T: 6 }); // (12, C)
-        return sum(mul(h, h));
-      };
+      const lossOf = sumOfSquaresLoss(model);
       lossOf().backward();
       lossOf().backward();
       const want = new Map(params.map(([n, p]) => [n, p.grad ? p.grad.to('cpu').data.slice() : null]));
