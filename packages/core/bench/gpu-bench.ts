@@ -16,6 +16,8 @@
  *  - the device allocator's peak covers the parameters, gradients and moments;
  *  - the three steps under bf16 autocast (mixedPrecision 'bf16') equal the cpu's bf16 steps (bit for bit on
  *    'emulated', within 1e-2 on 'cuda': cuBLAS's bf16 GEMM) and move what float32's do;
+ *  - generate() of a tiny llama, and of one with LoRA over a bf16 base (a bf16 embedding table), equals the cpu's
+ *    model path (bit for bit on 'emulated', log-probs within 1e-4 on 'cuda') and moves/waits nothing per token;
  *  - two GRPO and two PPO optimisation steps on one rollout made on the cpu (their loss kernels on the device)
  *    equal the cpu's: metrics, norms and parameters (bit for bit on 'emulated', within 1e-3 on 'cuda');
  *  - data parallelism's device all-reduce (NCCL on 'cuda', one rank) leaves one rank's gradients unchanged, over
@@ -40,6 +42,7 @@ import { GPT2 } from '../src/model/gpt2';
 import { lmHeadLoss } from '../src/model/lm-head';
 import { CausalLMWithValueHead, ValueHead } from '../src/model/heads';
 import { Llama } from '../src/model/llama';
+import { addLora } from '../src/model/lora';
 import { AdamW, gradNorm } from '../src/optim/adamw';
 import { autocast, Bf16WeightCache, type MixedPrecision } from '../src/tensor/autocast';
 import { noGrad } from '../src/tensor/autograd';
@@ -212,6 +215,40 @@ function checks(device: Device): Check[] {
     };
     const w3 = waitsOf(3), w15 = waitsOf(15);
     out.push({ name: 'generate() waits for the GPU as often for 15 new tokens as for 3 (no host round trip per token)', ok: w3 === w15, detail: `host waits: 3 tokens ${w3}, 15 tokens ${w15}` });
+  }
+
+  // the same with LoRA over a base kept in bf16 (lora.baseDtype 'bf16'): the token embedding is a bf16 table read at
+  // the sampled tokens on the device (embeddingForwardBf16, its ids check deferred as the float32 one's)
+  const loraGen = () => {
+    const m = genModel();
+    addLora(m, { r: 4, alpha: 8, targetModules: 'all-linear' }, { seed: 13 });
+    const r = new Rng(14);
+    for (const ad of m.lora!.list()) for (let i = 0; i < ad.B.size; i++) ad.B.data[i] = (r.next() - 0.5) * 0.5;
+    m.keepFrozenInBf16();
+    return m;
+  };
+  const cpuLora = loraGen(), devLora = loraGen().to(device);
+  {
+    const opts = { maxNewTokens: 12, stopTokens: [7], temperature: 0.9, topK: 8, topP: 0.9, seed: 3 };
+    const c = generate(cpuLora, prompts, { ...opts, decoder: 'model' }), d = generate(devLora, prompts, opts);
+    let lpDiff = 0;
+    c.logprobs.forEach((row, r) => row.forEach((x, i) => (lpDiff = Math.max(lpDiff, Math.abs(x - (d.logprobs[r][i] ?? Infinity))))));
+    const same = JSON.stringify(c.tokens) === JSON.stringify(d.tokens);
+    out.push({
+      name: `generate() of a tiny llama with LoRA over a bf16 base (bf16 embedding table): the cpu's tokens, log-probs ${exact ? 'bit for bit' : 'within 1e-4'}`,
+      ok: same && (exact ? lpDiff === 0 : lpDiff < 1e-4),
+      detail: `tokens ${JSON.stringify(d.tokens)} (cpu ${JSON.stringify(c.tokens)}); max |log-prob difference| ${lpDiff}`,
+    });
+  }
+  if (device === 'cuda') {
+    const stats = () => nativeCuda.cuda().allocatorStats() as { syncs?: number };
+    const waitsOf = (n: number) => {
+      const s0 = stats().syncs ?? NaN;
+      generate(devLora, prompts, { maxNewTokens: n, stopTokens: [], temperature: 1, seed: 4 });
+      return (stats().syncs ?? NaN) - s0;
+    };
+    const w3 = waitsOf(3), w15 = waitsOf(15);
+    out.push({ name: 'generate() with a bf16 embedding table waits for the GPU as often for 15 new tokens as for 3', ok: w3 === w15, detail: `host waits: 3 tokens ${w3}, 15 tokens ${w15}` });
   }
 
   // the online trainers' optimisation steps on one fixed rollout (made on the cpu): GRPO (its policy-gradient kernel,

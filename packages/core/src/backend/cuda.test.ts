@@ -34,9 +34,10 @@ describe('the cuda backend over a binding', () => {
     for (const name of KERNEL_NAMES) expect(typeof k[name], name).toBe('function');
     k.add(1, 2, 3, 4);
     k.embeddingForward(1, 2, 3, 4, 5, 6);
+    k.embeddingForwardBf16(1, 2, 3, 4, 5, 6);
     be.resetPeak?.();
-    // embeddingForward gets a seventh argument, deferCheck = true
-    expect(calls).toEqual(['add/4', 'embeddingForward/7', 'resetAllocatorPeak']);
+    // embeddingForward and embeddingForwardBf16 (a bf16 table) get a seventh argument, deferCheck = true
+    expect(calls).toEqual(['add/4', 'embeddingForward/7', 'embeddingForwardBf16/7', 'resetAllocatorPeak']);
     // under a launcher, the local rank's device is selected before anything else
     process.env.OMPI_COMM_WORLD_LOCAL_RANK = '3';
     const { binding: b2, calls: c2 } = fakeBinding();

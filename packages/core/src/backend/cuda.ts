@@ -46,9 +46,10 @@ export function cudaBackendOf(c: nativeCuda.CudaBinding): DeviceBackend {
   // The embedding's ids check is deferred to the next download (a sampled token's embedding would otherwise wait
   // for the GPU at every decode step: no host round trip per token); a bad id still throws, naming its position,
   // from that download, and its row is never read out of bounds.
-  const embeddingForward = binding.embeddingForward;
-  if (typeof embeddingForward === 'function') {
-    table.embeddingForward = (out, ids, tbl, n, vocab, dim) => embeddingForward.call(c, out, ids, tbl, n, vocab, dim, true);
+  // The same for a table kept in bf16 (embeddingForwardBf16).
+  for (const name of ['embeddingForward', 'embeddingForwardBf16']) {
+    const fn = binding[name];
+    table[name] = (out, ids, tbl, n, vocab, dim) => fn.call(c, out, ids, tbl, n, vocab, dim, true);
   }
   return {
     device: 'cuda',

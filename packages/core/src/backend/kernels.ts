@@ -31,6 +31,8 @@ export interface Kernels<F = Float32Array, I = Int32Array, H = Uint16Array> {
   rmsnormBackward(dx: F, dweight: F, dy: F, x: F, weight: F, rstd: F, rows: number, cols: number): void;
   embeddingForward(out: F, ids: I, table: F, n: number, vocab: number, dim: number): void;
   embeddingBackward(dtable: F, dy: F, ids: I, n: number, vocab: number, dim: number): void;
+  /** the forward on a frozen table kept in bf16, each value widened exactly (no backward: nothing to train) */
+  embeddingForwardBf16(out: F, ids: I, table: H, n: number, vocab: number, dim: number): void;
   ropeForward(out: F, x: F, positions: I, invFreq: F, B: number, T: number, H: number, D: number, scale: number, interleaved: boolean): void;
   ropeBackward(dx: F, dy: F, positions: I, invFreq: F, B: number, T: number, H: number, D: number, scale: number, interleaved: boolean): void;
   permute0213(out: F, x: F, A: number, B: number, C: number, D: number): void;
@@ -82,7 +84,7 @@ export const KERNEL_NAMES: readonly KernelName[] = [
   'gemm', 'add', 'mul', 'mulBackward', 'scale', 'accumulate', 'addBias', 'addBiasBackward',
   'geluForward', 'geluBackward', 'softmaxForward', 'softmaxBackward', 'siluForward', 'siluBackward', 'swigluForward', 'swigluBackward',
   'layernormForward', 'layernormBackward', 'rmsnormForward', 'rmsnormBackward',
-  'embeddingForward', 'embeddingBackward', 'ropeForward', 'ropeBackward', 'permute0213',
+  'embeddingForward', 'embeddingBackward', 'embeddingForwardBf16', 'ropeForward', 'ropeBackward', 'permute0213',
   'adamwStep', 'sumSquares', 'attentionForward', 'attentionBackward',
   'crossEntropyForward', 'crossEntropyBackward', 'tokenLogprobs', 'tokenLogprobsBackward',
   'ppoPolicyLoss', 'ppoValueLoss', 'copyF32', 'gemmBf16', 'gemmBf16Mixed', 'castF32ToBf16', 'castBf16ToF32', 'decodeSoftmax',

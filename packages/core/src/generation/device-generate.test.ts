@@ -12,6 +12,7 @@ import { GPT2 } from '../model/gpt2';
 import { Llama } from '../model/llama';
 import type { CausalLM } from '../model/common';
 import { ValueHead } from '../model/heads';
+import { addLora } from '../model/lora';
 import { layoutResponses, responseLogprobs } from '../trainers/rollout';
 import { Rng } from '../util/rng';
 import { generate, STOP_CHECK_EVERY, type GenerateOptions } from './generate';
@@ -150,6 +151,66 @@ describe.each(Object.entries(models))('%s generation on the emulated device', (_
 
   it('refuses the native decoder (CPU only), naming why', () => {
     expect(() => generate(devModel, [[1]], { decoder: 'native' })).toThrow(/the native decoder cannot run this model: parameter .* is on emulated/);
+  });
+});
+
+// LoRA with its base kept in bf16 (lora.baseDtype 'bf16': the trainers' addLora, keepFrozenInBf16, then the move
+// to the device): the token embedding (and GPT-2's position embedding) is a bf16 table, read at the tokens the
+// sampler left on the device. Adapters moved off zero, so that they count.
+function loraOverBf16Base(make: () => CausalLM, seed: number): CausalLM {
+  const m = make();
+  addLora(m, { r: 4, alpha: 8, targetModules: 'all-linear' }, { seed });
+  const r = new Rng(seed + 1);
+  for (const a of m.lora!.list()) for (let i = 0; i < a.B.size; i++) a.B.data[i] = (r.next() - 0.5) * 0.5;
+  m.keepFrozenInBf16();
+  return m;
+}
+
+describe.each(Object.entries(models))("%s with LoRA over a base kept in bf16 (lora.baseDtype 'bf16') generating on the emulated device", (_name, make) => {
+  const cpuModel = loraOverBf16Base(make, 11);
+  const devModel = loraOverBf16Base(make, 11);
+  devModel.to('emulated');
+  // a first generation uploads the model's constant tables (RoPE's frequencies), kept as long as the model
+  generate(devModel, [[1]], { maxNewTokens: 1 });
+
+  it('has its embedding tables in bf16 on the device', () => {
+    const tables = devModel.namedParameters().filter(([n]) => /embed_tokens|wte|wpe/.test(n));
+    expect(tables.length).toBeGreaterThan(0);
+    for (const [n, t] of tables) {
+      expect(t.dtype, n).toBe('bf16');
+      expect(t.device, n).toBe('emulated');
+    }
+  });
+
+  it.each(Object.entries(OPTIONS))("equals the cpu's model path token for token and log-prob for log-prob: %s", (_o, o) => {
+    const opts = { maxNewTokens: 9, ...o, stopTokens: [5] };
+    const cpu = generate(cpuModel, PROMPTS, { ...opts, decoder: 'model' });
+    const live = emulatedStats().live;
+    const dev = generate(devModel, PROMPTS, opts);
+    expect(emulatedStats().live).toBe(live);
+    expect(dev.tokens).toEqual(cpu.tokens);
+    expect(dev.logprobs).toEqual(cpu.logprobs);
+    expect(dev.stopped).toEqual(cpu.stopped);
+    expect(cpu.tokens.some((t) => t.length > 1)).toBe(true);
+  });
+
+  it('differs from the same model with its base in float32 (the bf16 tables are read, not a float32 copy)', () => {
+    const f32 = make();
+    addLora(f32, { r: 4, alpha: 8, targetModules: 'all-linear' }, { seed: 11 });
+    const r = new Rng(12);
+    for (const a of f32.lora!.list()) for (let i = 0; i < a.B.size; i++) a.B.data[i] = (r.next() - 0.5) * 0.5;
+    const opts = { maxNewTokens: 9, temperature: 1, seed: 3, stopTokens: [] };
+    const a = generate(f32, PROMPTS, { ...opts, decoder: 'model' });
+    const b = generate(devModel, PROMPTS, opts);
+    expect(b.logprobs).not.toEqual(a.logprobs);
+  });
+
+  it('moves no more than the float32 model does: the inputs up once, the results down once', () => {
+    resetTransferCounts();
+    const g = generate(devModel, PROMPTS, { maxNewTokens: 2 * STOP_CHECK_EVERY + 3, temperature: 0, stopTokens: [] });
+    expect(g.tokens.every((t) => t.length === 2 * STOP_CHECK_EVERY + 3)).toBe(true);
+    const n = Object.fromEntries(Object.entries(transferCounts(true)).map(([k, v]) => [k, v.count]));
+    expect(n).toEqual({ 'emulated upload input': 2 + 1 + 1 + 3, 'emulated download tokens': 2, 'emulated download stop': 2 });
   });
 });
 

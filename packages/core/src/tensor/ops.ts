@@ -405,6 +405,8 @@ export const rmsNorm = defineOp({
 /**
  * Rows of table (V, C) at ids (n) -> (n, C), shaped `shape` (default [n, C]). ids: an Int32Array, or an i32 tensor
  * on the table's device (a generation step's tokens, left where the sampler wrote them; the kernel checks them).
+ * The table is float32, or bf16 when frozen (keepFrozenInBf16): one kernel widens the rows exactly, the same
+ * values as the float32 table's embedding of the widened table.
  */
 export const embedding = defineOp({
   name: 'embedding',
@@ -416,20 +418,13 @@ export const embedding = defineOp({
     const outShape = shape ?? [n, C];
     if (shapeSize(outShape) !== n * C) throw new RangeError(`embedding: shape [${shape}] does not hold ${n} rows of ${C}`);
     const k = kernelsFor(ctx.device);
-    if (table.dtype === 'bf16') {
-      // a frozen table kept in bf16: each row widened (no gradient to keep), at ids read on the host
-      if (ids instanceof Tensor) throw new Error('embedding: a bf16 table takes its ids as an Int32Array (it widens row by row at ids read on the host), not a tensor');
-      for (let i = 0; i < ids.length; i++) {
-        const r = ids[i];
-        if (!(r >= 0 && r < V)) throw new RangeError(`embedding: ids[${i}] = ${r} is outside [0, ${V})`);
-      }
-      const y = Tensor.pooled(outShape, ctx.device);
-      const t = table.bufBf16, yd = y.buf;
-      for (let i = 0; i < ids.length; i++) k.castBf16ToF32(viewOf(yd, i * C, C), viewOf(t, ids[i] * C, C), C);
-      return y;
-    }
     const idsBuf = ctx.input(ids);
     const y = Tensor.pooled(outShape, ctx.device);
+    if (table.dtype === 'bf16') {
+      // a frozen table kept in bf16 (keepFrozenInBf16): widened exactly as it is read, no gradient to keep
+      k.embeddingForwardBf16(y.buf, idsBuf, table.bufBf16, n, V, C);
+      return y;
+    }
     k.embeddingForward(y.buf, idsBuf, table.buf, n, V, C);
     ctx.saved.ids = idsBuf;
     return y;
