@@ -1,6 +1,8 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { readAll } from '@rlhf/data';
 import { Command } from 'commander';
 import { afterAll, describe, expect, it, vi } from 'vitest';
@@ -168,6 +170,17 @@ describe('rlhf demo --quick', () => {
     expect(gain.worst).toBe(Math.min(...perSeed));
     expect(report.series[0].lines).toHaveLength(2);
     expect(readFileSync(join(out, 'report.md'), 'utf8')).toContain('| GRPO: gain over SFT, sampled (points) |');
+  });
+
+  // Linux only: /proc is where Node 20's recursive mkdirSync never returns (procfs answers ENOENT for a child it
+  // cannot make, and Node takes that for a missing parent and tries again, forever, in one synchronous call).
+  it.skipIf(process.platform !== 'linux')('an --out that cannot be made is a one-line error, not a hang (the built CLI, in a child)', () => {
+    const bin = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'bin.js');
+    const r = spawnSync(process.execPath, [bin, 'demo', '--quick', '--out', '/proc/rlhf-demo-test/out'], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.signal).toBeNull(); // not killed by the timeout
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^rlhf: --out \/proc\/rlhf-demo-test\/out: .*\/proc\/rlhf-demo-test/);
+    expect(r.stdout).toBe(''); // refused before "output in ..."
   });
 
   it('rejects a bad seed with a one-line error', async () => {

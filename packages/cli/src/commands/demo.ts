@@ -1,11 +1,10 @@
 import { join, resolve } from 'node:path';
-import { mkdirSync } from 'node:fs';
 import type { Command } from 'commander';
 import { arithmeticTable, runArithmeticDemo, writeArithmeticReports, writeArithmeticSeedsReport, type ArithmeticSummary } from '../demo/arithmetic-demo';
 import { aggregateSeeds, multiSeedTable, parseSeedList, writeMultiSeedReports } from '../demo/multi-seed';
 import { runDemo, type DemoSummary } from '../demo/run-demo';
 import { summaryTable, writeReports } from '../demo/report';
-import type { Device } from '@rlhf/core';
+import { ensureWritableDir, type Device } from '@rlhf/core';
 import { parseDevice, progressReporter, singleProcessOnly } from './train-common';
 
 const HELP = `
@@ -71,7 +70,7 @@ export function registerDemo(program: Command): void {
       const seeds = opts.seeds !== undefined ? parseSeedList(opts.seeds) : [parseSeed(opts.seed)];
       const device = parseDevice(opts.device);
       const out = resolve(opts.out);
-      mkdirSync(out, { recursive: true });
+      ensureWritableDir(out, `--out ${opts.out}`); // not mkdirSync's recursive mode: it loops forever under /proc
       const quick = `${opts.grpo ? ' --grpo' : ''}${opts.quick ? ' --quick' : ''}${opts.lora ? ' --lora' : ''}${device !== 'cpu' ? ` --device ${device}` : ''}`;
       const print = (l: string) => process.stdout.write(`${l}\n`);
       if (opts.task === 'arithmetic') return arithmeticDemo(seeds, out, opts.quick, opts.seeds, print, device);
@@ -88,7 +87,7 @@ export function registerDemo(program: Command): void {
       const runs: DemoSummary[] = [];
       for (const seed of seeds) {
         const dir = join(out, `seed-${seed}`);
-        mkdirSync(dir, { recursive: true });
+        ensureWritableDir(dir);
         print(`\nseed ${seed} (${dir})`);
         const summary = await runDemo({ out: dir, seed, quick: opts.quick, grpo: opts.grpo, lora: opts.lora, device: device, progress: progressReporter, print });
         writeReports(dir, summary, `rlhf demo --seed ${seed}${quick}`);
@@ -107,7 +106,7 @@ async function arithmeticDemo(seeds: number[], out: string, quick: boolean, seed
   const runs: ArithmeticSummary[] = [];
   for (const seed of seeds) {
     const dir = seedList === undefined ? out : join(out, `seed-${seed}`);
-    mkdirSync(dir, { recursive: true });
+    ensureWritableDir(dir);
     print(`\nrlhf demo ${flags} --seed ${seed}: output in ${dir}`);
     const s = await runArithmeticDemo({ out: dir, seed, quick, device, progress: progressReporter, print });
     writeArithmeticReports(dir, s, `rlhf demo ${flags} --seed ${seed}`);

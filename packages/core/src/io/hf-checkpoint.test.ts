@@ -1,5 +1,8 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildSync } from 'esbuild';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { StateDict } from './dtypes';
 import { loadHfCheckpoint, readJsonFile, saveHfCheckpoint } from './hf-checkpoint';
@@ -31,6 +34,20 @@ function roundTripped(sd: StateDict): StateDict {
 }
 
 describe('saveHfCheckpoint / loadHfCheckpoint', () => {
+  // Linux only: under /proc, Node 20's recursive mkdirSync never returns (procfs answers ENOENT for a child it
+  // cannot make; Node takes it for a missing parent and tries again, forever). In a child, bundled by esbuild.
+  it.skipIf(process.platform !== 'linux')('a folder that cannot be made is an error naming it, not a hang', () => {
+    const here = dirname(fileURLToPath(import.meta.url));
+    const script = join(tmp.dir, 'save-under-proc.cjs');
+    const contents = `import { saveHfCheckpoint } from ${JSON.stringify(join(here, 'hf-checkpoint.ts'))};
+try { saveHfCheckpoint('/proc/rlhf-hf-test/model', {}, new Map()); } catch (e) { process.stderr.write(e.message); process.exit(3); }`;
+    buildSync({ stdin: { contents, resolveDir: here, loader: 'ts' }, bundle: true, platform: 'node', format: 'cjs', outfile: script, logLevel: 'silent' });
+    const r = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.signal).toBeNull(); // not killed by the timeout
+    expect(r.status).toBe(3);
+    expect(r.stderr).toMatch(/^saveHfCheckpoint: \/proc\/rlhf-hf-test\/model: .*\/proc\/rlhf-hf-test/);
+  });
+
   it('single file: config and tensors load back bit-exactly, names untouched', () => {
     const sd = gpt2Like(seededRandom(1));
     const dir = join(tmp.dir, 'gpt2');

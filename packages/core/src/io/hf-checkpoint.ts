@@ -4,9 +4,9 @@
  * Tensor names are kept exactly as in the files (e.g. GPT-2's `h.0.attn.c_attn.weight`, Llama's
  * `model.layers.0.self_attn.q_proj.weight`); mapping them onto a model is the model's job.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, isAbsolute, join, normalize } from 'node:path';
-import { writeFileAtomic } from './atomic-write';
+import { ensureWritableDir, writeFileAtomic } from './atomic-write';
 import type { StateDict } from './dtypes';
 import { readSafetensors, serializeSafetensors } from './safetensors';
 
@@ -111,7 +111,8 @@ export interface SaveHfCheckpointOptions {
  * The folder is created if needed. What this writes, `loadHfCheckpoint` reads back bit-exactly.
  */
 export function saveHfCheckpoint(dir: string, config: Record<string, unknown>, tensors: StateDict, options: SaveHfCheckpointOptions = {}): void {
-  mkdirSync(dir, { recursive: true });
+  // not mkdirSync's recursive mode: Node 20's loops forever under /proc (ENOENT for a child it cannot make)
+  ensureWritableDir(dir, `saveHfCheckpoint: ${dir}`);
   const metadata = options.metadata ?? { format: 'pt' };
   const bytesOf = (n: string) => {
     const t = tensors.get(n)!;
