@@ -301,6 +301,28 @@ class Args {
     if (min_len > 0) check_overlap(i, name, b, (size_t)min_len * dtype_bytes(b->dtype()));
     return b;
   }
+  // An array of live f32 DeviceBuffers, each read whole (every element fetched before any is checked: a getter
+  // that runs JS cannot dispose an element after its check).
+  std::vector<DeviceBuffer*> f32_list(size_t i, const char* name) const {
+    if (i >= info_.Length() || !info_[i].IsArray())
+      throw Napi::TypeError::New(env(), where(i, name) + " must be an array of DeviceBuffer");
+    Napi::Array arr = info_[i].As<Napi::Array>();
+    std::vector<Napi::Value> vals;
+    for (uint32_t j = 0; j < arr.Length(); ++j) vals.push_back(arr.Get(j));
+    std::vector<DeviceBuffer*> out;
+    for (size_t j = 0; j < vals.size(); ++j) {
+      const std::string label = where(i, name) + ": element " + std::to_string(j);
+      void* wrapped = nullptr;
+      if (!vals[j].IsObject() || !vals[j].As<Napi::Object>().InstanceOf(DeviceBuffer::ctor->Value()) ||
+          napi_unwrap(env(), vals[j], &wrapped) != napi_ok || wrapped == nullptr)
+        throw Napi::TypeError::New(env(), label + " must be a DeviceBuffer");
+      DeviceBuffer* b = static_cast<DeviceBuffer*>(wrapped);
+      if (b->disposed()) throw Napi::Error::New(env(), label + ": " + b->describe() + " has been disposed");
+      if (b->dtype() != DType::F32) throw Napi::TypeError::New(env(), label + " must be a f32 buffer, got " + b->describe());
+      out.push_back(b);
+    }
+    return out;
+  }
   bool is_int32_array(size_t i) const {
     return i < info_.Length() && info_[i].IsTypedArray() && info_[i].As<Napi::TypedArray>().TypedArrayType() == napi_int32_array;
   }
@@ -405,7 +427,7 @@ using Impl = std::function<Napi::Value(const Args&)>;
 // check of Args. A kernel not listed writes its argument 0 only.
 const std::vector<int>& writes_of(const std::string& name) {
   static const std::map<std::string, std::vector<int>> table = {
-      {"mulBackward", {0, 1}},        {"swigluBackward", {0, 1}},      {"sumSquares", {}},
+      {"mulBackward", {0, 1}},        {"swigluBackward", {0, 1}},      {"sumSquares", {}}, {"sumSquaresMany", {}},
       {"layernormForward", {0, 1, 2}}, {"layernormBackward", {0, 1, 2}}, {"rmsnormForward", {0, 1}},
       {"rmsnormBackward", {0, 1}},     {"adamwStep", {0, 2, 3}},        {"crossEntropyForward", {0, 1}},
       {"crossEntropyForwardBackward", {0, 1}}, {"tokenLogprobs", {0, 1, 2}}, {"ppoPolicyLoss", {0, 1}},
@@ -546,6 +568,15 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   def(env, exports, "sumSquares", [](const Args& a) {
     int64_t n = a.size(1, "n");
     return num(a, sum_squares(a.f32(0, "x", n), n));
+  });
+  def(env, exports, "sumSquaresMany", [](const Args& a) {
+    std::vector<DeviceBuffer*> xs = a.f32_list(0, "xs");
+    std::vector<const float*> ptrs;
+    std::vector<int64_t> lens;
+    for (DeviceBuffer* b : xs) ptrs.push_back(static_cast<const float*>(b->ptr())), lens.push_back(b->length());
+    Napi::Float64Array out = Napi::Float64Array::New(a.env(), xs.size());
+    sum_squares_many(out.Data(), ptrs.data(), lens.data(), (int64_t)xs.size());
+    return Napi::Value(out);
   });
   using Unary = void (*)(float*, const float*, int64_t);
   using UnaryBwd = void (*)(float*, const float*, const float*, int64_t);

@@ -226,6 +226,16 @@ double sum_squares(const float* x, int64_t n) {
   return h;
 }
 
+void sum_squares_many(double* out, const float* const* xs, const int64_t* ns, int64_t count) {
+  if (count <= 0) return;
+  Scratch acc(sizeof(double) * (size_t)count);
+  RLHF_CUDA_CHECK(cudaMemsetAsync(acc.p, 0, sizeof(double) * (size_t)count, stream()));
+  for (int64_t i = 0; i < count; ++i)
+    if (ns[i] > 0) LAUNCH(sum_squares_k, ns[i], acc.as<double>() + i, xs[i], ns[i]);
+  RLHF_CUDA_CHECK(cudaMemcpyAsync(out, acc.p, sizeof(double) * (size_t)count, cudaMemcpyDeviceToHost, stream()));
+  synchronize();
+}
+
 void sub(float* out, const float* a, const float* b, int64_t n) { LAUNCH(sub_k, n, out, a, b, n); }
 void fill(float* out, float value, int64_t n) { LAUNCH(fill_k, n, out, value, n); }
 void log_sigmoid_forward(float* out, const float* x, int64_t n) { LAUNCH(log_sigmoid_forward_k, n, out, x, n); }

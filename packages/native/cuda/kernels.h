@@ -22,6 +22,8 @@ void silu_backward(float* dx, const float* dy, const float* x, int64_t n);
 void swiglu_forward(float* out, const float* gate, const float* up, int64_t n);
 void swiglu_backward(float* dgate, float* dup, const float* dy, const float* gate, const float* up, int64_t n);
 double sum_squares(const float* x, int64_t n);
+// Σ x² of each of `count` buffers (xs[i] of ns[i] elements) into out (host, count doubles): one wait for all.
+void sum_squares_many(double* out, const float* const* xs, const int64_t* ns, int64_t count);
 void sub(float* out, const float* a, const float* b, int64_t n);
 void fill(float* out, float value, int64_t n);
 void log_sigmoid_forward(float* out, const float* x, int64_t n);

@@ -50,6 +50,7 @@ export interface NativeBinding {
   addBias(out: Float32Array, x: Float32Array, bias: Float32Array, rows: number, cols: number): void;
   addBiasBackward(dbias: Float32Array, dy: Float32Array, rows: number, cols: number): void;
   sumSquares(x: Float32Array, n: number): number;
+  sumSquaresMany(xs: Float32Array[]): Float64Array;
   attentionForward(
     out: Float32Array, lse: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, mask: Float32Array | null,
     B: number, H: number, Hkv: number, Tq: number, Tk: number, kvCapacity: number, D: number, scale: number,

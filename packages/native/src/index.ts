@@ -7,7 +7,7 @@ export { NativeLoadError, loadNativeBinding, defaultBinaryPath, binaryCandidates
 export { info, setNumThreads, getNumThreads, setSimdLevel } from './runtime';
 export { copyF32, castF32ToBf16, castBf16ToF32 } from './ops/copy';
 export { adviseHugePages } from './ops/memory';
-export { add, mul, mulBackward, scale, accumulate, addBias, addBiasBackward, sumSquares } from './ops/elementwise';
+export { add, mul, mulBackward, scale, accumulate, addBias, addBiasBackward, sumSquares, sumSquaresMany } from './ops/elementwise';
 export { sub } from './ops/sub';
 export { sumForward, sumBackward } from './ops/sum';
 export { logSigmoidForward, logSigmoidBackward } from './ops/log-sigmoid';

@@ -100,6 +100,13 @@ export function registerBackend(backend: DeviceBackend): void {
       return fn(...args);
     };
   }
+  // one download of a float64 per buffer, all in one wait
+  if (typeof plain.sumSquaresMany === 'function') {
+    counted.sumSquaresMany = (xs: unknown) => {
+      count(backend.device, 'download', 'scalar', 8 * (xs as unknown[]).length);
+      return plain.sumSquaresMany(xs);
+    };
+  }
   backends.set(backend.device, { backend, kernels: counted as unknown as DeviceKernels, constants: new WeakMap() });
 }
 

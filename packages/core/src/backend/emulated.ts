@@ -86,6 +86,8 @@ function alloc(n: number, dtype: BufferDType): EmulatedBuffer {
 function unwrap(name: string, args: unknown[]): unknown[] {
   return args.map((a, i) => {
     if (a instanceof EmulatedBuffer) return EmulatedBuffer.host(a);
+    // a list of buffers (sumSquaresMany's xs)
+    if (Array.isArray(a)) return unwrap(`${name} argument ${i}`, a);
     if (ArrayBuffer.isView(a)) throw new TypeError(`emulated ${name}: argument ${i} is host memory (a typed array); a device kernel takes device buffers`);
     return a;
   });

@@ -38,6 +38,8 @@ export interface Kernels<F = Float32Array, I = Int32Array, H = Uint16Array> {
   permute0213(out: F, x: F, A: number, B: number, C: number, D: number): void;
   adamwStep(param: F, grad: F, m: F, v: F, n: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
   sumSquares(x: F, n: number): number;
+  /** Σ x² of each buffer of xs (whole), each as sumSquares sums it: one wait on a device for all of them */
+  sumSquaresMany(xs: F[]): Float64Array;
   attentionForward(out: F, lse: F, q: F, k: F, v: F, mask: F | null, B: number, H: number, Hkv: number, Tq: number, Tk: number, kvCapacity: number, D: number, scale: number): void;
   attentionBackward(dq: F, dk: F, dv: F, dout: F, out: F, lse: F, q: F, k: F, v: F, mask: F | null, B: number, H: number, Hkv: number, Tq: number, Tk: number, kvCapacity: number, D: number, scale: number): void;
   /**
@@ -85,7 +87,7 @@ export const KERNEL_NAMES: readonly KernelName[] = [
   'geluForward', 'geluBackward', 'softmaxForward', 'softmaxBackward', 'siluForward', 'siluBackward', 'swigluForward', 'swigluBackward',
   'layernormForward', 'layernormBackward', 'rmsnormForward', 'rmsnormBackward',
   'embeddingForward', 'embeddingBackward', 'embeddingForwardBf16', 'ropeForward', 'ropeBackward', 'permute0213',
-  'adamwStep', 'sumSquares', 'attentionForward', 'attentionBackward',
+  'adamwStep', 'sumSquares', 'sumSquaresMany', 'attentionForward', 'attentionBackward',
   'crossEntropyForward', 'crossEntropyBackward', 'tokenLogprobs', 'tokenLogprobsBackward',
   'ppoPolicyLoss', 'ppoValueLoss', 'copyF32', 'gemmBf16', 'gemmBf16Mixed', 'castF32ToBf16', 'castBf16ToF32', 'decodeSoftmax',
   'sub', 'sumForward', 'sumBackward', 'logSigmoidForward', 'logSigmoidBackward', 'sliceColumns', 'sliceColumnsBackward',

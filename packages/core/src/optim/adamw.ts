@@ -17,8 +17,8 @@
  * gradient this step are left alone, moments included.
  *
  * Devices: the flat buffers live on the parameters' device (all parameters on one device), and every update,
- * clip and check runs there through its kernels. What reaches the host: the Σx² scalars of sumSquares (the
- * gradient norm, stepIfFinite's check; counted downloads) and, only when stepIfFinite finds a non-finite value,
+ * clip and check runs there through its kernels. What reaches the host: the Σx² sums of sumSquaresMany (the
+ * gradient norm: one download for every gradient; stepIfFinite's check: one per run of the flat buffers; counted) and, only when stepIfFinite finds a non-finite value,
  * the chunk it must name a parameter in. m, v and buffers() are the cpu's typed arrays (they throw on a device:
  * stateDict() copies the moments with counted downloads).
  */
@@ -247,8 +247,9 @@ export class AdamW {
           k.copyF32(cm, viewOf(m, i, c), c);
           k.copyF32(cv, viewOf(v, i, c), c);
           k.adamwStep(cp, viewOf(g, i, c), cm, cv, c, lr, this.beta1, this.beta2, this.eps, wd, t);
-          // finite exactly when every float32 value is (nonFiniteState's test); on a device three counted scalars
-          if (!Number.isFinite(k.sumSquares(cp, c) + k.sumSquares(cm, c) + k.sumSquares(cv, c))) {
+          // finite exactly when every float32 value is (nonFiniteState's test); on a device one wait for the three sums
+          const [sp2, sm2, sv2] = k.sumSquaresMany([cp, cm, cv]);
+          if (!Number.isFinite(sp2 + sm2 + sv2)) {
             // which parameter: the chunk's elements on the host (a device's: counted downloads, only on this rare path)
             const host = (b: F32Buf) => (b instanceof Float32Array ? b : download(dev, b, 'tensor', new Float32Array(c)));
             const [hp, hm, hv] = [host(cp), host(cm), host(cv)];
@@ -429,13 +430,24 @@ function movable(t: Tensor): boolean {
   return (s instanceof CpuStorage || s instanceof DeviceStorage) && !s.pooled && !s.released && s.dtype === 'f32' && t.offset === 0 && t.size === s.length;
 }
 
-/** Global L2 norm of all gradients (float64); on a device one counted scalar per gradient. */
+/**
+ * Global L2 norm of all gradients (float64): each gradient's Σx² (sumSquaresMany, one call per device: on a device
+ * one wait and one counted download of them all), added in the order of params.
+ */
 export function gradNorm(params: Array<[string, Tensor]> | Tensor[]): number {
-  let s = 0;
+  const byDevice = new Map<Device, F32Buf[]>();
+  const order: Array<[Device, number]> = [];
   for (const e of params) {
     const p = Array.isArray(e) ? e[1] : e;
-    if (p.grad) s += kernelsFor(p.device).sumSquares(p.grad.buf, p.size);
+    if (!p.grad) continue;
+    let bufs = byDevice.get(p.device);
+    if (!bufs) byDevice.set(p.device, (bufs = []));
+    order.push([p.device, bufs.length]);
+    bufs.push(viewOf(p.grad.buf, 0, p.size));
   }
+  const sums = new Map([...byDevice].map(([dev, bufs]) => [dev, kernelsFor(dev).sumSquaresMany(bufs)]));
+  let s = 0;
+  for (const [dev, i] of order) s += sums.get(dev)![i];
   return Math.sqrt(s);
 }
 

@@ -84,13 +84,16 @@ describe('training steps on the emulated device', () => {
         ...(step === 0 ? { 'emulated upload constant': 1 } : {}),
         // the per-row losses, summed on the host in float64 as the cpu does
         'emulated download loss': 1,
-        // the cross-entropy kernel's own mean (the binding returns it; one per chunk of the head, here one),
-        // Σg² of each parameter (the gradient norm), then stepIfFinite's check: Σx² of params, m, v per run of
-        // the flat buffers (two runs: decayed matrices, undecayed norms)
-        'emulated download scalar': 1 + params + 3 * 2,
+        // the cross-entropy kernel's own mean (the binding returns it; one per chunk of the head, here one), the
+        // gradient norm's Σg² of every parameter (one sumSquaresMany: one download, not one per parameter), then
+        // stepIfFinite's check: Σx² of params, m, v together per run of the flat buffers (two runs: decayed
+        // matrices, undecayed norms)
+        'emulated download scalar': 1 + 1 + 2,
       });
     });
     expect(dev.transfers[0]['emulated upload input'].bytes).toBe(4 * (3 * B * T + B * T));
+    // the scalars' bytes: the mean (a float), a float64 per parameter for the norm, three per run for the check
+    expect(dev.transfers[0]['emulated download scalar'].bytes).toBe(4 + 8 * params + 2 * 3 * 8);
     expect(cpu.transfers.every((t) => Object.keys(t).length === 0)).toBe(true);
   });
 
@@ -143,7 +146,7 @@ describe('SftTrainer on the emulated device', () => {
         'emulated upload input': 5,
         ...(s === 0 ? { 'emulated upload constant': 1 } : {}),
         'emulated download loss': 1,
-        'emulated download scalar': 1 + dev.n + 3 * 2,
+        'emulated download scalar': 1 + 1 + 2,
       });
     });
   });

@@ -101,8 +101,10 @@ export function runCase(cpu, cuda, spec) {
     dev[k].upload(v);
   }
   try {
-    const cpuRet = cpu[spec.cpuFn ?? spec.fn](...(spec.cpuArgs ?? spec.args).map((a) => (typeof a === 'string' ? hostCopy[a] : a)));
-    const gpuRet = cuda[spec.fn](...spec.args.map((a) => (typeof a === 'string' ? dev[a] : a)));
+    // a string names an array; a list of strings is a list of arrays (sumSquaresMany's xs)
+    const pick = (from) => (a) => (typeof a === 'string' ? from[a] : Array.isArray(a) ? a.map((n) => from[n]) : a);
+    const cpuRet = cpu[spec.cpuFn ?? spec.fn](...(spec.cpuArgs ?? spec.args).map(pick(hostCopy)));
+    const gpuRet = cuda[spec.fn](...spec.args.map(pick(dev)));
     const errors = {};
     let worst = 0;
     for (const o of spec.outs) {
@@ -115,6 +117,11 @@ export function runCase(cpu, cuda, spec) {
         e = maxRelErr(raw instanceof Uint16Array ? widenBf16(raw) : raw, want instanceof Uint16Array ? widenBf16(want) : want);
       }
       errors[o] = e;
+      worst = Math.max(worst, e);
+    }
+    if (cpuRet instanceof Float64Array) {
+      const e = gpuRet instanceof Float64Array && gpuRet.length === cpuRet.length ? maxRelErr(gpuRet, cpuRet) : Infinity;
+      errors.return = e;
       worst = Math.max(worst, e);
     }
     if (typeof cpuRet === 'number') {
@@ -151,6 +158,8 @@ export function cases(opts = {}) {
   list.push({ name: 'swigluForward', fn: 'swigluForward', arrays: { out: F(n), gate: F(n, 6), up: F(n, 2) }, outs: ['out'], args: ['out', 'gate', 'up', n], tol: 2e-5 });
   list.push({ name: 'swigluBackward', fn: 'swigluBackward', arrays: { dg: F(n), du: F(n), dy: F(n), gate: F(n, 6), up: F(n, 2) }, outs: ['dg', 'du'], args: ['dg', 'du', 'dy', 'gate', 'up', n], tol: 2e-5 });
   list.push({ name: 'sumSquares', fn: 'sumSquares', arrays: { x: F(n, 3) }, outs: [], args: ['x', n], tol: 1e-9 });
+  // sumSquaresMany: buffers of several lengths (one empty, one of a single element, one twice) in one call, one wait
+  list.push({ name: 'sumSquaresMany (7 buffers, lengths 0 to 70001)', fn: 'sumSquaresMany', arrays: { s0: F(0), s1: F(1, 2), s2: F(17, 3), s3: F(1000, 4), s4: F(70001, 5), s5: F(n, 6) }, outs: [], args: [['s0', 's1', 's2', 's3', 's4', 's5', 's2']], tol: 1e-9 });
 
   // norms: rows 129, cols 768 / 1000; tolerance 1e-4 (block reduction order vs the CPU's SIMD order).
   const R = 129, C = 768, C2 = 1000;
@@ -560,7 +569,10 @@ export function errorChecks(cuda) {
   expectThrow('download of a disposed buffer', () => a.download(), 'Error', /logits-a.*disposed/);
   const ids = new cuda.DeviceBuffer(4, 'i32', 'ids');
   expectThrow('an i32 buffer where f32 is wanted is a TypeError', () => cuda.add(b, ids, b, 4), 'TypeError', /'a' must be a f32 buffer/);
+  expectThrow('sumSquaresMany: an i32 element is a TypeError', () => cuda.sumSquaresMany([b, ids]), 'TypeError', /element 1 must be a f32 buffer/);
   expectThrow('a too-short buffer is a RangeError', () => cuda.add(b, b, b, 17), 'RangeError', /too short/);
+  expectThrow('sumSquaresMany: not an array is a TypeError', () => cuda.sumSquaresMany(b), 'TypeError', /sumSquaresMany: argument 0 'xs' must be an array of DeviceBuffer/);
+  expectThrow('sumSquaresMany: a disposed element is an Error naming its index', () => cuda.sumSquaresMany([b, a]), 'Error', /element 1: .*logits-a.*disposed/);
   ids.upload(new Int32Array([0, 1, 7, 2]));
   const table = new cuda.DeviceBuffer(5 * 3, 'f32', 'table');
   const out = new cuda.DeviceBuffer(4 * 3, 'f32', 'out');

@@ -99,6 +99,7 @@ export interface CudaBinding {
   addBias(out: B, x: B, bias: B, rows: number, cols: number): void;
   addBiasBackward(dbias: B, dy: B, rows: number, cols: number): void;
   sumSquares(x: B, n: number): number;
+  sumSquaresMany(xs: B[]): Float64Array;
   geluForward(out: B, x: B, n: number): void;
   geluBackward(dx: B, dy: B, x: B, n: number): void;
   siluForward(out: B, x: B, n: number): void;

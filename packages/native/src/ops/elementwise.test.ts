@@ -13,6 +13,7 @@ import {
   scale,
   setSimdLevel,
   sumSquares,
+  sumSquaresMany,
 } from '../index';
 import {
   accumulateRef,
@@ -23,6 +24,7 @@ import {
   mulRef,
   scaleRef,
   sumSquaresRef,
+  sumSquaresManyRef,
 } from '../reference/index';
 import { expectSameValues, finiteDiffGrad, randomF64, SIMD_LEVELS } from '../test/grad-check';
 import { expectThrowsNamed, maxRelError, randomF32 } from '../test/helpers';
@@ -78,6 +80,25 @@ describe.each(SIMD_LEVELS)('elementwise ops at simd=%s', (level) => {
     const x = randomF32(n, 7 * n + 1, 10);
     const want = sumSquaresRef(x, n);
     expect(Math.abs(sumSquares(x, n) - want) / want).toBeLessThan(1e-12);
+  });
+
+  it('sumSquaresMany: each array summed exactly as sumSquares sums it (bit for bit), close to the float64 reference', () => {
+    const lengths = [0, 1, 15, 17, 33, 1000, 4097, 70001];
+    const xs = lengths.map((n, i) => randomF32(n, 11 * i + 3, 5));
+    // views with offsets, and one array twice
+    xs.push(randomF32(40, 9).subarray(3, 30), xs[3]);
+    const got = sumSquaresMany(xs);
+    expect(got).toBeInstanceOf(Float64Array);
+    expect(Array.from(got)).toEqual(xs.map((x) => sumSquares(x, x.length)));
+    const ref = sumSquaresManyRef(xs);
+    got.forEach((g, i) => expect(Math.abs(g - ref[i]) / Math.max(ref[i], 1e-30), `array ${i}`).toBeLessThan(1e-12));
+    expect(got[0]).toBe(0);
+    expect(sumSquaresMany([]).length).toBe(0);
+    // an element's getter that detaches an earlier array's memory: that array is read as empty, nothing crashes
+    const early = randomF32(64, 1), late = randomF32(8, 2);
+    const tricky: Float32Array[] = [early];
+    Object.defineProperty(tricky, 1, { get: () => (structuredClone(early.buffer, { transfer: [early.buffer] }), late), enumerable: true });
+    expect(Array.from(sumSquaresMany(tricky))).toEqual([0, sumSquares(late, 8)]);
   });
 
   it.each(SHAPES)('addBias and addBiasBackward match the reference (%i x %i)', (rows, cols) => {
@@ -209,6 +230,10 @@ describe('elementwise bad calls', () => {
       [() => addBiasBackward(a, b, -2, 4), 'RangeError', /addBiasBackward: argument 2 'rows' must be a non-negative/],
       [() => sumSquares(a, 9), 'RangeError', /sumSquares: argument 0 'x' is too short/],
       [() => raw.sumSquares(a), 'TypeError', /sumSquares: expected 2 arguments, got 1/],
+      [() => sumSquaresMany(a as never), 'TypeError', /sumSquaresMany: argument 0 'xs' must be an array of Float32Array/],
+      [() => sumSquaresMany([a, new Float64Array(2) as never]), 'TypeError', /sumSquaresMany: argument 0 'xs': element 1 must be a Float32Array/],
+      [() => sumSquaresMany([a, null as never]), 'TypeError', /element 1 must be a Float32Array/],
+      [() => raw.sumSquaresMany(), 'TypeError', /sumSquaresMany: expected 1 arguments, got 0/],
       [() => raw.add(a, b, c), 'TypeError', /add: expected 4 arguments, got 3/],
     ];
     for (const [fn, name, msg] of cases) expectThrowsNamed(fn, name, msg);

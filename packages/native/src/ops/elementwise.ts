@@ -49,3 +49,11 @@ export function addBiasBackward(dbias: Float32Array, dy: Float32Array, rows: num
 export function sumSquares(x: Float32Array, n: number): number {
   return native().sumSquares(x, n);
 }
+
+/**
+ * Σ x² of each array of xs (whole), each summed exactly as sumSquares sums it: a global gradient norm's per-tensor
+ * sums in one call (on a device one wait for all of them).
+ */
+export function sumSquaresMany(xs: Float32Array[]): Float64Array {
+  return native().sumSquaresMany(xs);
+}

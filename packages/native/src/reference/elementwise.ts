@@ -45,3 +45,7 @@ export function sumSquaresRef(x: RefArray, n: number): number {
   for (let i = 0; i < n; i++) s += x[i] * x[i];
   return s;
 }
+
+export function sumSquaresManyRef(xs: RefArray[]): Float64Array {
+  return Float64Array.from(xs, (x) => sumSquaresRef(x, x.length));
+}

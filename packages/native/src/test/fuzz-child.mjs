@@ -179,6 +179,7 @@ const SPECS = {
   addBias: { sig: 'out:f32 x:f32 bias:f32 rows:size cols:size', gen: () => { const R = ri(0, 6), C = ri(0, 20); return [f32(R * C), f32(R * C), f32(C), R, C]; } },
   addBiasBackward: { sig: 'dbias:f32 dy:f32 rows:size cols:size', gen: () => { const R = ri(0, 6), C = ri(0, 20); return [f32(C), f32(R * C), R, C]; } },
   sumSquares: { sig: 'x:f32 n:size', gen: () => { const n = n0(); return [f32(n), n]; } },
+  sumSquaresMany: { sig: 'xs:f32list', gen: () => [Array.from({ length: ri(0, 4) }, () => f32(n0()))] },
   sub: { sig: 'out:f32 a:f32 b:f32 n:size', gen: unary([0], [0, 0]) },
   sumForward: { sig: 'out:f32 x:f32 n:size', gen: () => { const n = n0(); return [f32(1), f32(n), n]; } },
   sumBackward: { sig: 'dx:f32 dy:f32 n:size', gen: () => { const n = n0(); return [f32(n), f32(1), n]; } },
@@ -652,6 +653,14 @@ function mutateValue(p, cur, args, call, fn) {
     case 'int': return intVariant(typeof cur === 'number' ? cur : 1);
     case 'num': case 'num?': return numVariant(typeof cur === 'number' ? cur : 1);
     case 'bool': case 'bool?': return pick([0, 1, 'true', null, undefined, true, false, new Boolean(false)]);
+    case 'f32list': {
+      // the list itself replaced, or one element of it made a variant of a Float32Array or anything else
+      const list = Array.isArray(cur) ? cur.slice() : [];
+      if (list.length === 0 || chance(0.3)) return otherValue();
+      const j = ri(0, list.length - 1);
+      list[j] = chance(0.5) ? otherValue() : arrayVariant('f32', usable(list[j]) ? list[j] : undefined, arrays, call);
+      return list;
+    }
     case 'str': return pick(['AVX2', '', 'avx2\u0000', 'avx2 ', 'x'.repeat(100000), 'sse', 'neon', 'scalar\u0000junk', 1, null]);
     default: return otherValue();
   }

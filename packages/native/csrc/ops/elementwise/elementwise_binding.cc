@@ -1,6 +1,8 @@
 // add(out, a, b, n), mul(out, a, b, n), mulBackward(da, db, dy, a, b, n), scale(out, x, alpha, n),
 // accumulate(dst, src, n), addBias(out, x, bias, rows, cols), addBiasBackward(dbias, dy, rows, cols),
 // sumSquares(x, n): number. Shapes and gradient rules: elementwise.h.
+#include <vector>
+
 #include "common/args.h"
 #include "common/registry.h"
 #include "ops/elementwise/binding_util.h"
@@ -97,7 +99,33 @@ static Napi::Value SumSquares(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), sum_squares_f32_cpu(x, n));
 }
 
+// sumSquaresMany(xs): a Float64Array of Σ x² of each Float32Array of xs, each summed exactly as sumSquares(x,
+// x.length) sums it (a gradient norm's per-tensor sums in one call: one wait on a device instead of one per tensor).
+static Napi::Value SumSquaresMany(const Napi::CallbackInfo& info) {
+  Args a(info, "sumSquaresMany");
+  a.count(1);
+  if (!info[0].IsArray()) a.type_error("argument 0 'xs' must be an array of Float32Array");
+  Napi::Array xs = info[0].As<Napi::Array>();
+  const uint32_t n = xs.Length();
+  // first every element (a getter may run JS: nothing is read from memory until all are in hand), then the data
+  std::vector<Napi::Value> vals;
+  vals.reserve(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    Napi::Value v = xs.Get(i);
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+      a.type_error("argument 0 'xs': element " + std::to_string(i) + " must be a Float32Array");
+    vals.push_back(v);
+  }
+  Napi::Float64Array out = Napi::Float64Array::New(info.Env(), n);
+  for (uint32_t i = 0; i < n; ++i) {
+    auto x = vals[i].As<Napi::Float32Array>();
+    out[i] = sum_squares_f32_cpu(x.Data(), int64_t(x.ElementLength()));  // a detached array has length 0
+  }
+  return out;
+}
+
 static void Export(Napi::Env env, Napi::Object exports) {
+  exports.Set("sumSquaresMany", Napi::Function::New(env, SumSquaresMany, "sumSquaresMany"));
   exports.Set("add", Napi::Function::New(env, Add, "add"));
   exports.Set("mul", Napi::Function::New(env, Mul, "mul"));
   exports.Set("mulBackward", Napi::Function::New(env, MulBackward, "mulBackward"));
