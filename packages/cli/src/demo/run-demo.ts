@@ -21,7 +21,7 @@
  * be), every config is written to configs/ so that `rlhf sft|rm|ppo --config` reruns a stage, and each model
  * lands in models/<stage> with its tokenizer.
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type Device,
@@ -329,14 +329,35 @@ export interface DemoRun {
   stageTiming: { rolloutS: number; updateS: number } | null;
 }
 
+/** The file that marks a folder as the demo's output: a later run may clear its stage folders. */
+const DEMO_MARKER = '.rlhf-demo';
+const STAGE_FOLDERS = ['data', 'configs', 'models', 'runs', 'tokenizer'];
+
+/**
+ * The stage folders are cleared only in a folder that is new or empty, or that a demo wrote before (its marker,
+ * or configs/base.json of a demo older than the marker): anything else is the user's, and is refused untouched.
+ */
+function checkDemoOutput(out: string): void {
+  if (!existsSync(out)) return;
+  const entries = readdirSync(out).sort();
+  if (entries.length === 0 || entries.includes(DEMO_MARKER) || existsSync(join(out, 'configs', 'base.json'))) return;
+  const shown = entries.slice(0, 6).join(', ') + (entries.length > 6 ? `, ... (${entries.length} entries)` : '');
+  throw new Error(
+    `rlhf demo: the output folder ${out} holds files the demo did not write (${shown}); the demo clears ${STAGE_FOLDERS.join('/, ')}/ ` +
+      'in its output folder: give --out a new or empty folder, or one an earlier demo wrote',
+  );
+}
+
 /** Clears the output folder's stage subfolders and splits the prompt space for a seed. */
 export function startRun(opts: DemoOptions): DemoRun {
   // GRPO's stage trains every weight against a copied reference: with --lora it would not be the LoRA recipe
   if (opts.lora && opts.grpo) throw new Error('rlhf demo: --lora with --grpo is not supported (the GRPO stage fine-tunes every weight); run them apart');
   const sizes: DemoSizes = { ...(opts.quick ? QUICK_SIZES : FULL_SIZES), ...opts.sizes };
   const { seed, out } = opts;
-  for (const d of ['data', 'configs', 'models', 'runs', 'tokenizer']) rmSync(join(out, d), { recursive: true, force: true });
-  for (const d of ['data', 'configs', 'models', 'runs', 'tokenizer']) mkdirSync(join(out, d), { recursive: true });
+  checkDemoOutput(out);
+  for (const d of STAGE_FOLDERS) rmSync(join(out, d), { recursive: true, force: true });
+  for (const d of STAGE_FOLDERS) mkdirSync(join(out, d), { recursive: true });
+  writeFileSync(join(out, DEMO_MARKER), 'written by rlhf demo: a demo run here clears data/, configs/, models/, runs/ and tokenizer/\n');
   // held-out prompts: final evaluation, reward-model accuracy, the PPO curve; training draws from the rest
   const split = splitPromptSpace(streamRng(seed, 0), sizes.evalPrompts + sizes.rmEvalPrompts);
   const evalPrompts = split.held.slice(0, sizes.evalPrompts);
