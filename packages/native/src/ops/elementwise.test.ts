@@ -97,7 +97,7 @@ describe.each(SIMD_LEVELS)('elementwise ops at simd=%s', (level) => {
     // an element's getter that detaches an earlier array's memory: that array is read as empty, nothing crashes
     const early = randomF32(64, 1), late = randomF32(8, 2);
     const tricky: Float32Array[] = [early];
-    Object.defineProperty(tricky, 1, { get: () => (structuredClone(early.buffer, { transfer: [early.buffer] }), late), enumerable: true });
+    Object.defineProperty(tricky, 1, { get: () => (structuredClone(early.buffer, { transfer: [early.buffer as ArrayBuffer] }), late), enumerable: true });
     expect(Array.from(sumSquaresMany(tricky))).toEqual([0, sumSquares(late, 8)]);
   });
 
