@@ -15,7 +15,8 @@ import { autocast, autocastState, Bf16WeightCache } from './autocast';
 import { noGrad } from './autograd';
 import { checkpoint } from './checkpoint';
 import { loraLinear } from './lora-linear';
-import { linear, residualLinear } from './ops';
+import { lmHeadChunkBytes, lmHeadCrossEntropy, lmHeadLogprobs, setLmHeadChunkBytes } from './lm-head';
+import { linear, residualLinear, sum } from './ops';
 import { Tensor } from './tensor';
 
 // sizes that are not multiples of any SIMD width (and more rows than gemm's few-rows path): N 37, in 13, out 11, r 3
@@ -155,6 +156,92 @@ describe('projections under bf16 autocast, against float64 on the bf16-rounded o
   });
 });
 
+describe('the fused LM head under bf16 autocast, against float64 on the bf16-rounded operands', () => {
+  // V 29 and C 13 (no SIMD multiple); 10 rows a chunk: 4 chunks, the last partial, three recomputed in the backward
+  const V = 29, C = 13;
+  const targets = Int32Array.from({ length: N }, (_, i) => (i % 9 === 4 ? -100 : (i * 7 + 3) % V));
+  const rows = targets.filter((t) => t !== -100).length;
+
+  /** float64 logits r(h)·r(W)ᵀ, their softmax, and dlogits of the mean cross-entropy (ignored rows: 0) */
+  function reference(hr: Float64Array, Wr: Float64Array) {
+    const logits = product(N, V, C, (n, c) => hr[n * C + c], (c, v) => Wr[v * C + c]).value;
+    let loss = 0;
+    const dlogits = new Float64Array(N * V);
+    for (let n = 0; n < N; n++) {
+      if (targets[n] === -100) continue;
+      let mx = -Infinity;
+      for (let v = 0; v < V; v++) mx = Math.max(mx, logits[n * V + v]);
+      let z = 0;
+      for (let v = 0; v < V; v++) z += Math.exp(logits[n * V + v] - mx);
+      loss += mx + Math.log(z) - logits[n * V + targets[n]];
+      for (let v = 0; v < V; v++) dlogits[n * V + v] = (Math.exp(logits[n * V + v] - mx) / z - (v === targets[n] ? 1 : 0)) / rows;
+    }
+    return { loss: loss / rows, dlogits };
+  }
+
+  /**
+   * A product whose first operand is float32 dlogits rounded to bf16: the op's dlogits are float32 results a few
+   * ulps from float64's, so where one sits that close to a bf16 rounding boundary either neighbour is right; its
+   * term's two possible values widen that element's scale by their difference / TOL.
+   */
+  function productOfRounded(m: number, n: number, k: number, d: (i: number, p: number) => number, b: (p: number, j: number) => number) {
+    const pr = product(m, n, k, (i, p) => r(d(i, p)), b);
+    const amb = product(m, n, k, (i, p) => Math.abs(r(d(i, p) * (1 + 1e-5)) - r(d(i, p) * (1 - 1e-5))), (p, j) => Math.abs(b(p, j)));
+    return { value: pr.value, scale: pr.scale.map((t, i) => t + amb.value[i] / TOL) };
+  }
+
+  it('lmHeadCrossEntropy: logits r(h)·r(W)ᵀ; dh = r(dlogits)·r(W), dW = r(dlogits)ᵀ·r(h) (float32 dlogits), over chunks, with a weight cache', () => {
+    const prev = lmHeadChunkBytes();
+    setLmHeadChunkBytes(4 * V * 10);
+    try {
+      const h = randomTensor([N, C], 51, 2), W = randomTensor([V, C], 52, 2);
+      const cache = new Bf16WeightCache();
+      const loss = autocast('bf16', () => lmHeadCrossEntropy(h, W, targets), cache);
+      expect(cache.casts).toBe(1);
+      const hr = rounded(h.data), Wr = rounded(W.data);
+      const ref = reference(hr, Wr);
+      expect(Math.abs(loss.item() - ref.loss) / ref.loss).toBeLessThan(1e-6);
+      const loss32 = noGrad(() => lmHeadCrossEntropy(h, W, targets)).item();
+      expect(Math.abs(loss32 - ref.loss) / ref.loss).toBeGreaterThan(1e-5); // float32 operands give another loss
+      loss.backward(); // outside the scope: the node keeps its mode
+      const dl = (n: number, v: number) => ref.dlogits[n * V + v];
+      expect(scaledError(h.grad!.data, productOfRounded(N, C, V, dl, (v, c) => Wr[v * C + c])), 'dh').toBeLessThan(TOL);
+      expect(scaledError(W.grad!.data, productOfRounded(V, C, N, (v, n) => dl(n, v), (n, c) => hr[n * C + c])), 'dW').toBeLessThan(TOL);
+      // a frozen head (its dh computed in the forward, one chunk at a time): the same dh
+      const h2 = randomTensor([N, C], 51, 2), Wf = randomTensor([V, C], 52, 2, false);
+      autocast('bf16', () => lmHeadCrossEntropy(h2, Wf, targets)).backward();
+      expect(Array.from(h2.grad!.data)).toEqual(Array.from(h.grad!.data));
+    } finally {
+      setLmHeadChunkBytes(prev);
+    }
+  });
+
+  it('lmHeadLogprobs: log-probs from r(h)·r(W)ᵀ; their gradient through r(dlogits)', () => {
+    const h = randomTensor([N, C], 61, 2), W = randomTensor([V, C], 62, 2);
+    const tg = Int32Array.from(targets, (t, i) => (t < 0 ? i % V : t));
+    const [lp] = autocast('bf16', () => lmHeadLogprobs(h, W, tg));
+    const hr = rounded(h.data), Wr = rounded(W.data);
+    const logits = product(N, V, C, (n, c) => hr[n * C + c], (c, v) => Wr[v * C + c]).value;
+    const want = Array.from({ length: N }, (_, n) => {
+      let mx = -Infinity, z = 0;
+      for (let v = 0; v < V; v++) mx = Math.max(mx, logits[n * V + v]);
+      for (let v = 0; v < V; v++) z += Math.exp(logits[n * V + v] - mx);
+      return logits[n * V + tg[n]] - mx - Math.log(z);
+    });
+    lp.data.forEach((x, n) => expect(Math.abs(x - want[n]), `row ${n}`).toBeLessThan(2e-6 * Math.max(1, Math.abs(want[n]))));
+    // d(Σ log p)/dlogits = onehot − softmax: dh = r(that)·r(W)
+    sum(lp).backward();
+    const dl = (n: number, v: number) => {
+      let mx = -Infinity, z = 0;
+      for (let u = 0; u < V; u++) mx = Math.max(mx, logits[n * V + u]);
+      for (let u = 0; u < V; u++) z += Math.exp(logits[n * V + u] - mx);
+      return (v === tg[n] ? 1 : 0) - Math.exp(logits[n * V + v] - mx) / z;
+    };
+    expect(scaledError(h.grad!.data, productOfRounded(N, C, V, dl, (v, c) => Wr[v * C + c])), 'dh').toBeLessThan(TOL);
+    expect(scaledError(W.grad!.data, productOfRounded(V, C, N, (v, n) => dl(n, v), (n, c) => hr[n * C + c])), 'dW').toBeLessThan(TOL);
+  });
+});
+
 describe('Bf16WeightCache', () => {
   it('rounds each weight once until invalidated; a weight moved into other memory is rounded again', () => {
     const x = randomTensor([N, IN], 41), W = randomTensor([OUT, IN], 42);
@@ -208,8 +295,8 @@ describe('a tiny llama under bf16 autocast', () => {
         opt.zeroGrad();
         cache.invalidate();
       }
-      // every projection weight (7 a block) rounded once a step, the tied or untied head and norms never
-      if (mode === 'bf16') expect(cache.casts).toBe(12 * 7 * CONFIG.numLayers);
+      // every projection weight (7 a block) and the head rounded once a step, the norms never
+      if (mode === 'bf16') expect(cache.casts).toBe(12 * (7 * CONFIG.numLayers + 1));
       return out;
     };
     const f32 = losses('no'), bf16 = losses('bf16');

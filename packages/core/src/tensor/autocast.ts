@@ -6,9 +6,10 @@
  * result float32. Their backward does the same with dy rounded to bf16: dx = bf16(dy)·bf16(W) and the master
  * weight's gradient dW = bf16(dy)ᵀ·bf16(x), float32 (a gradient of the float32 weight, accumulated in float32).
  * Attention of head width 64 or 128 reads q, k, v (and dy) rounded to bf16, its statistics float32 (ops.ts
- * Bf16Attention: the tensor-core kernels on 'cuda'). Everything else stays float32: norms, softmax statistics,
- * RoPE, activations between ops, the fused LM head with its cross-entropy / log-probs, the losses and the optimizer. A frozen bf16
- * weight (keepFrozenInBf16) is used as it is.
+ * Bf16Attention: the tensor-core kernels on 'cuda'). The fused LM head's products too (lm-head.ts: float32
+ * logits from r(h)·r(W)ᵀ, dlogits rounded for dh and dW). Everything else stays float32: norms, softmax
+ * statistics, RoPE, activations between ops, the head's log-softmax with its cross-entropy / log-probs, the losses
+ * and the optimizer. A frozen bf16 weight (keepFrozenInBf16) is used as it is.
  *
  * The bf16 copy of a float32 weight is made once per `Bf16WeightCache` generation: a trainer keeps one cache
  * and invalidates it right after each optimizer step (the only writer of its weights during training), so

@@ -20,11 +20,20 @@
  * Device-generic: the kernels of the tensors' device; targets reach a device as one counted upload, and the
  * mean cross-entropy is summed on the host in float64 from the per-row losses (one counted download, `loss`)
  * so that it is bit for bit the cpu's.
+ *
+ * Under bf16 autocast (tensor/autocast.ts) the head's products are bf16 as a projection's are (torch.autocast
+ * runs the head's linear in bf16 too): logits = r(h)·r(W)ᵀ with float32 sums into float32 logits (gemmBf16Mixed;
+ * tensor cores on 'cuda'), and in the backward dh = r(dlogits)·r(W), dW += r(dlogits)ᵀ·r(h) (r: rounded to bf16).
+ * The log-softmax, its statistics, the losses and dlogits themselves stay float32. r(h) is kept with the node
+ * (N·C bf16) and r(W) comes from the scope's weight cache; the mode is recorded in the node, so a backward run
+ * after the scope computes what its forward did. On a GPU this matters: the head is a third of GPT-2 124M's
+ * products, and float32 there would cost more than the rest of the step on tensor cores.
  */
 import { fillF32, kernelsFor } from '../backend/backends';
 import { download, isHost, viewOf, type DeviceBuffer, type F32Buf, type I32Buf } from '../backend/device';
 import { acquireBuffer, defineOp, freeBuffer, type BackwardCtx, type ForwardCtx } from './autograd';
-import { entropyGradUsed, weightGemm } from './ops';
+import { entropyGradUsed, mixedOperands, weightGemm, type MixedOperands } from './ops';
+import type { Bf16Buf } from '../backend/device';
 import { Tensor } from './tensor';
 
 /**
@@ -80,23 +89,39 @@ function forChunks(
   chunk: number,
   buf: F32Buf,
   pass: 'forward' | 'backward',
+  mixed: MixedOperands | null,
   body: (logits: F32Buf, r0: number, rows: number) => void,
 ): void {
   const starts: number[] = [];
   for (let r0 = 0; r0 < N; r0 += chunk) starts.push(r0);
   if (pass === 'forward') starts.reverse();
+  const k = kernelsFor(W.device);
   for (const r0 of starts) {
     const rows = Math.min(chunk, N - r0);
     const logits = rows === chunk ? buf : viewOf(buf, 0, rows * V);
-    if (!(pass === 'backward' && r0 === 0)) weightGemm(logits, viewOf(hidden, r0 * C, rows * C), W, rows, V, C, true); // (rows, V)
+    if (!(pass === 'backward' && r0 === 0)) {
+      // (rows, V) = h·Wᵀ; under autocast r(h)·r(W)ᵀ with float32 sums
+      if (mixed) k.gemmBf16Mixed(logits, viewOf(mixed.x16, r0 * C, rows * C), mixed.W16, rows, V, C, false, true);
+      else weightGemm(logits, viewOf(hidden, r0 * C, rows * C), W, rows, V, C, true);
+    }
     body(logits, r0, rows);
   }
+}
+
+/** dh rows (rows, C) = dlogits·W (written); under autocast r(dlogits)·r(W), dlogits rounded into `d16` (rows·V). */
+function headInputGrad(dh: F32Buf, dlogits: F32Buf, W: Tensor, rows: number, C: number, V: number, mixed: MixedOperands | null, d16: Bf16Buf | null): void {
+  if (!mixed) return weightGemm(dh, dlogits, W, rows, C, V, false);
+  const k = kernelsFor(W.device);
+  k.castF32ToBf16(d16!, dlogits, rows * V);
+  k.gemmBf16Mixed(dh, d16!, mixed.W16, rows, C, V, false, false);
 }
 
 /** What the forward keeps for the backward: the chunk size it used and the logits of rows [0, chunk) in `buf`. */
 interface KeptLogits {
   chunk: number;
   buf: F32Buf;
+  /** bf16 autocast's operands, r(h) (N, C) and r(W) (the forward's mode, followed by the backward), or null */
+  mixed: MixedOperands | null;
 }
 
 /**
@@ -107,22 +132,23 @@ interface KeptLogits {
  */
 function forwardChunks(
   ctx: ForwardCtx,
-  hidden: F32Buf,
+  hidden: Tensor,
   W: Tensor,
   N: number,
   C: number,
   V: number,
   keep: boolean,
-  body: (logits: F32Buf, r0: number, rows: number) => void,
+  body: (logits: F32Buf, r0: number, rows: number, mixed: MixedOperands | null) => void,
 ): KeptLogits {
   const chunk = lmHeadChunkRows(N, V);
+  const mixed = mixedOperands(ctx, hidden, W); // bf16 autocast: r(h) into scratch of the op, r(W) from the cache
   const buf = keep ? ctx.alloc(chunk * V) : acquireBuffer(ctx.device, chunk * V);
   try {
-    forChunks(hidden, W, N, C, V, chunk, buf, 'forward', body);
+    forChunks(hidden.buf, W, N, C, V, chunk, buf, 'forward', mixed, (logits, r0, rows) => body(logits, r0, rows, mixed));
   } finally {
     if (!keep) freeBuffer(buf);
   }
-  return { chunk, buf: keep ? buf : new Float32Array(0) };
+  return { chunk, buf: keep ? buf : new Float32Array(0), mixed };
 }
 
 /**
@@ -139,12 +165,18 @@ function backwardChunks(ctx: BackwardCtx, kept: KeptLogits, grad: (logits: F32Bu
   if (!dh && !dW) return;
   const k = kernelsFor(ctx.device);
   const h = hidden.buf;
+  const { mixed } = kept;
+  // under autocast: each chunk's dlogits rounded to bf16 once, read by both products
+  const d16 = mixed ? ctx.allocBf16(kept.chunk * V) : null;
   let beta = dW && dW.fresh ? 0 : 1;
-  forChunks(h, W, N, C, V, kept.chunk, kept.buf, 'backward', (logits, r0, rows) => {
+  forChunks(h, W, N, C, V, kept.chunk, kept.buf, 'backward', mixed, (logits, r0, rows) => {
     grad(logits, r0, rows); // logits -> dlogits (rows, V), in place
-    if (dh) weightGemm(viewOf(dh, r0 * C, rows * C), logits, W, rows, C, V, false); // dh (rows, C) = dlogits · W
+    if (dh) headInputGrad(viewOf(dh, r0 * C, rows * C), logits, W, rows, C, V, mixed, d16); // dh (rows, C) = dlogits · W
+    else if (mixed) k.castF32ToBf16(d16!, logits, rows * V);
     if (dW) {
-      k.gemm(dW.buf, logits, viewOf(h, r0 * C, rows * C), V, C, rows, true, false, 1, beta); // dW (V, C) += dlogitsᵀ · h
+      // dW (V, C) += dlogitsᵀ · h; under autocast r(dlogits)ᵀ·r(h)
+      if (mixed) k.gemmBf16Mixed(dW.buf, d16!, viewOf(mixed.x16, r0 * C, rows * C), V, C, rows, true, false, 1, beta);
+      else k.gemm(dW.buf, logits, viewOf(h, r0 * C, rows * C), V, C, rows, true, false, 1, beta);
       beta = 1;
     }
   });
@@ -164,7 +196,7 @@ export const lmHeadLogprobs = defineOp({
     const ent = Tensor.pooled([N], ctx.device);
     const lse = ctx.alloc(N); // saved for the backward
     const k = kernelsFor(ctx.device);
-    const kept = forwardChunks(ctx, hidden.buf, W, N, C, V, true, (logits, r0, rows) => {
+    const kept = forwardChunks(ctx, hidden, W, N, C, V, true, (logits, r0, rows) => {
       const at = <B extends F32Buf | I32Buf>(a: B) => viewOf(a, r0, rows);
       k.tokenLogprobs(at(lp.buf), at(ent.buf), at(lse), logits, at(tgt), rows, V, temperature);
     });
@@ -213,12 +245,14 @@ export const lmHeadCrossEntropy = defineOp({
     let kept: KeptLogits;
     try {
       // a frozen head turns each chunk's logits into their gradient: nothing to keep
-      kept = forwardChunks(ctx, hidden.buf, W, N, C, V, !dhUnit, (logits, r0, rows) => {
+      let d16: Bf16Buf | null = null;
+      kept = forwardChunks(ctx, hidden, W, N, C, V, !dhUnit, (logits, r0, rows, mixed) => {
         const rowsOf = <B extends F32Buf | I32Buf>(a: B) => viewOf(a, r0, rows);
         k.crossEntropyForward(rowsOf(losses), rowsOf(lse), logits, rowsOf(tgt), rows, V, ignore, temp);
         if (!dhUnit) return;
         k.crossEntropyBackward(logits, rowsOf(unit!), logits, rowsOf(lse), rowsOf(tgt), rows, V, ignore, temp);
-        weightGemm(viewOf(dhUnit, r0 * C, rows * C), logits, W, rows, C, V, false); // (rows, C) = dlogits · W
+        if (mixed && !d16) d16 = ctx.allocBf16(lmHeadChunkRows(N, V) * V);
+        headInputGrad(viewOf(dhUnit, r0 * C, rows * C), logits, W, rows, C, V, mixed, d16); // (rows, C) = dlogits · W
       });
     } finally {
       if (unit) freeBuffer(unit);

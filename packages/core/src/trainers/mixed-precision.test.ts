@@ -124,9 +124,9 @@ describe("SftTrainer with mixedPrecision 'bf16'", () => {
     expect(losses[3]).toBeLessThan(losses[0]);
     // the casts run on the device: no host round trip more than float32's
     expect(dev.transfers).toEqual(devF32.transfers);
-    // 4 steps × 14 projection weights (7 a block), each rounded once a step though two micro-batches read it;
-    // none kept after the last update
-    expect(cpu.copies.casts).toBe(4 * 7 * CONFIG.numLayers);
+    // 4 steps × (14 projection weights, 7 a block, and the LM head's), each rounded once a step though two
+    // micro-batches read it; none kept after the last update
+    expect(cpu.copies.casts).toBe(4 * (7 * CONFIG.numLayers + 1));
     expect(cpu.copies.size).toBe(0);
     expect(dev.copies.size).toBe(0);
   });
@@ -141,7 +141,8 @@ describe("LoRA with mixedPrecision 'bf16'", () => {
       expect(dev.params, baseDtype).toEqual(cpu.params);
       expect(cpu.params, baseDtype).not.toEqual(run('cpu', 'no', lora).params);
       // the frozen base's projections: a float32 base is rounded once per step, a bf16 one never
-      expect(cpu.copies.casts, baseDtype).toBe(baseDtype === 'f32' ? 4 * 7 * CONFIG.numLayers : 0);
+      // a float32 base: its projections and its head rounded once a step; a bf16 base used as it is
+      expect(cpu.copies.casts, baseDtype).toBe(baseDtype === 'f32' ? 4 * (7 * CONFIG.numLayers + 1) : 0);
     }
   });
 });
