@@ -1,7 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
+import { DataError } from './read';
 import { containerFor, openSink } from './write';
 import { tempDir } from './test-helpers';
 
@@ -34,6 +35,17 @@ describe('sinks', () => {
     } finally {
       process.off('warning', onWarning);
     }
+  });
+
+  it('a destination folder that does not exist is a DataError naming it, before anything is written', () => {
+    // before: ENOENT on the temporary file (open '/x/y.jsonl.tmp-1234') once the first write failed
+    const missing = join(tmp.dir, 'no-such-folder');
+    for (const name of ['out.jsonl', 'out.parquet']) {
+      expect(() => openSink(join(missing, name))).toThrow(DataError);
+      expect(() => openSink(join(missing, name))).toThrow(`cannot write ${join(missing, name)}: the folder ${missing} does not exist`);
+    }
+    writeFileSync(join(tmp.dir, 'a-file'), '');
+    expect(() => openSink(join(tmp.dir, 'a-file', 'x.jsonl'))).toThrow(/the folder .*a-file does not exist/);
   });
 
   it('abort leaves no file behind', async () => {

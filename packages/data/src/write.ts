@@ -4,10 +4,12 @@
  * half-written output under the real name). JSONL output is buffered and respects backpressure, so a stream
  * of any length is written in bounded memory.
  */
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, statSync, type WriteStream } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { rename, rm } from 'node:fs/promises';
 import { createGzip, type Gzip } from 'node:zlib';
 import { ParquetWriter } from './parquet';
+import { DataError } from './read';
 
 export interface Sink {
   write(value: unknown): Promise<void>;
@@ -129,6 +131,9 @@ class ParquetSink implements Sink {
 
 /** Opens an output for writing; the container comes from the name unless given. */
 export function openSink(path: string, container: OutputContainer = containerFor(path)): Sink {
+  // said here, in words: otherwise the first write fails with ENOENT on the temporary file's name
+  const dir = dirname(resolve(path));
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new DataError(`cannot write ${path}: the folder ${dir} does not exist`);
   const tmp = `${path}.tmp-${process.pid}`;
   return container === 'parquet' ? new ParquetSink(path, tmp) : new TextSink(path, tmp, container);
 }
