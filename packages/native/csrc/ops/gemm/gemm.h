@@ -99,7 +99,19 @@ struct GemmBf16DotIsa {
   void (*pack_a)(float* dst, const float* A, int64_t lda, int64_t k, int64_t i0, int64_t rows, int64_t q0, int64_t kq);
   // B (n,k) bf16 (ldb), columns [j0, j0+cols) of op(B) = rows of B, pairs [q0, q0+kq).
   void (*pack_b)(float* dst, const uint16_t* B, int64_t ldb, int64_t k, int64_t q0, int64_t kq, int64_t j0, int64_t cols);
+  // A bf16 (lda): op(A) (m,k) is A stored (m,k), or A stored (k,m) when transA; rows [i0, i0+rows), pairs
+  // [q0, q0+kq), copied as they are (no rounding: gemmBf16Mixed's A).
+  void (*pack_a_h)(float* dst, const uint16_t* A, int64_t lda, bool transA, int64_t k, int64_t i0, int64_t rows, int64_t q0,
+                   int64_t kq);
+  // B stored (k,n) bf16 (ldb), op(B) = B (dx = dy·W's weight): columns [j0, j0+cols), pairs [q0, q0+kq).
+  void (*pack_b_n)(float* dst, const uint16_t* B, int64_t ldb, int64_t k, int64_t q0, int64_t kq, int64_t j0, int64_t cols);
 };
+
+// C (m,n) = alpha·op(A)·op(B) + beta·C with A and B bf16, every transpose, on the dot-product blocks when the
+// CPU has AVX512_BF16 (and the current SIMD level allows it) and there are more rows than the few-rows path
+// takes; returns false without touching C otherwise (the caller widens A and takes gemm_bf16_cpu).
+bool gemm_bf16_pairs_cpu(float* C, const uint16_t* A, const uint16_t* B, int64_t m, int64_t n, int64_t k, bool transA,
+                         bool transB, float alpha, float beta);
 const GemmBf16DotIsa& gemm_isa_avx512bf16();
 
 const GemmIsa& gemm_isa_avx512();

@@ -144,10 +144,66 @@ void pack_b(float* dst, const uint16_t* B, int64_t ldb, int64_t k, int64_t q0, i
   }
 }
 
+// A panels from a bf16 A (word (q, r) as pack_a's, the bits copied): A stored (m,k), a row's pair (2q, 2q+1) side
+// by side; or stored (k,m) (transA: dW = dyᵀ·x's dy), the pair from rows 2q and 2q+1 of A, the panel's rows
+// contiguous in each.
+void pack_a_h(float* dst, const uint16_t* A, int64_t lda, bool transA, int64_t k, int64_t i0, int64_t rows, int64_t q0,
+              int64_t kq) {
+  uint32_t* d = reinterpret_cast<uint32_t*>(dst);
+  for (int64_t r0 = 0; r0 < rows; r0 += kMR) {
+    const int64_t rn = rows - r0 < kMR ? rows - r0 : kMR;
+    if (!transA) {
+      for (int64_t r = 0; r < kMR; ++r) {
+        if (r >= rn) {
+          for (int64_t q = 0; q < kq; ++q) d[q * kMR + r] = 0;
+          continue;
+        }
+        const uint16_t* src = A + (i0 + r0 + r) * lda;
+        for (int64_t q = 0; q < kq; ++q) {
+          const int64_t p = 2 * (q0 + q);
+          const uint32_t x0 = p < k ? src[p] : 0, x1 = p + 1 < k ? src[p + 1] : 0;
+          d[q * kMR + r] = x0 | (x1 << 16);
+        }
+      }
+    } else {
+      const __mmask16 lanes = __mmask16((1u << rn) - 1u);
+      for (int64_t q = 0; q < kq; ++q) {
+        const int64_t p = 2 * (q0 + q);
+        const __m512i x0 = p < k ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(lanes, A + p * lda + i0 + r0)) : _mm512_setzero_si512();
+        const __m512i x1 = p + 1 < k ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(lanes, A + (p + 1) * lda + i0 + r0)) : _mm512_setzero_si512();
+        // kMR (12) words of the 16 lanes: lanes past rn are zeros from the masked loads
+        _mm512_mask_storeu_epi32(d + q * kMR, __mmask16((1u << kMR) - 1u), _mm512_or_si512(x0, _mm512_slli_epi32(x1, 16)));
+      }
+    }
+    d += kq * kMR;
+  }
+}
+
+// B panels from B stored (k,n) (op(B) = B): word (q, c) = B[2q][j0+c] | B[2q+1][j0+c] << 16, 16 columns per
+// interleave of two rows.
+void pack_b_n(float* dst, const uint16_t* B, int64_t ldb, int64_t k, int64_t q0, int64_t kq, int64_t j0, int64_t cols) {
+  uint32_t* d = reinterpret_cast<uint32_t*>(dst);
+  for (int64_t c0 = 0; c0 < cols; c0 += kNR) {
+    const int64_t cn = cols - c0 < kNR ? cols - c0 : kNR;
+    for (int64_t q = 0; q < kq; ++q) {
+      const int64_t p = 2 * (q0 + q);
+      uint32_t* out = d + q * kNR;
+      for (int h = 0; h < kNV; ++h) {
+        const int64_t left = cn - 16 * h;
+        const __mmask16 lanes = left >= 16 ? __mmask16(0xffff) : left <= 0 ? __mmask16(0) : __mmask16((1u << left) - 1u);
+        const __m512i x0 = p < k ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(lanes, B + p * ldb + j0 + c0 + 16 * h)) : _mm512_setzero_si512();
+        const __m512i x1 = p + 1 < k ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(lanes, B + (p + 1) * ldb + j0 + c0 + 16 * h)) : _mm512_setzero_si512();
+        _mm512_storeu_si512(out + 16 * h, _mm512_or_si512(x0, _mm512_slli_epi32(x1, 16)));
+      }
+    }
+    d += kq * kNR;
+  }
+}
+
 }  // namespace
 
 const GemmBf16DotIsa& gemm_isa_avx512bf16() {
-  static const GemmBf16DotIsa isa{kMR, kNR, micro, pack_a, pack_b};
+  static const GemmBf16DotIsa isa{kMR, kNR, micro, pack_a, pack_b, pack_a_h, pack_b_n};
   return isa;
 }
 

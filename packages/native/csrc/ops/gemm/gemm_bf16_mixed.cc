@@ -1,4 +1,5 @@
-// gemm_bf16_mixed_cpu (gemm.h): A and B bf16, C float32 or bf16, float32 accumulation, on gemm_bf16_cpu.
+// gemm_bf16_mixed_cpu (gemm.h): A and B bf16, C float32 or bf16, float32 accumulation: the pairs kernel
+// (gemm_bf16_pairs_cpu) where AVX512_BF16 is on, else A widened and gemm_bf16_cpu.
 #include <cstring>
 #include <vector>
 
@@ -24,11 +25,11 @@ inline uint16_t round_bf16(float x) {
   return uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
-}  // namespace
-
-void gemm_bf16_mixed_cpu(void* C, bool c_bf16, const uint16_t* A, const uint16_t* B, int64_t m, int64_t n, int64_t k,
-                         bool transA, bool transB, float alpha, float beta) {
-  if (m == 0 || n == 0) return;
+// C float32: on AVX512_BF16 with enough rows the pairs kernel (both operands packed from their bf16 bits, every
+// transpose: the backward's dy·W and dyᵀ·x too); else A widened exactly into float32 and gemm_bf16_cpu.
+void mixed_f32(float* C, const uint16_t* A, const uint16_t* B, int64_t m, int64_t n, int64_t k, bool transA, bool transB,
+               float alpha, float beta) {
+  if (gemm_bf16_pairs_cpu(C, A, B, m, n, k, transA, transB, alpha, beta)) return;
   // op(A) (m,k) row-major in float32, exact: A stored (m,k), or (k,m) when transA (read down its columns)
   std::vector<float> a32(static_cast<size_t>(m * k));
   parallel_for(m, 64, [&](int64_t i0, int64_t i1) {
@@ -40,8 +41,16 @@ void gemm_bf16_mixed_cpu(void* C, bool c_bf16, const uint16_t* A, const uint16_t
         for (int64_t p = 0; p < k; ++p) row[p] = widen(A[i * k + p]);
     }
   });
+  gemm_bf16_cpu(C, a32.data(), B, m, n, k, transB, alpha, beta);
+}
+
+}  // namespace
+
+void gemm_bf16_mixed_cpu(void* C, bool c_bf16, const uint16_t* A, const uint16_t* B, int64_t m, int64_t n, int64_t k,
+                         bool transA, bool transB, float alpha, float beta) {
+  if (m == 0 || n == 0) return;
   if (!c_bf16) {
-    gemm_bf16_cpu(static_cast<float*>(C), a32.data(), B, m, n, k, transB, alpha, beta);
+    mixed_f32(static_cast<float*>(C), A, B, m, n, k, transA, transB, alpha, beta);
     return;
   }
   // C bf16: the float32 result in scratch (C widened in first when beta reads it), rounded once at the end
@@ -52,7 +61,7 @@ void gemm_bf16_mixed_cpu(void* C, bool c_bf16, const uint16_t* A, const uint16_t
     parallel_for(mn, 1 << 16, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) c32[i] = widen(c16[i]);
     });
-  gemm_bf16_cpu(c32.data(), a32.data(), B, m, n, k, transB, alpha, beta);
+  mixed_f32(c32.data(), A, B, m, n, k, transA, transB, alpha, beta);
   parallel_for(mn, 1 << 16, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) c16[i] = round_bf16(c32[i]);
   });

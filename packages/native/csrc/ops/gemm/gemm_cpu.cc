@@ -109,7 +109,8 @@ const GemmIsa& current_isa() {
 // kF32 (gemm), kBf16 (B bf16, widened as it is packed), kBf16Dot (A and B packed as bf16 pairs for the
 // vdpbf16ps micro-kernel; the driver's depth k is then ceil(k_elems / 2) pairs, see GemmBf16DotIsa).
 struct Operands {
-  enum Kind { kF32, kBf16, kBf16Dot };
+  // kBf16Pairs: as kBf16Dot with A bf16 too (Ah, any transA) and B of either layout (gemm_bf16_pairs_cpu)
+  enum Kind { kF32, kBf16, kBf16Dot, kBf16Pairs };
   Kind kind;
   const float* A;
   int64_t lda;
@@ -119,14 +120,17 @@ struct Operands {
   int64_t ldb;
   bool transB;
   int64_t k_elems;                  // kBf16Dot: the depth in elements
-  const GemmBf16DotIsa* dot;        // kBf16Dot
+  const GemmBf16DotIsa* dot;        // kBf16Dot, kBf16Pairs
+  const uint16_t* Ah = nullptr;     // kBf16Pairs
   void pack_a(const GemmIsa& isa, float* dst, int64_t i0, int64_t rows, int64_t p0, int64_t kc) const {
     if (kind == kBf16Dot) dot->pack_a(dst, A, lda, k_elems, i0, rows, p0, kc);
+    else if (kind == kBf16Pairs) dot->pack_a_h(dst, Ah, lda, transA, k_elems, i0, rows, p0, kc);
     else isa.pack_a(dst, A, lda, transA, i0, rows, p0, kc);
   }
   void pack_b(const GemmIsa& isa, float* dst, int64_t p0, int64_t kc, int64_t j0, int64_t cols) const {
     if (kind == kF32) isa.pack_b(dst, B, ldb, transB, p0, kc, j0, cols);
     else if (kind == kBf16) isa.pack_b_bf16(dst, Bh, ldb, transB, p0, kc, j0, cols);
+    else if (kind == kBf16Pairs && !transB) dot->pack_b_n(dst, Bh, ldb, k_elems, p0, kc, j0, cols);
     else dot->pack_b(dst, Bh, ldb, k_elems, p0, kc, j0, cols);
   }
 };
@@ -543,6 +547,31 @@ bool gemm_bf16_rounds_a(int64_t m, int64_t n, int64_t k, bool transB) {
   return m > 0 && n > 0 && k > 0 && bf16_dot_path(m, transB);
 }
 
+// The AVX-512 blocking and driver with the dot-product micro-kernel (depth counted in bf16 pairs).
+static const GemmIsa& dot_driver_isa() {
+  static const GemmIsa d = [] {
+    GemmIsa i = gemm_isa_avx512();
+    i.micro = gemm_isa_avx512bf16().micro;
+    return i;
+  }();
+  return d;
+}
+
+bool gemm_bf16_pairs_cpu(float* C, const uint16_t* A, const uint16_t* B, int64_t m, int64_t n, int64_t k, bool transA,
+                         bool transB, float alpha, float beta) {
+  if (!(m > small_m_limit(true) && simd_bf16())) return false;
+  const int64_t ldc = n, lda = transA ? m : k, ldb = transB ? k : n;
+  if (n == 0) return true;
+  if (k == 0 || alpha == 0.0f) {
+    scale_c(C, ldc, m, n, beta);
+    return true;
+  }
+  Operands op{Operands::kBf16Pairs, nullptr, lda, transA, nullptr, B, ldb, transB, k, &gemm_isa_avx512bf16()};
+  op.Ah = A;
+  gemm_packed_any(dot_driver_isa(), C, ldc, op, m, n, (k + 1) / 2, alpha, beta, num_threads());
+  return true;
+}
+
 void gemm_bf16_cpu(float* C, const float* A, const uint16_t* B, int64_t m, int64_t n, int64_t k, bool transB,
                    float alpha, float beta) {
   const int64_t ldc = n, lda = k, ldb = transB ? k : n;
@@ -559,14 +588,8 @@ void gemm_bf16_cpu(float* C, const float* A, const uint16_t* B, int64_t m, int64
   }
   if (bf16_dot_path(m, transB)) {
     // The AVX-512 blocking and driver with the dot-product micro-kernel: depth counted in bf16 pairs.
-    const GemmBf16DotIsa& dot = gemm_isa_avx512bf16();
-    static const GemmIsa dot_isa = [&] {
-      GemmIsa d = gemm_isa_avx512();
-      d.micro = dot.micro;
-      return d;
-    }();
-    const Operands op{Operands::kBf16Dot, A, lda, false, nullptr, B, ldb, true, k, &dot};
-    gemm_packed_any(dot_isa, C, ldc, op, m, n, (k + 1) / 2, alpha, beta, nt);
+    const Operands op{Operands::kBf16Dot, A, lda, false, nullptr, B, ldb, true, k, &gemm_isa_avx512bf16()};
+    gemm_packed_any(dot_driver_isa(), C, ldc, op, m, n, (k + 1) / 2, alpha, beta, nt);
     return;
   }
   const Operands op{Operands::kBf16, A, lda, false, nullptr, B, ldb, transB, k, nullptr};
