@@ -74,13 +74,17 @@ struct Allocation {
   ~Allocation() { release(); }
 };
 
-// What view() hands the constructor (through a Napi::External, which JS code cannot make).
+// What view() hands the constructor, through a Napi::External. JS code cannot make one, but it can hold one made
+// by another addon (the CPU addon's decoder handle, say) and pass it to `new DeviceBuffer(x)`: the constructor
+// takes an External only when it is the very one view() is constructing with (g_pending_view, set around that
+// call; one JS thread runs here), and refuses any other with a TypeError instead of reading it as a ViewSpec.
 struct ViewSpec {
   std::shared_ptr<Allocation> alloc;
   DType dtype;
   int64_t offset, length;
   std::string label;
 };
+const ViewSpec* g_pending_view = nullptr;
 
 class DeviceBuffer : public Napi::ObjectWrap<DeviceBuffer> {
  public:
@@ -105,8 +109,11 @@ class DeviceBuffer : public Napi::ObjectWrap<DeviceBuffer> {
     Napi::Env env = info.Env();
     static uint64_t next_id = 1;
     id_ = next_id++;
-    if (info.Length() == 1 && info[0].IsExternal()) {  // a view, made by view() below
+    if (info.Length() >= 1 && info[0].IsExternal()) {  // a view, made by view() below
       ViewSpec* v = info[0].As<Napi::External<ViewSpec>>().Data();
+      if (info.Length() != 1 || v == nullptr || v != g_pending_view)
+        throw Napi::TypeError::New(env, "DeviceBuffer: argument 0 'length' must be a number (an External is taken only from DeviceBuffer.view)");
+      g_pending_view = nullptr;
       alloc_ = v->alloc;
       dtype_ = v->dtype;
       offset_ = v->offset;
@@ -240,7 +247,16 @@ class DeviceBuffer : public Napi::ObjectWrap<DeviceBuffer> {
                   (info.Length() > 2 && info[2].IsString())
                       ? info[2].As<Napi::String>().Utf8Value()
                       : label_ + "[" + std::to_string(off) + ":" + std::to_string(off + len) + "]"};
-    return ctor->New({Napi::External<ViewSpec>::New(env, &spec)});
+    g_pending_view = &spec;
+    Napi::Object view;
+    try {
+      view = ctor->New({Napi::External<ViewSpec>::New(env, &spec)});
+    } catch (...) {
+      g_pending_view = nullptr;
+      throw;
+    }
+    g_pending_view = nullptr;
+    return view;
   }
   // A buffer's dispose() returns its memory at once and disposes every view of it; a view's drops the view only.
   Napi::Value Dispose(const Napi::CallbackInfo& info) {

@@ -867,7 +867,15 @@ if (WITH_CUDA) {
       made.push(d);
       return (off ? d.view(off, a.length) : d).upload(a);
     };
-    const fakeBuffers = () => pick([Object.create(DB.prototype), new Float32Array(4), {}, null, undefined, 1, 'buf']);
+    // an External of the other addon (a decoder handle): the DeviceBuffer constructor takes an External only from view()
+    const foreign = decoder(1, 4).d;
+    const fakeBuffers = () => pick([Object.create(DB.prototype), new Float32Array(4), {}, null, undefined, 1, 'buf', foreign]);
+    try {
+      new DB(foreign);
+      findings.push({ fn: 'cuda.DeviceBuffer', kind: 'took an External not made by view()' });
+    } catch (e) {
+      if (!(e instanceof TypeError)) findings.push({ fn: 'cuda.DeviceBuffer', kind: 'wrong error class for a foreign External', error: String(e) });
+    }
     const cudaFns = Object.keys(SPECS).filter((k) => typeof cuda[k] === 'function' && SPECS[k].params.some((p) => p.kind.startsWith('f32') || p.kind === 'i32' || p.kind === 'u16'));
     const cudaIters = Math.max(1, Math.floor(ITERS / 10));
     for (let it = 0; it < cudaIters; it++) {

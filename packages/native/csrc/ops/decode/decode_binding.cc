@@ -20,7 +20,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <mutex>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "common/args.h"
@@ -146,9 +148,19 @@ class SpecReader {
   DecoderState& st_;
 };
 
+// The decoders decoderCreate made and their finalizers have not freed: an External of another addon (any JS value
+// that IsExternal) is refused by name instead of being read as a DecoderState.
+std::mutex g_live_mu;
+std::unordered_set<const DecoderState*> g_live;
+bool is_live(const DecoderState* s) {
+  std::lock_guard<std::mutex> lock(g_live_mu);
+  return g_live.count(s) != 0;
+}
+
 DecoderState* decoder_arg(const Napi::CallbackInfo& info, const Args& a, size_t i) {
   if (i >= info.Length() || !info[i].IsExternal()) a.type_error("'decoder' must be a decoder made by decoderCreate");
   auto* st = info[i].As<Napi::External<DecoderState>>().Data();
+  if (!is_live(st)) a.type_error("'decoder' must be a decoder made by decoderCreate (this External is another addon's)");
   if (!st || st->disposed) a.range_error("'decoder' has been disposed");
   return st;
 }
@@ -276,7 +288,15 @@ Napi::Value DecoderCreate(const Napi::CallbackInfo& info) {
     throw;
   }
   Napi::MemoryManagement::AdjustExternalMemory(a.env(), int64_t(st->cache_bytes));
+  {
+    std::lock_guard<std::mutex> lock(g_live_mu);
+    g_live.insert(st);
+  }
   return Napi::External<DecoderState>::New(a.env(), st, [](Napi::Env env, DecoderState* s) {
+    {
+      std::lock_guard<std::mutex> lock(g_live_mu);
+      g_live.erase(s);
+    }
     if (!s->disposed) s->free_cache(env);
     delete s;
   });
@@ -372,6 +392,7 @@ void DecoderDispose(const Napi::CallbackInfo& info) {
   a.count(1);
   if (!info[0].IsExternal()) a.type_error("'decoder' must be a decoder made by decoderCreate");
   auto* st = info[0].As<Napi::External<DecoderState>>().Data();
+  if (!is_live(st)) a.type_error("'decoder' must be a decoder made by decoderCreate (this External is another addon's)");
   if (!st || st->disposed) return;
   st->free_cache(a.env());
   st->held.clear();
