@@ -20,6 +20,15 @@ describe('stats', () => {
     expect(e.ci[1] - 2.5).toBeCloseTo(1.959963984540054 * Math.sqrt(5 / 3 / 4), 12);
   });
 
+  it('a mean of values within a range keeps its interval in that range (MC2 over 5 questions); unbounded, it may leave it', () => {
+    const xs = [0.9, 0.01, 0.02, 0.0, 0.05]; // mean 0.196, s = 0.39: the normal interval reaches below 0
+    expect(meanEstimate(xs).ci[0]).toBeLessThan(0);
+    const e = meanEstimate(xs, [0, 1]);
+    expect(e.ci[0]).toBe(0);
+    expect(e.ci[1]).toBeCloseTo(meanEstimate(xs).ci[1], 12);
+    expect(e.value).toBeCloseTo(0.196, 12);
+  });
+
   it('bootstrap is seeded and brackets the statistic', () => {
     const xs = Array.from({ length: 50 }, (_, i) => (i * 37) % 11);
     const stat = (idx: Int32Array) => Array.from(idx, (i) => xs[i]).reduce((a, b) => a + b, 0) / idx.length;

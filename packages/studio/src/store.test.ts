@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RecordSchema, checkRecord, readAll } from '@rlhf/data';
-import { StudioStore, hashToken } from './store';
+import { StudioStore, hashToken, makeDirs } from './store';
 import { exportRecords, exportToFile } from './export';
 import { agreement } from './agreement';
 
@@ -17,6 +17,17 @@ beforeEach(() => {
 afterEach(() => {
   store.close();
   rmSync(dir, { recursive: true, force: true });
+});
+
+describe('makeDirs (the project folder)', () => {
+  it('makes the missing levels of a path; a folder that cannot be made is an error naming it, not a hang (/proc)', () => {
+    const nested = join(dir, 'a', 'b', 'c');
+    makeDirs(nested);
+    expect(existsSync(nested)).toBe(true);
+    makeDirs(nested); // already there: nothing to do
+    // Node 20's mkdirSync(..., { recursive: true }) never returns here; one level at a time fails at once
+    if (process.platform === 'linux') expect(() => makeDirs('/proc/rlhf-studio-test/project')).toThrow(/\/proc\/rlhf-studio-test/);
+  });
 });
 
 describe('StudioStore', () => {

@@ -5,8 +5,8 @@
  */
 import Database from 'better-sqlite3';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { Text } from '@rlhf/data';
 import { type Submission, type TaskType, TASK_TYPES, needsPrompt, completionCount, K_MIN, K_MAX } from './tasks';
 
@@ -101,13 +101,27 @@ function openDatabase(file: string): Database.Database {
   }
 }
 
+/**
+ * mkdir -p, one level at a time: Node 20's recursive mkdirSync never returns for a path under /proc (it loops
+ * at 100% CPU), so a --project there would hang; this fails with the error of the level that cannot be made.
+ */
+export function makeDirs(dir: string): void {
+  const full = resolve(dir);
+  const missing: string[] = [];
+  for (let d = full; !existsSync(d); d = dirname(d)) {
+    missing.push(d);
+    if (dirname(d) === d) break;
+  }
+  for (const d of missing.reverse()) mkdirSync(d);
+}
+
 export class StudioStore {
   // Private: the SQLite handle is no part of the API (and its type would tie the published types to
   // @types/better-sqlite3, a devDependency).
   private readonly db: Database.Database;
 
   constructor(readonly projectDir: string) {
-    mkdirSync(projectDir, { recursive: true });
+    makeDirs(projectDir);
     this.db = openDatabase(join(projectDir, DB_FILE));
     this.db.pragma('journal_mode = WAL');
     // FULL: the WAL is fsynced at every commit, not only at checkpoints; "saved" must survive power loss too.

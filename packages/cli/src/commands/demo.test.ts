@@ -191,5 +191,8 @@ describe('rlhf demo --quick', () => {
     await expect(demo('--task', 'poetry', '--out', join(root, 'bad'))).rejects.toThrow('--task must be support or arithmetic, got poetry');
     await expect(demo('--task', 'arithmetic', '--grpo', '--out', join(root, 'bad'))).rejects.toThrow('--task arithmetic always runs GRPO');
     await expect(demo('--task', 'arithmetic', '--lora', '--out', join(root, 'bad'))).rejects.toThrow('--lora applies to the support task');
+    // refused before the output folder is made
+    await expect(demo('--grpo', '--lora', '--out', join(root, 'lora-grpo'))).rejects.toThrow('--lora with --grpo is not supported');
+    expect(existsSync(join(root, 'lora-grpo'))).toBe(false);
   });
 });

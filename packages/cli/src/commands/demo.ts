@@ -51,7 +51,7 @@ of SFT and GRPO, one answer sampled at the demo's temperature (the same seed for
 export function registerDemo(program: Command): void {
   program
     .command('demo')
-    .description('the whole RLHF recipe (base, SFT, reward model, PPO, evaluation) on a built-in synthetic task, on CPU, in minutes')
+    .description('the whole RLHF recipe (base, SFT, reward model, PPO, evaluation) on a built-in synthetic task, in minutes on a CPU (--device cuda: a GPU)')
     .option('--out <dir>', 'output folder', './demo-out')
     .option('--seed <n>', 'seed of everything (same seed, same results)', '1')
     .option('--seeds <list>', 'run the whole recipe once per seed (e.g. 1-5 or 1,3,7), each into <out>/seed-N, and report mean, worst and spread of every figure')
@@ -66,6 +66,8 @@ export function registerDemo(program: Command): void {
       if (opts.task !== 'support' && opts.task !== 'arithmetic') throw new Error(`--task must be support or arithmetic, got ${opts.task}`);
       if (opts.task === 'arithmetic' && opts.grpo) throw new Error('--grpo adds GRPO to the support task; --task arithmetic always runs GRPO');
       if (opts.task === 'arithmetic' && opts.lora) throw new Error('--lora applies to the support task; --task arithmetic fine-tunes every weight');
+      // refused here, before the output folder is made (runDemo refuses it too, for callers of the API)
+      if (opts.lora && opts.grpo) throw new Error('--lora with --grpo is not supported (the GRPO stage fine-tunes every weight); run them apart');
       if (opts.seeds !== undefined && cmd.getOptionValueSource('seed') === 'cli') throw new Error('--seed and --seeds exclude each other: give one seed or a list');
       const seeds = opts.seeds !== undefined ? parseSeedList(opts.seeds) : [parseSeed(opts.seed)];
       const device = parseDevice(opts.device);

@@ -235,7 +235,7 @@ export function evaluateTruthfulQaMc(m: EvalModel, items: TruthfulQaItem[], prea
   return {
     benchmark: 'truthfulqa-mc',
     mc1: proportion(out.reduce((s, r) => s + r.mc1, 0), out.length),
-    mc2: meanEstimate(out.map((r) => r.mc2)),
+    mc2: meanEstimate(out.map((r) => r.mc2), [0, 1]), // a probability mass per question
     items: out,
     compute: { positionsRun, seconds: (performance.now() - t0) / 1000, truncatedPrompts },
   };
