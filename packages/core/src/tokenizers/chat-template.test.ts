@@ -148,17 +148,6 @@ describe('encodeChat', () => {
     expect(maskedRuns(tok, enc.ids, enc.assistantMask)).toEqual(['You are welcome, have a nice day.<|eos|>', 'Click "Forgot password" on the login page.<|eos|>']);
   });
 
-  it('a tokenizer without a chat template refuses chat messages unless a template is given (no made-up format)', () => {
-    // GPT-2's tokenizer.json, a llama2.c tok*.bin: no chat_template. Before, messages were rendered in our own
-    // BPE's <|user|> format, which such a model never saw, silently (transformers refuses, as this now does).
-    const plain = trainByteLevelBpe(corpus, { vocabSize: 300, specialTokens: ['<|bos|>', '<|eos|>'] });
-    expect(plain.chatTemplate).toBeUndefined();
-    expect(() => encodeChat(plain, convo)).toThrow(/^the tokenizer has no chat template .*chat messages cannot be rendered/);
-    expect(() => renderChat(plain, convo)).toThrow(/give one \(the template option, or chat_template in the tokenizer's tokenizer_config\.json\), or use plain-text prompt and completion records/);
-    const template = '{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}';
-    expect(encodeChat(plain, convo.slice(1, 3), { template }).text).toBe('user: How do I reset my password?\nassistant: Click "Forgot password" on the login page.\n');
-  });
-
   it('gives the SentencePiece dummy prefix only to the first piece (llama2.c tokenizer)', () => {
     const shared = sharedDirForTests();
     const p = shared && join(shared, 'models/stories260K/tok512.bin');

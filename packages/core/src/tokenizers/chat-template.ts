@@ -26,6 +26,7 @@
  * a span boundary falls inside a token, that token goes to the later side.
  */
 import { Environment, Interpreter, Template } from '@huggingface/jinja';
+import { DEFAULT_CHAT_TEMPLATE } from './bpe-trainer';
 import type { Tokenizer } from './types';
 
 /** One chat message. Roles are free-form strings; templates usually know system, user and assistant. */
@@ -36,7 +37,7 @@ export interface ChatMessage {
 
 /** Options of renderChat / encodeChat. */
 export interface ChatTemplateOptions {
-  /** A Jinja template; default: the tokenizer's own (a tokenizer without one is refused). */
+  /** A Jinja template; default: the tokenizer's own, else DEFAULT_CHAT_TEMPLATE. */
   template?: string;
   /** Append the assistant header so that the model continues as the assistant (for generation prompts). */
   addGenerationPrompt?: boolean;
@@ -115,20 +116,9 @@ function checkMessages(messages: readonly ChatMessage[]): void {
   });
 }
 
-/**
- * The template in force for a tokenizer: an explicit one, else the tokenizer's. A tokenizer without one (GPT-2's
- * tokenizer.json, a llama2.c tok*.bin) is refused, as transformers' apply_chat_template refuses it: a format the
- * model never saw would be a silent guess. (Our BPE trainer stores DEFAULT_CHAT_TEMPLATE with the tokenizers it
- * makes with <|user|> and <|assistant|>.)
- */
+/** The template in force for a tokenizer: an explicit one, the tokenizer's, or our default. */
 export function chatTemplateFor(tokenizer: Tokenizer, template?: string): string {
-  const t = template ?? tokenizer.chatTemplate;
-  if (t === undefined) {
-    throw new Error(
-      "the tokenizer has no chat template (no chat_template in its tokenizer_config.json or tokenizer.json; a llama2.c tokenizer has none), so chat messages cannot be rendered as its model expects: give one (the template option, or chat_template in the tokenizer's tokenizer_config.json), or use plain-text prompt and completion records",
-    );
-  }
-  return t;
+  return template ?? tokenizer.chatTemplate ?? DEFAULT_CHAT_TEMPLATE;
 }
 
 const DAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
