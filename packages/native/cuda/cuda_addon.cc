@@ -296,18 +296,22 @@ class Args {
     return std::string(fn_) + ": argument " + std::to_string(i) + " '" + name + "'";
   }
   bool is_null(size_t i) const { return i >= info_.Length() || info_[i].IsNull() || info_[i].IsUndefined(); }
+  // A live DeviceBuffer from value v, else the error naming `label` (a TypeError for anything else, an Error for a
+  // disposed buffer). InstanceOf alone is not enough: Object.create(DeviceBuffer.prototype) passes it but wraps no
+  // buffer (DeviceBuffer::Unwrap would throw a plain Error "Invalid argument"), so the wrapped pointer is asked for
+  // directly.
+  DeviceBuffer* live_buffer(Napi::Value v, const std::string& label, const char* or_null = "") const {
+    void* wrapped = nullptr;
+    if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(DeviceBuffer::ctor->Value()) ||
+        napi_unwrap(env(), v, &wrapped) != napi_ok || wrapped == nullptr)
+      throw Napi::TypeError::New(env(), label + " must be a DeviceBuffer" + or_null);
+    DeviceBuffer* b = static_cast<DeviceBuffer*>(wrapped);
+    if (b->disposed()) throw Napi::Error::New(env(), label + ": " + b->describe() + " has been disposed");
+    return b;
+  }
   DeviceBuffer* buffer(size_t i, const char* name, DType dt, int64_t min_len, bool nullable = false, bool any_dtype = false) const {
     if (nullable && is_null(i)) return nullptr;
-    // InstanceOf alone is not enough: Object.create(DeviceBuffer.prototype) passes it but wraps no buffer
-    // (DeviceBuffer::Unwrap would throw a plain Error "Invalid argument"), so the wrapped pointer is asked
-    // for directly.
-    void* wrapped = nullptr;
-    if (i >= info_.Length() || !info_[i].IsObject() ||
-        !info_[i].As<Napi::Object>().InstanceOf(DeviceBuffer::ctor->Value()) ||
-        napi_unwrap(env(), info_[i], &wrapped) != napi_ok || wrapped == nullptr)
-      throw Napi::TypeError::New(env(), where(i, name) + " must be a DeviceBuffer" + (nullable ? " or null" : ""));
-    DeviceBuffer* b = static_cast<DeviceBuffer*>(wrapped);
-    if (b->disposed()) throw Napi::Error::New(env(), where(i, name) + ": " + b->describe() + " has been disposed");
+    DeviceBuffer* b = live_buffer(i < info_.Length() ? info_[i] : env().Undefined(), where(i, name), nullable ? " or null" : "");
     if (b->dtype() != dt && !any_dtype)
       throw Napi::TypeError::New(env(), where(i, name) + " must be a " + dtype_name(dt) + " buffer, got " +
                                             b->describe());
@@ -328,12 +332,7 @@ class Args {
     std::vector<DeviceBuffer*> out;
     for (size_t j = 0; j < vals.size(); ++j) {
       const std::string label = where(i, name) + ": element " + std::to_string(j);
-      void* wrapped = nullptr;
-      if (!vals[j].IsObject() || !vals[j].As<Napi::Object>().InstanceOf(DeviceBuffer::ctor->Value()) ||
-          napi_unwrap(env(), vals[j], &wrapped) != napi_ok || wrapped == nullptr)
-        throw Napi::TypeError::New(env(), label + " must be a DeviceBuffer");
-      DeviceBuffer* b = static_cast<DeviceBuffer*>(wrapped);
-      if (b->disposed()) throw Napi::Error::New(env(), label + ": " + b->describe() + " has been disposed");
+      DeviceBuffer* b = live_buffer(vals[j], label);
       if (b->dtype() != DType::F32) throw Napi::TypeError::New(env(), label + " must be a f32 buffer, got " + b->describe());
       out.push_back(b);
     }

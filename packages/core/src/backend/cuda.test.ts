@@ -27,9 +27,7 @@ function fakeBinding(omit: string[] = []) {
 describe('the cuda backend over a binding', () => {
   it('binds every kernel core needs; the embedding defers its ids check', () => {
     const { binding, calls } = fakeBinding();
-    const env = { ...process.env };
-    for (const v of ['RLHF_CUDA_DEVICE', 'OMPI_COMM_WORLD_LOCAL_RANK', 'MPI_LOCALRANKID', 'SLURM_LOCALID', 'LOCAL_RANK']) delete process.env[v];
-    const be = cudaBackendOf(binding);
+    const be = cudaBackendOf(binding, {}); // no launcher: the runtime's default device, nothing selected
     const k = be.kernels as unknown as Record<string, (...a: unknown[]) => void>;
     for (const name of KERNEL_NAMES) expect(typeof k[name], name).toBe('function');
     k.add(1, 2, 3, 4);
@@ -39,13 +37,10 @@ describe('the cuda backend over a binding', () => {
     // embeddingForward and embeddingForwardBf16 (a bf16 table) get a seventh argument, deferCheck = true
     expect(calls).toEqual(['add/4', 'embeddingForward/7', 'embeddingForwardBf16/7', 'resetAllocatorPeak']);
     // under a launcher, the local rank's device is selected before anything else
-    process.env.OMPI_COMM_WORLD_LOCAL_RANK = '3';
     const { binding: b2, calls: c2 } = fakeBinding();
     (b2 as unknown as { info: () => unknown }).info = () => ({ devices: 2 });
-    cudaBackendOf(b2);
+    cudaBackendOf(b2, { OMPI_COMM_WORLD_LOCAL_RANK: '3' });
     expect(c2).toEqual(['selectDevice 1']);
-    Object.assign(process.env, env);
-    if (env.OMPI_COMM_WORLD_LOCAL_RANK === undefined) delete process.env.OMPI_COMM_WORLD_LOCAL_RANK;
   });
 
   it('picks the device: RLHF_CUDA_DEVICE, else the local rank modulo the devices, else the default', () => {

@@ -21,7 +21,7 @@ export function cudaBackend(): DeviceBackend {
  * is refused here, when the device is first used (a trainer's config check), naming what it lacks, rather than
  * at the first call of the missing kernel, which may come late in a run.
  */
-export function cudaBackendOf(c: nativeCuda.CudaBinding): DeviceBackend {
+export function cudaBackendOf(c: nativeCuda.CudaBinding, env: NodeJS.ProcessEnv = process.env): DeviceBackend {
   const info = c.info();
   if (info.devices === 0) throw new Error(`device cuda: rlhf_cuda.node finds no CUDA device (${info.reason ?? 'no reason given'})`);
   const Buf = c.DeviceBuffer;
@@ -34,7 +34,7 @@ export function cudaBackendOf(c: nativeCuda.CudaBinding): DeviceBackend {
     throw new Error(`device cuda: this rlhf_cuda.node lacks ${missing.join(', ')}, which @rlhf/core needs: it was built from older sources; rebuild @rlhf/native (npm run build:native)`);
   }
   // one GPU per rank: pick it before the first allocation (the stream and the cached blocks belong to it)
-  const index = cudaDeviceIndex(process.env, info.devices);
+  const index = cudaDeviceIndex(env, info.devices);
   if (index !== null) c.selectDevice(index);
   const table: Record<string, (...a: unknown[]) => unknown> = {};
   for (const name of KERNEL_NAMES) table[name] = binding[name].bind(c);

@@ -85,26 +85,29 @@ interface Registered {
 const backends = new Map<Device, Registered>();
 const loaders = new Map<Device, () => DeviceBackend>();
 
-/** The kernels that return a number to the host (the CUDA binding waits for it): one download each. */
-const SCALAR_KERNELS: readonly KernelName[] = ['sumSquares', 'crossEntropyForward', 'ppoPolicyLoss', 'ppoValueLoss', 'policyGradientLoss'];
+/**
+ * The kernels that return numbers to the host (the CUDA binding waits for them): one download each, of the bytes
+ * given (a number: 4; sumSquaresMany: a float64 per buffer of its list, all in one wait).
+ */
+const SCALAR_KERNELS: Partial<Record<KernelName, (args: unknown[]) => number>> = {
+  sumSquares: () => 4,
+  sumSquaresMany: (args) => 8 * (args[0] as unknown[]).length,
+  crossEntropyForward: () => 4,
+  ppoPolicyLoss: () => 4,
+  ppoValueLoss: () => 4,
+  policyGradientLoss: () => 4,
+};
 
 /** Registers (or replaces) the backend of a device. */
 export function registerBackend(backend: DeviceBackend): void {
   const plain = backend.kernels as unknown as Record<string, (...a: unknown[]) => unknown>;
   const counted = { ...plain } as Record<string, (...a: unknown[]) => unknown>;
-  for (const name of SCALAR_KERNELS) {
+  for (const [name, bytes] of Object.entries(SCALAR_KERNELS)) {
     const fn = plain[name];
     if (typeof fn !== 'function') continue;
     counted[name] = (...args: unknown[]) => {
-      count(backend.device, 'download', 'scalar', 4);
+      count(backend.device, 'download', 'scalar', bytes(args));
       return fn(...args);
-    };
-  }
-  // one download of a float64 per buffer, all in one wait
-  if (typeof plain.sumSquaresMany === 'function') {
-    counted.sumSquaresMany = (xs: unknown) => {
-      count(backend.device, 'download', 'scalar', 8 * (xs as unknown[]).length);
-      return plain.sumSquaresMany(xs);
     };
   }
   backends.set(backend.device, { backend, kernels: counted as unknown as DeviceKernels, constants: new WeakMap() });

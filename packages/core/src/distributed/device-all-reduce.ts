@@ -66,7 +66,7 @@ export function deviceAllReduceFor(device: Device, world: Collective, mode: Devi
     if (world.rank === 0) log(`data parallelism on cuda: NCCL cannot be used here (${avail.reason}); the gradients go through the host (MPI)`);
     return null;
   }
-  if (world.size > 1 && world.backend !== 'mpi') throw new Error(`data parallelism on cuda with NCCL: the world must be MPI's (its ranks carry NCCL's id), not '${world.backend}'`);
+  if (world.backend !== 'mpi') throw new Error(`data parallelism on cuda with NCCL: the world must be MPI's (its ranks carry NCCL's id), not '${world.backend}'`);
   nccl ??= nativeCuda.NcclCommunicator.create();
   if (nccl.size !== world.size || nccl.rank !== world.rank) {
     throw new Error(`NCCL's communicator is rank ${nccl.rank} of ${nccl.size}, the trainer's world rank ${world.rank} of ${world.size}`);

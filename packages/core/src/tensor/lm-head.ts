@@ -108,12 +108,14 @@ function forChunks(
   }
 }
 
-/** dh rows (rows, C) = dlogits·W (written); under autocast r(dlogits)·r(W), dlogits rounded into `d16` (rows·V). */
+/** Under autocast: a chunk's dlogits (rows, V) rounded to bf16 into `d16`, once for both products (dh, dW). */
+function roundedDlogits(dlogits: F32Buf, W: Tensor, rows: number, V: number, mixed: MixedOperands | null, d16: Bf16Buf | null): void {
+  if (mixed) kernelsFor(W.device).castF32ToBf16(d16!, dlogits, rows * V);
+}
+/** dh rows (rows, C) = dlogits·W (written); under autocast r(dlogits)·r(W) from `d16` (roundedDlogits first). */
 function headInputGrad(dh: F32Buf, dlogits: F32Buf, W: Tensor, rows: number, C: number, V: number, mixed: MixedOperands | null, d16: Bf16Buf | null): void {
   if (!mixed) return weightGemm(dh, dlogits, W, rows, C, V, false);
-  const k = kernelsFor(W.device);
-  k.castF32ToBf16(d16!, dlogits, rows * V);
-  k.gemmBf16Mixed(dh, d16!, mixed.W16, rows, C, V, false, false);
+  kernelsFor(W.device).gemmBf16Mixed(dh, d16!, mixed.W16, rows, C, V, false, false);
 }
 
 /** What the forward keeps for the backward: the chunk size it used and the logits of rows [0, chunk) in `buf`. */
@@ -171,8 +173,8 @@ function backwardChunks(ctx: BackwardCtx, kept: KeptLogits, grad: (logits: F32Bu
   let beta = dW && dW.fresh ? 0 : 1;
   forChunks(h, W, N, C, V, kept.chunk, kept.buf, 'backward', mixed, (logits, r0, rows) => {
     grad(logits, r0, rows); // logits -> dlogits (rows, V), in place
+    roundedDlogits(logits, W, rows, V, mixed, d16);
     if (dh) headInputGrad(viewOf(dh, r0 * C, rows * C), logits, W, rows, C, V, mixed, d16); // dh (rows, C) = dlogits · W
-    else if (mixed) k.castF32ToBf16(d16!, logits, rows * V);
     if (dW) {
       // dW (V, C) += dlogitsᵀ · h; under autocast r(dlogits)ᵀ·r(h)
       if (mixed) k.gemmBf16Mixed(dW.buf, d16!, viewOf(mixed.x16, r0 * C, rows * C), V, C, rows, true, false, 1, beta);
@@ -252,6 +254,7 @@ export const lmHeadCrossEntropy = defineOp({
         if (!dhUnit) return;
         k.crossEntropyBackward(logits, rowsOf(unit!), logits, rowsOf(lse), rowsOf(tgt), rows, V, ignore, temp);
         if (mixed && !d16) d16 = ctx.allocBf16(lmHeadChunkRows(N, V) * V);
+        roundedDlogits(logits, W, rows, V, mixed, d16);
         headInputGrad(viewOf(dhUnit, r0 * C, rows * C), logits, W, rows, C, V, mixed, d16); // (rows, C) = dlogits · W
       });
     } finally {
