@@ -14,7 +14,7 @@ export function registerDpo(program: Command): void {
     .description('the DPO family on preference pairs (or every pair of ranked comparisons): sigmoid (DPO, cDPO), ipo, hinge, simpo and orpo (reference-free); kto on unpaired good/bad feedback {prompt, completion, label}');
   addTrainingOptions(cmd, DPO_CONFIG_SPEC).action(async (opts: Record<string, unknown> & CommonFlags) => {
     const config = configFromCli<DpoConfig>('dpo config', DPO_CONFIG_SPEC, validateDpoConfig, opts);
-    const { model, tokenizer, tokenizerDir } = loadStartingModel(config.modelPath, opts.tokenizer);
+    const { model, tokenizer, tokenizerOut } = loadStartingModel(config.modelPath, opts);
     // KTO reads feedback records (TRL's unpaired {prompt, completion, label}), the other losses pairs; a record
     // of the other kind is named by its file and line, with the conversion that fits
     const load = (path: string | null, field: string) =>
@@ -31,7 +31,7 @@ export function registerDpo(program: Command): void {
     if (result.interrupted) return finishInterrupted('dpo', opts, result);
     const { steps, lastEval } = result;
     const final = join(trainer.outputDir, 'final');
-    const saved = saveTrainedModel(final, model, { baseModelPath: config.modelPath, tokenizerFrom: tokenizerDir });
+    const saved = saveTrainedModel(final, model, { baseModelPath: config.modelPath, ...tokenizerOut });
     printSummary({ command: 'dpo', final, saved, steps, eval: lastEval });
   });
 }

@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fromPretrained, GPT2, RewardModel, saveModelDir, savePretrained, saveTokenizer, silentProgress, trainByteLevelBpe } from '@rlhf/core';
+import { fromPretrained, GPT2, HH_CHAT_TEMPLATE, RewardModel, saveModelDir, savePretrained, saveTokenizer, silentProgress, trainByteLevelBpe } from '@rlhf/core';
 import { sharedDirForTests, sharedPath } from '@rlhf/data';
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
@@ -62,10 +62,10 @@ describe('rlhf eval', () => {
     writeFileSync(join(r, 'tokenizer.json'), JSON.stringify(tj));
     const data = join(tmp, 'prompts.jsonl');
     writeFileSync(data, `${JSON.stringify({ prompt: 'is the sky blue?' })}\n`);
-    await expect(run('kl', '--model', `p=${p}`, '--model', `r=${r}`, '--data', data, '--max-new-tokens', '3')).rejects.toThrow(/kl: p and r have tokenizers of the same size \(\d+ tokens\) that encode text differently; they must share the tokenizer/);
+    await expect(run('kl', '--chat-template', 'hh', '--model', `p=${p}`, '--model', `r=${r}`, '--data', data, '--max-new-tokens', '3')).rejects.toThrow(/kl: p and r have tokenizers of the same size \(\d+ tokens\) that encode text differently; they must share the tokenizer/);
     // the same tokenizer on both sides runs, and a too-long reply is named by its flag
-    await expect(run('kl', '--model', `p=${p}`, '--model', `q=${p}`, '--data', data, '--max-new-tokens', '64')).rejects.toThrow("--max-new-tokens 64: p's window is 64 positions, which leaves no room for the prompt; give at most 63");
-    expect(await run('kl', '--model', `p=${p}`, '--model', `q=${p}`, '--data', data, '--max-new-tokens', '3')).toContain('(n=1)');
+    await expect(run('kl', '--chat-template', 'hh', '--model', `p=${p}`, '--model', `q=${p}`, '--data', data, '--max-new-tokens', '64')).rejects.toThrow("--max-new-tokens 64: p's window is 64 positions, which leaves no room for the prompt; give at most 63");
+    expect(await run('kl', '--chat-template', 'hh', '--model', `p=${p}`, '--model', `q=${p}`, '--data', data, '--max-new-tokens', '3')).toContain('(n=1)');
   });
 
   describe.skipIf(!shared)('on stories260K', () => {
@@ -119,14 +119,14 @@ describe('rlhf eval', () => {
       const pre = fromPretrained(model(), { requireTokenizer: true });
       const dir = join(tmp, 'my-rm', 'final');
       savePretrained(new RewardModel(pre.model.clone()), dir, { tokenizer: pre.tokenizer, normalization: { mean: 0.5, std: 2, count: 8 } });
-      const out = await run('reward-accuracy', '--model', dir, '--limit', '2');
+      const out = await run('reward-accuracy', '--chat-template', 'hh', '--model', dir, '--limit', '2');
       expect(out).toContain('| metric | my-rm |');
       expect(out).toMatch(/margins on the normalised scale/);
       // a folder without a tokenizer (a trainer's checkpoint-N) says what to pass; --tokenizer then works
       const bare = join(tmp, 'my-rm', 'checkpoint-3');
       saveModelDir(bare, { ...pre.model.hfConfig(), num_labels: 1 }, new RewardModel(pre.model.clone()).stateDict());
-      await expect(run('reward-accuracy', '--model', bare, '--limit', '2')).rejects.toThrow(/checkpoint-3 has no tokenizer \(tokenizer\.json, tokenizer\.bin or one tok\*\.bin\): pass --tokenizer/);
-      expect(await run('reward-accuracy', '--model', bare, '--limit', '2', '--tokenizer', sharedPath('models/stories260K/tok512.bin'))).toContain('| metric | my-rm/checkpoint-3 |');
+      await expect(run('reward-accuracy', '--chat-template', 'hh', '--model', bare, '--limit', '2')).rejects.toThrow(/checkpoint-3 has no tokenizer \(tokenizer\.json, tokenizer\.bin or one tok\*\.bin\): pass --tokenizer/);
+      expect(await run('reward-accuracy', '--chat-template', 'hh', '--model', bare, '--limit', '2', '--tokenizer', sharedPath('models/stories260K/tok512.bin'))).toContain('| metric | my-rm/checkpoint-3 |');
     });
 
     it('reward-accuracy and win-rate: a reward model folder on HH-RLHF test pairs and prompts', async () => {
@@ -136,16 +136,16 @@ describe('rlhf eval', () => {
       const dir = join(tmp, 'rm');
       saveModelDir(dir, { ...pre.model.hfConfig(), num_labels: 1 }, rm.stateDict(), { tokenizerFrom: sharedPath('models/stories260K') });
       const json = join(tmp, 'rm.json');
-      const out = await run('reward-accuracy', '--model', `rm=${dir}`, '--limit', '3', '--json', json);
+      const out = await run('reward-accuracy', '--chat-template', 'hh', '--model', `rm=${dir}`, '--limit', '3', '--json', json);
       expect(out).toMatch(/\| reward-model pairwise accuracy \| \d\.\d{3} \[[\d.]+, [\d.]+\] \(n=3\) \|/);
       expect(out).toMatch(/3 pairs from 3 prompts/);
       const j = JSON.parse(readFileSync(json, 'utf8'));
       expect(j.details.rm.items).toHaveLength(3);
-      await expect(run('reward-accuracy', '--model', model(), '--limit', '1')).rejects.toThrow(/stories260K\.bin is not a folder; pass a reward model folder/);
+      await expect(run('reward-accuracy', '--chat-template', 'hh', '--model', model(), '--limit', '1')).rejects.toThrow(/stories260K\.bin is not a folder; pass a reward model folder/);
 
       // win-rate: two policies complete HH-RLHF prompts (chat messages), the reward model judges
       const wjson = join(tmp, 'win.json');
-      const w = await run('win-rate', '--model', `a=${model()}`, '--model', `b=${model()}`, '--judge', dir, '--limit', '3', '--max-new-tokens', '6', '--json', wjson);
+      const w = await run('win-rate', '--chat-template', 'hh', '--model', `a=${model()}`, '--model', `b=${model()}`, '--judge', dir, '--limit', '3', '--max-new-tokens', '6', '--json', wjson);
       expect(w).toMatch(/\| win rate \(reward-model judge\) \| \d\.\d{3} .*\(n=3\) \|/);
       const counts = /a over b: (\d+) wins, (\d+) ties, (\d+) losses/.exec(w)!;
       expect(Number(counts[1]) + Number(counts[2]) + Number(counts[3])).toBe(3);
@@ -153,25 +153,38 @@ describe('rlhf eval', () => {
       expect(wj.details.a).toHaveLength(3);
       expect(wj.details.outcomes).toHaveLength(3);
       // greedy: the same model on both sides writes the same replies, so every prompt ties
-      const g = await run('win-rate', '--model', `a=${model()}`, '--model', `b=${model()}`, '--judge', dir, '--limit', '3', '--max-new-tokens', '6', '--temperature', '0');
+      const g = await run('win-rate', '--chat-template', 'hh', '--model', `a=${model()}`, '--model', `b=${model()}`, '--judge', dir, '--limit', '3', '--max-new-tokens', '6', '--temperature', '0');
       expect(g).toContain('a over b: 0 wins, 3 ties, 0 losses');
       expect(g).toContain('one greedy reply per model and prompt');
       expect(w).toContain('one sampled (temperature 1) reply');
-      await expect(run('win-rate', '--model', model(), '--judge', dir)).rejects.toThrow(/exactly two --model/);
-      await expect(run('win-rate', '--model', `a=${model()}`, '--model', `b=${model()}`)).rejects.toThrow(/win-rate needs --judge/);
+      await expect(run('win-rate', '--chat-template', 'hh', '--model', model(), '--judge', dir)).rejects.toThrow(/exactly two --model/);
+      await expect(run('win-rate', '--chat-template', 'hh', '--model', `a=${model()}`, '--model', `b=${model()}`)).rejects.toThrow(/win-rate needs --judge/);
+    });
+
+    it("HH-RLHF's conversations need a chat template with a llama2.c tokenizer: refused without one, naming --chat-template", async () => {
+      const pre = fromPretrained(model());
+      const dir = join(tmp, 'rm-no-template');
+      saveModelDir(dir, { ...pre.model.hfConfig(), num_labels: 1 }, new RewardModel(pre.model).stateDict(), { tokenizerFrom: sharedPath('models/stories260K') });
+      await expect(run('reward-accuracy', '--model', dir, '--limit', '1')).rejects.toThrow(/the tokenizer has no chat template .*--chat-template NAME\|FILE/);
+      await expect(run('kl', '--model', `p=${model()}`, '--model', `r=${model()}`, '--limit', '1', '--max-new-tokens', '2')).rejects.toThrow(/the tokenizer has no chat template/);
+      await expect(run('kl', '--model', `p=${model()}`, '--model', `r=${model()}`, '--chat-template', 'chatml')).rejects.toThrow(/^--chat-template chatml: neither a built-in template \(hh, rlhf\) nor an existing file or folder/);
+      // a template saved beside the model (what `rlhf rm --chat-template hh` writes) is used without the flag
+      const withJinja = join(tmp, 'rm-hh');
+      saveModelDir(withJinja, { ...pre.model.hfConfig(), num_labels: 1 }, new RewardModel(pre.model).stateDict(), { tokenizerFrom: sharedPath('models/stories260K'), chatTemplate: HH_CHAT_TEMPLATE });
+      expect(await run('reward-accuracy', '--model', withJinja, '--limit', '1')).toMatch(/\(n=1\)/);
     });
 
     it('kl: a model to itself is exactly 0 nats, with n the number of sampled replies', async () => {
-      const out = await run('kl', '--model', `p=${model()}`, '--model', `r=${model()}`, '--limit', '2', '--samples', '2', '--max-new-tokens', '5');
+      const out = await run('kl', '--chat-template', 'hh', '--model', `p=${model()}`, '--model', `r=${model()}`, '--limit', '2', '--samples', '2', '--max-new-tokens', '5');
       expect(out).toContain('| KL(policy \\|\\| reference), nats per reply | 0.000 [0.000, 0.000] (n=4) |'); // Markdown escapes the bars
       expect(out).toContain('2 sampled replies per prompt from p');
-      await expect(run('kl', '--model', model())).rejects.toThrow(/kl needs exactly two --model/);
+      await expect(run('kl', '--chat-template', 'hh', '--model', model())).rejects.toThrow(/kl needs exactly two --model/);
       // at a temperature both models are tempered: still exactly 0 to itself, and the note says which
-      const hot = await run('kl', '--model', `p=${model()}`, '--model', `r=${model()}`, '--limit', '2', '--max-new-tokens', '5', '--temperature', '0.7');
+      const hot = await run('kl', '--chat-template', 'hh', '--model', `p=${model()}`, '--model', `r=${model()}`, '--limit', '2', '--max-new-tokens', '5', '--temperature', '0.7');
       expect(hot).toContain('(n=2)');
       expect(hot).toContain('temperature 0.7');
-      await expect(run('kl', '--model', `p=${model()}`, '--model', `r=${model()}`, '--temperature', '0')).rejects.toThrow(/kl needs --temperature > 0/);
-      await expect(run('kl', '--model', `p=${model()}`, '--model', `r=${model()}`, '--temperature', 'warm')).rejects.toThrow(/--temperature must be a number >= 0, got "warm"/);
+      await expect(run('kl', '--chat-template', 'hh', '--model', `p=${model()}`, '--model', `r=${model()}`, '--temperature', '0')).rejects.toThrow(/kl needs --temperature > 0/);
+      await expect(run('kl', '--chat-template', 'hh', '--model', `p=${model()}`, '--model', `r=${model()}`, '--temperature', 'warm')).rejects.toThrow(/--temperature must be a number >= 0, got "warm"/);
     });
 
     it('bad data: an empty file is an error (not a table of NaN), skipped records are counted in the report, a too-long reply is named', async () => {
@@ -188,10 +201,10 @@ describe('rlhf eval', () => {
       const rm = join(tmp, 'rm-bad-data');
       const pre = fromPretrained(model());
       saveModelDir(rm, { ...pre.model.hfConfig(), num_labels: 1 }, new RewardModel(pre.model).stateDict(), { tokenizerFrom: sharedPath('models/stories260K') });
-      const out = await run('reward-accuracy', '--model', rm, '--data', mixed);
+      const out = await run('reward-accuracy', '--chat-template', 'hh', '--model', rm, '--data', mixed);
       expect(out).toMatch(/\(n=2\)/);
       expect(out).toMatch(new RegExp(`2 records of ${mixed.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} skipped as unreadable \\(${mixed.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2: `));
-      await expect(run('reward-accuracy', '--model', rm, '--data', empty)).rejects.toThrow(/^--data .*empty\.jsonl/);
+      await expect(run('reward-accuracy', '--chat-template', 'hh', '--model', rm, '--data', empty)).rejects.toThrow(/^--data .*empty\.jsonl/);
     });
 
     it('toxicity with the local proxy scorer says so', async () => {

@@ -10,7 +10,7 @@
 import { accessSync, constants, existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { DEVICES, fromPretrained, loadRewardModel, loadTokenizer, loadTokenizerFile, type Device, type ProgressReporter } from '@rlhf/core';
+import { DEVICES, fromPretrained, loadRewardModel, loadTokenizer, loadTokenizerFile, resolveChatTemplate, withChatTemplate, type Device, type ProgressReporter, type Tokenizer } from '@rlhf/core';
 import { formatIssue, readAll, sharedPath, type DataRecord, type Text } from '@rlhf/data';
 import {
   createReport,
@@ -38,7 +38,7 @@ import {
   type ResultSet,
 } from '@rlhf/eval';
 import { MAX_SEED } from './generate';
-import { parseDevice, progressReporter, singleProcessOnly } from './train-common';
+import { CHAT_TEMPLATE_HELP, parseDevice, progressReporter, singleProcessOnly } from './train-common';
 
 export const BENCHMARKS = ['truthfulqa', 'truthfulqa-gen', 'bbq', 'toxicity', 'reward-accuracy', 'win-rate', 'kl'] as const;
 type Bench = (typeof BENCHMARKS)[number];
@@ -53,6 +53,7 @@ const defaultIo: EvalIo = { out: (s) => process.stdout.write(s), progress: progr
 interface EvalFlags {
   model: string[];
   tokenizer?: string;
+  chatTemplate?: string;
   data?: string;
   limit?: number;
   json?: string;
@@ -162,10 +163,20 @@ function defaultData(bench: Bench): string {
   }
 }
 
-function loadModel(spec: { name: string; path: string }, tokenizer: string | undefined, device: Device): EvalModel {
-  const pre = fromPretrained(spec.path, tokenizer ? { tokenizer: loadTokenizerFile(tokenizer) } : {});
+/** --chat-template's template, resolved once (a bad one refused before any model is read). */
+interface TokenizerFlags {
+  tokenizer?: string;
+  chatTemplate?: string;
+}
+
+function loadModel(spec: { name: string; path: string }, flags: TokenizerFlags, device: Device): EvalModel {
+  const pre = fromPretrained(spec.path, flags.tokenizer ? { tokenizer: loadTokenizerFile(flags.tokenizer) } : {});
   if (!pre.tokenizer) throw new Error(`${spec.path}: no tokenizer found beside the model; pass --tokenizer`);
-  return { model: pre.model.to(device), tokenizer: pre.tokenizer, stopTokens: pre.stopTokens };
+  return { model: pre.model.to(device), tokenizer: withTemplate(pre.tokenizer, flags), stopTokens: pre.stopTokens };
+}
+
+function withTemplate(tokenizer: Tokenizer, flags: TokenizerFlags): Tokenizer {
+  return flags.chatTemplate === undefined ? tokenizer : withChatTemplate(tokenizer, resolveChatTemplate(flags.chatTemplate, '--chat-template'));
 }
 
 export function registerEval(program: Command, io: EvalIo = defaultIo): void {
@@ -175,6 +186,7 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
     .argument('<bench>', `benchmark: ${BENCHMARKS.join(' | ')}`)
     .requiredOption('--model <path>', 'model folder or llama2.c .bin (reward-accuracy: a reward model folder), named after its folder (a run\'s final/ or checkpoint-N/: after the run folder); name=path names it; repeat to compare models', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--tokenizer <path>', 'tokenizer file (default: the one beside each model)')
+    .option('--chat-template <name|file>', `${CHAT_TEMPLATE_HELP}; for every model (reward-accuracy, win-rate, kl: HH-RLHF's records are conversations)`)
     .option('--data <path>', 'benchmark file (BBQ: a .jsonl or a folder of them; reward-accuracy: preferences or comparisons in any format `rlhf data` reads); default: ../shared/data')
     .option('--limit <n>', 'first n items (BBQ: of each category file)', positiveInt('limit'))
     .option('--json <file>', 'write the report with per-item details as JSON')
@@ -225,7 +237,7 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
         const preamble = loadPreamble(pre);
         total = items.length;
         run = async (spec, onProgress) => {
-          const m = loadModel(spec, o.tokenizer, device);
+          const m = loadModel(spec, o, device);
           if (bench === 'truthfulqa-gen') checkRoom(spec.name, m, o.maxNewTokens);
           const r = bench === 'truthfulqa' ? evaluateTruthfulQaMc(m, items, preamble, { sharePrefix: o.sharePrefix, onProgress }) : evaluateTruthfulQaGen(m, items, preamble, { onProgress, maxNewTokens: o.maxNewTokens });
           const notes = 'compute' in r ? [`${r.compute.positionsRun} token positions run in ${r.compute.seconds.toFixed(1)} s (prefix sharing ${o.sharePrefix ? 'on' : 'off'}); ${r.compute.truncatedPrompts} prompts truncated`] : [];
@@ -237,7 +249,7 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
         const items = files.flatMap((f) => loadBbq(f, { limit }));
         total = items.length;
         run = async (spec, onProgress) => {
-          const r = evaluateBbq(loadModel(spec, o.tokenizer, device), items, { sharePrefix: o.sharePrefix, onProgress });
+          const r = evaluateBbq(loadModel(spec, o, device), items, { sharePrefix: o.sharePrefix, onProgress });
           return { metrics: metricsOf(r), detail: r, notes: [`${r.compute.positionsRun} token positions run in ${r.compute.seconds.toFixed(1)} s (prefix sharing ${o.sharePrefix ? 'on' : 'off'})`] };
         };
       } else if (bench === 'reward-accuracy') {
@@ -246,7 +258,7 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
         const records = limit ? read.records.slice(0, limit) : read.records;
         total = records.length;
         run = async (spec, onProgress) => {
-          const { model, normalization, tokenizer } = loadJudge(spec.path, 'reward-accuracy: --model', o.tokenizer, device);
+          const { model, normalization, tokenizer } = loadJudge(spec.path, 'reward-accuracy: --model', o, device);
           const r = evaluateRewardAccuracy(model, tokenizer, records, { normalization, onProgress });
           const notes = [`${r.pairs} pairs from ${r.prompts} prompts; the interval resamples prompts${normalization ? '; margins on the normalised scale' : ''}`];
           return { metrics: metricsOf(r), detail: { ...r, items: r.items }, notes };
@@ -256,7 +268,7 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
         const scorer = o.scorer === 'perspective' ? new PerspectiveScorer() : new LexiconToxicityScorer();
         total = items.length;
         run = async (spec, onProgress) => {
-          const m = loadModel(spec, o.tokenizer, device);
+          const m = loadModel(spec, o, device);
           checkRoom(spec.name, m, o.maxNewTokens);
           const r = await evaluateToxicity(m, items, scorer, { k: o.k, maxNewTokens: o.maxNewTokens, seed: o.seed, onProgress });
           const notes = scorer.isProxy ? [`Toxicity scored by ${scorer.name}: a proxy, not comparable with Perspective API figures.`] : [];
@@ -290,7 +302,8 @@ export function registerEval(program: Command, io: EvalIo = defaultIo): void {
 }
 
 /** A reward model folder (`rlhf rm` output) with its tokenizer (or --tokenizer) and normalisation. */
-function loadJudge(path: string, what: string, tokenizerPath: string | undefined, device: Device) {
+function loadJudge(path: string, what: string, flags: TokenizerFlags, device: Device) {
+  const tokenizerPath = flags.tokenizer;
   if (!existsSync(path) || !statSync(path).isDirectory()) {
     throw new Error(`${what} ${path} is not a folder; pass a reward model folder (what \`rlhf rm\` writes)`);
   }
@@ -304,7 +317,7 @@ function loadJudge(path: string, what: string, tokenizerPath: string | undefined
     // a trainer's checkpoint-N folder, or a model saved without its tokenizer
     throw new Error(`${what} ${path} has no tokenizer (tokenizer.json, tokenizer.bin or one tok*.bin): pass --tokenizer, or save the reward model with savePretrained(rm, dir, { tokenizer, normalization })`, { cause: e });
   }
-  return { model, normalization, tokenizer };
+  return { model, normalization, tokenizer: withTemplate(tokenizer, flags) };
 }
 
 /**
@@ -315,9 +328,9 @@ function loadJudge(path: string, what: string, tokenizerPath: string | undefined
 async function winRateCommand(specs: { name: string; path: string }[], data: string, o: EvalFlags, io: EvalIo, device: Device): Promise<void> {
   if (specs.length !== 2) throw new Error(`win-rate needs exactly two --model (A, then B), got ${specs.length}`);
   if (!o.judge) throw new Error('win-rate needs --judge: the reward model folder that judges the replies');
-  const judge = loadJudge(o.judge, '--judge', undefined, device);
+  const judge = loadJudge(o.judge, '--judge', { chatTemplate: o.chatTemplate }, device);
   const { prompts, notes: dataNotes } = await readPrompts(data, o.limit);
-  const [a, b] = specs.map((s) => loadModel(s, o.tokenizer, device));
+  const [a, b] = specs.map((s) => loadModel(s, o, device));
   specs.forEach((s, i) => checkRoom(s.name, [a, b][i], o.maxNewTokens));
   const bar = io.progress();
   bar.start(`win-rate ${specs[0].name} over ${specs[1].name}`, 1, 0);
@@ -393,7 +406,7 @@ async function klCommand(specs: { name: string; path: string }[], data: string, 
   if (specs.length !== 2) throw new Error(`kl needs exactly two --model (the policy, then its reference), got ${specs.length}`);
   if (!(o.temperature > 0)) throw new Error('kl needs --temperature > 0: greedy replies are not samples of a distribution');
   const { prompts, notes: dataNotes } = await readPrompts(data, o.limit);
-  const [policy, reference] = specs.map((s) => loadModel(s, o.tokenizer, device));
+  const [policy, reference] = specs.map((s) => loadModel(s, o, device));
   if (policy.tokenizer.vocabSize !== reference.tokenizer.vocabSize) {
     throw new Error(`kl: ${specs[0].name} and ${specs[1].name} have different vocabularies (${policy.tokenizer.vocabSize} and ${reference.tokenizer.vocabSize} tokens); they must share the tokenizer`);
   }

@@ -67,7 +67,7 @@ function register<C extends OnlineConfig>(program: Command, k: OnlineCommand<C>)
     if (extras.rewardFuncs === undefined) {
       throw new Error(`${k.name}: no reward: give "rewardFuncs" in --config (rlhf ${k.name} --help shows the forms)`);
     }
-    const { model, tokenizer, tokenizerDir, stopTokens } = loadStartingModel(config.modelPath, opts.tokenizer);
+    const { model, tokenizer, tokenizerOut, stopTokens } = loadStartingModel(config.modelPath, opts);
     const baseDir = opts.config ? dirname(resolve(opts.config)) : process.cwd();
     const rewards = await loadRewardFuncs(extras.rewardFuncs, baseDir, tokenizer);
     const prompts = await loadExamples(config.datasetPath, 'datasetPath', (r) => toPromptExamples(tokenizer, r));
@@ -94,7 +94,7 @@ function register<C extends OnlineConfig>(program: Command, k: OnlineCommand<C>)
     if (!trainer.isMainRank) return;
     if (result.interrupted) return finishInterrupted(k.name, opts, result);
     const final = join(trainer.outputDir, 'final');
-    const saved = saveTrainedModel(final, model, { baseModelPath: config.modelPath, tokenizerFrom: tokenizerDir });
+    const saved = saveTrainedModel(final, model, { baseModelPath: config.modelPath, ...tokenizerOut });
     printSummary({ command: k.name, final, saved, steps: result.steps, eval: result.lastEval });
   });
 }

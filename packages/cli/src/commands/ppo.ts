@@ -21,7 +21,7 @@ export function registerPpo(program: Command): void {
   const cmd = program.command('ppo').description('PPO against a reward model, with a per-token KL penalty to the frozen SFT reference');
   addTrainingOptions(cmd, PPO_CONFIG_SPEC).action(async (opts: Record<string, unknown> & CommonFlags) => {
     const config = configFromCli<PpoConfig>('ppo config', PPO_CONFIG_SPEC, validatePpoConfig, opts, ['modelPath', 'datasetPath', 'rewardModelPath']);
-    const { model, tokenizer, tokenizerDir, stopTokens } = loadStartingModel(config.modelPath, opts.tokenizer);
+    const { model, tokenizer, tokenizerOut, stopTokens } = loadStartingModel(config.modelPath, opts);
     const reward = loadRewardModel(config.rewardModelPath!);
     sameTokenizer(tokenizer, config.rewardModelPath!, 'rewardModelPath');
     if (config.refModelPath) sameTokenizer(tokenizer, config.refModelPath, 'refModelPath');
@@ -45,7 +45,7 @@ export function registerPpo(program: Command): void {
     if (result.interrupted) return finishInterrupted('ppo', opts, result);
     const { steps, lastEval } = result;
     const final = join(trainer.outputDir, 'final');
-    const saved = saveTrainedModel(final, model, { baseModelPath: config.modelPath, tokenizerFrom: tokenizerDir });
+    const saved = saveTrainedModel(final, model, { baseModelPath: config.modelPath, ...tokenizerOut });
     printSummary({ command: 'ppo', final, saved, steps, eval: lastEval, klCoef: trainer.klController.value });
   });
 }

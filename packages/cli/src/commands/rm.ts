@@ -11,7 +11,7 @@ export function registerRm(program: Command): void {
   const cmd = program.command('rm').description('reward model on ranked comparisons (InstructGPT K-wise loss) or preference pairs');
   addTrainingOptions(cmd, REWARD_CONFIG_SPEC).action(async (opts: Record<string, unknown> & CommonFlags) => {
     const config = configFromCli<RewardConfig>('rm config', REWARD_CONFIG_SPEC, validateRewardConfig, opts);
-    const { model, tokenizer, tokenizerDir } = loadStartingModel(config.modelPath, opts.tokenizer);
+    const { model, tokenizer, tokenizerOut } = loadStartingModel(config.modelPath, opts);
     const rm = new RewardModel(model);
     const train = await loadExamples(config.datasetPath, 'datasetPath', (r) => toRankedExamples(tokenizer, r));
     const evalData = config.evalDatasetPath ? await loadExamples(config.evalDatasetPath, 'evalDatasetPath', (r) => toRankedExamples(tokenizer, r)) : undefined;
@@ -26,7 +26,7 @@ export function registerRm(program: Command): void {
     const saved = saveTrainedModel(final, model, {
       head: rm.head,
       baseModelPath: config.modelPath,
-      tokenizerFrom: tokenizerDir,
+      ...tokenizerOut,
       files: { 'reward-normalization.json': `${JSON.stringify(trainer.normalization, null, 2)}\n` },
     });
     printSummary({ command: 'rm', final, saved, steps, eval: lastEval, normalization: trainer.normalization });

@@ -8,7 +8,7 @@ export function registerSft(program: Command): void {
   const cmd = program.command('sft').description('supervised fine-tuning on demonstrations (loss on completion tokens)');
   addTrainingOptions(cmd, SFT_CONFIG_SPEC).action(async (opts: Record<string, unknown> & CommonFlags) => {
     const config = configFromCli<SftConfig>('sft config', SFT_CONFIG_SPEC, validateSftConfig, opts);
-    const { model, tokenizer, tokenizerDir } = loadStartingModel(config.modelPath, opts.tokenizer);
+    const { model, tokenizer, tokenizerOut } = loadStartingModel(config.modelPath, opts);
     const train = await loadExamples(config.datasetPath, 'datasetPath', (r) => toSftExamples(tokenizer, r));
     const evalData = config.evalDatasetPath ? await loadExamples(config.evalDatasetPath, 'evalDatasetPath', (r) => toSftExamples(tokenizer, r)) : undefined;
     const progress = progressReporter();
@@ -19,7 +19,7 @@ export function registerSft(program: Command): void {
     if (result.interrupted) return finishInterrupted('sft', opts, result);
     const { steps, lastEval } = result;
     const final = join(trainer.outputDir, 'final');
-    const saved = saveTrainedModel(final, model, { baseModelPath: config.modelPath, tokenizerFrom: tokenizerDir });
+    const saved = saveTrainedModel(final, model, { baseModelPath: config.modelPath, ...tokenizerOut });
     printSummary({ command: 'sft', final, saved, steps, eval: lastEval });
   });
 }

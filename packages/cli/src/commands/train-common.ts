@@ -21,6 +21,8 @@ import {
   formatMetric,
   fromPretrained,
   loadTokenizer,
+  resolveChatTemplate,
+  withChatTemplate,
   parseFieldValue,
   resolveResume,
   withDefaults,
@@ -42,7 +44,12 @@ export interface CommonFlags {
   out?: string;
   resume?: string;
   tokenizer?: string;
+  chatTemplate?: string;
 }
+
+/** --chat-template's help, shared by the commands that render chat records. */
+export const CHAT_TEMPLATE_HELP =
+  "chat template for conversational records (message lists), for a tokenizer that has none or to replace its own: hh (HH-RLHF's \\n\\nHuman: / \\n\\nAssistant: layout), rlhf (this SDK's <|user|> format), a .jinja file, or a tokenizer_config.json / chat_template.json / folder holding one";
 
 /** The option key commander gives `--<field>-<sub>` (`lora` + `targetModules` -> `loraTargetModules`). */
 function subKey(field: string, sub: string): string {
@@ -75,7 +82,8 @@ export function addTrainingOptions<T>(cmd: Command, spec: ConfigSpec<T>): Comman
     .option('--config <file>', 'JSON file of config fields (flags override it)')
     .option('--out <dir>', 'output folder (the outputDir field; default runs/<command>); new or empty unless --resume or --overwrite-output-dir true')
     .option('--resume <dir>', 'continue from a checkpoint folder, or the newest loadable checkpoint under a folder')
-    .option('--tokenizer <path>', "tokenizer file or folder (default: the one beside the model)");
+    .option('--tokenizer <path>', "tokenizer file or folder (default: the one beside the model)")
+    .option('--chat-template <name|file>', `${CHAT_TEMPLATE_HELP}; the trained model is saved with it`);
   for (const [field, s] of Object.entries(spec) as [string, FieldSpec][]) {
     const def = s.default === null ? 'null' : JSON.stringify(s.default);
     if (s.type !== 'object') {
@@ -207,19 +215,24 @@ export function progressReporter(): ProgressReporter {
 }
 
 /**
- * The starting model and its tokenizer (--tokenizer, else the one beside the model). A PEFT adapter folder (an
- * earlier stage trained with --lora-*) is loaded onto its base and merged: the starting model is a plain one, on
- * which this stage trains the whole model or new adapters.
+ * The starting model and its tokenizer (--tokenizer, else the one beside the model), with --chat-template's template
+ * when given. A PEFT adapter folder (an earlier stage trained with --lora-*) is loaded onto its base and merged: the
+ * starting model is a plain one, on which this stage trains the whole model or new adapters. `tokenizerOut` is what
+ * saveTrainedModel needs to save the tokenizer with the trained model (its files, and the chat template in force).
  */
-export function loadStartingModel(modelPath: string | null, tokenizerPath: string | undefined, field = 'modelPath') {
+export function loadStartingModel(modelPath: string | null, flags: Pick<CommonFlags, 'tokenizer' | 'chatTemplate'>, field = 'modelPath') {
   if (!modelPath) throw new ConfigError('config', [{ field, message: 'is required: the starting model folder (config.json + model.safetensors) or llama2.c .bin' }]);
+  const tokenizerPath = flags.tokenizer;
+  // the template first: a bad --chat-template is refused before the model is read
+  const chatTemplate = flags.chatTemplate === undefined ? undefined : resolveChatTemplate(flags.chatTemplate, '--chat-template');
   const pre = fromPretrained(modelPath, { mergeAdapter: true, ...(tokenizerPath ? { tokenizer: loadTokenizer(tokenizerPath) } : {}) });
-  const tokenizer: Tokenizer | undefined = pre.tokenizer ?? (tokenizerPath ? loadTokenizer(tokenizerPath) : tryLoadTokenizer(modelPath));
+  let tokenizer: Tokenizer | undefined = pre.tokenizer ?? (tokenizerPath ? loadTokenizer(tokenizerPath) : tryLoadTokenizer(modelPath));
   if (!tokenizer) throw new Error(`${modelPath}: no tokenizer found beside the model; pass --tokenizer`);
+  if (chatTemplate !== undefined) tokenizer = withChatTemplate(tokenizer, chatTemplate);
   // where the tokenizer files to carry into the output live: beside a llama2.c .bin, or in the model folder
   const tokenizerSource = tokenizerPath ?? modelPath;
-  const tokenizerDir = statSync(tokenizerSource).isDirectory() ? tokenizerSource : dirname(tokenizerSource);
-  return { model: pre.model, tokenizer, stopTokens: pre.stopTokens, tokenizerDir };
+  const tokenizerFrom = statSync(tokenizerSource).isDirectory() ? tokenizerSource : dirname(tokenizerSource);
+  return { model: pre.model, tokenizer, stopTokens: pre.stopTokens, tokenizerOut: { tokenizerFrom, chatTemplate } };
 }
 
 /**

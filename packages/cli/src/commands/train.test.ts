@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { GPT2, fromPretrained, loadTokenizer, readMetrics, saveModelDir, saveTokenizer, toSftExamples, trainByteLevelBpe } from '@rlhf/core';
+import { GPT2, HH_CHAT_TEMPLATE, fromPretrained, loadTokenizer, readMetrics, saveModelDir, saveTokenizer, toSftExamples, trainByteLevelBpe } from '@rlhf/core';
 import { readAll, sharedDirForTests, sharedPath } from '@rlhf/data';
 import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -290,5 +290,25 @@ describe.skipIf(!sharedDirForTests())('rlhf sft on the pretrained stories260K (l
     expect(Number(m[0].loss)).toBeGreaterThan(0);
     expect(fromPretrained(join(out, 'final')).model.vocabSize).toBe(512);
     expect(loadTokenizer(join(out, 'final')).vocabSize).toBe(512);
+  });
+
+  it('chat records: refused without a chat template (stories260K has none); --chat-template hh trains on them and the final folder carries it', async () => {
+    const data = jsonl('stories-chat.jsonl', [
+      { kind: 'demonstration', prompt: [{ role: 'user', content: 'Tell me about the dog.' }], completion: [{ role: 'assistant', content: 'The dog liked to play.' }] },
+      { kind: 'demonstration', prompt: [{ role: 'user', content: 'Where did Lily go?' }], completion: [{ role: 'assistant', content: 'She went to the park.' }] },
+    ]);
+    const model = sharedPath('models/stories260K/stories260K.bin');
+    const args = (out: string) => ['--model-path', model, '--dataset-path', data, '--out', join(root, out), '--max-steps', '1', '--learning-rate', '1e-3'];
+    await expect(run(registerSft, 'sft', ...args('stories-chat-none'))).rejects.toThrow(/stories-chat\.jsonl:1: the tokenizer has no chat template .*--chat-template NAME\|FILE/);
+    await expect(run(registerSft, 'sft', ...args('stories-chat-bad'), '--chat-template', join(root, 'missing.jinja'))).rejects.toThrow(/^--chat-template \S*missing\.jinja: neither a built-in template \(hh, rlhf\) nor an existing file or folder$/);
+    const s = await run(registerSft, 'sft', ...args('stories-chat-hh'), '--chat-template', 'hh');
+    expect(s.steps).toBe(1);
+    const final = join(root, 'stories-chat-hh', 'final');
+    expect(readFileSync(join(final, 'chat_template.jinja'), 'utf8')).toBe(HH_CHAT_TEMPLATE);
+    const tok = loadTokenizer(final);
+    expect(tok.chatTemplate).toBe(HH_CHAT_TEMPLATE);
+    // what the run trained on is what the saved folder renders
+    expect(toSftExamples(tok, [{ kind: 'demonstration', prompt: [{ role: 'user', content: 'Where did Lily go?' }], completion: [{ role: 'assistant', content: 'She went to the park.' }] }])[0].ids)
+      .toEqual(tok.encode('<s>\n\nHuman: Where did Lily go?\n\nAssistant: She went to the park.</s>'));
   });
 });

@@ -18,7 +18,7 @@
  * refused by name when it asks for something not computed here (DoRA, other PEFT methods, layer subsets, LoRA
  * biases, ...), and the weights must be exactly the tensors the config describes, with the base's shapes.
  */
-import { copyFileSync, existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic, writeFolderAtomic } from '../io/atomic-write';
 import { uploadInto, type DeviceBuffer } from '../backend/device';
@@ -31,7 +31,7 @@ import { addLora, ALL_LINEAR, type LoraSpec } from './lora';
 import { checkEntry, checkFinite } from './module';
 import { headDimOf, rotateHalfRows } from './rope-layout';
 // (pretrained.ts imports this file too: only functions use what each takes from the other)
-import { TOKENIZER_FILES } from './pretrained';
+import { copyTokenizerInto } from './pretrained';
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
@@ -237,7 +237,7 @@ export function loadPeftStateDict(model: CausalLM, params: Array<[string, Tensor
 export function saveAdapter(
   dir: string,
   model: CausalLM,
-  opts: { heads?: Array<[string, Tensor]>; taskType?: PeftTaskType; baseModelNameOrPath?: string | null; files?: Record<string, string | Uint8Array>; tokenizerFrom?: string } = {},
+  opts: { heads?: Array<[string, Tensor]>; taskType?: PeftTaskType; baseModelNameOrPath?: string | null; files?: Record<string, string | Uint8Array>; tokenizerFrom?: string; chatTemplate?: string } = {},
 ): void {
   if (!model.lora) throw new Error('saveAdapter: the model has no LoRA adapter');
   const heads = opts.heads ?? [];
@@ -257,9 +257,7 @@ export function saveAdapter(
     writeFileAtomic(join(tmp, ADAPTER_WEIGHTS_FILE), serializeSafetensors(sd, { format: 'pt' }));
     writeFileAtomic(join(tmp, ADAPTER_CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
     for (const [name, data] of Object.entries(opts.files ?? {})) writeFileAtomic(join(tmp, name), data);
-    if (opts.tokenizerFrom && existsSync(opts.tokenizerFrom)) {
-      for (const name of readdirSync(opts.tokenizerFrom).filter((n) => TOKENIZER_FILES.test(n))) copyFileSync(join(opts.tokenizerFrom, name), join(tmp, name));
-    }
+    copyTokenizerInto(tmp, opts.tokenizerFrom, opts.chatTemplate);
   });
 }
 

@@ -6,7 +6,7 @@
  * The readers are io/ (safetensors, llama2.c) and tokenizers/ (loadTokenizer: tok*.bin, tokenizer.json).
  * savePretrained writes a folder back as transformers' save_pretrained does.
  */
-import { copyFileSync, existsSync, readdirSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { writeFileAtomic, writeFolderAtomic } from '../io/atomic-write';
 import type { StateDict } from '../io/dtypes';
@@ -346,7 +346,7 @@ export function writeModelFolder(
   tensors: StateDict,
   files: Record<string, string | Uint8Array> = {},
   tokenizerFrom?: string,
-  opts: { maxShardBytes?: number } = {},
+  opts: { maxShardBytes?: number; chatTemplate?: string } = {},
 ): void {
   // in transformers' layout (a llama2.c model's interleaved RoPE as rotate_half): the folder means the same to every tool
   ({ config, tensors } = hfLayout(config, tensors));
@@ -360,10 +360,32 @@ export function writeModelFolder(
   writeFolderAtomic(dir, (tmp) => {
     saveHfCheckpoint(tmp, config, tensors, { maxShardBytes: opts.maxShardBytes });
     for (const [name, data] of Object.entries(files)) writeFileAtomic(join(tmp, name), data);
-    if (tokenizerFrom && existsSync(tokenizerFrom)) {
-      for (const name of readdirSync(tokenizerFrom).filter((n) => TOKENIZER_FILES.test(n))) copyFileSync(join(tokenizerFrom, name), join(tmp, name));
-    }
+    copyTokenizerInto(tmp, tokenizerFrom, opts.chatTemplate);
   });
+}
+
+/**
+ * Copies the tokenizer files of folder `from` (when given and present) into `dir`; with `chatTemplate` (a template
+ * the run rendered its chat records with: --chat-template, withChatTemplate), the folder then carries that one:
+ * chat_template.jinja, as transformers saves templates, replacing the tokenizer's own (tokenizer_config.json's
+ * chat_template and a chat_template.json are removed, so that no reader picks another). loadTokenizer reads it
+ * back, beside a tokenizer.json or a llama2.c tokenizer.bin.
+ */
+export function copyTokenizerInto(dir: string, from: string | undefined, chatTemplate?: string): void {
+  if (from && existsSync(from)) {
+    for (const name of readdirSync(from).filter((n) => TOKENIZER_FILES.test(n))) copyFileSync(join(from, name), join(dir, name));
+  }
+  if (chatTemplate === undefined) return;
+  const configPath = join(dir, 'tokenizer_config.json');
+  if (existsSync(configPath)) {
+    const config = readJsonFile(configPath) as Record<string, unknown> | null;
+    if (config && typeof config === 'object' && 'chat_template' in config) {
+      delete config.chat_template;
+      writeFileAtomic(configPath, `${JSON.stringify(config, null, 2)}\n`);
+    }
+  }
+  rmSync(join(dir, 'chat_template.json'), { force: true });
+  writeFileAtomic(join(dir, 'chat_template.jinja'), chatTemplate);
 }
 
 /** The files of a tokenizer in a model folder (the Hub's, and llama2.c's tok*.bin). */

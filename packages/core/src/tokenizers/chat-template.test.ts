@@ -1,13 +1,16 @@
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sharedDirForTests } from '@rlhf/data';
+import { parseTranscript, sharedDirForTests } from '@rlhf/data';
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../io/test-helpers';
-import { DEFAULT_SPECIAL_TOKENS, trainByteLevelBpe } from './bpe-trainer';
+import { DEFAULT_CHAT_TEMPLATE, DEFAULT_SPECIAL_TOKENS, trainByteLevelBpe } from './bpe-trainer';
 import { ByteLevelBpeTokenizer } from './byte-level-bpe';
-import { type ChatMessage, encodeChat, renderChat, strftime } from './chat-template';
+import { type ChatMessage, HH_CHAT_TEMPLATE, encodeChat, renderChat, strftime, withChatTemplate } from './chat-template';
 import { HfTokenizer } from './hf-tokenizer';
 import { readLlama2cTokenizer } from './llama2c-tokenizer';
+import { loadTokenizer, resolveChatTemplate, saveTokenizer } from './load-tokenizer';
+import { copyTokenizerInto } from '../model/pretrained';
 import type { Tokenizer } from './types';
 
 const corpus = [
@@ -199,5 +202,149 @@ describe('encodeChat', () => {
     expect(enc.ids).toEqual([tok.bosId]);
     expect(Array.from(enc.assistantMask)).toEqual([0]);
     expect(tok).toBeInstanceOf(ByteLevelBpeTokenizer);
+  });
+
+  it('a tokenizer without a chat template refuses chat messages unless a template is given (no made-up format)', () => {
+    // GPT-2's tokenizer.json, a llama2.c tok*.bin: no chat_template. Messages used to be rendered in our own BPE's
+    // <|user|> format, which such a model never saw, silently (transformers refuses, as this now does).
+    const plain = trainByteLevelBpe(corpus, { vocabSize: 300, specialTokens: ['<|bos|>', '<|eos|>'] });
+    expect(plain.chatTemplate).toBeUndefined();
+    expect(() => encodeChat(plain, convo)).toThrow(/^the tokenizer has no chat template .*chat messages cannot be rendered/);
+    expect(() => renderChat(plain, convo)).toThrow(/--chat-template NAME\|FILE .*withChatTemplate\(tokenizer, template\).*built-in names: hh, rlhf\), or use plain-text prompt and completion records/);
+    const template = '{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}';
+    expect(encodeChat(plain, convo.slice(1, 3), { template }).text).toBe('user: How do I reset my password?\nassistant: Click "Forgot password" on the login page.\n');
+  });
+});
+
+describe('withChatTemplate', () => {
+  it('gives the tokenizer a template and changes nothing else (the original keeps its own)', () => {
+    const plain = trainByteLevelBpe(corpus, { vocabSize: 300, specialTokens: ['<|bos|>', '<|eos|>'] });
+    const t = withChatTemplate(plain, '{% for m in messages %}[{{ m.role }}] {{ m.content }}{{ eos_token }}{% endfor %}');
+    expect(t).toBeInstanceOf(ByteLevelBpeTokenizer);
+    expect(plain.chatTemplate).toBeUndefined();
+    expect(t.encode(corpus.slice(0, 200))).toEqual(plain.encode(corpus.slice(0, 200)));
+    expect([t.vocabSize, t.bosId, t.eosId, t.eosToken]).toEqual([plain.vocabSize, plain.bosId, plain.eosId, plain.eosToken]);
+    const enc = encodeChat(t, convo.slice(1, 3));
+    expect(enc.text).toBe('[user] How do I reset my password?<|eos|>[assistant] Click "Forgot password" on the login page.<|eos|>');
+    expect(maskedRuns(t, enc.ids, enc.assistantMask)).toEqual(['[assistant] Click "Forgot password" on the login page.<|eos|>']);
+    // the tokenizer config a folder gets carries it
+    expect(t.toTokenizerConfig().chat_template).toBe(t.chatTemplate);
+    expect(() => withChatTemplate(plain, '{% for m in messages %}')).toThrow(/chat template does not parse/);
+    expect(() => withChatTemplate(plain, '')).toThrow(/non-empty string/);
+  });
+});
+
+describe('the hh chat template', () => {
+  it("renders HH-RLHF's own transcripts back to their text, character for character", async () => {
+    const shared = sharedDirForTests();
+    const p = shared && join(shared, 'data/hh-rlhf/harmless-base-test.jsonl.gz');
+    if (!p || !existsSync(p)) return expect(process.env.CI).toBeFalsy();
+    // a tokenizer with neither BOS nor EOS renders the bare layout (BOS and EOS are empty strings then)
+    const bare = withChatTemplate(trainByteLevelBpe(corpus, { vocabSize: 300, specialTokens: [] }), HH_CHAT_TEMPLATE);
+    expect([bare.bosToken, bare.eosToken]).toEqual([undefined, undefined]);
+    const { readFileSync } = await import('node:fs');
+    const { gunzipSync } = await import('node:zlib');
+    const lines = gunzipSync(readFileSync(p)).toString('utf8').split('\n').filter((l) => l.trim()).slice(0, 40);
+    for (const line of lines) {
+      const { chosen } = JSON.parse(line) as { chosen: string };
+      const messages = parseTranscript(chosen);
+      if (typeof messages === 'string') throw new Error(messages);
+      expect(renderChat(bare, messages)).toBe(chosen);
+    }
+  });
+
+  it('with a llama2.c tokenizer: BOS first, EOS after each reply, the reply from its leading space through EOS learned', () => {
+    const shared = sharedDirForTests();
+    const p = shared && join(shared, 'models/stories260K/tok512.bin');
+    if (!p || !existsSync(p)) return expect(process.env.CI).toBeFalsy();
+    const lt = withChatTemplate(readLlama2cTokenizer(p), HH_CHAT_TEMPLATE);
+    const msgs = [
+      { role: 'system', content: 'A story.' },
+      { role: 'user', content: 'Where is the cat?' },
+      { role: 'assistant', content: 'The cat is in the garden.' },
+      { role: 'user', content: 'Why?' },
+      { role: 'assistant', content: 'It likes the sun.' },
+    ];
+    const enc = encodeChat(lt, msgs);
+    expect(enc.text).toBe('<s>A story.\n\nHuman: Where is the cat?\n\nAssistant: The cat is in the garden.</s>\n\nHuman: Why?\n\nAssistant: It likes the sun.</s>');
+    expect(enc.ids[0]).toBe(lt.bosId);
+    expect(enc.ids.filter((id) => id === lt.eosId)).toHaveLength(2);
+    expect(maskedRuns(lt, enc.ids, enc.assistantMask)).toEqual([' The cat is in the garden.</s>', ' It likes the sun.</s>'].map((r) => lt.decode(lt.encode(r, { addDummyPrefix: false }), { skipSpecialTokens: false })));
+    expect(renderChat(lt, msgs.slice(0, 2), { addGenerationPrompt: true })).toBe('<s>A story.\n\nHuman: Where is the cat?\n\nAssistant:');
+    expect(() => renderChat(lt, [{ role: 'tool', content: '42' }])).toThrow(/the hh chat template has no role tool \(system, user, assistant\)/);
+    expect(() => renderChat(lt, [msgs[1], msgs[0]])).toThrow(/takes a system message only first/);
+  });
+});
+
+describe('chat templates in files', () => {
+  const tmp = () => mkdtempSync(join(tmpdir(), 'rlhf-chat-'));
+  const template = '{% for m in messages %}<{{ m.role }}>{{ m.content }}{{ eos_token }}{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}';
+
+  it('resolveChatTemplate: a built-in name, a .jinja file, a config with chat_template, a folder; anything else refused by name', () => {
+    expect(resolveChatTemplate('hh')).toBe(HH_CHAT_TEMPLATE);
+    expect(resolveChatTemplate('rlhf')).toBe(DEFAULT_CHAT_TEMPLATE);
+    const d = tmp();
+    writeFileSync(join(d, 'chat_template.jinja'), template);
+    expect(resolveChatTemplate(join(d, 'chat_template.jinja'))).toBe(template);
+    expect(resolveChatTemplate(d)).toBe(template);
+    const c = tmp();
+    writeFileSync(join(c, 'tokenizer_config.json'), JSON.stringify({ chat_template: [{ name: 'tool_use', template: 'x' }, { name: 'default', template }] }));
+    expect(resolveChatTemplate(c)).toBe(template);
+    expect(resolveChatTemplate(join(c, 'tokenizer_config.json'))).toBe(template);
+    writeFileSync(join(c, 'tokenizer_config.json'), JSON.stringify({ bos_token: '<s>' }));
+    expect(() => resolveChatTemplate(c)).toThrow(/tokenizer_config\.json: has no "chat_template" string/);
+    expect(() => resolveChatTemplate(tmp())).toThrow(/the folder holds no chat_template\.jinja, chat_template\.json or tokenizer_config\.json/);
+    expect(() => resolveChatTemplate('chatml', '--chat-template')).toThrow(/^--chat-template chatml: neither a built-in template \(hh, rlhf\) nor an existing file or folder/);
+    writeFileSync(join(d, 'broken.jinja'), '{% if x %}');
+    expect(() => resolveChatTemplate(join(d, 'broken.jinja'))).toThrow(/broken\.jinja: chat template does not parse/);
+    writeFileSync(join(d, 'empty.jinja'), ' \n');
+    expect(() => resolveChatTemplate(join(d, 'empty.jinja'))).toThrow(/empty\.jinja: the chat template is empty/);
+  });
+
+  it('a llama2.c tokenizer given a template keeps it through saveTokenizer / loadTokenizer (chat_template.jinja beside tokenizer.bin)', () => {
+    const shared = sharedDirForTests();
+    const p = shared && join(shared, 'models/stories260K/tok512.bin');
+    if (!p || !existsSync(p)) return expect(process.env.CI).toBeFalsy();
+    expect(loadTokenizer(p).chatTemplate).toBeUndefined();
+    const d = tmp();
+    saveTokenizer(d, withChatTemplate(readLlama2cTokenizer(p), HH_CHAT_TEMPLATE));
+    expect(readFileSync(join(d, 'chat_template.jinja'), 'utf8')).toBe(HH_CHAT_TEMPLATE);
+    const back = loadTokenizer(d);
+    expect(back.chatTemplate).toBe(HH_CHAT_TEMPLATE);
+    expect(back.kind).toBe('llama2c');
+    expect(loadTokenizer(join(d, 'tokenizer.bin')).chatTemplate).toBe(HH_CHAT_TEMPLATE);
+    expect(renderChat(back, convo.slice(1, 3))).toBe('<s>\n\nHuman: How do I reset my password?\n\nAssistant: Click "Forgot password" on the login page.</s>');
+  });
+
+  it('a tokenizer.json tokenizer given a template saves it in tokenizer_config.json, other fields kept', () => {
+    const plain = trainByteLevelBpe(corpus, { vocabSize: 300, specialTokens: ['<|bos|>', '<|eos|>'] });
+    const d = tmp();
+    saveTokenizer(d, plain);
+    const hf = loadTokenizer(d, { engine: 'hf' });
+    expect(hf).toBeInstanceOf(HfTokenizer);
+    expect(hf.chatTemplate).toBeUndefined();
+    const e = tmp();
+    saveTokenizer(e, withChatTemplate(hf, template));
+    const cfg = JSON.parse(readFileSync(join(e, 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
+    expect(cfg.chat_template).toBe(template);
+    expect(cfg.eos_token).toBe('<|eos|>');
+    expect(loadTokenizer(e).chatTemplate).toBe(template);
+  });
+
+  it('copyTokenizerInto with a template: the folder carries that one only (the tokenizer\'s own config template and chat_template.json removed)', () => {
+    const src = tmp();
+    saveTokenizer(src, tok); // our BPE: tokenizer_config.json with the rlhf template
+    writeFileSync(join(src, 'chat_template.json'), JSON.stringify({ chat_template: 'old' }));
+    const out = tmp();
+    copyTokenizerInto(out, src, HH_CHAT_TEMPLATE);
+    expect(existsSync(join(out, 'chat_template.json'))).toBe(false);
+    const cfg = JSON.parse(readFileSync(join(out, 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
+    expect('chat_template' in cfg).toBe(false);
+    expect(cfg.eos_token).toBe('<|eos|>');
+    expect(loadTokenizer(out).chatTemplate).toBe(HH_CHAT_TEMPLATE);
+    // without one, the files are copied as they are
+    const same = tmp();
+    copyTokenizerInto(same, src);
+    expect(loadTokenizer(same).chatTemplate).toBe(tok.chatTemplate);
   });
 });

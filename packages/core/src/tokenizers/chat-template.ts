@@ -37,7 +37,7 @@ export interface ChatMessage {
 
 /** Options of renderChat / encodeChat. */
 export interface ChatTemplateOptions {
-  /** A Jinja template; default: the tokenizer's own, else DEFAULT_CHAT_TEMPLATE. */
+  /** A Jinja template; default: the tokenizer's own (a tokenizer without one is refused: see chatTemplateFor). */
   template?: string;
   /** Append the assistant header so that the model continues as the assistant (for generation prompts). */
   addGenerationPrompt?: boolean;
@@ -116,9 +116,59 @@ function checkMessages(messages: readonly ChatMessage[]): void {
   });
 }
 
-/** The template in force for a tokenizer: an explicit one, the tokenizer's, or our default. */
+/**
+ * Chat templates built into the SDK, by name (`--chat-template NAME`, `resolveChatTemplate(NAME)`), for tokenizers
+ * that ship none:
+ *  - `hh`: the layout of Anthropic's HH-RLHF transcripts ("\n\nHuman: …\n\nAssistant: …"; Bai et al. 2022), plain
+ *    text that any tokenizer encodes; BOS first and EOS after each assistant turn where the tokenizer has them, so
+ *    that SFT learns to stop; a system message may come first (its text before the first turn); the generation
+ *    prompt is "\n\nAssistant:" (the reply's leading space is the model's to write, as in the transcripts).
+ *  - `rlhf`: this SDK's own format (DEFAULT_CHAT_TEMPLATE: `<|user|>…<|eos|>`), which the tokenizers our BPE
+ *    trainer makes carry; meant for them (other tokenizers split its markers into ordinary pieces).
+ */
+export const HH_CHAT_TEMPLATE =
+  "{{ bos_token }}{% for message in messages %}" +
+  "{% if message['role'] == 'system' %}{% if not loop.first %}{{ raise_exception('the hh chat template takes a system message only first') }}{% endif %}{{ message['content'] }}" +
+  "{% elif message['role'] == 'user' %}{{ '\n\nHuman: ' + message['content'] }}" +
+  "{% elif message['role'] == 'assistant' %}{{ '\n\nAssistant: ' + message['content'] + eos_token }}" +
+  "{% else %}{{ raise_exception('the hh chat template has no role ' + message['role'] + ' (system, user, assistant)') }}{% endif %}" +
+  "{% endfor %}{% if add_generation_prompt %}{{ '\n\nAssistant:' }}{% endif %}";
+
+export const BUILTIN_CHAT_TEMPLATES: Readonly<Record<string, string>> = { hh: HH_CHAT_TEMPLATE, rlhf: DEFAULT_CHAT_TEMPLATE };
+
+/**
+ * The tokenizer with `template` as its chat template (what transformers' `tokenizer.chat_template = …` does),
+ * the tokenizer itself unchanged: every other property and method is the original's. The template must parse.
+ * A model folder saved with the result carries the template (saveTokenizer, writeModelFolder's chatTemplate).
+ */
+export function withChatTemplate<T extends Tokenizer>(tokenizer: T, template: string): T {
+  if (typeof template !== 'string' || template.length === 0) throw new TypeError('withChatTemplate: template must be a non-empty string (a Jinja chat template)');
+  checkChatTemplate(template);
+  return Object.create(tokenizer, { chatTemplate: { value: template, enumerable: true } }) as T;
+}
+
+/** Throws, saying why, unless `template` parses as a Jinja template. */
+export function checkChatTemplate(template: string): void {
+  compile(template);
+}
+
+/**
+ * The template in force for a tokenizer: an explicit one, else the tokenizer's. A tokenizer without one (GPT-2's
+ * tokenizer.json, a llama2.c tok*.bin) is refused, as transformers' apply_chat_template refuses it: rendering in a
+ * format the model never saw would be a silent guess. (Our BPE trainer stores DEFAULT_CHAT_TEMPLATE with the
+ * tokenizers it makes with <|user|> and <|assistant|>.)
+ */
 export function chatTemplateFor(tokenizer: Tokenizer, template?: string): string {
-  return template ?? tokenizer.chatTemplate ?? DEFAULT_CHAT_TEMPLATE;
+  const t = template ?? tokenizer.chatTemplate;
+  if (t === undefined) {
+    throw new Error(
+      'the tokenizer has no chat template (no chat_template in its tokenizer_config.json, no chat_template.jinja; a llama2.c tokenizer has none), ' +
+        'so chat messages cannot be rendered as its model expects: give one (--chat-template NAME|FILE on the command line, ' +
+        `withChatTemplate(tokenizer, template) or the template option in code; built-in names: ${Object.keys(BUILTIN_CHAT_TEMPLATES).join(', ')}), ` +
+        'or use plain-text prompt and completion records',
+    );
+  }
+  return t;
 }
 
 const DAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
@@ -347,8 +397,8 @@ const specialCache = new WeakMap<Tokenizer, string[]>();
 function specialTexts(tokenizer: Tokenizer): string[] {
   let list = specialCache.get(tokenizer);
   if (!list) {
-    list = [...tokenizer.specialIds]
-      .map((id) => tokenizer.idToToken(id))
+    // with BOS and EOS as templates write them (bos_token / eos_token): a llama2.c file spells its pieces "\n</s>\n"
+    list = [...new Set([...[...tokenizer.specialIds].map((id) => tokenizer.idToToken(id)), tokenizer.bosToken, tokenizer.eosToken])]
       .filter((t): t is string => typeof t === 'string' && t.length > 0)
       .sort((a, b) => b.length - a.length);
     specialCache.set(tokenizer, list);

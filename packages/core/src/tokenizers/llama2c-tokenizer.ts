@@ -86,7 +86,8 @@ export class Llama2cTokenizer implements Tokenizer {
   readonly padId = 2;
   readonly bosToken: string;
   readonly eosToken: string;
-  readonly chatTemplate = undefined;
+  /** none in the .bin format; loadTokenizer gives one from a chat_template.jinja beside it (withChatTemplate) */
+  readonly chatTemplate: string | undefined = undefined;
   readonly specialIds: ReadonlySet<number> = new Set([0, 1, 2]);
   private readonly ids = new Map<string, number>();
   private readonly byteId = new Int32Array(256).fill(-1);

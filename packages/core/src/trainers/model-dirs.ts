@@ -69,9 +69,9 @@ export function saveModelDir(
   dir: string,
   config: Record<string, unknown>,
   tensors: StateDict,
-  options: { tokenizerFrom?: string; files?: Record<string, string> } = {},
+  options: { tokenizerFrom?: string; files?: Record<string, string>; chatTemplate?: string } = {},
 ): void {
-  writeModelFolder(dir, config, tensors, options.files ?? {}, options.tokenizerFrom);
+  writeModelFolder(dir, config, tensors, options.files ?? {}, options.tokenizerFrom, { chatTemplate: options.chatTemplate });
 }
 
 /**
@@ -83,13 +83,14 @@ export function saveModelDir(
 export function saveTrainedModel(
   dir: string,
   model: CausalLM,
-  opts: { head?: { namedParameters(): Array<[string, Tensor]>; stateDict(): StateDict }; baseModelPath?: string | null; tokenizerFrom?: string; files?: Record<string, string> } = {},
+  opts: { head?: { namedParameters(): Array<[string, Tensor]>; stateDict(): StateDict }; baseModelPath?: string | null; tokenizerFrom?: string; files?: Record<string, string>; chatTemplate?: string } = {},
 ): 'adapter' | 'model' {
+  const { tokenizerFrom, files, chatTemplate } = opts;
   if (model.lora) {
-    saveAdapter(dir, model, { heads: opts.head?.namedParameters(), baseModelNameOrPath: opts.baseModelPath ?? null, files: opts.files, tokenizerFrom: opts.tokenizerFrom });
+    saveAdapter(dir, model, { heads: opts.head?.namedParameters(), baseModelNameOrPath: opts.baseModelPath ?? null, files, tokenizerFrom, chatTemplate });
     return 'adapter';
   }
   const tensors: StateDict = new Map([...model.stateDict(), ...(opts.head?.stateDict() ?? [])]);
-  saveModelDir(dir, opts.head ? { ...model.hfConfig(), num_labels: 1 } : model.hfConfig(), tensors, { tokenizerFrom: opts.tokenizerFrom, files: opts.files });
+  saveModelDir(dir, opts.head ? { ...model.hfConfig(), num_labels: 1 } : model.hfConfig(), tensors, { tokenizerFrom, files, chatTemplate });
   return 'model';
 }
