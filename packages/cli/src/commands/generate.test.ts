@@ -67,6 +67,21 @@ describe.skipIf(!shared)('rlhf generate (stories260K)', () => {
     await expect(run(...args, '--stream', '--json')).rejects.toThrow(/--stream prints text as it comes; --json prints one object at the end/);
   });
 
+  it('--chat: the prompt as a user message through the chat template, the reply printed alone', async () => {
+    const common = ['--model', model(), '--temperature', '0', '--max-new-tokens', '12', '--json'];
+    const chat = JSON.parse(await run(...common, '--chat', '--chat-template', 'hh', '--system', 'A story.', '--prompt', 'Where is the cat?'));
+    // the same ids as the conversation rendered by hand (BOS, then HH-RLHF's layout) and continued as plain text
+    const rendered = 'A story.\n\nHuman: Where is the cat?\n\nAssistant:';
+    const plain = JSON.parse(await run(...common, '--prompt', rendered));
+    expect(chat.tokens).toEqual(plain.tokens);
+    expect(chat.tokens.length).toBeGreaterThan(0);
+    expect(plain.text).toBe(rendered + chat.text);
+    await expect(run(...common, '--chat', '--prompt', 'hi')).rejects.toThrow(/the tokenizer has no chat template .*--chat-template NAME\|FILE/);
+    await expect(run(...common, '--chat', '--chat-template', 'hh')).rejects.toThrow(/--chat needs a --prompt: the user's message/);
+    await expect(run(...common, '--system', 'be brief', '--prompt', 'hi')).rejects.toThrow(/^--system applies to --chat only: add --chat$/);
+    await expect(run(...common, '--chat-template', 'hh', '--prompt', 'hi')).rejects.toThrow(/^--chat-template applies to --chat only: add --chat$/);
+  });
+
   it('names bad options', async () => {
     await expect(run('--model', model(), '--max-new-tokens', 'ten')).rejects.toThrow(/--max-new-tokens must be an integer/);
     await expect(run('--model', '/nonexistent/x.bin')).rejects.toThrow(/does not exist/);

@@ -3,10 +3,12 @@
  * Prints the prompt's text followed by the continuation, one line. Sampling is seeded (default seed 0),
  * so the same command prints the same text; --temperature 0 is greedy. --json prints the token ids and
  * their log-probs as well. --device runs the model on a device (cuda), sampling there (core's generate()).
+ * --chat sends --prompt (with --system before it) as a chat message through the tokenizer's chat template (or
+ * --chat-template's) with the assistant's header appended, and prints the reply only.
  */
 import type { Command } from 'commander';
-import { DEVICES, fromPretrained, generate, loadTokenizerFile } from '@rlhf/core';
-import { parseDevice, singleProcessOnly } from './train-common';
+import { DEVICES, encodePrompt, fromPretrained, generate, loadTokenizerFile, resolveChatTemplate, withChatTemplate } from '@rlhf/core';
+import { CHAT_TEMPLATE_HELP, parseDevice, singleProcessOnly } from './train-common';
 
 export interface GenerateIo {
   out(s: string): void;
@@ -42,7 +44,10 @@ export function registerGenerate(program: Command, io: GenerateIo = defaultIo): 
     .description('generate text from a model: a folder with config.json + model.safetensors, or a llama2.c .bin')
     .requiredOption('--model <path>', 'model folder or llama2.c checkpoint (.bin)')
     .option('--tokenizer <path>', 'tokenizer file (default: the one beside the model, e.g. tok512.bin)')
-    .option('--prompt <text>', 'text to continue (default: start from BOS)', '')
+    .option('--prompt <text>', 'text to continue (default: start from BOS); with --chat, the user\'s message', '')
+    .option('--chat', "send --prompt as a user message through the chat template, with the assistant's header appended (an instruct model's reply); prints the reply only")
+    .option('--system <text>', 'with --chat: a system message before the user\'s')
+    .option('--chat-template <name|file>', `with --chat: ${CHAT_TEMPLATE_HELP}`)
     .option('--max-new-tokens <n>', "tokens to generate at most (fewer when the prompt leaves less room in the model's window)", num('max-new-tokens', true, { lo: 0 }), 64)
     .option('--temperature <t>', 'softmax temperature; 0 = greedy', num('temperature', false, { lo: 0 }), 1)
     .option('--top-k <k>', 'sample among the k most likely tokens (0 = all)', num('top-k', true, { lo: 0 }), 0)
@@ -51,14 +56,23 @@ export function registerGenerate(program: Command, io: GenerateIo = defaultIo): 
     .option('--json', 'print {text, tokens, logprobs} as JSON')
     .option('--stream', 'print the text as it is generated (each step\'s token as soon as it is sampled)')
     .option('--device <name>', `where the model runs: ${DEVICES.join(' | ')} (cuda: rlhf_cuda.node and an NVIDIA GPU; emulated: the test device)`, 'cpu')
-    .action((o: { model: string; tokenizer?: string; prompt: string; maxNewTokens: number; temperature: number; topK: number; topP: number; seed: number; json?: boolean; stream?: boolean; device: string }) => {
+    .action((o: { model: string; tokenizer?: string; prompt: string; chat?: boolean; system?: string; chatTemplate?: string; maxNewTokens: number; temperature: number; topK: number; topP: number; seed: number; json?: boolean; stream?: boolean; device: string }) => {
       singleProcessOnly('generate');
       const device = parseDevice(o.device);
       const pre = fromPretrained(o.model, { tokenizer: o.tokenizer ? loadTokenizerFile(o.tokenizer) : undefined });
       if (device !== 'cpu') pre.model.to(device);
-      const tok = pre.tokenizer;
+      let tok = pre.tokenizer;
+      if (!o.chat && (o.system !== undefined || o.chatTemplate !== undefined)) throw new Error(`${o.system !== undefined ? '--system' : '--chat-template'} applies to --chat only: add --chat`);
       let prompt: number[];
-      if (o.prompt) {
+      // the text printed before the continuation: the prompt's (none with --chat: the reply alone)
+      const shown = o.chat ? '' : o.prompt;
+      if (o.chat) {
+        if (!o.prompt) throw new Error('--chat needs a --prompt: the user\'s message');
+        if (!tok) throw new Error('--chat needs a tokenizer: pass --tokenizer, or put one beside the model');
+        if (o.chatTemplate !== undefined) tok = withChatTemplate(tok, resolveChatTemplate(o.chatTemplate, '--chat-template'));
+        const messages = [...(o.system !== undefined ? [{ role: 'system' as const, content: o.system }] : []), { role: 'user' as const, content: o.prompt }];
+        prompt = encodePrompt(tok, messages);
+      } else if (o.prompt) {
         if (!tok) throw new Error('--prompt needs a tokenizer: pass --tokenizer, or put one beside the model');
         prompt = tok.encode(o.prompt, { addBos: true });
       } else {
@@ -68,7 +82,7 @@ export function registerGenerate(program: Command, io: GenerateIo = defaultIo): 
       }
       const window = pre.model.maxPositions;
       if (prompt.length > window || (prompt.length === window && o.maxNewTokens > 0)) {
-        throw new Error(`--prompt is ${prompt.length} tokens (with BOS) and the model's window is ${window} positions: no room to generate; shorten the prompt`);
+        throw new Error(`--prompt is ${prompt.length} tokens (with BOS${o.chat ? ' and the chat template' : ''}) and the model's window is ${window} positions: no room to generate; shorten the prompt`);
       }
       const stopTokens = [...new Set([...pre.stopTokens, ...(tok?.eosId !== undefined ? [tok.eosId] : [])])];
       if (o.stream && o.json) throw new Error('--stream prints text as it comes; --json prints one object at the end: give one of them');
@@ -85,12 +99,12 @@ export function registerGenerate(program: Command, io: GenerateIo = defaultIo): 
             fresh.push(t);
             const all = tok.decode([...prompt, ...fresh]);
             // a character whose bytes are not all sampled yet decodes as U+FFFD: held back until they are
-            const text = ((o.prompt ?? '') + (all.startsWith(before) ? all.slice(before.length) : tok.decode(fresh))).replace(/\uFFFD+$/, '');
+            const text = (shown + (all.startsWith(before) ? all.slice(before.length) : tok.decode(fresh))).replace(/\uFFFD+$/, '');
             if (printed === '' && text.length > 0) io.out(text), (printed = text);
             else if (text.startsWith(printed) && text.length > printed.length) io.out(text.slice(printed.length)), (printed = text);
           }
         : undefined;
-      if (onToken && (o.prompt ?? '') !== '') io.out((printed = o.prompt));
+      if (onToken && shown !== '') io.out((printed = shown));
       const r = generate(pre.model, [prompt], {
         onToken,
         maxNewTokens: Math.min(o.maxNewTokens, pre.model.maxPositions - prompt.length),
@@ -101,7 +115,7 @@ export function registerGenerate(program: Command, io: GenerateIo = defaultIo): 
         stopTokens,
         tokenizer: tok,
       });
-      const text = tok ? (o.prompt ?? '') + r.text![0] : r.tokens[0].join(' ');
+      const text = tok ? shown + r.text![0] : r.tokens[0].join(' ');
       if (o.json) io.out(`${JSON.stringify({ text, tokens: r.tokens[0], logprobs: r.logprobs[0], stopped: r.stopped[0] })}\n`);
       else if (onToken) {
         // the end: the rest of the line that the run without --stream prints (what the stream held back); should a
