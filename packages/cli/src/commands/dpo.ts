@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { DPO_CONFIG_SPEC, DpoTrainer, fromPretrained, saveTrainedModel, toDpoExamples, toKtoExamples, validateDpoConfig, type DpoConfig } from '@rlhf/core';
-import { addTrainingOptions, configFromCli, loadExamples, loadStartingModel, finishInterrupted, printSummary, progressReporter, resumeFrom, sameTokenizer, trainWithSignals, type CommonFlags } from './train-common';
+import { addTrainingOptions, configFromCli, loadExamples, loadStartingModel, finishInterrupted, printSummary, progressReporter, sameTokenizer, trainWithSignals, type CommonFlags } from './train-common';
 
 /**
  * `rlhf dpo`: the DPO family, by --loss-type: DPO (sigmoid, cDPO), IPO, hinge, SimPO and ORPO on preferences
@@ -14,7 +14,7 @@ export function registerDpo(program: Command): void {
     .description('the DPO family on preference pairs (or every pair of ranked comparisons): sigmoid (DPO, cDPO), ipo, hinge, simpo and orpo (reference-free); kto on unpaired good/bad feedback {prompt, completion, label}');
   addTrainingOptions(cmd, DPO_CONFIG_SPEC).action(async (opts: Record<string, unknown> & CommonFlags) => {
     const config = configFromCli<DpoConfig>('dpo config', DPO_CONFIG_SPEC, validateDpoConfig, opts);
-    const { model, tokenizer, tokenizerOut } = loadStartingModel(config.modelPath, opts);
+    const { model, tokenizer, tokenizerOut, resume } = loadStartingModel(config.modelPath, opts);
     // KTO reads feedback records (TRL's unpaired {prompt, completion, label}), the other losses pairs; a record
     // of the other kind is named by its file and line, with the conversion that fits
     const load = (path: string | null, field: string) =>
@@ -24,7 +24,7 @@ export function registerDpo(program: Command): void {
     if (config.refModelPath) sameTokenizer(tokenizer, config.refModelPath, 'refModelPath');
     const refModel = config.refModelPath ? fromPretrained(config.refModelPath, { mergeAdapter: true }).model.freeze() : undefined;
     const progress = progressReporter();
-    const trainer = new DpoTrainer(model, train, { config, evalData, refModel, progress, resume: resumeFrom(opts) });
+    const trainer = new DpoTrainer(model, train, { config, evalData, refModel, progress, resume, tokenizer });
     const result = await trainWithSignals(trainer, progress);
     // one writer under mpirun: rank 0 saves the final model and prints the summary (every rank holds the same weights)
     if (!trainer.isMainRank) return;

@@ -70,7 +70,8 @@ describe('rlhf sft | rm | ppo | dpo | grpo | rloo --lora-*, and rlhf lora merge'
     expect(existsSync(join(final, 'tokenizer.json'))).toBe(true);
     const cfg = JSON.parse(readFileSync(join(final, 'adapter_config.json'), 'utf8'));
     expect(cfg).toMatchObject({ peft_type: 'LORA', r: 4, lora_alpha: 8, lora_dropout: 0.1, target_modules: ['c_attn', 'c_fc'], fan_in_fan_out: true });
-    expect(readdirSync(join(out, 'checkpoint-3')).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'optimizer.safetensors', 'trainer-state.json']);
+    // with the run's tokenizer (a checkpoint loads as it is)
+    expect(readdirSync(join(out, 'checkpoint-3')).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'optimizer.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'trainer-state.json']);
     const adapted = fromPretrained(final).model;
     expect(adapted.lora!.list().length).toBe(2);
     const want = logits(adapted);
@@ -129,7 +130,8 @@ describe('rlhf sft | rm | ppo | dpo | grpo | rloo --lora-*, and rlhf lora merge'
     expect(await run(registerGrpo, ...flags)).toMatchObject({ command: 'grpo', steps: 2, saved: 'adapter' });
     const final = join(out, 'final');
     expect(JSON.parse(readFileSync(join(final, 'adapter_config.json'), 'utf8'))).toMatchObject({ peft_type: 'LORA', r: 2, lora_alpha: 4, task_type: 'CAUSAL_LM', base_model_name_or_path: base });
-    expect(readdirSync(join(out, 'checkpoint-2')).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'optimizer.safetensors', 'trainer-state.json']);
+    // with the run's tokenizer (a checkpoint loads as it is)
+    expect(readdirSync(join(out, 'checkpoint-2')).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'optimizer.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'trainer-state.json']);
     const want = logits(fromPretrained(final).model);
     expect(maxDiff(logits(fromPretrained(base).model), want)).toBeGreaterThan(1e-4); // the adapter moved
     await run(registerGrpo, ...flags, '--resume', join(out, 'checkpoint-1'));

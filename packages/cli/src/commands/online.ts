@@ -36,7 +36,6 @@ import {
   loadStartingModel,
   printSummary,
   progressReporter,
-  resumeFrom,
   sameTokenizer,
   trainWithSignals,
   type CommonFlags,
@@ -67,7 +66,7 @@ function register<C extends OnlineConfig>(program: Command, k: OnlineCommand<C>)
     if (extras.rewardFuncs === undefined) {
       throw new Error(`${k.name}: no reward: give "rewardFuncs" in --config (rlhf ${k.name} --help shows the forms)`);
     }
-    const { model, tokenizer, tokenizerOut, stopTokens } = loadStartingModel(config.modelPath, opts);
+    const { model, tokenizer, tokenizerOut, stopTokens, resume } = loadStartingModel(config.modelPath, opts);
     const baseDir = opts.config ? dirname(resolve(opts.config)) : process.cwd();
     const rewards = await loadRewardFuncs(extras.rewardFuncs, baseDir, tokenizer);
     const prompts = await loadExamples(config.datasetPath, 'datasetPath', (r) => toPromptExamples(tokenizer, r));
@@ -87,7 +86,7 @@ function register<C extends OnlineConfig>(program: Command, k: OnlineCommand<C>)
       eosTokenId: stopTokens[0] ?? tokenizer.eosId,
       tokenizer,
       progress,
-      resume: resumeFrom(opts),
+      resume,
     });
     const result = await trainWithSignals(trainer, progress);
     // one writer under mpirun: rank 0 saves the final model and prints the summary (every rank holds the same weights)

@@ -11,7 +11,7 @@ import {
   validatePpoConfig,
   type PpoConfig,
 } from '@rlhf/core';
-import { addTrainingOptions, configFromCli, loadExamples, loadStartingModel, finishInterrupted, printSummary, progressReporter, resumeFrom, sameTokenizer, trainWithSignals, type CommonFlags } from './train-common';
+import { addTrainingOptions, configFromCli, loadExamples, loadStartingModel, finishInterrupted, printSummary, progressReporter, sameTokenizer, trainWithSignals, type CommonFlags } from './train-common';
 
 /**
  * `rlhf ppo`: PPO of the SFT policy against a reward model; the policy (without its value head; with --lora-*, its
@@ -21,7 +21,7 @@ export function registerPpo(program: Command): void {
   const cmd = program.command('ppo').description('PPO against a reward model, with a per-token KL penalty to the frozen SFT reference');
   addTrainingOptions(cmd, PPO_CONFIG_SPEC).action(async (opts: Record<string, unknown> & CommonFlags) => {
     const config = configFromCli<PpoConfig>('ppo config', PPO_CONFIG_SPEC, validatePpoConfig, opts, ['modelPath', 'datasetPath', 'rewardModelPath']);
-    const { model, tokenizer, tokenizerOut, stopTokens } = loadStartingModel(config.modelPath, opts);
+    const { model, tokenizer, tokenizerOut, stopTokens, resume } = loadStartingModel(config.modelPath, opts);
     const reward = loadRewardModel(config.rewardModelPath!);
     sameTokenizer(tokenizer, config.rewardModelPath!, 'rewardModelPath');
     if (config.refModelPath) sameTokenizer(tokenizer, config.refModelPath, 'refModelPath');
@@ -37,7 +37,8 @@ export function registerPpo(program: Command): void {
       // fromPretrained knows what ends a response for this model (llama2.c stories end at BOS, HF models at EOS)
       eosTokenId: stopTokens[0] ?? tokenizer.eosId,
       progress,
-      resume: resumeFrom(opts),
+      resume,
+      tokenizer,
     });
     const result = await trainWithSignals(trainer, progress);
     // one writer under mpirun: rank 0 saves the final model and prints the summary (every rank holds the same weights)

@@ -216,23 +216,33 @@ export function progressReporter(): ProgressReporter {
 
 /**
  * The starting model and its tokenizer (--tokenizer, else the one beside the model), with --chat-template's template
- * when given. A PEFT adapter folder (an earlier stage trained with --lora-*) is loaded onto its base and merged: the
- * starting model is a plain one, on which this stage trains the whole model or new adapters. `tokenizerOut` is what
- * saveTrainedModel needs to save the tokenizer with the trained model (its files, and the chat template in force).
+ * when given, and the checkpoint to resume from (--resume). A PEFT adapter folder (an earlier stage trained with
+ * --lora-*) is loaded onto its base and merged: the starting model is a plain one, on which this stage trains the
+ * whole model or new adapters. `tokenizer` goes to the trainer (it writes it into each checkpoint); `tokenizerOut` is
+ * what saveTrainedModel needs to save it with the trained model (its files, and the chat template in force).
+ *
+ * A resumed run renders chat records as the run did: the template its checkpoint carries is used when
+ * --chat-template is not given, and another one given is refused.
  */
-export function loadStartingModel(modelPath: string | null, flags: Pick<CommonFlags, 'tokenizer' | 'chatTemplate'>, field = 'modelPath') {
+export function loadStartingModel(modelPath: string | null, flags: Pick<CommonFlags, 'tokenizer' | 'chatTemplate' | 'resume'>, field = 'modelPath') {
   if (!modelPath) throw new ConfigError('config', [{ field, message: 'is required: the starting model folder (config.json + model.safetensors) or llama2.c .bin' }]);
   const tokenizerPath = flags.tokenizer;
   // the template first: a bad --chat-template is refused before the model is read
-  const chatTemplate = flags.chatTemplate === undefined ? undefined : resolveChatTemplate(flags.chatTemplate, '--chat-template');
+  let chatTemplate = flags.chatTemplate === undefined ? undefined : resolveChatTemplate(flags.chatTemplate, '--chat-template');
+  const resume = resumeFrom(flags);
+  const resumedTemplate = resume ? tryLoadTokenizer(resume.path)?.chatTemplate : undefined;
+  if (resume && chatTemplate !== undefined && resumedTemplate !== undefined && chatTemplate !== resumedTemplate) {
+    throw new Error(`--chat-template ${flags.chatTemplate}: the run resumed from ${resume.path} rendered its chat records with another template (the one its checkpoint carries); leave --chat-template out to go on with that one`);
+  }
   const pre = fromPretrained(modelPath, { mergeAdapter: true, ...(tokenizerPath ? { tokenizer: loadTokenizer(tokenizerPath) } : {}) });
   let tokenizer: Tokenizer | undefined = pre.tokenizer ?? (tokenizerPath ? loadTokenizer(tokenizerPath) : tryLoadTokenizer(modelPath));
   if (!tokenizer) throw new Error(`${modelPath}: no tokenizer found beside the model; pass --tokenizer`);
+  if (chatTemplate === undefined && resumedTemplate !== undefined && resumedTemplate !== tokenizer.chatTemplate) chatTemplate = resumedTemplate;
   if (chatTemplate !== undefined) tokenizer = withChatTemplate(tokenizer, chatTemplate);
   // where the tokenizer files to carry into the output live: beside a llama2.c .bin, or in the model folder
   const tokenizerSource = tokenizerPath ?? modelPath;
   const tokenizerFrom = statSync(tokenizerSource).isDirectory() ? tokenizerSource : dirname(tokenizerSource);
-  return { model: pre.model, tokenizer, stopTokens: pre.stopTokens, tokenizerOut: { tokenizerFrom, chatTemplate } };
+  return { model: pre.model, tokenizer, stopTokens: pre.stopTokens, tokenizerOut: { tokenizerFrom, chatTemplate }, resume };
 }
 
 /**

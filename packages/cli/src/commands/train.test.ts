@@ -310,5 +310,15 @@ describe.skipIf(!sharedDirForTests())('rlhf sft on the pretrained stories260K (l
     // what the run trained on is what the saved folder renders
     expect(toSftExamples(tok, [{ kind: 'demonstration', prompt: [{ role: 'user', content: 'Where did Lily go?' }], completion: [{ role: 'assistant', content: 'She went to the park.' }] }])[0].ids)
       .toEqual(tok.encode('<s>\n\nHuman: Where did Lily go?\n\nAssistant: She went to the park.</s>'));
+    // the checkpoint carries the tokenizer and its template: a resumed run goes on with it without the flag, and
+    // refuses another one
+    const ckpt = join(root, 'stories-chat-hh', 'checkpoint-1');
+    expect(loadTokenizer(ckpt).chatTemplate).toBe(HH_CHAT_TEMPLATE);
+    await expect(run(registerSft, 'sft', ...args('stories-chat-hh'), '--max-steps', '2', '--resume', ckpt, '--chat-template', 'rlhf'))
+      .rejects.toThrow(/^--chat-template rlhf: the run resumed from \S*checkpoint-1 rendered its chat records with another template/);
+    const resumed = await run(registerSft, 'sft', ...args('stories-chat-hh'), '--max-steps', '2', '--resume', ckpt);
+    expect(resumed.steps).toBe(2);
+    expect(loadTokenizer(final).chatTemplate).toBe(HH_CHAT_TEMPLATE);
+    expect(fromPretrained(join(root, 'stories-chat-hh', 'checkpoint-2')).tokenizer?.chatTemplate).toBe(HH_CHAT_TEMPLATE);
   });
 });

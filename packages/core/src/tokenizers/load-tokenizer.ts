@@ -127,6 +127,11 @@ function loadTokenizerJson(path: string, options: LoadTokenizerOptions): Tokeniz
   }
 }
 
+/** Whether tokenizerFiles can write `tokenizer` (one of the tokenizers loadTokenizer builds). */
+export function isWritableTokenizer(tokenizer: Tokenizer): boolean {
+  return tokenizer instanceof ByteLevelBpeTokenizer || tokenizer instanceof HfTokenizer || tokenizer instanceof Llama2cTokenizer;
+}
+
 /**
  * The files that make `loadTokenizer(folder)` give this tokenizer back, name → contents: `tokenizer.json` and
  * `tokenizer_config.json` (special tokens, chat template) for our byte-level BPE and for any tokenizer.json

@@ -8,6 +8,11 @@ import { StatefulRng } from './rng';
 import { collateSft, SftTrainer, type SftExample } from './sft-trainer';
 import { Llama } from '../model/llama';
 import { changedParams, snapshotParams, tempDir, tinyGpt2 } from './test-utils';
+import { fromPretrained } from '../model/pretrained';
+import { trainByteLevelBpe } from '../tokenizers/bpe-trainer';
+import { HH_CHAT_TEMPLATE, withChatTemplate } from '../tokenizers/chat-template';
+import { loadTokenizer } from '../tokenizers/load-tokenizer';
+import type { Tokenizer } from '../tokenizers/types';
 
 const tmp = tempDir('sft');
 afterAll(tmp.cleanup);
@@ -39,6 +44,28 @@ describe('collateSft', () => {
 });
 
 describe('SftTrainer', () => {
+  it('writes the tokenizer it is given, chat template included, into every checkpoint (the folder loads with it); one it cannot write is said', () => {
+    const bpe = trainByteLevelBpe(['the cat sat on the mat. the dog sat on the log.'.repeat(4)], { vocabSize: 270, specialTokens: ['<|bos|>', '<|eos|>'] });
+    const tokenizer = withChatTemplate(bpe, HH_CHAT_TEMPLATE);
+    const model = tinyGpt2(3, bpe.vocabSize);
+    const out = join(tmp.path, 'with-tokenizer');
+    const config = { outputDir: out, learningRate: 1e-3, perDeviceTrainBatchSize: 8, numTrainEpochs: 1, saveSteps: 1 };
+    new SftTrainer(model, task(16, 5), { config, tokenizer }).train();
+    const ckpt = join(out, 'checkpoint-2');
+    expect(loadTokenizer(ckpt).chatTemplate).toBe(HH_CHAT_TEMPLATE);
+    const pre = fromPretrained(ckpt);
+    expect(pre.tokenizer?.encode('the cat sat')).toEqual(bpe.encode('the cat sat'));
+    expect(pre.tokenizer?.chatTemplate).toBe(HH_CHAT_TEMPLATE);
+    // a tokenizer of the user's own making: the run goes on, its checkpoints without a tokenizer, and says so once
+    const logs: string[] = [];
+    const own = { ...bpe, encode: (t: string) => bpe.encode(t), decode: (ids: number[]) => bpe.decode(ids) } as unknown as Tokenizer;
+    const out2 = join(tmp.path, 'own-tokenizer');
+    new SftTrainer(tinyGpt2(3, bpe.vocabSize), task(16, 5), { config: { ...config, outputDir: out2 }, tokenizer: own, progress: { ...silentProgress, log: (m: string) => void logs.push(m) } }).train();
+    expect(existsSync(join(out2, 'checkpoint-2', 'model.safetensors'))).toBe(true);
+    expect(existsSync(join(out2, 'checkpoint-2', 'tokenizer.json'))).toBe(false);
+    expect(logs.filter((l) => /is not one loadTokenizer builds; checkpoints are written without it/.test(l))).toHaveLength(1);
+  });
+
   it('drives the held-out completion loss down; every parameter changes; metrics and checkpoint are written', () => {
     const model = tinyGpt2(1);
     const before = snapshotParams(model.namedParameters());

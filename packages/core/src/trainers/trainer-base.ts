@@ -60,6 +60,8 @@ import { silentProgress, type ProgressReporter } from './progress';
 import { lrMultiplier, type LrSchedule } from './schedules';
 import { AsyncRewardError, asyncMessage, runAsync, type Steps, type Wait } from './steps';
 import { resolveWarmupSteps, type TrainingArgs } from './training-args';
+import { isWritableTokenizer, tokenizerFiles } from '../tokenizers/load-tokenizer';
+import type { Tokenizer } from '../tokenizers/types';
 
 /**
  * What a trainer trains: named parameters (HF names), gradients, and state dicts for checkpoints; a causal LM
@@ -129,6 +131,12 @@ export interface TrainerOptions {
   world?: Collective;
   /** gradient buckets of data-parallel runs (bucket size, overlap with the backward) */
   gradientSync?: GradientSyncOptions;
+  /**
+   * The tokenizer the run's data were encoded with (its chat template included): written into every checkpoint
+   * (tokenizerFiles), as transformers' Trainer saves its processing class, so that a checkpoint folder loads with it
+   * (fromPretrained, `rlhf eval --model run/checkpoint-N`) and a resumed run can render chat as this one did.
+   */
+  tokenizer?: Tokenizer;
 }
 
 /** What train() returns. */
@@ -205,6 +213,8 @@ export abstract class TrainerBase<C extends TrainingArgs> {
   step = 0;
   /** the step to continue from, when resuming */
   protected readonly resumeFrom: LoadedCheckpoint | undefined;
+  /** written into each checkpoint (TrainerOptions.tokenizer) */
+  private readonly checkpointTokenizer: Tokenizer | undefined;
   /** metrics of the last evaluation */
   lastEval: Record<string, number> = {};
   /** a pending requestStop(), with its reason */
@@ -269,6 +279,11 @@ export abstract class TrainerBase<C extends TrainingArgs> {
     // one logger: rank 0
     this.progress = this.world.rank === 0 ? (options.progress ?? silentProgress) : silentProgress;
     this.resumeFrom = options.resume;
+    // a tokenizer of the user's own implementation cannot be written: the checkpoints go without it, said once
+    this.checkpointTokenizer = options.tokenizer && isWritableTokenizer(options.tokenizer) ? options.tokenizer : undefined;
+    if (options.tokenizer && !this.checkpointTokenizer) {
+      this.progress.log(`${this.label()}: the tokenizer (${options.tokenizer.constructor.name}) is not one loadTokenizer builds; checkpoints are written without it`);
+    }
     // rank 0 owns the output folder (it may already be writing there when another rank gets here): the other
     // ranks check the field only
     this.outputDir = checkOutputDir(config, this.resumeFrom !== undefined || !this.isMainRank, `${this.label()} config`);
@@ -591,7 +606,8 @@ export abstract class TrainerBase<C extends TrainingArgs> {
     }
     // one checkpoint writer: the other ranks hold the same state (after the same updates)
     if (!this.isMainRank) return join(this.outputDir, checkpointDirName(this.step));
-    const { model, modelFile, files } = this.checkpointModel();
+    const { model, modelFile, files: modelFiles } = this.checkpointModel();
+    const files = { ...modelFiles, ...(this.checkpointTokenizer ? tokenizerFiles(this.checkpointTokenizer) : {}) };
     const path = saveCheckpoint(
       this.outputDir,
       {
