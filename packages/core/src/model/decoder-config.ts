@@ -142,6 +142,13 @@ export function decoderConfigFromHf(
   if (headDim % 2 !== 0) fail(`the head width ${headDim} must be even (RoPE rotates pairs)`);
   const act = get('hidden_act') ?? 'silu';
   if (act !== 'silu' && act !== 'swish') refuse('hidden_act', 'the MLP is SwiGLU with silu (swish) only');
+  // transformers applies attention_dropout to the attention probabilities while training; our trainers apply no
+  // dropout, so a nonzero rate would train another model than the authors' code (inference is the same). Every
+  // published config of these families has 0.0.
+  const attentionDropout = r.num('attention_dropout', 0);
+  if (attentionDropout !== 0) {
+    refuse('attention_dropout', 'training here applies no attention dropout (transformers does while training); set it to 0.0 in config.json to load this model (its inference is the same)');
+  }
   const maxPositions = size('max_position_embeddings', spec.defaults.maxPositions);
   const rope = readRope(r, spec.defaults.ropeTheta);
 

@@ -339,6 +339,8 @@ describe('config.json keys that change the computation and are not implemented a
     ['llama2', { rope_theta: 10000, rope_parameters: { rope_type: 'default', rope_theta: 500000 } }, /rope_theta 10000 and rope_parameters\.rope_theta 500000 disagree/],
     ['llama2', { partial_rotary_factor: 0.5 }, /partial_rotary_factor = 0\.5 is not supported: RoPE on part of each head/],
     ['llama2', { rope_parameters: { rope_type: 'default', partial_rotary_factor: 0.25 } }, /rope_parameters\.partial_rotary_factor = 0\.25 is not supported/],
+    ['llama2', { attention_dropout: 0.1 }, /Llama .*config\.json: attention_dropout = 0\.1 is not supported: training here applies no attention dropout/],
+    ['qwen3', { attention_dropout: 0.05 }, /Qwen3 .*config\.json: attention_dropout = 0\.05 is not supported/],
     ['llama2', { hidden_act: 'gelu' }, /hidden_act = "gelu" is not supported: the MLP is SwiGLU with silu/],
     ['llama2', { sliding_window: 16 }, /sliding_window = 16 is not supported: Llama has no sliding-window attention/],
     ['llama2', { attention_bias: 'yes' }, /attention_bias must be true or false, got "yes"/],

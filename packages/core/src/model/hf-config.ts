@@ -31,7 +31,8 @@ export const INERT_CONFIG_KEYS: ReadonlySet<string> = new Set([
   'encoder_no_repeat_ngram_size', 'bad_words_ids', 'num_return_sequences', 'output_scores',
   'return_dict_in_generate', 'forced_bos_token_id', 'forced_eos_token_id', 'remove_invalid_values',
   'exponential_decay_length_penalty', 'suppress_tokens', 'begin_suppress_tokens',
-  // training-only regularisation: we never apply dropout, and inference has none
+  // training-only regularisation: we never apply dropout, and inference has none (the Llama-family reader reads
+  // attention_dropout itself and refuses a nonzero rate: decoder-config.ts)
   'attention_dropout', 'attn_pdrop', 'embd_pdrop', 'resid_pdrop', 'summary_first_dropout', 'hidden_dropout',
   // tensor-parallel slicing of Llama 2's matmuls: the same products (transformers 4 summed the slices)
   'pretraining_tp',
