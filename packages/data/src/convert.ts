@@ -20,6 +20,11 @@ export interface ConvertOptions extends ReadOptions {
   dedupe?: 'record' | 'prompt';
   /** Preferences and comparisons become demonstrations of their preferred completion (preferred.ts), before dedupe. */
   preferred?: boolean;
+  /**
+   * When nothing at all would be written, write no file (an existing output stays as it was) and return
+   * `written: 0`; the caller says why. Without it an empty output file is written.
+   */
+  noEmptyOutput?: boolean;
 }
 
 export interface ConvertResult {
@@ -70,7 +75,20 @@ export async function convertFile(input: string, output: string, opts: ConvertOp
   const stats: DedupeStats = { seen: 0, kept: 0, removed: 0 };
   try {
     const source = opts.preferred ? preferredDemonstrations(records) : records;
-    await writeRecords(opts.dedupe ? dedupe(source, opts.dedupe, stats) : source, sink, opts.to, report, opts);
+    let values = 0; // values the sink accepted (a value it refuses drops its record)
+    const counted: Sink = {
+      write: async (v) => {
+        await sink.write(v);
+        values++;
+      },
+      close: () => sink.close(),
+      abort: () => sink.abort(),
+    };
+    await writeRecords(opts.dedupe ? dedupe(source, opts.dedupe, stats) : source, counted, opts.to, report, opts);
+    if (values === 0 && opts.noEmptyOutput) {
+      await sink.abort();
+      return { detection, report, written: 0, deduped: stats.removed };
+    }
     const written = await sink.close();
     return { detection, report, written, deduped: stats.removed };
   } catch (e) {

@@ -88,6 +88,31 @@ describe('rlhf data convert / stats / split', () => {
     expect(bad).toMatchObject({ code: 1, err: "rlhf data: --dedupe must be 'record' or 'prompt', got 'maybe'\n" });
   });
 
+  it('a conversion that writes nothing exits 1 naming the input, the counts and the first reason, and writes no file', async () => {
+    const f = join(tmp, 'demos.jsonl');
+    writeFileSync(f, '{"prompt":"p","completion":"a"}\n{"prompt":"q","completion":"b"}\n');
+    const out = join(tmp, 'keep-me.jsonl');
+    writeFileSync(out, 'earlier output\n');
+    const r = await run('convert', f, '--to', 'trl-preference', '-o', out);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(new RegExp(`rlhf data: nothing to write: 2 rows read from .*demos.jsonl, 2 dropped, none could be written as trl-preference; the first: .*demos.jsonl:1: .*\\(cannot-write\\); .*keep-me.jsonl not written\n$`));
+    expect(readFileSync(out, 'utf8')).toBe('earlier output\n'); // not replaced by an empty file
+    const wrongLayout = await run('convert', f, '--from', 'trl-preference', '--to', 'rlhf', '-o', join(tmp, 'none.jsonl'));
+    expect(wrongLayout.code).toBe(1);
+    expect(wrongLayout.err).toMatch(/nothing to write: 2 rows read from .*demos.jsonl, 2 dropped, none could be written as rlhf; the first: .*demos.jsonl:1: chosen: /);
+    expect(existsSync(join(tmp, 'none.jsonl'))).toBe(false);
+  });
+
+  it('a split that writes nothing exits 1 and writes neither side', async () => {
+    const f = join(tmp, 'demos2.jsonl');
+    writeFileSync(f, '{"prompt":"p","completion":"a"}\n');
+    const r = await run('split', f, '--to', 'trl-preference');
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/rlhf data: nothing to write: 1 rows read from .*demos2.jsonl, 1 dropped, none could be written as trl-preference; the first: .*\(cannot-write\)/);
+    expect(existsSync(join(tmp, 'demos2.train.jsonl'))).toBe(false);
+    expect(existsSync(join(tmp, 'demos2.val.jsonl'))).toBe(false);
+  });
+
   it('stats prints JSON with K, ties and agreement', async () => {
     const r = await run('stats', join(fixtures, 'labelbox.ndjson'));
     const j = JSON.parse(r.out);

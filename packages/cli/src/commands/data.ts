@@ -136,14 +136,20 @@ export function registerData(program: Command, io: DataIo = processIo): void {
       .option('--from <format>', formatHelp(), 'auto')
       .option('--dedupe <by>', "remove exact-duplicate records ('record') or repeated prompts ('prompt')")
       .option('--preferred', "preferences and comparisons become demonstrations of their preferred completion (a preference's chosen; a comparison's rewrite, else its first best-ranked): SFT data from preference data")
-      .description('convert between layouts; comparisons written to pairwise layouts become their C(K,2) pairs'),
+      .description('convert between layouts; comparisons written to pairwise layouts become their C(K,2) pairs; exit 1 and no file when no row could be written'),
   ).action(
     guarded(io, async (input: string, o: CommonOpts & { to: string; out: string; dedupe?: string; preferred?: boolean }) => {
       if (!FORMATS[o.to]) throw new DataError(`unknown output format '${o.to}'; known formats: ${FORMAT_NAMES.join(', ')}`);
       if (o.dedupe !== undefined && o.dedupe !== 'record' && o.dedupe !== 'prompt') throw new DataError(`--dedupe must be 'record' or 'prompt', got '${o.dedupe}'`);
-      const r = await convertFile(input, o.out, { ...readOptions(o), to: o.to, dedupe: o.dedupe as 'record' | 'prompt' | undefined, preferred: o.preferred === true });
+      const r = await convertFile(input, o.out, { ...readOptions(o), to: o.to, dedupe: o.dedupe as 'record' | 'prompt' | undefined, preferred: o.preferred === true, noEmptyOutput: true });
       sayDetection(io, input, r.detection);
       sayIssues(io, r.report, 20);
+      if (r.written === 0) {
+        // A conversion that produced nothing is a mistake (wrong layout, wrong --to): no file, exit 1.
+        io.out(`${r.report.summaryText()}\n`);
+        io.err(`rlhf data: ${nothingWritten(input, r.report, `as ${o.to}`)}; ${o.out} not written\n`);
+        return 1;
+      }
       const deduped = o.dedupe ? ` (${r.deduped} removed as duplicates by ${o.dedupe})` : '';
       io.out(`${r.report.summaryText()}\nwrote ${r.written} ${o.to} rows to ${o.out}${deduped}\n`);
       return r.report.fileErrors > 0 ? 1 : 0;
@@ -176,7 +182,7 @@ export function registerData(program: Command, io: DataIo = processIo): void {
       .option('-f, --format <format>', formatHelp(), 'auto')
       .option('--to <format>', 'output layout (default: the input layout)')
       .option('--out-dir <dir>', 'where to write NAME.train.jsonl and NAME.val.jsonl (default: beside the input)')
-      .description('deterministic train/validation split by a hash of the prompt (one prompt never lands on both sides)'),
+      .description('deterministic train/validation split by a hash of the prompt (one prompt never lands on both sides); exit 1 and no files when no record could be written'),
   ).action(
     guarded(io, async (file: string, o: CommonOpts & { val: string; seed: string; to?: string; outDir?: string }) => {
       const val = Number(o.val);
@@ -208,6 +214,15 @@ export function registerData(program: Command, io: DataIo = processIo): void {
           counts[sd]++;
           await writeRecords(one(s), sinks[sd], to, report, o.hhPrompt ? { hhPrompt: o.hhPrompt as 'messages' | 'text' } : {});
         }
+        if (report.kept === 0) {
+          // every record dropped, or none could be written as `to`: no files, exit 1
+          await sinks.train.abort();
+          await sinks.val.abort();
+          sayIssues(io, report, 20);
+          io.out(`${report.summaryText()}\n`);
+          io.err(`rlhf data: ${nothingWritten(file, report, `as ${to}`)}; ${paths.train} and ${paths.val} not written\n`);
+          return 1;
+        }
         const written = { train: await sinks.train.close(), val: await sinks.val.close() };
         sayIssues(io, report, 20);
         io.out(`${report.summaryText()}\ntrain: ${counts.train} records (${written.train} rows) -> ${paths.train}\nval: ${counts.val} records (${written.val} rows) -> ${paths.val}\n`);
@@ -219,6 +234,13 @@ export function registerData(program: Command, io: DataIo = processIo): void {
       return report.fileErrors > 0 ? 1 : 0;
     }),
   );
+}
+
+/** Why a conversion wrote nothing: the rows read, dropped, and the first reason given. */
+function nothingWritten(file: string, report: Report, how: string): string {
+  const first = report.issues.find((i) => i.severity === 'error');
+  const why = first ? `; the first: ${formatIssue(first)}` : '';
+  return `nothing to write: ${report.read} rows read from ${file}, ${report.dropped} dropped, none could be written ${how}${why}`;
 }
 
 async function* one<T>(x: T): AsyncGenerator<T> {
