@@ -159,6 +159,13 @@ export interface TrainResult {
 /** What a run leaves in its outputDir (the CLI adds final/): deleted before a run with overwriteOutputDir. */
 const RUN_ARTIFACT = /^(metrics\.jsonl|checkpoint-\d+|final|\.tmp-.*)$/;
 
+/** Config fields a resumed run may change without training anything else (TrainerBase.reportChangedSettings). */
+const SETTINGS_NOT_TRAINED: ReadonlySet<string> = new Set([
+  'outputDir', 'overwriteOutputDir', 'loggingSteps', 'saveSteps', 'saveTotalLimit', 'evalSteps', 'evalDatasetPath',
+  'perDeviceEvalBatchSize', 'nanGuardMaxConsecutive', 'nanGuardSnapshotSteps', 'device', 'gradientCheckpointing',
+  'maxSteps', 'numTrainEpochs',
+]);
+
 /**
  * Checks a trainer's outputDir before anything runs and returns it: it is given (no default: nothing lands in
  * the current folder unasked), it can be created or written, and it is new or empty unless the run resumes
@@ -556,8 +563,32 @@ export abstract class TrainerBase<C extends TrainingArgs> {
       // allowed (to extend a run), but the schedule and data plan differ from the saved run's
       this.progress.log(`resume: the checkpoint's run had ${savedTotal} steps, this one has ${this.totalSteps()}: not an exact continuation`);
     }
+    this.reportChangedSettings(c);
     this.step = c.step;
     this.loadExtraState(st.extra ?? {});
+  }
+
+  /**
+   * A resumed run may change its settings (a lower learning rate, ...), but then it is not the continuation of the
+   * run that wrote the checkpoint: say which fields differ from the checkpoint's config (trainer-state.json), by
+   * name and value, as for a changed step count. Fields that change nothing trained are not compared: where
+   * output and logs go, how often, evaluation, the NaN guard's bookkeeping, the device (its rounding only),
+   * gradient checkpointing (the same gradients); the step count (maxSteps / numTrainEpochs) is reported above.
+   */
+  private reportChangedSettings(c: LoadedCheckpoint): void {
+    const saved = (c.state as { config?: unknown }).config;
+    if (saved === null || typeof saved !== 'object' || Array.isArray(saved)) return; // a checkpoint without it (older format)
+    const before = saved as Record<string, unknown>;
+    const now = this.config as unknown as Record<string, unknown>;
+    const differ: string[] = [];
+    for (const field of new Set([...Object.keys(now), ...Object.keys(before)])) {
+      if (SETTINGS_NOT_TRAINED.has(field)) continue;
+      const [a, b] = [JSON.stringify(now[field]), JSON.stringify(before[field])];
+      if (a !== b) differ.push(`${field} ${a ?? 'unset'} (checkpoint: ${b ?? 'unset'})`);
+    }
+    if (differ.length) {
+      this.progress.log(`resume: this run's settings differ from those of the run that wrote ${c.path}: ${differ.join(', ')}: not an exact continuation`);
+    }
   }
 
   /** A LoRA checkpoint's adapter_config.json must describe this run's adapters (r, alpha, scaling, patterns). */
