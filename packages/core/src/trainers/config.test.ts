@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, flagName, parseFieldValue, suggestField, withDefaults } from './config';
-import { GRPO_CONFIG_SPEC } from './grpo-config';
+import { GRPO_CONFIG_SPEC, validateGrpoConfig } from './grpo-config';
+import { validateRlooConfig } from './rloo-config';
 import { LORA_CONFIG_SPEC } from './lora-config';
 import { DPO_CONFIG_SPEC, dpoConfig, validateDpoConfig } from './dpo-config';
 import { PPO_CONFIG_SPEC, ppoConfig, rolloutBatchSize, validatePpoConfig } from './ppo-config';
@@ -87,6 +88,22 @@ describe('trainer configs', () => {
     expect(validateSftConfig({ maxSteps: 0, adamBeta1: 0.999, adamBeta2: 0.9 }).map((p) => p.field)).toEqual(['maxSteps', 'adamBeta1']);
     expect(validatePpoConfig({ adaptiveKl: true, klCoef: 0 }).map((p) => p.field)).toEqual(['klCoef']);
     expect(validateRewardConfig({ lossType: 'listwise' })[0].field).toBe('lossType');
+  });
+
+  it('refuses a field that its switch leaves unread, naming both (accepted, it would be ignored)', () => {
+    const ignored = (what: string) => new RegExp(`^is used only ${what}.*, got .* without it \\(it would be ignored\\)$`);
+    const ppo = validatePpoConfig({ klTarget: 3, klHorizon: 500 });
+    expect(ppo.map((p) => p.field)).toEqual(['klTarget', 'klHorizon']);
+    expect(ppo[0].message).toMatch(ignored('with adaptiveKl true'));
+    expect(ppo[0].message).toContain('got 3 without');
+    expect(validatePpoConfig({ adaptiveKl: true, klCoef: 0.1, klTarget: 3, klHorizon: 500 })).toEqual([]);
+    const grpo = validateGrpoConfig({ maxGenerationRounds: 5, overlongPenaltyFactor: 0.5, refModelPath: 'runs/sft/final', refModelDtype: 'bf16' });
+    expect(grpo.map((p) => p.field)).toEqual(['maxGenerationRounds', 'overlongPenaltyFactor', 'refModelPath', 'refModelDtype']);
+    expect(grpo[0].message).toMatch(ignored('with dynamicSampling true'));
+    expect(grpo[2].message).toMatch(ignored('with beta > 0'));
+    expect(validateGrpoConfig({ dynamicSampling: true, maxGenerationRounds: 5, overlongBufferLength: 8, overlongPenaltyFactor: 0.5, beta: 0.04, refModelPath: 'r', refModelDtype: 'bf16' })).toEqual([]);
+    expect(validateRlooConfig({ beta: 0, refModelPath: 'runs/sft/final' }).map((p) => p.field)).toEqual(['refModelPath']);
+    expect(validateRlooConfig({ refModelPath: 'runs/sft/final' })).toEqual([]); // beta 0.05 by default
   });
 
   it('rejects a config that is not an object', () => {

@@ -213,6 +213,16 @@ export function validateConfig<T>(
   return problems;
 }
 
+/**
+ * A field that only `when` makes anything read must keep its default otherwise: set, it would be accepted and
+ * ignored. Returns the problem naming it and what it needs (`needs`), or nothing.
+ */
+export function unusedUnless<T>(spec: ConfigSpec<T>, config: T, ok: (field: keyof T & string) => boolean, field: keyof T & string, when: boolean, needs: string): ConfigProblem[] {
+  const value = config[field] as unknown;
+  if (when || !ok(field) || value === (spec[field] as FieldSpec).default) return [];
+  return [{ field, message: `is used only ${needs}, got ${JSON.stringify(value)} without it (it would be ignored)` }];
+}
+
 /** Defaults overlaid with `input`, or a ConfigError listing every problem. */
 export function resolveConfig<T>(
   name: string,

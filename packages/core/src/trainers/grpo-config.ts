@@ -1,5 +1,5 @@
 import { SCALE_REWARDS, type ScaleRewards } from './advantages';
-import { resolveConfig, validateConfig, type ConfigProblem, type ConfigSpec } from './config';
+import { resolveConfig, unusedUnless, validateConfig, type ConfigProblem, type ConfigSpec } from './config';
 import { G_TRAIN, ONLINE_CONFIG_SPEC, onlineRules, type OnlineConfig } from './online-config';
 
 /**
@@ -50,6 +50,10 @@ function grpoRules(c: GrpoConfig, ok: (f: keyof GrpoConfig & string) => boolean)
   if (ok('overlongBufferLength') && ok('maxCompletionLength') && c.overlongBufferLength !== null && c.overlongBufferLength > c.maxCompletionLength) {
     out.push({ field: 'overlongBufferLength', message: `must be ≤ maxCompletionLength ${c.maxCompletionLength}, got ${c.overlongBufferLength}` });
   }
+  out.push(...unusedUnless(GRPO_CONFIG_SPEC, c, ok, 'maxGenerationRounds', ok('dynamicSampling') && c.dynamicSampling, 'with dynamicSampling true'));
+  out.push(...unusedUnless(GRPO_CONFIG_SPEC, c, ok, 'overlongPenaltyFactor', ok('overlongBufferLength') && c.overlongBufferLength !== null, 'with overlongBufferLength set (the overlong penalty)'));
+  // beta 0: no KL, so no reference model is loaded
+  for (const f of ['refModelPath', 'refModelDtype'] as const) out.push(...unusedUnless(GRPO_CONFIG_SPEC, c, ok, f, !ok('beta') || c.beta > 0, 'with beta > 0 (the KL to the reference)'));
   return out;
 }
 

@@ -1,4 +1,4 @@
-import { resolveConfig, validateConfig, type ConfigProblem, type ConfigSpec } from './config';
+import { resolveConfig, unusedUnless, validateConfig, type ConfigProblem, type ConfigSpec } from './config';
 import { KL_ESTIMATORS, type KlEstimator } from './kl';
 import { refModelDtypeSpec, type RefModelDtype } from './reference-model';
 import { TRAINING_ARGS_SPEC, trainingArgsRules, type TrainingArgs } from './training-args';
@@ -129,6 +129,8 @@ function ppoRules(c: PpoConfig, ok: (f: keyof PpoConfig & string) => boolean): C
   if (c.adaptiveKl && ok('klCoef') && c.klCoef === 0) {
     out.push({ field: 'klCoef', message: 'must be > 0 with adaptiveKl (the controller multiplies it), got 0' });
   }
+  const adaptive = ok('adaptiveKl') && c.adaptiveKl;
+  for (const f of ['klTarget', 'klHorizon'] as const) out.push(...unusedUnless(PPO_CONFIG_SPEC, c, ok, f, adaptive, 'with adaptiveKl true (the adaptive controller)'));
   return out;
 }
 

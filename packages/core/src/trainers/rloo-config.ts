@@ -1,4 +1,4 @@
-import { resolveConfig, validateConfig, type ConfigProblem, type ConfigSpec } from './config';
+import { resolveConfig, unusedUnless, validateConfig, type ConfigProblem, type ConfigSpec } from './config';
 import { KL_ESTIMATORS, type KlEstimator } from './kl';
 import { G_TRAIN, ONLINE_CONFIG_SPEC, onlineRules, type OnlineConfig } from './online-config';
 
@@ -43,6 +43,8 @@ function rlooRules(c: RlooConfig, ok: (f: keyof RlooConfig & string) => boolean)
   if (ok('advantageEstimator') && ok('numGenerations') && c.advantageEstimator !== 'reinforce++' && c.numGenerations < 2) {
     out.push({ field: 'numGenerations', message: `must be ≥ 2 with advantageEstimator '${c.advantageEstimator}' (a baseline from the other completions of a prompt), got ${c.numGenerations}` });
   }
+  // beta 0: no KL, so no reference model is loaded
+  for (const f of ['refModelPath', 'refModelDtype'] as const) out.push(...unusedUnless(RLOO_CONFIG_SPEC, c, ok, f, !ok('beta') || c.beta > 0, 'with beta > 0 (the KL to the reference)'));
   return out;
 }
 
