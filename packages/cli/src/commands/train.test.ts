@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -246,6 +246,12 @@ describe('rlhf sft: the output folder and the data as given', () => {
     expect((await run(registerSft, 'sft', ...args, '--overwrite-output-dir', 'true')).steps).toBe(1);
     expect(readMetrics(join(out, 'metrics.jsonl')).map((r) => r.step)).toEqual([1]); // not appended to the first run's
     expect((await run(registerSft, 'sft', ...args.slice(0, -1), '2', '--resume', out)).steps).toBe(2);
+    // nothing left to train: refused, naming both numbers, and final/ is not written again
+    const finalWritten = statSync(join(out, 'final', 'model.safetensors')).mtimeMs;
+    await expect(run(registerSft, 'sft', ...args.slice(0, -1), '2', '--resume', out)).rejects.toThrow(
+      /^resume: \S+checkpoint-2 is at step 2 and this run has 2 steps \(maxSteps 2\): nothing left to train\. To train on, raise maxSteps \(--max-steps\) above 2;/,
+    );
+    expect(statSync(join(out, 'final', 'model.safetensors')).mtimeMs).toBe(finalWritten);
   });
 
   it('keeps exact duplicate records, as the SDK converters do, and says so', async () => {

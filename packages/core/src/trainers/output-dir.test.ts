@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { writableDirProblem } from '../io/atomic-write';
@@ -38,6 +38,27 @@ describe('a trainer\'s outputDir', () => {
     new SftTrainer(tinyGpt2(1), data, { config: { ...cfg, outputDir: out, maxSteps: 2, overwriteOutputDir: true } }).train();
     expect(readdirSync(out).sort()).toEqual(['checkpoint-1', 'checkpoint-2', 'metrics.jsonl', 'notes.txt']);
     expect(readMetrics(join(out, 'metrics.jsonl')).map((r) => r.step)).toEqual([1, 2]);
+  });
+
+  it('a resume with nothing left to train (checkpoint step >= the run\'s steps) is refused, naming both, and writes nothing', () => {
+    const out = join(tmp.path, 'done');
+    new SftTrainer(tinyGpt2(1), data, { config: { ...cfg, outputDir: out, maxSteps: 3 } }).train();
+    const metricsBefore = readFileSync(join(out, 'metrics.jsonl'), 'utf8');
+    for (const maxSteps of [3, 2]) {
+      expect(() => new SftTrainer(tinyGpt2(1), data, { config: { ...cfg, outputDir: out, maxSteps }, resume: resolveResume(out) }).train()).toThrow(
+        new RegExp(`^resume: \\S+checkpoint-3 is at step 3 and this run has ${maxSteps} steps \\(maxSteps ${maxSteps}\\): nothing left to train\\. To train on, raise maxSteps \\(--max-steps\\) above 3;`),
+      );
+    }
+    // no maxSteps: 16 examples in batches of 4 over 1 epoch are 4 steps
+    const epoch = { ...cfg, outputDir: join(tmp.path, 'epoch'), numTrainEpochs: 1 };
+    new SftTrainer(tinyGpt2(1), data, { config: epoch }).train();
+    expect(() => new SftTrainer(tinyGpt2(1), data, { config: epoch, resume: resolveResume(epoch.outputDir) }).train()).toThrow(
+      /is at step 4 and this run has 4 steps \(all the data gives over its epochs\): nothing left to train\. To train on, give more epochs or data;/,
+    );
+    expect(readdirSync(out).sort()).toEqual(['checkpoint-2', 'checkpoint-3', 'metrics.jsonl']);
+    expect(readFileSync(join(out, 'metrics.jsonl'), 'utf8')).toBe(metricsBefore);
+    // one step more goes on
+    expect(new SftTrainer(tinyGpt2(1), data, { config: { ...cfg, outputDir: out, maxSteps: 4 }, resume: resolveResume(out) }).train().steps).toBe(4);
   });
 
   it('is checked again when training starts (another run may have written there since)', () => {

@@ -551,6 +551,19 @@ export abstract class TrainerBase<C extends TrainingArgs> {
     } catch (e) {
       throw what('optimizer.safetensors', e);
     }
+    // Nothing left to train (checked once the checkpoint is known to fit this run, before any weight moves):
+    // refused, as going on would only write final/ again from the same weights, perhaps under another config.
+    const total = this.totalSteps();
+    if (c.step >= total) {
+      const m = this.config.maxSteps;
+      const bound = m > 0 && m <= total;
+      const limit = bound ? `maxSteps ${m}` : `all the data gives over its epochs${m > 0 ? `, under maxSteps ${m}` : ''}`;
+      const how = bound ? `raise maxSteps (--max-steps) above ${c.step}` : 'give more epochs or data';
+      throw new Error(
+        `resume: ${c.path} is at step ${c.step} and this run has ${total} steps (${limit}): nothing left to train. ` +
+          `To train on, ${how}; the checkpoint itself loads as a model`,
+      );
+    }
     try {
       if (adapters) loadPeftStateDict(adapters, this.params, c.model, join(c.path, c.modelFile));
       else this.model.loadStateDict(c.model);
