@@ -23,6 +23,8 @@
 // dk += dSᵀ·q (dk, dv in registers, written once: no atomics), and dq += dS·k through shared memory with float32
 // atomics (one add per element per key tile).
 // Tensor cores need sm_80: on older devices the kernels are compiled empty and the launchers refuse.
+// RLHF_CUDA_EMU: compiled by g++ after emu/cuda_emu.h, kernels only (the CPU emulation test, emu/README.md).
+#ifndef RLHF_CUDA_EMU
 #include <cuda_bf16.h>
 
 #include <cmath>
@@ -31,6 +33,7 @@
 
 #include "cuda_common.h"
 #include "kernels.h"
+#endif
 
 // sm_75 (in the default architecture list) has no bf16 mma: its kernels are empty, and the helpers unused there.
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
@@ -55,7 +58,9 @@ struct Shape {
 #endif
 
 __device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-#ifdef RLHF_TC_BODY
+#if defined(RLHF_CUDA_EMU)
+  rlhf_cuda_emu::mma_m16n8k16_bf16(c, a, b0, b1);
+#elif defined(RLHF_TC_BODY)
   asm volatile(
       "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
       "{%0,%1,%2,%3};\n"
@@ -247,7 +252,11 @@ __global__ void __launch_bounds__(kThreads) attn_tc_bwd_k(float* dq, float* dk, 
                                                           Shape s) {
 #ifdef RLHF_TC_BODY
   constexpr int SD = D + 8, KD = D / 16, ND = D / 8, NT = kCols / 8, SS = kRows + 8;
+#ifdef RLHF_CUDA_EMU
+  unsigned char* smem_raw = rlhf_cuda_emu::dynamic_smem();
+#else
   extern __shared__ __align__(16) unsigned char smem_raw[];
+#endif
   uint16_t* Ks = reinterpret_cast<uint16_t*>(smem_raw);  // (64 keys, SD)
   uint16_t* Vs = Ks + kRows * SD;                          // (64 keys, SD)
   uint16_t* Qs = Vs + kRows * SD;                          // (64 queries, SD)
@@ -408,6 +417,7 @@ Shape make_shape(int64_t B, int64_t H, int64_t Hkv, int64_t Tq, int64_t Tk, int6
   return Shape{(int)B, (int)H, (int)Hkv, (int)Tq, (int)Tk, (int)cap, (int)D, (int)(Tk - Tq), (int)(H / Hkv), scale};
 }
 
+#ifndef RLHF_CUDA_EMU
 // Refuses what the kernels cannot do, with the reason: a device below sm_80, a head size other than 64 / 128,
 // more than 65535 (batch, head) pairs (the grid's y), tensors not starting on 16 bytes (tiles are loaded 16
 // bytes at a time, outputs stored 8 at a time).
@@ -428,8 +438,10 @@ void check_tc(int64_t D, int64_t heads, std::initializer_list<const void*> ptrs)
       throw CudaRangeError("the bf16 tensor-core attention needs every tensor (not lse, mask) to start on 16 bytes");
 }
 
+#endif  // RLHF_CUDA_EMU
 }  // namespace
 
+#ifndef RLHF_CUDA_EMU
 void attention_forward_bf16(void* out, bool out_bf16, float* lse, const uint16_t* q, const uint16_t* k,
                             const uint16_t* v, const float* mask, int64_t B, int64_t H, int64_t Hkv, int64_t Tq,
                             int64_t Tk, int64_t kv_cap, int64_t D, float scale) {
@@ -486,5 +498,6 @@ void attention_backward_bf16(float* dq, float* dk, float* dv, const uint16_t* do
     launch_bwd<128>(dq, dk, dv, dout, lse, delta.as<float>(), q, k, v, mask, s);
   RLHF_CUDA_LAUNCHED("attention_backward_bf16");
 }
+#endif  // RLHF_CUDA_EMU
 
 }  // namespace rlhf_cuda
