@@ -14,7 +14,7 @@ export interface SftConfig extends TrainingArgs {
 export const SFT_CONFIG_SPEC: ConfigSpec<SftConfig> = {
   ...TRAINING_ARGS_SPEC,
   learningRate: { ...TRAINING_ARGS_SPEC.learningRate, default: 2e-5 },
-  maxLength: { group: 'sft', type: 'integer', min: 2, default: 1024, doc: 'tokens per example; longer ones are truncated' },
+  maxLength: { group: 'sft', type: 'integer', min: 2, default: 1024, doc: 'tokens per example; longer ones are truncated, and one left with no token to learn is dropped (both counted in a warning before training and in the checkpoint state; all dropped is an error)' },
   packing: { group: 'sft', type: 'boolean', default: false, doc: 'pack short examples into rows of maxLength' },
   completionOnlyLoss: { group: 'sft', type: 'boolean', default: true, doc: 'loss on completion tokens only (the prompt is context)' },
 };

@@ -259,6 +259,32 @@ describe('SftTrainer', () => {
     expect(() => new SftTrainer(tinyGpt2(), [{ ids: [1, 2], lossMask: [0, 0] }], { config: { outputDir: join(tmp.path, 'unused') } })).toThrow(/no training example has a token to learn/);
   });
 
+  it('what maxLength cuts is counted and said once before training, and in the checkpoint; all dropped is an error naming it', () => {
+    // 7 tokens, the first to learn at position 4: maxLength 6 truncates, maxLength 4 leaves nothing to learn
+    const ex = (a: number) => ({ ids: [1, a, a + 1, 2, a + 2, 3, 3], lossMask: [0, 0, 0, 0, 1, 1, 1] });
+    const short = { ids: [1, 5, 2, 6], lossMask: [0, 0, 0, 1] };
+    const noTarget = { ids: [1, 5, 2], lossMask: [0, 0, 0] };
+    const logs: string[] = [];
+    const progress = { ...silentProgress, log: (l: string) => void logs.push(l) };
+    const out = join(tmp.path, 'lengths');
+    const t = new SftTrainer(tinyGpt2(5), [ex(5), ex(8), short, noTarget], { config: { maxLength: 6, maxSteps: 1, perDeviceTrainBatchSize: 4, outputDir: out }, progress });
+    expect(logs).toEqual(['warning: training data: of 4 examples, 2 truncated to maxLength 6; 1 dropped: no token to learn at all (lossMask)']);
+    expect(t.lengthReport).toEqual({ examples: 4, maxLength: 6, truncated: 2, droppedByLength: 0, droppedNoTarget: 1, shortestExample: 3, earliestTarget: 3 });
+    t.train();
+    expect(resolveResume(out).state).toMatchObject({ extra: { data: { truncated: 2, droppedNoTarget: 1 } } });
+
+    logs.length = 0;
+    new SftTrainer(tinyGpt2(5), [ex(5), short], { config: { maxLength: 4, outputDir: join(tmp.path, 'unused') }, progress });
+    expect(logs).toEqual(['warning: training data: of 2 examples, 1 dropped: no token to learn within maxLength 4']);
+    expect(() => new SftTrainer(tinyGpt2(5), [ex(5), ex(8)], { config: { maxLength: 4, outputDir: join(tmp.path, 'unused') } })).toThrow(
+      'SftTrainer: every one of 2 training examples is dropped by maxLength 4: none has a token to learn within it (the shortest example has 7 tokens, the earliest token to learn is at position 4); raise maxLength or shorten the prompts',
+    );
+    // nothing cut: nothing said
+    logs.length = 0;
+    new SftTrainer(tinyGpt2(5), [ex(5)], { config: { maxLength: 7, outputDir: join(tmp.path, 'unused') }, progress });
+    expect(logs).toEqual([]);
+  });
+
   it('packing fills rows of maxLength with whole examples, positions restarting, and still learns', () => {
     const rows = [
       { ids: [1, 5, 2, 6, 3], lossMask: [0, 0, 0, 1, 1] },

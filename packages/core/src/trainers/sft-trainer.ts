@@ -61,6 +61,47 @@ function toRow(e: SftExample, maxLength: number, completionOnly: boolean): SftRo
   return { ids, target, positions };
 }
 
+/**
+ * What maxLength did to a data set: examples cut to it (TRL's SFTTrainer truncates the same way, keeping the
+ * start), examples dropped because no token to learn was left within it, and examples that had none at all
+ * (a lossMask of zeros). Written to each checkpoint's trainer state (`extra.data`).
+ */
+export interface SftLengthReport {
+  examples: number;
+  maxLength: number;
+  truncated: number;
+  droppedByLength: number;
+  droppedNoTarget: number;
+  /** the fewest tokens of an example, and the earliest position of a token to learn (-1: none) */
+  shortestExample: number;
+  earliestTarget: number;
+}
+
+/** The position of an example's first token to learn (as toRow marks them), -1 when it has none. */
+function firstTarget(e: SftExample, completionOnly: boolean): number {
+  for (let t = 1; t < e.ids.length; t++) if (!completionOnly || !e.lossMask || e.lossMask[t] !== 0) return t;
+  return -1;
+}
+
+/** Rows of the examples that keep a token to learn within maxLength, and what maxLength cost (see above). */
+function toRows(data: SftExample[], maxLength: number, completionOnly: boolean): { rows: SftRow[]; report: SftLengthReport } {
+  const report: SftLengthReport = { examples: data.length, maxLength, truncated: 0, droppedByLength: 0, droppedNoTarget: 0, shortestExample: Infinity, earliestTarget: -1 };
+  const rows: SftRow[] = [];
+  for (const e of data) {
+    report.shortestExample = Math.min(report.shortestExample, e.ids.length);
+    const first = firstTarget(e, completionOnly);
+    if (first >= 0 && (report.earliestTarget < 0 || first < report.earliestTarget)) report.earliestTarget = first;
+    if (first < 0) report.droppedNoTarget++;
+    else if (first >= maxLength) report.droppedByLength++;
+    else {
+      if (e.ids.length > maxLength) report.truncated++;
+      rows.push(toRow(e, maxLength, completionOnly));
+    }
+  }
+  if (!data.length) report.shortestExample = 0;
+  return { rows, report };
+}
+
 /** Tokens a row trains on (its first token is never a target). */
 function countTargets(r: SftRow): number {
   let n = 0;
@@ -115,6 +156,8 @@ export function collateSft(rows: SftRow[]): SftBatch {
 export class SftTrainer extends TrainerBase<SftConfig> {
   private readonly rows: SftRow[];
   private readonly evalRows: SftRow[];
+  /** what maxLength did to the training data (also in each checkpoint's trainer state, extra.data) */
+  readonly lengthReport: SftLengthReport;
   /** micro-batches of the whole run (row indices) and the optimizer steps grouping them */
   private readonly plan: RunPlan;
 
@@ -127,13 +170,32 @@ export class SftTrainer extends TrainerBase<SftConfig> {
     super(config, policy, options);
     if (train.length === 0) throw new Error('SftTrainer: no training example');
     const L = Math.min(config.maxLength, policy.maxPositions);
-    const toRows = (data: SftExample[]) => {
-      const rows = data.map((e) => toRow(e, L, config.completionOnlyLoss)).filter((r) => r.target.some(Boolean));
-      return config.packing ? pack(rows, L) : rows;
+    const limit = L < config.maxLength ? `maxLength ${L} (the model's context; maxLength is ${config.maxLength})` : `maxLength ${L}`;
+    const rowsOf = (data: SftExample[], what: string) => {
+      const { rows, report } = toRows(data, L, config.completionOnlyLoss);
+      // said once, before training: nothing maxLength does to the data goes unsaid
+      const lost = [
+        report.truncated && `${report.truncated} truncated to ${limit}`,
+        report.droppedByLength && `${report.droppedByLength} dropped: no token to learn within ${limit}`,
+        report.droppedNoTarget && `${report.droppedNoTarget} dropped: no token to learn at all (lossMask)`,
+      ].filter(Boolean);
+      if (lost.length) this.progress.log(`warning: ${what}: of ${report.examples} examples, ${lost.join('; ')}`);
+      return { rows: config.packing ? pack(rows, L) : rows, report };
     };
-    this.rows = toRows(train);
-    this.evalRows = toRows(options.evalData ?? []);
-    if (this.rows.length === 0) throw new Error('SftTrainer: no training example has a token to learn (check lossMask and maxLength)');
+    const trained = rowsOf(train, 'training data');
+    this.rows = trained.rows;
+    this.lengthReport = trained.report;
+    this.evalRows = rowsOf(options.evalData ?? [], 'evaluation data').rows;
+    if (this.rows.length === 0) {
+      const r = trained.report;
+      if (r.droppedByLength > 0) {
+        throw new Error(
+          `SftTrainer: every one of ${r.examples} training examples is dropped by ${limit}: none has a token to learn within it ` +
+            `(the shortest example has ${r.shortestExample} tokens, the earliest token to learn is at position ${r.earliestTarget}); raise maxLength or shorten the prompts`,
+        );
+      }
+      throw new Error('SftTrainer: no training example has a token to learn (check lossMask)');
+    }
     // data order: one permutation per epoch from the seed, so a resumed run replays the same batches; each
     // micro-batch is a global one (every rank plans the same), of which each rank takes its share
     this.plan = planRun(
@@ -150,6 +212,10 @@ export class SftTrainer extends TrainerBase<SftConfig> {
 
   totalSteps(): number {
     return this.plan.steps.length;
+  }
+
+  protected override extraState(): Record<string, unknown> {
+    return { data: this.lengthReport };
   }
 
   protected override checkpointFiles(): Record<string, string> {
