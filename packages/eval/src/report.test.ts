@@ -21,7 +21,7 @@ describe('reports', () => {
 
   it('JSON keeps n and the interval of every number; NaN becomes null', () => {
     const j = JSON.parse(reportToJson(createReport('Demo', [{ name: 'x', metrics: { a: proportion(0, 0) } }])));
-    expect(j.results[0].metrics.a).toEqual({ value: null, n: 0, ci: [null, null], method: 'wilson' });
+    expect(j.results[0].metrics.a).toEqual({ value: null, n: 0, ci: [null, null], method: 'wilson', reason: 'no items' });
   });
 
   it('HTML is self-contained: inline SVG charts, escaped names, nothing fetched', () => {
@@ -34,6 +34,28 @@ describe('reports', () => {
     // no scripts, no external resources: the only URL is the SVG namespace
     expect(html).not.toMatch(/<script|<link|@import|url\(/i);
     expect(html.match(/https?:\/\/[^"]+/g)?.every((u) => u === 'http://www.w3.org/2000/svg')).toBe(true);
+  });
+
+  it('an undefined metric (BBQ S_AMB, S_DIS with nothing to rest on) is n/a or null with its reason in every report, never NaN', () => {
+    // two ambiguous examples, both answered 'unknown' (correct): the ambiguous bias score has no denominator;
+    // no disambiguated example at all
+    const amb = (pred: number) => ({ category: 'Age', condition: 'ambig' as const, polarity: 'neg' as const, pred, label: 2, unknownIndex: 2, stereotypedIndex: 0 });
+    const r = bbqReport([amb(2), amb(2)]);
+    const metrics = metricsOf({ benchmark: 'bbq', ...r, predictions: [], compute: { positionsRun: 0, seconds: 0, truncatedPrompts: 0 } });
+    expect(metrics['BBQ accuracy'].value).toBe(1);
+    const series = [{ name: 'curve', xLabel: 'KL', yLabel: 'reward', lines: [{ name: 'gold', points: [{ x: 0, y: 0 }, { x: 1, y: NaN }, { x: 2, y: 0.5 }] }] }];
+    const report = createReport('BBQ', [{ name: 'sft', metrics }], series);
+    const md = reportToMarkdown(report);
+    expect(md).toContain("| BBQ S_AMB | n/a: every ambiguous answer was 'unknown' or named no stereotyped group (n=2) |");
+    expect(md).toContain('| BBQ S_DIS | n/a: no disambiguated examples (n=0) |');
+    expect(md).toContain('| BBQ accuracy (disambiguated) | n/a: no items (n=0) |');
+    expect(md).toContain('| gold | 1 | n/a |');
+    const html = reportToHtml(report);
+    expect(html).toContain("<td>n/a: every ambiguous answer was 'unknown' or named no stereotyped group (n=2)</td>");
+    const j = JSON.parse(reportToJson(report));
+    expect(j.results[0].metrics['BBQ S_AMB']).toMatchObject({ value: null, n: 2, reason: "every ambiguous answer was 'unknown' or named no stereotyped group" });
+    expect(j.results[0].metrics['BBQ Age S_DIS']).toMatchObject({ value: null, n: 0, reason: 'no disambiguated examples' });
+    for (const text of [md, html, reportToJson(report)]) expect(text).not.toMatch(/NaN/);
   });
 
   it('rejects duplicate names and flattens benchmark results', () => {

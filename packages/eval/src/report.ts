@@ -7,7 +7,7 @@ import type { BbqResult, BbqScores } from './benchmarks/bbq';
 import type { RewardAccuracyResult } from './benchmarks/reward-accuracy';
 import type { ToxicityResult } from './benchmarks/toxicity';
 import type { TruthfulQaGenResult, TruthfulQaMcResult } from './benchmarks/truthfulqa';
-import type { Estimate } from './stats';
+import { type Estimate, undefinedReason } from './stats';
 
 export interface ResultSet {
   /** e.g. "base", "SFT", "PPO" */
@@ -108,6 +108,7 @@ export function formatAxis(x: number): string {
 
 export function formatEstimate(e: Estimate | undefined): string {
   if (!e) return '–';
+  if (!Number.isFinite(e.value)) return `n/a: ${undefinedReason(e)} (n=${e.n})`;
   const ci = e.method === 'exact' || !Number.isFinite(e.ci[0]) ? '' : ` [${formatNumber(e.ci[0])}, ${formatNumber(e.ci[1])}]`;
   return `${formatNumber(e.value)}${ci} (n=${e.n})`;
 }
@@ -118,9 +119,17 @@ function metricNames(results: ResultSet[]): string[] {
   return seen;
 }
 
-/** JSON: every number keeps its n and interval. */
+const isEstimate = (v: unknown): v is Estimate =>
+  typeof v === 'object' && v !== null && typeof (v as Estimate).value === 'number' && typeof (v as Estimate).n === 'number' && Array.isArray((v as Estimate).ci) && 'method' in v;
+
+/** JSON: every number keeps its n and interval; an undefined one is null with its reason (never NaN). */
 export function reportToJson(report: Report): string {
-  return `${JSON.stringify(report, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`;
+  const replace = (_k: string, v: unknown) => {
+    if (typeof v === 'number' && !Number.isFinite(v)) return null;
+    if (isEstimate(v) && !Number.isFinite(v.value)) return { ...v, reason: undefinedReason(v) };
+    return v;
+  };
+  return `${JSON.stringify(report, replace, 2)}\n`;
 }
 
 const mdCell = (s: string) => s.replace(/\|/g, '\\|');
@@ -138,7 +147,7 @@ export function reportToMarkdown(report: Report): string {
   }
   for (const s of report.series ?? []) {
     lines.push('', `## ${s.name}`, '', `| series | ${mdCell(s.xLabel)} | ${mdCell(s.yLabel)} |`, '| --- | --- | --- |');
-    for (const l of s.lines) for (const p of l.points) lines.push(`| ${mdCell(l.name)}${p.label ? ` (${mdCell(p.label)})` : ''} | ${formatAxis(p.x)} | ${formatNumber(p.y)} |`);
+    for (const l of s.lines) for (const p of l.points) lines.push(`| ${mdCell(l.name)}${p.label ? ` (${mdCell(p.label)})` : ''} | ${formatAxis(p.x)} | ${Number.isFinite(p.y) ? formatNumber(p.y) : 'n/a'} |`);
   }
   return `${lines.join('\n')}\n`;
 }
@@ -188,6 +197,8 @@ function barChart(metric: string, results: ResultSet[]): string {
         parts.push(`<path d="M${cx} ${a.toFixed(1)}V${b.toFixed(1)}M${cx - 6} ${a.toFixed(1)}h12M${cx - 6} ${b.toFixed(1)}h12" class="w"/>`);
       }
       parts.push(`<text x="${cx}" y="${(Math.min(top, Number.isFinite(e.ci[1]) ? y(e.ci[1]) : top) - 3).toFixed(1)}" text-anchor="middle" class="v">${formatNumber(e.value)}</text>`);
+    } else if (e) {
+      parts.push(`<text x="${cx}" y="${(y(0) - 3).toFixed(1)}" text-anchor="middle" class="v"><title>${esc(undefinedReason(e))}</title>n/a</text>`);
     }
     parts.push(`<text x="${cx}" y="${H - B + 14}" text-anchor="middle" class="a">${esc(results[i].name)}</text>`);
     if (e) parts.push(`<text x="${cx}" y="${H - B + 27}" text-anchor="middle" class="n">n=${e.n}</text>`);
@@ -199,6 +210,8 @@ function barChart(metric: string, results: ResultSet[]): string {
 /** A line chart of one series: a line per named line, interval bands where points carry lo/hi. */
 function lineChart(s: Series): string {
   const W = 560, H = 300, L = 56, R = 130, T = 28, B = 44;
+  // a point without a finite value is left out of the chart (the Markdown table lists it as n/a)
+  s = { ...s, lines: s.lines.map((l) => ({ ...l, points: l.points.filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y)) })) };
   const pts = s.lines.flatMap((l) => l.points);
   const xs = pts.map((p) => p.x), ys = pts.flatMap((p) => [p.y, p.lo ?? p.y, p.hi ?? p.y]).filter(Number.isFinite);
   let x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = Math.min(...ys), y1 = Math.max(...ys);

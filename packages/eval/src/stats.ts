@@ -12,6 +12,13 @@ export interface Estimate {
   /** 95% interval [low, high]; [NaN, NaN] when n = 0 */
   ci: [number, number];
   method: 'wilson' | 'normal' | 'bootstrap' | 'exact';
+  /** why `value` is not a number (NaN: the statistic is undefined on these items), for the reports */
+  reason?: string;
+}
+
+/** Why an estimate has no value: its own reason, else the generic one (no items, or undefined on them). */
+export function undefinedReason(e: Estimate): string {
+  return e.reason ?? (e.n === 0 ? 'no items' : 'undefined on these items');
 }
 
 export const Z95 = 1.959963984540054;
