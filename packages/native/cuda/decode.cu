@@ -3,8 +3,11 @@
 // holding it, e = exp(scale·(x − mx)), lse = scale·mx + log Σ e (the log in float64), probs = e / Σ e when asked.
 // One block per row; each row is computed alone, in a fixed order (its neighbours never change its bits).
 #include "block_reduce.cuh"
+// RLHF_CUDA_EMU: compiled by g++ after emu/cuda_emu.h, kernels only (the CPU emulation test, emu/README.md).
+#ifndef RLHF_CUDA_EMU
 #include "cuda_common.h"
 #include "kernels.h"
+#endif
 
 namespace rlhf_cuda {
 namespace {
@@ -45,6 +48,7 @@ __global__ void decode_softmax_k(float* probs, float* lse, int32_t* argmax, cons
 
 }  // namespace
 
+#ifndef RLHF_CUDA_EMU
 void decode_softmax(float* probs, float* lse, int32_t* argmax, const float* logits, int64_t rows, int64_t cols,
                     int64_t ld, float scale) {
   if (rows <= 0 || cols <= 0) return;
@@ -53,4 +57,5 @@ void decode_softmax(float* probs, float* lse, int32_t* argmax, const float* logi
   RLHF_CUDA_LAUNCHED("decode_softmax_k");
 }
 
+#endif  // RLHF_CUDA_EMU
 }  // namespace rlhf_cuda

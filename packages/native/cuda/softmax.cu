@@ -5,8 +5,11 @@
 // entry turns its row NaN. In place allowed (y = x; dx = dy). One block per row; the row's sums are reduced in a
 // fixed order (block_reduce.cuh), so a row's bits do not depend on its neighbours or on timing.
 #include "block_reduce.cuh"
+// RLHF_CUDA_EMU: compiled by g++ after emu/cuda_emu.h, kernels only (the CPU emulation test, emu/README.md).
+#ifndef RLHF_CUDA_EMU
 #include "cuda_common.h"
 #include "kernels.h"
+#endif
 
 namespace rlhf_cuda {
 namespace {
@@ -59,6 +62,7 @@ unsigned grid_of(int64_t rows) { return (unsigned)(rows < 65535 * 8 ? rows : 655
 
 }  // namespace
 
+#ifndef RLHF_CUDA_EMU
 void softmax_forward(float* y, float* lse, const float* x, int64_t rows, int64_t cols, float scale) {
   if (rows <= 0 || cols <= 0) return;
   softmax_forward_k<<<grid_of(rows), kThreads, 0, stream()>>>(y, lse, x, rows, cols, scale);
@@ -71,4 +75,5 @@ void softmax_backward(float* dx, const float* dy, const float* y, int64_t rows, 
   RLHF_CUDA_LAUNCHED("softmax_backward_k");
 }
 
+#endif  // RLHF_CUDA_EMU
 }  // namespace rlhf_cuda

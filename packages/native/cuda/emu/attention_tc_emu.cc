@@ -1,7 +1,8 @@
 // Runs attention_tc.cu's forward, delta and backward kernels on the CPU through cuda_emu.h, against a plain
 // float64 attention (the contract of attention.cu / API.md), and prints one JSON line per shape: for each output
 // the worst |kernel − reference| / tolerance (<= 1 passes), with the tolerance derived per element below.
-// Built and run by src/cuda/attention-tc-emu.test.ts: g++ -std=c++20 -pthread -fno-strict-aliasing -I.. .
+// Built and run by src/cuda/kernels-emu.test.ts: g++ -std=c++20 -pthread -fno-strict-aliasing.
+#include "compare.h"
 #include "cuda_emu.h"
 #define RLHF_CUDA_EMU 1
 #include "../attention_tc.cu"
@@ -15,6 +16,7 @@
 namespace {
 
 using rlhf_cuda::Shape;
+using rlhf_cuda_emu::Worst;
 using u16 = uint16_t;
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr u16 kBf16NaN = 0x7fc0;
@@ -40,17 +42,6 @@ std::vector<u16> random_bf16(std::mt19937& rng, size_t n, float amp) {
   for (auto& e : x) e = to_bf16((rng() & 1 ? 1.f : -1.f) * mag(rng) * amp);
   return x;
 }
-
-struct Worst {
-  double ratio = 0;
-  std::string where;
-  void add(double got, double ref, double tol, const std::string& at) {
-    double r;
-    if (std::isinf(ref) || std::isinf(got)) r = (got == ref) ? 0 : kInf;
-    else r = std::isfinite(got) ? std::abs(got - ref) / tol : kInf;
-    if (!(r <= ratio)) ratio = r, where = at + " got " + std::to_string(got) + " ref " + std::to_string(ref);
-  }
-};
 
 std::string run_case(const Case& c, std::mt19937& rng) {
   const int B = c.B, H = c.H, Hkv = c.Hkv, Tq = c.Tq, Tk = c.Tk, cap = c.cap, D = c.D, group = H / Hkv;
@@ -192,12 +183,6 @@ std::string run_case(const Case& c, std::mt19937& rng) {
     w_dk.add(dk[e], dk_ref[e], dk_tol[e], "dk " + std::to_string(e));
     w_dv.add(dv[e], dv_ref[e], dv_tol[e], "dv " + std::to_string(e));
   }
-  auto num = [](double r) { return std::isfinite(r) ? std::to_string(r) : std::string("1e308"); };
-  auto at = [](const Worst& w) {
-    std::string s;
-    for (char ch : w.where) s += ch == '"' ? '\'' : ch;
-    return s;
-  };
   char head[256];
   std::snprintf(head, sizeof head,
                 "{\"name\":\"%s\",\"B\":%d,\"H\":%d,\"Hkv\":%d,\"Tq\":%d,\"Tk\":%d,\"cap\":%d,\"D\":%d,\"outBf16\":%s,"
@@ -205,9 +190,9 @@ std::string run_case(const Case& c, std::mt19937& rng) {
                 c.name, B, H, Hkv, Tq, Tk, cap, D, c.out_bf16 ? "true" : "false", c.mask ? "true" : "false",
                 no_key_rows, ms);
   return std::string(head) + "\"untouchedBeyondTk\":" + (untouched ? "true" : "false") + ",\"worst\":{\"out\":" +
-         num(w_out.ratio) + ",\"lse\":" + num(w_lse.ratio) + ",\"dq\":" + num(w_dq.ratio) + ",\"dk\":" +
-         num(w_dk.ratio) + ",\"dv\":" + num(w_dv.ratio) + "},\"where\":{\"out\":\"" + at(w_out) + "\",\"lse\":\"" +
-         at(w_lse) + "\",\"dq\":\"" + at(w_dq) + "\",\"dk\":\"" + at(w_dk) + "\",\"dv\":\"" + at(w_dv) + "\"}}";
+         w_out.json() + ",\"lse\":" + w_lse.json() + ",\"dq\":" + w_dq.json() + ",\"dk\":" +
+         w_dk.json() + ",\"dv\":" + w_dv.json() + "},\"where\":{\"out\":" + w_out.json_where() + ",\"lse\":" +
+         w_lse.json_where() + ",\"dq\":" + w_dq.json_where() + ",\"dk\":" + w_dk.json_where() + ",\"dv\":" + w_dv.json_where() + "}}";
 }
 
 }  // namespace

@@ -15,9 +15,11 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <math.h>
 #include <memory>
 #include <stdexcept>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #define __global__
@@ -55,7 +57,7 @@ namespace rlhf_cuda_emu {
 // One warp's meeting place: a barrier of its 32 threads and the exchange buffers of shuffles and mma.
 struct Warp {
   std::barrier<> bar{32};
-  uint32_t xchg[32];
+  uint64_t xchg[32];
   uint32_t a[32][4], b[32][2];
 };
 struct Block {
@@ -148,11 +150,12 @@ inline void mma_m16n8k16_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0
 
 template <class T>
 inline T shfl_exchange(T v, int src_lane) {
-  static_assert(sizeof(T) == 4, "emu: 32-bit shuffles only");
+  static_assert(sizeof(T) <= 8 && std::is_trivially_copyable_v<T>, "emu: shuffles of up to 64 bits");
   Warp& w = warp();
-  w.xchg[lane()] = std::bit_cast<uint32_t>(v);
+  std::memcpy(&w.xchg[lane()], &v, sizeof(T));
   w.bar.arrive_and_wait();
-  const T r = std::bit_cast<T>(w.xchg[src_lane & 31]);
+  T r;
+  std::memcpy(&r, &w.xchg[src_lane & 31], sizeof(T));
   w.bar.arrive_and_wait();
   return r;
 }
