@@ -104,6 +104,15 @@ describe('trainer configs', () => {
     expect(validateGrpoConfig({ dynamicSampling: true, maxGenerationRounds: 5, overlongBufferLength: 8, overlongPenaltyFactor: 0.5, beta: 0.04, refModelPath: 'r', refModelDtype: 'bf16' })).toEqual([]);
     expect(validateRlooConfig({ beta: 0, refModelPath: 'runs/sft/final' }).map((p) => p.field)).toEqual(['refModelPath']);
     expect(validateRlooConfig({ refModelPath: 'runs/sft/final' })).toEqual([]); // beta 0.05 by default
+    expect(validateRewardConfig({ normalizeScores: false, normalizeSamples: 64 }).map((p) => p.field)).toEqual(['normalizeSamples']);
+    expect(validateRewardConfig({ normalizeSamples: 64 })).toEqual([]);
+    // warmup: a ratio beside a step count, or either with the constant schedule (which has none)
+    expect(validateSftConfig({ warmupSteps: 5, warmupRatio: 0.1 })).toEqual([{ field: 'warmupRatio', message: 'is ignored when warmupSteps is set (5), got 0.1: give one of them' }]);
+    expect(validateSftConfig({ lrSchedulerType: 'constant', warmupSteps: 5 })).toEqual([
+      { field: 'warmupSteps', message: "is ignored by lrSchedulerType 'constant' (no warmup), got 5: use 'constant_with_warmup'" },
+    ]);
+    expect(validatePpoConfig({ lrSchedulerType: 'constant', warmupRatio: 0.1 }).map((p) => p.field)).toEqual(['warmupRatio']);
+    expect(validateSftConfig({ lrSchedulerType: 'constant_with_warmup', warmupSteps: 5 })).toEqual([]);
   });
 
   it('rejects a config that is not an object', () => {

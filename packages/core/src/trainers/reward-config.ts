@@ -1,4 +1,4 @@
-import { resolveConfig, validateConfig, type ConfigProblem, type ConfigSpec } from './config';
+import { resolveConfig, unusedUnless, validateConfig, type ConfigProblem, type ConfigSpec } from './config';
 import { TRAINING_ARGS_SPEC, trainingArgsRules, type TrainingArgs } from './training-args';
 
 export type RewardLossType = 'kwise' | 'pairwise';
@@ -34,7 +34,9 @@ export const REWARD_CONFIG_SPEC: ConfigSpec<RewardConfig> = {
 };
 
 function rewardRules(c: RewardConfig, ok: (f: keyof RewardConfig & string) => boolean): ConfigProblem[] {
-  return trainingArgsRules(c, ok);
+  const out = trainingArgsRules(c, ok);
+  out.push(...unusedUnless(REWARD_CONFIG_SPEC, c, ok, 'normalizeSamples', !ok('normalizeScores') || c.normalizeScores, 'with normalizeScores true'));
+  return out;
 }
 
 export function validateRewardConfig(input: unknown): ConfigProblem[] {

@@ -89,8 +89,8 @@ export const TRAINING_ARGS_SPEC: ConfigSpec<TrainingArgs> = {
   gradientCheckpointing: { group: 'optimisation', type: 'boolean', default: false, doc: "recompute each block in the backward instead of keeping its activations: the activations' memory of all blocks but one, for about a third more compute" },
   mixedPrecision: { group: 'optimisation', type: 'enum', values: MIXED_PRECISION_MODES, default: 'no', doc: "'bf16': the projections of each training step in bf16 with float32 sums and float32 master weights and gradients, attention (head width 64 or 128) on bf16 q, k, v with float32 statistics (norms and the loss in float32; the bf16 weight copies made once per step); evaluation stays float32. 'no': float32 throughout" },
   lrSchedulerType: { group: 'optimisation', type: 'enum', values: LR_SCHEDULER_TYPES, default: 'linear', doc: 'decay after warmup' },
-  warmupRatio: { group: 'optimisation', type: 'number', min: 0, lt: 1, default: 0, doc: 'fraction of the optimizer steps spent warming up from 0 (ignored when warmupSteps > 0)' },
-  warmupSteps: { group: 'optimisation', type: 'integer', min: 0, default: 0, doc: 'optimizer steps of linear warmup; overrides warmupRatio when > 0' },
+  warmupRatio: { group: 'optimisation', type: 'number', min: 0, lt: 1, default: 0, doc: 'fraction of the optimizer steps spent warming up from 0 (not with warmupSteps > 0, nor with the constant schedule)' },
+  warmupSteps: { group: 'optimisation', type: 'integer', min: 0, default: 0, doc: "optimizer steps of linear warmup (instead of warmupRatio; not with the constant schedule: use 'constant_with_warmup')" },
   perDeviceTrainBatchSize: { group: 'batching', type: 'integer', min: 1, default: 8, doc: 'examples per micro-batch (one forward/backward)' },
   perDeviceEvalBatchSize: { group: 'batching', type: 'integer', min: 1, default: 8, doc: 'examples per evaluation forward' },
   gradientAccumulationSteps: { group: 'batching', type: 'integer', min: 1, default: 1, doc: 'micro-batches whose gradients are summed before one optimizer step' },
@@ -117,6 +117,16 @@ export function trainingArgsRules<T extends TrainingArgs>(c: T, ok: (f: keyof T 
   if (ok('maxSteps') && c.maxSteps === 0) out.push({ field: 'maxSteps', message: 'must be -1 (use numTrainEpochs) or ≥ 1, got 0' });
   if (ok('adamBeta1') && ok('adamBeta2') && c.adamBeta1 > c.adamBeta2) {
     out.push({ field: 'adamBeta1', message: `is above adamBeta2 (${c.adamBeta1} > ${c.adamBeta2}); swapped by mistake?` });
+  }
+  // warmup settings a run would accept and ignore: a ratio beside a step count (the count wins, as transformers),
+  // and either with the 'constant' schedule (no warmup, as transformers' get_constant_schedule)
+  if (ok('warmupSteps') && ok('warmupRatio') && c.warmupSteps > 0 && c.warmupRatio > 0) {
+    out.push({ field: 'warmupRatio', message: `is ignored when warmupSteps is set (${c.warmupSteps}), got ${c.warmupRatio}: give one of them` });
+  }
+  if (ok('lrSchedulerType') && c.lrSchedulerType === 'constant') {
+    for (const f of ['warmupSteps', 'warmupRatio'] as const) {
+      if (ok(f) && c[f] > 0) out.push({ field: f, message: `is ignored by lrSchedulerType 'constant' (no warmup), got ${c[f]}: use 'constant_with_warmup'` });
+    }
   }
   return out;
 }
