@@ -52,6 +52,14 @@ const small = {
 };
 
 describe('GrpoTrainer', () => {
+  it('maxSteps past the epochs runs more epochs (as the offline trainers) instead of stopping short', () => {
+    // 16 prompts, 2 per generation of 8 completions: 8 generations of 1 step per epoch
+    const t = (c: Record<string, unknown>) => new GrpoTrainer(tinyGpt2(5), prompts(16, 1), [countGood], { config: { ...small, numTrainEpochs: 1, ...c } });
+    expect(t({}).totalSteps()).toBe(8);
+    expect(t({ maxSteps: 3 }).totalSteps()).toBe(3);
+    expect(t({ maxSteps: 21 }).totalSteps()).toBe(21); // was 8
+  });
+
   it('raises a verifiable reward (answerMatch on decoded text against the dataset column) on held-out prompts, over 3 seeds', () => {
     const gains: number[] = [];
     for (const seed of [1, 2, 3]) {

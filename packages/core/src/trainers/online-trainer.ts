@@ -231,7 +231,9 @@ export abstract class OnlineTrainer<C extends OnlineConfig> extends TrainerBase<
     }
     this.shape = { ...perRank, completions, prompts: completions / config.numGenerations };
     this.stepsPerCycle = config.numIterations * this.shape.optimizerSteps;
-    this.cycles = Math.ceil((config.numTrainEpochs * prompts.length) / this.shape.prompts);
+    // maxSteps past the epochs' steps runs more epochs (as the offline trainers' planRun and transformers' max_steps)
+    // rather than stopping short of it
+    this.cycles = Math.max(Math.ceil((config.numTrainEpochs * prompts.length) / this.shape.prompts), Math.ceil(config.maxSteps / this.stepsPerCycle));
     this.nextPermutation = seededPermutation(config.seed);
     this.rng = new StatefulRng(config.seed).fork();
   }

@@ -60,6 +60,16 @@ describe('PpoTrainer', () => {
     }
   });
 
+  it('maxSteps past the epochs runs more epochs (as the offline trainers), and is refused past an explicit totalEpisodes', () => {
+    // 16 prompts, a rollout of 8 × 2 minibatches = 16 prompts, 2 ppoEpochs × 2 minibatches: 1 rollout of 4 steps per epoch
+    const { totalEpisodes: _, ...epochs } = base;
+    const t = (c: Record<string, unknown>) => new PpoTrainer(policyOf(33), prompts(16, 4), countGood, { config: { ...epochs, ...c } });
+    expect(t({ numTrainEpochs: 1 }).totalSteps()).toBe(4);
+    expect(t({ numTrainEpochs: 1, maxSteps: 3 }).totalSteps()).toBe(3);
+    expect(t({ numTrainEpochs: 1, maxSteps: 10 }).totalSteps()).toBe(10); // was 4: the run stopped short, silently
+    expect(() => t({ totalEpisodes: 16, maxSteps: 20 })).toThrow(/maxSteps: 20 is more than the 4 optimizer steps of totalEpisodes 16 .*raise totalEpisodes or lower maxSteps/);
+  });
+
   it('prompts longer than the window minus responseLength keep their end (said once); impossible lengths are named', () => {
     // tinyGpt2's window is 32 positions; with responseLength 6 a prompt keeps at most 26 tokens
     const long = Array.from({ length: 40 }, (_, i) => 5 + (i % 7));

@@ -25,6 +25,7 @@
  * backpropagates the rows of a minibatch it holds, scaled by the minibatch's global token count.
  */
 import { autocast } from '../tensor/autocast';
+import { ConfigError } from './config';
 import type { CausalLM } from '../model/common';
 import type { CausalLMWithValueHead } from '../model/heads';
 import { add } from '../tensor/ops';
@@ -162,7 +163,14 @@ export class PpoTrainer extends TrainerBase<PpoConfig> {
     this.R = this.globalBatch;
     this.stepsPerIteration = config.ppoEpochs * config.numMiniBatches;
     const episodes = config.totalEpisodes ?? config.numTrainEpochs * prompts.length;
-    this.iterations = Math.ceil(episodes / this.R);
+    const byEpisodes = Math.ceil(episodes / this.R);
+    // maxSteps past the epochs' steps runs more epochs (as the offline trainers and transformers' max_steps); past
+    // an explicit totalEpisodes it contradicts it
+    const wanted = Math.ceil(config.maxSteps / this.stepsPerIteration);
+    if (wanted > byEpisodes && config.totalEpisodes !== null) {
+      throw new ConfigError('ppo config', [{ field: 'maxSteps', message: `${config.maxSteps} is more than the ${byEpisodes * this.stepsPerIteration} optimizer steps of totalEpisodes ${config.totalEpisodes} (${byEpisodes} rollouts of ${this.R} prompts, ${this.stepsPerIteration} steps each): raise totalEpisodes or lower maxSteps` }]);
+    }
+    this.iterations = Math.max(byEpisodes, wanted);
     // prompt order: successive seeded permutations, R prompts per iteration
     const perm = seededPermutation(config.seed);
     this.promptOrder = [];

@@ -95,7 +95,7 @@ export const TRAINING_ARGS_SPEC: ConfigSpec<TrainingArgs> = {
   perDeviceEvalBatchSize: { group: 'batching', type: 'integer', min: 1, default: 8, doc: 'examples per evaluation forward' },
   gradientAccumulationSteps: { group: 'batching', type: 'integer', min: 1, default: 1, doc: 'micro-batches whose gradients are summed before one optimizer step' },
   numTrainEpochs: { group: 'batching', type: 'integer', min: 1, default: 3, doc: 'passes over the training data' },
-  maxSteps: { group: 'batching', type: 'integer', min: -1, default: -1, doc: 'stop after this many optimizer steps; -1: run numTrainEpochs' },
+  maxSteps: { group: 'batching', type: 'integer', min: -1, default: -1, doc: 'stop after this many optimizer steps, running more epochs when the data runs out first (PPO: not past an explicit totalEpisodes); -1: run numTrainEpochs' },
   loggingSteps: { group: 'logging and checkpoints', type: 'integer', min: 1, default: 1, doc: 'write a metrics.jsonl line every this many optimizer steps' },
   evalSteps: { group: 'logging and checkpoints', type: 'integer', min: 0, default: 0, doc: 'evaluate every this many steps; 0: only at the end' },
   saveSteps: { group: 'logging and checkpoints', type: 'integer', min: 0, default: 0, doc: 'write a checkpoint every this many steps; 0: only at the end' },
