@@ -1,8 +1,11 @@
 // Elementwise ops on device buffers: grid-stride loops, one float per thread step (these ops are bound by
 // memory bandwidth; the arithmetic is free). Formulas are those of csrc/ops/{elementwise,gelu,swiglu,sub,fill,
 // log_sigmoid,sum,copy}.
+// RLHF_CUDA_EMU: compiled by g++ after emu/cuda_emu.h, kernels only (the CPU emulation test, emu/README.md).
+#ifndef RLHF_CUDA_EMU
 #include "cuda_common.h"
 #include "kernels.h"
+#endif
 
 namespace rlhf_cuda {
 namespace {
@@ -183,6 +186,7 @@ __global__ void cast_bf16_to_f32_k(float* dst, const uint16_t* src, int64_t n) {
 
 }  // namespace
 
+#ifndef RLHF_CUDA_EMU
 #define LAUNCH(kernel, n, ...)                                                        \
   do {                                                                                \
     if ((n) > 0) {                                                                    \
@@ -262,4 +266,5 @@ void copy_f32(float* dst, const float* src, int64_t n) {
 void cast_f32_to_bf16(uint16_t* dst, const float* src, int64_t n) { LAUNCH(cast_f32_to_bf16_k, n, dst, src, n); }
 void cast_bf16_to_f32(float* dst, const uint16_t* src, int64_t n) { LAUNCH(cast_bf16_to_f32_k, n, dst, src, n); }
 
+#endif  // RLHF_CUDA_EMU
 }  // namespace rlhf_cuda

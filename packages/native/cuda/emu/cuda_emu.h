@@ -173,7 +173,5 @@ inline T __shfl_down_sync(unsigned, T v, unsigned d) {
   return rlhf_cuda_emu::shfl_exchange(v, l + (int)d < 32 ? l + (int)d : l);
 }
 inline void __syncthreads() { rlhf_cuda_emu::g_block->bar->arrive_and_wait(); }
-inline float atomicAdd(float* p, float v) {
-  std::atomic_ref<float> r(*p);
-  return r.fetch_add(v);
-}
+inline float atomicAdd(float* p, float v) { return std::atomic_ref<float>(*p).fetch_add(v); }
+inline double atomicAdd(double* p, double v) { return std::atomic_ref<double>(*p).fetch_add(v); }

@@ -5,7 +5,7 @@
 // the worst |kernel − reference| / tolerance (<= 1 passes; tolerances derived in each harness). Compiled with
 // AddressSanitizer and UBSan: a read or write outside a buffer or shared memory fails the run.
 //   attention_tc.cu (bf16 tensor cores): forward, delta, backward; softmax.cu: forward, backward;
-//   decode.cu: decode_softmax_k.
+//   decode.cu: decode_softmax_k; elementwise.cu: sum_squares_k (as sumSquaresMany launches it), the bf16 casts.
 // Without g++ this skips with a message, except under CI, where it fails.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -23,7 +23,7 @@ type Line = { name: string; worst: Record<string, number>; where: Record<string,
 /** Compiles cuda/emu/<harness>.cc into `dir` and runs it; its JSON lines by shape name. */
 function runHarness(dir: string, harness: string): Map<string, Line> {
   const exe = join(dir, harness);
-  const cc = spawnSync(cxx, ['-std=c++20', '-O1', '-pthread', '-fno-strict-aliasing', '-Wall', '-Wno-unknown-pragmas', '-Werror',
+  const cc = spawnSync(cxx, ['-std=c++20', '-O1', '-pthread', '-fno-strict-aliasing', '-Wall', '-Wno-unknown-pragmas', '-Wno-sign-compare', '-Wno-unused-function', '-Werror',
     '-fsanitize=address,undefined', '-fno-sanitize-recover=all', '-o', exe, join(emuDir, `${harness}.cc`)], { encoding: 'utf8' });
   if (cc.status !== 0) throw new Error(`compiling cuda/emu/${harness}.cc failed:\n${cc.stderr}`);
   // A deadlock (lanes of a warp meeting different collectives) ends at the time limit instead of hanging.
@@ -108,5 +108,15 @@ if (!hasCxx && process.env.CI) {
   }, (r) => {
     expect(r.argmaxOk).toBe(true);  // the first position holding the maximum
     expect(r.untouchedBeyondCols).toBe(true);
+  });
+
+  harnessSuite('elementwise_emu', 'elementwise.cu sum_squares_k and the bf16 casts under the CPU emulator', {
+    sumSquaresMany: 'tensors of 1, 255, 257, 5000 elements (and 5000 on 3 blocks) into their own doubles, against long double',
+    castBf16: '3012 floats to bf16 (ties both ways, subnormals, the largest float, ±inf, ±0, NaNs) and back',
+  }, (r, name) => {
+    if (name === 'castBf16') {
+      expect(r.wrong, `first wrong: ${r.first as string}`).toBe(0);  // the nearest bf16, ties to even; NaN stays NaN
+      expect(r.wrongBack).toBe(0);
+    }
   });
 }
