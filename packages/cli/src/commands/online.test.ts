@@ -126,7 +126,7 @@ describe('rlhf grpo | rloo', () => {
     const out = join(root, 'bad-type-out');
     const badType = await run(registerGrpo, 'grpo', '--config', config('bad-type', { rewardFuncs: [{ builtin: 'answerMatch', options: { tolerance: 'abc' } }] }), '--out', out).catch((e: Error) => e);
     expect((badType as Error).name).toBe('ConfigError');
-    expect((badType as Error).message).toContain(`rewardFuncs[0].options: answerMatch: option 'tolerance' must be a finite number ≥ 0, got "abc"`);
+    expect((badType as Error).message).toContain(`grpo config: 1 problem:\n  - rewardFuncs[0].options.tolerance: answerMatch: option 'tolerance' must be a finite number ≥ 0, got "abc"`);
     expect(existsSync(out) ? readdirSync(out).filter((f) => f.startsWith('checkpoint-') || f === 'final') : []).toEqual([]);
   });
 
@@ -134,7 +134,13 @@ describe('rlhf grpo | rloo', () => {
     const noExport = await run(registerGrpo, 'grpo', '--config', config('noexp', { rewardFuncs: [{ module: 'rewards.mjs', export: 'notAFunction' }] })).catch((e: Error) => e);
     expect((noExport as Error).message).toMatch(/rewardFuncs\[0\]\.export: .*rewards\.mjs exports no function named 'notAFunction' \(its functions: seesAnswer, shortIsGood\)/);
     const missing = await run(registerGrpo, 'grpo', '--config', config('missing', { rewardFuncs: [{ module: 'nope.mjs' }] })).catch((e: Error) => e);
-    expect((missing as Error).message).toMatch(/rewardFuncs\[0\]\.module: .*nope\.mjs does not exist/);
+    expect((missing as Error).message).toMatch(/^grpo config: 1 problem:\n {2}- rewardFuncs\[0\]\.module: .*nope\.mjs does not exist/);
+    // every problem of rewardFuncs is the command's config problem, by path: the shape (checked with the config),
+    // what loads, and names that collide (metrics are logged by name)
+    const badPattern = await run(registerRloo, 'rloo', '--config', config('pattern', { rewardFuncs: [{ builtin: 'lengthPenalty', options: { maxTokens: 4, perToken: 0.1 } }, { builtin: 'formatMatch', options: { pattern: '(' } }] })).catch((e: Error) => e);
+    expect((badPattern as Error).message).toMatch(/^rloo config: 1 problem:\n {2}- rewardFuncs\[1\]\.options\.pattern: not a valid regular expression: /);
+    const twice = await run(registerGrpo, 'grpo', '--config', config('twice', { rewardFuncs: [{ module: 'rewards.mjs', export: 'seesAnswer' }, { builtin: 'answerMatch', options: { column: 'answer' }, name: 'seesAnswer' }] })).catch((e: Error) => e);
+    expect((twice as Error).message).toBe(`grpo config: 1 problem:\n  - rewardFuncs[1].name: 'seesAnswer' is also the name of rewardFuncs[0]; give each reward a distinct "name" (their metrics are logged by name)`);
     writeFileSync(join(root, 'nan.mjs'), 'export default function judge({ completionIds }) { return completionIds.map((_, i) => (i === 2 ? NaN : 0)); }');
     const nan = await run(registerGrpo, 'grpo', '--config', config('nan', { rewardFuncs: [{ module: 'nan.mjs' }] }), '--out', join(root, 'nan-out')).catch((e: Error) => e);
     expect((nan as Error).message).toMatch(/reward function 'judge' returned NaN for completion 2 of 8/);

@@ -68,7 +68,7 @@ function register<C extends OnlineConfig>(program: Command, k: OnlineCommand<C>)
     }
     const { model, tokenizer, tokenizerOut, stopTokens, resume } = loadStartingModel(config.modelPath, opts);
     const baseDir = opts.config ? dirname(resolve(opts.config)) : process.cwd();
-    const rewards = await loadRewardFuncs(extras.rewardFuncs, baseDir, tokenizer);
+    const rewards = await loadRewardFuncs(extras.rewardFuncs, baseDir, tokenizer, `${k.name} config`);
     const prompts = await loadExamples(config.datasetPath, 'datasetPath', (r) => toPromptExamples(tokenizer, r));
     const evalPrompts = config.evalDatasetPath ? await loadExamples(config.evalDatasetPath, 'evalDatasetPath', (r) => toPromptExamples(tokenizer, r)) : undefined;
     // a reference is loaded only when a KL uses it (beta 0: none is held in memory)

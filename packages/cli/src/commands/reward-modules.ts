@@ -12,13 +12,15 @@
  *   { "rewardModel": "models/rm", "name"?, "weight"? }
  *       a reward model trained by `rlhf rm` (with its reward-normalization.json)
  *
- * Every problem of the list is reported at once by its path (rewardFuncs[1].module: ...); a module that does
- * not load or does not export a function is named with the file and what it does export.
+ * Every problem of the list is a problem of the command's config, by its path as written there (`grpo config:
+ * ... rewardFuncs[1].options.pattern: ...`): the shape is checked with the rest of the config, all at once; a
+ * module that does not load or does not export a function is named with the file and what it does export; two
+ * rewards under one name (metrics are logged by name) are refused at the second's `name`.
  */
 import { existsSync, rmSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { answerMatch, ConfigError, formatMatch, lengthPenalty, loadRewardModel, type ConfigProblem, type RewardFunction, type RewardInput, type Tokenizer } from '@rlhf/core';
+import { answerMatch, ConfigError, formatMatch, lengthPenalty, loadRewardModel, rewardName, type ConfigProblem, type RewardFunction, type RewardInput, type Tokenizer } from '@rlhf/core';
 import { sameTokenizer } from './train-common';
 
 const BUILTINS = ['answerMatch', 'formatMatch', 'lengthPenalty'] as const;
@@ -71,15 +73,15 @@ export function checkRewardFuncs(value: unknown): ConfigProblem[] {
 }
 
 /** Imports a reward module: .js/.mjs/.cjs as they are, .ts/.mts/.cts through esbuild (bundled next to the file, then removed). */
-async function importModule(file: string, field: string): Promise<Record<string, unknown>> {
-  if (!existsSync(file)) throw new ConfigError('reward config', [{ field, message: `${file} does not exist` }]);
+async function importModule(file: string, field: string, who: string): Promise<Record<string, unknown>> {
+  if (!existsSync(file)) throw new ConfigError(who, [{ field, message: `${file} does not exist` }]);
   if (/\.[cm]?js$/.test(file)) return (await import(pathToFileURL(file).href)) as Record<string, unknown>;
-  if (!/\.[cm]?ts$/.test(file)) throw new ConfigError('reward config', [{ field, message: `${file}: a reward module must be .js, .mjs, .cjs or .ts` }]);
+  if (!/\.[cm]?ts$/.test(file)) throw new ConfigError(who, [{ field, message: `${file}: a reward module must be .js, .mjs, .cjs or .ts` }]);
   let esbuild: typeof import('esbuild');
   try {
     esbuild = await import('esbuild');
   } catch {
-    throw new ConfigError('reward config', [{ field, message: `${file}: a .ts reward module is compiled with esbuild, which is not installed here (npm install --save-dev esbuild), or compile it to .mjs yourself` }]);
+    throw new ConfigError(who, [{ field, message: `${file}: a .ts reward module is compiled with esbuild, which is not installed here (npm install --save-dev esbuild), or compile it to .mjs yourself` }]);
   }
   // bundled next to the source, so that its imports of packages resolve as they would from the source
   const out = join(dirname(file), `.${basename(file)}.${process.pid}.${Date.now()}.mjs`);
@@ -88,7 +90,7 @@ async function importModule(file: string, field: string): Promise<Record<string,
   } catch (e) {
     const errs = (e as { errors?: Array<{ text: string; location?: { line: number } }> }).errors ?? [];
     const first = errs[0] ? `${errs[0].location ? `line ${errs[0].location.line}: ` : ''}${errs[0].text}` : (e as Error).message;
-    throw new ConfigError('reward config', [{ field, message: `${file} does not compile: ${first}` }]);
+    throw new ConfigError(who, [{ field, message: `${file} does not compile: ${first}` }]);
   }
   try {
     return (await import(pathToFileURL(out).href)) as Record<string, unknown>;
@@ -97,23 +99,23 @@ async function importModule(file: string, field: string): Promise<Record<string,
   }
 }
 
-function regex(source: unknown, flags: unknown, field: string): RegExp {
+function regex(source: unknown, flags: unknown, field: string, who: string): RegExp {
   try {
     return new RegExp(String(source), typeof flags === 'string' ? flags : '');
   } catch (e) {
-    throw new ConfigError('reward config', [{ field, message: `not a valid regular expression: ${(e as Error).message}` }]);
+    throw new ConfigError(who, [{ field, message: `not a valid regular expression: ${(e as Error).message}` }]);
   }
 }
 
-function builtin(name: string, options: Record<string, unknown>, field: string): RewardFunction {
+function builtin(name: string, options: Record<string, unknown>, field: string, who: string): RewardFunction {
   switch (name) {
     case 'answerMatch': {
       const { flags, ...rest } = options; // flags belong to extract's regular expression
-      return answerMatch({ ...rest, extract: options.extract === undefined ? undefined : regex(options.extract, flags, `${field}.options.extract`) } as Parameters<typeof answerMatch>[0]);
+      return answerMatch({ ...rest, extract: options.extract === undefined ? undefined : regex(options.extract, flags, `${field}.options.extract`, who) } as Parameters<typeof answerMatch>[0]);
     }
     case 'formatMatch':
-      if (typeof options.pattern !== 'string') throw new ConfigError('reward config', [{ field: `${field}.options.pattern`, message: 'formatMatch needs a "pattern" (a regular expression as a string)' }]);
-      return formatMatch(regex(options.pattern, options.flags, `${field}.options.pattern`), { name: options.name as string | undefined });
+      if (typeof options.pattern !== 'string') throw new ConfigError(who, [{ field: `${field}.options.pattern`, message: 'formatMatch needs a "pattern" (a regular expression as a string)' }]);
+      return formatMatch(regex(options.pattern, options.flags, `${field}.options.pattern`, who), { name: options.name as string | undefined });
     default:
       return lengthPenalty(options as Parameters<typeof lengthPenalty>[0]);
   }
@@ -123,7 +125,7 @@ function builtin(name: string, options: Record<string, unknown>, field: string):
  * The rewards of a checked rewardFuncs list (checkRewardFuncs), loaded: modules imported, built-ins made,
  * reward models loaded (and checked to read the policy's tokenizer). `baseDir`: where relative paths start.
  */
-export async function loadRewardFuncs(entries: unknown, baseDir: string, tokenizer: Tokenizer): Promise<RewardInput[]> {
+export async function loadRewardFuncs(entries: unknown, baseDir: string, tokenizer: Tokenizer, who: string): Promise<RewardInput[]> {
   const list = entries as Array<Record<string, unknown>>;
   const out: RewardInput[] = [];
   for (const [i, e] of list.entries()) {
@@ -140,11 +142,12 @@ export async function loadRewardFuncs(entries: unknown, baseDir: string, tokeniz
     if ('builtin' in e) {
       let fn: RewardFunction;
       try {
-        fn = builtin(String(e.builtin), (e.options ?? {}) as Record<string, unknown>, at);
+        fn = builtin(String(e.builtin), (e.options ?? {}) as Record<string, unknown>, at, who);
       } catch (err) {
         // core's check of an option's type (answerMatch: option 'tolerance' must be ...), by its path here
         if (err instanceof ConfigError || !(err instanceof TypeError || err instanceof RangeError)) throw err;
-        throw new ConfigError('reward config', [{ field: `${at}.options`, message: err.message }]);
+        const option = /option '(\w+)'/.exec(err.message)?.[1];
+        throw new ConfigError(who, [{ field: `${at}.options${option ? `.${option}` : ''}`, message: err.message }]);
       }
       out.push({ fn, ...common, ...timeout });
       continue;
@@ -152,22 +155,32 @@ export async function loadRewardFuncs(entries: unknown, baseDir: string, tokeniz
     const file = path(e.module);
     let mod: Record<string, unknown>;
     try {
-      mod = await importModule(file, `${at}.module`);
+      mod = await importModule(file, `${at}.module`, who);
     } catch (err) {
       if (err instanceof ConfigError) throw err;
-      throw new ConfigError('reward config', [{ field: `${at}.module`, message: `${file} does not load: ${(err as Error).message}` }]);
+      throw new ConfigError(who, [{ field: `${at}.module`, message: `${file} does not load: ${(err as Error).message}` }]);
     }
     const name = (e.export as string | undefined) ?? 'default';
     // a CommonJS module imported from ESM puts module.exports on default
     const fn = mod[name] ?? (mod.default as Record<string, unknown> | undefined)?.[name];
     if (typeof fn !== 'function') {
       const has = Object.keys(mod).filter((k) => typeof mod[k] === 'function');
-      throw new ConfigError('reward config', [{
+      throw new ConfigError(who, [{
         field: `${at}.${e.export === undefined ? 'module' : 'export'}`,
         message: `${file} exports no function named '${name}'${has.length ? ` (its functions: ${has.join(', ')})` : ' (it exports no function)'}`,
       }]);
     }
     out.push({ fn: fn as RewardFunction, name: (e.name as string | undefined) ?? (name === 'default' ? fn.name || basename(file).replace(/\.[^.]*$/, '') : name), ...common, ...timeout });
   }
+  // metrics are logged by name: two rewards under one name are refused here, by path (not by the trainer's index)
+  const seen = new Map<string, number>();
+  out.forEach((r, i) => {
+    const name = rewardName(r, i);
+    const j = seen.get(name);
+    if (j !== undefined) {
+      throw new ConfigError(who, [{ field: `rewardFuncs[${i}].name`, message: `'${name}' is also the name of rewardFuncs[${j}]; give each reward a distinct "name" (their metrics are logged by name)` }]);
+    }
+    seen.set(name, i);
+  });
   return out;
 }

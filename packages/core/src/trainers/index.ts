@@ -94,6 +94,7 @@ export type { ResponseBatch, ResponseSampling, ResponseForward, ResponseLogprobs
 export {
   scoreResponses,
   resolveRewards,
+  rewardName,
   rewardInputs,
   rewardMetrics,
   rewardModelReward,

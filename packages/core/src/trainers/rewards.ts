@@ -120,20 +120,27 @@ export function rewardModelReward(scorer: Pick<RewardModelScorer, 'model' | 'nor
  * A trainer's rewards, resolved: names (unique; default the function's name, else reward<i>), weights (finite),
  * time limits. `vocabSize` checks that a reward model reads the policy's tokens.
  */
+/** The name a reward is logged under: its own, else its function's, else reward<i> (a reward model: rewardModel). */
+export function rewardName(r: RewardInput, i: number): string {
+  if (typeof r === 'function') return r.name || `reward${i}`;
+  if (isScorer(r)) return r.name ?? 'rewardModel';
+  return r.name ?? (r.fn?.name || `reward${i}`);
+}
+
 export function resolveRewards(list: readonly RewardInput[], opts: { timeoutMs: number | null; batchSize: number; vocabSize: number; who: string }): Reward[] {
   if (!Array.isArray(list) || list.length === 0) throw new Error(`${opts.who}: give at least one reward (a reward function or a reward model)`);
   const out: Reward[] = list.map((r, i) => {
-    if (typeof r === 'function') return { name: r.name || `reward${i}`, weight: 1, timeoutMs: opts.timeoutMs, fn: r };
+    if (typeof r === 'function') return { name: rewardName(r, i), weight: 1, timeoutMs: opts.timeoutMs, fn: r };
     if (isScorer(r)) {
       if (r.model.model.vocabSize !== opts.vocabSize) {
         throw new Error(`${opts.who}: rewards[${i}]: the reward model has a vocabulary of ${r.model.model.vocabSize} tokens and the policy ${opts.vocabSize}: it must read the policy's tokens (train it from the same base model and tokenizer)`);
       }
-      return { name: r.name ?? 'rewardModel', weight: r.weight ?? 1, timeoutMs: null, fn: rewardModelReward(r, opts.batchSize) };
+      return { name: rewardName(r, i), weight: r.weight ?? 1, timeoutMs: null, fn: rewardModelReward(r, opts.batchSize) };
     }
     if (typeof r !== 'object' || r === null || typeof r.fn !== 'function') {
       throw new TypeError(`${opts.who}: rewards[${i}] must be a function, { fn, name?, weight?, timeoutMs? } or { model, normalization? }`);
     }
-    return { name: r.name ?? (r.fn.name || `reward${i}`), weight: r.weight ?? 1, timeoutMs: r.timeoutMs === undefined ? opts.timeoutMs : r.timeoutMs, fn: r.fn };
+    return { name: rewardName(r, i), weight: r.weight ?? 1, timeoutMs: r.timeoutMs === undefined ? opts.timeoutMs : r.timeoutMs, fn: r.fn };
   });
   const seen = new Map<string, number>();
   out.forEach((r, i) => {
