@@ -1,8 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GPT2, saveModelDir, saveTokenizer, trainByteLevelBpe } from '@rlhf/core';
 import { sharedDirForTests, sharedPath } from '@rlhf/data';
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { registerGenerate } from './generate';
+import { generationDefaults, registerGenerate } from './generate';
 
 const shared = sharedDirForTests();
 
@@ -104,5 +107,47 @@ describe.skipIf(!shared)('rlhf generate (stories260K)', () => {
     const j = JSON.parse(await run('--model', model(), '--temperature', '0', '--max-new-tokens', '100000', '--json'));
     expect(j.tokens.length).toBeLessThanOrEqual(511);
     expect(j.tokens.length).toBeGreaterThan(0);
+  });
+});
+
+describe("rlhf generate: the model folder's generation_config.json", () => {
+  const folder = (gen?: unknown) => {
+    const d = mkdtempSync(join(tmpdir(), 'rlhf-gen-'));
+    if (gen !== undefined) writeFileSync(join(d, 'generation_config.json'), typeof gen === 'string' ? gen : JSON.stringify(gen));
+    return d;
+  };
+
+  it('gives the sampling defaults as transformers takes them; keys it does not implement are refused by name unless ignored', () => {
+    expect(generationDefaults(folder(), false)).toEqual({});
+    expect(generationDefaults('/no/such/model.bin', false)).toEqual({});
+    // Llama 3 Instruct's file
+    const llama3 = { bos_token_id: 128000, do_sample: true, eos_token_id: [128001, 128008, 128009], max_length: 4096, temperature: 0.6, top_p: 0.9, transformers_version: '4.45.0' };
+    expect(generationDefaults(folder(llama3), false)).toEqual({ temperature: 0.6, topK: undefined, topP: 0.9 });
+    // do_sample false or absent: greedy, as transformers' generate()
+    expect(generationDefaults(folder({ temperature: 0.6, top_p: 0.9 }), false)).toEqual({ temperature: 0 });
+    expect(generationDefaults(folder({ do_sample: false, repetition_penalty: 1.0, num_beams: 1 }), false)).toEqual({ temperature: 0 });
+    // Qwen2.5 Instruct's: a repetition penalty this command does not apply
+    const qwen = { do_sample: true, repetition_penalty: 1.05, temperature: 0.7, top_p: 0.8, top_k: 20, eos_token_id: [151645, 151643] };
+    const d = folder(qwen);
+    expect(() => generationDefaults(d, false)).toThrow(/generation_config\.json: repetition_penalty = 1\.05: not implemented by rlhf generate.*pass --ignore-generation-config/);
+    expect(generationDefaults(d, true)).toEqual({});
+    expect(() => generationDefaults(folder({ do_sample: true, num_beams: 4, min_p: 0.1 }), false)).toThrow(/num_beams = 4, min_p = 0\.1: not implemented/);
+    expect(() => generationDefaults(folder({ do_sample: true, temperature: -1 }), false)).toThrow(/temperature = -1 is not a valid value/);
+    expect(() => generationDefaults(folder('{oops'), false)).toThrow(/generation_config\.json: not JSON/);
+  });
+
+  it('a folder whose file says do_sample false decodes greedily; a flag still wins', async () => {
+    const tok = trainByteLevelBpe(['the sky is blue. the grass is green. once upon a time there was a cat.'.repeat(3)], { vocabSize: 280 });
+    const model = new GPT2({ vocabSize: tok.vocabSize, nPositions: 64, nEmbd: 32, nLayer: 1, nHead: 2 }, { seed: 4 });
+    const d = join(folder(), 'model');
+    saveModelDir(d, model.hfConfig(), model.stateDict());
+    saveTokenizer(d, tok);
+    writeFileSync(join(d, 'generation_config.json'), JSON.stringify({ do_sample: false, eos_token_id: tok.eosId }));
+    const args = ['--model', d, '--prompt', 'the sky', '--max-new-tokens', '12', '--seed', '3', '--json'];
+    const byFile = JSON.parse(await run(...args));
+    expect(byFile).toEqual(JSON.parse(await run(...args, '--temperature', '0')));
+    const sampled = JSON.parse(await run(...args, '--temperature', '1', '--ignore-generation-config'));
+    expect(sampled).toEqual(JSON.parse(await run(...args, '--ignore-generation-config')));
+    expect(sampled.tokens).not.toEqual(byFile.tokens);
   });
 });

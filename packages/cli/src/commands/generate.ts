@@ -6,6 +6,8 @@
  * --chat sends --prompt (with --system before it) as a chat message through the tokenizer's chat template (or
  * --chat-template's) with the assistant's header appended, and prints the reply only.
  */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { DEVICES, encodePrompt, fromPretrained, generate, loadTokenizerFile, resolveChatTemplate, withChatTemplate } from '@rlhf/core';
 import { CHAT_TEMPLATE_HELP, parseDevice, singleProcessOnly } from './train-common';
@@ -38,6 +40,61 @@ function num(name: string, integer: boolean, range?: { lo: number; hi?: number; 
   };
 }
 
+/** Our sampling flags' defaults, where neither a flag nor the model's generation_config.json says otherwise. */
+const SAMPLING_DEFAULTS = { temperature: 1, topK: 0, topP: 1 };
+
+/** generation_config.json keys that change nothing `rlhf generate` computes (ids it reads elsewhere, bookkeeping). */
+const GENERATION_KEYS_INERT = new Set([
+  'bos_token_id', 'eos_token_id', 'pad_token_id', 'decoder_start_token_id', 'transformers_version', '_from_model_config',
+  // lengths: --max-new-tokens governs, capped by the model's window
+  'max_length', 'max_new_tokens', 'use_cache', 'return_dict_in_generate', 'output_scores', 'output_logits',
+  'output_attentions', 'output_hidden_states', 'num_return_sequences', 'cache_implementation',
+]);
+
+/**
+ * The sampling defaults of a model folder's generation_config.json, as transformers' generate() takes them:
+ * do_sample false is greedy; temperature, top_k, top_p. A key that would change what is generated and that this
+ * command does not implement (repetition_penalty, num_beams, min_p, ...), with a value other than its neutral one,
+ * is refused by name unless `ignore` (then the flags and our defaults alone are used).
+ */
+export function generationDefaults(model: string, ignore: boolean): { temperature?: number; topK?: number; topP?: number } {
+  const path = existsSync(model) && statSync(model).isDirectory() ? join(model, 'generation_config.json') : '';
+  if (!path || !existsSync(path) || ignore) return {};
+  let g: Record<string, unknown>;
+  try {
+    g = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new Error(`${path}: not JSON (${(e as Error).message}); fix it, or pass --ignore-generation-config`);
+  }
+  if (!g || typeof g !== 'object' || Array.isArray(g)) throw new Error(`${path}: not a JSON object; fix it, or pass --ignore-generation-config`);
+  // neutral values: the key then changes nothing (transformers' GenerationConfig defaults)
+  const neutral: Record<string, (v: unknown) => boolean> = {
+    repetition_penalty: (v) => v === 1 || v === 1.0, num_beams: (v) => v === 1, num_beam_groups: (v) => v === 1,
+    no_repeat_ngram_size: (v) => v === 0, typical_p: (v) => v === 1, epsilon_cutoff: (v) => v === 0, eta_cutoff: (v) => v === 0,
+    min_p: (v) => v == null || v === 0, min_length: (v) => v === 0, min_new_tokens: (v) => v == null || v === 0,
+    encoder_repetition_penalty: (v) => v === 1, length_penalty: () => g.num_beams === undefined || g.num_beams === 1,
+    diversity_penalty: (v) => v === 0, early_stopping: () => g.num_beams === undefined || g.num_beams === 1,
+  };
+  const handled = new Set(['do_sample', 'temperature', 'top_k', 'top_p']);
+  const unsupported = Object.entries(g).filter(([k, v]) => !handled.has(k) && !GENERATION_KEYS_INERT.has(k) && v !== null && !(neutral[k]?.(v) ?? false));
+  if (unsupported.length > 0) {
+    const list = unsupported.map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join(', ');
+    throw new Error(`${path}: ${list}: not implemented by rlhf generate, and the model's authors generate with it; pass --ignore-generation-config to sample with the flags and rlhf's defaults alone`);
+  }
+  const number = (k: string, ok: (x: number) => boolean): number | undefined => {
+    const v = g[k];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'number' || !ok(v)) throw new Error(`${path}: ${k} = ${JSON.stringify(v)} is not a valid value; fix it, or pass --ignore-generation-config`);
+    return v;
+  };
+  const temperature = number('temperature', (x) => x > 0);
+  const topK = number('top_k', (x) => Number.isInteger(x) && x >= 0);
+  const topP = number('top_p', (x) => x > 0 && x <= 1);
+  // do_sample false (transformers' default when the key is absent): greedy, whatever temperature says
+  if (g.do_sample !== true) return { temperature: 0 };
+  return { temperature, topK, topP };
+}
+
 export function registerGenerate(program: Command, io: GenerateIo = defaultIo): void {
   program
     .command('generate')
@@ -49,15 +106,21 @@ export function registerGenerate(program: Command, io: GenerateIo = defaultIo): 
     .option('--system <text>', 'with --chat: a system message before the user\'s')
     .option('--chat-template <name|file>', `with --chat: ${CHAT_TEMPLATE_HELP}`)
     .option('--max-new-tokens <n>', "tokens to generate at most (fewer when the prompt leaves less room in the model's window)", num('max-new-tokens', true, { lo: 0 }), 64)
-    .option('--temperature <t>', 'softmax temperature; 0 = greedy', num('temperature', false, { lo: 0 }), 1)
-    .option('--top-k <k>', 'sample among the k most likely tokens (0 = all)', num('top-k', true, { lo: 0 }), 0)
-    .option('--top-p <p>', 'nucleus sampling mass in (0, 1] (1 = all)', num('top-p', false, { lo: 0, hi: 1, loOpen: true }), 1)
+    .option('--temperature <t>', "softmax temperature; 0 = greedy (default: the model folder's generation_config.json, as transformers samples, else 1)", num('temperature', false, { lo: 0 }))
+    .option('--top-k <k>', 'sample among the k most likely tokens (0 = all; default: generation_config.json, else 0)', num('top-k', true, { lo: 0 }))
+    .option('--top-p <p>', 'nucleus sampling mass in (0, 1] (1 = all; default: generation_config.json, else 1)', num('top-p', false, { lo: 0, hi: 1, loOpen: true }))
+    .option('--ignore-generation-config', "sample with the flags and rlhf's defaults alone, whatever the model's generation_config.json says")
     .option('--seed <s>', `random seed, 0 to ${MAX_SEED}`, num('seed', true, { lo: 0, hi: MAX_SEED }), 0)
     .option('--json', 'print {text, tokens, logprobs} as JSON')
     .option('--stream', 'print the text as it is generated (each step\'s token as soon as it is sampled)')
     .option('--device <name>', `where the model runs: ${DEVICES.join(' | ')} (cuda: rlhf_cuda.node and an NVIDIA GPU; emulated: the test device)`, 'cpu')
-    .action((o: { model: string; tokenizer?: string; prompt: string; chat?: boolean; system?: string; chatTemplate?: string; maxNewTokens: number; temperature: number; topK: number; topP: number; seed: number; json?: boolean; stream?: boolean; device: string }) => {
+    .action((o: { model: string; tokenizer?: string; prompt: string; chat?: boolean; system?: string; chatTemplate?: string; maxNewTokens: number; temperature?: number; topK?: number; topP?: number; ignoreGenerationConfig?: boolean; seed: number; json?: boolean; stream?: boolean; device: string }) => {
       singleProcessOnly('generate');
+      // flags first, then the model's generation_config.json, then ours
+      const fromFile = generationDefaults(o.model, o.ignoreGenerationConfig === true);
+      const temperature = o.temperature ?? fromFile.temperature ?? SAMPLING_DEFAULTS.temperature;
+      const topK = o.topK ?? fromFile.topK ?? SAMPLING_DEFAULTS.topK;
+      const topP = o.topP ?? fromFile.topP ?? SAMPLING_DEFAULTS.topP;
       const device = parseDevice(o.device);
       const pre = fromPretrained(o.model, { tokenizer: o.tokenizer ? loadTokenizerFile(o.tokenizer) : undefined });
       if (device !== 'cpu') pre.model.to(device);
@@ -108,9 +171,9 @@ export function registerGenerate(program: Command, io: GenerateIo = defaultIo): 
       const r = generate(pre.model, [prompt], {
         onToken,
         maxNewTokens: Math.min(o.maxNewTokens, pre.model.maxPositions - prompt.length),
-        temperature: o.temperature,
-        topK: o.topK,
-        topP: o.topP,
+        temperature,
+        topK,
+        topP,
         seed: o.seed,
         stopTokens,
         tokenizer: tok,
