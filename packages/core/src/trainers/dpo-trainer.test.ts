@@ -41,6 +41,24 @@ function unpaired(n: number, seed: number, desirableFraction = 0.5): KtoExample[
 
 const base = { outputDir: join(tmp.path, 'unused'), learningRate: 5e-3, perDeviceTrainBatchSize: 8, numTrainEpochs: 3, beta: 0.5 };
 
+describe('DpoTrainer: what maxLength and maxPromptLength cut is said', () => {
+  it('one warning per data set, counting the prompts and completions cut; none when nothing is', () => {
+    const said: string[] = [];
+    const progress = { start() {}, update() {}, stop() {}, log: (m: string) => void said.push(m) };
+    new DpoTrainer(tinyGpt2(3), pairs(4, 1), { evalData: pairs(2, 2), progress, config: { ...base, outputDir: join(tmp.path, 'cut'), maxLength: 4, maxPromptLength: 2 } });
+    expect(said.filter((l) => l.startsWith('warning'))).toEqual([
+      'warning: training data: of 8 prompt + completion sequences, 8 prompts keep only their last 2 tokens; 8 completions are cut to fit maxLength 4',
+      'warning: evaluation data: of 4 prompt + completion sequences, 4 prompts keep only their last 2 tokens; 4 completions are cut to fit maxLength 4',
+    ]);
+    said.length = 0;
+    new DpoTrainer(tinyGpt2(3), unpaired(4, 1), { progress, config: { ...base, lossType: 'kto', outputDir: join(tmp.path, 'cut-kto'), maxLength: 5, maxPromptLength: 2 } });
+    expect(said.filter((l) => l.startsWith('warning'))).toEqual(['warning: training data: of 4 prompt + completion sequences, 4 prompts keep only their last 2 tokens']);
+    said.length = 0;
+    new DpoTrainer(tinyGpt2(3), pairs(4, 1), { progress, config: { ...base, outputDir: join(tmp.path, 'uncut') } });
+    expect(said.filter((l) => l.startsWith('warning'))).toEqual([]);
+  });
+});
+
 describe('DpoTrainer', () => {
   it('raises the held-out chosen-over-rejected margin; every parameter changes', () => {
     const model = tinyGpt2(11);

@@ -36,7 +36,7 @@ import { dpoLoss, ktoLoss, ktoReferencePoint, orpoLoss, REFERENCE_FREE_LOSS_TYPE
 import { seededPermutation } from './rng';
 import { frozenReference, policyAsReference } from './reference-model';
 import { sequenceLoss, type SequenceReduction } from './sequence-loss';
-import { collateCompletions, completionLogprobs, type PromptCompletion } from './sequences';
+import { collateCompletions, completionLogprobs, truncationWarning, type PromptCompletion } from './sequences';
 import type { ConfigInput } from './training-args';
 import { TrainerBase, type TrainerOptions } from './trainer-base';
 import { autocast } from '../tensor/autocast';
@@ -114,6 +114,14 @@ export class DpoTrainer extends TrainerBase<DpoConfig> {
       // KTO's reference point is a statistic of each whole micro-batch (its mismatched rows): split across ranks
       // it would need its own all-reduce, which is not written; refused rather than computed per share
       throw new Error(`DpoTrainer: lossType 'kto' is not data-parallel yet (this run has ${this.world.size} ranks): run KTO in one process`);
+    }
+    // said once, before training: what maxLength and maxPromptLength cut from the sequences (TRL cuts them alike)
+    const L = Math.min(config.maxLength, policy.maxPositions);
+    const limit = L < config.maxLength ? `maxLength ${L} (the model's context; maxLength is ${config.maxLength})` : `maxLength ${L}`;
+    for (const [what, set] of [['training data', trainData], ['evaluation data', this.evalData]] as const) {
+      const rows = this.unpaired ? (set as KtoExample[]).map((e) => ({ prompt: e.prompt, completion: e.completion })) : this.pairRows(set as DpoExample[]);
+      const line = truncationWarning(rows, L, config.maxPromptLength, what, limit);
+      if (line) this.progress.log(line);
     }
     this.plan = planRun(
       trainData.length,

@@ -27,6 +27,23 @@ function ranked(n: number, K: number, seed: number): RankedExample[] {
 
 const rmOf = (seed: number) => new RewardModel(tinyGpt2(seed));
 
+describe('RewardTrainer: what maxLength cuts is said', () => {
+  it('one warning per data set (a reward model scores the last token it is given); none when nothing is cut', () => {
+    const said: string[] = [];
+    const progress = { start() {}, update() {}, stop() {}, log: (m: string) => void said.push(m) };
+    const cfg = { learningRate: 1e-3, perDeviceTrainBatchSize: 4 };
+    new RewardTrainer(rmOf(5), ranked(3, 2, 1), { progress, evalData: ranked(2, 2, 2), config: { ...cfg, outputDir: join(tmp.path, 'cut'), maxLength: 5 } });
+    expect(said.filter((l) => l.startsWith('warning'))).toEqual([
+      'warning: training data: of 6 prompt + completion sequences, 6 completions are cut to fit maxLength 5',
+      // (one of the two evaluation prompts has its two completions tied: no ordered pair, not used)
+      'warning: evaluation data: of 2 prompt + completion sequences, 2 completions are cut to fit maxLength 5',
+    ]);
+    said.length = 0;
+    new RewardTrainer(rmOf(5), ranked(3, 2, 1), { progress, config: { ...cfg, outputDir: join(tmp.path, 'uncut') } });
+    expect(said.filter((l) => l.startsWith('warning'))).toEqual([]);
+  });
+});
+
 describe('RewardTrainer', () => {
   it('reaches high held-out pairwise accuracy (K-wise loss); every parameter changes; scores normalised', () => {
     const rm = rmOf(21);

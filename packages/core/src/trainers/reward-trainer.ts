@@ -20,7 +20,7 @@ import { kwiseRankingLoss } from './losses';
 import { defineLossOp } from './loss-op';
 import { rewardConfig, type RewardConfig } from './reward-config';
 import { seededPermutation } from './rng';
-import { collateCompletions } from './sequences';
+import { collateCompletions, truncationWarning } from './sequences';
 import type { ConfigInput } from './training-args';
 import { TrainerBase, type TrainerOptions } from './trainer-base';
 
@@ -107,6 +107,14 @@ export class RewardTrainer extends TrainerBase<RewardConfig> {
     // held-out metrics always read every pair of every prompt: the K-wise grouping
     this.evalElements = elementsOf(options.evalData ?? [], 'kwise');
     if (this.elements.length === 0) throw new Error('RewardTrainer: no comparison with an ordered pair in the training data');
+    // said once, before training: what maxLength cuts (a reward model scores the last token it is given)
+    const L = Math.min(config.maxLength, rewardModel.model.maxPositions);
+    const limit = L < config.maxLength ? `maxLength ${L} (the model's context; maxLength is ${config.maxLength})` : `maxLength ${L}`;
+    for (const [what, elements] of [['training data', this.elements], ['evaluation data', this.evalElements]] as const) {
+      const items = elements.flatMap((e) => e.completions.map((completion) => ({ prompt: e.prompt, completion })));
+      const line = truncationWarning(items, L, L - 1, what, limit);
+      if (line) this.progress.log(line);
+    }
     this.plan = planRun(
       this.elements.length,
       { seed: config.seed, batchSize: this.globalBatch, gradientAccumulationSteps: config.gradientAccumulationSteps, numEpochs: config.numTrainEpochs, maxSteps: config.maxSteps },

@@ -30,6 +30,14 @@ export interface CompletionBatch {
   completionLengths: Int32Array;
 }
 
+/** The tokens of a prompt and a completion that fit (see collateCompletions). */
+function fitted(prompt: ArrayLike<number>, completion: ArrayLike<number>, maxLength: number, maxPromptLength: number): { p: number[]; c: number[] } {
+  let p = Array.from(prompt);
+  if (p.length > maxPromptLength) p = p.slice(p.length - maxPromptLength);
+  if (p.length > maxLength - 1) p = p.slice(p.length - (maxLength - 1));
+  return { p, c: Array.from(completion).slice(0, maxLength - p.length) };
+}
+
 /**
  * Truncation as TRL: the prompt keeps its last maxPromptLength tokens, then the completion is cut to fit
  * maxLength. A row keeps at least one completion token (the prompt gives way if it must).
@@ -39,11 +47,7 @@ export function collateCompletions(items: PromptCompletion[], maxLength: number,
   if (B === 0) throw new RangeError('collateCompletions: empty batch');
   const rows = items.map(({ prompt, completion }, i) => {
     if (completion.length === 0) throw new RangeError(`collateCompletions: item ${i} has an empty completion`);
-    let p = Array.from(prompt);
-    if (p.length > maxPromptLength) p = p.slice(p.length - maxPromptLength);
-    if (p.length > maxLength - 1) p = p.slice(p.length - (maxLength - 1));
-    const c = Array.from(completion).slice(0, maxLength - p.length);
-    return { p, c };
+    return fitted(prompt, completion, maxLength, maxPromptLength);
   });
   const T = Math.max(...rows.map((r) => r.p.length + r.c.length));
   const ids = new Int32Array(B * T);
@@ -64,6 +68,26 @@ export function collateCompletions(items: PromptCompletion[], maxLength: number,
     completionLengths[b] = c.length;
   });
   return { B, T, ids, attentionMask, targets, lossMask, completionLengths };
+}
+
+/**
+ * What collateCompletions' truncation does to `items`, said once before training: the rows whose prompt loses its
+ * first tokens and the rows whose completion is cut (what a reward model or DPO then scores is not the whole reply).
+ * Returns the warning line, or null when nothing is cut. `limit` names the bound (maxLength, or the model's context).
+ */
+export function truncationWarning(items: readonly PromptCompletion[], maxLength: number, maxPromptLength: number, what: string, limit: string): string | null {
+  let prompts = 0;
+  let completions = 0;
+  for (const { prompt, completion } of items) {
+    const { p, c } = fitted(prompt, completion, maxLength, maxPromptLength);
+    if (p.length < prompt.length) prompts++;
+    if (c.length < completion.length) completions++;
+  }
+  const lost = [
+    prompts && `${prompts} prompts keep only their last ${Math.min(maxPromptLength, maxLength - 1)} tokens`,
+    completions && `${completions} completions are cut to fit ${limit}`,
+  ].filter(Boolean);
+  return lost.length ? `warning: ${what}: of ${items.length} prompt + completion sequences, ${lost.join('; ')}` : null;
 }
 
 export interface CompletionLogprobs {
